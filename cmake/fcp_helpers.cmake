@@ -1,0 +1,10 @@
+# fcp_test(NAME SOURCES... DEPS ...): a GoogleTest binary registered with ctest.
+function(fcp_test name)
+  if(NOT FCP_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60)
+endfunction()

@@ -1,0 +1,115 @@
+#include "service/planner/batch.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace fcp {
+
+absl::string_view MaskKindName(MaskKind kind) {
+  switch (kind) {
+    case MaskKind::kCausal:
+      return "CAUSAL";
+    case MaskKind::kFull:
+      return "FULL";
+    case MaskKind::kSlidingWindow:
+      return "SLIDING_WINDOW";
+    case MaskKind::kPrefixLm:
+      return "PREFIX_LM";
+  }
+  return "UNKNOWN";
+}
+
+std::string MaskToString(const Mask& mask) {
+  switch (mask.kind) {
+    case MaskKind::kSlidingWindow:
+      return absl::StrCat("SLIDING_WINDOW(", mask.window, ")");
+    case MaskKind::kPrefixLm:
+      return absl::StrCat("PREFIX_LM(", mask.prefix, ")");
+    default:
+      return std::string(MaskKindName(mask.kind));
+  }
+}
+
+int DTypeBytes(DType dtype) { return dtype == DType::kFp32 ? 4 : 2; }
+
+absl::string_view DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kBf16:
+      return "BF16";
+    case DType::kFp16:
+      return "FP16";
+    case DType::kFp32:
+      return "FP32";
+  }
+  return "UNKNOWN";
+}
+
+int64_t Batch::TotalTokens() const {
+  int64_t total = 0;
+  for (const Document& d : documents) total += d.length;
+  return total;
+}
+
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view rule) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
+}
+
+absl::Status ValidateDocuments(const std::vector<Document>& documents) {
+  if (documents.empty()) return Invalid("documents", "must not be empty");
+  for (size_t i = 0; i < documents.size(); ++i) {
+    const Document& d = documents[i];
+    const std::string field = absl::StrCat("documents[", i, "]");
+    if (d.length <= 0) return Invalid(absl::StrCat(field, ".length"), "must be > 0");
+    switch (d.mask.kind) {
+      case MaskKind::kCausal:
+      case MaskKind::kFull:
+        break;
+      case MaskKind::kSlidingWindow:
+        if (d.mask.window < 1) return Invalid(absl::StrCat(field, ".mask.window"), "must be >= 1");
+        break;
+      case MaskKind::kPrefixLm:
+        if (d.mask.prefix < 0) return Invalid(absl::StrCat(field, ".mask.prefix"), "must be >= 0");
+        break;
+      default:
+        return Invalid(absl::StrCat(field, ".mask.kind"), "unknown mask kind");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateModel(const ModelShape& m) {
+  if (m.num_q_heads < 1) return Invalid("model.num_q_heads", "must be >= 1");
+  if (m.num_kv_heads < 1) return Invalid("model.num_kv_heads", "must be >= 1");
+  if (m.num_q_heads % m.num_kv_heads != 0) {
+    return Invalid("model.num_q_heads % model.num_kv_heads", "!= 0 (GQA needs whole groups)");
+  }
+  if (m.head_dim < 1 || m.head_dim > 1024) return Invalid("model.head_dim", "must be in [1, 1024]");
+  if (!(m.linear_flops_per_token >= 0)) return Invalid("model.linear_flops_per_token", "must be >= 0");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTopology(const Topology& t, int64_t total_tokens) {
+  if (t.num_workers < 1) return Invalid("topology.num_workers", absl::StrCat(t.num_workers, ": must be >= 1"));
+  if (t.workers_per_node < 1) return Invalid("topology.workers_per_node", "must be >= 1");
+  if (!(t.intra_node_gbps > 0)) return Invalid("topology.intra_node_gbps", "must be > 0");
+  if (!(t.inter_node_gbps > 0)) return Invalid("topology.inter_node_gbps", "must be > 0");
+  if (!(t.attention_tflops > 0)) return Invalid("topology.attention_tflops", "must be > 0");
+  if (t.max_tokens_per_worker < 0) return Invalid("topology.max_tokens_per_worker", "must be >= 0");
+  if (t.max_tokens_per_worker > 0 && total_tokens > t.max_tokens_per_worker * t.num_workers) {
+    return Invalid("topology.max_tokens_per_worker",
+                   absl::StrCat("total tokens ", total_tokens, " exceed the memory cap of all ",
+                                t.num_workers, " workers (", t.max_tokens_per_worker, " each)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateBatch(const Batch& batch) {
+  if (absl::Status s = ValidateDocuments(batch.documents); !s.ok()) return s;
+  if (absl::Status s = ValidateModel(batch.model); !s.ok()) return s;
+  return ValidateTopology(batch.topology, batch.TotalTokens());
+}
+
+}  // namespace fcp

@@ -1,0 +1,88 @@
+// The inputs of one planning request: documents with their masks, the model's attention shape and
+// the cluster topology. Plain values; `ValidateBatch` is the single place that decides whether a
+// batch is well-formed, and its errors name the offending field.
+#ifndef FCP_SERVICE_PLANNER_BATCH_H_
+#define FCP_SERVICE_PLANNER_BATCH_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace fcp {
+
+// Which (query i, key j) pairs of one document may attend, 0-based positions within the document.
+enum class MaskKind : uint8_t {
+  kCausal = 0,         // j <= i
+  kFull = 1,           // always
+  kSlidingWindow = 2,  // 0 <= i - j < window
+  kPrefixLm = 3,       // j < prefix or j <= i
+};
+
+struct Mask {
+  MaskKind kind = MaskKind::kCausal;
+  int64_t window = 0;  // kSlidingWindow only; >= 1
+  int64_t prefix = 0;  // kPrefixLm only; >= 0
+
+  static Mask Causal() { return {}; }
+  static Mask Full() { return {MaskKind::kFull, 0, 0}; }
+  static Mask SlidingWindow(int64_t window) { return {MaskKind::kSlidingWindow, window, 0}; }
+  static Mask PrefixLm(int64_t prefix) { return {MaskKind::kPrefixLm, 0, prefix}; }
+  bool operator==(const Mask& o) const {
+    return kind == o.kind && window == o.window && prefix == o.prefix;
+  }
+};
+
+absl::string_view MaskKindName(MaskKind kind);  // "CAUSAL", "FULL", ...
+std::string MaskToString(const Mask& mask);     // "CAUSAL", "SLIDING_WINDOW(512)", ...
+
+// One attention unit: its tokens attend only to tokens of the same document.
+struct Document {
+  int64_t length = 0;
+  Mask mask;
+};
+
+enum class DType : uint8_t { kBf16 = 0, kFp16 = 1, kFp32 = 2 };
+int DTypeBytes(DType dtype);
+absl::string_view DTypeName(DType dtype);  // "BF16", "FP16", "FP32"
+
+struct ModelShape {
+  int32_t num_q_heads = 32;
+  int32_t num_kv_heads = 8;
+  int32_t head_dim = 128;
+  DType dtype = DType::kBf16;
+  // FLOPs of the non-attention layers per token (0 = ignore). Adds a per-token term to each
+  // worker's time, so token imbalance costs what it really costs.
+  double linear_flops_per_token = 0;
+};
+
+// Bandwidths are in gigabytes per second (1e9 B/s) per GPU, as nccl-tests reports them.
+struct Topology {
+  int32_t num_workers = 0;
+  int32_t workers_per_node = 8;
+  double intra_node_gbps = 150;  // NVLink P2P per pair
+  double inter_node_gbps = 45;   // 400G InfiniBand per GPU
+  double attention_tflops = 400;  // achievable dense attention forward TFLOP/s per GPU
+  int64_t max_tokens_per_worker = 0;  // memory cap; 0 = unlimited
+
+  int32_t NodeOf(int32_t rank) const { return rank / workers_per_node; }
+  bool SameNode(int32_t a, int32_t b) const { return NodeOf(a) == NodeOf(b); }
+};
+
+struct Batch {
+  std::vector<Document> documents;
+  ModelShape model;
+  Topology topology;
+
+  int64_t TotalTokens() const;
+};
+
+// OK, or InvalidArgument naming the first offending field and rule, e.g.
+// "documents[17].length: must be > 0" or "model.num_q_heads % model.num_kv_heads != 0".
+absl::Status ValidateBatch(const Batch& batch);
+
+}  // namespace fcp
+
+#endif  // FCP_SERVICE_PLANNER_BATCH_H_

@@ -1,0 +1,120 @@
+#include "service/planner/cost_model.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "service/planner/mask_math.h"
+
+namespace fcp {
+namespace {
+
+struct ParamField {
+  const char* name;
+  double CostParams::*field;
+};
+
+constexpr ParamField kFields[] = {
+    {"transfer_latency_us", &CostParams::transfer_latency_us},
+    {"tile_q_half_tokens", &CostParams::tile_q_half_tokens},
+    {"tile_kv_half_tokens", &CostParams::tile_kv_half_tokens},
+    {"tile_overhead_us", &CostParams::tile_overhead_us},
+    {"backward_efficiency", &CostParams::backward_efficiency},
+};
+
+}  // namespace
+
+absl::StatusOr<CostParams> ParseCostParams(absl::string_view text) {
+  CostParams params;
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    line = absl::StripAsciiWhitespace(line.substr(0, line.find('#')));
+    if (line.empty()) continue;
+    const size_t eq = line.find_first_of("=:");
+    if (eq == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("calibration line ", line_number, ": expected `key = value`"));
+    }
+    const absl::string_view key = absl::StripAsciiWhitespace(line.substr(0, eq));
+    const absl::string_view value = absl::StripAsciiWhitespace(line.substr(eq + 1));
+    const ParamField* found = nullptr;
+    for (const ParamField& f : kFields) {
+      if (key == f.name) found = &f;
+    }
+    if (found == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("calibration line ", line_number, ": unknown key '", key, "'"));
+    }
+    double v;
+    if (!absl::SimpleAtod(value, &v) || !(v >= 0)) {
+      return absl::InvalidArgumentError(absl::StrCat("calibration line ", line_number, ": ", key,
+                                                     ": '", value, "' is not a number >= 0"));
+    }
+    params.*(found->field) = v;
+  }
+  if (!(params.backward_efficiency > 0)) {
+    return absl::InvalidArgumentError("calibration: backward_efficiency must be > 0");
+  }
+  return params;
+}
+
+std::string CostParamsToString(const CostParams& params) {
+  std::string out;
+  for (const ParamField& f : kFields) absl::StrAppend(&out, f.name, " = ", params.*(f.field), "\n");
+  return out;
+}
+
+CostModel::CostModel(const ModelShape& model, const Topology& topology, const CostParams& params)
+    : model_(model),
+      topology_(topology),
+      params_(params),
+      flops_per_pair_(ForwardFlops(model, 1)),
+      peak_flops_(topology.attention_tflops * 1e12),
+      kv_bytes_per_token_(int64_t{2} * model.num_kv_heads * model.head_dim *
+                          DTypeBytes(model.dtype)) {}
+
+double CostModel::Efficiency(int64_t q_len, int64_t kv_len) const {
+  const double q = static_cast<double>(q_len), k = static_cast<double>(kv_len);
+  return (q / (q + params_.tile_q_half_tokens)) * (k / (k + params_.tile_kv_half_tokens));
+}
+
+double CostModel::SecondsPerPair(int64_t q_len, int64_t kv_len) const {
+  return flops_per_pair_ / (peak_flops_ * Efficiency(q_len, kv_len));
+}
+
+double CostModel::BackwardFactor() const {
+  return kBackwardFlopsRatio / params_.backward_efficiency;
+}
+
+double CostModel::TileForwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const {
+  if (pairs <= 0) return 0;
+  return static_cast<double>(pairs) * SecondsPerPair(q_len, kv_len) +
+         params_.tile_overhead_us * 1e-6;
+}
+
+double CostModel::TileBackwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const {
+  if (pairs <= 0) return 0;
+  return static_cast<double>(pairs) * SecondsPerPair(q_len, kv_len) * BackwardFactor() +
+         params_.tile_overhead_us * 1e-6;
+}
+
+double CostModel::LinkBytesPerSecond(int32_t src, int32_t dst) const {
+  return (topology_.SameNode(src, dst) ? topology_.intra_node_gbps : topology_.inter_node_gbps) *
+         1e9;
+}
+
+double CostModel::TransferSeconds(int32_t src, int32_t dst, int64_t bytes) const {
+  if (bytes <= 0) return 0;
+  return params_.transfer_latency_us * 1e-6 +
+         static_cast<double>(bytes) / LinkBytesPerSecond(src, dst);
+}
+
+double CostModel::TokenSeconds(int64_t tokens) const {
+  return model_.linear_flops_per_token * static_cast<double>(tokens) / peak_flops_;
+}
+
+}  // namespace fcp

@@ -1,0 +1,70 @@
+// Turns attention FLOPs and bytes moved into predicted time (DESIGN §4).
+//
+//   attention time of a tile = FLOPs / (peak · efficiency(q_len, kv_len)) + tile overhead
+//   efficiency(q, k)         = q / (q + q_half) · k / (k + kv_half)     (small tiles are slow)
+//   transfer time            = latency + bytes / bandwidth(link)        (link: intra or inter node)
+//
+// Every constant is data: `CostParams` (defaults below, overridable by a calibration file parsed
+// with `ParseCostParams`) plus the request's model and topology. Thread-compatible; immutable.
+#ifndef FCP_SERVICE_PLANNER_COST_MODEL_H_
+#define FCP_SERVICE_PLANNER_COST_MODEL_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "service/planner/batch.h"
+
+namespace fcp {
+
+struct CostParams {
+  double transfer_latency_us = 20;  // α of one point-to-point transfer (NCCL launch + handshake)
+  double tile_q_half_tokens = 32;   // q length at which a tile reaches half efficiency
+  double tile_kv_half_tokens = 32;  // kv length at which a tile reaches half efficiency
+  double tile_overhead_us = 0;      // fixed cost per tile (0: tiles of a round share one launch)
+  double backward_efficiency = 0.75;  // backward TFLOP/s as a fraction of forward TFLOP/s
+};
+
+// Parses a calibration file: one `key = value` per line (`#` comments, blank lines allowed); keys
+// are the field names of CostParams. Unknown keys and bad numbers are InvalidArgument naming the
+// line. Missing keys keep their defaults.
+absl::StatusOr<CostParams> ParseCostParams(absl::string_view text);
+std::string CostParamsToString(const CostParams& params);
+
+class CostModel {
+ public:
+  CostModel(const ModelShape& model, const Topology& topology, const CostParams& params);
+
+  double Efficiency(int64_t q_len, int64_t kv_len) const;
+  // Time of one tile of the given shape with `pairs` allowed (query, key) pairs.
+  double TileForwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const;
+  double TileBackwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const;
+  // Seconds per allowed pair for tiles of this shape (forward); backward is `BackwardFactor()`×.
+  double SecondsPerPair(int64_t q_len, int64_t kv_len) const;
+  double BackwardFactor() const;
+
+  // Bytes of K and V for `tokens` tokens: 2 · num_kv_heads · head_dim · dtype_bytes · tokens.
+  int64_t KvBytes(int64_t tokens) const { return kv_bytes_per_token_ * tokens; }
+  int64_t kv_bytes_per_token() const { return kv_bytes_per_token_; }
+  double LinkBytesPerSecond(int32_t src, int32_t dst) const;
+  double TransferSeconds(int32_t src, int32_t dst, int64_t bytes) const;
+  // Time of the non-attention layers for `tokens` tokens (0 unless the model gives linear FLOPs).
+  double TokenSeconds(int64_t tokens) const;
+
+  const ModelShape& model() const { return model_; }
+  const Topology& topology() const { return topology_; }
+  const CostParams& params() const { return params_; }
+
+ private:
+  ModelShape model_;
+  Topology topology_;
+  CostParams params_;
+  double flops_per_pair_;
+  double peak_flops_;
+  int64_t kv_bytes_per_token_;
+};
+
+}  // namespace fcp
+
+#endif  // FCP_SERVICE_PLANNER_COST_MODEL_H_

@@ -1,0 +1,207 @@
+// Schedule of a kDirect layout: the owner of a q-block computes its tiles; each remote KV block a
+// worker needs is sent once, straight from its owner; all blocks from one owner to one receiver
+// travel as one transfer, and transfers are put in rounds by bipartite edge colouring. The dK/dV
+// partials go back along the same edges, in the same round numbers, in reverse round order.
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "service/planner/mask_math.h"
+#include "service/planner/round_scheduler.h"
+#include "service/planner/schedule.h"
+
+namespace fcp {
+namespace {
+
+class DirectSchedule final : public Schedule {
+ public:
+  DirectSchedule(const Batch& batch, const CostModel& cost, Layout layout)
+      : batch_(batch), cost_(cost), blocks_(std::move(layout.blocks)) {}
+
+  absl::Status Build() {
+    if (absl::Status s = IndexBlocks(); !s.ok()) return s;
+    BuildTransfers();
+    ComputeCosts();
+    return absl::OkStatus();
+  }
+
+  const std::vector<WorkerCost>& costs() const override { return costs_; }
+  const PlanSummary& summary() const override { return summary_; }
+  std::vector<Block> Blocks() const override { return blocks_; }
+  WorkerPlan Slice(int32_t rank) const override;
+
+ private:
+  struct PairTransfer {
+    int32_t src, dst, round;
+    std::vector<int32_t> blocks;
+    int64_t tokens;
+  };
+
+  static uint64_t PairKey(int32_t src, int32_t dst) {
+    return (static_cast<uint64_t>(src) << 32) | static_cast<uint32_t>(dst);
+  }
+
+  absl::Status IndexBlocks();
+  // Calls fn(q, kv, pairs) for every required tile of document d.
+  template <typename Fn>
+  void ForEachTile(int32_t d, int32_t q, Fn fn) const;
+  void BuildTransfers();
+  void ComputeCosts();
+  int32_t TileRound(int32_t q, int32_t kv) const {
+    const int32_t src = blocks_[kv].owner, dst = blocks_[q].owner;
+    return src == dst ? 0 : transfers_[pair_index_.at(PairKey(src, dst))].round;
+  }
+
+  const Batch& batch_;
+  const CostModel& cost_;
+  std::vector<Block> blocks_;
+  std::vector<int32_t> doc_first_;               // blocks of document d: [doc_first_[d], [d+1])
+  std::vector<std::vector<int32_t>> owned_;      // per worker, block ids in id order
+  std::vector<PairTransfer> transfers_;
+  absl::flat_hash_map<uint64_t, int32_t> pair_index_;
+  std::vector<std::vector<int32_t>> transfers_of_;  // per worker, transfers it sends or receives
+  std::vector<WorkerCost> costs_;
+  PlanSummary summary_;
+};
+
+absl::Status DirectSchedule::IndexBlocks() {
+  const int32_t workers = batch_.topology.num_workers;
+  const int32_t docs = static_cast<int32_t>(batch_.documents.size());
+  doc_first_.assign(docs + 1, 0);
+  owned_.assign(workers, {});
+  int32_t d = 0;
+  int64_t next = 0;
+  for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
+    const Block& block = blocks_[b];
+    if (block.document == d + 1 && next == batch_.documents[d].length) {
+      doc_first_[++d] = b;
+      next = 0;
+    }
+    if (block.document != d || block.begin != next || block.end <= block.begin ||
+        block.end > batch_.documents[d].length || block.owner < 0 || block.owner >= workers) {
+      return absl::InternalError(absl::StrCat("layout block ", b, " (document ", block.document,
+                                              ", [", block.begin, ", ", block.end, "), owner ",
+                                              block.owner, ") breaks the block order"));
+    }
+    next = block.end;
+    owned_[block.owner].push_back(b);
+  }
+  if (d != docs - 1 || next != batch_.documents[d].length) {
+    return absl::InternalError("layout blocks do not cover every document");
+  }
+  doc_first_[docs] = static_cast<int32_t>(blocks_.size());
+  return absl::OkStatus();
+}
+
+template <typename Fn>
+void DirectSchedule::ForEachTile(int32_t d, int32_t q, Fn fn) const {
+  const Mask& mask = batch_.documents[d].mask;
+  const Block& qb = blocks_[q];
+  // Beyond the diagonal only PREFIX_LM (prefix columns) and FULL have pairs.
+  const bool lower_only = mask.kind == MaskKind::kCausal || mask.kind == MaskKind::kSlidingWindow;
+  for (int32_t kv = doc_first_[d]; kv < doc_first_[d + 1]; ++kv) {
+    const Block& kb = blocks_[kv];
+    if (lower_only && kb.begin >= qb.end) break;
+    const int64_t pairs = AllowedPairs(mask, qb.begin, qb.end, kb.begin, kb.end);
+    if (pairs > 0) fn(kv, pairs);
+  }
+}
+
+void DirectSchedule::BuildTransfers() {
+  // (src, dst, kv) for every remote KV block a worker needs, deduplicated per receiver.
+  std::vector<std::pair<uint64_t, int32_t>> needs;
+  for (int32_t q = 0; q < static_cast<int32_t>(blocks_.size()); ++q) {
+    const int32_t dst = blocks_[q].owner;
+    ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t) {
+      if (blocks_[kv].owner != dst) needs.emplace_back(PairKey(blocks_[kv].owner, dst), kv);
+    });
+  }
+  std::sort(needs.begin(), needs.end());
+  needs.erase(std::unique(needs.begin(), needs.end()), needs.end());
+  std::vector<Edge> edges;
+  for (size_t i = 0; i < needs.size();) {
+    PairTransfer t{static_cast<int32_t>(needs[i].first >> 32),
+                   static_cast<int32_t>(needs[i].first & 0xffffffffu), 0, {}, 0};
+    for (; i < needs.size() && needs[i].first == PairKey(t.src, t.dst); ++i) {
+      t.blocks.push_back(needs[i].second);
+      t.tokens += blocks_[needs[i].second].tokens();
+    }
+    edges.push_back({t.src, t.dst, cost_.KvBytes(t.tokens)});
+    pair_index_[PairKey(t.src, t.dst)] = static_cast<int32_t>(transfers_.size());
+    transfers_.push_back(std::move(t));
+  }
+  const std::vector<int32_t> rounds = ScheduleRounds(edges, batch_.topology.num_workers);
+  transfers_of_.assign(batch_.topology.num_workers, {});
+  for (size_t i = 0; i < transfers_.size(); ++i) {
+    transfers_[i].round = rounds[i];
+    summary_.rounds = std::max(summary_.rounds, rounds[i]);
+    transfers_of_[transfers_[i].src].push_back(static_cast<int32_t>(i));
+    transfers_of_[transfers_[i].dst].push_back(static_cast<int32_t>(i));
+  }
+}
+
+void DirectSchedule::ComputeCosts() {
+  const int32_t workers = batch_.topology.num_workers;
+  CostInputs in;
+  in.rounds = summary_.rounds;
+  in.compute.fwd.assign(workers, std::vector<double>(in.rounds + 1, 0));
+  in.compute.bwd.assign(workers, std::vector<double>(in.rounds + 1, 0));
+  in.fwd_pairs.assign(workers, 0);
+  in.tokens.assign(workers, 0);
+  for (int32_t q = 0; q < static_cast<int32_t>(blocks_.size()); ++q) {
+    const Block& qb = blocks_[q];
+    const int32_t w = qb.owner;
+    in.tokens[w] += qb.tokens();
+    ForEachTile(qb.document, q, [&](int32_t kv, int64_t pairs) {
+      const int32_t round = TileRound(q, kv);
+      const int64_t kv_len = blocks_[kv].tokens();
+      in.compute.fwd[w][round] += cost_.TileForwardSeconds(qb.tokens(), kv_len, pairs);
+      in.compute.bwd[w][round] += cost_.TileBackwardSeconds(qb.tokens(), kv_len, pairs);
+      in.fwd_pairs[w] += static_cast<double>(pairs);
+      ++in.tiles;
+    });
+  }
+  for (const PairTransfer& t : transfers_) {
+    const int64_t bytes = cost_.KvBytes(t.tokens);
+    in.kv.push_back({t.round, t.src, t.dst, bytes});
+    in.dkv.push_back({t.round, t.dst, t.src, bytes});
+  }
+  SummarizeCosts(cost_, std::move(in), &costs_, &summary_);
+}
+
+WorkerPlan DirectSchedule::Slice(int32_t rank) const {
+  WorkerPlan slice;
+  slice.rank = rank;
+  slice.blocks = owned_[rank];
+  slice.predicted = costs_[rank];
+  for (int32_t q : owned_[rank]) {
+    ForEachTile(blocks_[q].document, q,
+                [&](int32_t kv, int64_t) { slice.tiles.push_back({q, kv, TileRound(q, kv)}); });
+  }
+  for (int32_t i : transfers_of_[rank]) {
+    const PairTransfer& t = transfers_[i];
+    if (t.src == rank) {
+      slice.sends.push_back({t.round, t.dst, t.blocks, TransferKind::kKv});
+      slice.recvs.push_back({t.round, t.dst, t.blocks, TransferKind::kDkv});
+    } else {
+      slice.recvs.push_back({t.round, t.src, t.blocks, TransferKind::kKv});
+      slice.sends.push_back({t.round, t.src, t.blocks, TransferKind::kDkv});
+    }
+  }
+  SortSlice(&slice);
+  return slice;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Schedule>> NewDirectSchedule(const Batch& batch,
+                                                            const CostModel& cost, Layout layout) {
+  auto schedule = std::make_unique<DirectSchedule>(batch, cost, std::move(layout));
+  if (absl::Status s = schedule->Build(); !s.ok()) return s;
+  return std::unique_ptr<Schedule>(std::move(schedule));
+}
+
+}  // namespace fcp

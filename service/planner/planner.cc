@@ -1,0 +1,92 @@
+#include "service/planner/planner.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "service/planner/schedule.h"
+#include "service/planner/status_macros.h"
+
+namespace fcp {
+
+const WorkerPlan* Plan::FindWorker(int32_t rank) const {
+  for (const WorkerPlan& w : workers) {
+    if (w.rank == rank) return &w;
+  }
+  return nullptr;
+}
+
+absl::Status ValidateOptions(const PlanOptions& options) {
+  if (options.block_size < 0 || options.block_size % 64 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "options.block_size: must be 0 (automatic) or a positive multiple of 64, got ",
+        options.block_size));
+  }
+  if (!(options.time_budget_ms > 0)) {
+    return absl::InvalidArgumentError("options.time_budget_ms: must be > 0");
+  }
+  if (!(options.cost.backward_efficiency > 0)) {
+    return absl::InvalidArgumentError("options.cost.backward_efficiency: must be > 0");
+  }
+  return NewPlanner(options.strategy).status();
+}
+
+int64_t AutoBlockSize(const Batch& batch) {
+  // Enough blocks per worker for the bin-packing to balance (>= ~16 of the average worker's
+  // tokens), but no smaller than 512 tokens, where attention tiles stop saturating the GPU.
+  const int64_t per_worker = batch.TotalTokens() / std::max(1, batch.topology.num_workers);
+  int64_t block = 8192;
+  while (block > 512 && block * 16 > per_worker) block /= 2;
+  return block;
+}
+
+absl::StatusOr<Plan> MakePlan(const Batch& batch, const PlanOptions& options,
+                              const OutputSpec& output) {
+  const absl::Time start = absl::Now();
+  RETURN_IF_ERROR(ValidateBatch(batch));
+  RETURN_IF_ERROR(ValidateOptions(options));
+  for (int32_t rank : output.ranks) {
+    if (rank < 0 || rank >= batch.topology.num_workers) {
+      return absl::InvalidArgumentError(absl::StrCat("ranks: ", rank, " is not in [0, ",
+                                                     batch.topology.num_workers, ")"));
+    }
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Planner> planner, NewPlanner(options.strategy));
+  const CostModel cost(batch.model, batch.topology, options.cost);
+  const PlanContext ctx{batch, options, cost,
+                        start + absl::Milliseconds(options.time_budget_ms)};
+  ASSIGN_OR_RETURN(Layout layout, planner->MakeLayout(ctx));
+  Plan plan;
+  plan.plan_id = ComputePlanId(batch, options);
+  plan.strategy = layout.strategy;
+  plan.requested_strategy = options.strategy;
+  plan.block_size = layout.block_size;
+  ASSIGN_OR_RETURN(std::unique_ptr<Schedule> schedule, NewSchedule(batch, cost, std::move(layout)));
+  plan.costs = schedule->costs();
+  if (const int64_t cap = batch.topology.max_tokens_per_worker; cap > 0) {
+    for (size_t w = 0; w < plan.costs.size(); ++w) {
+      if (plan.costs[w].tokens > cap) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            plan.strategy, ": worker ", w, " would hold ", plan.costs[w].tokens,
+            " tokens, over topology.max_tokens_per_worker ", cap));
+      }
+    }
+  }
+  plan.summary = schedule->summary();
+  if (output.blocks || output.all_ranks || !output.ranks.empty()) {
+    plan.documents = batch.documents;
+    plan.blocks = schedule->Blocks();
+  }
+  std::vector<int32_t> ranks = output.ranks;
+  if (output.all_ranks) {
+    ranks.resize(batch.topology.num_workers);
+    for (int32_t r = 0; r < batch.topology.num_workers; ++r) ranks[r] = r;
+  }
+  std::sort(ranks.begin(), ranks.end());
+  ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
+  for (int32_t rank : ranks) plan.workers.push_back(schedule->Slice(rank));
+  plan.summary.planning_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  return plan;
+}
+
+}  // namespace fcp

@@ -1,0 +1,94 @@
+// The planning core's entry point: strategies behind one interface, a registry of them, and
+// MakePlan, which turns a batch into a validated-shape Plan.
+//
+//   fcp::Batch batch = ...;                      // documents, model, topology
+//   fcp::PlanOptions options;                    // strategy "auto", block size 0 = automatic
+//   absl::StatusOr<fcp::Plan> plan = fcp::MakePlan(batch, options, fcp::OutputSpec::Ranks({3}));
+//
+// Plain C++ (std + Abseil), no I/O, deterministic (same inputs, same plan and plan id), and
+// thread-safe: MakePlan may be called concurrently; strategies keep no mutable state.
+#ifndef FCP_SERVICE_PLANNER_PLANNER_H_
+#define FCP_SERVICE_PLANNER_PLANNER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "service/planner/batch.h"
+#include "service/planner/cost_model.h"
+#include "service/planner/layout.h"
+#include "service/planner/plan.h"
+
+namespace fcp {
+
+// Bumped whenever a change can alter a plan for the same inputs; part of every plan id.
+inline constexpr absl::string_view kPlannerVersion = "fcp-planner/1";
+
+struct PlanOptions {
+  std::string strategy = "auto";
+  int64_t block_size = 0;  // 0 = chosen per batch; else a multiple of 64
+  bool include_backward = true;  // optimise forward + backward (else forward only)
+  double time_budget_ms = 200;   // `auto`: stop trying further strategies after this
+  CostParams cost;
+};
+
+// What of the plan to materialise: blocks, and worker slices for which ranks.
+struct OutputSpec {
+  bool blocks = true;
+  bool all_ranks = false;
+  std::vector<int32_t> ranks;
+
+  static OutputSpec SummaryOnly() { return {false, false, {}}; }
+  static OutputSpec AllRanks() { return {true, true, {}}; }
+  static OutputSpec Ranks(std::vector<int32_t> ranks) { return {true, false, std::move(ranks)}; }
+};
+
+// Everything a strategy may read. `deadline` is advisory (auto and refinement loops use it).
+struct PlanContext {
+  const Batch& batch;
+  const PlanOptions& options;
+  const CostModel& cost;
+  absl::Time deadline;
+};
+
+// A planning strategy. Implementations live each in one .cc, hidden, with a NewXxxPlanner()
+// factory and one line in the registry.
+class Planner {
+ public:
+  virtual ~Planner() = default;
+  virtual absl::string_view name() const = 0;
+  virtual absl::string_view description() const = 0;
+  // Decides the layout for ctx.batch. The batch is already validated.
+  virtual absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const = 0;
+};
+
+struct StrategyInfo {
+  std::string name;
+  std::string description;
+};
+// Every registered strategy, in a stable order ("auto" first).
+std::vector<StrategyInfo> ListStrategies();
+// The strategy called `name`, or InvalidArgument listing the known ones.
+absl::StatusOr<std::unique_ptr<Planner>> NewPlanner(absl::string_view name);
+
+// Checks the options (`options.block_size: must be a multiple of 64`, unknown strategy, ...).
+absl::Status ValidateOptions(const PlanOptions& options);
+
+// Validates the batch and options, runs the strategy, schedules and costs the layout, and
+// materialises what `output` asks for. InvalidArgument for bad input (naming the field),
+// Internal if a strategy produced an inconsistent layout.
+absl::StatusOr<Plan> MakePlan(const Batch& batch, const PlanOptions& options,
+                              const OutputSpec& output = OutputSpec::AllRanks());
+
+// Stable hex id of the planning inputs (documents, model, topology, options) + kPlannerVersion.
+std::string ComputePlanId(const Batch& batch, const PlanOptions& options);
+
+// Block size for automatic mode (options.block_size == 0), a multiple of 64.
+int64_t AutoBlockSize(const Batch& batch);
+
+}  // namespace fcp
+
+#endif  // FCP_SERVICE_PLANNER_PLANNER_H_

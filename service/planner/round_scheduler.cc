@@ -1,0 +1,91 @@
+#include "service/planner/round_scheduler.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace fcp {
+namespace {
+
+// Colour tables: at_src[u * delta + c] = edge of colour c leaving u (or -1); likewise at_dst.
+class BipartiteColouring {
+ public:
+  BipartiteColouring(const std::vector<Edge>& edges, int32_t workers, int32_t delta)
+      : edges_(edges),
+        delta_(delta),
+        at_src_(static_cast<size_t>(workers) * delta, -1),
+        at_dst_(static_cast<size_t>(workers) * delta, -1),
+        colour_(edges.size(), -1) {}
+
+  void Colour(int32_t e) {
+    const int32_t u = edges_[e].src, v = edges_[e].dst;
+    const int32_t a = FreeAt(at_src_, u);
+    const int32_t b = FreeAt(at_dst_, v);
+    if (Slot(at_dst_, v, a) != -1) FlipPath(v, a, b);  // now a is free at v, still free at u
+    Assign(e, a);
+  }
+
+  std::vector<int32_t> TakeColours() { return std::move(colour_); }
+
+ private:
+  int32_t& Slot(std::vector<int32_t>& table, int32_t node, int32_t c) {
+    return table[static_cast<size_t>(node) * delta_ + c];
+  }
+  int32_t FreeAt(std::vector<int32_t>& table, int32_t node) {
+    for (int32_t c = 0; c < delta_; ++c) {
+      if (Slot(table, node, c) == -1) return c;
+    }
+    return -1;  // unreachable: degree < delta before colouring this edge
+  }
+  void Assign(int32_t e, int32_t c) {
+    colour_[e] = c;
+    Slot(at_src_, edges_[e].src, c) = e;
+    Slot(at_dst_, edges_[e].dst, c) = e;
+  }
+  // Swaps colours a and b along the alternating path that starts at receiver v with colour a.
+  void FlipPath(int32_t v, int32_t a, int32_t b) {
+    std::vector<int32_t> path;
+    bool at_receiver = true;
+    int32_t node = v, c = a;
+    while (true) {
+      const int32_t e = at_receiver ? Slot(at_dst_, node, c) : Slot(at_src_, node, c);
+      if (e == -1) break;
+      path.push_back(e);
+      node = at_receiver ? edges_[e].src : edges_[e].dst;
+      at_receiver = !at_receiver;
+      c = (c == a) ? b : a;
+    }
+    for (int32_t e : path) {
+      Slot(at_src_, edges_[e].src, colour_[e]) = -1;
+      Slot(at_dst_, edges_[e].dst, colour_[e]) = -1;
+    }
+    for (int32_t e : path) Assign(e, colour_[e] == a ? b : a);
+  }
+
+  const std::vector<Edge>& edges_;
+  int32_t delta_;
+  std::vector<int32_t> at_src_, at_dst_, colour_;
+};
+
+}  // namespace
+
+std::vector<int32_t> ScheduleRounds(const std::vector<Edge>& edges, int32_t num_workers) {
+  if (edges.empty()) return {};
+  std::vector<int32_t> out_degree(num_workers, 0), in_degree(num_workers, 0);
+  for (const Edge& e : edges) {
+    ++out_degree[e.src];
+    ++in_degree[e.dst];
+  }
+  const int32_t delta = std::max(*std::max_element(out_degree.begin(), out_degree.end()),
+                                 *std::max_element(in_degree.begin(), in_degree.end()));
+  std::vector<int32_t> order(edges.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t x, int32_t y) { return edges[x].bytes > edges[y].bytes; });
+  BipartiteColouring colouring(edges, num_workers, delta);
+  for (int32_t e : order) colouring.Colour(e);
+  std::vector<int32_t> rounds = colouring.TakeColours();
+  for (int32_t& r : rounds) ++r;
+  return rounds;
+}
+
+}  // namespace fcp

@@ -1,0 +1,82 @@
+#include "service/planner/schedule.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "service/planner/mask_math.h"
+
+namespace fcp {
+
+absl::StatusOr<std::unique_ptr<Schedule>> NewDirectSchedule(const Batch& batch,
+                                                            const CostModel& cost, Layout layout);
+absl::StatusOr<std::unique_ptr<Schedule>> NewRingSchedule(const Batch& batch,
+                                                          const CostModel& cost, Layout layout);
+
+absl::StatusOr<std::unique_ptr<Schedule>> NewSchedule(const Batch& batch, const CostModel& cost,
+                                                      Layout layout) {
+  if (layout.kind == Layout::Kind::kZigzagRing) {
+    return NewRingSchedule(batch, cost, std::move(layout));
+  }
+  return NewDirectSchedule(batch, cost, std::move(layout));
+}
+
+void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost>* costs,
+                    PlanSummary* summary) {
+  const int32_t workers = cost.topology().num_workers;
+  std::vector<double> extra(workers);
+  for (int32_t w = 0; w < workers; ++w) extra[w] = cost.TokenSeconds(in.tokens[w]);
+  costs->assign(workers, WorkerCost{});
+  *summary = PlanSummary{};
+  for (const auto* list : {&in.kv, &in.dkv}) {
+    for (const TimedTransfer& t : *list) {
+      (*costs)[t.src].send_bytes += t.bytes;
+      (*costs)[t.dst].recv_bytes += t.bytes;
+      summary->comm_bytes += t.bytes;
+      if (!cost.topology().SameNode(t.src, t.dst)) summary->inter_node_bytes += t.bytes;
+    }
+  }
+  const Timeline timeline =
+      SimulateTimeline(cost, in.rounds, in.compute, std::move(in.kv), std::move(in.dkv), extra);
+  double max_flops = 0, sum_flops = 0;
+  int64_t max_tokens = 0, sum_tokens = 0;
+  for (int32_t w = 0; w < workers; ++w) {
+    WorkerCost& c = (*costs)[w];
+    c.fwd_flops = ForwardFlops(cost.model(), in.fwd_pairs[w]);
+    c.bwd_flops = kBackwardFlopsRatio * c.fwd_flops;
+    c.tokens = in.tokens[w];
+    const std::vector<double>& rc = in.compute.fwd[w];
+    c.compute_fwd_ms = std::accumulate(rc.begin(), rc.end(), 0.0) * 1e3;
+    c.fwd_ms = timeline.fwd_seconds[w] * 1e3;
+    c.bwd_ms = timeline.bwd_seconds[w] * 1e3;
+    max_flops = std::max(max_flops, c.fwd_flops);
+    sum_flops += c.fwd_flops;
+    max_tokens = std::max(max_tokens, c.tokens);
+    sum_tokens += c.tokens;
+    summary->max_worker_comm_bytes =
+        std::max(summary->max_worker_comm_bytes, c.send_bytes + c.recv_bytes);
+    summary->predicted_fwd_ms = std::max(summary->predicted_fwd_ms, c.fwd_ms);
+    summary->predicted_bwd_ms = std::max(summary->predicted_bwd_ms, c.bwd_ms);
+  }
+  summary->compute_imbalance = sum_flops > 0 ? max_flops * workers / sum_flops : 1.0;
+  summary->token_imbalance =
+      sum_tokens > 0 ? static_cast<double>(max_tokens) * workers / sum_tokens : 1.0;
+  summary->rounds = in.rounds;
+  summary->tiles = in.tiles;
+  summary->total_fwd_flops = sum_flops;
+}
+
+void SortSlice(WorkerPlan* slice) {
+  std::sort(slice->tiles.begin(), slice->tiles.end(), [](const Tile& a, const Tile& b) {
+    if (a.round != b.round) return a.round < b.round;
+    if (a.q_block != b.q_block) return a.q_block < b.q_block;
+    return a.kv_block < b.kv_block;
+  });
+  auto by_kind_round = [](const Transfer& a, const Transfer& b) {
+    if (a.kind != b.kind) return a.kind < b.kind;
+    return a.round < b.round;
+  };
+  std::sort(slice->sends.begin(), slice->sends.end(), by_kind_round);
+  std::sort(slice->recvs.begin(), slice->recvs.end(), by_kind_round);
+}
+
+}  // namespace fcp

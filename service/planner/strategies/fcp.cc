@@ -1,0 +1,250 @@
+// fcp: block-level packing (FCP). Documents are cut into blocks of at most `block_size` tokens;
+// blocks of short and long documents are bin-packed together, then refined by local search:
+//
+//   doc A (long, causal): [a0][a1][a2][a3][a4][a5]   cost grows along the document: a5 > a0
+//   doc B, C, D (short):  [b] [c] [d] ...
+//
+//   1. LPT: blocks by cost (forward+backward attention time + token time), largest first, each
+//      onto the worker that keeps max(compute / mean, tokens / mean) lowest; among workers within
+//      a small slack of the best, prefer one that already holds blocks of the same document, then
+//      one on the same node (fewer, cheaper KV transfers).
+//   2. Local search: move or swap blocks off the most loaded worker while that lowers its load.
+//   3. Communication (Schedule): each remote KV block a worker needs is sent once, directly from
+//      its owner; rounds by bipartite edge colouring.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <queue>
+#include <vector>
+
+#include "service/planner/planner.h"
+#include "service/planner/strategies/packing.h"
+
+namespace fcp {
+namespace {
+
+struct Item {
+  int32_t document;
+  int64_t begin, end;
+  double seconds;
+  int32_t owner = -1;
+};
+
+class Packer {
+ public:
+  Packer(const Topology& topology, std::vector<Item>* items)
+      : topology_(topology),
+        items_(*items),
+        workers_(topology.num_workers),
+        cap_(TokenCap(topology)),
+        load_(workers_, 0),
+        tokens_(workers_, 0),
+        owned_(workers_) {
+    double total_seconds = 0;
+    int64_t total_tokens = 0;
+    for (const Item& it : items_) {
+      total_seconds += it.seconds;
+      total_tokens += it.end - it.begin;
+    }
+    mean_seconds_ = std::max(total_seconds / workers_, 1e-12);
+    mean_tokens_ = std::max(static_cast<double>(total_tokens) / workers_, 1.0);
+  }
+
+  void Pack(int32_t documents);
+  void Refine(int iterations);
+
+ private:
+  double Score(double seconds, int64_t tokens) const {
+    return std::max(seconds / mean_seconds_, static_cast<double>(tokens) / mean_tokens_);
+  }
+  double ScoreWith(int32_t w, const Item& it) const {
+    return Score(load_[w] + it.seconds, tokens_[w] + (it.end - it.begin));
+  }
+  bool Fits(int32_t w, const Item& it) const { return tokens_[w] + (it.end - it.begin) <= cap_; }
+  void Assign(int32_t i, int32_t w) {
+    Item& it = items_[i];
+    it.owner = w;
+    load_[w] += it.seconds;
+    tokens_[w] += it.end - it.begin;
+    owned_[w].push_back(i);
+  }
+  void Unassign(int32_t i) {
+    Item& it = items_[i];
+    load_[it.owner] -= it.seconds;
+    tokens_[it.owner] -= it.end - it.begin;
+    auto& list = owned_[it.owner];
+    list.erase(std::find(list.begin(), list.end(), i));
+    it.owner = -1;
+  }
+  bool TryImprove(int32_t hot);
+
+  const Topology& topology_;
+  std::vector<Item>& items_;
+  int32_t workers_;
+  int64_t cap_;
+  double mean_seconds_ = 0, mean_tokens_ = 0;
+  std::vector<double> load_;
+  std::vector<int64_t> tokens_;
+  std::vector<std::vector<int32_t>> owned_;
+};
+
+void Packer::Pack(int32_t documents) {
+  constexpr int kHeapCandidates = 4;
+  constexpr double kLocalitySlack = 0.01;
+  std::vector<int32_t> order(items_.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return items_[a].seconds > items_[b].seconds; });
+  // Min-heap of (score, worker); entries go stale when a worker's load changes, so each pop is
+  // checked against the current score.
+  using Entry = std::pair<double, int32_t>;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
+  for (int32_t w = 0; w < workers_; ++w) heap.push({0.0, w});
+  std::vector<std::vector<int32_t>> doc_workers(documents);
+  std::vector<int32_t> candidates;
+  for (int32_t i : order) {
+    const Item& it = items_[i];
+    candidates.clear();
+    while (!heap.empty() && static_cast<int>(candidates.size()) < kHeapCandidates) {
+      const auto [score, w] = heap.top();
+      heap.pop();
+      if (score != Score(load_[w], tokens_[w])) continue;  // stale
+      candidates.push_back(w);
+    }
+    int32_t best = -1;
+    double best_score = 0;
+    for (int32_t w : candidates) {
+      if (Fits(w, it) && (best < 0 || ScoreWith(w, it) < best_score)) {
+        best = w;
+        best_score = ScoreWith(w, it);
+      }
+    }
+    if (best < 0) {  // the least-loaded workers are full: scan everyone
+      for (int32_t w = 0; w < workers_; ++w) {
+        if (Fits(w, it) && (best < 0 || ScoreWith(w, it) < best_score)) {
+          best = w;
+          best_score = ScoreWith(w, it);
+        }
+      }
+    }
+    // Locality: a worker that already holds this document (no new sender for its KV), else one
+    // on the same node, if it is almost as good.
+    int32_t chosen = best;
+    for (int32_t w : doc_workers[it.document]) {
+      if (Fits(w, it) && ScoreWith(w, it) <= best_score + kLocalitySlack) {
+        chosen = w;
+        break;
+      }
+    }
+    if (chosen == best && !doc_workers[it.document].empty()) {
+      const int32_t node = topology_.NodeOf(doc_workers[it.document].front());
+      for (int32_t w : candidates) {
+        if (topology_.NodeOf(w) == node && Fits(w, it) &&
+            ScoreWith(w, it) <= best_score + kLocalitySlack) {
+          chosen = w;
+          break;
+        }
+      }
+    }
+    if (chosen < 0) chosen = 0;  // cannot happen after ValidateBatch's total-cap check
+    Assign(i, chosen);
+    auto& dw = doc_workers[it.document];
+    if (std::find(dw.begin(), dw.end(), chosen) == dw.end()) dw.push_back(chosen);
+    for (int32_t w : candidates) heap.push({Score(load_[w], tokens_[w]), w});
+    if (std::find(candidates.begin(), candidates.end(), chosen) == candidates.end()) {
+      heap.push({Score(load_[chosen], tokens_[chosen]), chosen});
+    }
+  }
+}
+
+// One move or swap off `hot` to the least-loaded worker that lowers the larger of the two scores.
+bool Packer::TryImprove(int32_t hot) {
+  int32_t cold = 0;
+  for (int32_t w = 1; w < workers_; ++w) {
+    if (Score(load_[w], tokens_[w]) < Score(load_[cold], tokens_[cold])) cold = w;
+  }
+  if (cold == hot) return false;
+  const double before = Score(load_[hot], tokens_[hot]);
+  double best = before;
+  int32_t move = -1, swap = -1;
+  for (int32_t i : owned_[hot]) {
+    const Item& a = items_[i];
+    const double da = a.seconds;
+    const int64_t ta = a.end - a.begin;
+    if (tokens_[cold] + ta <= cap_) {
+      const double s = std::max(Score(load_[hot] - da, tokens_[hot] - ta),
+                                Score(load_[cold] + da, tokens_[cold] + ta));
+      if (s < best - 1e-9) best = s, move = i, swap = -1;
+    }
+    for (int32_t j : owned_[cold]) {
+      const Item& b = items_[j];
+      const double dd = da - b.seconds;
+      const int64_t dt = ta - (b.end - b.begin);
+      if (dd <= 0 || tokens_[cold] + dt > cap_) continue;
+      const double s = std::max(Score(load_[hot] - dd, tokens_[hot] - dt),
+                                Score(load_[cold] + dd, tokens_[cold] + dt));
+      if (s < best - 1e-9) best = s, move = i, swap = j;
+    }
+  }
+  if (move < 0) return false;
+  Unassign(move);
+  if (swap >= 0) {
+    Unassign(swap);
+    Assign(swap, hot);
+  }
+  Assign(move, cold);
+  return true;
+}
+
+void Packer::Refine(int iterations) {
+  // Below this the remaining imbalance is within the cost model's own error: stop searching.
+  constexpr double kGoodEnough = 1.01;
+  for (int it = 0; it < iterations; ++it) {
+    int32_t hot = 0;
+    for (int32_t w = 1; w < workers_; ++w) {
+      if (Score(load_[w], tokens_[w]) > Score(load_[hot], tokens_[hot])) hot = w;
+    }
+    if (Score(load_[hot], tokens_[hot]) <= kGoodEnough || !TryImprove(hot)) return;
+  }
+}
+
+class FcpPlanner final : public Planner {
+ public:
+  absl::string_view name() const override { return "fcp"; }
+  absl::string_view description() const override {
+    return "block-level bin-packing of short and long documents together, deduplicated "
+           "point-to-point KV, edge-coloured rounds, local-search refinement";
+  }
+
+  absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
+    const Batch& batch = ctx.batch;
+    const int64_t block = ctx.options.block_size > 0 ? ctx.options.block_size
+                                                     : AutoBlockSize(batch);
+    std::vector<Item> items;
+    for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
+      const Document& doc = batch.documents[d];
+      const std::vector<int64_t> bounds = SplitEvenly(doc.length, block);
+      for (size_t i = 0; i + 1 < bounds.size(); ++i) {
+        items.push_back({d, bounds[i], bounds[i + 1],
+                         QueryRangeSeconds(ctx.cost, doc, bounds[i], bounds[i + 1], bounds) +
+                             3 * ctx.cost.TokenSeconds(bounds[i + 1] - bounds[i])});
+      }
+    }
+    Packer packer(batch.topology, &items);
+    packer.Pack(static_cast<int32_t>(batch.documents.size()));
+    packer.Refine(4 * batch.topology.num_workers);
+    Layout layout;
+    layout.kind = Layout::Kind::kDirect;
+    layout.strategy = "fcp";
+    layout.block_size = block;
+    layout.blocks.reserve(items.size());
+    for (const Item& it : items) layout.blocks.push_back({it.document, it.begin, it.end, it.owner});
+    return layout;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Planner> NewFcpPlanner() { return std::make_unique<FcpPlanner>(); }
+
+}  // namespace fcp

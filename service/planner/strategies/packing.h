@@ -1,0 +1,24 @@
+// Helpers shared by the packing strategies (whole_doc, per_doc, fcp): the attention cost of a
+// query range against its document, and a least-loaded-worker picker with a token cap.
+#ifndef FCP_SERVICE_PLANNER_STRATEGIES_PACKING_H_
+#define FCP_SERVICE_PLANNER_STRATEGIES_PACKING_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "service/planner/cost_model.h"
+#include "service/planner/planner.h"
+
+namespace fcp {
+
+// Forward + backward seconds of the queries [q_begin, q_end) of `doc` against every key of the
+// document, with keys cut at `kv_bounds` (ascending, [0, ..., length]) for the tile shapes.
+double QueryRangeSeconds(const CostModel& cost, const Document& doc, int64_t q_begin, int64_t q_end,
+                         const std::vector<int64_t>& kv_bounds);
+
+// Token limit per worker: the memory cap if set, else unlimited.
+int64_t TokenCap(const Topology& topology);
+
+}  // namespace fcp
+
+#endif  // FCP_SERVICE_PLANNER_STRATEGIES_PACKING_H_

@@ -1,0 +1,89 @@
+// per_doc: TransformerEngine's packed (THD) context parallelism, sharded per document. Each
+// document gets its own degree k = clamp(length / block_size, 1, W), is cut into 2k chunks placed
+// zigzag on the k least-loaded workers, and KV goes only to the workers whose chunks need it:
+//
+//   doc A (long, k = 4):  chunk 0 1 2 3 4 5 6 7  → workers {1, 2, 5, 6}: 1 2 5 6 6 5 2 1
+//   doc B (k = 2):        chunk 0 1 2 3          → workers {0, 3}:       0 3 3 0
+//   doc C (short, k = 1): whole                  → worker 4
+//
+// Documents go largest first (by attention cost), each onto the currently least-loaded workers.
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "service/planner/planner.h"
+#include "service/planner/strategies/packing.h"
+
+namespace fcp {
+namespace {
+
+class PerDocPlanner final : public Planner {
+ public:
+  absl::string_view name() const override { return "per_doc"; }
+  absl::string_view description() const override {
+    return "TE THD-style: each document zigzag-sharded over only as many ranks as its length "
+           "needs; KV sent only where needed";
+  }
+
+  absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
+    const Batch& batch = ctx.batch;
+    const int32_t workers = batch.topology.num_workers;
+    const int64_t block = ctx.options.block_size > 0 ? ctx.options.block_size
+                                                     : AutoBlockSize(batch);
+    const int64_t cap = TokenCap(batch.topology);
+    const int32_t docs = static_cast<int32_t>(batch.documents.size());
+    std::vector<double> doc_seconds(docs);
+    for (int32_t d = 0; d < docs; ++d) {
+      const Document& doc = batch.documents[d];
+      doc_seconds[d] = QueryRangeSeconds(ctx.cost, doc, 0, doc.length, {0, doc.length});
+    }
+    std::vector<int32_t> order(docs);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int32_t a, int32_t b) { return doc_seconds[a] > doc_seconds[b]; });
+
+    Layout layout;
+    layout.kind = Layout::Kind::kDirect;
+    layout.strategy = "per_doc";
+    layout.block_size = block;
+    std::vector<double> load(workers, 0);
+    std::vector<int64_t> tokens(workers, 0);
+    std::vector<int32_t> ranks(workers);
+    for (int32_t d : order) {
+      const Document& doc = batch.documents[d];
+      const int64_t k = std::clamp<int64_t>(doc.length / block, 1, workers);
+      std::vector<int64_t> bounds(2 * k + 1);
+      for (int64_t c = 0; c <= 2 * k; ++c) bounds[c] = ChunkBegin(doc.length, 2 * k, c);
+      // The k least-loaded workers with room for a share; ties broken by rank.
+      const int64_t share = (doc.length + k - 1) / k;
+      std::iota(ranks.begin(), ranks.end(), 0);
+      auto better = [&](int32_t a, int32_t b) {
+        const bool fa = tokens[a] + share <= cap, fb = tokens[b] + share <= cap;
+        if (fa != fb) return fa;
+        return load[a] != load[b] ? load[a] < load[b] : a < b;
+      };
+      std::nth_element(ranks.begin(), ranks.begin() + (k - 1), ranks.end(), better);
+      std::vector<int32_t> members(ranks.begin(), ranks.begin() + k);
+      std::sort(members.begin(), members.end());
+      for (int64_t c = 0; c < 2 * k; ++c) {
+        if (bounds[c] == bounds[c + 1]) continue;
+        const int32_t w = members[c < k ? c : 2 * k - 1 - c];
+        layout.blocks.push_back({d, bounds[c], bounds[c + 1], w});
+        load[w] += QueryRangeSeconds(ctx.cost, doc, bounds[c], bounds[c + 1], bounds);
+        tokens[w] += bounds[c + 1] - bounds[c];
+      }
+    }
+    std::stable_sort(layout.blocks.begin(), layout.blocks.end(),
+                     [](const Block& a, const Block& b) {
+                       return a.document != b.document ? a.document < b.document
+                                                       : a.begin < b.begin;
+                     });
+    return layout;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Planner> NewPerDocPlanner() { return std::make_unique<PerDocPlanner>(); }
+
+}  // namespace fcp

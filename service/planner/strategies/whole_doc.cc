@@ -1,0 +1,101 @@
+// whole_doc: plain packing. Whole documents are bin-packed onto workers by attention cost with the
+// LPT rule (largest first, onto the least-loaded worker), so no KV ever moves:
+//
+//   docs by cost:  [AAAAAAAA] [BBBBB] [CCC] [DD] [E] [F]
+//   worker 0:      AAAAAAAA
+//   worker 1:      BBBBB CCC
+//   worker 2:      DD E F ...
+//
+// One long document can still overload a worker (its cost is indivisible). A document longer than
+// the memory cap is cut into cap-sized pieces, and a piece that fits nowhere is spread over the
+// workers with the most room; those pieces exchange KV like any block.
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "service/planner/planner.h"
+#include "service/planner/strategies/packing.h"
+
+namespace fcp {
+namespace {
+
+struct Piece {
+  int32_t document;
+  int64_t begin, end;
+  double seconds;
+};
+
+class WholeDocPlanner final : public Planner {
+ public:
+  absl::string_view name() const override { return "whole_doc"; }
+  absl::string_view description() const override {
+    return "whole documents bin-packed by attention cost (LPT); no communication unless a "
+           "document exceeds the memory cap";
+  }
+
+  absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
+    const Batch& batch = ctx.batch;
+    const int32_t workers = batch.topology.num_workers;
+    const int64_t cap = TokenCap(batch.topology);
+    std::vector<Piece> pieces;
+    for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
+      const Document& doc = batch.documents[d];
+      const std::vector<int64_t> bounds = SplitEvenly(doc.length, std::min(cap, doc.length));
+      for (size_t i = 0; i + 1 < bounds.size(); ++i) {
+        pieces.push_back({d, bounds[i], bounds[i + 1],
+                          QueryRangeSeconds(ctx.cost, doc, bounds[i], bounds[i + 1], bounds) +
+                              ctx.cost.TokenSeconds(bounds[i + 1] - bounds[i]) * 3});
+      }
+    }
+    std::stable_sort(pieces.begin(), pieces.end(),
+                     [](const Piece& a, const Piece& b) { return a.seconds > b.seconds; });
+    std::vector<double> load(workers, 0);
+    std::vector<int64_t> tokens(workers, 0);
+    Layout layout;
+    layout.kind = Layout::Kind::kDirect;
+    layout.strategy = "whole_doc";
+    for (const Piece& p : pieces) {
+      int32_t best = -1;
+      for (int32_t w = 0; w < workers; ++w) {
+        if (tokens[w] + (p.end - p.begin) <= cap && (best < 0 || load[w] < load[best])) best = w;
+      }
+      if (best >= 0) {
+        layout.blocks.push_back({p.document, p.begin, p.end, best});
+        load[best] += p.seconds;
+        tokens[best] += p.end - p.begin;
+        continue;
+      }
+      // Fits nowhere whole: spread it over the workers with the most room.
+      std::vector<int32_t> order(workers);
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int32_t a, int32_t b) { return tokens[a] < tokens[b]; });
+      int64_t at = p.begin;
+      for (int32_t w : order) {
+        const int64_t take = std::min(p.end - at, cap - tokens[w]);
+        if (take <= 0) continue;
+        layout.blocks.push_back({p.document, at, at + take, w});
+        load[w] += p.seconds * take / (p.end - p.begin);
+        tokens[w] += take;
+        at += take;
+        if (at == p.end) break;
+      }
+      if (at != p.end) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "topology.max_tokens_per_worker: document ", p.document, " does not fit"));
+      }
+    }
+    std::sort(layout.blocks.begin(), layout.blocks.end(), [](const Block& a, const Block& b) {
+      return a.document != b.document ? a.document < b.document : a.begin < b.begin;
+    });
+    for (const Block& b : layout.blocks) layout.block_size = std::max(layout.block_size, b.tokens());
+    return layout;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Planner> NewWholeDocPlanner() { return std::make_unique<WholeDocPlanner>(); }
+
+}  // namespace fcp
