@@ -59,20 +59,20 @@ absl::Status ValidateDocuments(const std::vector<Document>& documents) {
   if (documents.empty()) return Invalid("documents", "must not be empty");
   for (size_t i = 0; i < documents.size(); ++i) {
     const Document& d = documents[i];
-    const std::string field = absl::StrCat("documents[", i, "]");
-    if (d.length <= 0) return Invalid(absl::StrCat(field, ".length"), "must be > 0");
+    auto field = [i](absl::string_view name) { return absl::StrCat("documents[", i, "].", name); };
+    if (d.length <= 0) return Invalid(field("length"), "must be > 0");
     switch (d.mask.kind) {
       case MaskKind::kCausal:
       case MaskKind::kFull:
         break;
       case MaskKind::kSlidingWindow:
-        if (d.mask.window < 1) return Invalid(absl::StrCat(field, ".mask.window"), "must be >= 1");
+        if (d.mask.window < 1) return Invalid(field("mask.window"), "must be >= 1");
         break;
       case MaskKind::kPrefixLm:
-        if (d.mask.prefix < 0) return Invalid(absl::StrCat(field, ".mask.prefix"), "must be >= 0");
+        if (d.mask.prefix < 0) return Invalid(field("mask.prefix"), "must be >= 0");
         break;
       default:
-        return Invalid(absl::StrCat(field, ".mask.kind"), "unknown mask kind");
+        return Invalid(field("mask.kind"), "unknown mask kind");
     }
   }
   return absl::OkStatus();
@@ -85,12 +85,14 @@ absl::Status ValidateModel(const ModelShape& m) {
     return Invalid("model.num_q_heads % model.num_kv_heads", "!= 0 (GQA needs whole groups)");
   }
   if (m.head_dim < 1 || m.head_dim > 1024) return Invalid("model.head_dim", "must be in [1, 1024]");
-  if (!(m.linear_flops_per_token >= 0)) return Invalid("model.linear_flops_per_token", "must be >= 0");
+  if (!(m.linear_flops_per_token >= 0))
+    return Invalid("model.linear_flops_per_token", "must be >= 0");
   return absl::OkStatus();
 }
 
 absl::Status ValidateTopology(const Topology& t, int64_t total_tokens) {
-  if (t.num_workers < 1) return Invalid("topology.num_workers", absl::StrCat(t.num_workers, ": must be >= 1"));
+  if (t.num_workers < 1)
+    return Invalid("topology.num_workers", absl::StrCat(t.num_workers, ": must be >= 1"));
   if (t.workers_per_node < 1) return Invalid("topology.workers_per_node", "must be >= 1");
   if (!(t.intra_node_gbps > 0)) return Invalid("topology.intra_node_gbps", "must be > 0");
   if (!(t.inter_node_gbps > 0)) return Invalid("topology.inter_node_gbps", "must be > 0");

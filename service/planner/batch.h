@@ -62,9 +62,9 @@ struct ModelShape {
 struct Topology {
   int32_t num_workers = 0;
   int32_t workers_per_node = 8;
-  double intra_node_gbps = 150;  // NVLink P2P per pair
-  double inter_node_gbps = 45;   // 400G InfiniBand per GPU
-  double attention_tflops = 400;  // achievable dense attention forward TFLOP/s per GPU
+  double intra_node_gbps = 150;       // NVLink P2P per pair
+  double inter_node_gbps = 45;        // 400G InfiniBand per GPU
+  double attention_tflops = 400;      // achievable dense attention forward TFLOP/s per GPU
   int64_t max_tokens_per_worker = 0;  // memory cap; 0 = unlimited
 
   int32_t NodeOf(int32_t rank) const { return rank / workers_per_node; }

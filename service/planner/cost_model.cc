@@ -102,6 +102,12 @@ double CostModel::TileBackwardSeconds(int64_t q_len, int64_t kv_len, int64_t pai
          params_.tile_overhead_us * 1e-6;
 }
 
+double CostModel::BackwardFromForward(double forward_seconds) const {
+  if (forward_seconds <= 0) return 0;
+  const double overhead = params_.tile_overhead_us * 1e-6;
+  return (forward_seconds - overhead) * BackwardFactor() + overhead;
+}
+
 double CostModel::LinkBytesPerSecond(int32_t src, int32_t dst) const {
   return (topology_.SameNode(src, dst) ? topology_.intra_node_gbps : topology_.inter_node_gbps) *
          1e9;

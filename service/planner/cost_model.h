@@ -19,10 +19,10 @@
 namespace fcp {
 
 struct CostParams {
-  double transfer_latency_us = 20;  // α of one point-to-point transfer (NCCL launch + handshake)
-  double tile_q_half_tokens = 32;   // q length at which a tile reaches half efficiency
-  double tile_kv_half_tokens = 32;  // kv length at which a tile reaches half efficiency
-  double tile_overhead_us = 0;      // fixed cost per tile (0: tiles of a round share one launch)
+  double transfer_latency_us = 20;    // α of one point-to-point transfer (NCCL launch + handshake)
+  double tile_q_half_tokens = 32;     // q length at which a tile reaches half efficiency
+  double tile_kv_half_tokens = 32;    // kv length at which a tile reaches half efficiency
+  double tile_overhead_us = 0;        // fixed cost per tile (0: tiles of a round share one launch)
   double backward_efficiency = 0.75;  // backward TFLOP/s as a fraction of forward TFLOP/s
 };
 
@@ -40,6 +40,8 @@ class CostModel {
   // Time of one tile of the given shape with `pairs` allowed (query, key) pairs.
   double TileForwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const;
   double TileBackwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const;
+  // The backward time of a tile whose forward time is `forward_seconds` (same tile).
+  double BackwardFromForward(double forward_seconds) const;
   // Seconds per allowed pair for tiles of this shape (forward); backward is `BackwardFactor()`×.
   double SecondsPerPair(int64_t q_len, int64_t kv_len) const;
   double BackwardFactor() const;

@@ -34,6 +34,10 @@ class DirectSchedule final : public Schedule {
   WorkerPlan Slice(int32_t rank) const override;
 
  private:
+  struct TileRecord {
+    int32_t q, kv;
+    int64_t pairs;
+  };
   struct PairTransfer {
     int32_t src, dst, round;
     std::vector<int32_t> blocks;
@@ -58,8 +62,9 @@ class DirectSchedule final : public Schedule {
   const Batch& batch_;
   const CostModel& cost_;
   std::vector<Block> blocks_;
-  std::vector<int32_t> doc_first_;               // blocks of document d: [doc_first_[d], [d+1])
-  std::vector<std::vector<int32_t>> owned_;      // per worker, block ids in id order
+  std::vector<int32_t> doc_first_;           // blocks of document d: [doc_first_[d], [d+1])
+  std::vector<std::vector<int32_t>> owned_;  // per worker, block ids in id order
+  std::vector<TileRecord> tiles_;  // every required tile, by q-block (freed after costing)
   std::vector<PairTransfer> transfers_;
   absl::flat_hash_map<uint64_t, int32_t> pair_index_;
   std::vector<std::vector<int32_t>> transfers_of_;  // per worker, transfers it sends or receives
@@ -115,7 +120,8 @@ void DirectSchedule::BuildTransfers() {
   std::vector<std::pair<uint64_t, int32_t>> needs;
   for (int32_t q = 0; q < static_cast<int32_t>(blocks_.size()); ++q) {
     const int32_t dst = blocks_[q].owner;
-    ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t) {
+    ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t pairs) {
+      tiles_.push_back({q, kv, pairs});
       if (blocks_[kv].owner != dst) needs.emplace_back(PairKey(blocks_[kv].owner, dst), kv);
     });
   }
@@ -124,7 +130,10 @@ void DirectSchedule::BuildTransfers() {
   std::vector<Edge> edges;
   for (size_t i = 0; i < needs.size();) {
     PairTransfer t{static_cast<int32_t>(needs[i].first >> 32),
-                   static_cast<int32_t>(needs[i].first & 0xffffffffu), 0, {}, 0};
+                   static_cast<int32_t>(needs[i].first & 0xffffffffu),
+                   0,
+                   {},
+                   0};
     for (; i < needs.size() && needs[i].first == PairKey(t.src, t.dst); ++i) {
       t.blocks.push_back(needs[i].second);
       t.tokens += blocks_[needs[i].second].tokens();
@@ -146,24 +155,22 @@ void DirectSchedule::BuildTransfers() {
 void DirectSchedule::ComputeCosts() {
   const int32_t workers = batch_.topology.num_workers;
   CostInputs in;
-  in.rounds = summary_.rounds;
-  in.compute.fwd.assign(workers, std::vector<double>(in.rounds + 1, 0));
-  in.compute.bwd.assign(workers, std::vector<double>(in.rounds + 1, 0));
+  in.compute = RoundCompute(workers, summary_.rounds);
   in.fwd_pairs.assign(workers, 0);
   in.tokens.assign(workers, 0);
-  for (int32_t q = 0; q < static_cast<int32_t>(blocks_.size()); ++q) {
-    const Block& qb = blocks_[q];
+  for (const Block& b : blocks_) in.tokens[b.owner] += b.tokens();
+  for (const TileRecord& t : tiles_) {
+    const Block& qb = blocks_[t.q];
     const int32_t w = qb.owner;
-    in.tokens[w] += qb.tokens();
-    ForEachTile(qb.document, q, [&](int32_t kv, int64_t pairs) {
-      const int32_t round = TileRound(q, kv);
-      const int64_t kv_len = blocks_[kv].tokens();
-      in.compute.fwd[w][round] += cost_.TileForwardSeconds(qb.tokens(), kv_len, pairs);
-      in.compute.bwd[w][round] += cost_.TileBackwardSeconds(qb.tokens(), kv_len, pairs);
-      in.fwd_pairs[w] += static_cast<double>(pairs);
-      ++in.tiles;
-    });
+    const int32_t round = TileRound(t.q, t.kv);
+    const int64_t kv_len = blocks_[t.kv].tokens();
+    const double fwd = cost_.TileForwardSeconds(qb.tokens(), kv_len, t.pairs);
+    in.compute.fwd(w, round) += fwd;
+    in.compute.bwd(w, round) += cost_.BackwardFromForward(fwd);
+    in.fwd_pairs[w] += static_cast<double>(t.pairs);
   }
+  in.tiles = static_cast<int64_t>(tiles_.size());
+  tiles_ = {};
   for (const PairTransfer& t : transfers_) {
     const int64_t bytes = cost_.KvBytes(t.tokens);
     in.kv.push_back({t.round, t.src, t.dst, bytes});
@@ -178,8 +185,9 @@ WorkerPlan DirectSchedule::Slice(int32_t rank) const {
   slice.blocks = owned_[rank];
   slice.predicted = costs_[rank];
   for (int32_t q : owned_[rank]) {
-    ForEachTile(blocks_[q].document, q,
-                [&](int32_t kv, int64_t) { slice.tiles.push_back({q, kv, TileRound(q, kv)}); });
+    ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t) {
+      slice.tiles.push_back({q, kv, TileRound(q, kv)});
+    });
   }
   for (int32_t i : transfers_of_[rank]) {
     const PairTransfer& t = transfers_[i];

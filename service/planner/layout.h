@@ -7,9 +7,10 @@
 //    a worker needs is sent once, directly from its owner; transfers between a pair of workers are
 //    grouped and placed in rounds by bipartite edge colouring (each round a matching).
 //  * kZigzagRing: workers split into ring groups; each document belongs to one group of k workers
-//    and is cut into 2k chunks, member m holding chunks m and 2k-1-m (zigzag); KV rotates k-1 rounds
-//    around the group. Blocks are implied (and only materialised when a plan output needs them), so
-//    a ring over thousands of workers is costed analytically without 10^8 tiles in memory.
+//    and is cut into 2k chunks, member m holding chunks m and 2k-1-m (zigzag); KV rotates k-1
+//    rounds around the group. Blocks are implied (and only materialised when a plan output needs
+//    them), so a ring over thousands of workers is costed analytically without 10^8 tiles in
+//    memory.
 #ifndef FCP_SERVICE_PLANNER_LAYOUT_H_
 #define FCP_SERVICE_PLANNER_LAYOUT_H_
 

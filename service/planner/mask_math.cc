@@ -51,8 +51,8 @@ int64_t BandPairs(int64_t q_begin, int64_t q_end, int64_t k_begin, int64_t k_end
   return total;
 }
 
-int64_t AllowedPairs(const Mask& mask, int64_t q_begin, int64_t q_end, int64_t k_begin,
-                     int64_t k_end) {
+int64_t AllowedPairsSlow(const Mask& mask, int64_t q_begin, int64_t q_end, int64_t k_begin,
+                         int64_t k_end) {
   switch (mask.kind) {
     case MaskKind::kFull:
       return std::max<int64_t>(0, q_end - q_begin) * std::max<int64_t>(0, k_end - k_begin);

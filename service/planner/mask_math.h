@@ -28,8 +28,21 @@ int64_t BandPairs(int64_t q_begin, int64_t q_end, int64_t k_begin, int64_t k_end
                   int64_t hi);
 
 // Allowed pairs of `mask` in the rectangle. Positions are within the document.
-int64_t AllowedPairs(const Mask& mask, int64_t q_begin, int64_t q_end, int64_t k_begin,
-                     int64_t k_end);
+int64_t AllowedPairsSlow(const Mask& mask, int64_t q_begin, int64_t q_end, int64_t k_begin,
+                         int64_t k_end);
+inline int64_t AllowedPairs(const Mask& mask, int64_t q_begin, int64_t q_end, int64_t k_begin,
+                            int64_t k_end) {
+  if (q_begin >= q_end || k_begin >= k_end) return 0;
+  // Fast paths for the common tiles of causal documents: fully above or below the diagonal.
+  if (mask.kind == MaskKind::kCausal) {
+    if (k_begin >= q_end) return 0;
+    if (k_end <= q_begin + 1) return (q_end - q_begin) * (k_end - k_begin);
+    if (k_begin == q_begin && k_end == q_end) return (q_end - q_begin) * (q_end - q_begin + 1) / 2;
+  } else if (mask.kind == MaskKind::kFull) {
+    return (q_end - q_begin) * (k_end - k_begin);
+  }
+  return AllowedPairsSlow(mask, q_begin, q_end, k_begin, k_end);
+}
 
 // Whether the rectangle has at least one allowed pair (a required tile).
 inline bool TileRequired(const Mask& mask, int64_t q_begin, int64_t q_end, int64_t k_begin,

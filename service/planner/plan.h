@@ -74,12 +74,12 @@ struct WorkerPlan {
 };
 
 struct PlanSummary {
-  double compute_imbalance = 1;  // max / mean forward attention FLOPs over workers
-  double token_imbalance = 1;    // max / mean tokens
-  int64_t comm_bytes = 0;        // forward KV + backward dKV bytes, all workers
+  double compute_imbalance = 1;       // max / mean forward attention FLOPs over workers
+  double token_imbalance = 1;         // max / mean tokens
+  int64_t comm_bytes = 0;             // forward KV + backward dKV bytes, all workers
   int64_t max_worker_comm_bytes = 0;  // max over workers of bytes sent + received
   int64_t inter_node_bytes = 0;
-  int32_t rounds = 0;  // forward rounds (backward uses the same number)
+  int32_t rounds = 0;           // forward rounds (backward uses the same number)
   double predicted_fwd_ms = 0;  // slowest worker
   double predicted_bwd_ms = 0;
   double planning_ms = 0;
@@ -88,7 +88,7 @@ struct PlanSummary {
 };
 
 struct Plan {
-  std::string plan_id;  // hash of the planning inputs + planner version, hex
+  std::string plan_id;             // hash of the planning inputs + planner version, hex
   std::string strategy;            // the strategy that made the layout
   std::string requested_strategy;  // what the request asked for ("auto" picks `strategy`)
   int64_t block_size = 0;

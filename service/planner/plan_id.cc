@@ -1,6 +1,6 @@
 // Plan ids: every rank of a job, and every coordinator replica, must derive the same id from the
 // same planning inputs, so the hash is over a canonical encoding (fixed-width little-endian
-// fields, in a fixed order) with a fixed function (two FNV-1a 64 lanes), never std::hash or
+// fields, in a fixed order) with a fixed function (two multiply-xorshift lanes), never std::hash or
 // absl::Hash, which may differ between builds.
 #include <cstdint>
 #include <cstring>
@@ -14,32 +14,41 @@ namespace {
 
 class StableHasher {
  public:
-  void Bytes(const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < n; ++i) {
-      a_ = (a_ ^ p[i]) * kPrime;
-      b_ = (b_ ^ p[i]) * kPrime;
-      b_ ^= b_ >> 29;
-    }
+  void Word(uint64_t v) {
+    a_ = (a_ ^ v) * 0x9e3779b97f4a7c15ULL;
+    a_ ^= a_ >> 29;
+    b_ = (b_ + v) * 0xc2b2ae3d27d4eb4fULL;
+    b_ ^= b_ >> 31;
   }
-  void Int(int64_t v) {
-    unsigned char buf[8];
-    for (int i = 0; i < 8; ++i) buf[i] = static_cast<unsigned char>(static_cast<uint64_t>(v) >> (8 * i));
-    Bytes(buf, 8);
-  }
+  void Int(int64_t v) { Word(static_cast<uint64_t>(v)); }
   void Double(double v) {
     uint64_t bits;
     std::memcpy(&bits, &v, sizeof bits);
-    Int(static_cast<int64_t>(bits));
+    Word(bits);
   }
   void String(absl::string_view s) {
-    Int(static_cast<int64_t>(s.size()));
-    Bytes(s.data(), s.size());
+    Word(s.size());
+    for (size_t i = 0; i < s.size(); i += 8) {
+      uint64_t w = 0;
+      for (size_t j = i; j < s.size() && j < i + 8; ++j) {
+        w |= static_cast<uint64_t>(static_cast<unsigned char>(s[j])) << (8 * (j - i));
+      }
+      Word(w);
+    }
   }
-  std::string Hex() const { return absl::StrFormat("%016x%016x", a_, b_); }
+  std::string Hex() const {
+    // Final avalanche so that nearby inputs give unrelated ids.
+    auto mix = [](uint64_t x) {
+      x ^= x >> 33;
+      x *= 0xff51afd7ed558ccdULL;
+      x ^= x >> 33;
+      x *= 0xc4ceb9fe1a85ec53ULL;
+      return x ^ (x >> 33);
+    };
+    return absl::StrFormat("%016x%016x", mix(a_), mix(b_ ^ a_));
+  }
 
  private:
-  static constexpr uint64_t kPrime = 0x100000001b3ULL;
   uint64_t a_ = 0xcbf29ce484222325ULL;
   uint64_t b_ = 0x84222325cbf29ce4ULL;
 };
@@ -52,9 +61,13 @@ std::string ComputePlanId(const Batch& batch, const PlanOptions& options) {
   h.Int(static_cast<int64_t>(batch.documents.size()));
   for (const Document& d : batch.documents) {
     h.Int(d.length);
-    h.Int(static_cast<int64_t>(d.mask.kind));
-    h.Int(d.mask.kind == MaskKind::kSlidingWindow ? d.mask.window : 0);
-    h.Int(d.mask.kind == MaskKind::kPrefixLm ? d.mask.prefix : 0);
+    if (d.mask.kind != MaskKind::kCausal) {
+      h.Int(static_cast<int64_t>(d.mask.kind) + 1);
+      h.Int(d.mask.kind == MaskKind::kSlidingWindow ? d.mask.window : 0);
+      h.Int(d.mask.kind == MaskKind::kPrefixLm ? d.mask.prefix : 0);
+    } else {
+      h.Int(0);  // causal documents (the common case) cost one word
+    }
   }
   const ModelShape& m = batch.model;
   for (int64_t v : {int64_t{m.num_q_heads}, int64_t{m.num_kv_heads}, int64_t{m.head_dim},

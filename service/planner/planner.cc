@@ -18,9 +18,9 @@ const WorkerPlan* Plan::FindWorker(int32_t rank) const {
 
 absl::Status ValidateOptions(const PlanOptions& options) {
   if (options.block_size < 0 || options.block_size % 64 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "options.block_size: must be 0 (automatic) or a positive multiple of 64, got ",
-        options.block_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("options.block_size: must be 0 (automatic) or a positive multiple of 64, got ",
+                     options.block_size));
   }
   if (!(options.time_budget_ms > 0)) {
     return absl::InvalidArgumentError("options.time_budget_ms: must be > 0");
@@ -47,14 +47,13 @@ absl::StatusOr<Plan> MakePlan(const Batch& batch, const PlanOptions& options,
   RETURN_IF_ERROR(ValidateOptions(options));
   for (int32_t rank : output.ranks) {
     if (rank < 0 || rank >= batch.topology.num_workers) {
-      return absl::InvalidArgumentError(absl::StrCat("ranks: ", rank, " is not in [0, ",
-                                                     batch.topology.num_workers, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("ranks: ", rank, " is not in [0, ", batch.topology.num_workers, ")"));
     }
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Planner> planner, NewPlanner(options.strategy));
   const CostModel cost(batch.model, batch.topology, options.cost);
-  const PlanContext ctx{batch, options, cost,
-                        start + absl::Milliseconds(options.time_budget_ms)};
+  const PlanContext ctx{batch, options, cost, start + absl::Milliseconds(options.time_budget_ms)};
   ASSIGN_OR_RETURN(Layout layout, planner->MakeLayout(ctx));
   Plan plan;
   plan.plan_id = ComputePlanId(batch, options);
@@ -66,9 +65,9 @@ absl::StatusOr<Plan> MakePlan(const Batch& batch, const PlanOptions& options,
   if (const int64_t cap = batch.topology.max_tokens_per_worker; cap > 0) {
     for (size_t w = 0; w < plan.costs.size(); ++w) {
       if (plan.costs[w].tokens > cap) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            plan.strategy, ": worker ", w, " would hold ", plan.costs[w].tokens,
-            " tokens, over topology.max_tokens_per_worker ", cap));
+        return absl::FailedPreconditionError(
+            absl::StrCat(plan.strategy, ": worker ", w, " would hold ", plan.costs[w].tokens,
+                         " tokens, over topology.max_tokens_per_worker ", cap));
       }
     }
   }

@@ -29,7 +29,7 @@ inline constexpr absl::string_view kPlannerVersion = "fcp-planner/1";
 
 struct PlanOptions {
   std::string strategy = "auto";
-  int64_t block_size = 0;  // 0 = chosen per batch; else a multiple of 64
+  int64_t block_size = 0;        // 0 = chosen per batch; else a multiple of 64
   bool include_backward = true;  // optimise forward + backward (else forward only)
   double time_budget_ms = 200;   // `auto`: stop trying further strategies after this
   CostParams cost;

@@ -15,7 +15,13 @@
 namespace fcp {
 namespace {
 
-enum class Case { kRandomCausal, kMixedMasks, kOneLongDocument, kAllOneToken, kFewerTokensThanWorkers };
+enum class Case {
+  kRandomCausal,
+  kMixedMasks,
+  kOneLongDocument,
+  kAllOneToken,
+  kFewerTokensThanWorkers
+};
 
 std::string CaseName(Case c) {
   switch (c) {
@@ -228,8 +234,8 @@ TEST(MakePlanTest, MemoryCapIsRespectedOrRefused) {
       EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition) << name;
       continue;
     }
-    EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok()) << name << ": "
-                                                          << ValidatePlan(batch, options, *plan);
+    EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok())
+        << name << ": " << ValidatePlan(batch, options, *plan);
   }
 }
 

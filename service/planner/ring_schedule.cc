@@ -90,9 +90,8 @@ absl::Status RingSchedule::CheckGroups() {
       return absl::InternalError(absl::StrCat("ring layout: document ", d, " has no group"));
     }
     docs_of_group_[doc_group_[d]].push_back(d);
-    doc_first_[d + 1] =
-        doc_first_[d] +
-        static_cast<int32_t>(std::min<int64_t>(batch_.documents[d].length, 2 * GroupSize(d)));
+    doc_first_[d + 1] = doc_first_[d] + static_cast<int32_t>(std::min<int64_t>(
+                                            batch_.documents[d].length, 2 * GroupSize(d)));
   }
   return absl::OkStatus();
 }
@@ -115,14 +114,14 @@ void RingSchedule::CostDocument(int32_t d, CostInputs* in, std::vector<double>* 
     const double spp = cost_.SecondsPerPair(qe - qb, kv_len);
     in->tokens[w] += qe - qb;
     in->fwd_pairs[w] += static_cast<double>(total);
-    in->compute.fwd[w][0] += static_cast<double>(local) * spp;
-    in->compute.bwd[w][0] += static_cast<double>(local) * spp * cost_.BackwardFactor();
+    in->compute.fwd(w, 0) += static_cast<double>(local) * spp;
+    in->compute.bwd(w, 0) += static_cast<double>(local) * spp * cost_.BackwardFactor();
     (*remote_fwd)[w] += static_cast<double>(total - local) * spp;
     (*remote_bwd)[w] += static_cast<double>(total - local) * spp * cost_.BackwardFactor();
   }
   // Tiles: exact for CAUSAL and FULL, an upper bound otherwise.
-  in->tiles += doc.mask.kind == MaskKind::kCausal ? nonempty * (nonempty + 1) / 2
-                                                  : nonempty * nonempty;
+  in->tiles +=
+      doc.mask.kind == MaskKind::kCausal ? nonempty * (nonempty + 1) / 2 : nonempty * nonempty;
 }
 
 absl::Status RingSchedule::Build() {
@@ -131,9 +130,7 @@ absl::Status RingSchedule::Build() {
   int32_t rounds = 0;
   for (const auto& g : groups_) rounds = std::max<int32_t>(rounds, g.size() - 1);
   CostInputs in;
-  in.rounds = rounds;
-  in.compute.fwd.assign(workers, std::vector<double>(rounds + 1, 0));
-  in.compute.bwd.assign(workers, std::vector<double>(rounds + 1, 0));
+  in.compute = RoundCompute(workers, rounds);
   in.fwd_pairs.assign(workers, 0);
   in.tokens.assign(workers, 0);
   std::vector<double> remote_fwd(workers, 0), remote_bwd(workers, 0);
@@ -145,8 +142,8 @@ absl::Status RingSchedule::Build() {
     for (int32_t m = 0; m < k; ++m) {
       const int32_t w = members[m];
       for (int32_t r = 1; r < k; ++r) {
-        in.compute.fwd[w][r] = remote_fwd[w] / (k - 1);
-        in.compute.bwd[w][r] = remote_bwd[w] / (k - 1);
+        in.compute.fwd(w, r) = remote_fwd[w] / (k - 1);
+        in.compute.bwd(w, r) = remote_bwd[w] / (k - 1);
         const int32_t origin = members[(m - r + k) % k];
         const int64_t bytes = cost_.KvBytes(in.tokens[origin]);
         if (bytes == 0) continue;
@@ -225,8 +222,8 @@ WorkerPlan RingSchedule::Slice(int32_t rank) const {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Schedule>> NewRingSchedule(const Batch& batch,
-                                                          const CostModel& cost, Layout layout) {
+absl::StatusOr<std::unique_ptr<Schedule>> NewRingSchedule(const Batch& batch, const CostModel& cost,
+                                                          Layout layout) {
   auto schedule = std::make_unique<RingSchedule>(batch, cost, std::move(layout));
   if (absl::Status s = schedule->Build(); !s.ok()) return s;
   return std::unique_ptr<Schedule>(std::move(schedule));

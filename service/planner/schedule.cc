@@ -9,8 +9,8 @@ namespace fcp {
 
 absl::StatusOr<std::unique_ptr<Schedule>> NewDirectSchedule(const Batch& batch,
                                                             const CostModel& cost, Layout layout);
-absl::StatusOr<std::unique_ptr<Schedule>> NewRingSchedule(const Batch& batch,
-                                                          const CostModel& cost, Layout layout);
+absl::StatusOr<std::unique_ptr<Schedule>> NewRingSchedule(const Batch& batch, const CostModel& cost,
+                                                          Layout layout);
 
 absl::StatusOr<std::unique_ptr<Schedule>> NewSchedule(const Batch& batch, const CostModel& cost,
                                                       Layout layout) {
@@ -36,7 +36,7 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
     }
   }
   const Timeline timeline =
-      SimulateTimeline(cost, in.rounds, in.compute, std::move(in.kv), std::move(in.dkv), extra);
+      SimulateTimeline(cost, in.compute, std::move(in.kv), std::move(in.dkv), extra);
   double max_flops = 0, sum_flops = 0;
   int64_t max_tokens = 0, sum_tokens = 0;
   for (int32_t w = 0; w < workers; ++w) {
@@ -44,8 +44,7 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
     c.fwd_flops = ForwardFlops(cost.model(), in.fwd_pairs[w]);
     c.bwd_flops = kBackwardFlopsRatio * c.fwd_flops;
     c.tokens = in.tokens[w];
-    const std::vector<double>& rc = in.compute.fwd[w];
-    c.compute_fwd_ms = std::accumulate(rc.begin(), rc.end(), 0.0) * 1e3;
+    c.compute_fwd_ms = in.compute.FwdTotal(w) * 1e3;
     c.fwd_ms = timeline.fwd_seconds[w] * 1e3;
     c.bwd_ms = timeline.bwd_seconds[w] * 1e3;
     max_flops = std::max(max_flops, c.fwd_flops);
@@ -60,7 +59,7 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
   summary->compute_imbalance = sum_flops > 0 ? max_flops * workers / sum_flops : 1.0;
   summary->token_imbalance =
       sum_tokens > 0 ? static_cast<double>(max_tokens) * workers / sum_tokens : 1.0;
-  summary->rounds = in.rounds;
+  summary->rounds = in.compute.rounds();
   summary->tiles = in.tiles;
   summary->total_fwd_flops = sum_flops;
 }

@@ -36,8 +36,7 @@ absl::StatusOr<std::unique_ptr<Schedule>> NewSchedule(const Batch& batch, const 
 // Shared by schedules: per-worker costs and the plan summary from per-round compute, flops,
 // tokens and transfers. `tiles` is the total tile count.
 struct CostInputs {
-  int32_t rounds = 0;
-  RoundCompute compute;                // [worker][round] seconds
+  RoundCompute compute;                // seconds per (worker, round)
   std::vector<double> fwd_pairs;       // per worker, allowed pairs computed
   std::vector<int64_t> tokens;         // per worker
   std::vector<TimedTransfer> kv, dkv;  // forward and backward transfers

@@ -11,10 +11,10 @@
 #define FCP_STATUS_CONCAT_INNER_(a, b) a##b
 #define FCP_STATUS_CONCAT_(a, b) FCP_STATUS_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                         \
-  do {                                                \
-    const ::absl::Status fcp_status_ = (expr);        \
-    if (!fcp_status_.ok()) return fcp_status_;        \
+#define RETURN_IF_ERROR(expr)                  \
+  do {                                         \
+    const ::absl::Status fcp_status_ = (expr); \
+    if (!fcp_status_.ok()) return fcp_status_; \
   } while (0)
 
 #define ASSIGN_OR_RETURN(lhs, expr) \

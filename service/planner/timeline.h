@@ -25,10 +25,33 @@ struct TimedTransfer {
   int64_t bytes = 0;
 };
 
-struct RoundCompute {
-  // [worker][round], round 0 = local tiles; seconds.
-  std::vector<std::vector<double>> fwd;
-  std::vector<std::vector<double>> bwd;
+// Attention compute seconds per (worker, round); round 0 = tiles on local data only.
+class RoundCompute {
+ public:
+  RoundCompute() = default;
+  RoundCompute(int32_t workers, int32_t rounds)
+      : workers_(workers),
+        stride_(rounds + 1),
+        fwd_(static_cast<size_t>(workers) * stride_, 0),
+        bwd_(static_cast<size_t>(workers) * stride_, 0) {}
+
+  int32_t workers() const { return workers_; }
+  int32_t rounds() const { return stride_ - 1; }
+  double& fwd(int32_t w, int32_t r) { return fwd_[Index(w, r)]; }
+  double& bwd(int32_t w, int32_t r) { return bwd_[Index(w, r)]; }
+  double fwd(int32_t w, int32_t r) const { return fwd_[Index(w, r)]; }
+  double bwd(int32_t w, int32_t r) const { return bwd_[Index(w, r)]; }
+  double FwdTotal(int32_t w) const {
+    double total = 0;
+    for (int32_t r = 0; r < stride_; ++r) total += fwd(w, r);
+    return total;
+  }
+
+ private:
+  size_t Index(int32_t w, int32_t r) const { return static_cast<size_t>(w) * stride_ + r; }
+  int32_t workers_ = 0;
+  int32_t stride_ = 1;
+  std::vector<double> fwd_, bwd_;
 };
 
 struct Timeline {
@@ -39,7 +62,7 @@ struct Timeline {
 // `kv` are the forward transfers and `dkv` the backward ones (both with rounds in [1, rounds]).
 // `extra_seconds[w]` (may be empty) is added to w's forward and, doubled, to its backward time
 // (non-attention work proportional to its tokens).
-Timeline SimulateTimeline(const CostModel& cost, int32_t rounds, const RoundCompute& compute,
+Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
                           std::vector<TimedTransfer> kv, std::vector<TimedTransfer> dkv,
                           const std::vector<double>& extra_seconds);
 

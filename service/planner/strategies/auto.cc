@@ -41,7 +41,8 @@ class AutoPlanner final : public Planner {
       if (!schedule.ok()) return schedule.status();
       const PlanSummary& s = (*schedule)->summary();
       if (!WithinCap(ctx.batch.topology, (*schedule)->costs())) continue;
-      const double ms = s.predicted_fwd_ms + (ctx.options.include_backward ? s.predicted_bwd_ms : 0);
+      const double ms =
+          s.predicted_fwd_ms + (ctx.options.include_backward ? s.predicted_bwd_ms : 0);
       if (!best.ok() || ms < best_ms) {
         best = std::move(layout);
         best_ms = ms;

@@ -17,6 +17,8 @@
 #include <queue>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
+#include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/packing.h"
 
@@ -89,27 +91,37 @@ class Packer {
 };
 
 void Packer::Pack(int32_t documents) {
-  constexpr int kHeapCandidates = 4;
+  constexpr int kHeapCandidates = 2;
   constexpr double kLocalitySlack = 0.01;
   std::vector<int32_t> order(items_.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int32_t a, int32_t b) { return items_[a].seconds > items_[b].seconds; });
-  // Min-heap of (score, worker); entries go stale when a worker's load changes, so each pop is
-  // checked against the current score.
-  using Entry = std::pair<double, int32_t>;
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return items_[a].seconds != items_[b].seconds ? items_[a].seconds > items_[b].seconds : a < b;
+  });
+  // Min-heap of (score, worker, version); a worker has one live entry, the one whose version is
+  // current, so entries left behind by a changed worker are skipped.
+  struct Entry {
+    double score;
+    int32_t worker;
+    uint32_t version;
+    bool operator>(const Entry& o) const {
+      return score != o.score ? score > o.score : worker > o.worker;
+    }
+  };
+  std::vector<uint32_t> version(workers_, 0);
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
-  for (int32_t w = 0; w < workers_; ++w) heap.push({0.0, w});
-  std::vector<std::vector<int32_t>> doc_workers(documents);
+  auto push = [&](int32_t w) { heap.push({Score(load_[w], tokens_[w]), w, ++version[w]}); };
+  for (int32_t w = 0; w < workers_; ++w) push(w);
+  // Workers holding blocks of each document (few: documents span few workers).
+  std::vector<absl::InlinedVector<int32_t, 2>> doc_workers(documents);
   std::vector<int32_t> candidates;
   for (int32_t i : order) {
     const Item& it = items_[i];
     candidates.clear();
     while (!heap.empty() && static_cast<int>(candidates.size()) < kHeapCandidates) {
-      const auto [score, w] = heap.top();
+      const Entry top = heap.top();
       heap.pop();
-      if (score != Score(load_[w], tokens_[w])) continue;  // stale
-      candidates.push_back(w);
+      if (top.version == version[top.worker]) candidates.push_back(top.worker);
     }
     int32_t best = -1;
     double best_score = 0;
@@ -130,14 +142,15 @@ void Packer::Pack(int32_t documents) {
     // Locality: a worker that already holds this document (no new sender for its KV), else one
     // on the same node, if it is almost as good.
     int32_t chosen = best;
-    for (int32_t w : doc_workers[it.document]) {
+    const auto& holders = doc_workers[it.document];
+    for (int32_t w : holders) {
       if (Fits(w, it) && ScoreWith(w, it) <= best_score + kLocalitySlack) {
         chosen = w;
         break;
       }
     }
-    if (chosen == best && !doc_workers[it.document].empty()) {
-      const int32_t node = topology_.NodeOf(doc_workers[it.document].front());
+    if (chosen == best && !holders.empty()) {
+      const int32_t node = topology_.NodeOf(holders.front());
       for (int32_t w : candidates) {
         if (topology_.NodeOf(w) == node && Fits(w, it) &&
             ScoreWith(w, it) <= best_score + kLocalitySlack) {
@@ -148,12 +161,11 @@ void Packer::Pack(int32_t documents) {
     }
     if (chosen < 0) chosen = 0;  // cannot happen after ValidateBatch's total-cap check
     Assign(i, chosen);
-    auto& dw = doc_workers[it.document];
-    if (std::find(dw.begin(), dw.end(), chosen) == dw.end()) dw.push_back(chosen);
-    for (int32_t w : candidates) heap.push({Score(load_[w], tokens_[w]), w});
-    if (std::find(candidates.begin(), candidates.end(), chosen) == candidates.end()) {
-      heap.push({Score(load_[chosen], tokens_[chosen]), chosen});
+    if (std::find(holders.begin(), holders.end(), chosen) == holders.end()) {
+      doc_workers[it.document].push_back(chosen);
     }
+    for (int32_t w : candidates) push(w);
+    if (std::find(candidates.begin(), candidates.end(), chosen) == candidates.end()) push(chosen);
   }
 }
 
@@ -218,12 +230,36 @@ class FcpPlanner final : public Planner {
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
-    const int64_t block = ctx.options.block_size > 0 ? ctx.options.block_size
-                                                     : AutoBlockSize(batch);
+    const bool automatic = ctx.options.block_size == 0;
+    const int64_t block = automatic ? AutoBlockSize(batch) : ctx.options.block_size;
+    // In automatic mode a long document whose last block alone would carry more than
+    // 1/kMaxBlockShare of a worker's mean attention work gets smaller blocks (down to
+    // kMinBlock), so that no single block makes balance impossible.
+    constexpr int64_t kMinBlock = 256;
+    constexpr double kMaxBlockShare = 1;
+    double total_pairs = 0;
+    for (const Document& doc : batch.documents) {
+      total_pairs += static_cast<double>(AllowedPairs(doc.mask, 0, doc.length, 0, doc.length));
+    }
+    const double pairs_limit = total_pairs / (kMaxBlockShare * batch.topology.num_workers);
     std::vector<Item> items;
+    items.reserve(batch.documents.size() + batch.TotalTokens() / block);
+    std::vector<int64_t> bounds;
+    int64_t largest = 0;
     for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
       const Document& doc = batch.documents[d];
-      const std::vector<int64_t> bounds = SplitEvenly(doc.length, block);
+      int64_t doc_block = block;
+      while (automatic && doc_block > kMinBlock && doc.length > doc_block &&
+             static_cast<double>(AllowedPairs(doc.mask, doc.length - doc_block, doc.length, 0,
+                                              doc.length)) > pairs_limit) {
+        doc_block = std::max(kMinBlock, doc_block / 2);
+      }
+      if (doc.length <= doc_block) {
+        bounds = {0, doc.length};
+      } else {
+        bounds = SplitEvenly(doc.length, doc_block);
+      }
+      largest = std::max(largest, bounds[1] - bounds[0]);
       for (size_t i = 0; i + 1 < bounds.size(); ++i) {
         items.push_back({d, bounds[i], bounds[i + 1],
                          QueryRangeSeconds(ctx.cost, doc, bounds[i], bounds[i + 1], bounds) +
@@ -236,7 +272,7 @@ class FcpPlanner final : public Planner {
     Layout layout;
     layout.kind = Layout::Kind::kDirect;
     layout.strategy = "fcp";
-    layout.block_size = block;
+    layout.block_size = automatic ? largest : block;
     layout.blocks.reserve(items.size());
     for (const Item& it : items) layout.blocks.push_back({it.document, it.begin, it.end, it.owner});
     return layout;

@@ -12,8 +12,9 @@ double QueryRangeSeconds(const CostModel& cost, const Document& doc, int64_t q_b
   for (size_t i = 0; i + 1 < kv_bounds.size(); ++i) {
     const int64_t pairs = AllowedPairs(doc.mask, q_begin, q_end, kv_bounds[i], kv_bounds[i + 1]);
     if (pairs > 0) {
-      seconds += cost.TileForwardSeconds(q_end - q_begin, kv_bounds[i + 1] - kv_bounds[i], pairs) +
-                 cost.TileBackwardSeconds(q_end - q_begin, kv_bounds[i + 1] - kv_bounds[i], pairs);
+      const double fwd =
+          cost.TileForwardSeconds(q_end - q_begin, kv_bounds[i + 1] - kv_bounds[i], pairs);
+      seconds += fwd + cost.BackwardFromForward(fwd);
     }
   }
   return seconds;

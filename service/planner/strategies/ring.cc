@@ -39,14 +39,15 @@ class RingPlanner final : public Planner {
       for (const Document& d : ctx.batch.documents) {
         for (int64_t c = 0; c < 2 * workers; ++c) {
           const int64_t rank = c < workers ? c : 2 * workers - 1 - c;
-          tokens[rank] += ChunkBegin(d.length, 2 * workers, c + 1) - ChunkBegin(d.length, 2 * workers, c);
+          tokens[rank] +=
+              ChunkBegin(d.length, 2 * workers, c + 1) - ChunkBegin(d.length, 2 * workers, c);
         }
       }
       for (int32_t w = 0; w < workers; ++w) {
         if (tokens[w] > cap) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "ring: rank ", w, " would hold ", tokens[w],
-              " tokens, over topology.max_tokens_per_worker ", cap));
+          return absl::FailedPreconditionError(
+              absl::StrCat("ring: rank ", w, " would hold ", tokens[w],
+                           " tokens, over topology.max_tokens_per_worker ", cap));
         }
       }
     }

@@ -82,14 +82,15 @@ class WholeDocPlanner final : public Planner {
         if (at == p.end) break;
       }
       if (at != p.end) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "topology.max_tokens_per_worker: document ", p.document, " does not fit"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("topology.max_tokens_per_worker: document ", p.document, " does not fit"));
       }
     }
     std::sort(layout.blocks.begin(), layout.blocks.end(), [](const Block& a, const Block& b) {
       return a.document != b.document ? a.document < b.document : a.begin < b.begin;
     });
-    for (const Block& b : layout.blocks) layout.block_size = std::max(layout.block_size, b.tokens());
+    for (const Block& b : layout.blocks)
+      layout.block_size = std::max(layout.block_size, b.tokens());
     return layout;
   }
 };
