@@ -85,6 +85,9 @@ absl::Status ValidateModel(const ModelShape& m) {
     return Invalid("model.num_q_heads % model.num_kv_heads", "!= 0 (GQA needs whole groups)");
   }
   if (m.head_dim < 1 || m.head_dim > 1024) return Invalid("model.head_dim", "must be in [1, 1024]");
+  if (m.dtype != DType::kBf16 && m.dtype != DType::kFp16 && m.dtype != DType::kFp32) {
+    return Invalid("model.dtype", "unknown dtype");
+  }
   if (!(m.linear_flops_per_token >= 0))
     return Invalid("model.linear_flops_per_token", "must be >= 0");
   return absl::OkStatus();
@@ -98,7 +101,9 @@ absl::Status ValidateTopology(const Topology& t, int64_t total_tokens) {
   if (!(t.inter_node_gbps > 0)) return Invalid("topology.inter_node_gbps", "must be > 0");
   if (!(t.attention_tflops > 0)) return Invalid("topology.attention_tflops", "must be > 0");
   if (t.max_tokens_per_worker < 0) return Invalid("topology.max_tokens_per_worker", "must be >= 0");
-  if (t.max_tokens_per_worker > 0 && total_tokens > t.max_tokens_per_worker * t.num_workers) {
+  if (t.max_tokens_per_worker > 0 &&
+      static_cast<__int128>(total_tokens) >
+          static_cast<__int128>(t.max_tokens_per_worker) * t.num_workers) {
     return Invalid("topology.max_tokens_per_worker",
                    absl::StrCat("total tokens ", total_tokens, " exceed the memory cap of all ",
                                 t.num_workers, " workers (", t.max_tokens_per_worker, " each)"));

@@ -7,7 +7,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/round_scheduler.h"
@@ -44,20 +43,14 @@ class DirectSchedule final : public Schedule {
     int64_t tokens;
   };
 
-  static uint64_t PairKey(int32_t src, int32_t dst) {
-    return (static_cast<uint64_t>(src) << 32) | static_cast<uint32_t>(dst);
-  }
-
   absl::Status IndexBlocks();
   // Calls fn(q, kv, pairs) for every required tile of document d.
   template <typename Fn>
   void ForEachTile(int32_t d, int32_t q, Fn fn) const;
   void BuildTransfers();
   void ComputeCosts();
-  int32_t TileRound(int32_t q, int32_t kv) const {
-    const int32_t src = blocks_[kv].owner, dst = blocks_[q].owner;
-    return src == dst ? 0 : transfers_[pair_index_.at(PairKey(src, dst))].round;
-  }
+  // 0 if the kv block is local to the q-block's owner, else the round its transfer arrives.
+  int32_t TileRound(int32_t q, int32_t kv) const;
 
   const Batch& batch_;
   const CostModel& cost_;
@@ -66,7 +59,8 @@ class DirectSchedule final : public Schedule {
   std::vector<std::vector<int32_t>> owned_;  // per worker, block ids in id order
   std::vector<TileRecord> tiles_;  // every required tile, by q-block (freed after costing)
   std::vector<PairTransfer> transfers_;
-  absl::flat_hash_map<uint64_t, int32_t> pair_index_;
+  // Per receiver: (sender, index into transfers_), sorted by sender.
+  std::vector<std::vector<std::pair<int32_t, int32_t>>> incoming_;
   std::vector<std::vector<int32_t>> transfers_of_;  // per worker, transfers it sends or receives
   std::vector<WorkerCost> costs_;
   PlanSummary summary_;
@@ -116,40 +110,52 @@ void DirectSchedule::ForEachTile(int32_t d, int32_t q, Fn fn) const {
 }
 
 void DirectSchedule::BuildTransfers() {
-  // (src, dst, kv) for every remote KV block a worker needs, deduplicated per receiver.
-  std::vector<std::pair<uint64_t, int32_t>> needs;
-  for (int32_t q = 0; q < static_cast<int32_t>(blocks_.size()); ++q) {
-    const int32_t dst = blocks_[q].owner;
-    ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t pairs) {
-      tiles_.push_back({q, kv, pairs});
-      if (blocks_[kv].owner != dst) needs.emplace_back(PairKey(blocks_[kv].owner, dst), kv);
-    });
-  }
-  std::sort(needs.begin(), needs.end());
-  needs.erase(std::unique(needs.begin(), needs.end()), needs.end());
+  const int32_t workers = batch_.topology.num_workers;
+  // Per receiver: the remote KV blocks its tiles need, each once, grouped by owner.
+  std::vector<int32_t> stamp(blocks_.size(), -1);   // the last receiver that asked for a block
+  std::vector<std::pair<int32_t, int32_t>> wanted;  // (src, kv) for the current receiver
   std::vector<Edge> edges;
-  for (size_t i = 0; i < needs.size();) {
-    PairTransfer t{static_cast<int32_t>(needs[i].first >> 32),
-                   static_cast<int32_t>(needs[i].first & 0xffffffffu),
-                   0,
-                   {},
-                   0};
-    for (; i < needs.size() && needs[i].first == PairKey(t.src, t.dst); ++i) {
-      t.blocks.push_back(needs[i].second);
-      t.tokens += blocks_[needs[i].second].tokens();
+  incoming_.assign(workers, {});
+  for (int32_t dst = 0; dst < workers; ++dst) {
+    wanted.clear();
+    for (int32_t q : owned_[dst]) {
+      ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t pairs) {
+        tiles_.push_back({q, kv, pairs});
+        const int32_t src = blocks_[kv].owner;
+        if (src != dst && stamp[kv] != dst) {
+          stamp[kv] = dst;
+          wanted.emplace_back(src, kv);
+        }
+      });
     }
-    edges.push_back({t.src, t.dst, cost_.KvBytes(t.tokens)});
-    pair_index_[PairKey(t.src, t.dst)] = static_cast<int32_t>(transfers_.size());
-    transfers_.push_back(std::move(t));
+    std::sort(wanted.begin(), wanted.end());
+    for (size_t i = 0; i < wanted.size();) {
+      PairTransfer t{wanted[i].first, dst, 0, {}, 0};
+      for (; i < wanted.size() && wanted[i].first == t.src; ++i) {
+        t.blocks.push_back(wanted[i].second);
+        t.tokens += blocks_[wanted[i].second].tokens();
+      }
+      edges.push_back({t.src, t.dst, cost_.KvBytes(t.tokens)});
+      incoming_[dst].push_back({t.src, static_cast<int32_t>(transfers_.size())});
+      transfers_.push_back(std::move(t));
+    }
   }
-  const std::vector<int32_t> rounds = ScheduleRounds(edges, batch_.topology.num_workers);
-  transfers_of_.assign(batch_.topology.num_workers, {});
+  const std::vector<int32_t> rounds = ScheduleRounds(edges, workers);
+  transfers_of_.assign(workers, {});
   for (size_t i = 0; i < transfers_.size(); ++i) {
     transfers_[i].round = rounds[i];
     summary_.rounds = std::max(summary_.rounds, rounds[i]);
     transfers_of_[transfers_[i].src].push_back(static_cast<int32_t>(i));
     transfers_of_[transfers_[i].dst].push_back(static_cast<int32_t>(i));
   }
+}
+
+int32_t DirectSchedule::TileRound(int32_t q, int32_t kv) const {
+  const int32_t src = blocks_[kv].owner, dst = blocks_[q].owner;
+  if (src == dst) return 0;
+  const auto& in = incoming_[dst];
+  const auto it = std::lower_bound(in.begin(), in.end(), std::make_pair(src, int32_t{0}));
+  return transfers_[it->second].round;
 }
 
 void DirectSchedule::ComputeCosts() {

@@ -91,7 +91,7 @@ struct Plan {
   std::string plan_id;             // hash of the planning inputs + planner version, hex
   std::string strategy;            // the strategy that made the layout
   std::string requested_strategy;  // what the request asked for ("auto" picks `strategy`)
-  int64_t block_size = 0;
+  int64_t block_size = 0;          // the largest block of this plan (tokens)
   std::vector<Document> documents;
   std::vector<Block> blocks;
   std::vector<WorkerPlan> workers;  // only the requested ranks, ascending rank

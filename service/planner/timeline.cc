@@ -5,10 +5,14 @@
 namespace fcp {
 namespace {
 
-void SortByRound(std::vector<TimedTransfer>& transfers) {
-  std::stable_sort(
-      transfers.begin(), transfers.end(),
-      [](const TimedTransfer& a, const TimedTransfer& b) { return a.round < b.round; });
+// Counting sort by round (stable; rounds are small integers).
+void SortByRound(std::vector<TimedTransfer>& transfers, int32_t rounds) {
+  std::vector<size_t> start(rounds + 2, 0);
+  for (const TimedTransfer& t : transfers) ++start[t.round + 1];
+  for (int32_t r = 1; r <= rounds + 1; ++r) start[r] += start[r - 1];
+  std::vector<TimedTransfer> sorted(transfers.size());
+  for (const TimedTransfer& t : transfers) sorted[start[t.round]++] = t;
+  transfers.swap(sorted);
 }
 
 // Forward: per worker, when its last tile is done and its sends have left.
@@ -91,8 +95,8 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
 Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
                           std::vector<TimedTransfer> kv, std::vector<TimedTransfer> dkv,
                           const std::vector<double>& extra_seconds) {
-  SortByRound(kv);
-  SortByRound(dkv);
+  SortByRound(kv, compute.rounds());
+  SortByRound(dkv, compute.rounds());
   Timeline out;
   out.fwd_seconds = Forward(cost, compute, kv);
   out.bwd_seconds = Backward(cost, compute, dkv);

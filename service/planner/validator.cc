@@ -448,6 +448,7 @@ absl::Status CheckLimits(const Index& ix, const PlanOptions& options) {
 }  // namespace
 
 absl::Status ValidatePlan(const Batch& batch, const PlanOptions& options, const Plan& plan) {
+  RETURN_IF_ERROR(ValidateBatch(batch));
   Index ix(batch, plan);
   RETURN_IF_ERROR(CheckSlices(ix));
   RETURN_IF_ERROR(CheckBlocks(ix));

@@ -7,7 +7,8 @@
 //     computed that the mask leaves empty; a worker computes only tiles of q-blocks it owns.
 //  3. data: every KV block a tile needs is local or received in an earlier-or-same round; every
 //     send holds data the sender has (owned, or received in an earlier round); every recv has a
-//     matching send (same round, same blocks, same kind) and vice versa; every remote KV block used
+//     matching send (same round, same kind, the same block ids in the same order: the receiver
+//     lays out its buffer by that order) and vice versa; every remote KV block used
 //     has its dK/dV partial sent back to its owner no later (in backward order) than its first use.
 //  4. rounds: in each round and direction a worker sends to <= 1 peer and receives from <= 1 peer.
 //  5. limits: tokens per worker <= the memory cap; the plan id matches the inputs.
@@ -21,7 +22,8 @@
 
 namespace fcp {
 
-// `plan` must hold every worker's slice (OutputSpec::AllRanks()); otherwise FailedPrecondition.
+// `batch` must pass ValidateBatch (its error is returned otherwise). `plan` must hold every
+// worker's slice (OutputSpec::AllRanks()); otherwise FailedPrecondition.
 // Violations are FailedPrecondition("invariant N (...): ...").
 absl::Status ValidatePlan(const Batch& batch, const PlanOptions& options, const Plan& plan);
 

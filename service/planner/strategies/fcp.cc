@@ -93,11 +93,12 @@ class Packer {
 void Packer::Pack(int32_t documents) {
   constexpr int kHeapCandidates = 2;
   constexpr double kLocalitySlack = 0.01;
-  std::vector<int32_t> order(items_.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-    return items_[a].seconds != items_[b].seconds ? items_[a].seconds > items_[b].seconds : a < b;
-  });
+  // Largest first; ties by position so the order is deterministic.
+  std::vector<std::pair<double, int32_t>> order(items_.size());
+  for (size_t i = 0; i < items_.size(); ++i) {
+    order[i] = {-items_[i].seconds, static_cast<int32_t>(i)};
+  }
+  std::sort(order.begin(), order.end());
   // Min-heap of (score, worker, version); a worker has one live entry, the one whose version is
   // current, so entries left behind by a changed worker are skipped.
   struct Entry {
@@ -115,7 +116,7 @@ void Packer::Pack(int32_t documents) {
   // Workers holding blocks of each document (few: documents span few workers).
   std::vector<absl::InlinedVector<int32_t, 2>> doc_workers(documents);
   std::vector<int32_t> candidates;
-  for (int32_t i : order) {
+  for (const auto& [unused, i] : order) {
     const Item& it = items_[i];
     candidates.clear();
     while (!heap.empty() && static_cast<int>(candidates.size()) < kHeapCandidates) {

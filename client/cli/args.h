@@ -1,0 +1,44 @@
+// Command-line parsing for the `fcp` CLI on top of Abseil flags.
+//
+// Flags are defined with ABSL_FLAG (underscored names, typed, with defaults and help) and parsed
+// with Abseil's own value parsers, but this walker, not absl::ParseCommandLine, reads argv, so the
+// CLI can (a) accept the documented dashed spellings (`--tokens-per-worker` for the flag
+// tokens_per_worker), (b) restrict each subcommand to its own flags, and (c) report every problem
+// as one Status naming the flag (the CLI prints it and exits 2) instead of Abseil's exit(1).
+//
+//   ASSIGN_OR_RETURN(ParsedArgs args, ParseArgs({argv + 2, argv + argc}, kPlanFlags));
+//   if (args.Given("json")) ...
+#ifndef FCP_CLIENT_CLI_ARGS_H_
+#define FCP_CLIENT_CLI_ARGS_H_
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace fcp::cli {
+
+struct ParsedArgs {
+  std::vector<std::string> positional;  // arguments that are not flags, in order
+  std::set<std::string> given;          // underscored names of the flags that appeared
+  bool help = false;                    // --help or -h appeared
+
+  bool Given(absl::string_view name) const { return given.count(std::string(name)) > 0; }
+};
+
+// "--tokens-per-worker" style spelling of an underscored flag name.
+std::string DashedFlag(absl::string_view name);
+
+// Parses `args` (the words after the subcommand). Accepted forms: `--name=value`,
+// `--name value`, `--bool_flag` (true), `--bool_flag=false`, `--nobool_flag`; `-` or `_` inside
+// names; `--` ends the flags. `allowed` lists the underscored names of the registered ABSL_FLAGs
+// this subcommand takes; each value is parsed into its flag. InvalidArgument naming the flag for
+// an unknown flag, a missing value or a value its type rejects.
+absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
+                                     const std::vector<absl::string_view>& allowed);
+
+}  // namespace fcp::cli
+
+#endif  // FCP_CLIENT_CLI_ARGS_H_

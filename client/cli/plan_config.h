@@ -1,0 +1,57 @@
+// `fcp plan`: its flags (ABSL_FLAG, defined in plan_config.cc) and the validated configuration
+// they make. Every check names the flag, in its dashed spelling, e.g.
+// "--workers: must be >= 1, got 0"; the CLI prints such errors and exits 2.
+#ifndef FCP_CLIENT_CLI_PLAN_CONFIG_H_
+#define FCP_CLIENT_CLI_PLAN_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "client/cli/args.h"
+#include "service/planner/batch.h"
+#include "service/planner/planner.h"
+
+namespace fcp::cli {
+
+struct PlanConfig {
+  // Workload: exactly one of the two.
+  std::string lengths_path;    // one length per line
+  std::string histogram_path;  // MagiAttention-style CSV
+  int64_t max_doc_len = 0;
+  uint64_t seed = 0;  // batch b is drawn with seed + b
+  int32_t batches = 0;
+
+  // Batch b's documents fill num_workers × tokens_per_worker tokens.
+  int64_t tokens_per_worker = 0;
+  ModelShape model;
+  Topology topology;
+
+  // "all" runs every registered strategy; otherwise one name.
+  std::string strategy;
+  PlanOptions options;  // strategy left as "auto"; the runner sets it per strategy
+
+  int64_t validate_max_tiles = 0;  // validate plans with at most this many tiles
+  bool json = false;
+  std::string dump_plan_path;
+
+  int64_t TotalTokens() const { return tokens_per_worker * topology.num_workers; }
+  // The strategies this run reports, in ListStrategies() order for "all".
+  std::vector<std::string> Strategies() const;
+};
+
+// Underscored names of the flags `fcp plan` accepts (for ParseArgs).
+const std::vector<absl::string_view>& PlanFlagNames();
+
+// Reads the flags parsed into their ABSL_FLAGs and checks them: required flags present, ranges,
+// combinations, the calibration file parsed. `args` tells which flags were given.
+absl::StatusOr<PlanConfig> PlanConfigFromFlags(const ParsedArgs& args);
+
+// Help text of the plan flags, one per line ("  --workers W  ...").
+std::string PlanFlagsHelp();
+
+}  // namespace fcp::cli
+
+#endif  // FCP_CLIENT_CLI_PLAN_CONFIG_H_
