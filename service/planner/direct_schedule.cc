@@ -35,13 +35,19 @@ class DirectSchedule final : public Schedule {
  private:
   struct TileRecord {
     int32_t q, kv;
+    int32_t transfer;  // index into transfers_, or -1 if the kv block is local
     int64_t pairs;
   };
+  // All KV blocks from one owner to one receiver; its blocks are
+  // transfer_blocks_[first_block, end_block).
   struct PairTransfer {
     int32_t src, dst, round;
-    std::vector<int32_t> blocks;
+    int32_t first_block, end_block;
     int64_t tokens;
   };
+  std::vector<int32_t> TransferBlocks(const PairTransfer& t) const {
+    return {transfer_blocks_.begin() + t.first_block, transfer_blocks_.begin() + t.end_block};
+  }
 
   absl::Status IndexBlocks();
   // Calls fn(q, kv, pairs) for every required tile of document d.
@@ -59,6 +65,7 @@ class DirectSchedule final : public Schedule {
   std::vector<std::vector<int32_t>> owned_;  // per worker, block ids in id order
   std::vector<TileRecord> tiles_;  // every required tile, by q-block (freed after costing)
   std::vector<PairTransfer> transfers_;
+  std::vector<int32_t> transfer_blocks_;
   // Per receiver: (sender, index into transfers_), sorted by sender.
   std::vector<std::vector<std::pair<int32_t, int32_t>>> incoming_;
   std::vector<std::vector<int32_t>> transfers_of_;  // per worker, transfers it sends or receives
@@ -113,14 +120,16 @@ void DirectSchedule::BuildTransfers() {
   const int32_t workers = batch_.topology.num_workers;
   // Per receiver: the remote KV blocks its tiles need, each once, grouped by owner.
   std::vector<int32_t> stamp(blocks_.size(), -1);   // the last receiver that asked for a block
+  std::vector<int32_t> transfer_from(workers, -1);  // for the current receiver, by sender
   std::vector<std::pair<int32_t, int32_t>> wanted;  // (src, kv) for the current receiver
   std::vector<Edge> edges;
   incoming_.assign(workers, {});
   for (int32_t dst = 0; dst < workers; ++dst) {
     wanted.clear();
+    const size_t first_tile = tiles_.size();
     for (int32_t q : owned_[dst]) {
       ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t pairs) {
-        tiles_.push_back({q, kv, pairs});
+        tiles_.push_back({q, kv, -1, pairs});
         const int32_t src = blocks_[kv].owner;
         if (src != dst && stamp[kv] != dst) {
           stamp[kv] = dst;
@@ -130,14 +139,20 @@ void DirectSchedule::BuildTransfers() {
     }
     std::sort(wanted.begin(), wanted.end());
     for (size_t i = 0; i < wanted.size();) {
-      PairTransfer t{wanted[i].first, dst, 0, {}, 0};
+      PairTransfer t{wanted[i].first, dst, 0, static_cast<int32_t>(transfer_blocks_.size()), 0, 0};
       for (; i < wanted.size() && wanted[i].first == t.src; ++i) {
-        t.blocks.push_back(wanted[i].second);
+        transfer_blocks_.push_back(wanted[i].second);
         t.tokens += blocks_[wanted[i].second].tokens();
       }
+      t.end_block = static_cast<int32_t>(transfer_blocks_.size());
       edges.push_back({t.src, t.dst, cost_.KvBytes(t.tokens)});
+      transfer_from[t.src] = static_cast<int32_t>(transfers_.size());
       incoming_[dst].push_back({t.src, static_cast<int32_t>(transfers_.size())});
-      transfers_.push_back(std::move(t));
+      transfers_.push_back(t);
+    }
+    for (size_t i = first_tile; i < tiles_.size(); ++i) {
+      const int32_t src = blocks_[tiles_[i].kv].owner;
+      if (src != dst) tiles_[i].transfer = transfer_from[src];
     }
   }
   const std::vector<int32_t> rounds = ScheduleRounds(edges, workers);
@@ -168,7 +183,7 @@ void DirectSchedule::ComputeCosts() {
   for (const TileRecord& t : tiles_) {
     const Block& qb = blocks_[t.q];
     const int32_t w = qb.owner;
-    const int32_t round = TileRound(t.q, t.kv);
+    const int32_t round = t.transfer < 0 ? 0 : transfers_[t.transfer].round;
     const int64_t kv_len = blocks_[t.kv].tokens();
     const double fwd = cost_.TileForwardSeconds(qb.tokens(), kv_len, t.pairs);
     in.compute.fwd(w, round) += fwd;
@@ -198,11 +213,11 @@ WorkerPlan DirectSchedule::Slice(int32_t rank) const {
   for (int32_t i : transfers_of_[rank]) {
     const PairTransfer& t = transfers_[i];
     if (t.src == rank) {
-      slice.sends.push_back({t.round, t.dst, t.blocks, TransferKind::kKv});
-      slice.recvs.push_back({t.round, t.dst, t.blocks, TransferKind::kDkv});
+      slice.sends.push_back({t.round, t.dst, TransferBlocks(t), TransferKind::kKv});
+      slice.recvs.push_back({t.round, t.dst, TransferBlocks(t), TransferKind::kDkv});
     } else {
-      slice.recvs.push_back({t.round, t.src, t.blocks, TransferKind::kKv});
-      slice.sends.push_back({t.round, t.src, t.blocks, TransferKind::kDkv});
+      slice.recvs.push_back({t.round, t.src, TransferBlocks(t), TransferKind::kKv});
+      slice.sends.push_back({t.round, t.src, TransferBlocks(t), TransferKind::kDkv});
     }
   }
   SortSlice(&slice);

@@ -12,14 +12,17 @@ class BipartiteColouring {
   BipartiteColouring(const std::vector<Edge>& edges, int32_t workers, int32_t delta)
       : edges_(edges),
         delta_(delta),
+        words_((delta + 63) / 64),
         at_src_(static_cast<size_t>(workers) * delta, -1),
         at_dst_(static_cast<size_t>(workers) * delta, -1),
+        used_src_(static_cast<size_t>(workers) * words_, 0),
+        used_dst_(static_cast<size_t>(workers) * words_, 0),
         colour_(edges.size(), -1) {}
 
   void Colour(int32_t e) {
     const int32_t u = edges_[e].src, v = edges_[e].dst;
-    const int32_t a = FreeAt(at_src_, u);
-    const int32_t b = FreeAt(at_dst_, v);
+    const int32_t a = FreeAt(used_src_, u);
+    const int32_t b = FreeAt(used_dst_, v);
     if (Slot(at_dst_, v, a) != -1) FlipPath(v, a, b);  // now a is free at v, still free at u
     Assign(e, a);
   }
@@ -30,16 +33,25 @@ class BipartiteColouring {
   int32_t& Slot(std::vector<int32_t>& table, int32_t node, int32_t c) {
     return table[static_cast<size_t>(node) * delta_ + c];
   }
-  int32_t FreeAt(std::vector<int32_t>& table, int32_t node) {
-    for (int32_t c = 0; c < delta_; ++c) {
-      if (Slot(table, node, c) == -1) return c;
+  // Lowest colour not used at `node` (a bitset of used colours per node).
+  int32_t FreeAt(const std::vector<uint64_t>& used, int32_t node) const {
+    const uint64_t* bits = &used[static_cast<size_t>(node) * words_];
+    for (int32_t w = 0; w < words_; ++w) {
+      if (~bits[w] != 0) return w * 64 + __builtin_ctzll(~bits[w]);
     }
     return -1;  // unreachable: degree < delta before colouring this edge
+  }
+  void Mark(std::vector<uint64_t>& used, int32_t node, int32_t c, bool on) {
+    uint64_t& word = used[static_cast<size_t>(node) * words_ + c / 64];
+    const uint64_t bit = uint64_t{1} << (c % 64);
+    word = on ? (word | bit) : (word & ~bit);
   }
   void Assign(int32_t e, int32_t c) {
     colour_[e] = c;
     Slot(at_src_, edges_[e].src, c) = e;
     Slot(at_dst_, edges_[e].dst, c) = e;
+    Mark(used_src_, edges_[e].src, c, true);
+    Mark(used_dst_, edges_[e].dst, c, true);
   }
   // Swaps colours a and b along the alternating path that starts at receiver v with colour a.
   void FlipPath(int32_t v, int32_t a, int32_t b) {
@@ -57,13 +69,18 @@ class BipartiteColouring {
     for (int32_t e : path) {
       Slot(at_src_, edges_[e].src, colour_[e]) = -1;
       Slot(at_dst_, edges_[e].dst, colour_[e]) = -1;
+      Mark(used_src_, edges_[e].src, colour_[e], false);
+      Mark(used_dst_, edges_[e].dst, colour_[e], false);
     }
     for (int32_t e : path) Assign(e, colour_[e] == a ? b : a);
   }
 
   const std::vector<Edge>& edges_;
   int32_t delta_;
-  std::vector<int32_t> at_src_, at_dst_, colour_;
+  int32_t words_;
+  std::vector<int32_t> at_src_, at_dst_;
+  std::vector<uint64_t> used_src_, used_dst_;
+  std::vector<int32_t> colour_;
 };
 
 }  // namespace

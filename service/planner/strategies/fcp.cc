@@ -13,8 +13,8 @@
 //      its owner; rounds by bipartite edge colouring.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
-#include <queue>
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
@@ -30,6 +30,34 @@ struct Item {
   int64_t begin, end;
   double seconds;
   int32_t owner = -1;
+};
+
+// The worker with the lowest score, maintained under point updates in O(log W): a tournament tree
+// whose internal nodes hold the index of their subtree's minimum (ties: the lower index).
+class MinTree {
+ public:
+  explicit MinTree(int32_t size) : leaves_(1) {
+    while (leaves_ < size) leaves_ *= 2;
+    score_.assign(leaves_, std::numeric_limits<double>::infinity());
+    node_.assign(2 * leaves_, 0);
+    for (int32_t i = 0; i < leaves_; ++i) node_[leaves_ + i] = i;
+    for (int32_t n = leaves_ - 1; n >= 1; --n) node_[n] = Better(node_[2 * n], node_[2 * n + 1]);
+  }
+  void Set(int32_t i, double score) {
+    score_[i] = score;
+    for (int32_t n = (leaves_ + i) / 2; n >= 1; n /= 2) {
+      node_[n] = Better(node_[2 * n], node_[2 * n + 1]);
+    }
+  }
+  int32_t ArgMin() const { return node_[1]; }
+
+ private:
+  int32_t Better(int32_t a, int32_t b) const {
+    return score_[b] < score_[a] || (score_[b] == score_[a] && b < a) ? b : a;
+  }
+  int32_t leaves_;
+  std::vector<double> score_;
+  std::vector<int32_t> node_;
 };
 
 class Packer {
@@ -91,7 +119,6 @@ class Packer {
 };
 
 void Packer::Pack(int32_t documents) {
-  constexpr int kHeapCandidates = 2;
   constexpr double kLocalitySlack = 0.01;
   // Largest first; ties by position so the order is deterministic.
   std::vector<std::pair<double, int32_t>> order(items_.size());
@@ -99,40 +126,19 @@ void Packer::Pack(int32_t documents) {
     order[i] = {-items_[i].seconds, static_cast<int32_t>(i)};
   }
   std::sort(order.begin(), order.end());
-  // Min-heap of (score, worker, version); a worker has one live entry, the one whose version is
-  // current, so entries left behind by a changed worker are skipped.
-  struct Entry {
-    double score;
-    int32_t worker;
-    uint32_t version;
-    bool operator>(const Entry& o) const {
-      return score != o.score ? score > o.score : worker > o.worker;
-    }
-  };
-  std::vector<uint32_t> version(workers_, 0);
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
-  auto push = [&](int32_t w) { heap.push({Score(load_[w], tokens_[w]), w, ++version[w]}); };
-  for (int32_t w = 0; w < workers_; ++w) push(w);
+  MinTree least_loaded(workers_);
+  for (int32_t w = 0; w < workers_; ++w) least_loaded.Set(w, 0.0);
   // Workers holding blocks of each document (few: documents span few workers).
   std::vector<absl::InlinedVector<int32_t, 2>> doc_workers(documents);
-  std::vector<int32_t> candidates;
   for (const auto& [unused, i] : order) {
     const Item& it = items_[i];
-    candidates.clear();
-    while (!heap.empty() && static_cast<int>(candidates.size()) < kHeapCandidates) {
-      const Entry top = heap.top();
-      heap.pop();
-      if (top.version == version[top.worker]) candidates.push_back(top.worker);
-    }
+    const int32_t candidate = least_loaded.ArgMin();
     int32_t best = -1;
     double best_score = 0;
-    for (int32_t w : candidates) {
-      if (Fits(w, it) && (best < 0 || ScoreWith(w, it) < best_score)) {
-        best = w;
-        best_score = ScoreWith(w, it);
-      }
-    }
-    if (best < 0) {  // the least-loaded workers are full: scan everyone
+    if (Fits(candidate, it)) {
+      best = candidate;
+      best_score = ScoreWith(candidate, it);
+    } else {  // the least-loaded worker is full (memory cap): scan everyone
       for (int32_t w = 0; w < workers_; ++w) {
         if (Fits(w, it) && (best < 0 || ScoreWith(w, it) < best_score)) {
           best = w;
@@ -152,9 +158,9 @@ void Packer::Pack(int32_t documents) {
     }
     if (chosen == best && !holders.empty()) {
       const int32_t node = topology_.NodeOf(holders.front());
-      for (int32_t w : candidates) {
-        if (topology_.NodeOf(w) == node && Fits(w, it) &&
-            ScoreWith(w, it) <= best_score + kLocalitySlack) {
+      for (int32_t w = node * topology_.workers_per_node;
+           w < std::min(workers_, (node + 1) * topology_.workers_per_node); ++w) {
+        if (Fits(w, it) && ScoreWith(w, it) <= best_score + kLocalitySlack) {
           chosen = w;
           break;
         }
@@ -165,8 +171,7 @@ void Packer::Pack(int32_t documents) {
     if (std::find(holders.begin(), holders.end(), chosen) == holders.end()) {
       doc_workers[it.document].push_back(chosen);
     }
-    for (int32_t w : candidates) push(w);
-    if (std::find(candidates.begin(), candidates.end(), chosen) == candidates.end()) push(chosen);
+    least_loaded.Set(chosen, Score(load_[chosen], tokens_[chosen]));
   }
 }
 
