@@ -25,3 +25,4 @@ for workload in wikipedia magi; do
   done
 done
 echo "plan_quality: wrote $(wc -l < "$out") rows to $out" >&2
+/usr/bin/python3 bench/report.py

@@ -237,7 +237,7 @@ class FcpPlanner final : public Planner {
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const bool automatic = ctx.options.block_size == 0;
-    const int64_t block = automatic ? AutoBlockSize(batch) : ctx.options.block_size;
+    const int64_t block = RequestedBlockSize(ctx);
     // In automatic mode a long document whose last block alone would carry more than
     // 1/kMaxBlockShare of a worker's mean attention work gets smaller blocks (down to
     // kMinBlock), so that no single block makes balance impossible.

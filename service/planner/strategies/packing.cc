@@ -1,5 +1,6 @@
 #include "service/planner/strategies/packing.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "service/planner/mask_math.h"
@@ -23,6 +24,16 @@ double QueryRangeSeconds(const CostModel& cost, const Document& doc, int64_t q_b
 int64_t TokenCap(const Topology& topology) {
   return topology.max_tokens_per_worker > 0 ? topology.max_tokens_per_worker
                                             : std::numeric_limits<int64_t>::max();
+}
+
+int64_t RequestedBlockSize(const PlanContext& ctx) {
+  return ctx.options.block_size > 0 ? ctx.options.block_size : AutoBlockSize(ctx.batch);
+}
+
+void SortByPosition(std::vector<Block>* blocks) {
+  std::sort(blocks->begin(), blocks->end(), [](const Block& a, const Block& b) {
+    return a.document != b.document ? a.document < b.document : a.begin < b.begin;
+  });
 }
 
 }  // namespace fcp

@@ -19,6 +19,12 @@ double QueryRangeSeconds(const CostModel& cost, const Document& doc, int64_t q_b
 // Token limit per worker: the memory cap if set, else unlimited.
 int64_t TokenCap(const Topology& topology);
 
+// The requested block size, or AutoBlockSize(batch) when the options leave it at 0.
+int64_t RequestedBlockSize(const PlanContext& ctx);
+
+// Sorts blocks by (document, begin), the order a kDirect layout needs.
+void SortByPosition(std::vector<Block>* blocks);
+
 }  // namespace fcp
 
 #endif  // FCP_SERVICE_PLANNER_STRATEGIES_PACKING_H_

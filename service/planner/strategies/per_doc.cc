@@ -28,8 +28,7 @@ class PerDocPlanner final : public Planner {
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t workers = batch.topology.num_workers;
-    const int64_t block =
-        ctx.options.block_size > 0 ? ctx.options.block_size : AutoBlockSize(batch);
+    const int64_t block = RequestedBlockSize(ctx);
     const int64_t cap = TokenCap(batch.topology);
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
     std::vector<double> doc_seconds(docs);
@@ -73,10 +72,7 @@ class PerDocPlanner final : public Planner {
         tokens[w] += bounds[c + 1] - bounds[c];
       }
     }
-    std::stable_sort(
-        layout.blocks.begin(), layout.blocks.end(), [](const Block& a, const Block& b) {
-          return a.document != b.document ? a.document < b.document : a.begin < b.begin;
-        });
+    SortByPosition(&layout.blocks);
     return layout;
   }
 };

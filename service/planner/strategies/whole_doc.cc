@@ -86,9 +86,7 @@ class WholeDocPlanner final : public Planner {
             absl::StrCat("topology.max_tokens_per_worker: document ", p.document, " does not fit"));
       }
     }
-    std::sort(layout.blocks.begin(), layout.blocks.end(), [](const Block& a, const Block& b) {
-      return a.document != b.document ? a.document < b.document : a.begin < b.begin;
-    });
+    SortByPosition(&layout.blocks);
     for (const Block& b : layout.blocks)
       layout.block_size = std::max(layout.block_size, b.tokens());
     return layout;
