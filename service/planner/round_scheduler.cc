@@ -1,7 +1,6 @@
 #include "service/planner/round_scheduler.h"
 
 #include <algorithm>
-#include <numeric>
 
 namespace fcp {
 namespace {
@@ -55,7 +54,8 @@ class BipartiteColouring {
   }
   // Swaps colours a and b along the alternating path that starts at receiver v with colour a.
   void FlipPath(int32_t v, int32_t a, int32_t b) {
-    std::vector<int32_t> path;
+    std::vector<int32_t>& path = path_;
+    path.clear();
     bool at_receiver = true;
     int32_t node = v, c = a;
     while (true) {
@@ -81,6 +81,7 @@ class BipartiteColouring {
   std::vector<int32_t> at_src_, at_dst_;
   std::vector<uint64_t> used_src_, used_dst_;
   std::vector<int32_t> colour_;
+  std::vector<int32_t> path_;  // scratch for FlipPath
 };
 
 }  // namespace
@@ -94,12 +95,12 @@ std::vector<int32_t> ScheduleRounds(const std::vector<Edge>& edges, int32_t num_
   }
   const int32_t delta = std::max(*std::max_element(out_degree.begin(), out_degree.end()),
                                  *std::max_element(in_degree.begin(), in_degree.end()));
-  std::vector<int32_t> order(edges.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int32_t x, int32_t y) { return edges[x].bytes > edges[y].bytes; });
+  // Heaviest first; ties by edge index (deterministic).
+  std::vector<std::pair<int64_t, int32_t>> order(edges.size());
+  for (size_t e = 0; e < edges.size(); ++e) order[e] = {-edges[e].bytes, static_cast<int32_t>(e)};
+  std::sort(order.begin(), order.end());
   BipartiteColouring colouring(edges, num_workers, delta);
-  for (int32_t e : order) colouring.Colour(e);
+  for (const auto& [unused, e] : order) colouring.Colour(e);
   std::vector<int32_t> rounds = colouring.TakeColours();
   for (int32_t& r : rounds) ++r;
   return rounds;
