@@ -13,6 +13,7 @@
 //      its owner; rounds by bipartite edge colouring.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -52,9 +53,8 @@ class MinTree {
   int32_t ArgMin() const { return node_[1]; }
 
  private:
-  int32_t Better(int32_t a, int32_t b) const {
-    return score_[b] < score_[a] || (score_[b] == score_[a] && b < a) ? b : a;
-  }
+  // Left subtree indices are below right ones, so `a < b` here and ties keep `a`.
+  int32_t Better(int32_t a, int32_t b) const { return score_[b] < score_[a] ? b : a; }
   int32_t leaves_;
   std::vector<double> score_;
   std::vector<int32_t> node_;
@@ -120,17 +120,24 @@ class Packer {
 
 void Packer::Pack(int32_t documents) {
   constexpr double kLocalitySlack = 0.01;
-  // Largest first; ties by position so the order is deterministic.
-  std::vector<std::pair<double, int32_t>> order(items_.size());
+  // Largest first. The sort key packs the cost's top bits (non-negative doubles order like their
+  // bit patterns) above the item's index, so ties are broken by position and one integer sort
+  // does it all.
+  int index_bits = 1;
+  while ((size_t{1} << index_bits) < items_.size()) ++index_bits;
+  std::vector<uint64_t> order(items_.size());
   for (size_t i = 0; i < items_.size(); ++i) {
-    order[i] = {-items_[i].seconds, static_cast<int32_t>(i)};
+    uint64_t bits;
+    std::memcpy(&bits, &items_[i].seconds, sizeof bits);
+    order[i] = (~bits >> index_bits << index_bits) | i;
   }
-  std::sort(order.begin(), order.end());
+  if (!order.empty()) RadixSort(&order);
   MinTree least_loaded(workers_);
   for (int32_t w = 0; w < workers_; ++w) least_loaded.Set(w, 0.0);
   // Workers holding blocks of each document (few: documents span few workers).
   std::vector<absl::InlinedVector<int32_t, 2>> doc_workers(documents);
-  for (const auto& [unused, i] : order) {
+  for (const uint64_t key : order) {
+    const int32_t i = static_cast<int32_t>(key & ((uint64_t{1} << index_bits) - 1));
     const Item& it = items_[i];
     const int32_t candidate = least_loaded.ArgMin();
     int32_t best = -1;

@@ -22,6 +22,10 @@ int64_t TokenCap(const Topology& topology);
 // The requested block size, or AutoBlockSize(batch) when the options leave it at 0.
 int64_t RequestedBlockSize(const PlanContext& ctx);
 
+// Sorts integer keys ascending (LSD radix sort, 8-bit digits: no data-dependent branches, which
+// matters for the large random key sets of packing).
+void RadixSort(std::vector<uint64_t>* keys);
+
 // Sorts blocks by (document, begin), the order a kDirect layout needs.
 void SortByPosition(std::vector<Block>* blocks);
 
