@@ -26,11 +26,14 @@
 namespace fcp {
 namespace {
 
+// A packing unit: one block, or two blocks of one document placed together (zigzag pair).
 struct Item {
   int32_t document;
   int64_t begin, end;
   double seconds;
+  int64_t begin2 = 0, end2 = 0;  // the paired block, if any (empty otherwise)
   int32_t owner = -1;
+  int64_t tokens() const { return (end - begin) + (end2 - begin2); }
 };
 
 // The worker with the lowest score, maintained under point updates in O(log W): a tournament tree
@@ -74,7 +77,7 @@ class Packer {
     int64_t total_tokens = 0;
     for (const Item& it : items_) {
       total_seconds += it.seconds;
-      total_tokens += it.end - it.begin;
+      total_tokens += it.tokens();
     }
     mean_seconds_ = std::max(total_seconds / workers_, 1e-12);
     mean_tokens_ = std::max(static_cast<double>(total_tokens) / workers_, 1.0);
@@ -88,20 +91,20 @@ class Packer {
     return std::max(seconds / mean_seconds_, static_cast<double>(tokens) / mean_tokens_);
   }
   double ScoreWith(int32_t w, const Item& it) const {
-    return Score(load_[w] + it.seconds, tokens_[w] + (it.end - it.begin));
+    return Score(load_[w] + it.seconds, tokens_[w] + it.tokens());
   }
-  bool Fits(int32_t w, const Item& it) const { return tokens_[w] + (it.end - it.begin) <= cap_; }
+  bool Fits(int32_t w, const Item& it) const { return tokens_[w] + it.tokens() <= cap_; }
   void Assign(int32_t i, int32_t w) {
     Item& it = items_[i];
     it.owner = w;
     load_[w] += it.seconds;
-    tokens_[w] += it.end - it.begin;
+    tokens_[w] += it.tokens();
     owned_[w].push_back(i);
   }
   void Unassign(int32_t i) {
     Item& it = items_[i];
     load_[it.owner] -= it.seconds;
-    tokens_[it.owner] -= it.end - it.begin;
+    tokens_[it.owner] -= it.tokens();
     auto& list = owned_[it.owner];
     list.erase(std::find(list.begin(), list.end(), i));
     it.owner = -1;
@@ -195,7 +198,7 @@ bool Packer::TryImprove(int32_t hot) {
   for (int32_t i : owned_[hot]) {
     const Item& a = items_[i];
     const double da = a.seconds;
-    const int64_t ta = a.end - a.begin;
+    const int64_t ta = a.tokens();
     if (tokens_[cold] + ta <= cap_) {
       const double s = std::max(Score(load_[hot] - da, tokens_[hot] - ta),
                                 Score(load_[cold] + da, tokens_[cold] + ta));
@@ -204,7 +207,7 @@ bool Packer::TryImprove(int32_t hot) {
     for (int32_t j : owned_[cold]) {
       const Item& b = items_[j];
       const double dd = da - b.seconds;
-      const int64_t dt = ta - (b.end - b.begin);
+      const int64_t dt = ta - b.tokens();
       if (dd <= 0 || tokens_[cold] + dt > cap_) continue;
       const double s = std::max(Score(load_[hot] - dd, tokens_[hot] - dt),
                                 Score(load_[cold] + dd, tokens_[cold] + dt));
@@ -273,10 +276,23 @@ class FcpPlanner final : public Planner {
         bounds = SplitEvenly(doc.length, doc_block);
       }
       largest = std::max(largest, bounds[1] - bounds[0]);
-      for (size_t i = 0; i + 1 < bounds.size(); ++i) {
-        items.push_back({d, bounds[i], bounds[i + 1],
-                         QueryRangeSeconds(ctx.cost, doc, bounds[i], bounds[i + 1], bounds) +
-                             3 * ctx.cost.TokenSeconds(bounds[i + 1] - bounds[i])});
+      auto seconds = [&](size_t i) {
+        return QueryRangeSeconds(ctx.cost, doc, bounds[i], bounds[i + 1], bounds) +
+               3 * ctx.cost.TokenSeconds(bounds[i + 1] - bounds[i]);
+      };
+      const size_t n = bounds.size() - 1;
+      // Causal work grows along a document: pair block i with block n-1-i (zigzag), so every
+      // holder of a late block also holds an early one and sends its share of the KV.
+      const bool pair = doc.mask.kind == MaskKind::kCausal || doc.mask.kind == MaskKind::kPrefixLm;
+      for (size_t i = 0; i < (pair ? (n + 1) / 2 : n); ++i) {
+        Item item{d, bounds[i], bounds[i + 1], seconds(i)};
+        const size_t j = n - 1 - i;
+        if (pair && j != i) {
+          item.begin2 = bounds[j];
+          item.end2 = bounds[j + 1];
+          item.seconds += seconds(j);
+        }
+        items.push_back(item);
       }
     }
     Packer packer(batch.topology, &items);
@@ -286,8 +302,12 @@ class FcpPlanner final : public Planner {
     layout.kind = Layout::Kind::kDirect;
     layout.strategy = "fcp";
     layout.block_size = automatic ? largest : block;
-    layout.blocks.reserve(items.size());
-    for (const Item& it : items) layout.blocks.push_back({it.document, it.begin, it.end, it.owner});
+    layout.blocks.reserve(2 * items.size());
+    for (const Item& it : items) {
+      layout.blocks.push_back({it.document, it.begin, it.end, it.owner});
+      if (it.end2 > it.begin2) layout.blocks.push_back({it.document, it.begin2, it.end2, it.owner});
+    }
+    SortByPosition(&layout.blocks);
     return layout;
   }
 };
