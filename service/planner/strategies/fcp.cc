@@ -1,14 +1,18 @@
-// fcp: block-level packing (FCP). Documents are cut into blocks of at most `block_size` tokens;
-// blocks of short and long documents are bin-packed together, then refined by local search:
+// fcp: block-level packing (FCP). Documents are cut into blocks of at most `block_size` tokens
+// (smaller for a document whose last block alone would outweigh a worker's share); blocks of short
+// and long documents are bin-packed together, then refined by local search:
 //
 //   doc A (long, causal): [a0][a1][a2][a3][a4][a5]   cost grows along the document: a5 > a0
-//   doc B, C, D (short):  [b] [c] [d] ...
+//   packing units:        (a0+a5) (a1+a4) (a2+a3)    zigzag pairs: equal cost, and every holder
+//   doc B, C, D (short):  [b] [c] [d] ...            of a late block owns an early one to send
 //
-//   1. LPT: blocks by cost (forward+backward attention time + token time), largest first, each
-//      onto the worker that keeps max(compute / mean, tokens / mean) lowest; among workers within
-//      a small slack of the best, prefer one that already holds blocks of the same document, then
-//      one on the same node (fewer, cheaper KV transfers).
-//   2. Local search: move or swap blocks off the most loaded worker while that lowers its load.
+//   worker 0: (a0+a5) [c] ...   worker 1: (a1+a4) [b] ...   worker 2: (a2+a3) [d] ...
+//
+//   1. LPT: units by cost (forward+backward attention time + token time), largest first, each
+//      onto the least-loaded worker by max(compute / mean, tokens / mean); among workers within
+//      a small slack of the best, prefer one that already holds the same document, then one on
+//      the same node (fewer, cheaper KV transfers).
+//   2. Local search: move or swap units off the most loaded worker while that lowers its load.
 //   3. Communication (Schedule): each remote KV block a worker needs is sent once, directly from
 //      its owner; rounds by bipartite edge colouring.
 #include <algorithm>
