@@ -1,25 +1,77 @@
-// auto (the default): runs the applicable strategies and returns the layout with the lowest
-// predicted step time (forward + backward, or forward only), so it is never slower than any
-// strategy it ran. Which strategies run is decided from the inputs alone (never the clock), so
-// every replica picks the same plan: the packing strategies always run; `ring` runs when its
-// analytic costing (one step per document chunk, 2W chunks per document) fits the time budget.
+// auto (the default): tries the strategies and returns the layout with the lowest predicted step
+// time (forward + backward, or forward only), so it is never slower than any strategy it ran.
+//
+// A strategy is skipped, without running it, when a lower bound on its predicted step time is
+// already no better than the best plan found: then it cannot win, and auto is no slower than it
+// either. The bounds follow from the cost model (efficiency <= 1, the fastest link):
+//   whole_doc  the costliest document, computed whole on one worker (without a memory cap)
+//   ring       every rank receives the other ranks' KV: (W-1)/W of the batch's KV per rank, at
+//              the fastest link, plus one latency per round; the same again for dK/dV
+// ring is also skipped when its analytic costing (2W chunks per document) exceeds the time
+// budget. Every decision depends on the inputs only, never the clock, so every replica picks the
+// same plan.
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
 #include "service/planner/schedule.h"
 
 namespace fcp {
 namespace {
 
-constexpr const char* kCandidates[] = {"fcp", "whole_doc", "per_doc", "ring"};
-constexpr double kRingChunksPerMs = 20000;  // measured costing throughput, conservatively rounded
+constexpr const char* kCandidates[] = {"fcp", "per_doc", "whole_doc", "ring"};
+constexpr double kRingChunksPerMs = 10000;  // measured ring costing throughput, rounded down
+
+double StepMs(const PlanSummary& s, bool include_backward) {
+  return s.predicted_fwd_ms + (include_backward ? s.predicted_bwd_ms : 0);
+}
+
+// A lower bound on `name`'s predicted step time in ms (0 when none is known).
+double LowerBoundMs(absl::string_view name, const PlanContext& ctx) {
+  const Batch& batch = ctx.batch;
+  const CostModel& cost = ctx.cost;
+  const double bwd = ctx.options.include_backward ? cost.BackwardFactor() : 0;
+  if (name == "whole_doc" && batch.topology.max_tokens_per_worker == 0) {
+    double worst = 0;
+    for (const Document& d : batch.documents) {
+      const int64_t pairs = AllowedPairs(d.mask, 0, d.length, 0, d.length);
+      worst = std::max(worst, pairs * cost.SecondsPerPair(d.length, d.length) * (1 + bwd));
+    }
+    return worst * 1e3;
+  }
+  if (name == "ring") {
+    const Topology& t = batch.topology;
+    const double link = std::max(t.intra_node_gbps, t.inter_node_gbps) * 1e9;
+    const double others =
+        static_cast<double>(batch.TotalTokens()) * (t.num_workers - 1) / t.num_workers;
+    const double one_way = others * cost.kv_bytes_per_token() / link +
+                           (t.num_workers - 1) * cost.params().transfer_latency_us * 1e-6;
+    return one_way * (ctx.options.include_backward ? 2 : 1) * 1e3;
+  }
+  return 0;
+}
+
+bool Affordable(absl::string_view name, const PlanContext& ctx) {
+  if (name != "ring") return true;
+  const double chunks = 2.0 * ctx.batch.topology.num_workers * ctx.batch.documents.size();
+  return chunks <= ctx.options.time_budget_ms * kRingChunksPerMs;
+}
+
+bool WithinCap(const Topology& t, const std::vector<WorkerCost>& costs) {
+  if (t.max_tokens_per_worker <= 0) return true;
+  for (const WorkerCost& c : costs) {
+    if (c.tokens > t.max_tokens_per_worker) return false;
+  }
+  return true;
+}
 
 class AutoPlanner final : public Planner {
  public:
   absl::string_view name() const override { return "auto"; }
   absl::string_view description() const override {
-    return "default: runs the strategies that fit the time budget and returns the plan with the "
+    return "default: tries the strategies that can still win and returns the plan with the "
            "lowest predicted step time";
   }
 
@@ -29,6 +81,7 @@ class AutoPlanner final : public Planner {
     std::vector<std::string> failures;
     for (const char* name : kCandidates) {
       if (!Affordable(name, ctx)) continue;
+      if (best.ok() && LowerBoundMs(name, ctx) >= best_ms) continue;
       absl::StatusOr<std::unique_ptr<Planner>> planner = NewPlanner(name);
       if (!planner.ok()) return planner.status();
       absl::StatusOr<Layout> layout = (*planner)->MakeLayout(ctx);
@@ -39,10 +92,8 @@ class AutoPlanner final : public Planner {
       absl::StatusOr<std::unique_ptr<Schedule>> schedule =
           NewSchedule(ctx.batch, ctx.cost, *layout);
       if (!schedule.ok()) return schedule.status();
-      const PlanSummary& s = (*schedule)->summary();
       if (!WithinCap(ctx.batch.topology, (*schedule)->costs())) continue;
-      const double ms =
-          s.predicted_fwd_ms + (ctx.options.include_backward ? s.predicted_bwd_ms : 0);
+      const double ms = StepMs((*schedule)->summary(), ctx.options.include_backward);
       if (!best.ok() || ms < best_ms) {
         best = std::move(layout);
         best_ms = ms;
@@ -53,20 +104,6 @@ class AutoPlanner final : public Planner {
           absl::StrCat("auto: every strategy failed; first: ", failures.front()));
     }
     return best;
-  }
-
- private:
-  static bool Affordable(absl::string_view name, const PlanContext& ctx) {
-    if (name != "ring") return true;
-    const double chunks = 2.0 * ctx.batch.topology.num_workers * ctx.batch.documents.size();
-    return chunks <= ctx.options.time_budget_ms * kRingChunksPerMs;
-  }
-  static bool WithinCap(const Topology& t, const std::vector<WorkerCost>& costs) {
-    if (t.max_tokens_per_worker <= 0) return true;
-    for (const WorkerCost& c : costs) {
-      if (c.tokens > t.max_tokens_per_worker) return false;
-    }
-    return true;
   }
 };
 

@@ -48,21 +48,33 @@ class PerDocPlanner final : public Planner {
     std::vector<double> load(workers, 0);
     std::vector<int64_t> tokens(workers, 0);
     std::vector<int32_t> ranks(workers);
+    std::vector<int64_t> bounds;
+    std::vector<int32_t> members;
     for (int32_t d : order) {
       const Document& doc = batch.documents[d];
       const int64_t k = std::clamp<int64_t>(doc.length / block, 1, workers);
-      std::vector<int64_t> bounds(2 * k + 1);
-      for (int64_t c = 0; c <= 2 * k; ++c) bounds[c] = ChunkBegin(doc.length, 2 * k, c);
-      // The k least-loaded workers with room for a share; ties broken by rank.
       const int64_t share = (doc.length + k - 1) / k;
-      std::iota(ranks.begin(), ranks.end(), 0);
+      // The k least-loaded workers with room for a share; ties broken by rank.
       auto better = [&](int32_t a, int32_t b) {
         const bool fa = tokens[a] + share <= cap, fb = tokens[b] + share <= cap;
         if (fa != fb) return fa;
         return load[a] != load[b] ? load[a] < load[b] : a < b;
       };
+      if (k == 1) {  // most documents: the single best worker, whole
+        int32_t w = 0;
+        for (int32_t r = 1; r < workers; ++r) {
+          if (better(r, w)) w = r;
+        }
+        layout.blocks.push_back({d, 0, doc.length, w});
+        load[w] += doc_seconds[d];
+        tokens[w] += doc.length;
+        continue;
+      }
+      bounds.resize(2 * k + 1);
+      for (int64_t c = 0; c <= 2 * k; ++c) bounds[c] = ChunkBegin(doc.length, 2 * k, c);
+      std::iota(ranks.begin(), ranks.end(), 0);
       std::nth_element(ranks.begin(), ranks.begin() + (k - 1), ranks.end(), better);
-      std::vector<int32_t> members(ranks.begin(), ranks.begin() + k);
+      members.assign(ranks.begin(), ranks.begin() + k);
       std::sort(members.begin(), members.end());
       for (int64_t c = 0; c < 2 * k; ++c) {
         if (bounds[c] == bounds[c + 1]) continue;
