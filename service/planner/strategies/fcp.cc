@@ -40,33 +40,6 @@ struct Item {
   int64_t tokens() const { return (end - begin) + (end2 - begin2); }
 };
 
-// The worker with the lowest score, maintained under point updates in O(log W): a tournament tree
-// whose internal nodes hold the index of their subtree's minimum (ties: the lower index).
-class MinTree {
- public:
-  explicit MinTree(int32_t size) : leaves_(1) {
-    while (leaves_ < size) leaves_ *= 2;
-    score_.assign(leaves_, std::numeric_limits<double>::infinity());
-    node_.assign(2 * leaves_, 0);
-    for (int32_t i = 0; i < leaves_; ++i) node_[leaves_ + i] = i;
-    for (int32_t n = leaves_ - 1; n >= 1; --n) node_[n] = Better(node_[2 * n], node_[2 * n + 1]);
-  }
-  void Set(int32_t i, double score) {
-    score_[i] = score;
-    for (int32_t n = (leaves_ + i) / 2; n >= 1; n /= 2) {
-      node_[n] = Better(node_[2 * n], node_[2 * n + 1]);
-    }
-  }
-  int32_t ArgMin() const { return node_[1]; }
-
- private:
-  // Left subtree indices are below right ones, so `a < b` here and ties keep `a`.
-  int32_t Better(int32_t a, int32_t b) const { return score_[b] < score_[a] ? b : a; }
-  int32_t leaves_;
-  std::vector<double> score_;
-  std::vector<int32_t> node_;
-};
-
 class Packer {
  public:
   Packer(const Topology& topology, std::vector<Item>* items)
@@ -140,7 +113,6 @@ void Packer::Pack(int32_t documents) {
   }
   if (!order.empty()) RadixSort(&order);
   MinTree least_loaded(workers_);
-  for (int32_t w = 0; w < workers_; ++w) least_loaded.Set(w, 0.0);
   // Workers holding blocks of each document (few: documents span few workers).
   std::vector<absl::InlinedVector<int32_t, 2>> doc_workers(documents);
   for (const uint64_t key : order) {

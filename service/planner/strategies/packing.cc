@@ -30,6 +30,22 @@ int64_t RequestedBlockSize(const PlanContext& ctx) {
   return ctx.options.block_size > 0 ? ctx.options.block_size : AutoBlockSize(ctx.batch);
 }
 
+MinTree::MinTree(int32_t size) : leaves_(1) {
+  while (leaves_ < size) leaves_ *= 2;
+  score_.assign(leaves_, std::numeric_limits<double>::infinity());
+  for (int32_t i = 0; i < size; ++i) score_[i] = 0;
+  node_.assign(2 * leaves_, 0);
+  for (int32_t i = 0; i < leaves_; ++i) node_[leaves_ + i] = i;
+  for (int32_t n = leaves_ - 1; n >= 1; --n) node_[n] = Better(node_[2 * n], node_[2 * n + 1]);
+}
+
+void MinTree::Set(int32_t i, double score) {
+  score_[i] = score;
+  for (int32_t n = (leaves_ + i) / 2; n >= 1; n /= 2) {
+    node_[n] = Better(node_[2 * n], node_[2 * n + 1]);
+  }
+}
+
 void RadixSort(std::vector<uint64_t>* keys) {
   constexpr int kDigitBits = 8;
   constexpr size_t kBuckets = size_t{1} << kDigitBits;

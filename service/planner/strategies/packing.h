@@ -22,6 +22,22 @@ int64_t TokenCap(const Topology& topology);
 // The requested block size, or AutoBlockSize(batch) when the options leave it at 0.
 int64_t RequestedBlockSize(const PlanContext& ctx);
 
+// The worker with the lowest score, maintained under point updates in O(log W): a tournament
+// tree whose internal nodes hold the index of their subtree's minimum (ties: the lower index).
+class MinTree {
+ public:
+  explicit MinTree(int32_t size);  // every score starts at 0
+  void Set(int32_t i, double score);
+  int32_t ArgMin() const { return node_[1]; }
+
+ private:
+  // Left subtree indices are below right ones, so `a < b` here and ties keep `a`.
+  int32_t Better(int32_t a, int32_t b) const { return score_[b] < score_[a] ? b : a; }
+  int32_t leaves_;
+  std::vector<double> score_;
+  std::vector<int32_t> node_;
+};
+
 // Sorts integer keys ascending (LSD radix sort, 8-bit digits: no data-dependent branches, which
 // matters for the large random key sets of packing).
 void RadixSort(std::vector<uint64_t>* keys);

@@ -50,6 +50,7 @@ class PerDocPlanner final : public Planner {
     std::vector<int32_t> ranks(workers);
     std::vector<int64_t> bounds;
     std::vector<int32_t> members;
+    MinTree least_loaded(workers);
     for (int32_t d : order) {
       const Document& doc = batch.documents[d];
       const int64_t k = std::clamp<int64_t>(doc.length / block, 1, workers);
@@ -60,14 +61,17 @@ class PerDocPlanner final : public Planner {
         if (fa != fb) return fa;
         return load[a] != load[b] ? load[a] < load[b] : a < b;
       };
-      if (k == 1) {  // most documents: the single best worker, whole
-        int32_t w = 0;
-        for (int32_t r = 1; r < workers; ++r) {
-          if (better(r, w)) w = r;
+      if (k == 1) {  // most documents: whole, on the least-loaded worker with room
+        int32_t w = least_loaded.ArgMin();
+        if (tokens[w] + share > cap) {
+          for (int32_t r = 0; r < workers; ++r) {
+            if (better(r, w)) w = r;
+          }
         }
         layout.blocks.push_back({d, 0, doc.length, w});
         load[w] += doc_seconds[d];
         tokens[w] += doc.length;
+        least_loaded.Set(w, load[w]);
         continue;
       }
       bounds.resize(2 * k + 1);
@@ -82,6 +86,7 @@ class PerDocPlanner final : public Planner {
         layout.blocks.push_back({d, bounds[c], bounds[c + 1], w});
         load[w] += QueryRangeSeconds(ctx.cost, doc, bounds[c], bounds[c + 1], bounds);
         tokens[w] += bounds[c + 1] - bounds[c];
+        least_loaded.Set(w, load[w]);
       }
     }
     SortByPosition(&layout.blocks);
