@@ -5,8 +5,8 @@
 // already no better than the best plan found: then it cannot win, and auto is no slower than it
 // either. The bounds follow from the cost model (efficiency <= 1, the fastest link):
 //   whole_doc  the costliest document, computed whole on one worker (without a memory cap)
-//   ring       every rank receives the other ranks' KV: (W-1)/W of the batch's KV per rank, at
-//              the fastest link, plus one latency per round; the same again for dK/dV
+//   ring       every rank receives the other ranks' KV: (W-1)/W of the batch's KV per rank on
+//              average, at the fastest link; the same again for dK/dV
 // ring is also skipped when its analytic costing (2W chunks per document) exceeds the time
 // budget. Every decision depends on the inputs only, never the clock, so every replica picks the
 // same plan.
@@ -46,8 +46,7 @@ double LowerBoundMs(absl::string_view name, const PlanContext& ctx) {
     const double link = std::max(t.intra_node_gbps, t.inter_node_gbps) * 1e9;
     const double others =
         static_cast<double>(batch.TotalTokens()) * (t.num_workers - 1) / t.num_workers;
-    const double one_way = others * cost.kv_bytes_per_token() / link +
-                           (t.num_workers - 1) * cost.params().transfer_latency_us * 1e-6;
+    const double one_way = others * cost.kv_bytes_per_token() / link;
     return one_way * (ctx.options.include_backward ? 2 : 1) * 1e3;
   }
   return 0;

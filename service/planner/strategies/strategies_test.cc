@@ -1,1 +1,163 @@
-int main() {}
+// Behaviour of each strategy beyond validity (which planner_test checks for all of them): the
+// layout it is named for, and the comparisons the design relies on.
+#include <random>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "service/planner/mask_math.h"
+#include "service/planner/planner.h"
+#include "service/planner/validator.h"
+
+namespace fcp {
+namespace {
+
+// A skewed batch like real data: a few long documents carry most of the attention work.
+Batch SkewedBatch(int32_t workers, uint64_t seed, int64_t tokens_per_worker = 8192) {
+  std::mt19937_64 rng(seed);
+  Batch batch;
+  batch.topology.num_workers = workers;
+  int64_t left = workers * tokens_per_worker;
+  while (left > 0) {
+    const bool long_doc = rng() % 20 == 0;
+    int64_t length = long_doc ? 4096 + static_cast<int64_t>(rng() % 28000)
+                              : 1 + static_cast<int64_t>(rng() % 1500);
+    length = std::min(length, left);
+    batch.documents.push_back({length, Mask::Causal()});
+    left -= length;
+  }
+  return batch;
+}
+
+Plan MustPlan(const Batch& batch, const std::string& strategy,
+              OutputSpec output = OutputSpec::SummaryOnly()) {
+  PlanOptions options;
+  options.strategy = strategy;
+  absl::StatusOr<Plan> plan = MakePlan(batch, options, output);
+  EXPECT_TRUE(plan.ok()) << strategy << ": " << plan.status();
+  return plan.ok() ? *std::move(plan) : Plan{};
+}
+
+class SeededTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(SeededTest, AutoIsNeverSlowerThanAnyStrategy) {
+  for (int32_t workers : {2, 8, 16, 32}) {
+    const Batch batch = SkewedBatch(workers, GetParam());
+    const double chosen = MustPlan(batch, "auto").PredictedStepMs();
+    for (const StrategyInfo& s : ListStrategies()) {
+      EXPECT_LE(chosen, MustPlan(batch, s.name).PredictedStepMs() * (1 + 1e-12))
+          << "W=" << workers << " strategy " << s.name;
+    }
+  }
+}
+
+TEST_P(SeededTest, FcpBalancesComputeAndTokens) {
+  const Batch batch = SkewedBatch(16, GetParam());
+  const Plan plan = MustPlan(batch, "fcp");
+  EXPECT_LE(plan.summary.compute_imbalance, 1.05);
+  EXPECT_LE(plan.summary.token_imbalance, 1.10);
+}
+
+TEST_P(SeededTest, FcpMovesFarLessThanRingAndIsFaster) {
+  const Batch batch = SkewedBatch(32, GetParam());
+  const Plan fcp = MustPlan(batch, "fcp");
+  const Plan ring = MustPlan(batch, "ring");
+  EXPECT_LT(fcp.summary.comm_bytes, 0.3 * ring.summary.comm_bytes);
+  EXPECT_LT(fcp.summary.predicted_fwd_ms * 1.5, ring.summary.predicted_fwd_ms);
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, SeededTest, ::testing::Range(1, 6));
+
+TEST(RingTest, EveryRankReceivesEveryOtherRanksKvOnce) {
+  const Batch batch = SkewedBatch(8, 3);
+  const Plan plan = MustPlan(batch, "ring");
+  const int64_t kv_per_token =
+      2LL * batch.model.num_kv_heads * batch.model.head_dim * DTypeBytes(batch.model.dtype);
+  // Forward: W-1 rounds, each rank receives every other rank's tokens; backward sends as much.
+  const int64_t forward = (batch.topology.num_workers - 1) * batch.TotalTokens() * kv_per_token;
+  EXPECT_EQ(plan.summary.comm_bytes, 2 * forward);
+  EXPECT_EQ(plan.summary.rounds, batch.topology.num_workers - 1);
+}
+
+TEST(RingTest, ZigzagGivesRankRChunksRAnd2WMinus1MinusR) {
+  Batch batch;
+  batch.topology.num_workers = 4;
+  batch.documents = {{800, Mask::Causal()}};  // 8 chunks of 100 tokens
+  const Plan plan = MustPlan(batch, "ring", OutputSpec::AllRanks());
+  ASSERT_EQ(plan.blocks.size(), 8u);
+  const int32_t expected_owner[8] = {0, 1, 2, 3, 3, 2, 1, 0};
+  for (int c = 0; c < 8; ++c) {
+    EXPECT_EQ(plan.blocks[c].begin, 100 * c);
+    EXPECT_EQ(plan.blocks[c].owner, expected_owner[c]) << "chunk " << c;
+  }
+  // Zigzag balances causal work exactly when chunks are equal.
+  EXPECT_DOUBLE_EQ(plan.summary.compute_imbalance, 1.0);
+}
+
+TEST(WholeDocTest, MovesNothingAndKeepsDocumentsWhole) {
+  const Batch batch = SkewedBatch(8, 5);
+  const Plan plan = MustPlan(batch, "whole_doc", OutputSpec::AllRanks());
+  EXPECT_EQ(plan.summary.comm_bytes, 0);
+  EXPECT_EQ(plan.blocks.size(), batch.documents.size());
+}
+
+TEST(WholeDocTest, SplitsOnlyDocumentsOverTheMemoryCap) {
+  Batch batch;
+  batch.topology.num_workers = 4;
+  batch.topology.max_tokens_per_worker = 3000;
+  batch.documents = {{5000, Mask::Causal()}, {1000, Mask::Causal()}, {2000, Mask::Causal()}};
+  PlanOptions options;
+  options.strategy = "whole_doc";
+  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok());
+  int pieces_of_first = 0;
+  for (const Block& b : plan->blocks) pieces_of_first += b.document == 0;
+  EXPECT_GE(pieces_of_first, 2);
+  EXPECT_EQ(plan->blocks.size(), pieces_of_first + 2u);
+}
+
+TEST(PerDocTest, ShortDocumentsStayWholeLongOnesAreSharded) {
+  Batch batch;
+  batch.topology.num_workers = 8;
+  batch.documents = {{300, Mask::Causal()}, {16384, Mask::Causal()}, {700, Mask::Causal()}};
+  PlanOptions options;
+  options.strategy = "per_doc";
+  options.block_size = 2048;
+  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+  ASSERT_TRUE(plan.ok());
+  int blocks_of[3] = {0, 0, 0};
+  for (const Block& b : plan->blocks) ++blocks_of[b.document];
+  EXPECT_EQ(blocks_of[0], 1);
+  EXPECT_EQ(blocks_of[2], 1);
+  EXPECT_EQ(blocks_of[1], 16);  // k = 16384 / 2048 = 8 ranks, 2k zigzag chunks
+}
+
+TEST(FcpTest, PairsEarlyAndLateBlocksOfCausalDocuments) {
+  Batch batch;
+  batch.topology.num_workers = 4;
+  batch.documents = {{8 * 1024, Mask::Causal()}};
+  PlanOptions options;
+  options.strategy = "fcp";
+  options.block_size = 1024;
+  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->blocks.size(), 8u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(plan->blocks[i].owner, plan->blocks[7 - i].owner) << "pair " << i;
+  }
+  EXPECT_LE(plan->summary.compute_imbalance, 1.05);
+}
+
+TEST(FcpTest, ExplicitBlockSizeIsTheLargestBlock) {
+  const Batch batch = SkewedBatch(8, 2);
+  PlanOptions options;
+  options.strategy = "fcp";
+  options.block_size = 512;
+  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->block_size, 512);
+  for (const Block& b : plan->blocks) EXPECT_LE(b.tokens(), 512);
+}
+
+}  // namespace
+}  // namespace fcp
