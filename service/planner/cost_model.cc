@@ -74,39 +74,10 @@ CostModel::CostModel(const ModelShape& model, const Topology& topology, const Co
       params_(params),
       flops_per_pair_(ForwardFlops(model, 1)),
       peak_flops_(topology.attention_tflops * 1e12),
+      backward_factor_(kBackwardFlopsRatio / params.backward_efficiency),
+      tile_overhead_seconds_(params.tile_overhead_us * 1e-6),
       kv_bytes_per_token_(int64_t{2} * model.num_kv_heads * model.head_dim *
                           DTypeBytes(model.dtype)) {}
-
-double CostModel::Efficiency(int64_t q_len, int64_t kv_len) const {
-  const double q = static_cast<double>(q_len), k = static_cast<double>(kv_len);
-  return (q / (q + params_.tile_q_half_tokens)) * (k / (k + params_.tile_kv_half_tokens));
-}
-
-double CostModel::SecondsPerPair(int64_t q_len, int64_t kv_len) const {
-  return flops_per_pair_ / (peak_flops_ * Efficiency(q_len, kv_len));
-}
-
-double CostModel::BackwardFactor() const {
-  return kBackwardFlopsRatio / params_.backward_efficiency;
-}
-
-double CostModel::TileForwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const {
-  if (pairs <= 0) return 0;
-  return static_cast<double>(pairs) * SecondsPerPair(q_len, kv_len) +
-         params_.tile_overhead_us * 1e-6;
-}
-
-double CostModel::TileBackwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const {
-  if (pairs <= 0) return 0;
-  return static_cast<double>(pairs) * SecondsPerPair(q_len, kv_len) * BackwardFactor() +
-         params_.tile_overhead_us * 1e-6;
-}
-
-double CostModel::BackwardFromForward(double forward_seconds) const {
-  if (forward_seconds <= 0) return 0;
-  const double overhead = params_.tile_overhead_us * 1e-6;
-  return (forward_seconds - overhead) * BackwardFactor() + overhead;
-}
 
 double CostModel::LinkBytesPerSecond(int32_t src, int32_t dst) const {
   return (topology_.SameNode(src, dst) ? topology_.intra_node_gbps : topology_.inter_node_gbps) *

@@ -36,15 +36,28 @@ class CostModel {
  public:
   CostModel(const ModelShape& model, const Topology& topology, const CostParams& params);
 
-  double Efficiency(int64_t q_len, int64_t kv_len) const;
-  // Time of one tile of the given shape with `pairs` allowed (query, key) pairs.
-  double TileForwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const;
-  double TileBackwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const;
-  // The backward time of a tile whose forward time is `forward_seconds` (same tile).
-  double BackwardFromForward(double forward_seconds) const;
+  double Efficiency(int64_t q_len, int64_t kv_len) const {
+    const double q = static_cast<double>(q_len), k = static_cast<double>(kv_len);
+    return (q / (q + params_.tile_q_half_tokens)) * (k / (k + params_.tile_kv_half_tokens));
+  }
   // Seconds per allowed pair for tiles of this shape (forward); backward is `BackwardFactor()`×.
-  double SecondsPerPair(int64_t q_len, int64_t kv_len) const;
-  double BackwardFactor() const;
+  double SecondsPerPair(int64_t q_len, int64_t kv_len) const {
+    return flops_per_pair_ / (peak_flops_ * Efficiency(q_len, kv_len));
+  }
+  double BackwardFactor() const { return backward_factor_; }
+  // Time of one tile of the given shape with `pairs` allowed (query, key) pairs.
+  double TileForwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const {
+    if (pairs <= 0) return 0;
+    return static_cast<double>(pairs) * SecondsPerPair(q_len, kv_len) + tile_overhead_seconds_;
+  }
+  double TileBackwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const {
+    return BackwardFromForward(TileForwardSeconds(q_len, kv_len, pairs));
+  }
+  // The backward time of a tile whose forward time is `forward_seconds` (same tile).
+  double BackwardFromForward(double forward_seconds) const {
+    if (forward_seconds <= 0) return 0;
+    return (forward_seconds - tile_overhead_seconds_) * backward_factor_ + tile_overhead_seconds_;
+  }
 
   // Bytes of K and V for `tokens` tokens: 2 · num_kv_heads · head_dim · dtype_bytes · tokens.
   int64_t KvBytes(int64_t tokens) const { return kv_bytes_per_token_ * tokens; }
@@ -64,6 +77,8 @@ class CostModel {
   CostParams params_;
   double flops_per_pair_;
   double peak_flops_;
+  double backward_factor_;
+  double tile_overhead_seconds_;
   int64_t kv_bytes_per_token_;
 };
 

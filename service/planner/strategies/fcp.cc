@@ -35,7 +35,8 @@ struct Item {
   int32_t document;
   int64_t begin, end;
   double seconds;
-  int64_t begin2 = 0, end2 = 0;  // the paired block, if any (empty otherwise)
+  int64_t begin2 = 0, end2 = 0;    // the paired block, if any (empty otherwise)
+  int32_t block = 0, block2 = -1;  // positions of the blocks in the layout (ordered by position)
   int32_t owner = -1;
   int64_t tokens() const { return (end - begin) + (end2 - begin2); }
 };
@@ -238,6 +239,7 @@ class FcpPlanner final : public Planner {
     items.reserve(batch.documents.size() + batch.TotalTokens() / block);
     std::vector<int64_t> bounds;
     int64_t largest = 0;
+    size_t blocks = 0;
     for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
       const Document& doc = batch.documents[d];
       int64_t doc_block = block;
@@ -262,14 +264,17 @@ class FcpPlanner final : public Planner {
       const bool pair = doc.mask.kind == MaskKind::kCausal || doc.mask.kind == MaskKind::kPrefixLm;
       for (size_t i = 0; i < (pair ? (n + 1) / 2 : n); ++i) {
         Item item{d, bounds[i], bounds[i + 1], seconds(i)};
+        item.block = static_cast<int32_t>(blocks + i);
         const size_t j = n - 1 - i;
         if (pair && j != i) {
           item.begin2 = bounds[j];
           item.end2 = bounds[j + 1];
           item.seconds += seconds(j);
+          item.block2 = static_cast<int32_t>(blocks + j);
         }
         items.push_back(item);
       }
+      blocks += n;
     }
     Packer packer(batch.topology, &items);
     packer.Pack(static_cast<int32_t>(batch.documents.size()));
@@ -278,12 +283,11 @@ class FcpPlanner final : public Planner {
     layout.kind = Layout::Kind::kDirect;
     layout.strategy = "fcp";
     layout.block_size = automatic ? largest : block;
-    layout.blocks.reserve(2 * items.size());
+    layout.blocks.resize(blocks);
     for (const Item& it : items) {
-      layout.blocks.push_back({it.document, it.begin, it.end, it.owner});
-      if (it.end2 > it.begin2) layout.blocks.push_back({it.document, it.begin2, it.end2, it.owner});
+      layout.blocks[it.block] = {it.document, it.begin, it.end, it.owner};
+      if (it.block2 >= 0) layout.blocks[it.block2] = {it.document, it.begin2, it.end2, it.owner};
     }
-    SortByPosition(&layout.blocks);
     return layout;
   }
 };

@@ -39,13 +39,6 @@ MinTree::MinTree(int32_t size) : leaves_(1) {
   for (int32_t n = leaves_ - 1; n >= 1; --n) node_[n] = Better(node_[2 * n], node_[2 * n + 1]);
 }
 
-void MinTree::Set(int32_t i, double score) {
-  score_[i] = score;
-  for (int32_t n = (leaves_ + i) / 2; n >= 1; n /= 2) {
-    node_[n] = Better(node_[2 * n], node_[2 * n + 1]);
-  }
-}
-
 void RadixSort(std::vector<uint64_t>* keys) {
   constexpr int kDigitBits = 8;
   constexpr size_t kBuckets = size_t{1} << kDigitBits;

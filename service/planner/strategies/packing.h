@@ -27,7 +27,12 @@ int64_t RequestedBlockSize(const PlanContext& ctx);
 class MinTree {
  public:
   explicit MinTree(int32_t size);  // every score starts at 0
-  void Set(int32_t i, double score);
+  void Set(int32_t i, double score) {
+    score_[i] = score;
+    for (int32_t n = (leaves_ + i) / 2; n >= 1; n /= 2) {
+      node_[n] = Better(node_[2 * n], node_[2 * n + 1]);
+    }
+  }
   int32_t ArgMin() const { return node_[1]; }
 
  private:
