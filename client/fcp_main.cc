@@ -31,6 +31,8 @@ example:
   fcp plan --histogram magi_histogram.csv --workers 8 --tokens-per-worker 8192 --batches 10 --json
   fcp plan --lengths wikipedia.lengths --workers 16 --tokens-per-worker 16384 --strategy fcp \
       --dump-plan plan.json
+  fcp plan --lengths wikipedia.lengths --workers 64 --tokens-per-worker 32768 \
+      --coordinator localhost:50051    # plan through fcp-coordinator
 
 A batch for W workers and T tokens per worker draws documents i.i.d. (seeded; batch b uses
 seed + b), truncates each to --max-doc-len and fills exactly W x T tokens, all CAUSAL.

@@ -6,9 +6,10 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libabsl-dev libprotobuf-dev protobuf-compiler
-  libgrpc++-dev protobuf-compiler-grpc
+  libgrpc++-dev protobuf-compiler-grpc prometheus-cpp-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  python3 python3-matplotlib
+  python3 python3-matplotlib python3-grpcio python3-protobuf
+  prometheus  # promtool: metric-name checks on a live scrape
 )
 
 missing=()

@@ -40,12 +40,18 @@ namespace fcp {
 absl::StatusOr<Batch> BatchFromProto(const v1::PlanRequest& request);
 
 // Fills request->documents, model and topology from `batch` (job, step, options and ranks are
-// left alone). BatchFromProto(BatchToProto(b)) == b.
+// left alone); CAUSAL documents get no mask (unset = CAUSAL). BatchFromProto(BatchToProto(b)) == b.
 void BatchToProto(const Batch& batch, v1::PlanRequest* request);
 
 // Planning options; `cost` is the coordinator's calibration (not part of the request).
 absl::StatusOr<PlanOptions> OptionsFromProto(const v1::PlanOptions& options,
                                              const CostParams& cost = CostParams());
+// Planning options where the fields plan.proto documents "0 = default" (strategy, time_budget_ms)
+// and an unset include_backward take `defaults`' values instead of the core's, and `cost` is
+// `defaults.cost`: the coordinator's --default-strategy, --time-budget-ms and calibration. A
+// client's local fallback passes the same defaults to get the same plan id.
+absl::StatusOr<PlanOptions> OptionsFromProto(const v1::PlanOptions& options,
+                                             const PlanOptions& defaults);
 void OptionsToProto(const PlanOptions& options, v1::PlanOptions* proto);
 
 // Which slices to materialise: every rank when request.ranks is empty, else those ranks
@@ -55,6 +61,8 @@ absl::StatusOr<OutputSpec> OutputSpecFromProto(const v1::PlanRequest& request, i
 
 // Copies every field of `plan` into `*proto` (cleared first).
 void PlanToProto(const Plan& plan, v1::Plan* proto);
+// One worker's slice, as PlanToProto writes each of Plan.workers (appends to a fresh `*proto`).
+void WorkerPlanToProto(const WorkerPlan& worker, v1::WorkerPlan* proto);
 // The inverse of PlanToProto; InvalidArgument for unknown enum values.
 absl::StatusOr<Plan> PlanFromProto(const v1::Plan& proto);
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/cli/remote_plan.h"
 #include "client/cli/report.h"
 #include "client/workload.h"
 #include "service/plan_convert.h"
@@ -33,6 +34,7 @@ absl::StatusOr<LengthSampler> LoadSampler(const PlanConfig& c) {
 struct Run {
   const PlanConfig& config;
   std::ostream& err;
+  PlanFunction plan;         // in-process, or through --coordinator
   bool plan_failed = false;  // exit 1
   bool bad_input = false;    // exit 2
 
@@ -57,7 +59,7 @@ void DumpPlan(Run& run, const Plan& plan) {
 // Makes every worker's slice, validates it when within the tile budget, dumps it if asked.
 void CheckAndDump(Run& run, const Batch& batch, const PlanOptions& options, bool validate,
                   ResultRow& row) {
-  absl::StatusOr<Plan> full = MakePlan(batch, options, OutputSpec::AllRanks());
+  absl::StatusOr<Plan> full = run.plan(batch, options, OutputSpec::AllRanks(), row.info.batch);
   if (!full.ok()) {
     run.Note(row.info, row.strategy) << "full plan failed: " << full.status() << "\n";
     row.valid = false;
@@ -82,7 +84,7 @@ ResultRow PlanOne(Run& run, const Batch& batch, const BatchInfo& info,
   row.strategy = strategy;
   PlanOptions options = run.config.options;
   options.strategy = strategy;
-  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::SummaryOnly());
+  absl::StatusOr<Plan> plan = run.plan(batch, options, OutputSpec::SummaryOnly(), info.batch);
   if (!plan.ok()) {
     row.error = plan.status().ToString();
     run.Note(info, strategy) << "planning failed: " << plan.status() << "\n";
@@ -108,13 +110,14 @@ ResultRow PlanOne(Run& run, const Batch& batch, const BatchInfo& info,
 }
 
 // Ring's predicted step time on this batch: from the rows if ring was run, else planned here.
-std::optional<double> RingStepMs(Run& run, const Batch& batch, const std::vector<ResultRow>& rows) {
+std::optional<double> RingStepMs(Run& run, const Batch& batch, int32_t b,
+                                 const std::vector<ResultRow>& rows) {
   for (const ResultRow& row : rows) {
     if (row.strategy == "ring") return row.ok() ? std::optional<double>(row.step_ms) : std::nullopt;
   }
   PlanOptions options = run.config.options;
   options.strategy = "ring";
-  absl::StatusOr<Plan> ring = MakePlan(batch, options, OutputSpec::SummaryOnly());
+  absl::StatusOr<Plan> ring = run.plan(batch, options, OutputSpec::SummaryOnly(), b);
   if (!ring.ok()) return std::nullopt;  // no ring in this build, or it cannot plan this batch
   return ring->PredictedStepMs(options.include_backward);
 }
@@ -142,7 +145,15 @@ int RunPlanCommand(const PlanConfig& config, std::ostream& out, std::ostream& er
         << sampler.status().message() << "\n";
     return kExitBadInput;
   }
-  Run run{config, err};
+  Run run{config, err, LocalPlanFunction()};
+  if (!config.coordinator.empty()) {
+    absl::StatusOr<PlanFunction> remote = CoordinatorPlanFunction(config.coordinator);
+    if (!remote.ok()) {
+      err << "fcp: --coordinator: " << remote.status().message() << "\n";
+      return kExitBadInput;
+    }
+    run.plan = *std::move(remote);
+  }
   const std::vector<std::string> strategies = config.Strategies();
   std::vector<ResultRow> all;
   for (int32_t b = 0; b < config.batches; ++b) {
@@ -161,7 +172,7 @@ int RunPlanCommand(const PlanConfig& config, std::ostream& out, std::ostream& er
     const BatchInfo info = DescribeBatch(config, b, batch);
     std::vector<ResultRow> rows;
     for (const std::string& s : strategies) rows.push_back(PlanOne(run, batch, info, s));
-    const std::optional<double> ring_ms = RingStepMs(run, batch, rows);
+    const std::optional<double> ring_ms = RingStepMs(run, batch, b, rows);
     for (ResultRow& row : rows) {
       if (row.ok() && ring_ms.has_value() && row.step_ms > 0) {
         row.speedup_vs_ring = *ring_ms / row.step_ms;

@@ -42,6 +42,8 @@ ABSL_FLAG(bool, forward_only, false, "optimise and compare forward time only");
 ABSL_FLAG(double, time_budget_ms, fcp::PlanOptions().time_budget_ms,
           "auto: time budget for trying strategies, ms");
 ABSL_FLAG(std::string, calibration, "", "cost-model calibration file (key = value lines)");
+ABSL_FLAG(std::string, coordinator, "",
+          "plan through fcp-coordinator at HOST:PORT instead of in-process");
 // Output.
 ABSL_FLAG(int64_t, validate_max_tiles, 5000000,
           "validate plans with at most this many tiles (bigger ones: valid is null)");
@@ -167,6 +169,12 @@ absl::Status ReadPlanningFlags(PlanConfig& c) {
     }
     o.cost = *cost;
   }
+  c.coordinator = absl::GetFlag(FLAGS_coordinator);
+  if (!c.coordinator.empty() && !calibration.empty()) {
+    return Invalid("calibration",
+                   "cannot be combined with --coordinator (the coordinator plans with its own "
+                   "calibration)");
+  }
   return absl::OkStatus();
 }
 
@@ -203,7 +211,7 @@ const std::vector<absl::string_view>& PlanFlagNames() {
       "workers", "tokens_per_worker", "workers_per_node", "intra_node_gbps", "inter_node_gbps",
       "attention_tflops", "max_tokens_per_worker", "heads", "kv_heads", "head_dim", "dtype",
       // planning
-      "strategy", "block_size", "forward_only", "time_budget_ms", "calibration",
+      "strategy", "block_size", "forward_only", "time_budget_ms", "calibration", "coordinator",
       // output
       "validate_max_tiles", "json", "dump_plan"};
   return *kNames;

@@ -33,6 +33,9 @@ struct PlanConfig {
   std::string strategy;
   PlanOptions options;  // strategy left as "auto"; the runner sets it per strategy
 
+  // fcp-coordinator address (HOST:PORT) to plan through; empty = plan in-process.
+  std::string coordinator;
+
   int64_t validate_max_tiles = 0;  // validate plans with at most this many tiles
   bool json = false;
   std::string dump_plan_path;

@@ -1,0 +1,123 @@
+// The C API (fcp/c_api.h) against a real coordinator, in-process over loopback TCP.
+#include "fcp/c_api.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "fcp/v1/planner.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service/coordinator.h"
+#include "service/test_requests.h"
+
+extern "C" int fcp_c_api_smoke(const char* target, char* message, size_t message_size);
+
+namespace fcp {
+namespace {
+
+using ::testing::HasSubstr;
+
+class CApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CoordinatorOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.metrics_port = -1;
+    coordinator_ = *Coordinator::Start(options);
+    target_ = absl::StrCat("127.0.0.1:", coordinator_->port());
+  }
+
+  fcp_client* NewClient(const char* target) {
+    fcp_client_options options;
+    fcp_client_options_init(&options);
+    options.target = target;
+    fcp_client* client = nullptr;
+    EXPECT_EQ(fcp_client_new(&options, &client, nullptr), FCP_OK);
+    return client;
+  }
+
+  std::unique_ptr<Coordinator> coordinator_;
+  std::string target_;
+};
+
+TEST_F(CApiTest, TheHeaderExampleWorksFromC) {
+  char message[256] = "";
+  EXPECT_EQ(fcp_c_api_smoke(target_.c_str(), message, sizeof(message)), 0) << message;
+}
+
+TEST_F(CApiTest, SerializedRequestsAndResponsesRoundTrip) {
+  fcp_client* client = NewClient(target_.c_str());
+  v1::PlanRequest request = TestRequest(4, 9);
+  request.add_ranks(1);
+  const std::string bytes = request.SerializeAsString();
+  fcp_plan* plan = nullptr;
+  fcp_error error;
+  ASSERT_EQ(fcp_client_plan_request(client, bytes.data(), bytes.size(), &plan, &error), FCP_OK)
+      << error.message;
+  EXPECT_EQ(fcp_plan_source_of(plan), FCP_SOURCE_COORDINATOR);
+  EXPECT_EQ(fcp_plan_cache_hit(plan), 0);
+  EXPECT_GT(fcp_plan_predicted_step_ms(plan), 0);
+  size_t size = 0;
+  const void* serialized = fcp_plan_serialized(plan, &size);
+  v1::PlanResponse response;
+  ASSERT_TRUE(response.ParseFromArray(serialized, static_cast<int>(size)));
+  EXPECT_EQ(response.plan().plan_id(), fcp_plan_id(plan));
+  EXPECT_THAT(fcp_plan_json(plan), HasSubstr(fcp_plan_id(plan)));
+  fcp_block block;
+  EXPECT_EQ(fcp_plan_block(plan, fcp_plan_num_blocks(plan), &block), FCP_NOT_FOUND);
+  fcp_plan_free(plan);
+  fcp_client_free(client);
+}
+
+TEST_F(CApiTest, ErrorsCarryTheirCodeAndMessage) {
+  fcp_client* client = NewClient(target_.c_str());
+  const int64_t lengths[] = {100, 0};
+  fcp_batch batch;
+  fcp_batch_init(&batch);
+  batch.document_lengths = lengths;
+  batch.num_documents = 2;
+  batch.num_workers = 2;
+  fcp_plan* plan = nullptr;
+  fcp_error error;
+  EXPECT_EQ(fcp_client_plan(client, &batch, &plan, &error), FCP_INVALID_ARGUMENT);
+  EXPECT_EQ(error.code, FCP_INVALID_ARGUMENT);
+  EXPECT_THAT(error.message, HasSubstr("documents[1].length: must be > 0"));
+  EXPECT_EQ(plan, nullptr);
+  EXPECT_EQ(fcp_client_get(client, 5, &plan, &error), FCP_NOT_FOUND);
+  EXPECT_EQ(fcp_client_plan(client, nullptr, &plan, nullptr), FCP_INVALID_ARGUMENT);
+  fcp_client_free(client);
+}
+
+TEST_F(CApiTest, PrefetchGetAndFallbackStats) {
+  fcp_client* client = NewClient(target_.c_str());
+  const int64_t lengths[] = {5000, 3000, 200, 100};
+  fcp_batch batch;
+  fcp_batch_init(&batch);
+  batch.document_lengths = lengths;
+  batch.num_documents = 4;
+  batch.num_workers = 4;
+  batch.step = 8;
+  fcp_error error;
+  ASSERT_EQ(fcp_client_prefetch(client, &batch, &error), FCP_OK) << error.message;
+  fcp_plan* plan = nullptr;
+  ASSERT_EQ(fcp_client_get(client, 8, &plan, &error), FCP_OK) << error.message;
+  EXPECT_EQ(fcp_plan_num_workers(plan), 4u);  // no ranks asked: every slice
+  const std::string id = fcp_plan_id(plan);
+  fcp_plan_free(plan);
+
+  coordinator_->Shutdown(absl::ZeroDuration());
+  ASSERT_EQ(fcp_client_plan(client, &batch, &plan, &error), FCP_OK) << error.message;
+  EXPECT_EQ(fcp_plan_source_of(plan), FCP_SOURCE_LOCAL_FALLBACK);
+  EXPECT_EQ(fcp_plan_id(plan), id);
+  fcp_plan_free(plan);
+  fcp_client_stats stats;
+  fcp_client_get_stats(client, &stats);
+  EXPECT_EQ(stats.prefetches, 1);
+  EXPECT_EQ(stats.fallbacks, 1);
+  fcp_client_free(client);
+}
+
+}  // namespace
+}  // namespace fcp

@@ -1,0 +1,207 @@
+"""PlannerClient: fcp.v1.Planner over grpcio, with deadlines, retries and prefetch.
+
+Behaviour matches the C++ client (fcp/client.h) except local fallback planning, which needs the
+C++ planner: a Python trainer that must survive a coordinator outage calls the C API
+(fcp/c_api.h, build/client/libfcp.so) through ctypes instead, as tests/test_client.py shows.
+
+  * Each call gets `deadline_s` for all its attempts together.
+  * Only UNAVAILABLE is retried, with jittered exponential backoff, up to `max_attempts`.
+  * Errors raise PlanError, carrying the gRPC status code and the coordinator's message, which
+    names the offending field ("documents[17].length: must be > 0").
+  * prefetch(request) starts planning request.step in the background; get(step) returns it.
+
+Thread-safe: one client may serve every thread of a process.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import random
+import threading
+import time
+from typing import Dict, Iterable, Sequence
+
+import grpc
+
+from fcp.v1 import plan_pb2, planner_pb2, planner_pb2_grpc
+
+_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+_SERVING_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+
+
+class PlanError(Exception):
+    """A coordinator call that failed: `code` (grpc.StatusCode) and `details` (its message)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """The attention shape of the model being trained (fcp.v1.ModelShape)."""
+
+    num_q_heads: int = 32
+    num_kv_heads: int = 8
+    head_dim: int = 128
+    dtype: str = "BF16"  # BF16, FP16 or FP32
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanResult:
+    """A plan (fcp.v1.Plan, with the requested ranks' slices) and whether it was cached."""
+
+    plan: plan_pb2.Plan
+    cache_hit: bool
+
+    def slice(self, rank: int) -> plan_pb2.WorkerPlan:
+        """The slice of `rank`; KeyError if the plan does not hold it."""
+        for worker in self.plan.workers:
+            if worker.rank == rank:
+                return worker
+        raise KeyError(f"rank {rank} is not in this plan")
+
+
+def make_request(
+    *,
+    job_id: str,
+    step: int,
+    lengths: Iterable[int],
+    workers: int,
+    ranks: Sequence[int] = (),
+    model: Model = Model(),
+    workers_per_node: int = 0,
+    strategy: str = "",
+    block_size: int = 0,
+) -> plan_pb2.PlanRequest:
+    """A PlanRequest for causal documents of `lengths` over `workers` ranks.
+
+    Zero / empty values take the coordinator's defaults (workers_per_node 0 = 8, strategy "" =
+    its --default-strategy, block_size 0 = automatic).
+    """
+    request = plan_pb2.PlanRequest(job_id=job_id, step=step, ranks=list(ranks))
+    request.documents.extend(plan_pb2.Document(length=int(n)) for n in lengths)
+    request.model.num_q_heads = model.num_q_heads
+    request.model.num_kv_heads = model.num_kv_heads
+    request.model.head_dim = model.head_dim
+    request.model.dtype = plan_pb2.ModelShape.DType.Value(model.dtype)
+    request.topology.num_workers = workers
+    request.topology.workers_per_node = workers_per_node
+    request.options.strategy = strategy
+    request.options.block_size = block_size
+    return request
+
+
+class PlannerClient:
+    """A connection to fcp-coordinator at `target` ("host:port")."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        deadline_s: float = 5.0,
+        max_attempts: int = 3,
+        initial_backoff_s: float = 0.05,
+        max_backoff_s: float = 1.0,
+        max_prefetches: int = 8,
+    ):
+        if max_attempts < 1:
+            raise ValueError("max_attempts: must be >= 1")
+        if deadline_s <= 0:
+            raise ValueError("deadline_s: must be > 0")
+        self._channel = grpc.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", -1)]
+        )
+        self._stub = planner_pb2_grpc.PlannerStub(self._channel)
+        self._health = self._channel.unary_unary(
+            _HEALTH_CHECK, request_serializer=None, response_deserializer=None
+        )
+        self._deadline_s = deadline_s
+        self._max_attempts = max_attempts
+        self._initial_backoff_s = initial_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._max_prefetches = max_prefetches
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=max_prefetches)
+        self._lock = threading.Lock()
+        self._prefetches: Dict[int, concurrent.futures.Future] = {}
+        self.retries = 0  # attempts made after an UNAVAILABLE
+
+    def __enter__(self) -> "PlannerClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Waits for prefetches in progress, then closes the connection."""
+        self._executor.shutdown(wait=True)
+        self._channel.close()
+
+    def plan_batch(self, request: plan_pb2.PlanRequest) -> PlanResult:
+        """The plan of `request`; raises PlanError."""
+        deadline = time.monotonic() + self._deadline_s
+        backoff = self._initial_backoff_s
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                response = self._stub.PlanBatch(
+                    request, timeout=max(deadline - time.monotonic(), 0.0)
+                )
+                return PlanResult(plan=response.plan, cache_hit=response.cache_hit)
+            except grpc.RpcError as error:
+                code = error.code()
+                sleep = backoff * random.uniform(0.5, 1.0)
+                retry = (
+                    code == grpc.StatusCode.UNAVAILABLE
+                    and attempt < self._max_attempts
+                    and time.monotonic() + sleep < deadline
+                )
+                if not retry:
+                    raise PlanError(code, error.details() or "") from None
+                time.sleep(sleep)
+                backoff = min(backoff * 2, self._max_backoff_s)
+                with self._lock:
+                    self.retries += 1
+        raise AssertionError("unreachable")
+
+    def plan(self, **kwargs) -> PlanResult:
+        """plan_batch(make_request(**kwargs))."""
+        return self.plan_batch(make_request(**kwargs))
+
+    def prefetch(self, request: plan_pb2.PlanRequest) -> None:
+        """Starts planning request.step in the background (collect it with get)."""
+        with self._lock:
+            if request.step in self._prefetches:
+                raise ValueError(f"step {request.step} is already prefetched")
+            if len(self._prefetches) >= self._max_prefetches:
+                raise RuntimeError(f"{len(self._prefetches)} prefetches not collected by get()")
+            self._prefetches[request.step] = self._executor.submit(self.plan_batch, request)
+
+    def get(self, step: int) -> PlanResult:
+        """The prefetched plan of `step`, waiting for it; KeyError if it was not prefetched."""
+        with self._lock:
+            future = self._prefetches.pop(step, None)
+        if future is None:
+            raise KeyError(f"step {step} was not prefetched")
+        return future.result()
+
+    def list_strategies(self) -> planner_pb2.ListStrategiesResponse:
+        try:
+            return self._stub.ListStrategies(
+                planner_pb2.ListStrategiesRequest(), timeout=self._deadline_s
+            )
+        except grpc.RpcError as error:
+            raise PlanError(error.code(), error.details() or "") from None
+
+    def health(self, service: str = "") -> str:
+        """grpc.health.v1 status of `service` ("" = the server): "SERVING", "NOT_SERVING", ..."""
+        encoded = service.encode()
+        request = (b"\x0a" + bytes([len(encoded)]) + encoded) if encoded else b""
+        try:
+            response = self._health(request, timeout=self._deadline_s)
+        except grpc.RpcError as error:
+            raise PlanError(error.code(), error.details() or "") from None
+        # HealthCheckResponse: field 1 (varint) = status; absent = UNKNOWN.
+        status = response[1] if len(response) >= 2 and response[0] == 0x08 else 0
+        return _SERVING_STATUS.get(status, str(status))

@@ -1,0 +1,181 @@
+"""The Python client against a running fcp-coordinator binary (FCP_COORDINATOR), over loopback."""
+
+import ctypes
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import unittest
+
+import grpc
+
+from fcp_client import PlanError, PlannerClient, make_request
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def lengths(n=200, seed=7):
+    out, x = [], seed
+    for _ in range(n):
+        x = (x * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+        out.append(16 + (x >> 33) % 3000)
+    return out
+
+
+class CoordinatorProcess:
+    """fcp-coordinator on ports it picks; stopped with SIGTERM."""
+
+    def __init__(self):
+        binary = os.environ["FCP_COORDINATOR"]
+        self.process = subprocess.Popen(
+            [binary, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"],
+            stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        match = re.search(r"on port (\d+)", line)
+        if not match:
+            self.process.kill()
+            raise RuntimeError(f"fcp-coordinator did not start: {line!r}")
+        self.target = f"127.0.0.1:{match.group(1)}"
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=30)
+        self.process.stdout.close()
+        return code
+
+
+class PythonClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.coordinator = CoordinatorProcess()
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.coordinator.stop() == 0
+
+    def test_every_rank_gets_its_slice_of_one_plan(self):
+        workers = 8
+        results = [None] * workers
+
+        def rank(r):
+            with PlannerClient(self.coordinator.target) as client:
+                results[r] = client.plan(job_id="py", step=1, lengths=lengths(), workers=workers,
+                                         ranks=[r], strategy="fcp")
+
+        threads = [threading.Thread(target=rank, args=(r,)) for r in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        ids = {r.plan.plan_id for r in results}
+        self.assertEqual(len(ids), 1)
+        self.assertEqual(sum(not r.cache_hit for r in results), 1)
+        for r, result in enumerate(results):
+            self.assertEqual([w.rank for w in result.plan.workers], [r])
+            self.assertEqual(result.plan.strategy, "fcp")
+            owned = {b for b in result.slice(r).blocks}
+            self.assertTrue(all(result.plan.blocks[b].owner == r for b in owned))
+
+    def test_bad_input_raises_with_code_and_field(self):
+        with PlannerClient(self.coordinator.target) as client:
+            with self.assertRaises(PlanError) as caught:
+                client.plan(job_id="py", step=2, lengths=[100, 0, 5], workers=2)
+            self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("documents[1].length: must be > 0", caught.exception.details)
+
+    def test_prefetch_health_and_strategies(self):
+        with PlannerClient(self.coordinator.target) as client:
+            request = make_request(job_id="py", step=9, lengths=lengths(50), workers=4)
+            client.prefetch(request)
+            self.assertEqual(len(client.get(9).plan.workers), 4)
+            with self.assertRaises(KeyError):
+                client.get(9)
+            self.assertEqual(client.health(), "SERVING")
+            self.assertEqual(client.health("fcp.v1.Planner"), "SERVING")
+            strategies = client.list_strategies()
+            self.assertEqual(strategies.strategies[0].name, "auto")
+
+    def test_unreachable_coordinator_is_retried_then_raises(self):
+        with PlannerClient("127.0.0.1:1", max_attempts=3, initial_backoff_s=0.001) as client:
+            with self.assertRaises(PlanError) as caught:
+                client.plan(job_id="py", step=1, lengths=[10], workers=1)
+            self.assertEqual(caught.exception.code, grpc.StatusCode.UNAVAILABLE)
+            self.assertEqual(client.retries, 2)
+
+    def test_example_trainer_loop_runs(self):
+        out = subprocess.run(
+            [sys.executable, os.path.join(EXAMPLES, "trainer_loop.py"), "--coordinator",
+             self.coordinator.target, "--workers", "4", "--rank", "1", "--steps", "3",
+             "--tokens-per-worker", "2048"],
+            capture_output=True, text=True, timeout=60, env=os.environ)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(len(out.stdout.splitlines()), 3, out.stdout)
+        self.assertIn("step 2: plan ", out.stdout)
+
+
+class FcpError(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_int), ("message", ctypes.c_char * 1024)]
+
+
+class FcpClientOptions(ctypes.Structure):
+    _fields_ = [("target", ctypes.c_char_p), ("deadline_seconds", ctypes.c_double),
+                ("max_attempts", ctypes.c_int), ("local_fallback", ctypes.c_int),
+                ("default_strategy", ctypes.c_char_p)]
+
+
+class FcpBatch(ctypes.Structure):
+    _fields_ = [("job_id", ctypes.c_char_p), ("step", ctypes.c_int64),
+                ("document_lengths", ctypes.POINTER(ctypes.c_int64)),
+                ("num_documents", ctypes.c_size_t), ("num_q_heads", ctypes.c_int32),
+                ("num_kv_heads", ctypes.c_int32), ("head_dim", ctypes.c_int32),
+                ("num_workers", ctypes.c_int32), ("workers_per_node", ctypes.c_int32),
+                ("strategy", ctypes.c_char_p), ("ranks", ctypes.POINTER(ctypes.c_int32)),
+                ("num_ranks", ctypes.c_size_t)]
+
+
+class CApiFromPythonTest(unittest.TestCase):
+    """libfcp.so (fcp/c_api.h) through ctypes: the coordinator, then local fallback planning."""
+
+    def setUp(self):
+        self.lib = ctypes.CDLL(os.environ["FCP_C_LIBRARY"])
+        self.lib.fcp_plan_id.restype = ctypes.c_char_p
+        self.lib.fcp_plan_strategy.restype = ctypes.c_char_p
+
+    def plan(self, target):
+        options = FcpClientOptions()
+        self.lib.fcp_client_options_init(ctypes.byref(options))
+        options.target = target.encode()
+        options.max_attempts = 1
+        client, error = ctypes.c_void_p(), FcpError()
+        self.assertEqual(self.lib.fcp_client_new(ctypes.byref(options), ctypes.byref(client),
+                                                 ctypes.byref(error)), 0, error.message)
+        values = lengths(100)
+        docs = (ctypes.c_int64 * len(values))(*values)
+        rank = ctypes.c_int32(2)
+        batch = FcpBatch()
+        self.lib.fcp_batch_init(ctypes.byref(batch))
+        batch.job_id, batch.step, batch.strategy = b"ctypes", 3, b"fcp"
+        batch.document_lengths, batch.num_documents = docs, len(values)
+        batch.num_workers, batch.ranks, batch.num_ranks = 4, ctypes.pointer(rank), 1
+        plan = ctypes.c_void_p()
+        code = self.lib.fcp_client_plan(client, ctypes.byref(batch), ctypes.byref(plan),
+                                        ctypes.byref(error))
+        self.assertEqual(code, 0, error.message)
+        result = (self.lib.fcp_plan_id(plan).decode(), self.lib.fcp_plan_source_of(plan))
+        self.lib.fcp_plan_free(plan)
+        self.lib.fcp_client_free(client)
+        return result
+
+    def test_same_plan_from_the_coordinator_and_from_local_fallback(self):
+        coordinator = CoordinatorProcess()
+        remote_id, remote_source = self.plan(coordinator.target)
+        self.assertEqual(coordinator.stop(), 0)
+        fallback_id, fallback_source = self.plan(coordinator.target)  # nobody listens now
+        self.assertEqual((remote_source, fallback_source), (0, 1))  # coordinator, local fallback
+        self.assertEqual(remote_id, fallback_id)
+
+
+if __name__ == "__main__":
+    unittest.main()

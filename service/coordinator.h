@@ -1,0 +1,90 @@
+// Coordinator: the fcp-coordinator server, assembled and run: the fcp.v1.Planner service on a
+// PlanningService (cache, single-flight, planning pool), gRPC health (grpc.health.v1) and server
+// reflection, gRPC and planning metrics on a Prometheus endpoint. `fcp-coordinator` is this class
+// plus flags and signals; tests and benchmarks run it in-process on ports picked by the kernel.
+//
+//   fcp::CoordinatorOptions options;
+//   options.port = 0;          // any free port
+//   options.metrics_port = 0;
+//   ASSIGN_OR_RETURN(std::unique_ptr<fcp::Coordinator> coordinator,
+//                    fcp::Coordinator::Start(options));
+//   Connect(absl::StrCat("127.0.0.1:", coordinator->port()));
+//   ...
+//   coordinator->StartDraining();                 // health: NOT_SERVING; RPCs still served
+//   coordinator->Shutdown(absl::Seconds(10));     // stop accepting; in-flight RPCs finish
+//
+// Health: services "" and "fcp.v1.Planner" are NOT_SERVING until Start has warmed the planner up,
+// SERVING after, NOT_SERVING again once draining starts.
+//
+// Thread-safe. The destructor shuts down with no grace period if Shutdown was not called.
+#ifndef FCP_SERVICE_COORDINATOR_H_
+#define FCP_SERVICE_COORDINATOR_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/server.h"
+#include "prometheus/exposer.h"
+#include "prometheus/registry.h"
+#include "service/metrics.h"
+#include "service/planner_service.h"
+#include "service/planning_service.h"
+
+namespace fcp {
+
+struct CoordinatorOptions {
+  std::string host = "0.0.0.0";      // address both endpoints listen on
+  int port = 50051;                  // gRPC; 0 = any free port
+  int metrics_port = 9464;           // Prometheus /metrics; 0 = any free port, -1 = none
+  int max_request_bytes = 64 << 20;  // larger requests get RESOURCE_EXHAUSTED from gRPC
+  int max_metric_jobs = 256;         // distinct training_job label values before "other"
+  PlanningServiceOptions planning;
+};
+
+class Coordinator {
+ public:
+  // Builds and starts everything, warms the planner up, then reports SERVING. Unavailable if a
+  // port cannot be bound, InvalidArgument for bad options.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Start(const CoordinatorOptions& options);
+  ~Coordinator();
+
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }  // -1 without a metrics endpoint
+
+  // Reports NOT_SERVING, so load balancers and probes stop sending new work; RPCs are still
+  // served until Shutdown.
+  void StartDraining();
+  // Stops accepting RPCs, lets in-flight ones finish for up to `grace` (then cancels them), waits
+  // for their plannings to end, and closes the metrics endpoint. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+  PlanningService& planning() { return *planning_; }
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  Coordinator() = default;
+  absl::Status Init(const CoordinatorOptions& options);
+  void SetServing(bool serving);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<CoordinatorMetrics> metrics_;
+  std::unique_ptr<PlanningService> planning_;
+  std::unique_ptr<PlannerGrpcService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_ = 0;
+  int metrics_port_ = -1;
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace fcp
+
+#endif  // FCP_SERVICE_COORDINATOR_H_

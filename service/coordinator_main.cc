@@ -1,0 +1,163 @@
+// fcp-coordinator: the planning service. Trainer ranks ask it for each step's plan over gRPC;
+// it plans each batch once, caches it, and answers every rank with its slice.
+//
+//   fcp-coordinator --port 50051 --metrics-port 9464
+//
+// Deployment story: start, warm the planner up, report SERVING on grpc.health.v1; on SIGTERM or
+// SIGINT report NOT_SERVING, keep serving for --drain-delay-seconds (load balancers notice), stop
+// accepting, let in-flight RPCs finish within --shutdown-grace-seconds, exit 0.
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "service/coordinator.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0", "address to listen on (gRPC and metrics)");
+ABSL_FLAG(int32_t, port, 50051, "gRPC port; 0 = any free port (printed at start)");
+ABSL_FLAG(int32_t, metrics_port, 9464, "Prometheus /metrics port; 0 = any free port, -1 = none");
+ABSL_FLAG(int32_t, planning_threads, 2, "plannings running at once (worker threads)");
+ABSL_FLAG(int32_t, max_queued_plannings, 256,
+          "distinct plannings waiting for a thread; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, cache_bytes, int64_t{1} << 30, "plan cache capacity, bytes (LRU)");
+ABSL_FLAG(int32_t, max_request_bytes, 64 << 20,
+          "largest PlanRequest accepted, bytes; larger gets RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, max_documents, fcp::RequestLimits().max_documents,
+          "most documents in one request");
+ABSL_FLAG(int32_t, max_workers, fcp::RequestLimits().max_workers,
+          "most workers (topology.num_workers) in one request");
+ABSL_FLAG(int64_t, max_total_tokens, fcp::RequestLimits().max_total_tokens,
+          "most tokens (sum of document lengths) in one request");
+ABSL_FLAG(std::string, default_strategy, "auto",
+          "strategy for requests that name none (clients' local fallback must use the same)");
+ABSL_FLAG(double, time_budget_ms, fcp::PlanOptions().time_budget_ms,
+          "planning time budget for requests that leave it 0, milliseconds");
+ABSL_FLAG(double, max_time_budget_ms, fcp::RequestLimits().max_time_budget_ms,
+          "largest planning time budget a request may ask for, milliseconds");
+ABSL_FLAG(int32_t, max_metric_jobs, 256,
+          "distinct training_job label values before further jobs are labelled \"other\"");
+ABSL_FLAG(double, drain_delay_seconds, 0,
+          "on SIGTERM, keep serving this long after reporting NOT_SERVING, seconds");
+ABSL_FLAG(double, shutdown_grace_seconds, 10,
+          "on SIGTERM, time in-flight RPCs get to finish before they are cancelled, seconds");
+
+namespace fcp {
+namespace {
+
+constexpr char kUsage[] = R"(the fcp planning service (gRPC fcp.v1.Planner).
+
+usage: fcp-coordinator [--port 50051] [--metrics-port 9464] [flags]
+
+Trainer ranks call PlanBatch for each step with the batch's documents and their rank; the
+coordinator plans the batch once (identical concurrent requests share one planning), caches the
+plan (LRU, --cache-bytes) and answers each rank with its slice. Health: grpc.health.v1 (NOT_SERVING
+until ready and while draining); server reflection; Prometheus metrics on --metrics-port.
+Flags may be written with dashes or underscores (--metrics-port, --metrics_port).)";
+
+// Abseil flags are underscored; the documented spellings are dashed. Rewrites "--metrics-port=1"
+// to "--metrics_port=1" (names only, up to "=", never after a bare "--").
+std::vector<char*> UnderscoreFlagNames(int argc, char** argv, std::vector<std::string>& storage) {
+  storage.assign(argv, argv + argc);
+  for (size_t i = 1; i < storage.size(); ++i) {
+    std::string& arg = storage[i];
+    if (arg == "--") break;
+    if (!absl::StartsWith(arg, "-")) continue;
+    const size_t start = arg.find_first_not_of('-');
+    const size_t end = std::min(arg.find('='), arg.size());
+    for (size_t c = start; c < end && start != std::string::npos; ++c) {
+      if (arg[c] == '-') arg[c] = '_';
+    }
+  }
+  std::vector<char*> out;
+  for (std::string& s : storage) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+CoordinatorOptions OptionsFromFlags() {
+  CoordinatorOptions o;
+  o.host = absl::GetFlag(FLAGS_host);
+  o.port = absl::GetFlag(FLAGS_port);
+  o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  o.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
+  o.max_metric_jobs = absl::GetFlag(FLAGS_max_metric_jobs);
+  PlanningServiceOptions& p = o.planning;
+  p.planning_threads = absl::GetFlag(FLAGS_planning_threads);
+  p.max_queued_plannings =
+      static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_queued_plannings)));
+  p.cache_bytes = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_cache_bytes)));
+  p.limits.max_documents = absl::GetFlag(FLAGS_max_documents);
+  p.limits.max_workers = absl::GetFlag(FLAGS_max_workers);
+  p.limits.max_total_tokens = absl::GetFlag(FLAGS_max_total_tokens);
+  p.limits.max_time_budget_ms = absl::GetFlag(FLAGS_max_time_budget_ms);
+  p.defaults.strategy = absl::GetFlag(FLAGS_default_strategy);
+  p.defaults.time_budget_ms = absl::GetFlag(FLAGS_time_budget_ms);
+  return o;
+}
+
+// Blocks SIGTERM and SIGINT in every thread (call before any thread starts), so WaitForSignal can
+// take them synchronously.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int Main(int argc, char** argv) {
+  const sigset_t stop_signals = BlockStopSignals();
+  // Debian's Abseil checks every mutex acquisition for lock-order cycles (a debugging aid that
+  // costs on each of gRPC's many locks); a server runs without it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  absl::SetProgramUsageMessage(kUsage);
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "coordinator_main");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+  std::vector<std::string> storage;
+  std::vector<char*> args = UnderscoreFlagNames(argc, argv, storage);
+  const std::vector<char*> rest = absl::ParseCommandLine(argc, args.data());
+  if (rest.size() > 1) {
+    std::fprintf(stderr, "fcp-coordinator: unexpected argument '%s' (try --help)\n", rest[1]);
+    return 2;
+  }
+
+  absl::StatusOr<std::unique_ptr<Coordinator>> coordinator = Coordinator::Start(OptionsFromFlags());
+  if (!coordinator.ok()) {
+    std::fprintf(stderr, "fcp-coordinator: %s\n",
+                 std::string(coordinator.status().message()).c_str());
+    return coordinator.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  std::printf("fcp-coordinator: serving fcp.v1.Planner on port %d, metrics on port %d\n",
+              (*coordinator)->port(), (*coordinator)->metrics_port());
+  std::fflush(stdout);
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  std::printf("fcp-coordinator: %s: draining\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
+  std::fflush(stdout);
+  (*coordinator)->StartDraining();
+  absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_drain_delay_seconds)));
+  (*coordinator)->Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
+  std::printf("fcp-coordinator: stopped\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace fcp
+
+int main(int argc, char** argv) { return fcp::Main(argc, argv); }

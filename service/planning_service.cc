@@ -1,0 +1,164 @@
+#include "service/planning_service.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "service/plan_convert.h"
+#include "service/planner/status_macros.h"
+
+namespace fcp {
+
+struct PlanningService::Prepared {
+  std::string job_id;
+  Batch batch;
+  PlanOptions options;
+  std::vector<int32_t> ranks;  // empty = every rank
+};
+
+namespace {
+
+// The planner's errors as the API documents them: bad input and unplannable batches keep their
+// codes; anything else is the planner's fault.
+absl::Status PlanningError(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kInternal:
+      return status;
+    default:
+      return absl::InternalError(absl::StrCat("planning failed: ", status.ToString()));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<PlanningService::Prepared> PlanningService::Prepare(
+    const v1::PlanRequest& request, const PlanningServiceOptions& service) {
+  RETURN_IF_ERROR(CheckLimits(request, service.limits));
+  Prepared p;
+  p.job_id = request.job_id();
+  ASSIGN_OR_RETURN(p.batch, BatchFromProto(request));
+  ASSIGN_OR_RETURN(p.options, OptionsFromProto(request.options(), service.defaults));
+  RETURN_IF_ERROR(ValidateBatch(p.batch));
+  RETURN_IF_ERROR(ValidateOptions(p.options));
+  ASSIGN_OR_RETURN(OutputSpec output, OutputSpecFromProto(request, p.batch.topology.num_workers));
+  if (!output.all_ranks) p.ranks = std::move(output.ranks);
+  return p;
+}
+
+PlanningService::PlanningService(PlanningServiceOptions options, CoordinatorMetrics* metrics)
+    : options_(std::move(options)),
+      metrics_(metrics),
+      cache_(options_.cache_bytes),
+      pool_(options_.planning_threads, options_.max_queued_plannings) {}
+
+PlanningService::~PlanningService() = default;
+
+int64_t PlanningService::plannings() const { return plannings_.load(); }
+
+void PlanningService::PlanBatch(const v1::PlanRequest& request, Done done) {
+  const std::string strategy = request.options().strategy().empty() ? options_.defaults.strategy
+                                                                    : request.options().strategy();
+  // Every answer goes through here, to be counted.
+  auto finish = [this, job = request.job_id(), strategy,
+                 done = std::move(done)](absl::StatusOr<PlanReply> reply) mutable {
+    metrics_->RecordRequest(job, strategy, reply.status().code());
+    std::move(done)(std::move(reply));
+  };
+
+  absl::StatusOr<Prepared> prepared = Prepare(request, options_);
+  if (!prepared.ok()) {
+    finish(prepared.status());
+    return;
+  }
+  std::string plan_id = ComputePlanId(prepared->batch, prepared->options);
+  if (std::shared_ptr<const CachedPlan> hit = cache_.Lookup(plan_id)) {
+    metrics_->RecordCacheHit(prepared->job_id, /*waited=*/false);
+    finish(PlanReply{std::move(hit), std::move(prepared->ranks), true});
+    return;
+  }
+
+  auto shared = std::make_shared<const Prepared>(*std::move(prepared));
+  auto on_result = [this, shared, finish = std::move(finish)](const FlightResult& result,
+                                                              SingleFlightRole role) mutable {
+    if (!result.plan.ok()) {
+      finish(result.plan.status());
+      return;
+    }
+    const bool planned_here = result.planned && role == SingleFlightRole::kLeader;
+    if (!planned_here) {
+      metrics_->RecordCacheHit(shared->job_id, role == SingleFlightRole::kFollower);
+    }
+    finish(PlanReply{*result.plan, shared->ranks, !planned_here});
+  };
+  if (flights_.Join(plan_id, std::move(on_result)) == SingleFlightRole::kFollower) return;
+
+  // A flight for this id may have ended between the lookup and the join: its plan is cached.
+  if (std::shared_ptr<const CachedPlan> hit = cache_.Lookup(plan_id)) {
+    flights_.Finish(plan_id, FlightResult{std::move(hit), false});
+    return;
+  }
+  StartPlanning(std::move(plan_id), std::move(shared));
+}
+
+void PlanningService::StartPlanning(std::string plan_id, std::shared_ptr<const Prepared> prepared) {
+  metrics_->AddPlanningsInProgress(1);
+  auto task = [this, plan_id, prepared] {
+    metrics_->RecordCacheMiss(prepared->job_id);
+    const absl::Time start = absl::Now();
+    absl::StatusOr<fcp::Plan> plan =
+        MakePlan(prepared->batch, prepared->options, OutputSpec::AllRanks());
+    plannings_.fetch_add(1);
+    FlightResult result;
+    if (plan.ok()) {
+      auto cached = std::make_shared<const CachedPlan>(*std::move(plan));
+      metrics_->RecordPlan(prepared->job_id, cached->plan(),
+                           absl::ToDoubleSeconds(absl::Now() - start));
+      cache_.Insert(cached);
+      metrics_->SetCache(cache_.stats());
+      result.plan = std::move(cached);
+      result.planned = true;
+    } else {
+      result.plan = PlanningError(plan.status());
+    }
+    metrics_->AddPlanningsInProgress(-1);
+    flights_.Finish(plan_id, result);
+  };
+  if (!pool_.TrySchedule(std::move(task))) {
+    metrics_->AddPlanningsInProgress(-1);
+    flights_.Finish(plan_id,
+                    FlightResult{absl::ResourceExhaustedError(absl::StrCat(
+                                     "planning queue full: ", options_.max_queued_plannings,
+                                     " distinct plannings waiting "
+                                     "(--max-queued-plannings); retry later")),
+                                 false});
+  }
+}
+
+absl::StatusOr<PlanReply> PlanningService::PlanBatchAndWait(const v1::PlanRequest& request) {
+  absl::StatusOr<PlanReply> out;
+  absl::Notification done;
+  PlanBatch(request, [&](absl::StatusOr<PlanReply> reply) {
+    out = std::move(reply);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+v1::ListStrategiesResponse PlanningService::ListStrategies() const {
+  v1::ListStrategiesResponse response;
+  for (const StrategyInfo& s : fcp::ListStrategies()) {
+    auto* strategy = response.add_strategies();
+    strategy->set_name(s.name);
+    strategy->set_description(s.description);
+  }
+  response.set_planner_version(std::string(kPlannerVersion));
+  response.set_default_strategy(options_.defaults.strategy);
+  response.set_default_time_budget_ms(options_.defaults.time_budget_ms);
+  return response;
+}
+
+}  // namespace fcp

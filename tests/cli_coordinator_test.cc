@@ -1,0 +1,144 @@
+// `fcp plan --coordinator`: the CLI planning through a running fcp-coordinator reports the same
+// plans as planning in-process, and reports a coordinator it cannot reach.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "service/plan_convert.h"
+#include "tests/subprocess.h"
+
+namespace fcp {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+const std::string kWikipedia = std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths";
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadAll(const std::string& path) {
+  std::stringstream ss;
+  ss << std::ifstream(path, std::ios::binary).rdbuf();
+  return ss.str();
+}
+
+std::string TempPath(const std::string& name) {
+  return absl::StrCat(testing::TempDir(), "/fcp_cli_coordinator_test_", getpid(), "_", name);
+}
+
+Result RunFcp(const std::vector<std::string>& args) {
+  const std::string err_path = TempPath("stderr.txt");
+  std::string command = FCP_BINARY;
+  for (const std::string& a : args) {
+    absl::StrAppend(&command, " '", absl::StrReplaceAll(a, {{"'", "'\\''"}}), "'");
+  }
+  absl::StrAppend(&command, " 2>", err_path);
+  Result r;
+  FILE* pipe = popen(command.c_str(), "r");
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) r.out.append(buffer, n);
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = ReadAll(err_path);
+  return r;
+}
+
+// Drops "planning_ms": the one field that differs between two plannings of the same batch.
+std::string WithoutPlanningTime(std::string json_lines) {
+  std::string out;
+  for (size_t at = 0; at < json_lines.size();) {
+    const size_t key = json_lines.find("\"planning_ms\":", at);
+    if (key == std::string::npos) {
+      out += json_lines.substr(at);
+      break;
+    }
+    out += json_lines.substr(at, key - at);
+    at = json_lines.find_first_of(",}", key);
+  }
+  return out;
+}
+
+class CliCoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::ifstream(kWikipedia).good()) GTEST_SKIP() << kWikipedia << " not present";
+    coordinator_ = std::make_unique<Subprocess>(std::vector<std::string>{
+        FCP_COORDINATOR, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"});
+    ASSERT_TRUE(coordinator_->Start().ok());
+    absl::StatusOr<std::string> line = coordinator_->ReadLine(absl::Seconds(30));
+    ASSERT_TRUE(line.ok()) << line.status();
+    int port = 0;
+    ASSERT_EQ(
+        std::sscanf(line->c_str(), "fcp-coordinator: serving fcp.v1.Planner on port %d", &port), 1);
+    address_ = absl::StrCat("127.0.0.1:", port);
+  }
+  void TearDown() override {
+    if (coordinator_ == nullptr) return;
+    coordinator_->Signal(SIGTERM);
+    EXPECT_EQ(coordinator_->Wait(), 0);
+  }
+
+  std::vector<std::string> Plan(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"plan", "--lengths",           kWikipedia, "--workers",
+                                     "8",    "--tokens-per-worker", "4096"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+
+  std::unique_ptr<Subprocess> coordinator_;
+  std::string address_;
+};
+
+TEST_F(CliCoordinatorTest, ReportsTheSamePlansAsPlanningInProcess) {
+  const Result local = RunFcp(Plan({"--strategy", "all", "--batches", "2", "--json"}));
+  const Result remote =
+      RunFcp(Plan({"--strategy", "all", "--batches", "2", "--json", "--coordinator", address_}));
+  ASSERT_EQ(local.code, 0) << local.err;
+  ASSERT_EQ(remote.code, 0) << remote.err;
+  EXPECT_EQ(WithoutPlanningTime(remote.out), WithoutPlanningTime(local.out));
+}
+
+TEST_F(CliCoordinatorTest, DumpsTheSamePlan) {
+  const std::string local_path = TempPath("local.json");
+  const std::string remote_path = TempPath("remote.json");
+  ASSERT_EQ(RunFcp(Plan({"--strategy", "fcp", "--dump-plan", local_path})).code, 0);
+  ASSERT_EQ(
+      RunFcp(Plan({"--strategy", "fcp", "--dump-plan", remote_path, "--coordinator", address_}))
+          .code,
+      0);
+  absl::StatusOr<v1::Plan> local = PlanFromJson(ReadAll(local_path));
+  absl::StatusOr<v1::Plan> remote = PlanFromJson(ReadAll(remote_path));
+  ASSERT_TRUE(local.ok() && remote.ok());
+  local->mutable_summary()->set_planning_ms(0);
+  remote->mutable_summary()->set_planning_ms(0);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*local, *remote));
+}
+
+TEST_F(CliCoordinatorTest, UnreachableCoordinatorAndBadCombinations) {
+  const Result down = RunFcp(Plan({"--coordinator", "127.0.0.1:1"}));
+  EXPECT_EQ(down.code, 1);
+  EXPECT_THAT(down.err, HasSubstr("coordinator 127.0.0.1:1"));
+  const Result combined = RunFcp(Plan({"--coordinator", address_, "--calibration", "/dev/null"}));
+  EXPECT_EQ(combined.code, 2);
+  EXPECT_THAT(combined.err, StartsWith("fcp: --calibration: cannot be combined"));
+}
+
+}  // namespace
+}  // namespace fcp
