@@ -53,27 +53,48 @@ std::string EncodedResponse::Flatten() const {
   return out;
 }
 
+void CachedPlan::EncodeCommon(const Plan& plan) {
+  google::protobuf::Arena arena;  // thousands of blocks and documents, freed at once
+  auto* common = google::protobuf::Arena::CreateMessage<v1::Plan>(&arena);
+  PlanToProto(plan, common);
+  common->SerializeToString(&common_);
+  worker_fields_.resize(num_workers_);
+  worker_once_.reset(new absl::once_flag[num_workers_]);
+}
+
 CachedPlan::CachedPlan(Plan plan)
-    : plan_(std::move(plan)),
-      worker_fields_(plan_.workers.size()),
-      worker_once_(new absl::once_flag[plan_.workers.size()]) {
+    : plan_(std::move(plan)), num_workers_(static_cast<int32_t>(plan_.workers.size())) {
   // Encode everything but the workers once; they are encoded per rank, on demand.
   std::vector<WorkerPlan> workers = std::move(plan_.workers);
   plan_.workers.clear();
-  google::protobuf::Arena arena;  // thousands of blocks and documents, freed at once
-  auto* common = google::protobuf::Arena::CreateMessage<v1::Plan>(&arena);
-  PlanToProto(plan_, common);
-  common->SerializeToString(&common_);
+  EncodeCommon(plan_);
   plan_.workers = std::move(workers);
-
   charge_bytes_ = sizeof(CachedPlan) + 2 * common_.size() + plan_.costs.size() * sizeof(WorkerCost);
   for (const WorkerPlan& w : plan_.workers) charge_bytes_ += 2 * SliceBytes(w);
+}
+
+CachedPlan::CachedPlan(std::shared_ptr<const PreparedPlan> prepared)
+    : prepared_(std::move(prepared)), num_workers_(prepared_->num_workers()) {
+  EncodeCommon(prepared_->plan());
+  // Not yet encoded slices are estimated from the plan's size: about 8 encoded bytes per tile
+  // and per block id in a transfer (each remote KV block is named by a send and a recv, forward
+  // and backward).
+  const Plan& plan = prepared_->plan();
+  const size_t slices = static_cast<size_t>(plan.summary.tiles) * 8 +
+                        plan.blocks.size() * (sizeof(Block) + 4 * 8) +
+                        static_cast<size_t>(num_workers_) * sizeof(WorkerPlan);
+  charge_bytes_ =
+      sizeof(CachedPlan) + 2 * common_.size() + plan.costs.size() * sizeof(WorkerCost) + slices;
 }
 
 absl::string_view CachedPlan::WorkerField(int32_t rank) const {
   absl::call_once(worker_once_[rank], [this, rank] {
     v1::WorkerPlan proto;
-    WorkerPlanToProto(plan_.workers[rank], &proto);
+    if (prepared_) {
+      WorkerPlanToProto(prepared_->Slice(rank), &proto);
+    } else {
+      WorkerPlanToProto(plan_.workers[rank], &proto);
+    }
     std::string body = proto.SerializeAsString();
     worker_fields_[rank] = FieldHeader(v1::Plan::kWorkersFieldNumber, body.size()) + body;
   });
@@ -82,7 +103,7 @@ absl::string_view CachedPlan::WorkerField(int32_t rank) const {
 
 EncodedResponse CachedPlan::EncodeResponse(absl::Span<const int32_t> ranks, bool cache_hit) const {
   EncodedResponse out;
-  out.pieces.reserve(1 + (ranks.empty() ? plan_.workers.size() : ranks.size()));
+  out.pieces.reserve(1 + (ranks.empty() ? num_workers_ : ranks.size()));
   out.pieces.push_back(common_);
   if (ranks.empty()) {
     for (int32_t r = 0; r < num_workers(); ++r) out.pieces.push_back(WorkerField(r));

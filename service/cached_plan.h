@@ -12,7 +12,7 @@
 // the pieces parse as exactly the v1::PlanResponse that PlanToProto would have built for those
 // ranks.
 //
-//   auto cached = std::make_shared<const fcp::CachedPlan>(*fcp::MakePlan(batch, options));
+//   auto cached = std::make_shared<const fcp::CachedPlan>(*fcp::PreparePlan(batch, options));
 //   fcp::EncodedResponse response = cached->EncodeResponse({3}, /*cache_hit=*/true);
 //   // response.pieces point into `cached`: keep it alive while they are used.
 //
@@ -31,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "service/planner/plan.h"
+#include "service/planner/planner.h"
 
 namespace fcp {
 
@@ -48,13 +49,17 @@ class CachedPlan {
  public:
   // `plan` must hold every worker's slice, in rank order (MakePlan with OutputSpec::AllRanks()).
   explicit CachedPlan(Plan plan);
+  // Slices are made on first request for a rank, from the prepared plan (the coordinator's path:
+  // planning costs the summary only).
+  explicit CachedPlan(std::shared_ptr<const PreparedPlan> prepared);
 
   CachedPlan(const CachedPlan&) = delete;
   CachedPlan& operator=(const CachedPlan&) = delete;
 
-  const Plan& plan() const { return plan_; }
-  const std::string& plan_id() const { return plan_.plan_id; }
-  int32_t num_workers() const { return static_cast<int32_t>(plan_.workers.size()); }
+  // The plan; its `workers` are empty when built from a PreparedPlan.
+  const Plan& plan() const { return prepared_ ? prepared_->plan() : plan_; }
+  const std::string& plan_id() const { return plan().plan_id; }
+  int32_t num_workers() const { return num_workers_; }
 
   // The response for `ranks` (each in [0, num_workers()), ascending, no duplicates); empty means
   // every rank.
@@ -66,8 +71,11 @@ class CachedPlan {
 
  private:
   absl::string_view WorkerField(int32_t rank) const;
+  void EncodeCommon(const Plan& plan);
 
-  Plan plan_;
+  std::shared_ptr<const PreparedPlan> prepared_;  // set: slices come from here
+  Plan plan_;                                     // otherwise: the full plan
+  int32_t num_workers_ = 0;
   std::string common_;  // v1::Plan without workers
   // worker_fields_[r]: encoded on first use, guarded by worker_once_[r].
   mutable std::vector<std::string> worker_fields_;

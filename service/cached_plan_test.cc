@@ -50,6 +50,24 @@ TEST_P(CachedPlanTest, EncodedResponsesParseAsThePlanOfThoseRanks) {
   }
 }
 
+TEST_P(CachedPlanTest, PreparedPlansEncodeTheSameResponses) {
+  const Batch batch = TestBatch(8, /*seed=*/5);
+  PlanOptions options;
+  options.strategy = GetParam();
+  absl::StatusOr<std::unique_ptr<const PreparedPlan>> prepared = PreparePlan(batch, options);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  const CachedPlan cached(std::shared_ptr<const PreparedPlan>(*std::move(prepared)));
+  EXPECT_EQ(cached.num_workers(), 8);
+  for (const std::vector<int32_t>& ranks : {std::vector<int32_t>{6}, std::vector<int32_t>{}}) {
+    v1::PlanResponse parsed;
+    ASSERT_TRUE(parsed.ParseFromString(cached.EncodeResponse(ranks, true).Flatten()));
+    parsed.mutable_plan()->mutable_summary()->set_planning_ms(0);
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
+        parsed, Expected(batch, options, ranks, true)))
+        << "ranks " << ranks.size();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Strategies, CachedPlanTest,
                          ::testing::Values("fcp", "ring", "per_doc", "whole_doc", "auto"));
 
@@ -60,6 +78,11 @@ TEST(CachedPlanChargeTest, GrowsWithThePlan) {
   const CachedPlan large(*MakePlan(TestBatch(16, 1), options));
   EXPECT_GT(small.charge_bytes(), 0u);
   EXPECT_GT(large.charge_bytes(), 2 * small.charge_bytes());
+  const CachedPlan prepared_small(
+      std::shared_ptr<const PreparedPlan>(*PreparePlan(TestBatch(4, 1), options)));
+  const CachedPlan prepared_large(
+      std::shared_ptr<const PreparedPlan>(*PreparePlan(TestBatch(16, 1), options)));
+  EXPECT_GT(prepared_large.charge_bytes(), 2 * prepared_small.charge_bytes());
 }
 
 }  // namespace

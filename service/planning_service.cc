@@ -108,12 +108,13 @@ void PlanningService::StartPlanning(std::string plan_id, std::shared_ptr<const P
   auto task = [this, plan_id, prepared] {
     metrics_->RecordCacheMiss(prepared->job_id);
     const absl::Time start = absl::Now();
-    absl::StatusOr<fcp::Plan> plan =
-        MakePlan(prepared->batch, prepared->options, OutputSpec::AllRanks());
+    absl::StatusOr<std::unique_ptr<const PreparedPlan>> plan =
+        PreparePlan(prepared->batch, prepared->options);
     plannings_.fetch_add(1);
     FlightResult result;
     if (plan.ok()) {
-      auto cached = std::make_shared<const CachedPlan>(*std::move(plan));
+      auto cached =
+          std::make_shared<const CachedPlan>(std::shared_ptr<const PreparedPlan>(*std::move(plan)));
       metrics_->RecordPlan(prepared->job_id, cached->plan(),
                            absl::ToDoubleSeconds(absl::Now() - start));
       cache_.Insert(cached);

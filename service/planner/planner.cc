@@ -40,6 +40,58 @@ int64_t AutoBlockSize(const Batch& batch) {
   return block;
 }
 
+namespace {
+
+// Runs the strategy and schedules its layout over `batch` and `cost` (both must outlive the
+// returned schedule); fills `plan` but for its documents, blocks, workers and planning time.
+absl::StatusOr<std::unique_ptr<Schedule>> ScheduleBatch(const Batch& batch, const CostModel& cost,
+                                                        const PlanOptions& options,
+                                                        absl::Time start, Plan* plan) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Planner> planner, NewPlanner(options.strategy));
+  const PlanContext ctx{batch, options, cost, start + absl::Milliseconds(options.time_budget_ms)};
+  ASSIGN_OR_RETURN(Layout layout, planner->MakeLayout(ctx));
+  plan->plan_id = ComputePlanId(batch, options);
+  plan->strategy = layout.strategy;
+  plan->requested_strategy = options.strategy;
+  plan->block_size = layout.block_size;
+  ASSIGN_OR_RETURN(std::unique_ptr<Schedule> schedule, NewSchedule(batch, cost, std::move(layout)));
+  plan->costs = schedule->costs();
+  if (const int64_t cap = batch.topology.max_tokens_per_worker; cap > 0) {
+    for (size_t w = 0; w < plan->costs.size(); ++w) {
+      if (plan->costs[w].tokens > cap) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(plan->strategy, ": worker ", w, " would hold ", plan->costs[w].tokens,
+                         " tokens, over topology.max_tokens_per_worker ", cap));
+      }
+    }
+  }
+  plan->summary = schedule->summary();
+  return schedule;
+}
+
+}  // namespace
+
+PreparedPlan::PreparedPlan(const Batch& batch, const PlanOptions& options)
+    : batch_(batch), cost_(batch_.model, batch_.topology, options.cost) {}
+
+PreparedPlan::~PreparedPlan() = default;
+
+WorkerPlan PreparedPlan::Slice(int32_t rank) const { return schedule_->Slice(rank); }
+
+absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlan(const Batch& batch,
+                                                                const PlanOptions& options) {
+  const absl::Time start = absl::Now();
+  RETURN_IF_ERROR(ValidateBatch(batch));
+  RETURN_IF_ERROR(ValidateOptions(options));
+  std::unique_ptr<PreparedPlan> prepared(new PreparedPlan(batch, options));
+  ASSIGN_OR_RETURN(prepared->schedule_, ScheduleBatch(prepared->batch_, prepared->cost_, options,
+                                                      start, &prepared->plan_));
+  prepared->plan_.documents = prepared->batch_.documents;
+  prepared->plan_.blocks = prepared->schedule_->Blocks();
+  prepared->plan_.summary.planning_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  return std::unique_ptr<const PreparedPlan>(std::move(prepared));
+}
+
 absl::StatusOr<Plan> MakePlan(const Batch& batch, const PlanOptions& options,
                               const OutputSpec& output) {
   const absl::Time start = absl::Now();
@@ -51,27 +103,10 @@ absl::StatusOr<Plan> MakePlan(const Batch& batch, const PlanOptions& options,
           absl::StrCat("ranks: ", rank, " is not in [0, ", batch.topology.num_workers, ")"));
     }
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<Planner> planner, NewPlanner(options.strategy));
   const CostModel cost(batch.model, batch.topology, options.cost);
-  const PlanContext ctx{batch, options, cost, start + absl::Milliseconds(options.time_budget_ms)};
-  ASSIGN_OR_RETURN(Layout layout, planner->MakeLayout(ctx));
   Plan plan;
-  plan.plan_id = ComputePlanId(batch, options);
-  plan.strategy = layout.strategy;
-  plan.requested_strategy = options.strategy;
-  plan.block_size = layout.block_size;
-  ASSIGN_OR_RETURN(std::unique_ptr<Schedule> schedule, NewSchedule(batch, cost, std::move(layout)));
-  plan.costs = schedule->costs();
-  if (const int64_t cap = batch.topology.max_tokens_per_worker; cap > 0) {
-    for (size_t w = 0; w < plan.costs.size(); ++w) {
-      if (plan.costs[w].tokens > cap) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(plan.strategy, ": worker ", w, " would hold ", plan.costs[w].tokens,
-                         " tokens, over topology.max_tokens_per_worker ", cap));
-      }
-    }
-  }
-  plan.summary = schedule->summary();
+  ASSIGN_OR_RETURN(std::unique_ptr<Schedule> schedule,
+                   ScheduleBatch(batch, cost, options, start, &plan));
   if (output.blocks || output.all_ranks || !output.ranks.empty()) {
     plan.documents = batch.documents;
     plan.blocks = schedule->Blocks();

@@ -77,6 +77,44 @@ absl::StatusOr<std::unique_ptr<Planner>> NewPlanner(absl::string_view name);
 // Checks the options (`options.block_size: must be a multiple of 64`, unknown strategy, ...).
 absl::Status ValidateOptions(const PlanOptions& options);
 
+class Schedule;
+
+// A planned batch whose worker slices are materialised on demand: planning costs what the summary
+// costs, and each rank pays for its own slice (what a coordinator caches). Immutable; Slice() is
+// thread-safe.
+//
+//   ASSIGN_OR_RETURN(std::unique_ptr<const fcp::PreparedPlan> prepared,
+//                    fcp::PreparePlan(batch, options));
+//   const fcp::Plan& summary = prepared->plan();       // no workers
+//   fcp::WorkerPlan mine = prepared->Slice(rank);
+class PreparedPlan {
+ public:
+  ~PreparedPlan();
+  PreparedPlan(const PreparedPlan&) = delete;
+  PreparedPlan& operator=(const PreparedPlan&) = delete;
+
+  // Documents, blocks, every worker's predicted cost and the summary; `workers` is empty.
+  const Plan& plan() const { return plan_; }
+  int32_t num_workers() const { return batch_.topology.num_workers; }
+  // The slice of `rank`, 0 <= rank < num_workers(). Cost: proportional to that rank's tiles.
+  WorkerPlan Slice(int32_t rank) const;
+
+ private:
+  friend absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlan(const Batch&,
+                                                                         const PlanOptions&);
+  PreparedPlan(const Batch& batch, const PlanOptions& options);
+
+  Batch batch_;
+  CostModel cost_;
+  std::unique_ptr<Schedule> schedule_;  // refers to batch_ and cost_
+  Plan plan_;
+};
+
+// Validates the batch and options, runs the strategy, and schedules and costs the layout; blocks
+// are materialised, slices are not. Errors as MakePlan's.
+absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlan(const Batch& batch,
+                                                                const PlanOptions& options);
+
 // Validates the batch and options, runs the strategy, schedules and costs the layout, and
 // materialises what `output` asks for. InvalidArgument for bad input (naming the field),
 // Internal if a strategy produced an inconsistent layout.

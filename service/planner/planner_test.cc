@@ -225,6 +225,28 @@ TEST(MakePlanTest, MaterialisesOnlyRequestedRanks) {
   EXPECT_EQ(summary->plan_id, plan->plan_id);
 }
 
+TEST(PreparePlanTest, SlicesOnDemandEqualMakePlansSlices) {
+  for (const std::string& name : StrategyNames()) {
+    const Batch batch = MakeBatch(Case::kMixedMasks, 7, 4);
+    PlanOptions options;
+    options.strategy = name;
+    absl::StatusOr<std::unique_ptr<const PreparedPlan>> prepared = PreparePlan(batch, options);
+    absl::StatusOr<Plan> full = MakePlan(batch, options, OutputSpec::AllRanks());
+    ASSERT_TRUE(prepared.ok() && full.ok()) << name;
+    const Plan& summary = (*prepared)->plan();
+    EXPECT_TRUE(summary.workers.empty());
+    EXPECT_EQ(summary.plan_id, full->plan_id);
+    EXPECT_EQ(summary.blocks, full->blocks);
+    EXPECT_EQ(summary.summary.comm_bytes, full->summary.comm_bytes);
+    for (int32_t r = 0; r < batch.topology.num_workers; ++r) {
+      const WorkerPlan slice = (*prepared)->Slice(r);
+      EXPECT_EQ(slice.tiles, full->workers[r].tiles) << name << " rank " << r;
+      EXPECT_EQ(slice.sends, full->workers[r].sends) << name << " rank " << r;
+      EXPECT_EQ(slice.recvs, full->workers[r].recvs) << name << " rank " << r;
+    }
+  }
+}
+
 TEST(MakePlanTest, MemoryCapIsRespectedOrRefused) {
   for (const std::string& name : StrategyNames()) {
     Batch batch = MakeBatch(Case::kOneLongDocument, 4, 3);
