@@ -55,15 +55,20 @@ class WholeDocPlanner final : public Planner {
     Layout layout;
     layout.kind = Layout::Kind::kDirect;
     layout.strategy = "whole_doc";
+    MinTree least_loaded(workers);
     for (const Piece& p : pieces) {
-      int32_t best = -1;
-      for (int32_t w = 0; w < workers; ++w) {
-        if (tokens[w] + (p.end - p.begin) <= cap && (best < 0 || load[w] < load[best])) best = w;
+      int32_t best = least_loaded.ArgMin();
+      if (tokens[best] + (p.end - p.begin) > cap) {  // full: the least-loaded worker with room
+        best = -1;
+        for (int32_t w = 0; w < workers; ++w) {
+          if (tokens[w] + (p.end - p.begin) <= cap && (best < 0 || load[w] < load[best])) best = w;
+        }
       }
       if (best >= 0) {
         layout.blocks.push_back({p.document, p.begin, p.end, best});
         load[best] += p.seconds;
         tokens[best] += p.end - p.begin;
+        least_loaded.Set(best, load[best]);
         continue;
       }
       // Fits nowhere whole: spread it over the workers with the most room.
@@ -78,6 +83,7 @@ class WholeDocPlanner final : public Planner {
         layout.blocks.push_back({p.document, at, at + take, w});
         load[w] += p.seconds * take / (p.end - p.begin);
         tokens[w] += take;
+        least_loaded.Set(w, load[w]);
         at += take;
         if (at == p.end) break;
       }
