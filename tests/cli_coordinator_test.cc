@@ -16,49 +16,18 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "service/plan_convert.h"
+#include "tests/cli_runner.h"
 #include "tests/subprocess.h"
 
 namespace fcp {
 namespace {
 
+CliResult RunFcp(const std::vector<std::string>& args) { return RunCli(FCP_BINARY, args); }
+
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 const std::string kWikipedia = std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths";
-
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ReadAll(const std::string& path) {
-  std::stringstream ss;
-  ss << std::ifstream(path, std::ios::binary).rdbuf();
-  return ss.str();
-}
-
-std::string TempPath(const std::string& name) {
-  return absl::StrCat(testing::TempDir(), "/fcp_cli_coordinator_test_", getpid(), "_", name);
-}
-
-Result RunFcp(const std::vector<std::string>& args) {
-  const std::string err_path = TempPath("stderr.txt");
-  std::string command = FCP_BINARY;
-  for (const std::string& a : args) {
-    absl::StrAppend(&command, " '", absl::StrReplaceAll(a, {{"'", "'\\''"}}), "'");
-  }
-  absl::StrAppend(&command, " 2>", err_path);
-  Result r;
-  FILE* pipe = popen(command.c_str(), "r");
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) r.out.append(buffer, n);
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = ReadAll(err_path);
-  return r;
-}
 
 // Drops "planning_ms": the one field that differs between two plannings of the same batch.
 std::string WithoutPlanningTime(std::string json_lines) {
@@ -107,8 +76,8 @@ class CliCoordinatorTest : public ::testing::Test {
 };
 
 TEST_F(CliCoordinatorTest, ReportsTheSamePlansAsPlanningInProcess) {
-  const Result local = RunFcp(Plan({"--strategy", "all", "--batches", "2", "--json"}));
-  const Result remote =
+  const CliResult local = RunFcp(Plan({"--strategy", "all", "--batches", "2", "--json"}));
+  const CliResult remote =
       RunFcp(Plan({"--strategy", "all", "--batches", "2", "--json", "--coordinator", address_}));
   ASSERT_EQ(local.code, 0) << local.err;
   ASSERT_EQ(remote.code, 0) << remote.err;
@@ -116,15 +85,15 @@ TEST_F(CliCoordinatorTest, ReportsTheSamePlansAsPlanningInProcess) {
 }
 
 TEST_F(CliCoordinatorTest, DumpsTheSamePlan) {
-  const std::string local_path = TempPath("local.json");
-  const std::string remote_path = TempPath("remote.json");
+  const std::string local_path = TestTempPath("local.json");
+  const std::string remote_path = TestTempPath("remote.json");
   ASSERT_EQ(RunFcp(Plan({"--strategy", "fcp", "--dump-plan", local_path})).code, 0);
   ASSERT_EQ(
       RunFcp(Plan({"--strategy", "fcp", "--dump-plan", remote_path, "--coordinator", address_}))
           .code,
       0);
-  absl::StatusOr<v1::Plan> local = PlanFromJson(ReadAll(local_path));
-  absl::StatusOr<v1::Plan> remote = PlanFromJson(ReadAll(remote_path));
+  absl::StatusOr<v1::Plan> local = PlanFromJson(ReadFileOrEmpty(local_path));
+  absl::StatusOr<v1::Plan> remote = PlanFromJson(ReadFileOrEmpty(remote_path));
   ASSERT_TRUE(local.ok() && remote.ok());
   local->mutable_summary()->set_planning_ms(0);
   remote->mutable_summary()->set_planning_ms(0);
@@ -132,10 +101,11 @@ TEST_F(CliCoordinatorTest, DumpsTheSamePlan) {
 }
 
 TEST_F(CliCoordinatorTest, UnreachableCoordinatorAndBadCombinations) {
-  const Result down = RunFcp(Plan({"--coordinator", "127.0.0.1:1"}));
+  const CliResult down = RunFcp(Plan({"--coordinator", "127.0.0.1:1"}));
   EXPECT_EQ(down.code, 1);
   EXPECT_THAT(down.err, HasSubstr("coordinator 127.0.0.1:1"));
-  const Result combined = RunFcp(Plan({"--coordinator", address_, "--calibration", "/dev/null"}));
+  const CliResult combined =
+      RunFcp(Plan({"--coordinator", address_, "--calibration", "/dev/null"}));
   EXPECT_EQ(combined.code, 2);
   EXPECT_THAT(combined.err, StartsWith("fcp: --calibration: cannot be combined"));
 }

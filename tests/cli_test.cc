@@ -19,9 +19,12 @@
 #include "gtest/gtest.h"
 #include "service/plan_convert.h"
 #include "service/planner/planner.h"
+#include "tests/cli_runner.h"
 
 namespace fcp {
 namespace {
+
+CliResult RunFcp(const std::vector<std::string>& args) { return RunCli(FCP_BINARY, args); }
 
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
@@ -29,49 +32,10 @@ using ::testing::StartsWith;
 const std::string kWikipedia = std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths";
 const std::string kMagi = std::string(FCP_SHARED_DIR) + "/workloads/magi_histogram.csv";
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Quote(const std::string& s) {
-  return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "'\\''"}}), "'");
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A path private to this process (ctest runs test cases as concurrent processes).
-std::string TempPath(const std::string& name) {
-  return absl::StrCat(testing::TempDir(), "/fcp_cli_test_", getpid(), "_", name);
-}
-
 std::string WriteTemp(const std::string& name, const std::string& text) {
-  const std::string path = TempPath(name);
+  const std::string path = TestTempPath(name);
   std::ofstream(path, std::ios::binary) << text;
   return path;
-}
-
-Result RunFcp(const std::vector<std::string>& args) {
-  const std::string err_path = TempPath("stderr.txt");
-  std::string command = Quote(FCP_BINARY);
-  for (const std::string& a : args) absl::StrAppend(&command, " ", Quote(a));
-  absl::StrAppend(&command, " 2>", Quote(err_path));
-  Result r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) r.out.append(buffer, n);
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = ReadAll(err_path);
-  return r;
 }
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -101,7 +65,7 @@ class CliTest : public ::testing::Test {
 
 TEST(CliHelpTest, HelpTeachesUsageWithAnExample) {
   for (const char* word : {"help", "--help"}) {
-    const Result r = RunFcp({word});
+    const CliResult r = RunFcp({word});
     EXPECT_EQ(r.code, 0) << word;
     EXPECT_THAT(r.out, HasSubstr("example"));
     EXPECT_THAT(r.out, HasSubstr("--tokens-per-worker"));
@@ -112,7 +76,7 @@ TEST(CliHelpTest, HelpTeachesUsageWithAnExample) {
 }
 
 TEST(CliStrategiesTest, ListsEveryRegisteredStrategy) {
-  const Result r = RunFcp({"strategies"});
+  const CliResult r = RunFcp({"strategies"});
   ASSERT_EQ(r.code, 0) << r.err;
   const std::vector<std::string> lines = Lines(r.out);
   const std::vector<StrategyInfo> strategies = ListStrategies();
@@ -138,7 +102,7 @@ TEST_P(CliBadInputTest, ExitsTwoWithOneClearLine) {
   } else {
     args.insert(args.begin(), "plan");
   }
-  const Result r = RunFcp(args);
+  const CliResult r = RunFcp(args);
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_THAT(r.err, StartsWith("fcp: "));
   EXPECT_THAT(r.err, HasSubstr(c.expected));
@@ -207,7 +171,7 @@ const char* const kRequiredKeys[] = {
     "plan_id",    "speedup_vs_ring",   "chosen",           "tiles",       "inter_node_bytes"};
 
 TEST_F(CliTest, StrategyAllGivesOneValidJsonLinePerStrategy) {
-  const Result r = RunFcp(SmallPlan({"--strategy", "all", "--json"}));
+  const CliResult r = RunFcp(SmallPlan({"--strategy", "all", "--json"}));
   ASSERT_EQ(r.code, 0) << r.err;
   const std::vector<std::string> lines = Lines(r.out);
   const std::vector<StrategyInfo> strategies = ListStrategies();
@@ -229,7 +193,7 @@ TEST_F(CliTest, StrategyAllGivesOneValidJsonLinePerStrategy) {
 }
 
 TEST_F(CliTest, TableShowsEveryStrategyAndMediansForSeveralBatches) {
-  const Result r = RunFcp(SmallPlan({"--strategy", "all", "--batches", "2"}));
+  const CliResult r = RunFcp(SmallPlan({"--strategy", "all", "--batches", "2"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("batch 0 (seed 1)"));
   EXPECT_THAT(r.out, HasSubstr("batch 1 (seed 2)"));
@@ -239,7 +203,8 @@ TEST_F(CliTest, TableShowsEveryStrategyAndMediansForSeveralBatches) {
 }
 
 TEST_F(CliTest, SkipsValidationAboveTheTileBudgetAndSaysWhy) {
-  const Result r = RunFcp(SmallPlan({"--strategy", "fcp", "--json", "--validate-max-tiles", "0"}));
+  const CliResult r =
+      RunFcp(SmallPlan({"--strategy", "fcp", "--json", "--validate-max-tiles", "0"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("validation skipped"));
   EXPECT_THAT(r.err, HasSubstr("--validate-max-tiles"));
@@ -248,11 +213,11 @@ TEST_F(CliTest, SkipsValidationAboveTheTileBudgetAndSaysWhy) {
 }
 
 TEST_F(CliTest, DumpPlanWritesTheFullPlanAsProtobufJson) {
-  const std::string path = TempPath("plan.json");
+  const std::string path = TestTempPath("plan.json");
   std::remove(path.c_str());
-  const Result r = RunFcp(SmallPlan({"--strategy", "fcp", "--json", "--dump-plan", path}));
+  const CliResult r = RunFcp(SmallPlan({"--strategy", "fcp", "--json", "--dump-plan", path}));
   ASSERT_EQ(r.code, 0) << r.err;
-  const std::string json = ReadAll(path);
+  const std::string json = ReadFileOrEmpty(path);
   EXPECT_THAT(json, HasSubstr("\"workers\""));
   EXPECT_THAT(json, HasSubstr("\"blocks\""));
   absl::StatusOr<v1::Plan> plan = PlanFromJson(json);
@@ -265,7 +230,7 @@ TEST_F(CliTest, DumpPlanWritesTheFullPlanAsProtobufJson) {
 
 TEST_F(CliTest, SameInputsSamePlanId) {
   auto plan_id = [](const std::vector<std::string>& extra) {
-    const Result r = RunFcp(SmallPlan(extra));
+    const CliResult r = RunFcp(SmallPlan(extra));
     EXPECT_EQ(r.code, 0) << r.err;
     return ParseJson(Lines(r.out).at(0)).fields().at("plan_id").string_value();
   };
@@ -274,7 +239,7 @@ TEST_F(CliTest, SameInputsSamePlanId) {
   EXPECT_EQ(a, plan_id({"--json", "--seed", "3"}));
   EXPECT_NE(a, plan_id({"--json", "--seed", "4"}));
   // Batch b uses seed + b: batch 1 of seed 3 is batch 0 of seed 4.
-  const Result two = RunFcp(SmallPlan({"--json", "--seed", "3", "--batches", "2"}));
+  const CliResult two = RunFcp(SmallPlan({"--json", "--seed", "3", "--batches", "2"}));
   ASSERT_EQ(two.code, 0);
   EXPECT_EQ(ParseJson(Lines(two.out).at(1)).fields().at("plan_id").string_value(),
             plan_id({"--json", "--seed", "4"}));
@@ -282,8 +247,8 @@ TEST_F(CliTest, SameInputsSamePlanId) {
 
 TEST_F(CliTest, HistogramWorkload) {
   if (!std::ifstream(kMagi).good()) GTEST_SKIP() << kMagi << " not present";
-  const Result r = RunFcp({"plan", "--histogram", kMagi, "--workers", "4", "--tokens-per-worker",
-                           "4096", "--json", "--strategy", "ring"});
+  const CliResult r = RunFcp({"plan", "--histogram", kMagi, "--workers", "4", "--tokens-per-worker",
+                              "4096", "--json", "--strategy", "ring"});
   ASSERT_EQ(r.code, 0) << r.err;
   const google::protobuf::Struct object = ParseJson(Lines(r.out).at(0));
   EXPECT_EQ(object.fields().at("speedup_vs_ring").number_value(), 1.0);
