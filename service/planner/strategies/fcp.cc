@@ -133,12 +133,14 @@ void Packer::Pack(int32_t documents) {
         }
       }
     }
-    // Locality: a worker that already holds this document (no new sender for its KV), else one
-    // on the same node, if it is almost as good.
+    // Locality: a worker that already holds this document (no new sender for its KV) while it
+    // stays under the mean load, so a long document spans as few workers as balance allows;
+    // else one on the same node, if it is almost as good as the best.
     int32_t chosen = best;
     const auto& holders = doc_workers[it.document];
+    const double holder_limit = std::max(1.0, best_score + kLocalitySlack);
     for (int32_t w : holders) {
-      if (Fits(w, it) && ScoreWith(w, it) <= best_score + kLocalitySlack) {
+      if (Fits(w, it) && ScoreWith(w, it) <= holder_limit) {
         chosen = w;
         break;
       }
