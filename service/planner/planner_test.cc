@@ -135,7 +135,7 @@ TEST_P(EveryStrategyTest, SummaryAgreesWithSlices) {
     sum_flops += w.predicted.fwd_flops;
   }
   EXPECT_EQ(plan->summary.comm_bytes, bytes);
-  if (plan->strategy != "ring") {
+  if (plan->strategy != "ring" && plan->strategy != "flexdeg") {  // ring layouts: upper bound
     EXPECT_EQ(plan->summary.tiles, tiles);
   }
   EXPECT_GE(plan->summary.tiles, tiles);

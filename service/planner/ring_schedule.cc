@@ -49,6 +49,10 @@ class RingSchedule final : public Schedule {
     return doc_first_[d] + static_cast<int32_t>(length >= chunks ? c : Bound(d, c));
   }
   absl::Status CheckGroups();
+  // Non-empty chunks of document d that intersect positions [first, last].
+  int64_t ChunksIn(int32_t d, int64_t first, int64_t last) const;
+  // Required tiles of document d (exact, for every mask).
+  int64_t CountTiles(int32_t d) const;
   void CostDocument(int32_t d, CostInputs* in, std::vector<double>* remote_fwd,
                     std::vector<double>* remote_bwd) const;
   // Block ids of member `origin` of group g, in id order.
@@ -119,9 +123,44 @@ void RingSchedule::CostDocument(int32_t d, CostInputs* in, std::vector<double>* 
     (*remote_fwd)[w] += static_cast<double>(total - local) * spp;
     (*remote_bwd)[w] += static_cast<double>(total - local) * spp * cost_.BackwardFactor();
   }
-  // Tiles: exact for CAUSAL and FULL, an upper bound otherwise.
-  in->tiles +=
-      doc.mask.kind == MaskKind::kCausal ? nonempty * (nonempty + 1) / 2 : nonempty * nonempty;
+  in->tiles += CountTiles(d);
+}
+
+int64_t RingSchedule::ChunksIn(int32_t d, int64_t first, int64_t last) const {
+  if (first > last) return 0;
+  const int64_t length = batch_.documents[d].length, chunks = 2 * GroupSize(d);
+  if (length < chunks) return last - first + 1;  // every non-empty chunk holds one token
+  // Chunk of position p: the largest c with floor(c·L/n) <= p.
+  auto chunk_of = [&](int64_t p) {
+    return static_cast<int64_t>((static_cast<__int128>(p + 1) * chunks - 1) / length);
+  };
+  return chunk_of(last) - chunk_of(first) + 1;
+}
+
+int64_t RingSchedule::CountTiles(int32_t d) const {
+  const Document& doc = batch_.documents[d];
+  const int64_t n = std::min(doc.length, 2 * GroupSize(d));  // non-empty chunks
+  switch (doc.mask.kind) {
+    case MaskKind::kFull:
+      return n * n;
+    case MaskKind::kCausal:
+      return n * (n + 1) / 2;
+    default:
+      break;
+  }
+  // Per q-chunk [qb, qe): the chunks holding an allowed key. Keys of a sliding window form the
+  // contiguous range [qb - w + 1, qe - 1]; a prefix-LM q-chunk sees [0, qe - 1] plus [qe, p - 1].
+  int64_t tiles = 0;
+  for (int64_t c = 0; c < 2 * GroupSize(d); ++c) {
+    const int64_t qb = Bound(d, c), qe = Bound(d, c + 1);
+    if (qb == qe) continue;
+    if (doc.mask.kind == MaskKind::kSlidingWindow) {
+      tiles += ChunksIn(d, std::max<int64_t>(0, qb - doc.mask.window + 1), qe - 1);
+    } else {
+      tiles += ChunksIn(d, 0, std::max(qe, std::min(doc.mask.prefix, doc.length)) - 1);
+    }
+  }
+  return tiles;
 }
 
 absl::Status RingSchedule::Build() {
