@@ -13,12 +13,15 @@ std::unique_ptr<Planner> NewRingPlanner();
 std::unique_ptr<Planner> NewPerDocPlanner();
 std::unique_ptr<Planner> NewWholeDocPlanner();
 std::unique_ptr<Planner> NewFcpPlanner();
+std::unique_ptr<Planner> NewFlashCpPlanner();
+std::unique_ptr<Planner> NewFlexDegPlanner();
 
 namespace {
 
 using Factory = std::unique_ptr<Planner> (*)();
 constexpr Factory kFactories[] = {
-    NewAutoPlanner, NewRingPlanner, NewPerDocPlanner, NewWholeDocPlanner, NewFcpPlanner,
+    NewAutoPlanner, NewRingPlanner,    NewPerDocPlanner,  NewWholeDocPlanner,
+    NewFcpPlanner,  NewFlashCpPlanner, NewFlexDegPlanner,
 };
 
 }  // namespace

@@ -21,7 +21,9 @@
 namespace fcp {
 namespace {
 
-constexpr const char* kCandidates[] = {"fcp", "per_doc", "whole_doc", "ring"};
+// Best plans first, so the lower bounds prune the rest; flashcp and flexdeg are the seed
+// systems fcp is compared with.
+constexpr const char* kCandidates[] = {"fcp", "per_doc", "flashcp", "flexdeg", "whole_doc", "ring"};
 constexpr double kRingChunksPerMs = 10000;  // measured ring costing throughput, rounded down
 
 double StepMs(const PlanSummary& s, bool include_backward) {

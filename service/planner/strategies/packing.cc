@@ -1,6 +1,7 @@
 #include "service/planner/strategies/packing.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "service/planner/mask_math.h"
@@ -63,6 +64,35 @@ void SortByPosition(std::vector<Block>* blocks) {
   std::sort(blocks->begin(), blocks->end(), [](const Block& a, const Block& b) {
     return a.document != b.document ? a.document < b.document : a.begin < b.begin;
   });
+}
+
+std::vector<double> DocumentSeconds(const PlanContext& ctx, double* total) {
+  const std::vector<Document>& documents = ctx.batch.documents;
+  std::vector<double> seconds(documents.size());
+  *total = 0;
+  for (size_t d = 0; d < documents.size(); ++d) {
+    const Document& doc = documents[d];
+    seconds[d] = QueryRangeSeconds(ctx.cost, doc, 0, doc.length, {0, doc.length}) +
+                 3 * ctx.cost.TokenSeconds(doc.length);  // + linear layers, fwd + bwd
+    *total += seconds[d];
+  }
+  return seconds;
+}
+
+std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds) {
+  int index_bits = 1;
+  while ((size_t{1} << index_bits) < seconds.size()) ++index_bits;
+  std::vector<uint64_t> keys(seconds.size());
+  for (size_t i = 0; i < seconds.size(); ++i) {
+    uint64_t bits;
+    std::memcpy(&bits, &seconds[i], sizeof bits);
+    keys[i] = (~bits >> index_bits << index_bits) | i;
+  }
+  if (!keys.empty()) RadixSort(&keys);
+  std::vector<int32_t> order(keys.size());
+  const uint64_t mask = (uint64_t{1} << index_bits) - 1;
+  for (size_t i = 0; i < keys.size(); ++i) order[i] = static_cast<int32_t>(keys[i] & mask);
+  return order;
 }
 
 }  // namespace fcp

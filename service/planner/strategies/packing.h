@@ -50,6 +50,14 @@ void RadixSort(std::vector<uint64_t>* keys);
 // Sorts blocks by (document, begin), the order a kDirect layout needs.
 void SortByPosition(std::vector<Block>* blocks);
 
+// Forward + backward seconds of each whole document (attention plus linear layers), and their sum
+// in *total.
+std::vector<double> DocumentSeconds(const PlanContext& ctx, double* total);
+
+// Indices by value, largest first, ties by index (one radix sort on keys packing the value's top
+// bits above the index; non-negative doubles order like their bit patterns).
+std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds);
+
 }  // namespace fcp
 
 #endif  // FCP_SERVICE_PLANNER_STRATEGIES_PACKING_H_

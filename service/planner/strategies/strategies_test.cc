@@ -1,6 +1,8 @@
 // Behaviour of each strategy beyond validity (which planner_test checks for all of them): the
 // layout it is named for, and the comparisons the design relies on.
+#include <algorithm>
 #include <random>
+#include <set>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -157,6 +159,88 @@ TEST(FcpTest, ExplicitBlockSizeIsTheLargestBlock) {
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->block_size, 512);
   for (const Block& b : plan->blocks) EXPECT_LE(b.tokens(), 512);
+}
+
+// W = 8: one document worth ~5.5 workers of attention, the rest medium-sized.
+Batch OneLongManyMedium() {
+  Batch batch;
+  batch.topology.num_workers = 8;
+  batch.documents.push_back({16384, Mask::Causal()});
+  for (int i = 0; i < 29; ++i) batch.documents.push_back({2048, Mask::Causal()});
+  return batch;
+}
+
+std::vector<std::set<int32_t>> OwnersByDocument(const Plan& plan) {
+  std::vector<std::set<int32_t>> owners(plan.documents.size());
+  for (const Block& b : plan.blocks) owners[b.document].insert(b.owner);
+  return owners;
+}
+
+TEST(FlexDegTest, GivesALongDocumentANonPowerOfTwoGroup) {
+  const Batch batch = OneLongManyMedium();
+  const Plan plan = MustPlan(batch, "flexdeg", OutputSpec::AllRanks());
+  const std::vector<std::set<int32_t>> owners = OwnersByDocument(plan);
+  const size_t k = owners[0].size();
+  EXPECT_GE(k, 3u);
+  EXPECT_LT(k, 8u);
+  EXPECT_NE(k & (k - 1), 0u) << "group of " << k;
+  // Contiguous ranks: the group sits within one node.
+  EXPECT_EQ(static_cast<size_t>(*owners[0].rbegin() - *owners[0].begin() + 1), k);
+}
+
+TEST(FlexDegTest, EveryWorkerIsInAtMostOneGroup) {
+  for (uint64_t seed : {1, 2, 3}) {
+    Batch batch = OneLongManyMedium();
+    std::mt19937_64 rng(seed);
+    for (Document& d : batch.documents) d.length += static_cast<int64_t>(rng() % 4096);
+    const Plan plan = MustPlan(batch, "flexdeg", OutputSpec::AllRanks());
+    // Every document is longer than 2W tokens, so it spans its whole group: two documents'
+    // owner sets are the same group or disjoint.
+    const std::vector<std::set<int32_t>> owners = OwnersByDocument(plan);
+    for (size_t a = 0; a < owners.size(); ++a) {
+      for (size_t b = a + 1; b < owners.size(); ++b) {
+        std::vector<int32_t> common;
+        std::set_intersection(owners[a].begin(), owners[a].end(), owners[b].begin(),
+                              owners[b].end(), std::back_inserter(common));
+        EXPECT_TRUE(common.empty() || owners[a] == owners[b]) << "documents " << a << ", " << b;
+      }
+    }
+  }
+}
+
+TEST(FlashCpTest, SendsKvOnlyToRanksWhoseTilesNeedIt) {
+  for (uint64_t seed : {1, 2, 3}) {
+    const Batch batch = SkewedBatch(8, seed);
+    const Plan plan = MustPlan(batch, "flashcp", OutputSpec::AllRanks());
+    for (const WorkerPlan& w : plan.workers) {
+      std::set<int32_t> used;
+      for (const Tile& t : w.tiles) used.insert(t.kv_block);
+      std::set<int32_t> received;
+      for (const Transfer& r : w.recvs) {
+        if (r.kind != TransferKind::kKv) continue;
+        for (int32_t b : r.blocks) {
+          EXPECT_TRUE(used.count(b)) << "rank " << w.rank << " receives unused block " << b;
+          EXPECT_TRUE(received.insert(b).second)
+              << "rank " << w.rank << " receives " << b << " twice";
+        }
+      }
+    }
+  }
+}
+
+TEST(FlashCpTest, KeepsShortDocumentsWholeAndShardsLongOnes) {
+  Batch batch;
+  batch.topology.num_workers = 8;
+  batch.documents.push_back({32768, Mask::Causal()});
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 100; ++i) {
+    batch.documents.push_back({300 + static_cast<int64_t>(rng() % 700), Mask::Causal()});
+  }
+  const Plan plan = MustPlan(batch, "flashcp", OutputSpec::AllRanks());
+  std::vector<int> blocks_of(batch.documents.size(), 0);
+  for (const Block& b : plan.blocks) ++blocks_of[b.document];
+  EXPECT_GE(blocks_of[0], 4);
+  for (size_t d = 1; d < blocks_of.size(); ++d) EXPECT_EQ(blocks_of[d], 1) << "document " << d;
 }
 
 }  // namespace
