@@ -8,6 +8,7 @@ PACKAGES=(
   libabsl-dev libprotobuf-dev protobuf-compiler
   libgrpc++-dev protobuf-compiler-grpc prometheus-cpp-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
+  libgloo-dev libmetis-dev
   python3 python3-matplotlib python3-grpcio python3-protobuf
   prometheus  # promtool: metric-name checks on a live scrape
 )
