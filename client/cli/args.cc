@@ -7,6 +7,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 
@@ -85,6 +86,21 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
       return Invalid(name, absl::StrCat("expected ", Expected(*flag), ", got '", value, "'"));
     }
     out.given.insert(name);
+  }
+  return out;
+}
+
+std::string FlagsHelp(const std::vector<absl::string_view>& names) {
+  std::string out;
+  for (absl::string_view name : names) {
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr) continue;
+    const std::string help = flag->Help();
+    std::string def = flag->DefaultValue();
+    if (def.empty()) def = "none";
+    absl::StrAppendFormat(
+        &out, "  %-24s %s%s\n", DashedFlag(name), help,
+        absl::StrContains(help, "(required)") ? "" : absl::StrCat(" (default: ", def, ")"));
   }
   return out;
 }

@@ -39,6 +39,10 @@ std::string DashedFlag(absl::string_view name);
 absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
                                      const std::vector<absl::string_view>& allowed);
 
+// Help lines of the named ABSL_FLAGs ("  --tokens-per-worker     help (default: 0)"); flags whose
+// help says "(required)" get no default.
+std::string FlagsHelp(const std::vector<absl::string_view>& names);
+
 }  // namespace fcp::cli
 
 #endif  // FCP_CLIENT_CLI_ARGS_H_

@@ -21,15 +21,6 @@
 namespace fcp::cli {
 namespace {
 
-absl::StatusOr<LengthSampler> LoadSampler(const PlanConfig& c) {
-  if (!c.lengths_path.empty()) {
-    ASSIGN_OR_RETURN(std::vector<int64_t> lengths, ReadLengthsFile(c.lengths_path));
-    return LengthSampler::FromLengths(std::move(lengths));
-  }
-  ASSIGN_OR_RETURN(std::vector<HistogramBin> bins, ReadHistogramFile(c.histogram_path));
-  return LengthSampler::FromHistogram(std::move(bins));
-}
-
 // State of one run: where notes go and what went wrong so far.
 struct Run {
   const PlanConfig& config;

@@ -231,19 +231,15 @@ absl::StatusOr<PlanConfig> PlanConfigFromFlags(const ParsedArgs& args) {
   return c;
 }
 
-std::string PlanFlagsHelp() {
-  std::string out;
-  for (absl::string_view name : PlanFlagNames()) {
-    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-    if (flag == nullptr) continue;
-    const std::string help = flag->Help();
-    std::string def = flag->DefaultValue();
-    if (def.empty()) def = "none";
-    absl::StrAppendFormat(
-        &out, "  %-24s %s%s\n", DashedFlag(name), help,
-        absl::StrContains(help, "(required)") ? "" : absl::StrCat(" (default: ", def, ")"));
+absl::StatusOr<LengthSampler> LoadSampler(const PlanConfig& c) {
+  if (!c.lengths_path.empty()) {
+    ASSIGN_OR_RETURN(std::vector<int64_t> lengths, ReadLengthsFile(c.lengths_path));
+    return LengthSampler::FromLengths(std::move(lengths));
   }
-  return out;
+  ASSIGN_OR_RETURN(std::vector<HistogramBin> bins, ReadHistogramFile(c.histogram_path));
+  return LengthSampler::FromHistogram(std::move(bins));
 }
+
+std::string PlanFlagsHelp() { return FlagsHelp(PlanFlagNames()); }
 
 }  // namespace fcp::cli

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "client/cli/args.h"
+#include "client/workload.h"
 #include "service/planner/batch.h"
 #include "service/planner/planner.h"
 
@@ -51,6 +52,9 @@ const std::vector<absl::string_view>& PlanFlagNames();
 // Reads the flags parsed into their ABSL_FLAGs and checks them: required flags present, ranges,
 // combinations, the calibration file parsed. `args` tells which flags were given.
 absl::StatusOr<PlanConfig> PlanConfigFromFlags(const ParsedArgs& args);
+
+// The length distribution of the configured workload (--lengths or --histogram).
+absl::StatusOr<LengthSampler> LoadSampler(const PlanConfig& config);
 
 // Help text of the plan flags, one per line ("  --workers W  ...").
 std::string PlanFlagsHelp();
