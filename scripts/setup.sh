@@ -19,6 +19,7 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
+  "$(dirname "$0")/setup_deploy_tools.sh"  # deploy/dashboard test tools (block at the end)
   exit 0
 fi
 echo "setup: installing ${missing[*]}"
@@ -27,3 +28,6 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# --- deploy, Dockerfile and dashboard tests (tests/deploy): yamllint, node packages, kubectl -----
+"$(dirname "$0")/setup_deploy_tools.sh"

@@ -1,0 +1,62 @@
+// Renders one kustomization with `kubectl kustomize`, validates every object against the
+// Kubernetes / prometheus-operator schemas (unknown fields are errors), and applies the
+// project's policy (lib/policy.mjs).
+//
+//   node check_manifests.mjs --kubectl kubectl --dir deploy/overlays/dev --namespace fcp-dev \
+//     --replicas 1 --coordinator yes --job yes --version 0.1.0 [--worker-bin build/worker/fcp-worker]
+//
+// With --worker-bin, every flag the training Job passes to fcp-worker must be one the binary
+// lists in --helpfull.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { render, validateSchema, describe } from "./lib/k8s.mjs";
+import { checkPolicy } from "./lib/policy.mjs";
+import { Report, parseFlags } from "./lib/report.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const args = parseFlags(process.argv.slice(2));
+const dir = args.get("dir");
+const report = new Report(`deploy manifests ${dir}`);
+
+let objects = [];
+try {
+  objects = render(args.get("kubectl") ?? "kubectl", join(root, dir));
+  report.check(objects.length > 0, `kubectl kustomize ${dir} renders objects`);
+} catch (e) {
+  report.fail(`kubectl kustomize ${dir} fails: ${e.stderr || e.message}`);
+  report.finish();
+}
+console.log(`${dir}: ${objects.map(describe).join(", ")}`);
+
+for (const o of objects) {
+  const errors = await validateSchema(o);
+  report.check(errors.length === 0, `${describe(o)} matches its schema${errors.length ? ":\n  " + errors.join("\n  ") : ""}`);
+}
+
+const expect = {
+  namespace: args.get("namespace") || undefined,
+  replicas: Number(args.get("replicas") ?? 0),
+  coordinator: args.get("coordinator") === "yes",
+  job: args.get("job") === "yes",
+  version: args.get("version"),
+  dashboard: readFileSync(join(root, "dashboards/fcp-balance.json"), "utf8"),
+  rules: parse(readFileSync(join(root, "dashboards/rules/fcp.rules.yaml"), "utf8")),
+};
+checkPolicy(objects, report, expect);
+
+const workerBin = args.get("worker_bin");
+if (workerBin) {
+  const help = execFileSync(workerBin, ["--helpfull"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  for (const job of objects.filter((o) => o.kind === "Job")) {
+    for (const c of job.spec.template.spec.containers) {
+      for (const flag of parseFlags(c.args ?? []).keys()) {
+        report.check(help.includes(`--${flag} `) || help.includes(`--${flag}=`) || help.includes(`--${flag}\n`) || help.includes(`--${flag} (`),
+          `${describe(job)}: fcp-worker --helpfull lists --${flag}`);
+      }
+    }
+  }
+}
+report.finish();
