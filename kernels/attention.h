@@ -88,6 +88,8 @@ struct BackwardTile {
 
 // Runs tiles in list order per output block; tiles writing the same o/lse (or dq/dk/dv) are never
 // run concurrently. `threads` <= 0: hardware concurrency. Work is split over heads (and blocks).
+// Tiles whose outputs overlap are treated as writing the same output, so results do not depend on
+// `threads`. A shape whose q_heads is not a positive multiple of kv_heads does nothing.
 void AttentionForward(const AttentionShape& shape, const std::vector<ForwardTile>& tiles,
                       int threads = 0);
 void AttentionBackward(const AttentionShape& shape, const std::vector<BackwardTile>& tiles,

@@ -20,7 +20,8 @@ struct ReferenceResult {
   std::vector<float> dv;
 };
 
-// q, d_o: [length, q_heads, head_dim]; k, v: [length, kv_heads, head_dim].
+// q, d_o: [length, q_heads, head_dim]; k, v: [length, kv_heads, head_dim]. d_o may be null: forward
+// only, and dq, dk, dv are left empty.
 ReferenceResult ReferenceAttention(const AttentionShape& shape, const TileMask& mask,
                                    int64_t length, const float* q, const float* k, const float* v,
                                    const float* d_o);
