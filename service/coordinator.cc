@@ -17,6 +17,7 @@ namespace fcp {
 namespace {
 
 constexpr char kPlannerServiceName[] = "fcp.v1.Planner";
+constexpr char kRendezvousServiceName[] = "fcp.v1.Rendezvous";
 
 // Process-wide gRPC settings every coordinator server relies on; set once.
 void InitGrpcOnce() {
@@ -41,6 +42,8 @@ absl::Status CheckOptions(const CoordinatorOptions& o) {
   if (p.cache_bytes < 1) return invalid("cache_bytes: must be >= 1");
   absl::Status defaults = ValidateOptions(p.defaults);
   if (!defaults.ok()) return invalid(absl::StrCat("defaults: ", defaults.message()));
+  absl::Status rendezvous = ValidateRendezvousOptions(o.rendezvous);
+  if (!rendezvous.ok()) return invalid(absl::StrCat("rendezvous.", rendezvous.message()));
   return absl::OkStatus();
 }
 
@@ -70,11 +73,14 @@ absl::Status Coordinator::Init(const CoordinatorOptions& options) {
   metrics_ = std::make_unique<CoordinatorMetrics>(*registry_, options.max_metric_jobs);
   planning_ = std::make_unique<PlanningService>(options.planning, metrics_.get());
   service_ = std::make_unique<PlannerGrpcService>(planning_.get());
+  rendezvous_ = std::make_unique<RendezvousStore>(options.rendezvous);
+  rendezvous_service_ = std::make_unique<RendezvousGrpcService>(rendezvous_.get());
 
   const std::string address = absl::StrCat(options.host, ":", options.port);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
   builder.RegisterService(service_.get());
+  builder.RegisterService(rendezvous_service_.get());
   builder.SetMaxReceiveMessageSize(options.max_request_bytes);
   builder.SetMaxSendMessageSize(-1);
   builder.experimental().SetInterceptorCreators(NewGrpcMetricsInterceptors(*registry_));
@@ -108,6 +114,7 @@ void Coordinator::SetServing(bool serving) {
   if (health == nullptr) return;
   health->SetServingStatus("", serving);
   health->SetServingStatus(kPlannerServiceName, serving);
+  health->SetServingStatus(kRendezvousServiceName, serving);
 }
 
 void Coordinator::StartDraining() {

@@ -1,5 +1,6 @@
 // Coordinator: the fcp-coordinator server, assembled and run: the fcp.v1.Planner service on a
-// PlanningService (cache, single-flight, planning pool), gRPC health (grpc.health.v1) and server
+// PlanningService (cache, single-flight, planning pool), the fcp.v1.Rendezvous service on a
+// RendezvousStore (workers' connection info), gRPC health (grpc.health.v1) and server
 // reflection, gRPC and planning metrics on a Prometheus endpoint. `fcp-coordinator` is this class
 // plus flags and signals; tests and benchmarks run it in-process on ports picked by the kernel.
 //
@@ -13,8 +14,8 @@
 //   coordinator->StartDraining();                 // health: NOT_SERVING; RPCs still served
 //   coordinator->Shutdown(absl::Seconds(10));     // stop accepting; in-flight RPCs finish
 //
-// Health: services "" and "fcp.v1.Planner" are NOT_SERVING until Start has warmed the planner up,
-// SERVING after, NOT_SERVING again once draining starts.
+// Health: services "", "fcp.v1.Planner" and "fcp.v1.Rendezvous" are NOT_SERVING until Start has
+// warmed the planner up, SERVING after, NOT_SERVING again once draining starts.
 //
 // Thread-safe. The destructor shuts down with no grace period if Shutdown was not called.
 #ifndef FCP_SERVICE_COORDINATOR_H_
@@ -33,6 +34,8 @@
 #include "service/metrics.h"
 #include "service/planner_service.h"
 #include "service/planning_service.h"
+#include "service/rendezvous_service.h"
+#include "service/rendezvous_store.h"
 
 namespace fcp {
 
@@ -43,6 +46,7 @@ struct CoordinatorOptions {
   int max_request_bytes = 64 << 20;  // larger requests get RESOURCE_EXHAUSTED from gRPC
   int max_metric_jobs = 256;         // distinct training_job label values before "other"
   PlanningServiceOptions planning;
+  RendezvousStoreOptions rendezvous;
 };
 
 class Coordinator {
@@ -67,6 +71,7 @@ class Coordinator {
 
   PlanningService& planning() { return *planning_; }
   prometheus::Registry& registry() { return *registry_; }
+  RendezvousStore& rendezvous() { return *rendezvous_; }
 
  private:
   Coordinator() = default;
@@ -77,6 +82,8 @@ class Coordinator {
   std::unique_ptr<CoordinatorMetrics> metrics_;
   std::unique_ptr<PlanningService> planning_;
   std::unique_ptr<PlannerGrpcService> service_;
+  std::unique_ptr<RendezvousStore> rendezvous_;
+  std::unique_ptr<RendezvousGrpcService> rendezvous_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;

@@ -46,6 +46,15 @@ ABSL_FLAG(double, max_time_budget_ms, fcp::RequestLimits().max_time_budget_ms,
           "largest planning time budget a request may ask for, milliseconds");
 ABSL_FLAG(int32_t, max_metric_jobs, 256,
           "distinct training_job label values before further jobs are labelled \"other\"");
+ABSL_FLAG(int64_t, rendezvous_max_bytes, fcp::RendezvousStoreOptions().max_total_bytes,
+          "rendezvous store capacity, all jobs, bytes (keys + values + 64 per entry); a Set "
+          "past it gets RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, rendezvous_max_value_bytes, fcp::RendezvousStoreOptions().max_value_bytes,
+          "largest rendezvous value, bytes");
+ABSL_FLAG(int64_t, rendezvous_max_keys_per_job, fcp::RendezvousStoreOptions().max_keys_per_job,
+          "most rendezvous keys one training job may hold at once");
+ABSL_FLAG(double, rendezvous_ttl_seconds, absl::ToDoubleSeconds(fcp::RendezvousStoreOptions().ttl),
+          "a rendezvous value is dropped this long after it was last set, seconds");
 ABSL_FLAG(double, drain_delay_seconds, 0,
           "on SIGTERM, keep serving this long after reporting NOT_SERVING, seconds");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
@@ -60,8 +69,10 @@ usage: fcp-coordinator [--port 50051] [--metrics-port 9464] [flags]
 
 Trainer ranks call PlanBatch for each step with the batch's documents and their rank; the
 coordinator plans the batch once (identical concurrent requests share one planning), caches the
-plan (LRU, --cache-bytes) and answers each rank with its slice. Health: grpc.health.v1 (NOT_SERVING
-until ready and while draining); server reflection; Prometheus metrics on --metrics-port.
+plan (LRU, --cache-bytes) and answers each rank with its slice. Workers of a job exchange their
+connection info through fcp.v1.Rendezvous (--rendezvous-* flags). Health: grpc.health.v1
+(NOT_SERVING until ready and while draining); server reflection; Prometheus metrics on
+--metrics-port.
 Flags may be written with dashes or underscores (--metrics-port, --metrics_port).)";
 
 // Abseil flags are underscored; the documented spellings are dashed. Rewrites "--metrics-port=1"
@@ -102,6 +113,11 @@ CoordinatorOptions OptionsFromFlags() {
   p.limits.max_time_budget_ms = absl::GetFlag(FLAGS_max_time_budget_ms);
   p.defaults.strategy = absl::GetFlag(FLAGS_default_strategy);
   p.defaults.time_budget_ms = absl::GetFlag(FLAGS_time_budget_ms);
+  RendezvousStoreOptions& r = o.rendezvous;
+  r.max_total_bytes = absl::GetFlag(FLAGS_rendezvous_max_bytes);
+  r.max_value_bytes = absl::GetFlag(FLAGS_rendezvous_max_value_bytes);
+  r.max_keys_per_job = absl::GetFlag(FLAGS_rendezvous_max_keys_per_job);
+  r.ttl = absl::Seconds(absl::GetFlag(FLAGS_rendezvous_ttl_seconds));
   return o;
 }
 
