@@ -3,9 +3,11 @@
 
 For each kustomization: render it with `kubectl kustomize`, take the fcp-coordinator
 Deployment's container args and the flagfile from the ConfigMap it mounts, and start the real
-binary with them (ports moved to free ones, the flagfile at a temporary path). It must start,
-report SERVING on grpc.health.v1 (what the startup/readiness/liveness probes ask), serve
-/metrics, and on SIGTERM drain and exit 0 within the pod's terminationGracePeriodSeconds.
+binary with them (ports moved to free ones, the flagfile at a temporary path), as the pod runs
+it: with a read-only root filesystem and only /tmp writable (a private mount namespace, made
+with `unshare`, which needs root). It must start, report SERVING on grpc.health.v1 (what the
+startup/readiness/liveness probes ask), serve /metrics, and on SIGTERM drain and exit 0 within
+the pod's terminationGracePeriodSeconds.
 """
 
 import argparse
@@ -27,11 +29,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Runs "$@" with / read-only and a fresh tmpfs on /tmp; exits 3 if / is still writable.
+READ_ONLY_ROOT = [
+    "unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+    'mount -o remount,bind,ro / && mount -t tmpfs -o size=16m tmpfs /tmp || exit 4; '
+    'if touch /.fcp-read-only-probe 2>/dev/null; then rm -f /.fcp-read-only-probe; '
+    'echo "root filesystem still writable"; exit 3; fi; exec "$@"', "read-only-root",
+]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--coordinator", required=True)
     p.add_argument("--kubectl", required=True)
-    p.add_argument("--workdir", required=True)
+    p.add_argument("--workdir", required=True, help="outside /tmp (the coordinator gets a fresh /tmp)")
     p.add_argument("dirs", nargs="+", help="kustomization folders")
     a = p.parse_args()
     from fcp_client import PlannerClient
@@ -72,7 +83,7 @@ def main():
                     f.write(cm["data"][os.path.basename(path)])
                 arg = f"--flagfile={local}"
             args.append(arg)
-        cmd = [a.coordinator, "--host=127.0.0.1"] + args
+        cmd = READ_ONLY_ROOT + [a.coordinator, "--host=127.0.0.1"] + args
         what = f"{d}: fcp-coordinator {' '.join(args)}"
         log_path = os.path.join(a.workdir, f"{os.path.basename(d)}.log")
         with open(log_path, "w") as log:
@@ -96,7 +107,9 @@ def main():
                     time.sleep(0.2)
             with open(log_path) as f:
                 log_text = f.read()
-            check(serving, f"{what}: reports SERVING on grpc.health.v1 ({log_text[-400:]})")
+            check(serving, f"{what}: reports SERVING on grpc.health.v1 with a read-only root "
+                           f"(exit {proc.poll()}; 3: / stayed writable, 4: unshare/mount failed: root needed) "
+                           f"({log_text[-400:]})")
             try:
                 body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
             except OSError as e:
@@ -109,9 +122,9 @@ def main():
                 rc = proc.wait(grace)
             except subprocess.TimeoutExpired:
                 rc = None
-            check(rc == 0, f"{what}: exits 0 within terminationGracePeriodSeconds={grace} after SIGTERM "
-                           f"(rc {rc}, {time.time() - start:.1f} s)")
-            print(f"{d}: started, SERVING, drained in {time.time() - start:.1f} s", flush=True)
+            if check(rc == 0, f"{what}: exits 0 within terminationGracePeriodSeconds={grace} after SIGTERM "
+                              f"(rc {rc}, {time.time() - start:.1f} s)") and serving:
+                print(f"{d}: started read-only, SERVING, drained in {time.time() - start:.1f} s", flush=True)
         finally:
             if proc.poll() is None:
                 proc.kill()
