@@ -152,6 +152,10 @@ const k8sPorts = {
   coordinator: k8s.find((o) => o.kind === "Deployment").spec.template.spec.containers[0].ports.map((p) => p.containerPort),
   worker: k8s.find((o) => o.kind === "Job").spec.template.spec.containers[0].ports.map((p) => p.containerPort),
 };
+const k8sUser = {
+  coordinator: k8s.find((o) => o.kind === "Deployment").spec.template.spec.securityContext?.runAsUser,
+  worker: k8s.find((o) => o.kind === "Job").spec.template.spec.securityContext?.runAsUser,
+};
 const expectedFrom = { coordinator: "build-debian", worker: "build-cuda" };
 for (const name of ["coordinator", "worker"]) {
   const s = stage(name);
@@ -173,6 +177,7 @@ for (const name of ["coordinator", "worker"]) {
   const user = users.length ? runText(users[users.length - 1]).trim() : "";
   const u = /^(\d+)(?::(\d+))?$/.exec(user);
   report.check(u && Number(u[1]) > 0 && (u[2] === undefined || Number(u[2]) > 0), `${name}: USER is a numeric non-root uid:gid (got "${user}")`);
+  report.check(u && Number(u[1]) === k8sUser[name], `${name}: USER uid is the runAsUser of deploy/ (${k8sUser[name]})`);
   const lastUser = users.length ? users[users.length - 1].getRange().start.line : Infinity;
   report.check(of("RUN").every((i) => i.getRange().start.line < lastUser), `${name}: nothing RUNs after USER`);
   const exposed = of("EXPOSE").flatMap((i) => i.getArguments().map((a) => Number(a.getValue().replace(/\/tcp$/, ""))));

@@ -34,6 +34,7 @@ const replace = (from, to) => (df) => {
 const mistakes = [
   ["runs as root", replace("USER 65532:65532\nEXPOSE 50051", "USER root\nEXPOSE 50051"), null, "coordinator: USER is a numeric non-root uid:gid"],
   ["named user", replace("USER 65532:65532\nEXPOSE 9400", "USER fcp\nEXPOSE 9400"), null, "worker: USER is a numeric non-root uid:gid"],
+  ["uid differs from the pods' runAsUser", replace("USER 65532:65532\nEXPOSE 9400", "USER 1000:1000\nEXPOSE 9400"), null, "worker: USER uid is the runAsUser of deploy/"],
   ["shell-form ENTRYPOINT", replace('ENTRYPOINT ["/usr/local/bin/fcp-coordinator"]', "ENTRYPOINT /usr/local/bin/fcp-coordinator"), null, "ENTRYPOINT is exec form"],
   ["base image :latest", replace("ARG DEBIAN_RUNTIME_IMAGE=debian:12.11-slim", "ARG DEBIAN_RUNTIME_IMAGE=debian:latest"), null, "is not :latest"],
   ["untagged base image", replace("ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu24.04", "ARG CUDA_RUNTIME_IMAGE=nvidia/cuda"), null, "has a tag or digest"],
