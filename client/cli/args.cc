@@ -73,7 +73,7 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
     }
     if (flag == nullptr) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag ", DashedFlag(name), " (see 'fcp help')"));
+          absl::StrCat("unknown flag ", DashedFlag(name), " (see --help)"));
     }
     if (flag->IsOfType<bool>()) {
       if (!has_value && value.empty()) value = "true";

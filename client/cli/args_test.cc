@@ -73,10 +73,10 @@ TEST_F(ParseArgsTest, ErrorsNameTheFlag) {
   EXPECT_EQ(ParseArgs({"--args-test-count"}, kAllowed).status().message(),
             "--args-test-count: missing value");
   EXPECT_EQ(ParseArgs({"--bogus=1"}, kAllowed).status().message(),
-            "unknown flag --bogus (see 'fcp help')");
+            "unknown flag --bogus (see --help)");
   // Registered, but not one of this command's flags.
   EXPECT_EQ(ParseArgs({"--args-test-not-allowed=1"}, kAllowed).status().message(),
-            "unknown flag --args-test-not-allowed (see 'fcp help')");
+            "unknown flag --args-test-not-allowed (see --help)");
   EXPECT_EQ(ParseArgs({"--noargs-test-verbose=1"}, kAllowed).status().code(),
             absl::StatusCode::kInvalidArgument);
 }

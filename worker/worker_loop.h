@@ -1,0 +1,65 @@
+// One rank's training-like loop (what `fcp-worker` runs, per rank): for each step, draw the batch
+// (seeded, identical on every rank), get the plan (coordinator with prefetch of the next step, or
+// local planning), generate the rank's inputs, execute forward + backward, optionally check the
+// outputs against whole-document reference attention and dump them, record metrics, and gather
+// every rank's step statistics on rank 0 for the per-step report.
+#ifndef FCP_WORKER_WORKER_LOOP_H_
+#define FCP_WORKER_WORKER_LOOP_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "client/cli/plan_config.h"
+#include "client/workload.h"
+#include "kernels/attention.h"
+#include "worker/executor.h"
+#include "worker/transport.h"
+#include "worker/worker_metrics.h"
+
+namespace fcp {
+
+class PlannerClient;
+
+struct WorkerConfig {
+  cli::PlanConfig plan;  // workload, model, topology (num_workers = world), strategy, options
+  int32_t steps = 3;     // steps 1..steps; step s plans batch seed + s - 1 (the CLI's batch s - 1)
+  int32_t threads = 0;   // kernel threads per rank (<= 0: hardware concurrency / ranks here)
+  int32_t check_steps = 1;  // compare the first N steps with reference attention
+  double check_tolerance = 1e-5;
+  std::string dump_dir;  // empty: no dump
+  std::string training_job = "fcp-demo";
+  absl::Duration plan_deadline = absl::Seconds(10);
+};
+
+// What rank 0 reports for each step: every rank's figures.
+struct StepReport {
+  int64_t step = 0;
+  std::string strategy;
+  std::string plan_id;
+  double planning_ms = 0;  // the plan's own planning time
+  bool fallback = false;   // rank 0's plan was made locally because the coordinator failed
+  double predicted_imbalance = 1;
+  double predicted_ms = 0;           // plan's predicted fwd + bwd attention time (slowest worker)
+  int64_t plan_bytes = 0;            // plan's total comm bytes
+  std::vector<StepStats> ranks;      // measured, by rank
+  std::vector<int64_t> tokens;       // by rank
+  double reference_error = -1;       // max relative error over ranks; -1: not checked
+  double StepSeconds() const;        // slowest rank's forward + backward
+  double MeasuredImbalance() const;  // max / mean attention seconds
+  int64_t BytesSent() const;
+};
+
+// Runs all steps of `rank` over `transport`. `client`: null = plan locally. `on_step` is called on
+// rank 0 only, after each step with every rank's figures. Returns the first error (a failed step
+// stops the loop: peers would otherwise wait on an exchange that never comes).
+absl::Status RunWorkerLoop(const WorkerConfig& config, const LengthSampler& sampler,
+                           Transport* transport, PlannerClient* client, WorkerMetrics* metrics,
+                           const std::function<void(const StepReport&)>& on_step);
+
+}  // namespace fcp
+
+#endif  // FCP_WORKER_WORKER_LOOP_H_

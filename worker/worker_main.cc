@@ -1,0 +1,204 @@
+// fcp-worker: runs context-parallel attention steps with fcp plans (see WorkerUsage() for flags).
+//
+//   --transport loopback: every rank is a thread of this process (one metrics endpoint).
+//   --transport gloo:     this process is --rank of --world, over TCP; rendezvous in --rendezvous.
+//
+// Exit codes: 0 every step ran (and passed its reference check); 1 a step failed; 2 bad flags.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "fcp/client.h"
+#include "prometheus/exposer.h"
+#include "prometheus/registry.h"
+#include "service/planner/status_macros.h"
+#include "worker/coordinator_store.h"
+#include "worker/gloo_transport.h"
+#include "worker/loopback_transport.h"
+#include "worker/worker_loop.h"
+#include "worker/worker_metrics.h"
+#include "worker/worker_options.h"
+
+namespace fcp {
+namespace {
+
+constexpr int kExitOk = 0, kExitFailed = 1, kExitBadInput = 2;
+
+// Rank 0's per-step table on stdout and optional JSON lines.
+class Reporter {
+ public:
+  explicit Reporter(const WorkerOptions& options) : options_(options) {
+    if (!options.summary_json.empty()) json_.open(options.summary_json, std::ios::app);
+  }
+
+  void Header() {
+    std::printf("fcp-worker: job %s, %d ranks (%s), strategy %s, %d steps\n",
+                options_.loop.training_job.c_str(), options_.world, options_.transport.c_str(),
+                options_.loop.plan.strategy.c_str(), options_.loop.steps);
+    std::printf("%4s %-9s %8s %8s %8s %10s %9s %9s %9s %9s\n", "step", "strategy", "imb_pred",
+                "imb_meas", "plan_ms", "sent_MiB", "pred_ms", "step_ms", "wait_ms", "ref_err");
+    std::fflush(stdout);
+  }
+
+  void Step(const StepReport& r) {
+    double wait = 0;
+    for (const StepStats& s : r.ranks) wait = std::max(wait, s.comm_wait_seconds);
+    const std::string ref =
+        r.reference_error < 0 ? "-" : absl::StrFormat("%.1e", r.reference_error);
+    std::printf("%4lld %-9s %8.3f %8.3f %8.2f %10.2f %9.3f %9.1f %9.1f %9s%s\n",
+                static_cast<long long>(r.step), r.strategy.c_str(), r.predicted_imbalance,
+                r.MeasuredImbalance(), r.planning_ms, r.BytesSent() / 1048576.0, r.predicted_ms,
+                r.StepSeconds() * 1e3, wait * 1e3, ref.c_str(), r.fallback ? "  (fallback)" : "");
+    std::fflush(stdout);
+    if (json_.is_open()) {
+      json_ << absl::StrFormat(
+          "{\"training_job\": \"%s\", \"step\": %d, \"strategy\": \"%s\", \"plan_id\": \"%s\", "
+          "\"world\": %d, \"predicted_imbalance\": %.6f, \"measured_imbalance\": %.6f, "
+          "\"planning_ms\": %.4f, \"bytes_sent\": %d, \"plan_bytes\": %d, \"predicted_ms\": %.6f, "
+          "\"step_ms\": %.4f, \"comm_wait_ms\": %.4f, \"reference_error\": %.3e, "
+          "\"fallback\": %s}\n",
+          options_.loop.training_job, r.step, r.strategy, r.plan_id, options_.world,
+          r.predicted_imbalance, r.MeasuredImbalance(), r.planning_ms, r.BytesSent(), r.plan_bytes,
+          r.predicted_ms, r.StepSeconds() * 1e3, wait * 1e3, r.reference_error,
+          r.fallback ? "true" : "false");
+      json_.flush();
+    }
+  }
+
+ private:
+  const WorkerOptions& options_;
+  std::ofstream json_;
+};
+
+absl::StatusOr<std::unique_ptr<PlannerClient>> MakeClient(const WorkerOptions& o) {
+  if (o.loop.plan.coordinator.empty()) return std::unique_ptr<PlannerClient>();
+  PlannerClientOptions options;
+  options.target = o.loop.plan.coordinator;
+  options.deadline = o.loop.plan_deadline;
+  options.fallback_defaults = o.loop.plan.options;
+  return PlannerClient::Create(options);
+}
+
+// Runs one rank; the error, if any, prefixed by nothing (messages name the rank themselves).
+absl::Status RunRank(const WorkerOptions& o, const LengthSampler& sampler, Transport* transport,
+                     prometheus::Registry* registry, Reporter* reporter) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PlannerClient> client, MakeClient(o));
+  std::unique_ptr<WorkerMetrics> metrics;
+  if (registry != nullptr) {
+    const int32_t rank = transport->rank();
+    metrics = std::make_unique<WorkerMetrics>(
+        *registry,
+        WorkerLabels{o.loop.training_job, rank, o.loop.plan.topology.NodeOf(rank), o.gpu_uuid});
+  }
+  return RunWorkerLoop(o.loop, sampler, transport, client.get(), metrics.get(),
+                       [reporter](const StepReport& r) { reporter->Step(r); });
+}
+
+// The gloo transport of this rank, meeting its peers through the coordinator or a directory.
+absl::StatusOr<std::unique_ptr<Transport>> ConnectGloo(const WorkerOptions& o) {
+  GlooOptions gloo;
+  gloo.rank = o.rank;
+  gloo.world_size = o.world;
+  gloo.prefix = absl::StrCat(o.loop.training_job, "/attempt-", o.attempt);
+  gloo.timeout = o.timeout;
+  if (o.rendezvous_target.empty()) {
+    gloo.rendezvous_dir = o.rendezvous;
+    return NewGlooTransport(gloo);
+  }
+  CoordinatorStoreOptions store;
+  store.target = o.rendezvous_target;
+  store.job_id = o.loop.training_job;
+  store.timeout = o.timeout;
+  ASSIGN_OR_RETURN(std::shared_ptr<gloo::rendezvous::Store> shared, NewCoordinatorStore(store));
+  return NewGlooTransport(gloo, std::move(shared));
+}
+
+int Main(const std::vector<std::string>& args) {
+  bool help = false;
+  absl::StatusOr<WorkerOptions> parsed = ParseWorkerOptions(args, &help);
+  if (help) {
+    std::cout << WorkerUsage();
+    return kExitOk;
+  }
+  if (!parsed.ok()) {
+    std::cerr << "fcp-worker: " << parsed.status().message() << "\n";
+    return kExitBadInput;
+  }
+  const WorkerOptions& o = *parsed;
+  absl::StatusOr<LengthSampler> sampler = cli::LoadSampler(o.loop.plan);
+  if (!sampler.ok()) {
+    std::cerr << "fcp-worker: " << sampler.status().message() << "\n";
+    return kExitBadInput;
+  }
+
+  std::shared_ptr<prometheus::Registry> registry;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (o.metrics_port > 0) {
+    const int port = o.metrics_port;
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(absl::StrCat("0.0.0.0:", port));
+    } catch (const std::exception& e) {
+      std::cerr << "fcp-worker: --metrics-port: cannot listen on " << port << ": " << e.what()
+                << "\n";
+      return kExitBadInput;
+    }
+    registry = std::make_shared<prometheus::Registry>();
+    exposer->RegisterCollectable(registry);
+    std::printf("fcp-worker: metrics on port %d\n", port);
+  }
+
+  Reporter reporter(o);
+  const bool reports = o.rank <= 0;
+  if (reports) reporter.Header();
+  std::vector<absl::Status> results;
+  if (o.transport == "loopback") {
+    LoopbackHub hub(o.world);
+    results.assign(o.world, absl::OkStatus());
+    std::vector<std::thread> threads;
+    for (int32_t r = 0; r < o.world; ++r) {
+      threads.emplace_back([&, r] {
+        LoopbackTransport transport(&hub, r);
+        transport.set_timeout(o.timeout);
+        results[r] = RunRank(o, *sampler, &transport, registry.get(), &reporter);
+        if (!results[r].ok()) hub.Abort(r);  // peers fail fast instead of waiting out the timeout
+      });
+    }
+    for (std::thread& t : threads) t.join();
+  } else {
+    absl::StatusOr<std::unique_ptr<Transport>> transport = ConnectGloo(o);
+    results.push_back(transport.ok()
+                          ? RunRank(o, *sampler, transport->get(), registry.get(), &reporter)
+                          : transport.status());
+  }
+  int exit_code = kExitOk;
+  for (const absl::Status& s : results) {
+    if (s.ok()) continue;
+    std::cerr << "fcp-worker: " << s.message() << "\n";
+    exit_code = kExitFailed;
+  }
+  if (exit_code == kExitOk && reports) {
+    std::printf("fcp-worker: %d steps done, every rank ok\n", o.loop.steps);
+  }
+  if (exposer != nullptr && o.linger > absl::ZeroDuration()) {
+    std::printf("fcp-worker: serving metrics for %s more\n",
+                absl::FormatDuration(o.linger).c_str());
+    std::fflush(stdout);
+    absl::SleepFor(o.linger);
+  }
+  return exit_code;
+}
+
+}  // namespace
+}  // namespace fcp
+
+int main(int argc, char** argv) {
+  return fcp::Main(std::vector<std::string>(argv + 1, argv + argc));
+}
