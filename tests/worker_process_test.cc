@@ -27,6 +27,7 @@ namespace fcp {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // A small CPU job: 4 q heads over 2 kv heads of 16, 512 tokens per rank, documents <= 1024.
 std::vector<std::string> JobFlags(std::vector<std::string> extra) {
@@ -208,6 +209,61 @@ TEST(WorkerProcessTest, AKilledPeerFailsTheOthersWithinTheTimeoutNamingIt) {
     EXPECT_THAT(results[r].err, HasSubstr("rank 3")) << "rank " << r << ": " << results[r].err;
   }
   EXPECT_EQ(victim.Wait(), 128 + SIGKILL);
+}
+
+// A running fcp-coordinator on 127.0.0.1 with the ports it printed.
+struct RunningCoordinator {
+  std::unique_ptr<Subprocess> process;
+  int port = 0;
+  int metrics_port = 0;
+};
+
+RunningCoordinator StartCoordinator() {
+  RunningCoordinator c;
+  c.process = std::make_unique<Subprocess>(std::vector<std::string>{
+      FCP_COORDINATOR, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"});
+  EXPECT_TRUE(c.process->Start().ok());
+  absl::StatusOr<std::string> line = c.process->ReadLine(absl::Seconds(30));
+  EXPECT_TRUE(line.ok()) << line.status();
+  EXPECT_EQ(std::sscanf(line.value_or("").c_str(),
+                        "fcp-coordinator: serving fcp.v1.Planner on port %d, metrics on port %d",
+                        &c.port, &c.metrics_port),
+            2)
+      << line.value_or("");
+  return c;
+}
+
+TEST(WorkerProcessTest, GlooRanksPlanAndMeetThroughTheCoordinator) {
+  RunningCoordinator c = StartCoordinator();
+  const std::string target = absl::StrCat("127.0.0.1:", c.port);
+  const std::vector<CliResult> results =
+      RunGlooJob(3, "coordinator",
+                 {"--coordinator", target, "--steps", "3", "--check-steps", "1", "--training-job",
+                  "through-coordinator"});
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_EQ(results[r].code, 0) << "rank " << r << ": " << results[r].err;
+  }
+  EXPECT_EQ(StepRows(results[0].out), 3) << results[0].out;
+  EXPECT_THAT(results[0].out, Not(HasSubstr("(fallback)")));
+  // 3 ranks x 3 steps asked; each step planned once (single-flight / cache), the rest hits.
+  absl::StatusOr<std::string> scrape = HttpGet(c.metrics_port, "/metrics");
+  ASSERT_TRUE(scrape.ok()) << scrape.status();
+  EXPECT_THAT(*scrape,
+              HasSubstr("fcp_plan_cache_misses_total{training_job=\"through-coordinator\"} 3"));
+  EXPECT_THAT(*scrape,
+              HasSubstr("fcp_plan_cache_hits_total{training_job=\"through-coordinator\"} 6"));
+  c.process->Signal(SIGTERM);
+  EXPECT_EQ(c.process->Wait(), 0);
+}
+
+TEST(WorkerProcessTest, AnUnreachableCoordinatorFallsBackToLocalPlansAndCountsThem) {
+  const CliResult r =
+      RunCli(FCP_WORKER, JobFlags({"--world", "2", "--steps", "2", "--coordinator", "127.0.0.1:1",
+                                   "--plan-deadline-s", "1", "--check-steps", "2"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(StepRows(r.out), 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("(fallback)"));
+  EXPECT_THAT(r.out, HasSubstr("every rank ok"));
 }
 
 int FreePort() {
