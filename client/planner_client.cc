@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "client/channel_credentials.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -49,7 +50,8 @@ absl::Status CheckOptions(const PlannerClientOptions& o) {
   return absl::OkStatus();
 }
 
-std::shared_ptr<grpc::Channel> NewChannel(const PlannerClientOptions& o) {
+std::shared_ptr<grpc::Channel> NewChannel(const PlannerClientOptions& o,
+                                          std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);  // a plan of every rank of a big job is large
   args.SetMaxSendMessageSize(-1);
@@ -57,14 +59,17 @@ std::shared_ptr<grpc::Channel> NewChannel(const PlannerClientOptions& o) {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(reconnect_ms, 100));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(reconnect_ms, 100));
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(reconnect_ms, 100));
-  return grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(o.target, std::move(credentials), args);
 }
 
 class PlannerClientImpl final : public PlannerClient {
  public:
-  explicit PlannerClientImpl(PlannerClientOptions options)
+  PlannerClientImpl(PlannerClientOptions options,
+                    std::shared_ptr<grpc::ChannelCredentials> credentials)
       : options_(std::move(options)),
-        stub_(options_.target.empty() ? nullptr : v1::Planner::NewStub(NewChannel(options_))) {}
+        stub_(options_.target.empty()
+                  ? nullptr
+                  : v1::Planner::NewStub(NewChannel(options_, std::move(credentials)))) {}
 
   ~PlannerClientImpl() override {
     absl::MutexLock lock(&mu_);
@@ -115,7 +120,7 @@ class PlannerClientImpl final : public PlannerClient {
     context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
     v1::ListStrategiesResponse response;
     grpc::Status status = stub_->ListStrategies(&context, v1::ListStrategiesRequest(), &response);
-    if (!status.ok()) return FromGrpc(status);
+    if (!status.ok()) return WithTlsHint(FromGrpc(status), options_.tls);
     return response;
   }
 
@@ -156,10 +161,10 @@ class PlannerClientImpl final : public PlannerClient {
       if (status.ok()) return Accept(request, std::move(response));
       if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
           attempt >= options_.max_attempts) {
-        return FromGrpc(status);
+        return WithTlsHint(FromGrpc(status), options_.tls);
       }
       const absl::Duration sleep = backoff * absl::Uniform(jitter, 0.5, 1.0);
-      if (absl::Now() + sleep >= deadline) return FromGrpc(status);
+      if (absl::Now() + sleep >= deadline) return WithTlsHint(FromGrpc(status), options_.tls);
       absl::SleepFor(sleep);
       backoff = std::min(backoff * 2, options_.max_backoff);
       ++retries_;
@@ -215,7 +220,10 @@ class PlannerClientImpl final : public PlannerClient {
 
 absl::StatusOr<std::unique_ptr<PlannerClient>> PlannerClient::Create(PlannerClientOptions options) {
   RETURN_IF_ERROR(CheckOptions(options));
-  return std::unique_ptr<PlannerClient>(new PlannerClientImpl(std::move(options)));
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                   NewChannelCredentials(options.tls));
+  return std::unique_ptr<PlannerClient>(
+      new PlannerClientImpl(std::move(options), std::move(credentials)));
 }
 
 }  // namespace fcp

@@ -76,9 +76,11 @@ absl::Status Coordinator::Init(const CoordinatorOptions& options) {
   rendezvous_ = std::make_unique<RendezvousStore>(options.rendezvous);
   rendezvous_service_ = std::make_unique<RendezvousGrpcService>(rendezvous_.get());
 
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                   NewServerCredentials(options.tls));
   const std::string address = absl::StrCat(options.host, ":", options.port);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(address, std::move(credentials), &port_);
   builder.RegisterService(service_.get());
   builder.RegisterService(rendezvous_service_.get());
   builder.SetMaxReceiveMessageSize(options.max_request_bytes);

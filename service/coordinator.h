@@ -36,6 +36,7 @@
 #include "service/planning_service.h"
 #include "service/rendezvous_service.h"
 #include "service/rendezvous_store.h"
+#include "service/server_credentials.h"
 
 namespace fcp {
 
@@ -45,6 +46,7 @@ struct CoordinatorOptions {
   int metrics_port = 9464;           // Prometheus /metrics; 0 = any free port, -1 = none
   int max_request_bytes = 64 << 20;  // larger requests get RESOURCE_EXHAUSTED from gRPC
   int max_metric_jobs = 256;         // distinct training_job label values before "other"
+  ServerTlsOptions tls;              // gRPC endpoint: plaintext, TLS or mutual TLS (not /metrics)
   PlanningServiceOptions planning;
   RendezvousStoreOptions rendezvous;
 };
@@ -52,7 +54,7 @@ struct CoordinatorOptions {
 class Coordinator {
  public:
   // Builds and starts everything, warms the planner up, then reports SERVING. Unavailable if a
-  // port cannot be bound, InvalidArgument for bad options.
+  // port cannot be bound, InvalidArgument for bad options (TLS files included).
   static absl::StatusOr<std::unique_ptr<Coordinator>> Start(const CoordinatorOptions& options);
   ~Coordinator();
 

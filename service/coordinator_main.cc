@@ -55,6 +55,11 @@ ABSL_FLAG(int64_t, rendezvous_max_keys_per_job, fcp::RendezvousStoreOptions().ma
           "most rendezvous keys one training job may hold at once");
 ABSL_FLAG(double, rendezvous_ttl_seconds, absl::ToDoubleSeconds(fcp::RendezvousStoreOptions().ttl),
           "a rendezvous value is dropped this long after it was last set, seconds");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain: serve gRPC over TLS (default plaintext; /metrics stays plain)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA: mutual TLS, clients must present a certificate it signed");
 ABSL_FLAG(double, drain_delay_seconds, 0,
           "on SIGTERM, keep serving this long after reporting NOT_SERVING, seconds");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
@@ -102,6 +107,9 @@ CoordinatorOptions OptionsFromFlags() {
   o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   o.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   o.max_metric_jobs = absl::GetFlag(FLAGS_max_metric_jobs);
+  o.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  o.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  o.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   PlanningServiceOptions& p = o.planning;
   p.planning_threads = absl::GetFlag(FLAGS_planning_threads);
   p.max_queued_plannings =
@@ -152,14 +160,18 @@ int Main(int argc, char** argv) {
     return 2;
   }
 
-  absl::StatusOr<std::unique_ptr<Coordinator>> coordinator = Coordinator::Start(OptionsFromFlags());
+  const CoordinatorOptions options = OptionsFromFlags();
+  absl::StatusOr<std::unique_ptr<Coordinator>> coordinator = Coordinator::Start(options);
   if (!coordinator.ok()) {
     std::fprintf(stderr, "fcp-coordinator: %s\n",
                  std::string(coordinator.status().message()).c_str());
     return coordinator.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  std::printf("fcp-coordinator: serving fcp.v1.Planner on port %d, metrics on port %d\n",
-              (*coordinator)->port(), (*coordinator)->metrics_port());
+  const char* security = !options.tls.enabled()               ? ""
+                         : options.tls.client_ca_file.empty() ? " (TLS)"
+                                                              : " (mutual TLS)";
+  std::printf("fcp-coordinator: serving fcp.v1.Planner on port %d, metrics on port %d%s\n",
+              (*coordinator)->port(), (*coordinator)->metrics_port(), security);
   std::fflush(stdout);
 
   int signal = 0;

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/channel_credentials.h"
 #include "fcp/v1/rendezvous.grpc.pb.h"
 #include "gloo/common/error.h"
 #include "grpcpp/channel.h"
@@ -26,15 +27,19 @@ bool Retryable(grpc::StatusCode code) {
   return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED;
 }
 
-std::string Describe(const grpc::Status& status) {
-  return absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
-                      ": ", status.error_message());
+std::string Describe(const grpc::Status& status, const ClientTlsOptions& tls) {
+  const absl::Status hinted = WithTlsHint(
+      absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()),
+      tls);
+  return absl::StrCat(absl::StatusCodeToString(hinted.code()), ": ", hinted.message());
 }
 
 class CoordinatorStore final : public gloo::rendezvous::Store {
  public:
-  explicit CoordinatorStore(CoordinatorStoreOptions options)
-      : options_(std::move(options)), stub_(v1::Rendezvous::NewStub(NewChannel(options_.target))) {}
+  CoordinatorStore(CoordinatorStoreOptions options,
+                   std::shared_ptr<grpc::ChannelCredentials> credentials)
+      : options_(std::move(options)),
+        stub_(v1::Rendezvous::NewStub(NewChannel(options_.target, std::move(credentials)))) {}
 
   void set(const std::string& key, const std::vector<char>& data) override {
     v1::RendezvousSetRequest request;
@@ -66,13 +71,14 @@ class CoordinatorStore final : public gloo::rendezvous::Store {
   }
 
  private:
-  static std::shared_ptr<grpc::Channel> NewChannel(const std::string& target) {
+  static std::shared_ptr<grpc::Channel> NewChannel(
+      const std::string& target, std::shared_ptr<grpc::ChannelCredentials> credentials) {
     grpc::ChannelArguments args;
     // Reconnect soon after the coordinator comes (back) up: waiting ranks poll it.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    return grpc::CreateCustomChannel(target, std::move(credentials), args);
   }
 
   void WaitUntil(const std::vector<std::string>& keys, absl::Time deadline) {
@@ -114,7 +120,7 @@ class CoordinatorStore final : public gloo::rendezvous::Store {
       bool done = false;
       const grpc::Status status = attempt(&context, &done);
       if (done) return;
-      if (!status.ok() && !Retryable(status.error_code())) fail(Describe(status));
+      if (!status.ok() && !Retryable(status.error_code())) fail(Describe(status, options_.tls));
       // An RPC cut short by our own deadline says nothing about the coordinator.
       if (status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED || rpc_deadline < deadline) {
         last = status;
@@ -124,7 +130,8 @@ class CoordinatorStore final : public gloo::rendezvous::Store {
         const std::string waited =
             absl::FormatDuration(absl::Trunc(now - start, absl::Milliseconds(1)));
         fail(last.ok() ? absl::StrCat("not set within ", waited)
-                       : absl::StrCat("no answer within ", waited, ", last ", Describe(last)));
+                       : absl::StrCat("no answer within ", waited, ", last ",
+                                      Describe(last, options_.tls)));
       }
       absl::SleepFor(std::min(interval * absl::Uniform(random, 0.5, 1.0), deadline - now));
       interval = std::min(interval * 2, options_.max_poll_interval);
@@ -148,7 +155,10 @@ absl::StatusOr<std::shared_ptr<gloo::rendezvous::Store>> NewCoordinatorStore(
       options.max_poll_interval < options.initial_poll_interval) {
     return invalid("poll intervals: need 0 < initial_poll_interval <= max_poll_interval");
   }
-  return std::make_shared<CoordinatorStore>(options);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      NewChannelCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  return std::make_shared<CoordinatorStore>(options, *std::move(credentials));
 }
 
 }  // namespace fcp

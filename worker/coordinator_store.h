@@ -38,6 +38,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "fcp/client.h"
 #include "gloo/rendezvous/store.h"
 
 namespace fcp {
@@ -50,10 +51,12 @@ struct CoordinatorStoreOptions {
   absl::Duration rpc_timeout = absl::Seconds(5);  // one RPC
   absl::Duration initial_poll_interval = absl::Milliseconds(2);
   absl::Duration max_poll_interval = absl::Milliseconds(200);
+  ClientTlsOptions tls;  // towards the coordinator: plaintext unless tls.enabled
 };
 
 // A store on the coordinator at options.target. Connects lazily: the coordinator may come up
-// after the store is made. INVALID_ARGUMENT naming the field for bad options.
+// after the store is made. INVALID_ARGUMENT naming the field for bad options (TLS files
+// included).
 absl::StatusOr<std::shared_ptr<gloo::rendezvous::Store>> NewCoordinatorStore(
     const CoordinatorStoreOptions& options);
 

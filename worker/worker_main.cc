@@ -84,6 +84,7 @@ absl::StatusOr<std::unique_ptr<PlannerClient>> MakeClient(const WorkerOptions& o
   options.target = o.loop.plan.coordinator;
   options.deadline = o.loop.plan_deadline;
   options.fallback_defaults = o.loop.plan.options;
+  options.tls = o.loop.plan.tls;
   return PlannerClient::Create(options);
 }
 
@@ -117,6 +118,7 @@ absl::StatusOr<std::unique_ptr<Transport>> ConnectGloo(const WorkerOptions& o) {
   store.target = o.rendezvous_target;
   store.job_id = o.loop.training_job;
   store.timeout = o.timeout;
+  store.tls = o.loop.plan.tls;
   ASSIGN_OR_RETURN(std::shared_ptr<gloo::rendezvous::Store> shared, NewCoordinatorStore(store));
   return NewGlooTransport(gloo, std::move(shared));
 }

@@ -76,7 +76,10 @@ const std::vector<absl::string_view>& SharedPlanFlagNames() {
                                                                        "block_size",
                                                                        "time_budget_ms",
                                                                        "calibration",
-                                                                       "coordinator"};
+                                                                       "coordinator",
+                                                                       "tls_ca",
+                                                                       "tls_cert",
+                                                                       "tls_key"};
   return *kNames;
 }
 

@@ -138,7 +138,7 @@ int RunPlanCommand(const PlanConfig& config, std::ostream& out, std::ostream& er
   }
   Run run{config, err, LocalPlanFunction()};
   if (!config.coordinator.empty()) {
-    absl::StatusOr<PlanFunction> remote = CoordinatorPlanFunction(config.coordinator);
+    absl::StatusOr<PlanFunction> remote = CoordinatorPlanFunction(config.coordinator, config.tls);
     if (!remote.ok()) {
       err << "fcp: --coordinator: " << remote.status().message() << "\n";
       return kExitBadInput;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/workload.h"
+#include "service/pem.h"
 #include "service/planner/cost_model.h"
 #include "service/planner/status_macros.h"
 
@@ -44,6 +45,11 @@ ABSL_FLAG(double, time_budget_ms, fcp::PlanOptions().time_budget_ms,
 ABSL_FLAG(std::string, calibration, "", "cost-model calibration file (key = value lines)");
 ABSL_FLAG(std::string, coordinator, "",
           "plan through fcp-coordinator at HOST:PORT instead of in-process");
+ABSL_FLAG(std::string, tls_ca, "",
+          "--coordinator over TLS: PEM CA the coordinator's certificate must chain to");
+ABSL_FLAG(std::string, tls_cert, "",
+          "--coordinator over mutual TLS: PEM client certificate (with --tls-key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
 // Output.
 ABSL_FLAG(int64_t, validate_max_tiles, 5000000,
           "validate plans with at most this many tiles (bigger ones: valid is null)");
@@ -178,6 +184,28 @@ absl::Status ReadPlanningFlags(PlanConfig& c) {
   return absl::OkStatus();
 }
 
+// --tls-ca, --tls-cert, --tls-key: TLS towards --coordinator, the files checked here so that a
+// bad one is a flag error.
+absl::Status ReadTlsFlags(const ParsedArgs& args, PlanConfig& c) {
+  ClientTlsOptions& tls = c.tls;
+  tls.ca_file = absl::GetFlag(FLAGS_tls_ca);
+  tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  tls.enabled = args.Given("tls_ca") || args.Given("tls_cert") || args.Given("tls_key");
+  if (!tls.enabled) return absl::OkStatus();
+  if (c.coordinator.empty()) return Invalid("tls_ca", "TLS flags need --coordinator HOST:PORT");
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return Invalid(tls.cert_file.empty() ? "tls_cert" : "tls_key",
+                   "--tls-cert and --tls-key go together (a client certificate and its key)");
+  }
+  if (args.Given("tls_ca")) RETURN_IF_ERROR(ReadPemCertificates("--tls-ca", tls.ca_file).status());
+  if (!tls.cert_file.empty()) {
+    ASSIGN_OR_RETURN(const std::string cert, ReadPemCertificates("--tls-cert", tls.cert_file));
+    RETURN_IF_ERROR(ReadPemPrivateKey("--tls-key", tls.key_file, cert, "--tls-cert").status());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReadOutputFlags(PlanConfig& c) {
   c.validate_max_tiles = absl::GetFlag(FLAGS_validate_max_tiles);
   RETURN_IF_ERROR(AtLeast<int64_t>("validate_max_tiles", c.validate_max_tiles, 0));
@@ -212,6 +240,7 @@ const std::vector<absl::string_view>& PlanFlagNames() {
       "attention_tflops", "max_tokens_per_worker", "heads", "kv_heads", "head_dim", "dtype",
       // planning
       "strategy", "block_size", "forward_only", "time_budget_ms", "calibration", "coordinator",
+      "tls_ca", "tls_cert", "tls_key",
       // output
       "validate_max_tiles", "json", "dump_plan"};
   return *kNames;
@@ -227,6 +256,7 @@ absl::StatusOr<PlanConfig> PlanConfigFromFlags(const ParsedArgs& args) {
   RETURN_IF_ERROR(ReadClusterFlags(args, c));
   RETURN_IF_ERROR(ReadModelFlags(c));
   RETURN_IF_ERROR(ReadPlanningFlags(c));
+  RETURN_IF_ERROR(ReadTlsFlags(args, c));
   RETURN_IF_ERROR(ReadOutputFlags(c));
   return c;
 }

@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "client/cli/args.h"
 #include "client/workload.h"
+#include "fcp/client.h"
 #include "service/planner/batch.h"
 #include "service/planner/planner.h"
 
@@ -36,6 +37,7 @@ struct PlanConfig {
 
   // fcp-coordinator address (HOST:PORT) to plan through; empty = plan in-process.
   std::string coordinator;
+  ClientTlsOptions tls;  // towards the coordinator: enabled by any of --tls-ca/-cert/-key
 
   int64_t validate_max_tiles = 0;  // validate plans with at most this many tiles
   bool json = false;

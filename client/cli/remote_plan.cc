@@ -15,9 +15,11 @@ PlanFunction LocalPlanFunction() {
             int64_t /*step*/) { return MakePlan(batch, options, output); };
 }
 
-absl::StatusOr<PlanFunction> CoordinatorPlanFunction(const std::string& target) {
+absl::StatusOr<PlanFunction> CoordinatorPlanFunction(const std::string& target,
+                                                     const ClientTlsOptions& tls) {
   PlannerClientOptions options;
   options.target = target;
+  options.tls = tls;
   options.deadline = absl::Seconds(120);  // big plans, slow machines: the CLI can wait
   options.local_fallback = false;
   ASSIGN_OR_RETURN(std::unique_ptr<PlannerClient> created, PlannerClient::Create(options));

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "fcp/client.h"
 #include "service/planner/planner.h"
 
 namespace fcp::cli {
@@ -28,8 +29,9 @@ using PlanFunction = std::function<absl::StatusOr<Plan>(
 // fcp::MakePlan, in-process.
 PlanFunction LocalPlanFunction();
 
-// PlanBatch on the coordinator at `target`, job id "fcp-cli". Thread-compatible.
-absl::StatusOr<PlanFunction> CoordinatorPlanFunction(const std::string& target);
+// PlanBatch on the coordinator at `target` (over `tls`), job id "fcp-cli". Thread-compatible.
+absl::StatusOr<PlanFunction> CoordinatorPlanFunction(const std::string& target,
+                                                     const ClientTlsOptions& tls = {});
 
 }  // namespace fcp::cli
 

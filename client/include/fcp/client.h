@@ -27,6 +27,10 @@
 //    make fallback plans differ from the coordinator's) is a FAILED_PRECONDITION error.
 //  * Prefetch(request) starts planning request.step in the background; Get(step) returns it
 //    (waiting if needed). Both follow the rules above.
+//  * TLS (`tls`): plaintext unless tls.enabled; the PEM files are read and checked by Create.
+//    A connection the coordinator refuses at the handshake (it wants TLS, or a client
+//    certificate) is UNAVAILABLE, so it falls back like an unreachable coordinator; the message
+//    says what the handshake likely needs.
 //
 // Thread-safe: one client may serve every thread of a process. The destructor waits for
 // prefetches in progress.
@@ -46,6 +50,14 @@
 
 namespace fcp {
 
+// TLS towards fcp-coordinator (the `fcp` CLI's and fcp-worker's --tls-ca, --tls-cert, --tls-key).
+struct ClientTlsOptions {
+  bool enabled = false;   // false: plaintext
+  std::string ca_file;    // PEM roots the coordinator's certificate must chain to; empty = system's
+  std::string cert_file;  // mutual TLS: PEM certificate chain of this client (with key_file)
+  std::string key_file;   // mutual TLS: its PEM private key
+};
+
 struct PlannerClientOptions {
   // fcp-coordinator address, "host:port" (any gRPC target); empty = always plan locally.
   std::string target;
@@ -61,6 +73,7 @@ struct PlannerClientOptions {
   PlanOptions fallback_defaults;
   bool verify_plan_id = true;
   int max_prefetches = 8;  // prefetches in progress or not yet collected by Get
+  ClientTlsOptions tls;
 };
 
 enum class PlanSource {

@@ -9,6 +9,9 @@ C++ planner: a Python trainer that must survive a coordinator outage calls the C
   * Errors raise PlanError, carrying the gRPC status code and the coordinator's message, which
     names the offending field ("documents[17].length: must be > 0").
   * prefetch(request) starts planning request.step in the background; get(step) returns it.
+  * TLS: plaintext unless one of tls_ca, tls_cert, tls_key is given (PEM file paths, as the C++
+    client's and the CLI's --tls-ca, --tls-cert, --tls-key); tls_cert and tls_key give a client
+    certificate for a coordinator that requires one (mutual TLS).
 
 Thread-safe: one client may serve every thread of a process.
 """
@@ -94,6 +97,26 @@ def make_request(
     return request
 
 
+def _read(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _channel(target: str, options, tls_ca, tls_cert, tls_key) -> grpc.Channel:
+    if tls_ca is None and tls_cert is None and tls_key is None:
+        return grpc.insecure_channel(target, options=options)
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("tls_cert and tls_key go together (a client certificate and its key)")
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(tls_ca),
+        private_key=_read(tls_key),
+        certificate_chain=_read(tls_cert),
+    )
+    return grpc.secure_channel(target, credentials, options=options)
+
+
 class PlannerClient:
     """A connection to fcp-coordinator at `target` ("host:port")."""
 
@@ -106,13 +129,16 @@ class PlannerClient:
         initial_backoff_s: float = 0.05,
         max_backoff_s: float = 1.0,
         max_prefetches: int = 8,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
     ):
         if max_attempts < 1:
             raise ValueError("max_attempts: must be >= 1")
         if deadline_s <= 0:
             raise ValueError("deadline_s: must be > 0")
-        self._channel = grpc.insecure_channel(
-            target, options=[("grpc.max_receive_message_length", -1)]
+        self._channel = _channel(
+            target, [("grpc.max_receive_message_length", -1)], tls_ca, tls_cert, tls_key
         )
         self._stub = planner_pb2_grpc.PlannerStub(self._channel)
         self._health = self._channel.unary_unary(

@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import unittest
 
@@ -27,10 +28,10 @@ def lengths(n=200, seed=7):
 class CoordinatorProcess:
     """fcp-coordinator on ports it picks; stopped with SIGTERM."""
 
-    def __init__(self):
+    def __init__(self, *flags):
         binary = os.environ["FCP_COORDINATOR"]
         self.process = subprocess.Popen(
-            [binary, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"],
+            [binary, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1", *flags],
             stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()
         match = re.search(r"on port (\d+)", line)
@@ -175,6 +176,44 @@ class CApiFromPythonTest(unittest.TestCase):
         fallback_id, fallback_source = self.plan(coordinator.target)  # nobody listens now
         self.assertEqual((remote_source, fallback_source), (0, 1))  # coordinator, local fallback
         self.assertEqual(remote_id, fallback_id)
+
+
+def make_certificates(directory):
+    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate (openssl)."""
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=ca")
+    for name, san in (("server", "DNS:localhost,IP:127.0.0.1"), ("client", "DNS:client")):
+        run("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        with open(os.path.join(directory, f"{name}.ext"), "w") as f:
+            f.write(f"subjectAltName={san}\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+    return lambda name: os.path.join(directory, name)
+
+
+class MutualTlsTest(unittest.TestCase):
+    def test_client_certificate_required_and_accepted(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = make_certificates(directory)
+            coordinator = CoordinatorProcess("--tls-cert", path("server.pem"), "--tls-key",
+                                             path("server.key"), "--tls-client-ca", path("ca.pem"))
+            target = coordinator.target.replace("127.0.0.1", "localhost")
+            try:
+                with PlannerClient(target, tls_ca=path("ca.pem"), tls_cert=path("client.pem"),
+                                   tls_key=path("client.key")) as client:
+                    result = client.plan(job_id="tls", step=1, lengths=lengths(), workers=4)
+                    self.assertEqual(len(result.plan.workers), 4)
+                for refused in (PlannerClient(target, max_attempts=1),  # plaintext
+                                PlannerClient(target, max_attempts=1, tls_ca=path("ca.pem"))):
+                    with refused, self.assertRaises(PlanError) as raised:
+                        refused.plan(job_id="tls", step=1, lengths=lengths(), workers=4)
+                    self.assertEqual(raised.exception.code, grpc.StatusCode.UNAVAILABLE)
+            finally:
+                self.assertEqual(coordinator.stop(), 0)
 
 
 if __name__ == "__main__":
