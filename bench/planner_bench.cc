@@ -2,6 +2,7 @@
 // wikipedia batches of W workers × 32K tokens, max document 128K, one thread.
 //
 //   build/bench/planner_bench --benchmark_filter='fcp/' --benchmark_repetitions=5
+//   FCP_MAX_DOC_LEN=524288 FCP_SEED=3 build/bench/planner_bench ...   (another batch)
 //
 // Each benchmark also reports the plan's quality as counters (imbalance, bytes, predicted ms), so
 // one run shows what the time buys.
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "benchmark/benchmark.h"
 #include "client/workload.h"
 #include "service/planner/planner.h"
@@ -38,8 +40,11 @@ const LengthSampler& Wikipedia() {
 Batch WikipediaBatch(int32_t workers) {
   Batch batch;
   batch.topology.num_workers = workers;
-  batch.documents =
-      *SampleDocuments(Wikipedia(), workers * kTokensPerWorker, kMaxDocLen, /*seed=*/1);
+  const char* max_doc = std::getenv("FCP_MAX_DOC_LEN");
+  const char* seed = std::getenv("FCP_SEED");
+  batch.documents = *SampleDocuments(Wikipedia(), workers * kTokensPerWorker,
+                                     max_doc != nullptr ? std::atoll(max_doc) : kMaxDocLen,
+                                     seed != nullptr ? std::atoll(seed) : 1);
   return batch;
 }
 
@@ -66,11 +71,29 @@ void BM_Plan(benchmark::State& state, const std::string& strategy) {
   state.counters["bwd_ms"] = summary.predicted_bwd_ms;
 }
 
+// The strategy's layout alone (no schedule, no costing): what the strategy itself costs.
+void BM_Layout(benchmark::State& state, const std::string& strategy) {
+  const Batch batch = WikipediaBatch(static_cast<int32_t>(state.range(0)));
+  PlanOptions options;
+  options.strategy = strategy;
+  const CostModel cost(batch.model, batch.topology, options.cost);
+  const PlanContext ctx{batch, options, cost, absl::InfiniteFuture()};
+  std::unique_ptr<Planner> planner = *NewPlanner(strategy);
+  for (auto _ : state) {
+    absl::StatusOr<Layout> layout = planner->MakeLayout(ctx);
+    benchmark::DoNotOptimize(layout);
+  }
+}
+
 void RegisterAll() {
   for (const StrategyInfo& s : ListStrategies()) {
     auto* b = benchmark::RegisterBenchmark(s.name.c_str(), BM_Plan, s.name);
-    b->ArgName("W")->Arg(8)->Arg(64)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
+    b->ArgName("W")->Arg(8)->Arg(64)->Arg(256)->Arg(512)->Arg(1024)->Unit(benchmark::kMillisecond);
     b->MeasureProcessCPUTime()->UseRealTime();
+  }
+  for (const StrategyInfo& s : ListStrategies()) {
+    auto* b = benchmark::RegisterBenchmark(("layout_" + s.name).c_str(), BM_Layout, s.name);
+    b->ArgName("W")->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);
   }
 }
 

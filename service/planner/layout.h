@@ -15,6 +15,7 @@
 #define FCP_SERVICE_PLANNER_LAYOUT_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,8 @@
 #include "service/planner/plan.h"
 
 namespace fcp {
+
+class Schedule;
 
 struct Layout {
   enum class Kind { kDirect, kZigzagRing };
@@ -37,6 +40,11 @@ struct Layout {
   // that holds document d. Workers in no group hold nothing.
   std::vector<std::vector<int32_t>> groups;
   std::vector<int32_t> doc_group;
+
+  // Optional: this layout already scheduled over the PlanContext's batch and cost (a strategy
+  // that compares candidates by predicted time has done it), so MakePlan reuses it instead of
+  // scheduling twice. Shared, so layouts stay copyable.
+  std::shared_ptr<const Schedule> schedule;
 };
 
 // Chunk c of a document of length `length` cut into `chunks` pieces: [c·L/chunks, (c+1)·L/chunks).

@@ -86,6 +86,7 @@ std::string ComputePlanId(const Batch& batch, const PlanOptions& options) {
   h.Int(options.block_size);
   h.Int(options.include_backward ? 1 : 0);
   h.Double(options.time_budget_ms);
+  h.Double(options.balance_tolerance);
   const CostParams& c = options.cost;
   for (double v : {c.transfer_latency_us, c.tile_q_half_tokens, c.tile_kv_half_tokens,
                    c.tile_overhead_us, c.backward_efficiency}) {

@@ -25,6 +25,9 @@ absl::Status ValidateOptions(const PlanOptions& options) {
   if (!(options.time_budget_ms > 0)) {
     return absl::InvalidArgumentError("options.time_budget_ms: must be > 0");
   }
+  if (!(options.balance_tolerance >= 0.001 && options.balance_tolerance <= 1)) {
+    return absl::InvalidArgumentError("options.balance_tolerance: must be in [0.001, 1]");
+  }
   if (!(options.cost.backward_efficiency > 0)) {
     return absl::InvalidArgumentError("options.cost.backward_efficiency: must be > 0");
   }
@@ -44,9 +47,10 @@ namespace {
 
 // Runs the strategy and schedules its layout over `batch` and `cost` (both must outlive the
 // returned schedule); fills `plan` but for its documents, blocks, workers and planning time.
-absl::StatusOr<std::unique_ptr<Schedule>> ScheduleBatch(const Batch& batch, const CostModel& cost,
-                                                        const PlanOptions& options,
-                                                        absl::Time start, Plan* plan) {
+absl::StatusOr<std::shared_ptr<const Schedule>> ScheduleBatch(const Batch& batch,
+                                                              const CostModel& cost,
+                                                              const PlanOptions& options,
+                                                              absl::Time start, Plan* plan) {
   ASSIGN_OR_RETURN(std::unique_ptr<Planner> planner, NewPlanner(options.strategy));
   const PlanContext ctx{batch, options, cost, start + absl::Milliseconds(options.time_budget_ms)};
   ASSIGN_OR_RETURN(Layout layout, planner->MakeLayout(ctx));
@@ -54,7 +58,10 @@ absl::StatusOr<std::unique_ptr<Schedule>> ScheduleBatch(const Batch& batch, cons
   plan->strategy = layout.strategy;
   plan->requested_strategy = options.strategy;
   plan->block_size = layout.block_size;
-  ASSIGN_OR_RETURN(std::unique_ptr<Schedule> schedule, NewSchedule(batch, cost, std::move(layout)));
+  std::shared_ptr<const Schedule> schedule = std::move(layout.schedule);
+  if (schedule == nullptr) {
+    ASSIGN_OR_RETURN(schedule, NewSchedule(batch, cost, std::move(layout)));
+  }
   plan->costs = schedule->costs();
   if (const int64_t cap = batch.topology.max_tokens_per_worker; cap > 0) {
     for (size_t w = 0; w < plan->costs.size(); ++w) {
@@ -105,7 +112,7 @@ absl::StatusOr<Plan> MakePlan(const Batch& batch, const PlanOptions& options,
   }
   const CostModel cost(batch.model, batch.topology, options.cost);
   Plan plan;
-  ASSIGN_OR_RETURN(std::unique_ptr<Schedule> schedule,
+  ASSIGN_OR_RETURN(std::shared_ptr<const Schedule> schedule,
                    ScheduleBatch(batch, cost, options, start, &plan));
   if (output.blocks || output.all_ranks || !output.ranks.empty()) {
     plan.documents = batch.documents;

@@ -25,13 +25,16 @@
 namespace fcp {
 
 // Bumped whenever a change can alter a plan for the same inputs; part of every plan id.
-inline constexpr absl::string_view kPlannerVersion = "fcp-planner/1";
+inline constexpr absl::string_view kPlannerVersion = "fcp-planner/2";
 
 struct PlanOptions {
   std::string strategy = "auto";
   int64_t block_size = 0;        // 0 = chosen per batch; else a multiple of 64
   bool include_backward = true;  // optimise forward + backward (else forward only)
   double time_budget_ms = 200;   // `auto`: stop trying further strategies after this
+  // `dcp`: the imbalance (max / mean - 1) its partitioner may leave in compute and in tokens
+  // (METIS's ubvec - 1); in [0.001, 1].
+  double balance_tolerance = 0.05;
   CostParams cost;
 };
 
@@ -106,7 +109,7 @@ class PreparedPlan {
 
   Batch batch_;
   CostModel cost_;
-  std::unique_ptr<Schedule> schedule_;  // refers to batch_ and cost_
+  std::shared_ptr<const Schedule> schedule_;  // refers to batch_ and cost_
   Plan plan_;
 };
 

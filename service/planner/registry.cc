@@ -15,13 +15,14 @@ std::unique_ptr<Planner> NewWholeDocPlanner();
 std::unique_ptr<Planner> NewFcpPlanner();
 std::unique_ptr<Planner> NewFlashCpPlanner();
 std::unique_ptr<Planner> NewFlexDegPlanner();
+std::unique_ptr<Planner> NewDcpPlanner();
 
 namespace {
 
 using Factory = std::unique_ptr<Planner> (*)();
 constexpr Factory kFactories[] = {
     NewAutoPlanner, NewRingPlanner,    NewPerDocPlanner,  NewWholeDocPlanner,
-    NewFcpPlanner,  NewFlashCpPlanner, NewFlexDegPlanner,
+    NewFcpPlanner,  NewFlashCpPlanner, NewFlexDegPlanner, NewDcpPlanner,
 };
 
 }  // namespace

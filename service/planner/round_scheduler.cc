@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "service/planner/radix_sort.h"
+
 namespace fcp {
 namespace {
 
@@ -20,6 +22,12 @@ class BipartiteColouring {
 
   void Colour(int32_t e) {
     const int32_t u = edges_[e].src, v = edges_[e].dst;
+    // Usually some colour is free at both ends: take the lowest, no path to flip (flips cost
+    // O(W) each and dominate on large cliques of transfers).
+    if (const int32_t c = FreeAtBoth(u, v); c >= 0) {
+      Assign(e, c);
+      return;
+    }
     const int32_t a = FreeAt(used_src_, u);
     const int32_t b = FreeAt(used_dst_, v);
     if (Slot(at_dst_, v, a) != -1) FlipPath(v, a, b);  // now a is free at v, still free at u
@@ -39,6 +47,18 @@ class BipartiteColouring {
       if (~bits[w] != 0) return w * 64 + __builtin_ctzll(~bits[w]);
     }
     return -1;  // unreachable: degree < delta before colouring this edge
+  }
+  int32_t FreeAtBoth(int32_t u, int32_t v) const {
+    const uint64_t* at_u = &used_src_[static_cast<size_t>(u) * words_];
+    const uint64_t* at_v = &used_dst_[static_cast<size_t>(v) * words_];
+    for (int32_t w = 0; w < words_; ++w) {
+      const uint64_t free = ~(at_u[w] | at_v[w]);
+      if (free != 0) {
+        const int32_t c = w * 64 + __builtin_ctzll(free);
+        return c < delta_ ? c : -1;
+      }
+    }
+    return -1;
   }
   void Mark(std::vector<uint64_t>& used, int32_t node, int32_t c, bool on) {
     uint64_t& word = used[static_cast<size_t>(node) * words_ + c / 64];
@@ -95,12 +115,22 @@ std::vector<int32_t> ScheduleRounds(const std::vector<Edge>& edges, int32_t num_
   }
   const int32_t delta = std::max(*std::max_element(out_degree.begin(), out_degree.end()),
                                  *std::max_element(in_degree.begin(), in_degree.end()));
-  // Heaviest first; ties by edge index (deterministic).
-  std::vector<std::pair<int64_t, int32_t>> order(edges.size());
-  for (size_t e = 0; e < edges.size(); ++e) order[e] = {-edges[e].bytes, static_cast<int32_t>(e)};
-  std::sort(order.begin(), order.end());
+  // Heaviest first; ties by edge index (deterministic). One integer key per edge: bytes below
+  // the heaviest (dropping low bits only if they would not fit beside the index) over the index.
+  const int index_bits = IndexBits(edges.size());
+  int64_t heaviest = 0;
+  for (const Edge& e : edges) heaviest = std::max(heaviest, e.bytes);
+  int shift = 0;
+  while (shift < 63 && (static_cast<uint64_t>(heaviest) >> shift) >> (64 - index_bits) != 0)
+    ++shift;
+  std::vector<uint64_t> order(edges.size());
+  for (size_t e = 0; e < edges.size(); ++e) {
+    order[e] = (static_cast<uint64_t>(heaviest - edges[e].bytes) >> shift << index_bits) | e;
+  }
+  RadixSort(&order);
+  const uint64_t index_mask = (uint64_t{1} << index_bits) - 1;
   BipartiteColouring colouring(edges, num_workers, delta);
-  for (const auto& [unused, e] : order) colouring.Colour(e);
+  for (const uint64_t key : order) colouring.Colour(static_cast<int32_t>(key & index_mask));
   std::vector<int32_t> rounds = colouring.TakeColours();
   for (int32_t& r : rounds) ++r;
   return rounds;

@@ -8,8 +8,8 @@
 //   ring       every rank receives the other ranks' KV: (W-1)/W of the batch's KV per rank on
 //              average, at the fastest link; the same again for dK/dV
 // ring is also skipped when its analytic costing (2W chunks per document) exceeds the time
-// budget. Every decision depends on the inputs only, never the clock, so every replica picks the
-// same plan.
+// budget, and dcp when its METIS partitioning (~1.5 ms per worker) would. Every decision depends
+// on the inputs only, never the clock, so every replica picks the same plan.
 #include <algorithm>
 #include <vector>
 
@@ -23,8 +23,10 @@ namespace {
 
 // Best plans first, so the lower bounds prune the rest; flashcp and flexdeg are the seed
 // systems fcp is compared with.
-constexpr const char* kCandidates[] = {"fcp", "per_doc", "flashcp", "flexdeg", "whole_doc", "ring"};
+constexpr const char* kCandidates[] = {"fcp",       "per_doc", "flashcp", "flexdeg",
+                                       "whole_doc", "dcp",     "ring"};
 constexpr double kRingChunksPerMs = 10000;  // measured ring costing throughput, rounded down
+constexpr double kDcpMsPerWorker = 1.5;     // measured METIS planning cost, rounded up
 
 double StepMs(const PlanSummary& s, bool include_backward) {
   return s.predicted_fwd_ms + (include_backward ? s.predicted_bwd_ms : 0);
@@ -55,6 +57,9 @@ double LowerBoundMs(absl::string_view name, const PlanContext& ctx) {
 }
 
 bool Affordable(absl::string_view name, const PlanContext& ctx) {
+  if (name == "dcp") {
+    return kDcpMsPerWorker * ctx.batch.topology.num_workers <= ctx.options.time_budget_ms;
+  }
   if (name != "ring") return true;
   const double chunks = 2.0 * ctx.batch.topology.num_workers * ctx.batch.documents.size();
   return chunks <= ctx.options.time_budget_ms * kRingChunksPerMs;
@@ -90,13 +95,14 @@ class AutoPlanner final : public Planner {
         failures.push_back(absl::StrCat(name, ": ", layout.status().message()));
         continue;
       }
-      absl::StatusOr<std::unique_ptr<Schedule>> schedule =
-          NewSchedule(ctx.batch, ctx.cost, *layout);
+      absl::StatusOr<std::shared_ptr<const Schedule>> schedule = layout->schedule;
+      if (*schedule == nullptr) schedule = NewSchedule(ctx.batch, ctx.cost, *layout);
       if (!schedule.ok()) return schedule.status();
       if (!WithinCap(ctx.batch.topology, (*schedule)->costs())) continue;
       const double ms = StepMs((*schedule)->summary(), ctx.options.include_backward);
       if (!best.ok() || ms < best_ms) {
         best = std::move(layout);
+        best->schedule = std::move(*schedule);  // MakePlan reuses it
         best_ms = ms;
       }
     }

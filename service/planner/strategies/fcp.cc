@@ -1,6 +1,6 @@
-// fcp: block-level packing (FCP). Documents are cut into blocks of at most `block_size` tokens
-// (smaller for a document whose last block alone would outweigh a worker's share); blocks of short
-// and long documents are bin-packed together, then refined by local search:
+// fcp: block-level packing (FCP). Documents are cut into packing units; units of short and long
+// documents are bin-packed together on a combined compute + token load, then refined by local
+// search, and blocks of one document that end up side by side on one worker are merged:
 //
 //   doc A (long, causal): [a0][a1][a2][a3][a4][a5]   cost grows along the document: a5 > a0
 //   packing units:        (a0+a5) (a1+a4) (a2+a3)    zigzag pairs: equal cost, and every holder
@@ -8,289 +8,284 @@
 //
 //   worker 0: (a0+a5) [c] ...   worker 1: (a1+a4) [b] ...   worker 2: (a2+a3) [d] ...
 //
+// Two unit shapes, both tried per batch; the plan with the lower predicted step time wins:
+//  * fine: every document in blocks of at most `block_size` tokens (smaller for a document whose
+//    last block alone would outweigh a worker's share); LPT spreads long documents over as few
+//    workers as balance allows (a holder keeps taking its blocks while under the mean load).
+//  * grouped: a document worth more than a worker gets its own group of k = ceil(cost / fill)
+//    workers, k zigzag pairs of 2k chunks, one pair each (few, large tiles; the group is a
+//    clique of transfers, so a worker talks to one group only); groups sit inside nodes where
+//    they fit (NVLink). The rest is packed around them as in `fine`, which tops the group
+//    members up with short documents, so tokens stay balanced too.
+//
 //   1. LPT: units by cost (forward+backward attention time + token time), largest first, each
-//      onto the least-loaded worker by max(compute / mean, tokens / mean); among workers within
-//      a small slack of the best, prefer one that already holds the same document, then one on
-//      the same node (fewer, cheaper KV transfers).
+//      onto the worker with the lowest max(compute / mean, tokens / (tolerance · mean)); among
+//      workers within a small slack of the best, prefer one that already holds the document,
+//      then one on its node (fewer, cheaper KV transfers).
 //   2. Local search: move or swap units off the most loaded worker while that lowers its load.
 //   3. Communication (Schedule): each remote KV block a worker needs is sent once, directly from
 //      its owner; rounds by bipartite edge colouring.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <limits>
-#include <numeric>
 #include <vector>
 
-#include "absl/container/inlined_vector.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
+#include "service/planner/schedule.h"
+#include "service/planner/strategies/fcp_packer.h"
 #include "service/planner/strategies/packing.h"
 
 namespace fcp {
 namespace {
 
-// A packing unit: one block, or two blocks of one document placed together (zigzag pair).
-struct Item {
-  int32_t document;
-  int64_t begin, end;
-  double seconds;
-  int64_t begin2 = 0, end2 = 0;    // the paired block, if any (empty otherwise)
-  int32_t block = 0, block2 = -1;  // positions of the blocks in the layout (ordered by position)
-  int32_t owner = -1;
-  int64_t tokens() const { return (end - begin) + (end2 - begin2); }
-};
+// In the grouped shape, a document left without a group is cut so that its last block carries at
+// most this share of a worker's mean work.
+constexpr double kGroupedFineShare = 0.1;
+// Smallest block for documents cut finer than the block size, tokens.
+constexpr int64_t kMinBlock = 256;
 
-class Packer {
+enum class Shape { kFine, kGrouped };
+
+// Cuts the batch into packing units (`items`, pinned when grouped) and returns the block count.
+class UnitBuilder {
  public:
-  Packer(const Topology& topology, std::vector<Item>* items)
-      : topology_(topology),
-        items_(*items),
-        workers_(topology.num_workers),
-        cap_(TokenCap(topology)),
-        load_(workers_, 0),
-        tokens_(workers_, 0),
-        owned_(workers_) {
-    double total_seconds = 0;
-    int64_t total_tokens = 0;
-    for (const Item& it : items_) {
-      total_seconds += it.seconds;
-      total_tokens += it.tokens();
-    }
-    mean_seconds_ = std::max(total_seconds / workers_, 1e-12);
-    mean_tokens_ = std::max(static_cast<double>(total_tokens) / workers_, 1.0);
+  UnitBuilder(const PlanContext& ctx, Shape shape)
+      : ctx_(ctx), batch_(ctx.batch), shape_(shape), automatic_(ctx.options.block_size == 0) {
+    double total = 0;
+    doc_seconds_ = DocumentSeconds(ctx, &total);
+    mean_seconds_ = std::max(total / batch_.topology.num_workers, 1e-12);
   }
 
-  void Pack(int32_t documents);
-  void Refine(int iterations);
+  void Build(std::vector<PackItem>* items) {
+    const int32_t docs = static_cast<int32_t>(batch_.documents.size());
+    std::vector<int32_t> group_of(docs, -1);
+    std::vector<int32_t> group_sizes;
+    if (shape_ == Shape::kGrouped && automatic_) ChooseGroups(&group_of, &group_sizes);
+    const std::vector<std::vector<int32_t>> members = PlaceGroups(group_sizes, batch_.topology);
+    const int64_t block = RequestedBlockSize(ctx_);
+    items->reserve(docs + batch_.TotalTokens() / block);
+    for (int32_t d = 0; d < docs; ++d) {
+      const Document& doc = batch_.documents[d];
+      if (group_of[d] >= 0) {
+        const std::vector<int32_t>& group = members[group_of[d]];
+        const int64_t k = static_cast<int64_t>(group.size());
+        const int64_t n = std::min<int64_t>(Pairs(doc) ? 2 * k : k, doc.length);
+        bounds_.resize(n + 1);
+        for (int64_t c = 0; c <= n; ++c) bounds_[c] = ChunkBegin(doc.length, n, c);
+        AddUnits(d, items, &group);
+      } else if (shape_ == Shape::kGrouped && automatic_ && doc_seconds_[d] <= mean_seconds_) {
+        bounds_ = {0, doc.length};
+        AddUnits(d, items, nullptr);
+      } else {
+        CutFine(doc, block);
+        AddUnits(d, items, nullptr);
+      }
+    }
+  }
+  int32_t blocks() const { return blocks_; }
+  int64_t largest() const { return largest_; }
 
  private:
-  double Score(double seconds, int64_t tokens) const {
-    return std::max(seconds / mean_seconds_, static_cast<double>(tokens) / mean_tokens_);
+  static bool Pairs(const Document& doc) {
+    return doc.mask.kind == MaskKind::kCausal || doc.mask.kind == MaskKind::kPrefixLm;
   }
-  double ScoreWith(int32_t w, const Item& it) const {
-    return Score(load_[w] + it.seconds, tokens_[w] + it.tokens());
-  }
-  bool Fits(int32_t w, const Item& it) const { return tokens_[w] + it.tokens() <= cap_; }
-  void Assign(int32_t i, int32_t w) {
-    Item& it = items_[i];
-    it.owner = w;
-    load_[w] += it.seconds;
-    tokens_[w] += it.tokens();
-    owned_[w].push_back(i);
-  }
-  void Unassign(int32_t i) {
-    Item& it = items_[i];
-    load_[it.owner] -= it.seconds;
-    tokens_[it.owner] -= it.tokens();
-    auto& list = owned_[it.owner];
-    list.erase(std::find(list.begin(), list.end(), i));
-    it.owner = -1;
-  }
-  bool TryImprove(int32_t hot);
 
-  const Topology& topology_;
-  std::vector<Item>& items_;
-  int32_t workers_;
-  int64_t cap_;
-  double mean_seconds_ = 0, mean_tokens_ = 0;
-  std::vector<double> load_;
-  std::vector<int64_t> tokens_;
-  std::vector<std::vector<int32_t>> owned_;
+  // Documents worth more than one worker, costliest first, each a group of ceil(cost / fill)
+  // workers while workers remain (and at least two are left over for everything else).
+  void ChooseGroups(std::vector<int32_t>* group_of, std::vector<int32_t>* sizes) const {
+    const int32_t workers = batch_.topology.num_workers;
+    const int64_t cap = TokenCap(batch_.topology);
+    const double fill = GroupFill();
+    int32_t left = workers;
+    for (int32_t d : ByCostDescending(doc_seconds_)) {
+      const double share = doc_seconds_[d] / mean_seconds_;
+      if (share <= 1) break;
+      const int64_t length = batch_.documents[d].length;
+      int64_t k = static_cast<int64_t>(std::ceil(share / fill - 1e-9));
+      if (length > cap / 2) k = std::max<int64_t>(k, 2 * ((length + cap - 1) / cap));
+      k = std::min<int64_t>(k, length);
+      if (k < 2 || k > left - 2) continue;
+      (*group_of)[d] = static_cast<int32_t>(sizes->size());
+      sizes->push_back(static_cast<int32_t>(k));
+      left -= static_cast<int32_t>(k);
+    }
+  }
+
+  // The share of a member's mean load its group's document may take. Without a memory cap, all
+  // of it. With one, the workers outside groups can hold at most `cap` tokens each, so the group
+  // members must take the rest as whole short documents, whose attention work (at the batch's
+  // short-document density) has to fit beside the group's document.
+  double GroupFill() const {
+    const int64_t cap = TokenCap(batch_.topology);
+    if (cap == TokenCap(Topology{})) return 1;
+    double short_seconds = 0, short_tokens = 0, group_workers = 0, group_tokens = 0;
+    for (size_t d = 0; d < doc_seconds_.size(); ++d) {
+      const double share = doc_seconds_[d] / mean_seconds_;
+      const double length = static_cast<double>(batch_.documents[d].length);
+      if (share > 1) {
+        group_workers += std::ceil(share);
+        group_tokens += length;
+      } else {
+        short_seconds += doc_seconds_[d];
+        short_tokens += length;
+      }
+    }
+    if (group_workers < 1 || short_tokens <= 0) return 1;
+    const double others = batch_.topology.num_workers - group_workers;
+    const double must_hold = static_cast<double>(batch_.TotalTokens()) - others * cap;
+    const double filler = std::max(0.0, must_hold - group_tokens) / group_workers;
+    const double filler_share = filler * (short_seconds / short_tokens) / mean_seconds_;
+    return std::clamp(1 - filler_share, 0.5, 1.0);
+  }
+
+  // Blocks of at most `block` tokens; in automatic mode smaller (down to kMinBlock) while the
+  // document's last block alone would carry more than a worker's mean attention work.
+  void CutFine(const Document& doc, int64_t block) {
+    int64_t doc_block = block;
+    if (automatic_ && doc.length > doc_block) {
+      // Beside pinned groups the gaps left to fill are uneven: finer units fill them better.
+      const double per_worker_pairs =
+          PairsPerWorker() * (shape_ == Shape::kGrouped ? kGroupedFineShare : 1.0);
+      while (doc_block > kMinBlock && doc.length > doc_block &&
+             static_cast<double>(AllowedPairs(doc.mask, doc.length - doc_block, doc.length, 0,
+                                              doc.length)) > per_worker_pairs) {
+        doc_block = std::max(kMinBlock, doc_block / 2);
+      }
+    }
+    if (doc.length <= doc_block) {
+      bounds_ = {0, doc.length};
+    } else {
+      bounds_ = SplitEvenly(doc.length, doc_block);
+    }
+  }
+
+  double PairsPerWorker() {
+    if (pairs_per_worker_ < 0) {
+      double total = 0;
+      for (const Document& doc : batch_.documents) {
+        total += static_cast<double>(AllowedPairs(doc.mask, 0, doc.length, 0, doc.length));
+      }
+      pairs_per_worker_ = total / batch_.topology.num_workers;
+    }
+    return pairs_per_worker_;
+  }
+
+  // Units of document d cut at bounds_: zigzag pairs (block i with n-1-i) for causal-like masks,
+  // so every holder of a late block also holds an early one; pinned to `group` if given.
+  void AddUnits(int32_t d, std::vector<PackItem>* items, const std::vector<int32_t>* group) {
+    const Document& doc = batch_.documents[d];
+    const bool pair = Pairs(doc);
+    const size_t n = bounds_.size() - 1;
+    auto seconds = [&](size_t i) {
+      return QueryRangeSeconds(ctx_.cost, doc, bounds_[i], bounds_[i + 1], bounds_) +
+             3 * ctx_.cost.TokenSeconds(bounds_[i + 1] - bounds_[i]);
+    };
+    largest_ = std::max(largest_, bounds_[1] - bounds_[0]);
+    for (size_t i = 0; i < (pair ? (n + 1) / 2 : n); ++i) {
+      PackItem item{d, bounds_[i], bounds_[i + 1], seconds(i)};
+      item.block = blocks_ + static_cast<int32_t>(i);
+      const size_t j = n - 1 - i;
+      if (pair && j != i) {
+        item.begin2 = bounds_[j];
+        item.end2 = bounds_[j + 1];
+        item.seconds += seconds(j);
+        item.block2 = blocks_ + static_cast<int32_t>(j);
+      }
+      if (group != nullptr) item.owner = (*group)[i % group->size()];
+      items->push_back(item);
+    }
+    blocks_ += static_cast<int32_t>(n);
+  }
+
+  const PlanContext& ctx_;
+  const Batch& batch_;
+  Shape shape_;
+  bool automatic_;
+  std::vector<double> doc_seconds_;
+  double mean_seconds_ = 0;
+  double pairs_per_worker_ = -1;
+  std::vector<int64_t> bounds_;
+  int32_t blocks_ = 0;
+  int64_t largest_ = 0;
 };
 
-void Packer::Pack(int32_t documents) {
-  constexpr double kLocalitySlack = 0.01;
-  // Largest first. The sort key packs the cost's top bits (non-negative doubles order like their
-  // bit patterns) above the item's index, so ties are broken by position and one integer sort
-  // does it all.
-  int index_bits = 1;
-  while ((size_t{1} << index_bits) < items_.size()) ++index_bits;
-  std::vector<uint64_t> order(items_.size());
-  for (size_t i = 0; i < items_.size(); ++i) {
-    uint64_t bits;
-    std::memcpy(&bits, &items_[i].seconds, sizeof bits);
-    order[i] = (~bits >> index_bits << index_bits) | i;
+// Blocks in position order; neighbouring blocks of one document on one worker become one block
+// (larger tiles, same transfers: for CAUSAL and FULL masks a receiver needs all of either or
+// none of the merged range). Only in automatic mode, where no block size was promised.
+void MergeNeighbours(const Batch& batch, std::vector<Block>* blocks) {
+  size_t out = 0;
+  for (size_t i = 0; i < blocks->size(); ++i) {
+    const Block& b = (*blocks)[i];
+    const MaskKind kind = batch.documents[b.document].mask.kind;
+    if (out > 0) {
+      Block& last = (*blocks)[out - 1];
+      if (last.document == b.document && last.owner == b.owner && last.end == b.begin &&
+          (kind == MaskKind::kCausal || kind == MaskKind::kFull)) {
+        last.end = b.end;
+        continue;
+      }
+    }
+    (*blocks)[out++] = b;
   }
-  if (!order.empty()) RadixSort(&order);
-  MinTree least_loaded(workers_);
-  // Workers holding blocks of each document (few: documents span few workers).
-  std::vector<absl::InlinedVector<int32_t, 2>> doc_workers(documents);
-  for (const uint64_t key : order) {
-    const int32_t i = static_cast<int32_t>(key & ((uint64_t{1} << index_bits) - 1));
-    const Item& it = items_[i];
-    const int32_t candidate = least_loaded.ArgMin();
-    int32_t best = -1;
-    double best_score = 0;
-    if (Fits(candidate, it)) {
-      best = candidate;
-      best_score = ScoreWith(candidate, it);
-    } else {  // the least-loaded worker is full (memory cap): scan everyone
-      for (int32_t w = 0; w < workers_; ++w) {
-        if (Fits(w, it) && (best < 0 || ScoreWith(w, it) < best_score)) {
-          best = w;
-          best_score = ScoreWith(w, it);
-        }
-      }
-    }
-    // Locality: a worker that already holds this document (no new sender for its KV) while it
-    // stays under the mean load, so a long document spans as few workers as balance allows;
-    // else one on the same node, if it is almost as good as the best.
-    int32_t chosen = best;
-    const auto& holders = doc_workers[it.document];
-    const double holder_limit = std::max(1.0, best_score + kLocalitySlack);
-    for (int32_t w : holders) {
-      if (Fits(w, it) && ScoreWith(w, it) <= holder_limit) {
-        chosen = w;
-        break;
-      }
-    }
-    if (chosen == best && !holders.empty()) {
-      const int32_t node = topology_.NodeOf(holders.front());
-      for (int32_t w = node * topology_.workers_per_node;
-           w < std::min(workers_, (node + 1) * topology_.workers_per_node); ++w) {
-        if (Fits(w, it) && ScoreWith(w, it) <= best_score + kLocalitySlack) {
-          chosen = w;
-          break;
-        }
-      }
-    }
-    if (chosen < 0) chosen = 0;  // cannot happen after ValidateBatch's total-cap check
-    Assign(i, chosen);
-    if (std::find(holders.begin(), holders.end(), chosen) == holders.end()) {
-      doc_workers[it.document].push_back(chosen);
-    }
-    least_loaded.Set(chosen, Score(load_[chosen], tokens_[chosen]));
-  }
+  blocks->resize(out);
 }
 
-// One move or swap off `hot` to the least-loaded worker that lowers the larger of the two scores.
-bool Packer::TryImprove(int32_t hot) {
-  int32_t cold = 0;
-  for (int32_t w = 1; w < workers_; ++w) {
-    if (Score(load_[w], tokens_[w]) < Score(load_[cold], tokens_[cold])) cold = w;
+Layout PackLayout(const PlanContext& ctx, Shape shape) {
+  const Batch& batch = ctx.batch;
+  UnitBuilder builder(ctx, shape);
+  std::vector<PackItem> items;
+  builder.Build(&items);
+  Packer packer(batch.topology, &items);
+  packer.Pack(static_cast<int32_t>(batch.documents.size()));
+  packer.Refine(4 * batch.topology.num_workers);
+  Layout layout;
+  layout.kind = Layout::Kind::kDirect;
+  layout.strategy = "fcp";
+  layout.blocks.resize(builder.blocks());
+  for (const PackItem& it : items) {
+    layout.blocks[it.block] = {it.document, it.begin, it.end, it.owner};
+    if (it.block2 >= 0) layout.blocks[it.block2] = {it.document, it.begin2, it.end2, it.owner};
   }
-  if (cold == hot) return false;
-  const double before = Score(load_[hot], tokens_[hot]);
-  double best = before;
-  int32_t move = -1, swap = -1;
-  for (int32_t i : owned_[hot]) {
-    const Item& a = items_[i];
-    const double da = a.seconds;
-    const int64_t ta = a.tokens();
-    if (tokens_[cold] + ta <= cap_) {
-      const double s = std::max(Score(load_[hot] - da, tokens_[hot] - ta),
-                                Score(load_[cold] + da, tokens_[cold] + ta));
-      if (s < best - 1e-9) best = s, move = i, swap = -1;
-    }
-    for (int32_t j : owned_[cold]) {
-      const Item& b = items_[j];
-      const double dd = da - b.seconds;
-      const int64_t dt = ta - b.tokens();
-      if (dd <= 0 || tokens_[cold] + dt > cap_) continue;
-      const double s = std::max(Score(load_[hot] - dd, tokens_[hot] - dt),
-                                Score(load_[cold] + dd, tokens_[cold] + dt));
-      if (s < best - 1e-9) best = s, move = i, swap = j;
-    }
+  if (ctx.options.block_size > 0) {
+    layout.block_size = ctx.options.block_size;
+    return layout;
   }
-  if (move < 0) return false;
-  Unassign(move);
-  if (swap >= 0) {
-    Unassign(swap);
-    Assign(swap, hot);
-  }
-  Assign(move, cold);
-  return true;
-}
-
-void Packer::Refine(int iterations) {
-  // Below this the remaining imbalance is within the cost model's own error: stop searching.
-  constexpr double kGoodEnough = 1.01;
-  for (int it = 0; it < iterations; ++it) {
-    int32_t hot = 0;
-    for (int32_t w = 1; w < workers_; ++w) {
-      if (Score(load_[w], tokens_[w]) > Score(load_[hot], tokens_[hot])) hot = w;
-    }
-    if (Score(load_[hot], tokens_[hot]) <= kGoodEnough || !TryImprove(hot)) return;
-  }
+  MergeNeighbours(batch, &layout.blocks);
+  for (const Block& b : layout.blocks) layout.block_size = std::max(layout.block_size, b.tokens());
+  return layout;
 }
 
 class FcpPlanner final : public Planner {
  public:
   absl::string_view name() const override { return "fcp"; }
   absl::string_view description() const override {
-    return "block-level bin-packing of short and long documents together, deduplicated "
+    return "block-level bin-packing of short and long documents together (long ones in "
+           "node-local groups or spread as blocks, whichever predicts faster), deduplicated "
            "point-to-point KV, edge-coloured rounds, local-search refinement";
   }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
-    const Batch& batch = ctx.batch;
-    const bool automatic = ctx.options.block_size == 0;
-    const int64_t block = RequestedBlockSize(ctx);
-    // In automatic mode a long document whose last block alone would carry more than
-    // 1/kMaxBlockShare of a worker's mean attention work gets smaller blocks (down to
-    // kMinBlock), so that no single block makes balance impossible.
-    constexpr int64_t kMinBlock = 256;
-    constexpr double kMaxBlockShare = 1;
-    double total_pairs = 0;
-    for (const Document& doc : batch.documents) {
-      total_pairs += static_cast<double>(AllowedPairs(doc.mask, 0, doc.length, 0, doc.length));
+    Layout fine = PackLayout(ctx, Shape::kFine);
+    if (ctx.options.block_size > 0) return fine;
+    Layout grouped = PackLayout(ctx, Shape::kGrouped);
+    if (grouped.blocks == fine.blocks) return fine;
+    const double fine_ms = Evaluate(ctx, &fine), grouped_ms = Evaluate(ctx, &grouped);
+    return grouped_ms < fine_ms ? grouped : fine;
+  }
+
+ private:
+  // Schedules the layout (kept in it for MakePlan) and returns its predicted step time, infinite
+  // if it breaks the memory cap.
+  static double Evaluate(const PlanContext& ctx, Layout* layout) {
+    absl::StatusOr<std::unique_ptr<Schedule>> schedule = NewSchedule(ctx.batch, ctx.cost, *layout);
+    if (!schedule.ok()) return HUGE_VAL;
+    layout->schedule = std::move(*schedule);
+    const int64_t cap = TokenCap(ctx.batch.topology);
+    for (const WorkerCost& c : layout->schedule->costs()) {
+      if (c.tokens > cap) return HUGE_VAL;
     }
-    const double pairs_limit = total_pairs / (kMaxBlockShare * batch.topology.num_workers);
-    std::vector<Item> items;
-    items.reserve(batch.documents.size() + batch.TotalTokens() / block);
-    std::vector<int64_t> bounds;
-    int64_t largest = 0;
-    size_t blocks = 0;
-    for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
-      const Document& doc = batch.documents[d];
-      int64_t doc_block = block;
-      while (automatic && doc_block > kMinBlock && doc.length > doc_block &&
-             static_cast<double>(AllowedPairs(doc.mask, doc.length - doc_block, doc.length, 0,
-                                              doc.length)) > pairs_limit) {
-        doc_block = std::max(kMinBlock, doc_block / 2);
-      }
-      if (doc.length <= doc_block) {
-        bounds = {0, doc.length};
-      } else {
-        bounds = SplitEvenly(doc.length, doc_block);
-      }
-      largest = std::max(largest, bounds[1] - bounds[0]);
-      auto seconds = [&](size_t i) {
-        return QueryRangeSeconds(ctx.cost, doc, bounds[i], bounds[i + 1], bounds) +
-               3 * ctx.cost.TokenSeconds(bounds[i + 1] - bounds[i]);
-      };
-      const size_t n = bounds.size() - 1;
-      // Causal work grows along a document: pair block i with block n-1-i (zigzag), so every
-      // holder of a late block also holds an early one and sends its share of the KV.
-      const bool pair = doc.mask.kind == MaskKind::kCausal || doc.mask.kind == MaskKind::kPrefixLm;
-      for (size_t i = 0; i < (pair ? (n + 1) / 2 : n); ++i) {
-        Item item{d, bounds[i], bounds[i + 1], seconds(i)};
-        item.block = static_cast<int32_t>(blocks + i);
-        const size_t j = n - 1 - i;
-        if (pair && j != i) {
-          item.begin2 = bounds[j];
-          item.end2 = bounds[j + 1];
-          item.seconds += seconds(j);
-          item.block2 = static_cast<int32_t>(blocks + j);
-        }
-        items.push_back(item);
-      }
-      blocks += n;
-    }
-    Packer packer(batch.topology, &items);
-    packer.Pack(static_cast<int32_t>(batch.documents.size()));
-    packer.Refine(4 * batch.topology.num_workers);
-    Layout layout;
-    layout.kind = Layout::Kind::kDirect;
-    layout.strategy = "fcp";
-    layout.block_size = automatic ? largest : block;
-    layout.blocks.resize(blocks);
-    for (const Item& it : items) {
-      layout.blocks[it.block] = {it.document, it.begin, it.end, it.owner};
-      if (it.block2 >= 0) layout.blocks[it.block2] = {it.document, it.begin2, it.end2, it.owner};
-    }
-    return layout;
+    const PlanSummary& s = layout->schedule->summary();
+    return s.predicted_fwd_ms + (ctx.options.include_backward ? s.predicted_bwd_ms : 0);
   }
 };
 

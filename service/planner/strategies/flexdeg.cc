@@ -176,44 +176,6 @@ class FlexDegPlanner final : public Planner {
     }
     return a;
   }
-
-  // Ranks for each group: contiguous, largest groups first; groups larger than a node take whole
-  // nodes from rank 0, smaller ones go first-fit into the nodes' free tails.
-  static std::vector<std::vector<int32_t>> PlaceGroups(const std::vector<int32_t>& sizes,
-                                                       const Topology& topology) {
-    const int32_t workers = topology.num_workers;
-    const int32_t per_node = std::max(1, topology.workers_per_node);
-    const int32_t nodes = (workers + per_node - 1) / per_node;
-    std::vector<int32_t> used(nodes, 0);
-    auto node_size = [&](int32_t n) { return std::min(per_node, workers - n * per_node); };
-    std::vector<int32_t> by_size(sizes.size());
-    std::iota(by_size.begin(), by_size.end(), 0);
-    std::stable_sort(by_size.begin(), by_size.end(),
-                     [&](int32_t a, int32_t b) { return sizes[a] > sizes[b]; });
-    std::vector<std::vector<int32_t>> groups(sizes.size());
-    int32_t cursor = 0;
-    for (int32_t g : by_size) {
-      std::vector<int32_t>& ranks = groups[g];
-      if (sizes[g] > per_node) {  // sorted: every earlier group was big too, so nodes are full
-        for (int32_t i = 0; i < sizes[g]; ++i) ranks.push_back(cursor + i);
-        cursor += sizes[g];
-        for (int32_t n = 0; n < nodes; ++n)
-          used[n] = std::clamp(cursor - n * per_node, 0, node_size(n));
-        continue;
-      }
-      int32_t fit = -1;
-      for (int32_t n = 0; n < nodes && fit < 0; ++n) {
-        if (node_size(n) - used[n] >= sizes[g]) fit = n;
-      }
-      for (int32_t n = fit < 0 ? 0 : fit;
-           n < nodes && static_cast<int32_t>(ranks.size()) < sizes[g]; ++n) {
-        while (used[n] < node_size(n) && static_cast<int32_t>(ranks.size()) < sizes[g]) {
-          ranks.push_back(n * per_node + used[n]++);
-        }
-      }
-    }
-    return groups;
-  }
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <numeric>
 
 #include "service/planner/mask_math.h"
 
@@ -33,30 +34,14 @@ int64_t RequestedBlockSize(const PlanContext& ctx) {
 
 MinTree::MinTree(int32_t size) : leaves_(1) {
   while (leaves_ < size) leaves_ *= 2;
-  score_.assign(leaves_, std::numeric_limits<double>::infinity());
-  for (int32_t i = 0; i < size; ++i) score_[i] = 0;
-  node_.assign(2 * leaves_, 0);
-  for (int32_t i = 0; i < leaves_; ++i) node_[leaves_ + i] = i;
-  for (int32_t n = leaves_ - 1; n >= 1; --n) node_[n] = Better(node_[2 * n], node_[2 * n + 1]);
-}
-
-void RadixSort(std::vector<uint64_t>* keys) {
-  constexpr int kDigitBits = 8;
-  constexpr size_t kBuckets = size_t{1} << kDigitBits;
-  std::vector<uint64_t> scratch(keys->size());
-  std::vector<uint32_t> count(kBuckets);
-  for (int shift = 0; shift < 64; shift += kDigitBits) {
-    std::fill(count.begin(), count.end(), 0);
-    for (uint64_t k : *keys) ++count[(k >> shift) & (kBuckets - 1)];
-    if (count[((*keys)[0] >> shift) & (kBuckets - 1)] == keys->size()) continue;  // one digit
-    uint32_t total = 0;
-    for (uint32_t& c : count) {
-      const uint32_t n = c;
-      c = total;
-      total += n;
-    }
-    for (uint64_t k : *keys) scratch[count[(k >> shift) & (kBuckets - 1)]++] = k;
-    keys->swap(scratch);
+  node_.resize(2 * leaves_);
+  for (int32_t i = 0; i < leaves_; ++i) {
+    node_[leaves_ + i] = {i < size ? 0.0 : std::numeric_limits<double>::infinity(), i};
+  }
+  for (int32_t n = leaves_ - 1; n >= 1; --n) {
+    const Entry& l = node_[2 * n];
+    const Entry& r = node_[2 * n + 1];
+    node_[n] = r.score < l.score ? r : l;
   }
 }
 
@@ -80,8 +65,7 @@ std::vector<double> DocumentSeconds(const PlanContext& ctx, double* total) {
 }
 
 std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds) {
-  int index_bits = 1;
-  while ((size_t{1} << index_bits) < seconds.size()) ++index_bits;
+  const int index_bits = IndexBits(seconds.size());
   std::vector<uint64_t> keys(seconds.size());
   for (size_t i = 0; i < seconds.size(); ++i) {
     uint64_t bits;
@@ -93,6 +77,42 @@ std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds) {
   const uint64_t mask = (uint64_t{1} << index_bits) - 1;
   for (size_t i = 0; i < keys.size(); ++i) order[i] = static_cast<int32_t>(keys[i] & mask);
   return order;
+}
+
+std::vector<std::vector<int32_t>> PlaceGroups(const std::vector<int32_t>& sizes,
+                                              const Topology& topology) {
+  const int32_t workers = topology.num_workers;
+  const int32_t per_node = std::max(1, topology.workers_per_node);
+  const int32_t nodes = (workers + per_node - 1) / per_node;
+  std::vector<int32_t> used(nodes, 0);
+  auto node_size = [&](int32_t n) { return std::min(per_node, workers - n * per_node); };
+  std::vector<int32_t> by_size(sizes.size());
+  std::iota(by_size.begin(), by_size.end(), 0);
+  std::stable_sort(by_size.begin(), by_size.end(),
+                   [&](int32_t a, int32_t b) { return sizes[a] > sizes[b]; });
+  std::vector<std::vector<int32_t>> groups(sizes.size());
+  int32_t cursor = 0;
+  for (int32_t g : by_size) {
+    std::vector<int32_t>& ranks = groups[g];
+    if (sizes[g] > per_node) {  // sorted: every earlier group was big too, so nodes are full
+      for (int32_t i = 0; i < sizes[g]; ++i) ranks.push_back(cursor + i);
+      cursor += sizes[g];
+      for (int32_t n = 0; n < nodes; ++n)
+        used[n] = std::clamp(cursor - n * per_node, 0, node_size(n));
+      continue;
+    }
+    int32_t fit = -1;
+    for (int32_t n = 0; n < nodes && fit < 0; ++n) {
+      if (node_size(n) - used[n] >= sizes[g]) fit = n;
+    }
+    for (int32_t n = fit < 0 ? 0 : fit; n < nodes && static_cast<int32_t>(ranks.size()) < sizes[g];
+         ++n) {
+      while (used[n] < node_size(n) && static_cast<int32_t>(ranks.size()) < sizes[g]) {
+        ranks.push_back(n * per_node + used[n]++);
+      }
+    }
+  }
+  return groups;
 }
 
 }  // namespace fcp

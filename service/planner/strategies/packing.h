@@ -8,6 +8,7 @@
 
 #include "service/planner/cost_model.h"
 #include "service/planner/planner.h"
+#include "service/planner/radix_sort.h"
 
 namespace fcp {
 
@@ -23,29 +24,37 @@ int64_t TokenCap(const Topology& topology);
 int64_t RequestedBlockSize(const PlanContext& ctx);
 
 // The worker with the lowest score, maintained under point updates in O(log W): a tournament
-// tree whose internal nodes hold the index of their subtree's minimum (ties: the lower index).
+// tree whose internal nodes hold their subtree's minimum (ties: the lower index). Nodes carry the
+// score with the index, so an update walks up comparing against siblings whose addresses are
+// known in advance (no chain of dependent loads: this is the inner loop of every packer).
 class MinTree {
  public:
   explicit MinTree(int32_t size);  // every score starts at 0
   void Set(int32_t i, double score) {
-    score_[i] = score;
-    for (int32_t n = (leaves_ + i) / 2; n >= 1; n /= 2) {
-      node_[n] = Better(node_[2 * n], node_[2 * n + 1]);
+    int32_t n = leaves_ + i;
+    Entry cur{score, i};
+    node_[n] = cur;
+    for (; n > 1; n /= 2) {
+      const Entry& sibling = node_[n ^ 1];
+      // Left subtree indices are below right ones: the right entry wins only when strictly lower.
+      // Branch-free (bitwise, selects): which side wins is data-dependent and unpredictable.
+      const bool take = (sibling.score < cur.score) | ((n & 1) & (sibling.score == cur.score));
+      cur.score = take ? sibling.score : cur.score;
+      cur.index = take ? sibling.index : cur.index;
+      node_[n / 2] = cur;
     }
   }
-  int32_t ArgMin() const { return node_[1]; }
+  int32_t ArgMin() const { return node_[1].index; }
+  double MinScore() const { return node_[1].score; }
 
  private:
-  // Left subtree indices are below right ones, so `a < b` here and ties keep `a`.
-  int32_t Better(int32_t a, int32_t b) const { return score_[b] < score_[a] ? b : a; }
+  struct Entry {
+    double score;
+    int32_t index;
+  };
   int32_t leaves_;
-  std::vector<double> score_;
-  std::vector<int32_t> node_;
+  std::vector<Entry> node_;  // node_[1] is the root; leaves at [leaves_, 2 * leaves_)
 };
-
-// Sorts integer keys ascending (LSD radix sort, 8-bit digits: no data-dependent branches, which
-// matters for the large random key sets of packing).
-void RadixSort(std::vector<uint64_t>* keys);
 
 // Sorts blocks by (document, begin), the order a kDirect layout needs.
 void SortByPosition(std::vector<Block>* blocks);
@@ -57,6 +66,12 @@ std::vector<double> DocumentSeconds(const PlanContext& ctx, double* total);
 // Indices by value, largest first, ties by index (one radix sort on keys packing the value's top
 // bits above the index; non-negative doubles order like their bit patterns).
 std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds);
+
+// Ranks for groups of the given sizes (sum <= num_workers): each group contiguous, largest first;
+// groups larger than a node take whole nodes from rank 0, smaller ones go first-fit into the
+// nodes' free tails, so a group that fits in a node stays inside one (its traffic on NVLink).
+std::vector<std::vector<int32_t>> PlaceGroups(const std::vector<int32_t>& sizes,
+                                              const Topology& topology);
 
 }  // namespace fcp
 

@@ -1,0 +1,25 @@
+// Sorting of integer keys for the planner's hot paths (packing order, transfer order).
+#ifndef FCP_SERVICE_PLANNER_RADIX_SORT_H_
+#define FCP_SERVICE_PLANNER_RADIX_SORT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace fcp {
+
+// Sorts integer keys ascending (LSD radix sort, 8-bit digits, skipping digits all keys share: no
+// data-dependent branches, which matters for large random key sets). Callers pack a sort value
+// above an index in one key, so ties break by index and the order is deterministic.
+void RadixSort(std::vector<uint64_t>* keys);
+
+// Bits needed for indices below `n` (at least 1).
+inline int IndexBits(size_t n) {
+  int bits = 1;
+  while ((size_t{1} << bits) < n) ++bits;
+  return bits;
+}
+
+}  // namespace fcp
+
+#endif  // FCP_SERVICE_PLANNER_RADIX_SORT_H_

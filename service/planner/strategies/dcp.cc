@@ -1,0 +1,193 @@
+// dcp: DCP's partitioning of data and computation as a graph. Blocks of tokens are vertices
+// weighted by their tokens and by the attention work of their tiles (a q-block's owner computes
+// its tiles, so a tile's FLOPs weigh on its q-block); two blocks whose tile is required are joined
+// by an edge weighted by the KV tokens one needs from the other. METIS cuts the graph into
+// workers with both weights balanced (multi-constraint, ubvec = 1 + options.balance_tolerance)
+// and as few KV bytes as possible crossing parts, first across nodes, then across the GPUs of
+// each node:
+//
+//   doc A: [a0]-[a1]-[a2]-[a3]   causal: every block joined to every earlier one (a clique)
+//           \____\____/____/     doc B: [b0]-[b1]     short docs: bundled, no edges
+//   level 1 (nodes):   {a0 a1 a2 a3 b0 b1 ...} | {c ... z}      cut = InfiniBand bytes
+//   level 2 (GPUs):    {a0 a3 ...} {a1 a2 ...} | ...            cut = NVLink bytes
+//
+// Graph size is bounded (kMaxEdges) by coarsening: long documents get fewer, larger blocks when
+// their cliques would exceed it, and whole short documents are bundled into vertices of about
+// 1/16 of a worker's tokens (they have no edges; bundling only cuts METIS's work). METIS planning
+// takes tens of milliseconds at W = 512, far above the packing strategies (the DCP paper reports
+// seconds); `auto` tries it only when its estimated cost fits the time budget.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "service/planner/mask_math.h"
+#include "service/planner/planner.h"
+#include "service/planner/strategies/graph_partition.h"
+#include "service/planner/strategies/packing.h"
+
+namespace fcp {
+namespace {
+
+// Vertices (+ clique edges) the long documents' blocks may add to the graph; bounds METIS's time.
+constexpr double kMaxGraph = 20000;
+// Smallest block for long documents cut finer than the block size, tokens.
+constexpr int64_t kMinBlock = 256;
+
+struct Piece {
+  int32_t document;
+  int64_t begin, end;
+  int32_t vertex;
+};
+
+class DcpPlanner final : public Planner {
+ public:
+  absl::string_view name() const override { return "dcp"; }
+  absl::string_view description() const override {
+    return "DCP: blocks and tiles as a graph, METIS multi-constraint partitioning (compute and "
+           "tokens balanced, KV bytes cut minimised), across nodes then GPUs";
+  }
+
+  absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
+    std::vector<Piece> pieces;
+    WeightedGraph graph;
+    BuildGraph(ctx, &pieces, &graph);
+    absl::StatusOr<std::vector<int32_t>> worker =
+        PartitionOntoWorkers(graph, ctx.batch.topology, ctx.options.balance_tolerance);
+    if (!worker.ok()) return worker.status();
+    Layout layout;
+    layout.kind = Layout::Kind::kDirect;
+    layout.strategy = "dcp";
+    layout.blocks.reserve(pieces.size());
+    for (const Piece& p : pieces) {
+      layout.blocks.push_back({p.document, p.begin, p.end, (*worker)[p.vertex]});
+      layout.block_size = std::max(layout.block_size, p.end - p.begin);
+    }
+    if (ctx.options.block_size > 0) layout.block_size = ctx.options.block_size;
+    return layout;
+  }
+
+ private:
+  // Blocks per document: the block size's worth, in automatic mode more (down to kMinBlock)
+  // while the last block alone would carry more than the balance tolerance allows of a worker's
+  // mean work, then fewer again for the largest documents until the cliques fit kMaxEdges.
+  static std::vector<int64_t> BlockCounts(const PlanContext& ctx) {
+    const Batch& batch = ctx.batch;
+    const int64_t block = RequestedBlockSize(ctx);
+    const bool automatic = ctx.options.block_size == 0;
+    double total_pairs = 0;
+    for (const Document& doc : batch.documents) {
+      total_pairs += static_cast<double>(AllowedPairs(doc.mask, 0, doc.length, 0, doc.length));
+    }
+    const double block_pairs_limit =
+        ctx.options.balance_tolerance * total_pairs / batch.topology.num_workers;
+    std::vector<int64_t> count(batch.documents.size());
+    for (size_t d = 0; d < batch.documents.size(); ++d) {
+      const Document& doc = batch.documents[d];
+      int64_t b = block;
+      while (automatic && b > kMinBlock && doc.length > b &&
+             static_cast<double>(AllowedPairs(doc.mask, doc.length - b, doc.length, 0,
+                                              doc.length)) > block_pairs_limit) {
+        b = std::max(kMinBlock, b / 2);
+      }
+      count[d] = (doc.length + b - 1) / b;
+    }
+    if (!automatic) return count;
+    // The largest cap on blocks per document that keeps the graph within budget: a vertex per
+    // block (a FULL document's blocks also form a clique of edges).
+    auto size = [&](int64_t cap) {
+      double cost = 0;
+      for (size_t d = 0; d < count.size(); ++d) {
+        const double n = static_cast<double>(std::min(count[d], cap));
+        if (n > 1) cost += n + (batch.documents[d].mask.kind == MaskKind::kFull ? n * n / 2 : 0);
+      }
+      return cost;
+    };
+    int64_t lo = 1, hi = *std::max_element(count.begin(), count.end());
+    while (lo < hi) {
+      const int64_t mid = (lo + hi + 1) / 2;
+      if (size(mid) <= kMaxGraph) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    for (int64_t& n : count) n = std::min(n, lo);
+    return count;
+  }
+
+  static void BuildGraph(const PlanContext& ctx, std::vector<Piece>* pieces, WeightedGraph* g) {
+    const Batch& batch = ctx.batch;
+    const std::vector<int64_t> count = BlockCounts(ctx);
+    const int64_t bundle_tokens =
+        std::max<int64_t>(1, batch.TotalTokens() / batch.topology.num_workers / 16);
+    GraphBuilder builder;
+    std::vector<int64_t> bounds;
+    int32_t bundle = -1;  // the bundle being filled, if any
+    for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
+      const Document& doc = batch.documents[d];
+      bounds = SplitEvenly(doc.length, (doc.length + count[d] - 1) / count[d]);
+      const int32_t n = static_cast<int32_t>(bounds.size()) - 1;
+      auto seconds = [&](int32_t i) {
+        return QueryRangeSeconds(ctx.cost, doc, bounds[i], bounds[i + 1], bounds) +
+               3 * ctx.cost.TokenSeconds(bounds[i + 1] - bounds[i]);
+      };
+      if (n == 1) {  // a whole short document: into the open bundle
+        if (bundle < 0 || builder.graph().tokens[bundle] >= bundle_tokens) {
+          const int32_t next = builder.AddVertex(0, 0);
+          // Bundles have no KV edges; a weight-1 chain lets METIS's matching coarsen them (an
+          // isolated vertex is never matched, and a coarsest graph of thousands of them makes
+          // its initial partitioning slow). Cutting the chain costs nothing that matters.
+          if (bundle >= 0) builder.AddEdge(bundle, next, 1);
+          bundle = next;
+        }
+        builder.AddWeights(bundle, Nanoseconds(seconds(0)), doc.length);
+        pieces->push_back({d, 0, doc.length, bundle});
+        continue;
+      }
+      const int32_t first = builder.graph().vertices();
+      for (int32_t i = 0; i < n; ++i) {
+        builder.AddVertex(Nanoseconds(seconds(i)), bounds[i + 1] - bounds[i]);
+        pieces->push_back({d, bounds[i], bounds[i + 1], first + i});
+      }
+      if (doc.mask.kind == MaskKind::kFull) {  // every block needs every other: a clique
+        for (int32_t i = 0; i < n; ++i) {
+          for (int32_t j = i + 1; j < n; ++j) {
+            builder.AddEdge(first + i, first + j,
+                            (bounds[i + 1] - bounds[i]) + (bounds[j + 1] - bounds[j]));
+          }
+        }
+        continue;
+      }
+      for (int32_t i = 0; i + 1 < n; ++i) {
+        builder.AddEdge(first + i, first + i + 1,
+                        std::max<int64_t>(1, CutTokens(doc.mask, bounds[i + 1])));
+      }
+    }
+    *g = builder.Finish();
+  }
+
+  // KV tokens that cross a cut of a document at position x between blocks, if the two sides go
+  // to different workers: the later side needs the earlier tokens it attends to (causal: all of
+  // them; sliding window: the last window - 1), and inside a PREFIX_LM prefix the earlier side
+  // also needs the prefix tokens after x. Exact for documents split into contiguous ranges.
+  static int64_t CutTokens(const Mask& mask, int64_t x) {
+    switch (mask.kind) {
+      case MaskKind::kSlidingWindow:
+        return std::min(x, mask.window - 1);
+      case MaskKind::kPrefixLm:
+        return x + std::max<int64_t>(0, mask.prefix - x);
+      default:
+        return x;
+    }
+  }
+
+  static int64_t Nanoseconds(double seconds) {
+    return std::max<int64_t>(1, static_cast<int64_t>(std::llround(seconds * 1e9)));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Planner> NewDcpPlanner() { return std::make_unique<DcpPlanner>(); }
+
+}  // namespace fcp

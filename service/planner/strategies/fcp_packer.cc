@@ -1,0 +1,184 @@
+#include "service/planner/strategies/fcp_packer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "absl/container/inlined_vector.h"
+#include "service/planner/strategies/packing.h"
+
+namespace fcp {
+
+Packer::Packer(const Topology& topology, std::vector<PackItem>* items)
+    : topology_(topology),
+      items_(*items),
+      workers_(topology.num_workers),
+      cap_(TokenCap(topology)),
+      load_(workers_, 0),
+      tokens_(workers_, 0),
+      owned_(workers_),
+      pinned_(items->size()) {
+  double total_seconds = 0;
+  for (size_t i = 0; i < items_.size(); ++i) {
+    total_seconds += items_[i].seconds;
+    pinned_[i] = items_[i].owner >= 0;
+  }
+  mean_seconds_ = std::max(total_seconds / workers_, 1e-12);
+  token_budget_ = topology.max_tokens_per_worker > 0
+                      ? static_cast<double>(topology.max_tokens_per_worker)
+                      : std::numeric_limits<double>::infinity();
+}
+
+void Packer::Assign(int32_t i, int32_t w) {
+  PackItem& it = items_[i];
+  it.owner = w;
+  load_[w] += it.seconds;
+  tokens_[w] += it.tokens();
+  if (!pinned_[i]) owned_[w].push_back(i);
+}
+
+void Packer::Unassign(int32_t i) {
+  PackItem& it = items_[i];
+  load_[it.owner] -= it.seconds;
+  tokens_[it.owner] -= it.tokens();
+  auto& list = owned_[it.owner];
+  list.erase(std::find(list.begin(), list.end(), i));
+  it.owner = -1;
+}
+
+void Packer::Pack(int32_t documents) {
+  constexpr double kLocalitySlack = 0.01;
+  // Largest first. The sort key packs the cost's top bits (non-negative doubles order like their
+  // bit patterns) above the item's index, so ties are broken by position and one integer sort
+  // does it all.
+  const int index_bits = IndexBits(items_.size());
+  std::vector<uint64_t> order(items_.size());
+  for (size_t i = 0; i < items_.size(); ++i) {
+    uint64_t bits;
+    std::memcpy(&bits, &items_[i].seconds, sizeof bits);
+    order[i] = (~bits >> index_bits << index_bits) | i;
+  }
+  if (!order.empty()) RadixSort(&order);
+  MinTree least_loaded(workers_);
+  // Workers holding blocks of each document (few: documents span few workers).
+  std::vector<absl::InlinedVector<int32_t, 2>> doc_workers(documents);
+  auto note_holder = [&](int32_t d, int32_t w) {
+    if (std::find(doc_workers[d].begin(), doc_workers[d].end(), w) == doc_workers[d].end()) {
+      doc_workers[d].push_back(w);
+    }
+  };
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (!pinned_[i]) continue;
+    const int32_t w = items_[i].owner;
+    items_[i].owner = -1;
+    Assign(static_cast<int32_t>(i), w);
+    note_holder(items_[i].document, w);
+  }
+  for (int32_t w = 0; w < workers_; ++w) least_loaded.Set(w, ScoreOf(w));
+  for (const uint64_t key : order) {
+    const int32_t i = static_cast<int32_t>(key & ((uint64_t{1} << index_bits) - 1));
+    if (pinned_[i]) continue;
+    const PackItem& it = items_[i];
+    const int32_t candidate = least_loaded.ArgMin();
+    int32_t best = -1;
+    double best_score = 0;
+    if (Fits(candidate, it)) {
+      best = candidate;
+      best_score = ScoreWith(candidate, it);
+    } else {  // the least-loaded worker is full (memory cap): scan everyone
+      for (int32_t w = 0; w < workers_; ++w) {
+        if (Fits(w, it) && (best < 0 || ScoreWith(w, it) < best_score)) {
+          best = w;
+          best_score = ScoreWith(w, it);
+        }
+      }
+    }
+    // Locality: a worker that already holds this document (no new sender for its KV) while it
+    // stays under the mean load, so a long document spans as few workers as balance allows;
+    // else one on the same node, if it is almost as good as the best.
+    int32_t chosen = best;
+    const auto& holders = doc_workers[it.document];
+    const double holder_limit = std::max(1.0, best_score + kLocalitySlack);
+    for (int32_t w : holders) {
+      if (Fits(w, it) && ScoreWith(w, it) <= holder_limit) {
+        chosen = w;
+        break;
+      }
+    }
+    if (chosen == best && !holders.empty()) {
+      const int32_t node = topology_.NodeOf(holders.front());
+      for (int32_t w = node * topology_.workers_per_node;
+           w < std::min(workers_, (node + 1) * topology_.workers_per_node); ++w) {
+        if (Fits(w, it) && ScoreWith(w, it) <= best_score + kLocalitySlack) {
+          chosen = w;
+          break;
+        }
+      }
+    }
+    if (chosen < 0) chosen = 0;  // cannot happen after ValidateBatch's total-cap check
+    Assign(i, chosen);
+    note_holder(it.document, chosen);
+    least_loaded.Set(chosen, ScoreOf(chosen));
+  }
+}
+
+// One move or swap off `hot` to one of the few least-loaded workers that lowers the larger of
+// the two scores (the coldest alone may only hold units too small to swap for a large one).
+bool Packer::TryImprove(int32_t hot) {
+  constexpr int kColdCandidates = 8;
+  std::vector<int32_t>& colds = scratch_;
+  colds.resize(workers_);
+  for (int32_t w = 0; w < workers_; ++w) colds[w] = w;
+  const int k = std::min<int>(kColdCandidates, workers_);
+  std::partial_sort(colds.begin(), colds.begin() + k, colds.end(), [&](int32_t a, int32_t b) {
+    return ScoreOf(a) != ScoreOf(b) ? ScoreOf(a) < ScoreOf(b) : a < b;
+  });
+  const double before = ScoreOf(hot);
+  double best = before;
+  int32_t move = -1, swap = -1, to = -1;
+  for (int c = 0; c < k; ++c) {
+    const int32_t cold = colds[c];
+    if (cold == hot) continue;
+    for (int32_t i : owned_[hot]) {
+      const PackItem& a = items_[i];
+      const double da = a.seconds;
+      const int64_t ta = a.tokens();
+      if (tokens_[cold] + ta <= cap_) {
+        const double s = std::max(Score(load_[hot] - da, tokens_[hot] - ta),
+                                  Score(load_[cold] + da, tokens_[cold] + ta));
+        if (s < best - 1e-9) best = s, move = i, swap = -1, to = cold;
+      }
+      for (int32_t j : owned_[cold]) {
+        const PackItem& b = items_[j];
+        const double dd = da - b.seconds;
+        const int64_t dt = ta - b.tokens();
+        if (dd <= 0 || tokens_[cold] + dt > cap_) continue;
+        const double s = std::max(Score(load_[hot] - dd, tokens_[hot] - dt),
+                                  Score(load_[cold] + dd, tokens_[cold] + dt));
+        if (s < best - 1e-9) best = s, move = i, swap = j, to = cold;
+      }
+    }
+  }
+  if (move < 0) return false;
+  Unassign(move);
+  if (swap >= 0) {
+    Unassign(swap);
+    Assign(swap, hot);
+  }
+  Assign(move, to);
+  return true;
+}
+
+void Packer::Refine(int iterations) {
+  // Below this the remaining imbalance is within the cost model's own error: stop searching.
+  constexpr double kGoodEnough = 1.01;
+  for (int it = 0; it < iterations; ++it) {
+    int32_t hot = 0;
+    for (int32_t w = 1; w < workers_; ++w) {
+      if (ScoreOf(w) > ScoreOf(hot)) hot = w;
+    }
+    if (ScoreOf(hot) <= kGoodEnough || !TryImprove(hot)) return;
+  }
+}
+
+}  // namespace fcp

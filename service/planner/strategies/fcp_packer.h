@@ -1,0 +1,65 @@
+// The bin-packer behind the fcp strategy: packing units (one block, or a zigzag pair of blocks of
+// one document) onto workers so that the larger of each worker's compute (relative to the mean)
+// and tokens (relative to the memory cap) is as low as possible, preferring workers that already
+// hold the document or sit on its node, then local search off the most loaded worker.
+#ifndef FCP_SERVICE_PLANNER_STRATEGIES_FCP_PACKER_H_
+#define FCP_SERVICE_PLANNER_STRATEGIES_FCP_PACKER_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "service/planner/batch.h"
+
+namespace fcp {
+
+// A packing unit: one block, or two blocks of one document placed together (zigzag pair).
+struct PackItem {
+  int32_t document = 0;
+  int64_t begin = 0, end = 0;
+  double seconds = 0;              // forward + backward time of its queries (+ token time)
+  int64_t begin2 = 0, end2 = 0;    // the paired block, if any (empty otherwise)
+  int32_t block = 0, block2 = -1;  // positions of the blocks in the layout (ordered by position)
+  int32_t owner = -1;              // >= 0 before packing: pinned there, never moved
+  int64_t tokens() const { return (end - begin) + (end2 - begin2); }
+};
+
+class Packer {
+ public:
+  // Tokens count in the score only against the memory cap (topology.max_tokens_per_worker): they
+  // cost memory, not attention time (their time, if the model has linear layers, is already in
+  // the items' seconds). Without a cap only compute is balanced.
+  Packer(const Topology& topology, std::vector<PackItem>* items);
+
+  // Assigns every item that has no owner yet (pinned items are counted first), largest first.
+  void Pack(int32_t documents);
+  // At most `iterations` moves or swaps of unpinned items off the most loaded worker.
+  void Refine(int iterations);
+
+ private:
+  double Score(double seconds, int64_t tokens) const {
+    return std::max(seconds / mean_seconds_, static_cast<double>(tokens) / token_budget_);
+  }
+  double ScoreOf(int32_t w) const { return Score(load_[w], tokens_[w]); }
+  double ScoreWith(int32_t w, const PackItem& it) const {
+    return Score(load_[w] + it.seconds, tokens_[w] + it.tokens());
+  }
+  bool Fits(int32_t w, const PackItem& it) const { return tokens_[w] + it.tokens() <= cap_; }
+  void Assign(int32_t i, int32_t w);
+  void Unassign(int32_t i);
+  bool TryImprove(int32_t hot);
+
+  const Topology& topology_;
+  std::vector<PackItem>& items_;
+  int32_t workers_;
+  int64_t cap_;
+  double mean_seconds_ = 0, token_budget_ = 0;
+  std::vector<double> load_;
+  std::vector<int64_t> tokens_;
+  std::vector<std::vector<int32_t>> owned_;  // unpinned items per worker
+  std::vector<bool> pinned_;
+  std::vector<int32_t> scratch_;  // TryImprove's candidate list
+};
+
+}  // namespace fcp
+
+#endif  // FCP_SERVICE_PLANNER_STRATEGIES_FCP_PACKER_H_
