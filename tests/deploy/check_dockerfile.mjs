@@ -153,13 +153,31 @@ const cmakeVersion = /project\(\s*fcp\s+VERSION\s+([0-9.]+)/.exec(project)?.[1];
 report.check(globalArgs.get("FCP_VERSION") === cmakeVersion,
   `ARG FCP_VERSION (${globalArgs.get("FCP_VERSION")}) is the CMake project version (${cmakeVersion})`);
 const k8s = render(args.get("kubectl") ?? "kubectl", join(root, "deploy/overlays/dev"));
+// The pods of each image: the coordinator image runs Deployment/fcp-coordinator and
+// Deployment/fcp-rendezvous; the worker image the example Job.
+const imageOf = (o) => String(o.spec?.template?.spec?.containers?.[0]?.image ?? "").split("@")[0].replace(/:[^/:]+$/, "");
+const podsOf = {
+  coordinator: k8s.filter((o) => o.kind === "Deployment" && /(^|\/)fcp-coordinator$/.test(imageOf(o))),
+  worker: k8s.filter((o) => o.kind === "Job"),
+};
+report.check(podsOf.coordinator.length === 2, `deploy/ runs the coordinator image in 2 Deployments (got ${podsOf.coordinator.length})`);
+report.check(podsOf.worker.length === 1, `deploy/ runs the worker image in the example Job (got ${podsOf.worker.length})`);
+const ports = (o) => o.spec.template.spec.containers[0].ports.map((p) => p.containerPort).sort();
+for (const list of Object.values(podsOf)) {
+  for (const o of list.slice(1)) {
+    report.check(JSON.stringify(ports(o)) === JSON.stringify(ports(list[0])),
+      `${o.kind}/${o.metadata.name} has the container ports of ${list[0].kind}/${list[0].metadata.name} (same image)`);
+    report.check(o.spec.template.spec.securityContext?.runAsUser === list[0].spec.template.spec.securityContext?.runAsUser,
+      `${o.kind}/${o.metadata.name} has the runAsUser of ${list[0].kind}/${list[0].metadata.name} (same image)`);
+  }
+}
 const k8sPorts = {
-  coordinator: k8s.find((o) => o.kind === "Deployment").spec.template.spec.containers[0].ports.map((p) => p.containerPort),
-  worker: k8s.find((o) => o.kind === "Job").spec.template.spec.containers[0].ports.map((p) => p.containerPort),
+  coordinator: podsOf.coordinator[0] ? ports(podsOf.coordinator[0]) : [],
+  worker: podsOf.worker[0] ? ports(podsOf.worker[0]) : [],
 };
 const k8sUser = {
-  coordinator: k8s.find((o) => o.kind === "Deployment").spec.template.spec.securityContext?.runAsUser,
-  worker: k8s.find((o) => o.kind === "Job").spec.template.spec.securityContext?.runAsUser,
+  coordinator: podsOf.coordinator[0]?.spec.template.spec.securityContext?.runAsUser,
+  worker: podsOf.worker[0]?.spec.template.spec.securityContext?.runAsUser,
 };
 const expectedFrom = { coordinator: "build-debian", worker: "build-cuda" };
 for (const name of ["coordinator", "worker"]) {

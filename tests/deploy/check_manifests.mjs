@@ -6,7 +6,7 @@
 //     --replicas 1 --coordinator yes --job yes --version 0.1.0 [--worker-bin build/worker/fcp-worker]
 //
 // With --worker-bin, every flag the training Job passes to fcp-worker must be one the binary
-// lists in --help.
+// lists in --help, and the --transport and --rendezvous values must be forms its help names.
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -54,10 +54,22 @@ if (workerBin) {
   report.check(/--world\b/.test(help), `${workerBin} --help lists its flags`);
   for (const job of objects.filter((o) => o.kind === "Job")) {
     for (const c of job.spec.template.spec.containers) {
-      for (const flag of parseFlags(c.args ?? []).keys()) {
+      const flags = parseFlags(c.args ?? []);
+      for (const flag of flags.keys()) {
         const dashed = flag.replaceAll("_", "-");
         report.check(new RegExp(`--(${flag}|${dashed})\\b`).test(help),
           `${describe(job)}: fcp-worker --help lists --${dashed}`);
+      }
+      // The help line of a flag ("  --transport   loopback: ...; gloo: ... (default: ...)").
+      const helpLine = (flag) => new RegExp(`^  --${flag}\\s+(.*)$`, "m").exec(help)?.[1] ?? "";
+      if (flags.has("transport")) {
+        const t = flags.get("transport");
+        report.check(new RegExp(`(^|[\\s;])${t}:`).test(helpLine("transport")),
+          `${describe(job)}: --transport=${t} is a transport fcp-worker --help names (${helpLine("transport")})`);
+      }
+      if (flags.get("rendezvous")?.startsWith("coordinator:")) {
+        report.check(helpLine("rendezvous").includes("'coordinator:HOST:PORT'"),
+          `${describe(job)}: fcp-worker --help names the --rendezvous form coordinator:HOST:PORT (${helpLine("rendezvous")})`);
       }
     }
   }

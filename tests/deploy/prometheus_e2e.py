@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
 """Real-Prometheus end-to-end test of the dashboard and the rules.
 
-Starts fcp-coordinator (and, with --worker, fcp-worker ranks over loopback that plan through
-it), Debian's `prometheus` on 127.0.0.1 scraping them every second with the rules of
-dashboards/rules/fcp.rules.yaml, and drives PlanBatch traffic (good requests from 4 ranks and
-some invalid ones) with the Python client. Then, through Prometheus's HTTP API:
+Starts fcp-coordinator twice, as the coordinator and as the rendezvous of deploy/ (scrape jobs
+fcp-coordinator and fcp-rendezvous), and, with --worker, fcp-worker ranks over loopback that plan
+through the coordinator (one process, one metrics port), Debian's `prometheus` on 127.0.0.1
+scraping them every second with the rules of dashboards/rules/fcp.rules.yaml, and drives
+PlanBatch traffic (good requests from 4 ranks and some invalid ones) with the Python client. Then, through Prometheus's HTTP API:
 
   * the dashboard's variable queries return the namespace and training job;
   * every panel query, variables substituted, returns a non-empty result of finite values
     (with the chosen namespace/job, and with "All");
   * every recording rule has a value and every rule evaluates without error;
-  * with the coordinator up no coordinator alert is active; after it stops, FcpCoordinatorDown
-    and FcpCoordinatorAbsent become pending.
+  * with the coordinator and the rendezvous up none of their alerts is active; after they stop,
+    FcpCoordinatorDown, FcpCoordinatorAbsent and FcpRendezvousDown become pending.
 
 Without --worker the panels and rules that read fcp_worker_* metrics cannot have data; they are
 listed as NOT EVALUATED, and --require-worker turns a missing worker into a failure.
@@ -195,23 +196,26 @@ def main():
     traffic_stop = threading.Event()
     traffic = None
     try:
-        # The coordinator, on any free ports.
-        log = os.path.join(a.workdir, "coordinator.log")
-        procs["coordinator"] = start([a.coordinator, "--host=127.0.0.1", "--port=0", "--metrics-port=0"], log)
+        # The coordinator and the rendezvous (the same binary, as in deploy/), on any free ports.
         ports = {}
+        for name in ["coordinator", "rendezvous"]:
+            log = os.path.join(a.workdir, f"{name}.log")
+            procs[name] = start([a.coordinator, "--host=127.0.0.1", "--port=0", "--metrics-port=0"], log)
 
-        def coordinator_ports():
-            m = re.search(r"on port (\d+), metrics on port (\d+)", read_log(log))
+        def server_ports(name):
+            m = re.search(r"on port (\d+), metrics on port (\d+)", read_log(os.path.join(a.workdir, f"{name}.log")))
             if m:
-                ports["grpc"], ports["metrics"] = int(m.group(1)), int(m.group(2))
+                ports[name] = {"grpc": int(m.group(1)), "metrics": int(m.group(2))}
             return bool(m)
 
-        if not checks.check(wait_for(coordinator_ports, 30, "fcp-coordinator to serve"),
-                            f"fcp-coordinator starts ({read_log(log)[-500:]})"):
-            return finish(checks)
-        address = f"127.0.0.1:{ports['grpc']}"
+        for name in ["coordinator", "rendezvous"]:
+            if not checks.check(wait_for(lambda: server_ports(name), 30, f"fcp-coordinator ({name}) to serve"),
+                                f"fcp-coordinator ({name}) starts ({read_log(os.path.join(a.workdir, f'{name}.log'))[-500:]})"):
+                return finish(checks)
+        address = f"127.0.0.1:{ports['coordinator']['grpc']}"
 
-        targets = {"fcp-coordinator": f"127.0.0.1:{ports['metrics']}"}
+        targets = {"fcp-coordinator": f"127.0.0.1:{ports['coordinator']['metrics']}",
+                   "fcp-rendezvous": f"127.0.0.1:{ports['rendezvous']['metrics']}"}
         if with_worker:
             worker_port = free_port()
             cmd = [a.worker, "--world=4", "--transport=loopback", "--steps=1000000",
@@ -306,19 +310,24 @@ def main():
             return {al["labels"]["alertname"]: al["state"] for al in prom.api("alerts")["data"]["alerts"]}
 
         states = alert_states()
-        for name in ["FcpCoordinatorDown", "FcpCoordinatorAbsent"]:
-            checks.check(name not in states, f"{name} is inactive while the coordinator is up (got {states.get(name)})")
+        server_alerts = ["FcpCoordinatorDown", "FcpCoordinatorAbsent", "FcpRendezvousDown"]
+        for name in server_alerts:
+            checks.check(name not in states, f"{name} is inactive while the coordinator and the rendezvous are up "
+                                             f"(got {states.get(name)})")
 
-        # The coordinator goes away: its alerts must notice (they wait for `for` before firing).
+        # The coordinator and the rendezvous go away: their alerts must notice (they wait for
+        # `for` before firing).
         traffic_stop.set()
         traffic.join(15)
         if "worker" in procs:
             stop(procs.pop("worker"))
-        rc = stop(procs.pop("coordinator"))
-        checks.check(rc == 0, f"fcp-coordinator drains and exits 0 on SIGTERM (got {rc})")
-        pending = wait_for(lambda: all(alert_states().get(n) == "pending" for n in ["FcpCoordinatorDown", "FcpCoordinatorAbsent"]),
-                           20, "the coordinator alerts to be pending")
-        checks.check(pending, f"FcpCoordinatorDown and FcpCoordinatorAbsent are pending once the coordinator is gone (got {alert_states()})")
+        for name in ["coordinator", "rendezvous"]:
+            rc = stop(procs.pop(name))
+            checks.check(rc == 0, f"fcp-coordinator ({name}) drains and exits 0 on SIGTERM (got {rc})")
+        pending = wait_for(lambda: all(alert_states().get(n) == "pending" for n in server_alerts),
+                           20, "the coordinator and rendezvous alerts to be pending")
+        checks.check(pending, f"{', '.join(server_alerts)} are pending once the coordinator and the rendezvous "
+                              f"are gone (got {alert_states()})")
     finally:
         traffic_stop.set()
         for name, proc in procs.items():

@@ -19,6 +19,7 @@ import { describe } from "./k8s.mjs";
 const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass",
   "CustomResourceDefinition", "StorageClass", "PersistentVolume"]);
 const COORDINATOR = "fcp-coordinator";
+const RENDEZVOUS = "fcp-rendezvous";
 const WORKER = "fcp-worker";
 
 const byKind = (objects, kind) => objects.filter((o) => o.kind === kind);
@@ -170,20 +171,54 @@ function containerPort(container, portName) {
   return (container?.ports ?? []).find((p) => p.name === portName)?.containerPort;
 }
 
-function checkCoordinator(objects, report, expect) {
-  const deployment = named(objects, "Deployment", COORDINATOR);
+// The fcp-coordinator processes: the planning replicas (Deployment/fcp-coordinator) and the
+// rendezvous (Deployment/fcp-rendezvous, same image and binary, exactly one pod).
+const SERVERS = [
+  { name: COORDINATOR, role: "coordinator", rendezvous: false },
+  { name: RENDEZVOUS, role: "rendezvous", rendezvous: true },
+];
+
+// The workloads (Deployments, StatefulSets, ...) whose pods a Service's selector selects.
+function workloadsBehind(objects, service) {
+  return objects.filter((o) => o.spec?.template?.spec?.containers && o.kind !== "Job" &&
+    selects(service?.spec?.selector, podLabels(o)));
+}
+
+// Whether a workload runs exactly one pod, also while it rolls out.
+function singlePod(workload) {
+  const replicas = workload.spec?.replicas ?? 1;
+  if (workload.kind === "StatefulSet") return replicas === 1;
+  return workload.kind === "Deployment" && replicas === 1 && workload.spec?.strategy?.type === "Recreate";
+}
+
+function checkServer(objects, report, expect, server) {
+  const deployment = named(objects, "Deployment", server.name);
   if (!report.check((deployment !== undefined) === expect.coordinator,
-    `Deployment/${COORDINATOR} is ${expect.coordinator ? "" : "not "}rendered`)) return;
+    `Deployment/${server.name} is ${expect.coordinator ? "" : "not "}rendered`)) return;
   if (!deployment) return;
+  const NAME = server.name;
   const pod = deployment.spec.template.spec;
   const labels = podLabels(deployment);
   const c = pod.containers[0];
-  const name = `Deployment/${COORDINATOR}`;
+  const name = `Deployment/${NAME}`;
   report.check(pod.containers.length === 1, `${name}: one container`);
-  report.check(deployment.spec.replicas === expect.replicas, `${name}: replicas ${expect.replicas}, got ${deployment.spec.replicas}`);
   report.check(selects(deployment.spec.selector?.matchLabels, labels), `${name}: selector selects its pod template`);
-  report.check(deployment.spec.strategy?.rollingUpdate?.maxUnavailable === 0,
-    `${name}: rolling updates keep every replica serving (maxUnavailable 0)`);
+  const image = String(c.image ?? "").split("@")[0].replace(/:[^/:]+$/, "");
+  report.check(/(^|\/)fcp-coordinator$/.test(image), `${name}: runs the fcp-coordinator image (got ${c.image})`);
+  if (server.rendezvous) {
+    // Its store is this process's memory: one pod, also during a rollout, and nothing scaling it.
+    report.check(deployment.spec.replicas === 1,
+      `${name}: replicas 1 (the rendezvous store is one process's memory), got ${deployment.spec.replicas}`);
+    report.check(deployment.spec.strategy?.type === "Recreate",
+      `${name}: strategy Recreate (a rolling update would run two stores at once), got ${deployment.spec.strategy?.type}`);
+    for (const hpa of byKind(objects, "HorizontalPodAutoscaler")) {
+      report.check(hpa.spec?.scaleTargetRef?.name !== NAME, `${describe(hpa)}: does not scale ${name}`);
+    }
+  } else {
+    report.check(deployment.spec.replicas === expect.replicas, `${name}: replicas ${expect.replicas}, got ${deployment.spec.replicas}`);
+    report.check(deployment.spec.strategy?.rollingUpdate?.maxUnavailable === 0,
+      `${name}: rolling updates keep every replica serving (maxUnavailable 0)`);
+  }
 
   const flags = parseFlags(c.args ?? []);
   const grpcPort = containerPort(c, "grpc");
@@ -224,65 +259,80 @@ function checkCoordinator(objects, report, expect) {
   report.check(pod.terminationGracePeriodSeconds > drain + grace,
     `${name}: terminationGracePeriodSeconds (${pod.terminationGracePeriodSeconds}) exceeds ` +
     `drain delay + shutdown grace (${drain} + ${grace} s)`);
+  // Memory: the plan cache and the rendezvous store (both bounded by flags; coordinator defaults
+  // 1 GiB and 256 MiB) within 75% of the limit.
   const memLimit = memoryBytes(c.resources?.limits?.memory);
   const cache = Number(fileFlags.get("cache_bytes") ?? 2 ** 30);
-  report.check(cache <= 0.75 * memLimit,
-    `${name}: --cache_bytes (${cache}) is at most 75% of the memory limit (${c.resources?.limits?.memory})`);
+  const store = Number(fileFlags.get("rendezvous_max_bytes") ?? 2 ** 28);
+  report.check(cache + store <= 0.75 * memLimit,
+    `${name}: --cache_bytes (${cache}) + --rendezvous_max_bytes (${store}) is at most 75% of the memory limit (${c.resources?.limits?.memory})`);
   const threads = Number(fileFlags.get("planning_threads") ?? 2);
   const cpuLimit = cpuCores(c.resources?.limits?.cpu ?? c.resources?.requests?.cpu);
   report.check(threads <= cpuLimit, `${name}: --planning_threads (${threads}) <= CPU limit (${cpuLimit})`);
 
   // Service, PDB, NetworkPolicy, ServiceMonitor point at these pods and ports.
-  const service = named(objects, "Service", COORDINATOR);
-  if (report.check(service !== undefined, `Service/${COORDINATOR} is rendered`)) {
-    report.check(selects(service.spec.selector, labels), `Service/${COORDINATOR}: selector selects the coordinator pods`);
+  const service = named(objects, "Service", NAME);
+  if (report.check(service !== undefined, `Service/${NAME} is rendered`)) {
+    report.check(selects(service.spec.selector, labels), `Service/${NAME}: selector selects the ${server.role} pods`);
+    const behind = workloadsBehind(objects, service);
+    report.check(behind.length === 1 && behind[0] === deployment,
+      `Service/${NAME}: selects the pods of ${name} only (got ${behind.map(describe).join(", ") || "none"})`);
     for (const p of service.spec.ports ?? []) {
       report.check(containerPort(c, p.targetPort) !== undefined,
-        `Service/${COORDINATOR}: port ${p.name} targets container port name "${p.targetPort}" of the coordinator`);
+        `Service/${NAME}: port ${p.name} targets container port name "${p.targetPort}" of the ${server.role}`);
     }
     report.check((service.spec.ports ?? []).some((p) => p.name === "grpc" && p.targetPort === "grpc"),
-      `Service/${COORDINATOR}: has port "grpc"`);
+      `Service/${NAME}: has port "grpc"`);
   }
-  const pdb = named(objects, "PodDisruptionBudget", COORDINATOR);
-  if (report.check(pdb !== undefined, `PodDisruptionBudget/${COORDINATOR} is rendered`)) {
-    report.check(pdb.spec.maxUnavailable === 1, `PodDisruptionBudget/${COORDINATOR}: maxUnavailable 1`);
-    report.check(selects(pdb.spec.selector?.matchLabels, labels),
-      `PodDisruptionBudget/${COORDINATOR}: selector selects the coordinator pods`);
+  const pdbs = byKind(objects, "PodDisruptionBudget").filter((b) => selects(b.spec?.selector?.matchLabels, labels));
+  if (server.rendezvous) {
+    // One replica: maxUnavailable 1 would permit every eviction, minAvailable 1 block every drain.
+    report.check(pdbs.length === 0,
+      `${name}: no PodDisruptionBudget selects its one pod (it would block node drains), got ${pdbs.map(describe).join(", ")}`);
+  } else {
+    const pdb = named(objects, "PodDisruptionBudget", NAME);
+    if (report.check(pdb !== undefined, `PodDisruptionBudget/${NAME} is rendered`)) {
+      report.check(pdb.spec.maxUnavailable === 1, `PodDisruptionBudget/${NAME}: maxUnavailable 1`);
+      report.check(selects(pdb.spec.selector?.matchLabels, labels),
+        `PodDisruptionBudget/${NAME}: selector selects the ${server.role} pods`);
+    }
   }
-  const netpol = named(objects, "NetworkPolicy", COORDINATOR);
-  if (report.check(netpol !== undefined, `NetworkPolicy/${COORDINATOR} is rendered`)) {
+  const netpol = named(objects, "NetworkPolicy", NAME);
+  if (report.check(netpol !== undefined, `NetworkPolicy/${NAME} is rendered`)) {
     report.check(selects(netpol.spec.podSelector?.matchLabels, labels),
-      `NetworkPolicy/${COORDINATOR}: podSelector selects the coordinator pods`);
+      `NetworkPolicy/${NAME}: podSelector selects the ${server.role} pods`);
     for (const rule of netpol.spec.ingress ?? []) {
       for (const p of rule.ports ?? []) {
         report.check(containerPort(c, p.port) !== undefined,
-          `NetworkPolicy/${COORDINATOR}: ingress port "${p.port}" is a container port name`);
+          `NetworkPolicy/${NAME}: ingress port "${p.port}" is a container port name`);
       }
     }
     const admits = (portName, podLabelsOfClient) => (netpol.spec.ingress ?? []).some((rule) =>
       (rule.ports ?? []).some((p) => p.port === portName) &&
       (rule.from ?? []).some((f) => f.podSelector && selects(f.podSelector.matchLabels, podLabelsOfClient)));
     report.check(admits("metrics", { "app.kubernetes.io/name": "prometheus" }),
-      `NetworkPolicy/${COORDINATOR}: admits Prometheus pods to the metrics port`);
+      `NetworkPolicy/${NAME}: admits Prometheus pods to the metrics port`);
+    report.check(admits("grpc", { "fcp-client": "true" }),
+      `NetworkPolicy/${NAME}: admits pods labelled fcp-client=true to the grpc port`);
     const job = byKind(objects, "Job")[0];
     if (job) {
       report.check(admits("grpc", podLabels(job)),
-        `NetworkPolicy/${COORDINATOR}: admits the training job's pods to the grpc port`);
+        `NetworkPolicy/${NAME}: admits the training job's pods to the grpc port`);
     }
     report.check(netpol.spec.policyTypes?.includes("Egress") && (netpol.spec.egress ?? []).length === 0,
-      `NetworkPolicy/${COORDINATOR}: denies all egress`);
+      `NetworkPolicy/${NAME}: denies all egress`);
   }
-  const sm = named(objects, "ServiceMonitor", COORDINATOR);
-  if (report.check(sm !== undefined, `ServiceMonitor/${COORDINATOR} is rendered`) && service) {
+  const sm = named(objects, "ServiceMonitor", NAME);
+  if (report.check(sm !== undefined, `ServiceMonitor/${NAME} is rendered`) && service) {
     report.check(selects(sm.spec.selector?.matchLabels, service.metadata.labels),
-      `ServiceMonitor/${COORDINATOR}: selector selects Service/${COORDINATOR}`);
+      `ServiceMonitor/${NAME}: selector selects Service/${NAME}`);
     for (const e of sm.spec.endpoints ?? []) {
       report.check((service.spec.ports ?? []).some((p) => p.name === e.port),
-        `ServiceMonitor/${COORDINATOR}: endpoint port "${e.port}" is a Service port name`);
+        `ServiceMonitor/${NAME}: endpoint port "${e.port}" is a Service port name`);
     }
     const job = service.metadata.labels?.[sm.spec.jobLabel];
-    report.check(job === COORDINATOR,
-      `ServiceMonitor/${COORDINATOR}: jobLabel gives job="${COORDINATOR}" (the alert rules' job), got ${job}`);
+    report.check(job === NAME,
+      `ServiceMonitor/${NAME}: jobLabel gives job="${NAME}" (the alert rules' job), got ${job}`);
   }
 }
 
@@ -293,7 +343,8 @@ function checkMonitoring(objects, report, expect) {
       `${describe(rule)}: carries dashboards/rules/fcp.rules.yaml's groups`);
     const text = JSON.stringify(rule.spec.groups);
     for (const m of text.matchAll(/job=\\"([^\\"]+)\\"/g)) {
-      report.check(m[1] === COORDINATOR, `${describe(rule)}: job="${m[1]}" is the coordinator's job label`);
+      report.check(m[1] === COORDINATOR || m[1] === RENDEZVOUS,
+        `${describe(rule)}: job="${m[1]}" is a ServiceMonitor's job label (${COORDINATOR}, ${RENDEZVOUS})`);
     }
     for (const r of rule.spec.groups.flatMap((g) => g.rules).filter((r) => r.alert)) {
       report.check(["warning", "critical"].includes(r.labels?.severity), `alert ${r.alert}: severity label`);
@@ -349,30 +400,62 @@ function checkJob(objects, report, expect) {
       `${name}: --metrics-port equals the metrics container port`);
     report.check(podLabels(job)["fcp-client"] === "true", `${name}: pods labelled fcp-client=true (NetworkPolicy)`);
     report.check(podLabels(job)["app.kubernetes.io/name"] === WORKER, `${name}: pods labelled app.kubernetes.io/name=${WORKER} (PodMonitor)`);
-    const address = env.get("FCP_COORDINATOR")?.value;
+    // One rank per pod: a transport between processes, so each pod's metrics endpoint is one
+    // rank's (fcp-worker serves on exactly --metrics-port, the port the PodMonitor scrapes).
+    const transport = flags.get("transport") ?? "loopback";
+    report.check(["gloo", "nccl"].includes(transport),
+      `${name}: one rank per pod: --transport between processes (gloo; nccl with the GPU kernels), got ${transport}`);
+    // Plans: any coordinator replica.
     report.check(flags.get("coordinator") === "$(FCP_COORDINATOR)", `${name}: --coordinator=$(FCP_COORDINATOR)`);
-    const m = /^([a-z0-9-]+)(?:\.([a-z0-9-]+)(?:\.svc(?:\.cluster\.local)?)?)?:([0-9]+)$/.exec(address ?? "");
-    if (report.check(m !== null, `${name}: FCP_COORDINATOR is service[.namespace[.svc]]:port, got ${address}`)) {
-      const service = named(objects, "Service", m[1]);
-      if (expect.coordinator) {
-        if (report.check(service !== undefined, `${name}: FCP_COORDINATOR names Service/${m[1]}, which is rendered`)) {
-          report.check(m[2] === undefined || m[2] === service.metadata.namespace,
-            `${name}: FCP_COORDINATOR's namespace is the Service's`);
-          report.check(service.spec.ports.some((p) => p.name === "grpc" && p.port === Number(m[3])),
-            `${name}: FCP_COORDINATOR's port is the Service's grpc port`);
-        }
-      } else {
-        report.check(m[1] === COORDINATOR && Number(m[3]) === 50051,
-          `${name}: FCP_COORDINATOR is ${COORDINATOR}:50051 (the base Service)`);
+    checkAddress(objects, report, expect, name, "FCP_COORDINATOR", env.get("FCP_COORDINATOR")?.value, COORDINATOR);
+    // Meeting: every rank must reach the same store, i.e. one pod.
+    const rendezvous = expandEnv(flags.get("rendezvous") ?? "", env);
+    const coordinator = expandEnv(flags.get("coordinator") ?? "", env);
+    const target = rendezvous === "" || rendezvous === "coordinator" ? coordinator
+      : rendezvous.startsWith("coordinator:") ? rendezvous.slice("coordinator:".length) : "";
+    if (report.check(target !== "",
+      `${name}: ranks in different pods meet through a Service: --rendezvous=coordinator:HOST:PORT ` +
+      `(got ${flags.get("rendezvous") ?? "(unset)"}: a directory no two pods share)`)) {
+      const service = checkAddress(objects, report, expect, name, "the --rendezvous target", target, RENDEZVOUS);
+      if (service && expect.coordinator) {
+        const behind = workloadsBehind(objects, service);
+        report.check(behind.length === 1 && singlePod(behind[0]),
+          `${name}: the --rendezvous target ${target} is Service/${service.metadata.name}, which has exactly one pod ` +
+          "behind it (its store is one process's memory: 1 replica, and Recreate or a StatefulSet), got " +
+          (behind.map((w) => `${describe(w)} replicas ${w.spec.replicas ?? 1}` +
+            (w.kind === "Deployment" ? ` strategy ${w.spec.strategy?.type ?? "RollingUpdate"}` : "")).join(", ") || "no pods"));
       }
     }
   }
 }
 
+// "$(VAR)"s of a container argument replaced by the literal values of the container's env.
+function expandEnv(text, env) {
+  return String(text).replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (all, v) => env.get(v)?.value ?? all);
+}
+
+// A gRPC address `what` of the Job (service[.namespace[.svc]]:port) names a rendered Service's
+// grpc port (or, without the coordinator in the render, the base Service `base`:50051). Returns
+// the Service, if rendered.
+function checkAddress(objects, report, expect, name, what, address, base) {
+  const m = /^([a-z0-9-]+)(?:\.([a-z0-9-]+)(?:\.svc(?:\.cluster\.local)?)?)?:([0-9]+)$/.exec(address ?? "");
+  if (!report.check(m !== null, `${name}: ${what} is service[.namespace[.svc]]:port, got ${address}`)) return undefined;
+  const service = named(objects, "Service", m[1]);
+  if (!expect.coordinator) {
+    report.check(m[1] === base && Number(m[3]) === 50051, `${name}: ${what} is ${base}:50051 (the base Service), got ${address}`);
+    return undefined;
+  }
+  if (!report.check(service !== undefined, `${name}: ${what} names Service/${m[1]}, which is rendered`)) return undefined;
+  report.check(m[2] === undefined || m[2] === service.metadata.namespace, `${name}: ${what}'s namespace is the Service's`);
+  report.check(service.spec.ports.some((p) => p.name === "grpc" && p.port === Number(m[3])),
+    `${name}: ${what}'s port is the Service's grpc port`);
+  return service;
+}
+
 export function checkPolicy(objects, report, expect) {
   checkCommon(objects, report, expect);
   checkPods(objects, report, expect);
-  checkCoordinator(objects, report, expect);
+  for (const server of SERVERS) checkServer(objects, report, expect, server);
   if (expect.coordinator) checkMonitoring(objects, report, expect);
   checkJob(objects, report, expect);
 }
