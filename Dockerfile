@@ -63,7 +63,7 @@ LABEL org.opencontainers.image.title="fcp-coordinator" \
 # The shared libraries of fcp-coordinator (tests/deploy checks this list against its ldd).
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       libabsl20220623 libc-ares2 libcivetweb1 libgrpc++1.51 libgrpc29 libprometheus-cpp-core1.0 \
+       libabsl20220623 libc-ares2 libcivetweb1 libgrpc++1.51 libgrpc29 libmetis5 libprometheus-cpp-core1.0 \
        libprometheus-cpp-pull1.0 libprotobuf32 libre2-9 libssl3 zlib1g \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build-debian /out/bin/fcp-coordinator /out/bin/fcp /usr/local/bin/
