@@ -21,6 +21,9 @@
 namespace fcp {
 namespace {
 
+using gloo_internal::GlooExceptionStatus;
+using gloo_internal::NewConnectedGlooTransport;
+
 using Clock = std::chrono::steady_clock;
 
 absl::Status CheckOptions(const GlooOptions& o) {

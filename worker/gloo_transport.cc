@@ -2,17 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <exception>
 #include <functional>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "gloo/common/error.h"
-#include "gloo/common/logging.h"
 #include "gloo/rendezvous/context.h"
 #include "gloo/transport/unbound_buffer.h"
 #include "service/planner/status_macros.h"
@@ -21,75 +16,10 @@
 #include "worker/transport_check.h"
 
 namespace fcp {
+namespace gloo_internal {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-constexpr uint64_t kDescriptorMagic = 0x31637365'64706366;  // "fcpdesc1"
-
-// The top four bits of a Gloo slot tell the kind of message. Gloo's own collectives use a top
-// byte in [1, 8] (gloo/types.h), so these never meet them.
-enum class Kind : uint64_t {
-  kSendDescriptor = 0x8,
-  kRecvDescriptor = 0x9,
-  kData = 0xA,
-  kBarrier = 0xB,
-  kProbe = 0xC
-};
-
-uint64_t SlotOf(Kind kind, uint64_t tag) { return static_cast<uint64_t>(kind) << 60 | tag; }
-
-constexpr uint64_t kDescriptorSeal = 0x6c616573'2e706366;  // "fcp.seal"
-
-// What one side of a message holds, sent to the other side before any data moves. Gloo cannot
-// say whether a receive completed without blocking; `seal`, the last bytes to land, can: see
-// Arrived.
-struct Descriptor {
-  uint64_t magic = 0;
-  uint64_t tag = 0;
-  BufferShape shape;
-  uint64_t seal = 0;
-};
-static_assert(std::is_trivially_copyable_v<Descriptor>);
-
-// Whether a descriptor's bytes are (landing) in memory, read while Gloo's network thread may be
-// writing them (hence the atomic load). A hint only: the receive is still waited on before the
-// descriptor is read.
-bool Arrived(const Descriptor& d) {
-  return __atomic_load_n(&d.seal, __ATOMIC_ACQUIRE) == kDescriptorSeal;
-}
-
-// Gloo's messages open with "[./gloo/transport/tcp/pair.cc:598] " (sometimes twice); what
-// follows, the peer's address included, stays.
-std::string CleanGlooMessage(absl::string_view what) {
-  while (absl::StartsWith(what, "[")) {
-    const size_t end = what.find("] ");
-    if (end == absl::string_view::npos) break;
-    const absl::string_view where = what.substr(1, end - 1);
-    if (!absl::StrContains(where, ".cc:") && !absl::StrContains(where, ".h:")) break;
-    what.remove_prefix(end + 2);
-  }
-  return std::string(what);
-}
-
-std::string LostConnection(absl::string_view who, int32_t peer) {
-  return absl::StrCat(who, ": lost the connection to rank ", peer);
-}
-
-// One posted Gloo operation.
-struct Op {
-  std::unique_ptr<gloo::transport::UnboundBuffer> buffer;
-  int32_t peer = -1;
-  bool send = false;
-  bool done = false;  // a wait on it returned true
-};
-
-// The Gloo objects of one exchange or barrier. Gloo keeps raw pointers into them until each
-// operation completes, so after a failure they live on until the transport closes.
-struct GlooOps {
-  std::unique_ptr<Descriptor[]> descriptors;
-  std::vector<std::unique_ptr<Op>> ops;
-};
 
 class GlooExchange;
 
@@ -144,9 +74,10 @@ class GlooTransport final : public Transport {
   }
 
   // As WaitOne, but meanwhile moves every pending exchange along (every millisecond while some
-  // wait for descriptors), and returns early when `stop` says so: a rank must not hold back data
-  // a peer waits for because this rank waits on another exchange first.
-  bool WaitFor(Op& op, Clock::time_point deadline, const std::function<bool()>& stop = nullptr);
+  // wait for descriptors): a rank must not hold back data a peer waits for because this rank
+  // waits on another exchange first. Calls `between` every few milliseconds, and returns early
+  // when it says so.
+  bool WaitFor(Op& op, Clock::time_point deadline, const std::function<bool()>& between = nullptr);
 
   Clock::time_point Deadline() const {
     return Clock::now() + absl::ToChronoMilliseconds(timeout());
@@ -159,14 +90,16 @@ class GlooTransport final : public Transport {
 
   // Marks the transport broken by `cause` and keeps `ops` alive. Closes every connection when
   // data may still move into or out of the caller's buffers.
-  // A lost connection is reported with every connection Gloo already knows is down: the rank
-  // whose exit broke this round may only be the messenger of an earlier death.
+  // The first failure is reported with every connection Gloo knows is down: the rank named
+  // may only be the messenger of an earlier death (it failed on the dead rank and exited).
   absl::Status Fail(absl::Status cause, std::unique_ptr<GlooOps> ops, bool close_connections) {
     if (ops == nullptr) ops = std::make_unique<GlooOps>();
-    if (cause.code() == absl::StatusCode::kUnavailable && broken_.ok()) {
+    const bool lost = cause.code() == absl::StatusCode::kUnavailable ||
+                      cause.code() == absl::StatusCode::kDeadlineExceeded;
+    if (lost && broken_.ok()) {
       if (const std::vector<int32_t> down = DownPeers(*ops); !down.empty()) {
-        cause = absl::UnavailableError(
-            absl::StrCat(cause.message(), "; connections down: ", RankList(down)));
+        cause = absl::Status(cause.code(),
+                             absl::StrCat(cause.message(), "; connections down: ", RankList(down)));
       }
     }
     if (broken_.ok()) broken_ = cause;
@@ -313,10 +246,13 @@ class GlooExchange final : public PendingExchange {
         Finish(absl::OkStatus()).IgnoreError();
         break;
       }
+      const auto failed = [this] {
+        FindFailed();
+        return state_ == State::kFinished;
+      };
+      if (failed()) break;
       try {
-        if (!transport_->WaitFor(*next, deadline, [this] { return state_ == State::kFinished; })) {
-          Finish(TimedOut()).IgnoreError();
-        }
+        if (!transport_->WaitFor(*next, deadline, failed)) Finish(TimedOut()).IgnoreError();
       } catch (...) {
         Finish(GlooExceptionStatus(LostConnection(who_, next->peer))).IgnoreError();
       }
@@ -356,18 +292,39 @@ class GlooExchange final : public PendingExchange {
     }
   }
 
-  // The first operation of the current state not known to be done (null when all are).
-  Op* Incomplete() const {
+  // The operations the current state waits for: the peers' descriptors, then the data (and
+  // this rank's descriptors).
+  std::vector<Op*> Awaited() const {
+    std::vector<Op*> ops;
     if (state_ == State::kDescribing) {
-      for (const Side& side : sides_) {
-        if (!side.in->done) return side.in;
-      }
+      for (const Side& side : sides_) ops.push_back(side.in);
     } else if (state_ == State::kMoving) {
-      for (Op* op : moving_) {
-        if (!op->done) return op;
-      }
+      ops = moving_;
+    }
+    return ops;
+  }
+
+  // The first awaited operation not known to be done (null when all are).
+  Op* Incomplete() const {
+    for (Op* op : Awaited()) {
+      if (!op->done) return op;
     }
     return nullptr;
+  }
+
+  // Finishes the exchange if an operation not done failed (its connection broke), without
+  // blocking: the peer that died is named even while this rank waits on another one.
+  void FindFailed() {
+    for (Op* op : Awaited()) {
+      if (op->done) continue;
+      try {
+        GlooWaiter::ThrowIfFailed(*op->buffer,
+                                  op->send ? GlooWaiter::Op::kSend : GlooWaiter::Op::kRecv);
+      } catch (...) {
+        Finish(GlooExceptionStatus(LostConnection(who_, op->peer))).IgnoreError();
+        return;
+      }
+    }
   }
 
   // Names every peer still owing something.
@@ -420,18 +377,23 @@ class GlooExchange final : public PendingExchange {
   bool waited_ = false;
 };
 
-bool GlooTransport::WaitFor(Op& op, Clock::time_point deadline, const std::function<bool()>& stop) {
+bool GlooTransport::WaitFor(Op& op, Clock::time_point deadline,
+                            const std::function<bool()>& between) {
   constexpr std::chrono::milliseconds kAdvanceEvery(1);
+  constexpr std::chrono::milliseconds kBetweenEvery(2);
   while (true) {
     bool describing = false;
     for (GlooExchange* exchange : std::vector<GlooExchange*>(pending_)) {
       exchange->Advance();  // may finish it (and unregister it), never destroys it
       describing = describing || exchange->describing();
     }
-    if (op.done || (stop && stop())) return true;
+    if (op.done || (between && between())) return true;
     const Clock::time_point now = Clock::now();
     if (now >= deadline) return false;
-    if (WaitOne(op, describing ? std::min(deadline, now + kAdvanceEvery) : deadline)) return true;
+    Clock::time_point until = deadline;
+    if (describing) until = std::min(until, now + kAdvanceEvery);
+    if (between) until = std::min(until, now + kBetweenEvery);
+    if (WaitOne(op, until)) return true;
   }
 }
 
@@ -472,7 +434,7 @@ absl::Status GlooTransport::Barrier() {
       if (!WaitFor(*op, deadline)) {
         return Fail(absl::DeadlineExceededError(
                         absl::StrCat(who, ": timed out after ", absl::FormatDuration(timeout()),
-                                     ": rank ", op->peer, " did not enter")),
+                                     "; rank ", op->peer, " never entered")),
                     std::move(ops), false);
       }
     } catch (...) {
@@ -484,27 +446,11 @@ absl::Status GlooTransport::Barrier() {
 
 }  // namespace
 
-absl::Status GlooExceptionStatus(absl::string_view context) {
-  try {
-    throw;
-  } catch (const gloo::IoException& e) {
-    const std::string message = absl::StrCat(context, " (", CleanGlooMessage(e.what()), ")");
-    return absl::StrContains(e.what(), "Timed out") ? absl::DeadlineExceededError(message)
-                                                    : absl::UnavailableError(message);
-  } catch (const gloo::EnforceNotMet& e) {
-    return absl::InternalError(
-        absl::StrCat(context, " (Gloo check failed: ", CleanGlooMessage(e.what()), ")"));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(context, " (", CleanGlooMessage(e.what()), ")"));
-  } catch (...) {
-    return absl::InternalError(absl::StrCat(context, " (unknown exception)"));
-  }
-}
-
 std::unique_ptr<Transport> NewConnectedGlooTransport(
     std::shared_ptr<gloo::transport::Device> device,
     std::shared_ptr<gloo::rendezvous::Context> context, absl::Duration timeout) {
   return std::make_unique<GlooTransport>(std::move(device), std::move(context), timeout);
 }
 
+}  // namespace gloo_internal
 }  // namespace fcp

@@ -49,6 +49,17 @@ bool GlooWaiter::Wait(gloo::transport::UnboundBuffer& buffer, Op op, Clock::time
   return completed;
 }
 
+void GlooWaiter::ThrowIfFailed(gloo::transport::UnboundBuffer& buffer, Op op) {
+  constexpr std::chrono::hours kNever(24);  // the armed abort ends the wait at once
+  if (op == Op::kRecv) {
+    buffer.abortWaitRecv();
+    buffer.waitRecv(nullptr, kNever);
+  } else {
+    buffer.abortWaitSend();
+    buffer.waitSend(nullptr, kNever);
+  }
+}
+
 void GlooWaiter::Watch() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {

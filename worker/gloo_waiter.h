@@ -37,6 +37,11 @@ class GlooWaiter {
   bool Wait(gloo::transport::UnboundBuffer& buffer, Op op,
             std::chrono::steady_clock::time_point deadline);
 
+  // Throws what Gloo throws if `buffer`'s posted operation failed; returns at once otherwise,
+  // leaving a completion, if any, to the next Wait. Gloo has no such query: this arms the
+  // abort flag first, so that Gloo's wait checks for an error and returns without blocking.
+  static void ThrowIfFailed(gloo::transport::UnboundBuffer& buffer, Op op);
+
  private:
   void Watch();
 

@@ -37,7 +37,10 @@ using Key = std::tuple<int32_t, int32_t, uint64_t>;  // (source, destination, ta
 class HubState {
  public:
   explicit HubState(int32_t world_size)
-      : world(std::max(world_size, 1)), ranks(world, Liveness::kAlive), in_barrier(world, false) {}
+      : world(std::max(world_size, 1)),
+        ranks(world, Liveness::kAlive),
+        in_barrier(world, false),
+        entered(world, ~uint64_t{0}) {}
 
   bool Gone(int32_t rank) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return ranks[rank] != Liveness::kAlive;
@@ -59,6 +62,7 @@ class HubState {
   std::map<Key, std::shared_ptr<Message>> waiting ABSL_GUARDED_BY(mu);  // posted by one side
   uint64_t barrier_generation ABSL_GUARDED_BY(mu) = 0;
   std::vector<bool> in_barrier ABSL_GUARDED_BY(mu);
+  std::vector<uint64_t> entered ABSL_GUARDED_BY(mu);  // the generation each rank last entered
   int32_t in_barrier_count ABSL_GUARDED_BY(mu) = 0;
 };
 
@@ -285,6 +289,7 @@ absl::Status LoopbackTransport::Barrier() {
     return absl::FailedPreconditionError(absl::StrCat(who, ": this rank is gone (aborted)"));
   }
   hub.in_barrier[rank_] = true;
+  hub.entered[rank_] = hub.barrier_generation;
   if (++hub.in_barrier_count == hub.world) {
     ++hub.barrier_generation;
     std::fill(hub.in_barrier.begin(), hub.in_barrier.end(), false);
@@ -308,13 +313,20 @@ absl::Status LoopbackTransport::Barrier() {
   }
   std::vector<int32_t> gone;
   std::vector<int32_t> absent;
+  std::vector<int32_t> gave_up;  // entered, then timed out too
   for (int32_t r = 0; r < hub.world; ++r) {
-    if (r != rank_ && !hub.in_barrier[r]) (hub.Gone(r) ? gone : absent).push_back(r);
+    if (r == rank_ || hub.in_barrier[r]) continue;
+    if (hub.Gone(r)) {
+      gone.push_back(r);
+    } else {
+      (hub.entered[r] == generation ? gave_up : absent).push_back(r);
+    }
   }
   if (!gone.empty()) return absl::UnavailableError(absl::StrCat(who, ": ", hub.GoneNote(gone)));
-  return absl::DeadlineExceededError(absl::StrCat(who, ": timed out after ",
-                                                  absl::FormatDuration(timeout()), "; ",
-                                                  RankList(absent), " never entered"));
+  std::string message = absl::StrCat(who, ": timed out after ", absl::FormatDuration(timeout()));
+  if (!absent.empty()) absl::StrAppend(&message, "; ", RankList(absent), " never entered");
+  if (!gave_up.empty()) absl::StrAppend(&message, "; ", RankList(gave_up), " gave up too");
+  return absl::DeadlineExceededError(message);
 }
 
 }  // namespace fcp

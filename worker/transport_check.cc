@@ -81,7 +81,8 @@ absl::Status ShapeMismatch(absl::string_view who, bool sending, int32_t peer,
 }
 
 std::string RankList(const std::vector<int32_t>& ranks) {
-  return absl::StrCat(ranks.size() == 1 ? "rank " : "ranks ", absl::StrJoin(ranks, ", "));
+  return absl::StrJoin(ranks, ", ",
+                       [](std::string* out, int32_t rank) { absl::StrAppend(out, "rank ", rank); });
 }
 
 }  // namespace fcp

@@ -46,7 +46,7 @@ struct BufferShape {
 absl::Status ShapeMismatch(absl::string_view who, bool sending, int32_t peer,
                            const BufferShape& mine, const BufferShape& theirs);
 
-// "rank 3" or "ranks 1, 2".
+// "rank 1, rank 2": each rank named in full, so that a search for "rank 2" finds it.
 std::string RankList(const std::vector<int32_t>& ranks);
 
 }  // namespace fcp

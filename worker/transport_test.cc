@@ -241,8 +241,7 @@ TEST_P(TransportTest, BarrierTimesOutNamingTheMissingRank) {
   for (int r : {0, 1}) {
     EXPECT_FALSE(status[r].ok());
     if (status[r].code() != absl::StatusCode::kDeadlineExceeded) continue;
-    EXPECT_THAT(status[r].message(), HasSubstr("timed out after 400ms"));
-    EXPECT_THAT(status[r].message(), HasSubstr("rank 2"));
+    EXPECT_THAT(status[r].message(), HasSubstr("timed out after 400ms; rank 2 never entered"));
     ++named;
   }
   EXPECT_GE(named, 1);
