@@ -59,6 +59,11 @@ struct ModelShape {
 };
 
 // Bandwidths are in gigabytes per second (1e9 B/s) per GPU, as nccl-tests reports them.
+//
+// A node's GPUs talk over NVLink (intra_node_gbps per pair); each GPU has its own NIC for
+// traffic to other nodes (inter_node_gbps), as on DGX H100/H200 (8 GPUs, 8 × 400G InfiniBand).
+// Rounds are matchings (each GPU sends to <= 1 peer and receives from <= 1), so no NIC ever
+// carries two transfers in one direction in one round.
 struct Topology {
   int32_t num_workers = 0;
   int32_t workers_per_node = 8;

@@ -118,6 +118,27 @@ void DirectSchedule::ForEachTile(int32_t d, int32_t q, Fn fn) const {
 
 void DirectSchedule::BuildTransfers() {
   const int32_t workers = batch_.topology.num_workers;
+  // Every required tile, enumerated in block order (documents and their masks read
+  // sequentially), then grouped by receiver (the q-block's owner) with a counting sort that keeps
+  // block order within each receiver.
+  std::vector<TileRecord> by_block;
+  by_block.reserve(blocks_.size() * 2);
+  std::vector<int32_t> start(workers + 1, 0);
+  const int32_t docs = static_cast<int32_t>(batch_.documents.size());
+  for (int32_t d = 0; d < docs; ++d) {
+    for (int32_t q = doc_first_[d]; q < doc_first_[d + 1]; ++q) {
+      const size_t before = by_block.size();
+      ForEachTile(d, q, [&](int32_t kv, int64_t pairs) { by_block.push_back({q, kv, -1, pairs}); });
+      start[blocks_[q].owner + 1] += static_cast<int32_t>(by_block.size() - before);
+    }
+  }
+  for (int32_t w = 0; w < workers; ++w) start[w + 1] += start[w];
+  tiles_.resize(by_block.size());
+  {
+    std::vector<int32_t> next(start.begin(), start.end() - 1);
+    for (const TileRecord& t : by_block) tiles_[next[blocks_[t.q].owner]++] = t;
+  }
+  by_block = {};
   // Per receiver: the remote KV blocks its tiles need, each once, grouped by owner.
   std::vector<int32_t> stamp(blocks_.size(), -1);   // the last receiver that asked for a block
   std::vector<int32_t> transfer_from(workers, -1);  // for the current receiver, by sender
@@ -126,16 +147,13 @@ void DirectSchedule::BuildTransfers() {
   incoming_.assign(workers, {});
   for (int32_t dst = 0; dst < workers; ++dst) {
     wanted.clear();
-    const size_t first_tile = tiles_.size();
-    for (int32_t q : owned_[dst]) {
-      ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t pairs) {
-        tiles_.push_back({q, kv, -1, pairs});
-        const int32_t src = blocks_[kv].owner;
-        if (src != dst && stamp[kv] != dst) {
-          stamp[kv] = dst;
-          wanted.emplace_back(src, kv);
-        }
-      });
+    for (int32_t i = start[dst]; i < start[dst + 1]; ++i) {
+      const int32_t kv = tiles_[i].kv;
+      const int32_t src = blocks_[kv].owner;
+      if (src != dst && stamp[kv] != dst) {
+        stamp[kv] = dst;
+        wanted.emplace_back(src, kv);
+      }
     }
     std::sort(wanted.begin(), wanted.end());
     for (size_t i = 0; i < wanted.size();) {
@@ -150,7 +168,7 @@ void DirectSchedule::BuildTransfers() {
       incoming_[dst].push_back({t.src, static_cast<int32_t>(transfers_.size())});
       transfers_.push_back(t);
     }
-    for (size_t i = first_tile; i < tiles_.size(); ++i) {
+    for (int32_t i = start[dst]; i < start[dst + 1]; ++i) {
       const int32_t src = blocks_[tiles_[i].kv].owner;
       if (src != dst) tiles_[i].transfer = transfer_from[src];
     }

@@ -7,6 +7,8 @@
 namespace fcp {
 namespace {
 
+constexpr int64_t kFlipStepsPerEdge = 16;
+
 // Colour tables: at_src[u * delta + c] = edge of colour c leaving u (or -1); likewise at_dst.
 class BipartiteColouring {
  public:
@@ -18,19 +20,25 @@ class BipartiteColouring {
         at_dst_(static_cast<size_t>(workers) * delta, -1),
         used_src_(static_cast<size_t>(workers) * words_, 0),
         used_dst_(static_cast<size_t>(workers) * words_, 0),
-        colour_(edges.size(), -1) {}
+        colour_(edges.size(), -1),
+        flip_budget_(kFlipStepsPerEdge * static_cast<int64_t>(edges.size())) {}
 
+  // The lowest colour free at the sender, making it free at the receiver by flipping an
+  // alternating path if needed. Flips cost up to O(W) each; once they have cost kFlipStepsPerEdge
+  // steps per edge (large cliques of transfers), an edge takes the lowest colour free at both
+  // ends instead when there is one (a later round for it, no flip).
   void Colour(int32_t e) {
     const int32_t u = edges_[e].src, v = edges_[e].dst;
-    // Usually some colour is free at both ends: take the lowest, no path to flip (flips cost
-    // O(W) each and dominate on large cliques of transfers).
-    if (const int32_t c = FreeAtBoth(u, v); c >= 0) {
-      Assign(e, c);
-      return;
-    }
     const int32_t a = FreeAt(used_src_, u);
-    const int32_t b = FreeAt(used_dst_, v);
-    if (Slot(at_dst_, v, a) != -1) FlipPath(v, a, b);  // now a is free at v, still free at u
+    if (Slot(at_dst_, v, a) != -1) {
+      if (flip_steps_ > flip_budget_) {
+        if (const int32_t c = FreeAtBoth(u, v); c >= 0) {
+          Assign(e, c);
+          return;
+        }
+      }
+      FlipPath(v, a, FreeAt(used_dst_, v));  // now a is free at v, still free at u
+    }
     Assign(e, a);
   }
 
@@ -93,6 +101,7 @@ class BipartiteColouring {
       Mark(used_dst_, edges_[e].dst, colour_[e], false);
     }
     for (int32_t e : path) Assign(e, colour_[e] == a ? b : a);
+    flip_steps_ += static_cast<int64_t>(path.size());
   }
 
   const std::vector<Edge>& edges_;
@@ -102,6 +111,8 @@ class BipartiteColouring {
   std::vector<uint64_t> used_src_, used_dst_;
   std::vector<int32_t> colour_;
   std::vector<int32_t> path_;  // scratch for FlipPath
+  int64_t flip_budget_;
+  int64_t flip_steps_ = 0;
 };
 
 }  // namespace

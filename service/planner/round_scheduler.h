@@ -3,6 +3,9 @@
 // possible. Transfers are edges src → dst of a bipartite graph (senders | receivers); a proper edge
 // colouring with Δ colours (König's theorem; Δ = the largest number of transfers at one worker in
 // one direction) gives Δ rounds. Built by the alternating-path method: O(E·W) worst case.
+//
+// NICs: every GPU has its own (Topology), so a matching also puts at most one outgoing and one
+// incoming inter-node transfer on each NIC per round; links are never shared within a round.
 #ifndef FCP_SERVICE_PLANNER_ROUND_SCHEDULER_H_
 #define FCP_SERVICE_PLANNER_ROUND_SCHEDULER_H_
 

@@ -28,6 +28,14 @@ namespace {
 // per-worker load (infinity: every document whole).
 constexpr double kLongFractions[] = {1.0, 0.5, 0.25, HUGE_VAL};
 
+// Where each document goes: document d on ranks members[at[d]], ..., members[at[d] + degree[d] - 1]
+// (degree 1: whole).
+struct Placement {
+  std::vector<int32_t> degree, at, members;
+  double estimate = 0;  // the slowest worker's forward + backward seconds, compute or traffic
+  double traffic = 0;   // the largest traffic term alone
+};
+
 class FlashCpPlanner final : public Planner {
  public:
   absl::string_view name() const override { return "flashcp"; }
@@ -43,40 +51,53 @@ class FlashCpPlanner final : public Planner {
     const std::vector<double> seconds = DocumentSeconds(ctx, &total);
     const std::vector<int32_t> order = ByCostDescending(seconds);
     const double mean = total / batch.topology.num_workers;
+    // Documents in placement order, side by side: every candidate walks them sequentially.
+    std::vector<Sorted> sorted(docs);
+    for (int32_t i = 0; i < docs; ++i) {
+      sorted[i] = {order[i], batch.documents[order[i]].length, seconds[order[i]]};
+    }
 
     // Thresholds are tried from the highest down while the estimate improves, then "all whole"
     // unless its costliest document alone already exceeds the best estimate. Each candidate is
-    // placed and estimated (a schedule per candidate would cost more than the placement).
-    absl::StatusOr<Layout> best = absl::FailedPreconditionError("flashcp: no layout");
-    double best_estimate = 0;
+    // placed and estimated (a schedule per candidate would cost more than the placement); only
+    // the best becomes a layout.
+    absl::StatusOr<Placement> best = absl::FailedPreconditionError("flashcp: no layout");
     int32_t last_long = -1;
     bool improving = true;
     for (double fraction : kLongFractions) {
       const bool all_whole = fraction == HUGE_VAL;
-      if (all_whole ? best.ok() && docs > 0 && seconds[order[0]] >= best_estimate : !improving) {
+      if (all_whole ? best.ok() && docs > 0 && sorted[0].seconds >= best->estimate : !improving) {
         continue;
       }
       int32_t num_long = 0;
-      while (num_long < docs && seconds[order[num_long]] > fraction * mean) ++num_long;
+      while (num_long < docs && sorted[num_long].seconds > fraction * mean) ++num_long;
       if (num_long == last_long) continue;
       last_long = num_long;
-      double estimate = 0;
-      absl::StatusOr<Layout> layout = Place(ctx, order, seconds, mean, num_long, &estimate);
-      improving = layout.ok() && (!best.ok() || estimate < best_estimate);
-      if (improving || !best.ok()) {
-        best = std::move(layout);
-        best_estimate = estimate;
+      absl::StatusOr<Placement> placement = Place(ctx, sorted, mean, num_long);
+      improving = placement.ok() && (!best.ok() || placement->estimate < best->estimate);
+      // A lower threshold shards the same documents first, identically, then more: its traffic
+      // is no lower, and no worker is below the mean. At that bound, stop searching.
+      if (placement.ok() && placement->estimate <= std::max(mean, placement->traffic)) {
+        improving = false;
+      }
+      if ((placement.ok() && (!best.ok() || placement->estimate < best->estimate)) || !best.ok()) {
+        best = std::move(placement);
       }
     }
-    return best;
+    if (!best.ok()) return best.status();
+    return Emit(batch, *best);
   }
 
  private:
-  // The first `num_long` documents of `order` sharded, the others whole. `estimate`: the slowest
-  // worker's forward + backward seconds, attention or KV traffic (if it cannot be hidden).
-  static absl::StatusOr<Layout> Place(const PlanContext& ctx, const std::vector<int32_t>& order,
-                                      const std::vector<double>& seconds, double mean,
-                                      int32_t num_long, double* estimate) {
+  struct Sorted {
+    int32_t document;
+    int64_t length;
+    double seconds;
+  };
+
+  // The first `num_long` documents of `sorted` sharded, the others whole.
+  static absl::StatusOr<Placement> Place(const PlanContext& ctx, const std::vector<Sorted>& sorted,
+                                         double mean, int32_t num_long) {
     const Batch& batch = ctx.batch;
     const int32_t workers = batch.topology.num_workers;
     const int64_t cap = TokenCap(batch.topology);
@@ -84,74 +105,76 @@ class FlashCpPlanner final : public Planner {
     std::vector<double> load(workers, 0);
     std::vector<int64_t> tokens(workers, 0), received(workers, 0);
     MinTree least_loaded(workers);
-    // Document d goes to the workers members[at[d]], ..., members[at[d] + degree[d] - 1].
-    std::vector<int32_t> degree(docs, 1), at(docs), members;
-    members.reserve(docs);
+    Placement p;
+    p.degree.assign(docs, 1);
+    p.at.resize(docs);
+    p.members.reserve(docs + 2 * workers);
+    std::vector<int32_t>& members = p.members;
     auto put = [&](int32_t w, int64_t length, double s) {
       load[w] += s;
       tokens[w] += length;
       least_loaded.Set(w, load[w]);
     };
-    std::vector<int32_t> popped;
+    std::vector<int32_t> popped, full;
     std::vector<int64_t> bounds;
-    auto shard = [&](int32_t d) {
+    auto shard = [&](const Sorted& doc_info) {
+      const int32_t d = doc_info.document;
       const Document& doc = batch.documents[d];
-      const double share = mean > 0 ? seconds[d] / mean : 1;
+      const double share = mean > 0 ? doc_info.seconds / mean : 1;
       int64_t k = std::max<int64_t>(2, static_cast<int64_t>(std::ceil(share - 1e-9)));
       if (cap < doc.length) k = std::max<int64_t>(k, (doc.length + cap - 1) / cap);
       k = std::clamp<int64_t>(k, 1, std::min<int64_t>(workers, doc.length));
       const int64_t piece = (doc.length + k - 1) / k;
       // The k least-loaded workers with room for a piece (else, the least loaded).
-      at[d] = static_cast<int32_t>(members.size());
-      degree[d] = static_cast<int32_t>(k);
+      p.at[d] = static_cast<int32_t>(members.size());
+      p.degree[d] = static_cast<int32_t>(k);
       popped.clear();
-      std::vector<int32_t> full;
-      while (static_cast<int64_t>(members.size()) - at[d] < k &&
+      full.clear();
+      while (static_cast<int64_t>(members.size()) - p.at[d] < k &&
              static_cast<int32_t>(popped.size()) < workers) {
         const int32_t w = least_loaded.ArgMin();
         least_loaded.Set(w, HUGE_VAL);
         popped.push_back(w);
         (tokens[w] + piece <= cap ? members : full).push_back(w);
       }
-      for (size_t i = 0; static_cast<int64_t>(members.size()) - at[d] < k; ++i) {
+      for (size_t i = 0; static_cast<int64_t>(members.size()) - p.at[d] < k; ++i) {
         members.push_back(full[i]);
       }
       for (int32_t w : popped) least_loaded.Set(w, load[w]);
-      std::sort(members.begin() + at[d], members.end());
-      for (int64_t m = 0; m < k; ++m) received[members[at[d] + m]] += doc.length * (k - 1) / k;
+      std::sort(members.begin() + p.at[d], members.end());
+      for (int64_t m = 0; m < k; ++m) received[members[p.at[d] + m]] += doc.length * (k - 1) / k;
       bounds.resize(2 * k + 1);
       for (int64_t c = 0; c <= 2 * k; ++c) bounds[c] = ChunkBegin(doc.length, 2 * k, c);
       for (int64_t c = 0; c < 2 * k; ++c) {
         if (k == 1 || bounds[c] == bounds[c + 1]) continue;
-        put(members[at[d] + (c < k ? c : 2 * k - 1 - c)], bounds[c + 1] - bounds[c],
+        put(members[p.at[d] + (c < k ? c : 2 * k - 1 - c)], bounds[c + 1] - bounds[c],
             QueryRangeSeconds(ctx.cost, doc, bounds[c], bounds[c + 1], bounds) +
                 3 * ctx.cost.TokenSeconds(bounds[c + 1] - bounds[c]));
       }
-      if (k == 1) put(members[at[d]], doc.length, seconds[d]);
+      if (k == 1) put(members[p.at[d]], doc.length, doc_info.seconds);
     };
-    for (int32_t i = 0; i < num_long; ++i) shard(order[i]);
-    for (size_t i = num_long; i < order.size(); ++i) {
-      const int32_t d = order[i];
-      const int64_t length = batch.documents[d].length;
-      if (length > cap) {  // too long to stay whole, whatever the threshold
-        shard(d);
+    for (int32_t i = 0; i < num_long; ++i) shard(sorted[i]);
+    for (int32_t i = num_long; i < docs; ++i) {
+      const Sorted& doc = sorted[i];
+      if (doc.length > cap) {  // too long to stay whole, whatever the threshold
+        shard(doc);
         continue;
       }
       int32_t w = least_loaded.ArgMin();
-      if (tokens[w] + length > cap) {
+      if (tokens[w] + doc.length > cap) {
         w = -1;
         for (int32_t r = 0; r < workers; ++r) {
-          if (tokens[r] + length <= cap && (w < 0 || load[r] < load[w])) w = r;
+          if (tokens[r] + doc.length <= cap && (w < 0 || load[r] < load[w])) w = r;
         }
         if (w < 0) {
           return absl::FailedPreconditionError(absl::StrCat(
-              "flashcp: document ", d, " (", length,
+              "flashcp: document ", doc.document, " (", doc.length,
               " tokens) fits whole on no worker under topology.max_tokens_per_worker"));
         }
       }
-      at[d] = static_cast<int32_t>(members.size());
+      p.at[doc.document] = static_cast<int32_t>(members.size());
       members.push_back(w);
-      put(w, length, seconds[d]);
+      put(w, doc.length, doc.seconds);
     }
     for (int32_t w = 0; w < workers; ++w) {
       if (tokens[w] > cap) {
@@ -163,26 +186,32 @@ class FlashCpPlanner final : public Planner {
     const Topology& t = batch.topology;
     const double link =
         (workers > t.workers_per_node ? t.inter_node_gbps : t.intra_node_gbps) * 1e9;
-    *estimate = 0;
     for (int32_t w = 0; w < workers; ++w) {  // KV forward, dK/dV backward
       const double traffic = 2.0 * ctx.cost.KvBytes(received[w]) / link;
-      *estimate = std::max(*estimate, std::max(load[w], traffic));
+      p.traffic = std::max(p.traffic, traffic);
+      p.estimate = std::max(p.estimate, std::max(load[w], traffic));
     }
+    return p;
+  }
 
-    Layout layout;  // blocks in (document, begin) order, as they are emitted
+  // Blocks in (document, begin) order, as they are emitted.
+  static Layout Emit(const Batch& batch, const Placement& p) {
+    Layout layout;
     layout.kind = Layout::Kind::kDirect;
     layout.strategy = "flashcp";
+    const int32_t docs = static_cast<int32_t>(batch.documents.size());
+    layout.blocks.reserve(p.members.size() * 2);
     for (int32_t d = 0; d < docs; ++d) {
-      const int64_t length = batch.documents[d].length, k = degree[d];
+      const int64_t length = batch.documents[d].length, k = p.degree[d];
       if (k == 1) {
-        layout.blocks.push_back({d, 0, length, members[at[d]]});
+        layout.blocks.push_back({d, 0, length, p.members[p.at[d]]});
         layout.block_size = std::max(layout.block_size, length);
         continue;
       }
       for (int64_t c = 0; c < 2 * k; ++c) {
         const int64_t begin = ChunkBegin(length, 2 * k, c), end = ChunkBegin(length, 2 * k, c + 1);
         if (begin == end) continue;
-        layout.blocks.push_back({d, begin, end, members[at[d] + (c < k ? c : 2 * k - 1 - c)]});
+        layout.blocks.push_back({d, begin, end, p.members[p.at[d] + (c < k ? c : 2 * k - 1 - c)]});
         layout.block_size = std::max(layout.block_size, end - begin);
       }
     }

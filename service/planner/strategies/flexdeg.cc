@@ -68,10 +68,20 @@ class FlexDegPlanner final : public Planner {
     const double mean = total / batch.topology.num_workers;
 
     absl::StatusOr<Assignment> best = absl::FailedPreconditionError("flexdeg: no assignment");
+    std::vector<Assignment> tried;  // long-document groups of the slacks already tried
     for (double slack : kSlacks) {
-      absl::StatusOr<Assignment> a = Assign(ctx, order, seconds, mean, slack);
-      if (a.ok() && (!best.ok() || a->estimate < best->estimate)) best = std::move(a);
-      if (!best.ok()) best = std::move(a);  // keeps the first error
+      Assignment a = LongGroups(ctx, order, seconds, mean, slack);
+      // A slack that forms the same groups packs the rest the same way: nothing new to try.
+      const bool seen = std::any_of(tried.begin(), tried.end(), [&](const Assignment& t) {
+        return t.group_size == a.group_size && t.doc_group == a.doc_group;
+      });
+      if (seen) continue;
+      tried.push_back(a);
+      absl::StatusOr<Assignment> packed = PackRest(ctx, order, seconds, std::move(a));
+      if (packed.ok() && (!best.ok() || packed->estimate < best->estimate)) {
+        best = std::move(packed);
+      }
+      if (!best.ok()) best = std::move(packed);  // keeps the first error
     }
     if (!best.ok()) return best.status();
 
@@ -89,30 +99,51 @@ class FlexDegPlanner final : public Planner {
   }
 
  private:
-  static absl::StatusOr<Assignment> Assign(const PlanContext& ctx,
-                                           const std::vector<int32_t>& order,
-                                           const std::vector<double>& seconds, double mean,
-                                           double slack) {
+  // 2. Long documents get their own group (the other documents' doc_group stays -1).
+  static Assignment LongGroups(const PlanContext& ctx, const std::vector<int32_t>& order,
+                               const std::vector<double>& seconds, double mean, double slack) {
     const Batch& batch = ctx.batch;
     const int32_t workers = batch.topology.num_workers;
     const int64_t cap = TokenCap(batch.topology);
     Assignment a;
     a.doc_group.assign(batch.documents.size(), -1);
-    std::vector<double> load;
-    std::vector<int64_t> tokens;  // per member, upper bound
     int32_t left = workers;
-    for (int32_t d : order) {  // 2. long documents get their own group
+    for (int32_t d : order) {
       const int64_t length = batch.documents[d].length;
       const double share = mean > 0 ? seconds[d] / mean : 0;
+      // Costs descend: once a document wants fewer than two workers, so do all the rest, unless
+      // a memory cap forces groups on documents longer than it.
+      if (share - slack <= 1 && cap == TokenCap(Topology{})) break;
       int64_t want = static_cast<int64_t>(std::ceil(share - slack - 1e-9));
       want = std::max(want, GroupSizeForCap(length, cap, workers));
       const int64_t k = std::min<int64_t>(want, left);
       if (k < 2 || MemberTokens(length, k) > cap) continue;
       a.doc_group[d] = static_cast<int32_t>(a.group_size.size());
       a.group_size.push_back(static_cast<int32_t>(k));
-      load.push_back(seconds[d]);
-      tokens.push_back(MemberTokens(length, k));
       left -= static_cast<int32_t>(k);
+    }
+    return a;
+  }
+
+  // 3.-4. The rest onto single workers (or groups), and the estimate.
+  static absl::StatusOr<Assignment> PackRest(const PlanContext& ctx,
+                                             const std::vector<int32_t>& order,
+                                             const std::vector<double>& seconds, Assignment a) {
+    const Batch& batch = ctx.batch;
+    const int64_t cap = TokenCap(batch.topology);
+    std::vector<double> load;
+    std::vector<int64_t> tokens;  // per member, upper bound
+    int32_t left = batch.topology.num_workers;
+    for (int32_t d : order) {
+      const int32_t g = a.doc_group[d];
+      if (g < 0) continue;
+      if (g >= static_cast<int32_t>(load.size())) {
+        load.resize(g + 1, 0);
+        tokens.resize(g + 1, 0);
+      }
+      load[g] = seconds[d];
+      tokens[g] = MemberTokens(batch.documents[d].length, a.group_size[g]);
+      left -= a.group_size[g];
     }
     const int32_t left_before_singles = left;
     for (; left > 0; --left) {  // 3. the rest are single workers

@@ -57,7 +57,10 @@ std::vector<double> DocumentSeconds(const PlanContext& ctx, double* total) {
   *total = 0;
   for (size_t d = 0; d < documents.size(); ++d) {
     const Document& doc = documents[d];
-    seconds[d] = QueryRangeSeconds(ctx.cost, doc, 0, doc.length, {0, doc.length}) +
+    // One tile: the whole document against itself (no bounds vector: this runs per document).
+    const int64_t pairs = AllowedPairs(doc.mask, 0, doc.length, 0, doc.length);
+    const double fwd = ctx.cost.TileForwardSeconds(doc.length, doc.length, pairs);
+    seconds[d] = fwd + ctx.cost.BackwardFromForward(fwd) +
                  3 * ctx.cost.TokenSeconds(doc.length);  // + linear layers, fwd + bwd
     *total += seconds[d];
   }

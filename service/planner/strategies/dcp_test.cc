@@ -1,0 +1,77 @@
+// dcp: METIS partitioning keeps compute and tokens within the balance tolerance it is given, and
+// cuts fewer bytes across nodes than within them.
+#include <algorithm>
+#include <random>
+
+#include "gtest/gtest.h"
+#include "service/planner/planner.h"
+#include "service/planner/validator.h"
+
+namespace fcp {
+namespace {
+
+Batch ManyDocuments(int32_t workers, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Batch batch;
+  batch.topology.num_workers = workers;
+  batch.topology.workers_per_node = 8;
+  int64_t left = workers * int64_t{8192};
+  while (left > 0) {
+    const bool long_doc = rng() % 25 == 0;
+    int64_t length = long_doc ? 2048 + static_cast<int64_t>(rng() % 6000)
+                              : 1 + static_cast<int64_t>(rng() % 1200);
+    length = std::min(length, left);
+    batch.documents.push_back({length, Mask::Causal()});
+    left -= length;
+  }
+  return batch;
+}
+
+double MaxOverMean(const std::vector<double>& v) {
+  double sum = 0, max = 0;
+  for (double x : v) sum += x, max = std::max(max, x);
+  return max * static_cast<double>(v.size()) / sum;
+}
+
+class DcpToleranceTest : public ::testing::TestWithParam<double> {};
+
+TEST_P(DcpToleranceTest, ComputeAndTokensStayWithinTheTolerance) {
+  const double tolerance = GetParam();
+  for (uint64_t seed : {1, 2, 3}) {
+    const Batch batch = ManyDocuments(16, seed);
+    PlanOptions options;
+    options.strategy = "dcp";
+    options.balance_tolerance = tolerance;
+    absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok());
+    std::vector<double> compute;
+    for (const WorkerCost& c : plan->costs) compute.push_back(c.compute_fwd_ms);
+    // Partition weights are the blocks' attention times, rounded to nanoseconds.
+    EXPECT_LE(MaxOverMean(compute), 1 + tolerance + 1e-3) << "seed " << seed;
+    EXPECT_LE(plan->summary.token_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Tolerances, DcpToleranceTest, ::testing::Values(0.03, 0.05, 0.2));
+
+TEST(DcpTest, CutsFewerBytesAcrossNodesThanWithin) {
+  const Batch batch = ManyDocuments(32, 4);
+  PlanOptions options;
+  options.strategy = "dcp";
+  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::SummaryOnly());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_GT(plan->summary.comm_bytes, 0);
+  EXPECT_LT(plan->summary.inter_node_bytes, plan->summary.comm_bytes / 2);
+}
+
+TEST(DcpTest, RejectsAToleranceOutOfRange) {
+  const Batch batch = ManyDocuments(8, 1);
+  PlanOptions options;
+  options.strategy = "dcp";
+  options.balance_tolerance = 0;
+  EXPECT_EQ(MakePlan(batch, options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace fcp
