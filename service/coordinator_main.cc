@@ -38,6 +38,9 @@ ABSL_FLAG(int32_t, max_workers, fcp::RequestLimits().max_workers,
           "most workers (topology.num_workers) in one request");
 ABSL_FLAG(int64_t, max_total_tokens, fcp::RequestLimits().max_total_tokens,
           "most tokens (sum of document lengths) in one request");
+ABSL_FLAG(int64_t, max_blocks, fcp::RequestLimits().max_blocks,
+          "most blocks one planning may make (ring: 2W chunks per document; others: "
+          "tokens / block size); bounds planning memory and time");
 ABSL_FLAG(std::string, default_strategy, "auto",
           "strategy for requests that name none (clients' local fallback must use the same)");
 ABSL_FLAG(double, time_budget_ms, fcp::PlanOptions().time_budget_ms,
@@ -119,6 +122,7 @@ CoordinatorOptions OptionsFromFlags() {
   p.limits.max_workers = absl::GetFlag(FLAGS_max_workers);
   p.limits.max_total_tokens = absl::GetFlag(FLAGS_max_total_tokens);
   p.limits.max_time_budget_ms = absl::GetFlag(FLAGS_max_time_budget_ms);
+  p.limits.max_blocks = absl::GetFlag(FLAGS_max_blocks);
   p.defaults.strategy = absl::GetFlag(FLAGS_default_strategy);
   p.defaults.time_budget_ms = absl::GetFlag(FLAGS_time_budget_ms);
   RendezvousStoreOptions& r = o.rendezvous;

@@ -1,6 +1,8 @@
 #include "service/limits.h"
 
 #include <algorithm>
+#include <limits>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -14,6 +16,37 @@ absl::Status Over(absl::string_view field, absl::string_view what, absl::string_
 }
 
 }  // namespace
+
+int64_t MinimumBlocks(const Batch& batch, const PlanOptions& options) {
+  const bool ring = options.strategy == "ring";
+  const bool sized =
+      options.block_size > 0 &&
+      (options.strategy == "fcp" || options.strategy == "dcp" || options.strategy == "auto");
+  if (!ring && !sized) return 0;
+  const int64_t chunks = 2 * int64_t{batch.topology.num_workers};
+  int64_t blocks = 0;
+  for (const Document& d : batch.documents) {
+    const int64_t pieces = ring ? std::min(d.length, chunks)
+                                : (d.length + options.block_size - 1) / options.block_size;
+    // Saturates (lengths are validated, so each term is at most a length).
+    blocks = pieces > std::numeric_limits<int64_t>::max() - blocks
+                 ? std::numeric_limits<int64_t>::max()
+                 : blocks + pieces;
+  }
+  return blocks;
+}
+
+absl::Status CheckPlanSize(const Batch& batch, const PlanOptions& options,
+                           const RequestLimits& limits) {
+  const int64_t blocks = MinimumBlocks(batch, options);
+  if (blocks <= limits.max_blocks) return absl::OkStatus();
+  const std::string how =
+      options.strategy == "ring"
+          ? absl::StrCat("2W = ", 2 * int64_t{batch.topology.num_workers}, " chunks per document")
+          : absl::StrCat("options.block_size ", options.block_size);
+  return Over(options.strategy, absl::StrCat("at least ", blocks, " blocks (", how, ")"),
+              absl::StrCat(limits.max_blocks, " (--max-blocks)"));
+}
 
 absl::Status CheckLimits(const v1::PlanRequest& request, const RequestLimits& limits) {
   if (request.documents_size() > limits.max_documents) {

@@ -3,6 +3,11 @@
 // RESOURCE_EXHAUSTED naming the field, its value and the limit, e.g.
 //   "documents: 250000 documents, over the coordinator's limit of 100000 (--max-documents)".
 // (The size of the message itself is bounded earlier, by gRPC: --max-request-bytes.)
+//
+// A small request can still ask for a large plan: 1,000 documents of 100K tokens over W = 4096
+// ranks is a 3 KB message, but `ring` cuts each document into 2W chunks (8M blocks, 1.5 GB and
+// 24 s of planning). CheckPlanSize bounds the blocks a planning will make, on the converted batch,
+// before planning.
 #ifndef FCP_SERVICE_LIMITS_H_
 #define FCP_SERVICE_LIMITS_H_
 
@@ -10,6 +15,8 @@
 
 #include "absl/status/status.h"
 #include "fcp/v1/plan.pb.h"
+#include "service/planner/batch.h"
+#include "service/planner/planner.h"
 
 namespace fcp {
 
@@ -18,12 +25,29 @@ struct RequestLimits {
   int32_t max_workers = 16384;
   int64_t max_total_tokens = int64_t{1} << 34;  // 16G tokens: W = 16K ranks at 1M each
   double max_time_budget_ms = 10000;
+  // Blocks one planning may make, checked on MinimumBlocks. 4M: about 0.8 GB and 12 s of ring
+  // planning (measured: ~190 bytes and ~3 us per block).
+  int64_t max_blocks = int64_t{1} << 22;
 };
 
 // OK, or RESOURCE_EXHAUSTED for the first limit `request` is over (documents, topology.num_workers,
 // ranks, total tokens, options.time_budget_ms). Values the planner rejects anyway (negative
 // lengths, 0 workers) pass here and get INVALID_ARGUMENT from the planner's validation.
 absl::Status CheckLimits(const v1::PlanRequest& request, const RequestLimits& limits);
+
+// The blocks planning `batch` with `options` is sure to make, where the request alone says
+// (validated inputs): `ring` cuts every document into exactly min(length, 2W) chunks; `fcp` and
+// `dcp` (and `auto`, which runs `fcp`) with an explicit options.block_size cut it into blocks of
+// at most that size, at least ceil(length / block_size). Otherwise 0: the other strategies, and
+// automatic block sizes, follow the batch's balance rather than a size the request sets. Costs
+// O(documents).
+int64_t MinimumBlocks(const Batch& batch, const PlanOptions& options);
+
+// OK, or RESOURCE_EXHAUSTED when MinimumBlocks is over limits.max_blocks, e.g. "ring: at least
+// 8192000 blocks (2W = 8192 chunks per document), over the coordinator's limit of 4194304
+// (--max-blocks)".
+absl::Status CheckPlanSize(const Batch& batch, const PlanOptions& options,
+                           const RequestLimits& limits);
 
 }  // namespace fcp
 

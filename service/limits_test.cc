@@ -3,8 +3,10 @@
 #include <cstdint>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/test_requests.h"
 
 namespace fcp {
 namespace {
@@ -59,6 +61,56 @@ TEST(LimitsTest, NegativeLengthsAreLeftToTheValidator) {
   v1::PlanRequest r = Request(1, 100, 2);
   r.add_documents()->set_length(std::numeric_limits<int64_t>::min());
   EXPECT_TRUE(CheckLimits(r, limits).ok());
+}
+
+// MinimumBlocks is exact for ring, a lower bound for fcp and dcp with a block size (and auto's
+// fcp plan), else 0.
+TEST(LimitsTest, MinimumBlocksIsALowerBoundOfEveryStrategysBlocks) {
+  for (int32_t workers : {1, 3, 8}) {
+    for (int64_t block_size : {0, 64, 1024}) {
+      const Batch batch = TestBatch(workers, /*seed=*/workers, /*tokens_per_worker=*/2048);
+      for (const StrategyInfo& s : ListStrategies()) {
+        PlanOptions options;
+        options.strategy = s.name;
+        options.block_size = block_size;
+        absl::StatusOr<std::unique_ptr<const PreparedPlan>> plan = PreparePlan(batch, options);
+        ASSERT_TRUE(plan.ok()) << s.name << ": " << plan.status();
+        const int64_t blocks = static_cast<int64_t>((*plan)->plan().blocks.size());
+        const int64_t minimum = MinimumBlocks(batch, options);
+        const std::string where = absl::StrCat(s.name, " W=", workers, " block_size=", block_size);
+        if (s.name == "auto") {  // the bound is the work of the fcp plan it makes
+          PlanOptions fcp = options;
+          fcp.strategy = "fcp";
+          EXPECT_EQ(minimum, MinimumBlocks(batch, fcp)) << where;
+          continue;
+        }
+        EXPECT_GE(blocks, minimum) << where;
+        if (s.name == "ring") EXPECT_EQ(blocks, minimum) << where;
+        if ((s.name == "fcp" || s.name == "dcp") && block_size > 0) EXPECT_GT(minimum, 0) << where;
+      }
+    }
+  }
+}
+
+TEST(LimitsTest, PlansOverMaxBlocksAreRefusedNamingStrategyAndFlag) {
+  Batch batch;
+  batch.topology.num_workers = 4096;
+  batch.documents.assign(1000, {100000, Mask::Causal()});  // a 3 KB request
+  PlanOptions ring;
+  ring.strategy = "ring";
+  const absl::Status status = CheckPlanSize(batch, ring, RequestLimits());
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(status.message(), HasSubstr("ring: at least 8192000 blocks (2W = 8192 chunks per "
+                                          "document), over the coordinator's limit of 4194304 "
+                                          "(--max-blocks)"));
+  PlanOptions fcp;
+  fcp.strategy = "fcp";
+  EXPECT_TRUE(CheckPlanSize(batch, fcp, RequestLimits()).ok());
+  fcp.block_size = 64;
+  RequestLimits small;
+  small.max_blocks = 1000000;
+  EXPECT_THAT(CheckPlanSize(batch, fcp, small).message(),
+              HasSubstr("fcp: at least 1563000 blocks (options.block_size 64)"));
 }
 
 }  // namespace

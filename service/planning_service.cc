@@ -43,6 +43,7 @@ absl::StatusOr<PlanningService::Prepared> PlanningService::Prepare(
   ASSIGN_OR_RETURN(p.options, OptionsFromProto(request.options(), service.defaults));
   RETURN_IF_ERROR(ValidateBatch(p.batch));
   RETURN_IF_ERROR(ValidateOptions(p.options));
+  RETURN_IF_ERROR(CheckPlanSize(p.batch, p.options, service.limits));
   ASSIGN_OR_RETURN(OutputSpec output, OutputSpecFromProto(request, p.batch.topology.num_workers));
   if (!output.all_ranks) p.ranks = std::move(output.ranks);
   return p;
@@ -80,18 +81,18 @@ void PlanningService::PlanBatch(const v1::PlanRequest& request, Done done) {
     return;
   }
 
-  auto shared = std::make_shared<const Prepared>(*std::move(prepared));
-  auto on_result = [this, shared, finish = std::move(finish)](const FlightResult& result,
-                                                              SingleFlightRole role) mutable {
+  // A waiting request keeps only its job and ranks, not its batch: W ranks asking for one step
+  // hold one batch (the leader's), however many of them wait.
+  auto on_result = [this, job = prepared->job_id, ranks = std::move(prepared->ranks),
+                    finish = std::move(finish)](const FlightResult& result,
+                                                SingleFlightRole role) mutable {
     if (!result.plan.ok()) {
       finish(result.plan.status());
       return;
     }
     const bool planned_here = result.planned && role == SingleFlightRole::kLeader;
-    if (!planned_here) {
-      metrics_->RecordCacheHit(shared->job_id, role == SingleFlightRole::kFollower);
-    }
-    finish(PlanReply{*result.plan, shared->ranks, !planned_here});
+    if (!planned_here) metrics_->RecordCacheHit(job, role == SingleFlightRole::kFollower);
+    finish(PlanReply{*result.plan, std::move(ranks), !planned_here});
   };
   if (flights_.Join(plan_id, std::move(on_result)) == SingleFlightRole::kFollower) return;
 
@@ -100,7 +101,7 @@ void PlanningService::PlanBatch(const v1::PlanRequest& request, Done done) {
     flights_.Finish(plan_id, FlightResult{std::move(hit), false});
     return;
   }
-  StartPlanning(std::move(plan_id), std::move(shared));
+  StartPlanning(std::move(plan_id), std::make_shared<const Prepared>(*std::move(prepared)));
 }
 
 void PlanningService::StartPlanning(std::string plan_id, std::shared_ptr<const Prepared> prepared) {

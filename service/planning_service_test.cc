@@ -205,6 +205,20 @@ std::vector<BadRequest> BadRequests() {
        C::kResourceExhausted, "--max-workers"},
       {"TooLong", [](v1::PlanRequest& r) { r.mutable_documents(0)->set_length(int64_t{1} << 40); },
        C::kResourceExhausted, "--max-total-tokens"},
+      {"RingOverMaxBlocks",
+       [](v1::PlanRequest& r) {
+         r.clear_documents();
+         for (int i = 0; i < 1000; ++i) r.add_documents()->set_length(100000);
+         r.mutable_topology()->set_num_workers(4096);
+         r.mutable_options()->set_strategy("ring");
+       },
+       C::kResourceExhausted, "ring: at least 8192000 blocks"},
+      {"TinyBlocksOverMaxBlocks",
+       [](v1::PlanRequest& r) {
+         r.mutable_documents(0)->set_length(int64_t{1} << 30);
+         r.mutable_options()->set_block_size(64);
+       },
+       C::kResourceExhausted, "--max-blocks"},
   };
 }
 
