@@ -88,7 +88,8 @@ void BM_Layout(benchmark::State& state, const std::string& strategy) {
 void RegisterAll() {
   for (const StrategyInfo& s : ListStrategies()) {
     auto* b = benchmark::RegisterBenchmark(s.name.c_str(), BM_Plan, s.name);
-    b->ArgName("W")->Arg(8)->Arg(64)->Arg(256)->Arg(512)->Arg(1024)->Unit(benchmark::kMillisecond);
+    b->ArgName("W")->Arg(8)->Arg(32)->Arg(64)->Arg(128)->Arg(512)->Arg(1024);
+    b->Unit(benchmark::kMillisecond);
     b->MeasureProcessCPUTime()->UseRealTime();
   }
   for (const StrategyInfo& s : ListStrategies()) {

@@ -2,15 +2,20 @@
 """Turns benchmark results into the tables and plots of docs/benchmarks.md.
 
 Inputs (written by bench/plan_quality.sh and bench/planner_latency.sh):
-  docs/results/plan_quality.jsonl   one `fcp plan --json` object per (workload, batch, strategy)
+  docs/results/plan_quality.jsonl   one `fcp plan --json` object per (workload, max_doc, cap,
+                                    batch, strategy)
   docs/results/planner_bench.json   Google Benchmark JSON of build/bench/planner_bench
 Outputs:
   the sections between `<!-- BEGIN name -->` and `<!-- END name -->` markers in docs/benchmarks.md
+  (head_to_head, plan_quality, capped, planner_latency)
   docs/results/speedup_vs_ring.png, docs/results/planning_latency.png
-Medians are over batches (plan quality) and over repetitions (latency).
+Medians are over batches (plan quality) and over repetitions (latency). A "cell" of the grid is
+one batch of one (workload, max document, W): fcp wins it against a strategy when its predicted
+step time (forward + backward) is no higher.
 """
 import collections
 import json
+import math
 import os
 import re
 import statistics
@@ -19,17 +24,27 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "docs", "results")
 DOC = os.path.join(ROOT, "docs", "benchmarks.md")
-ORDER = ["ring", "per_doc", "whole_doc", "fcp", "auto"]
+ORDER = ["ring", "per_doc", "whole_doc", "flexdeg", "flashcp", "dcp", "fcp", "auto"]
+RIVALS = ["flashcp", "flexdeg", "dcp", "per_doc", "whole_doc", "ring"]
 
 
 def load_quality(path):
-    groups = collections.defaultdict(list)
+    """{cap: {(workload, max_doc, workers, strategy): [rows]}}"""
+    groups = collections.defaultdict(lambda: collections.defaultdict(list))
     with open(path) as f:
         for line in f:
             if line.strip():
                 row = json.loads(line)
-                groups[(row["workload"], row["workers"], row["strategy"])].append(row)
+                key = (row["workload"], row.get("max_doc", 131072), row["workers"],
+                       row["strategy"])
+                groups[row.get("cap", 0)][key].append(row)
     return groups
+
+
+def step_ms(row):
+    if row.get("predicted_fwd_ms") is None:
+        return None
+    return row["predicted_fwd_ms"] + row["predicted_bwd_ms"]
 
 
 def median(rows, key):
@@ -38,11 +53,17 @@ def median(rows, key):
 
 
 def human_bytes(n):
+    if n is None:
+        return "-"
     for unit in ["B", "KB", "MB", "GB", "TB"]:
         if abs(n) < 1000 or unit == "TB":
             return f"{n:.3g} {unit}"
         n /= 1000.0
     return str(n)
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
 
 
 def validity(rows):
@@ -54,34 +75,108 @@ def validity(rows):
     return "skipped" if all(v is None for v in values) else "partly"
 
 
+def doc_label(max_doc):
+    return f"{max_doc // 1024}K"
+
+
+def panels(groups):
+    """(workload, max_doc) pairs present, wikipedia first."""
+    return sorted({(k[0], k[1]) for k in groups}, key=lambda p: (p[0] != "wikipedia", p[0], p[1]))
+
+
+def cells(groups):
+    """{(workload, max_doc, workers, batch): {strategy: row}}"""
+    out = collections.defaultdict(dict)
+    for (workload, max_doc, workers, strategy), rows in groups.items():
+        for r in rows:
+            out[(workload, max_doc, workers, r["batch"])][strategy] = r
+    return out
+
+
+def head_to_head(groups):
+    """Rows of fcp against each rival: cells won, geometric-mean and worst time ratio."""
+    by_cell = cells(groups)
+    out = []
+    for rival in RIVALS:
+        wins = total = 0
+        ratios = []
+        for strategies in by_cell.values():
+            f = strategies.get("fcp")
+            o = strategies.get(rival)
+            if f is None or o is None or step_ms(f) is None:
+                continue
+            total += 1
+            if step_ms(o) is None:  # the rival could not plan within the cap
+                wins += 1
+                continue
+            wins += step_ms(f) <= step_ms(o) * (1 + 1e-12)
+            ratios.append(step_ms(f) / step_ms(o))
+        if total:
+            geo = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
+            out.append((rival, wins, total, geo, max(ratios) if ratios else None))
+    return out
+
+
+def head_to_head_section(by_cap):
+    out = ["| memory cap | fcp vs | cells fcp wins | share | fcp / rival time (geo. mean) "
+           "| worst fcp / rival |", "|---|---|---|---|---|---|"]
+    for cap in sorted(by_cap):
+        label = "none (as specified)" if cap == 0 else f"{cap} tokens/worker (all strategies)"
+        for rival, wins, total, geo, worst in head_to_head(by_cap[cap]):
+            out.append(f"| {label} | {rival} | {wins} / {total} | {wins / total:.0%} "
+                       f"| {fmt(geo, '.3f')} | {fmt(worst, '.3f')} |")
+    return "\n".join(out) + "\n"
+
+
 def quality_tables(groups):
     out = []
-    for workload in sorted({k[0] for k in groups}, reverse=True):
-        out.append(f"\n#### {workload} (32K tokens/worker, max document 128K; medians of "
-                   f"{len(next(v for k, v in groups.items() if k[0] == workload))} batches)\n")
-        out.append("| W | strategy | compute imb. | token imb. | bytes | bytes / ring | max/worker "
-                   "| inter-node | rounds | fwd ms | bwd ms | speed-up vs ring | planning ms "
-                   "| valid |")
-        out.append("|" + "---|" * 14)
-        for w in sorted({k[1] for k in groups if k[0] == workload}):
-            ring = groups.get((workload, w, "ring"))
-            ring_bytes = median(ring, "comm_bytes") if ring else None
+    for workload, max_doc in panels(groups):
+        batches = len(next(v for k, v in groups.items() if k[:2] == (workload, max_doc)))
+        out.append(f"\n#### {workload}, max document {doc_label(max_doc)} (32K tokens/worker, "
+                   f"8 workers/node; medians of {batches} batches)\n")
+        out.append("| W | strategy | compute imb. | token imb. | bytes | max/worker | inter-node "
+                   "| rounds | fwd ms | bwd ms | speed-up vs ring | planning ms | valid |")
+        out.append("|" + "---|" * 13)
+        for w in sorted({k[2] for k in groups if k[:2] == (workload, max_doc)}):
+            ring = groups.get((workload, max_doc, w, "ring"))
+            ring_ms = median([{"s": step_ms(r)} for r in ring], "s") if ring else None
             for s in ORDER:
-                rows = groups.get((workload, w, s))
+                rows = groups.get((workload, max_doc, w, s))
                 if not rows:
                     continue
                 name = s if s != "auto" else f"auto → {rows[0].get('chosen', '?')}"
-                b = median(rows, "comm_bytes")
-                ratio = f"{b / ring_bytes:.3f}" if ring_bytes else "-"
+                ms = median([{"s": step_ms(r)} for r in rows], "s")
+                speedup = f"{ring_ms / ms:.2f}x" if ring_ms and ms else "-"
                 out.append(
-                    f"| {w} | {name} | {median(rows, 'compute_imbalance'):.3f} "
-                    f"| {median(rows, 'token_imbalance'):.3f} | {human_bytes(b)} | {ratio} "
+                    f"| {w} | {name} | {fmt(median(rows, 'compute_imbalance'), '.3f')} "
+                    f"| {fmt(median(rows, 'token_imbalance'), '.3f')} "
+                    f"| {human_bytes(median(rows, 'comm_bytes'))} "
                     f"| {human_bytes(median(rows, 'max_worker_comm_bytes'))} "
                     f"| {human_bytes(median(rows, 'inter_node_bytes'))} "
-                    f"| {median(rows, 'rounds'):.0f} | {median(rows, 'predicted_fwd_ms'):.2f} "
-                    f"| {median(rows, 'predicted_bwd_ms'):.2f} "
-                    f"| {median(rows, 'speedup_vs_ring'):.2f}x | {median(rows, 'planning_ms'):.2f} "
-                    f"| {validity(rows)} |")
+                    f"| {fmt(median(rows, 'rounds'), '.0f')} "
+                    f"| {fmt(median(rows, 'predicted_fwd_ms'), '.2f')} "
+                    f"| {fmt(median(rows, 'predicted_bwd_ms'), '.2f')} | {speedup} "
+                    f"| {fmt(median(rows, 'planning_ms'), '.2f')} | {validity(rows)} |")
+    return "\n".join(out) + "\n"
+
+
+def capped_table(groups, cap):
+    """Step time per strategy per grid point, under the memory cap."""
+    shown = [s for s in ORDER if s not in ("ring", "whole_doc")]
+    out = [f"Memory cap {cap} tokens per worker for every strategy; predicted step time "
+           "(forward + backward, ms), token imbalance in brackets, medians of the batches; "
+           "`-`: the strategy could not plan within the cap.\n",
+           "| workload | max doc | W | " + " | ".join(shown) + " |",
+           "|---|---|---|" + "---|" * len(shown)]
+    for workload, max_doc in panels(groups):
+        for w in sorted({k[2] for k in groups if k[:2] == (workload, max_doc)}):
+            row = [workload, doc_label(max_doc), str(w)]
+            for s in shown:
+                rows = groups.get((workload, max_doc, w, s), [])
+                ms = median([{"s": step_ms(r)} for r in rows], "s")
+                tok = median(rows, "token_imbalance")
+                row.append("-" if ms is None else f"{ms:.2f} ({tok:.2f})")
+            out.append("| " + " | ".join(row) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -111,39 +206,53 @@ def plot(groups, latency_rows):
         print("report: matplotlib missing (apt-get install python3-matplotlib); no plots",
               file=sys.stderr)
         return
-    workloads = sorted({k[0] for k in groups}, reverse=True)
-    fig, axes = plt.subplots(1, len(workloads), figsize=(6 * len(workloads), 4), squeeze=False)
-    for ax, workload in zip(axes[0], workloads):
+    pairs = panels(groups)
+    cols = 2
+    rows_n = (len(pairs) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_n, cols, figsize=(6 * cols, 4 * rows_n), squeeze=False)
+    for ax in axes.flat[len(pairs):]:
+        ax.set_visible(False)
+    for ax, (workload, max_doc) in zip(axes.flat, pairs):
+        ws = sorted({k[2] for k in groups if k[:2] == (workload, max_doc)})
+        ring = {w: median([{"s": step_ms(r)} for r in groups[(workload, max_doc, w, "ring")]], "s")
+                for w in ws if (workload, max_doc, w, "ring") in groups}
         for s in ORDER:
-            ws = sorted(w for (wl, w, st) in groups if wl == workload and st == s)
-            ys = [median(groups[(workload, w, s)], "speedup_vs_ring") for w in ws]
-            if ws:
-                ax.plot(ws, ys, marker="o", label=s)
+            if s == "auto":
+                continue
+            xs, ys = [], []
+            for w in ws:
+                rows = groups.get((workload, max_doc, w, s))
+                ms = median([{"s": step_ms(r)} for r in rows], "s") if rows else None
+                if ms and ring.get(w):
+                    xs.append(w)
+                    ys.append(ring[w] / ms)
+            if xs:
+                ax.plot(xs, ys, marker="o", label=s, lw=2.2 if s == "fcp" else 1.2)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_xlabel("workers W")
+        ax.set_xlabel("workers W (8 per node)")
         ax.set_ylabel("predicted speed-up over ring (fwd+bwd)")
-        ax.set_title(f"{workload}, 32K tokens/worker")
+        ax.set_title(f"{workload}, max document {doc_label(max_doc)}, 32K tokens/worker")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(RESULTS, "speedup_vs_ring.png"), dpi=110)
+    fig.savefig(os.path.join(RESULTS, "speedup_vs_ring.png"), dpi=100)
     if latency_rows:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
         for s in ORDER:
             if s in latency_rows:
                 ws = sorted(latency_rows[s])
-                ax.plot(ws, [latency_rows[s][w] for w in ws], marker="o", label=s)
+                ax.plot(ws, [latency_rows[s][w] for w in ws], marker="o", label=s,
+                        lw=2.2 if s == "fcp" else 1.2)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_xlabel("workers W (32K tokens each, wikipedia)")
-        ax.set_ylabel("planning latency, ms (median, one core)")
-        ax.axhline(1, color="gray", ls="--", lw=0.8)
-        ax.axhline(10, color="gray", ls=":", lw=0.8)
+        ax.set_xlabel("workers W (32K tokens each, wikipedia, max document 128K)")
+        ax.set_ylabel("planning latency, ms (median, one thread)")
+        ax.axhline(5, color="gray", ls="--", lw=0.8)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(os.path.join(RESULTS, "planning_latency.png"), dpi=110)
+        fig.savefig(os.path.join(RESULTS, "planning_latency.png"), dpi=100)
 
 
 def replace_section(text, name, body):
@@ -158,16 +267,22 @@ def main():
     bench_path = os.path.join(RESULTS, "planner_bench.json")
     with open(DOC) as f:
         doc = f.read()
-    groups = load_quality(quality_path) if os.path.exists(quality_path) else {}
+    by_cap = load_quality(quality_path) if os.path.exists(quality_path) else {}
+    uncapped = by_cap.get(0, {})
     latency_rows = {}
-    if groups:
-        doc = replace_section(doc, "plan_quality", quality_tables(groups))
+    if by_cap:
+        doc = replace_section(doc, "head_to_head", head_to_head_section(by_cap))
+    if uncapped:
+        doc = replace_section(doc, "plan_quality", quality_tables(uncapped))
+    capped = sorted(c for c in by_cap if c)
+    if capped:
+        doc = replace_section(doc, "capped", capped_table(by_cap[capped[0]], capped[0]))
     if os.path.exists(bench_path):
         with open(bench_path) as f:
             table, latency_rows = latency_table(json.load(f))
         doc = replace_section(doc, "planner_latency", table)
-    if groups:
-        plot(groups, latency_rows)
+    if uncapped:
+        plot(uncapped, latency_rows)
     with open(DOC, "w") as f:
         f.write(doc)
 

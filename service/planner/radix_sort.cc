@@ -9,6 +9,12 @@ namespace fcp {
 void RadixSort(std::vector<uint64_t>* keys) {
   const size_t n = keys->size();
   if (n < 2) return;
+  // Below a few thousand keys the passes over 2048 counters cost more than a comparison sort
+  // (the keys are distinct, so the order is the same).
+  if (n < 4096) {
+    std::sort(keys->begin(), keys->end());
+    return;
+  }
   constexpr int kDigitBits = 11;  // 6 passes over 64-bit keys; 2048 counters stay in cache
   constexpr int kDigits = (64 + kDigitBits - 1) / kDigitBits;
   constexpr uint64_t kMask = (uint64_t{1} << kDigitBits) - 1;

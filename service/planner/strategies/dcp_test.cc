@@ -5,26 +5,20 @@
 
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/test_batches.h"
 #include "service/planner/validator.h"
 
 namespace fcp {
 namespace {
 
+// Many medium documents: a balance within a few percent is reachable with whole blocks.
 Batch ManyDocuments(int32_t workers, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  Batch batch;
-  batch.topology.num_workers = workers;
-  batch.topology.workers_per_node = 8;
-  int64_t left = workers * int64_t{8192};
-  while (left > 0) {
-    const bool long_doc = rng() % 25 == 0;
-    int64_t length = long_doc ? 2048 + static_cast<int64_t>(rng() % 6000)
-                              : 1 + static_cast<int64_t>(rng() % 1200);
-    length = std::min(length, left);
-    batch.documents.push_back({length, Mask::Causal()});
-    left -= length;
-  }
-  return batch;
+  SkewedShape shape;
+  shape.long_one_in = 25;
+  shape.long_min = 2048;
+  shape.long_span = 6000;
+  shape.short_max = 1200;
+  return SkewedBatch(workers, seed, shape);
 }
 
 double MaxOverMean(const std::vector<double>& v) {

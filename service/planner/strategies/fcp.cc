@@ -8,22 +8,28 @@
 //
 //   worker 0: (a0+a5) [c] ...   worker 1: (a1+a4) [b] ...   worker 2: (a2+a3) [d] ...
 //
-// Two unit shapes, both tried per batch; the plan with the lower predicted step time wins:
+// Unit shapes, all tried per batch; the plan with the lower predicted step time wins:
 //  * fine: every document in blocks of at most `block_size` tokens (smaller for a document whose
 //    last block alone would outweigh a worker's share); LPT spreads long documents over as few
 //    workers as balance allows (a holder keeps taking its blocks while under the mean load).
 //  * grouped: a document worth more than a worker gets its own group of k = ceil(cost / fill)
 //    workers, k zigzag pairs of 2k chunks, one pair each (few, large tiles; the group is a
 //    clique of transfers, so a worker talks to one group only); groups sit inside nodes where
-//    they fit (NVLink). The rest is packed around them as in `fine`, which tops the group
-//    members up with short documents, so tokens stay balanced too.
+//    they fit (NVLink). Documents worth less than a worker stay whole and are packed around the
+//    groups as in `fine`. fill = 1 without a memory cap; under one, the tokens the other workers
+//    cannot take land on group members as short documents, so groups are also tried sized to
+//    leave room for them (fill < 1: more members, balanced compute) besides fill = 1 (fewer
+//    members, more compute on them).
 //
 //   1. LPT: units by cost (forward+backward attention time + token time), largest first, each
-//      onto the worker with the lowest max(compute / mean, tokens / (tolerance · mean)); among
-//      workers within a small slack of the best, prefer one that already holds the document,
-//      then one on its node (fewer, cheaper KV transfers).
-//   2. Local search: move or swap units off the most loaded worker while that lowers its load.
-//   3. Communication (Schedule): each remote KV block a worker needs is sent once, directly from
+//      onto the worker with the lowest max(compute / mean, tokens / memory cap); among workers
+//      within a small slack of the best, prefer one that already holds the document, then one on
+//      its node (fewer, cheaper KV transfers). Tokens cost memory, not attention time: without a
+//      cap only compute is balanced.
+//   2. Local search: move or swap units off the most loaded worker (to one of the few coldest)
+//      while that lowers its load.
+//   3. Neighbouring blocks of one document on one worker merge (larger tiles, same transfers).
+//   4. Communication (Schedule): each remote KV block a worker needs is sent once, directly from
 //      its owner; rounds by bipartite edge colouring.
 #include <algorithm>
 #include <cmath>
@@ -44,23 +50,28 @@ constexpr double kGroupedFineShare = 0.1;
 // Smallest block for documents cut finer than the block size, tokens.
 constexpr int64_t kMinBlock = 256;
 
-enum class Shape { kFine, kGrouped };
+// kGroupedFull: groups sized for their document alone (members may end above the mean when a
+// memory cap pushes short documents onto them); kGrouped: sized to leave room for those.
+enum class Shape { kFine, kGrouped, kGroupedFull };
 
 // Cuts the batch into packing units (`items`, pinned when grouped) and returns the block count.
 class UnitBuilder {
  public:
-  UnitBuilder(const PlanContext& ctx, Shape shape)
-      : ctx_(ctx), batch_(ctx.batch), shape_(shape), automatic_(ctx.options.block_size == 0) {
-    double total = 0;
-    doc_seconds_ = DocumentSeconds(ctx, &total);
-    mean_seconds_ = std::max(total / batch_.topology.num_workers, 1e-12);
-  }
+  // `doc_seconds`: DocumentSeconds(ctx) (shared by the shapes), `total` their sum.
+  UnitBuilder(const PlanContext& ctx, Shape shape, const std::vector<double>& doc_seconds,
+              double total)
+      : ctx_(ctx),
+        batch_(ctx.batch),
+        shape_(shape),
+        automatic_(ctx.options.block_size == 0),
+        doc_seconds_(doc_seconds),
+        mean_seconds_(std::max(total / batch_.topology.num_workers, 1e-12)) {}
 
   void Build(std::vector<PackItem>* items) {
     const int32_t docs = static_cast<int32_t>(batch_.documents.size());
     std::vector<int32_t> group_of(docs, -1);
     std::vector<int32_t> group_sizes;
-    if (shape_ == Shape::kGrouped && automatic_) ChooseGroups(&group_of, &group_sizes);
+    if (grouped() && automatic_) ChooseGroups(&group_of, &group_sizes);
     const std::vector<std::vector<int32_t>> members = PlaceGroups(group_sizes, batch_.topology);
     const int64_t block = RequestedBlockSize(ctx_);
     items->reserve(docs + batch_.TotalTokens() / block);
@@ -73,7 +84,7 @@ class UnitBuilder {
         bounds_.resize(n + 1);
         for (int64_t c = 0; c <= n; ++c) bounds_[c] = ChunkBegin(doc.length, n, c);
         AddUnits(d, items, &group);
-      } else if (shape_ == Shape::kGrouped && automatic_ && doc_seconds_[d] <= mean_seconds_) {
+      } else if (grouped() && automatic_ && doc_seconds_[d] <= mean_seconds_) {
         bounds_ = {0, doc.length};
         AddUnits(d, items, nullptr);
       } else {
@@ -86,6 +97,7 @@ class UnitBuilder {
   int64_t largest() const { return largest_; }
 
  private:
+  bool grouped() const { return shape_ != Shape::kFine; }
   static bool Pairs(const Document& doc) {
     return doc.mask.kind == MaskKind::kCausal || doc.mask.kind == MaskKind::kPrefixLm;
   }
@@ -95,7 +107,7 @@ class UnitBuilder {
   void ChooseGroups(std::vector<int32_t>* group_of, std::vector<int32_t>* sizes) const {
     const int32_t workers = batch_.topology.num_workers;
     const int64_t cap = TokenCap(batch_.topology);
-    const double fill = GroupFill();
+    const double fill = shape_ == Shape::kGroupedFull ? 1.0 : GroupFill();
     int32_t left = workers;
     for (int32_t d : ByCostDescending(doc_seconds_)) {
       const double share = doc_seconds_[d] / mean_seconds_;
@@ -144,8 +156,7 @@ class UnitBuilder {
     int64_t doc_block = block;
     if (automatic_ && doc.length > doc_block) {
       // Beside pinned groups the gaps left to fill are uneven: finer units fill them better.
-      const double per_worker_pairs =
-          PairsPerWorker() * (shape_ == Shape::kGrouped ? kGroupedFineShare : 1.0);
+      const double per_worker_pairs = PairsPerWorker() * (grouped() ? kGroupedFineShare : 1.0);
       while (doc_block > kMinBlock && doc.length > doc_block &&
              static_cast<double>(AllowedPairs(doc.mask, doc.length - doc_block, doc.length, 0,
                                               doc.length)) > per_worker_pairs) {
@@ -201,8 +212,8 @@ class UnitBuilder {
   const Batch& batch_;
   Shape shape_;
   bool automatic_;
-  std::vector<double> doc_seconds_;
-  double mean_seconds_ = 0;
+  const std::vector<double>& doc_seconds_;
+  double mean_seconds_;
   double pairs_per_worker_ = -1;
   std::vector<int64_t> bounds_;
   int32_t blocks_ = 0;
@@ -230,9 +241,10 @@ void MergeNeighbours(const Batch& batch, std::vector<Block>* blocks) {
   blocks->resize(out);
 }
 
-Layout PackLayout(const PlanContext& ctx, Shape shape) {
+Layout PackLayout(const PlanContext& ctx, Shape shape, const std::vector<double>& doc_seconds,
+                  double total) {
   const Batch& batch = ctx.batch;
-  UnitBuilder builder(ctx, shape);
+  UnitBuilder builder(ctx, shape, doc_seconds, total);
   std::vector<PackItem> items;
   builder.Build(&items);
   Packer packer(batch.topology, &items);
@@ -265,12 +277,26 @@ class FcpPlanner final : public Planner {
   }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
-    Layout fine = PackLayout(ctx, Shape::kFine);
-    if (ctx.options.block_size > 0) return fine;
-    Layout grouped = PackLayout(ctx, Shape::kGrouped);
-    if (grouped.blocks == fine.blocks) return fine;
-    const double fine_ms = Evaluate(ctx, &fine), grouped_ms = Evaluate(ctx, &grouped);
-    return grouped_ms < fine_ms ? grouped : fine;
+    double total = 0;
+    const std::vector<double> doc_seconds = DocumentSeconds(ctx, &total);
+    Layout best = PackLayout(ctx, Shape::kFine, doc_seconds, total);
+    if (ctx.options.block_size > 0) return best;
+    double best_ms = HUGE_VAL;
+    bool evaluated = false;
+    // Without a memory cap both grouped shapes are the same (nothing pushes tokens on groups).
+    const bool capped = ctx.batch.topology.max_tokens_per_worker > 0;
+    for (Shape shape : {Shape::kGrouped, Shape::kGroupedFull}) {
+      if (shape == Shape::kGroupedFull && !capped) continue;
+      Layout candidate = PackLayout(ctx, shape, doc_seconds, total);
+      if (candidate.blocks == best.blocks) continue;
+      if (!evaluated) best_ms = Evaluate(ctx, &best), evaluated = true;
+      const double ms = Evaluate(ctx, &candidate);
+      if (ms < best_ms) {
+        best = std::move(candidate);
+        best_ms = ms;
+      }
+    }
+    return best;
   }
 
  private:

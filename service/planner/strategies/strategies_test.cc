@@ -8,27 +8,11 @@
 #include "gtest/gtest.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/test_batches.h"
 #include "service/planner/validator.h"
 
 namespace fcp {
 namespace {
-
-// A skewed batch like real data: a few long documents carry most of the attention work.
-Batch SkewedBatch(int32_t workers, uint64_t seed, int64_t tokens_per_worker = 8192) {
-  std::mt19937_64 rng(seed);
-  Batch batch;
-  batch.topology.num_workers = workers;
-  int64_t left = workers * tokens_per_worker;
-  while (left > 0) {
-    const bool long_doc = rng() % 20 == 0;
-    int64_t length = long_doc ? 4096 + static_cast<int64_t>(rng() % 28000)
-                              : 1 + static_cast<int64_t>(rng() % 1500);
-    length = std::min(length, left);
-    batch.documents.push_back({length, Mask::Causal()});
-    left -= length;
-  }
-  return batch;
-}
 
 Plan MustPlan(const Batch& batch, const std::string& strategy,
               OutputSpec output = OutputSpec::SummaryOnly()) {

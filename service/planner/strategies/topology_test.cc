@@ -9,27 +9,10 @@
 
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/test_batches.h"
 
 namespace fcp {
 namespace {
-
-// Skewed like real data: a few long documents carry most of the attention work.
-Batch MultiNodeBatch(int32_t workers, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  Batch batch;
-  batch.topology.num_workers = workers;
-  batch.topology.workers_per_node = 8;
-  int64_t left = workers * int64_t{8192};
-  while (left > 0) {
-    const bool long_doc = rng() % 20 == 0;
-    int64_t length = long_doc ? 4096 + static_cast<int64_t>(rng() % 28000)
-                              : 1 + static_cast<int64_t>(rng() % 1500);
-    length = std::min(length, left);
-    batch.documents.push_back({length, Mask::Causal()});
-    left -= length;
-  }
-  return batch;
-}
 
 Plan MustPlan(const Batch& batch, const std::string& strategy, OutputSpec output) {
   PlanOptions options;
@@ -42,7 +25,7 @@ Plan MustPlan(const Batch& batch, const std::string& strategy, OutputSpec output
 // Every GPU has its own NIC: in each round and direction, at most one inter-node transfer leaves
 // it and at most one arrives.
 TEST(NicTest, NoNicCarriesTwoTransfersInOneRound) {
-  const Batch batch = MultiNodeBatch(24, 7);
+  const Batch batch = SkewedBatch(24, 7);
   const Topology& t = batch.topology;
   for (const StrategyInfo& s : ListStrategies()) {
     const Plan plan = MustPlan(batch, s.name, OutputSpec::AllRanks());
@@ -64,7 +47,7 @@ TEST(NicTest, NoNicCarriesTwoTransfersInOneRound) {
 
 TEST(TopologyTest, FcpMovesNoMoreBytesAcrossNodesThanRing) {
   for (uint64_t seed : {1, 2, 3}) {
-    const Batch batch = MultiNodeBatch(32, seed);
+    const Batch batch = SkewedBatch(32, seed);
     const Plan fcp = MustPlan(batch, "fcp", OutputSpec::SummaryOnly());
     const Plan ring = MustPlan(batch, "ring", OutputSpec::SummaryOnly());
     EXPECT_GT(ring.summary.inter_node_bytes, 0);
