@@ -11,6 +11,7 @@ PACKAGES=(
   libgloo-dev libmetis-dev
   python3 python3-matplotlib python3-grpcio python3-protobuf
   prometheus  # promtool: metric-name checks on a live scrape
+  clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer + ASan/UBSan runtimes
 )
 
 missing=()
