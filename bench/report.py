@@ -227,7 +227,8 @@ def plot(groups, latency_rows):
                     xs.append(w)
                     ys.append(ring[w] / ms)
             if xs:
-                ax.plot(xs, ys, marker="o", label=s, lw=2.2 if s == "fcp" else 1.2)
+                ax.plot(xs, ys, marker="o", label=s, lw=2.2 if s == "fcp" else 1.2,
+                        ls="--" if s == "flashcp" else "-")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("workers W (8 per node)")

@@ -103,7 +103,7 @@ class UnitBuilder {
   }
 
   // Documents worth more than one worker, costliest first, each a group of ceil(cost / fill)
-  // workers while workers remain (and at least two are left over for everything else).
+  // workers while workers remain (group members take short documents beside their group's).
   void ChooseGroups(std::vector<int32_t>* group_of, std::vector<int32_t>* sizes) const {
     const int32_t workers = batch_.topology.num_workers;
     const int64_t cap = TokenCap(batch_.topology);
@@ -116,7 +116,7 @@ class UnitBuilder {
       int64_t k = static_cast<int64_t>(std::ceil(share / fill - 1e-9));
       if (length > cap / 2) k = std::max<int64_t>(k, 2 * ((length + cap - 1) / cap));
       k = std::min<int64_t>(k, length);
-      if (k < 2 || k > left - 2) continue;
+      if (k < 2 || k > left) continue;
       (*group_of)[d] = static_cast<int32_t>(sizes->size());
       sizes->push_back(static_cast<int32_t>(k));
       left -= static_cast<int32_t>(k);
@@ -187,19 +187,28 @@ class UnitBuilder {
     const Document& doc = batch_.documents[d];
     const bool pair = Pairs(doc);
     const size_t n = bounds_.size() - 1;
-    auto seconds = [&](size_t i) {
-      return QueryRangeSeconds(ctx_.cost, doc, bounds_[i], bounds_[i + 1], bounds_) +
-             3 * ctx_.cost.TokenSeconds(bounds_[i + 1] - bounds_[i]);
+    // The middle pair of an even cut is two neighbouring blocks on one worker, which merge into
+    // one (MergeNeighbours, causal masks, automatic mode): cost the tiles as they will be.
+    const bool merge_middle =
+        automatic_ && doc.mask.kind == MaskKind::kCausal && n >= 2 && n % 2 == 0;
+    tile_bounds_ = bounds_;
+    if (merge_middle) tile_bounds_.erase(tile_bounds_.begin() + n / 2);
+    auto seconds = [&](int64_t begin, int64_t end) {
+      return QueryRangeSeconds(ctx_.cost, doc, begin, end, tile_bounds_) +
+             3 * ctx_.cost.TokenSeconds(end - begin);
     };
     largest_ = std::max(largest_, bounds_[1] - bounds_[0]);
     for (size_t i = 0; i < (pair ? (n + 1) / 2 : n); ++i) {
-      PackItem item{d, bounds_[i], bounds_[i + 1], seconds(i)};
-      item.block = blocks_ + static_cast<int32_t>(i);
       const size_t j = n - 1 - i;
+      const bool middle = merge_middle && j == i + 1;
+      PackItem item{
+          d, bounds_[i], bounds_[i + 1],
+          middle ? seconds(bounds_[i], bounds_[j + 1]) : seconds(bounds_[i], bounds_[i + 1])};
+      item.block = blocks_ + static_cast<int32_t>(i);
       if (pair && j != i) {
         item.begin2 = bounds_[j];
         item.end2 = bounds_[j + 1];
-        item.seconds += seconds(j);
+        if (!middle) item.seconds += seconds(bounds_[j], bounds_[j + 1]);
         item.block2 = blocks_ + static_cast<int32_t>(j);
       }
       if (group != nullptr) item.owner = (*group)[i % group->size()];
@@ -216,6 +225,7 @@ class UnitBuilder {
   double mean_seconds_;
   double pairs_per_worker_ = -1;
   std::vector<int64_t> bounds_;
+  std::vector<int64_t> tile_bounds_;  // bounds_ as tiles will be cut (after merging)
   int32_t blocks_ = 0;
   int64_t largest_ = 0;
 };
