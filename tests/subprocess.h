@@ -33,6 +33,8 @@ class Subprocess {
   void Signal(int signal);
   // Waits for the child to exit: its exit code, or 128 + signal if a signal killed it.
   int Wait();
+  // The child's process id (-1 before Start and after Wait).
+  int pid() const { return pid_; }
 
  private:
   std::vector<std::string> argv_;

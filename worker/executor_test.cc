@@ -1,7 +1,8 @@
 // The executor against the oracle: for every strategy, mask kind and worker count, the outputs
 // and gradients of all ranks (run as threads over the loopback transport) equal single-process
-// reference attention over each whole document. Plus refusals: a mismatched plan id, a corrupted
-// slice, a peer on another plan, a peer that never answers.
+// reference attention over each whole document. Plus refusals: a mismatched plan id, corrupted
+// slices (ids, peers, rounds, sizes: each refused before any exchange), a peer on another plan,
+// a peer that never answers.
 #include "worker/executor.h"
 
 #include <random>
@@ -238,6 +239,114 @@ TEST(ExchangeTagTest, DistinctForStepsDirectionsAndRounds) {
   EXPECT_NE(ExchangeTag(1, TransferKind::kKv, 1), ExchangeTag(1, TransferKind::kKv, 2));
   EXPECT_NE(GatherTag(1), ExchangeTag(1, TransferKind::kDkv, kMaxRounds - 1));
 }
+
+// A slice corrupted one way: every one is refused (FailedPrecondition naming the problem) before
+// any exchange: rank 1 never runs, so an exchange would end in a timeout, not a refusal.
+struct Corruption {
+  std::string name;
+  void (*corrupt)(Plan& plan, StepInputs& in);
+  std::string message;
+};
+
+int32_t FirstBlockOf(const Plan& plan, int32_t owner) {
+  for (size_t b = 0; b < plan.blocks.size(); ++b) {
+    if (plan.blocks[b].owner == owner) return static_cast<int32_t>(b);
+  }
+  return -1;
+}
+
+// Rank 0's first tile whose KV block is received, not local.
+Tile& FirstRemoteTile(Plan& plan) {
+  WorkerPlan& w = plan.workers[0];
+  for (Tile& t : w.tiles) {
+    if (plan.blocks[t.kv_block].owner != 0) return t;
+  }
+  return w.tiles.front();
+}
+
+std::vector<Corruption> Corruptions() {
+  return {
+      {"BlockIdOutOfRange",
+       [](Plan& p, StepInputs&) {
+         p.workers[0].blocks[0] = static_cast<int32_t>(p.blocks.size()) + 3;
+       },
+       "out of range"},
+      {"NegativeBlockId", [](Plan& p, StepInputs&) { p.workers[0].blocks[0] = -1; },
+       "block id -1 out of range"},
+      {"BlockOfAnotherRank",
+       [](Plan& p, StepInputs&) { p.workers[0].blocks[0] = FirstBlockOf(p, 1); }, "owned by 1"},
+      {"BlockPastItsDocument",
+       [](Plan& p, StepInputs&) {
+         Block& b = p.blocks[p.workers[0].blocks[0]];
+         b.end = p.documents[b.document].length + 10;
+       },
+       "is not a token range of a document"},
+      {"BlockListedTwice",
+       [](Plan& p, StepInputs&) { p.workers[0].blocks.push_back(p.workers[0].blocks[0]); },
+       "twice"},
+      {"BuffersLargerThanTheSlice", [](Plan&, StepInputs& in) { in.tokens += 64; },
+       "tokens, the input buffers"},
+      {"BlockSizesChanged", [](Plan& p, StepInputs&) { p.blocks[p.workers[0].blocks[0]].end -= 1; },
+       "tokens, the input buffers"},
+      {"PeerOutOfRange", [](Plan& p, StepInputs&) { p.workers[0].recvs[0].peer = 7; },
+       "bad peer or round"},
+      {"PeerIsItself", [](Plan& p, StepInputs&) { p.workers[0].sends[0].peer = 0; },
+       "bad peer or round"},
+      {"RoundOutOfRange", [](Plan& p, StepInputs&) { p.workers[0].recvs[0].round = 0; },
+       "bad peer or round"},
+      {"ReceivedBlockIdOutOfRange",
+       [](Plan& p, StepInputs&) { p.workers[0].recvs[0].blocks[0] = 1 << 20; }, "out of range"},
+      {"SendsABlockItDoesNotHold",
+       [](Plan& p, StepInputs&) {
+         p.workers[0].sends[0].blocks[0] = FirstBlockOf(p, 1);
+         p.workers[0].recvs.clear();  // so that block is never received either
+       },
+       "is not this rank's to send"},
+      {"TileOfARemoteQueryBlock",
+       [](Plan& p, StepInputs&) { p.workers[0].tiles[0].q_block = FirstBlockOf(p, 1); },
+       "q_block is not local"},
+      {"TileKvBlockOutOfRange", [](Plan& p, StepInputs&) { p.workers[0].tiles[0].kv_block = -5; },
+       "kv_block out of range"},
+      {"TileBeforeItsKvArrives", [](Plan& p, StepInputs&) { FirstRemoteTile(p).round = 0; },
+       "neither local nor received by round 0"},
+      {"TileAcrossDocuments",
+       [](Plan& p, StepInputs&) {
+         Tile& t = p.workers[0].tiles[0];
+         for (int32_t b = 0; b < static_cast<int32_t>(p.blocks.size()); ++b) {
+           if (p.blocks[b].document != p.blocks[t.q_block].document) t.kv_block = b;
+         }
+       },
+       "blocks of different documents"},
+      {"PlanForAnotherWorldSize", [](Plan& p, StepInputs&) { p.costs.pop_back(); },
+       "the plan is for 1 workers, the job has 2"},
+      {"NoSliceForThisRank", [](Plan& p, StepInputs&) { p.workers[0].rank = 5; },
+       "holds no slice for this rank"},
+  };
+}
+
+class ExecutorCorruptionTest : public ::testing::TestWithParam<Corruption> {};
+
+TEST_P(ExecutorCorruptionTest, IsRefusedBeforeAnyExchange) {
+  const Batch batch = MakeBatch(Mask::Causal(), 2, 2);
+  Plan plan = RingPlan(batch);
+  ASSERT_FALSE(plan.workers[0].recvs.empty());
+  ASSERT_FALSE(plan.workers[0].sends.empty());
+  StepInputs in = MakeStepInputs(plan, *plan.FindWorker(0), ShapeOf(batch), kSeed, kStep);
+  GetParam().corrupt(plan, in);
+  LoopbackHub hub(2);
+  LoopbackTransport transport(&hub, 0);
+  transport.set_timeout(absl::Seconds(30));
+  Executor executor(&transport, ShapeOf(batch), 1);
+  LocalOutputs out;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<StepStats> stats = executor.Run(plan, plan.plan_id, kStep, in.View(), &out);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(stats.status().code(), absl::StatusCode::kFailedPrecondition) << stats.status();
+  EXPECT_THAT(stats.status().message(), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, ExecutorCorruptionTest, ::testing::ValuesIn(Corruptions()),
+                         [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace fcp
