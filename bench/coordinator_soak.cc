@@ -16,8 +16,8 @@
 // overload: (1) --burst distinct plannings at once against --planning_threads threads and a
 // --max_queued_plannings queue: the excess is refused at once with RESOURCE_EXHAUSTED; the same
 // burst through fcp::PlannerClient (retry + local fallback) gives every rank its plan, with the
-// coordinator's plan id. (2) requests over --max-request-bytes, --max-documents, --max-workers and
-// --max-blocks, many at once: each refused in milliseconds, memory flat.
+// coordinator's plan id. (2) requests over --max-request-bytes, --max-documents, --max-workers,
+// --max-blocks and --max-transfers, many at once: each refused in milliseconds, memory flat.
 //
 // --check exits 1 if a soak call failed, the coordinator's memory grew by more than the cache plus
 // --rss_slack_mb, an overload answer was not the expected one, or a refusal was slow.
@@ -359,7 +359,7 @@ void Overload(const LengthSampler& sampler) {
   const double rss_before = coordinator.MemoryMiB();
   std::printf(
       "overload: --planning-threads %d --max-queued-plannings %d --max-request-bytes %d "
-      "--max-documents 50000 --max-workers 4096 (--max-blocks default)\n",
+      "--max-documents 50000 --max-workers 4096 (--max-blocks, --max-transfers default)\n",
       threads, queue, kMaxRequestBytes);
   std::printf(
       "| load | sent | answers | p50 ms | max ms | message | RSS after MiB |\n"
@@ -452,18 +452,21 @@ void Overload(const LengthSampler& sampler) {
     std::string what;
     v1::PlanRequest request;
   };
-  std::vector<Oversized> cases(4);
+  std::vector<Oversized> cases(5);
   cases[0].what = "over --max-request-bytes (2.4 MB)";
   for (int i = 0; i < 400000; ++i) cases[0].request.add_documents()->set_length(100000 + i % 7);
   cases[1].what = "over --max-documents (60,000 documents, 180 KB)";
   for (int i = 0; i < 60000; ++i) cases[1].request.add_documents()->set_length(100);
   cases[2].what = "over --max-workers (W = 100,000)";
   cases[2].request.add_documents()->set_length(1000);
-  cases[3].what = "over --max-blocks (ring, W = 4096, 1,000 x 100K tokens: 3 KB)";
-  for (int i = 0; i < 1000; ++i) cases[3].request.add_documents()->set_length(100000);
+  cases[3].what = "over --max-blocks (ring, W = 2048, 2,000 x 100K tokens: 6 KB)";
+  for (int i = 0; i < 2000; ++i) cases[3].request.add_documents()->set_length(100000);
   cases[3].request.mutable_options()->set_strategy("ring");
-  const int32_t workers[] = {64, 64, 100000, 4096};
-  for (int c = 0; c < 4; ++c) {
+  cases[4].what = "over --max-transfers (ring, W = 4096, one 8K-token document: 10 bytes)";
+  cases[4].request.add_documents()->set_length(8192);
+  cases[4].request.mutable_options()->set_strategy("ring");
+  const int32_t workers[] = {64, 64, 100000, 2048, 4096};
+  for (int c = 0; c < 5; ++c) {
     v1::PlanRequest& r = cases[c].request;
     r.set_job_id("oversized");
     r.mutable_topology()->set_num_workers(workers[c]);

@@ -41,6 +41,9 @@ ABSL_FLAG(int64_t, max_total_tokens, fcp::RequestLimits().max_total_tokens,
 ABSL_FLAG(int64_t, max_blocks, fcp::RequestLimits().max_blocks,
           "most blocks one planning may make (ring: 2W chunks per document; others: "
           "tokens / block size); bounds planning memory and time");
+ABSL_FLAG(int64_t, max_transfers, fcp::RequestLimits().max_transfers,
+          "most worker-to-worker KV transfers one planning may schedule (ring: W x (W - 1); "
+          "per_doc: k x (k - 1) per document over k ranks); bounds planning memory and time");
 ABSL_FLAG(std::string, default_strategy, "auto",
           "strategy for requests that name none (clients' local fallback must use the same)");
 ABSL_FLAG(double, time_budget_ms, fcp::PlanOptions().time_budget_ms,
@@ -123,6 +126,7 @@ CoordinatorOptions OptionsFromFlags() {
   p.limits.max_total_tokens = absl::GetFlag(FLAGS_max_total_tokens);
   p.limits.max_time_budget_ms = absl::GetFlag(FLAGS_max_time_budget_ms);
   p.limits.max_blocks = absl::GetFlag(FLAGS_max_blocks);
+  p.limits.max_transfers = absl::GetFlag(FLAGS_max_transfers);
   p.defaults.strategy = absl::GetFlag(FLAGS_default_strategy);
   p.defaults.time_budget_ms = absl::GetFlag(FLAGS_time_budget_ms);
   RendezvousStoreOptions& r = o.rendezvous;

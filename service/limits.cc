@@ -15,6 +15,10 @@ absl::Status Over(absl::string_view field, absl::string_view what, absl::string_
       absl::StrCat(field, ": ", what, ", over the coordinator's limit of ", flag));
 }
 
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  return b > std::numeric_limits<int64_t>::max() - a ? std::numeric_limits<int64_t>::max() : a + b;
+}
+
 }  // namespace
 
 int64_t MinimumBlocks(const Batch& batch, const PlanOptions& options) {
@@ -28,16 +32,33 @@ int64_t MinimumBlocks(const Batch& batch, const PlanOptions& options) {
   for (const Document& d : batch.documents) {
     const int64_t pieces = ring ? std::min(d.length, chunks)
                                 : (d.length + options.block_size - 1) / options.block_size;
-    // Saturates (lengths are validated, so each term is at most a length).
-    blocks = pieces > std::numeric_limits<int64_t>::max() - blocks
-                 ? std::numeric_limits<int64_t>::max()
-                 : blocks + pieces;
+    blocks = SaturatingAdd(blocks, pieces);
   }
   return blocks;
 }
 
+int64_t MinimumTransfers(const Batch& batch, const PlanOptions& options) {
+  const int64_t workers = batch.topology.num_workers;
+  if (options.strategy == "ring") return workers * (workers - 1);
+  if (options.strategy != "per_doc") return 0;
+  const int64_t block = options.block_size > 0 ? options.block_size : AutoBlockSize(batch);
+  int64_t transfers = 0;
+  for (const Document& d : batch.documents) {
+    const int64_t k = std::clamp<int64_t>(d.length / block, 1, workers);
+    transfers = SaturatingAdd(transfers, k * (k - 1));
+  }
+  return transfers;
+}
+
 absl::Status CheckPlanSize(const Batch& batch, const PlanOptions& options,
                            const RequestLimits& limits) {
+  const int64_t transfers = MinimumTransfers(batch, options);
+  if (transfers > limits.max_transfers) {
+    const std::string how =
+        options.strategy == "ring" ? "W x (W - 1)" : "k x (k - 1) for a document over k ranks";
+    return Over(options.strategy, absl::StrCat("at least ", transfers, " KV transfers (", how, ")"),
+                absl::StrCat(limits.max_transfers, " (--max-transfers)"));
+  }
   const int64_t blocks = MinimumBlocks(batch, options);
   if (blocks <= limits.max_blocks) return absl::OkStatus();
   const std::string how =

@@ -6,8 +6,9 @@
 //
 // A small request can still ask for a large plan: 1,000 documents of 100K tokens over W = 4096
 // ranks is a 3 KB message, but `ring` cuts each document into 2W chunks (8M blocks, 1.5 GB and
-// 24 s of planning). CheckPlanSize bounds the blocks a planning will make, on the converted batch,
-// before planning.
+// 24 s of planning); one 8K-token document over W = 4096 is 10 bytes, but `ring` passes KV
+// around all W ranks (W x (W - 1) transfers: 1.5 GB and 15 s). CheckPlanSize bounds the blocks
+// and transfers a planning will make, on the converted batch, before planning.
 #ifndef FCP_SERVICE_LIMITS_H_
 #define FCP_SERVICE_LIMITS_H_
 
@@ -28,6 +29,9 @@ struct RequestLimits {
   // Blocks one planning may make, checked on MinimumBlocks. 4M: about 0.8 GB and 12 s of ring
   // planning (measured: ~190 bytes and ~3 us per block).
   int64_t max_blocks = int64_t{1} << 22;
+  // KV transfers one planning may schedule, checked on MinimumTransfers. 4M: ring up to W = 2048
+  // (measured at W = 2048: 0.4 GB and 7 s).
+  int64_t max_transfers = int64_t{1} << 22;
 };
 
 // OK, or RESOURCE_EXHAUSTED for the first limit `request` is over (documents, topology.num_workers,
@@ -43,7 +47,16 @@ absl::Status CheckLimits(const v1::PlanRequest& request, const RequestLimits& li
 // O(documents).
 int64_t MinimumBlocks(const Batch& batch, const PlanOptions& options);
 
-// OK, or RESOURCE_EXHAUSTED when MinimumBlocks is over limits.max_blocks, e.g. "ring: at least
+// (worker, worker) KV transfers a planning of `batch` with `options` is sure to schedule, where the
+// request alone says: `ring` passes every rank's KV around the ring, W x (W - 1); `per_doc`
+// zigzags each document over k = clamp(length / block size, 1, W) ranks that all exchange KV,
+// k x (k - 1) per document (the block size: options.block_size, or AutoBlockSize when 0).
+// Otherwise 0. Planning time and memory grow with it. Costs O(documents).
+int64_t MinimumTransfers(const Batch& batch, const PlanOptions& options);
+
+// OK, or RESOURCE_EXHAUSTED when MinimumTransfers is over limits.max_transfers, e.g. "ring: at
+// least 16773120 KV transfers (W x (W - 1)), over the coordinator's limit of 4194304
+// (--max-transfers)", or MinimumBlocks over limits.max_blocks, e.g. "ring: at least
 // 8192000 blocks (2W = 8192 chunks per document), over the coordinator's limit of 4194304
 // (--max-blocks)".
 absl::Status CheckPlanSize(const Batch& batch, const PlanOptions& options,

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 #include <limits>
+#include <set>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -94,13 +96,13 @@ TEST(LimitsTest, MinimumBlocksIsALowerBoundOfEveryStrategysBlocks) {
 
 TEST(LimitsTest, PlansOverMaxBlocksAreRefusedNamingStrategyAndFlag) {
   Batch batch;
-  batch.topology.num_workers = 4096;
-  batch.documents.assign(1000, {100000, Mask::Causal()});  // a 3 KB request
+  batch.topology.num_workers = 2048;
+  batch.documents.assign(2000, {100000, Mask::Causal()});  // a 6 KB request
   PlanOptions ring;
   ring.strategy = "ring";
   const absl::Status status = CheckPlanSize(batch, ring, RequestLimits());
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_THAT(status.message(), HasSubstr("ring: at least 8192000 blocks (2W = 8192 chunks per "
+  EXPECT_THAT(status.message(), HasSubstr("ring: at least 8192000 blocks (2W = 4096 chunks per "
                                           "document), over the coordinator's limit of 4194304 "
                                           "(--max-blocks)"));
   PlanOptions fcp;
@@ -110,7 +112,59 @@ TEST(LimitsTest, PlansOverMaxBlocksAreRefusedNamingStrategyAndFlag) {
   RequestLimits small;
   small.max_blocks = 1000000;
   EXPECT_THAT(CheckPlanSize(batch, fcp, small).message(),
-              HasSubstr("fcp: at least 1563000 blocks (options.block_size 64)"));
+              HasSubstr("fcp: at least 3126000 blocks (options.block_size 64)"));
+}
+
+TEST(LimitsTest, TransfersOfRingAndPerDocAreBoundedBeforePlanning) {
+  Batch one_doc;
+  one_doc.topology.num_workers = 4096;
+  one_doc.documents = {{8192, Mask::Causal()}};  // a 10-byte request
+  PlanOptions ring;
+  ring.strategy = "ring";
+  EXPECT_EQ(MinimumTransfers(one_doc, ring), 4096 * 4095);
+  EXPECT_THAT(CheckPlanSize(one_doc, ring, RequestLimits()).message(),
+              HasSubstr("ring: at least 16773120 KV transfers (W x (W - 1)), over the "
+                        "coordinator's limit of 4194304 (--max-transfers)"));
+  one_doc.topology.num_workers = 2048;
+  EXPECT_TRUE(CheckPlanSize(one_doc, ring, RequestLimits()).ok());
+
+  one_doc.topology.num_workers = 4096;
+  one_doc.documents = {{int64_t{1} << 21, Mask::Causal()}};  // k = 4096 ranks of 512 tokens
+  PlanOptions per_doc;
+  per_doc.strategy = "per_doc";
+  EXPECT_EQ(MinimumTransfers(one_doc, per_doc), 4096 * 4095);
+  EXPECT_THAT(CheckPlanSize(one_doc, per_doc, RequestLimits()).message(),
+              HasSubstr("per_doc: at least 16773120 KV transfers (k x (k - 1) for a document "
+                        "over k ranks)"));
+  PlanOptions fcp;
+  fcp.strategy = "fcp";
+  EXPECT_EQ(MinimumTransfers(one_doc, fcp), 0);
+
+  // Ordinary batches are far below the limit.
+  for (int32_t workers : {64, 256}) {
+    const Batch batch = TestBatch(workers, /*seed=*/1, /*tokens_per_worker=*/32768);
+    EXPECT_TRUE(CheckPlanSize(batch, ring, RequestLimits()).ok()) << workers;
+    EXPECT_TRUE(CheckPlanSize(batch, per_doc, RequestLimits()).ok()) << workers;
+  }
+}
+
+// MinimumTransfers' k is per_doc's: each document spans exactly that many ranks.
+TEST(LimitsTest, PerDocSpreadsEachDocumentOverTheRanksMinimumTransfersCounts) {
+  const Batch batch = TestBatch(8, /*seed=*/5, /*tokens_per_worker=*/4096);
+  PlanOptions options;
+  options.strategy = "per_doc";
+  absl::StatusOr<std::unique_ptr<const PreparedPlan>> plan = PreparePlan(batch, options);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::vector<std::set<int32_t>> owners(batch.documents.size());
+  for (const Block& b : (*plan)->plan().blocks) owners[b.document].insert(b.owner);
+  int64_t transfers = 0, spread = 0;
+  for (const std::set<int32_t>& o : owners) {
+    const int64_t k = static_cast<int64_t>(o.size());
+    transfers += k * (k - 1);
+    spread += k > 1 ? 1 : 0;
+  }
+  EXPECT_GT(spread, 0);  // the batch has documents over several ranks
+  EXPECT_EQ(MinimumTransfers(batch, options), transfers);
 }
 
 }  // namespace

@@ -208,11 +208,17 @@ std::vector<BadRequest> BadRequests() {
       {"RingOverMaxBlocks",
        [](v1::PlanRequest& r) {
          r.clear_documents();
-         for (int i = 0; i < 1000; ++i) r.add_documents()->set_length(100000);
-         r.mutable_topology()->set_num_workers(4096);
+         for (int i = 0; i < 2000; ++i) r.add_documents()->set_length(100000);
+         r.mutable_topology()->set_num_workers(2048);
          r.mutable_options()->set_strategy("ring");
        },
        C::kResourceExhausted, "ring: at least 8192000 blocks"},
+      {"RingOverMaxTransfers",
+       [](v1::PlanRequest& r) {
+         r.mutable_topology()->set_num_workers(4096);
+         r.mutable_options()->set_strategy("ring");
+       },
+       C::kResourceExhausted, "--max-transfers"},
       {"TinyBlocksOverMaxBlocks",
        [](v1::PlanRequest& r) {
          r.mutable_documents(0)->set_length(int64_t{1} << 30);
