@@ -1,6 +1,8 @@
 // NewGlooTransport: checks the options, joins the rendezvous and connects the full mesh, each
 // failure worded for the operator (which rank never joined, a reused prefix, a bad address).
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <memory>
@@ -59,6 +61,16 @@ absl::StatusOr<std::unique_ptr<Transport>> Connect(const GlooOptions& options,
   IgnoreSigpipe();
   gloo::transport::tcp::attr attr;
   if (options.interface.empty()) {
+    // Gloo dereferences a failed address lookup (a crash, not an exception): resolve it first.
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const int rc = getaddrinfo(options.hostname.c_str(), nullptr, &hints, &found);
+    if (found != nullptr) freeaddrinfo(found);
+    if (rc != 0 || found == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(who, ": cannot listen on hostname '",
+                                                     options.hostname, "': ", gai_strerror(rc)));
+    }
     attr.hostname = options.hostname;
   } else {
     attr.iface = options.interface;

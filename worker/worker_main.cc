@@ -110,6 +110,8 @@ absl::StatusOr<std::unique_ptr<Transport>> ConnectGloo(const WorkerOptions& o) {
   gloo.world_size = o.world;
   gloo.prefix = absl::StrCat(o.loop.training_job, "/attempt-", o.attempt);
   gloo.timeout = o.timeout;
+  gloo.hostname = o.listen_address;
+  gloo.interface = o.interface;
   if (o.rendezvous_target.empty()) {
     gloo.rendezvous_dir = o.rendezvous;
     return NewGlooTransport(gloo);

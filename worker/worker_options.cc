@@ -27,6 +27,10 @@ ABSL_FLAG(std::string, rendezvous, "",
 ABSL_FLAG(int32_t, attempt, 0,
           "gloo: attempt number of this job run; rendezvous keys are per (training job, attempt), "
           "so a restarted job needs a new attempt (or a fresh directory)");
+ABSL_FLAG(std::string, listen_address, "127.0.0.1",
+          "gloo: the address this rank listens on and tells its peers (a pod: its IP); "
+          "--interface takes precedence");
+ABSL_FLAG(std::string, interface, "", "gloo: listen on this network interface (e.g. eth0)");
 ABSL_FLAG(double, timeout_s, 30, "seconds a rank waits for a peer's transfer before failing");
 ABSL_FLAG(int32_t, steps, 3, "training steps to run; step s plans the CLI's batch s - 1");
 ABSL_FLAG(int32_t, threads, 0, "attention threads per rank; 0 = cores / ranks in this process");
@@ -50,10 +54,11 @@ namespace {
 // The worker's own flags, then the planning flags it shares with `fcp plan`.
 const std::vector<absl::string_view>& WorkerFlagNames() {
   static const auto* const kNames = new std::vector<absl::string_view>{
-      "world",        "rank",           "transport", "rendezvous",   "attempt",
-      "timeout_s",    "steps",          "threads",   "check_steps",  "check_tolerance",
-      "dump",         "metrics_port",   "linger_s",  "training_job", "gpu_uuid",
-      "summary_json", "plan_deadline_s"};
+      "world",    "rank",           "transport",      "rendezvous",
+      "attempt",  "listen_address", "interface",      "timeout_s",
+      "steps",    "threads",        "check_steps",    "check_tolerance",
+      "dump",     "metrics_port",   "linger_s",       "training_job",
+      "gpu_uuid", "summary_json",   "plan_deadline_s"};
   return *kNames;
 }
 
@@ -119,6 +124,11 @@ absl::StatusOr<WorkerOptions> ParseWorkerOptions(const std::vector<std::string>&
   o.rendezvous = absl::GetFlag(FLAGS_rendezvous);
   o.attempt = absl::GetFlag(FLAGS_attempt);
   if (o.attempt < 0) return Invalid("attempt", "must be >= 0");
+  o.listen_address = absl::GetFlag(FLAGS_listen_address);
+  o.interface = absl::GetFlag(FLAGS_interface);
+  if (o.listen_address.empty() && o.interface.empty()) {
+    return Invalid("listen_address", "must not be empty (or give --interface)");
+  }
   const double timeout_s = absl::GetFlag(FLAGS_timeout_s);
   if (!(timeout_s > 0)) return Invalid("timeout_s", "must be > 0");
   o.timeout = absl::Seconds(timeout_s);

@@ -23,6 +23,8 @@ struct WorkerOptions {
   std::string rendezvous;         // gloo: "coordinator[:HOST:PORT]" or a shared directory
   std::string rendezvous_target;  // gloo: the coordinator to meet through; empty: the directory
   int32_t attempt = 0;            // gloo: rendezvous keys are per (training job, attempt)
+  std::string listen_address;     // gloo: address this rank listens on, published to peers
+  std::string interface;          // gloo: network interface; overrides listen_address
   absl::Duration timeout;         // transport timeout per exchange
   int32_t metrics_port = 0;       // this process's metrics port; 0: no metrics
   absl::Duration linger;          // keep serving metrics this long after the last step

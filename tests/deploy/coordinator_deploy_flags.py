@@ -229,6 +229,8 @@ def run_job(render, job, servers, worker_bin, checks):
             if e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == \
                     "metadata.annotations['batch.kubernetes.io/job-completion-index']":
                 env[e["name"]] = str(rank)
+            elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "status.podIP":
+                env[e["name"]] = "127.0.0.1"  # every "pod" of this run lives on this host
             elif "value" in e:
                 address, service = resolve_address(render, servers, e["value"], rank)
                 if service is not None:
