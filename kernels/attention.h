@@ -100,8 +100,8 @@ void ComputeDelta(const AttentionShape& shape, const float* o, const float* d_o,
                   float* delta);
 
 // Merges a partial (o_b, lse_b) into (o_a, lse_a) in place (the rule above), rows × q_heads.
-void MergeLse(const AttentionShape& shape, int64_t rows, float* o_a, float* lse_a,
-              const float* o_b, const float* lse_b);
+void MergeLse(const AttentionShape& shape, int64_t rows, float* o_a, float* lse_a, const float* o_b,
+              const float* lse_b);
 
 }  // namespace kernels
 }  // namespace fcp
