@@ -36,16 +36,30 @@ import urllib.request
 import yaml
 
 
+def _keep_under_tmp():
+    """The project's top folder when it lies under /tmp (bound back into the private /tmp)."""
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return top if top.startswith("/tmp/") else ""
+
+
+os.environ["FCP_KEEP_UNDER_TMP"] = _keep_under_tmp()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-# Runs "$@" with / read-only and a fresh tmpfs on /tmp; exits 3 if / is still writable.
+# Runs "$@" with / read-only and a fresh tmpfs on /tmp; exits 3 if / is still writable. A checkout
+# under /tmp (CI clones may live there) stays visible: the old /tmp is kept at /mnt and the
+# checkout is bound back into the fresh tmpfs, read-only like the rest of the root.
 READ_ONLY_ROOT = [
     "unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-    'mount -o remount,bind,ro / && mount -t tmpfs -o size=16m tmpfs /tmp || exit 4; '
+    'keep="$FCP_KEEP_UNDER_TMP"; '
+    'mount --bind /tmp /mnt && mount -o remount,bind,ro / && mount -t tmpfs -o size=16m tmpfs /tmp '
+    '|| exit 4; if [ -n "$keep" ]; then mkdir -p "$keep" && '
+    'mount --bind -o ro "/mnt${keep#/tmp}" "$keep" || exit 4; fi; '
     'if touch /.fcp-read-only-probe 2>/dev/null; then rm -f /.fcp-read-only-probe; '
     'echo "root filesystem still writable"; exit 3; fi; exec "$@"', "read-only-root",
 ]
