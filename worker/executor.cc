@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/status_macros.h"
+#include "worker/executor_backend.h"
 #include "worker/slice_check.h"
 
 namespace fcp {
@@ -31,44 +32,117 @@ kernels::TileMask ToKernelMask(const Mask& mask) {
   return {static_cast<kernels::MaskKind>(mask.kind), mask.window, mask.prefix};
 }
 
-// A KV block resident on this rank: its K and V rows (local input or a received copy) and, for
-// received blocks, the dK/dV partials to send back to the owner.
+// A KV block resident on this rank, in backend memory: its K and V rows (local input or a
+// received copy) and, for received blocks, the dK/dV partials to send back to the owner.
 struct KvBlock {
-  const float* k = nullptr;
-  const float* v = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
   float* dk = nullptr;
   float* dv = nullptr;
-  std::unique_ptr<float[]> storage;  // received blocks: k, v, dk, dv back to back
+};
+
+// Moves host or backend memory through the transport, which moves host memory (loopback, gloo) or
+// device memory (nccl): the pointer itself when the kinds agree, else a staging copy made by the
+// backend (sends) or landed by it after the exchange (receives). Holds one exchange at a time.
+class Bridge {
+ public:
+  Bridge(ExecutorBackend& backend, bool transport_device)
+      : backend_(backend), transport_device_(transport_device) {}
+
+  // What to hand the transport to send `bytes` at `p` (backend memory when `in_backend`).
+  absl::StatusOr<TransportBuffer> Send(const void* p, size_t bytes, bool in_backend) {
+    if (Direct(bytes, in_backend)) return TransportBuffer{const_cast<void*>(p), bytes};
+    ASSIGN_OR_RETURN(void* staged, Stage(bytes));
+    if (transport_device_) {
+      RETURN_IF_ERROR(backend_.CopyFromHost(staged, p, bytes));
+    } else {
+      RETURN_IF_ERROR(backend_.CopyToHost(staged, p, bytes));
+    }
+    return TransportBuffer{staged, bytes};
+  }
+
+  // What to hand the transport to receive `bytes` that must end up at `p` (after Land()).
+  absl::StatusOr<TransportBuffer> Recv(void* p, size_t bytes, bool in_backend) {
+    if (Direct(bytes, in_backend)) return TransportBuffer{p, bytes};
+    ASSIGN_OR_RETURN(void* staged, Stage(bytes));
+    landings_.push_back({p, staged, bytes});
+    return TransportBuffer{staged, bytes};
+  }
+
+  // After the exchange's Wait: copies staged receives to where they belong; forgets the exchange.
+  absl::Status Land() {
+    for (const Landing& l : landings_) {
+      if (transport_device_) {
+        RETURN_IF_ERROR(backend_.CopyToHost(l.dst, l.src, l.bytes));
+      } else {
+        RETURN_IF_ERROR(backend_.CopyFromHost(l.dst, l.src, l.bytes));
+      }
+    }
+    Clear();
+    return absl::OkStatus();
+  }
+
+  void Clear() {
+    landings_.clear();
+    host_.clear();
+  }
+
+ private:
+  bool Direct(size_t bytes, bool in_backend) const {
+    return bytes == 0 || (in_backend && backend_.device_memory()) == transport_device_;
+  }
+  // Memory of the transport's kind: backend (device) memory, or host memory owned here.
+  absl::StatusOr<void*> Stage(size_t bytes) {
+    if (transport_device_) return backend_.Allocate(bytes, false);
+    host_.push_back(std::unique_ptr<char[]>(new char[bytes]));
+    return host_.back().get();
+  }
+
+  struct Landing {
+    void* dst;
+    const void* src;
+    size_t bytes;
+  };
+  ExecutorBackend& backend_;
+  const bool transport_device_;
+  std::vector<Landing> landings_;
+  std::vector<std::unique_ptr<char[]>> host_;
 };
 
 // One step of one rank. Owns the received data; runs forward then backward.
 class StepRun {
  public:
-  StepRun(Transport* transport, const kernels::AttentionShape& shape, int threads, const Plan& plan,
-          int64_t step, const LocalInputs& in, LocalOutputs* out)
+  StepRun(Transport* transport, const kernels::AttentionShape& shape, ExecutorBackend& backend,
+          const Plan& plan, int64_t step, const LocalInputs& in, LocalOutputs* out)
       : transport_(transport),
         shape_(shape),
-        threads_(threads),
+        backend_(backend),
+        bridge_(backend, transport->device_buffers()),
         plan_(plan),
         worker_(*plan.FindWorker(transport->rank())),
         step_(step),
         in_(in),
         out_(out),
         q_row_(static_cast<int64_t>(shape.q_heads) * shape.head_dim),
-        kv_row_(static_cast<int64_t>(shape.kv_heads) * shape.head_dim) {
+        kv_row_(static_cast<int64_t>(shape.kv_heads) * shape.head_dim),
+        input_bytes_(kernels::DTypeBytes(backend.dtype())) {
     header_.plan = Fingerprint(plan.plan_id);
     header_.step = static_cast<uint64_t>(step);
   }
 
   absl::StatusOr<StepStats> Run() {
-    Layout();
+    RETURN_IF_ERROR(Layout());
     const Clock::time_point start = Clock::now();
     RETURN_IF_ERROR(Forward());
+    RETURN_IF_ERROR(backend_.Synchronize());
     stats_.forward_seconds = SecondsSince(start);
     const Clock::time_point backward = Clock::now();
     RETURN_IF_ERROR(Backward());
+    RETURN_IF_ERROR(backend_.Synchronize());
     stats_.backward_seconds = SecondsSince(backward);
+    ASSIGN_OR_RETURN(stats_.attention_seconds, backend_.AttentionSeconds());
     stats_.tiles = static_cast<int64_t>(worker_.tiles.size());
+    RETURN_IF_ERROR(backend_.EndStep(out_));
     return stats_;
   }
 
@@ -81,33 +155,33 @@ class StepRun {
   }
 
   int64_t Rows(int32_t block) const { return plan_.blocks[block].tokens(); }
-  size_t KvBytes(int32_t block) const { return Rows(block) * kv_row_ * sizeof(float); }
+  // Bytes of a block's K (or V) rows in the backend's dtype, and of its dK (or dV) rows (fp32).
+  size_t KvBytes(int32_t block) const { return Rows(block) * kv_row_ * input_bytes_; }
+  size_t GradBytes(int32_t block) const { return Rows(block) * kv_row_ * sizeof(float); }
+  // Row `row` of an input tensor of `row_elems` elements per row, in the backend's dtype.
+  const void* InputRow(const void* base, int64_t row, int64_t row_elems) const {
+    return static_cast<const char*>(base) + row * row_elems * input_bytes_;
+  }
 
   // Local offsets, outputs, the resident KV map and the rounds' tile lists.
-  void Layout() {
+  absl::Status Layout() {
+    ASSIGN_OR_RETURN(t_, backend_.BeginStep(shape_, in_));
     int64_t offset = 0;
     for (int32_t b : worker_.blocks) {
       local_offset_[b] = offset;
       KvBlock& kv = kv_[b];
-      kv.k = in_.k + offset * kv_row_;
-      kv.v = in_.v + offset * kv_row_;
+      kv.k = InputRow(t_.k, offset, kv_row_);
+      kv.v = InputRow(t_.v, offset, kv_row_);
+      kv.dk = t_.dk + offset * kv_row_;
+      kv.dv = t_.dv + offset * kv_row_;
       offset += Rows(b);
-    }
-    out_->o.assign(in_.tokens * q_row_, 0.0f);
-    out_->lse.assign(in_.tokens * shape_.q_heads, -std::numeric_limits<float>::infinity());
-    out_->dq.assign(in_.tokens * q_row_, 0.0f);
-    out_->dk.assign(in_.tokens * kv_row_, 0.0f);
-    out_->dv.assign(in_.tokens * kv_row_, 0.0f);
-    for (int32_t b : worker_.blocks) {
-      KvBlock& kv = kv_[b];
-      kv.dk = out_->dk.data() + local_offset_[b] * kv_row_;
-      kv.dv = out_->dv.data() + local_offset_[b] * kv_row_;
     }
     for (const Tile& t : worker_.tiles) last_round_ = std::max(last_round_, t.round);
     for (const Transfer& t : worker_.sends) last_round_ = std::max(last_round_, t.round);
     for (const Transfer& t : worker_.recvs) last_round_ = std::max(last_round_, t.round);
     tiles_by_round_.assign(last_round_ + 1, {});
     for (const Tile& t : worker_.tiles) tiles_by_round_[t.round].push_back(&t);
+    return absl::OkStatus();
   }
 
   double TileFlops(const Tile& t) const {
@@ -119,20 +193,25 @@ class StepRun {
   }
 
   // Posts round r's transfers of `kind`. KV: sends K and V of each block, receives into fresh
-  // storage. dKV: sends the partials, receives into `dkv_in_` (added to the owner's by Accept).
+  // storage. dKV: sends the partials, receives into `dkv_in_` (added to the owner's by Await).
   absl::StatusOr<std::unique_ptr<PendingExchange>> Post(TransferKind kind, int32_t r) {
     std::vector<SendOp> sends;
     std::vector<RecvOp> recvs;
-    const TransportBuffer header{&header_, sizeof header_};
+    const bool fwd = kind == TransferKind::kKv;
+    bridge_.Clear();
     for (const Transfer& t : worker_.sends) {
       if (t.kind != kind || t.round != r) continue;
-      SendOp op{t.peer, {header}};
+      SendOp op{t.peer, {}};
+      ASSIGN_OR_RETURN(TransportBuffer header, bridge_.Send(&header_, sizeof header_, false));
+      op.buffers.push_back(header);
       for (int32_t b : t.blocks) {
         const KvBlock& kv = kv_[b];
-        const bool fwd = kind == TransferKind::kKv;
-        op.buffers.push_back({const_cast<float*>(fwd ? kv.k : kv.dk), KvBytes(b)});
-        op.buffers.push_back({const_cast<float*>(fwd ? kv.v : kv.dv), KvBytes(b)});
-        stats_.bytes_sent += 2 * KvBytes(b);
+        const size_t bytes = fwd ? KvBytes(b) : GradBytes(b);
+        ASSIGN_OR_RETURN(TransportBuffer k, bridge_.Send(fwd ? kv.k : kv.dk, bytes, true));
+        ASSIGN_OR_RETURN(TransportBuffer v, bridge_.Send(fwd ? kv.v : kv.dv, bytes, true));
+        op.buffers.push_back(k);
+        op.buffers.push_back(v);
+        stats_.bytes_sent += 2 * bytes;
       }
       sends.push_back(std::move(op));
     }
@@ -145,29 +224,34 @@ class StepRun {
     size_t h = 0;
     for (const Transfer& t : worker_.recvs) {
       if (t.kind != kind || t.round != r) continue;
-      RecvOp op{t.peer, {{&peer_headers_[h++].second, sizeof(Header)}}};
+      RecvOp op{t.peer, {}};
+      ASSIGN_OR_RETURN(TransportBuffer header,
+                       bridge_.Recv(&peer_headers_[h++].second, sizeof(Header), false));
+      op.buffers.push_back(header);
       for (int32_t b : t.blocks) {
         const int64_t n = Rows(b) * kv_row_;
-        float* k;
-        float* v;
-        if (kind == TransferKind::kKv) {
+        const size_t bytes = fwd ? KvBytes(b) : GradBytes(b);
+        char* k;
+        if (fwd) {
+          // K and V in the dtype; dK and dV (fp32, zero) for the partials this rank sends back.
+          ASSIGN_OR_RETURN(void* kv_rows, backend_.Allocate(2 * bytes, false));
+          ASSIGN_OR_RETURN(void* grads, backend_.Allocate(2 * n * sizeof(float), true));
           KvBlock& kv = kv_[b];
-          kv.storage = std::make_unique<float[]>(4 * n);
-          std::fill_n(kv.storage.get() + 2 * n, 2 * n, 0.0f);
-          k = kv.storage.get();
-          v = k + n;
+          k = static_cast<char*>(kv_rows);
           kv.k = k;
-          kv.v = v;
-          kv.dk = k + 2 * n;
-          kv.dv = k + 3 * n;
+          kv.v = k + bytes;
+          kv.dk = static_cast<float*>(grads);
+          kv.dv = kv.dk + n;
         } else {
-          dkv_in_.push_back({b, std::make_unique<float[]>(2 * n)});
-          k = dkv_in_.back().second.get();
-          v = k + n;
+          ASSIGN_OR_RETURN(void* partials, backend_.Allocate(2 * bytes, false));
+          dkv_in_.push_back({b, static_cast<float*>(partials)});
+          k = static_cast<char*>(partials);
         }
-        op.buffers.push_back({k, KvBytes(b)});
-        op.buffers.push_back({v, KvBytes(b)});
-        stats_.bytes_received += 2 * KvBytes(b);
+        ASSIGN_OR_RETURN(TransportBuffer k_in, bridge_.Recv(k, bytes, true));
+        ASSIGN_OR_RETURN(TransportBuffer v_in, bridge_.Recv(k + bytes, bytes, true));
+        op.buffers.push_back(k_in);
+        op.buffers.push_back(v_in);
+        stats_.bytes_received += 2 * bytes;
       }
       recvs.push_back(std::move(op));
     }
@@ -180,6 +264,7 @@ class StepRun {
     if (pending == nullptr) return absl::OkStatus();
     const Clock::time_point start = Clock::now();
     absl::Status status = pending->Wait();
+    if (status.ok()) status = bridge_.Land();
     stats_.comm_wait_seconds += SecondsSince(start);
     if (!status.ok()) {
       return absl::Status(
@@ -197,25 +282,25 @@ class StepRun {
     }
     // Received dK/dV partials are the owner's to add (after the wait: the kernels of the round
     // in flight may be accumulating into the same rows).
-    for (auto& [b, data] : dkv_in_) {
+    for (const auto& [b, data] : dkv_in_) {
       const int64_t n = Rows(b) * kv_row_;
-      KvBlock& kv = kv_[b];
-      for (int64_t i = 0; i < n; ++i) kv.dk[i] += data[i];
-      for (int64_t i = 0; i < n; ++i) kv.dv[i] += data[n + i];
+      const KvBlock& kv = kv_[b];
+      RETURN_IF_ERROR(backend_.Accumulate(kv.dk, data, n));
+      RETURN_IF_ERROR(backend_.Accumulate(kv.dv, data + n, n));
     }
     dkv_in_.clear();
     return absl::OkStatus();
   }
 
-  void ComputeForward(int32_t r) {
-    std::vector<kernels::ForwardTile> tiles;
+  absl::Status ComputeForward(int32_t r) {
+    std::vector<kernels::AnyForwardTile> tiles;
     for (const Tile* t : tiles_by_round_[r]) {
       const Block& q = plan_.blocks[t->q_block];
       const Block& kvb = plan_.blocks[t->kv_block];
       const KvBlock& kv = kv_[t->kv_block];
       const int64_t off = local_offset_[t->q_block];
-      kernels::ForwardTile f;
-      f.q = in_.q + off * q_row_;
+      kernels::AnyForwardTile f;
+      f.q = InputRow(t_.q, off, q_row_);
       f.k = kv.k;
       f.v = kv.v;
       f.q_rows = q.tokens();
@@ -223,44 +308,40 @@ class StepRun {
       f.q_begin = q.begin;
       f.kv_begin = kvb.begin;
       f.mask = ToKernelMask(plan_.documents[q.document].mask);
-      f.o = out_->o.data() + off * q_row_;
-      f.lse = out_->lse.data() + off * shape_.q_heads;
+      f.o = t_.o + off * q_row_;
+      f.lse = t_.lse + off * shape_.q_heads;
       tiles.push_back(f);
       stats_.attention_flops += TileFlops(*t);
     }
-    const Clock::time_point start = Clock::now();
-    kernels::AttentionForward(shape_, tiles, threads_);
-    stats_.attention_seconds += SecondsSince(start);
+    return backend_.Forward(shape_, tiles);
   }
 
-  void ComputeBackward(int32_t r) {
-    std::vector<kernels::BackwardTile> tiles;
+  absl::Status ComputeBackward(int32_t r) {
+    std::vector<kernels::AnyBackwardTile> tiles;
     for (const Tile* t : tiles_by_round_[r]) {
       const Block& q = plan_.blocks[t->q_block];
       const Block& kvb = plan_.blocks[t->kv_block];
       const KvBlock& kv = kv_[t->kv_block];
       const int64_t off = local_offset_[t->q_block];
-      kernels::BackwardTile g;
-      g.q = in_.q + off * q_row_;
+      kernels::AnyBackwardTile g;
+      g.q = InputRow(t_.q, off, q_row_);
       g.k = kv.k;
       g.v = kv.v;
-      g.d_o = in_.d_o + off * q_row_;
-      g.lse = out_->lse.data() + off * shape_.q_heads;
-      g.delta = delta_.data() + off * shape_.q_heads;
+      g.d_o = InputRow(t_.d_o, off, q_row_);
+      g.lse = t_.lse + off * shape_.q_heads;
+      g.delta = delta_ + off * shape_.q_heads;
       g.q_rows = q.tokens();
       g.kv_rows = kvb.tokens();
       g.q_begin = q.begin;
       g.kv_begin = kvb.begin;
       g.mask = ToKernelMask(plan_.documents[q.document].mask);
-      g.dq = out_->dq.data() + off * q_row_;
+      g.dq = t_.dq + off * q_row_;
       g.dk = kv.dk;
       g.dv = kv.dv;
       tiles.push_back(g);
       stats_.attention_flops += kBackwardFlopsRatio * TileFlops(*t);
     }
-    const Clock::time_point start = Clock::now();
-    kernels::AttentionBackward(shape_, tiles, threads_);
-    stats_.attention_seconds += SecondsSince(start);
+    return backend_.Backward(shape_, tiles);
   }
 
   absl::Status Forward() {
@@ -275,17 +356,19 @@ class StepRun {
           ASSIGN_OR_RETURN(pending, Post(TransferKind::kKv, r + 1));
         }
       }
-      ComputeForward(r);
+      RETURN_IF_ERROR(ComputeForward(r));
     }
     return absl::OkStatus();
   }
 
   absl::Status Backward() {
-    delta_.assign(in_.tokens * shape_.q_heads, 0.0f);
-    kernels::ComputeDelta(shape_, out_->o.data(), in_.d_o, in_.tokens, delta_.data());
+    ASSIGN_OR_RETURN(void* delta,
+                     backend_.Allocate(in_.tokens * shape_.q_heads * sizeof(float), false));
+    delta_ = static_cast<float*>(delta);
+    RETURN_IF_ERROR(backend_.ComputeDelta(shape_, t_.o, t_.d_o, in_.tokens, delta_));
     std::unique_ptr<PendingExchange> pending;
     for (int32_t r = last_round_; r >= 0; --r) {
-      ComputeBackward(r);
+      RETURN_IF_ERROR(ComputeBackward(r));
       RETURN_IF_ERROR(Await(std::move(pending), TransferKind::kDkv, r + 1));
       if (r >= 1) {
         ASSIGN_OR_RETURN(pending, Post(TransferKind::kDkv, r));
@@ -296,22 +379,25 @@ class StepRun {
 
   Transport* transport_;
   const kernels::AttentionShape shape_;
-  const int threads_;
+  ExecutorBackend& backend_;
+  Bridge bridge_;
   const Plan& plan_;
   const WorkerPlan& worker_;
   const int64_t step_;
   const LocalInputs& in_;
   LocalOutputs* out_;
-  const int64_t q_row_, kv_row_;  // floats per token row
+  const int64_t q_row_, kv_row_;  // elements per token row
+  const size_t input_bytes_;      // bytes per element of q, k, v, d_o
 
+  StepTensors t_;  // this step's tensors in backend memory
   Header header_;
   absl::flat_hash_map<int32_t, int64_t> local_offset_;  // local block -> first row
   absl::flat_hash_map<int32_t, KvBlock> kv_;            // resident blocks
   std::vector<std::vector<const Tile*>> tiles_by_round_;
   int32_t last_round_ = 0;
-  std::vector<float> delta_;
+  float* delta_ = nullptr;                                // backend memory
   std::vector<std::pair<int32_t, Header>> peer_headers_;  // headers of the round in flight
-  std::vector<std::pair<int32_t, std::unique_ptr<float[]>>> dkv_in_;
+  std::vector<std::pair<int32_t, float*>> dkv_in_;        // received partials, backend memory
   StepStats stats_;
 };
 
@@ -326,7 +412,13 @@ uint64_t ExchangeTag(int64_t step, TransferKind kind, int32_t round) {
 uint64_t GatherTag(int64_t step) { return ExchangeTag(step, TransferKind::kDkv, kMaxRounds); }
 
 Executor::Executor(Transport* transport, const kernels::AttentionShape& shape, int threads)
-    : transport_(transport), shape_(shape), threads_(threads) {}
+    : Executor(transport, shape, NewCpuBackend(threads)) {}
+
+Executor::Executor(Transport* transport, const kernels::AttentionShape& shape,
+                   std::unique_ptr<ExecutorBackend> backend)
+    : transport_(transport), shape_(shape), backend_(std::move(backend)) {}
+
+Executor::~Executor() = default;
 
 absl::StatusOr<StepStats> Executor::Run(const Plan& plan, absl::string_view expected_plan_id,
                                         int64_t step, const LocalInputs& inputs,
@@ -339,7 +431,7 @@ absl::StatusOr<StepStats> Executor::Run(const Plan& plan, absl::string_view expe
                                                    ", kv_heads ", shape_.kv_heads, ", head_dim ",
                                                    shape_.head_dim));
   }
-  StepRun run(transport_, shape_, threads_, plan, step, inputs, outputs);
+  StepRun run(transport_, shape_, *backend_, plan, step, inputs, outputs);
   return run.Run();
 }
 

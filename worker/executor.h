@@ -16,6 +16,7 @@
 #define FCP_WORKER_EXECUTOR_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -50,10 +51,17 @@ struct StepStats {
   int64_t tiles = 0;
 };
 
+class ExecutorBackend;
+
 class Executor {
  public:
-  // `threads`: kernel threads (<= 0: hardware concurrency).
+  // On the CPU: host memory, `threads` kernel threads (<= 0: hardware concurrency).
   Executor(Transport* transport, const kernels::AttentionShape& shape, int threads = 0);
+  // On `backend` (worker/executor_backend.h; a GPU: worker/cuda_backend.h). Inputs and outputs of
+  // Run stay host fp32; the backend holds the step's tensors in its own memory and dtype.
+  Executor(Transport* transport, const kernels::AttentionShape& shape,
+           std::unique_ptr<ExecutorBackend> backend);
+  ~Executor();
 
   // Runs `plan`'s slice for transport->rank(). Refuses (FailedPrecondition, before any exchange)
   // a slice that fails CheckSlice: another plan id than `expected_plan_id` (empty: any), input
@@ -65,7 +73,7 @@ class Executor {
  private:
   Transport* transport_;
   kernels::AttentionShape shape_;
-  int threads_;
+  std::unique_ptr<ExecutorBackend> backend_;
 };
 
 // Rounds of a plan the executor accepts: [0, kMaxRounds).

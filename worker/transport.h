@@ -52,6 +52,8 @@ class Transport {
   virtual int32_t rank() const = 0;
   virtual int32_t world_size() const = 0;
   virtual absl::string_view name() const = 0;  // "loopback", "gloo", ...
+  // True when buffers are device memory (nccl); false: host memory.
+  virtual bool device_buffers() const { return false; }
 
   // Posts sends and receives (each peer at most once per list) under `tag` and returns without
   // waiting. Errors here are argument errors (peer out of range, itself) or a broken transport.
