@@ -8,8 +8,9 @@
 //   ring       every rank receives the other ranks' KV: (W-1)/W of the batch's KV per rank on
 //              average, at the fastest link; the same again for dK/dV
 // ring is also skipped when its analytic costing (2W chunks per document) exceeds the time
-// budget, and dcp when its METIS partitioning (~1.5 ms per worker) would. Every decision depends
-// on the inputs only, never the clock, so every replica picks the same plan.
+// budget, and dcp when its METIS partitioning (~1.5 ms per worker) exceeds a quarter of it (W > 33
+// at the default 200 ms). Every decision depends on the inputs only, never the clock, so every
+// replica picks the same plan.
 #include <algorithm>
 #include <vector>
 
@@ -27,6 +28,9 @@ constexpr const char* kCandidates[] = {"fcp",       "per_doc", "flashcp", "flexd
                                        "whole_doc", "dcp",     "ring"};
 constexpr double kRingChunksPerMs = 10000;  // measured ring costing throughput, rounded down
 constexpr double kDcpMsPerWorker = 1.5;     // measured METIS planning cost, rounded up
+// dcp gets at most this share of the budget: its partitioning costs 10-100x the packers' and it
+// has not won a cell of the comparison grid (docs/benchmarks.md), so it must not slow every plan.
+constexpr double kDcpBudgetShare = 0.25;
 
 double StepMs(const PlanSummary& s, bool include_backward) {
   return s.predicted_fwd_ms + (include_backward ? s.predicted_bwd_ms : 0);
@@ -58,7 +62,8 @@ double LowerBoundMs(absl::string_view name, const PlanContext& ctx) {
 
 bool Affordable(absl::string_view name, const PlanContext& ctx) {
   if (name == "dcp") {
-    return kDcpMsPerWorker * ctx.batch.topology.num_workers <= ctx.options.time_budget_ms;
+    return kDcpMsPerWorker * ctx.batch.topology.num_workers <=
+           kDcpBudgetShare * ctx.options.time_budget_ms;
   }
   if (name != "ring") return true;
   const double chunks = 2.0 * ctx.batch.topology.num_workers * ctx.batch.documents.size();
