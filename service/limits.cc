@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "service/planner/plan_size.h"
 
 namespace fcp {
 namespace {
@@ -17,6 +18,12 @@ absl::Status Over(absl::string_view field, absl::string_view what, absl::string_
 
 int64_t SaturatingAdd(int64_t a, int64_t b) {
   return b > std::numeric_limits<int64_t>::max() - a ? std::numeric_limits<int64_t>::max() : a + b;
+}
+
+// The strategies that balance compute, whose plan size EstimatedBalancedTransfers estimates.
+// (`auto` bounds its own candidates by its time budget.)
+bool EstimatesBalancedTransfers(absl::string_view strategy) {
+  return strategy == "fcp" || strategy == "flashcp" || strategy == "flexdeg" || strategy == "dcp";
 }
 
 }  // namespace
@@ -38,26 +45,30 @@ int64_t MinimumBlocks(const Batch& batch, const PlanOptions& options) {
 }
 
 int64_t MinimumTransfers(const Batch& batch, const PlanOptions& options) {
-  const int64_t workers = batch.topology.num_workers;
-  if (options.strategy == "ring") return workers * (workers - 1);
-  if (options.strategy != "per_doc") return 0;
-  const int64_t block = options.block_size > 0 ? options.block_size : AutoBlockSize(batch);
-  int64_t transfers = 0;
-  for (const Document& d : batch.documents) {
-    const int64_t k = std::clamp<int64_t>(d.length / block, 1, workers);
-    transfers = SaturatingAdd(transfers, k * (k - 1));
-  }
-  return transfers;
+  return MinimumTransfers(options.strategy, batch, options.block_size);
 }
 
 absl::Status CheckPlanSize(const Batch& batch, const PlanOptions& options,
                            const RequestLimits& limits) {
   const int64_t transfers = MinimumTransfers(batch, options);
   if (transfers > limits.max_transfers) {
-    const std::string how =
-        options.strategy == "ring" ? "W x (W - 1)" : "k x (k - 1) for a document over k ranks";
+    const std::string how = options.strategy == "ring" ? "W x (W - 1)"
+                            : options.strategy == "whole_doc"
+                                ? "documents over topology.max_tokens_per_worker cut "
+                                  "into k exchanging pieces"
+                                : "k x (k - 1) for a document over k ranks";
     return Over(options.strategy, absl::StrCat("at least ", transfers, " KV transfers (", how, ")"),
                 absl::StrCat(limits.max_transfers, " (--max-transfers)"));
+  }
+  if (EstimatesBalancedTransfers(options.strategy)) {
+    const int64_t estimate = EstimatedBalancedTransfers(batch);
+    if (estimate > limits.max_transfers) {
+      return Over(options.strategy,
+                  absl::StrCat("about ", estimate,
+                               " KV transfers (a document balanced over k ranks exchanges KV "
+                               "between ~k x (k - 1) / 2 of their pairs)"),
+                  absl::StrCat(limits.max_transfers, " (--max-transfers)"));
+    }
   }
   const int64_t blocks = MinimumBlocks(batch, options);
   if (blocks <= limits.max_blocks) return absl::OkStatus();

@@ -47,17 +47,18 @@ absl::Status CheckLimits(const v1::PlanRequest& request, const RequestLimits& li
 // O(documents).
 int64_t MinimumBlocks(const Batch& batch, const PlanOptions& options);
 
-// (worker, worker) KV transfers a planning of `batch` with `options` is sure to schedule, where the
-// request alone says: `ring` passes every rank's KV around the ring, W x (W - 1); `per_doc`
-// zigzags each document over k = clamp(length / block size, 1, W) ranks that all exchange KV,
-// k x (k - 1) per document (the block size: options.block_size, or AutoBlockSize when 0).
-// Otherwise 0. Planning time and memory grow with it. Costs O(documents).
+// (worker, worker) KV transfers a planning of `batch` with `options.strategy` is sure to schedule
+// (ring, per_doc, and whole_doc under a memory cap; see fcp::MinimumTransfers in
+// service/planner/plan_size.h), 0 for the others. Costs O(documents).
 int64_t MinimumTransfers(const Batch& batch, const PlanOptions& options);
 
 // OK, or RESOURCE_EXHAUSTED when MinimumTransfers is over limits.max_transfers, e.g. "ring: at
 // least 16773120 KV transfers (W x (W - 1)), over the coordinator's limit of 4194304
-// (--max-transfers)", or MinimumBlocks over limits.max_blocks, e.g. "ring: at least
-// 8192000 blocks (2W = 8192 chunks per document), over the coordinator's limit of 4194304
+// (--max-transfers)"; for the strategies that balance compute (fcp, flashcp, flexdeg, dcp) when
+// EstimatedBalancedTransfers (service/planner/plan_size.h) is, e.g. "fcp: about 8386560 KV
+// transfers (...)" for one 2M-token causal document over W = 4096; or MinimumBlocks over
+// limits.max_blocks, e.g. "ring: at least 8192000 blocks (2W = 8192 chunks per document), over the
+// coordinator's limit of 4194304
 // (--max-blocks)".
 absl::Status CheckPlanSize(const Batch& batch, const PlanOptions& options,
                            const RequestLimits& limits);

@@ -148,6 +148,35 @@ TEST(LimitsTest, TransfersOfRingAndPerDocAreBoundedBeforePlanning) {
   }
 }
 
+TEST(LimitsTest, BalancingStrategiesAreRefusedWhenTheirEstimatedTransfersAreOverTheLimit) {
+  Batch one_doc;
+  one_doc.topology.num_workers = 4096;
+  one_doc.documents = {{int64_t{1} << 21, Mask::Causal()}};  // ~4096 x 4095 / 2 balanced
+  for (const char* strategy : {"fcp", "flashcp", "flexdeg", "dcp"}) {
+    PlanOptions options;
+    options.strategy = strategy;
+    const absl::Status status = CheckPlanSize(one_doc, options, RequestLimits());
+    EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << strategy;
+    EXPECT_THAT(status.message(),
+                HasSubstr(absl::StrCat(strategy, ": about 8386560 KV transfers")));
+    EXPECT_THAT(status.message(), HasSubstr("(--max-transfers)"));
+  }
+  // whole_doc makes none without a cap; under one it cuts the document into exchanging pieces.
+  PlanOptions whole;
+  whole.strategy = "whole_doc";
+  EXPECT_TRUE(CheckPlanSize(one_doc, whole, RequestLimits()).ok());
+  one_doc.topology.max_tokens_per_worker = 512;
+  EXPECT_THAT(CheckPlanSize(one_doc, whole, RequestLimits()).message(),
+              HasSubstr("whole_doc: at least 8386560 KV transfers"));
+  // Ordinary batches pass.
+  for (int32_t workers : {64, 512}) {
+    const Batch batch = TestBatch(workers, /*seed=*/1, /*tokens_per_worker=*/32768);
+    PlanOptions fcp;
+    fcp.strategy = "fcp";
+    EXPECT_TRUE(CheckPlanSize(batch, fcp, RequestLimits()).ok()) << workers;
+  }
+}
+
 // MinimumTransfers' k is per_doc's: each document spans exactly that many ranks.
 TEST(LimitsTest, PerDocSpreadsEachDocumentOverTheRanksMinimumTransfersCounts) {
   const Batch batch = TestBatch(8, /*seed=*/5, /*tokens_per_worker=*/4096);

@@ -9,13 +9,18 @@
 //              average, at the fastest link; the same again for dK/dV
 // ring is also skipped when its analytic costing (2W chunks per document) exceeds the time
 // budget, and dcp when its METIS partitioning (~1.5 ms per worker) exceeds a quarter of it (W > 33
-// at the default 200 ms). Every decision depends on the inputs only, never the clock, so every
-// replica picks the same plan.
+// at the default 200 ms). A strategy is skipped as well when the KV transfers its plan would make
+// (plan_size.h: exactly for ring and per_doc, an estimate for the balancing strategies) could not
+// be scheduled within the budget: one 2M-token document over W = 4096 ranks is a 10-byte request
+// whose balanced plans pass KV between ~8M rank pairs (1.5 GB, ~10 s each). Every decision depends
+// on the inputs only, never the clock, so every replica picks the same plan.
 #include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "service/planner/mask_math.h"
+#include "service/planner/plan_size.h"
 #include "service/planner/planner.h"
 #include "service/planner/schedule.h"
 
@@ -28,6 +33,10 @@ constexpr const char* kCandidates[] = {"fcp",       "per_doc", "flashcp", "flexd
                                        "whole_doc", "dcp",     "ring"};
 constexpr double kRingChunksPerMs = 10000;  // measured ring costing throughput, rounded down
 constexpr double kDcpMsPerWorker = 1.5;     // measured METIS planning cost, rounded up
+// Planning throughput in KV transfers per ms, measured on one 2M-token document over W = 4096
+// (fcp 8.4M estimated transfers in 10.4 s, flashcp 8.4 s, flexdeg 7.1 s, ring 16.7M in 7.4 s),
+// rounded down.
+constexpr double kTransfersPerMs = 800;
 // dcp gets at most this share of the budget: its partitioning costs 10-100x the packers' and it
 // has not won a cell of the comparison grid (docs/benchmarks.md), so it must not slow every plan.
 constexpr double kDcpBudgetShare = 0.25;
@@ -60,7 +69,17 @@ double LowerBoundMs(absl::string_view name, const PlanContext& ctx) {
   return 0;
 }
 
-bool Affordable(absl::string_view name, const PlanContext& ctx) {
+// The KV transfers `name`'s plan of the batch makes: MinimumTransfers for ring, per_doc and
+// whole_doc, else estimated (`balanced`: EstimatedBalancedTransfers, computed once by the caller).
+double Transfers(absl::string_view name, const PlanContext& ctx, int64_t balanced) {
+  if (name == "ring" || name == "per_doc" || name == "whole_doc") {
+    return static_cast<double>(MinimumTransfers(name, ctx.batch, ctx.options.block_size));
+  }
+  return static_cast<double>(balanced);
+}
+
+bool Affordable(absl::string_view name, const PlanContext& ctx, int64_t balanced) {
+  if (Transfers(name, ctx, balanced) > ctx.options.time_budget_ms * kTransfersPerMs) return false;
   if (name == "dcp") {
     return kDcpMsPerWorker * ctx.batch.topology.num_workers <=
            kDcpBudgetShare * ctx.options.time_budget_ms;
@@ -87,12 +106,19 @@ class AutoPlanner final : public Planner {
   }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
-    absl::StatusOr<Layout> best = absl::InternalError("auto: no strategy produced a plan");
+    absl::StatusOr<Layout> best = absl::InternalError("auto: no strategy tried");
     double best_ms = 0;
     std::vector<std::string> failures;
+    std::vector<std::string> skipped;
+    int tried = 0;
+    const int64_t balanced = EstimatedBalancedTransfers(ctx.batch);
     for (const char* name : kCandidates) {
-      if (!Affordable(name, ctx)) continue;
+      if (!Affordable(name, ctx, balanced)) {
+        skipped.push_back(name);
+        continue;
+      }
       if (best.ok() && LowerBoundMs(name, ctx) >= best_ms) continue;
+      ++tried;
       absl::StatusOr<std::unique_ptr<Planner>> planner = NewPlanner(name);
       if (!planner.ok()) return planner.status();
       absl::StatusOr<Layout> layout = (*planner)->MakeLayout(ctx);
@@ -111,11 +137,25 @@ class AutoPlanner final : public Planner {
         best_ms = ms;
       }
     }
-    if (!best.ok() && !failures.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("auto: every strategy failed; first: ", failures.front()));
+    if (best.ok()) return best;
+    if (tried == 0) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("auto: every strategy's plan is too large for options.time_budget_ms ",
+                       ctx.options.time_budget_ms, " (balanced plans: about ", balanced,
+                       " KV transfers; whole_doc under topology.max_tokens_per_worker: ",
+                       MinimumTransfers("whole_doc", ctx.batch, 0),
+                       "); raise the time budget, or name a strategy"));
     }
-    return best;
+    const std::string message =
+        failures.empty() ? absl::StrCat("auto: no plan within topology.max_tokens_per_worker ",
+                                        ctx.batch.topology.max_tokens_per_worker)
+                         : absl::StrCat("auto: every strategy failed; first: ", failures.front());
+    if (skipped.empty()) return absl::FailedPreconditionError(message);
+    // The strategies that might have planned it were skipped: the request asks for more than its
+    // time budget affords.
+    return absl::ResourceExhaustedError(
+        absl::StrCat(message, " (skipped, their plans too large for options.time_budget_ms ",
+                     ctx.options.time_budget_ms, ": ", absl::StrJoin(skipped, ", "), ")"));
   }
 };
 
