@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "fcp/c_api.h"
 #include "fcp/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -175,6 +176,50 @@ TEST_F(TlsTest, BadClientFilesAreInvalidArgumentNamingTheField) {
   EXPECT_THAT(PlannerClient::Create(options).status().message(), HasSubstr("tls.key_file: "));
   options.tls = Tls("ca.pem", "client.pem");
   EXPECT_EQ(PlannerClient::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The C API over mutual TLS: a client with the certificate plans through the coordinator; one
+// without is refused by the handshake (no fallback asked for) with the reason in the message;
+// a missing file is INVALID_ARGUMENT naming the field at fcp_client_new.
+TEST_F(TlsTest, TheCApiPlansOverMutualTls) {
+  std::unique_ptr<Coordinator> coordinator = StartCoordinator(/*mutual=*/true);
+  ASSERT_NE(coordinator, nullptr);
+  const std::string target = absl::StrCat("localhost:", coordinator->port());
+  const std::string ca = Path("ca.pem"), cert = Path("client.pem"), key = Path("client.key");
+  int64_t lengths[] = {4096, 1024, 900};
+  fcp_batch batch;
+  fcp_batch_init(&batch);
+  batch.job_id = "tls-job";
+  batch.document_lengths = lengths;
+  batch.num_documents = 3;
+  batch.num_workers = 4;
+  auto plan_with = [&](const char* cert_file, const char* key_file, fcp_error* error) {
+    fcp_client_options options;
+    fcp_client_options_init(&options);
+    options.target = target.c_str();
+    options.max_attempts = 1;
+    options.local_fallback = 0;
+    options.tls = 1;
+    options.tls_ca_file = ca.c_str();
+    options.tls_cert_file = cert_file;
+    options.tls_key_file = key_file;
+    fcp_client* client = nullptr;
+    int code = fcp_client_new(&options, &client, error);
+    if (code != FCP_OK) return code;
+    fcp_plan* plan = nullptr;
+    code = fcp_client_plan(client, &batch, &plan, error);
+    if (code == FCP_OK) EXPECT_EQ(fcp_plan_source_of(plan), FCP_SOURCE_COORDINATOR);
+    fcp_plan_free(plan);
+    fcp_client_free(client);
+    return code;
+  };
+  fcp_error error;
+  EXPECT_EQ(plan_with(cert.c_str(), key.c_str(), &error), FCP_OK) << error.message;
+  EXPECT_EQ(plan_with(nullptr, nullptr, &error), FCP_UNAVAILABLE);
+  EXPECT_THAT(error.message, HasSubstr("requires client certificates"));
+  const std::string missing = Path("missing.pem");
+  EXPECT_EQ(plan_with(missing.c_str(), key.c_str(), &error), FCP_INVALID_ARGUMENT);
+  EXPECT_THAT(error.message, HasSubstr("tls.cert_file: "));
 }
 
 // The binaries as deployed with mutual TLS: fcp-coordinator, the fcp CLI, and two fcp-worker

@@ -65,6 +65,12 @@ typedef struct fcp_client_options {
   int max_attempts;             /* attempts on UNAVAILABLE (default 3) */
   int local_fallback;           /* nonzero: plan locally when the coordinator cannot answer */
   const char* default_strategy; /* the coordinator's --default-strategy (default "auto") */
+  /* TLS towards the coordinator (plaintext unless tls is nonzero), as the fcp CLI's --tls-ca,
+   * --tls-cert and --tls-key: the PEM files are read and checked by fcp_client_new. */
+  int tls;                   /* nonzero: TLS */
+  const char* tls_ca_file;   /* roots the coordinator's certificate must chain to; NULL = system */
+  const char* tls_cert_file; /* mutual TLS: this client's certificate chain (with tls_key_file) */
+  const char* tls_key_file;  /* mutual TLS: its private key */
 } fcp_client_options;
 
 /* One batch of causal documents, for one or more ranks. Zero / NULL fields take the defaults of
