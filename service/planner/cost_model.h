@@ -53,10 +53,27 @@ class CostModel {
   double TileBackwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const {
     return BackwardFromForward(TileForwardSeconds(q_len, kv_len, pairs));
   }
+  // Forward seconds of `tiles` tiles with every pair allowed (below a causal diagonal), all of
+  // q_len queries and together kv_tokens keys: q·k pairs at efficiency q/(q+qh)·k/(k+kh) cost
+  // (q+qh)·(k+kh) pairs' worth at full efficiency, which sums over the tiles in O(1).
+  double DenseTilesForwardSeconds(int64_t q_len, int64_t kv_tokens, int64_t tiles) const {
+    if (tiles <= 0) return 0;
+    const double q = static_cast<double>(q_len) + params_.tile_q_half_tokens;
+    const double k =
+        static_cast<double>(kv_tokens) + static_cast<double>(tiles) * params_.tile_kv_half_tokens;
+    return flops_per_pair_ / peak_flops_ * q * k +
+           static_cast<double>(tiles) * tile_overhead_seconds_;
+  }
   // The backward time of a tile whose forward time is `forward_seconds` (same tile).
   double BackwardFromForward(double forward_seconds) const {
     if (forward_seconds <= 0) return 0;
     return (forward_seconds - tile_overhead_seconds_) * backward_factor_ + tile_overhead_seconds_;
+  }
+  // The backward time of `tiles` tiles whose forward times sum to `forward_seconds`.
+  double BackwardFromForward(double forward_seconds, int64_t tiles) const {
+    if (tiles <= 0) return 0;
+    const double overhead = static_cast<double>(tiles) * tile_overhead_seconds_;
+    return (forward_seconds - overhead) * backward_factor_ + overhead;
   }
 
   // Bytes of K and V for `tokens` tokens: 2 · num_kv_heads · head_dim · dtype_bytes · tokens.

@@ -209,5 +209,20 @@ TEST_F(CostModelTest, KeepsItsInputs) {
   EXPECT_DOUBLE_EQ(cost.params().transfer_latency_us, 33);
 }
 
+TEST_F(CostModelTest, DenseTilesCostTheSumOfTheirTiles) {
+  params_.tile_overhead_us = 3;
+  const CostModel cost = Model();
+  const int64_t q = 700, kv[] = {64, 300, 1000};
+  double fwd = 0, bwd = 0;
+  for (int64_t k : kv) {
+    fwd += cost.TileForwardSeconds(q, k, q * k);
+    bwd += cost.TileBackwardSeconds(q, k, q * k);
+  }
+  const double dense = cost.DenseTilesForwardSeconds(q, 64 + 300 + 1000, 3);
+  EXPECT_NEAR(dense, fwd, 1e-12 * fwd);
+  EXPECT_NEAR(cost.BackwardFromForward(dense, 3), bwd, 1e-12 * bwd);
+  EXPECT_EQ(cost.DenseTilesForwardSeconds(q, 0, 0), 0);
+}
+
 }  // namespace
 }  // namespace fcp

@@ -22,8 +22,7 @@ class DirectSchedule final : public Schedule {
 
   absl::Status Build() {
     if (absl::Status s = IndexBlocks(); !s.ok()) return s;
-    BuildTransfers();
-    ComputeCosts();
+    BuildTransfersAndCosts();
     return absl::OkStatus();
   }
 
@@ -33,11 +32,6 @@ class DirectSchedule final : public Schedule {
   WorkerPlan Slice(int32_t rank) const override;
 
  private:
-  struct TileRecord {
-    int32_t q, kv;
-    int32_t transfer;  // index into transfers_, or -1 if the kv block is local
-    int64_t pairs;
-  };
   // All KV blocks from one owner to one receiver; its blocks are
   // transfer_blocks_[first_block, end_block).
   struct PairTransfer {
@@ -50,25 +44,28 @@ class DirectSchedule final : public Schedule {
   }
 
   absl::Status IndexBlocks();
-  // Calls fn(q, kv, pairs) for every required tile of document d.
+  // Calls fn(kv, pairs) for every required tile of q-block q (of document d).
   template <typename Fn>
   void ForEachTile(int32_t d, int32_t q, Fn fn) const;
-  void BuildTransfers();
-  void ComputeCosts();
+  // One pass over every receiver's tiles: the transfers (each remote KV block once, grouped by
+  // owner), their rounds, and the compute each round of each worker waits for; then costs.
+  void BuildTransfersAndCosts();
   // 0 if the kv block is local to the q-block's owner, else the round its transfer arrives.
   int32_t TileRound(int32_t q, int32_t kv) const;
 
   const Batch& batch_;
   const CostModel& cost_;
   std::vector<Block> blocks_;
-  std::vector<int32_t> doc_first_;           // blocks of document d: [doc_first_[d], [d+1])
-  std::vector<std::vector<int32_t>> owned_;  // per worker, block ids in id order
-  std::vector<TileRecord> tiles_;  // every required tile, by q-block (freed after costing)
+  std::vector<int32_t> doc_first_;  // blocks of document d: [doc_first_[d], [d+1])
+  // Blocks owned by worker w, in id order: owned_[owned_first_[w] .. owned_first_[w + 1]).
+  std::vector<int32_t> owned_first_, owned_;
+  // Transfers in receiver order, each receiver's by sender: those into w are
+  // transfers_[in_first_[w] .. in_first_[w + 1]).
   std::vector<PairTransfer> transfers_;
+  std::vector<int32_t> in_first_;
   std::vector<int32_t> transfer_blocks_;
-  // Per receiver: (sender, index into transfers_), sorted by sender.
-  std::vector<std::vector<std::pair<int32_t, int32_t>>> incoming_;
-  std::vector<std::vector<int32_t>> transfers_of_;  // per worker, transfers it sends or receives
+  // Transfers sent by w: out_[out_first_[w] .. out_first_[w + 1]) (indices into transfers_).
+  std::vector<int32_t> out_first_, out_;
   std::vector<WorkerCost> costs_;
   PlanSummary summary_;
 };
@@ -77,7 +74,7 @@ absl::Status DirectSchedule::IndexBlocks() {
   const int32_t workers = batch_.topology.num_workers;
   const int32_t docs = static_cast<int32_t>(batch_.documents.size());
   doc_first_.assign(docs + 1, 0);
-  owned_.assign(workers, {});
+  owned_first_.assign(workers + 1, 0);
   int32_t d = 0;
   int64_t next = 0;
   for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
@@ -93,12 +90,18 @@ absl::Status DirectSchedule::IndexBlocks() {
                                               block.owner, ") breaks the block order"));
     }
     next = block.end;
-    owned_[block.owner].push_back(b);
+    ++owned_first_[block.owner + 1];
   }
   if (d != docs - 1 || next != batch_.documents[d].length) {
     return absl::InternalError("layout blocks do not cover every document");
   }
   doc_first_[docs] = static_cast<int32_t>(blocks_.size());
+  for (int32_t w = 0; w < workers; ++w) owned_first_[w + 1] += owned_first_[w];
+  owned_.resize(blocks_.size());
+  std::vector<int32_t> fill(owned_first_.begin(), owned_first_.end() - 1);
+  for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
+    owned_[fill[blocks_[b].owner]++] = b;
+  }
   return absl::OkStatus();
 }
 
@@ -116,45 +119,56 @@ void DirectSchedule::ForEachTile(int32_t d, int32_t q, Fn fn) const {
   }
 }
 
-void DirectSchedule::BuildTransfers() {
+void DirectSchedule::BuildTransfersAndCosts() {
   const int32_t workers = batch_.topology.num_workers;
-  // Every required tile, enumerated in block order (documents and their masks read
-  // sequentially), then grouped by receiver (the q-block's owner) with a counting sort that keeps
-  // block order within each receiver.
-  std::vector<TileRecord> by_block;
-  by_block.reserve(blocks_.size() * 2);
-  std::vector<int32_t> start(workers + 1, 0);
-  const int32_t docs = static_cast<int32_t>(batch_.documents.size());
-  for (int32_t d = 0; d < docs; ++d) {
-    for (int32_t q = doc_first_[d]; q < doc_first_[d + 1]; ++q) {
-      const size_t before = by_block.size();
-      ForEachTile(d, q, [&](int32_t kv, int64_t pairs) { by_block.push_back({q, kv, -1, pairs}); });
-      start[blocks_[q].owner + 1] += static_cast<int32_t>(by_block.size() - before);
-    }
-  }
-  for (int32_t w = 0; w < workers; ++w) start[w + 1] += start[w];
-  tiles_.resize(by_block.size());
-  {
-    std::vector<int32_t> next(start.begin(), start.end() - 1);
-    for (const TileRecord& t : by_block) tiles_[next[blocks_[t.q].owner]++] = t;
-  }
-  by_block = {};
-  // Per receiver: the remote KV blocks its tiles need, each once, grouped by owner.
+  CostInputs in;
+  in.fwd_pairs.assign(workers, 0);
+  in.tokens.assign(workers, 0);
+  for (const Block& b : blocks_) in.tokens[b.owner] += b.tokens();
+  // Compute of tiles on local KV (round 0) per worker, and of tiles waiting for each transfer
+  // (summed in the same tile order as per round: a receiver has one transfer per round).
+  std::vector<double> local_fwd(workers, 0), local_bwd(workers, 0);
+  std::vector<double> transfer_fwd, transfer_bwd;
+  // Per receiver, by sender: the compute of its tiles on that sender's KV.
+  std::vector<double> from_fwd(workers, 0), from_bwd(workers, 0);
+  std::vector<int32_t> sender_stamp(workers, -1);   // the last receiver a sender was seen by
   std::vector<int32_t> stamp(blocks_.size(), -1);   // the last receiver that asked for a block
-  std::vector<int32_t> transfer_from(workers, -1);  // for the current receiver, by sender
   std::vector<std::pair<int32_t, int32_t>> wanted;  // (src, kv) for the current receiver
+  std::vector<int32_t> senders;                     // senders of the current receiver
   std::vector<Edge> edges;
-  incoming_.assign(workers, {});
+  in_first_.assign(workers + 1, 0);
+  out_first_.assign(workers + 1, 0);
   for (int32_t dst = 0; dst < workers; ++dst) {
     wanted.clear();
-    for (int32_t i = start[dst]; i < start[dst + 1]; ++i) {
-      const int32_t kv = tiles_[i].kv;
-      const int32_t src = blocks_[kv].owner;
-      if (src != dst && stamp[kv] != dst) {
-        stamp[kv] = dst;
-        wanted.emplace_back(src, kv);
-      }
+    senders.clear();
+    double& own_fwd = local_fwd[dst];
+    double& own_bwd = local_bwd[dst];
+    double pairs_sum = 0;
+    for (int32_t i = owned_first_[dst]; i < owned_first_[dst + 1]; ++i) {
+      const int32_t q = owned_[i];
+      const int64_t q_len = blocks_[q].tokens();
+      ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t pairs) {
+        ++in.tiles;
+        pairs_sum += static_cast<double>(pairs);
+        const Block& kb = blocks_[kv];
+        const double fwd = cost_.TileForwardSeconds(q_len, kb.tokens(), pairs);
+        const double bwd = cost_.BackwardFromForward(fwd);
+        const int32_t src = kb.owner;
+        if (src == dst) {
+          own_fwd += fwd;
+          own_bwd += bwd;
+          return;
+        }
+        if (stamp[kv] != dst) {
+          stamp[kv] = dst;
+          if (sender_stamp[src] != dst) sender_stamp[src] = dst, senders.push_back(src);
+          wanted.emplace_back(src, kv);
+        }
+        from_fwd[src] += fwd;
+        from_bwd[src] += bwd;
+      });
     }
+    in.fwd_pairs[dst] = pairs_sum;
     std::sort(wanted.begin(), wanted.end());
     for (size_t i = 0; i < wanted.size();) {
       PairTransfer t{wanted[i].first, dst, 0, static_cast<int32_t>(transfer_blocks_.size()), 0, 0};
@@ -164,79 +178,74 @@ void DirectSchedule::BuildTransfers() {
       }
       t.end_block = static_cast<int32_t>(transfer_blocks_.size());
       edges.push_back({t.src, t.dst, cost_.KvBytes(t.tokens)});
-      transfer_from[t.src] = static_cast<int32_t>(transfers_.size());
-      incoming_[dst].push_back({t.src, static_cast<int32_t>(transfers_.size())});
+      transfer_fwd.push_back(from_fwd[t.src]);
+      transfer_bwd.push_back(from_bwd[t.src]);
+      ++out_first_[t.src + 1];
       transfers_.push_back(t);
     }
-    for (int32_t i = start[dst]; i < start[dst + 1]; ++i) {
-      const int32_t src = blocks_[tiles_[i].kv].owner;
-      if (src != dst) tiles_[i].transfer = transfer_from[src];
-    }
+    for (int32_t src : senders) from_fwd[src] = from_bwd[src] = 0;
+    in_first_[dst + 1] = static_cast<int32_t>(transfers_.size());
   }
   const std::vector<int32_t> rounds = ScheduleRounds(edges, workers);
-  transfers_of_.assign(workers, {});
   for (size_t i = 0; i < transfers_.size(); ++i) {
     transfers_[i].round = rounds[i];
     summary_.rounds = std::max(summary_.rounds, rounds[i]);
-    transfers_of_[transfers_[i].src].push_back(static_cast<int32_t>(i));
-    transfers_of_[transfers_[i].dst].push_back(static_cast<int32_t>(i));
   }
-}
-
-int32_t DirectSchedule::TileRound(int32_t q, int32_t kv) const {
-  const int32_t src = blocks_[kv].owner, dst = blocks_[q].owner;
-  if (src == dst) return 0;
-  const auto& in = incoming_[dst];
-  const auto it = std::lower_bound(in.begin(), in.end(), std::make_pair(src, int32_t{0}));
-  return transfers_[it->second].round;
-}
-
-void DirectSchedule::ComputeCosts() {
-  const int32_t workers = batch_.topology.num_workers;
-  CostInputs in;
+  for (int32_t w = 0; w < workers; ++w) out_first_[w + 1] += out_first_[w];
+  out_.resize(transfers_.size());
+  {
+    std::vector<int32_t> fill(out_first_.begin(), out_first_.end() - 1);
+    for (size_t i = 0; i < transfers_.size(); ++i) {
+      out_[fill[transfers_[i].src]++] = static_cast<int32_t>(i);
+    }
+  }
   in.compute = RoundCompute(workers, summary_.rounds);
-  in.fwd_pairs.assign(workers, 0);
-  in.tokens.assign(workers, 0);
-  for (const Block& b : blocks_) in.tokens[b.owner] += b.tokens();
-  for (const TileRecord& t : tiles_) {
-    const Block& qb = blocks_[t.q];
-    const int32_t w = qb.owner;
-    const int32_t round = t.transfer < 0 ? 0 : transfers_[t.transfer].round;
-    const int64_t kv_len = blocks_[t.kv].tokens();
-    const double fwd = cost_.TileForwardSeconds(qb.tokens(), kv_len, t.pairs);
-    in.compute.fwd(w, round) += fwd;
-    in.compute.bwd(w, round) += cost_.BackwardFromForward(fwd);
-    in.fwd_pairs[w] += static_cast<double>(t.pairs);
+  for (int32_t w = 0; w < workers; ++w) {
+    in.compute.fwd(w, 0) = local_fwd[w];
+    in.compute.bwd(w, 0) = local_bwd[w];
   }
-  in.tiles = static_cast<int64_t>(tiles_.size());
-  tiles_ = {};
-  for (const PairTransfer& t : transfers_) {
-    const int64_t bytes = cost_.KvBytes(t.tokens);
+  in.kv.reserve(transfers_.size());
+  in.dkv.reserve(transfers_.size());
+  for (size_t i = 0; i < transfers_.size(); ++i) {
+    const PairTransfer& t = transfers_[i];
+    in.compute.fwd(t.dst, t.round) = transfer_fwd[i];
+    in.compute.bwd(t.dst, t.round) = transfer_bwd[i];
+    const int64_t bytes = edges[i].bytes;
     in.kv.push_back({t.round, t.src, t.dst, bytes});
     in.dkv.push_back({t.round, t.dst, t.src, bytes});
   }
   SummarizeCosts(cost_, std::move(in), &costs_, &summary_);
 }
 
+int32_t DirectSchedule::TileRound(int32_t q, int32_t kv) const {
+  const int32_t src = blocks_[kv].owner, dst = blocks_[q].owner;
+  if (src == dst) return 0;
+  const auto first = transfers_.begin() + in_first_[dst];
+  const auto last = transfers_.begin() + in_first_[dst + 1];
+  const auto it = std::lower_bound(first, last, src,
+                                   [](const PairTransfer& t, int32_t s) { return t.src < s; });
+  return it->round;
+}
+
 WorkerPlan DirectSchedule::Slice(int32_t rank) const {
   WorkerPlan slice;
   slice.rank = rank;
-  slice.blocks = owned_[rank];
+  slice.blocks.assign(owned_.begin() + owned_first_[rank], owned_.begin() + owned_first_[rank + 1]);
   slice.predicted = costs_[rank];
-  for (int32_t q : owned_[rank]) {
+  for (int32_t q : slice.blocks) {
     ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t) {
       slice.tiles.push_back({q, kv, TileRound(q, kv)});
     });
   }
-  for (int32_t i : transfers_of_[rank]) {
+  for (int32_t i = out_first_[rank]; i < out_first_[rank + 1]; ++i) {
+    const PairTransfer& t = transfers_[out_[i]];
+    slice.sends.push_back({t.round, t.dst, TransferBlocks(t), TransferKind::kKv});
+    slice.recvs.push_back({t.round, t.dst, TransferBlocks(t), TransferKind::kDkv});
+  }
+  for (int32_t i = in_first_[rank]; i < in_first_[rank + 1]; ++i) {
     const PairTransfer& t = transfers_[i];
-    if (t.src == rank) {
-      slice.sends.push_back({t.round, t.dst, TransferBlocks(t), TransferKind::kKv});
-      slice.recvs.push_back({t.round, t.dst, TransferBlocks(t), TransferKind::kDkv});
-    } else {
-      slice.recvs.push_back({t.round, t.src, TransferBlocks(t), TransferKind::kKv});
-      slice.sends.push_back({t.round, t.src, TransferBlocks(t), TransferKind::kDkv});
-    }
+    slice.recvs.push_back({t.round, t.src, TransferBlocks(t), TransferKind::kKv});
+    slice.sends.push_back({t.round, t.src, TransferBlocks(t), TransferKind::kDkv});
   }
   SortSlice(&slice);
   return slice;

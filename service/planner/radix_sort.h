@@ -8,10 +8,10 @@
 
 namespace fcp {
 
-// Sorts integer keys ascending (LSD radix sort, 11-bit digits, skipping digits all keys share: no
-// data-dependent branches, which matters for large random key sets; small sets use std::sort).
-// Callers pack a sort value above an index in one key, so ties break by index and the order is
-// deterministic.
+// Sorts integer keys ascending: LSD radix sort (8-bit digits below 4096 keys, 11-bit above),
+// skipping digits all keys share; no data-dependent branches, which matters for random key sets;
+// tiny sets use std::sort. Callers pack a sort value above an index in one key, so ties break by
+// index and the order is deterministic.
 void RadixSort(std::vector<uint64_t>* keys);
 
 // Bits needed for indices below `n` (at least 1).

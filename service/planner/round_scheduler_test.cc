@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "gtest/gtest.h"
+#include "service/planner/radix_sort.h"
 
 namespace fcp {
 namespace {
@@ -69,6 +70,20 @@ TEST(RoundSchedulerTest, HeaviestTransferGoesFirst) {
   const std::vector<Edge> edges = {{0, 1, 10}, {0, 2, 1000}, {0, 3, 50}};
   const std::vector<int32_t> rounds = ScheduleRounds(edges, 4);
   EXPECT_EQ(rounds[1], 1);
+}
+
+// RadixSort switches algorithm by size (comparison, 8-bit and 11-bit digits): each must sort.
+TEST(RadixSortTest, SortsLikeStdSortAtEverySize) {
+  std::mt19937_64 rng(7);
+  for (size_t n : {0, 1, 2, 95, 96, 1000, 4095, 4096, 20000}) {
+    std::vector<uint64_t> keys(n);
+    // Shared high bits (skipped digits) and varying low ones, as in the planner's packed keys.
+    for (uint64_t& k : keys) k = (uint64_t{0xC0} << 56) | (rng() >> 20);
+    std::vector<uint64_t> expected = keys;
+    std::sort(expected.begin(), expected.end());
+    RadixSort(&keys);
+    EXPECT_EQ(keys, expected) << "n=" << n;
+  }
 }
 
 }  // namespace

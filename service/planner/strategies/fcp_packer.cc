@@ -9,7 +9,7 @@
 
 namespace fcp {
 
-Packer::Packer(const Topology& topology, std::vector<PackItem>* items)
+Packer::Packer(const Topology& topology, std::vector<PackItem>* items, double soft_token_budget)
     : topology_(topology),
       items_(*items),
       workers_(topology.num_workers),
@@ -24,9 +24,12 @@ Packer::Packer(const Topology& topology, std::vector<PackItem>* items)
     pinned_[i] = items_[i].owner >= 0;
   }
   mean_seconds_ = std::max(total_seconds / workers_, 1e-12);
-  token_budget_ = topology.max_tokens_per_worker > 0
-                      ? static_cast<double>(topology.max_tokens_per_worker)
-                      : std::numeric_limits<double>::infinity();
+  inv_mean_seconds_ = 1 / mean_seconds_;
+  // A token budget: the memory cap, else the soft budget (0: tokens are not weighed).
+  const double budget = topology.max_tokens_per_worker > 0
+                            ? static_cast<double>(topology.max_tokens_per_worker)
+                            : soft_token_budget;
+  inv_token_budget_ = budget > 0 ? 1 / budget : 0;
 }
 
 void Packer::Assign(int32_t i, int32_t w) {
@@ -34,7 +37,7 @@ void Packer::Assign(int32_t i, int32_t w) {
   it.owner = w;
   load_[w] += it.seconds;
   tokens_[w] += it.tokens();
-  if (!pinned_[i]) owned_[w].push_back(i);
+  if (tracking_owned_ && !pinned_[i]) owned_[w].push_back(i);
 }
 
 void Packer::Unassign(int32_t i) {
@@ -169,9 +172,23 @@ bool Packer::TryImprove(int32_t hot) {
   return true;
 }
 
+void Packer::TrackOwned() {
+  if (tracking_owned_) return;
+  tracking_owned_ = true;
+  std::vector<int32_t> count(workers_, 0);
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (!pinned_[i] && items_[i].owner >= 0) ++count[items_[i].owner];
+  }
+  for (int32_t w = 0; w < workers_; ++w) owned_[w].reserve(count[w] + 4);
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (!pinned_[i] && items_[i].owner >= 0) owned_[items_[i].owner].push_back(i);
+  }
+}
+
 void Packer::Refine(int iterations) {
   // Below this the remaining imbalance is within the cost model's own error: stop searching.
   constexpr double kGoodEnough = 1.01;
+  TrackOwned();
   for (int it = 0; it < iterations; ++it) {
     int32_t hot = 0;
     for (int32_t w = 1; w < workers_; ++w) {

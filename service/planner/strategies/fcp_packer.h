@@ -28,7 +28,7 @@ class Packer {
   // Tokens count in the score only against the memory cap (topology.max_tokens_per_worker): they
   // cost memory, not attention time (their time, if the model has linear layers, is already in
   // the items' seconds). Without a cap only compute is balanced.
-  Packer(const Topology& topology, std::vector<PackItem>* items);
+  Packer(const Topology& topology, std::vector<PackItem>* items, double soft_token_budget = 0);
 
   // Assigns every item that has no owner yet (pinned items are counted first), largest first.
   void Pack(int32_t documents);
@@ -37,7 +37,7 @@ class Packer {
 
  private:
   double Score(double seconds, int64_t tokens) const {
-    return std::max(seconds / mean_seconds_, static_cast<double>(tokens) / token_budget_);
+    return std::max(seconds * inv_mean_seconds_, static_cast<double>(tokens) * inv_token_budget_);
   }
   double ScoreOf(int32_t w) const { return Score(load_[w], tokens_[w]); }
   double ScoreWith(int32_t w, const PackItem& it) const {
@@ -47,12 +47,15 @@ class Packer {
   void Assign(int32_t i, int32_t w);
   void Unassign(int32_t i);
   bool TryImprove(int32_t hot);
+  // Fills owned_ from the items' owners (Pack does not keep it up to date: only Refine reads it).
+  void TrackOwned();
 
   const Topology& topology_;
   std::vector<PackItem>& items_;
   int32_t workers_;
   int64_t cap_;
-  double mean_seconds_ = 0, token_budget_ = 0;
+  double mean_seconds_ = 0, inv_mean_seconds_ = 0, inv_token_budget_ = 0;
+  bool tracking_owned_ = false;
   std::vector<double> load_;
   std::vector<int64_t> tokens_;
   std::vector<std::vector<int32_t>> owned_;  // unpinned items per worker

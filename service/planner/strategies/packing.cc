@@ -12,7 +12,23 @@ namespace fcp {
 double QueryRangeSeconds(const CostModel& cost, const Document& doc, int64_t q_begin, int64_t q_end,
                          const std::vector<int64_t>& kv_bounds) {
   double seconds = 0;
-  for (size_t i = 0; i + 1 < kv_bounds.size(); ++i) {
+  size_t i = 0;
+  const size_t tiles = kv_bounds.size() - 1;
+  if (doc.mask.kind == MaskKind::kCausal) {
+    // Tiles entirely below the diagonal (keys end at or before the first query) in O(1); keys
+    // from the first query on are partial tiles, and keys past the last query are masked out.
+    const size_t dense =
+        static_cast<size_t>(std::upper_bound(kv_bounds.begin() + 1, kv_bounds.end(), q_begin + 1) -
+                            kv_bounds.begin() - 1);
+    if (dense > 0) {
+      const double fwd = cost.DenseTilesForwardSeconds(
+          q_end - q_begin, kv_bounds[dense] - kv_bounds[0], static_cast<int64_t>(dense));
+      seconds += fwd + cost.BackwardFromForward(fwd, static_cast<int64_t>(dense));
+    }
+    i = dense;
+  }
+  for (; i < tiles; ++i) {
+    if (doc.mask.kind == MaskKind::kCausal && kv_bounds[i] >= q_end) break;
     const int64_t pairs = AllowedPairs(doc.mask, q_begin, q_end, kv_bounds[i], kv_bounds[i + 1]);
     if (pairs > 0) {
       const double fwd =
@@ -34,15 +50,12 @@ int64_t RequestedBlockSize(const PlanContext& ctx) {
 
 MinTree::MinTree(int32_t size) : leaves_(1) {
   while (leaves_ < size) leaves_ *= 2;
-  node_.resize(2 * leaves_);
+  index_mask_ = (uint64_t{1} << IndexBits(static_cast<size_t>(leaves_))) - 1;
+  node_.resize(2 * static_cast<size_t>(leaves_));
   for (int32_t i = 0; i < leaves_; ++i) {
-    node_[leaves_ + i] = {i < size ? 0.0 : std::numeric_limits<double>::infinity(), i};
+    node_[leaves_ + i] = i < size ? Key(i, 0) : std::numeric_limits<uint64_t>::max();
   }
-  for (int32_t n = leaves_ - 1; n >= 1; --n) {
-    const Entry& l = node_[2 * n];
-    const Entry& r = node_[2 * n + 1];
-    node_[n] = r.score < l.score ? r : l;
-  }
+  for (int32_t n = leaves_ - 1; n >= 1; --n) node_[n] = std::min(node_[2 * n], node_[2 * n + 1]);
 }
 
 void SortByPosition(std::vector<Block>* blocks) {

@@ -4,6 +4,7 @@
 #define FCP_SERVICE_PLANNER_STRATEGIES_PACKING_H_
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "service/planner/cost_model.h"
@@ -24,36 +25,36 @@ int64_t TokenCap(const Topology& topology);
 int64_t RequestedBlockSize(const PlanContext& ctx);
 
 // The worker with the lowest score, maintained under point updates in O(log W): a tournament
-// tree whose internal nodes hold their subtree's minimum (ties: the lower index). Nodes carry the
-// score with the index, so an update walks up comparing against siblings whose addresses are
-// known in advance (no chain of dependent loads: this is the inner loop of every packer).
+// tree whose internal nodes hold their subtree's minimum. A node is one integer key: the score's
+// bits (non-negative doubles order like their bit patterns) with the lowest IndexBits(size) bits
+// replaced by the index, so ties (equal to 2^-40 or so) go to the lower index and an update walks
+// up with one integer compare-and-select per level against siblings whose addresses are known in
+// advance (no chain of dependent loads: this is the inner loop of every packer).
 class MinTree {
  public:
   explicit MinTree(int32_t size);  // every score starts at 0
   void Set(int32_t i, double score) {
-    int32_t n = leaves_ + i;
-    Entry cur{score, i};
+    size_t n = static_cast<size_t>(leaves_) + i;
+    uint64_t cur = Key(i, score);
     node_[n] = cur;
     for (; n > 1; n /= 2) {
-      const Entry& sibling = node_[n ^ 1];
-      // Left subtree indices are below right ones: the right entry wins only when strictly lower.
-      // Branch-free (bitwise, selects): which side wins is data-dependent and unpredictable.
-      const bool take = (sibling.score < cur.score) | ((n & 1) & (sibling.score == cur.score));
-      cur.score = take ? sibling.score : cur.score;
-      cur.index = take ? sibling.index : cur.index;
+      const uint64_t sibling = node_[n ^ 1];
+      cur = sibling < cur ? sibling : cur;
       node_[n / 2] = cur;
     }
   }
-  int32_t ArgMin() const { return node_[1].index; }
-  double MinScore() const { return node_[1].score; }
+  int32_t ArgMin() const { return static_cast<int32_t>(node_[1] & index_mask_); }
 
  private:
-  struct Entry {
-    double score;
-    int32_t index;
-  };
+  uint64_t Key(int32_t i, double score) const {
+    const double s = score > 0 ? score : 0.0;  // also maps -0.0 and tiny negative rounding to 0
+    uint64_t bits;
+    std::memcpy(&bits, &s, sizeof bits);
+    return (bits & ~index_mask_) | static_cast<uint64_t>(i);
+  }
   int32_t leaves_;
-  std::vector<Entry> node_;  // node_[1] is the root; leaves at [leaves_, 2 * leaves_)
+  uint64_t index_mask_;
+  std::vector<uint64_t> node_;  // node_[1] is the root; leaves at [leaves_, 2 * leaves_)
 };
 
 // Sorts blocks by (document, begin), the order a kDirect layout needs.
