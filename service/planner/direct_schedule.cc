@@ -138,6 +138,12 @@ void DirectSchedule::BuildTransfersAndCosts() {
   std::vector<Edge> edges;
   in_first_.assign(workers + 1, 0);
   out_first_.assign(workers + 1, 0);
+  // Few transfers per block in practice: reserving avoids regrowing (and copying) them.
+  const size_t expected = blocks_.size() + static_cast<size_t>(workers);
+  for (auto* v : {&transfer_fwd, &transfer_bwd}) v->reserve(expected);
+  edges.reserve(expected);
+  transfers_.reserve(expected);
+  transfer_blocks_.reserve(expected);
   for (int32_t dst = 0; dst < workers; ++dst) {
     wanted.clear();
     senders.clear();
@@ -145,6 +151,17 @@ void DirectSchedule::BuildTransfersAndCosts() {
     double& own_bwd = local_bwd[dst];
     double pairs_sum = 0;
     for (int32_t i = owned_first_[dst]; i < owned_first_[dst + 1]; ++i) {
+      // A worker's blocks lie far apart (documents are spread over the workers): fetch the block
+      // and document a few iterations ahead.
+      constexpr int32_t kAhead = 8;
+      if (i + kAhead < static_cast<int32_t>(owned_.size())) {
+        const Block& ahead = blocks_[owned_[i + kAhead]];
+        __builtin_prefetch(&batch_.documents[ahead.document]);
+        __builtin_prefetch(&doc_first_[ahead.document]);
+      }
+      if (i + 2 * kAhead < static_cast<int32_t>(owned_.size())) {
+        __builtin_prefetch(&blocks_[owned_[i + 2 * kAhead]]);
+      }
       const int32_t q = owned_[i];
       const int64_t q_len = blocks_[q].tokens();
       ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t pairs) {

@@ -49,6 +49,9 @@ struct Layout {
 
 // Chunk c of a document of length `length` cut into `chunks` pieces: [c·L/chunks, (c+1)·L/chunks).
 inline int64_t ChunkBegin(int64_t length, int64_t chunks, int64_t c) {
+  // Below 2^31 both, the product fits 64 bits: the same quotient without a 128-bit division.
+  constexpr int64_t kSmall = int64_t{1} << 31;
+  if (length < kSmall && c < kSmall) return length * c / chunks;
   return static_cast<int64_t>((static_cast<__int128>(length) * c) / chunks);
 }
 

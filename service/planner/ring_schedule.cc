@@ -53,8 +53,9 @@ class RingSchedule final : public Schedule {
   int64_t ChunksIn(int32_t d, int64_t first, int64_t last) const;
   // Required tiles of document d (exact, for every mask).
   int64_t CountTiles(int32_t d) const;
+  // `bounds`: scratch for the document's chunk boundaries.
   void CostDocument(int32_t d, CostInputs* in, std::vector<double>* remote_fwd,
-                    std::vector<double>* remote_bwd) const;
+                    std::vector<double>* remote_bwd, std::vector<int64_t>* bounds) const;
   // Block ids of member `origin` of group g, in id order.
   std::vector<int32_t> OriginBlocks(int32_t g, int32_t origin) const;
 
@@ -101,20 +102,26 @@ absl::Status RingSchedule::CheckGroups() {
 }
 
 void RingSchedule::CostDocument(int32_t d, CostInputs* in, std::vector<double>* remote_fwd,
-                                std::vector<double>* remote_bwd) const {
+                                std::vector<double>* remote_bwd,
+                                std::vector<int64_t>* bounds) const {
   const Document& doc = batch_.documents[d];
   const std::vector<int32_t>& members = groups_[doc_group_[d]];
   const int64_t k = static_cast<int64_t>(members.size()), chunks = 2 * k;
   const int64_t nonempty = std::min(doc.length, chunks);
   const int64_t kv_len = std::max<int64_t>(1, doc.length / nonempty);
+  std::vector<int64_t>& b = *bounds;
+  b.resize(chunks + 1);
+  for (int64_t c = 0; c <= chunks; ++c) b[c] = ChunkBegin(doc.length, chunks, c);
   for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t qb = Bound(d, c), qe = Bound(d, c + 1);
+    const int64_t qb = b[c], qe = b[c + 1];
     if (qb == qe) continue;
     const int64_t partner = chunks - 1 - c;
     const int32_t w = members[MemberOfChunk(d, c)];
     const int64_t total = AllowedPairs(doc.mask, qb, qe, 0, doc.length);
-    const int64_t local = AllowedPairs(doc.mask, qb, qe, qb, qe) +
-                          AllowedPairs(doc.mask, qb, qe, Bound(d, partner), Bound(d, partner + 1));
+    // A group of one holds both chunks: everything is local.
+    const int64_t local = k == 1 ? total
+                                 : AllowedPairs(doc.mask, qb, qe, qb, qe) +
+                                       AllowedPairs(doc.mask, qb, qe, b[partner], b[partner + 1]);
     const double spp = cost_.SecondsPerPair(qe - qb, kv_len);
     in->tokens[w] += qe - qb;
     in->fwd_pairs[w] += static_cast<double>(total);
@@ -173,9 +180,14 @@ absl::Status RingSchedule::Build() {
   in.fwd_pairs.assign(workers, 0);
   in.tokens.assign(workers, 0);
   std::vector<double> remote_fwd(workers, 0), remote_bwd(workers, 0);
+  std::vector<int64_t> bounds;
   for (int32_t d = 0; d < static_cast<int32_t>(batch_.documents.size()); ++d) {
-    CostDocument(d, &in, &remote_fwd, &remote_bwd);
+    CostDocument(d, &in, &remote_fwd, &remote_bwd, &bounds);
   }
+  size_t transfers = 0;
+  for (const auto& g : groups_) transfers += g.size() * (g.size() - 1);
+  in.kv.reserve(transfers);
+  in.dkv.reserve(transfers);
   for (const std::vector<int32_t>& members : groups_) {
     const int32_t k = static_cast<int32_t>(members.size());
     for (int32_t m = 0; m < k; ++m) {

@@ -54,18 +54,25 @@ constexpr int64_t kMinBlock = 256;
 // memory cap pushes short documents onto them); kGrouped: sized to leave room for those.
 enum class Shape { kFine, kGrouped, kGroupedFull };
 
+// Per-document costs, shared by the shapes: DocumentSeconds, their sum, and the documents by cost
+// (largest first).
+struct DocCosts {
+  std::vector<double> seconds;
+  double total = 0;
+  std::vector<int32_t> by_cost;
+};
+
 // Cuts the batch into packing units (`items`, pinned when grouped) and returns the block count.
 class UnitBuilder {
  public:
-  // `doc_seconds`: DocumentSeconds(ctx) (shared by the shapes), `total` their sum.
-  UnitBuilder(const PlanContext& ctx, Shape shape, const std::vector<double>& doc_seconds,
-              double total)
+  UnitBuilder(const PlanContext& ctx, Shape shape, const DocCosts& costs)
       : ctx_(ctx),
         batch_(ctx.batch),
         shape_(shape),
         automatic_(ctx.options.block_size == 0),
-        doc_seconds_(doc_seconds),
-        mean_seconds_(std::max(total / batch_.topology.num_workers, 1e-12)) {}
+        costs_(costs),
+        doc_seconds_(costs.seconds),
+        mean_seconds_(std::max(costs.total / batch_.topology.num_workers, 1e-12)) {}
 
   void Build(std::vector<PackItem>* items) {
     const int32_t docs = static_cast<int32_t>(batch_.documents.size());
@@ -75,6 +82,7 @@ class UnitBuilder {
     const std::vector<std::vector<int32_t>> members = PlaceGroups(group_sizes, batch_.topology);
     const int64_t block = RequestedBlockSize(ctx_);
     items->reserve(docs + batch_.TotalTokens() / block);
+    whole_item_.assign(docs, -1);
     for (int32_t d = 0; d < docs; ++d) {
       const Document& doc = batch_.documents[d];
       if (group_of[d] >= 0) {
@@ -94,6 +102,16 @@ class UnitBuilder {
     }
   }
   int32_t blocks() const { return blocks_; }
+  // The unpinned units that are whole documents, most costly first (ties: document order, as the
+  // units are made), for Packer::Pack.
+  std::vector<int32_t> WholeUnitsByCost() const {
+    std::vector<int32_t> units;
+    units.reserve(whole_item_.size());
+    for (int32_t d : costs_.by_cost) {
+      if (whole_item_[d] >= 0) units.push_back(whole_item_[d]);
+    }
+    return units;
+  }
   int64_t largest() const { return largest_; }
 
  private:
@@ -109,7 +127,7 @@ class UnitBuilder {
     const int64_t cap = TokenCap(batch_.topology);
     const double fill = shape_ == Shape::kGroupedFull ? 1.0 : GroupFill();
     int32_t left = workers;
-    for (int32_t d : ByCostDescending(doc_seconds_)) {
+    for (int32_t d : costs_.by_cost) {
       const double share = doc_seconds_[d] / mean_seconds_;
       if (share <= 1) break;
       const int64_t length = batch_.documents[d].length;
@@ -187,14 +205,26 @@ class UnitBuilder {
     const Document& doc = batch_.documents[d];
     const bool pair = Pairs(doc);
     const size_t n = bounds_.size() - 1;
+    if (n == 1) {  // the whole document: one tile, already costed (DocumentSeconds)
+      PackItem item{d, 0, doc.length, doc_seconds_[d]};
+      item.block = blocks_++;
+      if (group != nullptr) item.owner = group->front();
+      if (group == nullptr) whole_item_[d] = static_cast<int32_t>(items->size());
+      largest_ = std::max(largest_, doc.length);
+      items->push_back(item);
+      return;
+    }
     // The middle pair of an even cut is two neighbouring blocks on one worker, which merge into
     // one (MergeNeighbours, causal masks, automatic mode): cost the tiles as they will be.
     const bool merge_middle =
         automatic_ && doc.mask.kind == MaskKind::kCausal && n >= 2 && n % 2 == 0;
-    tile_bounds_ = bounds_;
-    if (merge_middle) tile_bounds_.erase(tile_bounds_.begin() + n / 2);
+    if (merge_middle) {
+      tile_bounds_ = bounds_;
+      tile_bounds_.erase(tile_bounds_.begin() + n / 2);
+    }
+    const std::vector<int64_t>& tiles = merge_middle ? tile_bounds_ : bounds_;
     auto seconds = [&](int64_t begin, int64_t end) {
-      return QueryRangeSeconds(ctx_.cost, doc, begin, end, tile_bounds_) +
+      return QueryRangeSeconds(ctx_.cost, doc, begin, end, tiles) +
              3 * ctx_.cost.TokenSeconds(end - begin);
     };
     largest_ = std::max(largest_, bounds_[1] - bounds_[0]);
@@ -221,8 +251,10 @@ class UnitBuilder {
   const Batch& batch_;
   Shape shape_;
   bool automatic_;
+  const DocCosts& costs_;
   const std::vector<double>& doc_seconds_;
   double mean_seconds_;
+  std::vector<int32_t> whole_item_;  // per document, its unit if whole and unpinned, else -1
   double pairs_per_worker_ = -1;
   std::vector<int64_t> bounds_;
   std::vector<int64_t> tile_bounds_;  // bounds_ as tiles will be cut (after merging)
@@ -251,14 +283,13 @@ void MergeNeighbours(const Batch& batch, std::vector<Block>* blocks) {
   blocks->resize(out);
 }
 
-Layout PackLayout(const PlanContext& ctx, Shape shape, const std::vector<double>& doc_seconds,
-                  double total) {
+Layout PackLayout(const PlanContext& ctx, Shape shape, const DocCosts& costs) {
   const Batch& batch = ctx.batch;
-  UnitBuilder builder(ctx, shape, doc_seconds, total);
+  UnitBuilder builder(ctx, shape, costs);
   std::vector<PackItem> items;
   builder.Build(&items);
   Packer packer(batch.topology, &items);
-  packer.Pack(static_cast<int32_t>(batch.documents.size()));
+  packer.Pack(static_cast<int32_t>(batch.documents.size()), builder.WholeUnitsByCost());
   packer.Refine(4 * batch.topology.num_workers);
   Layout layout;
   layout.kind = Layout::Kind::kDirect;
@@ -287,9 +318,10 @@ class FcpPlanner final : public Planner {
   }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
-    double total = 0;
-    const std::vector<double> doc_seconds = DocumentSeconds(ctx, &total);
-    Layout best = PackLayout(ctx, Shape::kFine, doc_seconds, total);
+    DocCosts costs;
+    costs.seconds = DocumentSeconds(ctx, &costs.total);
+    costs.by_cost = ByCostDescending(costs.seconds);
+    Layout best = PackLayout(ctx, Shape::kFine, costs);
     if (ctx.options.block_size > 0) return best;
     double best_ms = HUGE_VAL;
     bool evaluated = false;
@@ -297,7 +329,7 @@ class FcpPlanner final : public Planner {
     const bool capped = ctx.batch.topology.max_tokens_per_worker > 0;
     for (Shape shape : {Shape::kGrouped, Shape::kGroupedFull}) {
       if (shape == Shape::kGroupedFull && !capped) continue;
-      Layout candidate = PackLayout(ctx, shape, doc_seconds, total);
+      Layout candidate = PackLayout(ctx, shape, costs);
       if (candidate.blocks == best.blocks) continue;
       if (!evaluated) best_ms = Evaluate(ctx, &best), evaluated = true;
       const double ms = Evaluate(ctx, &candidate);

@@ -49,19 +49,37 @@ void Packer::Unassign(int32_t i) {
   it.owner = -1;
 }
 
-void Packer::Pack(int32_t documents) {
+void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
   constexpr double kLocalitySlack = 0.01;
   // Largest first. The sort key packs the cost's top bits (non-negative doubles order like their
   // bit patterns) above the item's index, so ties are broken by position and one integer sort
-  // does it all.
+  // does it all. Presorted items only need checking, then a merge with the others, sorted.
   const int index_bits = IndexBits(items_.size());
-  std::vector<uint64_t> order(items_.size());
-  for (size_t i = 0; i < items_.size(); ++i) {
+  auto key = [&](size_t i) {
     uint64_t bits;
     std::memcpy(&bits, &items_[i].seconds, sizeof bits);
-    order[i] = (~bits >> index_bits << index_bits) | i;
+    return (~bits >> index_bits << index_bits) | i;
+  };
+  std::vector<uint64_t> given, rest;
+  std::vector<bool> is_given(items_.size());
+  given.reserve(presorted.size());
+  bool in_order = true;
+  for (const int32_t i : presorted) {
+    given.push_back(key(i));
+    in_order &= given.size() < 2 || given[given.size() - 2] < given.back();
+    is_given[i] = true;
   }
-  if (!order.empty()) RadixSort(&order);
+  rest.reserve(items_.size() - given.size());
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (!is_given[i]) rest.push_back(key(i));
+  }
+  if (!in_order) {  // not sorted after all (near-ties): sort everything
+    rest.insert(rest.end(), given.begin(), given.end());
+    given.clear();
+  }
+  RadixSort(&rest);
+  std::vector<uint64_t> order(items_.size());
+  std::merge(rest.begin(), rest.end(), given.begin(), given.end(), order.begin());
   MinTree least_loaded(workers_);
   // Workers holding blocks of each document (few: documents span few workers).
   std::vector<absl::InlinedVector<int32_t, 2>> doc_workers(documents);
@@ -78,8 +96,17 @@ void Packer::Pack(int32_t documents) {
     note_holder(items_[i].document, w);
   }
   for (int32_t w = 0; w < workers_; ++w) least_loaded.Set(w, ScoreOf(w));
-  for (const uint64_t key : order) {
-    const int32_t i = static_cast<int32_t>(key & ((uint64_t{1} << index_bits) - 1));
+  const uint64_t index_mask = (uint64_t{1} << index_bits) - 1;
+  for (size_t k = 0; k < order.size(); ++k) {
+    // Items are visited by cost, far apart in memory: fetch an item and its document's holders
+    // a few iterations ahead.
+    constexpr size_t kAhead = 8;
+    if (k + 2 * kAhead < order.size())
+      __builtin_prefetch(&items_[order[k + 2 * kAhead] & index_mask]);
+    if (k + kAhead < order.size()) {
+      __builtin_prefetch(&doc_workers[items_[order[k + kAhead] & index_mask].document]);
+    }
+    const int32_t i = static_cast<int32_t>(order[k] & index_mask);
     if (pinned_[i]) continue;
     const PackItem& it = items_[i];
     const int32_t candidate = least_loaded.ArgMin();
@@ -188,13 +215,14 @@ void Packer::TrackOwned() {
 void Packer::Refine(int iterations) {
   // Below this the remaining imbalance is within the cost model's own error: stop searching.
   constexpr double kGoodEnough = 1.01;
-  TrackOwned();
   for (int it = 0; it < iterations; ++it) {
     int32_t hot = 0;
     for (int32_t w = 1; w < workers_; ++w) {
       if (ScoreOf(w) > ScoreOf(hot)) hot = w;
     }
-    if (ScoreOf(hot) <= kGoodEnough || !TryImprove(hot)) return;
+    if (ScoreOf(hot) <= kGoodEnough) return;
+    TrackOwned();  // only now: most packings need no refinement
+    if (!TryImprove(hot)) return;
   }
 }
 

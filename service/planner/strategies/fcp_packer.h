@@ -31,7 +31,9 @@ class Packer {
   Packer(const Topology& topology, std::vector<PackItem>* items, double soft_token_budget = 0);
 
   // Assigns every item that has no owner yet (pinned items are counted first), largest first.
-  void Pack(int32_t documents);
+  // `presorted`: unpinned items the caller believes to be in that order already (their order is
+  // checked; the others are sorted and merged with them).
+  void Pack(int32_t documents, const std::vector<int32_t>& presorted = {});
   // At most `iterations` moves or swaps of unpinned items off the most loaded worker.
   void Refine(int iterations);
 

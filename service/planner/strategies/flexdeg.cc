@@ -45,6 +45,12 @@ int64_t GroupSizeForCap(int64_t length, int64_t cap, int32_t workers) {
   return (length + 2 * half - 1) / (2 * half);
 }
 
+struct SortedDoc {
+  int32_t document;
+  int64_t length;
+  double seconds;
+};
+
 struct Assignment {
   std::vector<int32_t> group_size;
   std::vector<int32_t> doc_group;
@@ -67,6 +73,10 @@ class FlexDegPlanner final : public Planner {
     const std::vector<int32_t> order = ByCostDescending(seconds);
     const double mean = total / batch.topology.num_workers;
 
+    std::vector<SortedDoc> sorted(docs);  // read sequentially by every slack's packing
+    for (int32_t i = 0; i < docs; ++i) {
+      sorted[i] = {order[i], batch.documents[order[i]].length, seconds[order[i]]};
+    }
     absl::StatusOr<Assignment> best = absl::FailedPreconditionError("flexdeg: no assignment");
     std::vector<Assignment> tried;  // long-document groups of the slacks already tried
     for (double slack : kSlacks) {
@@ -77,7 +87,7 @@ class FlexDegPlanner final : public Planner {
       });
       if (seen) continue;
       tried.push_back(a);
-      absl::StatusOr<Assignment> packed = PackRest(ctx, order, seconds, std::move(a));
+      absl::StatusOr<Assignment> packed = PackRest(ctx, order, seconds, sorted, std::move(a));
       if (packed.ok() && (!best.ok() || packed->estimate < best->estimate)) {
         best = std::move(packed);
       }
@@ -126,9 +136,11 @@ class FlexDegPlanner final : public Planner {
   }
 
   // 3.-4. The rest onto single workers (or groups), and the estimate.
+  // `sorted`: the documents in `order`, with their lengths and costs side by side.
   static absl::StatusOr<Assignment> PackRest(const PlanContext& ctx,
                                              const std::vector<int32_t>& order,
-                                             const std::vector<double>& seconds, Assignment a) {
+                                             const std::vector<double>& seconds,
+                                             const std::vector<SortedDoc>& sorted, Assignment a) {
     const Batch& batch = ctx.batch;
     const int64_t cap = TokenCap(batch.topology);
     std::vector<double> load;
@@ -164,16 +176,17 @@ class FlexDegPlanner final : public Planner {
     };
     const bool singles = left_before_singles > 0;
     const bool rings = groups > left_before_singles;
-    for (int32_t d : order) {
+    for (const SortedDoc& doc : sorted) {
+      const int32_t d = doc.document;
       if (a.doc_group[d] >= 0) continue;
-      const int64_t length = batch.documents[d].length;
+      const int64_t length = doc.length;
       auto fits = [&](int32_t g) {
         return tokens[g] + MemberTokens(length, a.group_size[g]) <= cap;
       };
       int32_t g = singles ? single.ArgMin() : ring.ArgMin();
       if (singles && rings) {
         const int32_t r = ring.ArgMin();
-        if ((load[r] + seconds[d]) / a.group_size[r] < load[g]) g = r;
+        if ((load[r] + doc.seconds) / a.group_size[r] < load[g]) g = r;
       }
       if (!fits(g)) {  // full: the least-loaded group with room
         g = -1;
@@ -188,7 +201,7 @@ class FlexDegPlanner final : public Planner {
         }
       }
       a.doc_group[d] = g;
-      load[g] += seconds[d];
+      load[g] += doc.seconds;
       tokens[g] += MemberTokens(length, a.group_size[g]);
       update(g);
     }

@@ -20,12 +20,12 @@ double QueryRangeSeconds(const CostModel& cost, const Document& doc, int64_t q_b
     const size_t dense =
         static_cast<size_t>(std::upper_bound(kv_bounds.begin() + 1, kv_bounds.end(), q_begin + 1) -
                             kv_bounds.begin() - 1);
-    if (dense > 0) {
+    if (dense > 1) {  // (one tile costs the same either way: the loop keeps its rounding)
       const double fwd = cost.DenseTilesForwardSeconds(
           q_end - q_begin, kv_bounds[dense] - kv_bounds[0], static_cast<int64_t>(dense));
       seconds += fwd + cost.BackwardFromForward(fwd, static_cast<int64_t>(dense));
+      i = dense;
     }
-    i = dense;
   }
   for (; i < tiles; ++i) {
     if (doc.mask.kind == MaskKind::kCausal && kv_bounds[i] >= q_end) break;
