@@ -37,8 +37,16 @@ class CostModel {
   CostModel(const ModelShape& model, const Topology& topology, const CostParams& params);
 
   double Efficiency(int64_t q_len, int64_t kv_len) const {
-    const double q = static_cast<double>(q_len), k = static_cast<double>(kv_len);
-    return (q / (q + params_.tile_q_half_tokens)) * (k / (k + params_.tile_kv_half_tokens));
+    return QEfficiency(q_len) * KvEfficiency(kv_len);
+  }
+  // The two factors of Efficiency, for callers that cache them per block.
+  double QEfficiency(int64_t q_len) const {
+    const double q = static_cast<double>(q_len);
+    return q / (q + params_.tile_q_half_tokens);
+  }
+  double KvEfficiency(int64_t kv_len) const {
+    const double k = static_cast<double>(kv_len);
+    return k / (k + params_.tile_kv_half_tokens);
   }
   // Seconds per allowed pair for tiles of this shape (forward); backward is `BackwardFactor()`×.
   double SecondsPerPair(int64_t q_len, int64_t kv_len) const {
@@ -47,8 +55,14 @@ class CostModel {
   double BackwardFactor() const { return backward_factor_; }
   // Time of one tile of the given shape with `pairs` allowed (query, key) pairs.
   double TileForwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const {
+    return TileForwardSecondsAt(QEfficiency(q_len), KvEfficiency(kv_len), pairs);
+  }
+  // The same from the cached factors QEfficiency(q_len) and KvEfficiency(kv_len).
+  double TileForwardSecondsAt(double q_efficiency, double kv_efficiency, int64_t pairs) const {
     if (pairs <= 0) return 0;
-    return static_cast<double>(pairs) * SecondsPerPair(q_len, kv_len) + tile_overhead_seconds_;
+    return static_cast<double>(pairs) *
+               (flops_per_pair_ / (peak_flops_ * (q_efficiency * kv_efficiency))) +
+           tile_overhead_seconds_;
   }
   double TileBackwardSeconds(int64_t q_len, int64_t kv_len, int64_t pairs) const {
     return BackwardFromForward(TileForwardSeconds(q_len, kv_len, pairs));

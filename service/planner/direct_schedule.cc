@@ -128,6 +128,10 @@ void DirectSchedule::BuildTransfersAndCosts() {
   // Compute of tiles on local KV (round 0) per worker, and of tiles waiting for each transfer
   // (summed in the same tile order as per round: a receiver has one transfer per round).
   std::vector<double> local_fwd(workers, 0), local_bwd(workers, 0);
+  std::vector<double> kv_efficiency(blocks_.size());  // per block, as a KV block
+  for (size_t b = 0; b < blocks_.size(); ++b) {
+    kv_efficiency[b] = cost_.KvEfficiency(blocks_[b].tokens());
+  }
   std::vector<double> transfer_fwd, transfer_bwd;
   // Per receiver, by sender: the compute of its tiles on that sender's KV.
   std::vector<double> from_fwd(workers, 0), from_bwd(workers, 0);
@@ -163,12 +167,12 @@ void DirectSchedule::BuildTransfersAndCosts() {
         __builtin_prefetch(&blocks_[owned_[i + 2 * kAhead]]);
       }
       const int32_t q = owned_[i];
-      const int64_t q_len = blocks_[q].tokens();
+      const double q_efficiency = cost_.QEfficiency(blocks_[q].tokens());
       ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t pairs) {
         ++in.tiles;
         pairs_sum += static_cast<double>(pairs);
         const Block& kb = blocks_[kv];
-        const double fwd = cost_.TileForwardSeconds(q_len, kb.tokens(), pairs);
+        const double fwd = cost_.TileForwardSecondsAt(q_efficiency, kv_efficiency[kv], pairs);
         const double bwd = cost_.BackwardFromForward(fwd);
         const int32_t src = kb.owner;
         if (src == dst) {

@@ -38,6 +38,11 @@ inline int64_t AllowedPairs(const Mask& mask, int64_t q_begin, int64_t q_end, in
     if (k_begin >= q_end) return 0;
     if (k_end <= q_begin + 1) return (q_end - q_begin) * (k_end - k_begin);
     if (k_begin == q_begin && k_end == q_end) return (q_end - q_begin) * (q_end - q_begin + 1) / 2;
+    if (k_begin <= q_begin && k_end >= q_end) {
+      // Every query i sees keys [k_begin, i]: the sum of i + 1 - k_begin over the queries.
+      const int64_t n = q_end - q_begin;
+      return n * (q_begin + q_end + 1) / 2 - n * k_begin;
+    }
   } else if (mask.kind == MaskKind::kFull) {
     return (q_end - q_begin) * (k_end - k_begin);
   }

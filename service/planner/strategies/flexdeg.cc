@@ -172,7 +172,11 @@ class FlexDegPlanner final : public Planner {
       (a.group_size[g] == 1 ? ring : single).Set(g, HUGE_VAL);
     }
     auto update = [&](int32_t g) {
-      (a.group_size[g] == 1 ? single : ring).Set(g, load[g] / a.group_size[g]);
+      if (a.group_size[g] == 1) {
+        single.Set(g, load[g]);  // (load / 1: no division on the packing's critical path)
+      } else {
+        ring.Set(g, load[g] / a.group_size[g]);
+      }
     };
     const bool singles = left_before_singles > 0;
     const bool rings = groups > left_before_singles;
