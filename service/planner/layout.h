@@ -43,7 +43,8 @@ struct Layout {
 
   // Optional: this layout already scheduled over the PlanContext's batch and cost (a strategy
   // that compares candidates by predicted time has done it), so MakePlan reuses it instead of
-  // scheduling twice. Shared, so layouts stay copyable.
+  // scheduling twice. Shared, so layouts stay copyable. A layout with a schedule may have handed
+  // its blocks to it (`blocks` then empty: the schedule has them).
   std::shared_ptr<const Schedule> schedule;
 };
 

@@ -321,32 +321,40 @@ class FcpPlanner final : public Planner {
     DocCosts costs;
     costs.seconds = DocumentSeconds(ctx, &costs.total);
     costs.by_cost = ByCostDescending(costs.seconds);
-    Layout best = PackLayout(ctx, Shape::kFine, costs);
-    if (ctx.options.block_size > 0) return best;
-    double best_ms = HUGE_VAL;
-    bool evaluated = false;
+    std::vector<Layout> candidates;
+    candidates.push_back(PackLayout(ctx, Shape::kFine, costs));
+    if (ctx.options.block_size > 0) return std::move(candidates.front());
     // Without a memory cap both grouped shapes are the same (nothing pushes tokens on groups).
     const bool capped = ctx.batch.topology.max_tokens_per_worker > 0;
     for (Shape shape : {Shape::kGrouped, Shape::kGroupedFull}) {
       if (shape == Shape::kGroupedFull && !capped) continue;
       Layout candidate = PackLayout(ctx, shape, costs);
-      if (candidate.blocks == best.blocks) continue;
-      if (!evaluated) best_ms = Evaluate(ctx, &best), evaluated = true;
-      const double ms = Evaluate(ctx, &candidate);
-      if (ms < best_ms) {
-        best = std::move(candidate);
-        best_ms = ms;
-      }
+      const bool seen = std::any_of(candidates.begin(), candidates.end(),
+                                    [&](const Layout& c) { return c.blocks == candidate.blocks; });
+      if (!seen) candidates.push_back(std::move(candidate));
     }
-    return best;
+    if (candidates.size() == 1) return std::move(candidates.front());
+    // The lowest predicted step time wins (ties: the earlier shape).
+    size_t best = 0;
+    double best_ms = HUGE_VAL;
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      absl::StatusOr<double> ms = Evaluate(ctx, &candidates[i]);
+      if (!ms.ok()) return ms.status();
+      if (*ms < best_ms) best = i, best_ms = *ms;
+    }
+    return std::move(candidates[best]);
   }
 
  private:
-  // Schedules the layout (kept in it for MakePlan) and returns its predicted step time, infinite
-  // if it breaks the memory cap.
-  static double Evaluate(const PlanContext& ctx, Layout* layout) {
-    absl::StatusOr<std::unique_ptr<Schedule>> schedule = NewSchedule(ctx.batch, ctx.cost, *layout);
-    if (!schedule.ok()) return HUGE_VAL;
+  // Schedules the layout (its blocks move into the schedule, which MakePlan then uses) and returns
+  // its predicted step time, infinite if it breaks the memory cap.
+  static absl::StatusOr<double> Evaluate(const PlanContext& ctx, Layout* layout) {
+    Layout blocks_only;
+    blocks_only.kind = layout->kind;
+    blocks_only.blocks = std::move(layout->blocks);
+    absl::StatusOr<std::unique_ptr<Schedule>> schedule =
+        NewSchedule(ctx.batch, ctx.cost, std::move(blocks_only));
+    if (!schedule.ok()) return schedule.status();
     layout->schedule = std::move(*schedule);
     const int64_t cap = TokenCap(ctx.batch.topology);
     for (const WorkerCost& c : layout->schedule->costs()) {
