@@ -48,14 +48,17 @@ int64_t RequestedBlockSize(const PlanContext& ctx) {
   return ctx.options.block_size > 0 ? ctx.options.block_size : AutoBlockSize(ctx.batch);
 }
 
-MinTree::MinTree(int32_t size) : leaves_(1) {
-  while (leaves_ < size) leaves_ *= 2;
-  index_mask_ = (uint64_t{1} << IndexBits(static_cast<size_t>(leaves_))) - 1;
-  node_.resize(2 * static_cast<size_t>(leaves_));
-  for (int32_t i = 0; i < leaves_; ++i) {
-    node_[leaves_ + i] = i < size ? Key(i, 0) : std::numeric_limits<uint64_t>::max();
+MinTree::MinTree(int32_t size) {
+  size_t leaves = 4;
+  while (leaves < static_cast<size_t>(size)) leaves *= 4;
+  first_leaf_ = (leaves - 1) / 3;
+  // Indices below `size` (padding leaves hold the largest key and need none).
+  index_mask_ = (uint64_t{1} << IndexBits(static_cast<size_t>(std::max(size, 1)))) - 1;
+  node_.assign(first_leaf_ + leaves, std::numeric_limits<uint64_t>::max());
+  for (int32_t i = 0; i < size; ++i) node_[first_leaf_ + i] = Key(i, 0);
+  for (size_t n = first_leaf_; n-- > 0;) {
+    node_[n] = std::min({node_[4 * n + 1], node_[4 * n + 2], node_[4 * n + 3], node_[4 * n + 4]});
   }
-  for (int32_t n = leaves_ - 1; n >= 1; --n) node_[n] = std::min(node_[2 * n], node_[2 * n + 1]);
 }
 
 void SortByPosition(std::vector<Block>* blocks) {

@@ -24,26 +24,32 @@ int64_t TokenCap(const Topology& topology);
 // The requested block size, or AutoBlockSize(batch) when the options leave it at 0.
 int64_t RequestedBlockSize(const PlanContext& ctx);
 
-// The worker with the lowest score, maintained under point updates in O(log W): a tournament
-// tree whose internal nodes hold their subtree's minimum. A node is one integer key: the score's
-// bits (non-negative doubles order like their bit patterns) with the lowest IndexBits(size) bits
-// replaced by the index, so ties (equal to 2^-40 or so) go to the lower index and an update walks
-// up with one integer compare-and-select per level against siblings whose addresses are known in
-// advance (no chain of dependent loads: this is the inner loop of every packer).
+// The worker with the lowest score, maintained under point updates in O(log W): a 4-ary
+// tournament tree whose internal nodes hold their subtree's minimum. A node is one integer key:
+// the score's bits (non-negative doubles order like their bit patterns) with the lowest
+// IndexBits(size) bits replaced by the index, so ties (equal to 2^-40 or so) go to the lower index.
+// An update walks up taking the minimum of its three siblings (addresses known in advance, off
+// the critical path) and then one compare-and-select with its own key per level: this is the
+// inner loop of every packer, and the chain from one update to the next ArgMin is its latency.
 class MinTree {
  public:
   explicit MinTree(int32_t size);  // every score starts at 0
   void Set(int32_t i, double score) {
-    size_t n = static_cast<size_t>(leaves_) + i;
+    size_t n = first_leaf_ + static_cast<size_t>(i);
     uint64_t cur = Key(i, score);
     node_[n] = cur;
-    for (; n > 1; n /= 2) {
-      const uint64_t sibling = node_[n ^ 1];
-      cur = sibling < cur ? sibling : cur;
-      node_[n / 2] = cur;
+    while (n > 0) {
+      const size_t base = ((n - 1) & ~size_t{3}) + 1, slot = n - base;
+      const uint64_t a = node_[base + ((slot + 1) & 3)], b = node_[base + ((slot + 2) & 3)],
+                     c = node_[base + ((slot + 3) & 3)];
+      const uint64_t ab = a < b ? a : b;
+      const uint64_t others = ab < c ? ab : c;
+      cur = others < cur ? others : cur;
+      n = (n - 1) >> 2;
+      node_[n] = cur;
     }
   }
-  int32_t ArgMin() const { return static_cast<int32_t>(node_[1] & index_mask_); }
+  int32_t ArgMin() const { return static_cast<int32_t>(node_[0] & index_mask_); }
 
  private:
   uint64_t Key(int32_t i, double score) const {
@@ -52,9 +58,9 @@ class MinTree {
     std::memcpy(&bits, &s, sizeof bits);
     return (bits & ~index_mask_) | static_cast<uint64_t>(i);
   }
-  int32_t leaves_;
+  size_t first_leaf_;  // node_[0] is the root; children of n are 4n+1 .. 4n+4
   uint64_t index_mask_;
-  std::vector<uint64_t> node_;  // node_[1] is the root; leaves at [leaves_, 2 * leaves_)
+  std::vector<uint64_t> node_;
 };
 
 // Sorts blocks by (document, begin), the order a kDirect layout needs.
