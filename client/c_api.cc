@@ -29,7 +29,8 @@ int Fail(const absl::Status& status, fcp_error* error) {
   if (error != nullptr) {
     error->code = static_cast<int>(status.code());
     const size_t n = std::min(status.message().size(), sizeof(error->message) - 1);
-    std::memcpy(error->message, status.message().data(), n);
+    // An OK status's message is empty with a null data(): memcpy(dst, nullptr, 0) is undefined.
+    if (n > 0) std::memcpy(error->message, status.message().data(), n);
     error->message[n] = '\0';
   }
   return static_cast<int>(status.code());
