@@ -7,6 +7,10 @@ namespace {
 
 // Counting sort by round (stable; rounds are small integers).
 void SortByRound(std::vector<TimedTransfer>& transfers, int32_t rounds) {
+  const auto by_round = [](const TimedTransfer& a, const TimedTransfer& b) {
+    return a.round < b.round;
+  };
+  if (std::is_sorted(transfers.begin(), transfers.end(), by_round)) return;
   std::vector<size_t> start(rounds + 2, 0);
   for (const TimedTransfer& t : transfers) ++start[t.round + 1];
   for (int32_t r = 1; r <= rounds + 1; ++r) start[r] += start[r - 1];
