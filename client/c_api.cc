@@ -82,15 +82,16 @@ void fcp_client_options_init(fcp_client_options* options) {
   options->max_attempts = defaults.max_attempts;
   options->local_fallback = defaults.local_fallback ? 1 : 0;
   options->default_strategy = nullptr;
-  options->tls = 0;
-  options->tls_ca_file = nullptr;
-  options->tls_cert_file = nullptr;
-  options->tls_key_file = nullptr;
 }
 
 void fcp_batch_init(fcp_batch* batch) { *batch = fcp_batch{}; }
 
 int fcp_client_new(const fcp_client_options* options, fcp_client** client, fcp_error* error) {
+  return fcp_client_new_tls(options, nullptr, client, error);
+}
+
+int fcp_client_new_tls(const fcp_client_options* options, const fcp_tls_options* tls,
+                       fcp_client** client, fcp_error* error) {
   if (options == nullptr || client == nullptr) {
     return Fail(absl::InvalidArgumentError("options and client: must not be NULL"), error);
   }
@@ -101,10 +102,12 @@ int fcp_client_new(const fcp_client_options* options, fcp_client** client, fcp_e
   o.local_fallback = options->local_fallback != 0;
   if (options->default_strategy != nullptr)
     o.fallback_defaults.strategy = options->default_strategy;
-  o.tls.enabled = options->tls != 0;
-  if (options->tls_ca_file != nullptr) o.tls.ca_file = options->tls_ca_file;
-  if (options->tls_cert_file != nullptr) o.tls.cert_file = options->tls_cert_file;
-  if (options->tls_key_file != nullptr) o.tls.key_file = options->tls_key_file;
+  if (tls != nullptr) {
+    o.tls.enabled = true;
+    if (tls->ca_file != nullptr) o.tls.ca_file = tls->ca_file;
+    if (tls->cert_file != nullptr) o.tls.cert_file = tls->cert_file;
+    if (tls->key_file != nullptr) o.tls.key_file = tls->key_file;
+  }
   absl::StatusOr<std::unique_ptr<fcp::PlannerClient>> created = fcp::PlannerClient::Create(o);
   if (!created.ok()) return Fail(created.status(), error);
   *client = new fcp_client{*std::move(created)};

@@ -199,12 +199,12 @@ TEST_F(TlsTest, TheCApiPlansOverMutualTls) {
     options.target = target.c_str();
     options.max_attempts = 1;
     options.local_fallback = 0;
-    options.tls = 1;
-    options.tls_ca_file = ca.c_str();
-    options.tls_cert_file = cert_file;
-    options.tls_key_file = key_file;
+    fcp_tls_options tls;
+    tls.ca_file = ca.c_str();
+    tls.cert_file = cert_file;
+    tls.key_file = key_file;
     fcp_client* client = nullptr;
-    int code = fcp_client_new(&options, &client, error);
+    int code = fcp_client_new_tls(&options, &tls, &client, error);
     if (code != FCP_OK) return code;
     fcp_plan* plan = nullptr;
     code = fcp_client_plan(client, &batch, &plan, error);

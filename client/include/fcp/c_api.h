@@ -65,13 +65,15 @@ typedef struct fcp_client_options {
   int max_attempts;             /* attempts on UNAVAILABLE (default 3) */
   int local_fallback;           /* nonzero: plan locally when the coordinator cannot answer */
   const char* default_strategy; /* the coordinator's --default-strategy (default "auto") */
-  /* TLS towards the coordinator (plaintext unless tls is nonzero), as the fcp CLI's --tls-ca,
-   * --tls-cert and --tls-key: the PEM files are read and checked by fcp_client_new. */
-  int tls;                   /* nonzero: TLS */
-  const char* tls_ca_file;   /* roots the coordinator's certificate must chain to; NULL = system */
-  const char* tls_cert_file; /* mutual TLS: this client's certificate chain (with tls_key_file) */
-  const char* tls_key_file;  /* mutual TLS: its private key */
 } fcp_client_options;
+
+/* TLS towards the coordinator, as the fcp CLI's --tls-ca, --tls-cert and --tls-key (a struct of
+ * its own so that fcp_client_options keeps its layout for FFI users). */
+typedef struct fcp_tls_options {
+  const char* ca_file;   /* PEM roots the coordinator's certificate must chain to; NULL = system */
+  const char* cert_file; /* mutual TLS: this client's PEM certificate chain (with key_file) */
+  const char* key_file;  /* mutual TLS: its PEM private key */
+} fcp_tls_options;
 
 /* One batch of causal documents, for one or more ranks. Zero / NULL fields take the defaults of
  * fcp.v1 (plan.proto): e.g. workers_per_node 0 = 8, strategy NULL = the coordinator's default. */
@@ -112,6 +114,10 @@ void fcp_client_options_init(fcp_client_options* options);
 void fcp_batch_init(fcp_batch* batch);
 
 int fcp_client_new(const fcp_client_options* options, fcp_client** client, fcp_error* error);
+/* fcp_client_new over TLS (tls NULL = plaintext); the PEM files are read and checked here:
+ * INVALID_ARGUMENT naming tls.ca_file, tls.cert_file or tls.key_file. */
+int fcp_client_new_tls(const fcp_client_options* options, const fcp_tls_options* tls,
+                       fcp_client** client, fcp_error* error);
 void fcp_client_free(fcp_client* client); /* waits for prefetches; NULL is fine */
 
 /* Plans `batch` (coordinator, retries, fallback: see fcp/client.h). */
