@@ -9,7 +9,7 @@
 
 namespace fcp {
 
-Packer::Packer(const Topology& topology, std::vector<PackItem>* items, double soft_token_budget)
+Packer::Packer(const Topology& topology, std::vector<PackItem>* items)
     : topology_(topology),
       items_(*items),
       workers_(topology.num_workers),
@@ -25,11 +25,10 @@ Packer::Packer(const Topology& topology, std::vector<PackItem>* items, double so
   }
   mean_seconds_ = std::max(total_seconds / workers_, 1e-12);
   inv_mean_seconds_ = 1 / mean_seconds_;
-  // A token budget: the memory cap, else the soft budget (0: tokens are not weighed).
-  const double budget = topology.max_tokens_per_worker > 0
-                            ? static_cast<double>(topology.max_tokens_per_worker)
-                            : soft_token_budget;
-  inv_token_budget_ = budget > 0 ? 1 / budget : 0;
+  // Tokens weigh only against the memory cap (none: 0, not weighed).
+  inv_token_budget_ = topology.max_tokens_per_worker > 0
+                          ? 1 / static_cast<double>(topology.max_tokens_per_worker)
+                          : 0;
 }
 
 void Packer::Assign(int32_t i, int32_t w) {

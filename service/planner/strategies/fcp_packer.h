@@ -28,7 +28,7 @@ class Packer {
   // Tokens count in the score only against the memory cap (topology.max_tokens_per_worker): they
   // cost memory, not attention time (their time, if the model has linear layers, is already in
   // the items' seconds). Without a cap only compute is balanced.
-  Packer(const Topology& topology, std::vector<PackItem>* items, double soft_token_budget = 0);
+  Packer(const Topology& topology, std::vector<PackItem>* items);
 
   // Assigns every item that has no owner yet (pinned items are counted first), largest first.
   // `presorted`: unpinned items the caller believes to be in that order already (their order is
