@@ -160,6 +160,24 @@ TEST(EmulatedMergeTest, MatchesCpuMerge) {
   for (int64_t i = 0; i < rows * 2; ++i) ASSERT_NEAR(lse_a[i], cpu_lse[i], 1e-5) << i;
 }
 
+TEST(EmulatedRowKernelsTest, AccumulateAddsAndConvertRoundsToNearestEven) {
+  std::vector<float> x(1000), y(1000);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = 0.37f * static_cast<float>(i) - 100.0f;
+    y[i] = 1.0f / (1.0f + static_cast<float>(i));
+  }
+  std::vector<float> sum = y;
+  cuda_emulation::Launch(dim3(2), dim3(128), 0, cuda_internal::AccumulateKernel, sum.data(),
+                         x.data(), static_cast<int64_t>(x.size()));
+  std::vector<__nv_bfloat16> b(x.size());
+  cuda_emulation::Launch(dim3(3), dim3(64), 0, cuda_internal::ConvertKernel<__nv_bfloat16>,
+                         x.data(), b.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    ASSERT_EQ(sum[i], y[i] + x[i]) << i;
+    ASSERT_EQ(__bfloat162float(b[i]), testing::RoundTo(DType::kBf16, x[i])) << i;
+  }
+}
+
 // ---- the host half: grouping and refusals ------------------------------------------------------
 
 class TablesTest : public ::testing::Test {

@@ -29,6 +29,9 @@
 namespace fcp {
 namespace kernels {
 namespace cuda_internal {
+// Internal linkage: the nvcc build and the host-compiled emulation each get their own copy, and a
+// binary may link both (the emulation test links the library too).
+namespace {
 
 #ifndef FCP_CUDA_EMULATION
 // The block's dynamic shared memory (the emulation supplies its own).
@@ -502,6 +505,7 @@ R DispatchKernel(DType dtype, int head_dim, R unsupported, F f) {
   return unsupported;
 }
 
+}  // namespace
 }  // namespace cuda_internal
 }  // namespace kernels
 }  // namespace fcp

@@ -27,7 +27,6 @@ namespace {
 
 using testing::KernelCase;
 using testing::KernelCaseName;
-using testing::KernelRunner;
 using testing::Problem;
 
 #define SKIP_WITHOUT_CUDA_DEVICE()                                              \
@@ -36,75 +35,17 @@ using testing::Problem;
     if (!device.ok()) GTEST_SKIP() << "GPU test skipped: " << device.message(); \
   } while (false)
 
-class CudaRunner : public KernelRunner {
- public:
-  static absl::StatusOr<std::unique_ptr<CudaRunner>> Create() {
-    auto runner = std::unique_ptr<CudaRunner>(new CudaRunner);
-    if (cudaStreamCreate(&runner->stream_) != cudaSuccess) {
-      return absl::InternalError("cudaStreamCreate failed");
-    }
-    absl::StatusOr<std::unique_ptr<CudaAttention>> attention =
-        CudaAttention::Create(runner->stream_);
-    if (!attention.ok()) return attention.status();
-    runner->attention_ = std::move(*attention);
-    return runner;
-  }
-  ~CudaRunner() override {
-    attention_.reset();
-    cudaStreamSynchronize(stream_);
-    for (void* p : memory_) cudaFree(p);
-    cudaStreamDestroy(stream_);
-  }
-
-  absl::StatusOr<void*> Allocate(size_t bytes) override {
-    void* p = nullptr;
-    if (cudaMalloc(&p, bytes) != cudaSuccess) return absl::ResourceExhaustedError("cudaMalloc");
-    memory_.push_back(p);
-    return p;
-  }
-  absl::Status Upload(void* dst, const void* src, size_t bytes) override {
-    return Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "upload");
-  }
-  absl::Status Download(void* dst, const void* src, size_t bytes) override {
-    if (absl::Status s = Check(cudaStreamSynchronize(stream_), "kernels"); !s.ok()) return s;
-    return Check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "download");
-  }
-  absl::Status Forward(const AttentionShape& shape, DType dtype,
-                       const std::vector<AnyForwardTile>& tiles) override {
-    return attention_->Forward(shape, dtype, tiles);
-  }
-  absl::Status Backward(const AttentionShape& shape, DType dtype,
-                        const std::vector<AnyBackwardTile>& tiles) override {
-    return attention_->Backward(shape, dtype, tiles);
-  }
-  absl::Status ComputeDelta(const AttentionShape& shape, DType dtype, const float* o,
-                            const void* d_o, int64_t rows, float* delta) override {
-    return attention_->ComputeDelta(shape, dtype, o, d_o, rows, delta);
-  }
-
-  CudaAttention& attention() { return *attention_; }
-
- private:
-  CudaRunner() = default;
-  static absl::Status Check(cudaError_t e, const char* what) {
-    if (e == cudaSuccess) return absl::OkStatus();
-    return absl::InternalError(std::string(what) + ": " + cudaGetErrorString(e));
-  }
-  cudaStream_t stream_ = nullptr;
-  std::unique_ptr<CudaAttention> attention_;
-  std::vector<void*> memory_;
-};
-
 // Skips without a device; else a runner on its own stream.
 class CudaTest : public ::testing::Test {
  protected:
   void SetUp() override {
     SKIP_WITHOUT_CUDA_DEVICE();
-    absl::StatusOr<std::unique_ptr<CudaRunner>> runner = CudaRunner::Create();
+    absl::StatusOr<std::unique_ptr<testing::CudaKernelRunner>> runner =
+        testing::CudaKernelRunner::Create();
     ASSERT_TRUE(runner.ok()) << runner.status();
     runner_ = std::move(*runner);
   }
-  std::unique_ptr<CudaRunner> runner_;
+  std::unique_ptr<testing::CudaKernelRunner> runner_;
 };
 
 class CudaAttentionTest : public CudaTest, public ::testing::WithParamInterface<KernelCase> {};

@@ -2,6 +2,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "kernels/cuda_status.h"
 #include "kernels/reference.h"
 #include "kernels/test_util.h"
 #include "service/planner/status_macros.h"
@@ -204,6 +206,60 @@ Problem MakeProblem(const AttentionShape& shape, DType dtype, const TileMask& ma
   }
   std::shuffle(p.tiles.begin(), p.tiles.end(), rng);
   return p;
+}
+
+absl::StatusOr<std::unique_ptr<CudaKernelRunner>> CudaKernelRunner::Create() {
+  auto runner = std::unique_ptr<CudaKernelRunner>(new CudaKernelRunner);
+  cudaStream_t stream = nullptr;
+  CUDA_RETURN_IF_ERROR(cudaStreamCreate(&stream));
+  runner->stream_ = stream;
+  ASSIGN_OR_RETURN(runner->attention_, CudaAttention::Create(stream));
+  return runner;
+}
+
+CudaKernelRunner::~CudaKernelRunner() {
+  attention_.reset();
+  if (stream_ == nullptr) return;
+  cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+  for (void* p : memory_) cudaFree(p);
+  cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+}
+
+absl::StatusOr<void*> CudaKernelRunner::Allocate(size_t bytes) {
+  void* p = nullptr;
+  CUDA_RETURN_IF_ERROR(cudaMalloc(&p, bytes));
+  memory_.push_back(p);
+  return p;
+}
+
+absl::Status CudaKernelRunner::Upload(void* dst, const void* src, size_t bytes) {
+  // From pageable memory: copied out before the call returns.
+  CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream_)));
+  return absl::OkStatus();
+}
+
+absl::Status CudaKernelRunner::Download(void* dst, const void* src, size_t bytes) {
+  CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, static_cast<cudaStream_t>(stream_)));
+  CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
+  return absl::OkStatus();
+}
+
+absl::Status CudaKernelRunner::Forward(const AttentionShape& shape, DType dtype,
+                                       const std::vector<AnyForwardTile>& tiles) {
+  return attention_->Forward(shape, dtype, tiles);
+}
+
+absl::Status CudaKernelRunner::Backward(const AttentionShape& shape, DType dtype,
+                                        const std::vector<AnyBackwardTile>& tiles) {
+  return attention_->Backward(shape, dtype, tiles);
+}
+
+absl::Status CudaKernelRunner::ComputeDelta(const AttentionShape& shape, DType dtype,
+                                            const float* o, const void* d_o, int64_t rows,
+                                            float* delta) {
+  return attention_->ComputeDelta(shape, dtype, o, d_o, rows, delta);
 }
 
 absl::StatusOr<Outputs> RunProblem(const Problem& p, KernelRunner& runner) {

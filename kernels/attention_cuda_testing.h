@@ -1,7 +1,8 @@
 // Test support for the CUDA attention kernels, shared by the GPU test (attention_cuda_test.cc) and
 // the CPU emulation test (attention_cuda_emulation_test.cc): random packed batches cut into
 // blocks and tile lists spread over rounds, as an executor runs them; one driver that runs a batch
-// through any `KernelRunner` (a GPU, or the emulation); and the checks.
+// through any `KernelRunner` (a GPU: CudaKernelRunner, or the emulation); and the checks. Also
+// used by bench/kernel_bench --check, so that a GPU machine without GoogleTest can check too.
 //
 // The checks follow FlashAttention's rule for low precision: for every output, the kernel's
 // largest error against an exact reference (fp64 on the same rounded inputs) is at most twice the
@@ -14,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "kernels/any_tiles.h"
 #include "kernels/attention.h"
+#include "kernels/attention_cuda.h"
 
 namespace fcp {
 namespace kernels {
@@ -73,6 +76,33 @@ class KernelRunner {
                                 const std::vector<AnyBackwardTile>& tiles) = 0;
   virtual absl::Status ComputeDelta(const AttentionShape& shape, DType dtype, const float* o,
                                     const void* d_o, int64_t rows, float* delta) = 0;
+};
+
+// A KernelRunner on the current CUDA device: cudaMalloc'd memory, its own stream, the kernels of
+// attention_cuda.h.
+class CudaKernelRunner : public KernelRunner {
+ public:
+  static absl::StatusOr<std::unique_ptr<CudaKernelRunner>> Create();
+  ~CudaKernelRunner() override;
+
+  absl::StatusOr<void*> Allocate(size_t bytes) override;
+  absl::Status Upload(void* dst, const void* src, size_t bytes) override;
+  absl::Status Download(void* dst, const void* src, size_t bytes) override;
+  absl::Status Forward(const AttentionShape& shape, DType dtype,
+                       const std::vector<AnyForwardTile>& tiles) override;
+  absl::Status Backward(const AttentionShape& shape, DType dtype,
+                        const std::vector<AnyBackwardTile>& tiles) override;
+  absl::Status ComputeDelta(const AttentionShape& shape, DType dtype, const float* o,
+                            const void* d_o, int64_t rows, float* delta) override;
+
+  CudaAttention& attention() { return *attention_; }
+  void* stream() const { return stream_; }
+
+ private:
+  CudaKernelRunner() = default;
+  void* stream_ = nullptr;  // cudaStream_t
+  std::unique_ptr<CudaAttention> attention_;
+  std::vector<void*> memory_;
 };
 
 // Forward rounds (one launch each), delta, backward rounds in reverse, as an executor runs them.

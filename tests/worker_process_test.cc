@@ -72,8 +72,10 @@ TEST(WorkerProcessTest, LoopbackRanksMatchReferenceAttentionEveryStep) {
 TEST(WorkerProcessTest, BadFlagsExitTwoWithOneLineNamingTheFlag) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--world", "0"}, "--world: must be >= 1"},
-      {{"--transport", "udp"}, "--transport: expected loopback or gloo"},
+      {{"--transport", "udp"}, "--transport: expected loopback, gloo or nccl"},
       {{"--transport", "gloo", "--world", "2"}, "--rank: must be in [0, 2)"},
+      {{"--transport", "nccl", "--world", "2", "--rank", "0"},
+       "--transport: nccl moves GPU memory: it needs --device cuda"},
       {{"--rank", "1"}, "--rank: loopback runs every rank"},
       {{"--strategy", "all"}, "--strategy: a worker runs one strategy"},
       {{"--strategy", "nope"}, "--strategy: unknown strategy 'nope'"},
@@ -93,6 +95,17 @@ TEST(WorkerProcessTest, BadFlagsExitTwoWithOneLineNamingTheFlag) {
   EXPECT_EQ(help.code, 0);
   EXPECT_THAT(help.out, HasSubstr("--tokens-per-worker"));
   EXPECT_THAT(help.out, HasSubstr("--transport"));
+}
+
+TEST(WorkerProcessTest, DeviceCudaWithoutAGpuSaysSoOnceBeforeAnyRankStarts) {
+  const CliResult r =
+      RunCli(FCP_WORKER, JobFlags({"--device", "cuda", "--head-dim", "64", "--steps", "1"}));
+  if (r.code == 0) {
+    GTEST_SKIP() << "skipped: this machine has a CUDA device, so --device cuda ran the step";
+  }
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(r.err, "fcp-worker: --device cuda: no CUDA device visible\n");
+  EXPECT_THAT(r.out, Not(HasSubstr("step strategy")));  // no rank started, no table
 }
 
 TEST(WorkerProcessTest, DumpWritesEveryTensorWithTheManifestsSizes) {

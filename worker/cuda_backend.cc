@@ -202,6 +202,11 @@ class CudaBackendImpl final : public CudaBackend {
 
 }  // namespace
 
+int CudaDeviceCount() {
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
+}
+
 absl::StatusOr<std::unique_ptr<CudaBackend>> NewCudaBackend(const CudaBackendOptions& options) {
   if (absl::Status s = kernels::CudaDeviceStatus(); !s.ok()) {
     return absl::FailedPreconditionError(s.message());

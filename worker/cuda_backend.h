@@ -39,6 +39,9 @@ class CudaBackend : public ExecutorBackend {
 // FailedPrecondition without a device (or below compute capability 8.0).
 absl::StatusOr<std::unique_ptr<CudaBackend>> NewCudaBackend(const CudaBackendOptions& options);
 
+// CUDA devices this process sees (0 without any, or in a build without CUDA).
+int CudaDeviceCount();
+
 }  // namespace fcp
 
 #endif  // FCP_WORKER_CUDA_BACKEND_H_

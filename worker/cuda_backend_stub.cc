@@ -10,4 +10,6 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> NewCudaBackend(const CudaBackendOpt
       "the cuda backend is not in this build (configured without CUDA)");
 }
 
+int CudaDeviceCount() { return 0; }
+
 }  // namespace fcp

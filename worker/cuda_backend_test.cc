@@ -74,11 +74,13 @@ std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
                       kernels::DTypeName(std::get<2>(info.param)));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    StrategiesMasksDtypes, CudaExecutorTest,
-    ::testing::Combine(::testing::Values("fcp", "ring", "per_doc"), ::testing::Values(0, 1, 2, 3),
-                       ::testing::Values(kernels::DType::kFp32, kernels::DType::kBf16)),
-    CaseName);
+INSTANTIATE_TEST_SUITE_P(StrategiesMasksDtypes, CudaExecutorTest,
+                         ::testing::Combine(::testing::Values("fcp", "ring", "per_doc", "whole_doc",
+                                                              "flashcp", "flexdeg", "dcp"),
+                                            ::testing::Values(0, 1, 2, 3),
+                                            ::testing::Values(kernels::DType::kFp32,
+                                                              kernels::DType::kBf16)),
+                         CaseName);
 
 TEST(CudaBackendTest, RefusesWithoutADeviceOrReportsItsStream) {
   absl::StatusOr<std::unique_ptr<CudaBackend>> backend = NewCudaBackend({});

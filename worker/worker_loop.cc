@@ -10,6 +10,7 @@
 #include "service/planner/planner.h"
 #include "service/planner/status_macros.h"
 #include "worker/dump.h"
+#include "worker/executor_backend.h"
 #include "worker/reference_check.h"
 #include "worker/step_data.h"
 
@@ -55,14 +56,15 @@ absl::StatusOr<std::vector<StepRecord>> AllGather(Transport* transport, int64_t 
 class Loop {
  public:
   Loop(const WorkerConfig& config, const LengthSampler& sampler, Transport* transport,
-       PlannerClient* client)
+       PlannerClient* client, std::unique_ptr<ExecutorBackend> backend)
       : config_(config),
         sampler_(sampler),
         transport_(transport),
         client_(client),
         rank_(transport->rank()),
         shape_(ShapeOf(config.plan.model)),
-        executor_(transport, shape_, config.threads) {
+        executor_(transport, shape_,
+                  backend != nullptr ? std::move(backend) : NewCpuBackend(config.threads)) {
     options_ = config.plan.options;
     options_.strategy = config.plan.strategy;
   }
@@ -226,8 +228,9 @@ int64_t StepReport::BytesSent() const {
 
 absl::Status RunWorkerLoop(const WorkerConfig& config, const LengthSampler& sampler,
                            Transport* transport, PlannerClient* client, WorkerMetrics* metrics,
-                           const std::function<void(const StepReport&)>& on_step) {
-  Loop loop(config, sampler, transport, client);
+                           const std::function<void(const StepReport&)>& on_step,
+                           std::unique_ptr<ExecutorBackend> backend) {
+  Loop loop(config, sampler, transport, client, std::move(backend));
   return loop.Run(metrics, on_step);
 }
 

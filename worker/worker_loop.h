@@ -17,6 +17,7 @@
 #include "client/workload.h"
 #include "kernels/attention.h"
 #include "worker/executor.h"
+#include "worker/executor_backend.h"
 #include "worker/transport.h"
 #include "worker/worker_metrics.h"
 
@@ -54,11 +55,13 @@ struct StepReport {
 };
 
 // Runs all steps of `rank` over `transport`. `client`: null = plan locally. `on_step` is called on
-// rank 0 only, after each step with every rank's figures. Returns the first error (a failed step
-// stops the loop: peers would otherwise wait on an exchange that never comes).
+// rank 0 only, after each step with every rank's figures. `backend`: where attention runs (null:
+// the CPU with config.threads threads). Returns the first error (a failed step stops the loop:
+// peers would otherwise wait on an exchange that never comes).
 absl::Status RunWorkerLoop(const WorkerConfig& config, const LengthSampler& sampler,
                            Transport* transport, PlannerClient* client, WorkerMetrics* metrics,
-                           const std::function<void(const StepReport&)>& on_step);
+                           const std::function<void(const StepReport&)>& on_step,
+                           std::unique_ptr<ExecutorBackend> backend = nullptr);
 
 }  // namespace fcp
 

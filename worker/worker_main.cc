@@ -2,6 +2,9 @@
 //
 //   --transport loopback: every rank is a thread of this process (one metrics endpoint).
 //   --transport gloo:     this process is --rank of --world, over TCP; rendezvous in --rendezvous.
+//   --transport nccl:     likewise, GPU to GPU over NCCL (--device cuda); the NCCL id goes through
+//                         the --rendezvous store.
+//   --device cuda:        tensors and attention on a GPU (worker/cuda_backend.h).
 //
 // Exit codes: 0 every step ran (and passed its reference check); 1 a step failed; 2 bad flags.
 #include <cstdio>
@@ -21,8 +24,11 @@
 #include "prometheus/registry.h"
 #include "service/planner/status_macros.h"
 #include "worker/coordinator_store.h"
+#include "worker/cuda_backend.h"
+#include "worker/file_rendezvous.h"
 #include "worker/gloo_transport.h"
 #include "worker/loopback_transport.h"
+#include "worker/nccl_transport.h"
 #include "worker/worker_loop.h"
 #include "worker/worker_metrics.h"
 #include "worker/worker_options.h"
@@ -88,9 +94,40 @@ absl::StatusOr<std::unique_ptr<PlannerClient>> MakeClient(const WorkerOptions& o
   return PlannerClient::Create(options);
 }
 
+// The rank's GPU backend with --device cuda (null with cpu).
+absl::StatusOr<std::unique_ptr<CudaBackend>> MakeBackend(const WorkerOptions& o, int32_t rank) {
+  if (o.device != "cuda") return std::unique_ptr<CudaBackend>();
+  CudaBackendOptions options;
+  options.device = o.cuda_device;
+  if (options.device < 0) {
+    const int count = CudaDeviceCount();
+    if (count == 0) return absl::FailedPreconditionError("--device cuda: no CUDA device visible");
+    options.device = rank % count;
+  }
+  switch (o.loop.plan.model.dtype) {
+    case DType::kFp32:
+      options.dtype = kernels::DType::kFp32;
+      break;
+    case DType::kFp16:
+      options.dtype = kernels::DType::kFp16;
+      break;
+    case DType::kBf16:
+      options.dtype = kernels::DType::kBf16;
+      break;
+  }
+  absl::StatusOr<std::unique_ptr<CudaBackend>> backend = NewCudaBackend(options);
+  if (!backend.ok()) {
+    return absl::Status(
+        backend.status().code(),
+        absl::StrCat("worker ", rank, ": --device cuda: ", backend.status().message()));
+  }
+  return backend;
+}
+
 // Runs one rank; the error, if any, prefixed by nothing (messages name the rank themselves).
 absl::Status RunRank(const WorkerOptions& o, const LengthSampler& sampler, Transport* transport,
-                     prometheus::Registry* registry, Reporter* reporter) {
+                     prometheus::Registry* registry, Reporter* reporter,
+                     std::unique_ptr<ExecutorBackend> backend) {
   ASSIGN_OR_RETURN(std::unique_ptr<PlannerClient> client, MakeClient(o));
   std::unique_ptr<WorkerMetrics> metrics;
   if (registry != nullptr) {
@@ -99,8 +136,9 @@ absl::Status RunRank(const WorkerOptions& o, const LengthSampler& sampler, Trans
         *registry,
         WorkerLabels{o.loop.training_job, rank, o.loop.plan.topology.NodeOf(rank), o.gpu_uuid});
   }
-  return RunWorkerLoop(o.loop, sampler, transport, client.get(), metrics.get(),
-                       [reporter](const StepReport& r) { reporter->Step(r); });
+  return RunWorkerLoop(
+      o.loop, sampler, transport, client.get(), metrics.get(),
+      [reporter](const StepReport& r) { reporter->Step(r); }, std::move(backend));
 }
 
 // The gloo transport of this rank, meeting its peers through the coordinator or a directory.
@@ -125,6 +163,31 @@ absl::StatusOr<std::unique_ptr<Transport>> ConnectGloo(const WorkerOptions& o) {
   return NewGlooTransport(gloo, std::move(shared));
 }
 
+// The nccl transport of this rank on `backend`'s GPU (its stream orders the transfers after
+// the kernels); the NCCL unique id goes through the coordinator or a directory.
+absl::StatusOr<std::unique_ptr<Transport>> ConnectNccl(const WorkerOptions& o,
+                                                       const CudaBackend& backend) {
+  NcclOptions nccl;
+  nccl.rank = o.rank;
+  nccl.world_size = o.world;
+  nccl.device = backend.device();
+  nccl.key = absl::StrCat(o.loop.training_job, "/attempt-", o.attempt, "/nccl-id");
+  nccl.timeout = o.timeout;
+  nccl.compute_stream = backend.stream();
+  std::shared_ptr<gloo::rendezvous::Store> store;
+  if (o.rendezvous_target.empty()) {
+    ASSIGN_OR_RETURN(store, OpenFileStore(o.rendezvous));
+  } else {
+    CoordinatorStoreOptions options;
+    options.target = o.rendezvous_target;
+    options.job_id = o.loop.training_job;
+    options.timeout = o.timeout;
+    options.tls = o.loop.plan.tls;
+    ASSIGN_OR_RETURN(store, NewCoordinatorStore(options));
+  }
+  return NewNcclTransport(nccl, *store);
+}
+
 int Main(const std::vector<std::string>& args) {
   bool help = false;
   absl::StatusOr<WorkerOptions> parsed = ParseWorkerOptions(args, &help);
@@ -141,6 +204,12 @@ int Main(const std::vector<std::string>& args) {
   if (!sampler.ok()) {
     std::cerr << "fcp-worker: " << sampler.status().message() << "\n";
     return kExitBadInput;
+  }
+
+  // Without a GPU every rank would fail alike: say it once, before anything starts.
+  if (o.device == "cuda" && o.cuda_device < 0 && CudaDeviceCount() == 0) {
+    std::cerr << "fcp-worker: --device cuda: no CUDA device visible\n";
+    return kExitFailed;
   }
 
   std::shared_ptr<prometheus::Registry> registry;
@@ -171,16 +240,25 @@ int Main(const std::vector<std::string>& args) {
       threads.emplace_back([&, r] {
         LoopbackTransport transport(&hub, r);
         transport.set_timeout(o.timeout);
-        results[r] = RunRank(o, *sampler, &transport, registry.get(), &reporter);
+        absl::StatusOr<std::unique_ptr<CudaBackend>> backend = MakeBackend(o, r);
+        results[r] = backend.ok() ? RunRank(o, *sampler, &transport, registry.get(), &reporter,
+                                            std::move(*backend))
+                                  : backend.status();
         if (!results[r].ok()) hub.Abort(r);  // peers fail fast instead of waiting out the timeout
       });
     }
     for (std::thread& t : threads) t.join();
   } else {
-    absl::StatusOr<std::unique_ptr<Transport>> transport = ConnectGloo(o);
-    results.push_back(transport.ok()
-                          ? RunRank(o, *sampler, transport->get(), registry.get(), &reporter)
-                          : transport.status());
+    results.push_back([&]() -> absl::Status {
+      ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> backend, MakeBackend(o, o.rank));
+      std::unique_ptr<Transport> transport;
+      if (o.transport == "nccl") {
+        ASSIGN_OR_RETURN(transport, ConnectNccl(o, *backend));
+      } else {
+        ASSIGN_OR_RETURN(transport, ConnectGloo(o));
+      }
+      return RunRank(o, *sampler, transport.get(), registry.get(), &reporter, std::move(backend));
+    }());
   }
   int exit_code = kExitOk;
   for (const absl::Status& s : results) {

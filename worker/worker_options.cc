@@ -17,11 +17,18 @@ ABSL_DECLARE_FLAG(int32_t, workers);
 ABSL_DECLARE_FLAG(int64_t, tokens_per_worker);
 
 ABSL_FLAG(int32_t, world, 4, "ranks of the job (the CLI's --workers)");
-ABSL_FLAG(int32_t, rank, -1, "this process's rank with --transport gloo; -1 with loopback");
+ABSL_FLAG(int32_t, rank, -1, "this process's rank with --transport gloo or nccl; -1 with loopback");
 ABSL_FLAG(std::string, transport, "loopback",
-          "loopback: every rank a thread of this process; gloo: one process per rank over TCP");
+          "loopback: every rank a thread of this process; gloo: one process per rank over TCP; "
+          "nccl: one process per rank, GPU to GPU (needs --device cuda)");
+ABSL_FLAG(std::string, device, "cpu",
+          "cpu: host memory and the CPU kernels (fp32); cuda: GPU memory and the CUDA kernels, "
+          "inputs in --dtype (outputs, merges and gradients fp32)");
+ABSL_FLAG(int32_t, cuda_device, -1,
+          "--device cuda: the GPU every rank of this process uses; -1 = rank modulo the GPUs "
+          "visible (loopback: ranks spread over them)");
 ABSL_FLAG(std::string, rendezvous, "",
-          "gloo: where ranks meet: 'coordinator' (the --coordinator address), "
+          "gloo, nccl: where ranks meet: 'coordinator' (the --coordinator address), "
           "'coordinator:HOST:PORT' (one coordinator replica), or a directory every rank sees "
           "(Gloo file store); empty = coordinator with --coordinator, else /tmp/fcp-rendezvous");
 ABSL_FLAG(int32_t, attempt, 0,
@@ -54,11 +61,11 @@ namespace {
 // The worker's own flags, then the planning flags it shares with `fcp plan`.
 const std::vector<absl::string_view>& WorkerFlagNames() {
   static const auto* const kNames = new std::vector<absl::string_view>{
-      "world",    "rank",           "transport",      "rendezvous",
-      "attempt",  "listen_address", "interface",      "timeout_s",
-      "steps",    "threads",        "check_steps",    "check_tolerance",
-      "dump",     "metrics_port",   "linger_s",       "training_job",
-      "gpu_uuid", "summary_json",   "plan_deadline_s"};
+      "world",          "rank",     "transport",      "device",          "cuda_device",
+      "rendezvous",     "attempt",  "listen_address", "interface",       "timeout_s",
+      "steps",          "threads",  "check_steps",    "check_tolerance", "dump",
+      "metrics_port",   "linger_s", "training_job",   "gpu_uuid",        "summary_json",
+      "plan_deadline_s"};
   return *kNames;
 }
 
@@ -111,16 +118,24 @@ absl::StatusOr<WorkerOptions> ParseWorkerOptions(const std::vector<std::string>&
   o.rank = absl::GetFlag(FLAGS_rank);
   if (o.transport == "loopback") {
     if (o.rank != -1) return Invalid("rank", "loopback runs every rank in this process: omit it");
-  } else if (o.transport == "gloo") {
+  } else if (o.transport == "gloo" || o.transport == "nccl") {
     if (o.rank < 0 || o.rank >= o.world) {
-      return Invalid("rank", absl::StrCat("must be in [0, ", o.world,
-                                          ") with --transport gloo, "
-                                          "got ",
-                                          o.rank));
+      return Invalid("rank", absl::StrCat("must be in [0, ", o.world, ") with --transport ",
+                                          o.transport, ", got ", o.rank));
     }
   } else {
-    return Invalid("transport", absl::StrCat("expected loopback or gloo, got '", o.transport, "'"));
+    return Invalid("transport",
+                   absl::StrCat("expected loopback, gloo or nccl, got '", o.transport, "'"));
   }
+  o.device = absl::GetFlag(FLAGS_device);
+  if (o.device != "cpu" && o.device != "cuda") {
+    return Invalid("device", absl::StrCat("expected cpu or cuda, got '", o.device, "'"));
+  }
+  if (o.transport == "nccl" && o.device != "cuda") {
+    return Invalid("transport", "nccl moves GPU memory: it needs --device cuda");
+  }
+  o.cuda_device = absl::GetFlag(FLAGS_cuda_device);
+  if (o.cuda_device < -1) return Invalid("cuda_device", "must be >= 0, or -1 for rank % GPUs");
   o.rendezvous = absl::GetFlag(FLAGS_rendezvous);
   o.attempt = absl::GetFlag(FLAGS_attempt);
   if (o.attempt < 0) return Invalid("attempt", "must be >= 0");
@@ -178,6 +193,16 @@ absl::StatusOr<WorkerOptions> ParseWorkerOptions(const std::vector<std::string>&
   if (c.check_steps < 0) return Invalid("check_steps", "must be >= 0");
   c.check_tolerance = absl::GetFlag(FLAGS_check_tolerance);
   if (!(c.check_tolerance > 0)) return Invalid("check_tolerance", "must be > 0");
+  const int32_t head_dim = c.plan.model.head_dim;
+  if (o.device == "cuda" && head_dim != 64 && head_dim != 128) {
+    return Invalid("head_dim",
+                   absl::StrCat("--device cuda has kernels for 64 and 128, got ", head_dim));
+  }
+  if (o.device == "cuda" && !parsed.Given("check_tolerance")) {
+    // The reference is fp32 on unrounded inputs; the GPU sums in another order, and in fp16/bf16
+    // its inputs themselves are rounded.
+    c.check_tolerance = c.plan.model.dtype == DType::kFp32 ? 1e-4 : 5e-2;
+  }
   c.dump_dir = absl::GetFlag(FLAGS_dump);
   c.training_job = absl::GetFlag(FLAGS_training_job);
   if (c.training_job.empty()) return Invalid("training_job", "must not be empty");
@@ -201,6 +226,10 @@ usage:
       --coordinator localhost:50051      # one process per rank; plans + rendezvous: coordinator
   fcp-worker --lengths wikipedia.lengths --world 4 --rank R --transport gloo \
       --rendezvous /shared/dir           # local planning, rendezvous in a shared directory
+  fcp-worker --lengths wikipedia.lengths --world 8 --rank R --transport nccl --device cuda \
+      --coordinator localhost:50051      # one process per GPU; NCCL id through the coordinator
+  fcp-worker --lengths wikipedia.lengths --world 8 --device cuda
+                                         # 8 ranks as threads on this machine's GPU(s)
 
 Rank 0 prints a table per step: strategy, predicted and measured imbalance (max/mean attention
 time over ranks), bytes sent, predicted (cost model, GPU) and measured (this machine) step time,

@@ -19,8 +19,10 @@ struct WorkerOptions {
   WorkerConfig loop;              // steps, checks, dump, the planning configuration
   int32_t world = 0;              // ranks of the job
   int32_t rank = -1;              // this process's rank; -1: every rank here (loopback)
-  std::string transport;          // "loopback" or "gloo"
-  std::string rendezvous;         // gloo: "coordinator[:HOST:PORT]" or a shared directory
+  std::string transport;          // "loopback", "gloo" or "nccl"
+  std::string device = "cpu";     // "cpu" or "cuda": where tensors live and attention runs
+  int32_t cuda_device = -1;       // cuda: the GPU of every rank here; -1: rank % GPUs visible
+  std::string rendezvous;         // gloo, nccl: "coordinator[:HOST:PORT]" or a shared directory
   std::string rendezvous_target;  // gloo: the coordinator to meet through; empty: the directory
   int32_t attempt = 0;            // gloo: rendezvous keys are per (training job, attempt)
   std::string listen_address;     // gloo: address this rank listens on, published to peers
