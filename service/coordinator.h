@@ -46,7 +46,12 @@ struct CoordinatorOptions {
   int metrics_port = 9464;           // Prometheus /metrics; 0 = any free port, -1 = none
   int max_request_bytes = 64 << 20;  // larger requests get RESOURCE_EXHAUSTED from gRPC
   int max_metric_jobs = 256;         // distinct training_job label values before "other"
-  ServerTlsOptions tls;              // gRPC endpoint: plaintext, TLS or mutual TLS (not /metrics)
+  // gRPC's resource quota: memory its transports and calls may hold (requests being received,
+  // responses being sent), and threads serving RPCs at once; beyond them new calls get
+  // RESOURCE_EXHAUSTED from gRPC instead of growing the process. 0 threads = gRPC's default.
+  int64_t rpc_memory_bytes = int64_t{1} << 30;
+  int rpc_threads = 0;
+  ServerTlsOptions tls;  // gRPC endpoint: plaintext, TLS or mutual TLS (not /metrics)
   PlanningServiceOptions planning;
   RendezvousStoreOptions rendezvous;
 };

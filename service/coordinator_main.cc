@@ -32,6 +32,13 @@ ABSL_FLAG(int32_t, max_queued_plannings, 256,
 ABSL_FLAG(int64_t, cache_bytes, int64_t{1} << 30, "plan cache capacity, bytes (LRU)");
 ABSL_FLAG(int32_t, max_request_bytes, 64 << 20,
           "largest PlanRequest accepted, bytes; larger gets RESOURCE_EXHAUSTED");
+ABSL_FLAG(
+    int64_t, rpc_memory_bytes, int64_t{1} << 30,
+    "gRPC resource quota: memory all calls in progress may hold (>= 2 x --max-request-bytes); "
+    "beyond it new calls get RESOURCE_EXHAUSTED instead of growing the process");
+ABSL_FLAG(int32_t, rpc_threads, 0,
+          "gRPC resource quota: RPCs served at once (threads); beyond it new calls get "
+          "RESOURCE_EXHAUSTED; 0 = gRPC's default");
 ABSL_FLAG(int64_t, max_documents, fcp::RequestLimits().max_documents,
           "most documents in one request");
 ABSL_FLAG(int32_t, max_workers, fcp::RequestLimits().max_workers,
@@ -112,6 +119,8 @@ CoordinatorOptions OptionsFromFlags() {
   o.port = absl::GetFlag(FLAGS_port);
   o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   o.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
+  o.rpc_memory_bytes = absl::GetFlag(FLAGS_rpc_memory_bytes);
+  o.rpc_threads = absl::GetFlag(FLAGS_rpc_threads);
   o.max_metric_jobs = absl::GetFlag(FLAGS_max_metric_jobs);
   o.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   o.tls.key_file = absl::GetFlag(FLAGS_tls_key);

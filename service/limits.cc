@@ -81,6 +81,11 @@ absl::Status CheckPlanSize(const Batch& batch, const PlanOptions& options,
 }
 
 absl::Status CheckLimits(const v1::PlanRequest& request, const RequestLimits& limits) {
+  if (request.job_id().size() > kMaxJobIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("job_id: ", request.job_id().size(),
+                                                   " bytes, more than ", kMaxJobIdBytes,
+                                                   " (it labels every metric of the job)"));
+  }
   if (request.documents_size() > limits.max_documents) {
     return Over("documents", absl::StrCat(request.documents_size(), " documents"),
                 absl::StrCat(limits.max_documents, " (--max-documents)"));

@@ -21,6 +21,9 @@
 
 namespace fcp {
 
+// Longest job_id accepted: it becomes the training_job label of every coordinator metric.
+constexpr size_t kMaxJobIdBytes = 256;
+
 struct RequestLimits {
   int64_t max_documents = 1 << 20;
   int32_t max_workers = 16384;
@@ -35,8 +38,9 @@ struct RequestLimits {
 };
 
 // OK, or RESOURCE_EXHAUSTED for the first limit `request` is over (documents, topology.num_workers,
-// ranks, total tokens, options.time_budget_ms). Values the planner rejects anyway (negative
-// lengths, 0 workers) pass here and get INVALID_ARGUMENT from the planner's validation.
+// ranks, total tokens, options.time_budget_ms), or INVALID_ARGUMENT for a job_id longer than
+// kMaxJobIdBytes. Values the planner rejects anyway (negative lengths, 0 workers) pass here and get
+// INVALID_ARGUMENT from the planner's validation.
 absl::Status CheckLimits(const v1::PlanRequest& request, const RequestLimits& limits);
 
 // The blocks planning `batch` with `options` is sure to make, where the request alone says

@@ -57,6 +57,16 @@ TEST(LimitsTest, EachLimitNamesItsFieldAndFlag) {
   }
 }
 
+TEST(LimitsTest, AJobIdLongerThanAMetricLabelShouldBeIsInvalid) {
+  v1::PlanRequest r = Request(10, 100, 8);
+  r.set_job_id(std::string(kMaxJobIdBytes, 'j'));
+  EXPECT_TRUE(CheckLimits(r, RequestLimits()).ok());
+  r.set_job_id(std::string(kMaxJobIdBytes + 1, 'j'));
+  const absl::Status status = CheckLimits(r, RequestLimits());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("job_id: 257 bytes, more than 256"));
+}
+
 TEST(LimitsTest, NegativeLengthsAreLeftToTheValidator) {
   RequestLimits limits;
   limits.max_total_tokens = 100;

@@ -218,5 +218,58 @@ TEST_F(CoordinatorTest, HealthReflectionAndDraining) {
             grpc::StatusCode::UNAVAILABLE);
 }
 
+TEST(CoordinatorOptionsTest, TheRpcQuotaMustHoldTheLargestRequestAndThreadsAreNotNegative) {
+  CoordinatorOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.metrics_port = -1;
+  options.max_request_bytes = 1 << 20;
+  options.rpc_memory_bytes = (2 << 20) - 1;
+  absl::StatusOr<std::unique_ptr<Coordinator>> started = Coordinator::Start(options);
+  EXPECT_EQ(started.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      started.status().message(),
+      HasSubstr("rpc_memory_bytes: must be >= 2 x max_request_bytes (2097152), got 2097151"));
+
+  options.rpc_memory_bytes = 2 << 20;
+  options.rpc_threads = -1;
+  started = Coordinator::Start(options);
+  EXPECT_EQ(started.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(started.status().message(), HasSubstr("rpc_threads: must be >= 0"));
+}
+
+// The smallest quota the options allow (twice the largest request) with few threads still serves
+// a request of the largest size. (A quota of exactly one request does not: gRPC resets the stream
+// with ENHANCE_YOUR_CALM, measured; hence the factor 2 in the options' rule.)
+TEST(CoordinatorOptionsTest, ATightRpcQuotaStillServesTheLargestRequest) {
+  CoordinatorOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.metrics_port = -1;
+  options.max_request_bytes = 1 << 18;
+  options.rpc_memory_bytes = 2 << 18;
+  options.rpc_threads = 4;
+  absl::StatusOr<std::unique_ptr<Coordinator>> started = Coordinator::Start(options);
+  ASSERT_TRUE(started.ok()) << started.status();
+  auto stub = v1::Planner::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*started)->port()), grpc::InsecureChannelCredentials()));
+  // One-token documents up to just under the largest request size.
+  v1::PlanRequest request = TestRequest(4, 20);
+  v1::Document one = request.documents(0);
+  one.set_length(1);
+  const size_t per_document = one.ByteSizeLong() + 2;  // tag and length prefix
+  const size_t room = (size_t{1} << 18) - 64 - request.ByteSizeLong();
+  for (size_t i = 0; i < room / per_document; ++i) *request.add_documents() = one;
+  ASSERT_GT(request.ByteSizeLong(), (size_t{1} << 18) * 9 / 10);
+  ASSERT_LE(request.ByteSizeLong(), size_t{1} << 18);
+  request.mutable_options()->set_strategy("whole_doc");  // the quota is under test, not planning
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::PlanResponse response;
+  const grpc::Status status = stub->PlanBatch(&context, request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(response.plan().plan_id().empty());
+}
+
 }  // namespace
 }  // namespace fcp
