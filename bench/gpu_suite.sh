@@ -18,7 +18,9 @@
 #              calibration -> emulation.jsonl
 # Knobs: EMULATION_WORKERS (default "8 32 64"), EMULATION_HEADS (q heads, default 8; kv heads
 # are a quarter), REPS (kernel_bench repetitions, default 20), EMULATION_REPS (default 3),
-# EMULATION_STRATEGIES (default ring,per_doc,flexdeg,dcp,flashcp,fcp), EMULATION_TIMEOUT_S (600).
+# EMULATION_STRATEGIES (default ring,per_doc,flexdeg,dcp,flashcp,fcp), EMULATION_TIMEOUT_S (600),
+# CALIBRATION (default: the calibrate stage's $OUT/calibration.txt), TESTS (the test binaries of the
+# tests stage), TEST_FILTER (their gtest filter), KERNEL_LABEL (the kernels' name in kernels.jsonl, default v1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=$(realpath "${BUNDLE:-build-gpu-bundle}")
@@ -62,8 +64,8 @@ if has info; then
 fi
 
 if has tests; then
-  for t in attention_cuda_test cuda_backend_test nccl_transport_test; do
-    stage "test $t" "$BIN/$t" --gtest_brief=1
+  for t in ${TESTS:-attention_cuda_test cuda_backend_test nccl_transport_test}; do
+    stage "test $t" "$BIN/$t" --gtest_brief=1 --gtest_filter="${TEST_FILTER:-*}"
   done
 fi
 
@@ -105,9 +107,9 @@ fi
 
 if has emulation; then
   calibration=()
-  [[ -f "$OUT/calibration.txt" ]] && calibration=(--calibration "$OUT/calibration.txt")
-  rate=$(grep -o -- '--attention-tflops [0-9.]*' "$OUT/calibration.txt" 2>/dev/null |
-    cut -d' ' -f2)
+  CALIBRATION=${CALIBRATION:-$OUT/calibration.txt}
+  [[ -f "$CALIBRATION" ]] && calibration=(--calibration "$CALIBRATION")
+  rate=$(grep -o -- '--attention-tflops [0-9.]*' "$CALIBRATION" 2>/dev/null | cut -d' ' -f2)
   [[ -n "$rate" ]] && calibration+=(--attention-tflops "$rate")
   for w in $EMULATION_WORKERS; do
     stage "emulation W=$w" timeout "${EMULATION_TIMEOUT_S:-600}" "$BIN/distributed_emulation" --lengths "$LENGTHS" --workers "$w" \
