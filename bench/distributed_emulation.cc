@@ -287,6 +287,7 @@ struct Result {
   double step_ms = 0, fwd_ms = 0, bwd_ms = 0;  // emulated, slowest rank
   double predicted_ms = 0;                     // the plan's prediction, slowest rank
   double compute_ms = 0;                       // slowest rank's measured compute alone
+  double compute_imbalance = 0;                // measured compute: slowest rank / mean
   double tflops_per_gpu = 0;                   // useful FLOPs / (W × step)
   double mean_abs_rank_error = 0;  // mean over ranks |predicted − emulated| / emulated
 };
@@ -323,12 +324,15 @@ absl::StatusOr<Result> Emulate(Emulator& emulator, const Plan& plan, const Batch
       result.bwd_ms = timeline.bwd_seconds[w] * 1e3;
     }
     result.compute_ms = std::max(result.compute_ms, measured * 1e3);
+    result.compute_imbalance += measured * 1e3 / workers;  // the mean, for now
     result.predicted_ms = std::max(result.predicted_ms, predicted.fwd_ms + predicted.bwd_ms);
     if (emulated > 0) {
       error += std::abs((predicted.fwd_ms + predicted.bwd_ms) / 1e3 - emulated) / emulated;
     }
   }
   result.mean_abs_rank_error = error / workers;
+  result.compute_imbalance =
+      result.compute_imbalance > 0 ? result.compute_ms / result.compute_imbalance : 0;
   const double useful = plan.summary.total_fwd_flops * (1 + kBackwardFlopsRatio);
   result.tflops_per_gpu = useful / (workers * result.step_ms * 1e-3) / 1e12;
   return result;
@@ -379,8 +383,8 @@ int Main(int argc, char** argv) {
   }
   std::printf("distributed_emulation: %s, W=%d, %lld tokens/worker, %d batches\n", props.name,
               c.topology.num_workers, static_cast<long long>(c.tokens_per_worker), c.batches);
-  std::printf("%5s %-9s %10s %10s %10s %10s %12s %10s\n", "batch", "strategy", "step_ms",
-              "compute_ms", "pred_ms", "rank_err", "TFLOPs/GPU", "bytes_GB");
+  std::printf("%5s %-9s %10s %10s %10s %10s %12s %10s %10s\n", "batch", "strategy", "step_ms",
+              "compute_ms", "pred_ms", "rank_err", "TFLOPs/GPU", "bytes_GB", "imbalance");
   std::vector<std::string> strategies = c.Strategies();
   if (const std::string list = absl::GetFlag(FLAGS_strategies); !list.empty()) {
     strategies = absl::StrSplit(list, ',', absl::SkipEmpty());
@@ -413,20 +417,24 @@ int Main(int argc, char** argv) {
                      std::string(r.status().message()).c_str());
         return 1;
       }
-      std::printf("%5d %-9s %10.3f %10.3f %10.3f %9.1f%% %12.1f %10.3f\n", b, strategy.c_str(),
-                  r->step_ms, r->compute_ms, r->predicted_ms, 100 * r->mean_abs_rank_error,
-                  r->tflops_per_gpu, plan->summary.comm_bytes / 1e9);
+      std::printf("%5d %-9s %10.3f %10.3f %10.3f %9.1f%% %12.1f %10.3f %10.3f\n", b,
+                  strategy.c_str(), r->step_ms, r->compute_ms, r->predicted_ms,
+                  100 * r->mean_abs_rank_error, r->tflops_per_gpu, plan->summary.comm_bytes / 1e9,
+                  r->compute_imbalance);
       std::fflush(stdout);
       if (json.is_open()) {
         json << absl::StrFormat(
             "{\"bench\": \"distributed_emulation\", \"device\": \"%s\", \"workers\": %d, "
             "\"tokens_per_worker\": %d, \"batch\": %d, \"strategy\": \"%s\", \"step_ms\": %.4f, "
             "\"fwd_ms\": %.4f, \"bwd_ms\": %.4f, \"compute_ms\": %.4f, \"predicted_ms\": %.4f, "
-            "\"mean_abs_rank_error\": %.4f, \"tflops_per_gpu\": %.3f, \"comm_bytes\": %d, "
+            "\"mean_abs_rank_error\": %.4f, \"compute_imbalance\": %.4f, "
+            "\"flop_imbalance\": %.4f, \"tflops_per_gpu\": %.3f, \"comm_bytes\": %d, "
             "\"rounds\": %d}\n",
             props.name, c.topology.num_workers, c.tokens_per_worker, b, strategy, r->step_ms,
             r->fwd_ms, r->bwd_ms, r->compute_ms, r->predicted_ms, r->mean_abs_rank_error,
-            r->tflops_per_gpu, plan->summary.comm_bytes, plan->summary.rounds);
+            r->compute_imbalance, plan->summary.compute_imbalance, r->tflops_per_gpu,
+            plan->summary.comm_bytes, plan->summary.rounds);
+        json.flush();  // a run cut by a time limit keeps every finished line
       }
     }
   }

@@ -82,18 +82,23 @@ def emulation_table(directory):
     out = [f"\n#### Distributed attention emulated on one {rows[0]['device']} (wikipedia, 32K "
            "tokens/worker, max doc 128K, 8 q / 2 kv heads, d=128, bf16; step = slowest rank's "
            "fwd+bwd)\n",
-           "| W | strategy | step ms | compute ms | predicted ms | rank error | TFLOP/s/GPU | "
-           "bytes GB | speed-up vs ring |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| W | strategy | step ms (fwd + bwd) | compute ms | predicted ms | rank error | "
+           "TFLOP/s/GPU | bytes GB | rounds | compute imbalance (measured) | speed-up vs ring |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     speedups = collections.defaultdict(dict)
     for w in sorted({r["workers"] for r in rows}):
         ring = next((r for r in rows if r["workers"] == w and r["strategy"] == "ring"), None)
         for r in (r for r in rows if r["workers"] == w):
             s = ring["step_ms"] / r["step_ms"] if ring else float("nan")
+            imbalance = (f"{r['compute_imbalance']:.3f}" if "compute_imbalance" in r
+                         else "–")
             speedups[r["strategy"]][w] = s
-            out.append(f"| {w} | {r['strategy']} | {r['step_ms']:.1f} | {r['compute_ms']:.1f} | "
-                       f"{r['predicted_ms']:.1f} | {100 * r['mean_abs_rank_error']:.0f}% | "
-                       f"{r['tflops_per_gpu']:.1f} | {r['comm_bytes'] / 1e9:.2f} | {s:.2f}x |")
+            split = (f" ({r['fwd_ms']:.1f} + {r['bwd_ms']:.1f})" if "fwd_ms" in r else "")
+            out.append(f"| {w} | {r['strategy']} | {r['step_ms']:.1f}{split} | "
+                       f"{r['compute_ms']:.1f} | {r['predicted_ms']:.1f} | "
+                       f"{100 * r['mean_abs_rank_error']:.0f}% | {r['tflops_per_gpu']:.1f} | "
+                       f"{r['comm_bytes'] / 1e9:.2f} | {r.get('rounds', '–')} | "
+                       f"{imbalance} | {s:.2f}x |")
     return out, speedups
 
 

@@ -101,7 +101,7 @@ fi
 
 if has calibrate; then
   stage calibrate "$BIN/kernel_bench" --calibrate --check=false --heads="$EMULATION_HEADS" \
-    --kv_heads=$((EMULATION_HEADS / 4)) --head_dim=128 --reps=10 \
+    --kv_heads=$((EMULATION_HEADS / 4)) --head_dim=128 --reps="${CALIBRATION_REPS:-10}" \
     --calibration_out="$OUT/calibration.txt" --json="$OUT/calibration.jsonl"
 fi
 

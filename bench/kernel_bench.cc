@@ -443,6 +443,7 @@ int Main() {
           absl::GetFlag(FLAGS_label), device, w.name, kernels::DTypeName(o.dtype), o.shape.q_heads,
           o.shape.kv_heads, o.shape.head_dim, w.tiles.size(), w.pairs, t->fwd_ms, t->bwd_ms,
           t->fwd_tflops, t->bwd_tflops);
+      json.flush();  // a run cut by a time limit keeps every finished line
     }
     if (!w.tiles.empty()) {
       const int64_t q = w.tiles[0].q_rows, kv = w.tiles[0].kv_rows;

@@ -151,8 +151,15 @@ def main():
                         rand((total, hk, d), dtype).requires_grad_(),
                         rand((total, hk, d), dtype).requires_grad_()]
 
+            # Causal is `is_causal=True` in torch 2.9, `window_size=(-1, 0)` from 2.10 on.
+            import inspect
+            causal = ({"is_causal": True} if "is_causal" in
+                      inspect.signature(varlen_attn).parameters else {"window_size": (-1, 0)})
+            if hk != h and "enable_gqa" in inspect.signature(varlen_attn).parameters:
+                causal["enable_gqa"] = True
+
             def run(q, k, v):
-                return [varlen_attn(q, k, v, cu, cu, longest, longest, is_causal=True)]
+                return [varlen_attn(q, k, v, cu, cu, longest, longest, **causal)]
 
             report("varlen_causal", "varlen", pairs, lambda: measure(packed, run, a.reps,
                                                                      a.warmup))
