@@ -204,7 +204,7 @@ absl::StatusOr<std::vector<int32_t>> PartitionOntoWorkers(const WeightedGraph& g
                                                           double tolerance) {
   const int32_t workers = topology.num_workers;
   const int32_t per_node = std::clamp(topology.workers_per_node, 1, workers);
-  const int32_t nodes = (workers + per_node - 1) / per_node;
+  const int32_t nodes = workers / per_node + (workers % per_node != 0 ? 1 : 0);
   auto node_size = [&](int32_t n) { return std::min(per_node, workers - n * per_node); };
   // The two levels share the tolerance: (1 + level)^2 = 1 + tolerance.
   const double level = std::sqrt(1 + tolerance) - 1;

@@ -102,7 +102,7 @@ std::vector<std::vector<int32_t>> PlaceGroups(const std::vector<int32_t>& sizes,
                                               const Topology& topology) {
   const int32_t workers = topology.num_workers;
   const int32_t per_node = std::max(1, topology.workers_per_node);
-  const int32_t nodes = (workers + per_node - 1) / per_node;
+  const int32_t nodes = workers / per_node + (workers % per_node != 0 ? 1 : 0);
   std::vector<int32_t> used(nodes, 0);
   auto node_size = [&](int32_t n) { return std::min(per_node, workers - n * per_node); };
   std::vector<int32_t> by_size(sizes.size());

@@ -1,6 +1,7 @@
 // Topology awareness: one NIC per GPU is never shared within a round, and fcp keeps heavy KV
 // traffic inside nodes (NVLink) where it can.
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -10,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/test_batches.h"
+#include "service/planner/validator.h"
 
 namespace fcp {
 namespace {
@@ -42,6 +44,22 @@ TEST(NicTest, NoNicCarriesTwoTransfersInOneRound) {
         }
       }
     }
+  }
+}
+
+// workers_per_node near INT32_MAX (one node holds every worker) is a valid topology: every
+// strategy plans it as one node. The node count used to overflow (fuzzing, plan_request_fuzzer).
+TEST(TopologyTest, AHugeWorkersPerNodeIsOneNodeForEveryStrategy) {
+  Batch batch = SkewedBatch(16, 5);
+  batch.topology.workers_per_node = std::numeric_limits<int32_t>::max() - 1;
+  for (const StrategyInfo& s : ListStrategies()) {
+    PlanOptions options;
+    options.strategy = s.name;
+    const Plan plan = MustPlan(batch, s.name, OutputSpec::AllRanks());
+    ASSERT_FALSE(plan.workers.empty()) << s.name;
+    EXPECT_EQ(plan.summary.inter_node_bytes, 0) << s.name;
+    const absl::Status valid = ValidatePlan(batch, options, plan);
+    EXPECT_TRUE(valid.ok()) << s.name << ": " << valid;
   }
 }
 
