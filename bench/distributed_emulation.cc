@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "bench/stream_timer.h"
 #include "client/cli/args.h"
 #include "client/cli/plan_config.h"
 #include "client/workload.h"
@@ -49,6 +50,9 @@ ABSL_FLAG(std::string, strategies, "",
 namespace fcp {
 namespace {
 
+using bench::Median;
+using bench::StreamTimer;
+
 using kernels::AnyBackwardTile;
 using kernels::AnyForwardTile;
 using kernels::DType;
@@ -63,11 +67,6 @@ DType KernelDType(fcp::DType d) {
       return DType::kBf16;
   }
   return DType::kBf16;
-}
-
-double Median(std::vector<double> x) {
-  std::sort(x.begin(), x.end());
-  return x.empty() ? 0 : x[x.size() / 2];
 }
 
 // Device memory of one rank's emulation, freed together.
@@ -96,8 +95,7 @@ class Emulator {
     CUDA_RETURN_IF_ERROR(cudaStreamCreate(&stream));
     e->stream_ = stream;
     ASSIGN_OR_RETURN(e->attention_, kernels::CudaAttention::Create(stream));
-    CUDA_RETURN_IF_ERROR(cudaEventCreate(&e->start_));
-    CUDA_RETURN_IF_ERROR(cudaEventCreate(&e->stop_));
+    ASSIGN_OR_RETURN(e->timer_, StreamTimer::Create(stream));
     return e;
   }
 
@@ -205,24 +203,24 @@ class Emulator {
           cudaMemcpyAsync(lse, no_keys, minus_inf.size() * 4, cudaMemcpyDeviceToDevice, stream_));
       for (int32_t r = 0; r <= rounds; ++r) {
         if (fwd[r].empty()) continue;
-        ASSIGN_OR_RETURN(double s,
-                         Timed([&] { return attention_->Forward(shape_, dtype_, fwd[r]); }));
-        if (rep >= warmup) fwd_s[r].push_back(s);
+        ASSIGN_OR_RETURN(double ms, timer_->Milliseconds([&] {
+          return attention_->Forward(shape_, dtype_, fwd[r]);
+        }));
+        if (rep >= warmup) fwd_s[r].push_back(ms / 1e3);
       }
       // Backward: rounds in reverse; the delta goes with the first of them.
       bool first = true;
       for (int32_t r = rounds; r >= 0; --r) {
         if (bwd[r].empty()) continue;
-        ASSIGN_OR_RETURN(double s, Timed([&]() -> absl::Status {
-                           if (first) {
-                             RETURN_IF_ERROR(attention_->ComputeDelta(
-                                 shape_, dtype_, reinterpret_cast<float*>(o), d_o, tokens,
-                                 reinterpret_cast<float*>(delta)));
-                           }
-                           return attention_->Backward(shape_, dtype_, bwd[r]);
-                         }));
+        ASSIGN_OR_RETURN(double ms, timer_->Milliseconds([&]() -> absl::Status {
+          if (first) {
+            RETURN_IF_ERROR(attention_->ComputeDelta(shape_, dtype_, reinterpret_cast<float*>(o),
+                                                     d_o, tokens, reinterpret_cast<float*>(delta)));
+          }
+          return attention_->Backward(shape_, dtype_, bwd[r]);
+        }));
         first = false;
-        if (rep >= warmup) bwd_s[r].push_back(s);
+        if (rep >= warmup) bwd_s[r].push_back(ms / 1e3);
       }
     }
     for (int32_t r = 0; r <= rounds; ++r) {
@@ -263,21 +261,10 @@ class Emulator {
     return p;
   }
 
-  template <typename F>
-  absl::StatusOr<double> Timed(F launch) {
-    CUDA_RETURN_IF_ERROR(cudaEventRecord(start_, stream_));
-    RETURN_IF_ERROR(launch());
-    CUDA_RETURN_IF_ERROR(cudaEventRecord(stop_, stream_));
-    CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop_));
-    float ms = 0;
-    CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start_, stop_));
-    return ms / 1e3;
-  }
-
   const kernels::AttentionShape shape_;
   const DType dtype_;
   cudaStream_t stream_ = nullptr;
-  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+  std::unique_ptr<bench::StreamTimer> timer_;
   std::unique_ptr<kernels::CudaAttention> attention_;
   float* pool_ = nullptr;
   int64_t pool_elems_ = 0;

@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "bench/stream_timer.h"
 #include "client/workload.h"
 #include "kernels/attention_cuda.h"
 #include "kernels/attention_cuda_testing.h"
@@ -58,6 +59,9 @@ ABSL_FLAG(std::string, label, "v1", "the kernel version's name in the JSON lines
 
 namespace fcp {
 namespace {
+
+using bench::Median;
+using bench::StreamTimer;
 
 using kernels::AnyBackwardTile;
 using kernels::AnyForwardTile;
@@ -154,11 +158,6 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
-double Median(std::vector<double> x) {
-  std::sort(x.begin(), x.end());
-  return x.empty() ? 0 : x[x.size() / 2];
-}
-
 struct Timing {
   double fwd_ms = 0, bwd_ms = 0, fwd_tflops = 0, bwd_tflops = 0;
 };
@@ -171,8 +170,7 @@ class Bench {
     CUDA_RETURN_IF_ERROR(cudaStreamCreate(&stream));
     bench->stream_ = stream;
     ASSIGN_OR_RETURN(bench->attention_, kernels::CudaAttention::Create(stream));
-    CUDA_RETURN_IF_ERROR(cudaEventCreate(&bench->start_));
-    CUDA_RETURN_IF_ERROR(cudaEventCreate(&bench->stop_));
+    ASSIGN_OR_RETURN(bench->timer_, StreamTimer::Create(stream));
     return bench;
   }
 
@@ -236,13 +234,13 @@ class Bench {
       // The forward merges into (o, lse): start every repetition from "no keys yet".
       CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(lse.get(), no_keys.get(), lse.bytes(),
                                            cudaMemcpyDeviceToDevice, stream_));
-      ASSIGN_OR_RETURN(double f, Timed([&] { return attention_->Forward(s, o_.dtype, fwd); }));
-      ASSIGN_OR_RETURN(
-          double b, Timed([&]() -> absl::Status {
-            RETURN_IF_ERROR(attention_->ComputeDelta(s, o_.dtype, o.get<float>(), d_o.get(),
-                                                     w.q_rows_total, delta.get<float>()));
-            return attention_->Backward(s, o_.dtype, bwd);
-          }));
+      ASSIGN_OR_RETURN(double f,
+                       timer_->Milliseconds([&] { return attention_->Forward(s, o_.dtype, fwd); }));
+      ASSIGN_OR_RETURN(double b, timer_->Milliseconds([&]() -> absl::Status {
+        RETURN_IF_ERROR(attention_->ComputeDelta(s, o_.dtype, o.get<float>(), d_o.get(),
+                                                 w.q_rows_total, delta.get<float>()));
+        return attention_->Backward(s, o_.dtype, bwd);
+      }));
       if (rep < o_.warmup) continue;
       fwd_ms.push_back(f);
       bwd_ms.push_back(b);
@@ -277,21 +275,9 @@ class Bench {
     return out;
   }
 
-  // Milliseconds between events around `launch` on the stream.
-  template <typename F>
-  absl::StatusOr<double> Timed(F launch) {
-    CUDA_RETURN_IF_ERROR(cudaEventRecord(start_, stream_));
-    RETURN_IF_ERROR(launch());
-    CUDA_RETURN_IF_ERROR(cudaEventRecord(stop_, stream_));
-    CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop_));
-    float ms = 0;
-    CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start_, stop_));
-    return static_cast<double>(ms);
-  }
-
   const Options o_;
   cudaStream_t stream_ = nullptr;
-  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+  std::unique_ptr<bench::StreamTimer> timer_;
   std::unique_ptr<kernels::CudaAttention> attention_;
   std::mt19937 rng_{12345};
 };
