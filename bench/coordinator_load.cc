@@ -10,7 +10,10 @@
 // coordinator runs without a cache (every request plans) and each client cycles through its own
 // batches, so no two requests share a planning. Hits: the batches are planned once first, then
 // requests rotate over ranks and batches. Latency is client-side: send, plan or look up, slice,
-// receive, parse. Results and method: docs/benchmarks.md ("Coordinator round trip").
+// receive, parse. --client picks the caller: fcp::PlannerClient (default, what trainers call; the
+// clients of one process share one connection, gRPC's subchannel pool), the generated stub
+// parsing into an arena, or raw bytes (both with a connection per client). Results and method:
+// docs/benchmarks.md ("Coordinator round trip").
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -29,6 +32,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/workload.h"
+#include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
 #include "google/protobuf/arena.h"
 #include "grpcpp/create_channel.h"
@@ -52,8 +56,11 @@ ABSL_FLAG(std::string, concurrency, "1,4,16,64", "concurrent clients, comma-sepa
 ABSL_FLAG(double, duration_s, 2, "seconds per (mode, concurrency) cell");
 ABSL_FLAG(int32_t, batches_per_client, 8, "distinct batches each client cycles through");
 ABSL_FLAG(int32_t, planning_threads, 2, "in-process coordinator: planning threads");
-ABSL_FLAG(bool, parse, true,
-          "clients parse each response (as trainers do); false: raw bytes, measuring the server");
+ABSL_FLAG(std::string, client, "planner",
+          "what each client calls: planner = fcp::PlannerClient::PlanBatch, as trainers do "
+          "(callback stub, response parsed onto the heap, plan id checked); proto = the generated "
+          "callback stub, response parsed into an arena; raw = the response left as bytes (the "
+          "server's cost alone)");
 ABSL_FLAG(bool, json, false, "one JSON object per cell instead of a table");
 
 namespace fcp {
@@ -82,6 +89,10 @@ std::pair<double, double> ServerHandling(prometheus::Registry* registry) {
   return {0, 0};
 }
 
+absl::Status FromGrpc(const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
 // PlanBatch with the response left as bytes (counted into `bytes`), not parsed.
 grpc::Status RawCall(grpc::GenericStub& stub, grpc::ClientContext& context,
                      const v1::PlanRequest& request, std::atomic<int64_t>* bytes) {
@@ -97,9 +108,24 @@ grpc::Status RawCall(grpc::GenericStub& stub, grpc::ClientContext& context,
                    done.Notify();
                  });
   done.WaitForNotification();
-  *bytes += static_cast<int64_t>(receive.Length());
+  if (bytes != nullptr) *bytes += static_cast<int64_t>(receive.Length());
   return status;
 }
+
+// PlanBatch through the generated stub's callback API, parsed into `response`.
+grpc::Status ProtoCall(v1::Planner::Stub& stub, grpc::ClientContext& context,
+                       const v1::PlanRequest& request, v1::PlanResponse* response) {
+  grpc::Status status;
+  absl::Notification done;
+  stub.async()->PlanBatch(&context, &request, response, [&](grpc::Status s) {
+    status = std::move(s);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return status;
+}
+
+enum class ClientKind { kPlannerClient, kProto, kRaw };
 
 struct Cell {
   std::string mode;
@@ -109,7 +135,8 @@ struct Cell {
   double seconds = 0;
   int64_t errors = 0;
   int64_t cache_hits = 0;
-  int64_t response_bytes = 0;
+  int64_t response_bytes = 0;  // over `sized` responses
+  int64_t sized = 0;
 };
 
 double Percentile(std::vector<double>& v, double p) {
@@ -120,7 +147,7 @@ double Percentile(std::vector<double>& v, double p) {
 }
 
 // `clients` threads each send requests[their own slice of the pool] for `duration`.
-Cell RunCell(const std::string& target, const std::string& mode, int clients,
+Cell RunCell(const std::string& target, const std::string& mode, ClientKind kind, int clients,
              const std::vector<v1::PlanRequest>& pool, int per_client, absl::Duration duration,
              prometheus::Registry* registry) {
   const auto [sum_before, count_before] = ServerHandling(registry);
@@ -128,7 +155,7 @@ Cell RunCell(const std::string& target, const std::string& mode, int clients,
   cell.mode = mode;
   cell.clients = clients;
   std::vector<std::vector<double>> latencies(clients);
-  std::atomic<int64_t> errors{0}, hits{0}, bytes{0};
+  std::atomic<int64_t> errors{0}, hits{0}, bytes{0}, sized{0};
   const int32_t workers = pool.front().topology().num_workers();
   const absl::Time start = absl::Now();
   const absl::Time end = start + duration;
@@ -138,7 +165,14 @@ Cell RunCell(const std::string& target, const std::string& mode, int clients,
       std::shared_ptr<grpc::Channel> channel = NewChannel(target);
       auto stub = v1::Planner::NewStub(channel);
       grpc::GenericStub raw(channel);
-      const bool parse = absl::GetFlag(FLAGS_parse);
+      std::unique_ptr<PlannerClient> planner;
+      if (kind == ClientKind::kPlannerClient) {
+        PlannerClientOptions options;
+        options.target = target;
+        options.deadline = absl::Seconds(60);
+        options.local_fallback = false;  // an error is counted, never hidden by local planning
+        planner = *PlannerClient::Create(std::move(options));
+      }
       // A rank builds its request once per step; the bench builds its batches once.
       std::vector<v1::PlanRequest> mine;
       for (int k = 0; k < per_client; ++k) {
@@ -155,16 +189,36 @@ Cell RunCell(const std::string& target, const std::string& mode, int clients,
         google::protobuf::Arena arena;
         auto* response = google::protobuf::Arena::CreateMessage<v1::PlanResponse>(&arena);
         const absl::Time t0 = absl::Now();
-        const grpc::Status status = parse ? stub->PlanBatch(&context, request, response)
-                                          : RawCall(raw, context, request, &bytes);
+        absl::Status status;
+        bool hit = false;
+        // Sizing a parsed message walks it: only a client's first responses are sized.
+        const bool size_it = i < 8;
+        switch (kind) {
+          case ClientKind::kRaw:
+            status = FromGrpc(RawCall(raw, context, request, size_it ? &bytes : nullptr));
+            break;
+          case ClientKind::kProto:
+            status = FromGrpc(ProtoCall(*stub, context, request, response));
+            hit = response->cache_hit();
+            if (size_it) bytes += static_cast<int64_t>(response->ByteSizeLong());
+            break;
+          case ClientKind::kPlannerClient: {
+            absl::StatusOr<PlanResult> result = planner->PlanBatch(request);
+            status = result.status();
+            if (result.ok()) {
+              hit = result->cache_hit;
+              if (size_it) bytes += static_cast<int64_t>(result->plan.ByteSizeLong());
+            }
+            break;
+          }
+        }
         latencies[c].push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
         if (!status.ok()) {
-          if (errors++ == 0) std::fprintf(stderr, "error: %s\n", status.error_message().c_str());
+          if (errors++ == 0) std::fprintf(stderr, "error: %s\n", status.ToString().c_str());
           continue;
         }
-        if (!parse) continue;
-        hits += response->cache_hit() ? 1 : 0;
-        bytes += static_cast<int64_t>(response->ByteSizeLong());
+        hits += hit ? 1 : 0;
+        sized += size_it ? 1 : 0;
       }
     });
   }
@@ -174,6 +228,7 @@ Cell RunCell(const std::string& target, const std::string& mode, int clients,
   cell.errors = errors;
   cell.cache_hits = hits;
   cell.response_bytes = bytes;
+  cell.sized = sized;
   const auto [sum_after, count_after] = ServerHandling(registry);
   if (count_after > count_before) {
     cell.server_us = (sum_after - sum_before) / (count_after - count_before) * 1e6;
@@ -188,7 +243,7 @@ void Report(Cell& c, bool json) {
   const double max =
       c.latencies_us.empty() ? 0 : *std::max_element(c.latencies_us.begin(), c.latencies_us.end());
   const double per_s = n / c.seconds;
-  const double kb = n > 0 ? c.response_bytes / n / 1024 : 0;
+  const double kb = c.sized > 0 ? static_cast<double>(c.response_bytes) / c.sized / 1024 : 0;
   if (json) {
     std::printf(
         "{\"mode\":\"%s\",\"clients\":%d,\"requests\":%.0f,\"per_s\":%.1f,\"p50_us\":%.1f,"
@@ -209,11 +264,15 @@ void Report(Cell& c, bool json) {
 double FloorMicros(const std::string& target) {
   auto stub = v1::Planner::NewStub(NewChannel(target));
   std::vector<double> us;
+  const v1::ListStrategiesRequest request;
   for (int i = 0; i < 2000; ++i) {
     grpc::ClientContext context;
     v1::ListStrategiesResponse response;
     const absl::Time t0 = absl::Now();
-    (void)stub->ListStrategies(&context, v1::ListStrategiesRequest(), &response);
+    absl::Notification done;
+    stub->async()->ListStrategies(&context, &request, &response,
+                                  [&done](const grpc::Status&) { done.Notify(); });
+    done.WaitForNotification();
     if (i >= 200) us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
   }
   return Percentile(us, 50);
@@ -233,6 +292,19 @@ int Main() {
   absl::StatusOr<std::vector<int64_t>> lengths = ReadLengthsFile(absl::GetFlag(FLAGS_lengths));
   if (!lengths.ok()) {
     std::fprintf(stderr, "coordinator_load: %s\n", std::string(lengths.status().message()).c_str());
+    return 2;
+  }
+  const std::string client_flag = absl::GetFlag(FLAGS_client);
+  ClientKind kind;
+  if (client_flag == "planner") {
+    kind = ClientKind::kPlannerClient;
+  } else if (client_flag == "proto") {
+    kind = ClientKind::kProto;
+  } else if (client_flag == "raw") {
+    kind = ClientKind::kRaw;
+  } else {
+    std::fprintf(stderr, "coordinator_load: --client: '%s' is not planner, proto or raw\n",
+                 client_flag.c_str());
     return 2;
   }
   const LengthSampler sampler = *LengthSampler::FromLengths(*std::move(lengths));
@@ -256,9 +328,12 @@ int Main() {
   const std::string mode_flag = absl::GetFlag(FLAGS_mode);
   const absl::Duration duration = absl::Seconds(absl::GetFlag(FLAGS_duration_s));
   const bool json = absl::GetFlag(FLAGS_json);
-  std::printf("# W=%d x %lld tokens/worker, strategy %s, %zu distinct batches of ~%d documents\n",
-              workers, static_cast<long long>(absl::GetFlag(FLAGS_tokens_per_worker)),
-              absl::GetFlag(FLAGS_strategy).c_str(), pool.size(), pool[0].documents_size());
+  std::printf(
+      "# W=%d x %lld tokens/worker, strategy %s, %zu distinct batches of ~%d documents, "
+      "client %s\n",
+      workers, static_cast<long long>(absl::GetFlag(FLAGS_tokens_per_worker)),
+      absl::GetFlag(FLAGS_strategy).c_str(), pool.size(), pool[0].documents_size(),
+      client_flag.c_str());
   if (!json) {
     std::printf(
         "| mode | clients | requests | per second | p50 µs | p90 µs | p99 µs | max µs | "
@@ -290,7 +365,7 @@ int Main() {
       std::printf("# unary floor (ListStrategies) p50: %.0f µs\n", FloorMicros(target));
     }
     for (int clients : concurrency) {
-      Cell cell = RunCell(target, mode, clients, pool, per_client, duration,
+      Cell cell = RunCell(target, mode, kind, clients, pool, per_client, duration,
                           local != nullptr ? &local->registry() : nullptr);
       Report(cell, json);
     }
