@@ -29,8 +29,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "client/call_and_wait.h"
 #include "client/workload.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
@@ -101,27 +101,11 @@ grpc::Status RawCall(grpc::GenericStub& stub, grpc::ClientContext& context,
   grpc::Status status =
       grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::PlanRequest>(request, &send, &own_buffer);
   if (!status.ok()) return status;
-  absl::Notification done;
-  stub.UnaryCall(&context, "/fcp.v1.Planner/PlanBatch", grpc::StubOptions(), &send, &receive,
-                 [&](grpc::Status s) {
-                   status = std::move(s);
-                   done.Notify();
-                 });
-  done.WaitForNotification();
-  if (bytes != nullptr) *bytes += static_cast<int64_t>(receive.Length());
-  return status;
-}
-
-// PlanBatch through the generated stub's callback API, parsed into `response`.
-grpc::Status ProtoCall(v1::Planner::Stub& stub, grpc::ClientContext& context,
-                       const v1::PlanRequest& request, v1::PlanResponse* response) {
-  grpc::Status status;
-  absl::Notification done;
-  stub.async()->PlanBatch(&context, &request, response, [&](grpc::Status s) {
-    status = std::move(s);
-    done.Notify();
+  status = CallAndWait([&](auto done) {
+    stub.UnaryCall(&context, "/fcp.v1.Planner/PlanBatch", grpc::StubOptions(), &send, &receive,
+                   std::move(done));
   });
-  done.WaitForNotification();
+  if (bytes != nullptr) *bytes += static_cast<int64_t>(receive.Length());
   return status;
 }
 
@@ -198,7 +182,9 @@ Cell RunCell(const std::string& target, const std::string& mode, ClientKind kind
             status = FromGrpc(RawCall(raw, context, request, size_it ? &bytes : nullptr));
             break;
           case ClientKind::kProto:
-            status = FromGrpc(ProtoCall(*stub, context, request, response));
+            status = FromGrpc(CallAndWait([&](auto done) {
+              stub->async()->PlanBatch(&context, &request, response, std::move(done));
+            }));
             hit = response->cache_hit();
             if (size_it) bytes += static_cast<int64_t>(response->ByteSizeLong());
             break;
@@ -269,10 +255,9 @@ double FloorMicros(const std::string& target) {
     grpc::ClientContext context;
     v1::ListStrategiesResponse response;
     const absl::Time t0 = absl::Now();
-    absl::Notification done;
-    stub->async()->ListStrategies(&context, &request, &response,
-                                  [&done](const grpc::Status&) { done.Notify(); });
-    done.WaitForNotification();
+    (void)CallAndWait([&](auto done) {
+      stub->async()->ListStrategies(&context, &request, &response, std::move(done));
+    });
     if (i >= 200) us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
   }
   return Percentile(us, 50);

@@ -10,8 +10,8 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "client/call_and_wait.h"
 #include "client/channel_credentials.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
@@ -49,22 +49,6 @@ absl::Status CheckOptions(const PlannerClientOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("fallback_defaults: ", defaults.message()));
   }
   return absl::OkStatus();
-}
-
-// One unary call through the stub's callback API, waiting for its end. The synchronous API costs
-// more CPU per call on the client (measured: a client thread parsing 38 KB plans reached ~3,300
-// cache hits/s through it on 2 cores, ~6,000/s through this; docs/benchmarks.md).
-template <typename Request, typename Response, typename Method>
-grpc::Status CallAndWait(Method method, grpc::ClientContext* context, const Request& request,
-                         Response* response) {
-  grpc::Status status;
-  absl::Notification done;
-  method(context, &request, response, [&status, &done](grpc::Status s) {
-    status = std::move(s);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return status;
 }
 
 std::shared_ptr<grpc::Channel> NewChannel(const PlannerClientOptions& o,
@@ -136,9 +120,10 @@ class PlannerClientImpl final : public PlannerClient {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
     v1::ListStrategiesResponse response;
-    grpc::Status status =
-        CallAndWait([this](auto... args) { stub_->async()->ListStrategies(args...); }, &context,
-                    v1::ListStrategiesRequest(), &response);
+    const v1::ListStrategiesRequest request;
+    grpc::Status status = CallAndWait([&](auto done) {
+      stub_->async()->ListStrategies(&context, &request, &response, std::move(done));
+    });
     if (!status.ok()) return WithTlsHint(FromGrpc(status), options_.tls);
     return response;
   }
@@ -176,9 +161,9 @@ class PlannerClientImpl final : public PlannerClient {
       context.set_deadline(absl::ToChronoTime(deadline));
       v1::PlanResponse response;
       ++rpcs_;
-      const grpc::Status status =
-          CallAndWait([this](auto... args) { stub_->async()->PlanBatch(args...); }, &context,
-                      request, &response);
+      const grpc::Status status = CallAndWait([&](auto done) {
+        stub_->async()->PlanBatch(&context, &request, &response, std::move(done));
+      });
       if (status.ok()) return Accept(request, std::move(response));
       if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
           attempt >= options_.max_attempts) {
