@@ -50,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       batch->documents.size() > kMaxDocuments) {
     return 0;
   }
-  options->time_budget_ms = 1;  // `auto` tries one strategy more at most
+  options->time_budget_ms = 1;  // `auto` tries only the strategies whose plans fit 1 ms
   absl::StatusOr<fcp::Plan> plan = fcp::MakePlan(*batch, *options);
   if (!plan.ok()) {
     if (plan.status().code() == absl::StatusCode::kInternal) Fail("MakePlan", plan.status());

@@ -2,7 +2,8 @@
 # Sets up the machine, configures, builds and runs every test. Usage: scripts/test.sh [--sanitize=KIND] [ctest args]
 #   BUILD_DIR=build  where to build (default: build; build-asan / build-tsan with --sanitize)
 #   JOBS=N           parallel build jobs (default: number of cores)
-#   --sanitize=address  the whole suite under ASan+UBSan (Debian's gRPC/protobuf stay uninstrumented)
+#   --sanitize=address  the whole suite under ASan+UBSan (Debian's gRPC/protobuf stay uninstrumented;
+#                       scripts/lsan_suppressions.txt: leaks inside Debian's libraries)
 #   --sanitize=thread   TSan over the tests that do not link gRPC (planner, kernels, loopback
 #                       transport, executor, thread pool, single-flight, caches), built and run
 #                       alone, against an Abseil built with -fsanitize=thread (Debian's is not
@@ -23,7 +24,8 @@ case "$SANITIZE" in
     BUILD_DIR=${BUILD_DIR:-build-asan}
     FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1}
-    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+    export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/scripts/lsan_suppressions.txt} ;;
   thread)
     BUILD_DIR=${BUILD_DIR:-build-tsan}
     FLAGS="-fsanitize=thread -fno-omit-frame-pointer"

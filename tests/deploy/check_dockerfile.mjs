@@ -3,6 +3,9 @@
 //   node check_dockerfile.mjs --kubectl kubectl --version 0.1.0 --binary-dir build \
 //     --target-file fcp-coordinator=build/service/fcp-coordinator --target-file fcp=... \
 //     [--target-file fcp-worker=...] --coordinator-bin build/service/fcp-coordinator
+//     [--sanitized]   the binaries are a -fsanitize build (scripts/test.sh --sanitize): their
+//                     sanitizer runtimes (libasan, libubsan, libtsan, liblsan) are not asked of the
+//                     image, whose build stages compile without sanitizers
 //   node check_dockerfile.mjs --configure DIR     # the build stages' cmake configure, for real
 //   (--dockerfile PATH / --dockerignore PATH check other files: dockerfile_selftest.mjs)
 //
@@ -263,7 +266,12 @@ const coordinatorBin = args.get("coordinator_bin");
 if (report.check(coordinatorBin, "--coordinator-bin given")) {
   const ldd = execFileSync("ldd", [coordinatorBin], { encoding: "utf8" });
   report.check(!/not found/.test(ldd), "ldd finds every library of fcp-coordinator");
-  const libs = [...ldd.matchAll(/=>\s+(\/\S+)/g)].map((m) => m[1]);
+  const sanitizerRuntime = /\/lib(asan|ubsan|tsan|lsan)\.so[.\d]*$/;
+  const linked = [...ldd.matchAll(/=>\s+(\/\S+)/g)].map((m) => m[1]);
+  const sanitized = args.get("sanitized") === "true";
+  report.check(sanitized || !linked.some((l) => sanitizerRuntime.test(l)),
+    "fcp-coordinator links no sanitizer runtime (or --sanitized says it is an instrumented build)");
+  const libs = linked.filter((l) => !(sanitized && sanitizerRuntime.test(l)));
   // One dpkg-query for every path (usrmerge: a library may be registered under /lib or /usr/lib).
   const candidates = (file) => {
     let real = file;
