@@ -78,6 +78,19 @@ absl::Status ValidateDocuments(const std::vector<Document>& documents) {
   return absl::OkStatus();
 }
 
+// The rates of the topology (GB/s, TFLOP/s), bounded so that every time the cost model derives
+// from them stays finite: a denormal rate makes a document's seconds infinite, and the planner's
+// shares of two infinities NaN (fuzz/corpus/plan_request_fuzzer/regression-denormal-tflops).
+constexpr double kMinRate = 1e-3;
+constexpr double kMaxRate = 1e6;
+// Linear-layer FLOPs per token: ~6e12 for a 1T-parameter model's training step; 1e15 leaves room.
+constexpr double kMaxLinearFlopsPerToken = 1e15;
+
+absl::Status ValidateRate(absl::string_view field, double rate) {
+  if (rate >= kMinRate && rate <= kMaxRate) return absl::OkStatus();
+  return Invalid(field, absl::StrCat(rate, ": must be in [0.001, 1e6]"));
+}
+
 absl::Status ValidateModel(const ModelShape& m) {
   if (m.num_q_heads < 1) return Invalid("model.num_q_heads", "must be >= 1");
   if (m.num_kv_heads < 1) return Invalid("model.num_kv_heads", "must be >= 1");
@@ -88,8 +101,10 @@ absl::Status ValidateModel(const ModelShape& m) {
   if (m.dtype != DType::kBf16 && m.dtype != DType::kFp16 && m.dtype != DType::kFp32) {
     return Invalid("model.dtype", "unknown dtype");
   }
-  if (!(m.linear_flops_per_token >= 0))
-    return Invalid("model.linear_flops_per_token", "must be >= 0");
+  if (!(m.linear_flops_per_token >= 0 && m.linear_flops_per_token <= kMaxLinearFlopsPerToken)) {
+    return Invalid("model.linear_flops_per_token",
+                   absl::StrCat(m.linear_flops_per_token, ": must be in [0, 1e15]"));
+  }
   return absl::OkStatus();
 }
 
@@ -97,9 +112,13 @@ absl::Status ValidateTopology(const Topology& t, int64_t total_tokens) {
   if (t.num_workers < 1)
     return Invalid("topology.num_workers", absl::StrCat(t.num_workers, ": must be >= 1"));
   if (t.workers_per_node < 1) return Invalid("topology.workers_per_node", "must be >= 1");
-  if (!(t.intra_node_gbps > 0)) return Invalid("topology.intra_node_gbps", "must be > 0");
-  if (!(t.inter_node_gbps > 0)) return Invalid("topology.inter_node_gbps", "must be > 0");
-  if (!(t.attention_tflops > 0)) return Invalid("topology.attention_tflops", "must be > 0");
+  if (absl::Status s = ValidateRate("topology.intra_node_gbps", t.intra_node_gbps); !s.ok())
+    return s;
+  if (absl::Status s = ValidateRate("topology.inter_node_gbps", t.inter_node_gbps); !s.ok())
+    return s;
+  if (absl::Status s = ValidateRate("topology.attention_tflops", t.attention_tflops); !s.ok()) {
+    return s;
+  }
   if (t.max_tokens_per_worker < 0) return Invalid("topology.max_tokens_per_worker", "must be >= 0");
   if (t.max_tokens_per_worker > 0 &&
       static_cast<__int128>(total_tokens) >

@@ -87,6 +87,21 @@ INSTANTIATE_TEST_SUITE_P(
                  "topology.inter_node_gbps"},
         BadField{"NegativeTflops", [](Batch& b) { b.topology.attention_tflops = -400; },
                  "topology.attention_tflops"},
+        BadField{"DenormalTflops", [](Batch& b) { b.topology.attention_tflops = 3.4e-313; },
+                 "topology.attention_tflops"},
+        BadField{
+            "InfiniteTflops",
+            [](Batch& b) { b.topology.attention_tflops = std::numeric_limits<double>::infinity(); },
+            "topology.attention_tflops"},
+        BadField{"TinyIntraNodeBandwidth", [](Batch& b) { b.topology.intra_node_gbps = 1e-9; },
+                 "topology.intra_node_gbps"},
+        BadField{"HugeInterNodeBandwidth", [](Batch& b) { b.topology.inter_node_gbps = 1e300; },
+                 "topology.inter_node_gbps"},
+        BadField{"InfiniteLinearFlops",
+                 [](Batch& b) {
+                   b.model.linear_flops_per_token = std::numeric_limits<double>::infinity();
+                 },
+                 "model.linear_flops_per_token"},
         BadField{"NegativeMemoryCap", [](Batch& b) { b.topology.max_tokens_per_worker = -1; },
                  "topology.max_tokens_per_worker"},
         BadField{"MemoryCapBelowTotalTokens",

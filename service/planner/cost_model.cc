@@ -1,5 +1,6 @@
 #include "service/planner/cost_model.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -50,14 +51,15 @@ absl::StatusOr<CostParams> ParseCostParams(absl::string_view text) {
           absl::StrCat("calibration line ", line_number, ": unknown key '", key, "'"));
     }
     double v;
-    if (!absl::SimpleAtod(value, &v) || !(v >= 0)) {
+    if (!absl::SimpleAtod(value, &v) || !(v >= 0) || !std::isfinite(v)) {
       return absl::InvalidArgumentError(absl::StrCat("calibration line ", line_number, ": ", key,
-                                                     ": '", value, "' is not a number >= 0"));
+                                                     ": '", value,
+                                                     "' is not a finite number >= 0"));
     }
     params.*(found->field) = v;
   }
-  if (!(params.backward_efficiency > 0)) {
-    return absl::InvalidArgumentError("calibration: backward_efficiency must be > 0");
+  if (!(params.backward_efficiency >= kMinBackwardEfficiency)) {
+    return absl::InvalidArgumentError("calibration: backward_efficiency must be >= 0.01");
   }
   return params;
 }

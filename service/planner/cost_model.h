@@ -26,9 +26,13 @@ struct CostParams {
   double backward_efficiency = 0.75;  // backward TFLOP/s as a fraction of forward TFLOP/s
 };
 
+// The smallest backward_efficiency accepted: below it the backward pass's cost is 250 times the
+// forward's or more, and near 0 it overflows to infinity.
+inline constexpr double kMinBackwardEfficiency = 0.01;
+
 // Parses a calibration file: one `key = value` per line (`#` comments, blank lines allowed); keys
-// are the field names of CostParams. Unknown keys and bad numbers are InvalidArgument naming the
-// line. Missing keys keep their defaults.
+// are the field names of CostParams. Unknown keys and bad numbers (negative, inf, nan) are
+// InvalidArgument naming the line. Missing keys keep their defaults.
 absl::StatusOr<CostParams> ParseCostParams(absl::string_view text);
 std::string CostParamsToString(const CostParams& params);
 

@@ -94,6 +94,25 @@ TEST(ParseCostParamsTest, ZeroBackwardEfficiencyIsRejected) {
   EXPECT_THAT(params.status().message(), HasSubstr("backward_efficiency"));
 }
 
+TEST(ParseCostParamsTest, InfiniteAndNaNValuesAreRejectedNamingTheLine) {
+  for (const char* text : {"transfer_latency_us = inf\n", "# c\ntile_kv_half_tokens = nan\n",
+                           "tile_overhead_us = 1e999\n"}) {
+    absl::StatusOr<CostParams> params = ParseCostParams(text);
+    ASSERT_FALSE(params.ok()) << text;
+    EXPECT_EQ(params.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(params.status().message(), HasSubstr("finite")) << text;
+  }
+  EXPECT_THAT(ParseCostParams("# c\ntile_kv_half_tokens = nan\n").status().message(),
+              HasSubstr("line 2"));
+}
+
+TEST(ParseCostParamsTest, BackwardEfficiencyNearZeroIsRejected) {
+  absl::StatusOr<CostParams> params = ParseCostParams("backward_efficiency = 1e-300\n");
+  ASSERT_FALSE(params.ok());
+  EXPECT_THAT(params.status().message(), HasSubstr("backward_efficiency must be >= 0.01"));
+  EXPECT_TRUE(ParseCostParams("backward_efficiency = 0.01\n").ok());
+}
+
 TEST(ParseCostParamsTest, ToStringRoundTrips) {
   CostParams params;
   params.transfer_latency_us = 17.25;

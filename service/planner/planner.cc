@@ -1,6 +1,7 @@
 #include "service/planner/planner.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -28,8 +29,10 @@ absl::Status ValidateOptions(const PlanOptions& options) {
   if (!(options.balance_tolerance >= 0.001 && options.balance_tolerance <= 1)) {
     return absl::InvalidArgumentError("options.balance_tolerance: must be in [0.001, 1]");
   }
-  if (!(options.cost.backward_efficiency > 0)) {
-    return absl::InvalidArgumentError("options.cost.backward_efficiency: must be > 0");
+  if (!(options.cost.backward_efficiency >= kMinBackwardEfficiency &&
+        std::isfinite(options.cost.backward_efficiency))) {
+    return absl::InvalidArgumentError(
+        "options.cost.backward_efficiency: must be >= 0.01 and finite");
   }
   return NewPlanner(options.strategy).status();
 }
