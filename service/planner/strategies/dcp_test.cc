@@ -1,10 +1,15 @@
 // dcp: METIS partitioning keeps compute and tokens within the balance tolerance it is given, and
 // cuts fewer bytes across nodes than within them.
+#include <stdlib.h>
+
 #include <algorithm>
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/metis_random.h"
 #include "service/planner/strategies/test_batches.h"
 #include "service/planner/validator.h"
 
@@ -65,6 +70,53 @@ TEST(DcpTest, RejectsAToleranceOutOfRange) {
   options.strategy = "dcp";
   options.balance_tolerance = 0;
   EXPECT_EQ(MakePlan(batch, options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// METIS draws from rand(): another thread drawing from it too (gRPC's core does, in the
+// coordinator) must not change the partition, or two processes would make different plans under
+// one plan id.
+TEST(DcpTest, PlansAlikeWhileAnotherThreadDrawsFromRand) {
+  ASSERT_TRUE(MetisRandomIsPrivate()) << "libmetis would call the C library's process-wide rand()";
+  const Batch batch = ManyDocuments(16, 5);
+  PlanOptions options;
+  options.strategy = "dcp";
+  absl::StatusOr<Plan> alone = MakePlan(batch, options, OutputSpec::SummaryOnly());
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> draws{0};
+  std::thread noise([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      (void)rand();
+      draws.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  for (int i = 0; i < 5; ++i) {
+    absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::SummaryOnly());
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    EXPECT_EQ(plan->blocks, alone->blocks) << "planning " << i;
+    EXPECT_EQ(plan->summary.comm_bytes, alone->summary.comm_bytes) << "planning " << i;
+  }
+  stop = true;
+  noise.join();
+  EXPECT_GT(draws.load(), 0);
+}
+
+// Each thread's rand() starts where glibc's does and follows srand() like glibc's.
+TEST(DcpTest, ThreadPrivateRandKeepsGlibcsSequence) {
+  std::vector<int> main_thread, other_thread;
+  srand(7);
+  for (int i = 0; i < 4; ++i) main_thread.push_back(rand());
+  std::thread([&] {
+    srand(7);
+    for (int i = 0; i < 4; ++i) other_thread.push_back(rand());
+  }).join();
+  EXPECT_EQ(main_thread, other_thread);
+  // glibc's generator from seed 1 (its rand() without srand()): 1804289383, 846930886, ...
+  std::vector<int> fresh;
+  std::thread([&] {
+    for (int i = 0; i < 2; ++i) fresh.push_back(rand());
+  }).join();
+  EXPECT_EQ(fresh, (std::vector<int>{1804289383, 846930886}));
 }
 
 }  // namespace

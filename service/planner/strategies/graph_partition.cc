@@ -1,6 +1,8 @@
 #include "service/planner/strategies/graph_partition.h"
 
+#include <dlfcn.h>
 #include <metis.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,8 +11,45 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "service/planner/strategies/metis_random.h"
+
+// METIS's rand() and srand(), one state per thread (metis_random.h). Defined here, beside the
+// METIS calls, so that every program with dcp links them.
+namespace {
+
+// glibc's rand() starting state: TYPE_3 over 128 bytes, seed 1.
+struct ThreadRandom {
+  ThreadRandom() { initstate_r(1, state, sizeof state, &data); }
+  char state[128] = {};
+  random_data data = {};  // must be zeroed before initstate_r
+};
+
+ThreadRandom& ThisThreadsRandom() {
+  thread_local ThreadRandom random;
+  return random;
+}
+
+}  // namespace
+
+extern "C" int rand() noexcept {
+  int32_t value = 0;
+  random_r(&ThisThreadsRandom().data, &value);
+  return value;
+}
+
+extern "C" void srand(unsigned int seed) noexcept { srandom_r(seed, &ThisThreadsRandom().data); }
 
 namespace fcp {
+
+bool MetisRandomIsPrivate() {
+  // The rand() that libraries bind to is not the C library's own.
+  void* libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+  if (libc == nullptr) return false;
+  const bool interposed = dlsym(RTLD_DEFAULT, "rand") != dlsym(libc, "rand");
+  dlclose(libc);
+  return interposed;
+}
+
 namespace {
 
 constexpr idx_t kConstraints = 2;  // compute, tokens

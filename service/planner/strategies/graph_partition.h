@@ -6,8 +6,9 @@
 //   level 2: each node's vertices → its GPUs   (cut edges here travel over NVLink)
 //
 // then repaired so that no worker exceeds (1 + tolerance) × the mean in either weight where single
-// vertices allow it. Deterministic (METIS with a fixed seed) and thread-safe (METIS calls are
-// serialised: its error handling keeps process-global state).
+// vertices allow it. Deterministic (METIS with a fixed seed, drawing from a thread-private rand():
+// metis_random.h) and thread-safe (METIS calls are serialised: its error handling keeps
+// process-global state).
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_GRAPH_PARTITION_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_GRAPH_PARTITION_H_
 
