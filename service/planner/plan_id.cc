@@ -75,6 +75,10 @@ std::string ComputePlanId(const Batch& batch, const PlanOptions& options) {
     h.Int(v);
   }
   h.Double(m.linear_flops_per_token);
+  for (int64_t v : {int64_t{m.hidden_size}, int64_t{m.ffn_hidden_size}, static_cast<int64_t>(m.mlp),
+                    int64_t{m.num_layers}}) {
+    h.Int(v);
+  }
   const Topology& t = batch.topology;
   h.Int(t.num_workers);
   h.Int(t.workers_per_node);
@@ -82,14 +86,17 @@ std::string ComputePlanId(const Batch& batch, const PlanOptions& options) {
   h.Double(t.inter_node_gbps);
   h.Double(t.attention_tflops);
   h.Int(t.max_tokens_per_worker);
+  h.Int(t.activation_memory_bytes);
+  h.Double(t.token_slack);
   h.String(options.strategy);
   h.Int(options.block_size);
   h.Int(options.include_backward ? 1 : 0);
   h.Double(options.time_budget_ms);
   h.Double(options.balance_tolerance);
+  h.Int(static_cast<int64_t>(options.objective));
   const CostParams& c = options.cost;
   for (double v : {c.transfer_latency_us, c.tile_q_half_tokens, c.tile_kv_half_tokens,
-                   c.tile_overhead_us, c.backward_efficiency}) {
+                   c.tile_overhead_us, c.backward_efficiency, c.gemm_tflops}) {
     h.Double(v);
   }
   return h.Hex();

@@ -25,7 +25,7 @@
 namespace fcp {
 
 // Bumped whenever a change can alter a plan for the same inputs; part of every plan id.
-inline constexpr absl::string_view kPlannerVersion = "fcp-planner/2";
+inline constexpr absl::string_view kPlannerVersion = "fcp-planner/3";
 
 struct PlanOptions {
   std::string strategy = "auto";
@@ -35,6 +35,9 @@ struct PlanOptions {
   // `dcp`: the imbalance (max / mean - 1) its partitioner may leave in compute and in tokens
   // (METIS's ubvec - 1); in [0.001, 1].
   double balance_tolerance = 0.05;
+  // What plans minimise: the whole layer (linear layers + attention, under the token budget) or,
+  // as an explicit choice, attention alone (model.h).
+  Objective objective = Objective::kWholeStep;
   CostParams cost;
 };
 
@@ -50,12 +53,20 @@ struct OutputSpec {
 };
 
 // Everything a strategy may read. `deadline` is advisory (auto and refinement loops use it).
+// `batch` is the request's batch resolved for planning: its topology.max_tokens_per_worker is the
+// token budget (TokenBudget(request, options.objective); 0 = none), the one memory cap every
+// strategy honours; `cost` prices the objective (linear layers included or not).
 struct PlanContext {
   const Batch& batch;
   const PlanOptions& options;
   const CostModel& cost;
   absl::Time deadline;
 };
+
+// The request's batch as strategies see it (PlanContext::batch): topology.max_tokens_per_worker
+// is TokenBudget(batch, objective), the one memory cap every strategy honours. The plan id is
+// always computed on the request's batch, never on this.
+Batch ResolveBatch(const Batch& batch, Objective objective);
 
 // A planning strategy. Implementations live each in one .cc, hidden, with a NewXxxPlanner()
 // factory and one line in the registry.

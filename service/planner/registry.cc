@@ -16,6 +16,7 @@ std::unique_ptr<Planner> NewFcpPlanner();
 std::unique_ptr<Planner> NewFlashCpPlanner();
 std::unique_ptr<Planner> NewFlexDegPlanner();
 std::unique_ptr<Planner> NewDcpPlanner();
+std::unique_ptr<Planner> NewStaticCpPlanner();
 
 namespace {
 
@@ -23,6 +24,7 @@ using Factory = std::unique_ptr<Planner> (*)();
 constexpr Factory kFactories[] = {
     NewAutoPlanner, NewRingPlanner,    NewPerDocPlanner,  NewWholeDocPlanner,
     NewFcpPlanner,  NewFlashCpPlanner, NewFlexDegPlanner, NewDcpPlanner,
+    NewStaticCpPlanner,
 };
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/graph_partition.h"
@@ -61,6 +62,12 @@ class DcpPlanner final : public Planner {
     for (const Piece& p : pieces) {
       layout.blocks.push_back({p.document, p.begin, p.end, (*worker)[p.vertex]});
       layout.block_size = std::max(layout.block_size, p.end - p.begin);
+    }
+    // METIS balances tokens within the tolerance, not under the budget: cut what is over it.
+    const int64_t cap = TokenCap(ctx.batch.topology);
+    if (absl::Status s = FitTokenBudget(ctx.batch.topology.num_workers, cap, &layout.blocks);
+        !s.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("dcp: ", s.message()));
     }
     if (ctx.options.block_size > 0) layout.block_size = ctx.options.block_size;
     return layout;

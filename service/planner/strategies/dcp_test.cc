@@ -41,6 +41,9 @@ TEST_P(DcpToleranceTest, ComputeAndTokensStayWithinTheTolerance) {
     PlanOptions options;
     options.strategy = "dcp";
     options.balance_tolerance = tolerance;
+    // Attention alone: the partition weights are then the attention times this test compares
+    // (under the whole step they include the linear layers, and the token budget applies).
+    options.objective = Objective::kAttention;
     absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
     ASSERT_TRUE(plan.ok()) << plan.status();
     EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok());

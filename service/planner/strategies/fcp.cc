@@ -299,6 +299,10 @@ Layout PackLayout(const PlanContext& ctx, Shape shape, const DocCosts& costs) {
     layout.blocks[it.block] = {it.document, it.begin, it.end, it.owner};
     if (it.block2 >= 0) layout.blocks[it.block2] = {it.document, it.begin2, it.end2, it.owner};
   }
+  // Units too coarse for the room left under the token budget: cut to fit. It cannot fail (the
+  // budget holds the batch: ValidateBatch, TokenBudget), and MakePlan checks the result anyway.
+  FitTokenBudget(batch.topology.num_workers, TokenCap(batch.topology), &layout.blocks)
+      .IgnoreError();
   if (ctx.options.block_size > 0) {
     layout.block_size = ctx.options.block_size;
     return layout;

@@ -47,7 +47,7 @@ class RingPlanner final : public Planner {
         if (tokens[w] > cap) {
           return absl::FailedPreconditionError(
               absl::StrCat("ring: rank ", w, " would hold ", tokens[w],
-                           " tokens, over topology.max_tokens_per_worker ", cap));
+                           " tokens, over the token budget of ", cap, " per worker"));
         }
       }
     }

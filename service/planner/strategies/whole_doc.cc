@@ -89,7 +89,8 @@ class WholeDocPlanner final : public Planner {
       }
       if (at != p.end) {
         return absl::InvalidArgumentError(
-            absl::StrCat("topology.max_tokens_per_worker: document ", p.document, " does not fit"));
+            absl::StrCat("whole_doc: document ", p.document, " (", p.end - p.begin,
+                         " tokens) does not fit under the token budget of ", cap, " per worker"));
       }
     }
     SortByPosition(&layout.blocks);
