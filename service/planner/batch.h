@@ -1,6 +1,6 @@
 // The inputs of one planning request: documents with their masks, the model's shape (model.h) and
-// the cluster topology with its memory limits. Plain values; `ValidateBatch` is the single place that decides whether a
-// batch is well-formed, and its errors name the offending field.
+// the cluster topology with its memory limits. Plain values; `ValidateBatch` is the single place
+// that decides whether a batch is well-formed, and its errors name the offending field.
 #ifndef FCP_SERVICE_PLANNER_BATCH_H_
 #define FCP_SERVICE_PLANNER_BATCH_H_
 
@@ -54,9 +54,9 @@ struct Document {
 struct Topology {
   int32_t num_workers = 0;
   int32_t workers_per_node = 8;
-  double intra_node_gbps = 150;       // NVLink P2P per pair
-  double inter_node_gbps = 45;        // 400G InfiniBand per GPU
-  double attention_tflops = 400;      // achievable dense attention forward TFLOP/s per GPU
+  double intra_node_gbps = 150;   // NVLink P2P per pair
+  double inter_node_gbps = 45;    // 400G InfiniBand per GPU
+  double attention_tflops = 400;  // achievable dense attention forward TFLOP/s per GPU
   // The memory limit per worker, in tokens (TokenBudget below). In order of precedence:
   int64_t max_tokens_per_worker = 0;    // explicit cap in tokens; 0 = none
   int64_t activation_memory_bytes = 0;  // activation memory per worker; 0 = none

@@ -166,7 +166,8 @@ TEST(BatchTest, MemoryCapExactlyFittingIsOk) {
 }
 
 TEST(TokenBudgetTest, DefaultIsTheMeanTokensPerWorkerPlusFivePercentRoundedUp) {
-  Batch batch = ValidBatch();  // 250 tokens over 4 workers: 62.5 mean
+  // 250 tokens over 4 workers: 62.5 mean.
+  Batch batch = ValidBatch();
   EXPECT_EQ(TokenBudget(batch, Objective::kWholeStep), 66);  // ceil(62.5 x 1.05) = ceil(65.625)
   batch.topology.token_slack = 0;
   EXPECT_EQ(TokenBudget(batch, Objective::kWholeStep), 63);  // never below the mean, rounded up

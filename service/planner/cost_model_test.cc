@@ -233,7 +233,8 @@ TEST_F(CostModelTest, TheAttentionObjectiveLeavesTheLinearLayersOut) {
   EXPECT_EQ(cost.TokenSeconds(1000), 0);
   EXPECT_EQ(cost.objective(), Objective::kAttention);
   // Attention itself is priced the same under both objectives.
-  EXPECT_DOUBLE_EQ(cost.TileForwardSeconds(512, 512, 1000), Model().TileForwardSeconds(512, 512, 1000));
+  EXPECT_DOUBLE_EQ(cost.TileForwardSeconds(512, 512, 1000),
+                   Model().TileForwardSeconds(512, 512, 1000));
 }
 
 TEST(ParseCostParamsTest, GemmTflopsIsCalibrationDataInItsRange) {

@@ -85,8 +85,8 @@ absl::StatusOr<ModelShape> ModelPreset(absl::string_view name) {
     m.mlp = p.mlp;
     return m;
   }
-  return absl::InvalidArgumentError(absl::StrCat("model: unknown preset '", name, "' (known: ",
-                                                 absl::StrJoin(ModelPresetNames(), ", "), ")"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "model: unknown preset '", name, "' (known: ", absl::StrJoin(ModelPresetNames(), ", "), ")"));
 }
 
 std::vector<std::string> ModelPresetNames() {

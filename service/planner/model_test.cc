@@ -31,7 +31,8 @@ TEST(ModelTest, LinearFlopsCountTheProjectionsWithGqaAndTheMlp) {
   // q 2·4096·4096 + k,v 2·2·4096·1024 + o 2·4096·4096 + gated MLP 2·3·4096·14336.
   EXPECT_EQ(LinearFlopsPerToken(m), 33554432.0 + 16777216.0 + 33554432.0 + 352321536.0);
   EXPECT_NEAR(LinearFlopsPerToken(m), 436.2e6, 0.1e6);  // the figure DESIGN §1 quotes
-  m.mlp = MlpKind::kPlain;  // two MLP matrices instead of three
+  // Plain: two MLP matrices instead of three.
+  m.mlp = MlpKind::kPlain;
   EXPECT_EQ(LinearFlopsPerToken(m), 33554432.0 + 16777216.0 + 33554432.0 + 234881024.0);
   m.num_kv_heads = 32;  // multi-head: k and v as large as q
   EXPECT_EQ(LinearFlopsPerToken(m), 4 * 33554432.0 + 234881024.0);

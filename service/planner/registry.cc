@@ -22,9 +22,8 @@ namespace {
 
 using Factory = std::unique_ptr<Planner> (*)();
 constexpr Factory kFactories[] = {
-    NewAutoPlanner, NewRingPlanner,    NewPerDocPlanner,  NewWholeDocPlanner,
-    NewFcpPlanner,  NewFlashCpPlanner, NewFlexDegPlanner, NewDcpPlanner,
-    NewStaticCpPlanner,
+    NewAutoPlanner,    NewRingPlanner,    NewPerDocPlanner, NewWholeDocPlanner, NewFcpPlanner,
+    NewFlashCpPlanner, NewFlexDegPlanner, NewDcpPlanner,    NewStaticCpPlanner,
 };
 
 }  // namespace

@@ -29,7 +29,7 @@ namespace {
 
 // Best plans first, so the lower bounds prune the rest; flashcp and flexdeg are the seed
 // systems fcp is compared with.
-constexpr const char* kCandidates[] = {"fcp",       "per_doc", "flashcp", "flexdeg",
+constexpr const char* kCandidates[] = {"fcp",       "per_doc", "flashcp",   "flexdeg",
                                        "whole_doc", "dcp",     "static_cp", "ring"};
 constexpr double kRingChunksPerMs = 10000;  // measured ring costing throughput, rounded down
 constexpr double kDcpMsPerWorker = 1.5;     // measured METIS planning cost, rounded up

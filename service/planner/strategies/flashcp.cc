@@ -88,8 +88,8 @@ class FlashCpPlanner final : public Planner {
     Layout layout = Emit(batch, *best);
     // Zigzag shares need k workers with room each; near the end there may be fewer: cut what
     // is over the budget.
-    if (absl::Status s = FitTokenBudget(batch.topology.num_workers, TokenCap(batch.topology),
-                                        &layout.blocks);
+    if (absl::Status s =
+            FitTokenBudget(batch.topology.num_workers, TokenCap(batch.topology), &layout.blocks);
         !s.ok()) {
       return absl::FailedPreconditionError(absl::StrCat("flashcp: ", s.message()));
     }

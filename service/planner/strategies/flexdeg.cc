@@ -197,10 +197,9 @@ class FlexDegPlanner final : public Planner {
           if (fits(h) && (g < 0 || load[h] / a.group_size[h] < load[g] / a.group_size[g])) g = h;
         }
         if (g < 0) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("flexdeg: document ", d, " (", length,
-                           " tokens) fits in no group under the token budget of ", cap,
-                           " per worker"));
+          return absl::FailedPreconditionError(absl::StrCat(
+              "flexdeg: document ", d, " (", length,
+              " tokens) fits in no group under the token budget of ", cap, " per worker"));
         }
       }
       a.doc_group[d] = g;

@@ -80,9 +80,10 @@ absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* bl
       }
       const int64_t room = cap - tokens[to];
       if (room <= 0) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("worker ", w, " holds ", tokens[w], " tokens and no worker has room "
-                         "under the token budget of ", cap, " per worker"));
+        return absl::FailedPreconditionError(absl::StrCat("worker ", w, " holds ", tokens[w],
+                                                          " tokens and no worker has room "
+                                                          "under the token budget of ",
+                                                          cap, " per worker"));
       }
       const int64_t target = std::min(tokens[w] - cap, room);
       // The smallest block of w that clears the target whole (no cut), else w's largest.

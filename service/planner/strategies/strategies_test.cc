@@ -183,12 +183,6 @@ Batch OneLongManyMedium() {
   return batch;
 }
 
-std::vector<std::set<int32_t>> OwnersByDocument(const Plan& plan) {
-  std::vector<std::set<int32_t>> owners(plan.documents.size());
-  for (const Block& b : plan.blocks) owners[b.document].insert(b.owner);
-  return owners;
-}
-
 // Group sizing by attention cost alone (under the default budget this batch's 2,048-token
 // documents, 4x the slack, force the long one's group to 4 so that the rest fit).
 TEST(FlexDegTest, GivesALongDocumentANonPowerOfTwoGroup) {

@@ -58,10 +58,12 @@ TEST_P(TokenBudgetTest, EveryWorkerHoldsAtMostTheBudget) {
   }
 }
 
-// The validator checks the budget too (invariant 5), on fully materialised plans.
-TEST_P(TokenBudgetTest, SmallPlansPassTheValidator) {
+// The validator checks the budget too (invariant 5), on fully materialised plans (small W: a
+// W=64 ring materialises millions of tiles).
+class SmallTokenBudgetTest : public TokenBudgetTest {};
+
+TEST_P(SmallTokenBudgetTest, PlansPassTheValidator) {
   const auto& [strategy, workers, mask] = GetParam();
-  if (workers > 16) GTEST_SKIP() << "materialising every slice at W=64 is the grid's job";
   PlanOptions options;
   options.strategy = strategy;
   const Batch batch = MaskedBatch(workers, mask, 3);
@@ -76,36 +78,39 @@ std::vector<std::string> StrategyNames() {
   return names;
 }
 
+const std::vector<Mask> kMasks = {Mask::Causal(), Mask::Full(), Mask::SlidingWindow(1024),
+                                  Mask::PrefixLm(512)};
+
 INSTANTIATE_TEST_SUITE_P(Grid, TokenBudgetTest,
                          ::testing::Combine(::testing::ValuesIn(StrategyNames()),
                                             ::testing::Values(4, 16, 64),
-                                            ::testing::Values(Mask::Causal(), Mask::Full(),
-                                                              Mask::SlidingWindow(1024),
-                                                              Mask::PrefixLm(512))),
+                                            ::testing::ValuesIn(kMasks)),
+                         ParamName);
+INSTANTIATE_TEST_SUITE_P(Grid, SmallTokenBudgetTest,
+                         ::testing::Combine(::testing::ValuesIn(StrategyNames()),
+                                            ::testing::Values(4, 16), ::testing::ValuesIn(kMasks)),
                          ParamName);
 
-// A document that fits nowhere is an error naming the document and the budget.
-TEST(TokenBudgetErrorTest, ADocumentThatFitsNowhereIsNamedWithTheBudget) {
-  Batch batch;
-  batch.topology.num_workers = 4;
-  batch.topology.max_tokens_per_worker = 1000;
-  batch.documents = {{500, Mask::Causal()}, {1500, Mask::Causal()}, {400, Mask::Causal()}};
-  for (const char* strategy : {"whole_doc", "static_cp"}) {
+// An activation-memory budget in bytes becomes tokens by the model's activation bytes per token,
+// for every strategy; one that cannot hold the batch is refused naming the field.
+TEST(ActivationMemoryBudgetTest, BytesBecomeTokensByTheModelsActivationBytes) {
+  Batch batch = MaskedBatch(8, Mask::Causal(), 5);
+  const int64_t tokens = batch.TotalTokens() / 8 + 700;  // looser than the default 5%
+  batch.topology.activation_memory_bytes = tokens * ActivationBytesPerToken(batch.model) + 1;
+  for (const std::string& strategy : StrategyNames()) {
     PlanOptions options;
     options.strategy = strategy;
-    // whole_doc cuts the 1,500-token document; static_cp fits it over a CP group of 2.
-    ASSERT_TRUE(MakePlan(batch, options, OutputSpec::SummaryOnly()).ok()) << strategy;
+    absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::SummaryOnly());
+    ASSERT_TRUE(plan.ok()) << strategy << ": " << plan.status();
+    EXPECT_EQ(plan->summary.token_budget, tokens) << strategy;
+    EXPECT_LE(plan->summary.max_tokens_per_worker, tokens) << strategy;
   }
-  // static_cp cannot place a document its CP size cannot hold next to the others: 3 workers, a
-  // 1,500-token document needs c = 2, and one group of 2 holds at most 2,000 tokens.
-  batch.topology.num_workers = 3;
-  batch.documents = {{1500, Mask::Causal()}, {900, Mask::Causal()}, {500, Mask::Causal()}};
+  batch.topology.activation_memory_bytes =
+      batch.TotalTokens() / 9 * ActivationBytesPerToken(batch.model);
   PlanOptions options;
-  options.strategy = "static_cp";
   const absl::Status status = MakePlan(batch, options, OutputSpec::SummaryOnly()).status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
-  EXPECT_THAT(status.message(), HasSubstr("document "));
-  EXPECT_THAT(status.message(), HasSubstr("token budget of 1000"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr("topology.activation_memory_bytes"));
 }
 
 }  // namespace
