@@ -195,6 +195,40 @@ TEST(PlanIdTest, ChangesWithInputs) {
   EXPECT_NE(ComputePlanId(batch, options), id);
 }
 
+TEST(PlanIdTest, ChangesWithTheModelTheBudgetAndTheObjective) {
+  const Batch batch = MakeBatch(Case::kRandomCausal, 4, 1);
+  const PlanOptions options;
+  const std::string id = ComputePlanId(batch, options);
+  auto changed = [&](auto mutate) {
+    Batch b = batch;
+    PlanOptions o = options;
+    mutate(b, o);
+    return ComputePlanId(b, o) != id;
+  };
+  EXPECT_TRUE(changed([](Batch& b, PlanOptions&) { b.model.hidden_size += 1; }));
+  EXPECT_TRUE(changed([](Batch& b, PlanOptions&) { b.model.ffn_hidden_size += 1; }));
+  EXPECT_TRUE(changed([](Batch& b, PlanOptions&) { b.model.mlp = MlpKind::kPlain; }));
+  EXPECT_TRUE(changed([](Batch& b, PlanOptions&) { b.model.num_layers += 1; }));
+  EXPECT_TRUE(changed([](Batch& b, PlanOptions&) { b.topology.token_slack = 0.1; }));
+  EXPECT_TRUE(changed([](Batch& b, PlanOptions&) { b.topology.activation_memory_bytes = 1; }));
+  EXPECT_TRUE(changed([](Batch&, PlanOptions& o) { o.objective = Objective::kAttention; }));
+  EXPECT_TRUE(changed([](Batch&, PlanOptions& o) { o.cost.gemm_tflops = 700; }));
+  // The model's name is a label, not a planning input.
+  EXPECT_FALSE(changed([](Batch& b, PlanOptions&) { b.model.name = "custom"; }));
+}
+
+TEST(MakePlanTest, RejectsBadObjectiveAndGemmRateNamingTheField) {
+  const Batch batch = MakeBatch(Case::kRandomCausal, 4, 1);
+  PlanOptions options;
+  options.objective = static_cast<Objective>(7);
+  EXPECT_NE(MakePlan(batch, options).status().message().find("options.objective"),
+            std::string::npos);
+  options.objective = Objective::kAttention;
+  options.cost.gemm_tflops = 0;
+  EXPECT_NE(MakePlan(batch, options).status().message().find("options.cost.gemm_tflops"),
+            std::string::npos);
+}
+
 TEST(MakePlanTest, RejectsBadInputNamingTheField) {
   Batch batch = MakeBatch(Case::kRandomCausal, 4, 1);
   PlanOptions options;
