@@ -290,7 +290,7 @@ Layout PackLayout(const PlanContext& ctx, Shape shape, const DocCosts& costs) {
   builder.Build(&items);
   Packer packer(batch.topology, &items);
   packer.Pack(static_cast<int32_t>(batch.documents.size()), builder.WholeUnitsByCost());
-  packer.Refine(4 * batch.topology.num_workers);
+  packer.Refine(batch.topology.num_workers);
   Layout layout;
   layout.kind = Layout::Kind::kDirect;
   layout.strategy = "fcp";
