@@ -9,10 +9,10 @@
 #include "service/plan_convert.h"
 #include "service/planner/planner.h"
 #include "service/planner/status_macros.h"
-#include "worker/dump.h"
-#include "worker/executor_backend.h"
-#include "worker/reference_check.h"
-#include "worker/step_data.h"
+#include "worker/executor/executor_backend.h"
+#include "worker/verify/dump.h"
+#include "worker/verify/reference_check.h"
+#include "worker/verify/step_data.h"
 
 namespace fcp {
 namespace {

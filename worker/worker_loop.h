@@ -16,9 +16,9 @@
 #include "client/cli/plan_config.h"
 #include "client/workload.h"
 #include "kernels/attention.h"
-#include "worker/executor.h"
-#include "worker/executor_backend.h"
-#include "worker/transport.h"
+#include "worker/executor/executor.h"
+#include "worker/executor/executor_backend.h"
+#include "worker/transport/transport.h"
 #include "worker/worker_metrics.h"
 
 namespace fcp {
