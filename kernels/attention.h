@@ -28,7 +28,8 @@
 namespace fcp {
 namespace kernels {
 
-// Same kinds and meaning as the planner's Mask (positions i: query, j: key, within a document).
+// Same kinds, values and meaning as the planner's Mask (positions i: query, j: key, within a
+// document); worker/executor/kernel_types.h converts and checks that they stay tied.
 enum class MaskKind : uint8_t {
   kCausal = 0,         // j <= i
   kFull = 1,           // always

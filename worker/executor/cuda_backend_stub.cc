@@ -1,4 +1,4 @@
-// NewCudaBackend in a build without CUDA (worker/CMakeLists.txt links this instead of
+// NewCudaBackend in a build without CUDA (worker/executor/CMakeLists.txt links this instead of
 // cuda_backend.cc), so that callers build everywhere and fail at run time, saying why.
 #include "absl/status/status.h"
 #include "worker/executor/cuda_backend.h"

@@ -22,14 +22,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "gloo/rendezvous/store.h"
 #include "worker/transport/loopback_transport.h"
 #include "worker/transport/transport.h"
-
-namespace gloo {
-namespace rendezvous {
-class Store;
-}  // namespace rendezvous
-}  // namespace gloo
 
 namespace fcp {
 
