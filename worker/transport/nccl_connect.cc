@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "gloo/rendezvous/store.h"
 #include "kernels/cuda_status.h"
-#include "service/planner/status_macros.h"
 #include "worker/transport/nccl_internal.h"
 
 namespace fcp {

@@ -9,8 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "kernels/cuda_status.h"
-#include "service/planner/status_macros.h"
 #include "worker/transport/nccl_internal.h"
 
 namespace fcp {

@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "service/planner/status_macros.h"
+#include "common/status_macros.h"
 #include "worker/transport/file_rendezvous.h"
 #include "worker/transport/gloo_transport.h"
 #include "worker/transport/nccl_transport.h"

@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "service/planner/status_macros.h"
+#include "common/status_macros.h"
 #include "worker/transport/transport_factory.h"
 
 namespace fcp {
