@@ -16,7 +16,6 @@
 // then commit the new golden file together with the version bump (every plan id changes with it).
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -28,29 +27,14 @@
 #include "client/workload.h"
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/stable_hasher.h"
 
 namespace fcp {
 namespace {
 
-// Same hashing scheme as plan ids (fixed function, canonical order), over the plan's content.
-class Digest {
+// The plan ids' stable hash, over the plan's content in a canonical order.
+class Digest : public StableHasher {
  public:
-  void Word(uint64_t v) {
-    a_ = (a_ ^ v) * 0x9e3779b97f4a7c15ULL;
-    a_ ^= a_ >> 29;
-    b_ = (b_ + v) * 0xc2b2ae3d27d4eb4fULL;
-    b_ ^= b_ >> 31;
-  }
-  void Int(int64_t v) { Word(static_cast<uint64_t>(v)); }
-  void Double(double v) {
-    uint64_t bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    Word(bits);
-  }
-  void String(const std::string& s) {
-    Int(static_cast<int64_t>(s.size()));
-    for (char c : s) Word(static_cast<unsigned char>(c));
-  }
   void Cost(const WorkerCost& c) {
     for (double v : {c.fwd_flops, c.bwd_flops, c.compute_fwd_ms, c.fwd_ms, c.bwd_ms}) Double(v);
     for (int64_t v : {c.tokens, c.send_bytes, c.recv_bytes}) Int(v);
@@ -63,11 +47,6 @@ class Digest {
       for (int32_t b : t.blocks) Int(b);
     }
   }
-  std::string Hex() const { return absl::StrFormat("%016x%016x", a_, b_); }
-
- private:
-  uint64_t a_ = 0xcbf29ce484222325ULL;
-  uint64_t b_ = 0x84222325cbf29ce4ULL;
 };
 
 std::string PlanDigest(const Plan& plan) {
