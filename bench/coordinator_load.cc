@@ -44,6 +44,7 @@
 #include "prometheus/registry.h"
 #include "service/coordinator.h"
 #include "service/plan_convert.h"
+#include "service/planner/strategies/dcp.h"
 
 ABSL_FLAG(std::string, target, "", "fcp-coordinator HOST:PORT; empty = start one in-process");
 ABSL_FLAG(std::string, lengths, std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths",
@@ -366,5 +367,6 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   // Debian's Abseil checks every mutex acquisition for lock-order cycles; gRPC locks a lot.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  fcp::RegisterDcpPlanner();
   return fcp::Main();
 }

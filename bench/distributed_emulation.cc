@@ -38,6 +38,7 @@
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
 #include "service/planner/status_macros.h"
+#include "service/planner/strategies/dcp.h"
 #include "service/planner/timeline.h"
 
 ABSL_FLAG(int32_t, reps, 5, "timed repetitions of each rank's rounds (median per round)");
@@ -431,4 +432,7 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace fcp
 
-int main(int argc, char** argv) { return fcp::Main(argc, argv); }
+int main(int argc, char** argv) {
+  fcp::RegisterDcpPlanner();
+  return fcp::Main(argc, argv);
+}

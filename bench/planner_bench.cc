@@ -15,6 +15,7 @@
 #include "benchmark/benchmark.h"
 #include "client/workload.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 
 namespace fcp {
 namespace {
@@ -103,6 +104,7 @@ void RegisterAll() {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  fcp::RegisterDcpPlanner();
   fcp::RegisterAll();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -15,6 +15,7 @@
 #include "client/cli/plan_command.h"
 #include "client/cli/plan_config.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 
 namespace fcp::cli {
 namespace {
@@ -92,5 +93,6 @@ int Main(const std::vector<std::string>& words) {
 }  // namespace fcp::cli
 
 int main(int argc, char** argv) {
+  fcp::RegisterDcpPlanner();
   return fcp::cli::Main(std::vector<std::string>(argv + 1, argv + argc));
 }

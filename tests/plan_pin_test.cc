@@ -28,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
 #include "service/planner/stable_hasher.h"
+#include "service/planner/strategies/dcp.h"
 
 namespace fcp {
 namespace {
@@ -180,6 +181,7 @@ std::string PinLine(const std::string& name, const Batch& batch, const PlanOptio
 
 TEST(PlanPinTest, PlansOfTheGridMatchTheGoldenFile) {
   std::vector<std::string> lines;
+  RegisterDcpPlanner();
   for (const Case& c : Grid()) {
     for (const StrategyInfo& strategy : ListStrategies()) {
       PlanOptions options = c.options;

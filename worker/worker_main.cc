@@ -23,6 +23,7 @@
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "service/planner/status_macros.h"
+#include "service/planner/strategies/dcp.h"
 #include "worker/coordinator_store.h"
 #include "worker/cuda_backend.h"
 #include "worker/file_rendezvous.h"
@@ -282,5 +283,6 @@ int Main(const std::vector<std::string>& args) {
 }  // namespace fcp
 
 int main(int argc, char** argv) {
+  fcp::RegisterDcpPlanner();
   return fcp::Main(std::vector<std::string>(argv + 1, argv + argc));
 }
