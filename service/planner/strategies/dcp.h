@@ -2,7 +2,9 @@
 // (dcp.cc, graph_partition.h; METIS loaded apart from the program: metis_library.h). The planning
 // core (fcp_planner) does not offer it by itself; a program that does links fcp_planner_dcp and
 // calls RegisterDcpPlanner() before planning (fcp-coordinator, fcp, fcp-worker, libfcp.so and the
-// benchmarks do, first thing).
+// benchmarks do, first thing). Plan ids do not say which strategies a program offers: `auto`
+// chooses among the registered ones, so every program that plans for the same job (coordinator,
+// workers' local fallback) must offer the same set, as fcp's programs do.
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_DCP_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_DCP_H_
 
