@@ -39,11 +39,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "bench/soak_coordinator.h"
-#include "client/workload.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
 #include "google/protobuf/arena.h"
-#include "service/plan_convert.h"
+#include "proto/plan_convert.h"
+#include "workload/workload.h"
 
 ABSL_FLAG(std::string, coordinator, FCP_COORDINATOR, "the fcp-coordinator binary");
 ABSL_FLAG(std::string, lengths, std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths",

@@ -13,9 +13,9 @@
 
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
-#include "client/workload.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/dcp.h"
+#include "workload/workload.h"
 
 namespace fcp {
 namespace {

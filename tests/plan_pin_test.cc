@@ -24,11 +24,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "client/workload.h"
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
 #include "service/planner/stable_hasher.h"
 #include "service/planner/strategies/dcp.h"
+#include "workload/workload.h"
 
 namespace fcp {
 namespace {

@@ -7,9 +7,9 @@
 #include <utility>
 #include <vector>
 
+#include "common/status_macros.h"
 #include "kernels/attention_cuda.h"
 #include "kernels/cuda_status.h"
-#include "service/planner/status_macros.h"
 #include "worker/executor.h"
 
 namespace fcp {
