@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 #include "workload/workload.h"
 
 namespace fcp {
@@ -103,6 +104,7 @@ void RegisterAll() {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  fcp::RegisterDcpPlanner();
   fcp::RegisterAll();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
