@@ -31,7 +31,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/call_and_wait.h"
-#include "client/workload.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
 #include "google/protobuf/arena.h"
@@ -42,8 +41,10 @@
 #include "grpcpp/support/proto_buffer_writer.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/registry.h"
+#include "proto/plan_convert.h"
 #include "service/coordinator.h"
-#include "service/plan_convert.h"
+#include "service/planner/strategies/dcp.h"
+#include "workload/workload.h"
 
 ABSL_FLAG(std::string, target, "", "fcp-coordinator HOST:PORT; empty = start one in-process");
 ABSL_FLAG(std::string, lengths, std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths",
@@ -366,5 +367,6 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   // Debian's Abseil checks every mutex acquisition for lock-order cycles; gRPC locks a lot.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  fcp::RegisterDcpPlanner();
   return fcp::Main();
 }

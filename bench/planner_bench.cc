@@ -17,8 +17,9 @@
 
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
-#include "client/workload.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
+#include "workload/workload.h"
 
 namespace fcp {
 namespace {
@@ -140,6 +141,7 @@ void RegisterAll() {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  fcp::RegisterDcpPlanner();
   fcp::RegisterAll();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -11,10 +11,11 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "client/cli/args.h"
 #include "client/cli/plan_command.h"
-#include "client/cli/plan_config.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
+#include "workload/flags.h"
+#include "workload/plan_config.h"
 
 namespace fcp::cli {
 namespace {
@@ -92,5 +93,6 @@ int Main(const std::vector<std::string>& words) {
 }  // namespace fcp::cli
 
 int main(int argc, char** argv) {
+  fcp::RegisterDcpPlanner();
   return fcp::cli::Main(std::vector<std::string>(argv + 1, argv + argc));
 }

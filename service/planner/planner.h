@@ -68,8 +68,27 @@ struct PlanContext {
 // always computed on the request's batch, never on this.
 Batch ResolveBatch(const Batch& batch, Objective objective);
 
+// What planning a batch would cost a strategy, estimated from the batch alone (plan_size.h).
+struct PlanningCost {
+  // The KV transfers its plan makes: scheduling them takes about 1 ms per kTransfersPerMs.
+  double kv_transfers = 0;
+  // Planning time besides the transfers', ms (ring's costing of 2W chunks per document, dcp's
+  // METIS partitioning).
+  double ms = 0;
+
+  // Planning throughput in KV transfers per ms, measured on one 2M-token document over W = 4096
+  // (fcp 8.4M estimated transfers in 10.4 s, flashcp 8.4 s, flexdeg 7.1 s, ring 16.7M in 7.4 s),
+  // rounded down.
+  static constexpr double kTransfersPerMs = 800;
+  // Whether it fits a time budget: both the transfers and the rest, each on its own.
+  bool Fits(double time_budget_ms) const {
+    return kv_transfers <= time_budget_ms * kTransfersPerMs && ms <= time_budget_ms;
+  }
+};
+
 // A planning strategy. Implementations live each in one .cc, hidden, with a NewXxxPlanner()
-// factory and one line in the registry.
+// factory and one line in the registry (or, for an optional strategy in a library of its own, a
+// RegisterStrategy call by the programs that link it).
 class Planner {
  public:
   virtual ~Planner() = default;
@@ -77,16 +96,40 @@ class Planner {
   virtual absl::string_view description() const = 0;
   // Decides the layout for ctx.batch. The batch is already validated.
   virtual absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const = 0;
+
+  // What `auto` knows of a strategy before running it, from the inputs alone (never the clock, so
+  // every replica and every client's local fallback pick the same plan).
+  //
+  // Whether auto tries this strategy, and when: candidates run in increasing order (best plans
+  // first, so that the lower bounds of the later ones skip them); kNotAnAutoCandidate: never.
+  static constexpr int kNotAnAutoCandidate = -1;
+  virtual int auto_order() const { return kNotAnAutoCandidate; }
+  // A lower bound on the predicted step time in ms (forward + backward, or forward only as
+  // ctx.options asks) of this strategy's plan of ctx.batch; 0 when none is known. auto skips the
+  // strategy when the bound is no better than the best plan it has.
+  virtual double LowerBoundMs(const PlanContext& ctx) const { return 0; }
+  // What planning ctx.batch would cost this strategy; auto skips it when that does not fit
+  // ctx.options.time_budget_ms. Default: a balanced plan's estimated KV transfers
+  // (EstimatedBalancedTransfers), nothing else.
+  virtual PlanningCost EstimatePlanningCost(const PlanContext& ctx) const;
 };
 
 struct StrategyInfo {
   std::string name;
   std::string description;
 };
-// Every registered strategy, in a stable order ("auto" first).
+// Every registered strategy, in a stable order ("auto" first, the built-in ones, then the
+// optional ones in registration order).
 std::vector<StrategyInfo> ListStrategies();
 // The strategy called `name`, or InvalidArgument listing the known ones.
 absl::StatusOr<std::unique_ptr<Planner>> NewPlanner(absl::string_view name);
+
+using PlannerFactory = std::unique_ptr<Planner> (*)();
+// Registers an optional strategy, one that needs more than the core and lives in a library of its
+// own (dcp and METIS: fcp_planner_dcp, strategies/dcp.h). Programs that offer it call this (or the
+// library's RegisterXxxPlanner()) before planning; registering a name again is a no-op.
+// Thread-safe.
+void RegisterStrategy(PlannerFactory factory);
 
 // Checks the options (`options.block_size: must be a multiple of 64`, unknown strategy, ...).
 absl::Status ValidateOptions(const PlanOptions& options);
@@ -116,6 +159,9 @@ class PreparedPlan {
  private:
   friend absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlan(const Batch&,
                                                                          const PlanOptions&);
+  friend absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlanChecked(const Batch&,
+                                                                                const PlanOptions&,
+                                                                                std::string);
   PreparedPlan(const Batch& batch, const PlanOptions& options);
 
   Batch batch_;
@@ -128,6 +174,13 @@ class PreparedPlan {
 // are materialised, slices are not. Errors as MakePlan's.
 absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlan(const Batch& batch,
                                                                 const PlanOptions& options);
+
+// PreparePlan for a caller that has already checked `batch` and `options` (ValidateBatch,
+// ValidateOptions) and computed `plan_id` = ComputePlanId(batch, options): the coordinator, which
+// keys its cache on the id before it plans. Neither is done again; the plan is PreparePlan's.
+absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlanChecked(const Batch& batch,
+                                                                       const PlanOptions& options,
+                                                                       std::string plan_id);
 
 // Validates the batch and options, runs the strategy, schedules and costs the layout, and
 // materialises what `output` asks for. InvalidArgument for bad input (naming the field),

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "service/planner/mask_math.h"
+#include "service/planner/strategies/dcp.h"
 #include "service/planner/validator.h"
 
 namespace fcp {
@@ -166,6 +167,7 @@ TEST_P(EveryStrategyTest, DeterministicForIdenticalInputs) {
 
 std::vector<std::string> StrategyNames() {
   std::vector<std::string> names;
+  RegisterDcpPlanner();
   for (const StrategyInfo& s : ListStrategies()) names.push_back(s.name);
   return names;
 }

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 #include "service/planner/strategies/test_batches.h"
 #include "service/planner/validator.h"
 
@@ -28,6 +29,7 @@ Batch SmallBatch(int32_t workers, uint64_t seed) {
 }
 
 std::vector<std::string> StrategyNames() {
+  RegisterDcpPlanner();  // the optional one too
   std::vector<std::string> names;
   for (const StrategyInfo& s : ListStrategies()) names.push_back(s.name);
   return names;

@@ -16,6 +16,8 @@
 // 1/16 of a worker's tokens (they have no edges; bundling only cuts METIS's work). METIS planning
 // takes tens of milliseconds at W = 512, far above the packing strategies (the DCP paper reports
 // seconds); `auto` tries it only when its estimated cost fits the time budget.
+#include "service/planner/strategies/dcp.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -33,6 +35,8 @@ namespace {
 constexpr double kMaxGraph = 20000;
 // Smallest block for long documents cut finer than the block size, tokens.
 constexpr int64_t kMinBlock = 256;
+constexpr double kMetisMsPerWorker = 1.5;  // measured METIS planning cost, rounded up
+constexpr double kBudgetShare = 0.25;      // of auto's time budget dcp may take at most
 
 struct Piece {
   int32_t document;
@@ -46,6 +50,18 @@ class DcpPlanner final : public Planner {
   absl::string_view description() const override {
     return "DCP: blocks and tiles as a graph, METIS multi-constraint partitioning (compute and "
            "tokens balanced, KV bytes cut minimised), across nodes then GPUs";
+  }
+
+  // auto: tried after the packers (it has not won a cell of the comparison grid,
+  // docs/benchmarks.md), before ring.
+  int auto_order() const override { return 60; }
+  // A balanced plan's transfers, and METIS: ~1.5 ms per worker, counted 1 / kBudgetShare times,
+  // since its partitioning costs 10-100x the packers' and must not slow every plan: dcp is tried
+  // only while METIS fits a quarter of the budget (W <= 33 at the default 200 ms).
+  PlanningCost EstimatePlanningCost(const PlanContext& ctx) const override {
+    PlanningCost cost = Planner::EstimatePlanningCost(ctx);
+    cost.ms = kMetisMsPerWorker * ctx.batch.topology.num_workers / kBudgetShare;
+    return cost;
   }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {

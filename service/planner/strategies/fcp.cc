@@ -321,6 +321,9 @@ class FcpPlanner final : public Planner {
            "point-to-point KV, edge-coloured rounds, local-search refinement";
   }
 
+  // auto: tried first (its plans are the best).
+  int auto_order() const override { return 10; }
+
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     DocCosts costs;
     costs.seconds = DocumentSeconds(ctx, &costs.total);

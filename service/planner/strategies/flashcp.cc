@@ -44,6 +44,9 @@ class FlashCpPlanner final : public Planner {
            "threshold searched per batch; shard-aware KV sends";
   }
 
+  // auto: after fcp and per_doc (flashcp and flexdeg are the seed systems fcp is compared with).
+  int auto_order() const override { return 30; }
+
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t docs = static_cast<int32_t>(batch.documents.size());

@@ -62,6 +62,8 @@ class FlexDegPlanner final : public Planner {
            "zigzag inside one group; greedy group sizing + best-fit packing";
   }
 
+  int auto_order() const override { return 40; }
+
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t docs = static_cast<int32_t>(batch.documents.size());

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "service/planner/plan_size.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/packing.h"
 
@@ -26,6 +27,12 @@ class PerDocPlanner final : public Planner {
   absl::string_view description() const override {
     return "TE THD-style: each document zigzag-sharded over only as many ranks as its length "
            "needs; KV sent only where needed";
+  }
+
+  int auto_order() const override { return 20; }
+  // Exactly the transfers its plan makes (plan_size.h).
+  PlanningCost EstimatePlanningCost(const PlanContext& ctx) const override {
+    return {static_cast<double>(MinimumTransfers(name(), ctx.batch, ctx.options.block_size)), 0};
   }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {

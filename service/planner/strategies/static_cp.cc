@@ -43,6 +43,10 @@ class StaticCpPlanner final : public Planner {
            "data-parallel groups packed by tokens, ring zigzag inside each group";
   }
 
+  // auto: after the balancing strategies and dcp, before the W-wide ring (today's practice rarely
+  // wins, but auto must never be slower than it).
+  int auto_order() const override { return 65; }
+
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t workers = batch.topology.num_workers;

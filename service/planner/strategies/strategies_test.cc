@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 #include "service/planner/strategies/test_batches.h"
 #include "service/planner/validator.h"
 
@@ -28,6 +29,7 @@ Plan MustPlan(const Batch& batch, const std::string& strategy,
 class SeededTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(SeededTest, AutoIsNeverSlowerThanAnyStrategy) {
+  RegisterDcpPlanner();  // the optional one too
   for (int32_t workers : {2, 8, 16, 32}) {
     const Batch batch = SkewedBatch(workers, GetParam());
     const double chosen = MustPlan(batch, "auto").PredictedStepMs();

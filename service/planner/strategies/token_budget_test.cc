@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 #include "service/planner/strategies/test_batches.h"
 #include "service/planner/validator.h"
 
@@ -73,6 +74,7 @@ TEST_P(SmallTokenBudgetTest, PlansPassTheValidator) {
 }
 
 std::vector<std::string> StrategyNames() {
+  RegisterDcpPlanner();  // the optional one too
   std::vector<std::string> names;
   for (const StrategyInfo& s : ListStrategies()) names.push_back(s.name);
   return names;

@@ -10,6 +10,7 @@
 
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 #include "service/planner/strategies/test_batches.h"
 #include "service/planner/validator.h"
 
@@ -31,6 +32,7 @@ Plan MustPlan(const Batch& batch, const std::string& strategy, OutputSpec output
 TEST(NicTest, NoNicCarriesTwoTransfersInOneRound) {
   const Batch batch = SkewedBatch(24, 7);
   const Topology& t = batch.topology;
+  RegisterDcpPlanner();
   for (const StrategyInfo& s : ListStrategies()) {
     const Plan plan = MustPlan(batch, s.name, OutputSpec::AllRanks());
     for (const WorkerPlan& w : plan.workers) {
@@ -54,6 +56,7 @@ TEST(NicTest, NoNicCarriesTwoTransfersInOneRound) {
 TEST(TopologyTest, AHugeWorkersPerNodeIsOneNodeForEveryStrategy) {
   Batch batch = SkewedBatch(16, 5);
   batch.topology.workers_per_node = std::numeric_limits<int32_t>::max() - 1;
+  RegisterDcpPlanner();
   for (const StrategyInfo& s : ListStrategies()) {
     PlanOptions options;
     options.strategy = s.name;
