@@ -79,10 +79,11 @@ absl::Status Coordinator::Init(const CoordinatorOptions& options) {
   InitGrpcOnce();
   registry_ = std::make_shared<prometheus::Registry>();
   metrics_ = std::make_unique<CoordinatorMetrics>(*registry_, options.max_metric_jobs);
+  ASSIGN_OR_RETURN(guard_, JobGuard::Create({options.auth, options.quotas}, *registry_));
   planning_ = std::make_unique<PlanningService>(options.planning, metrics_.get());
-  service_ = std::make_unique<PlannerGrpcService>(planning_.get());
+  service_ = std::make_unique<PlannerGrpcService>(planning_.get(), guard_.get());
   rendezvous_ = std::make_unique<RendezvousStore>(options.rendezvous);
-  rendezvous_service_ = std::make_unique<RendezvousGrpcService>(rendezvous_.get());
+  rendezvous_service_ = std::make_unique<RendezvousGrpcService>(rendezvous_.get(), guard_.get());
 
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                    NewServerCredentials(options.tls));

@@ -31,6 +31,7 @@
 #include "grpcpp/server.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
+#include "service/job_guard.h"
 #include "service/metrics.h"
 #include "service/planner_service.h"
 #include "service/planning_service.h"
@@ -54,6 +55,10 @@ struct CoordinatorOptions {
   ServerTlsOptions tls;  // gRPC endpoint: plaintext, TLS or mutual TLS (not /metrics)
   PlanningServiceOptions planning;
   RendezvousStoreOptions rendezvous;
+  // Job-scoped calls (PlanBatch, Rendezvous Set/Get): credentials (--job-tokens,
+  // --job-identities; none = open, as before) and per-job quotas. See job_guard.h.
+  JobAuthOptions auth;
+  JobQuotaOptions quotas;
 };
 
 class Coordinator {
@@ -76,6 +81,11 @@ class Coordinator {
   // for their plannings to end, and closes the metrics endpoint. Idempotent.
   void Shutdown(absl::Duration grace);
 
+  // Re-reads the --job-tokens and --job-identities files (SIGHUP); calls in progress are not
+  // dropped. On error the old credentials stay and the error names the file and line.
+  absl::Status ReloadCredentials() { return guard_->Reload(); }
+  JobGuard& guard() { return *guard_; }
+
   PlanningService& planning() { return *planning_; }
   prometheus::Registry& registry() { return *registry_; }
   RendezvousStore& rendezvous() { return *rendezvous_; }
@@ -87,6 +97,7 @@ class Coordinator {
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<CoordinatorMetrics> metrics_;
+  std::unique_ptr<JobGuard> guard_;
   std::unique_ptr<PlanningService> planning_;
   std::unique_ptr<PlannerGrpcService> service_;
   std::unique_ptr<RendezvousStore> rendezvous_;

@@ -91,6 +91,7 @@ absl::StatusOr<std::unique_ptr<PlannerClient>> MakeClient(const WorkerOptions& o
   options.deadline = o.loop.plan_deadline;
   options.fallback_defaults = o.loop.plan.options;
   options.tls = o.loop.plan.tls;
+  options.job_token = o.loop.plan.job_token;
   return PlannerClient::Create(options);
 }
 
@@ -159,6 +160,7 @@ absl::StatusOr<std::unique_ptr<Transport>> ConnectGloo(const WorkerOptions& o) {
   store.job_id = o.loop.training_job;
   store.timeout = o.timeout;
   store.tls = o.loop.plan.tls;
+  store.job_token = o.loop.plan.job_token;
   ASSIGN_OR_RETURN(std::shared_ptr<gloo::rendezvous::Store> shared, NewCoordinatorStore(store));
   return NewGlooTransport(gloo, std::move(shared));
 }
@@ -183,6 +185,7 @@ absl::StatusOr<std::unique_ptr<Transport>> ConnectNccl(const WorkerOptions& o,
     options.job_id = o.loop.training_job;
     options.timeout = o.timeout;
     options.tls = o.loop.plan.tls;
+    options.job_token = o.loop.plan.job_token;
     ASSIGN_OR_RETURN(store, NewCoordinatorStore(options));
   }
   return NewNcclTransport(nccl, *store);

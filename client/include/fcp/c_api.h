@@ -118,6 +118,10 @@ int fcp_client_new(const fcp_client_options* options, fcp_client** client, fcp_e
  * INVALID_ARGUMENT naming tls.ca_file, tls.cert_file or tls.key_file. */
 int fcp_client_new_tls(const fcp_client_options* options, const fcp_tls_options* tls,
                        fcp_client** client, fcp_error* error);
+/* fcp_client_new_tls with a job token, sent as `authorization: Bearer TOKEN` metadata to a
+ * coordinator started with --job-tokens (NULL or "" = $FCP_JOB_TOKEN if set, else none). */
+int fcp_client_new_auth(const fcp_client_options* options, const fcp_tls_options* tls,
+                        const char* job_token, fcp_client** client, fcp_error* error);
 void fcp_client_free(fcp_client* client); /* waits for prefetches; NULL is fine */
 
 /* Plans `batch` (coordinator, retries, fallback: see fcp/client.h). */

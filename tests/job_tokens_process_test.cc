@@ -1,0 +1,115 @@
+// The fcp-coordinator binary with --job-tokens: a bad file stops the start naming the line;
+// SIGHUP reloads the file without a restart and without failing calls in progress.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "fcp/v1/rendezvous.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+
+namespace fcp {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kOld[] = "old-token-of-job-a-7f3e2c1b";
+constexpr char kNew[] = "new-token-of-job-a-9a8b7c6d";
+constexpr char kSteady[] = "steady-token-job-b-1234abcd";
+
+void Write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+grpc::StatusCode SetKey(v1::Rendezvous::Stub& stub, const std::string& job,
+                        const std::string& token) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  context.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+  v1::RendezvousSetRequest request;
+  request.set_job_id(job);
+  request.set_key("k");
+  request.set_value("v");
+  v1::RendezvousSetResponse response;
+  return stub.Set(&context, request, &response).error_code();
+}
+
+TEST(JobTokensProcessTest, SighupReloadsTheTokensWithoutARestart) {
+  const std::string path = absl::StrCat(testing::TempDir(), "/fcp_tokens_", getpid());
+  Write(path, absl::StrCat("job-a ", kOld, "\njob-b ", kSteady, "\n"));
+  Subprocess coordinator({FCP_COORDINATOR, "--host", "127.0.0.1", "--port", "0", "--metrics-port",
+                          "-1", "--job-tokens", path});
+  ASSERT_TRUE(coordinator.Start().ok());
+  absl::StatusOr<std::string> line = coordinator.ReadLine(absl::Seconds(30));
+  ASSERT_TRUE(line.ok()) << line.status();
+  EXPECT_THAT(*line, HasSubstr("(job credentials)"));
+  int port = 0;
+  ASSERT_EQ(std::sscanf(line->c_str(), "fcp-coordinator: serving fcp.v1.Planner on port %d", &port),
+            1);
+  {
+    auto stub = v1::Rendezvous::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+    EXPECT_EQ(SetKey(*stub, "job-a", kOld), grpc::StatusCode::OK);
+    EXPECT_EQ(SetKey(*stub, "job-a", kNew), grpc::StatusCode::UNAUTHENTICATED);
+
+    // Job b calls throughout; its token is in every version of the file, so none may fail.
+    std::atomic<bool> stop{false};
+    std::atomic<int> steady_calls{0}, steady_failures{0};
+    std::thread steady([&] {
+      auto own = v1::Rendezvous::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                                             grpc::InsecureChannelCredentials()));
+      while (!stop.load() || steady_calls.load() < 20) {
+        if (SetKey(*own, "job-b", kSteady) != grpc::StatusCode::OK) ++steady_failures;
+        ++steady_calls;
+      }
+    });
+
+    Write(path, absl::StrCat("# rotated\njob-a ", kNew, "\njob-b ", kSteady, "\n"));
+    coordinator.Signal(SIGHUP);
+    line = coordinator.ReadLine(absl::Seconds(30));
+    ASSERT_TRUE(line.ok()) << line.status();
+    EXPECT_THAT(*line, HasSubstr("SIGHUP: credentials reloaded (2 jobs)"));
+    EXPECT_EQ(SetKey(*stub, "job-a", kNew), grpc::StatusCode::OK);
+    EXPECT_EQ(SetKey(*stub, "job-a", kOld), grpc::StatusCode::UNAUTHENTICATED);
+
+    // A broken file is refused; the tokens loaded before stay in force.
+    Write(path, absl::StrCat("job-a ", kOld, "\njob-b\n"));
+    coordinator.Signal(SIGHUP);
+    line = coordinator.ReadLine(absl::Seconds(30));
+    ASSERT_TRUE(line.ok()) << line.status();
+    EXPECT_THAT(*line, HasSubstr("NOT reloaded"));
+    EXPECT_THAT(*line, HasSubstr("line 2"));
+    EXPECT_EQ(SetKey(*stub, "job-a", kNew), grpc::StatusCode::OK);
+    EXPECT_EQ(SetKey(*stub, "job-a", kOld), grpc::StatusCode::UNAUTHENTICATED);
+
+    stop = true;
+    steady.join();
+    EXPECT_GE(steady_calls.load(), 20);
+    EXPECT_EQ(steady_failures.load(), 0);
+  }
+  coordinator.Signal(SIGTERM);
+  EXPECT_EQ(coordinator.Wait(), 0);
+  std::remove(path.c_str());
+}
+
+TEST(JobTokensProcessTest, ABadTokensFileStopsTheStart) {
+  const std::string path = absl::StrCat(testing::TempDir(), "/fcp_bad_tokens_", getpid());
+  Write(path, absl::StrCat("# comment\n\njob-a ", kOld, " trailing-field\n"));
+  Subprocess coordinator(
+      {FCP_COORDINATOR, "--port", "0", "--metrics-port", "-1", "--job-tokens", path});
+  ASSERT_TRUE(coordinator.Start().ok());
+  EXPECT_EQ(coordinator.Wait(), 2);  // an invalid flag value (the message, on stderr, names line 3)
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace fcp
