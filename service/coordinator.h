@@ -45,6 +45,9 @@ struct CoordinatorOptions {
   std::string host = "0.0.0.0";      // address both endpoints listen on
   int port = 50051;                  // gRPC; 0 = any free port
   int metrics_port = 9464;           // Prometheus /metrics; 0 = any free port, -1 = none
+  // A plaintext port serving grpc.health.v1 only, for probes that cannot speak TLS (Kubernetes'
+  // native gRPC probes) when `tls` is on; 0 = any free port, -1 = none.
+  int health_port = -1;
   int max_request_bytes = 64 << 20;  // larger requests get RESOURCE_EXHAUSTED from gRPC
   int max_metric_jobs = 256;         // distinct training_job label values before "other"
   // gRPC's resource quota: memory its transports and calls may hold (requests being received,
@@ -73,6 +76,7 @@ class Coordinator {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }  // -1 without a metrics endpoint
+  int health_port() const { return health_port_; }    // -1 without a health port
 
   // Reports NOT_SERVING, so load balancers and probes stop sending new work; RPCs are still
   // served until Shutdown.
@@ -103,9 +107,11 @@ class Coordinator {
   std::unique_ptr<RendezvousStore> rendezvous_;
   std::unique_ptr<RendezvousGrpcService> rendezvous_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;  // --health-port: grpc.health.v1 only, plaintext
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
   int metrics_port_ = -1;
+  int health_port_ = -1;
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };

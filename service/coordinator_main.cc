@@ -26,6 +26,9 @@
 ABSL_FLAG(std::string, host, "0.0.0.0", "address to listen on (gRPC and metrics)");
 ABSL_FLAG(int32_t, port, 50051, "gRPC port; 0 = any free port (printed at start)");
 ABSL_FLAG(int32_t, metrics_port, 9464, "Prometheus /metrics port; 0 = any free port, -1 = none");
+ABSL_FLAG(int32_t, health_port, -1,
+          "plaintext port serving grpc.health.v1 only, for probes that cannot speak TLS "
+          "(Kubernetes gRPC probes) when --tls-cert is set; 0 = any free port, -1 = none");
 ABSL_FLAG(int32_t, planning_threads, 2, "plannings running at once (worker threads)");
 ABSL_FLAG(int32_t, max_queued_plannings, 256,
           "distinct plannings waiting for a thread; more get RESOURCE_EXHAUSTED");
@@ -137,6 +140,7 @@ CoordinatorOptions OptionsFromFlags() {
   o.host = absl::GetFlag(FLAGS_host);
   o.port = absl::GetFlag(FLAGS_port);
   o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  o.health_port = absl::GetFlag(FLAGS_health_port);
   o.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   o.rpc_memory_bytes = absl::GetFlag(FLAGS_rpc_memory_bytes);
   o.rpc_threads = absl::GetFlag(FLAGS_rpc_threads);
@@ -214,9 +218,12 @@ int Main(int argc, char** argv) {
   const char* security = !options.tls.enabled()               ? ""
                          : options.tls.client_ca_file.empty() ? " (TLS)"
                                                               : " (mutual TLS)";
-  std::printf("fcp-coordinator: serving fcp.v1.Planner on port %d, metrics on port %d%s%s\n",
+  const std::string health =
+      options.health_port < 0 ? ""
+                              : absl::StrCat(" (health on port ", (*coordinator)->health_port(), ")");
+  std::printf("fcp-coordinator: serving fcp.v1.Planner on port %d, metrics on port %d%s%s%s\n",
               (*coordinator)->port(), (*coordinator)->metrics_port(), security,
-              options.auth.enabled() ? " (job credentials)" : "");
+              options.auth.enabled() ? " (job credentials)" : "", health.c_str());
   std::fflush(stdout);
 
   int signal = 0;

@@ -24,6 +24,7 @@
 #include "service/coordinator.h"
 #include "service/metrics_testing.h"
 #include "service/test_requests.h"
+#include "tests/grpc_probes.h"
 #include "tests/test_certificates.h"
 #include "worker/coordinator_store.h"
 
@@ -288,6 +289,7 @@ TEST(JobIsolationTest, MutualTlsBindsAJobToTheClientCertificate) {
   options.auth.tokens_file = TokensFile();
   // The test client certificate's SAN is DNS:fcp-test-client.
   options.auth.identities_file = WriteTemp("job_identities", "cert-job fcp-test-client\n");
+  options.health_port = 0;  // plaintext grpc.health.v1 for probes that cannot speak TLS
   std::unique_ptr<Coordinator> c = StartCoordinator(options);
   ASSERT_NE(c, nullptr);
   ClientTlsOptions tls;
@@ -309,6 +311,18 @@ TEST(JobIsolationTest, MutualTlsBindsAJobToTheClientCertificate) {
   // A token still works over mutual TLS.
   Caller with_token(c->port(), kTokenA, *credentials, "localhost");
   EXPECT_TRUE(with_token.Set("job-a", "k", "v").ok());
+
+  // The health port answers plaintext probes, and serves nothing else.
+  ASSERT_GT(c->health_port(), 0);
+  auto plaintext = grpc::CreateChannel(absl::StrCat("127.0.0.1:", c->health_port()),
+                                       grpc::InsecureChannelCredentials());
+  absl::StatusOr<int> health = HealthStatus(plaintext, "fcp.v1.Rendezvous");
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, 1);  // SERVING
+  Caller on_health_port(c->health_port(), kTokenA);
+  EXPECT_EQ(on_health_port.Set("job-a", "k", "v").error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  c->StartDraining();
+  EXPECT_EQ(HealthStatus(plaintext, "").value_or(-1), 2);  // NOT_SERVING
 }
 
 }  // namespace
