@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/channel_credentials.h"
+#include "fcp/c_api.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
 #include "fcp/v1/rendezvous.grpc.pb.h"
@@ -276,6 +277,42 @@ TEST(JobIsolationTest, ClientsSendTheirJobsToken) {
     EXPECT_THAT(e.what(), HasSubstr("PERMISSION_DENIED"));
   }
   EXPECT_EQ((*store)->get("rank-0"), (std::vector<char>{'o', 'k'}));
+}
+
+TEST(JobIsolationTest, TheCApiSendsItsJobToken) {
+  CoordinatorOptions options;
+  options.auth.tokens_file = TokensFile();
+  std::unique_ptr<Coordinator> c = StartCoordinator(options);
+  ASSERT_NE(c, nullptr);
+  const std::string target = absl::StrCat("127.0.0.1:", c->port());
+  fcp_client_options client_options;
+  fcp_client_options_init(&client_options);
+  client_options.target = target.c_str();
+  client_options.local_fallback = 1;
+  const int64_t lengths[] = {4096, 2048};
+  fcp_batch batch;
+  fcp_batch_init(&batch);
+  batch.document_lengths = lengths;
+  batch.num_documents = 2;
+  batch.num_workers = 2;
+  batch.job_id = "job-a";
+  for (const char* token : {kTokenA, kTokenB}) {
+    fcp_client* client = nullptr;
+    fcp_error error;
+    ASSERT_EQ(fcp_client_new_auth(&client_options, nullptr, token, &client, &error), FCP_OK)
+        << error.message;
+    fcp_plan* plan = nullptr;
+    const int code = fcp_client_plan(client, &batch, &plan, &error);
+    if (token == kTokenA) {
+      EXPECT_EQ(code, FCP_OK) << error.message;
+      EXPECT_EQ(fcp_plan_source_of(plan), FCP_SOURCE_COORDINATOR);
+    } else {
+      EXPECT_EQ(code, FCP_PERMISSION_DENIED) << error.message;  // not hidden by the fallback
+      EXPECT_THAT(error.message, HasSubstr("job 'job-a'"));
+    }
+    fcp_plan_free(plan);
+    fcp_client_free(client);
+  }
 }
 
 TEST(JobIsolationTest, MutualTlsBindsAJobToTheClientCertificate) {

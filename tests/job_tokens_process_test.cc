@@ -17,6 +17,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "tests/cli_runner.h"
 #include "tests/subprocess.h"
 
 namespace fcp {
@@ -99,6 +100,112 @@ TEST(JobTokensProcessTest, SighupReloadsTheTokensWithoutARestart) {
   coordinator.Signal(SIGTERM);
   EXPECT_EQ(coordinator.Wait(), 0);
   std::remove(path.c_str());
+}
+
+// `fcp plan --coordinator` sends the token of --job-token-file (its job id is "fcp-cli").
+TEST(JobTokensProcessTest, TheCliSendsItsJobTokenFile) {
+  const std::string tokens = absl::StrCat(testing::TempDir(), "/fcp_cli_tokens_", getpid());
+  Write(tokens, absl::StrCat("fcp-cli ", kSteady, "\n"));
+  const std::string token_file = absl::StrCat(testing::TempDir(), "/fcp_cli_token_", getpid());
+  Write(token_file, absl::StrCat(kSteady, "\n"));
+  const std::string wrong_file = absl::StrCat(testing::TempDir(), "/fcp_cli_wrong_", getpid());
+  Write(wrong_file, kOld);
+  Subprocess coordinator({FCP_COORDINATOR, "--host", "127.0.0.1", "--port", "0", "--metrics-port",
+                          "-1", "--job-tokens", tokens});
+  ASSERT_TRUE(coordinator.Start().ok());
+  absl::StatusOr<std::string> line = coordinator.ReadLine(absl::Seconds(30));
+  ASSERT_TRUE(line.ok()) << line.status();
+  int port = 0;
+  ASSERT_EQ(std::sscanf(line->c_str(), "fcp-coordinator: serving fcp.v1.Planner on port %d", &port),
+            1);
+  auto plan = [&](const std::string& token_file) {
+    return RunCli(
+        FCP_BINARY,
+        {"plan", "--lengths", std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths",
+         "--workers", "4", "--tokens-per-worker", "4096", "--strategy", "fcp", "--coordinator",
+         absl::StrCat("127.0.0.1:", port), "--job-token-file", token_file});
+  };
+  const CliResult ok = plan(token_file);
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  const CliResult refused = plan(wrong_file);
+  EXPECT_NE(refused.code, 0);
+  EXPECT_THAT(refused.err, HasSubstr("job 'fcp-cli'"));
+  EXPECT_THAT(refused.err, ::testing::Not(HasSubstr(kOld)));
+  const CliResult missing = plan("/nonexistent/token");
+  EXPECT_EQ(missing.code, 2) << missing.err;
+  EXPECT_THAT(missing.err, HasSubstr("--job-token-file"));
+  coordinator.Signal(SIGTERM);
+  EXPECT_EQ(coordinator.Wait(), 0);
+}
+
+// fcp-worker --job-token-file: two gloo ranks plan and meet through a token-checking
+// coordinator; ranks holding another job's token are refused at their first call.
+TEST(JobTokensProcessTest, WorkerRanksSendTheirJobTokenFile) {
+  const std::string tokens = absl::StrCat(testing::TempDir(), "/fcp_worker_tokens_", getpid());
+  Write(tokens, absl::StrCat("job-w ", kNew, "\nother-job ", kOld, "\n"));
+  const std::string own = absl::StrCat(testing::TempDir(), "/fcp_worker_token_", getpid());
+  Write(own, kNew);
+  const std::string other = absl::StrCat(testing::TempDir(), "/fcp_worker_other_", getpid());
+  Write(other, kOld);
+  Subprocess coordinator({FCP_COORDINATOR, "--host", "127.0.0.1", "--port", "0", "--metrics-port",
+                          "-1", "--job-tokens", tokens});
+  ASSERT_TRUE(coordinator.Start().ok());
+  absl::StatusOr<std::string> line = coordinator.ReadLine(absl::Seconds(30));
+  ASSERT_TRUE(line.ok()) << line.status();
+  int port = 0;
+  ASSERT_EQ(std::sscanf(line->c_str(), "fcp-coordinator: serving fcp.v1.Planner on port %d", &port),
+            1);
+  auto run_job = [&](const std::string& token_file) {
+    std::vector<CliResult> results(2);
+    std::vector<std::thread> ranks;
+    for (int r = 0; r < 2; ++r) {
+      ranks.emplace_back([&, r] {
+        results[r] =
+            RunCli(FCP_WORKER, {"--lengths",
+                                std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths",
+                                "--tokens-per-worker",
+                                "512",
+                                "--max-doc-len",
+                                "1024",
+                                "--heads",
+                                "4",
+                                "--kv-heads",
+                                "2",
+                                "--head-dim",
+                                "16",
+                                "--threads",
+                                "1",
+                                "--steps",
+                                "1",
+                                "--world",
+                                "2",
+                                "--rank",
+                                std::to_string(r),
+                                "--transport",
+                                "gloo",
+                                "--rendezvous",
+                                "coordinator",
+                                "--coordinator",
+                                absl::StrCat("127.0.0.1:", port),
+                                "--training-job",
+                                "job-w",
+                                "--timeout-s",
+                                "20",
+                                "--job-token-file",
+                                token_file});
+      });
+    }
+    for (std::thread& t : ranks) t.join();
+    return results;
+  };
+  for (const CliResult& r : run_job(own)) EXPECT_EQ(r.code, 0) << r.err;
+  for (const CliResult& r : run_job(other)) {
+    EXPECT_NE(r.code, 0);
+    EXPECT_THAT(r.err, HasSubstr("job 'job-w'"));
+    EXPECT_THAT(r.err, ::testing::Not(HasSubstr(kOld)));
+  }
+  coordinator.Signal(SIGTERM);
+  EXPECT_EQ(coordinator.Wait(), 0);
 }
 
 TEST(JobTokensProcessTest, ABadTokensFileStopsTheStart) {

@@ -45,10 +45,12 @@ typedef enum fcp_status {
   FCP_DEADLINE_EXCEEDED = 4,
   FCP_NOT_FOUND = 5,
   FCP_ALREADY_EXISTS = 6,
+  FCP_PERMISSION_DENIED = 7, /* the job token is another job's (coordinator --job-tokens) */
   FCP_RESOURCE_EXHAUSTED = 8,
   FCP_FAILED_PRECONDITION = 9,
   FCP_INTERNAL = 13,
-  FCP_UNAVAILABLE = 14
+  FCP_UNAVAILABLE = 14,
+  FCP_UNAUTHENTICATED = 16 /* no job token, or one the coordinator does not know */
 } fcp_status;
 
 typedef struct fcp_error {
