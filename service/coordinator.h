@@ -45,9 +45,6 @@ struct CoordinatorOptions {
   std::string host = "0.0.0.0";      // address both endpoints listen on
   int port = 50051;                  // gRPC; 0 = any free port
   int metrics_port = 9464;           // Prometheus /metrics; 0 = any free port, -1 = none
-  // A plaintext port serving grpc.health.v1 only, for probes that cannot speak TLS (Kubernetes'
-  // native gRPC probes) when `tls` is on; 0 = any free port, -1 = none.
-  int health_port = -1;
   int max_request_bytes = 64 << 20;  // larger requests get RESOURCE_EXHAUSTED from gRPC
   int max_metric_jobs = 256;         // distinct training_job label values before "other"
   // gRPC's resource quota: memory its transports and calls may hold (requests being received,
@@ -55,6 +52,9 @@ struct CoordinatorOptions {
   // RESOURCE_EXHAUSTED from gRPC instead of growing the process. 0 threads = gRPC's default.
   int64_t rpc_memory_bytes = int64_t{1} << 30;
   int rpc_threads = 0;
+  // A plaintext port serving grpc.health.v1 only, for probes that cannot speak TLS (Kubernetes'
+  // native gRPC probes) when `tls` is on; 0 = any free port, -1 = none.
+  int health_port = -1;
   ServerTlsOptions tls;  // gRPC endpoint: plaintext, TLS or mutual TLS (not /metrics)
   PlanningServiceOptions planning;
   RendezvousStoreOptions rendezvous;

@@ -219,8 +219,9 @@ int Main(int argc, char** argv) {
                          : options.tls.client_ca_file.empty() ? " (TLS)"
                                                               : " (mutual TLS)";
   const std::string health =
-      options.health_port < 0 ? ""
-                              : absl::StrCat(" (health on port ", (*coordinator)->health_port(), ")");
+      options.health_port < 0
+          ? ""
+          : absl::StrCat(" (health on port ", (*coordinator)->health_port(), ")");
   std::printf("fcp-coordinator: serving fcp.v1.Planner on port %d, metrics on port %d%s%s%s\n",
               (*coordinator)->port(), (*coordinator)->metrics_port(), security,
               options.auth.enabled() ? " (job credentials)" : "", health.c_str());
