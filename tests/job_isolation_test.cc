@@ -58,6 +58,13 @@ std::unique_ptr<Coordinator> StartCoordinator(CoordinatorOptions options) {
   return started.ok() ? *std::move(started) : nullptr;
 }
 
+// A coordinator with TokensFile(): jobs job-a and job-b, no quotas.
+std::unique_ptr<Coordinator> StartWithTokens() {
+  CoordinatorOptions options;
+  options.auth.tokens_file = TokensFile();
+  return StartCoordinator(options);
+}
+
 // Calls of one client, with or without a token, on the coordinator's services.
 class Caller {
  public:
@@ -118,9 +125,7 @@ double Denied(Coordinator& c, const std::string& reason) {
 }
 
 TEST(JobIsolationTest, AJobCannotReadOrOverwriteAnotherJobsKeys) {
-  CoordinatorOptions options;
-  options.auth.tokens_file = TokensFile();
-  std::unique_ptr<Coordinator> c = StartCoordinator(options);
+  std::unique_ptr<Coordinator> c = StartWithTokens();
   ASSERT_NE(c, nullptr);
   Caller a(c->port(), kTokenA), b(c->port(), kTokenB), anonymous(c->port(), "");
 
@@ -156,9 +161,7 @@ TEST(JobIsolationTest, AJobCannotReadOrOverwriteAnotherJobsKeys) {
 }
 
 TEST(JobIsolationTest, AJobCannotFetchAPlanInAnotherJobsName) {
-  CoordinatorOptions options;
-  options.auth.tokens_file = TokensFile();
-  std::unique_ptr<Coordinator> c = StartCoordinator(options);
+  std::unique_ptr<Coordinator> c = StartWithTokens();
   ASSERT_NE(c, nullptr);
   Caller a(c->port(), kTokenA), b(c->port(), kTokenB), guesser(c->port(), "guessed-token-0000");
   EXPECT_TRUE(a.Plan("job-a").ok());
@@ -228,9 +231,7 @@ TEST(JobIsolationTest, ANoisyJobAtItsQuotaLeavesAQuietJobUnaffected) {
 }
 
 TEST(JobIsolationTest, ClientsSendTheirJobsToken) {
-  CoordinatorOptions options;
-  options.auth.tokens_file = TokensFile();
-  std::unique_ptr<Coordinator> c = StartCoordinator(options);
+  std::unique_ptr<Coordinator> c = StartWithTokens();
   ASSERT_NE(c, nullptr);
   const std::string target = absl::StrCat("127.0.0.1:", c->port());
 
@@ -280,9 +281,7 @@ TEST(JobIsolationTest, ClientsSendTheirJobsToken) {
 }
 
 TEST(JobIsolationTest, TheCApiSendsItsJobToken) {
-  CoordinatorOptions options;
-  options.auth.tokens_file = TokensFile();
-  std::unique_ptr<Coordinator> c = StartCoordinator(options);
+  std::unique_ptr<Coordinator> c = StartWithTokens();
   ASSERT_NE(c, nullptr);
   const std::string target = absl::StrCat("127.0.0.1:", c->port());
   fcp_client_options client_options;

@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "tests/cli_runner.h"
 #include "tests/subprocess.h"
+#include "tests/worker_job_flags.h"
 
 namespace fcp {
 namespace {
@@ -44,18 +45,37 @@ grpc::StatusCode SetKey(v1::Rendezvous::Stub& stub, const std::string& job,
   return stub.Set(&context, request, &response).error_code();
 }
 
+// fcp-coordinator --job-tokens `tokens` on 127.0.0.1, and the first line it printed.
+struct Running {
+  std::unique_ptr<Subprocess> process;
+  std::string line;
+  int port = 0;
+};
+
+Running StartWithTokens(const std::string& tokens) {
+  Running r;
+  r.process = std::make_unique<Subprocess>(
+      std::vector<std::string>{FCP_COORDINATOR, "--host", "127.0.0.1", "--port", "0",
+                               "--metrics-port", "-1", "--job-tokens", tokens});
+  EXPECT_TRUE(r.process->Start().ok());
+  absl::StatusOr<std::string> line = r.process->ReadLine(absl::Seconds(30));
+  EXPECT_TRUE(line.ok()) << line.status();
+  r.line = line.value_or("");
+  EXPECT_EQ(
+      std::sscanf(r.line.c_str(), "fcp-coordinator: serving fcp.v1.Planner on port %d", &r.port), 1)
+      << r.line;
+  return r;
+}
+
 TEST(JobTokensProcessTest, SighupReloadsTheTokensWithoutARestart) {
   const std::string path = absl::StrCat(testing::TempDir(), "/fcp_tokens_", getpid());
   Write(path, absl::StrCat("job-a ", kOld, "\njob-b ", kSteady, "\n"));
-  Subprocess coordinator({FCP_COORDINATOR, "--host", "127.0.0.1", "--port", "0", "--metrics-port",
-                          "-1", "--job-tokens", path});
-  ASSERT_TRUE(coordinator.Start().ok());
-  absl::StatusOr<std::string> line = coordinator.ReadLine(absl::Seconds(30));
-  ASSERT_TRUE(line.ok()) << line.status();
-  EXPECT_THAT(*line, HasSubstr("(job credentials)"));
-  int port = 0;
-  ASSERT_EQ(std::sscanf(line->c_str(), "fcp-coordinator: serving fcp.v1.Planner on port %d", &port),
-            1);
+  Running running = StartWithTokens(path);
+  ASSERT_GT(running.port, 0);
+  Subprocess& coordinator = *running.process;
+  const int port = running.port;
+  EXPECT_THAT(running.line, HasSubstr("(job credentials)"));
+  absl::StatusOr<std::string> line;
   {
     auto stub = v1::Rendezvous::NewStub(
         grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
@@ -110,14 +130,10 @@ TEST(JobTokensProcessTest, TheCliSendsItsJobTokenFile) {
   Write(token_file, absl::StrCat(kSteady, "\n"));
   const std::string wrong_file = absl::StrCat(testing::TempDir(), "/fcp_cli_wrong_", getpid());
   Write(wrong_file, kOld);
-  Subprocess coordinator({FCP_COORDINATOR, "--host", "127.0.0.1", "--port", "0", "--metrics-port",
-                          "-1", "--job-tokens", tokens});
-  ASSERT_TRUE(coordinator.Start().ok());
-  absl::StatusOr<std::string> line = coordinator.ReadLine(absl::Seconds(30));
-  ASSERT_TRUE(line.ok()) << line.status();
-  int port = 0;
-  ASSERT_EQ(std::sscanf(line->c_str(), "fcp-coordinator: serving fcp.v1.Planner on port %d", &port),
-            1);
+  Running running = StartWithTokens(tokens);
+  ASSERT_GT(running.port, 0);
+  Subprocess& coordinator = *running.process;
+  const int port = running.port;
   auto plan = [&](const std::string& token_file) {
     return RunCli(
         FCP_BINARY,
@@ -147,52 +163,21 @@ TEST(JobTokensProcessTest, WorkerRanksSendTheirJobTokenFile) {
   Write(own, kNew);
   const std::string other = absl::StrCat(testing::TempDir(), "/fcp_worker_other_", getpid());
   Write(other, kOld);
-  Subprocess coordinator({FCP_COORDINATOR, "--host", "127.0.0.1", "--port", "0", "--metrics-port",
-                          "-1", "--job-tokens", tokens});
-  ASSERT_TRUE(coordinator.Start().ok());
-  absl::StatusOr<std::string> line = coordinator.ReadLine(absl::Seconds(30));
-  ASSERT_TRUE(line.ok()) << line.status();
-  int port = 0;
-  ASSERT_EQ(std::sscanf(line->c_str(), "fcp-coordinator: serving fcp.v1.Planner on port %d", &port),
-            1);
+  Running running = StartWithTokens(tokens);
+  ASSERT_GT(running.port, 0);
+  Subprocess& coordinator = *running.process;
+  const int port = running.port;
   auto run_job = [&](const std::string& token_file) {
     std::vector<CliResult> results(2);
     std::vector<std::thread> ranks;
     for (int r = 0; r < 2; ++r) {
       ranks.emplace_back([&, r] {
-        results[r] =
-            RunCli(FCP_WORKER, {"--lengths",
-                                std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths",
-                                "--tokens-per-worker",
-                                "512",
-                                "--max-doc-len",
-                                "1024",
-                                "--heads",
-                                "4",
-                                "--kv-heads",
-                                "2",
-                                "--head-dim",
-                                "16",
-                                "--threads",
-                                "1",
-                                "--steps",
-                                "1",
-                                "--world",
-                                "2",
-                                "--rank",
-                                std::to_string(r),
-                                "--transport",
-                                "gloo",
-                                "--rendezvous",
-                                "coordinator",
-                                "--coordinator",
-                                absl::StrCat("127.0.0.1:", port),
-                                "--training-job",
-                                "job-w",
-                                "--timeout-s",
-                                "20",
-                                "--job-token-file",
-                                token_file});
+        results[r] = RunCli(
+            FCP_WORKER,
+            SmallWorkerJobFlags(
+                {"--steps", "1", "--world", "2", "--rank", std::to_string(r), "--transport", "gloo",
+                 "--rendezvous", "coordinator", "--coordinator", absl::StrCat("127.0.0.1:", port),
+                 "--training-job", "job-w", "--timeout-s", "20", "--job-token-file", token_file}));
       });
     }
     for (std::thread& t : ranks) t.join();
