@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   }
   constexpr absl::string_view kBearer = "Bearer ";
-  if (absl::StartsWith(call.authorization, kBearer)) {
+  if (absl::StartsWithIgnoreCase(call.authorization, kBearer)) {
     const absl::string_view token = absl::string_view(call.authorization).substr(kBearer.size());
     if (token.size() >= 4 && !absl::StrContains(parts[2], token) &&
         absl::StrContains(decision.status.message(), token)) {

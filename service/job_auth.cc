@@ -156,7 +156,7 @@ bool JobCredentials::IdentityOfAnyJob(const CallCredentials& call) const {
 
 AuthDecision JobCredentials::Check(absl::string_view job_id, const CallCredentials& call) const {
   const bool has_token = !call.authorization.empty();
-  if (has_token && !absl::StartsWith(call.authorization, kBearer)) {
+  if (has_token && !absl::StartsWithIgnoreCase(call.authorization, kBearer)) {
     return Deny(absl::StatusCode::kUnauthenticated, DenyReason::kMalformedCredentials, job_id,
                 "the authorization metadata is not 'Bearer TOKEN'");
   }

@@ -2,10 +2,10 @@
 //
 // Every call that names a job (PlanBatch, Rendezvous Set/Get, and step reports once they exist)
 // must show credentials of that job, in one of two forms:
-//   * a bearer token: gRPC metadata `authorization: Bearer TOKEN`, where the coordinator's
-//     --job-tokens file lists TOKEN for the job. Lines `JOB_ID TOKEN`; '#' starts a comment; blank
-//     lines are skipped; a job may have several tokens (rotation: add the new one, reload, move the
-//     jobs over, remove the old one, reload);
+//   * a bearer token: gRPC metadata `authorization: Bearer TOKEN` (the scheme in any case), where
+//     the coordinator's --job-tokens file lists TOKEN for the job. Lines `JOB_ID TOKEN`; '#' starts
+//     a comment; blank lines are skipped; a job may have several tokens (rotation: add the new
+//     one, reload, move the jobs over, remove the old one, reload);
 //   * a client-certificate identity (mutual TLS): the --job-identities file binds a job to a SAN
 //     of the certificate its workers present, lines `JOB_ID IDENTITY` with IDENTITY a URI SAN
 //     (e.g. spiffe://cluster/ns/train/sa/llama) or a DNS SAN.

@@ -77,6 +77,11 @@ TEST(JobCredentialsTest, APrefixOfTheTokenIsNotTheToken) {
   EXPECT_FALSE(Parse(kTokens).Check("job-a", Bearer(absl::StrCat(kTokenA, "x"))).status.ok());
 }
 
+TEST(JobCredentialsTest, TheBearerSchemeIsCaseInsensitive) {
+  EXPECT_TRUE(Parse(kTokens).Check("job-a", {absl::StrCat("bearer ", kTokenA), {}}).status.ok());
+  EXPECT_TRUE(Parse(kTokens).Check("job-a", {absl::StrCat("BEARER ", kTokenA), {}}).status.ok());
+}
+
 TEST(JobCredentialsTest, NotBearerIsMalformed) {
   AuthDecision d = Parse(kTokens).Check("job-a", {absl::StrCat("Basic ", kTokenA), {}});
   EXPECT_EQ(d.status.code(), absl::StatusCode::kUnauthenticated);
