@@ -19,13 +19,18 @@
 // coordinator's plan id. (2) requests over --max-request-bytes, --max-documents, --max-workers,
 // --max-blocks and --max-transfers, many at once: each refused in milliseconds, memory flat.
 //
+// --job_tokens: the same with job credentials on (issue 28): every call carries its job's bearer
+// token, and the expectations are unchanged.
+//
 // --check exits 1 if a soak call failed, the coordinator's memory grew by more than the cache plus
 // --rss_slack_mb, an overload answer was not the expected one, or a refusal was slow.
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -40,6 +45,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "client/job_token.h"
 #include "client/workload.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
@@ -70,6 +76,9 @@ ABSL_FLAG(int32_t, burst, 64, "overload: distinct plannings sent at once");
 ABSL_FLAG(int32_t, oversized, 256, "overload: requests over each limit, sent from 16 threads");
 ABSL_FLAG(double, rss_slack_mb, 64, "--check: allowed growth beyond --cache_bytes, MiB");
 ABSL_FLAG(bool, check, false, "exit 1 when an expectation fails (the ctest mode)");
+ABSL_FLAG(bool, job_tokens, false,
+          "run the coordinator with --job-tokens (a token for each job of the run) and send it "
+          "with every call, as trainers do on a coordinator with job credentials");
 
 namespace fcp {
 namespace {
@@ -80,6 +89,14 @@ void Expect(bool ok, const std::string& what) {
   if (ok) return;
   failed = true;
   std::printf("CHECK FAILED: %s\n", what.c_str());
+}
+
+// --job_tokens: the token of every job of the run (they are test jobs; one token is enough).
+constexpr char kSoakToken[] = "soak-token-0123456789abcdef";
+
+// With --job_tokens, `context` carries the job token (otherwise it goes without, as before).
+void Authorize(grpc::ClientContext* context) {
+  if (absl::GetFlag(FLAGS_job_tokens)) AttachJobToken(kSoakToken, context);
 }
 
 // A running fcp-coordinator: its ports and its resident memory.
@@ -94,6 +111,14 @@ class Coordinator {
                                      "--metrics-port",
                                      "0"};
     argv.insert(argv.end(), flags.begin(), flags.end());
+    if (absl::GetFlag(FLAGS_job_tokens)) {
+      tokens_file_ = absl::StrCat(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp",
+                                  "/fcp_soak_tokens_", getpid());
+      std::ofstream(tokens_file_) << "soak " << kSoakToken << "\nburst " << kSoakToken
+                                  << "\nburst-client " << kSoakToken << "\noversized " << kSoakToken
+                                  << "\n";
+      argv.insert(argv.end(), {"--job-tokens", tokens_file_});
+    }
     process_ = std::make_unique<Subprocess>(argv);
     if (!process_->Start().ok()) return;
     absl::StatusOr<std::string> line = process_->ReadLine(absl::Seconds(60));
@@ -104,7 +129,10 @@ class Coordinator {
       port_ = 0;
     }
   }
-  ~Coordinator() { Stop(); }
+  ~Coordinator() {
+    Stop();
+    if (!tokens_file_.empty()) std::remove(tokens_file_.c_str());
+  }
 
   bool ok() const { return port_ > 0; }
   std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
@@ -136,6 +164,7 @@ class Coordinator {
 
  private:
   std::unique_ptr<Subprocess> process_;
+  std::string tokens_file_;  // --job_tokens: the coordinator's --job-tokens file
   int port_ = 0;
   int metrics_port_ = 0;
   bool stopped_ = false;
@@ -243,6 +272,7 @@ void Soak(const LengthSampler& sampler) {
         request.add_ranks(r % request.topology().num_workers());
         grpc::ClientContext context;
         context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+        Authorize(&context);
         google::protobuf::Arena arena;
         auto* response = google::protobuf::Arena::CreateMessage<v1::PlanResponse>(&arena);
         const absl::Time t0 = absl::Now();
@@ -331,6 +361,7 @@ Burst SendAtOnce(const std::string& target, const std::vector<v1::PlanRequest>& 
       for (size_t i = next++; i < requests.size(); i = next++) {
         grpc::ClientContext context;
         context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+        Authorize(&context);
         v1::PlanResponse response;
         const absl::Time t0 = absl::Now();
         const grpc::Status status = stub->PlanBatch(&context, requests[i], &response);
@@ -417,6 +448,7 @@ void Overload(const LengthSampler& sampler) {
       PlannerClientOptions options;
       options.target = coordinator.target();
       options.deadline = absl::Seconds(60);
+      if (absl::GetFlag(FLAGS_job_tokens)) options.job_token = kSoakToken;
       std::unique_ptr<PlannerClient> client = *PlannerClient::Create(options);
       const absl::Time t0 = absl::Now();
       absl::StatusOr<PlanResult> result = client->PlanBatch(distinct[i]);
@@ -438,6 +470,7 @@ void Overload(const LengthSampler& sampler) {
   for (int i = 0; i < burst_size && compared < 4; ++i) {
     if (fallback_ids[i].empty()) continue;
     grpc::ClientContext context;
+    Authorize(&context);
     v1::PlanResponse response;
     const grpc::Status status = stub->PlanBatch(&context, distinct[i], &response);
     Expect(status.ok() && response.plan().plan_id() == fallback_ids[i],
