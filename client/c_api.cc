@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "fcp/client.h"
-#include "service/plan_convert.h"
+#include "proto/plan_convert.h"
 
 struct fcp_client {
   std::unique_ptr<fcp::PlannerClient> client;

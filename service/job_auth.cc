@@ -11,8 +11,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 #include "service/limits.h"
-#include "service/planner/status_macros.h"
 
 namespace fcp {
 namespace {

@@ -6,9 +6,9 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "grpc/grpc_security_constants.h"
 #include "prometheus/counter.h"
-#include "service/planner/status_macros.h"
 
 namespace fcp {
 namespace {

@@ -3,8 +3,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "service/job_quota.h"
-#include "service/planner/status_macros.h"
 
 namespace fcp {
 namespace {

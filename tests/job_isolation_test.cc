@@ -27,7 +27,7 @@
 #include "service/test_requests.h"
 #include "tests/grpc_probes.h"
 #include "tests/test_certificates.h"
-#include "worker/coordinator_store.h"
+#include "worker/transport/coordinator_store.h"
 
 namespace fcp {
 namespace {
