@@ -20,11 +20,18 @@
 // coordinator's plan id. (2) requests over --max-request-bytes, --max-documents, --max-workers,
 // --max-blocks and --max-transfers, many at once: each refused in milliseconds, memory flat.
 //
+// --job_tokens: the same with job credentials on (issue 28): every call carries its job's bearer
+// token, and the expectations are unchanged.
+//
 // --check exits 1 if a soak call failed, the coordinator's memory grew by more than the cache plus
 // --rss_slack_mb, an overload answer was not the expected one, or a refusal was slow.
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -39,6 +46,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "bench/soak_coordinator.h"
+#include "client/job_token.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
 #include "google/protobuf/arena.h"
@@ -63,6 +71,9 @@ ABSL_FLAG(int32_t, burst, 64, "overload: distinct plannings sent at once");
 ABSL_FLAG(int32_t, oversized, 256, "overload: requests over each limit, sent from 16 threads");
 ABSL_FLAG(double, rss_slack_mb, 64, "--check: allowed growth beyond --cache_bytes, MiB");
 ABSL_FLAG(bool, check, false, "exit 1 when an expectation fails (the ctest mode)");
+ABSL_FLAG(bool, job_tokens, false,
+          "run the coordinator with --job-tokens (a token for each job of the run) and send it "
+          "with every call, as trainers do on a coordinator with job credentials");
 
 namespace fcp {
 namespace {
@@ -82,6 +93,37 @@ void Expect(bool ok, const std::string& what) {
   failed = true;
   std::printf("CHECK FAILED: %s\n", what.c_str());
 }
+
+// --job_tokens: the token of every job of the run (they are test jobs; one token is enough).
+constexpr char kSoakToken[] = "soak-token-0123456789abcdef";
+
+// With --job_tokens, `context` carries the job token (otherwise it goes without, as before).
+void Authorize(grpc::ClientContext* context) {
+  if (absl::GetFlag(FLAGS_job_tokens)) AttachJobToken(kSoakToken, context);
+}
+
+// --job_tokens: a --job-tokens file with a line for each job of the run, removed with it.
+class TokensFile {
+ public:
+  TokensFile() {
+    if (!absl::GetFlag(FLAGS_job_tokens)) return;
+    path_ = absl::StrCat(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp",
+                         "/fcp_soak_tokens_", getpid());
+    std::ofstream(path_) << "soak " << kSoakToken << "\nburst " << kSoakToken << "\nburst-client "
+                         << kSoakToken << "\noversized " << kSoakToken << "\n";
+  }
+  ~TokensFile() {
+    if (!path_.empty()) std::remove(path_.c_str());
+  }
+  // `flags` with the coordinator's --job-tokens flag added when the run uses tokens.
+  std::vector<std::string> With(std::vector<std::string> flags) const {
+    if (!path_.empty()) flags.insert(flags.end(), {"--job-tokens", path_});
+    return flags;
+  }
+
+ private:
+  std::string path_;
+};
 
 // One request per step: the batch every rank of the job sends (its rank added per call).
 std::vector<v1::PlanRequest> StepRequests(const LengthSampler& sampler, int steps,
@@ -107,9 +149,11 @@ void Soak(const LengthSampler& sampler) {
   const int64_t cache_bytes = absl::GetFlag(FLAGS_cache_bytes);
   const std::vector<v1::PlanRequest> requests =
       StepRequests(sampler, steps, "soak", absl::GetFlag(FLAGS_strategy));
-  SoakCoordinator coordinator(absl::GetFlag(FLAGS_coordinator),
-                              {"--cache-bytes", std::to_string(cache_bytes), "--planning-threads",
-                               std::to_string(absl::GetFlag(FLAGS_planning_threads))});
+  const TokensFile tokens;
+  SoakCoordinator coordinator(
+      absl::GetFlag(FLAGS_coordinator),
+      tokens.With({"--cache-bytes", std::to_string(cache_bytes), "--planning-threads",
+                   std::to_string(absl::GetFlag(FLAGS_planning_threads))}));
   Expect(coordinator.ok(), "soak: fcp-coordinator started");
   if (!coordinator.ok()) return;
   const double rss_before = coordinator.MemoryMiB();
@@ -153,6 +197,7 @@ void Soak(const LengthSampler& sampler) {
         request.add_ranks(r % request.topology().num_workers());
         grpc::ClientContext context;
         context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+        Authorize(&context);
         google::protobuf::Arena arena;
         auto* response = google::protobuf::Arena::CreateMessage<v1::PlanResponse>(&arena);
         const absl::Time t0 = absl::Now();
@@ -241,6 +286,7 @@ Burst SendAtOnce(const std::string& target, const std::vector<v1::PlanRequest>& 
       for (size_t i = next++; i < requests.size(); i = next++) {
         grpc::ClientContext context;
         context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+        Authorize(&context);
         v1::PlanResponse response;
         const absl::Time t0 = absl::Now();
         const grpc::Status status = stub->PlanBatch(&context, requests[i], &response);
@@ -262,11 +308,12 @@ void Overload(const LengthSampler& sampler) {
   const int queue = absl::GetFlag(FLAGS_max_queued_plannings);
   const int threads = absl::GetFlag(FLAGS_planning_threads);
   constexpr int kMaxRequestBytes = 1 << 20;
+  const TokensFile tokens;
   SoakCoordinator coordinator(
       absl::GetFlag(FLAGS_coordinator),
-      {"--planning-threads", std::to_string(threads), "--max-queued-plannings",
-       std::to_string(queue), "--max-request-bytes", std::to_string(kMaxRequestBytes),
-       "--max-documents", "50000", "--max-workers", "4096"});
+      tokens.With({"--planning-threads", std::to_string(threads), "--max-queued-plannings",
+                   std::to_string(queue), "--max-request-bytes", std::to_string(kMaxRequestBytes),
+                   "--max-documents", "50000", "--max-workers", "4096"}));
   Expect(coordinator.ok(), "overload: fcp-coordinator started");
   if (!coordinator.ok()) return;
   const double rss_before = coordinator.MemoryMiB();
@@ -328,6 +375,7 @@ void Overload(const LengthSampler& sampler) {
       PlannerClientOptions options;
       options.target = coordinator.target();
       options.deadline = absl::Seconds(60);
+      if (absl::GetFlag(FLAGS_job_tokens)) options.job_token = kSoakToken;
       std::unique_ptr<PlannerClient> client = *PlannerClient::Create(options);
       const absl::Time t0 = absl::Now();
       absl::StatusOr<PlanResult> result = client->PlanBatch(distinct[i]);
@@ -349,6 +397,7 @@ void Overload(const LengthSampler& sampler) {
   for (int i = 0; i < burst_size && compared < 4; ++i) {
     if (fallback_ids[i].empty()) continue;
     grpc::ClientContext context;
+    Authorize(&context);
     v1::PlanResponse response;
     const grpc::Status status = stub->PlanBatch(&context, distinct[i], &response);
     Expect(status.ok() && response.plan().plan_id() == fallback_ids[i],

@@ -93,6 +93,11 @@ int fcp_client_new(const fcp_client_options* options, fcp_client** client, fcp_e
 
 int fcp_client_new_tls(const fcp_client_options* options, const fcp_tls_options* tls,
                        fcp_client** client, fcp_error* error) {
+  return fcp_client_new_auth(options, tls, nullptr, client, error);
+}
+
+int fcp_client_new_auth(const fcp_client_options* options, const fcp_tls_options* tls,
+                        const char* job_token, fcp_client** client, fcp_error* error) {
   if (options == nullptr || client == nullptr) {
     return Fail(absl::InvalidArgumentError("options and client: must not be NULL"), error);
   }
@@ -110,6 +115,7 @@ int fcp_client_new_tls(const fcp_client_options* options, const fcp_tls_options*
     if (tls->cert_file != nullptr) o.tls.cert_file = tls->cert_file;
     if (tls->key_file != nullptr) o.tls.key_file = tls->key_file;
   }
+  if (job_token != nullptr) o.job_token = job_token;
   absl::StatusOr<std::unique_ptr<fcp::PlannerClient>> created = fcp::PlannerClient::Create(o);
   if (!created.ok()) return Fail(created.status(), error);
   *client = new fcp_client{*std::move(created)};

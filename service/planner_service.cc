@@ -55,7 +55,15 @@ grpc::ServerUnaryReactor* PlannerGrpcService::PlanBatch(grpc::CallbackServerCont
                                  "request: not a valid fcp.v1.PlanRequest"));
     return reactor;
   }
-  planning_->PlanBatch(*message, [reactor, response](absl::StatusOr<PlanReply> reply) {
+  absl::StatusOr<JobQuotas::Ticket> admitted =
+      guard_ == nullptr ? JobQuotas::Ticket() : guard_->AdmitPlanBatch(*context, message->job_id());
+  if (!admitted.ok()) {
+    reactor->Finish(ToGrpcStatus(admitted.status()));
+    return reactor;
+  }
+  // The ticket counts the request in flight for its job until the answer is sent.
+  planning_->PlanBatch(*message, [reactor, response,
+                                  ticket = *std::move(admitted)](absl::StatusOr<PlanReply> reply) {
     if (!reply.ok()) {
       reactor->Finish(ToGrpcStatus(reply.status()));
       return;

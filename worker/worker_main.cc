@@ -92,6 +92,7 @@ absl::StatusOr<std::unique_ptr<PlannerClient>> MakeClient(const WorkerOptions& o
   options.deadline = o.loop.plan_deadline;
   options.fallback_defaults = o.loop.plan.options;
   options.tls = o.loop.plan.tls;
+  options.job_token = o.loop.plan.job_token;
   return PlannerClient::Create(options);
 }
 
@@ -155,6 +156,7 @@ absl::StatusOr<std::unique_ptr<Transport>> Connect(const WorkerOptions& o,
     store.job_id = o.loop.training_job;
     store.timeout = o.timeout;
     store.tls = o.loop.plan.tls;
+    store.job_token = o.loop.plan.job_token;
     ASSIGN_OR_RETURN(options.store, NewCoordinatorStore(store));
   }
   return NewTransport(o.transport, options);

@@ -216,5 +216,39 @@ class MutualTlsTest(unittest.TestCase):
                 self.assertEqual(coordinator.stop(), 0)
 
 
+class JobTokenTest(unittest.TestCase):
+    """A coordinator with --job-tokens: job_token= (or FCP_JOB_TOKEN) is sent as a bearer token."""
+
+    def test_job_token_is_sent_and_checked(self):
+        with tempfile.TemporaryDirectory() as directory:
+            tokens = os.path.join(directory, "tokens")
+            with open(tokens, "w") as f:
+                f.write("# test\njob-a python-token-a-0123456789\njob-b python-token-b-0123456789\n")
+            coordinator = CoordinatorProcess("--job-tokens", tokens)
+            try:
+                with PlannerClient(coordinator.target, job_token="python-token-a-0123456789") as a:
+                    result = a.plan(job_id="job-a", step=1, lengths=lengths(), workers=4)
+                    self.assertEqual(len(result.plan.workers), 4)
+                    with self.assertRaises(PlanError) as other:
+                        a.plan(job_id="job-b", step=1, lengths=lengths(), workers=4)
+                    self.assertEqual(other.exception.code, grpc.StatusCode.PERMISSION_DENIED)
+                    self.assertIn("job 'job-b'", other.exception.details)
+                    self.assertNotIn("python-token", other.exception.details)
+                with PlannerClient(coordinator.target, max_attempts=1) as anonymous, \
+                        self.assertRaises(PlanError) as none:
+                    anonymous.plan(job_id="job-a", step=1, lengths=lengths(), workers=4)
+                self.assertEqual(none.exception.code, grpc.StatusCode.UNAUTHENTICATED)
+                os.environ["FCP_JOB_TOKEN"] = "python-token-b-0123456789"
+                try:
+                    with PlannerClient(coordinator.target) as from_env:
+                        from_env.plan(job_id="job-b", step=1, lengths=lengths(), workers=4)
+                finally:
+                    del os.environ["FCP_JOB_TOKEN"]
+                with self.assertRaises(ValueError):
+                    PlannerClient(coordinator.target, job_token="has space")
+            finally:
+                self.assertEqual(coordinator.stop(), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
