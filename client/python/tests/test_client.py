@@ -12,7 +12,9 @@ import unittest
 
 import grpc
 
-from fcp_client import PlanError, PlannerClient, make_request
+import dataclasses
+
+from fcp_client import Model, PlanError, PlannerClient, make_request
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -85,6 +87,34 @@ class PythonClientTest(unittest.TestCase):
                 client.plan(job_id="py", step=2, lengths=[100, 0, 5], workers=2)
             self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
             self.assertIn("documents[1].length: must be > 0", caught.exception.details)
+
+    def test_model_preset_fields_and_objective_reach_the_plan(self):
+        with PlannerClient(self.coordinator.target) as client:
+            def summary(model, **kwargs):
+                request = make_request(job_id="py-model", step=3, lengths=lengths(80), workers=4,
+                                       model=model, **kwargs)
+                return client.plan_batch(request).plan.summary
+
+            self.assertEqual(summary(Model()).model, "llama3-8b")
+            seventy = Model.preset("llama3-70b")
+            self.assertEqual(seventy.hidden_size, 0)  # filled in by the planner
+            s = summary(seventy)
+            self.assertEqual(s.model, "llama3-70b")
+            tokens = sum(lengths(80))
+            self.assertAlmostEqual(s.token_budget, tokens / 4 * 1.05, delta=1)  # the 5% slack
+            self.assertLessEqual(s.max_tokens_per_worker, s.token_budget)
+            self.assertGreater(s.predicted_fwd_ms, s.attention_fwd_ms)  # linear layers count
+
+            plain = dataclasses.replace(seventy, ffn_hidden_size=4096, mlp="PLAIN")
+            self.assertEqual(summary(plain).model, "custom")
+            attention = summary(seventy, objective="ATTENTION")
+            self.assertEqual(attention.token_budget, 0)
+            self.assertAlmostEqual(attention.predicted_fwd_ms, attention.attention_fwd_ms)
+            self.assertAlmostEqual(summary(seventy, token_slack=0.5).token_budget,
+                                   tokens / 4 * 1.5, delta=1)
+            with self.assertRaises(PlanError) as caught:
+                summary(Model.preset("llama9-1t"))
+            self.assertIn("model.preset", caught.exception.details)
 
     def test_prefetch_health_and_strategies(self):
         with PlannerClient(self.coordinator.target) as client:
