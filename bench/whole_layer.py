@@ -80,7 +80,9 @@ def table(cells):
 
 def section(grid):
     parts = []
-    for (workload, model) in sorted(grid, key=lambda k: (k[0] != "wikipedia", k[0], k[1])):
+    # wikipedia first, the default model (llama3-8b) first.
+    for (workload, model) in sorted(grid, key=lambda k: (k[0] != "wikipedia", k[0],
+                                                         k[1] != "llama3-8b", k[1])):
         cells = grid[(workload, model)]
         batches = {w: len(cells[w].get("auto", {})) for w in cells}
         parts.append(f"#### {workload}, {model} (32K tokens/worker, max document 128K, 8 workers/"

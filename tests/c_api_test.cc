@@ -90,14 +90,20 @@ TEST_F(CApiTest, ErrorsCarryTheirCodeAndMessage) {
   fcp_client_free(client);
 }
 
-TEST_F(CApiTest, PrefetchGetAndFallbackStats) {
-  fcp_client* client = NewClient(target_.c_str());
-  const int64_t lengths[] = {5000, 3000, 200, 100};
+// Four documents of kFourLengths over 4 workers.
+const int64_t kFourLengths[] = {5000, 3000, 200, 100};
+fcp_batch FourDocumentBatch() {
   fcp_batch batch;
   fcp_batch_init(&batch);
-  batch.document_lengths = lengths;
+  batch.document_lengths = kFourLengths;
   batch.num_documents = 4;
   batch.num_workers = 4;
+  return batch;
+}
+
+TEST_F(CApiTest, PrefetchGetAndFallbackStats) {
+  fcp_client* client = NewClient(target_.c_str());
+  fcp_batch batch = FourDocumentBatch();
   batch.step = 8;
   fcp_error error;
   ASSERT_EQ(fcp_client_prefetch(client, &batch, &error), FCP_OK) << error.message;
@@ -123,12 +129,7 @@ TEST_F(CApiTest, PrefetchGetAndFallbackStats) {
 // over it ("custom"), the objective, and a bad preset named in the error.
 TEST_F(CApiTest, PlanModelCarriesPresetShapeAndObjective) {
   fcp_client* client = NewClient(target_.c_str());
-  const int64_t lengths[] = {5000, 3000, 200, 100};
-  fcp_batch batch;
-  fcp_batch_init(&batch);
-  batch.document_lengths = lengths;
-  batch.num_documents = 4;
-  batch.num_workers = 4;
+  const fcp_batch batch = FourDocumentBatch();
   fcp_model model;
   fcp_model_init(&model);
   EXPECT_LT(model.token_slack, 0);
