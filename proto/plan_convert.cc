@@ -376,17 +376,12 @@ absl::StatusOr<PlanOptions> OptionsFromProto(const v1::PlanOptions& proto,
   options.block_size = proto.block_size();
   if (proto.has_include_backward()) options.include_backward = proto.include_backward();
   options.time_budget_ms = OrDefault(proto.time_budget_ms(), defaults.time_budget_ms);
-  switch (proto.objective()) {
-    case v1::PlanOptions::OBJECTIVE_UNSPECIFIED:
-      break;
-    case v1::PlanOptions::WHOLE_STEP:
-      options.objective = Objective::kWholeStep;
-      break;
-    case v1::PlanOptions::ATTENTION:
-      options.objective = Objective::kAttention;
-      break;
-    default:
-      return UnknownEnum("options.objective", proto.objective());
+  if (proto.objective() == v1::PlanOptions::WHOLE_STEP) {
+    options.objective = Objective::kWholeStep;
+  } else if (proto.objective() == v1::PlanOptions::ATTENTION) {
+    options.objective = Objective::kAttention;
+  } else if (proto.objective() != v1::PlanOptions::OBJECTIVE_UNSPECIFIED) {
+    return UnknownEnum("options.objective", proto.objective());
   }
   return options;
 }

@@ -166,6 +166,14 @@ class FcpBatch(ctypes.Structure):
                 ("num_ranks", ctypes.c_size_t)]
 
 
+class FcpModel(ctypes.Structure):
+    _fields_ = [("preset", ctypes.c_char_p), ("hidden_size", ctypes.c_int32),
+                ("ffn_hidden_size", ctypes.c_int32), ("mlp", ctypes.c_int32),
+                ("num_layers", ctypes.c_int32), ("linear_flops_per_token", ctypes.c_double),
+                ("objective", ctypes.c_int32), ("token_slack", ctypes.c_double),
+                ("activation_memory_bytes", ctypes.c_int64)]
+
+
 class CApiFromPythonTest(unittest.TestCase):
     """libfcp.so (fcp/c_api.h) through ctypes: the coordinator, then local fallback planning."""
 
@@ -174,7 +182,7 @@ class CApiFromPythonTest(unittest.TestCase):
         self.lib.fcp_plan_id.restype = ctypes.c_char_p
         self.lib.fcp_plan_strategy.restype = ctypes.c_char_p
 
-    def plan(self, target):
+    def plan(self, target, preset=None):
         options = FcpClientOptions()
         self.lib.fcp_client_options_init(ctypes.byref(options))
         options.target = target.encode()
@@ -191,8 +199,16 @@ class CApiFromPythonTest(unittest.TestCase):
         batch.document_lengths, batch.num_documents = docs, len(values)
         batch.num_workers, batch.ranks, batch.num_ranks = 4, ctypes.pointer(rank), 1
         plan = ctypes.c_void_p()
-        code = self.lib.fcp_client_plan(client, ctypes.byref(batch), ctypes.byref(plan),
-                                        ctypes.byref(error))
+        if preset is None:
+            code = self.lib.fcp_client_plan(client, ctypes.byref(batch), ctypes.byref(plan),
+                                            ctypes.byref(error))
+        else:
+            model = FcpModel()
+            self.lib.fcp_model_init(ctypes.byref(model))
+            model.preset = preset.encode()
+            code = self.lib.fcp_client_plan_model(client, ctypes.byref(batch),
+                                                  ctypes.byref(model), ctypes.byref(plan),
+                                                  ctypes.byref(error))
         self.assertEqual(code, 0, error.message)
         result = (self.lib.fcp_plan_id(plan).decode(), self.lib.fcp_plan_source_of(plan))
         self.lib.fcp_plan_free(plan)
@@ -206,6 +222,16 @@ class CApiFromPythonTest(unittest.TestCase):
         fallback_id, fallback_source = self.plan(coordinator.target)  # nobody listens now
         self.assertEqual((remote_source, fallback_source), (0, 1))  # coordinator, local fallback
         self.assertEqual(remote_id, fallback_id)
+
+    def test_model_preset_through_the_c_api(self):
+        coordinator = CoordinatorProcess()
+        remote_id, _ = self.plan(coordinator.target, preset="llama3-70b")
+        default_id, _ = self.plan(coordinator.target)
+        self.assertEqual(coordinator.stop(), 0)
+        fallback_id, fallback_source = self.plan(coordinator.target, preset="llama3-70b")
+        self.assertEqual(fallback_source, 1)  # local fallback: the same model, the same plan
+        self.assertEqual(remote_id, fallback_id)
+        self.assertNotEqual(remote_id, default_id)
 
 
 def make_certificates(directory):
