@@ -205,8 +205,8 @@ def train(args, rank: int, world: int) -> int:
                     f"{len(lengths)} docs, {record['tokens_per_s']:.0f} tokens/s")
             if cp is not None:
                 line += (f", {plan.strategy} plan ({plan.source}): attention predicted "
-                         f"{record['predicted_attention_ms']:.3f} ms, measured "
-                         f"{record['measured_attention_ms']:.3f} ms")
+                         f"{record['predicted_attention_ms']:.4g} ms, measured "
+                         f"{record['measured_attention_ms']:.4g} ms")
             print(line, flush=True)
             if log:
                 log.write(json.dumps(record) + "\n")

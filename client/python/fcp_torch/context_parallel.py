@@ -172,7 +172,7 @@ class ContextParallel:
         self.close()
 
     def __del__(self):
-        if getattr(self, "_lib", None) is not None:
+        if getattr(self, "_lib", None) is not None and getattr(self, "_contexts", None) is not None:
             self.close()
 
     def _live(self) -> None:

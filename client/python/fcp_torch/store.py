@@ -32,17 +32,17 @@ class StoreAdapter:
             self._store.set(key.decode(), ctypes.string_at(value, size))
             return 0
         except Exception as error:  # noqa: BLE001 - reported through the status code
-            self.errors.append(f"set {key!r}: {error}")
+            self.errors.append(f"set {key.decode(errors='replace')}: {error}")
             return 1
 
     def _on_get(self, _context, key, value, capacity, size, timeout_seconds):
+        name = key.decode(errors="replace")
         try:
-            name = key.decode()
             self._store.wait([name], datetime.timedelta(seconds=timeout_seconds))
             data = self._store.get(name)
             ctypes.memmove(value, data, min(len(data), capacity))
             size[0] = len(data)
             return 0
         except Exception as error:  # noqa: BLE001 - reported through the status code
-            self.errors.append(f"get {key!r}: {error}")
+            self.errors.append(f"get {name}: {error}")
             return 1
