@@ -175,6 +175,9 @@ def train(args, rank: int, world: int) -> int:
             total_loss, plan = loss.item(), None
         else:
             plan = cp.plan(lengths, step=step)
+            if step + 1 < args.steps:  # the coordinator plans the next batch during this step
+                cp.prefetch(draw_batch(files, args.seed, step + 1, args.tokens_per_step)[0],
+                            step + 1)
             logits = gpt(cp.dispatch(tokens, plan), cp.positions(plan),
                          lambda q, k, v: cp.attention(q, k, v, plan))
             local_targets = cp.dispatch(targets, plan)
@@ -211,6 +214,10 @@ def train(args, rank: int, world: int) -> int:
             if log:
                 log.write(json.dumps(record) + "\n")
                 log.flush()
+    if cp is not None and rank == 0:
+        print(f"planner: {cp.planner_stats()}", flush=True)
+        if log:
+            log.write(json.dumps({"planner": cp.planner_stats()}) + "\n")
     if rank == 0 and args.save_weights:
         torch.save(gpt.state_dict(), args.save_weights)
     if cp is not None:

@@ -52,6 +52,12 @@ class Batch(ctypes.Structure):
                 ("num_ranks", ctypes.c_size_t)]
 
 
+class ClientStats(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int64) for name in
+                ("requests", "rpcs", "retries", "fallbacks", "errors", "prefetches",
+                 "prefetch_hits")]
+
+
 class MaskStruct(ctypes.Structure):
     _fields_ = [("kind", ctypes.c_int32), ("window", ctypes.c_int64), ("prefix", ctypes.c_int64)]
 
@@ -100,6 +106,9 @@ _SIGNATURES = {
     "fcp_client_free": (None, [_P]),
     "fcp_client_plan_masked": (ctypes.c_int, [_P, ctypes.POINTER(Batch),
                                               ctypes.POINTER(MaskStruct), _PP, _E]),
+    "fcp_client_prefetch": (ctypes.c_int, [_P, ctypes.POINTER(Batch), _E]),
+    "fcp_client_get": (ctypes.c_int, [_P, _I64, _PP, _E]),
+    "fcp_client_get_stats": (None, [_P, ctypes.POINTER(ClientStats)]),
     "fcp_plan_free": (None, [_P]),
     "fcp_plan_id": (ctypes.c_char_p, [_P]),
     "fcp_plan_strategy": (ctypes.c_char_p, [_P]),
@@ -160,7 +169,7 @@ def library() -> ctypes.CDLL:
 
 
 def call(name: str, *args) -> None:
-    """Calls the status-returning function `name` with args + an error struct; FcpError if not OK."""
+    """Calls status-returning `name` with args and an error struct; FcpError unless OK."""
     error = Error()
     code = getattr(library(), name)(*args, ctypes.byref(error))
     if code != 0:

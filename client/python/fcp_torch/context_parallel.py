@@ -101,6 +101,7 @@ class ContextParallel:
         self._lib = _capi.library()
         self._contexts = weakref.WeakSet()
         self._step = None
+        self._prefetched = {}  # step -> lengths
         self._executor = self._client = None
         self.stats = dict.fromkeys(_STATS, 0)
         options = _capi.ExecutorOptions()
@@ -180,40 +181,72 @@ class ContextParallel:
             raise RuntimeError("ContextParallel: already closed")
 
     # ---- planning and dispatch ----
-    def plan(self, lengths: Sequence[int], masks: Optional[Sequence[Mask]] = None,
-             step: int = 0) -> Plan:
-        """The plan of one step's batch (documents of `lengths` tokens, concatenated in this
-        order into global token indices). Every rank must call it with the same arguments."""
-        self._live()
+    def _batch(self, lengths, masks, step):
+        """(fcp_batch, fcp_mask array or None, the checked lengths) for this rank's slice."""
         if isinstance(lengths, torch.Tensor):
             lengths = lengths.tolist()
         if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__len__") or not lengths:
             raise ValueError(f"lengths: a non-empty sequence of ints, got {lengths!r}")
         lengths = [_int(f"lengths[{i}]", n, 1) for i, n in enumerate(lengths)]
+        mask_array = None
         if masks is not None:
             if len(masks) != len(lengths):
                 raise ValueError(f"masks: {len(masks)} masks for {len(lengths)} documents")
             for i, mask in enumerate(masks):
                 if not isinstance(mask, Mask):
                     raise TypeError(f"masks[{i}]: a fcp_torch.Mask, got {type(mask).__name__}")
+            mask_array = (_capi.MaskStruct * len(masks))(*(m._struct() for m in masks))
         _int("step", step, 0)
-        array = (ctypes.c_int64 * len(lengths))(*lengths)
-        rank = ctypes.c_int32(self.rank)
         batch = _capi.Batch()
         self._lib.fcp_batch_init(ctypes.byref(batch))
         batch.job_id, batch.step, batch.strategy = _bytes(self.job_id), step, _bytes(self.strategy)
-        batch.document_lengths, batch.num_documents = array, len(lengths)
+        batch.document_lengths = (ctypes.c_int64 * len(lengths))(*lengths)
+        batch.num_documents = len(lengths)
         batch.num_q_heads, batch.num_kv_heads = self.model.num_q_heads, self.model.num_kv_heads
         batch.head_dim, batch.num_workers = self.model.head_dim, self.world_size
-        batch.ranks, batch.num_ranks = ctypes.pointer(rank), 1
-        mask_array = None
-        if masks is not None:
-            mask_array = (_capi.MaskStruct * len(masks))(*(m._struct() for m in masks))
+        batch.ranks, batch.num_ranks = ctypes.pointer(ctypes.c_int32(self.rank)), 1
+        return batch, mask_array, lengths
+
+    def plan(self, lengths: Sequence[int], masks: Optional[Sequence[Mask]] = None,
+             step: int = 0) -> Plan:
+        """The plan of one step's batch (documents of `lengths` tokens, concatenated in this
+        order into global token indices). Every rank must call it with the same arguments.
+        Collects the plan `prefetch` started for this step when the batch is the same."""
+        self._live()
+        batch, mask_array, lengths = self._batch(lengths, masks, step)
         handle = ctypes.c_void_p()
-        _capi.call("fcp_client_plan_masked", self._client, ctypes.byref(batch), mask_array,
-                   ctypes.byref(handle))
+        prefetched = self._prefetched.pop(step, None)
+        if prefetched is not None:
+            try:
+                _capi.call("fcp_client_get", self._client, step, ctypes.byref(handle))
+            except _capi.FcpError:
+                handle.value = None  # planned again below
+            if prefetched != lengths or masks is not None:  # another batch: not this one's plan
+                self._lib.fcp_plan_free(handle)
+                handle.value = None
+        if not handle.value:
+            _capi.call("fcp_client_plan_masked", self._client, ctypes.byref(batch), mask_array,
+                       ctypes.byref(handle))
         self._step = step
         return Plan(handle.value, self, step, self.world_size, self.rank, lengths, masks)
+
+    def prefetch(self, lengths: Sequence[int], step: int) -> None:
+        """Starts planning a later step's batch of causal documents in the background (from the
+        coordinator, overlapping this step's work); plan(lengths, step=step) collects it."""
+        self._live()
+        batch, _, lengths = self._batch(lengths, None, step)
+        if step in self._prefetched:
+            raise ValueError(f"step: {step} is already prefetched")
+        _capi.call("fcp_client_prefetch", self._client, ctypes.byref(batch))
+        self._prefetched[step] = lengths
+
+    def planner_stats(self) -> dict:
+        """The planner client's counters: requests, rpcs, retries, fallbacks, errors,
+        prefetches, prefetch_hits."""
+        self._live()
+        stats = _capi.ClientStats()
+        self._lib.fcp_client_get_stats(self._client, ctypes.byref(stats))
+        return {name: getattr(stats, name) for name, _ in stats._fields_}
 
     def _check_plan(self, plan) -> None:
         self._live()

@@ -60,7 +60,6 @@ class ReferenceTest(unittest.TestCase):
             self.assertEqual(code, 0, f"rank {rank} of {world}:\n{log}")
         for result in results:
             self.assertEqual(len(result["checks"]), 15)  # 3 strategies x (4 masks + mixed)
-            tokens = 0
             for check in result["checks"]:
                 for name, error in check["errors"].items():
                     self.assertLess(error, TOLERANCE, f"W={world} rank {result['rank']} "

@@ -25,14 +25,15 @@ def train(directory: str, name: str, *flags):
         raise AssertionError(f"train_gpt {' '.join(flags)} failed:\n{result.stdout}")
     with open(log) as f:
         records = [json.loads(line) for line in f]
-    return records, torch.load(weights), result.stdout
+    planner = records.pop()["planner"] if records and "planner" in records[-1] else None
+    return records, planner, torch.load(weights), result.stdout
 
 
 class TrainGptTest(unittest.TestCase):
     def test_four_ranks_match_the_single_process_reference(self):
         with tempfile.TemporaryDirectory() as directory:
-            cp, cp_weights, output = train(directory, "cp", "--world", "4")
-            ref, ref_weights, _ = train(directory, "ref", "--reference")
+            cp, planner, cp_weights, output = train(directory, "cp", "--world", "4")
+            ref, _, ref_weights, _ = train(directory, "ref", "--reference")
         self.assertEqual(len(cp), STEPS)
         self.assertEqual(len(ref), STEPS)
         for a, b in zip(cp, ref):
@@ -41,6 +42,9 @@ class TrainGptTest(unittest.TestCase):
                             f"step {a['step']}: {a['loss']} vs {b['loss']}")
             self.assertEqual(a["plan_source"], "coordinator")
         self.assertLess(cp[-1]["loss"], cp[0]["loss"])  # it learns
+        # Every step after the first was prefetched from the coordinator during the one before.
+        self.assertEqual(planner["prefetches"], STEPS - 1, planner)
+        self.assertEqual(planner["fallbacks"], 0, planner)
         self.assertEqual(cp_weights.keys(), ref_weights.keys())
         for name, weight in ref_weights.items():
             difference = (cp_weights[name] - weight).abs().max().item()
