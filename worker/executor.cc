@@ -117,6 +117,9 @@ const StepStats& ForwardContext::stats() const { return state_->stats; }
 const Executor* ForwardContext::executor() const { return state_->executor; }
 int64_t ForwardContext::tokens() const { return state_->tokens; }
 bool ForwardContext::backward_done() const { return state_->backward_done; }
+double ForwardContext::predicted_seconds() const {
+  return (state_->worker.predicted.fwd_ms + state_->worker.predicted.bwd_ms) / 1e3;
+}
 
 uint64_t ExchangeTag(int64_t step, TransferKind kind, int32_t round, uint32_t call) {
   const uint64_t s = static_cast<uint64_t>(step) & ((uint64_t{1} << 24) - 1);
@@ -210,9 +213,9 @@ absl::StatusOr<StepStats> Executor::Backward(ForwardContext& context,
   ExecutorBackend& backend = *backend_;
   RETURN_IF_ERROR(backend.OrderAfter(stream));
   std::unique_ptr<BackendArena> scratch = backend.NewArena();
-  const int64_t q_elems = s.tokens * shape_.q_heads * shape_.head_dim;
-  const int64_t kv_elems = s.tokens * shape_.kv_heads * shape_.head_dim;
-  const int64_t kv_row = static_cast<int64_t>(shape_.kv_heads) * shape_.head_dim;
+  const int64_t q_elems = s.tokens * s.shape.q_heads * s.shape.head_dim;
+  const int64_t kv_elems = s.tokens * s.shape.kv_heads * s.shape.head_dim;
+  const int64_t kv_row = static_cast<int64_t>(s.shape.kv_heads) * s.shape.head_dim;
   ASSIGN_OR_RETURN(const void* d_o, Readable(backend, *scratch, s.dtype, tensors.d_o, q_elems));
   ASSIGN_OR_RETURN(float* dq, Accumulator(backend, *scratch, s.out_dtype, tensors.dq, q_elems, 0));
   ASSIGN_OR_RETURN(float* dk, Accumulator(backend, *scratch, s.out_dtype, tensors.dk, kv_elems, 0));
@@ -230,10 +233,10 @@ absl::StatusOr<StepStats> Executor::Backward(ForwardContext& context,
     kv.dv = kv.dk + n;
   }
   ASSIGN_OR_RETURN(void* delta,
-                   scratch->Allocate(std::max<int64_t>(s.tokens * shape_.q_heads, 1) * 4, false));
+                   scratch->Allocate(std::max<int64_t>(s.tokens * s.shape.q_heads, 1) * 4, false));
   if (s.tokens > 0) {
     RETURN_IF_ERROR(
-        backend.ComputeDelta(shape_, s.compute, s.o, d_o, s.tokens, static_cast<float*>(delta)));
+        backend.ComputeDelta(s.shape, s.compute, s.o, d_o, s.tokens, static_cast<float*>(delta)));
   }
   StepStats stats;
   RETURN_IF_ERROR(BackwardRounds(s, *transport_, backend, *scratch, d_o,

@@ -96,6 +96,7 @@ class ForwardContext {
   const Executor* executor() const;
   int64_t tokens() const;
   bool backward_done() const;
+  double predicted_seconds() const;  // the plan's forward + backward for this slice
   State& state() { return *state_; }
 
  private:
@@ -132,6 +133,8 @@ class Executor {
   absl::StatusOr<StepStats> Run(const Plan& plan, absl::string_view expected_plan_id, int64_t step,
                                 const LocalInputs& inputs, LocalOutputs* outputs);
 
+  // The attention shape of later forwards (a context keeps its own for its backward).
+  void set_shape(const kernels::AttentionShape& shape) { shape_ = shape; }
   // Numbers of collective calls (forwards, row exchanges), the same sequence on every rank.
   uint32_t NextCall() { return next_call_++; }
   Transport* transport() const { return transport_; }

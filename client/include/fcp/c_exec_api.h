@@ -122,7 +122,7 @@ typedef struct fcp_attention_shape {
  * tokens = fcp_plan_rank_tokens' count for this rank (INVALID_ARGUMENT naming `tokens`
  * otherwise). *context receives what backward needs (the plan's schedule and the K/V rows received
  * from peers); q, k, v, o and lse must stay valid and unchanged until fcp_backward or
- * fcp_context_free. */
+ * fcp_context_free. context NULL: no backward will follow (inference), nothing is kept. */
 int fcp_forward(fcp_executor* executor, const fcp_plan* plan, int64_t step,
                 const fcp_attention_shape* shape, int64_t tokens, const void* q, const void* k,
                 const void* v, void* o, float* lse, void* stream, fcp_context** context,
