@@ -23,12 +23,9 @@
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "service/planner/status_macros.h"
-#include "worker/coordinator_store.h"
+#include "worker/connect.h"
 #include "worker/cuda_backend.h"
-#include "worker/file_rendezvous.h"
-#include "worker/gloo_transport.h"
 #include "worker/loopback_transport.h"
-#include "worker/nccl_transport.h"
 #include "worker/worker_loop.h"
 #include "worker/worker_metrics.h"
 #include "worker/worker_options.h"
@@ -141,51 +138,27 @@ absl::Status RunRank(const WorkerOptions& o, const LengthSampler& sampler, Trans
       [reporter](const StepReport& r) { reporter->Step(r); }, std::move(backend));
 }
 
-// The gloo transport of this rank, meeting its peers through the coordinator or a directory.
-absl::StatusOr<std::unique_ptr<Transport>> ConnectGloo(const WorkerOptions& o) {
-  GlooOptions gloo;
-  gloo.rank = o.rank;
-  gloo.world_size = o.world;
-  gloo.prefix = absl::StrCat(o.loop.training_job, "/attempt-", o.attempt);
-  gloo.timeout = o.timeout;
-  gloo.hostname = o.listen_address;
-  gloo.interface = o.interface;
-  if (o.rendezvous_target.empty()) {
-    gloo.rendezvous_dir = o.rendezvous;
-    return NewGlooTransport(gloo);
+// This rank's gloo or nccl transport, meeting its peers through the coordinator or a directory;
+// nccl on `backend`'s GPU (its stream orders the transfers after the kernels).
+absl::StatusOr<std::unique_ptr<Transport>> Connect(const WorkerOptions& o,
+                                                   const CudaBackend* backend) {
+  ConnectOptions connect;
+  connect.transport = o.transport;
+  connect.rank = o.rank;
+  connect.world_size = o.world;
+  connect.prefix = absl::StrCat(o.loop.training_job, "/attempt-", o.attempt);
+  connect.timeout = o.timeout;
+  connect.hostname = o.listen_address;
+  connect.interface = o.interface;
+  connect.coordinator = o.rendezvous_target;
+  connect.job_id = o.loop.training_job;
+  connect.tls = o.loop.plan.tls;
+  if (o.rendezvous_target.empty()) connect.rendezvous_dir = o.rendezvous;
+  if (backend != nullptr) {
+    connect.device = backend->device();
+    connect.compute_stream = backend->stream();
   }
-  CoordinatorStoreOptions store;
-  store.target = o.rendezvous_target;
-  store.job_id = o.loop.training_job;
-  store.timeout = o.timeout;
-  store.tls = o.loop.plan.tls;
-  ASSIGN_OR_RETURN(std::shared_ptr<gloo::rendezvous::Store> shared, NewCoordinatorStore(store));
-  return NewGlooTransport(gloo, std::move(shared));
-}
-
-// The nccl transport of this rank on `backend`'s GPU (its stream orders the transfers after
-// the kernels); the NCCL unique id goes through the coordinator or a directory.
-absl::StatusOr<std::unique_ptr<Transport>> ConnectNccl(const WorkerOptions& o,
-                                                       const CudaBackend& backend) {
-  NcclOptions nccl;
-  nccl.rank = o.rank;
-  nccl.world_size = o.world;
-  nccl.device = backend.device();
-  nccl.key = absl::StrCat(o.loop.training_job, "/attempt-", o.attempt, "/nccl-id");
-  nccl.timeout = o.timeout;
-  nccl.compute_stream = backend.stream();
-  std::shared_ptr<gloo::rendezvous::Store> store;
-  if (o.rendezvous_target.empty()) {
-    ASSIGN_OR_RETURN(store, OpenFileStore(o.rendezvous));
-  } else {
-    CoordinatorStoreOptions options;
-    options.target = o.rendezvous_target;
-    options.job_id = o.loop.training_job;
-    options.timeout = o.timeout;
-    options.tls = o.loop.plan.tls;
-    ASSIGN_OR_RETURN(store, NewCoordinatorStore(options));
-  }
-  return NewNcclTransport(nccl, *store);
+  return ConnectTransport(connect);
 }
 
 int Main(const std::vector<std::string>& args) {
@@ -251,12 +224,7 @@ int Main(const std::vector<std::string>& args) {
   } else {
     results.push_back([&]() -> absl::Status {
       ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> backend, MakeBackend(o, o.rank));
-      std::unique_ptr<Transport> transport;
-      if (o.transport == "nccl") {
-        ASSIGN_OR_RETURN(transport, ConnectNccl(o, *backend));
-      } else {
-        ASSIGN_OR_RETURN(transport, ConnectGloo(o));
-      }
+      ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport, Connect(o, backend.get()));
       return RunRank(o, *sampler, transport.get(), registry.get(), &reporter, std::move(backend));
     }());
   }
