@@ -108,7 +108,7 @@ class Block(nn.Module):
         q = rope(self.wq(h).view(n, m.num_q_heads, m.head_dim), positions)
         k, v = self.wkv(h).view(n, 2, m.num_kv_heads, m.head_dim).unbind(1)
         o = attention(q.contiguous(), rope(k, positions).contiguous(), v.contiguous())
-        x = x + self.wo(o.reshape(n, -1))
+        x = x + self.wo(o.reshape(n, m.num_q_heads * m.head_dim))
         up = self.up(self.ln2(x))
         if m.mlp == "gated":
             gate, up = up.chunk(2, dim=-1)
@@ -283,7 +283,7 @@ def parse(argv):
     parser.add_argument("--reference", action="store_true",
                         help="one process, plain per-document attention")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--tokens-per-step", type=int, default=1024)
+    parser.add_argument("--tokens-per-step", type=int, default=2048)
     parser.add_argument("--max-doc-len", type=int, default=1024,
                         help="longest file taken, in tokens (bytes)")
     parser.add_argument("--data-dir", default="/usr/lib/python3.11")

@@ -311,9 +311,7 @@ class ContextParallel:
         self._check_tensor("v", v, (n, m.num_kv_heads, m.head_dim))
         if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
             return Attention.apply(q, k, v, self, plan)
-        o, _, context = self._forward(q, k, v, plan)
-        context.free()
-        return o
+        return self._forward(q, k, v, plan, keep_context=False)[0]
 
     def _stream(self):
         if self.device.type != "cuda":
@@ -330,7 +328,9 @@ class ContextParallel:
         for name in _STATS:
             self.stats[name] += getattr(stats, name)
 
-    def _forward(self, q, k, v, plan):
+    def _forward(self, q, k, v, plan, keep_context=True):
+        """(o, lse, Context or None): without keep_context (no backward will follow) the
+        library keeps nothing."""
         self._live()
         o = torch.empty_like(q)
         lse = torch.empty((q.shape[0], q.shape[1]), dtype=torch.float32, device=q.device)
@@ -338,9 +338,9 @@ class ContextParallel:
         _capi.call("fcp_forward", self._executor, plan.handle, plan.step,
                    ctypes.byref(self._shape()), plan.num_tokens, q.data_ptr(), k.data_ptr(),
                    v.data_ptr(), o.data_ptr(), lse.data_ptr(), self._stream(),
-                   ctypes.byref(handle))
+                   ctypes.byref(handle) if keep_context else None)
         self._add_stats()
-        return o, lse, Context(self, handle.value)
+        return o, lse, Context(self, handle.value) if keep_context else None
 
     def _backward(self, context, grad_o, q, k, v):
         self._live()

@@ -58,8 +58,11 @@ def check_attention(cp, step, strategy, kind):
     ql, kl, vl = (cp.dispatch(t.float(), plan).requires_grad_() for t in (q, k, v))
     o = cp.attention(ql, kl, vl, plan)
     (o * cp.dispatch(d_o.float(), plan)).sum().backward()
+    with torch.no_grad():  # the forward-only path (the library keeps no context)
+        o_no_grad = cp.attention(ql, kl, vl, plan)
     errors = {
         "o": relative_error(o.detach(), cp.dispatch(o_ref.detach(), plan)),
+        "o_no_grad": relative_error(o_no_grad, cp.dispatch(o_ref.detach(), plan)),
         "dq": relative_error(ql.grad, cp.dispatch(qr.grad, plan)),
         "dk": relative_error(kl.grad, cp.dispatch(kr.grad, plan)),
         "dv": relative_error(vl.grad, cp.dispatch(vr.grad, plan)),
@@ -106,7 +109,7 @@ def main(scenario, rank, world, rendezvous, out):
         result["checks"] = checks
     elif scenario == "killed":
         cp = fcp_torch.ContextParallel(rank, world, rendezvous=rendezvous, model=MODEL,
-                                       strategy="fcp", threads=1, timeout_s=5)
+                                       strategy="ring", threads=1, timeout_s=5)
         plan = cp.plan(LENGTHS, step=0)
         if rank == world - 1:
             os.kill(os.getpid(), signal.SIGKILL)

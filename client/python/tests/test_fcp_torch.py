@@ -42,7 +42,11 @@ def run_ranks(scenario: str, world: int, rendezvous: str, directory: str):
         codes.append(process.returncode)
     results = []
     for out in outs:
-        results.append(json.load(open(out)) if os.path.exists(out) else None)
+        if os.path.exists(out):
+            with open(out) as f:
+                results.append(json.load(f))
+        else:
+            results.append(None)
     return codes, logs, results
 
 
@@ -97,6 +101,7 @@ class KilledRankTest(unittest.TestCase):
             self.assertIsNotNone(error, f"rank {rank} finished attention without its peer")
             self.assertIn(error["status"], ("DEADLINE_EXCEEDED", "UNAVAILABLE"), error)
             self.assertIn("fcp_forward", error["message"])
+            self.assertIn("rank 2", error["message"])  # names the peer that is gone
 
 
 class BadInputTest(unittest.TestCase):

@@ -36,6 +36,10 @@ class TrainGptTest(unittest.TestCase):
             ref, _, ref_weights, _ = train(directory, "ref", "--reference")
         self.assertEqual(len(cp), STEPS)
         self.assertEqual(len(ref), STEPS)
+        worst_loss = max(abs(a["loss"] - b["loss"]) / abs(b["loss"]) for a, b in zip(cp, ref))
+        worst_weight = max((cp_weights[n] - w).abs().max().item() for n, w in ref_weights.items())
+        print(f"\nW=4 vs reference: loss within {worst_loss:.2e} relative, weights within "
+              f"{worst_weight:.2e}")
         for a, b in zip(cp, ref):
             self.assertEqual(a["tokens"], b["tokens"])
             self.assertLess(abs(a["loss"] - b["loss"]), 1e-4 * abs(b["loss"]),
