@@ -9,8 +9,10 @@ import os
 import subprocess
 import sys
 import tempfile
+import socket
 import threading
 import unittest
+import urllib.request
 
 import torch
 
@@ -212,6 +214,23 @@ class BadInputTest(unittest.TestCase):
                     torch.zeros(8, 2, dtype=torch.float64, requires_grad=True), plan)
         self.assertTrue(torch.equal(cp.positions(plan).sort().values,
                                     torch.tensor([0, 0, 1, 1, 2, 2, 3, 4])))
+
+
+class MetricsTest(unittest.TestCase):
+    def test_metrics_port_serves_the_executors_metrics(self):
+        with socket.socket() as s:  # a free port (the library binds it right after)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        model = fcp_torch.Model(num_q_heads=2, num_kv_heads=1, head_dim=8, dtype="FP32")
+        with fcp_torch.ContextParallel(0, 1, model=model, metrics_port=port, job_id="metrics",
+                                       threads=1) as cp:
+            plan = cp.plan([6, 2], step=0)
+            q, kv = torch.randn(8, 2, 8, requires_grad=True), torch.randn(8, 1, 8)
+            cp.attention(q, kv, kv, plan).sum().backward()
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        text = text.decode()
+        self.assertRegex(text, r'fcp_worker_attention_seconds_total\{[^}]*training_job="metrics"')
+        self.assertGreater(cp.stats["forward_seconds"] + cp.stats["backward_seconds"], 0)
 
 
 if __name__ == "__main__":
