@@ -5,12 +5,13 @@
 RENDEZVOUS: "file:DIR" (fcp's own) or "store:PATH" (a torch.distributed FileStore at PATH,
 passed to fcp as the trainer's store). Scenarios:
   reference  every mask x strategy (ring, fcp, auto): fp32 attention through the binding vs a
-             float64 per-document reference (outputs, q/k/v gradients), and undispatch with its
-             gradient; writes the relative errors.
+             float64 per-document reference (outputs, q/k/v gradients), undispatch with its
+             gradient, and bf16/fp16 attention (mixed masks); writes the relative errors.
   killed     rank WORLD-1 kills itself before the first attention; the others write the error
              the binding raised.
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -44,20 +45,21 @@ def masks_of(kind: str):
 
 
 def check_attention(cp, step, strategy, kind):
+    """The binding in cp's dtype against float64 attention of the same (rounded) inputs."""
     masks = masks_of(kind)
     plan = cp.plan(LENGTHS, masks=masks, step=step)
-    total = sum(LENGTHS)
+    total, dtype = sum(LENGTHS), cp.model.torch_dtype
     generator = torch.Generator().manual_seed(1000 + step)  # the same global tensors everywhere
-    q, k, v, d_o = (torch.randn(total, h, MODEL.head_dim, generator=generator, dtype=torch.float64)
+    q, k, v, d_o = (torch.randn(total, h, MODEL.head_dim, generator=generator).to(dtype).double()
                     for h in (4, 2, 2, 4))
     # float64 reference over whole documents.
     qr, kr, vr = (t.clone().requires_grad_() for t in (q, k, v))
     o_ref = document_attention(qr, kr, vr, LENGTHS, masks)
     (o_ref * d_o).sum().backward()
     # The binding on this rank's rows.
-    ql, kl, vl = (cp.dispatch(t.float(), plan).requires_grad_() for t in (q, k, v))
+    ql, kl, vl = (cp.dispatch(t.to(dtype), plan).requires_grad_() for t in (q, k, v))
     o = cp.attention(ql, kl, vl, plan)
-    (o * cp.dispatch(d_o.float(), plan)).sum().backward()
+    (o * cp.dispatch(d_o.to(dtype), plan)).sum().backward()
     with torch.no_grad():  # the forward-only path (the library keeps no context)
         o_no_grad = cp.attention(ql, kl, vl, plan)
     errors = {
@@ -107,6 +109,15 @@ def main(scenario, rank, world, rendezvous, out):
                 step += 1
             cp.close()
         result["checks"] = checks
+        result["half"] = []  # bf16 and fp16 (computed in fp32, rounded once on output)
+        for dtype in ("BF16", "FP16"):
+            model = dataclasses.replace(MODEL, dtype=dtype)
+            with fcp_torch.ContextParallel(rank, world, rendezvous=rendezvous, model=model,
+                                           strategy="fcp", job_id=f"ref-{dtype}", threads=1,
+                                           timeout_s=60) as cp:
+                result["half"].append({"dtype": dtype,
+                                       **check_attention(cp, step, "fcp", "mixed")})
+            step += 1
     elif scenario == "killed":
         cp = fcp_torch.ContextParallel(rank, world, rendezvous=rendezvous, model=MODEL,
                                        strategy="ring", threads=1, timeout_s=5)
