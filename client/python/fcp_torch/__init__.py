@@ -15,7 +15,7 @@ Over libfcp.so (fcp/c_api.h) through ctypes: no torch headers or compiler. The l
 through FCP_LIBRARY, next to this package, or in the source tree's build/client/.
 """
 
-from fcp_torch._capi import FcpError
+from fcp_capi import FcpError
 from fcp_torch.context_parallel import ContextParallel
 from fcp_torch.model import Mask, Model
 from fcp_torch.plan import Plan

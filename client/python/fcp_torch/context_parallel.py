@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from fcp_torch import _capi
+import fcp_capi as _capi
 from fcp_torch.functions import Attention, Context, Undispatch
 from fcp_torch.model import Mask, Model
 from fcp_torch.plan import Plan

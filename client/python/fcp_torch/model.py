@@ -6,7 +6,7 @@ import dataclasses
 
 import torch
 
-from fcp_torch import _capi
+import fcp_capi as _capi
 
 _TORCH_DTYPES = {"BF16": torch.bfloat16, "FP16": torch.float16, "FP32": torch.float32}
 

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from fcp_torch import _capi
+import fcp_capi as _capi
 from fcp_torch.model import Mask
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import datetime
 
-from fcp_torch import _capi
+import fcp_capi as _capi
 
 
 class StoreAdapter:

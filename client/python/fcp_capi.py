@@ -1,8 +1,11 @@
-"""libfcp.so through ctypes: the structs and functions of fcp/c_api.h that fcp_torch uses.
+"""libfcp.so through ctypes: the structs and functions of fcp/c_api.h and fcp/c_exec_api.h that
+fcp_torch uses, with no dependency beyond the standard library (tests/test_client.py uses the
+structs too).
 
-The library is found through FCP_LIBRARY (a path to libfcp.so), else next to this package, else
-in the source tree's build/client/. Every call goes through `call`, which raises FcpError with the
-library's status code and message (which names the offending argument).
+The library is found through FCP_LIBRARY (a path to libfcp.so), else next to fcp_torch (in its
+folder or beside it), else in the source tree's build/client/. Every call goes through `call`,
+which raises FcpError with the library's status code and message (which names the offending
+argument).
 """
 
 from __future__ import annotations
@@ -133,9 +136,9 @@ def _candidates():
     env = os.environ.get("FCP_LIBRARY")
     if env:
         return [env]  # explicit: nothing else is tried
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(os.path.dirname(os.path.dirname(here)))  # client/python/fcp_torch
-    return [os.path.join(here, "libfcp.so"), os.path.join(os.path.dirname(here), "libfcp.so"),
+    here = os.path.dirname(os.path.abspath(__file__))  # client/python
+    root = os.path.dirname(os.path.dirname(here))
+    return [os.path.join(here, "fcp_torch", "libfcp.so"), os.path.join(here, "libfcp.so"),
             os.path.join(root, "build", "client", "libfcp.so")]
 
 
