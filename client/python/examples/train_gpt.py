@@ -82,7 +82,8 @@ def next_token_targets(tokens: torch.Tensor, lengths) -> torch.Tensor:
 def rope(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Rotary embedding of x [tokens, heads, d] at each token's position in its document."""
     half = x.shape[-1] // 2
-    inv_freq = 1.0 / (10000 ** (torch.arange(half, dtype=torch.float32) / half))
+    inv_freq = 1.0 / (10000 ** (torch.arange(half, dtype=torch.float32,
+                                              device=x.device) / half))
     angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]
     cos, sin = angles.cos()[:, None, :].to(x.dtype), angles.sin()[:, None, :].to(x.dtype)
     x1, x2 = x[..., :half], x[..., half:]
@@ -134,12 +135,12 @@ class GPT(nn.Module):
 
 
 # ---- training ----
-def build(args):
+def build(args, device):
     model = fcp_torch.Model(num_q_heads=args.heads, num_kv_heads=args.kv_heads,
                             head_dim=args.dim // args.heads, dtype="FP32", hidden_size=args.dim,
                             ffn_hidden_size=4 * args.dim, mlp=args.mlp)
     torch.manual_seed(args.seed)
-    gpt = GPT(model, args.layers)
+    gpt = GPT(model, args.layers).to(device)  # initialized on the CPU: the same everywhere
     optimizer = torch.optim.AdamW(gpt.parameters(), lr=args.lr, weight_decay=0.01)
     return model, gpt, optimizer
 
@@ -147,7 +148,10 @@ def build(args):
 def train(args, rank: int, world: int) -> int:
     """One rank (or, with world 0, the single-process reference)."""
     torch.set_num_threads(args.threads)
-    model, gpt, optimizer = build(args)
+    device = torch.device(args.device)
+    if device.type == "cuda" and device.index is None:  # ranks share the GPUs round-robin
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+    model, gpt, optimizer = build(args, device)
     files = corpus(args.data_dir, args.max_doc_len)
     cp = None
     if world:
@@ -159,6 +163,7 @@ def train(args, rank: int, world: int) -> int:
         coordinator = None if args.coordinator == "local" else args.coordinator
         cp = fcp_torch.ContextParallel(rank, world, rendezvous=store, coordinator=coordinator,
                                        strategy=args.strategy, model=model, job_id=args.job,
+                                       device=device,
                                        threads=args.threads, timeout_s=args.timeout_s)
     log = open(args.json_log, "w") if args.json_log and rank == 0 else None
     for step in range(args.steps):
@@ -166,9 +171,10 @@ def train(args, rank: int, world: int) -> int:
         lengths, tokens = draw_batch(files, args.seed, step, args.tokens_per_step)
         targets = next_token_targets(tokens, lengths)
         count = int((targets != -100).sum())
+        tokens, targets = tokens.to(device), targets.to(device)
         optimizer.zero_grad(set_to_none=True)
         if cp is None:
-            positions = torch.cat([torch.arange(n) for n in lengths])
+            positions = torch.cat([torch.arange(n) for n in lengths]).to(device)
             logits = gpt(tokens, positions, lambda q, k, v: document_attention(q, k, v, lengths))
             loss = F.cross_entropy(logits, targets, ignore_index=-100, reduction="sum") / count
             loss.backward()
@@ -297,6 +303,8 @@ def parse(argv):
     parser.add_argument("--strategy", default="auto")
     parser.add_argument("--coordinator", help="HOST:PORT, or 'local' (default: start one)")
     parser.add_argument("--job", default="train_gpt")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, or cuda (rank r on GPU r %% the GPU count)")
     parser.add_argument("--threads", type=int, default=1, help="torch and fcp CPU threads")
     parser.add_argument("--timeout-s", type=float, default=120)
     parser.add_argument("--json-log", help="write each step's record here (JSON lines)")
