@@ -78,11 +78,16 @@ class MemoryStore {
   std::map<std::string, std::string> values_;
 };
 
-fcp_plan* MakePlan(int32_t world, int mask, const char* strategy) {
+// A client that plans locally (no coordinator), and a batch of kLengths for `world` ranks.
+fcp_client* LocalClient() {
   fcp_client_options options;
   fcp_client_options_init(&options);
   fcp_client* client = nullptr;
   EXPECT_EQ(fcp_client_new(&options, &client, nullptr), FCP_OK);
+  return client;
+}
+
+fcp_batch TestBatch(int32_t world, const char* strategy) {
   fcp_batch batch;
   fcp_batch_init(&batch);
   batch.job_id = "c-exec";
@@ -94,6 +99,13 @@ fcp_plan* MakePlan(int32_t world, int mask, const char* strategy) {
   batch.head_dim = kHeadDim;
   batch.num_workers = world;
   batch.strategy = strategy;
+  return batch;
+}
+
+// Every rank's slices, every document under mask kind `mask` (window 37, prefix 50).
+fcp_plan* MakePlan(int32_t world, int mask, const char* strategy) {
+  fcp_client* client = LocalClient();
+  const fcp_batch batch = TestBatch(world, strategy);
   std::vector<fcp_mask> masks(kLengths.size(), fcp_mask{mask, 37, 50});
   fcp_plan* plan = nullptr;
   fcp_error error;
@@ -522,17 +534,10 @@ TEST_F(CExecApiBadInputTest, DispatchAndRows) {
   EXPECT_EQ(count, n_);  // set even when the arrays are too small
   EXPECT_INVALID(fcp_plan_rank_tokens(plan_, 0, index.data(), nullptr, -1, &count, error),
                  "capacity");
-  fcp_plan* some = nullptr;
+  fcp_plan* some = nullptr;  // rank 2's slice only
   {
-    fcp_client_options options;
-    fcp_client_options_init(&options);
-    fcp_client* client = nullptr;
-    ASSERT_EQ(fcp_client_new(&options, &client, nullptr), FCP_OK);
-    fcp_batch batch;
-    fcp_batch_init(&batch);
-    batch.document_lengths = kLengths.data();
-    batch.num_documents = kLengths.size();
-    batch.num_workers = 4;
+    fcp_client* client = LocalClient();
+    fcp_batch batch = TestBatch(4, "fcp");
     const int32_t rank = 2;
     batch.ranks = &rank;
     batch.num_ranks = 1;

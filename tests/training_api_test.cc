@@ -26,6 +26,7 @@
 #include "service/planner/status_macros.h"
 #include "service/planner/token_dispatch.h"
 #include "worker/executor.h"
+#include "worker/executor_testing.h"
 #include "worker/loopback_transport.h"
 #include "worker/row_exchange.h"
 
@@ -36,30 +37,6 @@ using kernels::DType;
 
 constexpr int kLayers = 2;
 constexpr int64_t kStep = 5;
-
-Mask MaskOf(int kind) {
-  switch (kind) {
-    case 1:
-      return Mask::Full();
-    case 2:
-      return Mask::SlidingWindow(37);
-    case 3:
-      return Mask::PrefixLm(50);
-    default:
-      return Mask::Causal();
-  }
-}
-
-Batch MakeBatch(const Mask& mask, int32_t world) {
-  Batch batch;
-  batch.model.num_q_heads = 4;
-  batch.model.num_kv_heads = 2;
-  batch.model.head_dim = 16;
-  batch.topology.num_workers = world;
-  batch.topology.workers_per_node = 2;
-  for (int64_t length : {131, 7, 1, 200, 65, 90}) batch.documents.push_back({length, mask});
-  return batch;
-}
 
 // Global tensors of one layer: rows of every token of the batch, in global order.
 struct Globals {
@@ -205,15 +182,6 @@ std::vector<RankResult> RunTraining(const Plan& plan, int32_t world, DType dtype
   return results;
 }
 
-Plan MakeTestPlan(const Batch& batch, const std::string& strategy) {
-  PlanOptions options;
-  options.strategy = strategy;
-  options.block_size = 64;
-  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
-  EXPECT_TRUE(plan.ok()) << plan.status();
-  return plan.ok() ? *std::move(plan) : Plan();
-}
-
 // Checks every rank's outputs of every layer against the reference of its (rounded) inputs.
 void ExpectMatchesReference(const Batch& batch, const Plan& plan, int32_t world, DType dtype,
                             double tolerance) {
@@ -249,8 +217,8 @@ class TrainingApiTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(TrainingApiTest, Fp32EqualsReferenceAttention) {
   const auto& [mask, strategy, world] = GetParam();
-  const Batch batch = MakeBatch(MaskOf(mask), world);
-  const Plan plan = MakeTestPlan(batch, strategy);
+  const Batch batch = BackendTestBatch(MaskOfKind(mask), world, 16, 3);
+  const Plan plan = BackendTestPlan(batch, strategy);
   ASSERT_EQ(static_cast<int32_t>(plan.workers.size()), world);
   ExpectMatchesReference(batch, plan, world, DType::kFp32, 1e-5);
 }
@@ -270,8 +238,8 @@ class TrainingApiDtypeTest : public ::testing::TestWithParam<std::tuple<int, DTy
 TEST_P(TrainingApiDtypeTest, HalfInputsEqualReferenceWithinOneRounding) {
   const auto& [mask, dtype] = GetParam();
   const double rounding = dtype == DType::kBf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
-  const Batch batch = MakeBatch(MaskOf(mask), 3);
-  ExpectMatchesReference(batch, MakeTestPlan(batch, "fcp"), 3, dtype, rounding + 1e-5);
+  const Batch batch = BackendTestBatch(MaskOfKind(mask), 3, 16, 3);
+  ExpectMatchesReference(batch, BackendTestPlan(batch, "fcp"), 3, dtype, rounding + 1e-5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, TrainingApiDtypeTest,
@@ -287,8 +255,8 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, TrainingApiDtypeTest,
 TEST(RowExchangeTest, ScatterAddSumsEveryRanksRowsOfItsTokens) {
   for (DType dtype : {DType::kFp32, DType::kBf16}) {
     const int32_t world = 3;
-    const Batch batch = MakeBatch(Mask::Causal(), world);
-    const Plan plan = MakeTestPlan(batch, "fcp");
+    const Batch batch = BackendTestBatch(Mask::Causal(), world, 16, 3);
+    const Plan plan = BackendTestPlan(batch, "fcp");
     const int64_t total = TotalTokens(plan), row = 6;
     std::mt19937 rng(5);
     std::vector<std::vector<float>> globals(world);
@@ -325,8 +293,8 @@ TEST(RowExchangeTest, ScatterAddSumsEveryRanksRowsOfItsTokens) {
 // A rank that never shows up fails the others' forward within the timeout, naming it.
 TEST(TrainingApiFaultTest, AnAbsentPeerFailsTheOthersNamingIt) {
   const int32_t world = 3;
-  const Batch batch = MakeBatch(Mask::Causal(), world);
-  const Plan plan = MakeTestPlan(batch, "ring");
+  const Batch batch = BackendTestBatch(Mask::Causal(), world, 16, 3);
+  const Plan plan = BackendTestPlan(batch, "ring");
   LoopbackHub hub(world);
   std::vector<absl::Status> status(world);
   std::vector<std::thread> threads;
@@ -350,8 +318,8 @@ TEST(TrainingApiFaultTest, AnAbsentPeerFailsTheOthersNamingIt) {
 }
 
 TEST(TrainingApiArgsTest, BadTensorsAndContextsAreRefusedBeforeAnyExchange) {
-  const Batch batch = MakeBatch(Mask::Causal(), 1);
-  const Plan plan = MakeTestPlan(batch, "fcp");
+  const Batch batch = BackendTestBatch(Mask::Causal(), 1, 16, 3);
+  const Plan plan = BackendTestPlan(batch, "fcp");
   LoopbackHub hub(1);
   LoopbackTransport transport(&hub, 0);
   Executor executor(&transport, {4, 2, 16}, 1), other(&transport, {4, 2, 16}, 1);

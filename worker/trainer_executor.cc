@@ -185,11 +185,9 @@ absl::Status TrainerExecutor::Backward(ForwardContext& context, const BackwardTe
   return absl::OkStatus();
 }
 
-absl::Status TrainerExecutor::GatherRows(const Plan& plan, int64_t step, int64_t row_bytes,
-                                         const void* local, void* global) {
-  if (row_bytes < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("row_bytes: must be >= 1, got ", row_bytes));
-  }
+absl::Status TrainerExecutor::ExchangeRows(const Plan& plan, int64_t step, size_t row_bytes,
+                                           void* local, void* global, bool gather,
+                                           const RowExchange& exchange) {
   ASSIGN_OR_RETURN(RankTokens mine, RankTokensOf(plan, options_.rank));
   const size_t local_bytes = mine.global_index.size() * row_bytes;
   const size_t global_bytes = static_cast<size_t>(TotalTokens(plan)) * row_bytes;
@@ -200,15 +198,31 @@ absl::Status TrainerExecutor::GatherRows(const Plan& plan, int64_t step, int64_t
   Executor& executor = *parts_->executor;
   ExecutorBackend& backend = executor.backend();
   const uint64_t tag = RowsTag(step, executor.NextCall());
-  if (!backend.device_memory()) {
-    return fcp::GatherRows(*parts_->transport, plan, tag, row_bytes, local, global);
-  }
+  Transport& transport = *parts_->transport;
+  if (!backend.device_memory()) return exchange(transport, tag, local, global);
+  // Device buffers: the input comes to the host, the output goes back.
   std::vector<char> host_local(local_bytes), host_global(global_bytes);
-  RETURN_IF_ERROR(backend.CopyToHost(host_local.data(), local, local_bytes));
-  RETURN_IF_ERROR(fcp::GatherRows(*parts_->transport, plan, tag, row_bytes, host_local.data(),
-                                  host_global.data()));
-  RETURN_IF_ERROR(backend.CopyFromHost(global, host_global.data(), global_bytes));
+  const void* in = gather ? local : global;
+  void* in_host = gather ? host_local.data() : host_global.data();
+  RETURN_IF_ERROR(backend.CopyToHost(in_host, in, gather ? local_bytes : global_bytes));
+  RETURN_IF_ERROR(exchange(transport, tag, host_local.data(), host_global.data()));
+  if (gather) {
+    RETURN_IF_ERROR(backend.CopyFromHost(global, host_global.data(), global_bytes));
+  } else {
+    RETURN_IF_ERROR(backend.CopyFromHost(local, host_local.data(), local_bytes));
+  }
   return backend.Synchronize();
+}
+
+absl::Status TrainerExecutor::GatherRows(const Plan& plan, int64_t step, int64_t row_bytes,
+                                         const void* local, void* global) {
+  if (row_bytes < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("row_bytes: must be >= 1, got ", row_bytes));
+  }
+  return ExchangeRows(plan, step, row_bytes, const_cast<void*>(local), global, /*gather=*/true,
+                      [&](Transport& transport, uint64_t tag, void* l, void* g) {
+                        return fcp::GatherRows(transport, plan, tag, row_bytes, l, g);
+                      });
 }
 
 absl::Status TrainerExecutor::ScatterAddRows(const Plan& plan, int64_t step, kernels::DType dtype,
@@ -218,26 +232,11 @@ absl::Status TrainerExecutor::ScatterAddRows(const Plan& plan, int64_t step, ker
     return absl::InvalidArgumentError(
         absl::StrCat("row_elements: must be >= 1, got ", row_elements));
   }
-  ASSIGN_OR_RETURN(RankTokens mine, RankTokensOf(plan, options_.rank));
-  const size_t row_bytes = row_elements * kernels::DTypeBytes(dtype);
-  const size_t local_bytes = mine.global_index.size() * row_bytes;
-  const size_t global_bytes = static_cast<size_t>(TotalTokens(plan)) * row_bytes;
-  if ((local == nullptr && local_bytes > 0) || (global == nullptr && global_bytes > 0)) {
-    return absl::InvalidArgumentError(local == nullptr ? "local: NULL" : "global: NULL");
-  }
-  absl::MutexLock lock(&mu_);
-  Executor& executor = *parts_->executor;
-  ExecutorBackend& backend = executor.backend();
-  const uint64_t tag = RowsTag(step, executor.NextCall());
-  if (!backend.device_memory()) {
-    return fcp::ScatterAddRows(*parts_->transport, plan, tag, dtype, row_elements, global, local);
-  }
-  std::vector<char> host_local(local_bytes), host_global(global_bytes);
-  RETURN_IF_ERROR(backend.CopyToHost(host_global.data(), global, global_bytes));
-  RETURN_IF_ERROR(fcp::ScatterAddRows(*parts_->transport, plan, tag, dtype, row_elements,
-                                      host_global.data(), host_local.data()));
-  RETURN_IF_ERROR(backend.CopyFromHost(local, host_local.data(), local_bytes));
-  return backend.Synchronize();
+  return ExchangeRows(plan, step, row_elements * kernels::DTypeBytes(dtype), local,
+                      const_cast<void*>(global), /*gather=*/false,
+                      [&](Transport& transport, uint64_t tag, void* l, void* g) {
+                        return fcp::ScatterAddRows(transport, plan, tag, dtype, row_elements, g, l);
+                      });
 }
 
 StepStats TrainerExecutor::last_stats() const {

@@ -15,6 +15,7 @@
 #define FCP_WORKER_TRAINER_EXECUTOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -83,6 +84,13 @@ class TrainerExecutor {
 
  private:
   TrainerExecutor(const TrainerExecutorOptions& options, std::unique_ptr<Parts> parts);
+  // Runs `exchange` on host buffers (local, global) under the next call's tag: the caller's own
+  // on the CPU; on a GPU, host copies (the input copied in, the output copied back: local to
+  // global for a gather, global to local for a scatter).
+  using RowExchange =
+      std::function<absl::Status(Transport& transport, uint64_t tag, void* local, void* global)>;
+  absl::Status ExchangeRows(const Plan& plan, int64_t step, size_t row_bytes, void* local,
+                            void* global, bool gather, const RowExchange& exchange);
 
   const TrainerExecutorOptions options_;
   mutable absl::Mutex mu_;
