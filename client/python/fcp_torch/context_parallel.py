@@ -51,6 +51,8 @@ def _device(device) -> torch.device:
         raise ValueError(f"device: 'cpu' or 'cuda[:N]', got {device!r}") from None
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"device: 'cpu' or 'cuda[:N]', got {device}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device}, but torch sees no CUDA device")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     return device
@@ -86,6 +88,8 @@ class ContextParallel:
             raise ValueError(f"coordinator: 'HOST:PORT' or None, got {coordinator!r}")
         if metrics_port is not None:
             _int("metrics_port", metrics_port, 1)
+        if not isinstance(job_id, str) or not job_id:
+            raise ValueError(f"job_id: a non-empty string, got {job_id!r}")
         if not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
             raise ValueError(f"timeout_s: must be > 0, got {timeout_s!r}")
         self.model, self.strategy, self.job_id = model, strategy, job_id
@@ -93,10 +97,11 @@ class ContextParallel:
         if transport is None:
             transport = "loopback" if world_size == 1 else "gloo"
         if transport not in ("loopback", "gloo", "nccl"):
-            raise ValueError(f"transport: 'gloo' or 'nccl', got {transport!r}")
+            raise ValueError(f"transport: 'gloo', 'nccl' or 'loopback' (world_size 1), got "
+                             f"{transport!r}")
         if transport == "nccl" and self.device.type != "cuda":
             raise ValueError("transport: 'nccl' needs device 'cuda'")
-        store, rendezvous = self._rendezvous(rendezvous, coordinator, transport)
+        store, rendezvous = self._rendezvous(rendezvous, coordinator)
 
         self._lib = _capi.library()
         self._contexts = weakref.WeakSet()
@@ -138,7 +143,7 @@ class ContextParallel:
             raise
         self._client = client.value
 
-    def _rendezvous(self, rendezvous, coordinator, transport):
+    def _rendezvous(self, rendezvous, coordinator):
         """(StoreAdapter or None, rendezvous string or None)."""
         if rendezvous is None:
             if coordinator is not None:

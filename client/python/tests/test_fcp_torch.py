@@ -138,6 +138,9 @@ class BadInputTest(unittest.TestCase):
         self.raises(ValueError, "world_size", new, 0, 0)
         self.raises(TypeError, "model", new, 0, 1, model=object())
         self.raises(ValueError, "device", new, 0, 1, device="tpu")
+        if not torch.cuda.is_available():
+            self.raises(ValueError, "device", new, 0, 1, device="cuda")
+        self.raises(ValueError, "job_id", new, 0, 1, job_id="")
         self.raises(ValueError, "transport", new, 0, 1, transport="mpi")
         self.raises(ValueError, "transport", new, 0, 1, transport="nccl")  # needs cuda
         self.raises(ValueError, "rendezvous", new, 0, 2)
