@@ -31,7 +31,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/call_and_wait.h"
-#include "client/workload.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
 #include "google/protobuf/arena.h"
@@ -42,8 +41,9 @@
 #include "grpcpp/support/proto_buffer_writer.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/registry.h"
+#include "proto/plan_convert.h"
 #include "service/coordinator.h"
-#include "service/plan_convert.h"
+#include "workload/workload.h"
 
 ABSL_FLAG(std::string, target, "", "fcp-coordinator HOST:PORT; empty = start one in-process");
 ABSL_FLAG(std::string, lengths, std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths",

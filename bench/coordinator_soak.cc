@@ -40,17 +40,17 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "client/workload.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
 #include "google/protobuf/arena.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "proto/plan_convert.h"
 #include "service/metrics_testing.h"
-#include "service/plan_convert.h"
 #include "tests/http_get.h"
 #include "tests/subprocess.h"
+#include "workload/workload.h"
 
 ABSL_FLAG(std::string, coordinator, FCP_COORDINATOR, "the fcp-coordinator binary");
 ABSL_FLAG(std::string, lengths, std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths",

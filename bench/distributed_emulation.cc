@@ -29,16 +29,16 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "bench/stream_timer.h"
-#include "client/cli/args.h"
-#include "client/cli/plan_config.h"
-#include "client/workload.h"
+#include "common/status_macros.h"
 #include "kernels/attention_cuda.h"
 #include "kernels/cuda_status.h"
 #include "service/planner/cost_model.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
-#include "service/planner/status_macros.h"
 #include "service/planner/timeline.h"
+#include "workload/flags.h"
+#include "workload/plan_config.h"
+#include "workload/workload.h"
 
 ABSL_FLAG(int32_t, reps, 5, "timed repetitions of each rank's rounds (median per round)");
 ABSL_FLAG(int32_t, warmup, 1, "untimed repetitions first");

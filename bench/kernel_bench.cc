@@ -30,12 +30,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "bench/stream_timer.h"
-#include "client/workload.h"
+#include "common/status_macros.h"
 #include "kernels/attention_cuda.h"
 #include "kernels/attention_cuda_testing.h"
 #include "kernels/cuda_status.h"
 #include "service/planner/mask_math.h"
-#include "service/planner/status_macros.h"
+#include "workload/workload.h"
 
 ABSL_FLAG(std::string, lengths, std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths",
           "document lengths file for the varlen batch");

@@ -13,8 +13,8 @@
 
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
-#include "client/workload.h"
 #include "service/planner/planner.h"
+#include "workload/workload.h"
 
 namespace fcp {
 namespace {

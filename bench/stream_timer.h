@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/status_macros.h"
 #include "kernels/cuda_status.h"
-#include "service/planner/status_macros.h"
 
 namespace fcp {
 namespace bench {

@@ -13,7 +13,7 @@
 #include "absl/time/time.h"
 #include "client/c_api_internal.h"
 #include "fcp/client.h"
-#include "service/plan_convert.h"
+#include "proto/plan_convert.h"
 
 struct fcp_client {
   std::unique_ptr<fcp::PlannerClient> client;

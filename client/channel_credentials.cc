@@ -5,8 +5,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "service/pem.h"
-#include "service/planner/status_macros.h"
+#include "common/pem.h"
+#include "common/status_macros.h"
 
 namespace fcp {
 

@@ -19,7 +19,7 @@
 namespace fcp {
 
 // Insecure credentials when !tls.enabled, else SSL credentials with the PEM files read and checked
-// (see service/pem.h). InvalidArgument naming the field (tls.ca_file, tls.cert_file,
+// (see common/pem.h). InvalidArgument naming the field (tls.ca_file, tls.cert_file,
 // tls.key_file) for a missing, unreadable or mismatched file, or a certificate without its key.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> NewChannelCredentials(
     const ClientTlsOptions& tls);

@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "client/cli/args.h"
 #include "client/cli/plan_command.h"
-#include "client/cli/plan_config.h"
 #include "service/planner/planner.h"
+#include "workload/flags.h"
+#include "workload/plan_config.h"
 
 namespace fcp::cli {
 namespace {

@@ -7,12 +7,14 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/call_and_wait.h"
 #include "client/channel_credentials.h"
+#include "common/status_macros.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -20,8 +22,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
-#include "service/plan_convert.h"
-#include "service/planner/status_macros.h"
+#include "proto/plan_convert.h"
 
 namespace fcp {
 namespace {
@@ -75,44 +76,35 @@ class PlannerClientImpl final : public PlannerClient {
   ~PlannerClientImpl() override {
     absl::MutexLock lock(&mu_);
     for (auto& [step, future] : prefetches_) future.wait();
+    for (auto& [step, future] : batch_prefetches_) future.wait();
   }
 
   absl::StatusOr<PlanResult> PlanBatch(const v1::PlanRequest& request) override {
     ++requests_;
-    absl::StatusOr<PlanResult> result = Plan(request);
-    if (!result.ok()) ++errors_;
-    return result;
+    return CountError(PlanMessage(request));
+  }
+
+  absl::StatusOr<BatchPlanResult> PlanBatch(const BatchRequest& request) override {
+    ++requests_;
+    return CountError(PlanCore(request));
   }
 
   absl::Status Prefetch(v1::PlanRequest request) override {
-    absl::MutexLock lock(&mu_);
     const int64_t step = request.step();
-    if (prefetches_.count(step) > 0) {
-      return absl::AlreadyExistsError(absl::StrCat("step ", step, " is already prefetched"));
-    }
-    if (static_cast<int>(prefetches_.size()) >= options_.max_prefetches) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat(prefetches_.size(), " prefetches not collected by Get (max_prefetches)"));
-    }
-    prefetches_.emplace(step, std::async(std::launch::async,
-                                         [this, r = std::move(request)] { return PlanBatch(r); }));
-    ++prefetches_started_;
-    return absl::OkStatus();
+    return StartPrefetch(step, &prefetches_,
+                         [this, r = std::move(request)] { return PlanBatch(r); });
   }
 
-  absl::StatusOr<PlanResult> Get(int64_t step) override {
-    std::future<absl::StatusOr<PlanResult>> future;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = prefetches_.find(step);
-      if (it == prefetches_.end()) {
-        return absl::NotFoundError(absl::StrCat("step ", step, " was not prefetched"));
-      }
-      future = std::move(it->second);
-      prefetches_.erase(it);
-    }
-    if (future.wait_for(std::chrono::seconds(0)) == std::future_status::ready) ++prefetch_hits_;
-    return future.get();
+  absl::Status Prefetch(BatchRequest request) override {
+    const int64_t step = request.step;
+    return StartPrefetch(step, &batch_prefetches_,
+                         [this, r = std::move(request)] { return PlanBatch(r); });
+  }
+
+  absl::StatusOr<PlanResult> Get(int64_t step) override { return Collect(step, &prefetches_); }
+
+  absl::StatusOr<BatchPlanResult> GetPlan(int64_t step) override {
+    return Collect(step, &batch_prefetches_);
   }
 
   absl::StatusOr<v1::ListStrategiesResponse> ListStrategies() override {
@@ -141,18 +133,120 @@ class PlannerClientImpl final : public PlannerClient {
   }
 
  private:
-  absl::StatusOr<PlanResult> Plan(const v1::PlanRequest& request) {
-    if (stub_ == nullptr) return PlanLocally(request, PlanSource::kLocal);
-    absl::StatusOr<PlanResult> remote = CallCoordinator(request);
-    if (remote.ok() || !options_.local_fallback || !ShouldFallBack(remote.status().code())) {
-      return remote;
+  template <typename Result>
+  using Prefetches = std::map<int64_t, std::future<absl::StatusOr<Result>>>;
+
+  template <typename Result>
+  absl::StatusOr<Result> CountError(absl::StatusOr<Result> result) {
+    if (!result.ok()) ++errors_;
+    return result;
+  }
+
+  // Starts plan() for `step` in the background; `prefetches` is one of the two maps.
+  template <typename Result, typename Fn>
+  absl::Status StartPrefetch(int64_t step, Prefetches<Result>* prefetches, Fn plan) {
+    absl::MutexLock lock(&mu_);
+    if (prefetches_.count(step) + batch_prefetches_.count(step) > 0) {
+      return absl::AlreadyExistsError(absl::StrCat("step ", step, " is already prefetched"));
+    }
+    const size_t in_flight = prefetches_.size() + batch_prefetches_.size();
+    if (static_cast<int>(in_flight) >= options_.max_prefetches) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(in_flight, " prefetches not collected by Get (max_prefetches)"));
+    }
+    prefetches->emplace(step, std::async(std::launch::async, std::move(plan)));
+    ++prefetches_started_;
+    return absl::OkStatus();
+  }
+
+  template <typename Result>
+  absl::StatusOr<Result> Collect(int64_t step, Prefetches<Result>* prefetches) {
+    std::future<absl::StatusOr<Result>> future;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = prefetches->find(step);
+      if (it == prefetches->end()) {
+        return absl::NotFoundError(absl::StrCat("step ", step, " was not prefetched"));
+      }
+      future = std::move(it->second);
+      prefetches->erase(it);
+    }
+    if (future.wait_for(std::chrono::seconds(0)) == std::future_status::ready) ++prefetch_hits_;
+    return future.get();
+  }
+
+  // The coordinator's answer to `wire` through `accept`, or, when it cannot answer and fallback
+  // is on, `local(kLocalFallback)`; `local(kLocal)` without a target.
+  template <typename Result>
+  absl::StatusOr<Result> RemoteOrLocal(
+      const v1::PlanRequest& wire,
+      absl::FunctionRef<absl::StatusOr<Result>(v1::PlanResponse)> accept,
+      absl::FunctionRef<absl::StatusOr<Result>(PlanSource)> local) {
+    if (stub_ == nullptr) return local(PlanSource::kLocal);
+    absl::StatusOr<v1::PlanResponse> response = CallCoordinator(wire);
+    if (response.ok()) return accept(*std::move(response));
+    if (!options_.local_fallback || !ShouldFallBack(response.status().code())) {
+      return response.status();
     }
     ++fallbacks_;
-    return PlanLocally(request, PlanSource::kLocalFallback);
+    return local(PlanSource::kLocalFallback);
+  }
+
+  absl::StatusOr<PlanResult> PlanMessage(const v1::PlanRequest& request) {
+    return RemoteOrLocal<PlanResult>(
+        request,
+        [&](v1::PlanResponse response) -> absl::StatusOr<PlanResult> {
+          if (options_.verify_plan_id) {
+            ASSIGN_OR_RETURN(const std::string expected, ExpectedPlanId(request));
+            RETURN_IF_ERROR(CheckPlanId(response.plan().plan_id(), expected));
+          }
+          PlanResult result;
+          result.cache_hit = response.cache_hit();
+          result.source = PlanSource::kCoordinator;
+          result.plan = std::move(*response.mutable_plan());
+          return result;
+        },
+        [&](PlanSource source) { return PlanLocally(request, source); });
+  }
+
+  // Core types end to end: protobuf only for the wire, the plan id computed once (by MakePlan
+  // locally, for the check against the coordinator's reply otherwise).
+  absl::StatusOr<BatchPlanResult> PlanCore(const BatchRequest& request) {
+    const PlanOptions options = RequestedOptions(request.options, options_.fallback_defaults);
+    v1::PlanRequest wire;
+    if (stub_ != nullptr) {
+      wire.set_job_id(request.job_id);
+      wire.set_step(request.step);
+      BatchToProto(request.batch, &wire);
+      OptionsToProto(request.options, wire.mutable_options());
+      for (int32_t rank : request.ranks) wire.add_ranks(rank);
+    }
+    return RemoteOrLocal<BatchPlanResult>(
+        wire,
+        [&](v1::PlanResponse response) -> absl::StatusOr<BatchPlanResult> {
+          if (options_.verify_plan_id) {
+            RETURN_IF_ERROR(
+                CheckPlanId(response.plan().plan_id(), ComputePlanId(request.batch, options)));
+          }
+          BatchPlanResult result;
+          ASSIGN_OR_RETURN(result.plan, PlanFromProto(response.plan()));
+          result.cache_hit = response.cache_hit();
+          result.source = PlanSource::kCoordinator;
+          return result;
+        },
+        [&](PlanSource source) -> absl::StatusOr<BatchPlanResult> {
+          BatchPlanResult result;
+          result.source = source;
+          ASSIGN_OR_RETURN(result.plan,
+                           MakePlan(request.batch, options,
+                                    request.ranks.empty() ? OutputSpec::AllRanks()
+                                                          : OutputSpec::Ranks(request.ranks)));
+          return result;
+        });
   }
 
   // Attempts until success, an error other than UNAVAILABLE, max_attempts or the deadline.
-  absl::StatusOr<PlanResult> CallCoordinator(const v1::PlanRequest& request) {
+  absl::StatusOr<v1::PlanResponse> CallCoordinator(const v1::PlanRequest& request) {
     const absl::Time deadline = absl::Now() + options_.deadline;
     absl::Duration backoff = options_.initial_backoff;
     absl::BitGen jitter;
@@ -164,7 +258,7 @@ class PlannerClientImpl final : public PlannerClient {
       const grpc::Status status = CallAndWait([&](auto done) {
         stub_->async()->PlanBatch(&context, &request, &response, std::move(done));
       });
-      if (status.ok()) return Accept(request, std::move(response));
+      if (status.ok()) return response;
       if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
           attempt >= options_.max_attempts) {
         return WithTlsHint(FromGrpc(status), options_.tls);
@@ -177,21 +271,11 @@ class PlannerClientImpl final : public PlannerClient {
     }
   }
 
-  absl::StatusOr<PlanResult> Accept(const v1::PlanRequest& request, v1::PlanResponse response) {
-    if (options_.verify_plan_id) {
-      ASSIGN_OR_RETURN(const std::string expected, ExpectedPlanId(request));
-      if (response.plan().plan_id() != expected) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "plan id mismatch: the coordinator sent ", response.plan().plan_id(),
-            ", this client computes ", expected,
-            " (different planner version or defaults: local fallback plans would differ)"));
-      }
-    }
-    PlanResult result;
-    result.cache_hit = response.cache_hit();
-    result.source = PlanSource::kCoordinator;
-    result.plan = std::move(*response.mutable_plan());
-    return result;
+  static absl::Status CheckPlanId(const std::string& got, const std::string& expected) {
+    if (got == expected) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "plan id mismatch: the coordinator sent ", got, ", this client computes ", expected,
+        " (different planner version or defaults: local fallback plans would differ)"));
   }
 
   absl::StatusOr<std::string> ExpectedPlanId(const v1::PlanRequest& request) const {
@@ -219,7 +303,8 @@ class PlannerClientImpl final : public PlannerClient {
   std::atomic<int64_t> requests_{0}, rpcs_{0}, retries_{0}, fallbacks_{0}, errors_{0};
   std::atomic<int64_t> prefetches_started_{0}, prefetch_hits_{0};
   absl::Mutex mu_;
-  std::map<int64_t, std::future<absl::StatusOr<PlanResult>>> prefetches_ ABSL_GUARDED_BY(mu_);
+  Prefetches<PlanResult> prefetches_ ABSL_GUARDED_BY(mu_);             // Prefetch(v1)
+  Prefetches<BatchPlanResult> batch_prefetches_ ABSL_GUARDED_BY(mu_);  // Prefetch(BatchRequest)
 };
 
 }  // namespace

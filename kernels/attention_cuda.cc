@@ -10,10 +10,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "kernels/attention_cuda_launch.h"
 #include "kernels/attention_cuda_tables.h"
 #include "kernels/cuda_status.h"
-#include "service/planner/status_macros.h"
 
 namespace fcp {
 namespace kernels {

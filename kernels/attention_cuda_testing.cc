@@ -13,10 +13,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "kernels/cuda_status.h"
 #include "kernels/reference.h"
 #include "kernels/test_util.h"
-#include "service/planner/status_macros.h"
 
 namespace fcp {
 namespace kernels {

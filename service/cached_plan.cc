@@ -7,7 +7,7 @@
 #include "google/protobuf/arena.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
-#include "service/plan_convert.h"
+#include "proto/plan_convert.h"
 
 namespace fcp {
 namespace {

@@ -6,7 +6,7 @@
 #include "fcp/v1/planner.pb.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "service/plan_convert.h"
+#include "proto/plan_convert.h"
 #include "service/planner/planner.h"
 #include "service/test_requests.h"
 

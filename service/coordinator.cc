@@ -6,13 +6,13 @@
 
 #include "absl/base/call_once.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "service/grpc_metrics.h"
-#include "service/planner/status_macros.h"
 
 namespace fcp {
 namespace {

@@ -5,8 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "service/plan_convert.h"
-#include "service/planner/status_macros.h"
+#include "common/status_macros.h"
+#include "proto/plan_convert.h"
 
 namespace fcp {
 
@@ -109,8 +109,9 @@ void PlanningService::StartPlanning(std::string plan_id, std::shared_ptr<const P
   auto task = [this, plan_id, prepared] {
     metrics_->RecordCacheMiss(prepared->job_id);
     const absl::Time start = absl::Now();
+    // Prepare validated the batch and options, and PlanBatch computed the id: not again.
     absl::StatusOr<std::unique_ptr<const PreparedPlan>> plan =
-        PreparePlan(prepared->batch, prepared->options);
+        PreparePlanChecked(prepared->batch, prepared->options, plan_id);
     plannings_.fetch_add(1);
     FlightResult result;
     if (plan.ok()) {

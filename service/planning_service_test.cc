@@ -10,8 +10,8 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "proto/plan_convert.h"
 #include "service/metrics_testing.h"
-#include "service/plan_convert.h"
 #include "service/test_requests.h"
 
 namespace fcp {

@@ -1,8 +1,8 @@
 #include "service/server_credentials.h"
 
 #include "absl/status/status.h"
-#include "service/pem.h"
-#include "service/planner/status_macros.h"
+#include "common/pem.h"
+#include "common/status_macros.h"
 
 namespace fcp {
 

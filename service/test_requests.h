@@ -12,7 +12,7 @@
 #include <string>
 
 #include "fcp/v1/plan.pb.h"
-#include "service/plan_convert.h"
+#include "proto/plan_convert.h"
 #include "service/planner/batch.h"
 
 namespace fcp {

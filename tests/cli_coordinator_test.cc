@@ -15,7 +15,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "service/plan_convert.h"
+#include "proto/plan_convert.h"
 #include "tests/cli_runner.h"
 #include "tests/subprocess.h"
 

@@ -17,7 +17,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "service/plan_convert.h"
+#include "proto/plan_convert.h"
 #include "service/planner/planner.h"
 #include "tests/cli_runner.h"
 

@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "kernels/dtype_convert.h"
 #include "kernels/reference.h"
 #include "service/planner/planner.h"
-#include "service/planner/status_macros.h"
 #include "service/planner/token_dispatch.h"
 #include "worker/executor.h"
 #include "worker/executor_testing.h"

@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/status_macros.h"
 #include "gloo/rendezvous/store.h"
-#include "service/planner/status_macros.h"
 #include "worker/coordinator_store.h"
 #include "worker/file_rendezvous.h"
 #include "worker/gloo_transport.h"

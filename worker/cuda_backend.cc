@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "kernels/attention_cuda.h"
 #include "kernels/cuda_status.h"
-#include "service/planner/status_macros.h"
 #include "worker/executor.h"
 
 namespace fcp {

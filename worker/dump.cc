@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "service/planner/status_macros.h"
+#include "common/status_macros.h"
 
 namespace fcp {
 namespace {

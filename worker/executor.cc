@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "service/planner/status_macros.h"
+#include "common/status_macros.h"
 #include "worker/executor_backend.h"
 #include "worker/executor_pass.h"
 #include "worker/slice_check.h"

@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "service/planner/mask_math.h"
-#include "service/planner/status_macros.h"
 
 namespace fcp {
 namespace {

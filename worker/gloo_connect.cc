@@ -12,9 +12,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "gloo/rendezvous/context.h"
 #include "gloo/transport/tcp/device.h"
-#include "service/planner/status_macros.h"
 #include "worker/file_rendezvous.h"
 #include "worker/gloo_internal.h"
 #include "worker/gloo_transport.h"

@@ -8,9 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "gloo/rendezvous/context.h"
 #include "gloo/transport/unbound_buffer.h"
-#include "service/planner/status_macros.h"
 #include "worker/gloo_internal.h"
 #include "worker/gloo_waiter.h"
 #include "worker/transport_check.h"

@@ -11,7 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "service/planner/status_macros.h"
+#include "common/status_macros.h"
 #include "worker/transport_check.h"
 
 namespace fcp {

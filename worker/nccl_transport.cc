@@ -27,9 +27,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "gloo/rendezvous/store.h"
 #include "kernels/cuda_status.h"
-#include "service/planner/status_macros.h"
 
 namespace fcp {
 namespace {

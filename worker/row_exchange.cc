@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "kernels/dtype_convert.h"
-#include "service/planner/status_macros.h"
 #include "service/planner/token_dispatch.h"
 
 namespace fcp {

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
-#include "service/planner/status_macros.h"
 #include "service/planner/token_dispatch.h"
 #include "worker/connect.h"
 #include "worker/cuda_backend.h"

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "service/planner/status_macros.h"
+#include "common/status_macros.h"
 
 namespace fcp {
 

@@ -11,9 +11,9 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "service/planner/status_macros.h"
 #include "worker/transport_testing.h"
 
 namespace fcp {

@@ -5,10 +5,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "fcp/client.h"
-#include "service/plan_convert.h"
 #include "service/planner/planner.h"
-#include "service/planner/status_macros.h"
 #include "worker/dump.h"
 #include "worker/executor_backend.h"
 #include "worker/reference_check.h"
@@ -79,24 +78,25 @@ class Loop {
     return batch;
   }
 
-  v1::PlanRequest RequestOf(const Batch& batch, int64_t step) const {
-    v1::PlanRequest request;
-    request.set_job_id(config_.training_job);
-    request.set_step(step);
-    BatchToProto(batch, &request);
-    OptionsToProto(options_, request.mutable_options());
-    request.add_ranks(rank_);
+  BatchRequest RequestOf(Batch batch, int64_t step) const {
+    BatchRequest request;
+    request.job_id = config_.training_job;
+    request.step = step;
+    request.batch = std::move(batch);
+    request.options = options_;
+    request.ranks = {rank_};
     return request;
   }
 
-  // The plan of `step` (with this rank's slice) and whether it was a local fallback; prefetches
-  // the next step's plan from the coordinator.
+  // The plan of `step` (with this rank's slice and its id) and whether it was a local fallback;
+  // prefetches the next step's plan from the coordinator.
   absl::StatusOr<std::pair<Plan, bool>> PlanOf(const Batch& batch, int64_t step) {
     if (client_ == nullptr) {
       ASSIGN_OR_RETURN(Plan plan, MakePlan(batch, options_, OutputSpec::Ranks({rank_})));
       return std::make_pair(std::move(plan), false);
     }
-    absl::StatusOr<PlanResult> result = prefetched_ ? client_->Get(step) : absl::NotFoundError("");
+    absl::StatusOr<BatchPlanResult> result =
+        prefetched_ ? client_->GetPlan(step) : absl::NotFoundError("");
     if (!prefetched_ || absl::IsNotFound(result.status())) {
       result = client_->PlanBatch(RequestOf(batch, step));
     }
@@ -108,10 +108,9 @@ class Loop {
     }
     if (step < config_.steps) {
       ASSIGN_OR_RETURN(Batch next, BatchOf(step + 1));
-      prefetched_ = client_->Prefetch(RequestOf(next, step + 1)).ok();
+      prefetched_ = client_->Prefetch(RequestOf(std::move(next), step + 1)).ok();
     }
-    ASSIGN_OR_RETURN(Plan plan, PlanFromProto(result->plan));
-    return std::make_pair(std::move(plan), result->source == PlanSource::kLocalFallback);
+    return std::make_pair(std::move(result->plan), result->source == PlanSource::kLocalFallback);
   }
 
   absl::Status Run(WorkerMetrics* metrics, const std::function<void(const StepReport&)>& on_step) {
@@ -132,7 +131,7 @@ class Loop {
       const StepInputs inputs = MakeStepInputs(plan, *slice, shape_, config_.plan.seed, step);
       LocalOutputs outputs;
       absl::StatusOr<StepStats> stats =
-          executor_.Run(plan, ComputePlanId(batch, options_), step, inputs.View(), &outputs);
+          executor_.Run(plan, plan.plan_id, step, inputs.View(), &outputs);
       if (!stats.ok()) {
         if (metrics != nullptr) metrics->RecordError();
         return stats.status();

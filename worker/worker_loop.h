@@ -13,13 +13,13 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "client/cli/plan_config.h"
-#include "client/workload.h"
 #include "kernels/attention.h"
 #include "worker/executor.h"
 #include "worker/executor_backend.h"
 #include "worker/transport.h"
 #include "worker/worker_metrics.h"
+#include "workload/plan_config.h"
+#include "workload/workload.h"
 
 namespace fcp {
 

@@ -8,11 +8,11 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "client/cli/args.h"
-#include "client/cli/plan_config.h"
-#include "service/planner/status_macros.h"
+#include "common/status_macros.h"
+#include "workload/flags.h"
+#include "workload/plan_config.h"
 
-// Defined by the CLI's plan flags (client/cli/plan_config.cc).
+// Defined by the CLI's plan flags (workload/plan_config.cc).
 ABSL_DECLARE_FLAG(int32_t, workers);
 ABSL_DECLARE_FLAG(int64_t, tokens_per_worker);
 

@@ -1,6 +1,6 @@
 // `fcp-worker`'s flags (ABSL_FLAG, defined in worker_options.cc) and the validated options they
 // make. The planning flags are the `fcp plan` CLI's, with the same names and defaults
-// (client/cli/plan_config.h); --world plays the CLI's --workers. Errors name the flag:
+// (workload/plan_config.h); --world plays the CLI's --workers. Errors name the flag:
 // "--rank: must be in [0, 4), got 7".
 #ifndef FCP_WORKER_WORKER_OPTIONS_H_
 #define FCP_WORKER_WORKER_OPTIONS_H_

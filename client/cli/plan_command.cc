@@ -12,11 +12,11 @@
 #include "absl/strings/str_cat.h"
 #include "client/cli/remote_plan.h"
 #include "client/cli/report.h"
-#include "client/workload.h"
-#include "service/plan_convert.h"
+#include "common/status_macros.h"
+#include "proto/plan_convert.h"
 #include "service/planner/planner.h"
-#include "service/planner/status_macros.h"
 #include "service/planner/validator.h"
+#include "workload/workload.h"
 
 namespace fcp::cli {
 namespace {

@@ -11,7 +11,7 @@
 
 #include <ostream>
 
-#include "client/cli/plan_config.h"
+#include "workload/plan_config.h"
 
 namespace fcp::cli {
 

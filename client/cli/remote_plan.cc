@@ -4,9 +4,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "fcp/client.h"
-#include "service/plan_convert.h"
-#include "service/planner/status_macros.h"
+#include "proto/plan_convert.h"
 
 namespace fcp::cli {
 

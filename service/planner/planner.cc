@@ -5,8 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/status_macros.h"
 #include "service/planner/schedule.h"
-#include "service/planner/status_macros.h"
 
 namespace fcp {
 
@@ -53,11 +53,12 @@ namespace {
 absl::StatusOr<std::shared_ptr<const Schedule>> ScheduleBatch(const Batch& batch,
                                                               const CostModel& cost,
                                                               const PlanOptions& options,
-                                                              absl::Time start, Plan* plan) {
+                                                              std::string plan_id, absl::Time start,
+                                                              Plan* plan) {
   ASSIGN_OR_RETURN(std::unique_ptr<Planner> planner, NewPlanner(options.strategy));
   const PlanContext ctx{batch, options, cost, start + absl::Milliseconds(options.time_budget_ms)};
   ASSIGN_OR_RETURN(Layout layout, planner->MakeLayout(ctx));
-  plan->plan_id = ComputePlanId(batch, options);
+  plan->plan_id = std::move(plan_id);
   plan->strategy = layout.strategy;
   plan->requested_strategy = options.strategy;
   plan->block_size = layout.block_size;
@@ -90,12 +91,18 @@ WorkerPlan PreparedPlan::Slice(int32_t rank) const { return schedule_->Slice(ran
 
 absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlan(const Batch& batch,
                                                                 const PlanOptions& options) {
-  const absl::Time start = absl::Now();
   RETURN_IF_ERROR(ValidateBatch(batch));
   RETURN_IF_ERROR(ValidateOptions(options));
+  return PreparePlanChecked(batch, options, ComputePlanId(batch, options));
+}
+
+absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlanChecked(const Batch& batch,
+                                                                       const PlanOptions& options,
+                                                                       std::string plan_id) {
+  const absl::Time start = absl::Now();
   std::unique_ptr<PreparedPlan> prepared(new PreparedPlan(batch, options));
   ASSIGN_OR_RETURN(prepared->schedule_, ScheduleBatch(prepared->batch_, prepared->cost_, options,
-                                                      start, &prepared->plan_));
+                                                      std::move(plan_id), start, &prepared->plan_));
   prepared->plan_.documents = prepared->batch_.documents;
   prepared->plan_.blocks = prepared->schedule_->Blocks();
   prepared->plan_.summary.planning_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
@@ -115,8 +122,9 @@ absl::StatusOr<Plan> MakePlan(const Batch& batch, const PlanOptions& options,
   }
   const CostModel cost(batch.model, batch.topology, options.cost);
   Plan plan;
-  ASSIGN_OR_RETURN(std::shared_ptr<const Schedule> schedule,
-                   ScheduleBatch(batch, cost, options, start, &plan));
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<const Schedule> schedule,
+      ScheduleBatch(batch, cost, options, ComputePlanId(batch, options), start, &plan));
   if (output.blocks || output.all_ranks || !output.ranks.empty()) {
     plan.documents = batch.documents;
     plan.blocks = schedule->Blocks();

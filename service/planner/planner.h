@@ -105,6 +105,9 @@ class PreparedPlan {
  private:
   friend absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlan(const Batch&,
                                                                          const PlanOptions&);
+  friend absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlanChecked(const Batch&,
+                                                                                const PlanOptions&,
+                                                                                std::string);
   PreparedPlan(const Batch& batch, const PlanOptions& options);
 
   Batch batch_;
@@ -117,6 +120,13 @@ class PreparedPlan {
 // are materialised, slices are not. Errors as MakePlan's.
 absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlan(const Batch& batch,
                                                                 const PlanOptions& options);
+
+// PreparePlan for a caller that has already checked `batch` and `options` (ValidateBatch,
+// ValidateOptions) and computed `plan_id` = ComputePlanId(batch, options): the coordinator, which
+// keys its cache on the id before it plans. Neither is done again; the plan is PreparePlan's.
+absl::StatusOr<std::unique_ptr<const PreparedPlan>> PreparePlanChecked(const Batch& batch,
+                                                                       const PlanOptions& options,
+                                                                       std::string plan_id);
 
 // Validates the batch and options, runs the strategy, schedules and costs the layout, and
 // materialises what `output` asks for. InvalidArgument for bad input (naming the field),

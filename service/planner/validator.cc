@@ -9,8 +9,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "service/planner/mask_math.h"
-#include "service/planner/status_macros.h"
 
 namespace fcp {
 namespace {

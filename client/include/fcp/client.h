@@ -9,6 +9,11 @@
 //   ASSIGN_OR_RETURN(fcp::PlanResult next, client->Get(step + 1));
 //   // next.plan: the plan id, blocks, costs, and my rank's slice (next.plan.workers(0)).
 //
+// C++ callers that hold the planner's own types (fcp-worker) use the core-typed calls instead:
+// PlanBatch(BatchRequest), Prefetch(BatchRequest) and GetPlan(step) take an fcp::Batch and return
+// an fcp::Plan. Local and fallback plans are then made without any protobuf, the coordinator's
+// reply is converted once, and the plan id is computed once (plan.plan_id).
+//
 // Behaviour:
 //  * Deadline: each PlanBatch gets `deadline` for all its attempts together.
 //  * Retries: only UNAVAILABLE (coordinator starting, draining, unreachable) is retried, with
@@ -40,12 +45,14 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "fcp/v1/plan.pb.h"
 #include "fcp/v1/planner.pb.h"
+#include "service/planner/plan.h"
 #include "service/planner/planner.h"
 
 namespace fcp {
@@ -88,6 +95,24 @@ struct PlanResult {
   PlanSource source = PlanSource::kCoordinator;
 };
 
+// A plan request in core types (the core-typed calls).
+struct BatchRequest {
+  std::string job_id;
+  int64_t step = 0;
+  Batch batch;
+  // Sent as fcp.v1.PlanOptions: strategy, block_size, include_backward and time_budget_ms (empty
+  // or 0 = the defaults'). Cost calibration and balance_tolerance are not part of a request: the
+  // coordinator's apply, and fallback_defaults' locally (fcp::RequestedOptions).
+  PlanOptions options;
+  std::vector<int32_t> ranks;  // the slices wanted; empty = every rank
+};
+
+struct BatchPlanResult {
+  Plan plan;  // plan.plan_id: its id; workers: the requested ranks' slices
+  bool cache_hit = false;
+  PlanSource source = PlanSource::kCoordinator;
+};
+
 // Counters since the client was created.
 struct PlannerClientStats {
   int64_t requests = 0;       // PlanBatch calls, prefetches included
@@ -114,6 +139,14 @@ class PlannerClient {
   virtual absl::Status Prefetch(v1::PlanRequest request) = 0;
   // The prefetched plan of `step`, waiting for it if needed; NotFound if it was not prefetched.
   virtual absl::StatusOr<PlanResult> Get(int64_t step) = 0;
+
+  // The core-typed calls: as PlanBatch, Prefetch and Get above (same deadline, retries, fallback,
+  // plan id check and max_prefetches). A step is prefetched once, in either form; GetPlan collects
+  // only what Prefetch(BatchRequest) started and Get only what Prefetch(v1::PlanRequest) started
+  // (NotFound otherwise).
+  virtual absl::StatusOr<BatchPlanResult> PlanBatch(const BatchRequest& request) = 0;
+  virtual absl::Status Prefetch(BatchRequest request) = 0;
+  virtual absl::StatusOr<BatchPlanResult> GetPlan(int64_t step) = 0;
 
   // The coordinator's strategies and defaults (no fallback: Unavailable if it is down).
   virtual absl::StatusOr<v1::ListStrategiesResponse> ListStrategies() = 0;

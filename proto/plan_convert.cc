@@ -1,11 +1,11 @@
-#include "service/plan_convert.h"
+#include "proto/plan_convert.h"
 
 #include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "google/protobuf/util/json_util.h"
-#include "service/planner/status_macros.h"
 
 namespace fcp {
 namespace {
@@ -300,6 +300,15 @@ absl::StatusOr<PlanOptions> OptionsFromProto(const v1::PlanOptions& proto,
   options.block_size = proto.block_size();
   if (proto.has_include_backward()) options.include_backward = proto.include_backward();
   options.time_budget_ms = OrDefault(proto.time_budget_ms(), defaults.time_budget_ms);
+  return options;
+}
+
+PlanOptions RequestedOptions(const PlanOptions& requested, const PlanOptions& defaults) {
+  PlanOptions options = defaults;
+  if (!requested.strategy.empty()) options.strategy = requested.strategy;
+  options.block_size = requested.block_size;
+  options.include_backward = requested.include_backward;
+  options.time_budget_ms = OrDefault(requested.time_budget_ms, defaults.time_budget_ms);
   return options;
 }
 

@@ -1,4 +1,4 @@
-#include "service/plan_convert.h"
+#include "proto/plan_convert.h"
 
 #include <string>
 
@@ -266,6 +266,45 @@ TEST(PlanConvertTest, OptionsDefaults) {
   EXPECT_EQ(again.strategy(), "ring");
   EXPECT_TRUE(again.has_include_backward());
   EXPECT_FALSE(again.include_backward());
+}
+
+// RequestedOptions is the round trip through the message, field for field and by plan id, for
+// requests that set every field, leave the "0 = default" ones 0, or set what the message lacks.
+TEST(PlanConvertTest, RequestedOptionsAreTheProtoRoundTrip) {
+  PlanOptions defaults;
+  defaults.strategy = "ring";
+  defaults.time_budget_ms = 17;
+  defaults.balance_tolerance = 0.2;
+  defaults.cost.transfer_latency_us = 9;
+  PlanOptions full;
+  full.strategy = "fcp";
+  full.block_size = 256;
+  full.include_backward = false;
+  full.time_budget_ms = 3;
+  PlanOptions zeros;
+  zeros.strategy = "";
+  zeros.time_budget_ms = 0;
+  PlanOptions unsent;  // the message carries neither field: the defaults' win
+  unsent.balance_tolerance = 0.5;
+  unsent.cost.transfer_latency_us = 1;
+  const Batch batch = SmallBatch();
+  for (const PlanOptions& requested : {full, zeros, unsent}) {
+    v1::PlanOptions proto;
+    OptionsToProto(requested, &proto);
+    absl::StatusOr<PlanOptions> expected = OptionsFromProto(proto, defaults);
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    const PlanOptions got = RequestedOptions(requested, defaults);
+    EXPECT_EQ(got.strategy, expected->strategy);
+    EXPECT_EQ(got.block_size, expected->block_size);
+    EXPECT_EQ(got.include_backward, expected->include_backward);
+    EXPECT_EQ(got.time_budget_ms, expected->time_budget_ms);
+    EXPECT_EQ(got.balance_tolerance, expected->balance_tolerance);
+    EXPECT_EQ(got.cost.transfer_latency_us, expected->cost.transfer_latency_us);
+    EXPECT_EQ(ComputePlanId(batch, got), ComputePlanId(batch, *expected));
+  }
+  EXPECT_EQ(RequestedOptions(zeros, defaults).strategy, "ring");
+  EXPECT_EQ(RequestedOptions(zeros, defaults).time_budget_ms, 17);
+  EXPECT_EQ(RequestedOptions(unsent, defaults).balance_tolerance, 0.2);
 }
 
 TEST(PlanConvertTest, OutputSpecFromRanks) {

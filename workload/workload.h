@@ -13,8 +13,8 @@
 // Sampling is portable: the same seed gives the same batch on every platform and standard library
 // (std::mt19937_64 is fully specified; bounded draws use UniformBelow, not
 // std::uniform_int_distribution, whose algorithm is implementation-defined).
-#ifndef FCP_CLIENT_WORKLOAD_H_
-#define FCP_CLIENT_WORKLOAD_H_
+#ifndef FCP_WORKLOAD_WORKLOAD_H_
+#define FCP_WORKLOAD_WORKLOAD_H_
 
 #include <cstdint>
 #include <random>
@@ -89,4 +89,4 @@ absl::StatusOr<std::vector<Document>> SampleDocuments(const LengthSampler& sampl
 
 }  // namespace fcp
 
-#endif  // FCP_CLIENT_WORKLOAD_H_
+#endif  // FCP_WORKLOAD_WORKLOAD_H_

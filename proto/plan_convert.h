@@ -20,8 +20,8 @@
 // represent: unknown enum values and out-of-range ranks.
 //
 // All functions are thread-safe (no shared state).
-#ifndef FCP_SERVICE_PLAN_CONVERT_H_
-#define FCP_SERVICE_PLAN_CONVERT_H_
+#ifndef FCP_PROTO_PLAN_CONVERT_H_
+#define FCP_PROTO_PLAN_CONVERT_H_
 
 #include <string>
 
@@ -53,6 +53,11 @@ absl::StatusOr<PlanOptions> OptionsFromProto(const v1::PlanOptions& options,
 absl::StatusOr<PlanOptions> OptionsFromProto(const v1::PlanOptions& options,
                                              const PlanOptions& defaults);
 void OptionsToProto(const PlanOptions& options, v1::PlanOptions* proto);
+// The options a request built from `requested` (OptionsToProto) plans with under `defaults`,
+// without building the message: == OptionsFromProto(OptionsToProto(requested), defaults). The
+// request carries strategy, block_size, include_backward and time_budget_ms (an empty strategy
+// and a 0 budget take `defaults`'); everything else (cost, balance_tolerance) is `defaults`'.
+PlanOptions RequestedOptions(const PlanOptions& requested, const PlanOptions& defaults);
 
 // Which slices to materialise: every rank when request.ranks is empty, else those ranks
 // (sorted, duplicates dropped). InvalidArgument naming "ranks[i]" for a rank outside
@@ -76,4 +81,4 @@ absl::StatusOr<v1::Plan> PlanFromJson(absl::string_view json);
 
 }  // namespace fcp
 
-#endif  // FCP_SERVICE_PLAN_CONVERT_H_
+#endif  // FCP_PROTO_PLAN_CONVERT_H_

@@ -1,4 +1,4 @@
-#include "client/workload.h"
+#include "workload/workload.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "service/planner/status_macros.h"
+#include "common/status_macros.h"
 
 namespace fcp {
 namespace {

@@ -8,8 +8,8 @@
 //
 // `what` names the file in errors (a flag or an option field). Errors are InvalidArgument.
 // Thread-safe.
-#ifndef FCP_SERVICE_PEM_H_
-#define FCP_SERVICE_PEM_H_
+#ifndef FCP_COMMON_PEM_H_
+#define FCP_COMMON_PEM_H_
 
 #include <string>
 
@@ -29,4 +29,4 @@ absl::StatusOr<std::string> ReadPemPrivateKey(absl::string_view what, const std:
 
 }  // namespace fcp
 
-#endif  // FCP_SERVICE_PEM_H_
+#endif  // FCP_COMMON_PEM_H_

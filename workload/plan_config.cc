@@ -1,4 +1,4 @@
-#include "client/cli/plan_config.h"
+#include "workload/plan_config.h"
 
 #include <cmath>
 #include <limits>
@@ -10,10 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "client/workload.h"
-#include "service/pem.h"
+#include "common/pem.h"
+#include "common/status_macros.h"
 #include "service/planner/cost_model.h"
-#include "service/planner/status_macros.h"
+#include "workload/workload.h"
 
 // Workload.
 ABSL_FLAG(std::string, lengths, "", "document lengths file, one per line (or --histogram)");

@@ -1,15 +1,16 @@
-// Command-line parsing for the `fcp` CLI on top of Abseil flags.
+// Command-line parsing on top of Abseil flags, shared by the programs that take the plan flags
+// (`fcp` in client/cli/, `fcp-worker` in worker/, bench/distributed_emulation).
 //
 // Flags are defined with ABSL_FLAG (underscored names, typed, with defaults and help) and parsed
-// with Abseil's own value parsers, but this walker, not absl::ParseCommandLine, reads argv, so the
-// CLI can (a) accept the documented dashed spellings (`--tokens-per-worker` for the flag
+// with Abseil's own value parsers, but this walker, not absl::ParseCommandLine, reads argv, so a
+// program can (a) accept the documented dashed spellings (`--tokens-per-worker` for the flag
 // tokens_per_worker), (b) restrict each subcommand to its own flags, and (c) report every problem
 // as one Status naming the flag (the CLI prints it and exits 2) instead of Abseil's exit(1).
 //
 //   ASSIGN_OR_RETURN(ParsedArgs args, ParseArgs({argv + 2, argv + argc}, kPlanFlags));
 //   if (args.Given("json")) ...
-#ifndef FCP_CLIENT_CLI_ARGS_H_
-#define FCP_CLIENT_CLI_ARGS_H_
+#ifndef FCP_WORKLOAD_FLAGS_H_
+#define FCP_WORKLOAD_FLAGS_H_
 
 #include <set>
 #include <string>
@@ -45,4 +46,4 @@ std::string FlagsHelp(const std::vector<absl::string_view>& names);
 
 }  // namespace fcp::cli
 
-#endif  // FCP_CLIENT_CLI_ARGS_H_
+#endif  // FCP_WORKLOAD_FLAGS_H_

@@ -1,4 +1,4 @@
-#include "service/pem.h"
+#include "common/pem.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>

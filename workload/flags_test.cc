@@ -1,4 +1,4 @@
-#include "client/cli/args.h"
+#include "workload/flags.h"
 
 #include <string>
 #include <vector>

@@ -2,8 +2,8 @@
 //
 //   RETURN_IF_ERROR(DoThing());
 //   ASSIGN_OR_RETURN(Plan plan, MakePlan(batch, options));
-#ifndef FCP_SERVICE_PLANNER_STATUS_MACROS_H_
-#define FCP_SERVICE_PLANNER_STATUS_MACROS_H_
+#ifndef FCP_COMMON_STATUS_MACROS_H_
+#define FCP_COMMON_STATUS_MACROS_H_
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -25,4 +25,4 @@
   if (!statusor.ok()) return statusor.status();         \
   lhs = std::move(statusor).value()
 
-#endif  // FCP_SERVICE_PLANNER_STATUS_MACROS_H_
+#endif  // FCP_COMMON_STATUS_MACROS_H_

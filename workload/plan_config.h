@@ -1,8 +1,10 @@
-// `fcp plan`: its flags (ABSL_FLAG, defined in plan_config.cc) and the validated configuration
-// they make. Every check names the flag, in its dashed spelling, e.g.
+// The plan flags of `fcp plan` (ABSL_FLAG, defined in plan_config.cc) and the validated
+// configuration they make; `fcp-worker` and bench/distributed_emulation take the same flags (the
+// namespace is the CLI's, where they began). Every check names the flag, in its dashed spelling,
+// e.g.
 // "--workers: must be >= 1, got 0"; the CLI prints such errors and exits 2.
-#ifndef FCP_CLIENT_CLI_PLAN_CONFIG_H_
-#define FCP_CLIENT_CLI_PLAN_CONFIG_H_
+#ifndef FCP_WORKLOAD_PLAN_CONFIG_H_
+#define FCP_WORKLOAD_PLAN_CONFIG_H_
 
 #include <cstdint>
 #include <string>
@@ -10,11 +12,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "client/cli/args.h"
-#include "client/workload.h"
 #include "fcp/client.h"
 #include "service/planner/batch.h"
 #include "service/planner/planner.h"
+#include "workload/flags.h"
+#include "workload/workload.h"
 
 namespace fcp::cli {
 
@@ -63,4 +65,4 @@ std::string PlanFlagsHelp();
 
 }  // namespace fcp::cli
 
-#endif  // FCP_CLIENT_CLI_PLAN_CONFIG_H_
+#endif  // FCP_WORKLOAD_PLAN_CONFIG_H_

@@ -1,4 +1,4 @@
-#include "client/workload.h"
+#include "workload/workload.h"
 
 #include <cstdio>
 #include <fstream>

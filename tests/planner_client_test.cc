@@ -8,8 +8,8 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "proto/plan_convert.h"
 #include "service/coordinator.h"
-#include "service/plan_convert.h"
 #include "service/test_requests.h"
 
 namespace fcp {
@@ -49,6 +49,18 @@ v1::Plan LocalPlan(const v1::PlanRequest& request) {
   v1::Plan plan;
   PlanToProto(*MakePlan(batch, options, *OutputSpecFromProto(request, 8)), &plan);
   return plan;
+}
+
+// StepRequest(step, rank) in core types.
+BatchRequest StepBatchRequest(int64_t step, int32_t rank) {
+  const v1::PlanRequest wire = StepRequest(step, rank);
+  BatchRequest request;
+  request.job_id = wire.job_id();
+  request.step = step;
+  request.batch = *BatchFromProto(wire);
+  request.options = *OptionsFromProto(wire.options());
+  request.ranks = {rank};
+  return request;
 }
 
 bool SamePlan(v1::Plan a, v1::Plan b) {
@@ -196,6 +208,60 @@ TEST(PlannerClientTest, ADifferentCoordinatorDefaultIsCaughtByThePlanIdCheck) {
   PlannerClientOptions matching;
   matching.fallback_defaults.strategy = "whole_doc";
   EXPECT_TRUE(Connect(coordinator->port(), matching)->PlanBatch(request).ok());
+}
+
+// The core-typed call returns the message call's plan, in core types, from each source.
+TEST(PlannerClientTest, CoreTypedCallsReturnTheMessageCallsPlan) {
+  std::unique_ptr<Coordinator> coordinator = StartCoordinator();
+  const int port = coordinator->port();
+  const v1::Plan expected = LocalPlan(StepRequest(0, 6));
+  auto check = [&](PlannerClient* client, PlanSource source) {
+    absl::StatusOr<BatchPlanResult> result = client->PlanBatch(StepBatchRequest(0, 6));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->source, source);
+    ASSERT_EQ(result->plan.workers.size(), 1u);
+    EXPECT_EQ(result->plan.workers[0].rank, 6);
+    v1::Plan as_proto;
+    PlanToProto(result->plan, &as_proto);
+    EXPECT_TRUE(SamePlan(as_proto, expected));
+  };
+  check(Connect(port).get(), PlanSource::kCoordinator);
+  check(PlannerClient::Create({})->get(), PlanSource::kLocal);
+  coordinator.reset();  // nothing listens there now
+  PlannerClientOptions options;
+  options.initial_backoff = absl::Milliseconds(1);
+  std::unique_ptr<PlannerClient> client = Connect(port, options);
+  check(client.get(), PlanSource::kLocalFallback);
+  EXPECT_EQ(client->stats().fallbacks, 1);
+}
+
+TEST(PlannerClientTest, CorePrefetchIsCollectedByGetPlanOnly) {
+  std::unique_ptr<Coordinator> coordinator = StartCoordinator();
+  std::unique_ptr<PlannerClient> client = Connect(coordinator->port());
+  ASSERT_TRUE(client->Prefetch(StepBatchRequest(1, 4)).ok());
+  EXPECT_EQ(client->Prefetch(StepRequest(1, 4)).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(client->Get(1).status().code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<BatchPlanResult> one = client->GetPlan(1);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->plan.plan_id, LocalPlan(StepRequest(1, 4)).plan_id());
+  EXPECT_EQ(client->GetPlan(1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client->stats().prefetches, 1);
+}
+
+// Options the request leaves to the defaults are checked like the message call's.
+TEST(PlannerClientTest, CoreTypedCallsAreCheckedByThePlanIdToo) {
+  std::unique_ptr<Coordinator> coordinator = StartCoordinator(0, "whole_doc");
+  BatchRequest request = StepBatchRequest(0, 1);
+  request.options.strategy = "";  // the coordinator's default applies
+  absl::StatusOr<BatchPlanResult> result = Connect(coordinator->port())->PlanBatch(request);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(result.status().message(), HasSubstr("plan id mismatch"));
+
+  PlannerClientOptions matching;
+  matching.fallback_defaults.strategy = "whole_doc";
+  result = Connect(coordinator->port(), matching)->PlanBatch(request);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->plan.strategy, "whole_doc");
 }
 
 }  // namespace
