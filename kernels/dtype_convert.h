@@ -1,4 +1,4 @@
-// Host conversions between fp32 and the 16-bit input types of kernels/any_tiles.h (IEEE fp16 and
+// Host conversions between fp32 and the 16-bit input types of kernels/attention.h (IEEE fp16 and
 // bfloat16), bit-exact with CUDA's __float2half_rn / __float2bfloat16_rn: round to nearest even,
 // NaN stays NaN, overflow goes to infinity. The CPU kernels are fp32 only: a CPU executor given
 // fp16/bf16 tensors widens them with ConvertToFloat and rounds its outputs once with
@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "kernels/any_tiles.h"
+#include "kernels/attention.h"
 
 namespace fcp {
 namespace kernels {

@@ -1,4 +1,4 @@
-// The execution API for training (worker/executor.h Forward/Backward, token dispatch, row
+// The execution API for training (worker/executor/executor.h Forward/Backward, token dispatch, row
 // exchanges) against single-process reference attention (kernels/reference.h: fp32 inputs, double
 // accumulation), as a trainer uses it: every rank a thread over the loopback transport, global
 // q/k/v/dO dispatched to ranks by RankTokensOf, two layers in flight per step (forward, forward,
@@ -25,10 +25,11 @@
 #include "kernels/reference.h"
 #include "service/planner/planner.h"
 #include "service/planner/token_dispatch.h"
-#include "worker/executor.h"
-#include "worker/executor_testing.h"
-#include "worker/loopback_transport.h"
-#include "worker/row_exchange.h"
+#include "worker/executor/executor.h"
+#include "worker/executor/kernel_types.h"
+#include "worker/executor/row_exchange.h"
+#include "worker/transport/loopback_transport.h"
+#include "worker/verify/executor_testing.h"
 
 namespace fcp {
 namespace {
@@ -96,8 +97,7 @@ kernels::ReferenceResult Reference(const Batch& batch, const Globals& g) {
   kernels::ReferenceResult all;
   int64_t offset = 0;
   for (const Document& d : batch.documents) {
-    const kernels::TileMask mask{static_cast<kernels::MaskKind>(d.mask.kind), d.mask.window,
-                                 d.mask.prefix};
+    const kernels::TileMask mask = ToKernelMask(d.mask);
     kernels::ReferenceResult r =
         kernels::ReferenceAttention(shape, mask, d.length, &g.q[offset * qr], &g.k[offset * kr],
                                     &g.v[offset * kr], &g.d_o[offset * qr]);

@@ -6,15 +6,17 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/status_macros.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "service/planner/token_dispatch.h"
-#include "worker/connect.h"
-#include "worker/cuda_backend.h"
-#include "worker/executor_backend.h"
-#include "worker/loopback_transport.h"
-#include "worker/row_exchange.h"
+#include "worker/executor/cuda_backend.h"
+#include "worker/executor/executor_backend.h"
+#include "worker/executor/row_exchange.h"
+#include "worker/transport/coordinator_store.h"
+#include "worker/transport/loopback_transport.h"
+#include "worker/transport/transport_factory.h"
 #include "worker/worker_metrics.h"
 
 namespace fcp {
@@ -71,6 +73,27 @@ absl::Status CheckOptions(const TrainerExecutorOptions& o) {
   return absl::OkStatus();
 }
 
+// "file:DIR" (a directory every rank sees) or "coordinator:HOST:PORT" (its store).
+absl::Status ParseRendezvous(const TrainerExecutorOptions& o, TransportOptions* transport) {
+  absl::string_view rest = o.rendezvous;
+  if (absl::ConsumePrefix(&rest, "file:") && !rest.empty()) {
+    transport->rendezvous_dir = std::string(rest);
+    return absl::OkStatus();
+  }
+  rest = o.rendezvous;
+  if (absl::ConsumePrefix(&rest, "coordinator:") && !rest.empty()) {
+    CoordinatorStoreOptions store;
+    store.target = std::string(rest);
+    store.job_id = o.job_id;
+    store.timeout = o.timeout;
+    ASSIGN_OR_RETURN(transport->store, NewCoordinatorStore(store));
+    return absl::OkStatus();
+  }
+  return Invalid("rendezvous",
+                 absl::StrCat("expected \"file:DIR\" or \"coordinator:HOST:PORT\", got \"",
+                              o.rendezvous, "\""));
+}
+
 absl::Status CheckShape(const kernels::AttentionShape& shape) {
   if (shape.q_heads < 1 || shape.kv_heads < 1 || shape.q_heads % shape.kv_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat("shape: num_q_heads (", shape.q_heads,
@@ -100,27 +123,25 @@ absl::StatusOr<std::unique_ptr<TrainerExecutor>> TrainerExecutor::Create(
     parts->gpu_uuid = gpu->uuid();
     backend = std::move(gpu);
   }
-  if (o.transport == "loopback") {
-    parts->hub = std::make_unique<LoopbackHub>(1);
-    parts->transport = std::make_unique<LoopbackTransport>(parts->hub.get(), 0);
-  } else {
-    ConnectOptions connect;
-    connect.transport = o.transport;
-    connect.rank = o.rank;
-    connect.world_size = o.world_size;
-    connect.prefix = absl::StrCat(o.job_id, "/fcp-executor");
-    connect.timeout = o.timeout;
-    connect.hostname = o.interface_address;
-    connect.job_id = o.job_id;
-    connect.store = o.store;
-    if (o.store == nullptr)
-      RETURN_IF_ERROR(ParseRendezvous(o.rendezvous, "options.rendezvous", &connect));
-    if (cuda != nullptr) {
-      connect.device = cuda->device();
-      connect.compute_stream = cuda->stream();
-    }
-    ASSIGN_OR_RETURN(parts->transport, ConnectTransport(connect));
+  TransportOptions transport;
+  transport.rank = o.rank;
+  transport.world_size = o.world_size;
+  transport.timeout = o.timeout;
+  transport.key_prefix = absl::StrCat(o.job_id, "/fcp-executor");
+  transport.hostname = o.interface_address;
+  transport.store = o.store;
+  if (cuda != nullptr) {
+    transport.device = cuda->device();
+    transport.compute_stream = cuda->stream();
   }
+  ASSIGN_OR_RETURN(TransportKind kind, ParseTransportKind(o.transport));
+  if (kind == TransportKind::kLoopback) {
+    parts->hub = std::make_unique<LoopbackHub>(1);
+    transport.hub = parts->hub.get();
+  } else if (transport.store == nullptr) {
+    RETURN_IF_ERROR(ParseRendezvous(o, &transport));
+  }
+  ASSIGN_OR_RETURN(parts->transport, NewTransport(kind, transport));
   parts->transport->set_timeout(o.timeout);
   parts->executor = std::make_unique<Executor>(
       parts->transport.get(), kernels::AttentionShape{1, 1, 1}, std::move(backend));

@@ -23,9 +23,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "kernels/any_tiles.h"
+#include "kernels/attention.h"
 #include "service/planner/plan.h"
-#include "worker/executor.h"
+#include "worker/executor/executor.h"
 
 namespace gloo {
 namespace rendezvous {
@@ -70,8 +70,8 @@ class TrainerExecutor {
                                                           void* stream);
   absl::Status Backward(ForwardContext& context, const BackwardTensors& tensors, void* stream);
 
-  // worker/row_exchange.h over this rank's transport; buffers in the executor's memory (device
-  // buffers are staged through the host).
+  // worker/executor/row_exchange.h over this rank's transport; buffers in the executor's memory
+  // (device buffers are staged through the host).
   absl::Status GatherRows(const Plan& plan, int64_t step, int64_t row_bytes, const void* local,
                           void* global);
   absl::Status ScatterAddRows(const Plan& plan, int64_t step, kernels::DType dtype,

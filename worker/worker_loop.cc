@@ -8,10 +8,10 @@
 #include "common/status_macros.h"
 #include "fcp/client.h"
 #include "service/planner/planner.h"
-#include "worker/dump.h"
-#include "worker/executor_backend.h"
-#include "worker/reference_check.h"
-#include "worker/step_data.h"
+#include "worker/executor/executor_backend.h"
+#include "worker/verify/dump.h"
+#include "worker/verify/reference_check.h"
+#include "worker/verify/step_data.h"
 
 namespace fcp {
 namespace {

@@ -8,7 +8,7 @@
 //
 // Canonical order (OwnedTokens) is what any rank can compute for any other from plan.blocks alone
 // (the blocks a rank owns by increasing id), without that rank's slice: row exchanges
-// (worker/row_exchange.h) move rows in it.
+// (worker/executor/row_exchange.h) move rows in it.
 #ifndef FCP_SERVICE_PLANNER_TOKEN_DISPATCH_H_
 #define FCP_SERVICE_PLANNER_TOKEN_DISPATCH_H_
 
