@@ -158,4 +158,7 @@ const char* fcp_plan_json(const fcp_plan* plan);
 } /* extern "C" */
 #endif
 
+/* Execution (executor, forward/backward, token dispatch, masks): fcp/c_exec_api.h. */
+#include "fcp/c_exec_api.h"
+
 #endif /* FCP_CLIENT_INCLUDE_FCP_C_API_H_ */
