@@ -1,5 +1,6 @@
 // Soak and overload of the real fcp-coordinator binary over loopback: the figures of
-// docs/reliability.md ("Load and overload"), and, with small sizes and --check, a ctest.
+// docs/reliability.md ("Load and overload"), and, with small sizes and --check, a ctest. The
+// coordinator process and the statistics it reports with: soak_coordinator.h.
 //
 //   build/bench/coordinator_soak                       # full size: 64 ranks x 10,000 calls
 //   build/bench/coordinator_soak --scenario=overload   # queue bound, oversized requests, fallback
@@ -21,12 +22,9 @@
 //
 // --check exits 1 if a soak call failed, the coordinator's memory grew by more than the cache plus
 // --rss_slack_mb, an overload answer was not the expected one, or a refusal was slow.
-#include <signal.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -40,16 +38,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "bench/soak_coordinator.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
 #include "google/protobuf/arena.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
-#include "grpcpp/support/channel_arguments.h"
 #include "proto/plan_convert.h"
-#include "service/metrics_testing.h"
-#include "tests/http_get.h"
-#include "tests/subprocess.h"
 #include "workload/workload.h"
 
 ABSL_FLAG(std::string, coordinator, FCP_COORDINATOR, "the fcp-coordinator binary");
@@ -74,91 +67,20 @@ ABSL_FLAG(bool, check, false, "exit 1 when an expectation fails (the ctest mode)
 namespace fcp {
 namespace {
 
+using soak::CodeName;
+using soak::Codes;
+using soak::Describe;
+using soak::Max;
+using soak::NewStub;
+using soak::Percentile;
+using soak::SoakCoordinator;
+
 bool failed = false;
 
 void Expect(bool ok, const std::string& what) {
   if (ok) return;
   failed = true;
   std::printf("CHECK FAILED: %s\n", what.c_str());
-}
-
-// A running fcp-coordinator: its ports and its resident memory.
-class Coordinator {
- public:
-  explicit Coordinator(std::vector<std::string> flags) {
-    std::vector<std::string> argv = {absl::GetFlag(FLAGS_coordinator),
-                                     "--host",
-                                     "127.0.0.1",
-                                     "--port",
-                                     "0",
-                                     "--metrics-port",
-                                     "0"};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    process_ = std::make_unique<Subprocess>(argv);
-    if (!process_->Start().ok()) return;
-    absl::StatusOr<std::string> line = process_->ReadLine(absl::Seconds(60));
-    if (!line.ok() ||
-        std::sscanf(line->c_str(),
-                    "fcp-coordinator: serving fcp.v1.Planner on port %d, metrics on port %d",
-                    &port_, &metrics_port_) != 2) {
-      port_ = 0;
-    }
-  }
-  ~Coordinator() { Stop(); }
-
-  bool ok() const { return port_ > 0; }
-  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
-
-  // VmRSS (or VmHWM, the peak) of the process, MiB.
-  double MemoryMiB(const char* field = "VmRSS") const {
-    std::ifstream status(absl::StrCat("/proc/", process_->pid(), "/status"));
-    std::string key;
-    double kib = 0;
-    while (status >> key) {
-      if (key == absl::StrCat(field, ":") && status >> kib) return kib / 1024;
-    }
-    return -1;
-  }
-
-  double Metric(const std::string& series) const {
-    absl::StatusOr<std::string> text = HttpGet(metrics_port_, "/metrics");
-    return text.ok() ? MetricValue(*text, series).value_or(-1) : -1;
-  }
-
-  // SIGTERM; the exit code (0: drained cleanly).
-  int Stop() {
-    if (process_ == nullptr || stopped_) return exit_code_;
-    stopped_ = true;
-    process_->Signal(SIGTERM);
-    exit_code_ = process_->Wait();
-    return exit_code_;
-  }
-
- private:
-  std::unique_ptr<Subprocess> process_;
-  int port_ = 0;
-  int metrics_port_ = 0;
-  bool stopped_ = false;
-  int exit_code_ = -1;
-};
-
-std::unique_ptr<v1::Planner::Stub> NewStub(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // its own connection, as a rank's
-  return v1::Planner::NewStub(
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p / 100 * v.size()));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return v[k];
-}
-
-double Max(const std::vector<double>& v) {
-  return v.empty() ? 0 : *std::max_element(v.begin(), v.end());
 }
 
 // One request per step: the batch every rank of the job sends (its rank added per call).
@@ -179,27 +101,15 @@ std::vector<v1::PlanRequest> StepRequests(const LengthSampler& sampler, int step
   return requests;
 }
 
-// Statuses by code name, e.g. {"OK": 60, "RESOURCE_EXHAUSTED": 4}.
-using Codes = std::map<std::string, int64_t>;
-
-std::string CodeName(grpc::StatusCode code) {
-  return std::string(absl::StatusCodeToString(static_cast<absl::StatusCode>(code)));
-}
-
-std::string Describe(const Codes& codes) {
-  std::string out;
-  for (const auto& [code, n] : codes) absl::StrAppend(&out, out.empty() ? "" : ", ", code, " ", n);
-  return out;
-}
-
 void Soak(const LengthSampler& sampler) {
   const int ranks = absl::GetFlag(FLAGS_ranks), steps = absl::GetFlag(FLAGS_steps);
   const int calls = absl::GetFlag(FLAGS_calls_per_rank), lookback = absl::GetFlag(FLAGS_lookback);
   const int64_t cache_bytes = absl::GetFlag(FLAGS_cache_bytes);
   const std::vector<v1::PlanRequest> requests =
       StepRequests(sampler, steps, "soak", absl::GetFlag(FLAGS_strategy));
-  Coordinator coordinator({"--cache-bytes", std::to_string(cache_bytes), "--planning-threads",
-                           std::to_string(absl::GetFlag(FLAGS_planning_threads))});
+  SoakCoordinator coordinator(absl::GetFlag(FLAGS_coordinator),
+                              {"--cache-bytes", std::to_string(cache_bytes), "--planning-threads",
+                               std::to_string(absl::GetFlag(FLAGS_planning_threads))});
   Expect(coordinator.ok(), "soak: fcp-coordinator started");
   if (!coordinator.ok()) return;
   const double rss_before = coordinator.MemoryMiB();
@@ -352,10 +262,11 @@ void Overload(const LengthSampler& sampler) {
   const int queue = absl::GetFlag(FLAGS_max_queued_plannings);
   const int threads = absl::GetFlag(FLAGS_planning_threads);
   constexpr int kMaxRequestBytes = 1 << 20;
-  Coordinator coordinator({"--planning-threads", std::to_string(threads), "--max-queued-plannings",
-                           std::to_string(queue), "--max-request-bytes",
-                           std::to_string(kMaxRequestBytes), "--max-documents", "50000",
-                           "--max-workers", "4096"});
+  SoakCoordinator coordinator(
+      absl::GetFlag(FLAGS_coordinator),
+      {"--planning-threads", std::to_string(threads), "--max-queued-plannings",
+       std::to_string(queue), "--max-request-bytes", std::to_string(kMaxRequestBytes),
+       "--max-documents", "50000", "--max-workers", "4096"});
   Expect(coordinator.ok(), "overload: fcp-coordinator started");
   if (!coordinator.ok()) return;
   const double rss_before = coordinator.MemoryMiB();

@@ -14,6 +14,7 @@
 #include "client/c_api_internal.h"
 #include "fcp/client.h"
 #include "proto/plan_convert.h"
+#include "service/planner/strategies/dcp.h"
 
 struct fcp_client {
   std::unique_ptr<fcp::PlannerClient> client;
@@ -107,6 +108,7 @@ int fcp_client_new_tls(const fcp_client_options* options, const fcp_tls_options*
   if (options == nullptr || client == nullptr) {
     return Fail(absl::InvalidArgumentError("options and client: must not be NULL"), error);
   }
+  fcp::RegisterDcpPlanner();  // the local fallback offers dcp too
   fcp::PlannerClientOptions o;
   if (options->target != nullptr) o.target = options->target;
   o.deadline = absl::Seconds(options->deadline_seconds);

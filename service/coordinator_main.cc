@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "service/coordinator.h"
+#include "service/planner/strategies/dcp.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "address to listen on (gRPC and metrics)");
 ABSL_FLAG(int32_t, port, 50051, "gRPC port; 0 = any free port (printed at start)");
@@ -205,4 +206,7 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace fcp
 
-int main(int argc, char** argv) { return fcp::Main(argc, argv); }
+int main(int argc, char** argv) {
+  fcp::RegisterDcpPlanner();
+  return fcp::Main(argc, argv);
+}

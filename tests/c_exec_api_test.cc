@@ -279,7 +279,8 @@ TEST_P(CExecApiTest, RanksOverGlooEqualReferenceAttention) {
         fcp_exec_stats stats;
         fcp_executor_last_stats(ex, &stats);
         EXPECT_GT(stats.tiles, 0);
-        EXPECT_EQ(stats.bytes_sent > 0, c.world > 1 && std::string(c.strategy) == "ring");
+        if (c.world == 1) EXPECT_EQ(stats.bytes_sent, 0);  // nobody to send to
+        if (c.world > 1 && std::string(c.strategy) == "ring") EXPECT_GT(stats.bytes_sent, 0);
         const std::string at = absl::StrCat("rank ", r);
         EXPECT_LT(RelError(Decode(c.dtype, o), Rows(g.ref.o, index, kQRow)), tolerance) << at;
         EXPECT_LT(RelError(lse, Rows(g.ref.lse, index, kQHeads)), 1e-5) << at;

@@ -24,6 +24,7 @@
 #include "fcp/client.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
+#include "service/planner/strategies/dcp.h"
 #include "worker/executor/cuda_backend.h"
 #include "worker/executor/kernel_types.h"
 #include "worker/transport/coordinator_store.h"
@@ -254,5 +255,6 @@ int Main(const std::vector<std::string>& args) {
 }  // namespace fcp
 
 int main(int argc, char** argv) {
+  fcp::RegisterDcpPlanner();
   return fcp::Main(std::vector<std::string>(argv + 1, argv + argc));
 }

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/attention_cuda.h"
+#include "service/planner/strategies/dcp.h"
 #include "worker/verify/executor_testing.h"
 #include "worker/verify/reference_check.h"
 
@@ -32,6 +33,7 @@ class CudaExecutorTest : public ::testing::TestWithParam<Case> {
 
 TEST_P(CudaExecutorTest, AllRanksOnOneGpuEqualReferenceAttention) {
   const auto& [strategy, mask_kind, dtype] = GetParam();
+  RegisterDcpPlanner();  // optional strategy (strategies/dcp.h)
   const int32_t world = 4;
   const Batch batch = BackendTestBatch(MaskOfKind(mask_kind), world, 64, 300 + mask_kind);
   const Plan plan = BackendTestPlan(batch, strategy);

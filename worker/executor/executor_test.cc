@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 #include "service/planner/validator.h"
 #include "worker/transport/loopback_transport.h"
 #include "worker/verify/executor_testing.h"
@@ -117,6 +118,7 @@ std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
 
 std::vector<std::string> AllStrategies() {
   std::vector<std::string> names;
+  RegisterDcpPlanner();
   for (const StrategyInfo& s : ListStrategies()) names.push_back(s.name);
   return names;
 }
