@@ -25,6 +25,7 @@
 #include "fcp/c_api.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kernels/dtype_convert.h"
 #include "kernels/reference.h"
 #include "service/coordinator.h"
 #include "tests/http_get.h"
@@ -143,15 +144,34 @@ struct Globals {
   kernels::ReferenceResult ref;  // concatenated over documents
 };
 
-Globals MakeGlobals(int mask) {
+kernels::DType KernelDType(int32_t dtype) {
+  return dtype == FCP_DTYPE_BF16   ? kernels::DType::kBf16
+         : dtype == FCP_DTYPE_FP16 ? kernels::DType::kFp16
+                                   : kernels::DType::kFp32;
+}
+
+// x in `dtype` (an fcp_dtype), and back.
+std::vector<char> Encode(int32_t dtype, const std::vector<float>& x) {
+  std::vector<char> out(x.size() * kernels::DTypeBytes(KernelDType(dtype)));
+  kernels::ConvertFromFloat(x.data(), KernelDType(dtype), out.data(),
+                            static_cast<int64_t>(x.size()));
+  return out;
+}
+std::vector<float> Decode(int32_t dtype, const std::vector<char>& x) {
+  std::vector<float> out(x.size() / kernels::DTypeBytes(KernelDType(dtype)));
+  kernels::ConvertToFloat(x.data(), KernelDType(dtype), out.data(),
+                          static_cast<int64_t>(out.size()));
+  return out;
+}
+
+// Random inputs, representable in `dtype`, and their reference attention.
+Globals MakeGlobals(int mask, int32_t dtype) {
   std::mt19937 rng(17);
   int64_t total = 0;
   for (int64_t n : kLengths) total += n;
-  Globals g{Random(total * kQRow, rng),
-            Random(total * kKvRow, rng),
-            Random(total * kKvRow, rng),
-            Random(total * kQRow, rng),
-            {}};
+  auto draw = [&](int64_t n) { return Decode(dtype, Encode(dtype, Random(n, rng))); };
+  Globals g{
+      draw(total * kQRow), draw(total * kKvRow), draw(total * kKvRow), draw(total * kQRow), {}};
   const kernels::TileMask tile_mask{static_cast<kernels::MaskKind>(mask), 37, 50};
   int64_t offset = 0;
   for (int64_t n : kLengths) {
@@ -178,6 +198,7 @@ struct Case {
   int mask;
   const char* strategy;
   Meet meet;
+  int32_t dtype = FCP_DTYPE_FP32;
 };
 
 class CExecApiTest : public ::testing::TestWithParam<Case> {};
@@ -200,7 +221,11 @@ TEST_P(CExecApiTest, RanksOverGlooEqualReferenceAttention) {
   const std::string job = absl::StrCat("job-", c.world, "-", c.mask, "-", c.strategy);
   fcp_plan* plan = MakePlan(c.world, c.mask, c.strategy);
   ASSERT_NE(plan, nullptr);
-  const Globals g = MakeGlobals(c.mask);
+  const Globals g = MakeGlobals(c.mask, c.dtype);
+  // fp32: 1e-5 of the largest reference value; bf16: plus one rounding of each output (2^-8; the
+  // CPU widens the inputs exactly and computes in fp32). lse stays fp32.
+  const double tolerance = 1e-5 + (c.dtype == FCP_DTYPE_BF16 ? std::ldexp(1.0, -8) : 0.0);
+  const size_t elem = kernels::DTypeBytes(KernelDType(c.dtype));
   const int64_t total = static_cast<int64_t>(g.ref.lse.size()) / kQHeads;
   std::vector<std::string> failures(c.world);
   std::vector<std::thread> threads;
@@ -232,36 +257,43 @@ TEST_P(CExecApiTest, RanksOverGlooEqualReferenceAttention) {
       std::vector<int64_t> index(n), position(n);
       EXPECT_EQ(fcp_plan_rank_tokens(plan, r, index.data(), position.data(), n, &n, nullptr),
                 FCP_OK);
-      const std::vector<float> q = Rows(g.q, index, kQRow), k = Rows(g.k, index, kKvRow),
-                               v = Rows(g.v, index, kKvRow), d_o = Rows(g.d_o, index, kQRow);
-      std::vector<float> o(n * kQRow), lse(n * kQHeads), dq(n * kQRow), dk(n * kKvRow),
-          dv(n * kKvRow), o_global(total * kQRow), grad(n * kQRow);
-      const fcp_attention_shape shape{kQHeads, kKvHeads, kHeadDim, FCP_DTYPE_FP32};
+      const std::vector<char> q = Encode(c.dtype, Rows(g.q, index, kQRow)),
+                              k = Encode(c.dtype, Rows(g.k, index, kKvRow)),
+                              v = Encode(c.dtype, Rows(g.v, index, kKvRow)),
+                              d_o = Encode(c.dtype, Rows(g.d_o, index, kQRow)),
+                              d_global = Encode(c.dtype, g.d_o);
+      std::vector<char> o(n * kQRow * elem), dq(n * kQRow * elem), dk(n * kKvRow * elem),
+          dv(n * kKvRow * elem), o_global(total * kQRow * elem), grad(n * kQRow * elem);
+      std::vector<float> lse(n * kQHeads);
+      const fcp_attention_shape shape{kQHeads, kKvHeads, kHeadDim, c.dtype};
       fcp_context* context = nullptr;
       if (fcp_forward(ex, plan, 3, &shape, n, q.data(), k.data(), v.data(), o.data(), lse.data(),
                       nullptr, &context, &error) != FCP_OK ||
           fcp_backward(ex, context, d_o.data(), dq.data(), dk.data(), dv.data(), nullptr, &error) !=
               FCP_OK ||
-          fcp_gather_rows(ex, plan, 3, kQRow * sizeof(float), o.data(), o_global.data(), &error) !=
-              FCP_OK ||
-          fcp_scatter_add_rows(ex, plan, 3, FCP_DTYPE_FP32, kQRow, g.d_o.data(), grad.data(),
-                               &error) != FCP_OK) {
+          fcp_gather_rows(ex, plan, 3, kQRow * elem, o.data(), o_global.data(), &error) != FCP_OK ||
+          fcp_scatter_add_rows(ex, plan, 3, c.dtype, kQRow, d_global.data(), grad.data(), &error) !=
+              FCP_OK) {
         failure = error.message;
       } else {
         fcp_exec_stats stats;
         fcp_executor_last_stats(ex, &stats);
         EXPECT_GT(stats.tiles, 0);
-        EXPECT_EQ(stats.bytes_sent > 0, c.world > 1 && std::string(c.strategy) == "ring");
+        if (c.world == 1) EXPECT_EQ(stats.bytes_sent, 0);  // nobody to send to
+        if (c.world > 1 && std::string(c.strategy) == "ring") EXPECT_GT(stats.bytes_sent, 0);
         const std::string at = absl::StrCat("rank ", r);
-        EXPECT_LT(RelError(o, Rows(g.ref.o, index, kQRow)), 1e-5) << at;
+        EXPECT_LT(RelError(Decode(c.dtype, o), Rows(g.ref.o, index, kQRow)), tolerance) << at;
         EXPECT_LT(RelError(lse, Rows(g.ref.lse, index, kQHeads)), 1e-5) << at;
-        EXPECT_LT(RelError(dq, Rows(g.ref.dq, index, kQRow)), 1e-5) << at;
-        EXPECT_LT(RelError(dk, Rows(g.ref.dk, index, kKvRow)), 1e-5) << at;
-        EXPECT_LT(RelError(dv, Rows(g.ref.dv, index, kKvRow)), 1e-5) << at;
-        EXPECT_LT(RelError(o_global, g.ref.o), 1e-5) << at << " (gathered)";
+        EXPECT_LT(RelError(Decode(c.dtype, dq), Rows(g.ref.dq, index, kQRow)), tolerance) << at;
+        EXPECT_LT(RelError(Decode(c.dtype, dk), Rows(g.ref.dk, index, kKvRow)), tolerance) << at;
+        EXPECT_LT(RelError(Decode(c.dtype, dv), Rows(g.ref.dv, index, kKvRow)), tolerance) << at;
+        EXPECT_LT(RelError(Decode(c.dtype, o_global), g.ref.o), tolerance) << at << " (gathered)";
         std::vector<float> world_sum = Rows(g.d_o, index, kQRow);
         for (float& x : world_sum) x *= static_cast<float>(c.world);  // every rank sent d_o
-        EXPECT_LT(RelError(grad, world_sum), 1e-6) << at << " (scatter-add)";
+        // The fp32 sum of every rank's d_o, rounded once (fp32: up to 1 ulp from W * d_o).
+        EXPECT_LT(RelError(Decode(c.dtype, grad), Decode(c.dtype, Encode(c.dtype, world_sum))),
+                  1e-6)
+            << at << " (scatter-add)";
         int64_t offset = 0;  // positions restart at each document
         for (int64_t i = 0; i < n; ++i) {
           int64_t d = 0;
@@ -279,20 +311,22 @@ TEST_P(CExecApiTest, RanksOverGlooEqualReferenceAttention) {
   fcp_plan_free(plan);
 }
 
+// Every mask x strategy x W 1..4 (ranks meeting in a directory or through the callback store,
+// alternately), plus the coordinator's store, the loopback transport and bf16.
 std::vector<Case> Cases() {
   std::vector<Case> cases;
-  for (int mask = 0; mask < 4; ++mask) {
-    for (const char* strategy : {"ring", "fcp", "auto"}) {
-      cases.push_back({2, mask, strategy, Meet::kDirectory});
-    }
-  }
-  for (int32_t world : {1, 3, 4}) {
-    for (const char* strategy : {"ring", "fcp", "auto"}) {
-      cases.push_back({world, 0, strategy, Meet::kStore});
+  for (int32_t world = 1; world <= 4; ++world) {
+    for (int mask = 0; mask < 4; ++mask) {
+      for (const char* strategy : {"ring", "fcp", "auto"}) {
+        cases.push_back(
+            {world, mask, strategy, (world + mask) % 2 ? Meet::kStore : Meet::kDirectory});
+      }
     }
   }
   cases.push_back({3, 2, "fcp", Meet::kCoordinator});
   cases.push_back({1, 3, "auto", Meet::kLoopback});
+  cases.push_back({3, 0, "fcp", Meet::kDirectory, FCP_DTYPE_BF16});
+  cases.push_back({2, 2, "ring", Meet::kStore, FCP_DTYPE_BF16});
   return cases;
 }
 

@@ -23,15 +23,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "gloo/rendezvous/store.h"
 #include "kernels/attention.h"
 #include "service/planner/plan.h"
 #include "worker/executor/executor.h"
-
-namespace gloo {
-namespace rendezvous {
-class Store;
-}  // namespace rendezvous
-}  // namespace gloo
 
 namespace fcp {
 

@@ -253,22 +253,31 @@ class Pass {
     return absl::OkStatus();
   }
 
+  // A forward or backward kernel tile of plan tile `t` with the fields both share set (q, k, v,
+  // rows, positions, mask); `*offset` receives the q block's first local row.
+  template <typename KernelTile>
+  KernelTile TileOf(const Tile& t, int64_t* offset) {
+    const Block& q = s_.blocks[t.q_block];
+    const Block& kvb = s_.blocks[t.kv_block];
+    const ResidentKv& kv = s_.kv[t.kv_block];
+    *offset = s_.local_offset[t.q_block];
+    KernelTile k;
+    k.q = InputRow(s_.q, *offset, q_row_);
+    k.k = kv.k;
+    k.v = kv.v;
+    k.q_rows = q.tokens();
+    k.kv_rows = kvb.tokens();
+    k.q_begin = q.begin;
+    k.kv_begin = kvb.begin;
+    k.mask = ToKernelMask(s_.masks[q.document]);
+    return k;
+  }
+
   absl::Status ComputeForward(int32_t r) {
     std::vector<kernels::ForwardTile> tiles;
     for (const Tile* t : s_.tiles_by_round[r]) {
-      const Block& q = s_.blocks[t->q_block];
-      const Block& kvb = s_.blocks[t->kv_block];
-      const ResidentKv& kv = s_.kv[t->kv_block];
-      const int64_t off = s_.local_offset[t->q_block];
-      kernels::ForwardTile f;
-      f.q = InputRow(s_.q, off, q_row_);
-      f.k = kv.k;
-      f.v = kv.v;
-      f.q_rows = q.tokens();
-      f.kv_rows = kvb.tokens();
-      f.q_begin = q.begin;
-      f.kv_begin = kvb.begin;
-      f.mask = ToKernelMask(s_.masks[q.document]);
+      int64_t off = 0;
+      kernels::ForwardTile f = TileOf<kernels::ForwardTile>(*t, &off);
       f.o = s_.o + off * q_row_;
       f.lse = s_.lse + off * s_.shape.q_heads;
       tiles.push_back(f);
@@ -280,22 +289,12 @@ class Pass {
   absl::Status ComputeBackward(int32_t r, const void* d_o, const float* delta, float* dq) {
     std::vector<kernels::BackwardTile> tiles;
     for (const Tile* t : s_.tiles_by_round[r]) {
-      const Block& q = s_.blocks[t->q_block];
-      const Block& kvb = s_.blocks[t->kv_block];
+      int64_t off = 0;
+      kernels::BackwardTile g = TileOf<kernels::BackwardTile>(*t, &off);
       const ResidentKv& kv = s_.kv[t->kv_block];
-      const int64_t off = s_.local_offset[t->q_block];
-      kernels::BackwardTile g;
-      g.q = InputRow(s_.q, off, q_row_);
-      g.k = kv.k;
-      g.v = kv.v;
       g.d_o = InputRow(d_o, off, q_row_);
       g.lse = s_.lse + off * s_.shape.q_heads;
       g.delta = delta + off * s_.shape.q_heads;
-      g.q_rows = q.tokens();
-      g.kv_rows = kvb.tokens();
-      g.q_begin = q.begin;
-      g.kv_begin = kvb.begin;
-      g.mask = ToKernelMask(s_.masks[q.document]);
       g.dq = dq + off * q_row_;
       g.dk = kv.dk;
       g.dv = kv.dv;
