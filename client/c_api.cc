@@ -9,7 +9,9 @@
 #include "absl/base/call_once.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "client/c_api_internal.h"
 #include "fcp/client.h"
 #include "proto/plan_convert.h"
 #include "service/planner/strategies/dcp.h"
@@ -18,13 +20,8 @@ struct fcp_client {
   std::unique_ptr<fcp::PlannerClient> client;
 };
 
-struct fcp_plan {
-  fcp::PlanResult result;
-  mutable absl::once_flag serialized_once, json_once;
-  mutable std::string serialized, json;
-};
-
-namespace {
+namespace fcp {
+namespace c_api {
 
 int Fail(const absl::Status& status, fcp_error* error) {
   if (error != nullptr) {
@@ -37,7 +34,22 @@ int Fail(const absl::Status& status, fcp_error* error) {
   return static_cast<int>(status.code());
 }
 
-int Succeed(fcp_error* error) { return Fail(absl::OkStatus(), error); }
+absl::StatusOr<const Plan*> CorePlan(const fcp_plan* plan) {
+  if (plan == nullptr) return absl::InvalidArgumentError("plan: must not be NULL");
+  absl::call_once(plan->core_once, [plan] { plan->core = PlanFromProto(plan->result.plan); });
+  if (!plan->core.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("plan: ", plan->core.status().message()));
+  }
+  return &*plan->core;
+}
+
+}  // namespace c_api
+}  // namespace fcp
+
+namespace {
+
+using fcp::c_api::Fail;
+using fcp::c_api::Succeed;
 
 // `model` NULL = the defaults. Without a preset the batch's zero heads take the default model's
 // (the request then names them); with one, the preset fills them (BatchFromProto).
@@ -162,6 +174,34 @@ int fcp_client_plan_model(fcp_client* client, const fcp_batch* batch, const fcp_
   }
   absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch, model);
   if (!request.ok()) return Fail(request.status(), error);
+  return Deliver(client->client->PlanBatch(*request), plan, error);
+}
+
+int fcp_client_plan_masked(fcp_client* client, const fcp_batch* batch, const fcp_mask* masks,
+                           fcp_plan** plan, fcp_error* error) {
+  return fcp_client_plan_masked_model(client, batch, masks, nullptr, plan, error);
+}
+
+int fcp_client_plan_masked_model(fcp_client* client, const fcp_batch* batch,
+                                 const fcp_mask* masks, const fcp_model* model, fcp_plan** plan,
+                                 fcp_error* error) {
+  if (client == nullptr || plan == nullptr) {
+    return Fail(absl::InvalidArgumentError("client and plan: must not be NULL"), error);
+  }
+  absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch, model);
+  if (!request.ok()) return Fail(request.status(), error);
+  for (size_t i = 0; masks != nullptr && i < batch->num_documents; ++i) {
+    const fcp_mask& m = masks[i];
+    if (m.kind < FCP_MASK_CAUSAL || m.kind > FCP_MASK_PREFIX_LM) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+                      "masks[", i, "].kind: expected 0..3 (fcp_mask_kind), got ", m.kind)),
+                  error);
+    }
+    fcp::v1::Mask* mask = request->mutable_documents(static_cast<int>(i))->mutable_mask();
+    mask->set_kind(static_cast<fcp::v1::Mask::Kind>(m.kind));
+    mask->set_window(m.window);
+    mask->set_prefix(m.prefix);
+  }
   return Deliver(client->client->PlanBatch(*request), plan, error);
 }
 

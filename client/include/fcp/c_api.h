@@ -94,9 +94,9 @@ typedef struct fcp_batch {
   size_t num_ranks;
 } fcp_batch;
 
-/* The model around attention and what to plan for, for fcp_client_plan_model and
- * fcp_client_prefetch_model (a struct of its own, so that fcp_batch keeps its layout for FFI users
- * of fcp_client_plan). Initialise with fcp_model_init; 0 / NULL fields take the defaults of
+/* The model around attention and what to plan for, for fcp_client_plan_model,
+ * fcp_client_prefetch_model and fcp_client_plan_masked_model (c_exec_api.h): a struct of its own,
+ * so that fcp_batch keeps its layout for FFI users of fcp_client_plan. Initialise with fcp_model_init; 0 / NULL fields take the defaults of
  * fcp.v1 (plan.proto): the preset's shape, else Llama-3-8B's. fcp_batch's num_q_heads,
  * num_kv_heads and head_dim, when nonzero, override the preset's. */
 typedef enum fcp_mlp_kind {
@@ -190,5 +190,8 @@ const char* fcp_plan_json(const fcp_plan* plan);
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
+
+/* Execution (executor, forward/backward, token dispatch, masks): fcp/c_exec_api.h. */
+#include "fcp/c_exec_api.h"
 
 #endif /* FCP_CLIENT_INCLUDE_FCP_C_API_H_ */

@@ -14,6 +14,10 @@ import grpc
 
 import dataclasses
 
+from fcp_capi import Batch as FcpBatch
+from fcp_capi import ClientOptions as FcpClientOptions
+from fcp_capi import Error as FcpError
+from fcp_capi import ModelStruct as FcpModel
 from fcp_client import Model, PlanError, PlannerClient, make_request
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
@@ -144,34 +148,6 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(len(out.stdout.splitlines()), 3, out.stdout)
         self.assertIn("step 2: plan ", out.stdout)
-
-
-class FcpError(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_int), ("message", ctypes.c_char * 1024)]
-
-
-class FcpClientOptions(ctypes.Structure):
-    _fields_ = [("target", ctypes.c_char_p), ("deadline_seconds", ctypes.c_double),
-                ("max_attempts", ctypes.c_int), ("local_fallback", ctypes.c_int),
-                ("default_strategy", ctypes.c_char_p)]
-
-
-class FcpBatch(ctypes.Structure):
-    _fields_ = [("job_id", ctypes.c_char_p), ("step", ctypes.c_int64),
-                ("document_lengths", ctypes.POINTER(ctypes.c_int64)),
-                ("num_documents", ctypes.c_size_t), ("num_q_heads", ctypes.c_int32),
-                ("num_kv_heads", ctypes.c_int32), ("head_dim", ctypes.c_int32),
-                ("num_workers", ctypes.c_int32), ("workers_per_node", ctypes.c_int32),
-                ("strategy", ctypes.c_char_p), ("ranks", ctypes.POINTER(ctypes.c_int32)),
-                ("num_ranks", ctypes.c_size_t)]
-
-
-class FcpModel(ctypes.Structure):
-    _fields_ = [("preset", ctypes.c_char_p), ("hidden_size", ctypes.c_int32),
-                ("ffn_hidden_size", ctypes.c_int32), ("mlp", ctypes.c_int32),
-                ("num_layers", ctypes.c_int32), ("linear_flops_per_token", ctypes.c_double),
-                ("objective", ctypes.c_int32), ("token_slack", ctypes.c_double),
-                ("activation_memory_bytes", ctypes.c_int64)]
 
 
 class CApiFromPythonTest(unittest.TestCase):
