@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "client/job_token.h"
 #include "common/status_macros.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
@@ -70,7 +71,7 @@ absl::Status CheckOptions(const TrainerExecutorOptions& o) {
   if (o.metrics_port < 0 || o.metrics_port > 65535) {
     return Invalid("metrics_port", absl::StrCat("must be in [0, 65535], got ", o.metrics_port));
   }
-  return absl::OkStatus();
+  return CheckJobToken("options.job_token", o.job_token);
 }
 
 // "file:DIR" (a directory every rank sees) or "coordinator:HOST:PORT" (its store).
@@ -86,6 +87,7 @@ absl::Status ParseRendezvous(const TrainerExecutorOptions& o, TransportOptions* 
     store.target = std::string(rest);
     store.job_id = o.job_id;
     store.timeout = o.timeout;
+    store.job_token = o.job_token;
     ASSIGN_OR_RETURN(transport->store, NewCoordinatorStore(store));
     return absl::OkStatus();
   }

@@ -44,6 +44,9 @@ struct TrainerExecutorOptions {
   int32_t threads = 0;       // CPU kernels (0: hardware concurrency)
   int32_t metrics_port = 0;  // > 0: Prometheus endpoint on 0.0.0.0:port
   int32_t node = 0;          // metrics label
+  // rendezvous "coordinator:...": the job token its calls carry (issue 28); empty =
+  // $FCP_JOB_TOKEN if set, else none (client/job_token.h).
+  std::string job_token;
 };
 
 class TrainerExecutor {
