@@ -15,6 +15,7 @@
 #include "worker/executor/cuda_backend.h"
 #include "worker/executor/executor_backend.h"
 #include "worker/executor/row_exchange.h"
+#include "worker/nvml_gauges.h"
 #include "worker/transport/coordinator_store.h"
 #include "worker/transport/loopback_transport.h"
 #include "worker/transport/transport_factory.h"
@@ -27,6 +28,7 @@ struct TrainerExecutor::Parts {
   std::unique_ptr<Transport> transport;
   std::unique_ptr<Executor> executor;
   std::string gpu_uuid;
+  std::shared_ptr<NvmlGauges> gpu_gauges;  // device "cuda" with NVML; the exposer's weak_ptr
   std::unique_ptr<prometheus::Exposer> exposer;
   std::shared_ptr<prometheus::Registry> registry;
   std::unique_ptr<WorkerMetrics> metrics;
@@ -157,8 +159,12 @@ absl::StatusOr<std::unique_ptr<TrainerExecutor>> TrainerExecutor::Create(
     }
     parts->registry = std::make_shared<prometheus::Registry>();
     parts->exposer->RegisterCollectable(parts->registry);
-    parts->metrics = std::make_unique<WorkerMetrics>(
-        *parts->registry, WorkerLabels{o.job_id, o.rank, o.node, parts->gpu_uuid});
+    const WorkerLabels labels{o.job_id, o.rank, o.node, parts->gpu_uuid};
+    parts->metrics = std::make_unique<WorkerMetrics>(*parts->registry, labels);
+    if (cuda != nullptr) {  // NVML's gauges when it can be loaded; absent otherwise
+      parts->gpu_gauges = NvmlGauges::Open({labels, o.cuda_device});
+      if (parts->gpu_gauges != nullptr) parts->exposer->RegisterCollectable(parts->gpu_gauges);
+    }
   }
   return std::unique_ptr<TrainerExecutor>(new TrainerExecutor(o, std::move(parts)));
 }

@@ -1,7 +1,8 @@
 // TrainerExecutor: the executor as a trainer holds it (what the C API's fcp_executor wraps): one
 // rank's transport (chosen once: loopback for a single rank, gloo, or nccl on a GPU), its backend
 // (host memory and the CPU kernels, or one GPU), optionally a Prometheus endpoint with the
-// fcp_worker_* metrics (worker/worker_metrics.h), and per-call statistics. Calls are serialized.
+// fcp_worker_* metrics (worker/worker_metrics.h; on a GPU with NVML also its utilization, memory
+// and SM clock, worker/nvml_gauges.h), and per-call statistics. Calls are serialized.
 //
 //   TrainerExecutorOptions options;
 //   options.rank = rank; options.world_size = world; options.rendezvous = "file:/shared/run3";
