@@ -23,7 +23,8 @@
 #            reference, W=1 and W=2 -> gpt_{reference,w1,w2}.jsonl, and per run the seconds per
 #            step and their ratio to the reference's -> gpt.jsonl
 # Knobs: STAGES (default info,binding,gpt), DEVICE (cuda; cpu = dry run with small sizes),
-# STEPS (3), BINDING_TIMEOUT_S (180), GPT_TIMEOUT_S (90 per run).
+# STEPS (3), BINDING_TIMEOUT_S (180), GPT_TIMEOUT_S (90 per run), PYTHON (python3: the one with
+# torch; here Debian's /usr/bin/python3).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
@@ -37,6 +38,7 @@ OUT=${1:-${OUT:-/tmp/fcp-gpu-trainer}}
 DEVICE=${DEVICE:-cuda}
 STAGES=${STAGES:-info,binding,gpt}
 STEPS=${STEPS:-3}
+PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
 OUT=$(realpath "$OUT")
 LOG="$OUT/check.log"
@@ -45,7 +47,7 @@ SUMMARY=()
 if [[ -f "$BUNDLE/bundle.tar.gz" ]]; then  # gpu_bundle.sh's compressed form
   unpacked=${TMPDIR:-/tmp}/fcp-gpu-trainer-bundle
   rm -rf "$unpacked" && mkdir -p "$unpacked" && tar -C "$unpacked" -xzf "$BUNDLE/bundle.tar.gz"
-  NCCL_DIR=${NCCL_DIR:-$(python3 -c 'import nvidia.nccl, os; print(os.path.join(nvidia.nccl.__path__[0], "lib"))' 2>/dev/null)}
+  NCCL_DIR=${NCCL_DIR:-$("$PYTHON" -c 'import nvidia.nccl, os; print(os.path.join(nvidia.nccl.__path__[0], "lib"))' 2>/dev/null)}
   export LD_LIBRARY_PATH="$unpacked/lib${NCCL_DIR:+:$NCCL_DIR}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export FCP_LIBRARY="$unpacked/lib/libfcp.so" FCP_COORDINATOR="$unpacked/bin/fcp-coordinator"
 fi
@@ -88,19 +90,20 @@ if has info; then
     stage nvidia-smi 30 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm \
       --format=csv
   fi
-  stage torch 60 python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda,
+  stage torch 60 "$PYTHON" -c 'import torch; print("torch", torch.__version__, torch.version.cuda,
 "gpus", torch.cuda.device_count())'
 fi
 
 if has binding; then
   rm -f "$OUT/binding.jsonl"
-  stage "binding W=2 vs SDPA" "${BINDING_TIMEOUT_S:-180}" python3 bench/trainer_cuda_check.py \
+  stage "binding W=2 vs SDPA" "${BINDING_TIMEOUT_S:-180}" "$PYTHON" bench/trainer_cuda_check.py \
     --world 2 --device "$DEVICE" "${binding_size[@]}" --timeout-s 120 --json "$OUT/binding.jsonl"
 fi
 
 if has gpt; then
-  data=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
-  gpt=(python3 client/python/examples/train_gpt.py --steps "$STEPS" --device "$DEVICE"
+  rm -f "$OUT"/gpt*.jsonl
+  data=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
+  gpt=("$PYTHON" client/python/examples/train_gpt.py --steps "$STEPS" --device "$DEVICE"
     --data-dir "$data" --timeout-s 60 "${gpt_size[@]}")
   stage "gpt reference" "${GPT_TIMEOUT_S:-90}" "${gpt[@]}" --reference \
     --json-log "$OUT/gpt_reference.jsonl"
@@ -108,9 +111,10 @@ if has gpt; then
     stage "gpt W=$w" "${GPT_TIMEOUT_S:-90}" "${gpt[@]}" --world "$w" "${coordinator[@]}" \
       --json-log "$OUT/gpt_w$w.jsonl"
   done
-  stage "gpt per step" 30 python3 bench/gpt_step_times.py "$OUT" reference w1 w2
+  stage "gpt per step" 30 "$PYTHON" bench/gpt_step_times.py "$OUT" reference w1 w2
 fi
 
 echo "=== summary ($(date -u +%FT%TZ), device $DEVICE)" | tee -a "$LOG"
-printf '%s\n' "${SUMMARY[@]}" | tee -a "$LOG" "$OUT/summary.txt"
+printf '%s\n' "${SUMMARY[@]}" | tee -a "$LOG" >"$OUT/summary.txt"
+cat "$OUT/summary.txt"
 ! grep -q 'rc=[1-9]' "$OUT/summary.txt"
