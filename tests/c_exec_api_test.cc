@@ -496,6 +496,8 @@ TEST_F(CExecApiBadInputTest, ExecutorOptions) {
                   "options.metrics_port");
   ExpectBadOption([](auto& o) { o.cuda_device = -1, o.transport = "loopback"; },
                   "options.cuda_device");
+  ExpectBadOption([](auto& o) { o.job_token = "has space", o.transport = "loopback"; },
+                  "options.job_token");
   static const fcp_store half_store{nullptr, nullptr, nullptr};
   ExpectBadOption([](auto& o) { o.store = &half_store; }, "options.store");
 }
