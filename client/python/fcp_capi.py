@@ -16,8 +16,9 @@ import threading
 
 _STATUS_NAMES = {
     0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
-    5: "NOT_FOUND", 6: "ALREADY_EXISTS", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
-    13: "INTERNAL", 14: "UNAVAILABLE",
+    5: "NOT_FOUND", 6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION", 10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED",
+    13: "INTERNAL", 14: "UNAVAILABLE", 15: "DATA_LOSS", 16: "UNAUTHENTICATED",
 }
 
 DTYPE_CODES = {"BF16": 0, "FP16": 1, "FP32": 2}  # fcp_dtype
@@ -91,7 +92,8 @@ class ExecutorOptions(ctypes.Structure):
                 ("rendezvous", ctypes.c_char_p), ("job_id", ctypes.c_char_p),
                 ("device", ctypes.c_char_p), ("cuda_device", ctypes.c_int32),
                 ("interface_address", ctypes.c_char_p), ("timeout_seconds", ctypes.c_double),
-                ("threads", ctypes.c_int32), ("metrics_port", ctypes.c_int32)]
+                ("threads", ctypes.c_int32), ("metrics_port", ctypes.c_int32),
+                ("job_token", ctypes.c_char_p)]
 
 
 class AttentionShape(ctypes.Structure):
@@ -116,6 +118,9 @@ _SIGNATURES = {
     "fcp_client_options_init": (None, [ctypes.POINTER(ClientOptions)]),
     "fcp_batch_init": (None, [ctypes.POINTER(Batch)]),
     "fcp_client_new": (ctypes.c_int, [ctypes.POINTER(ClientOptions), _PP, _E]),
+    # (options, tls: an fcp_tls_options* or None for plaintext, job_token, client, error)
+    "fcp_client_new_auth": (ctypes.c_int, [ctypes.POINTER(ClientOptions), _P, ctypes.c_char_p,
+                                           _PP, _E]),
     "fcp_client_free": (None, [_P]),
     "fcp_client_plan_masked": (ctypes.c_int, [_P, ctypes.POINTER(Batch),
                                               ctypes.POINTER(MaskStruct), _PP, _E]),

@@ -101,6 +101,9 @@ typedef struct fcp_executor_options {
   double timeout_seconds;        /* a peer that does not answer fails the call (default 300) */
   int32_t threads;               /* CPU kernels (0 = hardware concurrency) */
   int32_t metrics_port;          /* >0: Prometheus endpoint with the fcp_worker_* metrics */
+  const char* job_token;         /* rendezvous "coordinator:...": sent as `authorization: Bearer
+                                    TOKEN` to a coordinator started with --job-tokens (a token of
+                                    job_id); NULL or "" = $FCP_JOB_TOKEN if set, else none */
 } fcp_executor_options;
 void fcp_executor_options_init(fcp_executor_options* options);
 /* Collective: every rank of world_size calls it; returns once all have met (or timeout). */

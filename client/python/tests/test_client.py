@@ -1,9 +1,8 @@
 """The Python client against a running fcp-coordinator binary (FCP_COORDINATOR), over loopback."""
 
 import ctypes
+import dataclasses
 import os
-import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -12,8 +11,7 @@ import unittest
 
 import grpc
 
-import dataclasses
-
+from coordinator_process import CoordinatorProcess
 from fcp_capi import Batch as FcpBatch
 from fcp_capi import ClientOptions as FcpClientOptions
 from fcp_capi import Error as FcpError
@@ -29,28 +27,6 @@ def lengths(n=200, seed=7):
         x = (x * 6364136223846793005 + 1442695040888963407) % (1 << 64)
         out.append(16 + (x >> 33) % 3000)
     return out
-
-
-class CoordinatorProcess:
-    """fcp-coordinator on ports it picks; stopped with SIGTERM."""
-
-    def __init__(self, *flags):
-        binary = os.environ["FCP_COORDINATOR"]
-        self.process = subprocess.Popen(
-            [binary, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1", *flags],
-            stdout=subprocess.PIPE, text=True)
-        line = self.process.stdout.readline()
-        match = re.search(r"on port (\d+)", line)
-        if not match:
-            self.process.kill()
-            raise RuntimeError(f"fcp-coordinator did not start: {line!r}")
-        self.target = f"127.0.0.1:{match.group(1)}"
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
-        self.process.stdout.close()
-        return code
 
 
 class PythonClientTest(unittest.TestCase):
