@@ -5,7 +5,6 @@
 // a peer that never answers.
 #include "worker/executor/executor.h"
 
-#include <random>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -30,24 +29,9 @@ using ::testing::HasSubstr;
 constexpr uint64_t kSeed = 7;
 constexpr int64_t kStep = 1;
 
+// The backends' test batch (worker/verify/executor_testing.h) at head dim 16.
 Batch MakeBatch(const Mask& mask, int32_t world, uint64_t seed) {
-  Batch batch;
-  batch.model.num_q_heads = 4;
-  batch.model.num_kv_heads = 2;
-  batch.model.head_dim = 16;
-  batch.topology.num_workers = world;
-  batch.topology.workers_per_node = 2;  // several nodes from W = 3 on
-  // Lengths 1..300, filling ~96 tokens per worker; one long document spans several workers.
-  std::mt19937_64 rng(seed);
-  int64_t left = 96 * world;
-  batch.documents.push_back({std::min<int64_t>(left, 64 * world + 5), mask});
-  left -= batch.documents.back().length;
-  while (left > 0) {
-    const int64_t n = std::min<int64_t>(left, 1 + static_cast<int64_t>(rng() % 300));
-    batch.documents.push_back({n, mask});
-    left -= n;
-  }
-  return batch;
+  return BackendTestBatch(mask, world, /*head_dim=*/16, seed);
 }
 
 // Runs every rank's slice as a thread; returns each rank's status and outputs.
