@@ -174,6 +174,7 @@ absl::Status ReadPlanningFlags(PlanConfig& c) {
       return Invalid("calibration", absl::StrCat(calibration, ": ", cost.status().message()));
     }
     o.cost = *cost;
+    ApplyRateOverrides(&o.cost, &c.topology);  // a fitted calibration carries measured rates
   }
   c.coordinator = absl::GetFlag(FLAGS_coordinator);
   if (!c.coordinator.empty() && !calibration.empty()) {

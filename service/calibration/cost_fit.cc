@@ -1,0 +1,184 @@
+#include "service/calibration/cost_fit.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "service/calibration/robust_fit.h"
+#include "service/planner/batch.h"
+#include "service/planner/mask_math.h"
+
+namespace fcp::calibration {
+namespace {
+
+enum Feature {
+  kForwardWork,   // Σ fwd_flops / eff over the forward tiles (forward rows)
+  kBackwardWork,  // the same (backward rows)
+  kTiles,
+  kTransfers,
+  kIntraBytes,
+  kInterBytes,
+  kLinearFlops,
+  kNumFeatures
+};
+
+// One fitted parameter: the feature whose rate it is and how the rates set it.
+struct Term {
+  const char* name;
+  Feature feature;
+  void (*apply)(const std::vector<double>& rate, Calibration* out);
+};
+
+double Clamp(double v, double lo, double hi) { return std::min(hi, std::max(lo, v)); }
+double RateFromSeconds(double seconds_per_unit, double unit) {
+  return Clamp(unit / seconds_per_unit, kMinRate, kMaxRate);
+}
+
+constexpr Term kTerms[] = {
+    {"attention_tflops", kForwardWork,
+     [](const std::vector<double>& s, Calibration* c) {
+       c->params.attention_tflops = RateFromSeconds(s[kForwardWork], 1e-12);
+     }},
+    {"backward_efficiency", kBackwardWork,
+     [](const std::vector<double>& s, Calibration* c) {
+       if (s[kForwardWork] <= 0) return;
+       c->params.backward_efficiency = Clamp(
+           kBackwardFlopsRatio * s[kForwardWork] / s[kBackwardWork], kMinBackwardEfficiency, 100.0);
+     }},
+    {"tile_overhead_us", kTiles,
+     [](const std::vector<double>& s, Calibration* c) {
+       c->params.tile_overhead_us = Clamp(s[kTiles] * 1e6, 0, 1e6);
+     }},
+    {"transfer_latency_us", kTransfers,
+     [](const std::vector<double>& s, Calibration* c) {
+       c->params.transfer_latency_us = Clamp(s[kTransfers] * 1e6, 0, 1e6);
+     }},
+    {"intra_node_gbps", kIntraBytes,
+     [](const std::vector<double>& s, Calibration* c) {
+       c->params.intra_node_gbps = RateFromSeconds(s[kIntraBytes], 1e-9);
+     }},
+    {"inter_node_gbps", kInterBytes,
+     [](const std::vector<double>& s, Calibration* c) {
+       c->params.inter_node_gbps = RateFromSeconds(s[kInterBytes], 1e-9);
+     }},
+    {"linear_tflops", kLinearFlops,
+     [](const std::vector<double>& s, Calibration* c) {
+       c->linear_tflops = RateFromSeconds(s[kLinearFlops], 1e-12);
+     }},
+};
+
+struct Rows {
+  std::vector<std::vector<double>> features;
+  std::vector<double> targets;
+};
+
+// Forward FLOPs divided by the tile efficiency at (q_half, kv_half).
+double EfficiencyWork(const RankStepMeasurement& m, double q_half, double kv_half) {
+  double work = 0;
+  for (const TileShape& t : m.tile_shapes) {
+    const double q = static_cast<double>(t.q_len), k = static_cast<double>(t.kv_len);
+    work += t.fwd_flops * (q + q_half) / q * (k + kv_half) / k;
+  }
+  return work;
+}
+
+Rows MakeRows(absl::Span<const RankStepMeasurement> reports, double q_half, double kv_half) {
+  Rows rows;
+  auto add = [&rows](std::vector<double> features, double target) {
+    if (target <= 0) return;
+    rows.features.push_back(std::move(features));
+    rows.targets.push_back(target);
+  };
+  for (const RankStepMeasurement& m : reports) {
+    const double work = EfficiencyWork(m, q_half, kv_half);
+    double tiles = 0;
+    for (const TileShape& t : m.tile_shapes) tiles += static_cast<double>(t.tiles);
+    std::vector<double> pass(kNumFeatures, 0);
+    pass[kTiles] = tiles;
+    pass[kTransfers] = static_cast<double>(m.transfers) / 2;
+    pass[kIntraBytes] = static_cast<double>(m.intra_node_bytes) / 2;
+    pass[kInterBytes] = static_cast<double>(m.inter_node_bytes) / 2;
+    std::vector<double> forward = pass, backward = pass;
+    forward[kForwardWork] = work;
+    backward[kBackwardWork] = work;
+    add(std::move(forward), m.forward_seconds);
+    add(std::move(backward), m.backward_seconds);
+    std::vector<double> linear(kNumFeatures, 0);
+    linear[kLinearFlops] = m.linear_flops;
+    if (m.linear_flops > 0) add(std::move(linear), m.linear_seconds);
+  }
+  return rows;
+}
+
+absl::Status CheckMeasurement(const RankStepMeasurement& m, size_t index) {
+  for (const TileShape& t : m.tile_shapes) {
+    if (t.q_len < 1 || t.kv_len < 1 || t.tiles < 1 || !(t.fwd_flops >= 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("reports[", index, "].tile_shapes: q_len, kv_len and tiles must be >= 1"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Calibration> FitCalibration(absl::Span<const RankStepMeasurement> reports,
+                                           const CostParams& prior, const FitOptions& options) {
+  for (size_t i = 0; i < reports.size(); ++i) {
+    if (absl::Status s = CheckMeasurement(reports[i], i); !s.ok()) return s;
+  }
+  Calibration best;
+  double best_error = 0;
+  bool found = false;
+  for (double q_half : options.half_tokens_grid) {
+    for (double kv_half : options.half_tokens_grid) {
+      Rows rows = MakeRows(reports, q_half, kv_half);
+      if (static_cast<int>(rows.targets.size()) < options.min_observations) {
+        return absl::FailedPreconditionError(absl::StrCat("calibration: ", rows.targets.size(),
+                                                          " observations, at least ",
+                                                          options.min_observations, " needed"));
+      }
+      absl::StatusOr<RobustFitResult> fit = FitNonNegativeRelative(rows.features, rows.targets);
+      if (!fit.ok()) return fit.status();
+      if (found && !(fit->trimmed_mean_square < best_error)) continue;
+      Calibration c;
+      c.params = prior;
+      c.params.tile_q_half_tokens = q_half;
+      c.params.tile_kv_half_tokens = kv_half;
+      for (const Term& term : kTerms) {
+        if (!fit->estimated[term.feature]) continue;
+        term.apply(fit->coefficients, &c);
+        c.fitted.push_back(term.name);
+      }
+      c.observations = static_cast<int32_t>(rows.targets.size());
+      c.median_relative_error = fit->median_abs_relative_residual;
+      best = std::move(c);
+      best_error = fit->trimmed_mean_square;
+      found = true;
+    }
+  }
+  if (!found) return absl::FailedPreconditionError("calibration: empty half-token grid");
+  best.reports = static_cast<int32_t>(reports.size());
+  if (!reports.empty()) {
+    best.first_step = reports.front().step;
+    best.last_step = reports.front().step;
+    for (const RankStepMeasurement& m : reports) {
+      best.first_step = std::min(best.first_step, m.step);
+      best.last_step = std::max(best.last_step, m.step);
+    }
+  }
+  return best;
+}
+
+std::string CalibrationToFile(const Calibration& c) {
+  return absl::StrCat(
+      "# fcp cost-model calibration fitted from steps ", c.first_step, "..", c.last_step, " (",
+      c.reports, " rank reports, ", c.observations, " observations; median relative error ",
+      c.median_relative_error, ")\n", "# fitted: ", absl::StrJoin(c.fitted, ", "), "\n",
+      c.linear_tflops > 0 ? absl::StrCat("# linear layers: ", c.linear_tflops, " TFLOP/s\n") : "",
+      CostParamsToString(c.params));
+}
+
+}  // namespace fcp::calibration
