@@ -76,4 +76,22 @@ grpc::ServerUnaryReactor* PlannerGrpcService::ListStrategies(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* PlannerGrpcService::ReportStep(grpc::CallbackServerContext* context,
+                                                         const v1::StepReport* request,
+                                                         v1::ReportStepResponse* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(planning_->ReportStep(*request)));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PlannerGrpcService::GetCalibration(
+    grpc::CallbackServerContext* context, const v1::GetCalibrationRequest* request,
+    v1::JobCalibration* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<v1::JobCalibration> calibration = planning_->GetCalibration(*request);
+  if (calibration.ok()) *response = *std::move(calibration);
+  reactor->Finish(ToGrpcStatus(calibration.status()));
+  return reactor;
+}
+
 }  // namespace fcp

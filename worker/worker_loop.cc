@@ -1,12 +1,15 @@
 #include "worker/worker_loop.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "fcp/client.h"
+#include "proto/report_convert.h"
+#include "service/calibration/plan_measurement.h"
 #include "service/planner/planner.h"
 #include "worker/dump.h"
 #include "worker/executor_backend.h"
@@ -158,6 +161,9 @@ class Loop {
         metrics->RecordStep(*stats, inputs.tokens, (cost.fwd_ms + cost.bwd_ms) / 1000);
         if (record.failed) metrics->RecordError();
       }
+      // Before the end-of-step exchange: the coordinator has every rank's report of `step`
+      // before any rank asks for the plan of step + 2 (job_calibrations.h).
+      if (client_ != nullptr && config_.report_steps) ReportStep(plan, step, *stats);
       ASSIGN_OR_RETURN(std::vector<StepRecord> all, AllGather(transport_, step, record));
       if (rank_ == 0 && on_step) on_step(Report(plan, planned.second, step, all));
       if (!check_error.empty()) return absl::DataLossError(check_error);
@@ -172,6 +178,32 @@ class Loop {
   }
 
  private:
+  // Sends this rank's measurement of `step` to the coordinator (the closed loop). A report that
+  // fails is not retried and does not stop the job: the fit only waits for the next one.
+  void ReportStep(const Plan& plan, int64_t step, const StepStats& stats) {
+    absl::StatusOr<calibration::RankStepMeasurement> m = calibration::MeasurementOfPlan(
+        plan, config_.plan.model, config_.plan.topology, rank_, step);
+    absl::Status status = m.status();
+    if (m.ok()) {
+      m->forward_seconds = stats.forward_seconds;
+      m->backward_seconds = stats.backward_seconds;
+      m->comm_wait_seconds =
+          std::min(stats.comm_wait_seconds, stats.forward_seconds + stats.backward_seconds);
+      v1::StepReport report;
+      MeasurementToProto(*m, &report);
+      report.set_job_id(config_.training_job);
+      report.set_plan_id(plan.plan_id);
+      status = client_->ReportStep(report);
+    }
+    if (!status.ok() && !report_failed_) {
+      report_failed_ = true;
+      std::fprintf(stderr,
+                   "fcp-worker: rank %d: step %lld not reported (%s); later failures "
+                   "are not printed\n",
+                   rank_, static_cast<long long>(step), status.ToString().c_str());
+    }
+  }
+
   StepReport Report(const Plan& plan, bool fallback, int64_t step,
                     const std::vector<StepRecord>& all) const {
     StepReport report;
@@ -200,6 +232,7 @@ class Loop {
   Executor executor_;
   PlanOptions options_;
   bool prefetched_ = false;
+  bool report_failed_ = false;
 };
 
 }  // namespace

@@ -29,6 +29,7 @@ struct Term {
   const char* name;
   Feature feature;
   void (*apply)(const std::vector<double>& rate, Calibration* out);
+  double (*value)(const Calibration& c);  // the fitted value, in the calibration file's units
 };
 
 double Clamp(double v, double lo, double hi) { return std::min(hi, std::max(lo, v)); }
@@ -40,33 +41,40 @@ constexpr Term kTerms[] = {
     {"attention_tflops", kForwardWork,
      [](const std::vector<double>& s, Calibration* c) {
        c->params.attention_tflops = RateFromSeconds(s[kForwardWork], 1e-12);
-     }},
+     },
+     [](const Calibration& c) { return c.params.attention_tflops; }},
     {"backward_efficiency", kBackwardWork,
      [](const std::vector<double>& s, Calibration* c) {
        if (s[kForwardWork] <= 0) return;
        c->params.backward_efficiency = Clamp(
            kBackwardFlopsRatio * s[kForwardWork] / s[kBackwardWork], kMinBackwardEfficiency, 100.0);
-     }},
+     },
+     [](const Calibration& c) { return c.params.backward_efficiency; }},
     {"tile_overhead_us", kTiles,
      [](const std::vector<double>& s, Calibration* c) {
        c->params.tile_overhead_us = Clamp(s[kTiles] * 1e6, 0, 1e6);
-     }},
+     },
+     [](const Calibration& c) { return c.params.tile_overhead_us; }},
     {"transfer_latency_us", kTransfers,
      [](const std::vector<double>& s, Calibration* c) {
        c->params.transfer_latency_us = Clamp(s[kTransfers] * 1e6, 0, 1e6);
-     }},
+     },
+     [](const Calibration& c) { return c.params.transfer_latency_us; }},
     {"intra_node_gbps", kIntraBytes,
      [](const std::vector<double>& s, Calibration* c) {
        c->params.intra_node_gbps = RateFromSeconds(s[kIntraBytes], 1e-9);
-     }},
+     },
+     [](const Calibration& c) { return c.params.intra_node_gbps; }},
     {"inter_node_gbps", kInterBytes,
      [](const std::vector<double>& s, Calibration* c) {
        c->params.inter_node_gbps = RateFromSeconds(s[kInterBytes], 1e-9);
-     }},
+     },
+     [](const Calibration& c) { return c.params.inter_node_gbps; }},
     {"linear_tflops", kLinearFlops,
      [](const std::vector<double>& s, Calibration* c) {
        c->linear_tflops = RateFromSeconds(s[kLinearFlops], 1e-12);
-     }},
+     },
+     [](const Calibration& c) { return c.linear_tflops; }},
 };
 
 struct Rows {
@@ -170,6 +178,18 @@ absl::StatusOr<Calibration> FitCalibration(absl::Span<const RankStepMeasurement>
     }
   }
   return best;
+}
+
+std::vector<std::pair<std::string, double>> FittedValues(const Calibration& c) {
+  std::vector<std::pair<std::string, double>> out = {
+      {"tile_q_half_tokens", c.params.tile_q_half_tokens},
+      {"tile_kv_half_tokens", c.params.tile_kv_half_tokens}};
+  for (const Term& term : kTerms) {
+    if (std::find(c.fitted.begin(), c.fitted.end(), term.name) != c.fitted.end()) {
+      out.emplace_back(term.name, term.value(c));
+    }
+  }
+  return out;
 }
 
 std::string CalibrationToFile(const Calibration& c) {

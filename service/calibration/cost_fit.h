@@ -13,8 +13,8 @@
 //
 // with eff(q, kv) = q/(q + q_half) · kv/(kv + kv_half). For each (q_half, kv_half) of a small grid
 // the s_* come from a robust non-negative regression on relative error (robust_fit.h); the grid
-// point with the smallest median relative error wins. The rates become the CostParams the planner
-// uses: attention_tflops = 1e-12 / s_fwd, backward_efficiency = 2.5 · s_fwd / s_bwd,
+// point with the smallest trimmed mean square error wins. The rates become the CostParams the
+// planner uses: attention_tflops = 1e-12 / s_fwd, backward_efficiency = 2.5 · s_fwd / s_bwd,
 // tile_overhead_us = 1e6 · s_tile, transfer_latency_us = 1e6 · s_msg, *_node_gbps = 1e-9 / s_*.
 // A term with no information (its feature 0 in every row) keeps the prior's value.
 //
@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -85,6 +86,10 @@ struct FitOptions {
 absl::StatusOr<Calibration> FitCalibration(absl::Span<const RankStepMeasurement> reports,
                                            const CostParams& prior,
                                            const FitOptions& options = FitOptions());
+
+// The fitted parameters by calibration-file name ("attention_tflops", "tile_q_half_tokens", ...):
+// the tile half lengths (always chosen) and every parameter in `fitted`.
+std::vector<std::pair<std::string, double>> FittedValues(const Calibration& calibration);
 
 // The calibration as a `--calibration` file (ParseCostParams reads it back), with the fit's
 // provenance as comments.

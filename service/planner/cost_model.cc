@@ -79,6 +79,25 @@ absl::StatusOr<CostParams> ParseCostParams(absl::string_view text) {
   return params;
 }
 
+absl::Status ValidateCostParams(const CostParams& params) {
+  for (const ParamField& f : kFields) {
+    const double v = params.*(f.field);
+    if (!(v >= 0) || !std::isfinite(v)) {
+      return absl::InvalidArgumentError(absl::StrCat(f.name, ": ", v, ": must be finite, >= 0"));
+    }
+  }
+  for (double CostParams::*rate : kRateFields) {
+    const double v = params.*rate;
+    if (v != 0 && !(v >= kMinRate && v <= kMaxRate)) {
+      return absl::InvalidArgumentError(absl::StrCat("rate ", v, ": must be 0 or in [0.001, 1e6]"));
+    }
+  }
+  if (!(params.backward_efficiency >= kMinBackwardEfficiency)) {
+    return absl::InvalidArgumentError("backward_efficiency: must be >= 0.01");
+  }
+  return absl::OkStatus();
+}
+
 void ApplyRateOverrides(CostParams* params, Topology* topology) {
   if (params->attention_tflops > 0) topology->attention_tflops = params->attention_tflops;
   if (params->intra_node_gbps > 0) topology->intra_node_gbps = params->intra_node_gbps;

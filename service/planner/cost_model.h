@@ -46,6 +46,9 @@ inline constexpr double kMinBackwardEfficiency = 0.01;
 // their defaults.
 absl::StatusOr<CostParams> ParseCostParams(absl::string_view text);
 std::string CostParamsToString(const CostParams& params);
+// The rules ParseCostParams applies, for params that come from elsewhere (InvalidArgument naming
+// the field).
+absl::Status ValidateCostParams(const CostParams& params);
 
 class CostModel {
  public:
