@@ -36,6 +36,7 @@
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
 #include "service/planner/timeline.h"
+#include "worker/executor/kernel_types.h"
 #include "workload/flags.h"
 #include "workload/plan_config.h"
 #include "workload/workload.h"
@@ -53,21 +54,9 @@ namespace {
 using bench::Median;
 using bench::StreamTimer;
 
-using kernels::AnyBackwardTile;
-using kernels::AnyForwardTile;
+using kernels::BackwardTile;
 using kernels::DType;
-
-DType KernelDType(fcp::DType d) {
-  switch (d) {
-    case fcp::DType::kFp32:
-      return DType::kFp32;
-    case fcp::DType::kFp16:
-      return DType::kFp16;
-    case fcp::DType::kBf16:
-      return DType::kBf16;
-  }
-  return DType::kBf16;
-}
+using kernels::ForwardTile;
 
 // Device memory of one rank's emulation, freed together.
 class Arena {
@@ -161,14 +150,14 @@ class Emulator {
     }
     // The rounds' tile lists, as the executor builds them.
     const int32_t rounds = compute->rounds();
-    std::vector<std::vector<AnyForwardTile>> fwd(rounds + 1);
-    std::vector<std::vector<AnyBackwardTile>> bwd(rounds + 1);
+    std::vector<std::vector<ForwardTile>> fwd(rounds + 1);
+    std::vector<std::vector<BackwardTile>> bwd(rounds + 1);
     for (const Tile& t : w.tiles) {
       const Block& qb = plan.blocks[t.q_block];
       const Block& kb = plan.blocks[t.kv_block];
       const int64_t r = local[t.q_block];
       const Mask& m = plan.documents[qb.document].mask;
-      AnyForwardTile f;
+      ForwardTile f;
       f.q = q + r * q_row * in;
       f.k = kv[t.kv_block].k;
       f.v = kv[t.kv_block].v;
@@ -176,11 +165,11 @@ class Emulator {
       f.kv_rows = kb.tokens();
       f.q_begin = qb.begin;
       f.kv_begin = kb.begin;
-      f.mask = {static_cast<kernels::MaskKind>(m.kind), m.window, m.prefix};
+      f.mask = ToKernelMask(m);
       f.o = reinterpret_cast<float*>(o) + r * q_row;
       f.lse = reinterpret_cast<float*>(lse) + r * shape_.q_heads;
       fwd[t.round].push_back(f);
-      AnyBackwardTile g;
+      BackwardTile g;
       g.q = f.q;
       g.k = f.k;
       g.v = f.v;
@@ -354,7 +343,7 @@ int Main(int argc, char** argv) {
   const cli::PlanConfig& c = *config;
   const kernels::AttentionShape shape{c.model.num_q_heads, c.model.num_kv_heads, c.model.head_dim};
   absl::StatusOr<std::unique_ptr<Emulator>> emulator =
-      Emulator::Make(shape, KernelDType(c.model.dtype));
+      Emulator::Make(shape, ToKernelDType(c.model.dtype));
   if (!emulator.ok()) {
     std::fprintf(stderr, "distributed_emulation: %s\n",
                  std::string(emulator.status().message()).c_str());

@@ -35,6 +35,7 @@
 #include "kernels/attention_cuda_testing.h"
 #include "kernels/cuda_status.h"
 #include "service/planner/mask_math.h"
+#include "worker/executor/kernel_types.h"
 #include "workload/workload.h"
 
 ABSL_FLAG(std::string, lengths, std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths",
@@ -63,10 +64,10 @@ namespace {
 using bench::Median;
 using bench::StreamTimer;
 
-using kernels::AnyBackwardTile;
-using kernels::AnyForwardTile;
 using kernels::AttentionShape;
+using kernels::BackwardTile;
 using kernels::DType;
+using kernels::ForwardTile;
 
 struct Options {
   AttentionShape shape;
@@ -86,10 +87,6 @@ struct Workload {
   std::vector<TileSpec> tiles;
   double pairs = 0;
 };
-
-kernels::TileMask ToKernelMask(const Mask& m) {
-  return {static_cast<kernels::MaskKind>(m.kind), m.window, m.prefix};
-}
 
 // Documents packed back to back; blocks of `block` tokens (0: whole documents); every tile with an
 // allowed pair.
@@ -196,11 +193,11 @@ class Bench {
     for (const DeviceBuffer* b : {&dq, &dk, &dv}) {
       CUDA_RETURN_IF_ERROR(cudaMemset(b->get(), 0, b->bytes()));
     }
-    std::vector<AnyForwardTile> fwd;
-    std::vector<AnyBackwardTile> bwd;
+    std::vector<ForwardTile> fwd;
+    std::vector<BackwardTile> bwd;
     const int64_t q_row = s.q_heads * s.head_dim, kv_row = s.kv_heads * s.head_dim;
     for (const TileSpec& t : w.tiles) {
-      AnyForwardTile f;
+      ForwardTile f;
       f.q = q.get<char>() + t.q_row * q_row * in;
       f.k = k.get<char>() + t.kv_row * kv_row * in;
       f.v = v.get<char>() + t.kv_row * kv_row * in;
@@ -212,7 +209,7 @@ class Bench {
       f.o = o.get<float>() + t.q_row * q_row;
       f.lse = lse.get<float>() + t.q_row * s.q_heads;
       fwd.push_back(f);
-      AnyBackwardTile b;
+      BackwardTile b;
       b.q = f.q;
       b.k = f.k;
       b.v = f.v;

@@ -1,7 +1,8 @@
 // Attention over lists of tiles, forward and backward, and the log-sum-exp merge (DESIGN §5).
 //
-// This header is the one interface of every implementation (CPU here, CUDA in its own issue): it
-// holds plain pointers and sizes, no CUDA types and no planner types. Tensors are row-major fp32:
+// This header is the one interface of every implementation (CPU here, CUDA in
+// kernels/attention_cuda.h): it holds plain pointers and sizes, no CUDA types and no planner types.
+// Tensors are row-major:
 //   q, o, do, dq        [rows, q_heads, head_dim]
 //   k, v, dk, dv        [rows, kv_heads, head_dim]
 //   lse, delta          [rows, q_heads]
@@ -9,25 +10,49 @@
 // lse is the natural log of the sum of exp(scaled scores) over the allowed keys (-inf when a row
 // has none).
 //
+// Only the inputs q, k, v and d_o have an element type (DType): fp32 on the CPU (the functions
+// below), fp32, fp16 or bf16 on a GPU (the dtype travels beside the tile list). Outputs and running
+// state (o, lse, delta, dq, dk, dv) are fp32 everywhere: the log-sum-exp merge across rounds and
+// the sums of dK/dV partials across tiles, launches and peers stay in full precision.
+//
 // A tile pairs a block of query rows with a block of key rows of the same document; positions
 // (q_begin, kv_begin) are offsets within that document, and the mask decides which (i, j) pairs of
 // the rectangle attend.
 #ifndef FCP_KERNELS_ATTENTION_H_
 #define FCP_KERNELS_ATTENTION_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 namespace fcp {
 namespace kernels {
 
-// Same kinds and meaning as the planner's Mask (positions i: query, j: key, within a document).
+// Same kinds, values and meaning as the planner's Mask (positions i: query, j: key, within a
+// document); worker/executor/kernel_types.h converts and checks that they stay tied.
 enum class MaskKind : uint8_t {
   kCausal = 0,         // j <= i
   kFull = 1,           // always
   kSlidingWindow = 2,  // 0 <= i - j < window
   kPrefixLm = 3,       // j < prefix or j <= i
 };
+
+// Element type of q, k, v and d_o. Same values as the planner's DType (service/planner/batch.h);
+// worker/executor/kernel_types.h converts between them and checks that they stay tied.
+enum class DType : uint8_t { kBf16 = 0, kFp16 = 1, kFp32 = 2 };
+
+inline size_t DTypeBytes(DType dtype) { return dtype == DType::kFp32 ? 4 : 2; }
+inline const char* DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kFp32:
+      return "fp32";
+    case DType::kFp16:
+      return "fp16";
+    case DType::kBf16:
+      return "bf16";
+  }
+  return "?";
+}
 
 struct TileMask {
   MaskKind kind = MaskKind::kCausal;
@@ -58,10 +83,11 @@ struct AttentionShape {
 // Forward of one tile, merged into the q block's running (o, lse): before the first tile of a
 // block, o = 0 and lse = -inf; after its last, (o, lse) is the block's attention output and LSE.
 // Merge rule: lse' = log(e^lse + e^lse_t), o' = e^(lse-lse')·o + e^(lse_t-lse')·o_t.
+// q, k, v are of the list's DType (fp32 for AttentionForward).
 struct ForwardTile {
-  const float* q = nullptr;  // q_rows rows
-  const float* k = nullptr;  // kv_rows rows
-  const float* v = nullptr;
+  const void* q = nullptr;  // q_rows rows
+  const void* k = nullptr;  // kv_rows rows
+  const void* v = nullptr;
   int64_t q_rows = 0, kv_rows = 0;
   int64_t q_begin = 0, kv_begin = 0;  // positions within the document
   TileMask mask;
@@ -70,12 +96,13 @@ struct ForwardTile {
 };
 
 // Backward of one tile from the final (o, lse) of its q block: accumulates (+=) into dq, dk, dv.
-// delta = rowsum(dO · O) per (row, q head), from ComputeDelta.
+// delta = rowsum(dO · O) per (row, q head), from ComputeDelta. q, k, v, d_o are of the list's
+// DType (fp32 for AttentionBackward).
 struct BackwardTile {
-  const float* q = nullptr;
-  const float* k = nullptr;
-  const float* v = nullptr;
-  const float* d_o = nullptr;    // q_rows rows: gradient of the output
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  const void* d_o = nullptr;     // q_rows rows: gradient of the output
   const float* lse = nullptr;    // q_rows rows: the block's final LSE
   const float* delta = nullptr;  // q_rows rows
   int64_t q_rows = 0, kv_rows = 0;
@@ -86,10 +113,11 @@ struct BackwardTile {
   float* dv = nullptr;
 };
 
-// Runs tiles in list order per output block; tiles writing the same o/lse (or dq/dk/dv) are never
-// run concurrently. `threads` <= 0: hardware concurrency. Work is split over heads (and blocks).
-// Tiles whose outputs overlap are treated as writing the same output, so results do not depend on
-// `threads`. A shape whose q_heads is not a positive multiple of kv_heads does nothing.
+// On the CPU, inputs fp32. Runs tiles in list order per output block; tiles writing the same o/lse
+// (or dq/dk/dv) are never run concurrently. `threads` <= 0: hardware concurrency. Work is split
+// over heads (and blocks). Tiles whose outputs overlap are treated as writing the same output, so
+// results do not depend on `threads`. A shape whose q_heads is not a positive multiple of kv_heads
+// does nothing.
 void AttentionForward(const AttentionShape& shape, const std::vector<ForwardTile>& tiles,
                       int threads = 0);
 void AttentionBackward(const AttentionShape& shape, const std::vector<BackwardTile>& tiles,

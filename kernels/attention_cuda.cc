@@ -141,26 +141,26 @@ absl::StatusOr<std::unique_ptr<CudaAttention>> CudaAttention::Create(void* strea
 }
 
 absl::Status CudaAttention::Forward(const AttentionShape& shape, DType dtype,
-                                    const std::vector<AnyForwardTile>& tiles) {
-  ASSIGN_OR_RETURN(const HostTables<AnyForwardTile> tables,
+                                    const std::vector<ForwardTile>& tiles) {
+  ASSIGN_OR_RETURN(const HostTables<ForwardTile> tables,
                    cuda_internal::ForwardTables(shape, dtype, tiles));
   if (tables.items.empty()) return absl::OkStatus();
   RETURN_IF_ERROR(
       impl_->CheckSharedMemory(cuda_internal::ForwardSharedBytes(dtype, shape.head_dim)));
-  ASSIGN_OR_RETURN(const LaunchTables<AnyForwardTile> view, impl_->Stage(tables));
+  ASSIGN_OR_RETURN(const LaunchTables<ForwardTile> view, impl_->Stage(tables));
   CUDA_RETURN_IF_ERROR(cuda_internal::LaunchForward(
       shape, dtype, view, static_cast<int32_t>(tables.items.size()), impl_->stream));
   return absl::OkStatus();
 }
 
 absl::Status CudaAttention::Backward(const AttentionShape& shape, DType dtype,
-                                     const std::vector<AnyBackwardTile>& tiles) {
-  ASSIGN_OR_RETURN(const HostTables<AnyBackwardTile> tables,
+                                     const std::vector<BackwardTile>& tiles) {
+  ASSIGN_OR_RETURN(const HostTables<BackwardTile> tables,
                    cuda_internal::BackwardTables(shape, dtype, tiles));
   if (tables.items.empty()) return absl::OkStatus();
   RETURN_IF_ERROR(
       impl_->CheckSharedMemory(cuda_internal::BackwardSharedBytes(dtype, shape.head_dim)));
-  ASSIGN_OR_RETURN(const LaunchTables<AnyBackwardTile> view, impl_->Stage(tables));
+  ASSIGN_OR_RETURN(const LaunchTables<BackwardTile> view, impl_->Stage(tables));
   CUDA_RETURN_IF_ERROR(cuda_internal::LaunchBackward(
       shape, dtype, view, static_cast<int32_t>(tables.items.size()), impl_->stream));
   return absl::OkStatus();

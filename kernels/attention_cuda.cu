@@ -45,7 +45,7 @@ size_t BackwardSharedBytes(DType dtype, int head_dim) {
 }
 
 cudaError_t LaunchForward(const AttentionShape& shape, DType dtype,
-                          const LaunchTables<AnyForwardTile>& tables, int32_t items,
+                          const LaunchTables<ForwardTile>& tables, int32_t items,
                           cudaStream_t stream) {
   return Dispatch(dtype, shape.head_dim, [&](auto type, auto dim) {
     using T = decltype(type);
@@ -61,7 +61,7 @@ cudaError_t LaunchForward(const AttentionShape& shape, DType dtype,
 }
 
 cudaError_t LaunchBackward(const AttentionShape& shape, DType dtype,
-                           const LaunchTables<AnyBackwardTile>& tables, int32_t items,
+                           const LaunchTables<BackwardTile>& tables, int32_t items,
                            cudaStream_t stream) {
   return Dispatch(dtype, shape.head_dim, [&](auto type, auto dim) {
     using T = decltype(type);

@@ -1,5 +1,5 @@
 // CUDA attention over tile lists: the GPU twin of kernels/attention.h (same tensors, masks, LSE
-// and merge rule), on device memory, with inputs in fp32, fp16 or bf16 (kernels/any_tiles.h).
+// and merge rule), on device memory, with inputs in fp32, fp16 or bf16 (kernels/attention.h).
 // This header has no CUDA types: a stream is a `void*` holding a cudaStream_t.
 //
 // One launch per call, whatever the number of tiles: the grid is indexed by work items, each a
@@ -41,7 +41,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "kernels/any_tiles.h"
 #include "kernels/attention.h"
 
 namespace fcp {
@@ -66,9 +65,9 @@ class CudaAttention {
 
   // attention.h's AttentionForward / AttentionBackward for device tiles, inputs of `dtype`.
   absl::Status Forward(const AttentionShape& shape, DType dtype,
-                       const std::vector<AnyForwardTile>& tiles);
+                       const std::vector<ForwardTile>& tiles);
   absl::Status Backward(const AttentionShape& shape, DType dtype,
-                        const std::vector<AnyBackwardTile>& tiles);
+                        const std::vector<BackwardTile>& tiles);
 
   // delta[r, h] = Σ_d d_o[r, h, d] · o[r, h, d]  (o fp32, d_o of `dtype`).
   absl::Status ComputeDelta(const AttentionShape& shape, DType dtype, const float* o,

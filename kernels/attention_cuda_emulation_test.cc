@@ -56,8 +56,8 @@ class EmulatedRunner : public KernelRunner {
     return absl::OkStatus();
   }
   absl::Status Forward(const AttentionShape& shape, DType dtype,
-                       const std::vector<AnyForwardTile>& tiles) override {
-    absl::StatusOr<HostTables<AnyForwardTile>> tables =
+                       const std::vector<ForwardTile>& tiles) override {
+    absl::StatusOr<HostTables<ForwardTile>> tables =
         cuda_internal::ForwardTables(shape, dtype, tiles);
     if (!tables.ok()) return tables.status();
     if (tables->items.empty()) return absl::OkStatus();
@@ -72,8 +72,8 @@ class EmulatedRunner : public KernelRunner {
     return absl::OkStatus();
   }
   absl::Status Backward(const AttentionShape& shape, DType dtype,
-                        const std::vector<AnyBackwardTile>& tiles) override {
-    absl::StatusOr<HostTables<AnyBackwardTile>> tables =
+                        const std::vector<BackwardTile>& tiles) override {
+    absl::StatusOr<HostTables<BackwardTile>> tables =
         cuda_internal::BackwardTables(shape, dtype, tiles);
     if (!tables.ok()) return tables.status();
     if (tables->items.empty()) return absl::OkStatus();
@@ -186,7 +186,7 @@ class TablesTest : public ::testing::Test {
   void SetUp() override {
     for (int b = 0; b < 3; ++b) {
       for (int kb = 0; kb <= b; ++kb) {
-        AnyForwardTile t;
+        ForwardTile t;
         t.q = &data_[b * 64];
         t.k = &data_[kb * 64];
         t.v = &data_[kb * 64];
@@ -201,12 +201,12 @@ class TablesTest : public ::testing::Test {
   }
   alignas(16) float data_[256] = {};
   std::vector<float> out_ = std::vector<float>(300 * 64), lse_ = std::vector<float>(300);
-  std::vector<AnyForwardTile> tiles_;
+  std::vector<ForwardTile> tiles_;
   const AttentionShape shape_{1, 1, 64};
 };
 
 TEST_F(TablesTest, GroupsByOutputBlockInListOrderHeaviestItemsFirst) {
-  absl::StatusOr<HostTables<AnyForwardTile>> t =
+  absl::StatusOr<HostTables<ForwardTile>> t =
       cuda_internal::ForwardTables(shape_, DType::kBf16, tiles_);
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->begin, (std::vector<int32_t>{0, 1, 3, 6}));
@@ -221,9 +221,9 @@ TEST_F(TablesTest, GroupsByOutputBlockInListOrderHeaviestItemsFirst) {
 
 TEST_F(TablesTest, SkipsChunksWithoutAllowedPairs) {
   // Keys 200..299 against queries 0..99 under a causal mask: nothing to do.
-  AnyForwardTile t = tiles_[0];
+  ForwardTile t = tiles_[0];
   t.kv_begin = 200;
-  absl::StatusOr<HostTables<AnyForwardTile>> tables =
+  absl::StatusOr<HostTables<ForwardTile>> tables =
       cuda_internal::ForwardTables(shape_, DType::kBf16, {t});
   ASSERT_TRUE(tables.ok());
   EXPECT_TRUE(tables->items.empty());

@@ -182,7 +182,7 @@ struct ForwardConfig {
 
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads)
-    ForwardKernel(LaunchTables<AnyForwardTile> tables, AttentionShape shape, float scale_log2) {
+    ForwardKernel(LaunchTables<ForwardTile> tables, AttentionShape shape, float scale_log2) {
   using C = ForwardConfig<T, D>;
   unsigned char* smem = DynamicSharedMemory();
   T* qs = reinterpret_cast<T*>(smem + C::kQ);
@@ -197,7 +197,7 @@ __global__ void __launch_bounds__(kThreads)
   const int g = h / (shape.q_heads / shape.kv_heads);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int32_t first = tables.begin[item.group], last = tables.begin[item.group + 1];
-  const AnyForwardTile lead = tables.tiles[tables.order[first]];
+  const ForwardTile lead = tables.tiles[tables.order[first]];
   const int rows = static_cast<int>(min(static_cast<int64_t>(C::kBM), lead.q_rows - item.row0));
   const int64_t i_lo = lead.q_begin + item.row0;
   const int64_t q_stride = static_cast<int64_t>(shape.q_heads) * D;
@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   for (int32_t ti = first; ti < last; ++ti) {
-    const AnyForwardTile tile = tables.tiles[tables.order[ti]];
+    const ForwardTile tile = tables.tiles[tables.order[ti]];
     const PositionRange keys =
         Intersect(KeysOf(tile.mask, i_lo, i_lo + rows - 1), tile.kv_begin, tile.kv_rows);
     for (int64_t j0 = keys.lo; j0 < keys.hi; j0 += C::kBN) {
@@ -327,7 +327,7 @@ struct BackwardConfig {
 
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads)
-    BackwardKernel(LaunchTables<AnyBackwardTile> tables, AttentionShape shape, float scale,
+    BackwardKernel(LaunchTables<BackwardTile> tables, AttentionShape shape, float scale,
                    float scale_log2) {
   using C = BackwardConfig<T, D>;
   unsigned char* smem = DynamicSharedMemory();
@@ -349,7 +349,7 @@ __global__ void __launch_bounds__(kThreads)
   const int g = blockIdx.y;
   const int group = shape.q_heads / shape.kv_heads;
   const int32_t first = tables.begin[item.group], last = tables.begin[item.group + 1];
-  const AnyBackwardTile lead = tables.tiles[tables.order[first]];
+  const BackwardTile lead = tables.tiles[tables.order[first]];
   const int cols = static_cast<int>(min(static_cast<int64_t>(C::kBN), lead.kv_rows - item.row0));
   const int64_t j_lo = lead.kv_begin + item.row0;
   const int64_t q_stride = static_cast<int64_t>(shape.q_heads) * D;
@@ -365,7 +365,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   for (int32_t ti = first; ti < last; ++ti) {
-    const AnyBackwardTile tile = tables.tiles[tables.order[ti]];
+    const BackwardTile tile = tables.tiles[tables.order[ti]];
     const PositionRange queries =
         Intersect(QueriesOf(tile.mask, j_lo, j_lo + cols - 1), tile.q_begin, tile.q_rows);
     for (int h = g * group; h < (g + 1) * group; ++h) {

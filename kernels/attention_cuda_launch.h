@@ -8,7 +8,6 @@
 
 #include <cstdint>
 
-#include "kernels/any_tiles.h"
 #include "kernels/attention.h"
 
 #ifdef __CUDACC__
@@ -105,10 +104,10 @@ size_t ForwardSharedBytes(DType dtype, int head_dim);
 size_t BackwardSharedBytes(DType dtype, int head_dim);
 
 cudaError_t LaunchForward(const AttentionShape& shape, DType dtype,
-                          const LaunchTables<AnyForwardTile>& tables, int32_t items,
+                          const LaunchTables<ForwardTile>& tables, int32_t items,
                           cudaStream_t stream);
 cudaError_t LaunchBackward(const AttentionShape& shape, DType dtype,
-                           const LaunchTables<AnyBackwardTile>& tables, int32_t items,
+                           const LaunchTables<BackwardTile>& tables, int32_t items,
                            cudaStream_t stream);
 cudaError_t LaunchDelta(const AttentionShape& shape, DType dtype, const float* o, const void* d_o,
                         int64_t rows, float* delta, cudaStream_t stream);

@@ -136,22 +136,22 @@ absl::Status CheckShape(const AttentionShape& shape) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<HostTables<AnyForwardTile>> ForwardTables(const AttentionShape& shape, DType dtype,
-                                                         const std::vector<AnyForwardTile>& tiles) {
+absl::StatusOr<HostTables<ForwardTile>> ForwardTables(const AttentionShape& shape, DType dtype,
+                                                      const std::vector<ForwardTile>& tiles) {
   RETURN_IF_ERROR(CheckShape(shape));
   for (size_t i = 0; i < tiles.size(); ++i) {
-    const AnyForwardTile& t = tiles[i];
+    const ForwardTile& t = tiles[i];
     if (t.q_rows <= 0 || t.kv_rows <= 0) continue;
     RETURN_IF_ERROR(CheckInput(t.q, i, "q"));
     RETURN_IF_ERROR(CheckInput(t.k, i, "k"));
     RETURN_IF_ERROR(CheckInput(t.v, i, "v"));
     RETURN_IF_ERROR(CheckOutputs({t.o, t.lse}, i));
   }
-  HostTables<AnyForwardTile> tables;
+  HostTables<ForwardTile> tables;
   std::vector<std::vector<int32_t>> members;
   RETURN_IF_ERROR(Group(
-      tiles, [](const AnyForwardTile& t) { return static_cast<const void*>(t.o); },
-      [](const AnyForwardTile& a, const AnyForwardTile& b) -> const char* {
+      tiles, [](const ForwardTile& t) { return static_cast<const void*>(t.o); },
+      [](const ForwardTile& a, const ForwardTile& b) -> const char* {
         if (a.q != b.q) return "q";
         if (a.lse != b.lse) return "lse";
         if (a.q_rows != b.q_rows) return "q_rows";
@@ -161,7 +161,7 @@ absl::StatusOr<HostTables<AnyForwardTile>> ForwardTables(const AttentionShape& s
       &tables, &members));
   std::vector<Extent> o_extents, lse_extents;
   for (const auto& group : members) {
-    const AnyForwardTile& lead = tables.tiles[group.front()];
+    const ForwardTile& lead = tables.tiles[group.front()];
     const int32_t index = tables.index[group.front()];
     o_extents.push_back(ExtentOf(lead.o, lead.q_rows * shape.q_heads * shape.head_dim, index));
     lse_extents.push_back(ExtentOf(lead.lse, lead.q_rows * shape.q_heads, index));
@@ -169,8 +169,8 @@ absl::StatusOr<HostTables<AnyForwardTile>> ForwardTables(const AttentionShape& s
   RETURN_IF_ERROR(CheckDisjoint(std::move(o_extents), "o blocks"));
   RETURN_IF_ERROR(CheckDisjoint(std::move(lse_extents), "lse blocks"));
   RETURN_IF_ERROR(MakeItems(
-      members, kForwardRows, [](const AnyForwardTile& t) { return t.q_rows; },
-      [](const AnyForwardTile& t, int64_t row0, int64_t rows) {
+      members, kForwardRows, [](const ForwardTile& t) { return t.q_rows; },
+      [](const ForwardTile& t, int64_t row0, int64_t rows) {
         const int64_t i_lo = t.q_begin + row0;
         return Length(Intersect(KeysOf(t.mask, i_lo, i_lo + rows - 1), t.kv_begin, t.kv_rows));
       },
@@ -178,11 +178,11 @@ absl::StatusOr<HostTables<AnyForwardTile>> ForwardTables(const AttentionShape& s
   return tables;
 }
 
-absl::StatusOr<HostTables<AnyBackwardTile>> BackwardTables(
-    const AttentionShape& shape, DType dtype, const std::vector<AnyBackwardTile>& tiles) {
+absl::StatusOr<HostTables<BackwardTile>> BackwardTables(const AttentionShape& shape, DType dtype,
+                                                        const std::vector<BackwardTile>& tiles) {
   RETURN_IF_ERROR(CheckShape(shape));
   for (size_t i = 0; i < tiles.size(); ++i) {
-    const AnyBackwardTile& t = tiles[i];
+    const BackwardTile& t = tiles[i];
     if (t.q_rows <= 0 || t.kv_rows <= 0) continue;
     RETURN_IF_ERROR(CheckInput(t.q, i, "q"));
     RETURN_IF_ERROR(CheckInput(t.k, i, "k"));
@@ -190,11 +190,11 @@ absl::StatusOr<HostTables<AnyBackwardTile>> BackwardTables(
     RETURN_IF_ERROR(CheckInput(t.d_o, i, "d_o"));
     RETURN_IF_ERROR(CheckOutputs({t.lse, t.delta, t.dq, t.dk, t.dv}, i));
   }
-  HostTables<AnyBackwardTile> tables;
+  HostTables<BackwardTile> tables;
   std::vector<std::vector<int32_t>> members;
   RETURN_IF_ERROR(Group(
-      tiles, [](const AnyBackwardTile& t) { return static_cast<const void*>(t.dk); },
-      [](const AnyBackwardTile& a, const AnyBackwardTile& b) -> const char* {
+      tiles, [](const BackwardTile& t) { return static_cast<const void*>(t.dk); },
+      [](const BackwardTile& a, const BackwardTile& b) -> const char* {
         if (a.k != b.k) return "k";
         if (a.v != b.v) return "v";
         if (a.dv != b.dv) return "dv";
@@ -205,7 +205,7 @@ absl::StatusOr<HostTables<AnyBackwardTile>> BackwardTables(
       &tables, &members));
   std::vector<Extent> grads;
   for (const auto& group : members) {
-    const AnyBackwardTile& lead = tables.tiles[group.front()];
+    const BackwardTile& lead = tables.tiles[group.front()];
     const int32_t index = tables.index[group.front()];
     const int64_t n = lead.kv_rows * shape.kv_heads * shape.head_dim;
     grads.push_back(ExtentOf(lead.dk, n, index));
@@ -213,8 +213,8 @@ absl::StatusOr<HostTables<AnyBackwardTile>> BackwardTables(
   }
   RETURN_IF_ERROR(CheckDisjoint(std::move(grads), "dk/dv blocks"));
   RETURN_IF_ERROR(MakeItems(
-      members, BackwardRows(dtype), [](const AnyBackwardTile& t) { return t.kv_rows; },
-      [](const AnyBackwardTile& t, int64_t row0, int64_t rows) {
+      members, BackwardRows(dtype), [](const BackwardTile& t) { return t.kv_rows; },
+      [](const BackwardTile& t, int64_t row0, int64_t rows) {
         const int64_t j_lo = t.kv_begin + row0;
         return Length(Intersect(QueriesOf(t.mask, j_lo, j_lo + rows - 1), t.q_begin, t.q_rows));
       },

@@ -11,7 +11,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "kernels/any_tiles.h"
 #include "kernels/attention.h"
 #include "kernels/attention_cuda_launch.h"
 
@@ -39,10 +38,10 @@ absl::Status CheckShape(const AttentionShape& shape);
 
 // Groups by o (forward) or dk (backward); work items of kForwardRows query rows or
 // BackwardRows(dtype) key rows that reach at least one allowed pair.
-absl::StatusOr<HostTables<AnyForwardTile>> ForwardTables(const AttentionShape& shape, DType dtype,
-                                                         const std::vector<AnyForwardTile>& tiles);
-absl::StatusOr<HostTables<AnyBackwardTile>> BackwardTables(
-    const AttentionShape& shape, DType dtype, const std::vector<AnyBackwardTile>& tiles);
+absl::StatusOr<HostTables<ForwardTile>> ForwardTables(const AttentionShape& shape, DType dtype,
+                                                      const std::vector<ForwardTile>& tiles);
+absl::StatusOr<HostTables<BackwardTile>> BackwardTables(const AttentionShape& shape, DType dtype,
+                                                        const std::vector<BackwardTile>& tiles);
 
 }  // namespace cuda_internal
 }  // namespace kernels

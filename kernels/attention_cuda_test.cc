@@ -176,7 +176,7 @@ TEST_F(CudaAttentionOpsTest, ConvertRoundsToNearestEvenAndAccumulateAdds) {
 TEST_F(CudaAttentionOpsTest, RefusesBadArgumentsBeforeLaunching) {
   const AttentionShape shape{2, 1, 64};
   float* buffer = static_cast<float*>(*runner_->Allocate(4096));
-  AnyForwardTile t;
+  ForwardTile t;
   t.q = t.k = t.v = buffer;
   t.q_rows = t.kv_rows = 4;
   t.o = buffer + 512;

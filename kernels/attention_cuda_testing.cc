@@ -247,12 +247,12 @@ absl::Status CudaKernelRunner::Download(void* dst, const void* src, size_t bytes
 }
 
 absl::Status CudaKernelRunner::Forward(const AttentionShape& shape, DType dtype,
-                                       const std::vector<AnyForwardTile>& tiles) {
+                                       const std::vector<ForwardTile>& tiles) {
   return attention_->Forward(shape, dtype, tiles);
 }
 
 absl::Status CudaKernelRunner::Backward(const AttentionShape& shape, DType dtype,
-                                        const std::vector<AnyBackwardTile>& tiles) {
+                                        const std::vector<BackwardTile>& tiles) {
   return attention_->Backward(shape, dtype, tiles);
 }
 
@@ -294,10 +294,10 @@ absl::StatusOr<Outputs> RunProblem(const Problem& p, KernelRunner& runner) {
   float* dv = reinterpret_cast<float*>(dv_bytes);
 
   for (int32_t r = 0; r < p.rounds; ++r) {
-    std::vector<AnyForwardTile> tiles;
+    std::vector<ForwardTile> tiles;
     for (const Problem::TileRef& t : p.tiles) {
       if (t.round != r) continue;
-      AnyForwardTile f;
+      ForwardTile f;
       f.q = q + t.q.row * hq * d * in_bytes;
       f.k = k + t.kv.row * hkv * d * in_bytes;
       f.v = v + t.kv.row * hkv * d * in_bytes;
@@ -314,10 +314,10 @@ absl::StatusOr<Outputs> RunProblem(const Problem& p, KernelRunner& runner) {
   }
   RETURN_IF_ERROR(runner.ComputeDelta(p.shape, p.dtype, o, d_o, rows, delta));
   for (int32_t r = p.rounds - 1; r >= 0; --r) {
-    std::vector<AnyBackwardTile> tiles;
+    std::vector<BackwardTile> tiles;
     for (const Problem::TileRef& t : p.tiles) {
       if (t.round != r) continue;
-      AnyBackwardTile b;
+      BackwardTile b;
       b.q = q + t.q.row * hq * d * in_bytes;
       b.k = k + t.kv.row * hkv * d * in_bytes;
       b.v = v + t.kv.row * hkv * d * in_bytes;

@@ -21,7 +21,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "kernels/any_tiles.h"
 #include "kernels/attention.h"
 #include "kernels/attention_cuda.h"
 
@@ -71,9 +70,9 @@ class KernelRunner {
   virtual absl::Status Upload(void* dst, const void* src, size_t bytes) = 0;
   virtual absl::Status Download(void* dst, const void* src, size_t bytes) = 0;  // waits
   virtual absl::Status Forward(const AttentionShape& shape, DType dtype,
-                               const std::vector<AnyForwardTile>& tiles) = 0;
+                               const std::vector<ForwardTile>& tiles) = 0;
   virtual absl::Status Backward(const AttentionShape& shape, DType dtype,
-                                const std::vector<AnyBackwardTile>& tiles) = 0;
+                                const std::vector<BackwardTile>& tiles) = 0;
   virtual absl::Status ComputeDelta(const AttentionShape& shape, DType dtype, const float* o,
                                     const void* d_o, int64_t rows, float* delta) = 0;
 };
@@ -89,9 +88,9 @@ class CudaKernelRunner : public KernelRunner {
   absl::Status Upload(void* dst, const void* src, size_t bytes) override;
   absl::Status Download(void* dst, const void* src, size_t bytes) override;
   absl::Status Forward(const AttentionShape& shape, DType dtype,
-                       const std::vector<AnyForwardTile>& tiles) override;
+                       const std::vector<ForwardTile>& tiles) override;
   absl::Status Backward(const AttentionShape& shape, DType dtype,
-                        const std::vector<AnyBackwardTile>& tiles) override;
+                        const std::vector<BackwardTile>& tiles) override;
   absl::Status ComputeDelta(const AttentionShape& shape, DType dtype, const float* o,
                             const void* d_o, int64_t rows, float* delta) override;
 

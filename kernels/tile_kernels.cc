@@ -191,12 +191,15 @@ void MergeRow(int64_t d, const float* o_b, float lse_b, float* o, float* lse) {
   *lse = static_cast<float>(merged);
 }
 
+// The inputs of a tile on the CPU are fp32 (kernels/attention.h).
+inline const float* F32(const void* p) { return static_cast<const float*>(p); }
+
 FCP_VECTOR_CLONES void ForwardTileHead(const AttentionShape& shape, const ForwardTile& tile,
                                        int64_t h, TileScratch& sc) {
   const Dims dims(shape);
   const int64_t d = dims.d, g = h / dims.group, kv_rows = tile.kv_rows;
   Fit(sc, kv_rows, d);
-  PackTransposed(dims, tile.k, kv_rows, g, sc.kt.data());
+  PackTransposed(dims, F32(tile.k), kv_rows, g, sc.kt.data());
   float* s[kRowBlock];
   for (int r = 0; r < kRowBlock; ++r) s[r] = sc.s.data() + r * kv_rows;
   for (int64_t i0 = 0; i0 < tile.q_rows; i0 += kRowBlock) {
@@ -206,7 +209,7 @@ FCP_VECTOR_CLONES void ForwardTileHead(const AttentionShape& shape, const Forwar
     }
     if (block.all.empty()) continue;
     const float* q_scaled[kRowBlock];
-    ScaleQueries(dims, tile.q, i0, h, block, sc, q_scaled);
+    ScaleQueries(dims, F32(tile.q), i0, h, block, sc, q_scaled);
     RowsTimesKeys(q_scaled, sc.kt.data(), kv_rows, d, block.all, s);
     for (int r = 0; r < kRowBlock; ++r) {
       const KeyRange keys = block.keys[r];
@@ -220,7 +223,7 @@ FCP_VECTOR_CLONES void ForwardTileHead(const AttentionShape& shape, const Forwar
       }
       float* acc = sc.acc.data();
       std::fill(acc, acc + d, 0.0f);
-      AccumulateRows(p, tile.v + dims.Kv(0, g), dims.kv_heads * d, d, keys, acc);
+      AccumulateRows(p, F32(tile.v) + dims.Kv(0, g), dims.kv_heads * d, d, keys, acc);
       for (int64_t c = 0; c < d; ++c) acc[c] = static_cast<float>(acc[c] / sum);
       MergeRow(d, acc, static_cast<float>(max + std::log(sum)), tile.o + dims.Q(i0 + r, h),
                tile.lse + dims.Lse(i0 + r, h));
@@ -231,8 +234,8 @@ FCP_VECTOR_CLONES void ForwardTileHead(const AttentionShape& shape, const Forwar
 void PackKv(const AttentionShape& shape, const BackwardTile& tile, int64_t g, TileScratch& sc) {
   const Dims dims(shape);
   Fit(sc, tile.kv_rows, dims.d);
-  PackTransposed(dims, tile.k, tile.kv_rows, g, sc.kt.data());
-  PackTransposed(dims, tile.v, tile.kv_rows, g, sc.vt.data());
+  PackTransposed(dims, F32(tile.k), tile.kv_rows, g, sc.kt.data());
+  PackTransposed(dims, F32(tile.v), tile.kv_rows, g, sc.vt.data());
 }
 
 FCP_VECTOR_CLONES void BackwardTileHead(const AttentionShape& shape, const BackwardTile& tile,
@@ -255,9 +258,9 @@ FCP_VECTOR_CLONES void BackwardTileHead(const AttentionShape& shape, const Backw
     if (all.empty()) continue;
     const float* q_scaled[kRowBlock];
     const float* d_o[kRowBlock];
-    ScaleQueries(dims, tile.q, i0, h, block, sc, q_scaled);
+    ScaleQueries(dims, F32(tile.q), i0, h, block, sc, q_scaled);
     for (int r = 0; r < kRowBlock; ++r) {
-      d_o[r] = block.keys[r].empty() ? sc.zeros.data() : tile.d_o + dims.Q(i0 + r, h);
+      d_o[r] = block.keys[r].empty() ? sc.zeros.data() : F32(tile.d_o) + dims.Q(i0 + r, h);
     }
     RowsTimesKeys(q_scaled, sc.kt.data(), kv_rows, d, all, p);
     RowsTimesKeys(d_o, sc.vt.data(), kv_rows, d, all, ds);
@@ -287,7 +290,8 @@ FCP_VECTOR_CLONES void BackwardTileHead(const AttentionShape& shape, const Backw
         if (block.keys[r].empty()) continue;
         float* acc = sc.acc.data();
         std::fill(acc, acc + d, 0.0f);
-        AccumulateRows(ds[r], tile.k + dims.Kv(0, g), dims.kv_heads * d, d, block.keys[r], acc);
+        AccumulateRows(ds[r], F32(tile.k) + dims.Kv(0, g), dims.kv_heads * d, d, block.keys[r],
+                       acc);
         float* dq = tile.dq + dims.Q(i0 + r, h);
         for (int64_t c = 0; c < d; ++c) dq[c] += dims.scale * acc[c];
       }

@@ -3,14 +3,14 @@
 // step on local fallback plans, and returns to the coordinator once it is restarted on the same
 // port, without a worker restart. Plan ids do not depend on who planned: rank 0's per-step ids
 // equal those `fcp plan` computes for the same batches, and every exchange carries the plan's
-// fingerprint (a rank on another plan fails the step, see worker/executor_test.cc), so all four
-// ranks ran the same plans. Bytes that are no PlanRequest at all are refused, and the coordinator
-// keeps serving.
+// fingerprint (a rank on another plan fails the step, see worker/executor/executor_test.cc), so all
+// four ranks ran the same plans. Bytes that are no PlanRequest at all are refused, and the
+// coordinator keeps serving.
 //
 // The other fault scenarios live beside the code they exercise (docs/reliability.md lists them):
 // SIGTERM drain with RPCs in flight (tests/coordinator_process_test.cc), a Gloo peer killed or
 // frozen mid-exchange (tests/worker_process_test.cc, tests/gloo_multiprocess_test.cc), corrupted
-// or mismatched slices (worker/executor_test.cc).
+// or mismatched slices (worker/executor/executor_test.cc).
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>

@@ -14,7 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
-#include "worker/transport_testing.h"
+#include "worker/transport/transport_testing.h"
 
 namespace fcp {
 namespace {

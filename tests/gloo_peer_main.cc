@@ -14,8 +14,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/time/clock.h"
-#include "worker/gloo_transport.h"
-#include "worker/transport_testing.h"
+#include "worker/transport/gloo_transport.h"
+#include "worker/transport/transport_testing.h"
 
 ABSL_FLAG(int32_t, rank, 0, "this rank");
 ABSL_FLAG(int32_t, world, 1, "ranks in the job");

@@ -11,10 +11,10 @@
 #include "proto/report_convert.h"
 #include "service/calibration/plan_measurement.h"
 #include "service/planner/planner.h"
-#include "worker/dump.h"
-#include "worker/executor_backend.h"
-#include "worker/reference_check.h"
-#include "worker/step_data.h"
+#include "worker/executor/executor_backend.h"
+#include "worker/verify/dump.h"
+#include "worker/verify/reference_check.h"
+#include "worker/verify/step_data.h"
 
 namespace fcp {
 namespace {

@@ -14,9 +14,9 @@
 
 #include "absl/status/status.h"
 #include "kernels/attention.h"
-#include "worker/executor.h"
-#include "worker/executor_backend.h"
-#include "worker/transport.h"
+#include "worker/executor/executor.h"
+#include "worker/executor/executor_backend.h"
+#include "worker/transport/transport.h"
 #include "worker/worker_metrics.h"
 #include "workload/plan_config.h"
 #include "workload/workload.h"

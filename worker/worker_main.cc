@@ -4,7 +4,8 @@
 //   --transport gloo:     this process is --rank of --world, over TCP; rendezvous in --rendezvous.
 //   --transport nccl:     likewise, GPU to GPU over NCCL (--device cuda); the NCCL id goes through
 //                         the --rendezvous store.
-//   --device cuda:        tensors and attention on a GPU (worker/cuda_backend.h).
+//   --device cuda:        tensors and attention on a GPU (worker/executor/cuda_backend.h).
+// The transport of each rank comes from NewTransport (worker/transport/transport_factory.h).
 //
 // Exit codes: 0 every step ran (and passed its reference check); 1 a step failed; 2 bad flags.
 #include <cstdio>
@@ -23,12 +24,10 @@
 #include "fcp/client.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
-#include "worker/coordinator_store.h"
-#include "worker/cuda_backend.h"
-#include "worker/file_rendezvous.h"
-#include "worker/gloo_transport.h"
-#include "worker/loopback_transport.h"
-#include "worker/nccl_transport.h"
+#include "worker/executor/cuda_backend.h"
+#include "worker/executor/kernel_types.h"
+#include "worker/transport/coordinator_store.h"
+#include "worker/transport/transport_factory.h"
 #include "worker/worker_loop.h"
 #include "worker/worker_metrics.h"
 #include "worker/worker_options.h"
@@ -47,7 +46,8 @@ class Reporter {
 
   void Header() {
     std::printf("fcp-worker: job %s, %d ranks (%s), strategy %s, %d steps\n",
-                options_.loop.training_job.c_str(), options_.world, options_.transport.c_str(),
+                options_.loop.training_job.c_str(), options_.world,
+                std::string(TransportKindName(options_.transport)).c_str(),
                 options_.loop.plan.strategy.c_str(), options_.loop.steps);
     std::printf("%4s %-9s %8s %8s %8s %10s %9s %9s %9s %9s\n", "step", "strategy", "imb_pred",
                 "imb_meas", "plan_ms", "sent_MiB", "pred_ms", "step_ms", "wait_ms", "ref_err");
@@ -104,17 +104,7 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> MakeBackend(const WorkerOptions& o,
     if (count == 0) return absl::FailedPreconditionError("--device cuda: no CUDA device visible");
     options.device = rank % count;
   }
-  switch (o.loop.plan.model.dtype) {
-    case DType::kFp32:
-      options.dtype = kernels::DType::kFp32;
-      break;
-    case DType::kFp16:
-      options.dtype = kernels::DType::kFp16;
-      break;
-    case DType::kBf16:
-      options.dtype = kernels::DType::kBf16;
-      break;
-  }
+  options.dtype = ToKernelDType(o.loop.plan.model.dtype);
   absl::StatusOr<std::unique_ptr<CudaBackend>> backend = NewCudaBackend(options);
   if (!backend.ok()) {
     return absl::Status(
@@ -141,51 +131,32 @@ absl::Status RunRank(const WorkerOptions& o, const LengthSampler& sampler, Trans
       [reporter](const StepReport& r) { reporter->Step(r); }, std::move(backend));
 }
 
-// The gloo transport of this rank, meeting its peers through the coordinator or a directory.
-absl::StatusOr<std::unique_ptr<Transport>> ConnectGloo(const WorkerOptions& o) {
-  GlooOptions gloo;
-  gloo.rank = o.rank;
-  gloo.world_size = o.world;
-  gloo.prefix = absl::StrCat(o.loop.training_job, "/attempt-", o.attempt);
-  gloo.timeout = o.timeout;
-  gloo.hostname = o.listen_address;
-  gloo.interface = o.interface;
-  if (o.rendezvous_target.empty()) {
-    gloo.rendezvous_dir = o.rendezvous;
-    return NewGlooTransport(gloo);
+// This rank's gloo or nccl transport (on `backend`'s GPU for nccl: its stream orders the transfers
+// after the kernels), meeting its peers through the coordinator or a directory.
+absl::StatusOr<std::unique_ptr<Transport>> Connect(const WorkerOptions& o,
+                                                   const CudaBackend* backend) {
+  TransportOptions options;
+  options.rank = o.rank;
+  options.world_size = o.world;
+  options.timeout = o.timeout;
+  options.key_prefix = absl::StrCat(o.loop.training_job, "/attempt-", o.attempt);
+  options.hostname = o.listen_address;
+  options.interface = o.interface;
+  if (backend != nullptr) {
+    options.device = backend->device();
+    options.compute_stream = backend->stream();
   }
-  CoordinatorStoreOptions store;
-  store.target = o.rendezvous_target;
-  store.job_id = o.loop.training_job;
-  store.timeout = o.timeout;
-  store.tls = o.loop.plan.tls;
-  ASSIGN_OR_RETURN(std::shared_ptr<gloo::rendezvous::Store> shared, NewCoordinatorStore(store));
-  return NewGlooTransport(gloo, std::move(shared));
-}
-
-// The nccl transport of this rank on `backend`'s GPU (its stream orders the transfers after
-// the kernels); the NCCL unique id goes through the coordinator or a directory.
-absl::StatusOr<std::unique_ptr<Transport>> ConnectNccl(const WorkerOptions& o,
-                                                       const CudaBackend& backend) {
-  NcclOptions nccl;
-  nccl.rank = o.rank;
-  nccl.world_size = o.world;
-  nccl.device = backend.device();
-  nccl.key = absl::StrCat(o.loop.training_job, "/attempt-", o.attempt, "/nccl-id");
-  nccl.timeout = o.timeout;
-  nccl.compute_stream = backend.stream();
-  std::shared_ptr<gloo::rendezvous::Store> store;
   if (o.rendezvous_target.empty()) {
-    ASSIGN_OR_RETURN(store, OpenFileStore(o.rendezvous));
+    options.rendezvous_dir = o.rendezvous;
   } else {
-    CoordinatorStoreOptions options;
-    options.target = o.rendezvous_target;
-    options.job_id = o.loop.training_job;
-    options.timeout = o.timeout;
-    options.tls = o.loop.plan.tls;
-    ASSIGN_OR_RETURN(store, NewCoordinatorStore(options));
+    CoordinatorStoreOptions store;
+    store.target = o.rendezvous_target;
+    store.job_id = o.loop.training_job;
+    store.timeout = o.timeout;
+    store.tls = o.loop.plan.tls;
+    ASSIGN_OR_RETURN(options.store, NewCoordinatorStore(store));
   }
-  return NewNcclTransport(nccl, *store);
+  return NewTransport(o.transport, options);
 }
 
 int Main(const std::vector<std::string>& args) {
@@ -232,18 +203,24 @@ int Main(const std::vector<std::string>& args) {
   const bool reports = o.rank <= 0;
   if (reports) reporter.Header();
   std::vector<absl::Status> results;
-  if (o.transport == "loopback") {
+  if (o.transport == TransportKind::kLoopback) {
     LoopbackHub hub(o.world);
     results.assign(o.world, absl::OkStatus());
     std::vector<std::thread> threads;
     for (int32_t r = 0; r < o.world; ++r) {
       threads.emplace_back([&, r] {
-        LoopbackTransport transport(&hub, r);
-        transport.set_timeout(o.timeout);
-        absl::StatusOr<std::unique_ptr<CudaBackend>> backend = MakeBackend(o, r);
-        results[r] = backend.ok() ? RunRank(o, *sampler, &transport, registry.get(), &reporter,
-                                            std::move(*backend))
-                                  : backend.status();
+        results[r] = [&]() -> absl::Status {
+          TransportOptions options;
+          options.rank = r;
+          options.world_size = o.world;
+          options.timeout = o.timeout;
+          options.hub = &hub;
+          ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport,
+                           NewTransport(TransportKind::kLoopback, options));
+          ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> backend, MakeBackend(o, r));
+          return RunRank(o, *sampler, transport.get(), registry.get(), &reporter,
+                         std::move(backend));
+        }();
         if (!results[r].ok()) hub.Abort(r);  // peers fail fast instead of waiting out the timeout
       });
     }
@@ -251,12 +228,7 @@ int Main(const std::vector<std::string>& args) {
   } else {
     results.push_back([&]() -> absl::Status {
       ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> backend, MakeBackend(o, o.rank));
-      std::unique_ptr<Transport> transport;
-      if (o.transport == "nccl") {
-        ASSIGN_OR_RETURN(transport, ConnectNccl(o, *backend));
-      } else {
-        ASSIGN_OR_RETURN(transport, ConnectGloo(o));
-      }
+      ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport, Connect(o, backend.get()));
       return RunRank(o, *sampler, transport.get(), registry.get(), &reporter, std::move(backend));
     }());
   }

@@ -23,7 +23,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
-#include "worker/executor.h"
+#include "worker/executor/executor.h"
 
 namespace fcp {
 

@@ -117,24 +117,19 @@ absl::StatusOr<WorkerOptions> ParseWorkerOptions(const std::vector<std::string>&
   WorkerOptions o;
   o.world = absl::GetFlag(FLAGS_world);
   if (o.world < 1) return Invalid("world", absl::StrCat("must be >= 1, got ", o.world));
-  o.transport = absl::GetFlag(FLAGS_transport);
+  ASSIGN_OR_RETURN(o.transport, ParseTransportKind(absl::GetFlag(FLAGS_transport)));
   o.rank = absl::GetFlag(FLAGS_rank);
-  if (o.transport == "loopback") {
+  if (o.transport == TransportKind::kLoopback) {
     if (o.rank != -1) return Invalid("rank", "loopback runs every rank in this process: omit it");
-  } else if (o.transport == "gloo" || o.transport == "nccl") {
-    if (o.rank < 0 || o.rank >= o.world) {
-      return Invalid("rank", absl::StrCat("must be in [0, ", o.world, ") with --transport ",
-                                          o.transport, ", got ", o.rank));
-    }
-  } else {
-    return Invalid("transport",
-                   absl::StrCat("expected loopback, gloo or nccl, got '", o.transport, "'"));
+  } else if (o.rank < 0 || o.rank >= o.world) {
+    return Invalid("rank", absl::StrCat("must be in [0, ", o.world, ") with --transport ",
+                                        TransportKindName(o.transport), ", got ", o.rank));
   }
   o.device = absl::GetFlag(FLAGS_device);
   if (o.device != "cpu" && o.device != "cuda") {
     return Invalid("device", absl::StrCat("expected cpu or cuda, got '", o.device, "'"));
   }
-  if (o.transport == "nccl" && o.device != "cuda") {
+  if (o.transport == TransportKind::kNccl && o.device != "cuda") {
     return Invalid("transport", "nccl moves GPU memory: it needs --device cuda");
   }
   o.cuda_device = absl::GetFlag(FLAGS_cuda_device);
@@ -190,7 +185,7 @@ absl::StatusOr<WorkerOptions> ParseWorkerOptions(const std::vector<std::string>&
   if (c.threads < 0) return Invalid("threads", "must be >= 0");
   if (c.threads == 0) {
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    c.threads = std::max(1, o.transport == "loopback" ? cores / o.world : cores);
+    c.threads = std::max(1, o.transport == TransportKind::kLoopback ? cores / o.world : cores);
   }
   c.check_steps = absl::GetFlag(FLAGS_check_steps);
   if (c.check_steps < 0) return Invalid("check_steps", "must be >= 0");

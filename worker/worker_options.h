@@ -11,15 +11,16 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "worker/transport/transport_factory.h"
 #include "worker/worker_loop.h"
 
 namespace fcp {
 
 struct WorkerOptions {
-  WorkerConfig loop;              // steps, checks, dump, the planning configuration
-  int32_t world = 0;              // ranks of the job
-  int32_t rank = -1;              // this process's rank; -1: every rank here (loopback)
-  std::string transport;          // "loopback", "gloo" or "nccl"
+  WorkerConfig loop;  // steps, checks, dump, the planning configuration
+  int32_t world = 0;  // ranks of the job
+  int32_t rank = -1;  // this process's rank; -1: every rank here (loopback)
+  TransportKind transport = TransportKind::kLoopback;
   std::string device = "cpu";     // "cpu" or "cuda": where tensors live and attention runs
   int32_t cuda_device = -1;       // cuda: the GPU of every rank here; -1: rank % GPUs visible
   std::string rendezvous;         // gloo, nccl: "coordinator[:HOST:PORT]" or a shared directory
