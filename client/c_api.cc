@@ -10,8 +10,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/status_macros.h"
 #include "fcp/client.h"
 #include "proto/plan_convert.h"
+#include "proto/report_convert.h"
+#include "service/calibration/plan_measurement.h"
 
 struct fcp_client {
   std::unique_ptr<fcp::PlannerClient> client;
@@ -37,6 +40,29 @@ int Fail(const absl::Status& status, fcp_error* error) {
 }
 
 int Succeed(fcp_error* error) { return Fail(absl::OkStatus(), error); }
+
+absl::StatusOr<fcp::v1::PlanRequest> RequestFromBatch(const fcp_batch* b);
+
+// The report of `times` for the step of `b` run with `plan` (fcp_client_report_step).
+absl::StatusOr<fcp::v1::StepReport> StepReportOf(const fcp_batch* b, const fcp::v1::Plan& plan,
+                                                 const fcp_step_times& times) {
+  ASSIGN_OR_RETURN(const fcp::v1::PlanRequest request, RequestFromBatch(b));
+  ASSIGN_OR_RETURN(const fcp::Batch batch, fcp::BatchFromProto(request));
+  ASSIGN_OR_RETURN(const fcp::Plan core, fcp::PlanFromProto(plan));
+  ASSIGN_OR_RETURN(fcp::calibration::RankStepMeasurement m,
+                   fcp::calibration::MeasurementOfPlan(core, batch.model, batch.topology,
+                                                       times.rank, request.step()));
+  m.forward_seconds = times.forward_seconds;
+  m.backward_seconds = times.backward_seconds;
+  m.comm_wait_seconds = times.comm_wait_seconds;
+  m.linear_seconds = times.linear_seconds;
+  m.linear_flops = times.linear_flops;
+  fcp::v1::StepReport report;
+  fcp::MeasurementToProto(m, &report);
+  report.set_job_id(request.job_id());
+  report.set_plan_id(plan.plan_id());
+  return report;
+}
 
 absl::StatusOr<fcp::v1::PlanRequest> RequestFromBatch(const fcp_batch* b) {
   if (b == nullptr) return absl::InvalidArgumentError("batch: must not be NULL");
@@ -229,3 +255,18 @@ const char* fcp_plan_json(const fcp_plan* plan) {
 }
 
 }  // extern "C"
+
+void fcp_step_times_init(fcp_step_times* times) {
+  if (times != nullptr) *times = fcp_step_times{};
+}
+
+int fcp_client_report_step(fcp_client* client, const fcp_batch* batch, const fcp_plan* plan,
+                           const fcp_step_times* times, fcp_error* error) {
+  if (client == nullptr || plan == nullptr || times == nullptr) {
+    return Fail(absl::InvalidArgumentError("client, plan and times: must not be NULL"), error);
+  }
+  absl::StatusOr<fcp::v1::StepReport> report = StepReportOf(batch, plan->result.plan, *times);
+  if (!report.ok()) return Fail(report.status(), error);
+  const absl::Status status = client->client->ReportStep(*report);
+  return status.ok() ? Succeed(error) : Fail(status, error);
+}

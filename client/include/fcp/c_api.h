@@ -110,8 +110,21 @@ typedef struct fcp_client_stats {
   int64_t requests, rpcs, retries, fallbacks, errors, prefetches, prefetch_hits;
 } fcp_client_stats;
 
+/* What a rank measured in one step, for fcp_client_report_step (the closed loop: the coordinator
+ * refits the job's cost model from these and plans its next steps with it). Seconds of wall time;
+ * 0 = not measured. */
+typedef struct fcp_step_times {
+  int32_t rank;             /* the rank that ran the step, in [0, num_workers) */
+  double forward_seconds;   /* context-parallel attention, forward */
+  double backward_seconds;  /* context-parallel attention, backward; 0 = forward only */
+  double comm_wait_seconds; /* of both, the time blocked on transfers */
+  double linear_seconds;    /* the non-attention layers of the step (0 = not measured) */
+  double linear_flops;      /* their FLOPs (0 = not measured) */
+} fcp_step_times;
+
 void fcp_client_options_init(fcp_client_options* options);
 void fcp_batch_init(fcp_batch* batch);
+void fcp_step_times_init(fcp_step_times* times);
 
 int fcp_client_new(const fcp_client_options* options, fcp_client** client, fcp_error* error);
 /* fcp_client_new over TLS (tls NULL = plaintext); the PEM files are read and checked here:
@@ -129,6 +142,12 @@ int fcp_client_plan_request(fcp_client* client, const void* request, size_t requ
 int fcp_client_prefetch(fcp_client* client, const fcp_batch* batch, fcp_error* error);
 int fcp_client_get(fcp_client* client, int64_t step, fcp_plan** plan, fcp_error* error);
 void fcp_client_get_stats(const fcp_client* client, fcp_client_stats* stats);
+/* Reports `times` of the step `batch` describes (its job_id, step, model and topology), run with
+ * `plan` (which must hold the slice of times->rank): the plan supplies the tile shapes, transfers
+ * and prediction; one attempt, no retry. INVALID_ARGUMENT naming the field for impossible times,
+ * RESOURCE_EXHAUSTED over the coordinator's report rate, FAILED_PRECONDITION without the slice. */
+int fcp_client_report_step(fcp_client* client, const fcp_batch* batch, const fcp_plan* plan,
+                           const fcp_step_times* times, fcp_error* error);
 
 void fcp_plan_free(fcp_plan* plan); /* NULL is fine */
 const char* fcp_plan_id(const fcp_plan* plan);
