@@ -33,6 +33,19 @@ absl::Status CheckFlops(absl::string_view field, double v) {
   return Invalid(field, absl::StrCat(v, ": must be finite and in [0, 1e24]"));
 }
 
+// The cost-model fields JobCalibration and PlanCalibration share (same names, same units).
+template <typename Proto>
+void SetCostFields(const CostParams& c, Proto* p) {
+  p->set_attention_tflops(c.attention_tflops);
+  p->set_intra_node_gbps(c.intra_node_gbps);
+  p->set_inter_node_gbps(c.inter_node_gbps);
+  p->set_transfer_latency_us(c.transfer_latency_us);
+  p->set_tile_q_half_tokens(c.tile_q_half_tokens);
+  p->set_tile_kv_half_tokens(c.tile_kv_half_tokens);
+  p->set_tile_overhead_us(c.tile_overhead_us);
+  p->set_backward_efficiency(c.backward_efficiency);
+}
+
 }  // namespace
 
 absl::StatusOr<calibration::RankStepMeasurement> MeasurementFromProto(const v1::StepReport& r,
@@ -118,27 +131,13 @@ void CalibrationToProto(absl::string_view job_id, const calibration::Calibration
   p->set_median_relative_error(c.median_relative_error);
   for (const std::string& name : c.fitted) p->add_fitted(name);
   p->set_calibration_file(calibration::CalibrationToFile(c));
-  p->set_attention_tflops(c.params.attention_tflops);
-  p->set_intra_node_gbps(c.params.intra_node_gbps);
-  p->set_inter_node_gbps(c.params.inter_node_gbps);
-  p->set_transfer_latency_us(c.params.transfer_latency_us);
-  p->set_tile_q_half_tokens(c.params.tile_q_half_tokens);
-  p->set_tile_kv_half_tokens(c.params.tile_kv_half_tokens);
-  p->set_tile_overhead_us(c.params.tile_overhead_us);
-  p->set_backward_efficiency(c.params.backward_efficiency);
+  SetCostFields(c.params, p);
   p->set_linear_tflops(c.linear_tflops);
 }
 
 void PlanCalibrationToProto(const calibration::Calibration& c, v1::PlanCalibration* p) {
   p->set_last_step(c.last_step);
-  p->set_attention_tflops(c.params.attention_tflops);
-  p->set_intra_node_gbps(c.params.intra_node_gbps);
-  p->set_inter_node_gbps(c.params.inter_node_gbps);
-  p->set_transfer_latency_us(c.params.transfer_latency_us);
-  p->set_tile_q_half_tokens(c.params.tile_q_half_tokens);
-  p->set_tile_kv_half_tokens(c.params.tile_kv_half_tokens);
-  p->set_tile_overhead_us(c.params.tile_overhead_us);
-  p->set_backward_efficiency(c.params.backward_efficiency);
+  SetCostFields(c.params, p);
 }
 
 absl::Status ApplyPlanCalibration(const v1::PlanCalibration& p, Batch* batch,

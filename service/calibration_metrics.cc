@@ -2,6 +2,8 @@
 // measured step time and the fitted cost model per job.
 #include <string>
 
+#include "service/calibration/cost_fit.h"
+#include "service/calibration/job_calibrations.h"
 #include "service/metrics.h"
 
 namespace fcp {

@@ -50,12 +50,15 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
-#include "service/calibration/cost_fit.h"
-#include "service/calibration/job_calibrations.h"
 #include "service/plan_cache.h"
 #include "service/planner/plan.h"
 
 namespace fcp {
+
+namespace calibration {
+struct Calibration;
+struct StepAccuracy;
+}  // namespace calibration
 
 // gRPC status code names as go-grpc-prometheus writes them ("OK", "InvalidArgument", ...).
 std::string GrpcCodeName(int code);

@@ -85,8 +85,8 @@ std::vector<RankStepMeasurement> JobCalibrations::Window(const Job& job, int64_t
   return window;
 }
 
-std::shared_ptr<const Calibration> JobCalibrations::Fit(const Job& job, int64_t last) const {
-  const std::vector<RankStepMeasurement> window = Window(job, last);
+std::shared_ptr<const Calibration> JobCalibrations::Fit(
+    const std::vector<RankStepMeasurement>& window) const {
   if (window.empty()) return nullptr;
   absl::StatusOr<Calibration> fit = FitCalibration(window, options_.prior, options_.fit);
   if (!fit.ok()) return nullptr;
@@ -94,28 +94,40 @@ std::shared_ptr<const Calibration> JobCalibrations::Fit(const Job& job, int64_t 
 }
 
 std::shared_ptr<const Calibration> JobCalibrations::ForStep(absl::string_view name, int64_t step) {
+  std::vector<RankStepMeasurement> window;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = jobs_.find(name);
+    if (it == jobs_.end()) return nullptr;
+    Job& job = it->second;
+    if (auto pinned = job.pinned.find(step); pinned != job.pinned.end()) return pinned->second;
+    // Steps before the reports' window are not pinned: their reports are gone.
+    if (!job.reports.empty() && step < job.reports.begin()->first.first) return nullptr;
+    window = Window(job, step - options_.lag_steps);
+  }
+  // Fitted without the lock (other jobs keep reporting); the first fit pinned for the step wins.
+  std::shared_ptr<const Calibration> fit = Fit(window);
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(name);
-  if (it == jobs_.end()) return nullptr;
+  if (it == jobs_.end()) return fit;
   Job& job = it->second;
-  if (auto pinned = job.pinned.find(step); pinned != job.pinned.end()) return pinned->second;
-  // Steps before the reports' window are not pinned: their reports are gone.
-  if (!job.reports.empty() && step < job.reports.begin()->first.first) return nullptr;
-  std::shared_ptr<const Calibration> fit = Fit(job, step - options_.lag_steps);
-  job.pinned.emplace(step, fit);
+  auto pinned = job.pinned.emplace(step, std::move(fit)).first->second;
   while (job.pinned.size() > kMaxPinnedSteps) job.pinned.erase(job.pinned.begin());
-  return fit;
+  return pinned;
 }
 
 absl::StatusOr<Calibration> JobCalibrations::Latest(absl::string_view name) {
-  absl::MutexLock lock(&mu_);
-  auto it = jobs_.find(name);
-  if (it == jobs_.end() || it->second.reports.empty()) {
-    return absl::NotFoundError(absl::StrCat("job '", name, "': no step reports"));
+  std::vector<RankStepMeasurement> window;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = jobs_.find(name);
+    if (it == jobs_.end() || it->second.reports.empty()) {
+      return absl::NotFoundError(absl::StrCat("job '", name, "': no step reports"));
+    }
+    const Job& job = it->second;
+    window = Window(job, job.reports.rbegin()->first.first);
   }
-  const Job& job = it->second;
-  return FitCalibration(Window(job, job.reports.rbegin()->first.first), options_.prior,
-                        options_.fit);
+  return FitCalibration(window, options_.prior, options_.fit);
 }
 
 }  // namespace fcp::calibration

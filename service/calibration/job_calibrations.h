@@ -40,11 +40,12 @@
 namespace fcp::calibration {
 
 struct JobCalibrationOptions {
-  CostParams prior;                  // what parameters no report informs keep (--cost-params)
-  int32_t window_steps = 8;          // steps of reports one fit uses
-  int32_t lag_steps = 2;             // the plan of step t uses reports of steps <= t - lag
-  int32_t max_jobs = 1024;           // jobs remembered
-  int32_t max_ranks_per_step = 256;  // reports kept per step (the lowest ranks)
+  CostParams prior;          // what parameters no report informs keep (--cost-params)
+  int32_t window_steps = 8;  // steps of reports one fit uses
+  int32_t lag_steps = 2;     // the plan of step t uses reports of steps <= t - lag
+  int32_t max_jobs = 1024;   // jobs remembered
+  // Reports kept per step (the lowest ranks): bounds a fit's observations (and its time, ~ms).
+  int32_t max_ranks_per_step = 64;
   double reports_per_second = 2048;  // per job, sustained
   double report_burst = 8192;        // per job, at once
   FitOptions fit;
@@ -92,9 +93,10 @@ class JobCalibrations {
 
   Job& JobFor(absl::string_view job, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The reports of steps (last - window, last], by (step, rank).
-  std::vector<RankStepMeasurement> Window(const Job& job, int64_t last) const;
-  // Fit over Window(job, last); null if too few.
-  std::shared_ptr<const Calibration> Fit(const Job& job, int64_t last) const;
+  std::vector<RankStepMeasurement> Window(const Job& job, int64_t last) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The fit of `window`; null if it is empty or too small.
+  std::shared_ptr<const Calibration> Fit(const std::vector<RankStepMeasurement>& window) const;
 
   const JobCalibrationOptions options_;
   absl::Mutex mu_;

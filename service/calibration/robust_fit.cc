@@ -126,7 +126,12 @@ absl::StatusOr<RobustFitResult> FitNonNegativeRelative(const Matrix& rows,
         const double d = std::max(targets[i], predicted[i]);
         w[i] = robust[i] / (d * d);
       }
-      beta = WeightedLeastSquares(x, targets, w, active);
+      std::vector<double> next = WeightedLeastSquares(x, targets, w, active);
+      bool converged = next.size() == beta.size();
+      for (size_t p = 0; converged && p < next.size(); ++p) {
+        converged = std::abs(next[p] - beta[p]) <= options.tolerance * std::abs(next[p]);
+      }
+      beta = std::move(next);
       for (size_t i = 0; i < n; ++i) {
         predicted[i] = 0;
         for (size_t p = 0; p < active.size(); ++p) predicted[i] += x[i][active[p]] * beta[p];
@@ -137,6 +142,7 @@ absl::StatusOr<RobustFitResult> FitNonNegativeRelative(const Matrix& rows,
         const double u = std::abs(residuals[i]) / s;
         robust[i] = u <= options.huber_k ? 1.0 : options.huber_k / u;
       }
+      if (converged) break;
     }
     // Hold the most negative coefficient at 0 and fit the rest again.
     size_t worst = active.size();
