@@ -131,13 +131,13 @@ void CalibrationToProto(absl::string_view job_id, const calibration::Calibration
   p->set_median_relative_error(c.median_relative_error);
   for (const std::string& name : c.fitted) p->add_fitted(name);
   p->set_calibration_file(calibration::CalibrationToFile(c));
-  SetCostFields(c.params, p);
-  p->set_linear_tflops(c.linear_tflops);
+  SetCostFields(calibration::PlanningParams(c), p);
+  p->set_linear_tflops(c.linear_tflops / c.step_scale);
 }
 
 void PlanCalibrationToProto(const calibration::Calibration& c, v1::PlanCalibration* p) {
   p->set_last_step(c.last_step);
-  SetCostFields(c.params, p);
+  SetCostFields(calibration::PlanningParams(c), p);
 }
 
 absl::Status ApplyPlanCalibration(const v1::PlanCalibration& p, Batch* batch,

@@ -34,6 +34,13 @@ absl::Status PlanningError(const absl::Status& status) {
   }
 }
 
+// The calibration store's options: its prior is the service's cost model.
+calibration::JobCalibrationOptions CalibrationOptions(const PlanningServiceOptions& options) {
+  calibration::JobCalibrationOptions out = options.calibration;
+  out.prior = options.defaults.cost;
+  return out;
+}
+
 // PlanResponse.calibration, encoded, for a plan made with `fit` (empty without one).
 std::string CalibrationField(const calibration::Calibration* fit) {
   if (fit == nullptr) return std::string();
@@ -58,16 +65,6 @@ absl::StatusOr<PlanningService::Prepared> PlanningService::Prepare(
   if (!output.all_ranks) p.ranks = std::move(output.ranks);
   return p;
 }
-
-namespace {
-
-calibration::JobCalibrationOptions CalibrationOptions(const PlanningServiceOptions& options) {
-  calibration::JobCalibrationOptions out = options.calibration;
-  out.prior = options.defaults.cost;
-  return out;
-}
-
-}  // namespace
 
 PlanningService::PlanningService(PlanningServiceOptions options, CoordinatorMetrics* metrics)
     : options_(std::move(options)),
@@ -174,7 +171,7 @@ void PlanningService::ApplyJobCalibration(int64_t step, Prepared* prepared) {
   std::shared_ptr<const calibration::Calibration> fit =
       calibrations_.ForStep(prepared->job_id, step);
   if (fit == nullptr) return;
-  CostParams cost = fit->params;
+  CostParams cost = calibration::PlanningParams(*fit);
   ApplyRateOverrides(&cost, &prepared->batch.topology);
   prepared->options.cost = cost;
   prepared->calibration = fit;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -92,6 +93,21 @@ double EfficiencyWork(const RankStepMeasurement& m, double q_half, double kv_hal
   return work;
 }
 
+// The features of a report's forward and backward pass.
+std::pair<std::vector<double>, std::vector<double>> PassFeatures(const RankStepMeasurement& m,
+                                                                 double q_half, double kv_half) {
+  double tiles = 0;
+  for (const TileShape& t : m.tile_shapes) tiles += static_cast<double>(t.tiles);
+  std::vector<double> pass(kNumFeatures, 0);
+  pass[kTiles] = tiles;
+  pass[kTransfers] = static_cast<double>(m.transfers) / 2;
+  pass[kIntraBytes] = static_cast<double>(m.intra_node_bytes) / 2;
+  pass[kInterBytes] = static_cast<double>(m.inter_node_bytes) / 2;
+  std::vector<double> forward = pass, backward = std::move(pass);
+  forward[kForwardWork] = backward[kBackwardWork] = EfficiencyWork(m, q_half, kv_half);
+  return {std::move(forward), std::move(backward)};
+}
+
 Rows MakeRows(absl::Span<const RankStepMeasurement> reports, double q_half, double kv_half) {
   Rows rows;
   auto add = [&rows](std::vector<double> features, double target) {
@@ -100,17 +116,7 @@ Rows MakeRows(absl::Span<const RankStepMeasurement> reports, double q_half, doub
     rows.targets.push_back(target);
   };
   for (const RankStepMeasurement& m : reports) {
-    const double work = EfficiencyWork(m, q_half, kv_half);
-    double tiles = 0;
-    for (const TileShape& t : m.tile_shapes) tiles += static_cast<double>(t.tiles);
-    std::vector<double> pass(kNumFeatures, 0);
-    pass[kTiles] = tiles;
-    pass[kTransfers] = static_cast<double>(m.transfers) / 2;
-    pass[kIntraBytes] = static_cast<double>(m.intra_node_bytes) / 2;
-    pass[kInterBytes] = static_cast<double>(m.inter_node_bytes) / 2;
-    std::vector<double> forward = pass, backward = pass;
-    forward[kForwardWork] = work;
-    backward[kBackwardWork] = work;
+    auto [forward, backward] = PassFeatures(m, q_half, kv_half);
     add(std::move(forward), m.forward_seconds);
     add(std::move(backward), m.backward_seconds);
     std::vector<double> linear(kNumFeatures, 0);
@@ -118,6 +124,30 @@ Rows MakeRows(absl::Span<const RankStepMeasurement> reports, double q_half, doub
     if (m.linear_flops > 0) add(std::move(linear), m.linear_seconds);
   }
   return rows;
+}
+
+double Dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double sum = 0;
+  for (size_t i = 0; i < a.size(); ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// The median over steps of the slowest rank's measured forward + backward seconds over the
+// slowest rank's as the fitted `rate`s predict them, in [1/4, 4]; 1 without steps.
+double StepScale(absl::Span<const RankStepMeasurement> reports, double q_half, double kv_half,
+                 const std::vector<double>& rate) {
+  std::map<int64_t, std::pair<double, double>> slowest;  // step -> (measured, predicted)
+  for (const RankStepMeasurement& m : reports) {
+    auto [forward, backward] = PassFeatures(m, q_half, kv_half);
+    auto& [measured, predicted] = slowest[m.step];
+    measured = std::max(measured, m.forward_seconds + m.backward_seconds);
+    predicted = std::max(predicted, Dot(rate, forward) + Dot(rate, backward));
+  }
+  std::vector<double> ratios;
+  for (const auto& [step, times] : slowest) {
+    if (times.first > 0 && times.second > 0) ratios.push_back(times.first / times.second);
+  }
+  return ratios.empty() ? 1 : Clamp(MedianAbs(std::move(ratios)), 0.25, 4);
 }
 
 absl::Status CheckMeasurement(const RankStepMeasurement& m, size_t index) {
@@ -138,6 +168,7 @@ absl::StatusOr<Calibration> FitCalibration(absl::Span<const RankStepMeasurement>
     if (absl::Status s = CheckMeasurement(reports[i], i); !s.ok()) return s;
   }
   Calibration best;
+  std::vector<double> best_rates;
   double best_error = 0;
   bool found = false;
   for (double q_half : options.half_tokens_grid) {
@@ -164,10 +195,15 @@ absl::StatusOr<Calibration> FitCalibration(absl::Span<const RankStepMeasurement>
       c.median_relative_error = fit->median_abs_relative_residual;
       best = std::move(c);
       best_error = fit->trimmed_mean_square;
+      best_rates = fit->coefficients;
       found = true;
     }
   }
   if (!found) return absl::FailedPreconditionError("calibration: empty half-token grid");
+  if (std::find(best.fitted.begin(), best.fitted.end(), "attention_tflops") != best.fitted.end()) {
+    best.step_scale = StepScale(reports, best.params.tile_q_half_tokens,
+                                best.params.tile_kv_half_tokens, best_rates);
+  }
   best.reports = static_cast<int32_t>(reports.size());
   if (!reports.empty()) {
     best.first_step = reports.front().step;
@@ -180,10 +216,26 @@ absl::StatusOr<Calibration> FitCalibration(absl::Span<const RankStepMeasurement>
   return best;
 }
 
-std::vector<std::pair<std::string, double>> FittedValues(const Calibration& c) {
+Calibration Scaled(const Calibration& fit) {
+  Calibration c = fit;
+  const double k = fit.step_scale;
+  c.params.attention_tflops /= k;
+  c.params.intra_node_gbps /= k;
+  c.params.inter_node_gbps /= k;
+  c.params.tile_overhead_us *= k;
+  c.params.transfer_latency_us *= k;
+  c.linear_tflops /= k;
+  return c;
+}
+
+CostParams PlanningParams(const Calibration& fit) { return Scaled(fit).params; }
+
+std::vector<std::pair<std::string, double>> FittedValues(const Calibration& fit) {
+  const Calibration c = Scaled(fit);
   std::vector<std::pair<std::string, double>> out = {
       {"tile_q_half_tokens", c.params.tile_q_half_tokens},
-      {"tile_kv_half_tokens", c.params.tile_kv_half_tokens}};
+      {"tile_kv_half_tokens", c.params.tile_kv_half_tokens},
+      {"step_scale", c.step_scale}};
   for (const Term& term : kTerms) {
     if (std::find(c.fitted.begin(), c.fitted.end(), term.name) != c.fitted.end()) {
       out.emplace_back(term.name, term.value(c));
@@ -192,11 +244,13 @@ std::vector<std::pair<std::string, double>> FittedValues(const Calibration& c) {
   return out;
 }
 
-std::string CalibrationToFile(const Calibration& c) {
+std::string CalibrationToFile(const Calibration& fit) {
+  const Calibration c = Scaled(fit);
   return absl::StrCat(
       "# fcp cost-model calibration fitted from steps ", c.first_step, "..", c.last_step, " (",
       c.reports, " rank reports, ", c.observations, " observations; median relative error ",
-      c.median_relative_error, ")\n", "# fitted: ", absl::StrJoin(c.fitted, ", "), "\n",
+      c.median_relative_error, ")\n", "# fitted: ", absl::StrJoin(c.fitted, ", "),
+      "; times scaled by ", c.step_scale, " (the slowest rank's straggle)\n",
       c.linear_tflops > 0 ? absl::StrCat("# linear layers: ", c.linear_tflops, " TFLOP/s\n") : "",
       CostParamsToString(c.params));
 }

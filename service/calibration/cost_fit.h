@@ -73,6 +73,10 @@ struct Calibration {
   double median_relative_error = 0;  // of the fit on its own observations
   // Names of the parameters the reports said something about, e.g. "attention_tflops".
   std::vector<std::string> fitted;
+  // A step lasts as long as its slowest rank, and ranks straggle (noise, contention) where the
+  // per-rank fit above sees the typical rank: the median over steps of the slowest rank's
+  // measured time over its fitted time. Plans use every time scaled by it (PlanningParams).
+  double step_scale = 1;
 };
 
 struct FitOptions {
@@ -87,12 +91,18 @@ absl::StatusOr<Calibration> FitCalibration(absl::Span<const RankStepMeasurement>
                                            const CostParams& prior,
                                            const FitOptions& options = FitOptions());
 
-// The fitted parameters by calibration-file name ("attention_tflops", "tile_q_half_tokens", ...):
-// the tile half lengths (always chosen) and every parameter in `fitted`.
+// What the planner plans with: `params` with every time scaled by step_scale (rates divided,
+// latencies and overheads multiplied; uniform, so which plan is best does not change, only how
+// long it is predicted to take).
+CostParams PlanningParams(const Calibration& calibration);
+
+// The fitted parameters by calibration-file name ("attention_tflops", "tile_q_half_tokens", ...),
+// as planned with (scaled): the tile half lengths and step_scale (always set) and every parameter
+// in `fitted`.
 std::vector<std::pair<std::string, double>> FittedValues(const Calibration& calibration);
 
-// The calibration as a `--calibration` file (ParseCostParams reads it back), with the fit's
-// provenance as comments.
+// The calibration as planned with (PlanningParams), as a `--calibration` file (ParseCostParams
+// reads it back), with the fit's provenance as comments.
 std::string CalibrationToFile(const Calibration& calibration);
 
 }  // namespace fcp::calibration

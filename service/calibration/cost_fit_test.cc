@@ -113,6 +113,29 @@ TEST(CostFitTest, TooFewReportsAndBadShapesAreErrors) {
               HasSubstr("reports[1].tile_shapes"));
 }
 
+TEST(CostFitTest, StragglersScaleThePlannedTimesNotTheRankFit) {
+  const GroundTruth truth;
+  absl::StatusOr<Calibration> exact = FitCalibration(Window(truth, 0), CostParams());
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  EXPECT_NEAR(exact->step_scale, 1, 1e-6);
+  // Every step, one rank runs 40% slow: the step takes as long as it does.
+  std::vector<RankStepMeasurement> reports = Window(truth, 0);
+  for (RankStepMeasurement& m : reports) {
+    if (m.rank != 3) continue;
+    m.forward_seconds *= 1.4;
+    m.backward_seconds *= 1.4;
+  }
+  absl::StatusOr<Calibration> fit = FitCalibration(reports, CostParams());
+  ASSERT_TRUE(fit.ok()) << fit.status();
+  ExpectRecovered(*fit, truth, 0.05);  // the per-rank model is the typical rank's
+  EXPECT_GT(fit->step_scale, 1.05);
+  EXPECT_LE(fit->step_scale, 1.4 + 1e-9);
+  const CostParams planned = PlanningParams(*fit);
+  EXPECT_DOUBLE_EQ(planned.attention_tflops, fit->params.attention_tflops / fit->step_scale);
+  EXPECT_DOUBLE_EQ(planned.transfer_latency_us, fit->params.transfer_latency_us * fit->step_scale);
+  EXPECT_EQ(planned.backward_efficiency, fit->params.backward_efficiency);
+}
+
 TEST(CostFitTest, ExportedFileParsesBack) {
   absl::StatusOr<Calibration> fit = FitCalibration(Window(GroundTruth(), 0.01), CostParams());
   ASSERT_TRUE(fit.ok()) << fit.status();
@@ -120,8 +143,8 @@ TEST(CostFitTest, ExportedFileParsesBack) {
   EXPECT_THAT(file, HasSubstr("# fcp cost-model calibration fitted from steps 1..8"));
   absl::StatusOr<CostParams> parsed = ParseCostParams(file);
   ASSERT_TRUE(parsed.ok()) << parsed.status() << "\n" << file;
-  EXPECT_NEAR(parsed->attention_tflops, fit->params.attention_tflops,
-              1e-5 * fit->params.attention_tflops);
+  const CostParams planned = PlanningParams(*fit);
+  EXPECT_NEAR(parsed->attention_tflops, planned.attention_tflops, 1e-5 * planned.attention_tflops);
   EXPECT_EQ(parsed->tile_q_half_tokens, fit->params.tile_q_half_tokens);
 }
 

@@ -24,7 +24,8 @@ namespace fcp::calibration {
 struct RobustFitOptions {
   double huber_k = 1.345;    // in robust scales (95% efficiency under Gaussian noise)
   double min_scale = 0.005;  // floor of the robust scale of relative residuals
-  int iterations = 30;       // IRLS iterations per active set
+  int iterations = 20;       // most IRLS iterations per active set
+  double tolerance = 1e-9;   // stop once no coefficient moves by more than this, relatively
 };
 
 struct RobustFitResult {
