@@ -43,6 +43,7 @@
 #include "prometheus/registry.h"
 #include "proto/plan_convert.h"
 #include "service/coordinator.h"
+#include "service/planner/strategies/dcp.h"
 #include "workload/workload.h"
 
 ABSL_FLAG(std::string, target, "", "fcp-coordinator HOST:PORT; empty = start one in-process");
@@ -366,5 +367,6 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   // Debian's Abseil checks every mutex acquisition for lock-order cycles; gRPC locks a lot.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  fcp::RegisterDcpPlanner();
   return fcp::Main();
 }

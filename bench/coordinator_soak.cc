@@ -1,5 +1,6 @@
 // Soak and overload of the real fcp-coordinator binary over loopback: the figures of
-// docs/reliability.md ("Load and overload"), and, with small sizes and --check, a ctest.
+// docs/reliability.md ("Load and overload"), and, with small sizes and --check, a ctest. The
+// coordinator process and the statistics it reports with: soak_coordinator.h.
 //
 //   build/bench/coordinator_soak                       # full size: 64 ranks x 10,000 calls
 //   build/bench/coordinator_soak --scenario=overload   # queue bound, oversized requests, fallback
@@ -19,13 +20,17 @@
 // coordinator's plan id. (2) requests over --max-request-bytes, --max-documents, --max-workers,
 // --max-blocks and --max-transfers, many at once: each refused in milliseconds, memory flat.
 //
+// --job_tokens: the same with job credentials on (issue 28): every call carries its job's bearer
+// token, and the expectations are unchanged.
+//
 // --check exits 1 if a soak call failed, the coordinator's memory grew by more than the cache plus
 // --rss_slack_mb, an overload answer was not the expected one, or a refusal was slow.
-#include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -40,16 +45,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "bench/soak_coordinator.h"
+#include "client/job_token.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
 #include "google/protobuf/arena.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
-#include "grpcpp/support/channel_arguments.h"
 #include "proto/plan_convert.h"
-#include "service/metrics_testing.h"
-#include "tests/http_get.h"
-#include "tests/subprocess.h"
 #include "workload/workload.h"
 
 ABSL_FLAG(std::string, coordinator, FCP_COORDINATOR, "the fcp-coordinator binary");
@@ -70,9 +71,20 @@ ABSL_FLAG(int32_t, burst, 64, "overload: distinct plannings sent at once");
 ABSL_FLAG(int32_t, oversized, 256, "overload: requests over each limit, sent from 16 threads");
 ABSL_FLAG(double, rss_slack_mb, 64, "--check: allowed growth beyond --cache_bytes, MiB");
 ABSL_FLAG(bool, check, false, "exit 1 when an expectation fails (the ctest mode)");
+ABSL_FLAG(bool, job_tokens, false,
+          "run the coordinator with --job-tokens (a token for each job of the run) and send it "
+          "with every call, as trainers do on a coordinator with job credentials");
 
 namespace fcp {
 namespace {
+
+using soak::CodeName;
+using soak::Codes;
+using soak::Describe;
+using soak::Max;
+using soak::NewStub;
+using soak::Percentile;
+using soak::SoakCoordinator;
 
 bool failed = false;
 
@@ -82,84 +94,36 @@ void Expect(bool ok, const std::string& what) {
   std::printf("CHECK FAILED: %s\n", what.c_str());
 }
 
-// A running fcp-coordinator: its ports and its resident memory.
-class Coordinator {
+// --job_tokens: the token of every job of the run (they are test jobs; one token is enough).
+constexpr char kSoakToken[] = "soak-token-0123456789abcdef";
+
+// With --job_tokens, `context` carries the job token (otherwise it goes without, as before).
+void Authorize(grpc::ClientContext* context) {
+  if (absl::GetFlag(FLAGS_job_tokens)) AttachJobToken(kSoakToken, context);
+}
+
+// --job_tokens: a --job-tokens file with a line for each job of the run, removed with it.
+class TokensFile {
  public:
-  explicit Coordinator(std::vector<std::string> flags) {
-    std::vector<std::string> argv = {absl::GetFlag(FLAGS_coordinator),
-                                     "--host",
-                                     "127.0.0.1",
-                                     "--port",
-                                     "0",
-                                     "--metrics-port",
-                                     "0"};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    process_ = std::make_unique<Subprocess>(argv);
-    if (!process_->Start().ok()) return;
-    absl::StatusOr<std::string> line = process_->ReadLine(absl::Seconds(60));
-    if (!line.ok() ||
-        std::sscanf(line->c_str(),
-                    "fcp-coordinator: serving fcp.v1.Planner on port %d, metrics on port %d",
-                    &port_, &metrics_port_) != 2) {
-      port_ = 0;
-    }
+  TokensFile() {
+    if (!absl::GetFlag(FLAGS_job_tokens)) return;
+    path_ = absl::StrCat(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp",
+                         "/fcp_soak_tokens_", getpid());
+    std::ofstream(path_) << "soak " << kSoakToken << "\nburst " << kSoakToken << "\nburst-client "
+                         << kSoakToken << "\noversized " << kSoakToken << "\n";
   }
-  ~Coordinator() { Stop(); }
-
-  bool ok() const { return port_ > 0; }
-  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
-
-  // VmRSS (or VmHWM, the peak) of the process, MiB.
-  double MemoryMiB(const char* field = "VmRSS") const {
-    std::ifstream status(absl::StrCat("/proc/", process_->pid(), "/status"));
-    std::string key;
-    double kib = 0;
-    while (status >> key) {
-      if (key == absl::StrCat(field, ":") && status >> kib) return kib / 1024;
-    }
-    return -1;
+  ~TokensFile() {
+    if (!path_.empty()) std::remove(path_.c_str());
   }
-
-  double Metric(const std::string& series) const {
-    absl::StatusOr<std::string> text = HttpGet(metrics_port_, "/metrics");
-    return text.ok() ? MetricValue(*text, series).value_or(-1) : -1;
-  }
-
-  // SIGTERM; the exit code (0: drained cleanly).
-  int Stop() {
-    if (process_ == nullptr || stopped_) return exit_code_;
-    stopped_ = true;
-    process_->Signal(SIGTERM);
-    exit_code_ = process_->Wait();
-    return exit_code_;
+  // `flags` with the coordinator's --job-tokens flag added when the run uses tokens.
+  std::vector<std::string> With(std::vector<std::string> flags) const {
+    if (!path_.empty()) flags.insert(flags.end(), {"--job-tokens", path_});
+    return flags;
   }
 
  private:
-  std::unique_ptr<Subprocess> process_;
-  int port_ = 0;
-  int metrics_port_ = 0;
-  bool stopped_ = false;
-  int exit_code_ = -1;
+  std::string path_;
 };
-
-std::unique_ptr<v1::Planner::Stub> NewStub(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // its own connection, as a rank's
-  return v1::Planner::NewStub(
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p / 100 * v.size()));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return v[k];
-}
-
-double Max(const std::vector<double>& v) {
-  return v.empty() ? 0 : *std::max_element(v.begin(), v.end());
-}
 
 // One request per step: the batch every rank of the job sends (its rank added per call).
 std::vector<v1::PlanRequest> StepRequests(const LengthSampler& sampler, int steps,
@@ -179,27 +143,17 @@ std::vector<v1::PlanRequest> StepRequests(const LengthSampler& sampler, int step
   return requests;
 }
 
-// Statuses by code name, e.g. {"OK": 60, "RESOURCE_EXHAUSTED": 4}.
-using Codes = std::map<std::string, int64_t>;
-
-std::string CodeName(grpc::StatusCode code) {
-  return std::string(absl::StatusCodeToString(static_cast<absl::StatusCode>(code)));
-}
-
-std::string Describe(const Codes& codes) {
-  std::string out;
-  for (const auto& [code, n] : codes) absl::StrAppend(&out, out.empty() ? "" : ", ", code, " ", n);
-  return out;
-}
-
 void Soak(const LengthSampler& sampler) {
   const int ranks = absl::GetFlag(FLAGS_ranks), steps = absl::GetFlag(FLAGS_steps);
   const int calls = absl::GetFlag(FLAGS_calls_per_rank), lookback = absl::GetFlag(FLAGS_lookback);
   const int64_t cache_bytes = absl::GetFlag(FLAGS_cache_bytes);
   const std::vector<v1::PlanRequest> requests =
       StepRequests(sampler, steps, "soak", absl::GetFlag(FLAGS_strategy));
-  Coordinator coordinator({"--cache-bytes", std::to_string(cache_bytes), "--planning-threads",
-                           std::to_string(absl::GetFlag(FLAGS_planning_threads))});
+  const TokensFile tokens;
+  SoakCoordinator coordinator(
+      absl::GetFlag(FLAGS_coordinator),
+      tokens.With({"--cache-bytes", std::to_string(cache_bytes), "--planning-threads",
+                   std::to_string(absl::GetFlag(FLAGS_planning_threads))}));
   Expect(coordinator.ok(), "soak: fcp-coordinator started");
   if (!coordinator.ok()) return;
   const double rss_before = coordinator.MemoryMiB();
@@ -243,6 +197,7 @@ void Soak(const LengthSampler& sampler) {
         request.add_ranks(r % request.topology().num_workers());
         grpc::ClientContext context;
         context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+        Authorize(&context);
         google::protobuf::Arena arena;
         auto* response = google::protobuf::Arena::CreateMessage<v1::PlanResponse>(&arena);
         const absl::Time t0 = absl::Now();
@@ -331,6 +286,7 @@ Burst SendAtOnce(const std::string& target, const std::vector<v1::PlanRequest>& 
       for (size_t i = next++; i < requests.size(); i = next++) {
         grpc::ClientContext context;
         context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+        Authorize(&context);
         v1::PlanResponse response;
         const absl::Time t0 = absl::Now();
         const grpc::Status status = stub->PlanBatch(&context, requests[i], &response);
@@ -352,10 +308,12 @@ void Overload(const LengthSampler& sampler) {
   const int queue = absl::GetFlag(FLAGS_max_queued_plannings);
   const int threads = absl::GetFlag(FLAGS_planning_threads);
   constexpr int kMaxRequestBytes = 1 << 20;
-  Coordinator coordinator({"--planning-threads", std::to_string(threads), "--max-queued-plannings",
-                           std::to_string(queue), "--max-request-bytes",
-                           std::to_string(kMaxRequestBytes), "--max-documents", "50000",
-                           "--max-workers", "4096"});
+  const TokensFile tokens;
+  SoakCoordinator coordinator(
+      absl::GetFlag(FLAGS_coordinator),
+      tokens.With({"--planning-threads", std::to_string(threads), "--max-queued-plannings",
+                   std::to_string(queue), "--max-request-bytes", std::to_string(kMaxRequestBytes),
+                   "--max-documents", "50000", "--max-workers", "4096"}));
   Expect(coordinator.ok(), "overload: fcp-coordinator started");
   if (!coordinator.ok()) return;
   const double rss_before = coordinator.MemoryMiB();
@@ -417,6 +375,7 @@ void Overload(const LengthSampler& sampler) {
       PlannerClientOptions options;
       options.target = coordinator.target();
       options.deadline = absl::Seconds(60);
+      if (absl::GetFlag(FLAGS_job_tokens)) options.job_token = kSoakToken;
       std::unique_ptr<PlannerClient> client = *PlannerClient::Create(options);
       const absl::Time t0 = absl::Now();
       absl::StatusOr<PlanResult> result = client->PlanBatch(distinct[i]);
@@ -438,6 +397,7 @@ void Overload(const LengthSampler& sampler) {
   for (int i = 0; i < burst_size && compared < 4; ++i) {
     if (fallback_ids[i].empty()) continue;
     grpc::ClientContext context;
+    Authorize(&context);
     v1::PlanResponse response;
     const grpc::Status status = stub->PlanBatch(&context, distinct[i], &response);
     Expect(status.ok() && response.plan().plan_id() == fallback_ids[i],

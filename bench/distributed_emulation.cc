@@ -35,6 +35,7 @@
 #include "service/planner/cost_model.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 #include "service/planner/timeline.h"
 #include "worker/executor/kernel_types.h"
 #include "workload/flags.h"
@@ -420,4 +421,7 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace fcp
 
-int main(int argc, char** argv) { return fcp::Main(argc, argv); }
+int main(int argc, char** argv) {
+  fcp::RegisterDcpPlanner();
+  return fcp::Main(argc, argv);
+}

@@ -1,11 +1,15 @@
 // Planner latency: MakePlan (summary only, as the coordinator's cache fill does) per strategy on
-// wikipedia batches of W workers × 32K tokens, max document 128K, one thread.
+// wikipedia batches of W workers × 32K tokens, max document 128K, one thread, default model
+// (Llama-3-8B) and objective (whole step).
 //
 //   build/bench/planner_bench --benchmark_filter='fcp/' --benchmark_repetitions=5
 //   FCP_MAX_DOC_LEN=524288 FCP_SEED=3 build/bench/planner_bench ...   (another batch)
+//   FCP_HISTOGRAM=.../magi_histogram.csv build/bench/planner_bench ... (the magi histogram)
+//   FCP_OBJECTIVE=attention FCP_MODEL=llama3-70b build/bench/planner_bench ...
 //
-// Each benchmark also reports the plan's quality as counters (imbalance, bytes, predicted ms), so
-// one run shows what the time buys.
+// Each benchmark also reports the plan's quality as counters (imbalances, bytes, predicted ms:
+// step_ms the whole layer, fwd + bwd; attention_ms the attention pipeline alone; vs_bound the
+// step over the perfect-balance bound), so one run shows what the time buys.
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -14,6 +18,7 @@
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 #include "workload/workload.h"
 
 namespace fcp {
@@ -24,22 +29,51 @@ constexpr int64_t kMaxDocLen = 131072;
 
 const LengthSampler& Wikipedia() {
   static const LengthSampler* sampler = [] {
-    const char* env = std::getenv("FCP_LENGTHS");
-    const std::string path =
-        env != nullptr ? env : std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths";
-    absl::StatusOr<std::vector<int64_t>> lengths = ReadLengthsFile(path);
-    if (!lengths.ok()) {
-      std::fprintf(stderr, "planner_bench: %s\n", std::string(lengths.status().message()).c_str());
+    absl::StatusOr<LengthSampler> loaded;
+    if (const char* histogram = std::getenv("FCP_HISTOGRAM"); histogram != nullptr) {
+      absl::StatusOr<std::vector<HistogramBin>> bins = ReadHistogramFile(histogram);
+      loaded = bins.ok() ? LengthSampler::FromHistogram(*std::move(bins)) : bins.status();
+    } else {
+      const char* env = std::getenv("FCP_LENGTHS");
+      const std::string path =
+          env != nullptr ? env : std::string(FCP_SHARED_DIR) + "/workloads/wikipedia.lengths";
+      absl::StatusOr<std::vector<int64_t>> lengths = ReadLengthsFile(path);
+      loaded = lengths.ok() ? LengthSampler::FromLengths(*std::move(lengths)) : lengths.status();
+    }
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "planner_bench: %s\n", std::string(loaded.status().message()).c_str());
       std::exit(2);
     }
-    return new LengthSampler(*LengthSampler::FromLengths(*std::move(lengths)));
+    return new LengthSampler(*std::move(loaded));
   }();
   return *sampler;
+}
+
+PlanOptions Options(const std::string& strategy) {
+  PlanOptions options;
+  options.strategy = strategy;
+  if (const char* objective = std::getenv("FCP_OBJECTIVE"); objective != nullptr) {
+    absl::StatusOr<Objective> parsed = ParseObjective(objective, "FCP_OBJECTIVE");
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "planner_bench: %s\n", std::string(parsed.status().message()).c_str());
+      std::exit(2);
+    }
+    options.objective = *parsed;
+  }
+  return options;
 }
 
 Batch WikipediaBatch(int32_t workers) {
   Batch batch;
   batch.topology.num_workers = workers;
+  if (const char* model = std::getenv("FCP_MODEL"); model != nullptr) {
+    absl::StatusOr<ModelShape> preset = ModelPreset(model);
+    if (!preset.ok()) {
+      std::fprintf(stderr, "planner_bench: %s\n", std::string(preset.status().message()).c_str());
+      std::exit(2);
+    }
+    batch.model = *std::move(preset);
+  }
   const char* max_doc = std::getenv("FCP_MAX_DOC_LEN");
   const char* seed = std::getenv("FCP_SEED");
   batch.documents = *SampleDocuments(Wikipedia(), workers * kTokensPerWorker,
@@ -50,8 +84,7 @@ Batch WikipediaBatch(int32_t workers) {
 
 void BM_Plan(benchmark::State& state, const std::string& strategy) {
   const Batch batch = WikipediaBatch(static_cast<int32_t>(state.range(0)));
-  PlanOptions options;
-  options.strategy = strategy;
+  const PlanOptions options = Options(strategy);
   PlanSummary summary;
   for (auto _ : state) {
     absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::SummaryOnly());
@@ -69,14 +102,19 @@ void BM_Plan(benchmark::State& state, const std::string& strategy) {
   state.counters["rounds"] = summary.rounds;
   state.counters["fwd_ms"] = summary.predicted_fwd_ms;
   state.counters["bwd_ms"] = summary.predicted_bwd_ms;
+  const double step = summary.predicted_fwd_ms + summary.predicted_bwd_ms;
+  state.counters["step_ms"] = step;
+  state.counters["attention_ms"] = summary.attention_fwd_ms + summary.attention_bwd_ms;
+  state.counters["vs_bound"] = step / (summary.balanced_fwd_ms + summary.balanced_bwd_ms);
+  state.counters["max_tokens"] = static_cast<double>(summary.max_tokens_per_worker);
 }
 
 // The strategy's layout alone (no schedule, no costing): what the strategy itself costs.
 void BM_Layout(benchmark::State& state, const std::string& strategy) {
-  const Batch batch = WikipediaBatch(static_cast<int32_t>(state.range(0)));
-  PlanOptions options;
-  options.strategy = strategy;
-  const CostModel cost(batch.model, batch.topology, options.cost);
+  const PlanOptions options = Options(strategy);
+  const Batch batch =
+      ResolveBatch(WikipediaBatch(static_cast<int32_t>(state.range(0))), options.objective);
+  const CostModel cost(batch.model, batch.topology, options.cost, options.objective);
   const PlanContext ctx{batch, options, cost, absl::InfiniteFuture()};
   std::unique_ptr<Planner> planner = *NewPlanner(strategy);
   for (auto _ : state) {
@@ -88,7 +126,7 @@ void BM_Layout(benchmark::State& state, const std::string& strategy) {
 void RegisterAll() {
   for (const StrategyInfo& s : ListStrategies()) {
     auto* b = benchmark::RegisterBenchmark(s.name.c_str(), BM_Plan, s.name);
-    b->ArgName("W")->Arg(8)->Arg(32)->Arg(64)->Arg(128)->Arg(512)->Arg(1024);
+    b->ArgName("W")->Arg(8)->Arg(16)->Arg(32)->Arg(64)->Arg(128)->Arg(512)->Arg(1024);
     b->Unit(benchmark::kMillisecond);
     b->MeasureProcessCPUTime()->UseRealTime();
   }
@@ -103,6 +141,7 @@ void RegisterAll() {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  fcp::RegisterDcpPlanner();
   fcp::RegisterAll();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -9,24 +9,22 @@
 #include "absl/base/call_once.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "client/c_api_internal.h"
 #include "common/status_macros.h"
 #include "fcp/client.h"
 #include "proto/plan_convert.h"
 #include "proto/report_convert.h"
 #include "service/calibration/plan_measurement.h"
+#include "service/planner/strategies/dcp.h"
 
 struct fcp_client {
   std::unique_ptr<fcp::PlannerClient> client;
 };
 
-struct fcp_plan {
-  fcp::PlanResult result;
-  mutable absl::once_flag serialized_once, json_once;
-  mutable std::string serialized, json;
-};
-
-namespace {
+namespace fcp {
+namespace c_api {
 
 int Fail(const absl::Status& status, fcp_error* error) {
   if (error != nullptr) {
@@ -39,18 +37,33 @@ int Fail(const absl::Status& status, fcp_error* error) {
   return static_cast<int>(status.code());
 }
 
-int Succeed(fcp_error* error) { return Fail(absl::OkStatus(), error); }
+absl::StatusOr<const Plan*> CorePlan(const fcp_plan* plan) {
+  if (plan == nullptr) return absl::InvalidArgumentError("plan: must not be NULL");
+  absl::call_once(plan->core_once, [plan] { plan->core = PlanFromProto(plan->result.plan); });
+  if (!plan->core.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("plan: ", plan->core.status().message()));
+  }
+  return &*plan->core;
+}
+
+}  // namespace c_api
+}  // namespace fcp
+
+namespace {
+
+using fcp::c_api::Fail;
+using fcp::c_api::Succeed;
 
 absl::StatusOr<fcp::v1::PlanRequest> RequestFromBatch(const fcp_batch* b);
 
 // The report of `times` for the step of `b` run with `plan` (fcp_client_report_step).
-absl::StatusOr<fcp::v1::StepReport> StepReportOf(const fcp_batch* b, const fcp::v1::Plan& plan,
+absl::StatusOr<fcp::v1::StepReport> StepReportOf(const fcp_batch* b, const fcp_plan* plan,
                                                  const fcp_step_times& times) {
   ASSIGN_OR_RETURN(const fcp::v1::PlanRequest request, RequestFromBatch(b));
   ASSIGN_OR_RETURN(const fcp::Batch batch, fcp::BatchFromProto(request));
-  ASSIGN_OR_RETURN(const fcp::Plan core, fcp::PlanFromProto(plan));
+  ASSIGN_OR_RETURN(const fcp::Plan* core, fcp::c_api::CorePlan(plan));
   ASSIGN_OR_RETURN(fcp::calibration::RankStepMeasurement m,
-                   fcp::calibration::MeasurementOfPlan(core, batch.model, batch.topology,
+                   fcp::calibration::MeasurementOfPlan(*core, batch.model, batch.topology,
                                                        times.rank, request.step()));
   m.forward_seconds = times.forward_seconds;
   m.backward_seconds = times.backward_seconds;
@@ -60,7 +73,7 @@ absl::StatusOr<fcp::v1::StepReport> StepReportOf(const fcp_batch* b, const fcp::
   fcp::v1::StepReport report;
   fcp::MeasurementToProto(m, &report);
   report.set_job_id(request.job_id());
-  report.set_plan_id(plan.plan_id());
+  report.set_plan_id(core->plan_id);
   return report;
 }
 
@@ -118,9 +131,15 @@ int fcp_client_new(const fcp_client_options* options, fcp_client** client, fcp_e
 
 int fcp_client_new_tls(const fcp_client_options* options, const fcp_tls_options* tls,
                        fcp_client** client, fcp_error* error) {
+  return fcp_client_new_auth(options, tls, nullptr, client, error);
+}
+
+int fcp_client_new_auth(const fcp_client_options* options, const fcp_tls_options* tls,
+                        const char* job_token, fcp_client** client, fcp_error* error) {
   if (options == nullptr || client == nullptr) {
     return Fail(absl::InvalidArgumentError("options and client: must not be NULL"), error);
   }
+  fcp::RegisterDcpPlanner();  // the local fallback offers dcp too
   fcp::PlannerClientOptions o;
   if (options->target != nullptr) o.target = options->target;
   o.deadline = absl::Seconds(options->deadline_seconds);
@@ -134,6 +153,7 @@ int fcp_client_new_tls(const fcp_client_options* options, const fcp_tls_options*
     if (tls->cert_file != nullptr) o.tls.cert_file = tls->cert_file;
     if (tls->key_file != nullptr) o.tls.key_file = tls->key_file;
   }
+  if (job_token != nullptr) o.job_token = job_token;
   absl::StatusOr<std::unique_ptr<fcp::PlannerClient>> created = fcp::PlannerClient::Create(o);
   if (!created.ok()) return Fail(created.status(), error);
   *client = new fcp_client{*std::move(created)};
@@ -148,6 +168,28 @@ int fcp_client_plan(fcp_client* client, const fcp_batch* batch, fcp_plan** plan,
   }
   absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch);
   if (!request.ok()) return Fail(request.status(), error);
+  return Deliver(client->client->PlanBatch(*request), plan, error);
+}
+
+int fcp_client_plan_masked(fcp_client* client, const fcp_batch* batch, const fcp_mask* masks,
+                           fcp_plan** plan, fcp_error* error) {
+  if (client == nullptr || plan == nullptr) {
+    return Fail(absl::InvalidArgumentError("client and plan: must not be NULL"), error);
+  }
+  absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch);
+  if (!request.ok()) return Fail(request.status(), error);
+  for (size_t i = 0; masks != nullptr && i < batch->num_documents; ++i) {
+    const fcp_mask& m = masks[i];
+    if (m.kind < FCP_MASK_CAUSAL || m.kind > FCP_MASK_PREFIX_LM) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+                      "masks[", i, "].kind: expected 0..3 (fcp_mask_kind), got ", m.kind)),
+                  error);
+    }
+    fcp::v1::Mask* mask = request->mutable_documents(static_cast<int>(i))->mutable_mask();
+    mask->set_kind(static_cast<fcp::v1::Mask::Kind>(m.kind));
+    mask->set_window(m.window);
+    mask->set_prefix(m.prefix);
+  }
   return Deliver(client->client->PlanBatch(*request), plan, error);
 }
 
@@ -265,7 +307,7 @@ int fcp_client_report_step(fcp_client* client, const fcp_batch* batch, const fcp
   if (client == nullptr || plan == nullptr || times == nullptr) {
     return Fail(absl::InvalidArgumentError("client, plan and times: must not be NULL"), error);
   }
-  absl::StatusOr<fcp::v1::StepReport> report = StepReportOf(batch, plan->result.plan, *times);
+  absl::StatusOr<fcp::v1::StepReport> report = StepReportOf(batch, plan, *times);
   if (!report.ok()) return Fail(report.status(), error);
   const absl::Status status = client->client->ReportStep(*report);
   return status.ok() ? Succeed(error) : Fail(status, error);

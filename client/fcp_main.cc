@@ -16,6 +16,7 @@
 #include "client/cli/calibration_command.h"
 #include "client/cli/plan_command.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 #include "workload/flags.h"
 #include "workload/plan_config.h"
 
@@ -101,5 +102,6 @@ int Main(const std::vector<std::string>& words) {
 }  // namespace fcp::cli
 
 int main(int argc, char** argv) {
+  fcp::RegisterDcpPlanner();
   return fcp::cli::Main(std::vector<std::string>(argv + 1, argv + argc));
 }

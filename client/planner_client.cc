@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "client/call_and_wait.h"
 #include "client/channel_credentials.h"
+#include "client/job_token.h"
 #include "common/status_macros.h"
 #include "fcp/client.h"
 #include "fcp/v1/planner.grpc.pb.h"
@@ -152,6 +153,7 @@ class PlannerClientImpl final : public PlannerClient {
     if (stub_ == nullptr) return absl::FailedPreconditionError("no coordinator target configured");
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+    AttachJobToken(options_.job_token, &context);
     Response response;
     grpc::Status status =
         CallAndWait([&](auto done) { start(&context, &response, std::move(done)); });
@@ -277,6 +279,7 @@ class PlannerClientImpl final : public PlannerClient {
     for (int attempt = 1;; ++attempt) {
       grpc::ClientContext context;
       context.set_deadline(absl::ToChronoTime(deadline));
+      AttachJobToken(options_.job_token, &context);
       v1::PlanResponse response;
       ++rpcs_;
       const grpc::Status status = CallAndWait([&](auto done) {
@@ -348,6 +351,8 @@ class PlannerClientImpl final : public PlannerClient {
 
 absl::StatusOr<std::unique_ptr<PlannerClient>> PlannerClient::Create(PlannerClientOptions options) {
   RETURN_IF_ERROR(CheckOptions(options));
+  options.job_token = JobTokenOrEnvironment(options.job_token);
+  RETURN_IF_ERROR(CheckJobToken("job_token", options.job_token));
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
                    NewChannelCredentials(options.tls));
   return std::unique_ptr<PlannerClient>(

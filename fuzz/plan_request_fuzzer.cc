@@ -16,6 +16,7 @@
 #include "service/limits.h"
 #include "service/planner/batch.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 #include "service/planner/validator.h"
 #include "service/planning_service.h"
 
@@ -33,6 +34,8 @@ void Fail(const char* what, const absl::Status& status) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const bool dcp_registered = (fcp::RegisterDcpPlanner(), true);  // as fcp-coordinator
+  (void)dcp_registered;
   fcp::v1::PlanRequest request;
   if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;
   const fcp::PlanningServiceOptions service;  // the coordinator's default limits and options

@@ -142,7 +142,7 @@ void PlanCalibrationToProto(const calibration::Calibration& c, v1::PlanCalibrati
 
 absl::Status ApplyPlanCalibration(const v1::PlanCalibration& p, Batch* batch,
                                   PlanOptions* options) {
-  CostParams cost;
+  CostParams cost = options->cost;  // what the calibration does not name stays the caller's
   cost.attention_tflops = p.attention_tflops();
   cost.intra_node_gbps = p.intra_node_gbps();
   cost.inter_node_gbps = p.inter_node_gbps();

@@ -10,6 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libgloo-dev libmetis-dev
   python3 python3-matplotlib python3-grpcio python3-protobuf
+  python3-torch python3-numpy  # fcp_torch (client/python) and its tests: torch >= 1.13, CPU
   prometheus  # promtool: metric-name checks on a live scrape
   clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer + ASan/UBSan runtimes
 )

@@ -35,6 +35,9 @@ absl::Status CheckOptions(const CoordinatorOptions& o) {
   if (o.metrics_port < -1 || o.metrics_port > 65535) {
     return invalid("metrics_port: must be in [0, 65535], or -1 for none");
   }
+  if (o.health_port < -1 || o.health_port > 65535) {
+    return invalid("health_port: must be in [0, 65535], or -1 for none");
+  }
   if (o.max_request_bytes < 1) return invalid("max_request_bytes: must be >= 1");
   if (o.max_metric_jobs < 1) return invalid("max_metric_jobs: must be >= 1");
   // The largest request must fit in the quota with room to spare: at exactly its size gRPC resets
@@ -79,10 +82,11 @@ absl::Status Coordinator::Init(const CoordinatorOptions& options) {
   InitGrpcOnce();
   registry_ = std::make_shared<prometheus::Registry>();
   metrics_ = std::make_unique<CoordinatorMetrics>(*registry_, options.max_metric_jobs);
+  ASSIGN_OR_RETURN(guard_, JobGuard::Create({options.auth, options.quotas}, *registry_));
   planning_ = std::make_unique<PlanningService>(options.planning, metrics_.get());
-  service_ = std::make_unique<PlannerGrpcService>(planning_.get());
+  service_ = std::make_unique<PlannerGrpcService>(planning_.get(), guard_.get());
   rendezvous_ = std::make_unique<RendezvousStore>(options.rendezvous);
-  rendezvous_service_ = std::make_unique<RendezvousGrpcService>(rendezvous_.get());
+  rendezvous_service_ = std::make_unique<RendezvousGrpcService>(rendezvous_.get(), guard_.get());
 
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                    NewServerCredentials(options.tls));
@@ -101,6 +105,16 @@ absl::Status Coordinator::Init(const CoordinatorOptions& options) {
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+  }
+  if (options.health_port >= 0) {
+    // No service registered: the process-wide default health service is all it serves.
+    const std::string health_address = absl::StrCat(options.host, ":", options.health_port);
+    grpc::ServerBuilder health;
+    health.AddListeningPort(health_address, grpc::InsecureServerCredentials(), &health_port_);
+    health_server_ = health.BuildAndStart();
+    if (health_server_ == nullptr || health_port_ == 0) {
+      return absl::UnavailableError(absl::StrCat("health port: cannot listen on ", health_address));
+    }
   }
   SetServing(false);
 
@@ -124,11 +138,14 @@ absl::Status Coordinator::Init(const CoordinatorOptions& options) {
 Coordinator::~Coordinator() { Shutdown(absl::ZeroDuration()); }
 
 void Coordinator::SetServing(bool serving) {
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health == nullptr) return;
-  health->SetServingStatus("", serving);
-  health->SetServingStatus(kPlannerServiceName, serving);
-  health->SetServingStatus(kRendezvousServiceName, serving);
+  for (grpc::Server* server : {server_.get(), health_server_.get()}) {
+    grpc::HealthCheckServiceInterface* health =
+        server == nullptr ? nullptr : server->GetHealthCheckService();
+    if (health == nullptr) continue;
+    health->SetServingStatus("", serving);
+    health->SetServingStatus(kPlannerServiceName, serving);
+    health->SetServingStatus(kRendezvousServiceName, serving);
+  }
 }
 
 void Coordinator::StartDraining() {
@@ -147,6 +164,10 @@ void Coordinator::Shutdown(absl::Duration grace) {
     // Waits for in-flight RPCs, whose plannings finish on planning_'s pool, to complete.
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
     server_->Wait();
+  }
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    health_server_->Wait();
   }
   exposer_.reset();
 }

@@ -31,6 +31,7 @@
 #include "grpcpp/server.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
+#include "service/job_guard.h"
 #include "service/metrics.h"
 #include "service/planner_service.h"
 #include "service/planning_service.h"
@@ -51,9 +52,16 @@ struct CoordinatorOptions {
   // RESOURCE_EXHAUSTED from gRPC instead of growing the process. 0 threads = gRPC's default.
   int64_t rpc_memory_bytes = int64_t{1} << 30;
   int rpc_threads = 0;
+  // A plaintext port serving grpc.health.v1 only, for probes that cannot speak TLS (Kubernetes'
+  // native gRPC probes) when `tls` is on; 0 = any free port, -1 = none.
+  int health_port = -1;
   ServerTlsOptions tls;  // gRPC endpoint: plaintext, TLS or mutual TLS (not /metrics)
   PlanningServiceOptions planning;
   RendezvousStoreOptions rendezvous;
+  // Job-scoped calls (PlanBatch, Rendezvous Set/Get): credentials (--job-tokens,
+  // --job-identities; none = open, as before) and per-job quotas. See job_guard.h.
+  JobAuthOptions auth;
+  JobQuotaOptions quotas;
 };
 
 class Coordinator {
@@ -68,6 +76,7 @@ class Coordinator {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }  // -1 without a metrics endpoint
+  int health_port() const { return health_port_; }    // -1 without a health port
 
   // Reports NOT_SERVING, so load balancers and probes stop sending new work; RPCs are still
   // served until Shutdown.
@@ -75,6 +84,11 @@ class Coordinator {
   // Stops accepting RPCs, lets in-flight ones finish for up to `grace` (then cancels them), waits
   // for their plannings to end, and closes the metrics endpoint. Idempotent.
   void Shutdown(absl::Duration grace);
+
+  // Re-reads the --job-tokens and --job-identities files (SIGHUP); calls in progress are not
+  // dropped. On error the old credentials stay and the error names the file and line.
+  absl::Status ReloadCredentials() { return guard_->Reload(); }
+  JobGuard& guard() { return *guard_; }
 
   PlanningService& planning() { return *planning_; }
   prometheus::Registry& registry() { return *registry_; }
@@ -87,14 +101,17 @@ class Coordinator {
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<CoordinatorMetrics> metrics_;
+  std::unique_ptr<JobGuard> guard_;
   std::unique_ptr<PlanningService> planning_;
   std::unique_ptr<PlannerGrpcService> service_;
   std::unique_ptr<RendezvousStore> rendezvous_;
   std::unique_ptr<RendezvousGrpcService> rendezvous_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;  // --health-port: grpc.health.v1 only, plaintext
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
   int metrics_port_ = -1;
+  int health_port_ = -1;
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };

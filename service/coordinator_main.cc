@@ -22,10 +22,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "service/coordinator.h"
+#include "service/planner/strategies/dcp.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "address to listen on (gRPC and metrics)");
 ABSL_FLAG(int32_t, port, 50051, "gRPC port; 0 = any free port (printed at start)");
 ABSL_FLAG(int32_t, metrics_port, 9464, "Prometheus /metrics port; 0 = any free port, -1 = none");
+ABSL_FLAG(int32_t, health_port, -1,
+          "plaintext port serving grpc.health.v1 only, for probes that cannot speak TLS "
+          "(Kubernetes gRPC probes) when --tls-cert is set; 0 = any free port, -1 = none");
 ABSL_FLAG(int32_t, planning_threads, 2, "plannings running at once (worker threads)");
 ABSL_FLAG(int32_t, max_queued_plannings, 256,
           "distinct plannings waiting for a thread; more get RESOURCE_EXHAUSTED");
@@ -73,6 +77,25 @@ ABSL_FLAG(std::string, tls_cert, "",
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA: mutual TLS, clients must present a certificate it signed");
+ABSL_FLAG(std::string, job_tokens, "",
+          "file of 'JOB_ID TOKEN' lines: job-scoped calls must carry 'authorization: Bearer TOKEN' "
+          "of their job (reloaded on SIGHUP); empty = no tokens");
+ABSL_FLAG(std::string, job_identities, "",
+          "file of 'JOB_ID SAN' lines (mutual TLS): a client certificate with that URI or DNS SAN "
+          "may act for the job (reloaded on SIGHUP)");
+ABSL_FLAG(double, job_plan_requests_per_second, 0,
+          "per-job quota: PlanBatch requests per second (bursts up to "
+          "--job-plan-request-burst); 0 = unlimited");
+ABSL_FLAG(int64_t, job_plan_request_burst, 0,
+          "per-job quota: PlanBatch requests admitted at once before the rate applies; "
+          "0 = the rate, at least 1");
+ABSL_FLAG(int64_t, job_max_plans_in_flight, 0,
+          "per-job quota: PlanBatch requests being answered at once; 0 = unlimited");
+ABSL_FLAG(double, job_reports_per_second, 0,
+          "per-job quota: step reports per second (for ReportStep); 0 = unlimited");
+ABSL_FLAG(int64_t, rendezvous_max_bytes_per_job, fcp::RendezvousStoreOptions().max_bytes_per_job,
+          "per-job quota: rendezvous bytes one training job may hold (keys + values + 64 per "
+          "entry)");
 ABSL_FLAG(double, drain_delay_seconds, 0,
           "on SIGTERM, keep serving this long after reporting NOT_SERVING, seconds");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
@@ -127,6 +150,7 @@ CoordinatorOptions OptionsFromFlags() {
   o.host = absl::GetFlag(FLAGS_host);
   o.port = absl::GetFlag(FLAGS_port);
   o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  o.health_port = absl::GetFlag(FLAGS_health_port);
   o.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   o.rpc_memory_bytes = absl::GetFlag(FLAGS_rpc_memory_bytes);
   o.rpc_threads = absl::GetFlag(FLAGS_rpc_threads);
@@ -156,17 +180,25 @@ CoordinatorOptions OptionsFromFlags() {
   r.max_total_bytes = absl::GetFlag(FLAGS_rendezvous_max_bytes);
   r.max_value_bytes = absl::GetFlag(FLAGS_rendezvous_max_value_bytes);
   r.max_keys_per_job = absl::GetFlag(FLAGS_rendezvous_max_keys_per_job);
+  r.max_bytes_per_job = absl::GetFlag(FLAGS_rendezvous_max_bytes_per_job);
   r.ttl = absl::Seconds(absl::GetFlag(FLAGS_rendezvous_ttl_seconds));
+  o.auth.tokens_file = absl::GetFlag(FLAGS_job_tokens);
+  o.auth.identities_file = absl::GetFlag(FLAGS_job_identities);
+  o.quotas.plan_requests_per_second = absl::GetFlag(FLAGS_job_plan_requests_per_second);
+  o.quotas.plan_request_burst = absl::GetFlag(FLAGS_job_plan_request_burst);
+  o.quotas.plans_in_flight = absl::GetFlag(FLAGS_job_max_plans_in_flight);
+  o.quotas.reports_per_second = absl::GetFlag(FLAGS_job_reports_per_second);
   return o;
 }
 
-// Blocks SIGTERM and SIGINT in every thread (call before any thread starts), so WaitForSignal can
+// Blocks SIGTERM, SIGINT and SIGHUP in every thread (call before any thread starts), so Main can
 // take them synchronously.
 sigset_t BlockStopSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
@@ -201,12 +233,28 @@ int Main(int argc, char** argv) {
   const char* security = !options.tls.enabled()               ? ""
                          : options.tls.client_ca_file.empty() ? " (TLS)"
                                                               : " (mutual TLS)";
-  std::printf("fcp-coordinator: serving fcp.v1.Planner on port %d, metrics on port %d%s\n",
-              (*coordinator)->port(), (*coordinator)->metrics_port(), security);
+  const std::string health =
+      options.health_port < 0
+          ? ""
+          : absl::StrCat(" (health on port ", (*coordinator)->health_port(), ")");
+  std::printf("fcp-coordinator: serving fcp.v1.Planner on port %d, metrics on port %d%s%s%s\n",
+              (*coordinator)->port(), (*coordinator)->metrics_port(), security,
+              options.auth.enabled() ? " (job credentials)" : "", health.c_str());
   std::fflush(stdout);
 
   int signal = 0;
-  sigwait(&stop_signals, &signal);
+  // SIGHUP: re-read the credential files; calls keep being served meanwhile.
+  while (sigwait(&stop_signals, &signal) == 0 && signal == SIGHUP) {
+    const absl::Status reloaded = (*coordinator)->ReloadCredentials();
+    if (reloaded.ok()) {
+      std::printf("fcp-coordinator: SIGHUP: credentials reloaded (%zu jobs)\n",
+                  (*coordinator)->guard().authorizer().jobs());
+    } else {
+      std::printf("fcp-coordinator: SIGHUP: credentials NOT reloaded, the old ones stay: %s\n",
+                  std::string(reloaded.message()).c_str());
+    }
+    std::fflush(stdout);
+  }
   std::printf("fcp-coordinator: %s: draining\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
   (*coordinator)->StartDraining();
@@ -219,4 +267,7 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace fcp
 
-int main(int argc, char** argv) { return fcp::Main(argc, argv); }
+int main(int argc, char** argv) {
+  fcp::RegisterDcpPlanner();
+  return fcp::Main(argc, argv);
+}

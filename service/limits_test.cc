@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/planner/strategies/dcp.h"
 #include "service/test_requests.h"
 
 namespace fcp {
@@ -81,6 +82,7 @@ TEST(LimitsTest, MinimumBlocksIsALowerBoundOfEveryStrategysBlocks) {
   for (int32_t workers : {1, 3, 8}) {
     for (int64_t block_size : {0, 64, 1024}) {
       const Batch batch = TestBatch(workers, /*seed=*/workers, /*tokens_per_worker=*/2048);
+      RegisterDcpPlanner();
       for (const StrategyInfo& s : ListStrategies()) {
         PlanOptions options;
         options.strategy = s.name;
@@ -162,6 +164,7 @@ TEST(LimitsTest, BalancingStrategiesAreRefusedWhenTheirEstimatedTransfersAreOver
   Batch one_doc;
   one_doc.topology.num_workers = 4096;
   one_doc.documents = {{int64_t{1} << 21, Mask::Causal()}};  // ~4096 x 4095 / 2 balanced
+  RegisterDcpPlanner();
   for (const char* strategy : {"fcp", "flashcp", "flexdeg", "dcp"}) {
     PlanOptions options;
     options.strategy = strategy;

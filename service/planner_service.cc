@@ -55,7 +55,15 @@ grpc::ServerUnaryReactor* PlannerGrpcService::PlanBatch(grpc::CallbackServerCont
                                  "request: not a valid fcp.v1.PlanRequest"));
     return reactor;
   }
-  planning_->PlanBatch(*message, [reactor, response](absl::StatusOr<PlanReply> reply) {
+  absl::StatusOr<JobQuotas::Ticket> admitted =
+      guard_ == nullptr ? JobQuotas::Ticket() : guard_->AdmitPlanBatch(*context, message->job_id());
+  if (!admitted.ok()) {
+    reactor->Finish(ToGrpcStatus(admitted.status()));
+    return reactor;
+  }
+  // The ticket counts the request in flight for its job until the answer is sent.
+  planning_->PlanBatch(*message, [reactor, response,
+                                  ticket = *std::move(admitted)](absl::StatusOr<PlanReply> reply) {
     if (!reply.ok()) {
       reactor->Finish(ToGrpcStatus(reply.status()));
       return;
@@ -80,7 +88,10 @@ grpc::ServerUnaryReactor* PlannerGrpcService::ReportStep(grpc::CallbackServerCon
                                                          const v1::StepReport* request,
                                                          v1::ReportStepResponse* /*response*/) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(planning_->ReportStep(*request)));
+  // As PlanBatch: the job's credentials, then its reports_per_second quota.
+  absl::Status admitted =
+      guard_ == nullptr ? absl::OkStatus() : guard_->AdmitReport(*context, request->job_id());
+  reactor->Finish(ToGrpcStatus(admitted.ok() ? planning_->ReportStep(*request) : admitted));
   return reactor;
 }
 
@@ -88,6 +99,14 @@ grpc::ServerUnaryReactor* PlannerGrpcService::GetCalibration(
     grpc::CallbackServerContext* context, const v1::GetCalibrationRequest* request,
     v1::JobCalibration* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Status allowed =
+      guard_ == nullptr
+          ? absl::OkStatus()
+          : guard_->AuthorizeCall(*context, "fcp.v1.Planner/GetCalibration", request->job_id());
+  if (!allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
   absl::StatusOr<v1::JobCalibration> calibration = planning_->GetCalibration(*request);
   if (calibration.ok()) *response = *std::move(calibration);
   reactor->Finish(ToGrpcStatus(calibration.status()));

@@ -17,6 +17,7 @@
 #include "fcp/v1/planner.grpc.pb.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
+#include "service/job_guard.h"
 #include "service/planning_service.h"
 
 namespace fcp {
@@ -26,7 +27,10 @@ class PlannerGrpcService final
           v1::Planner::WithCallbackMethod_ListStrategies<v1::Planner::WithCallbackMethod_ReportStep<
               v1::Planner::WithCallbackMethod_GetCalibration<v1::Planner::Service>>>> {
  public:
-  explicit PlannerGrpcService(PlanningService* planning) : planning_(planning) {}
+  // `guard` (may be null: every call allowed, no quotas) authorizes each PlanBatch for its job_id
+  // and applies the job's quotas; it must outlive the server too.
+  explicit PlannerGrpcService(PlanningService* planning, JobGuard* guard = nullptr)
+      : planning_(planning), guard_(guard) {}
 
   grpc::ServerUnaryReactor* PlanBatch(grpc::CallbackServerContext* context,
                                       const grpc::ByteBuffer* request,
@@ -47,6 +51,7 @@ class PlannerGrpcService final
 
  private:
   PlanningService* const planning_;
+  JobGuard* const guard_;
 };
 
 // `reply` encoded as a v1::PlanResponse; the buffer shares the cached plan's bytes (and keeps the

@@ -10,13 +10,26 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
+absl::Status Authorize(JobGuard* guard, const grpc::ServerContextBase& context,
+                       absl::string_view method, absl::string_view job_id) {
+  return guard == nullptr ? absl::OkStatus() : guard->AuthorizeCall(context, method, job_id);
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* RendezvousGrpcService::Set(grpc::CallbackServerContext* context,
                                                      const v1::RendezvousSetRequest* request,
                                                      v1::RendezvousSetResponse* /*response*/) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(store_->Set(request->job_id(), request->key(), request->value())));
+  constexpr absl::string_view kMethod = "fcp.v1.Rendezvous/Set";
+  absl::Status allowed = Authorize(guard_, *context, kMethod, request->job_id());
+  if (!allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
+  absl::Status set = store_->Set(request->job_id(), request->key(), request->value());
+  if (guard_ != nullptr) set = guard_->Checked(*context, kMethod, request->job_id(), set);
+  reactor->Finish(ToGrpcStatus(set));
   return reactor;
 }
 
@@ -24,6 +37,11 @@ grpc::ServerUnaryReactor* RendezvousGrpcService::Get(grpc::CallbackServerContext
                                                      const v1::RendezvousGetRequest* request,
                                                      v1::RendezvousGetResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status allowed = Authorize(guard_, *context, "fcp.v1.Rendezvous/Get", request->job_id());
+  if (!allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
   absl::StatusOr<std::string> value = store_->Get(request->job_id(), request->key());
   if (value.ok()) {
     response->set_found(true);

@@ -12,13 +12,17 @@
 
 #include "fcp/v1/rendezvous.grpc.pb.h"
 #include "grpcpp/support/server_callback.h"
+#include "service/job_guard.h"
 #include "service/rendezvous_store.h"
 
 namespace fcp {
 
 class RendezvousGrpcService final : public v1::Rendezvous::CallbackService {
  public:
-  explicit RendezvousGrpcService(RendezvousStore* store) : store_(store) {}
+  // `guard` (may be null: every call allowed) authorizes each call for its job_id and logs and
+  // counts the store's per-job quota refusals; it must outlive the server too.
+  explicit RendezvousGrpcService(RendezvousStore* store, JobGuard* guard = nullptr)
+      : store_(store), guard_(guard) {}
 
   grpc::ServerUnaryReactor* Set(grpc::CallbackServerContext* context,
                                 const v1::RendezvousSetRequest* request,
@@ -30,6 +34,7 @@ class RendezvousGrpcService final : public v1::Rendezvous::CallbackService {
 
  private:
   RendezvousStore* const store_;
+  JobGuard* const guard_;
 };
 
 }  // namespace fcp

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "service/job_quota.h"
 
 namespace fcp {
 namespace {
@@ -32,6 +33,7 @@ absl::Status ValidateRendezvousOptions(const RendezvousStoreOptions& o) {
   RETURN_IF_ERROR(at_least_one("max_key_bytes", o.max_key_bytes));
   RETURN_IF_ERROR(at_least_one("max_value_bytes", o.max_value_bytes));
   RETURN_IF_ERROR(at_least_one("max_keys_per_job", o.max_keys_per_job));
+  RETURN_IF_ERROR(at_least_one("max_bytes_per_job", o.max_bytes_per_job));
   RETURN_IF_ERROR(at_least_one("max_total_bytes", o.max_total_bytes));
   if (o.ttl <= absl::ZeroDuration()) return absl::InvalidArgumentError("ttl: must be > 0");
   return absl::OkStatus();
@@ -66,12 +68,23 @@ absl::Status RendezvousStore::Set(absl::string_view job_id, absl::string_view ke
   }
   if (old == nullptr && job != jobs_.end() &&
       static_cast<int64_t>(job->second.size()) >= options_.max_keys_per_job) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "job '", job_id, "': ", job->second.size(), " keys held, the coordinator's limit",
-        " (--rendezvous-max-keys-per-job); cannot add key '", key, "'"));
+    return QuotaExceededError(
+        "rendezvous_keys_per_job",
+        absl::StrCat("quota rendezvous_keys_per_job: job '", job_id, "': ", job->second.size(),
+                     " keys held, the coordinator's limit",
+                     " (--rendezvous-max-keys-per-job); cannot add key '", key, "'"));
   }
   const int64_t old_bytes = old == nullptr ? 0 : Charge(job_id, key, old->value);
   const int64_t new_bytes = Charge(job_id, key, value);
+  auto held = job_bytes_.find(job_id);
+  const int64_t job_bytes = held == job_bytes_.end() ? 0 : held->second;
+  if (job_bytes - old_bytes + new_bytes > options_.max_bytes_per_job) {
+    return QuotaExceededError(
+        "rendezvous_bytes_per_job",
+        absl::StrCat("quota rendezvous_bytes_per_job: job '", job_id, "' holds ", job_bytes,
+                     " bytes; key '", key, "' (", new_bytes, " bytes) would pass its limit of ",
+                     options_.max_bytes_per_job, " (--rendezvous-max-bytes-per-job)"));
+  }
   if (total_bytes_ - old_bytes + new_bytes > options_.max_total_bytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("rendezvous store: ", total_bytes_, " bytes held; key '", key, "' of job '",
@@ -86,6 +99,7 @@ absl::Status RendezvousStore::Set(absl::string_view job_id, absl::string_view ke
   entry.expires = now + options_.ttl;
   expiry_.emplace(entry.expires, std::string(job_id), std::string(key));
   total_bytes_ += new_bytes - old_bytes;
+  job_bytes_[job->first] += new_bytes - old_bytes;
   return absl::OkStatus();
 }
 
@@ -109,9 +123,15 @@ void RendezvousStore::DropExpired(absl::Time now) {
     expiry_.erase(expiry_.begin());
     auto job = jobs_.find(job_id);
     auto entry = job->second.find(key);
-    total_bytes_ -= Charge(job_id, key, entry->second.value);
+    const int64_t bytes = Charge(job_id, key, entry->second.value);
+    total_bytes_ -= bytes;
     job->second.erase(entry);
-    if (job->second.empty()) jobs_.erase(job);
+    if (job->second.empty()) {
+      jobs_.erase(job);
+      job_bytes_.erase(job_id);
+    } else {
+      job_bytes_[job_id] -= bytes;
+    }
   }
 }
 

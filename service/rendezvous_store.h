@@ -6,8 +6,10 @@
 // was last set, so a finished job's keys go away without anyone deleting them. The store is
 // bounded: a Set over a limit gets RESOURCE_EXHAUSTED naming the limit and its coordinator flag,
 // e.g. "value: 5000000 bytes, over the coordinator's limit of 4194304
-// (--rendezvous-max-value-bytes)". An entry counts as its job id, key and value bytes plus
-// kRendezvousEntryOverheadBytes towards max_total_bytes.
+// (--rendezvous-max-value-bytes)". The per-job limits (keys, bytes) are quotas: their errors carry
+// the quota's name (rendezvous_keys_per_job, rendezvous_bytes_per_job; see QuotaName in
+// job_quota.h), so one job at its quota leaves room for the others. An entry counts as its job id,
+// key and value bytes plus kRendezvousEntryOverheadBytes towards max_total_bytes.
 //
 //   fcp::RendezvousStore store(fcp::RendezvousStoreOptions{});
 //   RETURN_IF_ERROR(store.Set("job-7", "attempt-0/nccl-id", id_bytes));
@@ -44,6 +46,8 @@ struct RendezvousStoreOptions {
   int64_t max_keys_per_job = 65536;              // keys one job may hold at once
   int64_t max_total_bytes = int64_t{256} << 20;  // everything held, all jobs
   absl::Duration ttl = absl::Hours(1);           // a value's life after its last Set
+  // Bytes one job may hold at once, counted as for max_total_bytes.
+  int64_t max_bytes_per_job = int64_t{64} << 20;
 };
 
 // OK, or INVALID_ARGUMENT naming the first field out of range (every limit must be >= 1, ttl > 0).
@@ -61,7 +65,8 @@ class RendezvousStore {
 
   // Sets job_id/key to `value`, replacing what was there and restarting its time to live.
   // INVALID_ARGUMENT for an empty or too long job id or key; RESOURCE_EXHAUSTED when the value,
-  // the job's key count or the store's bytes would pass a limit (nothing is changed then).
+  // the job's key count or bytes, or the store's bytes would pass a limit (nothing is changed
+  // then).
   absl::Status Set(absl::string_view job_id, absl::string_view key, absl::string_view value);
 
   // The value of job_id/key. NOT_FOUND when it is not set or has expired; INVALID_ARGUMENT as
@@ -89,6 +94,7 @@ class RendezvousStore {
   absl::flat_hash_map<std::string, Job> jobs_ ABSL_GUARDED_BY(mu_);
   ExpiryIndex expiry_ ABSL_GUARDED_BY(mu_);
   int64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, int64_t> job_bytes_ ABSL_GUARDED_BY(mu_);  // per job, counted
 };
 
 }  // namespace fcp

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/job_quota.h"
 
 namespace fcp {
 namespace {
@@ -117,6 +118,30 @@ TEST(RendezvousStoreTest, TotalBytesAreBounded) {
   EXPECT_TRUE(absl::IsResourceExhausted(store.Set("k", "b", std::string(21, 'x'))));
   EXPECT_TRUE(store.Set("k", "b", std::string(20, 'x')).ok());
   EXPECT_EQ(store.total_bytes(), 2 * entry);
+}
+
+TEST(RendezvousStoreTest, BytesPerJobAreAQuotaThatLeavesOtherJobsRoom) {
+  FakeClock clock;
+  RendezvousStoreOptions options;
+  const int64_t entry = 5 + 1 + 10 + kRendezvousEntryOverheadBytes;  // "noisy"/"quiet", key, value
+  options.max_bytes_per_job = 2 * entry;
+  RendezvousStore store(options, clock.AsFunction());
+  ASSERT_TRUE(store.Set("noisy", "a", std::string(10, 'x')).ok());
+  ASSERT_TRUE(store.Set("noisy", "b", std::string(10, 'x')).ok());
+  absl::Status over = store.Set("noisy", "c", std::string(10, 'x'));
+  EXPECT_TRUE(absl::IsResourceExhausted(over));
+  EXPECT_EQ(QuotaName(over), "rendezvous_bytes_per_job");
+  EXPECT_THAT(over.message(),
+              AllOf(HasSubstr("quota rendezvous_bytes_per_job"), HasSubstr("job 'noisy'"),
+                    HasSubstr("--rendezvous-max-bytes-per-job")));
+  // Replacing a held value with one of the same size fits; the quiet job has its whole quota.
+  EXPECT_TRUE(store.Set("noisy", "b", std::string(10, 'y')).ok());
+  EXPECT_TRUE(store.Set("quiet", "a", std::string(10, 'x')).ok());
+  EXPECT_TRUE(store.Set("quiet", "b", std::string(10, 'x')).ok());
+  // Expiry gives the noisy job its bytes back.
+  clock.Advance(options.ttl);
+  EXPECT_TRUE(store.Set("noisy", "c", std::string(10, 'x')).ok());
+  EXPECT_EQ(QuotaName(store.Set("quiet", "z", std::string(200, 'x'))), "rendezvous_bytes_per_job");
 }
 
 TEST(RendezvousStoreTest, ValuesExpireTtlAfterTheirLastSet) {

@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "proto/plan_convert.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 #include "tests/cli_runner.h"
 
 namespace fcp {
@@ -79,6 +80,7 @@ TEST(CliStrategiesTest, ListsEveryRegisteredStrategy) {
   const CliResult r = RunFcp({"strategies"});
   ASSERT_EQ(r.code, 0) << r.err;
   const std::vector<std::string> lines = Lines(r.out);
+  RegisterDcpPlanner();
   const std::vector<StrategyInfo> strategies = ListStrategies();
   ASSERT_EQ(lines.size(), strategies.size());
   for (size_t i = 0; i < lines.size(); ++i) EXPECT_THAT(lines[i], StartsWith(strategies[i].name));
@@ -174,6 +176,7 @@ TEST_F(CliTest, StrategyAllGivesOneValidJsonLinePerStrategy) {
   const CliResult r = RunFcp(SmallPlan({"--strategy", "all", "--json"}));
   ASSERT_EQ(r.code, 0) << r.err;
   const std::vector<std::string> lines = Lines(r.out);
+  RegisterDcpPlanner();
   const std::vector<StrategyInfo> strategies = ListStrategies();
   ASSERT_EQ(lines.size(), strategies.size()) << r.out;
   std::set<std::string> seen;
@@ -199,6 +202,7 @@ TEST_F(CliTest, TableShowsEveryStrategyAndMediansForSeveralBatches) {
   EXPECT_THAT(r.out, HasSubstr("batch 1 (seed 2)"));
   EXPECT_THAT(r.out, HasSubstr("median over 2 batches"));
   EXPECT_THAT(r.out, HasSubstr("comp_imb"));
+  RegisterDcpPlanner();
   for (const StrategyInfo& s : ListStrategies()) EXPECT_THAT(r.out, HasSubstr(s.name));
 }
 

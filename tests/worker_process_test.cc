@@ -22,6 +22,7 @@
 #include "tests/cli_runner.h"
 #include "tests/http_get.h"
 #include "tests/subprocess.h"
+#include "tests/worker_job_flags.h"
 
 namespace fcp {
 namespace {
@@ -31,22 +32,7 @@ using ::testing::Not;
 
 // A small CPU job: 4 q heads over 2 kv heads of 16, 512 tokens per rank, documents <= 1024.
 std::vector<std::string> JobFlags(std::vector<std::string> extra) {
-  std::vector<std::string> args = {"--lengths",
-                                   absl::StrCat(FCP_SHARED_DIR, "/workloads/wikipedia.lengths"),
-                                   "--tokens-per-worker",
-                                   "512",
-                                   "--max-doc-len",
-                                   "1024",
-                                   "--heads",
-                                   "4",
-                                   "--kv-heads",
-                                   "2",
-                                   "--head-dim",
-                                   "16",
-                                   "--threads",
-                                   "1"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  return args;
+  return SmallWorkerJobFlags(extra);
 }
 
 int StepRows(const std::string& out) {

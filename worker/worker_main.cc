@@ -24,6 +24,7 @@
 #include "fcp/client.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
+#include "service/planner/strategies/dcp.h"
 #include "worker/executor/cuda_backend.h"
 #include "worker/executor/kernel_types.h"
 #include "worker/transport/coordinator_store.h"
@@ -91,6 +92,7 @@ absl::StatusOr<std::unique_ptr<PlannerClient>> MakeClient(const WorkerOptions& o
   options.deadline = o.loop.plan_deadline;
   options.fallback_defaults = o.loop.plan.options;
   options.tls = o.loop.plan.tls;
+  options.job_token = o.loop.plan.job_token;
   return PlannerClient::Create(options);
 }
 
@@ -154,6 +156,7 @@ absl::StatusOr<std::unique_ptr<Transport>> Connect(const WorkerOptions& o,
     store.job_id = o.loop.training_job;
     store.timeout = o.timeout;
     store.tls = o.loop.plan.tls;
+    store.job_token = o.loop.plan.job_token;
     ASSIGN_OR_RETURN(options.store, NewCoordinatorStore(store));
   }
   return NewTransport(o.transport, options);
@@ -254,5 +257,6 @@ int Main(const std::vector<std::string>& args) {
 }  // namespace fcp
 
 int main(int argc, char** argv) {
+  fcp::RegisterDcpPlanner();
   return fcp::Main(std::vector<std::string>(argv + 1, argv + argc));
 }

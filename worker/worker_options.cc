@@ -94,7 +94,8 @@ const std::vector<absl::string_view>& SharedPlanFlagNames() {
                                                                        "coordinator",
                                                                        "tls_ca",
                                                                        "tls_cert",
-                                                                       "tls_key"};
+                                                                       "tls_key",
+                                                                       "job_token_file"};
   return *kNames;
 }
 

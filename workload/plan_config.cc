@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/job_token.h"
 #include "common/pem.h"
 #include "common/status_macros.h"
 #include "service/planner/cost_model.h"
@@ -50,6 +51,8 @@ ABSL_FLAG(std::string, tls_ca, "",
 ABSL_FLAG(std::string, tls_cert, "",
           "--coordinator over mutual TLS: PEM client certificate (with --tls-key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
+ABSL_FLAG(std::string, job_token_file, "",
+          "--coordinator with --job-tokens: file holding this job's token (else $FCP_JOB_TOKEN)");
 // Output.
 ABSL_FLAG(int64_t, validate_max_tiles, 5000000,
           "validate plans with at most this many tiles (bigger ones: valid is null)");
@@ -241,7 +244,7 @@ const std::vector<absl::string_view>& PlanFlagNames() {
       "attention_tflops", "max_tokens_per_worker", "heads", "kv_heads", "head_dim", "dtype",
       // planning
       "strategy", "block_size", "forward_only", "time_budget_ms", "calibration", "coordinator",
-      "tls_ca", "tls_cert", "tls_key",
+      "tls_ca", "tls_cert", "tls_key", "job_token_file",
       // output
       "validate_max_tiles", "json", "dump_plan"};
   return *kNames;
@@ -258,6 +261,10 @@ absl::StatusOr<PlanConfig> PlanConfigFromFlags(const ParsedArgs& args) {
   RETURN_IF_ERROR(ReadModelFlags(c));
   RETURN_IF_ERROR(ReadPlanningFlags(c));
   RETURN_IF_ERROR(ReadTlsFlags(args, c));
+  if (args.Given("job_token_file")) {
+    ASSIGN_OR_RETURN(c.job_token,
+                     ReadJobTokenFile("--job-token-file", absl::GetFlag(FLAGS_job_token_file)));
+  }
   RETURN_IF_ERROR(ReadOutputFlags(c));
   return c;
 }

@@ -40,6 +40,8 @@ struct PlanConfig {
   // fcp-coordinator address (HOST:PORT) to plan through; empty = plan in-process.
   std::string coordinator;
   ClientTlsOptions tls;  // towards the coordinator: enabled by any of --tls-ca/-cert/-key
+  // --job-token-file's token (client/job_token.h); empty = $FCP_JOB_TOKEN.
+  std::string job_token;
 
   int64_t validate_max_tiles = 0;  // validate plans with at most this many tiles
   bool json = false;

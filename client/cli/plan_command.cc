@@ -138,7 +138,8 @@ int RunPlanCommand(const PlanConfig& config, std::ostream& out, std::ostream& er
   }
   Run run{config, err, LocalPlanFunction()};
   if (!config.coordinator.empty()) {
-    absl::StatusOr<PlanFunction> remote = CoordinatorPlanFunction(config.coordinator, config.tls);
+    absl::StatusOr<PlanFunction> remote =
+        CoordinatorPlanFunction(config.coordinator, config.tls, config.job_token);
     if (!remote.ok()) {
       err << "fcp: --coordinator: " << remote.status().message() << "\n";
       return kExitBadInput;

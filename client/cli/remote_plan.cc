@@ -16,10 +16,12 @@ PlanFunction LocalPlanFunction() {
 }
 
 absl::StatusOr<PlanFunction> CoordinatorPlanFunction(const std::string& target,
-                                                     const ClientTlsOptions& tls) {
+                                                     const ClientTlsOptions& tls,
+                                                     const std::string& job_token) {
   PlannerClientOptions options;
   options.target = target;
   options.tls = tls;
+  options.job_token = job_token;
   options.deadline = absl::Seconds(120);  // big plans, slow machines: the CLI can wait
   options.local_fallback = false;
   ASSIGN_OR_RETURN(std::unique_ptr<PlannerClient> created, PlannerClient::Create(options));

@@ -29,9 +29,11 @@ using PlanFunction = std::function<absl::StatusOr<Plan>(
 // fcp::MakePlan, in-process.
 PlanFunction LocalPlanFunction();
 
-// PlanBatch on the coordinator at `target` (over `tls`), job id "fcp-cli". Thread-compatible.
+// PlanBatch on the coordinator at `target` (over `tls`), job id "fcp-cli", with `job_token` (a
+// token-checking coordinator needs one of job fcp-cli; empty = $FCP_JOB_TOKEN). Thread-compatible.
 absl::StatusOr<PlanFunction> CoordinatorPlanFunction(const std::string& target,
-                                                     const ClientTlsOptions& tls = {});
+                                                     const ClientTlsOptions& tls = {},
+                                                     const std::string& job_token = "");
 
 }  // namespace fcp::cli
 

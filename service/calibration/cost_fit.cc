@@ -245,7 +245,10 @@ std::vector<std::pair<std::string, double>> FittedValues(const Calibration& fit)
 }
 
 std::string CalibrationToFile(const Calibration& fit) {
-  const Calibration c = Scaled(fit);
+  Calibration c = Scaled(fit);
+  // The file carries the fitted GEMM rate; plans through the coordinator do not use it yet
+  // (PlanResponse.calibration has no field for it, and clients check the plan id).
+  if (c.linear_tflops > 0) c.params.gemm_tflops = std::min(c.linear_tflops, kMaxGemmTflops);
   return absl::StrCat(
       "# fcp cost-model calibration fitted from steps ", c.first_step, "..", c.last_step, " (",
       c.reports, " rank reports, ", c.observations, " observations; median relative error ",

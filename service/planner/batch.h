@@ -1,6 +1,6 @@
-// The inputs of one planning request: documents with their masks, the model's attention shape and
-// the cluster topology. Plain values; `ValidateBatch` is the single place that decides whether a
-// batch is well-formed, and its errors name the offending field.
+// The inputs of one planning request: documents with their masks, the model's shape (model.h) and
+// the cluster topology with its memory limits. Plain values; `ValidateBatch` is the single place
+// that decides whether a batch is well-formed, and its errors name the offending field.
 #ifndef FCP_SERVICE_PLANNER_BATCH_H_
 #define FCP_SERVICE_PLANNER_BATCH_H_
 
@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "service/planner/model.h"
 
 namespace fcp {
 
@@ -50,20 +51,6 @@ struct Document {
   Mask mask;
 };
 
-enum class DType : uint8_t { kBf16 = 0, kFp16 = 1, kFp32 = 2 };
-int DTypeBytes(DType dtype);
-absl::string_view DTypeName(DType dtype);  // "BF16", "FP16", "FP32"
-
-struct ModelShape {
-  int32_t num_q_heads = 32;
-  int32_t num_kv_heads = 8;
-  int32_t head_dim = 128;
-  DType dtype = DType::kBf16;
-  // FLOPs of the non-attention layers per token (0 = ignore). Adds a per-token term to each
-  // worker's time, so token imbalance costs what it really costs.
-  double linear_flops_per_token = 0;
-};
-
 // Bandwidths are in gigabytes per second (1e9 B/s) per GPU, as nccl-tests reports them.
 //
 // A node's GPUs talk over NVLink (intra_node_gbps per pair); each GPU has its own NIC for
@@ -73,10 +60,13 @@ struct ModelShape {
 struct Topology {
   int32_t num_workers = 0;
   int32_t workers_per_node = 8;
-  double intra_node_gbps = 150;       // NVLink P2P per pair
-  double inter_node_gbps = 45;        // 400G InfiniBand per GPU
-  double attention_tflops = 400;      // achievable dense attention forward TFLOP/s per GPU
-  int64_t max_tokens_per_worker = 0;  // memory cap; 0 = unlimited
+  double intra_node_gbps = 150;   // NVLink P2P per pair
+  double inter_node_gbps = 45;    // 400G InfiniBand per GPU
+  double attention_tflops = 400;  // achievable dense attention forward TFLOP/s per GPU
+  // The memory limit per worker, in tokens (TokenBudget below). In order of precedence:
+  int64_t max_tokens_per_worker = 0;    // explicit cap in tokens; 0 = none
+  int64_t activation_memory_bytes = 0;  // activation memory per worker; 0 = none
+  double token_slack = 0.05;            // else at most mean tokens per worker × (1 + slack)
 
   int32_t NodeOf(int32_t rank) const { return rank / workers_per_node; }
   bool SameNode(int32_t a, int32_t b) const { return NodeOf(a) == NodeOf(b); }
@@ -93,6 +83,15 @@ struct Batch {
 // OK, or InvalidArgument naming the first offending field and rule, e.g.
 // "documents[17].length: must be > 0" or "model.num_q_heads % model.num_kv_heads != 0".
 absl::Status ValidateBatch(const Batch& batch);
+
+// The most tokens a worker may hold (0 = unlimited), the first that applies of:
+//   topology.max_tokens_per_worker                    if > 0
+//   activation_memory_bytes / ActivationBytesPerToken if activation_memory_bytes > 0
+//   ceil(total tokens / num_workers × (1 + token_slack))   under Objective::kWholeStep
+//   0 (unlimited)                                          under Objective::kAttention
+// With the default slack no worker holds more than 1.05× the mean: the trainer sized its memory
+// for its share of the batch's tokens, and a worker holding more also does more linear work.
+int64_t TokenBudget(const Batch& batch, Objective objective);
 
 }  // namespace fcp
 

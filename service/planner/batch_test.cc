@@ -106,7 +106,38 @@ INSTANTIATE_TEST_SUITE_P(
                  "topology.max_tokens_per_worker"},
         BadField{"MemoryCapBelowTotalTokens",
                  [](Batch& b) { b.topology.max_tokens_per_worker = 62; },  // 4 x 62 < 250
-                 "topology.max_tokens_per_worker"}),
+                 "topology.max_tokens_per_worker"},
+        BadField{"ZeroHiddenSize", [](Batch& b) { b.model.hidden_size = 0; }, "model.hidden_size"},
+        BadField{"HugeHiddenSize", [](Batch& b) { b.model.hidden_size = (1 << 20) + 1; },
+                 "model.hidden_size"},
+        BadField{"NegativeFfnHiddenSize", [](Batch& b) { b.model.ffn_hidden_size = -1; },
+                 "model.ffn_hidden_size"},
+        BadField{"UnknownMlpKind", [](Batch& b) { b.model.mlp = static_cast<MlpKind>(7); },
+                 "model.mlp"},
+        BadField{"ZeroLayers", [](Batch& b) { b.model.num_layers = 0; }, "model.num_layers"},
+        BadField{"ShapeOverLinearFlopsLimit",
+                 [](Batch& b) {
+                   b.model.num_q_heads = 1 << 20;
+                   b.model.num_kv_heads = 1 << 20;
+                   b.model.head_dim = 1024;
+                   b.model.hidden_size = 1 << 20;
+                 },
+                 "model.hidden_size"},
+        BadField{"NegativeActivationMemory",
+                 [](Batch& b) { b.topology.activation_memory_bytes = -1; },
+                 "topology.activation_memory_bytes"},
+        BadField{"ActivationMemoryBelowOneToken",
+                 [](Batch& b) { b.topology.activation_memory_bytes = 1000; },
+                 "topology.activation_memory_bytes"},
+        BadField{"ActivationMemoryBelowTotalTokens",
+                 [](Batch& b) {  // 62 tokens per worker: 4 x 62 < 250
+                   b.topology.activation_memory_bytes = 62 * ActivationBytesPerToken(b.model);
+                 },
+                 "topology.activation_memory_bytes"},
+        BadField{"NegativeSlack", [](Batch& b) { b.topology.token_slack = -0.01; },
+                 "topology.token_slack"},
+        BadField{"NaNSlack", [](Batch& b) { b.topology.token_slack = kNaN; },
+                 "topology.token_slack"}),
     [](const ::testing::TestParamInfo<BadField>& info) { return info.param.name; });
 
 TEST(BatchTest, FirstOffendingFieldIsReported) {
@@ -132,6 +163,40 @@ TEST(BatchTest, MemoryCapExactlyFittingIsOk) {
   EXPECT_TRUE(ValidateBatch(batch).ok());
   batch.topology.max_tokens_per_worker = 0;  // unlimited
   EXPECT_TRUE(ValidateBatch(batch).ok());
+}
+
+TEST(TokenBudgetTest, DefaultIsTheMeanTokensPerWorkerPlusFivePercentRoundedUp) {
+  // 250 tokens over 4 workers: 62.5 mean.
+  Batch batch = ValidBatch();
+  EXPECT_EQ(TokenBudget(batch, Objective::kWholeStep), 66);  // ceil(62.5 x 1.05) = ceil(65.625)
+  batch.topology.token_slack = 0;
+  EXPECT_EQ(TokenBudget(batch, Objective::kWholeStep), 63);  // never below the mean, rounded up
+  batch.topology.token_slack = 0.5;
+  EXPECT_EQ(TokenBudget(batch, Objective::kWholeStep), 94);  // ceil(93.75)
+}
+
+TEST(TokenBudgetTest, ExplicitLimitsTakePrecedenceInOrder) {
+  Batch batch = ValidBatch();
+  batch.topology.activation_memory_bytes = 100 * ActivationBytesPerToken(batch.model) + 7;
+  EXPECT_EQ(TokenBudget(batch, Objective::kWholeStep), 100);  // whole tokens that fit
+  EXPECT_EQ(TokenBudget(batch, Objective::kAttention), 100);  // a memory limit is one for both
+  batch.topology.max_tokens_per_worker = 80;
+  EXPECT_EQ(TokenBudget(batch, Objective::kWholeStep), 80);
+  EXPECT_EQ(TokenBudget(batch, Objective::kAttention), 80);
+}
+
+TEST(TokenBudgetTest, AttentionAloneHasNoBudgetUnlessOneIsGiven) {
+  EXPECT_EQ(TokenBudget(ValidBatch(), Objective::kAttention), 0);
+}
+
+TEST(BatchTest, ActivationMemoryErrorGivesTheNumbers) {
+  Batch batch = ValidBatch();
+  batch.topology.activation_memory_bytes = 62 * ActivationBytesPerToken(batch.model);
+  const std::string message(ValidateBatch(batch).message());
+  EXPECT_THAT(message, HasSubstr("250"));
+  EXPECT_THAT(message, HasSubstr("62 tokens each"));
+  batch.topology.max_tokens_per_worker = 63;  // takes precedence, and fits
+  EXPECT_TRUE(ValidateBatch(batch).ok()) << ValidateBatch(batch);
 }
 
 TEST(BatchTest, MaskParametersOfOtherKindsAreIgnored) {
@@ -167,15 +232,6 @@ TEST(MaskTest, Equality) {
   EXPECT_EQ(Mask::SlidingWindow(4), Mask::SlidingWindow(4));
   EXPECT_FALSE(Mask::SlidingWindow(4) == Mask::SlidingWindow(5));
   EXPECT_FALSE(Mask::Causal() == Mask::PrefixLm(0));
-}
-
-TEST(DTypeTest, BytesAndNames) {
-  EXPECT_EQ(DTypeBytes(DType::kBf16), 2);
-  EXPECT_EQ(DTypeBytes(DType::kFp16), 2);
-  EXPECT_EQ(DTypeBytes(DType::kFp32), 4);
-  EXPECT_EQ(DTypeName(DType::kBf16), "BF16");
-  EXPECT_EQ(DTypeName(DType::kFp16), "FP16");
-  EXPECT_EQ(DTypeName(DType::kFp32), "FP32");
 }
 
 TEST(TopologyTest, NodesGroupConsecutiveRanks) {

@@ -26,6 +26,7 @@ constexpr ParamField kFields[] = {
     {"tile_kv_half_tokens", &CostParams::tile_kv_half_tokens},
     {"tile_overhead_us", &CostParams::tile_overhead_us},
     {"backward_efficiency", &CostParams::backward_efficiency},
+    {"gemm_tflops", &CostParams::gemm_tflops},
     {"attention_tflops", &CostParams::attention_tflops},
     {"intra_node_gbps", &CostParams::intra_node_gbps},
     {"inter_node_gbps", &CostParams::inter_node_gbps},
@@ -76,6 +77,9 @@ absl::StatusOr<CostParams> ParseCostParams(absl::string_view text) {
   if (!(params.backward_efficiency >= kMinBackwardEfficiency)) {
     return absl::InvalidArgumentError("calibration: backward_efficiency must be >= 0.01");
   }
+  if (!(params.gemm_tflops >= kMinGemmTflops && params.gemm_tflops <= kMaxGemmTflops)) {
+    return absl::InvalidArgumentError("calibration: gemm_tflops must be in [0.001, 1e6]");
+  }
   return params;
 }
 
@@ -95,6 +99,9 @@ absl::Status ValidateCostParams(const CostParams& params) {
   if (!(params.backward_efficiency >= kMinBackwardEfficiency)) {
     return absl::InvalidArgumentError("backward_efficiency: must be >= 0.01");
   }
+  if (!(params.gemm_tflops >= kMinGemmTflops && params.gemm_tflops <= kMaxGemmTflops)) {
+    return absl::InvalidArgumentError("gemm_tflops: must be in [0.001, 1e6]");
+  }
   return absl::OkStatus();
 }
 
@@ -111,7 +118,8 @@ std::string CostParamsToString(const CostParams& params) {
   return out;
 }
 
-CostModel::CostModel(const ModelShape& model, const Topology& topology, const CostParams& params)
+CostModel::CostModel(const ModelShape& model, const Topology& topology, const CostParams& params,
+                     Objective objective)
     : model_(model),
       topology_(topology),
       params_(params),
@@ -120,7 +128,11 @@ CostModel::CostModel(const ModelShape& model, const Topology& topology, const Co
       backward_factor_(kBackwardFlopsRatio / params.backward_efficiency),
       tile_overhead_seconds_(params.tile_overhead_us * 1e-6),
       kv_bytes_per_token_(int64_t{2} * model.num_kv_heads * model.head_dim *
-                          DTypeBytes(model.dtype)) {}
+                          DTypeBytes(model.dtype)),
+      objective_(objective),
+      linear_seconds_per_token_(objective == Objective::kAttention
+                                    ? 0
+                                    : LinearFlopsPerToken(model) / (params.gemm_tflops * 1e12)) {}
 
 double CostModel::LinkBytesPerSecond(int32_t src, int32_t dst) const {
   return (topology_.SameNode(src, dst) ? topology_.intra_node_gbps : topology_.inter_node_gbps) *
@@ -131,10 +143,6 @@ double CostModel::TransferSeconds(int32_t src, int32_t dst, int64_t bytes) const
   if (bytes <= 0) return 0;
   return params_.transfer_latency_us * 1e-6 +
          static_cast<double>(bytes) / LinkBytesPerSecond(src, dst);
-}
-
-double CostModel::TokenSeconds(int64_t tokens) const {
-  return model_.linear_flops_per_token * static_cast<double>(tokens) / peak_flops_;
 }
 
 }  // namespace fcp

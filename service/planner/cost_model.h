@@ -1,5 +1,7 @@
-// Turns attention FLOPs and bytes moved into predicted time (DESIGN §4).
+// Turns FLOPs and bytes moved into predicted time (DESIGN §4).
 //
+//   linear time of a worker  = its tokens · LinearFlopsPerToken(model) / gemm rate   (forward;
+//                              backward 2×; 0 under Objective::kAttention)
 //   attention time of a tile = FLOPs / (peak · efficiency(q_len, kv_len)) + tile overhead
 //   efficiency(q, k)         = q / (q + q_half) · k / (k + kv_half)     (small tiles are slow)
 //   transfer time            = latency + bytes / bandwidth(link)        (link: intra or inter node)
@@ -24,6 +26,7 @@ struct CostParams {
   double tile_kv_half_tokens = 32;    // kv length at which a tile reaches half efficiency
   double tile_overhead_us = 0;        // fixed cost per tile (0: tiles of a round share one launch)
   double backward_efficiency = 0.75;  // backward TFLOP/s as a fraction of forward TFLOP/s
+  double gemm_tflops = 600;           // achievable TFLOP/s of the linear layers' GEMMs per GPU
   // Measured rates that replace the request's topology rates (0 = keep the topology's). The
   // planner core reads only Topology: whoever loads a calibration (the CLI's --calibration, the
   // coordinator's per-job fit) moves them there with ApplyRateOverrides before planning.
@@ -39,6 +42,9 @@ void ApplyRateOverrides(CostParams* params, Topology* topology);
 // The smallest backward_efficiency accepted: below it the backward pass's cost is 250 times the
 // forward's or more, and near 0 it overflows to infinity.
 inline constexpr double kMinBackwardEfficiency = 0.01;
+// The range of gemm_tflops (as the topology's rates: a denormal rate makes times infinite).
+inline constexpr double kMinGemmTflops = 1e-3;
+inline constexpr double kMaxGemmTflops = 1e6;
 
 // Parses a calibration file: one `key = value` per line (`#` comments, blank lines allowed); keys
 // are the field names of CostParams. Unknown keys and bad numbers (negative, inf, nan; a rate
@@ -52,7 +58,9 @@ absl::Status ValidateCostParams(const CostParams& params);
 
 class CostModel {
  public:
-  CostModel(const ModelShape& model, const Topology& topology, const CostParams& params);
+  // `objective`: kAttention prices the linear layers at 0 (TokenSeconds is 0).
+  CostModel(const ModelShape& model, const Topology& topology, const CostParams& params,
+            Objective objective = Objective::kWholeStep);
 
   double Efficiency(int64_t q_len, int64_t kv_len) const {
     return QEfficiency(q_len) * KvEfficiency(kv_len);
@@ -113,12 +121,15 @@ class CostModel {
   int64_t kv_bytes_per_token() const { return kv_bytes_per_token_; }
   double LinkBytesPerSecond(int32_t src, int32_t dst) const;
   double TransferSeconds(int32_t src, int32_t dst, int64_t bytes) const;
-  // Time of the non-attention layers for `tokens` tokens (0 unless the model gives linear FLOPs).
-  double TokenSeconds(int64_t tokens) const;
+  // Forward time of the linear layers for `tokens` tokens (backward: twice this).
+  double TokenSeconds(int64_t tokens) const {
+    return linear_seconds_per_token_ * static_cast<double>(tokens);
+  }
 
   const ModelShape& model() const { return model_; }
   const Topology& topology() const { return topology_; }
   const CostParams& params() const { return params_; }
+  Objective objective() const { return objective_; }
 
  private:
   ModelShape model_;
@@ -129,6 +140,8 @@ class CostModel {
   double backward_factor_;
   double tile_overhead_seconds_;
   int64_t kv_bytes_per_token_;
+  Objective objective_;
+  double linear_seconds_per_token_;
 };
 
 }  // namespace fcp

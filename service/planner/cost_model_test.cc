@@ -19,6 +19,7 @@ void ExpectSameParams(const CostParams& a, const CostParams& b) {
   EXPECT_DOUBLE_EQ(a.tile_kv_half_tokens, b.tile_kv_half_tokens);
   EXPECT_DOUBLE_EQ(a.tile_overhead_us, b.tile_overhead_us);
   EXPECT_DOUBLE_EQ(a.backward_efficiency, b.backward_efficiency);
+  EXPECT_DOUBLE_EQ(a.gemm_tflops, b.gemm_tflops);
 }
 
 TEST(ParseCostParamsTest, EmptyTextGivesDefaults) {
@@ -236,10 +237,34 @@ TEST_F(CostModelTest, TransferSecondsIsLatencyPlusBytesOverBandwidth) {
   EXPECT_EQ(cost.TransferSeconds(0, 1, 0), 0);  // nothing moved, no latency paid
 }
 
-TEST_F(CostModelTest, TokenSecondsUseLinearFlops) {
-  EXPECT_EQ(Model().TokenSeconds(1000), 0);
+TEST_F(CostModelTest, TokenSecondsPriceTheDefaultModelsLinearLayersAtTheGemmRate) {
+  // Llama-3-8B: 436.2 MFLOP per token forward, at the default 600 TFLOP/s.
+  EXPECT_DOUBLE_EQ(Model().TokenSeconds(1000), LinearFlopsPerToken(model_) * 1000 / 600e12);
+  EXPECT_NEAR(Model().TokenSeconds(1000), 436.2e6 * 1000 / 600e12, 1e-3 * 436.2e6 * 1000 / 600e12);
+  params_.gemm_tflops = 300;
+  EXPECT_DOUBLE_EQ(Model().TokenSeconds(1000), LinearFlopsPerToken(model_) * 1000 / 300e12);
+}
+
+TEST_F(CostModelTest, AnExplicitLinearFlopsPerTokenOverridesTheShape) {
   model_.linear_flops_per_token = 4e9;
-  EXPECT_DOUBLE_EQ(Model().TokenSeconds(1000), 4e9 * 1000 / 400e12);
+  EXPECT_DOUBLE_EQ(Model().TokenSeconds(1000), 4e9 * 1000 / 600e12);
+}
+
+TEST_F(CostModelTest, TheAttentionObjectiveLeavesTheLinearLayersOut) {
+  const CostModel cost(model_, topology_, params_, Objective::kAttention);
+  EXPECT_EQ(cost.TokenSeconds(1000), 0);
+  EXPECT_EQ(cost.objective(), Objective::kAttention);
+  // Attention itself is priced the same under both objectives.
+  EXPECT_DOUBLE_EQ(cost.TileForwardSeconds(512, 512, 1000),
+                   Model().TileForwardSeconds(512, 512, 1000));
+}
+
+TEST(ParseCostParamsTest, GemmTflopsIsCalibrationDataInItsRange) {
+  absl::StatusOr<CostParams> params = ParseCostParams("gemm_tflops = 750");
+  ASSERT_TRUE(params.ok()) << params.status();
+  EXPECT_DOUBLE_EQ(params->gemm_tflops, 750);
+  EXPECT_THAT(ParseCostParams("gemm_tflops = 0").status().message(), HasSubstr("gemm_tflops"));
+  EXPECT_THAT(ParseCostParams("gemm_tflops = 1e-300").status().message(), HasSubstr("gemm_tflops"));
 }
 
 TEST_F(CostModelTest, KeepsItsInputs) {

@@ -58,8 +58,10 @@ struct WorkerCost {
   int64_t tokens = 0;
   int64_t send_bytes = 0;  // forward KV + backward dKV
   int64_t recv_bytes = 0;
-  double compute_fwd_ms = 0;  // attention compute alone
-  double fwd_ms = 0;          // with transfers it could not hide
+  double compute_fwd_ms = 0;    // attention compute alone
+  double attention_fwd_ms = 0;  // attention pipeline: compute and the transfers it could not hide
+  double attention_bwd_ms = 0;
+  double fwd_ms = 0;  // the whole layer: linear layers (by tokens) + the attention pipeline
   double bwd_ms = 0;
 };
 
@@ -79,9 +81,18 @@ struct PlanSummary {
   int64_t comm_bytes = 0;             // forward KV + backward dKV bytes, all workers
   int64_t max_worker_comm_bytes = 0;  // max over workers of bytes sent + received
   int64_t inter_node_bytes = 0;
-  int32_t rounds = 0;           // forward rounds (backward uses the same number)
-  double predicted_fwd_ms = 0;  // slowest worker
+  int32_t rounds = 0;  // forward rounds (backward uses the same number)
+  // The step under the plan's objective (whole layer by default): the slowest worker's.
+  double predicted_fwd_ms = 0;
   double predicted_bwd_ms = 0;
+  double attention_fwd_ms = 0;  // the attention pipeline alone: the slowest worker's
+  double attention_bwd_ms = 0;
+  // The perfect-balance bound: the mean worker's linear + attention compute, nothing exposed.
+  double balanced_fwd_ms = 0;
+  double balanced_bwd_ms = 0;
+  int64_t max_tokens_per_worker = 0;
+  int64_t token_budget = 0;  // the cap the plan was made under (0 = none)
+  std::string model;         // ModelShape::name
   double planning_ms = 0;
   int64_t tiles = 0;  // total tiles over all workers
   double total_fwd_flops = 0;
@@ -98,7 +109,7 @@ struct Plan {
   std::vector<WorkerCost> costs;    // every worker, by rank
   PlanSummary summary;
 
-  // Predicted step time: forward + backward attention (forward only if backward is excluded).
+  // Predicted step time: forward + backward (forward only if backward is excluded).
   double PredictedStepMs(bool include_backward = true) const {
     return summary.predicted_fwd_ms + (include_backward ? summary.predicted_bwd_ms : 0);
   }

@@ -1,60 +1,14 @@
 // Plan ids: every rank of a job, and every coordinator replica, must derive the same id from the
 // same planning inputs, so the hash is over a canonical encoding (fixed-width little-endian
-// fields, in a fixed order) with a fixed function (two multiply-xorshift lanes), never std::hash or
+// fields, in a fixed order) with a fixed function (stable_hasher.h), never std::hash or
 // absl::Hash, which may differ between builds.
 #include <cstdint>
-#include <cstring>
 #include <string>
 
-#include "absl/strings/str_format.h"
 #include "service/planner/planner.h"
+#include "service/planner/stable_hasher.h"
 
 namespace fcp {
-namespace {
-
-class StableHasher {
- public:
-  void Word(uint64_t v) {
-    a_ = (a_ ^ v) * 0x9e3779b97f4a7c15ULL;
-    a_ ^= a_ >> 29;
-    b_ = (b_ + v) * 0xc2b2ae3d27d4eb4fULL;
-    b_ ^= b_ >> 31;
-  }
-  void Int(int64_t v) { Word(static_cast<uint64_t>(v)); }
-  void Double(double v) {
-    uint64_t bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    Word(bits);
-  }
-  void String(absl::string_view s) {
-    Word(s.size());
-    for (size_t i = 0; i < s.size(); i += 8) {
-      uint64_t w = 0;
-      for (size_t j = i; j < s.size() && j < i + 8; ++j) {
-        w |= static_cast<uint64_t>(static_cast<unsigned char>(s[j])) << (8 * (j - i));
-      }
-      Word(w);
-    }
-  }
-  std::string Hex() const {
-    // Final avalanche so that nearby inputs give unrelated ids.
-    auto mix = [](uint64_t x) {
-      x ^= x >> 33;
-      x *= 0xff51afd7ed558ccdULL;
-      x ^= x >> 33;
-      x *= 0xc4ceb9fe1a85ec53ULL;
-      return x ^ (x >> 33);
-    };
-    return absl::StrFormat("%016x%016x", mix(a_), mix(b_ ^ a_));
-  }
-
- private:
-  uint64_t a_ = 0xcbf29ce484222325ULL;
-  uint64_t b_ = 0x84222325cbf29ce4ULL;
-};
-
-}  // namespace
-
 std::string ComputePlanId(const Batch& batch, const PlanOptions& options) {
   StableHasher h;
   h.String(kPlannerVersion);
@@ -75,6 +29,10 @@ std::string ComputePlanId(const Batch& batch, const PlanOptions& options) {
     h.Int(v);
   }
   h.Double(m.linear_flops_per_token);
+  for (int64_t v : {int64_t{m.hidden_size}, int64_t{m.ffn_hidden_size}, static_cast<int64_t>(m.mlp),
+                    int64_t{m.num_layers}}) {
+    h.Int(v);
+  }
   const Topology& t = batch.topology;
   h.Int(t.num_workers);
   h.Int(t.workers_per_node);
@@ -82,14 +40,17 @@ std::string ComputePlanId(const Batch& batch, const PlanOptions& options) {
   h.Double(t.inter_node_gbps);
   h.Double(t.attention_tflops);
   h.Int(t.max_tokens_per_worker);
+  h.Int(t.activation_memory_bytes);
+  h.Double(t.token_slack);
   h.String(options.strategy);
   h.Int(options.block_size);
   h.Int(options.include_backward ? 1 : 0);
   h.Double(options.time_budget_ms);
   h.Double(options.balance_tolerance);
+  h.Int(static_cast<int64_t>(options.objective));
   const CostParams& c = options.cost;
   for (double v : {c.transfer_latency_us, c.tile_q_half_tokens, c.tile_kv_half_tokens,
-                   c.tile_overhead_us, c.backward_efficiency}) {
+                   c.tile_overhead_us, c.backward_efficiency, c.gemm_tflops}) {
     h.Double(v);
   }
   return h.Hex();

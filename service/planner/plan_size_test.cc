@@ -118,6 +118,8 @@ TEST(AutoPlanSizeTest, SkipsBalancedPlansTheTimeBudgetCannotAfford) {
   // One 64K-token causal document over 64 ranks: ~2,016 KV transfers balanced.
   const Batch batch = OneDocument(64, 64 * 1024, Mask::Causal());
   PlanOptions options;
+  // Attention alone has no token budget, so whole_doc keeps the document on one rank: no transfer.
+  options.objective = Objective::kAttention;
   options.time_budget_ms = 1;  // affords ~800 transfers
   absl::StatusOr<Plan> small = MakePlan(batch, options, OutputSpec::SummaryOnly());
   ASSERT_TRUE(small.ok()) << small.status();

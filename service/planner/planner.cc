@@ -34,6 +34,12 @@ absl::Status ValidateOptions(const PlanOptions& options) {
     return absl::InvalidArgumentError(
         "options.cost.backward_efficiency: must be >= 0.01 and finite");
   }
+  if (!(options.cost.gemm_tflops >= kMinGemmTflops && options.cost.gemm_tflops <= kMaxGemmTflops)) {
+    return absl::InvalidArgumentError("options.cost.gemm_tflops: must be in [0.001, 1e6]");
+  }
+  if (options.objective != Objective::kWholeStep && options.objective != Objective::kAttention) {
+    return absl::InvalidArgumentError("options.objective: unknown objective");
+  }
   return NewPlanner(options.strategy).status();
 }
 
@@ -46,10 +52,17 @@ int64_t AutoBlockSize(const Batch& batch) {
   return block;
 }
 
+Batch ResolveBatch(const Batch& batch, Objective objective) {
+  Batch resolved = batch;
+  resolved.topology.max_tokens_per_worker = TokenBudget(batch, objective);
+  return resolved;
+}
+
 namespace {
 
-// Runs the strategy and schedules its layout over `batch` and `cost` (both must outlive the
-// returned schedule); fills `plan` but for its documents, blocks, workers and planning time.
+// Runs the strategy and schedules its layout over the resolved `batch` and `cost` (both must
+// outlive the returned schedule); fills `plan` but for its id, documents, blocks, workers and
+// planning time.
 absl::StatusOr<std::shared_ptr<const Schedule>> ScheduleBatch(const Batch& batch,
                                                               const CostModel& cost,
                                                               const PlanOptions& options,
@@ -72,7 +85,7 @@ absl::StatusOr<std::shared_ptr<const Schedule>> ScheduleBatch(const Batch& batch
       if (plan->costs[w].tokens > cap) {
         return absl::FailedPreconditionError(
             absl::StrCat(plan->strategy, ": worker ", w, " would hold ", plan->costs[w].tokens,
-                         " tokens, over topology.max_tokens_per_worker ", cap));
+                         " tokens, over the token budget of ", cap, " per worker"));
       }
     }
   }
@@ -83,7 +96,8 @@ absl::StatusOr<std::shared_ptr<const Schedule>> ScheduleBatch(const Batch& batch
 }  // namespace
 
 PreparedPlan::PreparedPlan(const Batch& batch, const PlanOptions& options)
-    : batch_(batch), cost_(batch_.model, batch_.topology, options.cost) {}
+    : batch_(ResolveBatch(batch, options.objective)),
+      cost_(batch_.model, batch_.topology, options.cost, options.objective) {}
 
 PreparedPlan::~PreparedPlan() = default;
 
@@ -120,11 +134,12 @@ absl::StatusOr<Plan> MakePlan(const Batch& batch, const PlanOptions& options,
           absl::StrCat("ranks: ", rank, " is not in [0, ", batch.topology.num_workers, ")"));
     }
   }
-  const CostModel cost(batch.model, batch.topology, options.cost);
+  const Batch resolved = ResolveBatch(batch, options.objective);
+  const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
   Plan plan;
   ASSIGN_OR_RETURN(
       std::shared_ptr<const Schedule> schedule,
-      ScheduleBatch(batch, cost, options, ComputePlanId(batch, options), start, &plan));
+      ScheduleBatch(resolved, cost, options, ComputePlanId(batch, options), start, &plan));
   if (output.blocks || output.all_ranks || !output.ranks.empty()) {
     plan.documents = batch.documents;
     plan.blocks = schedule->Blocks();

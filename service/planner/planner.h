@@ -25,7 +25,7 @@
 namespace fcp {
 
 // Bumped whenever a change can alter a plan for the same inputs; part of every plan id.
-inline constexpr absl::string_view kPlannerVersion = "fcp-planner/2";
+inline constexpr absl::string_view kPlannerVersion = "fcp-planner/3";
 
 struct PlanOptions {
   std::string strategy = "auto";
@@ -35,6 +35,9 @@ struct PlanOptions {
   // `dcp`: the imbalance (max / mean - 1) its partitioner may leave in compute and in tokens
   // (METIS's ubvec - 1); in [0.001, 1].
   double balance_tolerance = 0.05;
+  // What plans minimise: the whole layer (linear layers + attention, under the token budget) or,
+  // as an explicit choice, attention alone (model.h).
+  Objective objective = Objective::kWholeStep;
   CostParams cost;
 };
 
@@ -50,6 +53,9 @@ struct OutputSpec {
 };
 
 // Everything a strategy may read. `deadline` is advisory (auto and refinement loops use it).
+// `batch` is the request's batch resolved for planning: its topology.max_tokens_per_worker is the
+// token budget (TokenBudget(request, options.objective); 0 = none), the one memory cap every
+// strategy honours; `cost` prices the objective (linear layers included or not).
 struct PlanContext {
   const Batch& batch;
   const PlanOptions& options;
@@ -57,8 +63,32 @@ struct PlanContext {
   absl::Time deadline;
 };
 
+// The request's batch as strategies see it (PlanContext::batch): topology.max_tokens_per_worker
+// is TokenBudget(batch, objective), the one memory cap every strategy honours. The plan id is
+// always computed on the request's batch, never on this.
+Batch ResolveBatch(const Batch& batch, Objective objective);
+
+// What planning a batch would cost a strategy, estimated from the batch alone (plan_size.h).
+struct PlanningCost {
+  // The KV transfers its plan makes: scheduling them takes about 1 ms per kTransfersPerMs.
+  double kv_transfers = 0;
+  // Planning time besides the transfers', ms (ring's costing of 2W chunks per document, dcp's
+  // METIS partitioning).
+  double ms = 0;
+
+  // Planning throughput in KV transfers per ms, measured on one 2M-token document over W = 4096
+  // (fcp 8.4M estimated transfers in 10.4 s, flashcp 8.4 s, flexdeg 7.1 s, ring 16.7M in 7.4 s),
+  // rounded down.
+  static constexpr double kTransfersPerMs = 800;
+  // Whether it fits a time budget: both the transfers and the rest, each on its own.
+  bool Fits(double time_budget_ms) const {
+    return kv_transfers <= time_budget_ms * kTransfersPerMs && ms <= time_budget_ms;
+  }
+};
+
 // A planning strategy. Implementations live each in one .cc, hidden, with a NewXxxPlanner()
-// factory and one line in the registry.
+// factory and one line in the registry (or, for an optional strategy in a library of its own, a
+// RegisterStrategy call by the programs that link it).
 class Planner {
  public:
   virtual ~Planner() = default;
@@ -66,16 +96,40 @@ class Planner {
   virtual absl::string_view description() const = 0;
   // Decides the layout for ctx.batch. The batch is already validated.
   virtual absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const = 0;
+
+  // What `auto` knows of a strategy before running it, from the inputs alone (never the clock, so
+  // every replica and every client's local fallback pick the same plan).
+  //
+  // Whether auto tries this strategy, and when: candidates run in increasing order (best plans
+  // first, so that the lower bounds of the later ones skip them); kNotAnAutoCandidate: never.
+  static constexpr int kNotAnAutoCandidate = -1;
+  virtual int auto_order() const { return kNotAnAutoCandidate; }
+  // A lower bound on the predicted step time in ms (forward + backward, or forward only as
+  // ctx.options asks) of this strategy's plan of ctx.batch; 0 when none is known. auto skips the
+  // strategy when the bound is no better than the best plan it has.
+  virtual double LowerBoundMs(const PlanContext& ctx) const { return 0; }
+  // What planning ctx.batch would cost this strategy; auto skips it when that does not fit
+  // ctx.options.time_budget_ms. Default: a balanced plan's estimated KV transfers
+  // (EstimatedBalancedTransfers), nothing else.
+  virtual PlanningCost EstimatePlanningCost(const PlanContext& ctx) const;
 };
 
 struct StrategyInfo {
   std::string name;
   std::string description;
 };
-// Every registered strategy, in a stable order ("auto" first).
+// Every registered strategy, in a stable order ("auto" first, the built-in ones, then the
+// optional ones in registration order).
 std::vector<StrategyInfo> ListStrategies();
 // The strategy called `name`, or InvalidArgument listing the known ones.
 absl::StatusOr<std::unique_ptr<Planner>> NewPlanner(absl::string_view name);
+
+using PlannerFactory = std::unique_ptr<Planner> (*)();
+// Registers an optional strategy, one that needs more than the core and lives in a library of its
+// own (dcp and METIS: fcp_planner_dcp, strategies/dcp.h). Programs that offer it call this (or the
+// library's RegisterXxxPlanner()) before planning; registering a name again is a no-op.
+// Thread-safe.
+void RegisterStrategy(PlannerFactory factory);
 
 // Checks the options (`options.block_size: must be a multiple of 64`, unknown strategy, ...).
 absl::Status ValidateOptions(const PlanOptions& options);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "service/planner/mask_math.h"
+#include "service/planner/strategies/dcp.h"
 #include "service/planner/validator.h"
 
 namespace fcp {
@@ -57,6 +58,11 @@ Batch MakeBatch(Case c, int32_t workers, uint64_t seed) {
   Batch batch;
   batch.topology.num_workers = workers;
   batch.topology.workers_per_node = 4;
+  // These batches are degenerate on purpose (from half a token to a few hundred tokens per
+  // worker, documents of 1 to 3,500 tokens): a 5% token budget is out of reach of block-granular
+  // and zigzag strategies there (ring puts every 1-token document on rank 0). The budget on
+  // realistic batches is strategies/token_budget_test.cc's; here it is the loosest allowed.
+  batch.topology.token_slack = 100;
   batch.model.num_q_heads = 8;
   batch.model.num_kv_heads = 2;
   batch.model.head_dim = 64;
@@ -161,6 +167,7 @@ TEST_P(EveryStrategyTest, DeterministicForIdenticalInputs) {
 
 std::vector<std::string> StrategyNames() {
   std::vector<std::string> names;
+  RegisterDcpPlanner();
   for (const StrategyInfo& s : ListStrategies()) names.push_back(s.name);
   return names;
 }
@@ -188,6 +195,40 @@ TEST(PlanIdTest, ChangesWithInputs) {
   EXPECT_EQ(ComputePlanId(batch, options), id);
   options.strategy = "fcp";
   EXPECT_NE(ComputePlanId(batch, options), id);
+}
+
+TEST(PlanIdTest, ChangesWithTheModelTheBudgetAndTheObjective) {
+  const Batch batch = MakeBatch(Case::kRandomCausal, 4, 1);
+  const PlanOptions options;
+  const std::string id = ComputePlanId(batch, options);
+  auto changed = [&](auto mutate) {
+    Batch b = batch;
+    PlanOptions o = options;
+    mutate(b, o);
+    return ComputePlanId(b, o) != id;
+  };
+  EXPECT_TRUE(changed([](Batch& b, PlanOptions&) { b.model.hidden_size += 1; }));
+  EXPECT_TRUE(changed([](Batch& b, PlanOptions&) { b.model.ffn_hidden_size += 1; }));
+  EXPECT_TRUE(changed([](Batch& b, PlanOptions&) { b.model.mlp = MlpKind::kPlain; }));
+  EXPECT_TRUE(changed([](Batch& b, PlanOptions&) { b.model.num_layers += 1; }));
+  EXPECT_TRUE(changed([](Batch& b, PlanOptions&) { b.topology.token_slack = 0.1; }));
+  EXPECT_TRUE(changed([](Batch& b, PlanOptions&) { b.topology.activation_memory_bytes = 1; }));
+  EXPECT_TRUE(changed([](Batch&, PlanOptions& o) { o.objective = Objective::kAttention; }));
+  EXPECT_TRUE(changed([](Batch&, PlanOptions& o) { o.cost.gemm_tflops = 700; }));
+  // The model's name is a label, not a planning input.
+  EXPECT_FALSE(changed([](Batch& b, PlanOptions&) { b.model.name = "custom"; }));
+}
+
+TEST(MakePlanTest, RejectsBadObjectiveAndGemmRateNamingTheField) {
+  const Batch batch = MakeBatch(Case::kRandomCausal, 4, 1);
+  PlanOptions options;
+  options.objective = static_cast<Objective>(7);
+  EXPECT_NE(MakePlan(batch, options).status().message().find("options.objective"),
+            std::string::npos);
+  options.objective = Objective::kAttention;
+  options.cost.gemm_tflops = 0;
+  EXPECT_NE(MakePlan(batch, options).status().message().find("options.cost.gemm_tflops"),
+            std::string::npos);
 }
 
 TEST(MakePlanTest, RejectsBadInputNamingTheField) {

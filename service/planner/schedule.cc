@@ -39,6 +39,7 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
       SimulateTimeline(cost, in.compute, std::move(in.kv), std::move(in.dkv), extra);
   double max_flops = 0, sum_flops = 0;
   int64_t max_tokens = 0, sum_tokens = 0;
+  double balanced_fwd = 0, balanced_bwd = 0;
   for (int32_t w = 0; w < workers; ++w) {
     WorkerCost& c = (*costs)[w];
     c.fwd_flops = ForwardFlops(cost.model(), in.fwd_pairs[w]);
@@ -47,6 +48,10 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
     c.compute_fwd_ms = in.compute.FwdTotal(w) * 1e3;
     c.fwd_ms = timeline.fwd_seconds[w] * 1e3;
     c.bwd_ms = timeline.bwd_seconds[w] * 1e3;
+    c.attention_fwd_ms = (timeline.fwd_seconds[w] - extra[w]) * 1e3;
+    c.attention_bwd_ms = (timeline.bwd_seconds[w] - 2 * extra[w]) * 1e3;
+    balanced_fwd += in.compute.FwdTotal(w) + extra[w];
+    balanced_bwd += in.compute.BwdTotal(w) + 2 * extra[w];
     max_flops = std::max(max_flops, c.fwd_flops);
     sum_flops += c.fwd_flops;
     max_tokens = std::max(max_tokens, c.tokens);
@@ -55,7 +60,14 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
         std::max(summary->max_worker_comm_bytes, c.send_bytes + c.recv_bytes);
     summary->predicted_fwd_ms = std::max(summary->predicted_fwd_ms, c.fwd_ms);
     summary->predicted_bwd_ms = std::max(summary->predicted_bwd_ms, c.bwd_ms);
+    summary->attention_fwd_ms = std::max(summary->attention_fwd_ms, c.attention_fwd_ms);
+    summary->attention_bwd_ms = std::max(summary->attention_bwd_ms, c.attention_bwd_ms);
   }
+  summary->balanced_fwd_ms = balanced_fwd / workers * 1e3;
+  summary->balanced_bwd_ms = balanced_bwd / workers * 1e3;
+  summary->max_tokens_per_worker = max_tokens;
+  summary->token_budget = cost.topology().max_tokens_per_worker;
+  summary->model = cost.model().name;
   summary->compute_imbalance = sum_flops > 0 ? max_flops * workers / sum_flops : 1.0;
   summary->token_imbalance =
       sum_tokens > 0 ? static_cast<double>(max_tokens) * workers / sum_tokens : 1.0;

@@ -41,14 +41,16 @@ class RoundCompute {
   double& bwd(int32_t w, int32_t r) { return bwd_[Index(w, r)]; }
   double fwd(int32_t w, int32_t r) const { return fwd_[Index(w, r)]; }
   double bwd(int32_t w, int32_t r) const { return bwd_[Index(w, r)]; }
-  double FwdTotal(int32_t w) const {
-    double total = 0;
-    for (int32_t r = 0; r < stride_; ++r) total += fwd(w, r);
-    return total;
-  }
+  double FwdTotal(int32_t w) const { return Total(fwd_, w); }
+  double BwdTotal(int32_t w) const { return Total(bwd_, w); }
 
  private:
   size_t Index(int32_t w, int32_t r) const { return static_cast<size_t>(w) * stride_ + r; }
+  double Total(const std::vector<double>& seconds, int32_t w) const {
+    double total = 0;
+    for (int32_t r = 0; r < stride_; ++r) total += seconds[Index(w, r)];
+    return total;
+  }
   int32_t workers_ = 0;
   int32_t stride_ = 1;
   std::vector<double> fwd_, bwd_;

@@ -424,16 +424,16 @@ absl::Status CheckRounds(const Index& ix) {
   return absl::OkStatus();
 }
 
-// Invariant 5: memory cap and plan id.
+// Invariant 5: the token budget (the memory cap) and plan id.
 absl::Status CheckLimits(const Index& ix, const PlanOptions& options) {
-  const int64_t cap = ix.batch.topology.max_tokens_per_worker;
+  const int64_t cap = TokenBudget(ix.batch, options.objective);
   if (cap > 0) {
     std::vector<int64_t> tokens(ix.num_workers, 0);
     for (const Block& b : ix.plan.blocks) tokens[b.owner] += b.tokens();
     for (int32_t r = 0; r < ix.num_workers; ++r) {
       if (tokens[r] > cap) {
         return Violation(kLimits, "worker ", r, " holds ", tokens[r],
-                         " tokens, over the memory cap of ", cap);
+                         " tokens, over the token budget of ", cap);
       }
     }
   }

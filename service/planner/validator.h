@@ -11,7 +11,8 @@
 //     lays out its buffer by that order) and vice versa; every remote KV block used
 //     has its dK/dV partial sent back to its owner no later (in backward order) than its first use.
 //  4. rounds: in each round and direction a worker sends to <= 1 peer and receives from <= 1 peer.
-//  5. limits: tokens per worker <= the memory cap; the plan id matches the inputs.
+//  5. limits: tokens per worker <= the token budget (TokenBudget under options.objective: the
+//     memory cap); the plan id matches the inputs.
 #ifndef FCP_SERVICE_PLANNER_VALIDATOR_H_
 #define FCP_SERVICE_PLANNER_VALIDATOR_H_
 

@@ -331,7 +331,7 @@ TEST_F(ValidatorTest, TransferInRoundZero) {
 
 TEST_F(ValidatorTest, MemoryCapExceeded) {
   batch_.topology.max_tokens_per_worker = 6;  // w0 and w2 hold 7 tokens each
-  EXPECT_THAT(Validate(), IsViolation(5, "worker 0 holds 7 tokens, over the memory cap of 6"));
+  EXPECT_THAT(Validate(), IsViolation(5, "worker 0 holds 7 tokens, over the token budget of 6"));
 }
 
 TEST_F(ValidatorTest, MemoryCapMet) {

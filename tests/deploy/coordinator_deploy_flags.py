@@ -7,9 +7,11 @@ Deployment of the fcp-coordinator image (Deployment/fcp-coordinator, the plannin
 Deployment/fcp-rendezvous, where workers meet) with its container args and the flagfile from the
 ConfigMap it mounts (ports moved to free ones, the flagfile at a temporary path), as the pod runs
 it: with a read-only root filesystem and only /tmp writable (a private mount namespace, made with
-`unshare`, which needs root). Each Deployment gets as many processes as it can have pods at once
+`unshare`, which needs root). Files of Secret volumes (TLS certificates, --job-tokens; created out
+of band, never rendered) get stand-ins: certificates made with openssl, a tokens file of one job. Each Deployment gets as many processes as it can have pods at once
 (replicas, plus maxSurge during a rolling update). Every process must start, report SERVING on
-grpc.health.v1 (what the startup/readiness/liveness probes ask), serve /metrics, and on SIGTERM
+grpc.health.v1 on the port its probes ask (the plaintext --health-port where the gRPC port speaks
+TLS), serve /metrics, and on SIGTERM
 drain and exit 0 within the pod's terminationGracePeriodSeconds.
 
 With --worker, a render holding the example Job also runs it: one fcp-worker process per rank
@@ -79,6 +81,19 @@ def read(path):
         return ""
 
 
+def make_certificates(d):
+    """A CA, and a server certificate it signs for 127.0.0.1 and localhost, in folder `d`."""
+    os.makedirs(d, exist_ok=True)
+    run = lambda *args: subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=fcp-test-ca")
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=fcp-coordinator")
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "server.ext")
+
+
 def selects(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
@@ -120,6 +135,24 @@ class Render:
     def find(self, kind, name=None):
         return next((o for o in self.objects if o["kind"] == kind and name in (None, o["metadata"]["name"])), None)
 
+    def secret_file(self, pod, container, path):
+        """A stand-in for a file of a Secret volume the container mounts, under workdir; or None."""
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        mount = next((m for m in container.get("volumeMounts", []) if m["mountPath"] == os.path.dirname(path)), None)
+        secret = volumes.get(mount["name"], {}).get("secret") if mount else None
+        if not secret:
+            return None
+        certs = os.path.join(self.workdir, "secrets")
+        if not os.path.exists(os.path.join(certs, "ca.crt")):
+            make_certificates(certs)
+        stand_in = {"tls.crt": "server.crt", "tls.key": "server.key", "ca.crt": "ca.crt"}.get(os.path.basename(path))
+        if stand_in:
+            return os.path.join(certs, stand_in)
+        local = os.path.join(certs, f"{secret['secretName']}-{os.path.basename(path)}")
+        with open(local, "w") as f:
+            f.write("# stand-in for a Secret of job tokens\nexample-job stand-in-token-0123456789abcdef\n")
+        return local
+
     def local_file(self, pod, container, path):
         """A file of a ConfigMap volume the container mounts, written under workdir; or None."""
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
@@ -141,7 +174,7 @@ class Server:
         self.deployment = deployment
         self.pod = deployment["spec"]["template"]["spec"]
         container = self.pod["containers"][0]
-        self.ports = {"grpc": free_port(), "metrics": free_port()}
+        self.ports = {"grpc": free_port(), "metrics": free_port(), "health": free_port()}
         name = deployment["metadata"]["name"]
         self.what_name = f"{render.dir}: {name} #{index}"
         args = []
@@ -151,11 +184,20 @@ class Server:
                 arg = f"--port={self.ports['grpc']}"
             elif flag == "__metrics_port":
                 arg = f"--metrics-port={self.ports['metrics']}"
+            elif flag == "__health_port":
+                arg = f"--health-port={self.ports['health']}"
             elif flag == "__flagfile":
                 arg = f"--flagfile={render.local_file(self.pod, container, arg.split('=', 1)[1])}"
+            elif "=" in arg and arg.split("=", 1)[1].startswith("/"):
+                flag, path = arg.split("=", 1)
+                arg = f"{flag}={render.secret_file(self.pod, container, path) or path}"
             args.append(arg)
         # Container port name -> the local port standing in for it.
         self.by_port_name = {p["name"]: self.ports[p["name"]] for p in container["ports"] if p["name"] in self.ports}
+        # The local port the readiness probe asks (the health port where grpc speaks TLS).
+        probe = container.get("readinessProbe", {}).get("grpc", {}).get("port")
+        self.probe_port = next((self.ports[p["name"]] for p in container["ports"]
+                                if p["containerPort"] == probe and p["name"] in self.ports), self.ports["grpc"])
         self.what = f"{self.what_name}: fcp-coordinator {' '.join(args)}"
         self.log = os.path.join(render.workdir, f"{render.name}-{name}-{index}.log")
         with open(self.log, "w") as log:
@@ -169,7 +211,7 @@ class Server:
             if "serving fcp.v1.Planner" in read(self.log):
                 break
             time.sleep(0.1)
-        with PlannerClient(f"127.0.0.1:{self.ports['grpc']}", deadline_s=2, max_attempts=1) as client:
+        with PlannerClient(f"127.0.0.1:{self.probe_port}", deadline_s=2, max_attempts=1) as client:
             while time.time() < deadline and self.proc.poll() is None:
                 try:
                     if client.health() == "SERVING":

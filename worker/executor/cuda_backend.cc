@@ -4,9 +4,12 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "kernels/attention_cuda.h"
 #include "kernels/cuda_status.h"
@@ -15,79 +18,85 @@
 namespace fcp {
 namespace {
 
+// The backend's stream, shared with its arenas: an arena (a forward's context) may outlive the
+// backend, and frees its memory on the stream, so the stream goes when the last of them does.
+struct SharedStream {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  ~SharedStream() {
+    if (stream == nullptr) return;
+    cudaSetDevice(device);
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
+  }
+};
+
+// Stream-ordered allocations (cudaMallocAsync from the device's pool), freed on destruction.
+class CudaArena final : public BackendArena {
+ public:
+  explicit CudaArena(std::shared_ptr<SharedStream> stream) : stream_(std::move(stream)) {}
+  ~CudaArena() override {
+    cudaSetDevice(stream_->device);
+    for (void* p : allocations_) cudaFreeAsync(p, stream_->stream);
+  }
+  absl::StatusOr<void*> Allocate(size_t bytes, bool zero) override {
+    void* p = nullptr;
+    CUDA_RETURN_IF_ERROR(cudaMallocAsync(&p, bytes == 0 ? 1 : bytes, stream_->stream));
+    allocations_.push_back(p);
+    if (zero) CUDA_RETURN_IF_ERROR(cudaMemsetAsync(p, 0, bytes, stream_->stream));
+    return p;
+  }
+
+ private:
+  std::shared_ptr<SharedStream> stream_;
+  std::vector<void*> allocations_;
+};
+
 class CudaBackendImpl final : public CudaBackend {
  public:
   CudaBackendImpl(const CudaBackendOptions& options, int device)
       : dtype_(options.dtype), device_(device) {}
   ~CudaBackendImpl() override {
     cudaSetDevice(device_);
-    if (stream_ != nullptr) {
-      FreeStep().IgnoreError();
-      cudaStreamSynchronize(stream_);
-    }
+    if (stream_ != nullptr) cudaStreamSynchronize(stream_);
     attention_.reset();
     for (auto& [start, stop] : events_) {
       cudaEventDestroy(start);
       cudaEventDestroy(stop);
     }
-    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    if (ordered_ != nullptr) cudaEventDestroy(ordered_);
   }
 
   absl::Status Init() {
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
-    CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    shared_ = std::make_shared<SharedStream>();
+    shared_->device = device_;
+    CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&shared_->stream, cudaStreamNonBlocking));
+    stream_ = shared_->stream;
+    CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&ordered_, cudaEventDisableTiming));
     ASSIGN_OR_RETURN(attention_, kernels::CudaAttention::Create(stream_));
     // Keep freed memory in the pool between steps instead of returning it at every sync.
     cudaMemPool_t pool;
     CUDA_RETURN_IF_ERROR(cudaDeviceGetDefaultMemPool(&pool, device_));
     uint64_t keep = std::numeric_limits<uint64_t>::max();
     CUDA_RETURN_IF_ERROR(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    cudaDeviceProp prop;
+    CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, device_));
+    uuid_ = FormatUuid(prop.uuid);
     return absl::OkStatus();
   }
 
   absl::string_view name() const override { return "cuda"; }
   kernels::DType dtype() const override { return dtype_; }
+  bool Computes(kernels::DType) const override { return true; }
   bool device_memory() const override { return true; }
   void* stream() const override { return stream_; }
   int device() const override { return device_; }
+  const std::string& uuid() const override { return uuid_; }
 
-  absl::StatusOr<StepTensors> BeginStep(const kernels::AttentionShape& shape,
-                                        const LocalInputs& in) override {
-    CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
-    RETURN_IF_ERROR(FreeStep());
-    shape_ = shape;
-    tokens_ = in.tokens;
-    used_events_ = 0;
-    const int64_t q_elems = in.tokens * shape.q_heads * shape.head_dim;
-    const int64_t kv_elems = in.tokens * shape.kv_heads * shape.head_dim;
-    StepTensors t;
-    ASSIGN_OR_RETURN(t.q, Upload(in.q, q_elems));
-    ASSIGN_OR_RETURN(t.k, Upload(in.k, kv_elems));
-    ASSIGN_OR_RETURN(t.v, Upload(in.v, kv_elems));
-    ASSIGN_OR_RETURN(t.d_o, Upload(in.d_o, q_elems));
-    ASSIGN_OR_RETURN(void* o, Allocate(q_elems * sizeof(float), true));
-    ASSIGN_OR_RETURN(void* lse, Allocate(in.tokens * shape.q_heads * sizeof(float), false));
-    ASSIGN_OR_RETURN(void* dq, Allocate(q_elems * sizeof(float), true));
-    ASSIGN_OR_RETURN(void* dk, Allocate(kv_elems * sizeof(float), true));
-    ASSIGN_OR_RETURN(void* dv, Allocate(kv_elems * sizeof(float), true));
-    const std::vector<float> no_keys(in.tokens * shape.q_heads,
-                                     -std::numeric_limits<float>::infinity());
-    RETURN_IF_ERROR(CopyFromHost(lse, no_keys.data(), no_keys.size() * sizeof(float)));
-    t.o = static_cast<float*>(o);
-    t.lse = static_cast<float*>(lse);
-    t.dq = static_cast<float*>(dq);
-    t.dk = static_cast<float*>(dk);
-    t.dv = static_cast<float*>(dv);
-    tensors_ = t;
-    return t;
-  }
-
-  absl::StatusOr<void*> Allocate(size_t bytes, bool zero) override {
-    void* p = nullptr;
-    CUDA_RETURN_IF_ERROR(cudaMallocAsync(&p, bytes == 0 ? 1 : bytes, stream_));
-    allocations_.push_back(p);
-    if (zero) CUDA_RETURN_IF_ERROR(cudaMemsetAsync(p, 0, bytes, stream_));
-    return p;
+  std::unique_ptr<BackendArena> NewArena() override {
+    cudaSetDevice(device_);
+    return std::make_unique<CudaArena>(shared_);
   }
   // From pageable host memory: the source is copied out before this returns.
   absl::Status CopyFromHost(void* dst, const void* src, size_t bytes) override {
@@ -99,37 +108,65 @@ class CudaBackendImpl final : public CudaBackend {
     CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return absl::OkStatus();
   }
+  absl::Status Fill(float* dst, int64_t n, float value) override {
+    if (value == 0.0f) {
+      CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dst, 0, n * sizeof(float), stream_));
+      return absl::OkStatus();
+    }
+    const std::vector<float> host(n, value);  // pageable: copied out before the call returns
+    return CopyFromHost(dst, host.data(), n * sizeof(float));
+  }
+  absl::Status ConvertFromFloat(const float* src, kernels::DType dtype, void* dst,
+                                int64_t n) override {
+    if (dtype == kernels::DType::kFp32) {
+      CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+      return absl::OkStatus();
+    }
+    return attention_->ConvertFromFloat(src, dtype, dst, n);
+  }
+  // Never needed (the kernels read every dtype); there is no widening kernel.
+  absl::Status ConvertToFloat(const void*, kernels::DType dtype, float*, int64_t) override {
+    return absl::UnimplementedError(
+        absl::StrCat("cuda backend: no conversion from ", kernels::DTypeName(dtype)));
+  }
 
-  absl::Status Forward(const kernels::AttentionShape& shape,
+  absl::Status Forward(const kernels::AttentionShape& shape, kernels::DType dtype,
                        const std::vector<kernels::ForwardTile>& tiles) override {
     ASSIGN_OR_RETURN(auto events, NextEvents());
     CUDA_RETURN_IF_ERROR(cudaEventRecord(events.first, stream_));
-    RETURN_IF_ERROR(attention_->Forward(shape, dtype_, tiles));
+    RETURN_IF_ERROR(attention_->Forward(shape, dtype, tiles));
     CUDA_RETURN_IF_ERROR(cudaEventRecord(events.second, stream_));
     return absl::OkStatus();
   }
-  absl::Status Backward(const kernels::AttentionShape& shape,
+  absl::Status Backward(const kernels::AttentionShape& shape, kernels::DType dtype,
                         const std::vector<kernels::BackwardTile>& tiles) override {
     ASSIGN_OR_RETURN(auto events, NextEvents());
     CUDA_RETURN_IF_ERROR(cudaEventRecord(events.first, stream_));
-    RETURN_IF_ERROR(attention_->Backward(shape, dtype_, tiles));
+    RETURN_IF_ERROR(attention_->Backward(shape, dtype, tiles));
     CUDA_RETURN_IF_ERROR(cudaEventRecord(events.second, stream_));
     return absl::OkStatus();
   }
-  absl::Status ComputeDelta(const kernels::AttentionShape& shape, const float* o, const void* d_o,
-                            int64_t rows, float* delta) override {
-    return attention_->ComputeDelta(shape, dtype_, o, d_o, rows, delta);
+  absl::Status ComputeDelta(const kernels::AttentionShape& shape, kernels::DType dtype,
+                            const float* o, const void* d_o, int64_t rows, float* delta) override {
+    return attention_->ComputeDelta(shape, dtype, o, d_o, rows, delta);
   }
   absl::Status Accumulate(float* dst, const float* src, int64_t n) override {
     return attention_->Accumulate(dst, src, n);
   }
 
+  absl::Status OrderAfter(void* stream) override {
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    CUDA_RETURN_IF_ERROR(cudaEventRecord(ordered_, static_cast<cudaStream_t>(stream)));
+    CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream_, ordered_, 0));
+    return absl::OkStatus();
+  }
   absl::Status Synchronize() override {
     CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return absl::OkStatus();
   }
 
-  absl::StatusOr<double> AttentionSeconds() override {
+  absl::StatusOr<double> TakeAttentionSeconds() override {
     RETURN_IF_ERROR(Synchronize());
     double seconds = 0;
     for (size_t i = 0; i < used_events_; ++i) {
@@ -137,39 +174,19 @@ class CudaBackendImpl final : public CudaBackend {
       CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, events_[i].first, events_[i].second));
       seconds += ms / 1e3;
     }
+    used_events_ = 0;
     return seconds;
   }
 
-  absl::Status EndStep(LocalOutputs* out) override {
-    const int64_t q_elems = tokens_ * shape_.q_heads * shape_.head_dim;
-    const int64_t kv_elems = tokens_ * shape_.kv_heads * shape_.head_dim;
-    out->o.resize(q_elems);
-    out->lse.resize(tokens_ * shape_.q_heads);
-    out->dq.resize(q_elems);
-    out->dk.resize(kv_elems);
-    out->dv.resize(kv_elems);
-    for (auto [host, device] : {std::pair<std::vector<float>*, const float*>{&out->o, tensors_.o},
-                                {&out->lse, tensors_.lse},
-                                {&out->dq, tensors_.dq},
-                                {&out->dk, tensors_.dk},
-                                {&out->dv, tensors_.dv}}) {
-      CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host->data(), device, host->size() * sizeof(float),
-                                           cudaMemcpyDeviceToHost, stream_));
-    }
-    CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
-    return FreeStep();
-  }
-
  private:
-  // Device copy of `n` host floats in the backend's dtype.
-  absl::StatusOr<const void*> Upload(const float* src, int64_t n) {
-    ASSIGN_OR_RETURN(void* staged, Allocate(n * sizeof(float), false));
-    RETURN_IF_ERROR(CopyFromHost(staged, src, n * sizeof(float)));
-    if (dtype_ == kernels::DType::kFp32) return staged;
-    ASSIGN_OR_RETURN(void* converted, Allocate(n * kernels::DTypeBytes(dtype_), false));
-    RETURN_IF_ERROR(
-        attention_->ConvertFromFloat(static_cast<const float*>(staged), dtype_, converted, n));
-    return converted;
+  // "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", as nvidia-smi prints it.
+  static std::string FormatUuid(const cudaUUID_t& uuid) {
+    std::string out = "GPU-";
+    for (int i = 0; i < 16; ++i) {
+      if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+      absl::StrAppend(&out, absl::Hex(static_cast<unsigned char>(uuid.bytes[i]), absl::kZeroPad2));
+    }
+    return out;
   }
 
   absl::StatusOr<std::pair<cudaEvent_t, cudaEvent_t>> NextEvents() {
@@ -182,22 +199,15 @@ class CudaBackendImpl final : public CudaBackend {
     return events_[used_events_++];
   }
 
-  absl::Status FreeStep() {
-    for (void* p : allocations_) CUDA_RETURN_IF_ERROR(cudaFreeAsync(p, stream_));
-    allocations_.clear();
-    return absl::OkStatus();
-  }
-
   const kernels::DType dtype_;
   const int device_;
+  std::shared_ptr<SharedStream> shared_;
   cudaStream_t stream_ = nullptr;
+  cudaEvent_t ordered_ = nullptr;  // OrderAfter's marker on the caller's stream
   std::unique_ptr<kernels::CudaAttention> attention_;
-  std::vector<void*> allocations_;  // this step's, freed (stream-ordered) by the next
   std::vector<std::pair<cudaEvent_t, cudaEvent_t>> events_;
   size_t used_events_ = 0;
-  kernels::AttentionShape shape_;
-  int64_t tokens_ = 0;
-  StepTensors tensors_;
+  std::string uuid_;
 };
 
 }  // namespace

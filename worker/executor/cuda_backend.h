@@ -13,11 +13,13 @@
 //   Executor executor(transport.get(), shape, std::move(backend));
 //
 // Allocations are stream-ordered (cudaMallocAsync from the device's pool, kept between steps).
-// Attention time is measured with CUDA events around each launch.
+// Attention time is measured with CUDA events around each launch. The kernels read fp32, fp16
+// and bf16 inputs as they are; dtype is what Executor::Run converts its host inputs to.
 #ifndef FCP_WORKER_EXECUTOR_CUDA_BACKEND_H_
 #define FCP_WORKER_EXECUTOR_CUDA_BACKEND_H_
 
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "kernels/attention.h"
@@ -34,6 +36,7 @@ class CudaBackend : public ExecutorBackend {
  public:
   virtual void* stream() const = 0;  // a cudaStream_t
   virtual int device() const = 0;
+  virtual const std::string& uuid() const = 0;  // "GPU-...", as nvidia-smi prints it
 };
 
 // FailedPrecondition without a device (or below compute capability 8.0).

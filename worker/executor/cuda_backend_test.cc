@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/attention_cuda.h"
+#include "service/planner/strategies/dcp.h"
 #include "worker/verify/executor_testing.h"
 #include "worker/verify/reference_check.h"
 
@@ -21,19 +22,6 @@ namespace fcp {
 namespace {
 
 using Case = std::tuple<std::string, int, kernels::DType>;  // strategy, mask kind, dtype
-
-Mask MaskOf(int kind) {
-  switch (kind) {
-    case 1:
-      return Mask::Full();
-    case 2:
-      return Mask::SlidingWindow(37);
-    case 3:
-      return Mask::PrefixLm(50);
-    default:
-      return Mask::Causal();
-  }
-}
 
 class CudaExecutorTest : public ::testing::TestWithParam<Case> {
  protected:
@@ -45,8 +33,9 @@ class CudaExecutorTest : public ::testing::TestWithParam<Case> {
 
 TEST_P(CudaExecutorTest, AllRanksOnOneGpuEqualReferenceAttention) {
   const auto& [strategy, mask_kind, dtype] = GetParam();
+  RegisterDcpPlanner();  // optional strategy (strategies/dcp.h)
   const int32_t world = 4;
-  const Batch batch = BackendTestBatch(MaskOf(mask_kind), world, 64, 300 + mask_kind);
+  const Batch batch = BackendTestBatch(MaskOfKind(mask_kind), world, 64, 300 + mask_kind);
   const Plan plan = BackendTestPlan(batch, strategy);
   ASSERT_FALSE(plan.workers.empty());
   const std::vector<RankRun> runs = RunRanks(plan, batch, [dtype = dtype](int32_t) {

@@ -2,17 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <limits>
 #include <memory>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "service/planner/mask_math.h"
 #include "worker/executor/executor_backend.h"
-#include "worker/executor/kernel_types.h"
+#include "worker/executor/executor_pass.h"
 #include "worker/executor/slice_check.h"
 
 namespace fcp {
@@ -24,389 +21,117 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-struct Header {
-  uint64_t plan = 0;
-  uint64_t step = 0;
-};
+// A stable 64-bit fingerprint of the plan id (FNV-1a: the same on every build and rank).
+uint64_t Fingerprint(const std::string& id) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : id) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
 
-// A KV block resident on this rank, in backend memory: its K and V rows (local input or a
-// received copy) and, for received blocks, the dK/dV partials to send back to the owner.
-struct KvBlock {
-  const void* k = nullptr;
-  const void* v = nullptr;
-  float* dk = nullptr;
-  float* dv = nullptr;
-};
-
-// Moves host or backend memory through the transport, which moves host memory (loopback, gloo) or
-// device memory (nccl): the pointer itself when the kinds agree, else a staging copy made by the
-// backend (sends) or landed by it after the exchange (receives). Holds one exchange at a time.
-class Bridge {
- public:
-  Bridge(ExecutorBackend& backend, bool transport_device)
-      : backend_(backend), transport_device_(transport_device) {}
-
-  // What to hand the transport to send `bytes` at `p` (backend memory when `in_backend`).
-  absl::StatusOr<TransportBuffer> Send(const void* p, size_t bytes, bool in_backend) {
-    if (Direct(bytes, in_backend)) return TransportBuffer{const_cast<void*>(p), bytes};
-    ASSIGN_OR_RETURN(void* staged, Stage(bytes));
-    if (transport_device_) {
-      RETURN_IF_ERROR(backend_.CopyFromHost(staged, p, bytes));
-    } else {
-      RETURN_IF_ERROR(backend_.CopyToHost(staged, p, bytes));
-    }
-    return TransportBuffer{staged, bytes};
+absl::Status CheckShape(const kernels::AttentionShape& shape) {
+  if (shape.q_heads < 1 || shape.kv_heads < 1 || shape.head_dim < 1 ||
+      shape.q_heads % shape.kv_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("attention shape: q_heads ", shape.q_heads,
+                                                   ", kv_heads ", shape.kv_heads, ", head_dim ",
+                                                   shape.head_dim));
   }
+  return absl::OkStatus();
+}
 
-  // What to hand the transport to receive `bytes` that must end up at `p` (after Land()).
-  absl::StatusOr<TransportBuffer> Recv(void* p, size_t bytes, bool in_backend) {
-    if (Direct(bytes, in_backend)) return TransportBuffer{p, bytes};
-    ASSIGN_OR_RETURN(void* staged, Stage(bytes));
-    landings_.push_back({p, staged, bytes});
-    return TransportBuffer{staged, bytes};
+absl::Status CheckTensor(const void* p, absl::string_view name, int64_t tokens) {
+  if (p == nullptr && tokens > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": null with ", tokens, " tokens"));
   }
+  return absl::OkStatus();
+}
 
-  // After the exchange's Wait: copies staged receives to where they belong; forgets the exchange.
-  absl::Status Land() {
-    for (const Landing& l : landings_) {
-      if (transport_device_) {
-        RETURN_IF_ERROR(backend_.CopyToHost(l.dst, l.src, l.bytes));
-      } else {
-        RETURN_IF_ERROR(backend_.CopyFromHost(l.dst, l.src, l.bytes));
-      }
-    }
-    Clear();
-    return absl::OkStatus();
+// The context of a forward of `plan`'s slice for `rank`: schedule copied, offsets laid out.
+std::unique_ptr<ForwardContext::State> NewState(const Plan& plan, int32_t rank) {
+  auto s = std::make_unique<ForwardContext::State>();
+  s->plan_id = plan.plan_id;
+  s->fingerprint = Fingerprint(plan.plan_id);
+  s->blocks = plan.blocks;
+  for (const Document& d : plan.documents) s->masks.push_back(d.mask);
+  s->worker = *plan.FindWorker(rank);
+  int64_t offset = 0;
+  for (int32_t b : s->worker.blocks) {
+    s->local_offset[b] = offset;
+    offset += s->blocks[b].tokens();
   }
+  const WorkerPlan& w = s->worker;
+  for (const Tile& t : w.tiles) s->last_round = std::max(s->last_round, t.round);
+  for (const Transfer& t : w.sends) s->last_round = std::max(s->last_round, t.round);
+  for (const Transfer& t : w.recvs) s->last_round = std::max(s->last_round, t.round);
+  s->tiles_by_round.assign(s->last_round + 1, {});
+  for (const Tile& t : w.tiles) s->tiles_by_round[t.round].push_back(&t);
+  return s;
+}
 
-  void Clear() {
-    landings_.clear();
-    host_.clear();
+// `n` elements of `dtype` at `src` as the kernels read them: in place when the backend computes
+// in `dtype`, else widened to fp32 in `arena`.
+absl::StatusOr<const void*> Readable(ExecutorBackend& backend, BackendArena& arena,
+                                     kernels::DType dtype, const void* src, int64_t n) {
+  if (backend.Computes(dtype) || n == 0) return src;
+  ASSIGN_OR_RETURN(void* wide, arena.Allocate(n * sizeof(float), false));
+  RETURN_IF_ERROR(backend.ConvertToFloat(src, dtype, static_cast<float*>(wide), n));
+  return wide;
+}
+
+// An fp32 accumulator of `n` elements for the caller's `out` of `dtype`: `out` itself for fp32,
+// else fresh memory of `arena`; set to `value`.
+absl::StatusOr<float*> Accumulator(ExecutorBackend& backend, BackendArena& arena,
+                                   kernels::DType dtype, void* out, int64_t n, float value) {
+  float* acc = static_cast<float*>(out);
+  if (dtype != kernels::DType::kFp32) {
+    ASSIGN_OR_RETURN(void* p, arena.Allocate(std::max<int64_t>(n, 1) * sizeof(float), false));
+    acc = static_cast<float*>(p);
   }
+  if (n > 0) RETURN_IF_ERROR(backend.Fill(acc, n, value));
+  return acc;
+}
 
- private:
-  bool Direct(size_t bytes, bool in_backend) const {
-    return bytes == 0 || (in_backend && backend_.device_memory()) == transport_device_;
-  }
-  // Memory of the transport's kind: backend (device) memory, or host memory owned here.
-  absl::StatusOr<void*> Stage(size_t bytes) {
-    if (transport_device_) return backend_.Allocate(bytes, false);
-    host_.push_back(std::unique_ptr<char[]>(new char[bytes]));
-    return host_.back().get();
-  }
-
-  struct Landing {
-    void* dst;
-    const void* src;
-    size_t bytes;
-  };
-  ExecutorBackend& backend_;
-  const bool transport_device_;
-  std::vector<Landing> landings_;
-  std::vector<std::unique_ptr<char[]>> host_;
-};
-
-// One step of one rank. Owns the received data; runs forward then backward.
-class StepRun {
- public:
-  StepRun(Transport* transport, const kernels::AttentionShape& shape, ExecutorBackend& backend,
-          const Plan& plan, int64_t step, const LocalInputs& in, LocalOutputs* out)
-      : transport_(transport),
-        shape_(shape),
-        backend_(backend),
-        bridge_(backend, transport->device_buffers()),
-        plan_(plan),
-        worker_(*plan.FindWorker(transport->rank())),
-        step_(step),
-        in_(in),
-        out_(out),
-        q_row_(static_cast<int64_t>(shape.q_heads) * shape.head_dim),
-        kv_row_(static_cast<int64_t>(shape.kv_heads) * shape.head_dim),
-        input_bytes_(kernels::DTypeBytes(backend.dtype())) {
-    header_.plan = Fingerprint(plan.plan_id);
-    header_.step = static_cast<uint64_t>(step);
-  }
-
-  absl::StatusOr<StepStats> Run() {
-    RETURN_IF_ERROR(Layout());
-    const Clock::time_point start = Clock::now();
-    RETURN_IF_ERROR(Forward());
-    RETURN_IF_ERROR(backend_.Synchronize());
-    stats_.forward_seconds = SecondsSince(start);
-    const Clock::time_point backward = Clock::now();
-    RETURN_IF_ERROR(Backward());
-    RETURN_IF_ERROR(backend_.Synchronize());
-    stats_.backward_seconds = SecondsSince(backward);
-    ASSIGN_OR_RETURN(stats_.attention_seconds, backend_.AttentionSeconds());
-    stats_.tiles = static_cast<int64_t>(worker_.tiles.size());
-    RETURN_IF_ERROR(backend_.EndStep(out_));
-    return stats_;
-  }
-
- private:
-  // A stable 64-bit fingerprint of the plan id (FNV-1a: the same on every build and rank).
-  static uint64_t Fingerprint(const std::string& id) {
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : id) h = (h ^ c) * 1099511628211ull;
-    return h;
-  }
-
-  int64_t Rows(int32_t block) const { return plan_.blocks[block].tokens(); }
-  // Bytes of a block's K (or V) rows in the backend's dtype, and of its dK (or dV) rows (fp32).
-  size_t KvBytes(int32_t block) const { return Rows(block) * kv_row_ * input_bytes_; }
-  size_t GradBytes(int32_t block) const { return Rows(block) * kv_row_ * sizeof(float); }
-  // Row `row` of an input tensor of `row_elems` elements per row, in the backend's dtype.
-  const void* InputRow(const void* base, int64_t row, int64_t row_elems) const {
-    return static_cast<const char*>(base) + row * row_elems * input_bytes_;
-  }
-
-  // Local offsets, outputs, the resident KV map and the rounds' tile lists.
-  absl::Status Layout() {
-    ASSIGN_OR_RETURN(t_, backend_.BeginStep(shape_, in_));
-    int64_t offset = 0;
-    for (int32_t b : worker_.blocks) {
-      local_offset_[b] = offset;
-      KvBlock& kv = kv_[b];
-      kv.k = InputRow(t_.k, offset, kv_row_);
-      kv.v = InputRow(t_.v, offset, kv_row_);
-      kv.dk = t_.dk + offset * kv_row_;
-      kv.dv = t_.dv + offset * kv_row_;
-      offset += Rows(b);
-    }
-    for (const Tile& t : worker_.tiles) last_round_ = std::max(last_round_, t.round);
-    for (const Transfer& t : worker_.sends) last_round_ = std::max(last_round_, t.round);
-    for (const Transfer& t : worker_.recvs) last_round_ = std::max(last_round_, t.round);
-    tiles_by_round_.assign(last_round_ + 1, {});
-    for (const Tile& t : worker_.tiles) tiles_by_round_[t.round].push_back(&t);
-    return absl::OkStatus();
-  }
-
-  double TileFlops(const Tile& t) const {
-    const Block& q = plan_.blocks[t.q_block];
-    const Block& kv = plan_.blocks[t.kv_block];
-    const int64_t pairs =
-        AllowedPairs(plan_.documents[q.document].mask, q.begin, q.end, kv.begin, kv.end);
-    return 4.0 * shape_.head_dim * shape_.q_heads * static_cast<double>(pairs);
-  }
-
-  // Posts round r's transfers of `kind`. KV: sends K and V of each block, receives into fresh
-  // storage. dKV: sends the partials, receives into `dkv_in_` (added to the owner's by Await).
-  absl::StatusOr<std::unique_ptr<PendingExchange>> Post(TransferKind kind, int32_t r) {
-    std::vector<SendOp> sends;
-    std::vector<RecvOp> recvs;
-    const bool fwd = kind == TransferKind::kKv;
-    bridge_.Clear();
-    for (const Transfer& t : worker_.sends) {
-      if (t.kind != kind || t.round != r) continue;
-      SendOp op{t.peer, {}};
-      ASSIGN_OR_RETURN(TransportBuffer header, bridge_.Send(&header_, sizeof header_, false));
-      op.buffers.push_back(header);
-      for (int32_t b : t.blocks) {
-        const KvBlock& kv = kv_[b];
-        const size_t bytes = fwd ? KvBytes(b) : GradBytes(b);
-        ASSIGN_OR_RETURN(TransportBuffer k, bridge_.Send(fwd ? kv.k : kv.dk, bytes, true));
-        ASSIGN_OR_RETURN(TransportBuffer v, bridge_.Send(fwd ? kv.v : kv.dv, bytes, true));
-        op.buffers.push_back(k);
-        op.buffers.push_back(v);
-        stats_.bytes_sent += 2 * bytes;
-      }
-      sends.push_back(std::move(op));
-    }
-    peer_headers_.clear();
-    dkv_in_.clear();
-    for (const Transfer& t : worker_.recvs) {
-      if (t.kind != kind || t.round != r) continue;
-      peer_headers_.push_back({t.peer, Header{}});
-    }
-    size_t h = 0;
-    for (const Transfer& t : worker_.recvs) {
-      if (t.kind != kind || t.round != r) continue;
-      RecvOp op{t.peer, {}};
-      ASSIGN_OR_RETURN(TransportBuffer header,
-                       bridge_.Recv(&peer_headers_[h++].second, sizeof(Header), false));
-      op.buffers.push_back(header);
-      for (int32_t b : t.blocks) {
-        const int64_t n = Rows(b) * kv_row_;
-        const size_t bytes = fwd ? KvBytes(b) : GradBytes(b);
-        char* k;
-        if (fwd) {
-          // K and V in the dtype; dK and dV (fp32, zero) for the partials this rank sends back.
-          ASSIGN_OR_RETURN(void* kv_rows, backend_.Allocate(2 * bytes, false));
-          ASSIGN_OR_RETURN(void* grads, backend_.Allocate(2 * n * sizeof(float), true));
-          KvBlock& kv = kv_[b];
-          k = static_cast<char*>(kv_rows);
-          kv.k = k;
-          kv.v = k + bytes;
-          kv.dk = static_cast<float*>(grads);
-          kv.dv = kv.dk + n;
-        } else {
-          ASSIGN_OR_RETURN(void* partials, backend_.Allocate(2 * bytes, false));
-          dkv_in_.push_back({b, static_cast<float*>(partials)});
-          k = static_cast<char*>(partials);
-        }
-        ASSIGN_OR_RETURN(TransportBuffer k_in, bridge_.Recv(k, bytes, true));
-        ASSIGN_OR_RETURN(TransportBuffer v_in, bridge_.Recv(k + bytes, bytes, true));
-        op.buffers.push_back(k_in);
-        op.buffers.push_back(v_in);
-        stats_.bytes_received += 2 * bytes;
-      }
-      recvs.push_back(std::move(op));
-    }
-    if (sends.empty() && recvs.empty()) return std::unique_ptr<PendingExchange>();
-    return transport_->Post(ExchangeTag(step_, kind, r), std::move(sends), std::move(recvs));
-  }
-
-  // Waits for a posted round and checks that every peer runs this plan and step.
-  absl::Status Await(std::unique_ptr<PendingExchange> pending, TransferKind kind, int32_t r) {
-    if (pending == nullptr) return absl::OkStatus();
-    const Clock::time_point start = Clock::now();
-    absl::Status status = pending->Wait();
-    if (status.ok()) status = bridge_.Land();
-    stats_.comm_wait_seconds += SecondsSince(start);
-    if (!status.ok()) {
-      return absl::Status(
-          status.code(), absl::StrCat("worker ", transport_->rank(), ", step ", step_, ", ",
-                                      kind == TransferKind::kKv ? "forward" : "backward", " round ",
-                                      r, ": ", status.message()));
-    }
-    for (const auto& [peer, header] : peer_headers_) {
-      if (header.plan != header_.plan || header.step != header_.step) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "worker ", transport_->rank(), ": peer ", peer, " runs another plan or step (step ",
-            header.step, ", plan fingerprint ", header.plan, "; this rank: step ", header_.step,
-            ", plan ", plan_.plan_id, ")"));
-      }
-    }
-    // Received dK/dV partials are the owner's to add (after the wait: the kernels of the round
-    // in flight may be accumulating into the same rows).
-    for (const auto& [b, data] : dkv_in_) {
-      const int64_t n = Rows(b) * kv_row_;
-      const KvBlock& kv = kv_[b];
-      RETURN_IF_ERROR(backend_.Accumulate(kv.dk, data, n));
-      RETURN_IF_ERROR(backend_.Accumulate(kv.dv, data + n, n));
-    }
-    dkv_in_.clear();
-    return absl::OkStatus();
-  }
-
-  absl::Status ComputeForward(int32_t r) {
-    std::vector<kernels::ForwardTile> tiles;
-    for (const Tile* t : tiles_by_round_[r]) {
-      const Block& q = plan_.blocks[t->q_block];
-      const Block& kvb = plan_.blocks[t->kv_block];
-      const KvBlock& kv = kv_[t->kv_block];
-      const int64_t off = local_offset_[t->q_block];
-      kernels::ForwardTile f;
-      f.q = InputRow(t_.q, off, q_row_);
-      f.k = kv.k;
-      f.v = kv.v;
-      f.q_rows = q.tokens();
-      f.kv_rows = kvb.tokens();
-      f.q_begin = q.begin;
-      f.kv_begin = kvb.begin;
-      f.mask = ToKernelMask(plan_.documents[q.document].mask);
-      f.o = t_.o + off * q_row_;
-      f.lse = t_.lse + off * shape_.q_heads;
-      tiles.push_back(f);
-      stats_.attention_flops += TileFlops(*t);
-    }
-    return backend_.Forward(shape_, tiles);
-  }
-
-  absl::Status ComputeBackward(int32_t r) {
-    std::vector<kernels::BackwardTile> tiles;
-    for (const Tile* t : tiles_by_round_[r]) {
-      const Block& q = plan_.blocks[t->q_block];
-      const Block& kvb = plan_.blocks[t->kv_block];
-      const KvBlock& kv = kv_[t->kv_block];
-      const int64_t off = local_offset_[t->q_block];
-      kernels::BackwardTile g;
-      g.q = InputRow(t_.q, off, q_row_);
-      g.k = kv.k;
-      g.v = kv.v;
-      g.d_o = InputRow(t_.d_o, off, q_row_);
-      g.lse = t_.lse + off * shape_.q_heads;
-      g.delta = delta_ + off * shape_.q_heads;
-      g.q_rows = q.tokens();
-      g.kv_rows = kvb.tokens();
-      g.q_begin = q.begin;
-      g.kv_begin = kvb.begin;
-      g.mask = ToKernelMask(plan_.documents[q.document].mask);
-      g.dq = t_.dq + off * q_row_;
-      g.dk = kv.dk;
-      g.dv = kv.dv;
-      tiles.push_back(g);
-      stats_.attention_flops += kBackwardFlopsRatio * TileFlops(*t);
-    }
-    return backend_.Backward(shape_, tiles);
-  }
-
-  absl::Status Forward() {
-    std::unique_ptr<PendingExchange> pending;
-    if (last_round_ >= 1) {
-      ASSIGN_OR_RETURN(pending, Post(TransferKind::kKv, 1));
-    }
-    for (int32_t r = 0; r <= last_round_; ++r) {
-      if (r >= 1) {
-        RETURN_IF_ERROR(Await(std::move(pending), TransferKind::kKv, r));
-        if (r + 1 <= last_round_) {
-          ASSIGN_OR_RETURN(pending, Post(TransferKind::kKv, r + 1));
-        }
-      }
-      RETURN_IF_ERROR(ComputeForward(r));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status Backward() {
-    ASSIGN_OR_RETURN(void* delta,
-                     backend_.Allocate(in_.tokens * shape_.q_heads * sizeof(float), false));
-    delta_ = static_cast<float*>(delta);
-    RETURN_IF_ERROR(backend_.ComputeDelta(shape_, t_.o, t_.d_o, in_.tokens, delta_));
-    std::unique_ptr<PendingExchange> pending;
-    for (int32_t r = last_round_; r >= 0; --r) {
-      RETURN_IF_ERROR(ComputeBackward(r));
-      RETURN_IF_ERROR(Await(std::move(pending), TransferKind::kDkv, r + 1));
-      if (r >= 1) {
-        ASSIGN_OR_RETURN(pending, Post(TransferKind::kDkv, r));
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  Transport* transport_;
-  const kernels::AttentionShape shape_;
-  ExecutorBackend& backend_;
-  Bridge bridge_;
-  const Plan& plan_;
-  const WorkerPlan& worker_;
-  const int64_t step_;
-  const LocalInputs& in_;
-  LocalOutputs* out_;
-  const int64_t q_row_, kv_row_;  // elements per token row
-  const size_t input_bytes_;      // bytes per element of q, k, v, d_o
-
-  StepTensors t_;  // this step's tensors in backend memory
-  Header header_;
-  absl::flat_hash_map<int32_t, int64_t> local_offset_;  // local block -> first row
-  absl::flat_hash_map<int32_t, KvBlock> kv_;            // resident blocks
-  std::vector<std::vector<const Tile*>> tiles_by_round_;
-  int32_t last_round_ = 0;
-  float* delta_ = nullptr;                                // backend memory
-  std::vector<std::pair<int32_t, Header>> peer_headers_;  // headers of the round in flight
-  std::vector<std::pair<int32_t, float*>> dkv_in_;        // received partials, backend memory
-  StepStats stats_;
-};
+// Rounds an accumulator into the caller's `out` of `dtype` (nothing to do when it is `out`).
+absl::Status Publish(ExecutorBackend& backend, kernels::DType dtype, const float* acc, void* out,
+                     int64_t n) {
+  if (dtype == kernels::DType::kFp32 || n == 0) return absl::OkStatus();
+  return backend.ConvertFromFloat(acc, dtype, out, n);
+}
 
 }  // namespace
 
-uint64_t ExchangeTag(int64_t step, TransferKind kind, int32_t round) {
+StepStats CombineStats(const StepStats& a, const StepStats& b) {
+  StepStats c = a;
+  c.forward_seconds += b.forward_seconds;
+  c.backward_seconds += b.backward_seconds;
+  c.attention_seconds += b.attention_seconds;
+  c.attention_flops += b.attention_flops;
+  c.comm_wait_seconds += b.comm_wait_seconds;
+  c.bytes_sent += b.bytes_sent;
+  c.bytes_received += b.bytes_received;
+  return c;
+}
+
+ForwardContext::ForwardContext(std::unique_ptr<State> state) : state_(std::move(state)) {}
+ForwardContext::~ForwardContext() = default;
+const StepStats& ForwardContext::stats() const { return state_->stats; }
+const Executor* ForwardContext::executor() const { return state_->executor; }
+int64_t ForwardContext::tokens() const { return state_->tokens; }
+bool ForwardContext::backward_done() const { return state_->backward_done; }
+double ForwardContext::predicted_seconds() const {
+  return (state_->worker.predicted.fwd_ms + state_->worker.predicted.bwd_ms) / 1e3;
+}
+
+uint64_t ExchangeTag(int64_t step, TransferKind kind, int32_t round, uint32_t call) {
   const uint64_t s = static_cast<uint64_t>(step) & ((uint64_t{1} << 24) - 1);
-  return s << 20 | uint64_t{kind == TransferKind::kDkv} << 19 |
+  return uint64_t{call & 0xFFFFu} << 44 | s << 20 | uint64_t{kind == TransferKind::kDkv} << 19 |
          (static_cast<uint64_t>(round) & ((uint64_t{1} << 19) - 1));
 }
 
 uint64_t GatherTag(int64_t step) { return ExchangeTag(step, TransferKind::kDkv, kMaxRounds); }
+
+uint64_t RowsTag(int64_t step, uint32_t call) {
+  return ExchangeTag(step, TransferKind::kKv, kMaxRounds, call);
+}
 
 Executor::Executor(Transport* transport, const kernels::AttentionShape& shape, int threads)
     : Executor(transport, shape, NewCpuBackend(threads)) {}
@@ -417,19 +142,174 @@ Executor::Executor(Transport* transport, const kernels::AttentionShape& shape,
 
 Executor::~Executor() = default;
 
+absl::StatusOr<std::unique_ptr<ForwardContext>> Executor::Forward(
+    const Plan& plan, absl::string_view expected_plan_id, int64_t step,
+    const ForwardTensors& tensors, void* stream) {
+  RETURN_IF_ERROR(CheckSlice(plan, transport_->rank(), transport_->world_size(), expected_plan_id,
+                             tensors.tokens));
+  RETURN_IF_ERROR(CheckShape(shape_));
+  for (const auto& [p, name] : {std::pair<const void*, const char*>{tensors.q, "q"},
+                                {tensors.k, "k"},
+                                {tensors.v, "v"},
+                                {tensors.o, "o"},
+                                {tensors.lse, "lse"}}) {
+    RETURN_IF_ERROR(CheckTensor(p, name, tensors.tokens));
+  }
+  const Clock::time_point start = Clock::now();
+  ExecutorBackend& backend = *backend_;
+  RETURN_IF_ERROR(backend.OrderAfter(stream));
+  std::unique_ptr<ForwardContext::State> s = NewState(plan, transport_->rank());
+  s->executor = this;
+  s->step = step;
+  s->call = NextCall();
+  s->shape = shape_;
+  s->dtype = tensors.dtype;
+  s->compute = backend.Computes(tensors.dtype) ? tensors.dtype : kernels::DType::kFp32;
+  s->out_dtype = tensors.out_dtype;
+  s->tokens = tensors.tokens;
+  s->arena = backend.NewArena();
+  const int64_t q_elems = tensors.tokens * shape_.q_heads * shape_.head_dim;
+  const int64_t kv_elems = tensors.tokens * shape_.kv_heads * shape_.head_dim;
+  ASSIGN_OR_RETURN(s->q, Readable(backend, *s->arena, s->dtype, tensors.q, q_elems));
+  ASSIGN_OR_RETURN(s->k, Readable(backend, *s->arena, s->dtype, tensors.k, kv_elems));
+  ASSIGN_OR_RETURN(s->v, Readable(backend, *s->arena, s->dtype, tensors.v, kv_elems));
+  ASSIGN_OR_RETURN(s->o, Accumulator(backend, *s->arena, s->out_dtype, tensors.o, q_elems, 0.0f));
+  s->lse = tensors.lse;
+  const int64_t lse_elems = tensors.tokens * shape_.q_heads;
+  if (lse_elems > 0) {
+    RETURN_IF_ERROR(backend.Fill(s->lse, lse_elems, -std::numeric_limits<float>::infinity()));
+  }
+  const size_t kv_row_bytes =
+      static_cast<size_t>(shape_.kv_heads) * shape_.head_dim * kernels::DTypeBytes(s->compute);
+  for (const auto& [b, offset] : s->local_offset) {
+    ResidentKv& kv = s->kv[b];
+    kv.k = static_cast<const char*>(s->k) + offset * kv_row_bytes;
+    kv.v = static_cast<const char*>(s->v) + offset * kv_row_bytes;
+  }
+  RETURN_IF_ERROR(ForwardRounds(*s, *transport_, backend));
+  RETURN_IF_ERROR(Publish(backend, s->out_dtype, s->o, tensors.o, q_elems));
+  RETURN_IF_ERROR(backend.Synchronize());
+  s->stats.forward_seconds = SecondsSince(start);
+  ASSIGN_OR_RETURN(s->stats.attention_seconds, backend.TakeAttentionSeconds());
+  s->stats.tiles = static_cast<int64_t>(s->worker.tiles.size());
+  return std::make_unique<ForwardContext>(std::move(s));
+}
+
+absl::StatusOr<StepStats> Executor::Backward(ForwardContext& context,
+                                             const BackwardTensors& tensors, void* stream) {
+  ForwardContext::State& s = context.state();
+  if (s.executor != this) {
+    return absl::InvalidArgumentError("context: made by another executor");
+  }
+  if (s.backward_done) return absl::InvalidArgumentError("context: its backward already ran");
+  for (const auto& [p, name] : {std::pair<const void*, const char*>{tensors.d_o, "d_o"},
+                                {tensors.dq, "dq"},
+                                {tensors.dk, "dk"},
+                                {tensors.dv, "dv"}}) {
+    RETURN_IF_ERROR(CheckTensor(p, name, s.tokens));
+  }
+  s.backward_done = true;
+  const Clock::time_point start = Clock::now();
+  ExecutorBackend& backend = *backend_;
+  RETURN_IF_ERROR(backend.OrderAfter(stream));
+  std::unique_ptr<BackendArena> scratch = backend.NewArena();
+  const int64_t q_elems = s.tokens * s.shape.q_heads * s.shape.head_dim;
+  const int64_t kv_elems = s.tokens * s.shape.kv_heads * s.shape.head_dim;
+  const int64_t kv_row = static_cast<int64_t>(s.shape.kv_heads) * s.shape.head_dim;
+  ASSIGN_OR_RETURN(const void* d_o, Readable(backend, *scratch, s.dtype, tensors.d_o, q_elems));
+  ASSIGN_OR_RETURN(float* dq, Accumulator(backend, *scratch, s.out_dtype, tensors.dq, q_elems, 0));
+  ASSIGN_OR_RETURN(float* dk, Accumulator(backend, *scratch, s.out_dtype, tensors.dk, kv_elems, 0));
+  ASSIGN_OR_RETURN(float* dv, Accumulator(backend, *scratch, s.out_dtype, tensors.dv, kv_elems, 0));
+  for (auto& [b, kv] : s.kv) {
+    const int64_t n = s.blocks[b].tokens() * kv_row;
+    auto local = s.local_offset.find(b);
+    if (local != s.local_offset.end()) {
+      kv.dk = dk + local->second * kv_row;
+      kv.dv = dv + local->second * kv_row;
+      continue;
+    }
+    ASSIGN_OR_RETURN(void* grads, scratch->Allocate(2 * n * sizeof(float), true));
+    kv.dk = static_cast<float*>(grads);
+    kv.dv = kv.dk + n;
+  }
+  ASSIGN_OR_RETURN(void* delta,
+                   scratch->Allocate(std::max<int64_t>(s.tokens * s.shape.q_heads, 1) * 4, false));
+  if (s.tokens > 0) {
+    RETURN_IF_ERROR(
+        backend.ComputeDelta(s.shape, s.compute, s.o, d_o, s.tokens, static_cast<float*>(delta)));
+  }
+  StepStats stats;
+  RETURN_IF_ERROR(BackwardRounds(s, *transport_, backend, *scratch, d_o,
+                                 static_cast<const float*>(delta), dq, &stats));
+  RETURN_IF_ERROR(Publish(backend, s.out_dtype, dq, tensors.dq, q_elems));
+  RETURN_IF_ERROR(Publish(backend, s.out_dtype, dk, tensors.dk, kv_elems));
+  RETURN_IF_ERROR(Publish(backend, s.out_dtype, dv, tensors.dv, kv_elems));
+  RETURN_IF_ERROR(backend.Synchronize());
+  stats.backward_seconds = SecondsSince(start);
+  ASSIGN_OR_RETURN(stats.attention_seconds, backend.TakeAttentionSeconds());
+  stats.tiles = static_cast<int64_t>(s.worker.tiles.size());
+  return stats;
+}
+
 absl::StatusOr<StepStats> Executor::Run(const Plan& plan, absl::string_view expected_plan_id,
                                         int64_t step, const LocalInputs& inputs,
                                         LocalOutputs* outputs) {
   RETURN_IF_ERROR(CheckSlice(plan, transport_->rank(), transport_->world_size(), expected_plan_id,
                              inputs.tokens));
-  if (shape_.q_heads < 1 || shape_.kv_heads < 1 || shape_.head_dim < 1 ||
-      shape_.q_heads % shape_.kv_heads != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("attention shape: q_heads ", shape_.q_heads,
-                                                   ", kv_heads ", shape_.kv_heads, ", head_dim ",
-                                                   shape_.head_dim));
+  RETURN_IF_ERROR(CheckShape(shape_));
+  const int64_t q_elems = inputs.tokens * shape_.q_heads * shape_.head_dim;
+  const int64_t kv_elems = inputs.tokens * shape_.kv_heads * shape_.head_dim;
+  const int64_t lse_elems = inputs.tokens * shape_.q_heads;
+  outputs->o.assign(q_elems, 0.0f);
+  outputs->lse.assign(lse_elems, 0.0f);
+  outputs->dq.assign(q_elems, 0.0f);
+  outputs->dk.assign(kv_elems, 0.0f);
+  outputs->dv.assign(kv_elems, 0.0f);
+  ForwardTensors f{kernels::DType::kFp32, kernels::DType::kFp32, inputs.q,     inputs.k, inputs.v,
+                   outputs->o.data(),     outputs->lse.data(),   inputs.tokens};
+  BackwardTensors b{inputs.d_o, outputs->dq.data(), outputs->dk.data(), outputs->dv.data()};
+  std::unique_ptr<BackendArena> device = backend_->NewArena();
+  ExecutorBackend& backend = *backend_;
+  if (backend.device_memory()) {  // inputs uploaded in the backend's dtype, outputs fp32
+    f.dtype = backend.dtype();
+    auto upload = [&](const float* src, int64_t n) -> absl::StatusOr<const void*> {
+      ASSIGN_OR_RETURN(void* wide, device->Allocate(std::max<int64_t>(n, 1) * 4, false));
+      RETURN_IF_ERROR(backend.CopyFromHost(wide, src, n * sizeof(float)));
+      if (f.dtype == kernels::DType::kFp32) return wide;
+      ASSIGN_OR_RETURN(
+          void* narrow,
+          device->Allocate(std::max<int64_t>(n, 1) * kernels::DTypeBytes(f.dtype), false));
+      RETURN_IF_ERROR(
+          backend.ConvertFromFloat(static_cast<const float*>(wide), f.dtype, narrow, n));
+      return narrow;
+    };
+    auto output = [&](int64_t n) -> absl::StatusOr<void*> {
+      return device->Allocate(std::max<int64_t>(n, 1) * sizeof(float), false);
+    };
+    ASSIGN_OR_RETURN(f.q, upload(inputs.q, q_elems));
+    ASSIGN_OR_RETURN(f.k, upload(inputs.k, kv_elems));
+    ASSIGN_OR_RETURN(f.v, upload(inputs.v, kv_elems));
+    ASSIGN_OR_RETURN(b.d_o, upload(inputs.d_o, q_elems));
+    ASSIGN_OR_RETURN(f.o, output(q_elems));
+    ASSIGN_OR_RETURN(void* lse, output(lse_elems));
+    f.lse = static_cast<float*>(lse);
+    ASSIGN_OR_RETURN(b.dq, output(q_elems));
+    ASSIGN_OR_RETURN(b.dk, output(kv_elems));
+    ASSIGN_OR_RETURN(b.dv, output(kv_elems));
   }
-  StepRun run(transport_, shape_, *backend_, plan, step, inputs, outputs);
-  return run.Run();
+  ASSIGN_OR_RETURN(std::unique_ptr<ForwardContext> context,
+                   Forward(plan, expected_plan_id, step, f));
+  ASSIGN_OR_RETURN(StepStats backward, Backward(*context, b));
+  if (backend.device_memory()) {
+    for (const auto& [host, src] : {std::pair<std::vector<float>*, const void*>{&outputs->o, f.o},
+                                    {&outputs->lse, f.lse},
+                                    {&outputs->dq, b.dq},
+                                    {&outputs->dk, b.dk},
+                                    {&outputs->dv, b.dv}}) {
+      RETURN_IF_ERROR(backend.CopyToHost(host->data(), src, host->size() * sizeof(float)));
+    }
+  }
+  return CombineStats(context->stats(), backward);
 }
 
 }  // namespace fcp

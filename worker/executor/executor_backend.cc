@@ -1,12 +1,27 @@
 #include "worker/executor/executor_backend.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <limits>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/dtype_convert.h"
 
 namespace fcp {
 namespace {
+
+class CpuArena final : public BackendArena {
+ public:
+  absl::StatusOr<void*> Allocate(size_t bytes, bool zero) override {
+    blocks_.push_back(zero ? std::make_unique<char[]>(bytes)
+                           : std::unique_ptr<char[]>(new char[bytes]));
+    return blocks_.back().get();
+  }
+
+ private:
+  std::vector<std::unique_ptr<char[]>> blocks_;
+};
 
 class CpuBackend final : public ExecutorBackend {
  public:
@@ -14,29 +29,10 @@ class CpuBackend final : public ExecutorBackend {
 
   absl::string_view name() const override { return "cpu"; }
   kernels::DType dtype() const override { return kernels::DType::kFp32; }
+  bool Computes(kernels::DType dtype) const override { return dtype == kernels::DType::kFp32; }
   bool device_memory() const override { return false; }
 
-  absl::StatusOr<StepTensors> BeginStep(const kernels::AttentionShape& shape,
-                                        const LocalInputs& in) override {
-    arena_.clear();
-    attention_seconds_ = 0;
-    const int64_t q_elems = in.tokens * shape.q_heads * shape.head_dim;
-    const int64_t kv_elems = in.tokens * shape.kv_heads * shape.head_dim;
-    out_.o.assign(q_elems, 0.0f);
-    out_.lse.assign(in.tokens * shape.q_heads, -std::numeric_limits<float>::infinity());
-    out_.dq.assign(q_elems, 0.0f);
-    out_.dk.assign(kv_elems, 0.0f);
-    out_.dv.assign(kv_elems, 0.0f);
-    return StepTensors{in.q,           in.k,           in.v,
-                       in.d_o,         out_.o.data(),  out_.lse.data(),
-                       out_.dq.data(), out_.dk.data(), out_.dv.data()};
-  }
-
-  absl::StatusOr<void*> Allocate(size_t bytes, bool zero) override {
-    arena_.push_back(zero ? std::make_unique<char[]>(bytes)
-                          : std::unique_ptr<char[]>(new char[bytes]));
-    return arena_.back().get();
-  }
+  std::unique_ptr<BackendArena> NewArena() override { return std::make_unique<CpuArena>(); }
   absl::Status CopyFromHost(void* dst, const void* src, size_t bytes) override {
     if (bytes > 0) std::memcpy(dst, src, bytes);  // empty buffers may be null
     return absl::OkStatus();
@@ -45,23 +41,40 @@ class CpuBackend final : public ExecutorBackend {
     if (bytes > 0) std::memcpy(dst, src, bytes);
     return absl::OkStatus();
   }
+  absl::Status Fill(float* dst, int64_t n, float value) override {
+    std::fill(dst, dst + n, value);
+    return absl::OkStatus();
+  }
+  absl::Status ConvertFromFloat(const float* src, kernels::DType dtype, void* dst,
+                                int64_t n) override {
+    kernels::ConvertFromFloat(src, dtype, dst, n);
+    return absl::OkStatus();
+  }
+  absl::Status ConvertToFloat(const void* src, kernels::DType dtype, float* dst,
+                              int64_t n) override {
+    kernels::ConvertToFloat(src, dtype, dst, n);
+    return absl::OkStatus();
+  }
 
-  absl::Status Forward(const kernels::AttentionShape& shape,
+  absl::Status Forward(const kernels::AttentionShape& shape, kernels::DType dtype,
                        const std::vector<kernels::ForwardTile>& tiles) override {
+    if (!Computes(dtype)) return NotFp32(dtype);
     const auto start = std::chrono::steady_clock::now();
     kernels::AttentionForward(shape, tiles, threads_);
     attention_seconds_ += Since(start);
     return absl::OkStatus();
   }
-  absl::Status Backward(const kernels::AttentionShape& shape,
+  absl::Status Backward(const kernels::AttentionShape& shape, kernels::DType dtype,
                         const std::vector<kernels::BackwardTile>& tiles) override {
+    if (!Computes(dtype)) return NotFp32(dtype);
     const auto start = std::chrono::steady_clock::now();
     kernels::AttentionBackward(shape, tiles, threads_);
     attention_seconds_ += Since(start);
     return absl::OkStatus();
   }
-  absl::Status ComputeDelta(const kernels::AttentionShape& shape, const float* o, const void* d_o,
-                            int64_t rows, float* delta) override {
+  absl::Status ComputeDelta(const kernels::AttentionShape& shape, kernels::DType dtype,
+                            const float* o, const void* d_o, int64_t rows, float* delta) override {
+    if (!Computes(dtype)) return NotFp32(dtype);
     kernels::ComputeDelta(shape, o, static_cast<const float*>(d_o), rows, delta);
     return absl::OkStatus();
   }
@@ -70,23 +83,22 @@ class CpuBackend final : public ExecutorBackend {
     return absl::OkStatus();
   }
 
+  absl::Status OrderAfter(void*) override { return absl::OkStatus(); }
   absl::Status Synchronize() override { return absl::OkStatus(); }
-  absl::StatusOr<double> AttentionSeconds() override { return attention_seconds_; }
-  absl::Status EndStep(LocalOutputs* out) override {
-    *out = std::move(out_);
-    out_ = LocalOutputs();
-    arena_.clear();
-    return absl::OkStatus();
+  absl::StatusOr<double> TakeAttentionSeconds() override {
+    return std::exchange(attention_seconds_, 0.0);
   }
 
  private:
   static double Since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
+  static absl::Status NotFp32(kernels::DType dtype) {
+    return absl::InternalError(
+        absl::StrCat("cpu backend: kernels take fp32 inputs, got ", kernels::DTypeName(dtype)));
+  }
 
   const int threads_;
-  LocalOutputs out_;
-  std::vector<std::unique_ptr<char[]>> arena_;
   double attention_seconds_ = 0;
 };
 

@@ -25,46 +25,16 @@
 namespace fcp {
 namespace {
 
-// Host memory posing as device memory: every byte comes from Allocate, so Owns() can tell it
+// Host memory posing as device memory: every byte comes from its arenas, so Owns() can tell it
 // apart from the executor's own host memory. Kernels are the CPU backend's.
 class FakeDeviceBackend final : public ExecutorBackend {
  public:
   absl::string_view name() const override { return "fake-device"; }
   kernels::DType dtype() const override { return kernels::DType::kFp32; }
+  bool Computes(kernels::DType dtype) const override { return cpu_->Computes(dtype); }
   bool device_memory() const override { return true; }
 
-  absl::StatusOr<StepTensors> BeginStep(const kernels::AttentionShape& shape,
-                                        const LocalInputs& in) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      memory_.clear();
-    }
-    shape_ = shape;
-    tokens_ = in.tokens;
-    const size_t q = in.tokens * shape.q_heads * shape.head_dim * sizeof(float);
-    const size_t kv = in.tokens * shape.kv_heads * shape.head_dim * sizeof(float);
-    StepTensors t;
-    t.q = Copy(in.q, q);
-    t.k = Copy(in.k, kv);
-    t.v = Copy(in.v, kv);
-    t.d_o = Copy(in.d_o, q);
-    t.o = static_cast<float*>(*Allocate(q, true));
-    t.lse = static_cast<float*>(*Allocate(in.tokens * shape.q_heads * sizeof(float), false));
-    std::fill(t.lse, t.lse + in.tokens * shape.q_heads, -std::numeric_limits<float>::infinity());
-    t.dq = static_cast<float*>(*Allocate(q, true));
-    t.dk = static_cast<float*>(*Allocate(kv, true));
-    t.dv = static_cast<float*>(*Allocate(kv, true));
-    t_ = t;
-    return t;
-  }
-  absl::StatusOr<void*> Allocate(size_t bytes, bool zero) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto block = std::make_unique<char[]>(bytes + 1);
-    if (!zero) std::memset(block.get(), 0x7F, bytes);  // not zero: a missed write shows
-    char* p = block.get();
-    memory_[p] = {std::move(block), bytes};
-    return p;
-  }
+  std::unique_ptr<BackendArena> NewArena() override { return std::make_unique<Arena>(this); }
   absl::Status CopyFromHost(void* dst, const void* src, size_t bytes) override {
     if (!Owns(dst) || Owns(src)) return absl::InternalError("CopyFromHost: wrong memory");
     std::memcpy(dst, src, bytes);
@@ -75,59 +45,75 @@ class FakeDeviceBackend final : public ExecutorBackend {
     std::memcpy(dst, src, bytes);
     return absl::OkStatus();
   }
-  absl::Status Forward(const kernels::AttentionShape& shape,
+  absl::Status Fill(float* dst, int64_t n, float value) override {
+    if (!Owns(dst)) return absl::InternalError("Fill: host memory");
+    return cpu_->Fill(dst, n, value);
+  }
+  absl::Status ConvertFromFloat(const float* src, kernels::DType dtype, void* dst,
+                                int64_t n) override {
+    if (!Owns(src) || !Owns(dst)) return absl::InternalError("ConvertFromFloat: host memory");
+    return cpu_->ConvertFromFloat(src, dtype, dst, n);
+  }
+  absl::Status ConvertToFloat(const void* src, kernels::DType dtype, float* dst,
+                              int64_t n) override {
+    if (!Owns(src) || !Owns(dst)) return absl::InternalError("ConvertToFloat: host memory");
+    return cpu_->ConvertToFloat(src, dtype, dst, n);
+  }
+  absl::Status Forward(const kernels::AttentionShape& shape, kernels::DType dtype,
                        const std::vector<kernels::ForwardTile>& tiles) override {
-    return cpu_->Forward(shape, tiles);
+    return cpu_->Forward(shape, dtype, tiles);
   }
-  absl::Status Backward(const kernels::AttentionShape& shape,
+  absl::Status Backward(const kernels::AttentionShape& shape, kernels::DType dtype,
                         const std::vector<kernels::BackwardTile>& tiles) override {
-    return cpu_->Backward(shape, tiles);
+    return cpu_->Backward(shape, dtype, tiles);
   }
-  absl::Status ComputeDelta(const kernels::AttentionShape& shape, const float* o, const void* d_o,
-                            int64_t rows, float* delta) override {
-    return cpu_->ComputeDelta(shape, o, d_o, rows, delta);
+  absl::Status ComputeDelta(const kernels::AttentionShape& shape, kernels::DType dtype,
+                            const float* o, const void* d_o, int64_t rows, float* delta) override {
+    return cpu_->ComputeDelta(shape, dtype, o, d_o, rows, delta);
   }
   absl::Status Accumulate(float* dst, const float* src, int64_t n) override {
     return cpu_->Accumulate(dst, src, n);
   }
+  absl::Status OrderAfter(void* stream) override { return absl::OkStatus(); }
   absl::Status Synchronize() override { return absl::OkStatus(); }
-  absl::StatusOr<double> AttentionSeconds() override { return cpu_->AttentionSeconds(); }
-  absl::Status EndStep(LocalOutputs* out) override {
-    auto take = [](const float* p, int64_t n) { return std::vector<float>(p, p + n); };
-    const int64_t q = tokens_ * shape_.q_heads * shape_.head_dim;
-    const int64_t kv = tokens_ * shape_.kv_heads * shape_.head_dim;
-    *out = {take(t_.o, q), take(t_.lse, tokens_ * shape_.q_heads), take(t_.dq, q), take(t_.dk, kv),
-            take(t_.dv, kv)};
-    return absl::OkStatus();
-  }
+  absl::StatusOr<double> TakeAttentionSeconds() override { return cpu_->TakeAttentionSeconds(); }
 
-  // Whether `p` points into memory this backend allocated this step.
+  // Whether `p` points into memory of a live arena of this backend.
   bool Owns(const void* p) const {
     std::lock_guard<std::mutex> lock(mu_);
     const char* c = static_cast<const char*>(p);
     auto it = memory_.upper_bound(c);
     if (it == memory_.begin()) return false;
     --it;
-    return c >= it->first && c < it->first + it->second.bytes + 1;
+    return c >= it->first && c < it->first + it->second + 1;
   }
 
  private:
-  const void* Copy(const float* src, size_t bytes) {
-    void* p = *Allocate(bytes, false);
-    std::memcpy(p, src, bytes);
-    return p;
-  }
+  class Arena final : public BackendArena {
+   public:
+    explicit Arena(FakeDeviceBackend* backend) : backend_(backend) {}
+    ~Arena() override {
+      std::lock_guard<std::mutex> lock(backend_->mu_);
+      for (const auto& block : blocks_) backend_->memory_.erase(block.get());
+    }
+    absl::StatusOr<void*> Allocate(size_t bytes, bool zero) override {
+      auto block = std::make_unique<char[]>(bytes + 1);
+      if (!zero) std::memset(block.get(), 0x7F, bytes);  // not zero: a missed write shows
+      char* p = block.get();
+      blocks_.push_back(std::move(block));
+      std::lock_guard<std::mutex> lock(backend_->mu_);
+      backend_->memory_[p] = bytes;
+      return p;
+    }
 
-  struct Block {
-    std::unique_ptr<char[]> data;
-    size_t bytes = 0;
+   private:
+    FakeDeviceBackend* backend_;
+    std::vector<std::unique_ptr<char[]>> blocks_;
   };
+
   mutable std::mutex mu_;
-  std::map<const char*, Block> memory_;
+  std::map<const char*, size_t> memory_;  // live allocations: start -> bytes
   std::unique_ptr<ExecutorBackend> cpu_ = NewCpuBackend(1);
-  kernels::AttentionShape shape_;
-  int64_t tokens_ = 0;
-  StepTensors t_;
 };
 
 // A loopback transport that claims host or device buffers and counts buffers of the wrong kind.
@@ -213,18 +199,28 @@ INSTANTIATE_TEST_SUITE_P(Transports, StagedExecutorTest,
                                std::get<2>(info.param) ? "_DeviceTransport" : "_HostTransport");
                          });
 
-TEST(CpuBackendTest, OutputsStartAtZeroAndNoKeys) {
+TEST(CpuBackendTest, FillsConvertsAndAccumulatesInPlace) {
   std::unique_ptr<ExecutorBackend> backend = NewCpuBackend(1);
-  const std::vector<float> x(3 * 2 * 4, 1.0f);
-  const LocalInputs in{x.data(), x.data(), x.data(), x.data(), 3};
-  absl::StatusOr<StepTensors> t = backend->BeginStep({2, 1, 4}, in);
-  ASSERT_TRUE(t.ok());
-  EXPECT_EQ(t->q, x.data());  // read in place
-  LocalOutputs out;
-  ASSERT_TRUE(backend->EndStep(&out).ok());
-  EXPECT_EQ(out.o, std::vector<float>(24, 0.0f));
-  EXPECT_EQ(out.lse, std::vector<float>(6, -std::numeric_limits<float>::infinity()));
-  EXPECT_EQ(out.dk, std::vector<float>(12, 0.0f));
+  EXPECT_TRUE(backend->Computes(kernels::DType::kFp32));
+  EXPECT_FALSE(backend->Computes(kernels::DType::kBf16));
+  std::unique_ptr<BackendArena> arena = backend->NewArena();
+  absl::StatusOr<void*> zeros = arena->Allocate(4 * sizeof(float), true);
+  ASSERT_TRUE(zeros.ok());
+  float* f = static_cast<float*>(*zeros);
+  EXPECT_EQ(std::vector<float>(f, f + 4), std::vector<float>(4, 0.0f));
+  ASSERT_TRUE(backend->Fill(f, 4, -std::numeric_limits<float>::infinity()).ok());
+  EXPECT_EQ(std::vector<float>(f, f + 4),
+            std::vector<float>(4, -std::numeric_limits<float>::infinity()));
+  const std::vector<float> x = {1.0f, -2.5f, 0.375f, 3.0f};
+  std::vector<uint16_t> half(4);
+  ASSERT_TRUE(backend->ConvertFromFloat(x.data(), kernels::DType::kFp16, half.data(), 4).ok());
+  EXPECT_EQ(half[0], 0x3C00);
+  std::vector<float> back(4);
+  ASSERT_TRUE(backend->ConvertToFloat(half.data(), kernels::DType::kFp16, back.data(), 4).ok());
+  EXPECT_EQ(back, x);  // exact in fp16
+  ASSERT_TRUE(backend->Accumulate(back.data(), x.data(), 4).ok());
+  EXPECT_EQ(back[1], -5.0f);
+  EXPECT_FALSE(backend->Forward({2, 1, 4}, kernels::DType::kBf16, {}).ok());  // fp32 kernels only
 }
 
 }  // namespace

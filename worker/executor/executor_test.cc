@@ -15,8 +15,10 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
 #include "service/planner/validator.h"
 #include "worker/transport/loopback_transport.h"
+#include "worker/verify/executor_testing.h"
 #include "worker/verify/reference_check.h"
 #include "worker/verify/step_data.h"
 
@@ -46,10 +48,6 @@ Batch MakeBatch(const Mask& mask, int32_t world, uint64_t seed) {
     left -= n;
   }
   return batch;
-}
-
-kernels::AttentionShape ShapeOf(const Batch& batch) {
-  return {batch.model.num_q_heads, batch.model.num_kv_heads, batch.model.head_dim};
 }
 
 // Runs every rank's slice as a thread; returns each rank's status and outputs.
@@ -85,24 +83,11 @@ std::vector<RankRun> RunAll(const Plan& plan, const Batch& batch, absl::Duration
 
 using Case = std::tuple<std::string, int, int32_t>;  // strategy, mask kind, W
 
-Mask MaskOf(int kind) {
-  switch (kind) {
-    case 1:
-      return Mask::Full();
-    case 2:
-      return Mask::SlidingWindow(37);
-    case 3:
-      return Mask::PrefixLm(50);
-    default:
-      return Mask::Causal();
-  }
-}
-
 class ExecutorOracleTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ExecutorOracleTest, AllRanksEqualSingleProcessAttention) {
   const auto& [strategy, mask_kind, world] = GetParam();
-  const Batch batch = MakeBatch(MaskOf(mask_kind), world, 100 + world);
+  const Batch batch = MakeBatch(MaskOfKind(mask_kind), world, 100 + world);
   PlanOptions options;
   options.strategy = strategy;
   options.block_size = 64;  // several blocks per long document
@@ -133,6 +118,7 @@ std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
 
 std::vector<std::string> AllStrategies() {
   std::vector<std::string> names;
+  RegisterDcpPlanner();
   for (const StrategyInfo& s : ListStrategies()) names.push_back(s.name);
   return names;
 }

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/channel_credentials.h"
+#include "client/job_token.h"
 #include "fcp/v1/rendezvous.grpc.pb.h"
 #include "gloo/common/error.h"
 #include "grpcpp/channel.h"
@@ -117,6 +118,7 @@ class CoordinatorStore final : public gloo::rendezvous::Store {
       grpc::ClientContext context;
       const absl::Time rpc_deadline = std::min(absl::Now() + options_.rpc_timeout, deadline);
       context.set_deadline(absl::ToChronoTime(rpc_deadline));
+      AttachJobToken(options_.job_token, &context);
       bool done = false;
       const grpc::Status status = attempt(&context, &done);
       if (done) return;
@@ -158,7 +160,11 @@ absl::StatusOr<std::shared_ptr<gloo::rendezvous::Store>> NewCoordinatorStore(
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       NewChannelCredentials(options.tls);
   if (!credentials.ok()) return credentials.status();
-  return std::make_shared<CoordinatorStore>(options, *std::move(credentials));
+  CoordinatorStoreOptions with_token = options;
+  with_token.job_token = JobTokenOrEnvironment(options.job_token);
+  absl::Status token = CheckJobToken("job_token", with_token.job_token);
+  if (!token.ok()) return token;
+  return std::make_shared<CoordinatorStore>(with_token, *std::move(credentials));
 }
 
 }  // namespace fcp

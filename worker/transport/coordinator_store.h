@@ -52,6 +52,9 @@ struct CoordinatorStoreOptions {
   absl::Duration initial_poll_interval = absl::Milliseconds(2);
   absl::Duration max_poll_interval = absl::Milliseconds(200);
   ClientTlsOptions tls;  // towards the coordinator: plaintext unless tls.enabled
+  // Sent as `authorization: Bearer TOKEN` with every call, for a coordinator started with
+  // --job-tokens (a token of job_id); empty = $FCP_JOB_TOKEN, if set, else none.
+  std::string job_token;
 };
 
 // A store on the coordinator at options.target. Connects lazily: the coordinator may come up

@@ -31,6 +31,19 @@ Batch BackendTestBatch(const Mask& mask, int32_t world, int32_t head_dim, uint64
   return batch;
 }
 
+Mask MaskOfKind(int kind) {
+  switch (kind) {
+    case 1:
+      return Mask::Full();
+    case 2:
+      return Mask::SlidingWindow(37);
+    case 3:
+      return Mask::PrefixLm(50);
+    default:
+      return Mask::Causal();
+  }
+}
+
 Plan BackendTestPlan(const Batch& batch, const std::string& strategy) {
   PlanOptions options;
   options.strategy = strategy;

@@ -25,6 +25,9 @@ inline constexpr int64_t kTestStep = 1;
 // workers; 4 query heads over 2 kv heads of `head_dim`.
 Batch BackendTestBatch(const Mask& mask, int32_t world, int32_t head_dim, uint64_t seed);
 
+// Test masks by number: 0 causal, 1 full, 2 sliding window 37, 3 prefix-LM 50.
+Mask MaskOfKind(int kind);
+
 // `strategy`'s plan of `batch` with blocks of 64 tokens, every rank's slice.
 Plan BackendTestPlan(const Batch& batch, const std::string& strategy);
 

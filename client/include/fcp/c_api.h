@@ -45,10 +45,12 @@ typedef enum fcp_status {
   FCP_DEADLINE_EXCEEDED = 4,
   FCP_NOT_FOUND = 5,
   FCP_ALREADY_EXISTS = 6,
+  FCP_PERMISSION_DENIED = 7, /* the job token is another job's (coordinator --job-tokens) */
   FCP_RESOURCE_EXHAUSTED = 8,
   FCP_FAILED_PRECONDITION = 9,
   FCP_INTERNAL = 13,
-  FCP_UNAVAILABLE = 14
+  FCP_UNAVAILABLE = 14,
+  FCP_UNAUTHENTICATED = 16 /* no job token, or one the coordinator does not know */
 } fcp_status;
 
 typedef struct fcp_error {
@@ -131,6 +133,10 @@ int fcp_client_new(const fcp_client_options* options, fcp_client** client, fcp_e
  * INVALID_ARGUMENT naming tls.ca_file, tls.cert_file or tls.key_file. */
 int fcp_client_new_tls(const fcp_client_options* options, const fcp_tls_options* tls,
                        fcp_client** client, fcp_error* error);
+/* fcp_client_new_tls with a job token, sent as `authorization: Bearer TOKEN` metadata to a
+ * coordinator started with --job-tokens (NULL or "" = $FCP_JOB_TOKEN if set, else none). */
+int fcp_client_new_auth(const fcp_client_options* options, const fcp_tls_options* tls,
+                        const char* job_token, fcp_client** client, fcp_error* error);
 void fcp_client_free(fcp_client* client); /* waits for prefetches; NULL is fine */
 
 /* Plans `batch` (coordinator, retries, fallback: see fcp/client.h). */
@@ -170,5 +176,8 @@ const char* fcp_plan_json(const fcp_plan* plan);
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
+
+/* Execution (executor, forward/backward, token dispatch, masks): fcp/c_exec_api.h. */
+#include "fcp/c_exec_api.h"
 
 #endif /* FCP_CLIENT_INCLUDE_FCP_C_API_H_ */

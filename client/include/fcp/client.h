@@ -83,6 +83,9 @@ struct PlannerClientOptions {
   bool verify_plan_id = true;
   int max_prefetches = 8;  // prefetches in progress or not yet collected by Get
   ClientTlsOptions tls;
+  // Sent as `authorization: Bearer TOKEN` with every call, for a coordinator started with
+  // --job-tokens; empty = $FCP_JOB_TOKEN, if set, else none (client/job_token.h).
+  std::string job_token;
 };
 
 enum class PlanSource {

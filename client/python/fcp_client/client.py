@@ -12,6 +12,9 @@ C++ planner: a Python trainer that must survive a coordinator outage calls the C
   * TLS: plaintext unless one of tls_ca, tls_cert, tls_key is given (PEM file paths, as the C++
     client's and the CLI's --tls-ca, --tls-cert, --tls-key); tls_cert and tls_key give a client
     certificate for a coordinator that requires one (mutual TLS).
+  * Job token: `job_token=` (else the environment variable FCP_JOB_TOKEN, if set) is sent as
+    `authorization: Bearer TOKEN` metadata with every call, for a coordinator started with
+    --job-tokens; without one a token-checking coordinator answers UNAUTHENTICATED.
 
 Thread-safe: one client may serve every thread of a process.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import os
 import random
 import threading
 import time
@@ -132,7 +136,12 @@ class PlannerClient:
         tls_ca: str | None = None,
         tls_cert: str | None = None,
         tls_key: str | None = None,
+        job_token: str | None = None,
     ):
+        token = (job_token or os.environ.get("FCP_JOB_TOKEN", "")).strip()
+        if any(c <= " " or c > "~" for c in token):
+            raise ValueError("job_token: has characters other than printable ASCII")
+        self._metadata = (("authorization", "Bearer " + token),) if token else None
         if max_attempts < 1:
             raise ValueError("max_attempts: must be >= 1")
         if deadline_s <= 0:
@@ -172,7 +181,9 @@ class PlannerClient:
         for attempt in range(1, self._max_attempts + 1):
             try:
                 response = self._stub.PlanBatch(
-                    request, timeout=max(deadline - time.monotonic(), 0.0)
+                    request,
+                    timeout=max(deadline - time.monotonic(), 0.0),
+                    metadata=self._metadata,
                 )
                 return PlanResult(plan=response.plan, cache_hit=response.cache_hit)
             except grpc.RpcError as error:

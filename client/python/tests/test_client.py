@@ -12,6 +12,9 @@ import unittest
 
 import grpc
 
+from fcp_capi import Batch as FcpBatch
+from fcp_capi import ClientOptions as FcpClientOptions
+from fcp_capi import Error as FcpError
 from fcp_client import PlanError, PlannerClient, make_request
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
@@ -116,26 +119,6 @@ class PythonClientTest(unittest.TestCase):
         self.assertIn("step 2: plan ", out.stdout)
 
 
-class FcpError(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_int), ("message", ctypes.c_char * 1024)]
-
-
-class FcpClientOptions(ctypes.Structure):
-    _fields_ = [("target", ctypes.c_char_p), ("deadline_seconds", ctypes.c_double),
-                ("max_attempts", ctypes.c_int), ("local_fallback", ctypes.c_int),
-                ("default_strategy", ctypes.c_char_p)]
-
-
-class FcpBatch(ctypes.Structure):
-    _fields_ = [("job_id", ctypes.c_char_p), ("step", ctypes.c_int64),
-                ("document_lengths", ctypes.POINTER(ctypes.c_int64)),
-                ("num_documents", ctypes.c_size_t), ("num_q_heads", ctypes.c_int32),
-                ("num_kv_heads", ctypes.c_int32), ("head_dim", ctypes.c_int32),
-                ("num_workers", ctypes.c_int32), ("workers_per_node", ctypes.c_int32),
-                ("strategy", ctypes.c_char_p), ("ranks", ctypes.POINTER(ctypes.c_int32)),
-                ("num_ranks", ctypes.c_size_t)]
-
-
 class CApiFromPythonTest(unittest.TestCase):
     """libfcp.so (fcp/c_api.h) through ctypes: the coordinator, then local fallback planning."""
 
@@ -212,6 +195,40 @@ class MutualTlsTest(unittest.TestCase):
                     with refused, self.assertRaises(PlanError) as raised:
                         refused.plan(job_id="tls", step=1, lengths=lengths(), workers=4)
                     self.assertEqual(raised.exception.code, grpc.StatusCode.UNAVAILABLE)
+            finally:
+                self.assertEqual(coordinator.stop(), 0)
+
+
+class JobTokenTest(unittest.TestCase):
+    """A coordinator with --job-tokens: job_token= (or FCP_JOB_TOKEN) is sent as a bearer token."""
+
+    def test_job_token_is_sent_and_checked(self):
+        with tempfile.TemporaryDirectory() as directory:
+            tokens = os.path.join(directory, "tokens")
+            with open(tokens, "w") as f:
+                f.write("# test\njob-a python-token-a-0123456789\njob-b python-token-b-0123456789\n")
+            coordinator = CoordinatorProcess("--job-tokens", tokens)
+            try:
+                with PlannerClient(coordinator.target, job_token="python-token-a-0123456789") as a:
+                    result = a.plan(job_id="job-a", step=1, lengths=lengths(), workers=4)
+                    self.assertEqual(len(result.plan.workers), 4)
+                    with self.assertRaises(PlanError) as other:
+                        a.plan(job_id="job-b", step=1, lengths=lengths(), workers=4)
+                    self.assertEqual(other.exception.code, grpc.StatusCode.PERMISSION_DENIED)
+                    self.assertIn("job 'job-b'", other.exception.details)
+                    self.assertNotIn("python-token", other.exception.details)
+                with PlannerClient(coordinator.target, max_attempts=1) as anonymous, \
+                        self.assertRaises(PlanError) as none:
+                    anonymous.plan(job_id="job-a", step=1, lengths=lengths(), workers=4)
+                self.assertEqual(none.exception.code, grpc.StatusCode.UNAUTHENTICATED)
+                os.environ["FCP_JOB_TOKEN"] = "python-token-b-0123456789"
+                try:
+                    with PlannerClient(coordinator.target) as from_env:
+                        from_env.plan(job_id="job-b", step=1, lengths=lengths(), workers=4)
+                finally:
+                    del os.environ["FCP_JOB_TOKEN"]
+                with self.assertRaises(ValueError):
+                    PlannerClient(coordinator.target, job_token="has space")
             finally:
                 self.assertEqual(coordinator.stop(), 0)
 

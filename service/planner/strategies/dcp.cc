@@ -16,10 +16,13 @@
 // 1/16 of a worker's tokens (they have no edges; bundling only cuts METIS's work). METIS planning
 // takes tens of milliseconds at W = 512, far above the packing strategies (the DCP paper reports
 // seconds); `auto` tries it only when its estimated cost fits the time budget.
+#include "service/planner/strategies/dcp.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/graph_partition.h"
@@ -32,6 +35,8 @@ namespace {
 constexpr double kMaxGraph = 20000;
 // Smallest block for long documents cut finer than the block size, tokens.
 constexpr int64_t kMinBlock = 256;
+constexpr double kMetisMsPerWorker = 1.5;  // measured METIS planning cost, rounded up
+constexpr double kBudgetShare = 0.25;      // of auto's time budget dcp may take at most
 
 struct Piece {
   int32_t document;
@@ -45,6 +50,18 @@ class DcpPlanner final : public Planner {
   absl::string_view description() const override {
     return "DCP: blocks and tiles as a graph, METIS multi-constraint partitioning (compute and "
            "tokens balanced, KV bytes cut minimised), across nodes then GPUs";
+  }
+
+  // auto: tried after the packers (it has not won a cell of the comparison grid,
+  // docs/benchmarks.md), before ring.
+  int auto_order() const override { return 60; }
+  // A balanced plan's transfers, and METIS: ~1.5 ms per worker, counted 1 / kBudgetShare times,
+  // since its partitioning costs 10-100x the packers' and must not slow every plan: dcp is tried
+  // only while METIS fits a quarter of the budget (W <= 33 at the default 200 ms).
+  PlanningCost EstimatePlanningCost(const PlanContext& ctx) const override {
+    PlanningCost cost = Planner::EstimatePlanningCost(ctx);
+    cost.ms = kMetisMsPerWorker * ctx.batch.topology.num_workers / kBudgetShare;
+    return cost;
   }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
@@ -61,6 +78,12 @@ class DcpPlanner final : public Planner {
     for (const Piece& p : pieces) {
       layout.blocks.push_back({p.document, p.begin, p.end, (*worker)[p.vertex]});
       layout.block_size = std::max(layout.block_size, p.end - p.begin);
+    }
+    // METIS balances tokens within the tolerance, not under the budget: cut what is over it.
+    const int64_t cap = TokenCap(ctx.batch.topology);
+    if (absl::Status s = FitTokenBudget(ctx.batch.topology.num_workers, cap, &layout.blocks);
+        !s.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("dcp: ", s.message()));
     }
     if (ctx.options.block_size > 0) layout.block_size = ctx.options.block_size;
     return layout;

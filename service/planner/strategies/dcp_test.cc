@@ -1,5 +1,9 @@
 // dcp: METIS partitioning keeps compute and tokens within the balance tolerance it is given, and
-// cuts fewer bytes across nodes than within them.
+// cuts fewer bytes across nodes than within them; its plans do not depend on the program's rand(),
+// and the program's rand() does not depend on dcp (METIS draws from its own: metis_library.h).
+#include "service/planner/strategies/dcp.h"
+
+#include <dlfcn.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -9,7 +13,7 @@
 
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
-#include "service/planner/strategies/metis_random.h"
+#include "service/planner/strategies/metis_library.h"
 #include "service/planner/strategies/test_batches.h"
 #include "service/planner/validator.h"
 
@@ -26,6 +30,14 @@ Batch ManyDocuments(int32_t workers, uint64_t seed) {
   return SkewedBatch(workers, seed, shape);
 }
 
+// Options for dcp, registered first (the planning core does not offer it by itself).
+PlanOptions DcpOptions() {
+  RegisterDcpPlanner();
+  PlanOptions options;
+  options.strategy = "dcp";
+  return options;
+}
+
 double MaxOverMean(const std::vector<double>& v) {
   double sum = 0, max = 0;
   for (double x : v) sum += x, max = std::max(max, x);
@@ -38,9 +50,11 @@ TEST_P(DcpToleranceTest, ComputeAndTokensStayWithinTheTolerance) {
   const double tolerance = GetParam();
   for (uint64_t seed : {1, 2, 3}) {
     const Batch batch = ManyDocuments(16, seed);
-    PlanOptions options;
-    options.strategy = "dcp";
+    PlanOptions options = DcpOptions();
     options.balance_tolerance = tolerance;
+    // Attention alone: the partition weights are then the attention times this test compares
+    // (under the whole step they include the linear layers, and the token budget applies).
+    options.objective = Objective::kAttention;
     absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
     ASSERT_TRUE(plan.ok()) << plan.status();
     EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok());
@@ -56,8 +70,7 @@ INSTANTIATE_TEST_SUITE_P(Tolerances, DcpToleranceTest, ::testing::Values(0.03, 0
 
 TEST(DcpTest, CutsFewerBytesAcrossNodesThanWithin) {
   const Batch batch = ManyDocuments(32, 4);
-  PlanOptions options;
-  options.strategy = "dcp";
+  const PlanOptions options = DcpOptions();
   absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::SummaryOnly());
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_GT(plan->summary.comm_bytes, 0);
@@ -66,20 +79,17 @@ TEST(DcpTest, CutsFewerBytesAcrossNodesThanWithin) {
 
 TEST(DcpTest, RejectsAToleranceOutOfRange) {
   const Batch batch = ManyDocuments(8, 1);
-  PlanOptions options;
-  options.strategy = "dcp";
+  PlanOptions options = DcpOptions();
   options.balance_tolerance = 0;
   EXPECT_EQ(MakePlan(batch, options).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-// METIS draws from rand(): another thread drawing from it too (gRPC's core does, in the
+// METIS draws from rand(): another thread drawing from the program's (gRPC's core does, in the
 // coordinator) must not change the partition, or two processes would make different plans under
 // one plan id.
 TEST(DcpTest, PlansAlikeWhileAnotherThreadDrawsFromRand) {
-  ASSERT_TRUE(MetisRandomIsPrivate()) << "libmetis would call the C library's process-wide rand()";
   const Batch batch = ManyDocuments(16, 5);
-  PlanOptions options;
-  options.strategy = "dcp";
+  const PlanOptions options = DcpOptions();
   absl::StatusOr<Plan> alone = MakePlan(batch, options, OutputSpec::SummaryOnly());
   ASSERT_TRUE(alone.ok()) << alone.status();
   std::atomic<bool> stop{false};
@@ -101,22 +111,27 @@ TEST(DcpTest, PlansAlikeWhileAnotherThreadDrawsFromRand) {
   EXPECT_GT(draws.load(), 0);
 }
 
-// Each thread's rand() starts where glibc's does and follows srand() like glibc's.
-TEST(DcpTest, ThreadPrivateRandKeepsGlibcsSequence) {
-  std::vector<int> main_thread, other_thread;
-  srand(7);
-  for (int i = 0; i < 4; ++i) main_thread.push_back(rand());
-  std::thread([&] {
-    srand(7);
-    for (int i = 0; i < 4; ++i) other_thread.push_back(rand());
-  }).join();
-  EXPECT_EQ(main_thread, other_thread);
-  // glibc's generator from seed 1 (its rand() without srand()): 1804289383, 846930886, ...
-  std::vector<int> fresh;
-  std::thread([&] {
-    for (int i = 0; i < 2; ++i) fresh.push_back(rand());
-  }).join();
-  EXPECT_EQ(fresh, (std::vector<int>{1804289383, 846930886}));
+// A program that links dcp keeps the C library's rand(): METIS calls another one (its own C
+// library's, in its own namespace), so planning with dcp neither replaces nor advances the
+// program's sequence.
+TEST(DcpTest, TheProgramKeepsTheCLibrarysRand) {
+  void* libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+  ASSERT_NE(libc, nullptr);
+  EXPECT_EQ(dlsym(RTLD_DEFAULT, "rand"), dlsym(libc, "rand")) << "rand() is interposed";
+  dlclose(libc);
+  absl::StatusOr<const MetisLibrary*> metis = LoadMetis();
+  ASSERT_TRUE(metis.ok()) << metis.status();
+  EXPECT_NE(reinterpret_cast<void*>((*metis)->rand), reinterpret_cast<void*>(&rand))
+      << "METIS would draw from the program's rand()";
+
+  const Batch batch = ManyDocuments(8, 6);
+  const PlanOptions options = DcpOptions();
+  srand(1);  // glibc's sequence from seed 1: 1804289383, 846930886, 1681692777, ...
+  EXPECT_EQ(rand(), 1804289383);
+  ASSERT_TRUE(MakePlan(batch, options, OutputSpec::SummaryOnly()).ok());
+  EXPECT_EQ(rand(), 846930886) << "planning with dcp drew from the program's rand()";
+  ASSERT_TRUE(MakePlan(batch, options, OutputSpec::SummaryOnly()).ok());
+  EXPECT_EQ(rand(), 1681692777);
 }
 
 }  // namespace

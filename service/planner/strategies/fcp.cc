@@ -290,7 +290,7 @@ Layout PackLayout(const PlanContext& ctx, Shape shape, const DocCosts& costs) {
   builder.Build(&items);
   Packer packer(batch.topology, &items);
   packer.Pack(static_cast<int32_t>(batch.documents.size()), builder.WholeUnitsByCost());
-  packer.Refine(4 * batch.topology.num_workers);
+  packer.Refine(batch.topology.num_workers);
   Layout layout;
   layout.kind = Layout::Kind::kDirect;
   layout.strategy = "fcp";
@@ -299,6 +299,10 @@ Layout PackLayout(const PlanContext& ctx, Shape shape, const DocCosts& costs) {
     layout.blocks[it.block] = {it.document, it.begin, it.end, it.owner};
     if (it.block2 >= 0) layout.blocks[it.block2] = {it.document, it.begin2, it.end2, it.owner};
   }
+  // Units too coarse for the room left under the token budget: cut to fit. It cannot fail (the
+  // budget holds the batch: ValidateBatch, TokenBudget), and MakePlan checks the result anyway.
+  FitTokenBudget(batch.topology.num_workers, TokenCap(batch.topology), &layout.blocks)
+      .IgnoreError();
   if (ctx.options.block_size > 0) {
     layout.block_size = ctx.options.block_size;
     return layout;
@@ -316,6 +320,9 @@ class FcpPlanner final : public Planner {
            "node-local groups or spread as blocks, whichever predicts faster), deduplicated "
            "point-to-point KV, edge-coloured rounds, local-search refinement";
   }
+
+  // auto: tried first (its plans are the best).
+  int auto_order() const override { return 10; }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     DocCosts costs;

@@ -44,6 +44,9 @@ class FlashCpPlanner final : public Planner {
            "threshold searched per batch; shard-aware KV sends";
   }
 
+  // auto: after fcp and per_doc (flashcp and flexdeg are the seed systems fcp is compared with).
+  int auto_order() const override { return 30; }
+
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
@@ -85,7 +88,15 @@ class FlashCpPlanner final : public Planner {
       }
     }
     if (!best.ok()) return best.status();
-    return Emit(batch, *best);
+    Layout layout = Emit(batch, *best);
+    // Zigzag shares need k workers with room each; near the end there may be fewer: cut what
+    // is over the budget.
+    if (absl::Status s =
+            FitTokenBudget(batch.topology.num_workers, TokenCap(batch.topology), &layout.blocks);
+        !s.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("flashcp: ", s.message()));
+    }
+    return layout;
   }
 
  private:
@@ -166,22 +177,14 @@ class FlashCpPlanner final : public Planner {
         for (int32_t r = 0; r < workers; ++r) {
           if (tokens[r] + doc.length <= cap && (w < 0 || load[r] < load[w])) w = r;
         }
-        if (w < 0) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "flashcp: document ", doc.document, " (", doc.length,
-              " tokens) fits whole on no worker under topology.max_tokens_per_worker"));
+        if (w < 0) {  // fits whole on no worker: sharded instead, over workers with room
+          shard(doc);
+          continue;
         }
       }
       p.at[doc.document] = static_cast<int32_t>(members.size());
       members.push_back(w);
       put(w, doc.length, doc.seconds);
-    }
-    for (int32_t w = 0; w < workers; ++w) {
-      if (tokens[w] > cap) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("flashcp: rank ", w, " would hold ", tokens[w],
-                         " tokens, over topology.max_tokens_per_worker ", cap));
-      }
     }
     const Topology& t = batch.topology;
     const double link =

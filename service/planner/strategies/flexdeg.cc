@@ -30,12 +30,9 @@ namespace fcp {
 namespace {
 
 constexpr double kSlacks[] = {0.0, 0.25, 0.5};
-
-// Upper bound on the tokens one member of a group of k holds of a document of `length` tokens
-// (two zigzag chunks, each at most ceil(length / 2k)).
-int64_t MemberTokens(int64_t length, int64_t k) {
-  return k == 1 ? length : 2 * ((length + 2 * k - 1) / (2 * k));
-}
+// Tried only when none of kSlacks packs under the token budget: larger groups for the long
+// documents hold fewer of their tokens per member, leaving room for the documents kept whole.
+constexpr double kBudgetSlacks[] = {-0.5, -1, -2, -4, -8};
 
 // The smallest group size whose members can hold `length` under `cap` (> workers: none can).
 int64_t GroupSizeForCap(int64_t length, int64_t cap, int32_t workers) {
@@ -65,6 +62,8 @@ class FlexDegPlanner final : public Planner {
            "zigzag inside one group; greedy group sizing + best-fit packing";
   }
 
+  int auto_order() const override { return 40; }
+
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
@@ -79,20 +78,22 @@ class FlexDegPlanner final : public Planner {
     }
     absl::StatusOr<Assignment> best = absl::FailedPreconditionError("flexdeg: no assignment");
     std::vector<Assignment> tried;  // long-document groups of the slacks already tried
-    for (double slack : kSlacks) {
+    auto try_slack = [&](double slack) {
       Assignment a = LongGroups(ctx, order, seconds, mean, slack);
       // A slack that forms the same groups packs the rest the same way: nothing new to try.
       const bool seen = std::any_of(tried.begin(), tried.end(), [&](const Assignment& t) {
         return t.group_size == a.group_size && t.doc_group == a.doc_group;
       });
-      if (seen) continue;
+      if (seen) return;
       tried.push_back(a);
       absl::StatusOr<Assignment> packed = PackRest(ctx, order, seconds, sorted, std::move(a));
       if (packed.ok() && (!best.ok() || packed->estimate < best->estimate)) {
         best = std::move(packed);
       }
       if (!best.ok()) best = std::move(packed);  // keeps the first error
-    }
+    };
+    for (double slack : kSlacks) try_slack(slack);
+    for (size_t i = 0; i < std::size(kBudgetSlacks) && !best.ok(); ++i) try_slack(kBudgetSlacks[i]);
     if (!best.ok()) return best.status();
 
     Layout layout;
@@ -198,10 +199,9 @@ class FlexDegPlanner final : public Planner {
           if (fits(h) && (g < 0 || load[h] / a.group_size[h] < load[g] / a.group_size[g])) g = h;
         }
         if (g < 0) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("flexdeg: document ", d, " (", length,
-                           " tokens) fits in no group under topology.max_tokens_per_worker ",
-                           batch.topology.max_tokens_per_worker));
+          return absl::FailedPreconditionError(absl::StrCat(
+              "flexdeg: document ", d, " (", length,
+              " tokens) fits in no group under the token budget of ", cap, " per worker"));
         }
       }
       a.doc_group[d] = g;

@@ -1,8 +1,6 @@
 #include "service/planner/strategies/graph_partition.h"
 
-#include <dlfcn.h>
 #include <metis.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,45 +9,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "service/planner/strategies/metis_random.h"
-
-// METIS's rand() and srand(), one state per thread (metis_random.h). Defined here, beside the
-// METIS calls, so that every program with dcp links them.
-namespace {
-
-// glibc's rand() starting state: TYPE_3 over 128 bytes, seed 1.
-struct ThreadRandom {
-  ThreadRandom() { initstate_r(1, state, sizeof state, &data); }
-  char state[128] = {};
-  random_data data = {};  // must be zeroed before initstate_r
-};
-
-ThreadRandom& ThisThreadsRandom() {
-  thread_local ThreadRandom random;
-  return random;
-}
-
-}  // namespace
-
-extern "C" int rand() noexcept {
-  int32_t value = 0;
-  random_r(&ThisThreadsRandom().data, &value);
-  return value;
-}
-
-extern "C" void srand(unsigned int seed) noexcept { srandom_r(seed, &ThisThreadsRandom().data); }
+#include "service/planner/strategies/metis_library.h"
 
 namespace fcp {
-
-bool MetisRandomIsPrivate() {
-  // The rand() that libraries bind to is not the C library's own.
-  void* libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-  if (libc == nullptr) return false;
-  const bool interposed = dlsym(RTLD_DEFAULT, "rand") != dlsym(libc, "rand");
-  dlclose(libc);
-  return interposed;
-}
-
 namespace {
 
 constexpr idx_t kConstraints = 2;  // compute, tokens
@@ -114,17 +76,20 @@ absl::StatusOr<std::vector<idx_t>> Partition(MetisGraph& m, const std::vector<do
     for (idx_t c = 0; c < kConstraints; ++c) tpwgts[p * kConstraints + c] = shares[p];
   }
   std::vector<real_t> ubvec(kConstraints, static_cast<real_t>(1 + tolerance));
+  absl::StatusOr<const MetisLibrary*> metis = LoadMetis();
+  if (!metis.ok()) return metis.status();
   idx_t options[METIS_NOPTIONS];
-  METIS_SetDefaultOptions(options);
+  (*metis)->set_default_options(options);
   options[METIS_OPTION_SEED] = kSeed;
   options[METIS_OPTION_NUMBERING] = 0;
   idx_t objval = 0;
   int status;
   {
     absl::MutexLock lock(&metis_mutex);
-    status = METIS_PartGraphRecursive(&nvtxs, &ncon, m.xadj.data(), m.adjncy.data(), m.vwgt.data(),
-                                      /*vsize=*/nullptr, m.adjwgt.data(), &nparts, tpwgts.data(),
-                                      ubvec.data(), options, &objval, part.data());
+    status =
+        (*metis)->part_graph_recursive(&nvtxs, &ncon, m.xadj.data(), m.adjncy.data(), m.vwgt.data(),
+                                       /*vsize=*/nullptr, m.adjwgt.data(), &nparts, tpwgts.data(),
+                                       ubvec.data(), options, &objval, part.data());
   }
   if (status != METIS_OK) {
     return absl::InternalError(absl::StrCat("dcp: METIS_PartGraphRecursive failed (", status,

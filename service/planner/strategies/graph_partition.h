@@ -6,9 +6,9 @@
 //   level 2: each node's vertices → its GPUs   (cut edges here travel over NVLink)
 //
 // then repaired so that no worker exceeds (1 + tolerance) × the mean in either weight where single
-// vertices allow it. Deterministic (METIS with a fixed seed, drawing from a thread-private rand():
-// metis_random.h) and thread-safe (METIS calls are serialised: its error handling keeps
-// process-global state).
+// vertices allow it. Deterministic (METIS with a fixed seed, drawing from a rand() of its own:
+// metis_library.h) and thread-safe (METIS calls are serialised: its error handling and its rand()
+// keep process-global state).
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_GRAPH_PARTITION_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_GRAPH_PARTITION_H_
 
@@ -57,7 +57,7 @@ class GraphBuilder {
 };
 
 // The worker of every vertex. `tolerance` is the allowed max/mean - 1 of both weights (split
-// between the two levels). Internal error if METIS fails.
+// between the two levels). Internal error if METIS fails, Unavailable if it cannot be loaded.
 absl::StatusOr<std::vector<int32_t>> PartitionOntoWorkers(const WeightedGraph& graph,
                                                           const Topology& topology,
                                                           double tolerance);

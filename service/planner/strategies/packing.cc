@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
 
 namespace fcp {
@@ -65,6 +66,53 @@ void SortByPosition(std::vector<Block>* blocks) {
   std::sort(blocks->begin(), blocks->end(), [](const Block& a, const Block& b) {
     return a.document != b.document ? a.document < b.document : a.begin < b.begin;
   });
+}
+
+absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* blocks) {
+  std::vector<int64_t> tokens(workers, 0);
+  for (const Block& b : *blocks) tokens[b.owner] += b.tokens();
+  bool changed = false;
+  for (int32_t w = 0; w < workers; ++w) {
+    while (tokens[w] > cap) {
+      int32_t to = 0;
+      for (int32_t v = 1; v < workers; ++v) {
+        if (tokens[v] < tokens[to]) to = v;
+      }
+      const int64_t room = cap - tokens[to];
+      if (room <= 0) {
+        return absl::FailedPreconditionError(absl::StrCat("worker ", w, " holds ", tokens[w],
+                                                          " tokens and no worker has room "
+                                                          "under the token budget of ",
+                                                          cap, " per worker"));
+      }
+      const int64_t target = std::min(tokens[w] - cap, room);
+      // The smallest block of w that clears the target whole (no cut), else w's largest.
+      size_t pick = blocks->size(), largest = blocks->size();
+      for (size_t i = 0; i < blocks->size(); ++i) {
+        const Block& b = (*blocks)[i];
+        if (b.owner != w) continue;
+        if (largest == blocks->size() || b.tokens() > (*blocks)[largest].tokens()) largest = i;
+        if (b.tokens() >= target && b.tokens() <= room &&
+            (pick == blocks->size() || b.tokens() < (*blocks)[pick].tokens())) {
+          pick = i;
+        }
+      }
+      if (pick == blocks->size()) pick = largest;
+      Block& b = (*blocks)[pick];
+      const int64_t moved = std::min(b.tokens(), room);
+      if (moved == b.tokens()) {
+        b.owner = to;
+      } else {  // cut its tail off to `to`
+        b.end -= moved;
+        blocks->push_back({b.document, b.end, b.end + moved, to});
+      }
+      tokens[w] -= moved;
+      tokens[to] += moved;
+      changed = true;
+    }
+  }
+  if (changed) SortByPosition(blocks);
+  return absl::OkStatus();
 }
 
 std::vector<double> DocumentSeconds(const PlanContext& ctx, double* total) {

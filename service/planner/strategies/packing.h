@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "service/planner/cost_model.h"
 #include "service/planner/planner.h"
 #include "service/planner/radix_sort.h"
@@ -63,8 +64,22 @@ class MinTree {
   std::vector<uint64_t> node_;
 };
 
+// Upper bound on the tokens one member of a ring group of k holds of a document of `length`
+// tokens (two zigzag chunks, each at most ceil(length / 2k)).
+inline int64_t MemberTokens(int64_t length, int64_t k) {
+  return k == 1 ? length : 2 * ((length + 2 * k - 1) / (2 * k));
+}
+
 // Sorts blocks by (document, begin), the order a kDirect layout needs.
 void SortByPosition(std::vector<Block>* blocks);
+
+// Brings every worker within `cap` tokens (TokenCap of the resolved topology) when a packing left
+// some above it (coarse units that fit nowhere whole): while a worker is over, the worker with the
+// most room takes the smallest of its blocks that clears the excess (or fills the room), or the
+// tail of its largest, cut off. Blocks stay in position order. A no-op on a packing within the
+// cap; FailedPrecondition naming the worker and the budget if the workers' room cannot hold the
+// excess (never after ValidateBatch).
+absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* blocks);
 
 // Forward + backward seconds of each whole document (attention plus linear layers), and their sum
 // in *total.

@@ -1,16 +1,20 @@
 // per_doc: TransformerEngine's packed (THD) context parallelism, sharded per document. Each
-// document gets its own degree k = clamp(length / block_size, 1, W), is cut into 2k chunks placed
-// zigzag on the k least-loaded workers, and KV goes only to the workers whose chunks need it:
+// document gets its own degree k = clamp(length / block_size, 1, W) (more if a member's share
+// would not fit the token budget), is cut into 2k chunks placed zigzag on the k least-loaded
+// workers, and KV goes only to the workers whose chunks need it:
 //
 //   doc A (long, k = 4):  chunk 0 1 2 3 4 5 6 7  → workers {1, 2, 5, 6}: 1 2 5 6 6 5 2 1
 //   doc B (k = 2):        chunk 0 1 2 3          → workers {0, 3}:       0 3 3 0
 //   doc C (short, k = 1): whole                  → worker 4
 //
-// Documents go largest first (by attention cost), each onto the currently least-loaded workers.
+// Documents go largest first (by cost: attention + linear layers), each onto the currently
+// least-loaded workers with room under the token budget.
 #include <algorithm>
 #include <numeric>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "service/planner/plan_size.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/packing.h"
 
@@ -25,6 +29,12 @@ class PerDocPlanner final : public Planner {
            "needs; KV sent only where needed";
   }
 
+  int auto_order() const override { return 20; }
+  // Exactly the transfers its plan makes (plan_size.h).
+  PlanningCost EstimatePlanningCost(const PlanContext& ctx) const override {
+    return {static_cast<double>(MinimumTransfers(name(), ctx.batch, ctx.options.block_size)), 0};
+  }
+
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t workers = batch.topology.num_workers;
@@ -34,7 +44,8 @@ class PerDocPlanner final : public Planner {
     std::vector<double> doc_seconds(docs);
     for (int32_t d = 0; d < docs; ++d) {
       const Document& doc = batch.documents[d];
-      doc_seconds[d] = QueryRangeSeconds(ctx.cost, doc, 0, doc.length, {0, doc.length});
+      doc_seconds[d] = QueryRangeSeconds(ctx.cost, doc, 0, doc.length, {0, doc.length}) +
+                       3 * ctx.cost.TokenSeconds(doc.length);  // + linear layers, fwd + bwd
     }
     std::vector<int32_t> order(docs);
     std::iota(order.begin(), order.end(), 0);
@@ -53,7 +64,8 @@ class PerDocPlanner final : public Planner {
     MinTree least_loaded(workers);
     for (int32_t d : order) {
       const Document& doc = batch.documents[d];
-      const int64_t k = std::clamp<int64_t>(doc.length / block, 1, workers);
+      int64_t k = std::clamp<int64_t>(doc.length / block, 1, workers);
+      while (k < workers && MemberTokens(doc.length, k) > cap) ++k;  // a share must fit the budget
       const int64_t share = (doc.length + k - 1) / k;
       // The k least-loaded workers with room for a share; ties broken by rank.
       auto better = [&](int32_t a, int32_t b) {
@@ -84,12 +96,18 @@ class PerDocPlanner final : public Planner {
         if (bounds[c] == bounds[c + 1]) continue;
         const int32_t w = members[c < k ? c : 2 * k - 1 - c];
         layout.blocks.push_back({d, bounds[c], bounds[c + 1], w});
-        load[w] += QueryRangeSeconds(ctx.cost, doc, bounds[c], bounds[c + 1], bounds);
+        load[w] += QueryRangeSeconds(ctx.cost, doc, bounds[c], bounds[c + 1], bounds) +
+                   3 * ctx.cost.TokenSeconds(bounds[c + 1] - bounds[c]);
         tokens[w] += bounds[c + 1] - bounds[c];
         least_loaded.Set(w, load[w]);
       }
     }
     SortByPosition(&layout.blocks);
+    // Zigzag shares need k workers with room each; near the end of the packing there may be
+    // fewer: cut what is over the budget.
+    if (absl::Status s = FitTokenBudget(workers, cap, &layout.blocks); !s.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("per_doc: ", s.message()));
+    }
     return layout;
   }
 };

@@ -11,10 +11,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "service/planner/plan_size.h"
 #include "service/planner/planner.h"
 
 namespace fcp {
 namespace {
+
+constexpr double kChunksPerMs = 10000;  // measured costing throughput, rounded down
 
 class RingPlanner final : public Planner {
  public:
@@ -23,6 +26,26 @@ class RingPlanner final : public Planner {
     return "Megatron/TransformerEngine ring CP: every document zigzag over all W ranks, KV "
            "rotates W-1 rounds (baseline)";
   }
+  // auto: tried last (every rank's KV travels W-1 times).
+  int auto_order() const override { return 70; }
+  // Every rank receives the other ranks' KV: (W-1)/W of the batch's KV per rank on average, at
+  // the fastest link (the same again for dK/dV with the backward pass).
+  double LowerBoundMs(const PlanContext& ctx) const override {
+    const Batch& batch = ctx.batch;
+    const Topology& t = batch.topology;
+    const double link = std::max(t.intra_node_gbps, t.inter_node_gbps) * 1e9;
+    const double others =
+        static_cast<double>(batch.TotalTokens()) * (t.num_workers - 1) / t.num_workers;
+    const double one_way = others * ctx.cost.kv_bytes_per_token() / link;
+    return one_way * (ctx.options.include_backward ? 2 : 1) * 1e3;
+  }
+  // Its transfers, W (W - 1), and its analytic costing of 2W chunks per document.
+  PlanningCost EstimatePlanningCost(const PlanContext& ctx) const override {
+    const double chunks = 2.0 * ctx.batch.topology.num_workers * ctx.batch.documents.size();
+    return {static_cast<double>(MinimumTransfers(name(), ctx.batch, ctx.options.block_size)),
+            chunks / kChunksPerMs};
+  }
+
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     Layout layout;
     layout.kind = Layout::Kind::kZigzagRing;
@@ -47,7 +70,7 @@ class RingPlanner final : public Planner {
         if (tokens[w] > cap) {
           return absl::FailedPreconditionError(
               absl::StrCat("ring: rank ", w, " would hold ", tokens[w],
-                           " tokens, over topology.max_tokens_per_worker ", cap));
+                           " tokens, over the token budget of ", cap, " per worker"));
         }
       }
     }

@@ -1,13 +1,16 @@
 // Batches for the strategy tests, skewed like real data: a few long documents carry most of the
-// attention work. Seeded, so every run sees the same batches.
+// attention work. Seeded, so every run sees the same batches. And what the tests read off plans.
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_TEST_BATCHES_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_TEST_BATCHES_H_
 
 #include <algorithm>
 #include <cstdint>
 #include <random>
+#include <set>
+#include <vector>
 
 #include "service/planner/batch.h"
+#include "service/planner/plan.h"
 
 namespace fcp {
 
@@ -34,6 +37,13 @@ inline Batch SkewedBatch(int32_t workers, uint64_t seed, const SkewedShape& shap
     left -= length;
   }
   return batch;
+}
+
+// The workers holding each document's blocks, by document.
+inline std::vector<std::set<int32_t>> OwnersByDocument(const Plan& plan) {
+  std::vector<std::set<int32_t>> owners(plan.documents.size());
+  for (const Block& b : plan.blocks) owners[b.document].insert(b.owner);
+  return owners;
 }
 
 }  // namespace fcp

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "service/planner/mask_math.h"
+#include "service/planner/plan_size.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/packing.h"
 
@@ -32,6 +34,23 @@ class WholeDocPlanner final : public Planner {
   absl::string_view description() const override {
     return "whole documents bin-packed by attention cost (LPT); no communication unless a "
            "document exceeds the memory cap";
+  }
+
+  int auto_order() const override { return 50; }
+  // Without a memory cap: the costliest document, computed whole on one worker (efficiency <= 1).
+  double LowerBoundMs(const PlanContext& ctx) const override {
+    if (ctx.batch.topology.max_tokens_per_worker != 0) return 0;
+    const double bwd = ctx.options.include_backward ? ctx.cost.BackwardFactor() : 0;
+    double worst = 0;
+    for (const Document& d : ctx.batch.documents) {
+      const int64_t pairs = AllowedPairs(d.mask, 0, d.length, 0, d.length);
+      worst = std::max(worst, pairs * ctx.cost.SecondsPerPair(d.length, d.length) * (1 + bwd));
+    }
+    return worst * 1e3;
+  }
+  // Exactly the transfers its plan makes: none, or those of the documents cut under the cap.
+  PlanningCost EstimatePlanningCost(const PlanContext& ctx) const override {
+    return {static_cast<double>(MinimumTransfers(name(), ctx.batch, 0)), 0};
   }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
@@ -89,7 +108,8 @@ class WholeDocPlanner final : public Planner {
       }
       if (at != p.end) {
         return absl::InvalidArgumentError(
-            absl::StrCat("topology.max_tokens_per_worker: document ", p.document, " does not fit"));
+            absl::StrCat("whole_doc: document ", p.document, " (", p.end - p.begin,
+                         " tokens) does not fit under the token budget of ", cap, " per worker"));
       }
     }
     SortByPosition(&layout.blocks);

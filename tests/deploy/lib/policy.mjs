@@ -228,10 +228,30 @@ function checkServer(objects, report, expect, server) {
   report.check(Number(flags.get("port")) === grpcPort, `${name}: --port equals the grpc container port`);
   report.check(Number(flags.get("metrics_port")) === metricsPort,
     `${name}: --metrics-port equals the metrics container port`);
+  // Native gRPC probes cannot speak TLS: with --tls-cert they probe the plaintext --health-port
+  // (grpc.health.v1 only), container port "health".
+  const tls = flags.has("tls_cert");
+  const healthPort = containerPort(c, "health");
+  if (tls) {
+    report.check(Number.isInteger(healthPort) && Number(flags.get("health_port")) === healthPort,
+      `${name}: with --tls-cert, --health-port equals a container port "health" (probes cannot speak TLS)`);
+  }
+  const probePort = tls ? healthPort : grpcPort;
   for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
     const p = c[probe];
     report.check(p?.grpc !== undefined, `${name}: ${probe} is a native gRPC probe`);
-    report.check(p?.grpc?.port === grpcPort, `${name}: ${probe} probes the grpc port ${grpcPort} (an integer)`);
+    report.check(p?.grpc?.port === probePort,
+      `${name}: ${probe} probes the ${tls ? "health" : "grpc"} port ${probePort} (an integer)`);
+  }
+  // Credential files (--tls-*, --job-tokens, --job-identities) come from mounted Secrets, never
+  // from the image or a ConfigMap.
+  for (const f of ["tls_cert", "tls_key", "tls_client_ca", "job_tokens", "job_identities"]) {
+    const path = flags.get(f);
+    if (typeof path !== "string") continue;
+    const dir = path.replace(/\/[^/]*$/, "");
+    const mount = (c.volumeMounts ?? []).find((m) => m.mountPath === dir);
+    const volume = (pod.volumes ?? []).find((v) => v.name === mount?.name);
+    report.check(volume?.secret !== undefined, `${name}: --${f} ${path} lies in a mounted Secret`);
   }
 
   // The flagfile: mounted from a rendered ConfigMap that has the file.

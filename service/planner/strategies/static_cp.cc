@@ -1,0 +1,126 @@
+// static_cp: today's practice (Megatron-LM / TransformerEngine with a fixed CP size and data
+// parallelism). The CP size c is the smallest power of two whose ring member's share of the
+// longest document fits the token budget; the W workers form W/c data-parallel groups of c
+// consecutive ranks; the data loader packs documents into groups by tokens (largest first onto the
+// group with the fewest, LPT), and inside its group every document is zigzag-sharded over the c
+// members, KV rotating c-1 rounds:
+//
+//   W = 8, budget 4K tokens, longest document 7K tokens → c = 2 (a member holds 3.5K of it):
+//   group:   [0 1] [2 3] [4 5] [6 7]      longest document → group 0, the rest by tokens
+//
+// If the documents do not fit the groups (a document is never split across groups, and W/c
+// groups of c leave W mod c workers out), c doubles, up to one group of all W workers.
+// Tokens balance well; attention does not: the straggler is the group that drew the longest
+// document. This, not the W-wide ring, is the baseline a trainer would otherwise run.
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "service/planner/planner.h"
+#include "service/planner/strategies/packing.h"
+
+namespace fcp {
+namespace {
+
+// The tokens member m of a ring of c holds of a document of `length`: zigzag chunks m, 2c-1-m.
+int64_t Share(int64_t length, int64_t c, int64_t m) {
+  return ChunkBegin(length, 2 * c, m + 1) - ChunkBegin(length, 2 * c, m) +
+         ChunkBegin(length, 2 * c, 2 * c - m) - ChunkBegin(length, 2 * c, 2 * c - 1 - m);
+}
+
+int64_t LargestShare(int64_t length, int64_t c) {
+  int64_t largest = 0;
+  for (int64_t m = 0; m < c; ++m) largest = std::max(largest, Share(length, c, m));
+  return largest;
+}
+
+class StaticCpPlanner final : public Planner {
+ public:
+  absl::string_view name() const override { return "static_cp"; }
+  absl::string_view description() const override {
+    return "today's practice: a static power-of-two CP size that fits the longest document, "
+           "data-parallel groups packed by tokens, ring zigzag inside each group";
+  }
+
+  // auto: after the balancing strategies and dcp, before the W-wide ring (today's practice rarely
+  // wins, but auto must never be slower than it).
+  int auto_order() const override { return 65; }
+
+  absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
+    const Batch& batch = ctx.batch;
+    const int32_t workers = batch.topology.num_workers;
+    // Without a budget (attention objective) the trainer still has one: its share of the tokens
+    // with the topology's slack (a data loader packs to a length, it does not cut documents).
+    int64_t budget = batch.topology.max_tokens_per_worker;
+    if (budget <= 0) budget = TokenBudget(batch, Objective::kWholeStep);
+    int32_t longest = 0;
+    for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
+      if (batch.documents[d].length > batch.documents[longest].length) longest = d;
+    }
+    const int64_t longest_length = batch.documents[longest].length;
+    int32_t c = 1;
+    while (c < workers && LargestShare(longest_length, c) > budget) c *= 2;
+    if (LargestShare(longest_length, std::min(c, workers)) > budget) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "static_cp: document ", longest, " (", longest_length, " tokens) fits no CP size <= ",
+          workers, " under the token budget of ", budget, " per worker"));
+    }
+    for (;; c *= 2) {
+      absl::StatusOr<Layout> layout = Pack(batch, std::min(c, workers), budget);
+      if (layout.ok() || c >= workers) return layout;
+    }
+  }
+
+ private:
+  // Documents by length, largest first, each onto the group holding the fewest tokens that has
+  // room for its members' shares.
+  static absl::StatusOr<Layout> Pack(const Batch& batch, int32_t c, int64_t budget) {
+    const int32_t docs = static_cast<int32_t>(batch.documents.size());
+    const int32_t groups = batch.topology.num_workers / c;
+    std::vector<double> lengths(docs);
+    for (int32_t d = 0; d < docs; ++d) lengths[d] = static_cast<double>(batch.documents[d].length);
+    std::vector<int64_t> held(static_cast<size_t>(groups) * c, 0);  // per (group, member)
+    std::vector<int64_t> group_tokens(groups, 0), share(c);
+    MinTree fewest(groups);
+    Layout layout;
+    layout.kind = Layout::Kind::kZigzagRing;
+    layout.strategy = "static_cp";
+    layout.doc_group.assign(docs, -1);
+    for (int32_t d : ByCostDescending(lengths)) {
+      const int64_t length = batch.documents[d].length;
+      for (int32_t m = 0; m < c; ++m) share[m] = Share(length, c, m);
+      auto fits = [&](int32_t g) {
+        for (int32_t m = 0; m < c; ++m) {
+          if (held[static_cast<size_t>(g) * c + m] + share[m] > budget) return false;
+        }
+        return true;
+      };
+      int32_t g = fewest.ArgMin();
+      if (!fits(g)) {  // rounding: another group's members may still have room
+        g = -1;
+        for (int32_t h = 0; h < groups && g < 0; ++h) {
+          if (fits(h)) g = h;
+        }
+        if (g < 0) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("static_cp: document ", d, " (", length, " tokens) fits in no group of ",
+                           c, " under the token budget of ", budget, " per worker"));
+        }
+      }
+      for (int32_t m = 0; m < c; ++m) held[static_cast<size_t>(g) * c + m] += share[m];
+      layout.doc_group[d] = g;
+      group_tokens[g] += length;
+      fewest.Set(g, static_cast<double>(group_tokens[g]));
+      layout.block_size = std::max(layout.block_size, (length + 2 * c - 1) / (2 * c));
+    }
+    layout.groups = PlaceGroups(std::vector<int32_t>(groups, c), batch.topology);
+    return layout;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Planner> NewStaticCpPlanner() { return std::make_unique<StaticCpPlanner>(); }
+
+}  // namespace fcp
