@@ -63,8 +63,9 @@ absl::StatusOr<fcp::v1::StepReport> StepReportOf(const fcp_batch* b, const fcp_p
   ASSIGN_OR_RETURN(const fcp::Batch batch, fcp::BatchFromProto(request));
   ASSIGN_OR_RETURN(const fcp::Plan* core, fcp::c_api::CorePlan(plan));
   ASSIGN_OR_RETURN(fcp::calibration::RankStepMeasurement m,
-                   fcp::calibration::MeasurementOfPlan(*core, batch.model, batch.topology,
-                                                       times.rank, request.step()));
+                   fcp::calibration::MeasurementOfPlan(
+                       *core, fcp::CostModel(batch.model, batch.topology, fcp::CostParams()),
+                       times.rank, request.step()));
   m.forward_seconds = times.forward_seconds;
   m.backward_seconds = times.backward_seconds;
   m.comm_wait_seconds = times.comm_wait_seconds;

@@ -10,6 +10,7 @@
 #include "fcp/client.h"
 #include "proto/report_convert.h"
 #include "service/calibration/plan_measurement.h"
+#include "service/planner/cost_model.h"
 #include "service/planner/planner.h"
 #include "worker/executor/executor_backend.h"
 #include "worker/verify/dump.h"
@@ -181,8 +182,8 @@ class Loop {
   // Sends this rank's measurement of `step` to the coordinator (the closed loop). A report that
   // fails is not retried and does not stop the job: the fit only waits for the next one.
   void ReportStep(const Plan& plan, int64_t step, const StepStats& stats) {
-    absl::StatusOr<calibration::RankStepMeasurement> m = calibration::MeasurementOfPlan(
-        plan, config_.plan.model, config_.plan.topology, rank_, step);
+    absl::StatusOr<calibration::RankStepMeasurement> m =
+        calibration::MeasurementOfPlan(plan, linear_cost_, rank_, step);
     absl::Status status = m.status();
     if (m.ok()) {
       m->forward_seconds = stats.forward_seconds;
@@ -213,7 +214,9 @@ class Loop {
     report.planning_ms = plan.summary.planning_ms;
     report.fallback = fallback;
     report.predicted_imbalance = plan.summary.compute_imbalance;
-    report.predicted_ms = plan.summary.predicted_fwd_ms + plan.summary.predicted_bwd_ms;
+    // fcp-worker runs attention only: compare its steps with the attention pipeline's prediction
+    // (predicted_fwd_ms also holds the linear layers under the whole-step objective).
+    report.predicted_ms = calibration::AttentionStepSeconds(plan, linear_cost_) * 1e3;
     report.plan_bytes = plan.summary.comm_bytes;
     for (const StepRecord& r : all) {
       report.ranks.push_back(r.stats);
@@ -233,6 +236,10 @@ class Loop {
   PlanOptions options_;
   bool prefetched_ = false;
   bool report_failed_ = false;
+  // Prices the linear layers the plans' whole-layer times include (gemm_tflops is not calibrated,
+  // so the coordinator's and this one agree), to take them off: fcp-worker runs attention only.
+  CostModel linear_cost_{config_.plan.model, config_.plan.topology, config_.plan.options.cost,
+                         config_.plan.options.objective};
 };
 
 }  // namespace

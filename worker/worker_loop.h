@@ -48,7 +48,7 @@ struct StepReport {
   bool fallback = false;   // rank 0's plan was made locally because the coordinator failed
   double predicted_imbalance = 1;
   // The plan's predicted forward + backward attention time of its slowest worker (the summary's
-  // predicted_fwd_ms + predicted_bwd_ms): attention tiles and the transfers they cannot hide,
+  // attention_fwd_ms + attention_bwd_ms): attention tiles and the transfers they cannot hide,
   // what fcp-worker runs (no linear layers).
   double predicted_ms = 0;
   int64_t plan_bytes = 0;            // plan's total comm bytes

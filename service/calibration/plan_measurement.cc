@@ -1,5 +1,6 @@
 #include "service/calibration/plan_measurement.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -8,9 +9,26 @@
 
 namespace fcp::calibration {
 
-absl::StatusOr<RankStepMeasurement> MeasurementOfPlan(const Plan& plan, const ModelShape& model,
-                                                      const Topology& topology, int32_t rank,
-                                                      int64_t step) {
+std::pair<double, double> AttentionSeconds(const WorkerCost& worker, const CostModel& cost) {
+  const double linear = cost.TokenSeconds(worker.tokens);
+  return {std::max(0.0, worker.fwd_ms / 1000 - linear),
+          std::max(0.0, worker.bwd_ms / 1000 - 2 * linear)};
+}
+
+double AttentionStepSeconds(const Plan& plan, const CostModel& cost) {
+  double fwd = 0, bwd = 0;
+  for (const WorkerCost& worker : plan.costs) {
+    const auto [f, b] = AttentionSeconds(worker, cost);
+    fwd = std::max(fwd, f);
+    bwd = std::max(bwd, b);
+  }
+  return fwd + bwd;
+}
+
+absl::StatusOr<RankStepMeasurement> MeasurementOfPlan(const Plan& plan, const CostModel& cost,
+                                                      int32_t rank, int64_t step) {
+  const ModelShape& model = cost.model();
+  const Topology& topology = cost.topology();
   const WorkerPlan* slice = plan.FindWorker(rank);
   if (slice == nullptr || plan.blocks.empty() || rank >= static_cast<int32_t>(plan.costs.size())) {
     return absl::FailedPreconditionError(
@@ -44,8 +62,9 @@ absl::StatusOr<RankStepMeasurement> MeasurementOfPlan(const Plan& plan, const Mo
           tokens * kv_bytes_per_token;
     }
   }
-  const WorkerCost& cost = plan.costs[rank];
-  m.predicted_seconds = (cost.fwd_ms + cost.bwd_ms) / 1000;
+  // The attention pipeline alone: what forward/backward_seconds measure.
+  const auto [fwd, bwd] = AttentionSeconds(plan.costs[rank], cost);
+  m.predicted_seconds = fwd + bwd;
   return m;
 }
 

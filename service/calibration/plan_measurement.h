@@ -6,20 +6,30 @@
 #define FCP_SERVICE_CALIBRATION_PLAN_MEASUREMENT_H_
 
 #include <cstdint>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "service/calibration/cost_fit.h"
 #include "service/planner/batch.h"
+#include "service/planner/cost_model.h"
 #include "service/planner/plan.h"
 
 namespace fcp::calibration {
 
 // `rank`'s measurement skeleton for `step` of `plan` (which must hold the rank's slice and the
-// blocks), for a batch of `model` over `topology`; the times are left 0 for the caller.
-// FailedPrecondition when the plan has no slice for `rank` or no blocks.
-absl::StatusOr<RankStepMeasurement> MeasurementOfPlan(const Plan& plan, const ModelShape& model,
-                                                      const Topology& topology, int32_t rank,
-                                                      int64_t step);
+// blocks), planned under `cost` (the batch's model and topology, the cost params and objective
+// it was planned with); the times are left 0 for the caller. FailedPrecondition when the plan has
+// no slice for `rank` or no blocks.
+absl::StatusOr<RankStepMeasurement> MeasurementOfPlan(const Plan& plan, const CostModel& cost,
+                                                      int32_t rank, int64_t step);
+
+// The attention pipeline's predicted forward and backward seconds of a worker: its whole-layer
+// times less its linear layers as `cost` prices them (WorkerCost.attention_*_ms do not cross the
+// wire).
+std::pair<double, double> AttentionSeconds(const WorkerCost& worker, const CostModel& cost);
+
+// The plan's predicted attention step: the slowest worker's forward plus the slowest backward.
+double AttentionStepSeconds(const Plan& plan, const CostModel& cost);
 
 }  // namespace fcp::calibration
 
