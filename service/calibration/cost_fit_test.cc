@@ -118,18 +118,24 @@ TEST(CostFitTest, StragglersScaleThePlannedTimesNotTheRankFit) {
   absl::StatusOr<Calibration> exact = FitCalibration(Window(truth, 0), CostParams());
   ASSERT_TRUE(exact.ok()) << exact.status();
   EXPECT_NEAR(exact->step_scale, 1, 1e-6);
-  // Every step, one rank runs 40% slow: the step takes as long as it does.
+  // Every step, its slowest rank runs 40% slower still: the step takes as long as it does.
   std::vector<RankStepMeasurement> reports = Window(truth, 0);
-  for (RankStepMeasurement& m : reports) {
-    if (m.rank != 3) continue;
-    m.forward_seconds *= 1.4;
-    m.backward_seconds *= 1.4;
+  for (size_t first = 0; first < reports.size(); first += 16) {
+    RankStepMeasurement* slowest = &reports[first];
+    for (size_t i = first; i < first + 16; ++i) {
+      const RankStepMeasurement& m = reports[i];
+      if (m.forward_seconds + m.backward_seconds >
+          slowest->forward_seconds + slowest->backward_seconds) {
+        slowest = &reports[i];
+      }
+    }
+    slowest->forward_seconds *= 1.4;
+    slowest->backward_seconds *= 1.4;
   }
   absl::StatusOr<Calibration> fit = FitCalibration(reports, CostParams());
   ASSERT_TRUE(fit.ok()) << fit.status();
   ExpectRecovered(*fit, truth, 0.05);  // the per-rank model is the typical rank's
-  EXPECT_GT(fit->step_scale, 1.05);
-  EXPECT_LE(fit->step_scale, 1.4 + 1e-9);
+  EXPECT_NEAR(fit->step_scale, 1.4, 0.03);
   const CostParams planned = PlanningParams(*fit);
   EXPECT_DOUBLE_EQ(planned.attention_tflops, fit->params.attention_tflops / fit->step_scale);
   EXPECT_DOUBLE_EQ(planned.transfer_latency_us, fit->params.transfer_latency_us * fit->step_scale);
