@@ -5,6 +5,8 @@ Inputs (written by bench/plan_quality.sh and bench/planner_latency.sh):
   docs/results/plan_quality.jsonl   one `fcp plan --json` object per (workload, max_doc, cap,
                                     batch, strategy)
   docs/results/planner_bench.json   Google Benchmark JSON of build/bench/planner_bench
+  docs/results/whole_layer.jsonl    the whole-layer grid (bench/plan_quality.sh --whole-layer;
+                                    rendered by bench/whole_layer.py)
 Outputs:
   the sections between `<!-- BEGIN name -->` and `<!-- END name -->` markers in docs/benchmarks.md
   (head_to_head, plan_quality, capped, planner_latency)
@@ -20,6 +22,8 @@ import os
 import re
 import statistics
 import sys
+
+import whole_layer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "docs", "results")
@@ -289,6 +293,11 @@ def main():
         doc = replace_section(doc, "planner_latency", table)
     if uncapped:
         plot(uncapped, latency_rows)
+    whole_path = os.path.join(RESULTS, "whole_layer.jsonl")
+    if os.path.exists(whole_path):
+        grid = whole_layer.load(whole_path)
+        doc = replace_section(doc, "whole_layer", whole_layer.section(grid))
+        whole_layer.plot(grid, os.path.join(ROOT, "docs", "whole_layer_speedup.png"))
     with open(DOC, "w") as f:
         f.write(doc)
 

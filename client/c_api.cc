@@ -54,7 +54,9 @@ namespace {
 using fcp::c_api::Fail;
 using fcp::c_api::Succeed;
 
-absl::StatusOr<fcp::v1::PlanRequest> RequestFromBatch(const fcp_batch* b);
+// `model` NULL = the defaults (defined below).
+absl::StatusOr<fcp::v1::PlanRequest> RequestFromBatch(const fcp_batch* b,
+                                                      const fcp_model* model = nullptr);
 
 // The report of `times` for the step of `b` run with `plan` (fcp_client_report_step).
 absl::StatusOr<fcp::v1::StepReport> StepReportOf(const fcp_batch* b, const fcp_plan* plan,
@@ -78,7 +80,9 @@ absl::StatusOr<fcp::v1::StepReport> StepReportOf(const fcp_batch* b, const fcp_p
   return report;
 }
 
-absl::StatusOr<fcp::v1::PlanRequest> RequestFromBatch(const fcp_batch* b) {
+// `model` NULL = the defaults. Without a preset the batch's zero heads take the default model's
+// (the request then names them); with one, the preset fills them (BatchFromProto).
+absl::StatusOr<fcp::v1::PlanRequest> RequestFromBatch(const fcp_batch* b, const fcp_model* model) {
   if (b == nullptr) return absl::InvalidArgumentError("batch: must not be NULL");
   if (b->num_documents > 0 && b->document_lengths == nullptr) {
     return absl::InvalidArgumentError("batch.document_lengths: NULL with num_documents > 0");
@@ -93,9 +97,28 @@ absl::StatusOr<fcp::v1::PlanRequest> RequestFromBatch(const fcp_batch* b) {
   for (size_t i = 0; i < b->num_documents; ++i)
     r.add_documents()->set_length(b->document_lengths[i]);
   fcp::v1::ModelShape* m = r.mutable_model();
-  m->set_num_q_heads(b->num_q_heads != 0 ? b->num_q_heads : defaults.num_q_heads);
-  m->set_num_kv_heads(b->num_kv_heads != 0 ? b->num_kv_heads : defaults.num_kv_heads);
-  m->set_head_dim(b->head_dim != 0 ? b->head_dim : defaults.head_dim);
+  const bool preset = model != nullptr && model->preset != nullptr && model->preset[0] != '\0';
+  if (preset) {
+    m->set_preset(model->preset);
+    m->set_num_q_heads(b->num_q_heads);
+    m->set_num_kv_heads(b->num_kv_heads);
+    m->set_head_dim(b->head_dim);
+  } else {
+    m->set_num_q_heads(b->num_q_heads != 0 ? b->num_q_heads : defaults.num_q_heads);
+    m->set_num_kv_heads(b->num_kv_heads != 0 ? b->num_kv_heads : defaults.num_kv_heads);
+    m->set_head_dim(b->head_dim != 0 ? b->head_dim : defaults.head_dim);
+  }
+  if (model != nullptr) {
+    m->set_hidden_size(model->hidden_size);
+    m->set_ffn_hidden_size(model->ffn_hidden_size);
+    m->set_mlp(static_cast<fcp::v1::ModelShape::MlpKind>(model->mlp));
+    m->set_num_layers(model->num_layers);
+    m->set_linear_flops_per_token(model->linear_flops_per_token);
+    r.mutable_options()->set_objective(
+        static_cast<fcp::v1::PlanOptions::Objective>(model->objective));
+    if (model->token_slack >= 0) r.mutable_topology()->set_token_slack(model->token_slack);
+    r.mutable_topology()->set_activation_memory_bytes(model->activation_memory_bytes);
+  }
   r.mutable_topology()->set_num_workers(b->num_workers);
   r.mutable_topology()->set_workers_per_node(b->workers_per_node);
   if (b->strategy != nullptr) r.mutable_options()->set_strategy(b->strategy);
@@ -125,6 +148,11 @@ void fcp_client_options_init(fcp_client_options* options) {
 }
 
 void fcp_batch_init(fcp_batch* batch) { *batch = fcp_batch{}; }
+
+void fcp_model_init(fcp_model* model) {
+  *model = fcp_model{};
+  model->token_slack = -1;
+}
 
 int fcp_client_new(const fcp_client_options* options, fcp_client** client, fcp_error* error) {
   return fcp_client_new_tls(options, nullptr, client, error);
@@ -164,20 +192,30 @@ int fcp_client_new_auth(const fcp_client_options* options, const fcp_tls_options
 void fcp_client_free(fcp_client* client) { delete client; }
 
 int fcp_client_plan(fcp_client* client, const fcp_batch* batch, fcp_plan** plan, fcp_error* error) {
+  return fcp_client_plan_model(client, batch, nullptr, plan, error);
+}
+
+int fcp_client_plan_model(fcp_client* client, const fcp_batch* batch, const fcp_model* model,
+                          fcp_plan** plan, fcp_error* error) {
   if (client == nullptr || plan == nullptr) {
     return Fail(absl::InvalidArgumentError("client and plan: must not be NULL"), error);
   }
-  absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch);
+  absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch, model);
   if (!request.ok()) return Fail(request.status(), error);
   return Deliver(client->client->PlanBatch(*request), plan, error);
 }
 
 int fcp_client_plan_masked(fcp_client* client, const fcp_batch* batch, const fcp_mask* masks,
                            fcp_plan** plan, fcp_error* error) {
+  return fcp_client_plan_masked_model(client, batch, masks, nullptr, plan, error);
+}
+
+int fcp_client_plan_masked_model(fcp_client* client, const fcp_batch* batch, const fcp_mask* masks,
+                                 const fcp_model* model, fcp_plan** plan, fcp_error* error) {
   if (client == nullptr || plan == nullptr) {
     return Fail(absl::InvalidArgumentError("client and plan: must not be NULL"), error);
   }
-  absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch);
+  absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch, model);
   if (!request.ok()) return Fail(request.status(), error);
   for (size_t i = 0; masks != nullptr && i < batch->num_documents; ++i) {
     const fcp_mask& m = masks[i];
@@ -207,8 +245,13 @@ int fcp_client_plan_request(fcp_client* client, const void* request, size_t requ
 }
 
 int fcp_client_prefetch(fcp_client* client, const fcp_batch* batch, fcp_error* error) {
+  return fcp_client_prefetch_model(client, batch, nullptr, error);
+}
+
+int fcp_client_prefetch_model(fcp_client* client, const fcp_batch* batch, const fcp_model* model,
+                              fcp_error* error) {
   if (client == nullptr) return Fail(absl::InvalidArgumentError("client: must not be NULL"), error);
-  absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch);
+  absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch, model);
   if (!request.ok()) return Fail(request.status(), error);
   const absl::Status status = client->client->Prefetch(*std::move(request));
   return status.ok() ? Succeed(error) : Fail(status, error);

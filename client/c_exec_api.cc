@@ -115,6 +115,7 @@ absl::StatusOr<fcp::TrainerExecutorOptions> OptionsFrom(const fcp_executor_optio
   if (o.timeout_seconds > 0) out.timeout = absl::Seconds(o.timeout_seconds);
   out.threads = o.threads;
   out.metrics_port = o.metrics_port;
+  if (o.job_token != nullptr) out.job_token = o.job_token;
   out.node = NodeFromEnvironment();
   if (o.store != nullptr) {
     if (o.store->set == nullptr || o.store->get == nullptr) {

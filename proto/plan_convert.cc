@@ -4,8 +4,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/json_util.h"
+#include "service/planner/model.h"
 
 namespace fcp {
 namespace {
@@ -117,6 +119,41 @@ T OrDefault(T value, T fallback) {
   return value == 0 ? fallback : value;
 }
 
+bool SameShape(const ModelShape& a, const ModelShape& b) {
+  return a.num_q_heads == b.num_q_heads && a.num_kv_heads == b.num_kv_heads &&
+         a.head_dim == b.head_dim && a.dtype == b.dtype &&
+         a.linear_flops_per_token == b.linear_flops_per_token && a.hidden_size == b.hidden_size &&
+         a.ffn_hidden_size == b.ffn_hidden_size && a.mlp == b.mlp && a.num_layers == b.num_layers;
+}
+
+absl::StatusOr<MlpKind> MlpFromProto(v1::ModelShape::MlpKind mlp, MlpKind fallback) {
+  switch (mlp) {
+    case v1::ModelShape::MLP_UNSPECIFIED:
+      return fallback;
+    case v1::ModelShape::GATED:
+      return MlpKind::kGated;
+    case v1::ModelShape::PLAIN:
+      return MlpKind::kPlain;
+    default:
+      return UnknownEnum("model.mlp", mlp);
+  }
+}
+
+void ModelToProto(const ModelShape& m, v1::ModelShape* p) {
+  const std::vector<std::string> presets = ModelPresetNames();
+  const bool preset = std::find(presets.begin(), presets.end(), m.name) != presets.end();
+  p->set_preset(preset ? m.name : "");
+  p->set_num_q_heads(m.num_q_heads);
+  p->set_num_kv_heads(m.num_kv_heads);
+  p->set_head_dim(m.head_dim);
+  p->set_dtype(DTypeToProto(m.dtype));
+  p->set_linear_flops_per_token(m.linear_flops_per_token);
+  p->set_hidden_size(m.hidden_size);
+  p->set_ffn_hidden_size(m.ffn_hidden_size);
+  p->set_mlp(m.mlp == MlpKind::kPlain ? v1::ModelShape::PLAIN : v1::ModelShape::GATED);
+  p->set_num_layers(m.num_layers);
+}
+
 Topology TopologyFromProto(const v1::Topology& p) {
   const Topology defaults;
   Topology t;
@@ -126,6 +163,8 @@ Topology TopologyFromProto(const v1::Topology& p) {
   t.inter_node_gbps = OrDefault(p.inter_node_gbps(), defaults.inter_node_gbps);
   t.attention_tflops = OrDefault(p.attention_tflops(), defaults.attention_tflops);
   t.max_tokens_per_worker = p.max_tokens_per_worker();
+  t.activation_memory_bytes = p.activation_memory_bytes();
+  if (p.has_token_slack()) t.token_slack = p.token_slack();
   return t;
 }
 
@@ -181,6 +220,8 @@ void CostToProto(const WorkerCost& c, v1::WorkerCost* p) {
   p->set_compute_fwd_ms(c.compute_fwd_ms);
   p->set_fwd_ms(c.fwd_ms);
   p->set_bwd_ms(c.bwd_ms);
+  p->set_attention_fwd_ms(c.attention_fwd_ms);
+  p->set_attention_bwd_ms(c.attention_bwd_ms);
 }
 
 WorkerCost CostFromProto(const v1::WorkerCost& p) {
@@ -193,6 +234,8 @@ WorkerCost CostFromProto(const v1::WorkerCost& p) {
   c.compute_fwd_ms = p.compute_fwd_ms();
   c.fwd_ms = p.fwd_ms();
   c.bwd_ms = p.bwd_ms();
+  c.attention_fwd_ms = p.attention_fwd_ms();
+  c.attention_bwd_ms = p.attention_bwd_ms();
   return c;
 }
 
@@ -236,6 +279,13 @@ void SummaryToProto(const PlanSummary& s, v1::PlanSummary* p) {
   p->set_planning_ms(s.planning_ms);
   p->set_tiles(s.tiles);
   p->set_total_fwd_flops(s.total_fwd_flops);
+  p->set_attention_fwd_ms(s.attention_fwd_ms);
+  p->set_attention_bwd_ms(s.attention_bwd_ms);
+  p->set_balanced_fwd_ms(s.balanced_fwd_ms);
+  p->set_balanced_bwd_ms(s.balanced_bwd_ms);
+  p->set_max_tokens_per_worker(s.max_tokens_per_worker);
+  p->set_token_budget(s.token_budget);
+  p->set_model(s.model);
 }
 
 PlanSummary SummaryFromProto(const v1::PlanSummary& p) {
@@ -251,20 +301,49 @@ PlanSummary SummaryFromProto(const v1::PlanSummary& p) {
   s.planning_ms = p.planning_ms();
   s.tiles = p.tiles();
   s.total_fwd_flops = p.total_fwd_flops();
+  s.attention_fwd_ms = p.attention_fwd_ms();
+  s.attention_bwd_ms = p.attention_bwd_ms();
+  s.balanced_fwd_ms = p.balanced_fwd_ms();
+  s.balanced_bwd_ms = p.balanced_bwd_ms();
+  s.max_tokens_per_worker = p.max_tokens_per_worker();
+  s.token_budget = p.token_budget();
+  s.model = p.model();
   return s;
 }
 
 }  // namespace
 
+// Without a preset the attention fields are copied as is (required: ValidateBatch rejects 0).
+absl::StatusOr<ModelShape> ModelFromProto(const v1::ModelShape& p) {
+  ModelShape base;
+  const bool preset = !p.preset().empty();
+  if (preset) {
+    absl::StatusOr<ModelShape> named = ModelPreset(p.preset());
+    if (!named.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.preset: unknown model '", p.preset(),
+                       "' (known: ", absl::StrJoin(ModelPresetNames(), ", "), ")"));
+    }
+    base = *named;
+  }
+  ModelShape m = base;
+  m.num_q_heads = preset ? OrDefault(p.num_q_heads(), base.num_q_heads) : p.num_q_heads();
+  m.num_kv_heads = preset ? OrDefault(p.num_kv_heads(), base.num_kv_heads) : p.num_kv_heads();
+  m.head_dim = preset ? OrDefault(p.head_dim(), base.head_dim) : p.head_dim();
+  ASSIGN_OR_RETURN(m.dtype, DTypeFromProto(p.dtype()));
+  m.linear_flops_per_token = p.linear_flops_per_token();
+  m.hidden_size = OrDefault(p.hidden_size(), base.hidden_size);
+  m.ffn_hidden_size = OrDefault(p.ffn_hidden_size(), base.ffn_hidden_size);
+  ASSIGN_OR_RETURN(m.mlp, MlpFromProto(p.mlp(), base.mlp));
+  m.num_layers = OrDefault(p.num_layers(), base.num_layers);
+  if (!SameShape(m, base)) m.name = "custom";
+  return m;
+}
+
 absl::StatusOr<Batch> BatchFromProto(const v1::PlanRequest& request) {
   Batch batch;
   ASSIGN_OR_RETURN(batch.documents, DocumentsFromProto(request.documents()));
-  const v1::ModelShape& m = request.model();
-  batch.model.num_q_heads = m.num_q_heads();
-  batch.model.num_kv_heads = m.num_kv_heads();
-  batch.model.head_dim = m.head_dim();
-  ASSIGN_OR_RETURN(batch.model.dtype, DTypeFromProto(m.dtype()));
-  batch.model.linear_flops_per_token = m.linear_flops_per_token();
+  ASSIGN_OR_RETURN(batch.model, ModelFromProto(request.model()));
   batch.topology = TopologyFromProto(request.topology());
   return batch;
 }
@@ -272,12 +351,7 @@ absl::StatusOr<Batch> BatchFromProto(const v1::PlanRequest& request) {
 void BatchToProto(const Batch& batch, v1::PlanRequest* request) {
   request->clear_documents();
   DocumentsToProto(batch.documents, /*every_mask=*/false, request->mutable_documents());
-  v1::ModelShape* m = request->mutable_model();
-  m->set_num_q_heads(batch.model.num_q_heads);
-  m->set_num_kv_heads(batch.model.num_kv_heads);
-  m->set_head_dim(batch.model.head_dim);
-  m->set_dtype(DTypeToProto(batch.model.dtype));
-  m->set_linear_flops_per_token(batch.model.linear_flops_per_token);
+  ModelToProto(batch.model, request->mutable_model());
   v1::Topology* t = request->mutable_topology();
   t->set_num_workers(batch.topology.num_workers);
   t->set_workers_per_node(batch.topology.workers_per_node);
@@ -285,6 +359,8 @@ void BatchToProto(const Batch& batch, v1::PlanRequest* request) {
   t->set_inter_node_gbps(batch.topology.inter_node_gbps);
   t->set_attention_tflops(batch.topology.attention_tflops);
   t->set_max_tokens_per_worker(batch.topology.max_tokens_per_worker);
+  t->set_activation_memory_bytes(batch.topology.activation_memory_bytes);
+  t->set_token_slack(batch.topology.token_slack);
 }
 
 absl::StatusOr<PlanOptions> OptionsFromProto(const v1::PlanOptions& proto, const CostParams& cost) {
@@ -300,6 +376,13 @@ absl::StatusOr<PlanOptions> OptionsFromProto(const v1::PlanOptions& proto,
   options.block_size = proto.block_size();
   if (proto.has_include_backward()) options.include_backward = proto.include_backward();
   options.time_budget_ms = OrDefault(proto.time_budget_ms(), defaults.time_budget_ms);
+  if (proto.objective() == v1::PlanOptions::WHOLE_STEP) {
+    options.objective = Objective::kWholeStep;
+  } else if (proto.objective() == v1::PlanOptions::ATTENTION) {
+    options.objective = Objective::kAttention;
+  } else if (proto.objective() != v1::PlanOptions::OBJECTIVE_UNSPECIFIED) {
+    return UnknownEnum("options.objective", proto.objective());
+  }
   return options;
 }
 
@@ -309,6 +392,7 @@ PlanOptions RequestedOptions(const PlanOptions& requested, const PlanOptions& de
   options.block_size = requested.block_size;
   options.include_backward = requested.include_backward;
   options.time_budget_ms = OrDefault(requested.time_budget_ms, defaults.time_budget_ms);
+  options.objective = requested.objective;
   return options;
 }
 
@@ -317,6 +401,8 @@ void OptionsToProto(const PlanOptions& options, v1::PlanOptions* proto) {
   proto->set_block_size(options.block_size);
   proto->set_include_backward(options.include_backward);
   proto->set_time_budget_ms(options.time_budget_ms);
+  proto->set_objective(options.objective == Objective::kAttention ? v1::PlanOptions::ATTENTION
+                                                                  : v1::PlanOptions::WHOLE_STEP);
 }
 
 absl::StatusOr<OutputSpec> OutputSpecFromProto(const v1::PlanRequest& request,

@@ -13,11 +13,15 @@
 //
 // Defaults. A proto field left 0 takes the core default only where plan.proto documents
 // "0 = default" (topology.workers_per_node, the bandwidths, attention_tflops, options.strategy,
-// options.time_budget_ms; unset options.include_backward = true). Every other value is copied
+// options.time_budget_ms; unset options.include_backward = true, topology.token_slack = 0.05,
+// options.objective = WHOLE_STEP). The model's fields left 0 / unspecified take model.preset's
+// (ModelPreset) or, without a preset, the default model's (Llama-3-8B), except the attention
+// fields (heads, head_dim), required without a preset; the core model is named after the preset
+// when no field overrides it, else "custom". Every other value is copied
 // as is, so a missing or bad value (num_workers 0, a negative bandwidth, a document of length 0)
 // is rejected by fcp::ValidateBatch / fcp::ValidateOptions (inside MakePlan) with the field's
 // name, never silently replaced. Conversion itself fails only for what the core types cannot
-// represent: unknown enum values and out-of-range ranks.
+// represent: unknown enum values, an unknown model.preset and out-of-range ranks.
 //
 // All functions are thread-safe (no shared state).
 #ifndef FCP_PROTO_PLAN_CONVERT_H_
@@ -39,6 +43,12 @@ namespace fcp {
 // InvalidArgument for unknown enum values, naming the field ("documents[3].mask.kind: ...").
 absl::StatusOr<Batch> BatchFromProto(const v1::PlanRequest& request);
 
+// The model of `model`: model.preset's shape (or the default model's) under the fields set
+// explicitly (see Defaults above), named after the preset or "custom". InvalidArgument naming
+// "model.preset" / "model.mlp" / "model.dtype". The CLI resolves --model and the shape flags
+// through it too.
+absl::StatusOr<ModelShape> ModelFromProto(const v1::ModelShape& model);
+
 // Fills request->documents, model and topology from `batch` (job, step, options and ranks are
 // left alone); CAUSAL documents get no mask (unset = CAUSAL). BatchFromProto(BatchToProto(b)) == b.
 void BatchToProto(const Batch& batch, v1::PlanRequest* request);
@@ -55,8 +65,9 @@ absl::StatusOr<PlanOptions> OptionsFromProto(const v1::PlanOptions& options,
 void OptionsToProto(const PlanOptions& options, v1::PlanOptions* proto);
 // The options a request built from `requested` (OptionsToProto) plans with under `defaults`,
 // without building the message: == OptionsFromProto(OptionsToProto(requested), defaults). The
-// request carries strategy, block_size, include_backward and time_budget_ms (an empty strategy
-// and a 0 budget take `defaults`'); everything else (cost, balance_tolerance) is `defaults`'.
+// request carries strategy, block_size, include_backward, time_budget_ms and objective (an empty
+// strategy and a 0 budget take `defaults`'); everything else (cost, balance_tolerance) is
+// `defaults`'.
 PlanOptions RequestedOptions(const PlanOptions& requested, const PlanOptions& defaults);
 
 // Which slices to materialise: every rank when request.ranks is empty, else those ranks

@@ -27,14 +27,14 @@ Plan HandMadePlan() {
   w0.tiles = {{0, 0, 0}, {2, 2, 0}};
   w0.sends = {{1, 1, {0}, TransferKind::kKv}};
   w0.recvs = {{1, 1, {0}, TransferKind::kDkv}};
-  w0.predicted = {1e9, 2.5e9, 164, 51200, 51200, 0.5, 0.6, 1.5};
+  w0.predicted = {1e9, 2.5e9, 164, 51200, 51200, 0.5, 0.6, 1.5, 0.9, 2.1};
   WorkerPlan w1;
   w1.rank = 1;
   w1.blocks = {1};
   w1.tiles = {{1, 1, 0}, {1, 0, 1}};
   w1.sends = {{1, 0, {0}, TransferKind::kDkv}};
   w1.recvs = {{1, 0, {0}, TransferKind::kKv}};
-  w1.predicted = {2e9, 5e9, 100, 51200, 51200, 0.7, 0.8, 2.0};
+  w1.predicted = {2e9, 5e9, 100, 51200, 51200, 0.7, 0.8, 2.0, 1.1, 2.6};
   plan.workers = {w0, w1};
   plan.costs = {w0.predicted, w1.predicted};
   plan.summary.compute_imbalance = 1.333;
@@ -48,6 +48,13 @@ Plan HandMadePlan() {
   plan.summary.planning_ms = 0.01;
   plan.summary.tiles = 4;
   plan.summary.total_fwd_flops = 3e9;
+  plan.summary.attention_fwd_ms = 0.7;
+  plan.summary.attention_bwd_ms = 1.9;
+  plan.summary.balanced_fwd_ms = 0.6;
+  plan.summary.balanced_bwd_ms = 1.4;
+  plan.summary.max_tokens_per_worker = 164;
+  plan.summary.token_budget = 170;
+  plan.summary.model = "llama3-70b";
   return plan;
 }
 
@@ -58,6 +65,8 @@ void ExpectCostEq(const WorkerCost& a, const WorkerCost& b) {
   EXPECT_EQ(a.send_bytes, b.send_bytes);
   EXPECT_EQ(a.recv_bytes, b.recv_bytes);
   EXPECT_EQ(a.compute_fwd_ms, b.compute_fwd_ms);
+  EXPECT_EQ(a.attention_fwd_ms, b.attention_fwd_ms);
+  EXPECT_EQ(a.attention_bwd_ms, b.attention_bwd_ms);
   EXPECT_EQ(a.fwd_ms, b.fwd_ms);
   EXPECT_EQ(a.bwd_ms, b.bwd_ms);
 }
@@ -95,6 +104,13 @@ void ExpectPlanEq(const Plan& a, const Plan& b) {
   EXPECT_EQ(a.summary.planning_ms, b.summary.planning_ms);
   EXPECT_EQ(a.summary.tiles, b.summary.tiles);
   EXPECT_EQ(a.summary.total_fwd_flops, b.summary.total_fwd_flops);
+  EXPECT_EQ(a.summary.attention_fwd_ms, b.summary.attention_fwd_ms);
+  EXPECT_EQ(a.summary.attention_bwd_ms, b.summary.attention_bwd_ms);
+  EXPECT_EQ(a.summary.balanced_fwd_ms, b.summary.balanced_fwd_ms);
+  EXPECT_EQ(a.summary.balanced_bwd_ms, b.summary.balanced_bwd_ms);
+  EXPECT_EQ(a.summary.max_tokens_per_worker, b.summary.max_tokens_per_worker);
+  EXPECT_EQ(a.summary.token_budget, b.summary.token_budget);
+  EXPECT_EQ(a.summary.model, b.summary.model);
 }
 
 TEST(PlanConvertTest, PlanRoundTripsThroughProto) {
@@ -163,6 +179,12 @@ Batch SmallBatch() {
   batch.topology.inter_node_gbps = 25;
   batch.topology.attention_tflops = 300;
   batch.topology.max_tokens_per_worker = 1000;
+  batch.topology.activation_memory_bytes = 1 << 30;
+  batch.topology.token_slack = 0;  // explicitly none: not the default's 0.05
+  batch.model.hidden_size = 2048;
+  batch.model.ffn_hidden_size = 5000;
+  batch.model.mlp = MlpKind::kPlain;
+  batch.model.num_layers = 12;
   return batch;
 }
 
@@ -187,6 +209,13 @@ TEST(PlanConvertTest, BatchRoundTrips) {
   EXPECT_EQ(back->topology.inter_node_gbps, 25);
   EXPECT_EQ(back->topology.attention_tflops, 300);
   EXPECT_EQ(back->topology.max_tokens_per_worker, 1000);
+  EXPECT_EQ(back->topology.activation_memory_bytes, 1 << 30);
+  EXPECT_EQ(back->topology.token_slack, 0);
+  EXPECT_EQ(back->model.hidden_size, 2048);
+  EXPECT_EQ(back->model.ffn_hidden_size, 5000);
+  EXPECT_EQ(back->model.mlp, MlpKind::kPlain);
+  EXPECT_EQ(back->model.num_layers, 12);
+  EXPECT_EQ(back->model.name, "custom");
   EXPECT_TRUE(ValidateBatch(*back).ok());
 }
 
@@ -203,7 +232,71 @@ TEST(PlanConvertTest, ZeroTopologyFieldsDocumentedAsDefaultTakeCoreDefaults) {
   EXPECT_EQ(batch->topology.inter_node_gbps, defaults.inter_node_gbps);
   EXPECT_EQ(batch->topology.attention_tflops, defaults.attention_tflops);
   EXPECT_EQ(batch->topology.max_tokens_per_worker, 0);
+  EXPECT_EQ(batch->topology.activation_memory_bytes, 0);
+  EXPECT_EQ(batch->topology.token_slack, defaults.token_slack);
   EXPECT_EQ(batch->model.dtype, DType::kBf16);
+}
+
+// An old client sets the attention fields only: the layers around attention are the default
+// model's (hidden 4096, FFN 14336 gated, 32 layers), never 0 (which ValidateBatch rejects).
+TEST(PlanConvertTest, ModelFieldsLeftZeroTakeTheDefaultModel) {
+  v1::PlanRequest request;
+  request.add_documents()->set_length(10);
+  request.mutable_topology()->set_num_workers(2);
+  request.mutable_model()->set_num_q_heads(32);
+  request.mutable_model()->set_num_kv_heads(8);
+  request.mutable_model()->set_head_dim(128);
+  absl::StatusOr<Batch> batch = BatchFromProto(request);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  const ModelShape defaults;
+  EXPECT_EQ(batch->model.hidden_size, defaults.hidden_size);
+  EXPECT_EQ(batch->model.ffn_hidden_size, defaults.ffn_hidden_size);
+  EXPECT_EQ(batch->model.mlp, MlpKind::kGated);
+  EXPECT_EQ(batch->model.num_layers, defaults.num_layers);
+  EXPECT_EQ(batch->model.linear_flops_per_token, 0);
+  EXPECT_EQ(batch->model.name, "llama3-8b");
+  EXPECT_TRUE(ValidateBatch(*batch).ok());
+
+  request.mutable_model()->set_num_q_heads(16);  // not llama3-8b any more
+  EXPECT_EQ(BatchFromProto(request)->model.name, "custom");
+}
+
+// A preset fills every field left 0; explicitly set fields override it (and make it "custom").
+TEST(PlanConvertTest, PresetFillsTheShapeAndExplicitFieldsOverrideIt) {
+  v1::PlanRequest request;
+  request.add_documents()->set_length(10);
+  request.mutable_topology()->set_num_workers(2);
+  request.mutable_model()->set_preset("llama3-70b");
+  absl::StatusOr<Batch> batch = BatchFromProto(request);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  absl::StatusOr<ModelShape> preset = ModelPreset("llama3-70b");
+  ASSERT_TRUE(preset.ok());
+  EXPECT_EQ(batch->model.num_q_heads, preset->num_q_heads);
+  EXPECT_EQ(batch->model.num_kv_heads, preset->num_kv_heads);
+  EXPECT_EQ(batch->model.head_dim, preset->head_dim);
+  EXPECT_EQ(batch->model.hidden_size, 8192);
+  EXPECT_EQ(batch->model.ffn_hidden_size, 28672);
+  EXPECT_EQ(batch->model.num_layers, 80);
+  EXPECT_EQ(batch->model.name, "llama3-70b");
+  EXPECT_TRUE(ValidateBatch(*batch).ok());
+
+  request.mutable_model()->set_ffn_hidden_size(20000);
+  request.mutable_model()->set_mlp(v1::ModelShape::PLAIN);
+  batch = BatchFromProto(request);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_EQ(batch->model.hidden_size, 8192);
+  EXPECT_EQ(batch->model.ffn_hidden_size, 20000);
+  EXPECT_EQ(batch->model.mlp, MlpKind::kPlain);
+  EXPECT_EQ(batch->model.name, "custom");
+
+  // A preset model round-trips under its name.
+  v1::PlanRequest again;
+  BatchToProto(Batch{{{10, Mask::Causal()}}, *preset, {}}, &again);
+  EXPECT_EQ(again.model().preset(), "llama3-70b");
+  EXPECT_EQ(BatchFromProto(again)->model.name, "llama3-70b");
+
+  request.mutable_model()->set_preset("llama9-1t");
+  EXPECT_THAT(BatchFromProto(request).status().message(), HasSubstr("model.preset"));
 }
 
 TEST(PlanConvertTest, RequiredFieldsLeftZeroAreRejectedByValidation) {
@@ -235,6 +328,13 @@ TEST(PlanConvertTest, UnknownEnumsAreRejectedNamingTheField) {
   request.mutable_documents(1)->clear_mask();
   request.mutable_model()->set_dtype(static_cast<v1::ModelShape::DType>(7));
   EXPECT_THAT(BatchFromProto(request).status().message(), HasSubstr("model.dtype"));
+  request.mutable_model()->clear_dtype();
+  request.mutable_model()->set_mlp(static_cast<v1::ModelShape::MlpKind>(5));
+  EXPECT_THAT(BatchFromProto(request).status().message(), HasSubstr("model.mlp"));
+
+  v1::PlanOptions options;
+  options.set_objective(static_cast<v1::PlanOptions::Objective>(9));
+  EXPECT_THAT(OptionsFromProto(options).status().message(), HasSubstr("options.objective"));
 }
 
 TEST(PlanConvertTest, OptionsDefaults) {
@@ -245,8 +345,10 @@ TEST(PlanConvertTest, OptionsDefaults) {
   EXPECT_EQ(options->block_size, 0);
   EXPECT_TRUE(options->include_backward);
   EXPECT_EQ(options->time_budget_ms, defaults.time_budget_ms);
+  EXPECT_EQ(options->objective, Objective::kWholeStep);
 
   v1::PlanOptions proto;
+  proto.set_objective(v1::PlanOptions::ATTENTION);
   proto.set_strategy("ring");
   proto.set_block_size(4096);
   proto.set_include_backward(false);
@@ -260,12 +362,14 @@ TEST(PlanConvertTest, OptionsDefaults) {
   EXPECT_FALSE(options->include_backward);
   EXPECT_EQ(options->time_budget_ms, 5);
   EXPECT_EQ(options->cost.transfer_latency_us, 7);
+  EXPECT_EQ(options->objective, Objective::kAttention);
 
   v1::PlanOptions again;
   OptionsToProto(*options, &again);
   EXPECT_EQ(again.strategy(), "ring");
   EXPECT_TRUE(again.has_include_backward());
   EXPECT_FALSE(again.include_backward());
+  EXPECT_EQ(again.objective(), v1::PlanOptions::ATTENTION);
 }
 
 // RequestedOptions is the round trip through the message, field for field and by plan id, for
@@ -281,6 +385,7 @@ TEST(PlanConvertTest, RequestedOptionsAreTheProtoRoundTrip) {
   full.block_size = 256;
   full.include_backward = false;
   full.time_budget_ms = 3;
+  full.objective = Objective::kAttention;
   PlanOptions zeros;
   zeros.strategy = "";
   zeros.time_budget_ms = 0;
@@ -299,6 +404,7 @@ TEST(PlanConvertTest, RequestedOptionsAreTheProtoRoundTrip) {
     EXPECT_EQ(got.include_backward, expected->include_backward);
     EXPECT_EQ(got.time_budget_ms, expected->time_budget_ms);
     EXPECT_EQ(got.balance_tolerance, expected->balance_tolerance);
+    EXPECT_EQ(got.objective, expected->objective);
     EXPECT_EQ(got.cost.transfer_latency_us, expected->cost.transfer_latency_us);
     EXPECT_EQ(ComputePlanId(batch, got), ComputePlanId(batch, *expected));
   }

@@ -90,14 +90,20 @@ TEST_F(CApiTest, ErrorsCarryTheirCodeAndMessage) {
   fcp_client_free(client);
 }
 
-TEST_F(CApiTest, PrefetchGetAndFallbackStats) {
-  fcp_client* client = NewClient(target_.c_str());
-  const int64_t lengths[] = {5000, 3000, 200, 100};
+// Four documents of kFourLengths over 4 workers.
+const int64_t kFourLengths[] = {5000, 3000, 200, 100};
+fcp_batch FourDocumentBatch() {
   fcp_batch batch;
   fcp_batch_init(&batch);
-  batch.document_lengths = lengths;
+  batch.document_lengths = kFourLengths;
   batch.num_documents = 4;
   batch.num_workers = 4;
+  return batch;
+}
+
+TEST_F(CApiTest, PrefetchGetAndFallbackStats) {
+  fcp_client* client = NewClient(target_.c_str());
+  fcp_batch batch = FourDocumentBatch();
   batch.step = 8;
   fcp_error error;
   ASSERT_EQ(fcp_client_prefetch(client, &batch, &error), FCP_OK) << error.message;
@@ -164,6 +170,46 @@ TEST_F(CApiTest, ReportedStepsCalibrateLaterPlans) {
   // Planned at the reported ~10 ms scale, not the default 400 TFLOP/s (microseconds).
   EXPECT_GT(fcp_plan_predicted_step_ms(plan), 10);
   fcp_plan_free(plan);
+  fcp_client_free(client);
+}
+
+// The model struct reaches the request: a preset's shape (its summary names it), explicit fields
+// over it ("custom"), the objective, and a bad preset named in the error.
+TEST_F(CApiTest, PlanModelCarriesPresetShapeAndObjective) {
+  fcp_client* client = NewClient(target_.c_str());
+  const fcp_batch batch = FourDocumentBatch();
+  fcp_model model;
+  fcp_model_init(&model);
+  EXPECT_LT(model.token_slack, 0);
+  model.preset = "llama3-70b";
+  auto summary = [&](v1::PlanResponse* response) {
+    fcp_plan* plan = nullptr;
+    fcp_error error;
+    EXPECT_EQ(fcp_client_plan_model(client, &batch, &model, &plan, &error), FCP_OK)
+        << error.message;
+    size_t size = 0;
+    const void* serialized = fcp_plan_serialized(plan, &size);
+    EXPECT_TRUE(response->ParseFromArray(serialized, static_cast<int>(size)));
+    fcp_plan_free(plan);
+    return response->plan().summary();
+  };
+  v1::PlanResponse seventy;
+  EXPECT_EQ(summary(&seventy).model(), "llama3-70b");
+  EXPECT_GT(seventy.plan().summary().token_budget(), 0);  // whole step: the 5% slack
+
+  model.ffn_hidden_size = 1024;
+  model.mlp = FCP_MLP_PLAIN;
+  model.objective = FCP_OBJECTIVE_ATTENTION;
+  v1::PlanResponse custom;
+  EXPECT_EQ(summary(&custom).model(), "custom");
+  EXPECT_EQ(custom.plan().summary().token_budget(), 0);  // attention alone: no budget
+  EXPECT_NE(custom.plan().plan_id(), seventy.plan().plan_id());
+
+  model.preset = "llama9-1t";
+  fcp_plan* plan = nullptr;
+  fcp_error error;
+  EXPECT_EQ(fcp_client_plan_model(client, &batch, &model, &plan, &error), FCP_INVALID_ARGUMENT);
+  EXPECT_THAT(error.message, HasSubstr("model.preset"));
   fcp_client_free(client);
 }
 

@@ -338,18 +338,6 @@ INSTANTIATE_TEST_SUITE_P(MasksStrategiesWorlds, CExecApiTest, ::testing::ValuesI
                          });
 
 // A port nothing listens on right now (bound, then released).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t size = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 TEST(CExecApiMetricsTest, MetricsPortServesTheWorkerMetricsWithTheTrainersLabels) {
   fcp_executor_options options;
   fcp_executor_options_init(&options);
@@ -508,6 +496,8 @@ TEST_F(CExecApiBadInputTest, ExecutorOptions) {
                   "options.metrics_port");
   ExpectBadOption([](auto& o) { o.cuda_device = -1, o.transport = "loopback"; },
                   "options.cuda_device");
+  ExpectBadOption([](auto& o) { o.job_token = "has space", o.transport = "loopback"; },
+                  "options.job_token");
   static const fcp_store half_store{nullptr, nullptr, nullptr};
   ExpectBadOption([](auto& o) { o.store = &half_store; }, "options.store");
 }

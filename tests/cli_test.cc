@@ -71,6 +71,10 @@ TEST(CliHelpTest, HelpTeachesUsageWithAnExample) {
     EXPECT_THAT(r.out, HasSubstr("example"));
     EXPECT_THAT(r.out, HasSubstr("--tokens-per-worker"));
     EXPECT_THAT(r.out, HasSubstr("--validate-max-tiles"));
+    // The model flags, and every preset with its shape.
+    EXPECT_THAT(r.out, HasSubstr("--objective"));
+    EXPECT_THAT(r.out, HasSubstr("--hidden-size"));
+    EXPECT_THAT(r.out, HasSubstr("llama3-70b    8192 / 28672 GATED  80 layers"));
   }
   EXPECT_EQ(RunFcp({"plan", "--help"}).code, 0);
   EXPECT_EQ(RunFcp({}).code, 2);
@@ -154,6 +158,15 @@ std::vector<BadInput> BadInputs() {
       {"NegativeBandwidth", with({"--lengths", w, "--inter-node-gbps", "-1"}), "--inter-node-gbps"},
       {"MemoryCapTooSmall", with({"--lengths", w, "--max-tokens-per-worker", "100"}),
        "max_tokens_per_worker"},
+      {"UnknownModel", with({"--lengths", w, "--model", "llama9"}), "--model: unknown model"},
+      {"BadMlp", with({"--lengths", w, "--mlp", "moe"}), "--mlp"},
+      {"ZeroHiddenSize", with({"--lengths", w, "--hidden-size", "0"}), "--hidden-size"},
+      {"ZeroFfn", with({"--lengths", w, "--ffn-hidden-size", "0"}), "--ffn-hidden-size"},
+      {"BadObjective", with({"--lengths", w, "--objective", "mfu"}), "--objective"},
+      {"NegativeSlack", with({"--lengths", w, "--token-slack", "-0.1"}), "--token-slack"},
+      {"NegativeMemory", with({"--lengths", w, "--activation-memory-bytes", "-1"}),
+       "--activation-memory-bytes"},
+      {"ZeroGemmRate", with({"--lengths", w, "--gemm-tflops", "0"}), "--gemm-tflops"},
       {"BadCalibration", with({"--lengths", w, "--calibration", bad_cal}), "--calibration"},
       {"DumpWithAll", with({"--lengths", w, "--strategy", "all", "--dump-plan", "/tmp/x.json"}),
        "--dump-plan"},
@@ -166,11 +179,61 @@ std::vector<BadInput> BadInputs() {
 INSTANTIATE_TEST_SUITE_P(Cases, CliBadInputTest, ::testing::ValuesIn(BadInputs()),
                          [](const auto& info) { return info.param.name; });
 
-const char* const kRequiredKeys[] = {
-    "batch",      "strategy",          "workers",          "tokens",      "documents",
-    "block_size", "compute_imbalance", "token_imbalance",  "comm_bytes",  "max_worker_comm_bytes",
-    "rounds",     "predicted_fwd_ms",  "predicted_bwd_ms", "planning_ms", "valid",
-    "plan_id",    "speedup_vs_ring",   "chosen",           "tiles",       "inter_node_bytes"};
+const char* const kRequiredKeys[] = {"batch",
+                                     "strategy",
+                                     "workers",
+                                     "tokens",
+                                     "documents",
+                                     "block_size",
+                                     "compute_imbalance",
+                                     "token_imbalance",
+                                     "comm_bytes",
+                                     "max_worker_comm_bytes",
+                                     "rounds",
+                                     "predicted_fwd_ms",
+                                     "predicted_bwd_ms",
+                                     "planning_ms",
+                                     "valid",
+                                     "plan_id",
+                                     "speedup_vs_ring",
+                                     "chosen",
+                                     "tiles",
+                                     "inter_node_bytes",
+                                     "predicted_step_fwd_ms",
+                                     "predicted_step_bwd_ms",
+                                     "attention_fwd_ms",
+                                     "attention_bwd_ms",
+                                     "max_tokens_per_worker",
+                                     "token_budget",
+                                     "model"};
+
+// --model and the shape flags reach the plan: the preset's name, "custom" once a field overrides
+// it, the token budget under whole_step (none under attention), and a different plan id.
+TEST_F(CliTest, ModelFlagsAndObjectiveReachThePlan) {
+  auto line = [](std::vector<std::string> extra) {
+    extra.insert(extra.end(), {"--strategy", "fcp", "--json"});
+    const CliResult r = RunFcp(SmallPlan(extra));
+    EXPECT_EQ(r.code, 0) << r.err;
+    return ParseJson(Lines(r.out).at(0)).fields();
+  };
+  const auto eight = line({});
+  EXPECT_EQ(eight.at("model").string_value(), "llama3-8b");
+  EXPECT_GT(eight.at("token_budget").number_value(), 0);
+  EXPECT_LE(eight.at("max_tokens_per_worker").number_value(),
+            eight.at("token_budget").number_value());
+  EXPECT_GT(eight.at("predicted_step_fwd_ms").number_value(),
+            eight.at("attention_fwd_ms").number_value());
+  const auto seventy = line({"--model", "llama3-70b"});
+  EXPECT_EQ(seventy.at("model").string_value(), "llama3-70b");
+  EXPECT_NE(seventy.at("plan_id").string_value(), eight.at("plan_id").string_value());
+  EXPECT_EQ(line({"--model", "llama3-70b", "--mlp", "plain"}).at("model").string_value(), "custom");
+  const auto attention = line({"--objective", "attention"});
+  EXPECT_EQ(attention.at("token_budget").number_value(), 0);
+  EXPECT_DOUBLE_EQ(attention.at("predicted_step_fwd_ms").number_value(),
+                   attention.at("attention_fwd_ms").number_value());
+  EXPECT_GT(line({"--token-slack", "0.5"}).at("token_budget").number_value(),
+            eight.at("token_budget").number_value());
+}
 
 TEST_F(CliTest, StrategyAllGivesOneValidJsonLinePerStrategy) {
   const CliResult r = RunFcp(SmallPlan({"--strategy", "all", "--json"}));

@@ -1,5 +1,6 @@
 // A minimal HTTP/1.0 GET over loopback TCP for tests: scrapes a Prometheus /metrics endpoint.
 //
+//   options.metrics_port = fcp::FreePort();
 //   absl::StatusOr<std::string> body = fcp::HttpGet(metrics_port, "/metrics");
 #ifndef FCP_TESTS_HTTP_GET_H_
 #define FCP_TESTS_HTTP_GET_H_
@@ -44,6 +45,19 @@ inline absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
     return absl::InternalError(absl::StrCat("GET ", path, ": ", response.substr(0, 64)));
   }
   return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+// A loopback port free right now (the kernel's pick; a test binds it right after).
+inline int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t size = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  close(fd);
+  return ntohs(address.sin_port);
 }
 
 }  // namespace fcp

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "client/job_token.h"
 #include "common/status_macros.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
@@ -14,6 +15,7 @@
 #include "worker/executor/cuda_backend.h"
 #include "worker/executor/executor_backend.h"
 #include "worker/executor/row_exchange.h"
+#include "worker/nvml_gauges.h"
 #include "worker/transport/coordinator_store.h"
 #include "worker/transport/loopback_transport.h"
 #include "worker/transport/transport_factory.h"
@@ -26,6 +28,7 @@ struct TrainerExecutor::Parts {
   std::unique_ptr<Transport> transport;
   std::unique_ptr<Executor> executor;
   std::string gpu_uuid;
+  std::shared_ptr<NvmlGauges> gpu_gauges;  // device "cuda" with NVML; the exposer's weak_ptr
   std::unique_ptr<prometheus::Exposer> exposer;
   std::shared_ptr<prometheus::Registry> registry;
   std::unique_ptr<WorkerMetrics> metrics;
@@ -70,7 +73,7 @@ absl::Status CheckOptions(const TrainerExecutorOptions& o) {
   if (o.metrics_port < 0 || o.metrics_port > 65535) {
     return Invalid("metrics_port", absl::StrCat("must be in [0, 65535], got ", o.metrics_port));
   }
-  return absl::OkStatus();
+  return CheckJobToken("options.job_token", o.job_token);
 }
 
 // "file:DIR" (a directory every rank sees) or "coordinator:HOST:PORT" (its store).
@@ -86,6 +89,7 @@ absl::Status ParseRendezvous(const TrainerExecutorOptions& o, TransportOptions* 
     store.target = std::string(rest);
     store.job_id = o.job_id;
     store.timeout = o.timeout;
+    store.job_token = o.job_token;
     ASSIGN_OR_RETURN(transport->store, NewCoordinatorStore(store));
     return absl::OkStatus();
   }
@@ -155,8 +159,12 @@ absl::StatusOr<std::unique_ptr<TrainerExecutor>> TrainerExecutor::Create(
     }
     parts->registry = std::make_shared<prometheus::Registry>();
     parts->exposer->RegisterCollectable(parts->registry);
-    parts->metrics = std::make_unique<WorkerMetrics>(
-        *parts->registry, WorkerLabels{o.job_id, o.rank, o.node, parts->gpu_uuid});
+    const WorkerLabels labels{o.job_id, o.rank, o.node, parts->gpu_uuid};
+    parts->metrics = std::make_unique<WorkerMetrics>(*parts->registry, labels);
+    if (cuda != nullptr) {  // NVML's gauges when it can be loaded; absent otherwise
+      parts->gpu_gauges = NvmlGauges::Open({labels, o.cuda_device});
+      if (parts->gpu_gauges != nullptr) parts->exposer->RegisterCollectable(parts->gpu_gauges);
+    }
   }
   return std::unique_ptr<TrainerExecutor>(new TrainerExecutor(o, std::move(parts)));
 }

@@ -1,7 +1,8 @@
 // TrainerExecutor: the executor as a trainer holds it (what the C API's fcp_executor wraps): one
 // rank's transport (chosen once: loopback for a single rank, gloo, or nccl on a GPU), its backend
 // (host memory and the CPU kernels, or one GPU), optionally a Prometheus endpoint with the
-// fcp_worker_* metrics (worker/worker_metrics.h), and per-call statistics. Calls are serialized.
+// fcp_worker_* metrics (worker/worker_metrics.h; on a GPU with NVML also its utilization, memory
+// and SM clock, worker/nvml_gauges.h), and per-call statistics. Calls are serialized.
 //
 //   TrainerExecutorOptions options;
 //   options.rank = rank; options.world_size = world; options.rendezvous = "file:/shared/run3";
@@ -44,6 +45,9 @@ struct TrainerExecutorOptions {
   int32_t threads = 0;       // CPU kernels (0: hardware concurrency)
   int32_t metrics_port = 0;  // > 0: Prometheus endpoint on 0.0.0.0:port
   int32_t node = 0;          // metrics label
+  // rendezvous "coordinator:...": the job token its calls carry (issue 28); empty =
+  // $FCP_JOB_TOKEN if set, else none (client/job_token.h).
+  std::string job_token;
 };
 
 class TrainerExecutor {

@@ -9,13 +9,6 @@ namespace {
 
 using Labels = std::map<std::string, std::string>;
 
-Labels RankLabels(const WorkerLabels& l) {
-  return {{"training_job", l.training_job},
-          {"rank", absl::StrCat(l.rank)},
-          {"node", absl::StrCat(l.node)},
-          {"gpu_uuid", l.gpu_uuid}};
-}
-
 Labels With(Labels labels, const std::string& key, const std::string& value) {
   labels[key] = value;
   return labels;
@@ -38,40 +31,47 @@ prometheus::Histogram::BucketBoundaries StepBuckets() {
 
 }  // namespace
 
+std::map<std::string, std::string> WorkerLabelMap(const WorkerLabels& l) {
+  return {{"training_job", l.training_job},
+          {"rank", absl::StrCat(l.rank)},
+          {"node", absl::StrCat(l.node)},
+          {"gpu_uuid", l.gpu_uuid}};
+}
+
 WorkerMetrics::WorkerMetrics(prometheus::Registry& registry, const WorkerLabels& labels)
     : steps_(Counter(registry, "fcp_worker_steps_total", "Steps executed (forward + backward).",
-                     RankLabels(labels))),
+                     WorkerLabelMap(labels))),
       errors_(Counter(registry, "fcp_worker_step_errors_total",
                       "Steps that failed: transport errors, refused plans, failed checks.",
-                      RankLabels(labels))),
+                      WorkerLabelMap(labels))),
       attention_seconds_(Counter(registry, "fcp_worker_attention_seconds_total",
                                  "Seconds spent in attention kernels, forward and backward.",
-                                 RankLabels(labels))),
+                                 WorkerLabelMap(labels))),
       attention_flops_(Counter(registry, "fcp_worker_attention_flops_total",
                                "Attention FLOPs computed (allowed pairs), forward and backward.",
-                               RankLabels(labels))),
+                               WorkerLabelMap(labels))),
       bytes_sent_(Counter(registry, "fcp_worker_comm_bytes_total",
                           "Payload bytes exchanged with peers (K, V, dK, dV), by direction.",
-                          With(RankLabels(labels), "direction", "sent"))),
+                          With(WorkerLabelMap(labels), "direction", "sent"))),
       bytes_received_(Counter(registry, "fcp_worker_comm_bytes_total",
                               "Payload bytes exchanged with peers (K, V, dK, dV), by direction.",
-                              With(RankLabels(labels), "direction", "received"))),
+                              With(WorkerLabelMap(labels), "direction", "received"))),
       wait_seconds_(Counter(registry, "fcp_worker_comm_wait_seconds_total",
                             "Seconds blocked waiting for transfers (not hidden by compute).",
-                            RankLabels(labels))),
+                            WorkerLabelMap(labels))),
       step_seconds_(prometheus::BuildHistogram()
                         .Name("fcp_worker_step_seconds")
                         .Help("Wall time of a step's attention, forward + backward, seconds.")
                         .Register(registry)
-                        .Add(RankLabels(labels), StepBuckets())),
+                        .Add(WorkerLabelMap(labels), StepBuckets())),
       tokens_(Gauge(registry, "fcp_worker_tokens", "Tokens this rank held in the last step.",
-                    RankLabels(labels))),
+                    WorkerLabelMap(labels))),
       predicted_(Gauge(registry, "fcp_worker_predicted_step_seconds",
                        "The plan's predicted attention step time for this rank (fwd + bwd).",
-                       RankLabels(labels))),
+                       WorkerLabelMap(labels))),
       fallbacks_(Counter(registry, "fcp_worker_plan_fallbacks_total",
                          "Plans made locally because the coordinator could not answer.",
-                         RankLabels(labels))) {}
+                         WorkerLabelMap(labels))) {}
 
 void WorkerMetrics::RecordStep(const StepStats& stats, int64_t tokens, double predicted_seconds) {
   steps_.Increment();

@@ -17,6 +17,7 @@
 #ifndef FCP_WORKER_WORKER_METRICS_H_
 #define FCP_WORKER_WORKER_METRICS_H_
 
+#include <map>
 #include <string>
 
 #include "prometheus/counter.h"
@@ -33,6 +34,10 @@ struct WorkerLabels {
   int32_t node = 0;
   std::string gpu_uuid;
 };
+
+// {training_job, rank, node, gpu_uuid} as Prometheus labels (for other collectables of the rank,
+// e.g. worker/nvml_gauges.h).
+std::map<std::string, std::string> WorkerLabelMap(const WorkerLabels& labels);
 
 class WorkerMetrics {
  public:

@@ -13,6 +13,8 @@
 #include "client/job_token.h"
 #include "common/pem.h"
 #include "common/status_macros.h"
+#include "fcp/v1/plan.pb.h"
+#include "proto/plan_convert.h"
 #include "service/planner/cost_model.h"
 #include "workload/workload.h"
 
@@ -32,11 +34,31 @@ ABSL_FLAG(double, inter_node_gbps, fcp::Topology().inter_node_gbps,
           "inter-node P2P bandwidth per GPU, GB/s");
 ABSL_FLAG(double, attention_tflops, fcp::Topology().attention_tflops,
           "achievable attention forward TFLOP/s per GPU");
-ABSL_FLAG(int64_t, max_tokens_per_worker, 0, "memory cap in tokens per worker; 0 = unlimited");
-ABSL_FLAG(int32_t, heads, fcp::ModelShape().num_q_heads, "query heads");
-ABSL_FLAG(int32_t, kv_heads, fcp::ModelShape().num_kv_heads, "key/value heads");
-ABSL_FLAG(int32_t, head_dim, fcp::ModelShape().head_dim, "head dimension");
+ABSL_FLAG(int64_t, max_tokens_per_worker, 0,
+          "token budget per worker, tokens; 0 = from the memory budget or the slack");
+ABSL_FLAG(int64_t, activation_memory_bytes, 0,
+          "activation memory per worker, bytes (the token budget is it / the model's bytes per "
+          "token); 0 = none");
+ABSL_FLAG(double, token_slack, fcp::Topology().token_slack,
+          "whole_step: no worker above the mean tokens x (1 + slack)");
+ABSL_FLAG(double, gemm_tflops, fcp::CostParams().gemm_tflops,
+          "achievable TFLOP/s of the linear layers' GEMMs per GPU");
+ABSL_FLAG(std::string, model, fcp::ModelShape().name,
+          "model preset (shapes listed below); the shape flags override its fields");
+ABSL_FLAG(int32_t, heads, fcp::ModelShape().num_q_heads, "query heads (default: the model's)");
+ABSL_FLAG(int32_t, kv_heads, fcp::ModelShape().num_kv_heads,
+          "key/value heads (default: the model's)");
+ABSL_FLAG(int32_t, head_dim, fcp::ModelShape().head_dim, "head dimension (default: the model's)");
+ABSL_FLAG(int32_t, hidden_size, fcp::ModelShape().hidden_size,
+          "model dimension (default: the model's)");
+ABSL_FLAG(int32_t, ffn_hidden_size, fcp::ModelShape().ffn_hidden_size,
+          "MLP inner dimension (default: the model's)");
+ABSL_FLAG(std::string, mlp, "gated", "MLP kind: gated (SwiGLU) or plain (default: the model's)");
+ABSL_FLAG(int32_t, num_layers, fcp::ModelShape().num_layers,
+          "layers, for the activation memory (default: the model's)");
 ABSL_FLAG(std::string, dtype, "bf16", "element type: bf16, fp16 or fp32");
+ABSL_FLAG(std::string, objective, "whole_step",
+          "whole_step (linear layers + attention, token budget) or attention (attention alone)");
 // Planning.
 ABSL_FLAG(std::string, strategy, "auto", "strategy name (see 'fcp strategies'), or all");
 ABSL_FLAG(int64_t, block_size, 0, "block size in tokens; 0 = automatic, else a multiple of 64");
@@ -120,35 +142,71 @@ absl::Status ReadClusterFlags(const ParsedArgs& args, PlanConfig& c) {
   t.attention_tflops = absl::GetFlag(FLAGS_attention_tflops);
   RETURN_IF_ERROR(Positive("attention_tflops", t.attention_tflops));
   t.max_tokens_per_worker = absl::GetFlag(FLAGS_max_tokens_per_worker);
-  return AtLeast<int64_t>("max_tokens_per_worker", t.max_tokens_per_worker, 0);
-}
-
-absl::Status ReadModelFlags(PlanConfig& c) {
-  ModelShape& m = c.model;
-  m.num_q_heads = absl::GetFlag(FLAGS_heads);
-  RETURN_IF_ERROR(AtLeast<int32_t>("heads", m.num_q_heads, 1));
-  m.num_kv_heads = absl::GetFlag(FLAGS_kv_heads);
-  RETURN_IF_ERROR(AtLeast<int32_t>("kv_heads", m.num_kv_heads, 1));
-  if (m.num_q_heads % m.num_kv_heads != 0) {
-    return Invalid(
-        "heads", absl::StrCat(m.num_q_heads, " is not a multiple of --kv-heads ", m.num_kv_heads));
-  }
-  m.head_dim = absl::GetFlag(FLAGS_head_dim);
-  RETURN_IF_ERROR(AtLeast<int32_t>("head_dim", m.head_dim, 1));
-  const std::string dtype = absl::AsciiStrToLower(absl::GetFlag(FLAGS_dtype));
-  if (dtype == "bf16") {
-    m.dtype = DType::kBf16;
-  } else if (dtype == "fp16") {
-    m.dtype = DType::kFp16;
-  } else if (dtype == "fp32") {
-    m.dtype = DType::kFp32;
-  } else {
-    return Invalid("dtype", absl::StrCat("expected bf16, fp16 or fp32, got '", dtype, "'"));
+  RETURN_IF_ERROR(AtLeast<int64_t>("max_tokens_per_worker", t.max_tokens_per_worker, 0));
+  t.activation_memory_bytes = absl::GetFlag(FLAGS_activation_memory_bytes);
+  RETURN_IF_ERROR(AtLeast<int64_t>("activation_memory_bytes", t.activation_memory_bytes, 0));
+  t.token_slack = absl::GetFlag(FLAGS_token_slack);
+  if (!(t.token_slack >= 0 && std::isfinite(t.token_slack))) {
+    return Invalid("token_slack",
+                   absl::StrCat("must be a finite number >= 0, got ", t.token_slack));
   }
   return absl::OkStatus();
 }
 
-absl::Status ReadPlanningFlags(PlanConfig& c) {
+// An int32 shape flag, when given: >= 1, set on `proto` (the preset's value otherwise).
+absl::Status ShapeFlag(const ParsedArgs& args, absl::string_view flag,
+                       const absl::Flag<int32_t>& value, void (v1::ModelShape::*set)(int32_t),
+                       v1::ModelShape& proto) {
+  if (!args.Given(flag)) return absl::OkStatus();
+  const int32_t v = absl::GetFlag(value);
+  RETURN_IF_ERROR(AtLeast<int32_t>(flag, v, 1));
+  (proto.*set)(v);
+  return absl::OkStatus();
+}
+
+// --model and the shape flags, resolved as the API resolves fcp.v1.ModelShape (ModelFromProto):
+// the preset's shape under the flags given.
+absl::Status ReadModelFlags(const ParsedArgs& args, PlanConfig& c) {
+  v1::ModelShape p;
+  p.set_preset(absl::GetFlag(FLAGS_model));
+  if (!ModelPreset(p.preset()).ok()) {
+    return Invalid("model", absl::StrCat("unknown model '", p.preset(), "' (known: ",
+                                         absl::StrJoin(ModelPresetNames(), ", "), ")"));
+  }
+  RETURN_IF_ERROR(ShapeFlag(args, "heads", FLAGS_heads, &v1::ModelShape::set_num_q_heads, p));
+  RETURN_IF_ERROR(
+      ShapeFlag(args, "kv_heads", FLAGS_kv_heads, &v1::ModelShape::set_num_kv_heads, p));
+  RETURN_IF_ERROR(ShapeFlag(args, "head_dim", FLAGS_head_dim, &v1::ModelShape::set_head_dim, p));
+  RETURN_IF_ERROR(
+      ShapeFlag(args, "hidden_size", FLAGS_hidden_size, &v1::ModelShape::set_hidden_size, p));
+  RETURN_IF_ERROR(ShapeFlag(args, "ffn_hidden_size", FLAGS_ffn_hidden_size,
+                            &v1::ModelShape::set_ffn_hidden_size, p));
+  RETURN_IF_ERROR(
+      ShapeFlag(args, "num_layers", FLAGS_num_layers, &v1::ModelShape::set_num_layers, p));
+  if (args.Given("mlp")) {
+    const std::string mlp = absl::AsciiStrToLower(absl::GetFlag(FLAGS_mlp));
+    if (mlp != "gated" && mlp != "plain") {
+      return Invalid("mlp", absl::StrCat("expected gated or plain, got '", mlp, "'"));
+    }
+    p.set_mlp(mlp == "gated" ? v1::ModelShape::GATED : v1::ModelShape::PLAIN);
+  }
+  const std::string dtype = absl::AsciiStrToLower(absl::GetFlag(FLAGS_dtype));
+  if (dtype == "fp16") {
+    p.set_dtype(v1::ModelShape::FP16);
+  } else if (dtype == "fp32") {
+    p.set_dtype(v1::ModelShape::FP32);
+  } else if (dtype != "bf16") {
+    return Invalid("dtype", absl::StrCat("expected bf16, fp16 or fp32, got '", dtype, "'"));
+  }
+  ASSIGN_OR_RETURN(c.model, ModelFromProto(p));  // cannot fail: the preset and enums are known
+  if (c.model.num_q_heads % c.model.num_kv_heads != 0) {
+    return Invalid("heads", absl::StrCat(c.model.num_q_heads, " is not a multiple of --kv-heads ",
+                                         c.model.num_kv_heads));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadPlanningFlags(const ParsedArgs& args, PlanConfig& c) {
   c.strategy = absl::GetFlag(FLAGS_strategy);
   if (c.strategy != "all") {
     std::vector<std::string> names;
@@ -166,6 +224,10 @@ absl::Status ReadPlanningFlags(PlanConfig& c) {
                                               o.block_size));
   }
   o.include_backward = !absl::GetFlag(FLAGS_forward_only);
+  absl::StatusOr<Objective> objective =
+      ParseObjective(absl::AsciiStrToLower(absl::GetFlag(FLAGS_objective)), "--objective");
+  if (!objective.ok()) return objective.status();
+  o.objective = *objective;
   o.time_budget_ms = absl::GetFlag(FLAGS_time_budget_ms);
   RETURN_IF_ERROR(Positive("time_budget_ms", o.time_budget_ms));
   const std::string calibration = absl::GetFlag(FLAGS_calibration);
@@ -179,9 +241,18 @@ absl::Status ReadPlanningFlags(PlanConfig& c) {
     o.cost = *cost;
     ApplyRateOverrides(&o.cost, &c.topology);  // a fitted calibration carries measured rates
   }
+  if (args.Given("gemm_tflops")) {
+    o.cost.gemm_tflops = absl::GetFlag(FLAGS_gemm_tflops);
+    RETURN_IF_ERROR(Positive("gemm_tflops", o.cost.gemm_tflops));
+  }
   c.coordinator = absl::GetFlag(FLAGS_coordinator);
   if (!c.coordinator.empty() && !calibration.empty()) {
     return Invalid("calibration",
+                   "cannot be combined with --coordinator (the coordinator plans with its own "
+                   "calibration)");
+  }
+  if (!c.coordinator.empty() && args.Given("gemm_tflops")) {
+    return Invalid("gemm_tflops",
                    "cannot be combined with --coordinator (the coordinator plans with its own "
                    "calibration)");
   }
@@ -241,7 +312,9 @@ const std::vector<absl::string_view>& PlanFlagNames() {
       "lengths", "histogram", "max_doc_len", "seed", "batches",
       // cluster and model
       "workers", "tokens_per_worker", "workers_per_node", "intra_node_gbps", "inter_node_gbps",
-      "attention_tflops", "max_tokens_per_worker", "heads", "kv_heads", "head_dim", "dtype",
+      "attention_tflops", "max_tokens_per_worker", "activation_memory_bytes", "token_slack",
+      "gemm_tflops", "model", "heads", "kv_heads", "head_dim", "hidden_size", "ffn_hidden_size",
+      "mlp", "num_layers", "dtype", "objective",
       // planning
       "strategy", "block_size", "forward_only", "time_budget_ms", "calibration", "coordinator",
       "tls_ca", "tls_cert", "tls_key", "job_token_file",
@@ -258,8 +331,8 @@ absl::StatusOr<PlanConfig> PlanConfigFromFlags(const ParsedArgs& args) {
   PlanConfig c;
   RETURN_IF_ERROR(ReadWorkloadFlags(c));
   RETURN_IF_ERROR(ReadClusterFlags(args, c));
-  RETURN_IF_ERROR(ReadModelFlags(c));
-  RETURN_IF_ERROR(ReadPlanningFlags(c));
+  RETURN_IF_ERROR(ReadModelFlags(args, c));
+  RETURN_IF_ERROR(ReadPlanningFlags(args, c));
   RETURN_IF_ERROR(ReadTlsFlags(args, c));
   if (args.Given("job_token_file")) {
     ASSIGN_OR_RETURN(c.job_token,
@@ -278,6 +351,17 @@ absl::StatusOr<LengthSampler> LoadSampler(const PlanConfig& c) {
   return LengthSampler::FromHistogram(std::move(bins));
 }
 
-std::string PlanFlagsHelp() { return FlagsHelp(PlanFlagNames()); }
+std::string PlanFlagsHelp() {
+  std::string help = FlagsHelp(PlanFlagNames());
+  absl::StrAppend(&help,
+                  "\nModel presets (--model; hidden / FFN, layers, q / kv heads x head_dim):\n");
+  for (const std::string& name : ModelPresetNames()) {
+    const ModelShape m = *ModelPreset(name);
+    absl::StrAppendFormat(&help, "  %-12s %5d / %5d %-5s %3d layers, %3d / %2d x %d\n", name,
+                          m.hidden_size, m.ffn_hidden_size, MlpKindName(m.mlp), m.num_layers,
+                          m.num_q_heads, m.num_kv_heads, m.head_dim);
+  }
+  return help;
+}
 
 }  // namespace fcp::cli

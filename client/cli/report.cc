@@ -49,11 +49,15 @@ std::string SpeedupText(const std::optional<double>& speedup) {
   return speedup.has_value() ? absl::StrFormat("%.2fx", *speedup) : "-";
 }
 
-constexpr char kHeaderFormat[] = "%-10s %-10s %6s %8s %8s %10s %6s %10s %10s %8s %8s %7s\n";
+constexpr char kHeaderFormat[] =
+    "%-10s %-10s %6s %8s %8s %8s %10s %6s %10s %10s %9s %9s %8s %8s %7s\n";
 
+// step_fwd / step_bwd: the step under the objective (the whole layer by default); att_fwd /
+// att_bwd: the attention pipeline alone; max_tok: the fullest worker's tokens.
 void PrintHeader(std::ostream& out) {
   out << absl::StrFormat(kHeaderFormat, "strategy", "chosen", "block", "comp_imb", "tok_imb",
-                         "comm", "rounds", "fwd_ms", "bwd_ms", "plan_ms", "vs_ring", "valid");
+                         "max_tok", "comm", "rounds", "step_fwd", "step_bwd", "att_fwd", "att_bwd",
+                         "plan_ms", "vs_ring", "valid");
 }
 
 void PrintRow(const ResultRow& row, const std::string& valid, std::ostream& out) {
@@ -62,11 +66,12 @@ void PrintRow(const ResultRow& row, const std::string& valid, std::ostream& out)
     return;
   }
   const PlanSummary& s = row.summary;
-  out << absl::StrFormat("%-10s %-10s %6d %8.3f %8.3f %10s %6d %10.3f %10.3f %8.2f %8s %7s\n",
-                         row.strategy, row.chosen, row.block_size, s.compute_imbalance,
-                         s.token_imbalance, HumanBytes(static_cast<double>(s.comm_bytes)), s.rounds,
-                         s.predicted_fwd_ms, s.predicted_bwd_ms, s.planning_ms,
-                         SpeedupText(row.speedup_vs_ring), valid);
+  out << absl::StrFormat(
+      "%-10s %-10s %6d %8.3f %8.3f %8d %10s %6d %10.3f %10.3f %9.3f %9.3f %8.2f %8s %7s\n",
+      row.strategy, row.chosen, row.block_size, s.compute_imbalance, s.token_imbalance,
+      s.max_tokens_per_worker, HumanBytes(static_cast<double>(s.comm_bytes)), s.rounds,
+      s.predicted_fwd_ms, s.predicted_bwd_ms, s.attention_fwd_ms, s.attention_bwd_ms, s.planning_ms,
+      SpeedupText(row.speedup_vs_ring), valid);
 }
 
 double Median(std::vector<double> v) {
@@ -99,6 +104,10 @@ ResultRow MedianRow(const std::string& strategy, const std::vector<const ResultR
   s.rounds = static_cast<int32_t>(MedianOf(rows, [](auto& r) { return r.summary.rounds; }));
   s.predicted_fwd_ms = MedianOf(rows, [](auto& r) { return r.summary.predicted_fwd_ms; });
   s.predicted_bwd_ms = MedianOf(rows, [](auto& r) { return r.summary.predicted_bwd_ms; });
+  s.attention_fwd_ms = MedianOf(rows, [](auto& r) { return r.summary.attention_fwd_ms; });
+  s.attention_bwd_ms = MedianOf(rows, [](auto& r) { return r.summary.attention_bwd_ms; });
+  s.max_tokens_per_worker =
+      static_cast<int64_t>(MedianOf(rows, [](auto& r) { return r.summary.max_tokens_per_worker; }));
   s.planning_ms = MedianOf(rows, [](auto& r) { return r.summary.planning_ms; });
   std::vector<double> speedups;
   for (const ResultRow* r : rows) {
@@ -146,6 +155,15 @@ std::string JsonLine(const ResultRow& row) {
       {"tiles", metric(static_cast<double>(s.tiles))},
       {"predicted_fwd_ms", metric(s.predicted_fwd_ms)},
       {"predicted_bwd_ms", metric(s.predicted_bwd_ms)},
+      {"predicted_step_fwd_ms", metric(s.predicted_fwd_ms)},
+      {"predicted_step_bwd_ms", metric(s.predicted_bwd_ms)},
+      {"attention_fwd_ms", metric(s.attention_fwd_ms)},
+      {"attention_bwd_ms", metric(s.attention_bwd_ms)},
+      {"balanced_fwd_ms", metric(s.balanced_fwd_ms)},
+      {"balanced_bwd_ms", metric(s.balanced_bwd_ms)},
+      {"max_tokens_per_worker", metric(static_cast<double>(s.max_tokens_per_worker))},
+      {"token_budget", metric(static_cast<double>(s.token_budget))},
+      {"model", ok ? String(s.model) : Null()},
       {"planning_ms", metric(s.planning_ms)},
       {"speedup_vs_ring", row.speedup_vs_ring ? Number(*row.speedup_vs_ring) : Null()},
       {"plan_id", ok ? String(row.plan_id) : Null()},

@@ -44,8 +44,12 @@ std::string HumanBytes(double bytes);
 
 // One JSON object, no newline. Keys: batch, seed, strategy, chosen, workers, tokens, documents,
 // block_size, compute_imbalance, token_imbalance, comm_bytes, max_worker_comm_bytes,
-// inter_node_bytes, rounds, tiles, predicted_fwd_ms, predicted_bwd_ms, planning_ms,
-// speedup_vs_ring, plan_id, valid; plus error when planning failed (its metrics are null).
+// inter_node_bytes, rounds, tiles, predicted_fwd_ms, predicted_bwd_ms, predicted_step_fwd_ms,
+// predicted_step_bwd_ms (the same two: the step under the objective, the whole layer by default),
+// attention_fwd_ms, attention_bwd_ms (the attention pipeline alone), balanced_fwd_ms,
+// balanced_bwd_ms (the perfect-balance bound), max_tokens_per_worker, token_budget (0 = none),
+// model, planning_ms, speedup_vs_ring, plan_id, valid; plus error when planning failed (its
+// metrics are null).
 // Unknown values (no ring to compare with, validation skipped) are null.
 std::string JsonLine(const ResultRow& row);
 

@@ -30,6 +30,13 @@ ResultRow OkRow() {
   row.summary.compute_imbalance = 1.01;
   row.summary.comm_bytes = 123456789;
   row.summary.rounds = 3;
+  row.summary.predicted_fwd_ms = 0.8;
+  row.summary.predicted_bwd_ms = 1.6;
+  row.summary.attention_fwd_ms = 0.3;
+  row.summary.attention_bwd_ms = 0.7;
+  row.summary.max_tokens_per_worker = 1070;
+  row.summary.token_budget = 1076;
+  row.summary.model = "llama3-70b";
   row.step_ms = 2;
   row.speedup_vs_ring = 1.5;
   row.valid = true;
@@ -46,6 +53,14 @@ TEST(ReportTest, JsonLineHasKeysInOrderAndTypedValues) {
   EXPECT_TRUE(fields.at("valid").bool_value());
   EXPECT_EQ(fields.at("speedup_vs_ring").number_value(), 1.5);
   EXPECT_EQ(fields.count("error"), 0u);
+  // The whole-layer step and the attention pipeline alone, side by side.
+  EXPECT_EQ(fields.at("predicted_step_fwd_ms").number_value(), 0.8);
+  EXPECT_EQ(fields.at("predicted_step_bwd_ms").number_value(), 1.6);
+  EXPECT_EQ(fields.at("attention_fwd_ms").number_value(), 0.3);
+  EXPECT_EQ(fields.at("attention_bwd_ms").number_value(), 0.7);
+  EXPECT_EQ(fields.at("max_tokens_per_worker").number_value(), 1070);
+  EXPECT_EQ(fields.at("token_budget").number_value(), 1076);
+  EXPECT_EQ(fields.at("model").string_value(), "llama3-70b");
 }
 
 TEST(ReportTest, UnknownsAreNullAndErrorsAreEscaped) {

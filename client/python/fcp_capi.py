@@ -16,12 +16,14 @@ import threading
 
 _STATUS_NAMES = {
     0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
-    5: "NOT_FOUND", 6: "ALREADY_EXISTS", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
-    13: "INTERNAL", 14: "UNAVAILABLE",
+    5: "NOT_FOUND", 6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION", 10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED",
+    13: "INTERNAL", 14: "UNAVAILABLE", 15: "DATA_LOSS", 16: "UNAUTHENTICATED",
 }
 
 DTYPE_CODES = {"BF16": 0, "FP16": 1, "FP32": 2}  # fcp_dtype
 MASK_CODES = {"causal": 0, "full": 1, "sliding_window": 2, "prefix_lm": 3}  # fcp_mask_kind
+MLP_CODES = {"": 0, "gated": 1, "plain": 2}  # fcp_mlp_kind ("" = the preset's / default)
 
 
 class FcpError(RuntimeError):
@@ -55,6 +57,15 @@ class Batch(ctypes.Structure):
                 ("num_ranks", ctypes.c_size_t)]
 
 
+class ModelStruct(ctypes.Structure):
+    """fcp_model (c_api.h): the model around attention; initialise with fcp_model_init."""
+    _fields_ = [("preset", ctypes.c_char_p), ("hidden_size", ctypes.c_int32),
+                ("ffn_hidden_size", ctypes.c_int32), ("mlp", ctypes.c_int32),
+                ("num_layers", ctypes.c_int32), ("linear_flops_per_token", ctypes.c_double),
+                ("objective", ctypes.c_int32), ("token_slack", ctypes.c_double),
+                ("activation_memory_bytes", ctypes.c_int64)]
+
+
 class ClientStats(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int64) for name in
                 ("requests", "rpcs", "retries", "fallbacks", "errors", "prefetches",
@@ -81,7 +92,8 @@ class ExecutorOptions(ctypes.Structure):
                 ("rendezvous", ctypes.c_char_p), ("job_id", ctypes.c_char_p),
                 ("device", ctypes.c_char_p), ("cuda_device", ctypes.c_int32),
                 ("interface_address", ctypes.c_char_p), ("timeout_seconds", ctypes.c_double),
-                ("threads", ctypes.c_int32), ("metrics_port", ctypes.c_int32)]
+                ("threads", ctypes.c_int32), ("metrics_port", ctypes.c_int32),
+                ("job_token", ctypes.c_char_p)]
 
 
 class AttentionShape(ctypes.Structure):
@@ -106,10 +118,19 @@ _SIGNATURES = {
     "fcp_client_options_init": (None, [ctypes.POINTER(ClientOptions)]),
     "fcp_batch_init": (None, [ctypes.POINTER(Batch)]),
     "fcp_client_new": (ctypes.c_int, [ctypes.POINTER(ClientOptions), _PP, _E]),
+    # (options, tls: an fcp_tls_options* or None for plaintext, job_token, client, error)
+    "fcp_client_new_auth": (ctypes.c_int, [ctypes.POINTER(ClientOptions), _P, ctypes.c_char_p,
+                                           _PP, _E]),
     "fcp_client_free": (None, [_P]),
     "fcp_client_plan_masked": (ctypes.c_int, [_P, ctypes.POINTER(Batch),
                                               ctypes.POINTER(MaskStruct), _PP, _E]),
     "fcp_client_prefetch": (ctypes.c_int, [_P, ctypes.POINTER(Batch), _E]),
+    "fcp_model_init": (None, [ctypes.POINTER(ModelStruct)]),
+    "fcp_client_plan_masked_model": (ctypes.c_int, [_P, ctypes.POINTER(Batch),
+                                                    ctypes.POINTER(MaskStruct),
+                                                    ctypes.POINTER(ModelStruct), _PP, _E]),
+    "fcp_client_prefetch_model": (ctypes.c_int, [_P, ctypes.POINTER(Batch),
+                                                 ctypes.POINTER(ModelStruct), _E]),
     "fcp_client_get": (ctypes.c_int, [_P, _I64, _PP, _E]),
     "fcp_client_get_stats": (None, [_P, ctypes.POINTER(ClientStats)]),
     "fcp_plan_free": (None, [_P]),

@@ -94,6 +94,34 @@ typedef struct fcp_batch {
   size_t num_ranks;
 } fcp_batch;
 
+/* The model around attention and what to plan for, for fcp_client_plan_model,
+ * fcp_client_prefetch_model and fcp_client_plan_masked_model (c_exec_api.h): a struct of its own,
+ * so that fcp_batch keeps its layout for FFI users of fcp_client_plan. Initialise with
+ * fcp_model_init; 0 / NULL fields take the defaults of fcp.v1 (plan.proto): the preset's shape,
+ * else Llama-3-8B's. fcp_batch's num_q_heads, num_kv_heads and head_dim, when nonzero, override the
+ * preset's. */
+typedef enum fcp_mlp_kind {
+  FCP_MLP_DEFAULT = 0,
+  FCP_MLP_GATED = 1,
+  FCP_MLP_PLAIN = 2
+} fcp_mlp_kind;
+typedef enum fcp_objective {
+  FCP_OBJECTIVE_DEFAULT = 0,    /* the coordinator's: whole step */
+  FCP_OBJECTIVE_WHOLE_STEP = 1, /* linear layers (by tokens) + attention, under the token budget */
+  FCP_OBJECTIVE_ATTENTION = 2   /* attention alone */
+} fcp_objective;
+typedef struct fcp_model {
+  const char* preset;              /* "llama3-8b", "llama3-70b", ...; NULL / "" = llama3-8b */
+  int32_t hidden_size;             /* 0 = the preset's */
+  int32_t ffn_hidden_size;         /* 0 = the preset's */
+  int32_t mlp;                     /* an fcp_mlp_kind */
+  int32_t num_layers;              /* 0 = the preset's (activation memory only) */
+  double linear_flops_per_token;   /* 0 = derived from the shape */
+  int32_t objective;               /* an fcp_objective */
+  double token_slack;              /* < 0 = default (0.05: at most 1.05x the mean tokens) */
+  int64_t activation_memory_bytes; /* per worker; 0 = none (the token budget is the slack's) */
+} fcp_model;
+
 /* One worker block of the plan: tokens [begin, end) of a document, owned by `owner`. */
 typedef struct fcp_block {
   int32_t document;
@@ -127,6 +155,7 @@ typedef struct fcp_step_times {
 void fcp_client_options_init(fcp_client_options* options);
 void fcp_batch_init(fcp_batch* batch);
 void fcp_step_times_init(fcp_step_times* times);
+void fcp_model_init(fcp_model* model); /* every field default; token_slack -1 */
 
 int fcp_client_new(const fcp_client_options* options, fcp_client** client, fcp_error* error);
 /* fcp_client_new over TLS (tls NULL = plaintext); the PEM files are read and checked here:
@@ -141,11 +170,16 @@ void fcp_client_free(fcp_client* client); /* waits for prefetches; NULL is fine 
 
 /* Plans `batch` (coordinator, retries, fallback: see fcp/client.h). */
 int fcp_client_plan(fcp_client* client, const fcp_batch* batch, fcp_plan** plan, fcp_error* error);
+/* fcp_client_plan for `model` (NULL = the defaults, as fcp_client_plan). */
+int fcp_client_plan_model(fcp_client* client, const fcp_batch* batch, const fcp_model* model,
+                          fcp_plan** plan, fcp_error* error);
 /* Same, with a serialized fcp.v1.PlanRequest. */
 int fcp_client_plan_request(fcp_client* client, const void* request, size_t request_size,
                             fcp_plan** plan, fcp_error* error);
 /* Starts planning `batch` (its step) in the background; fcp_client_get collects it. */
 int fcp_client_prefetch(fcp_client* client, const fcp_batch* batch, fcp_error* error);
+int fcp_client_prefetch_model(fcp_client* client, const fcp_batch* batch, const fcp_model* model,
+                              fcp_error* error);
 int fcp_client_get(fcp_client* client, int64_t step, fcp_plan** plan, fcp_error* error);
 void fcp_client_get_stats(const fcp_client* client, fcp_client_stats* stats);
 /* Reports `times` of the step `batch` describes (its job_id, step, model and topology), run with

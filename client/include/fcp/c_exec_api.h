@@ -52,6 +52,11 @@ typedef struct fcp_mask {
 /* Like fcp_client_plan, with one mask per document (masks NULL = all causal). */
 int fcp_client_plan_masked(fcp_client* client, const fcp_batch* batch, const fcp_mask* masks,
                            fcp_plan** plan, fcp_error* error);
+/* fcp_client_plan_masked for `model` (fcp_model, c_api.h; NULL = the defaults): what
+ * fcp_torch.Model sends. */
+int fcp_client_plan_masked_model(fcp_client* client, const fcp_batch* batch,
+                                 const fcp_mask* masks, const fcp_model* model, fcp_plan** plan,
+                                 fcp_error* error);
 
 /* ---- Token dispatch ----
  * Global token index g: the tokens of the batch's documents concatenated in request order.
@@ -96,6 +101,9 @@ typedef struct fcp_executor_options {
   double timeout_seconds;        /* a peer that does not answer fails the call (default 300) */
   int32_t threads;               /* CPU kernels (0 = hardware concurrency) */
   int32_t metrics_port;          /* >0: Prometheus endpoint with the fcp_worker_* metrics */
+  const char* job_token;         /* rendezvous "coordinator:...": sent as `authorization: Bearer
+                                    TOKEN` to a coordinator started with --job-tokens (a token of
+                                    job_id); NULL or "" = $FCP_JOB_TOKEN if set, else none */
 } fcp_executor_options;
 void fcp_executor_options_init(fcp_executor_options* options);
 /* Collective: every rank of world_size calls it; returns once all have met (or timeout). */

@@ -48,12 +48,43 @@ class PlanError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """The attention shape of the model being trained (fcp.v1.ModelShape)."""
+    """The shape of the model being trained (fcp.v1.ModelShape): its attention and the layers
+    around it, from which the planner derives the linear FLOPs and activation bytes per token.
+
+    The defaults are Llama-3-8B's. `Model.preset("llama3-70b")` names a published model whose
+    shape the planner fills in (`fcp plan --help` lists the presets); fields left 0 (or mlp "")
+    take the preset's, fields set override it: `dataclasses.replace(Model.preset(...), ...)`.
+    """
 
     num_q_heads: int = 32
     num_kv_heads: int = 8
     head_dim: int = 128
     dtype: str = "BF16"  # BF16, FP16 or FP32
+    hidden_size: int = 4096
+    ffn_hidden_size: int = 14336
+    mlp: str = "GATED"  # GATED (SwiGLU), PLAIN (GPT), or "" = the preset's
+    num_layers: int = 32  # scales the activation memory only
+    name: str = ""  # a preset's name; "" = none (every field above as given)
+    linear_flops_per_token: float = 0.0  # > 0 overrides the derivation from the shape
+
+    @classmethod
+    def preset(cls, name: str) -> "Model":
+        """The published model `name`, its shape filled in by the planner (fields left 0)."""
+        return cls(num_q_heads=0, num_kv_heads=0, head_dim=0, hidden_size=0, ffn_hidden_size=0,
+                   mlp="", num_layers=0, name=name)
+
+    def to_proto(self, proto: plan_pb2.ModelShape) -> None:
+        """Fills `proto` (fcp.v1.ModelShape)."""
+        proto.preset = self.name
+        proto.num_q_heads = self.num_q_heads
+        proto.num_kv_heads = self.num_kv_heads
+        proto.head_dim = self.head_dim
+        proto.dtype = plan_pb2.ModelShape.DType.Value(self.dtype)
+        proto.hidden_size = self.hidden_size
+        proto.ffn_hidden_size = self.ffn_hidden_size
+        proto.mlp = plan_pb2.ModelShape.MlpKind.Value(self.mlp or "MLP_UNSPECIFIED")
+        proto.num_layers = self.num_layers
+        proto.linear_flops_per_token = self.linear_flops_per_token
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,22 +113,28 @@ def make_request(
     workers_per_node: int = 0,
     strategy: str = "",
     block_size: int = 0,
+    objective: str = "",
+    token_slack: float | None = None,
+    activation_memory_bytes: int = 0,
 ) -> plan_pb2.PlanRequest:
     """A PlanRequest for causal documents of `lengths` over `workers` ranks.
 
     Zero / empty values take the coordinator's defaults (workers_per_node 0 = 8, strategy "" =
-    its --default-strategy, block_size 0 = automatic).
+    its --default-strategy, block_size 0 = automatic, objective "" = WHOLE_STEP (the other:
+    ATTENTION), token_slack None = 0.05, activation_memory_bytes 0 = no memory budget).
     """
     request = plan_pb2.PlanRequest(job_id=job_id, step=step, ranks=list(ranks))
     request.documents.extend(plan_pb2.Document(length=int(n)) for n in lengths)
-    request.model.num_q_heads = model.num_q_heads
-    request.model.num_kv_heads = model.num_kv_heads
-    request.model.head_dim = model.head_dim
-    request.model.dtype = plan_pb2.ModelShape.DType.Value(model.dtype)
+    model.to_proto(request.model)
     request.topology.num_workers = workers
     request.topology.workers_per_node = workers_per_node
+    if token_slack is not None:
+        request.topology.token_slack = token_slack
+    request.topology.activation_memory_bytes = activation_memory_bytes
     request.options.strategy = strategy
     request.options.block_size = block_size
+    request.options.objective = plan_pb2.PlanOptions.Objective.Value(
+        objective or "OBJECTIVE_UNSPECIFIED")
     return request
 
 

@@ -68,6 +68,10 @@ class ContextParallel:
     transport: "gloo" or "nccl" (device "cuda"); None = "loopback" at world_size 1, else "gloo".
     metrics_port: the fcp_worker_* metrics on this port (Prometheus); None = none.
     timeout_s: a peer that does not answer fails the call after this long.
+    job_token: for a coordinator started with --job-tokens (issue 28), a token of job_id, sent
+        with its plan requests and its rendezvous ("coordinator:..."); None = $FCP_JOB_TOKEN if
+        set, else none. A refused token raises FcpError (PERMISSION_DENIED or UNAUTHENTICATED,
+        naming the job) from cp.plan: it never falls back to a local plan.
     """
 
     def __init__(self, rank: int, world_size: int, *, rendezvous=None,
@@ -75,7 +79,7 @@ class ContextParallel:
                  model: Model = Model(), device="cpu", transport: Optional[str] = None,
                  metrics_port: Optional[int] = None, job_id: str = "fcp_torch",
                  timeout_s: float = 300.0, threads: int = 0,
-                 interface_address: Optional[str] = None):
+                 interface_address: Optional[str] = None, job_token: Optional[str] = None):
         self.world_size = _int("world_size", world_size, 1)
         self.rank = _int("rank", rank, 0)
         if rank >= world_size:
@@ -92,6 +96,10 @@ class ContextParallel:
             raise ValueError(f"job_id: a non-empty string, got {job_id!r}")
         if not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
             raise ValueError(f"timeout_s: must be > 0, got {timeout_s!r}")
+        if job_token is not None and (not isinstance(job_token, str) or not job_token
+                                      or not all("!" <= c <= "~" for c in job_token)):
+            raise ValueError("job_token: a non-empty string of printable ASCII without spaces, "
+                             "or None")  # the token itself is a secret: never in a message
         self.model, self.strategy, self.job_id = model, strategy, job_id
         self.device = _device(device)
         if transport is None:
@@ -119,6 +127,7 @@ class ContextParallel:
             options.interface_address = _bytes(interface_address)
         options.timeout_seconds, options.threads = float(timeout_s), threads
         options.metrics_port = metrics_port or 0
+        options.job_token = _bytes(job_token)
         if store is not None:
             options.store = ctypes.pointer(store.struct)
         executor = ctypes.c_void_p()
@@ -137,7 +146,8 @@ class ContextParallel:
         client_options.local_fallback = 1
         client = ctypes.c_void_p()
         try:
-            _capi.call("fcp_client_new", ctypes.byref(client_options), ctypes.byref(client))
+            _capi.call("fcp_client_new_auth", ctypes.byref(client_options), None,
+                       _bytes(job_token), ctypes.byref(client))
         except _capi.FcpError:
             self.close()
             raise
@@ -230,7 +240,8 @@ class ContextParallel:
                 self._lib.fcp_plan_free(handle)
                 handle.value = None
         if not handle.value:
-            _capi.call("fcp_client_plan_masked", self._client, ctypes.byref(batch), mask_array,
+            _capi.call("fcp_client_plan_masked_model", self._client, ctypes.byref(batch),
+                       mask_array, ctypes.byref(self.model._struct(self._lib)),
                        ctypes.byref(handle))
         self._step = step
         return Plan(handle.value, self, step, self.world_size, self.rank, lengths, masks)
@@ -242,7 +253,8 @@ class ContextParallel:
         batch, _, lengths = self._batch(lengths, None, step)
         if step in self._prefetched:
             raise ValueError(f"step: {step} is already prefetched")
-        _capi.call("fcp_client_prefetch", self._client, ctypes.byref(batch))
+        _capi.call("fcp_client_prefetch_model", self._client, ctypes.byref(batch),
+                   ctypes.byref(self.model._struct(self._lib)))
         self._prefetched[step] = lengths
 
     def planner_stats(self) -> dict:

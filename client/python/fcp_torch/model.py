@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 
 import torch
@@ -17,8 +18,9 @@ class Model:
 
     The attention fields are fcp_client.Model's (num_q_heads, num_kv_heads, head_dim, dtype:
     "BF16", "FP16", "FP32" or the torch dtype); hidden_size, ffn_hidden_size and mlp ("gated" or
-    "plain") describe the rest of a layer for whole-step planning (0 = unknown). The execution
-    API plans attention only today, so those are carried but not yet sent.
+    "plain") describe the rest of a layer for whole-step planning (0 = the default model's,
+    Llama-3-8B's); they are sent with every plan request (fcp_model, c_api.h), so the planner
+    prices the linear layers of this model, not the default's.
     """
 
     num_q_heads: int = 32
@@ -52,6 +54,14 @@ class Model:
         if not isinstance(dtype, str) or dtype.upper() not in _TORCH_DTYPES:
             raise TypeError(f"Model.dtype: 'BF16', 'FP16', 'FP32' or a torch dtype, got {dtype!r}")
         object.__setattr__(self, "dtype", dtype.upper())
+
+    def _struct(self, lib) -> _capi.ModelStruct:
+        """The fcp_model of this model (the rest from fcp_model_init: the defaults)."""
+        struct = _capi.ModelStruct()
+        lib.fcp_model_init(ctypes.byref(struct))
+        struct.hidden_size, struct.ffn_hidden_size = self.hidden_size, self.ffn_hidden_size
+        struct.mlp = _capi.MLP_CODES[self.mlp]
+        return struct
 
     @property
     def torch_dtype(self) -> torch.dtype:

@@ -1,9 +1,8 @@
 """The Python client against a running fcp-coordinator binary (FCP_COORDINATOR), over loopback."""
 
 import ctypes
+import dataclasses
 import os
-import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -12,10 +11,12 @@ import unittest
 
 import grpc
 
+from coordinator_process import CoordinatorProcess
 from fcp_capi import Batch as FcpBatch
 from fcp_capi import ClientOptions as FcpClientOptions
 from fcp_capi import Error as FcpError
-from fcp_client import PlanError, PlannerClient, make_request
+from fcp_capi import ModelStruct as FcpModel
+from fcp_client import Model, PlanError, PlannerClient, make_request
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -26,28 +27,6 @@ def lengths(n=200, seed=7):
         x = (x * 6364136223846793005 + 1442695040888963407) % (1 << 64)
         out.append(16 + (x >> 33) % 3000)
     return out
-
-
-class CoordinatorProcess:
-    """fcp-coordinator on ports it picks; stopped with SIGTERM."""
-
-    def __init__(self, *flags):
-        binary = os.environ["FCP_COORDINATOR"]
-        self.process = subprocess.Popen(
-            [binary, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1", *flags],
-            stdout=subprocess.PIPE, text=True)
-        line = self.process.stdout.readline()
-        match = re.search(r"on port (\d+)", line)
-        if not match:
-            self.process.kill()
-            raise RuntimeError(f"fcp-coordinator did not start: {line!r}")
-        self.target = f"127.0.0.1:{match.group(1)}"
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
-        self.process.stdout.close()
-        return code
 
 
 class PythonClientTest(unittest.TestCase):
@@ -89,6 +68,34 @@ class PythonClientTest(unittest.TestCase):
             self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
             self.assertIn("documents[1].length: must be > 0", caught.exception.details)
 
+    def test_model_preset_fields_and_objective_reach_the_plan(self):
+        with PlannerClient(self.coordinator.target) as client:
+            def summary(model, **kwargs):
+                request = make_request(job_id="py-model", step=3, lengths=lengths(80), workers=4,
+                                       model=model, **kwargs)
+                return client.plan_batch(request).plan.summary
+
+            self.assertEqual(summary(Model()).model, "llama3-8b")
+            seventy = Model.preset("llama3-70b")
+            self.assertEqual(seventy.hidden_size, 0)  # filled in by the planner
+            s = summary(seventy)
+            self.assertEqual(s.model, "llama3-70b")
+            tokens = sum(lengths(80))
+            self.assertAlmostEqual(s.token_budget, tokens / 4 * 1.05, delta=1)  # the 5% slack
+            self.assertLessEqual(s.max_tokens_per_worker, s.token_budget)
+            self.assertGreater(s.predicted_fwd_ms, s.attention_fwd_ms)  # linear layers count
+
+            plain = dataclasses.replace(seventy, ffn_hidden_size=4096, mlp="PLAIN")
+            self.assertEqual(summary(plain).model, "custom")
+            attention = summary(seventy, objective="ATTENTION")
+            self.assertEqual(attention.token_budget, 0)
+            self.assertAlmostEqual(attention.predicted_fwd_ms, attention.attention_fwd_ms)
+            self.assertAlmostEqual(summary(seventy, token_slack=0.5).token_budget,
+                                   tokens / 4 * 1.5, delta=1)
+            with self.assertRaises(PlanError) as caught:
+                summary(Model.preset("llama9-1t"))
+            self.assertIn("model.preset", caught.exception.details)
+
     def test_prefetch_health_and_strategies(self):
         with PlannerClient(self.coordinator.target) as client:
             request = make_request(job_id="py", step=9, lengths=lengths(50), workers=4)
@@ -127,7 +134,7 @@ class CApiFromPythonTest(unittest.TestCase):
         self.lib.fcp_plan_id.restype = ctypes.c_char_p
         self.lib.fcp_plan_strategy.restype = ctypes.c_char_p
 
-    def plan(self, target):
+    def plan(self, target, preset=None):
         options = FcpClientOptions()
         self.lib.fcp_client_options_init(ctypes.byref(options))
         options.target = target.encode()
@@ -144,8 +151,16 @@ class CApiFromPythonTest(unittest.TestCase):
         batch.document_lengths, batch.num_documents = docs, len(values)
         batch.num_workers, batch.ranks, batch.num_ranks = 4, ctypes.pointer(rank), 1
         plan = ctypes.c_void_p()
-        code = self.lib.fcp_client_plan(client, ctypes.byref(batch), ctypes.byref(plan),
-                                        ctypes.byref(error))
+        if preset is None:
+            code = self.lib.fcp_client_plan(client, ctypes.byref(batch), ctypes.byref(plan),
+                                            ctypes.byref(error))
+        else:
+            model = FcpModel()
+            self.lib.fcp_model_init(ctypes.byref(model))
+            model.preset = preset.encode()
+            code = self.lib.fcp_client_plan_model(client, ctypes.byref(batch),
+                                                  ctypes.byref(model), ctypes.byref(plan),
+                                                  ctypes.byref(error))
         self.assertEqual(code, 0, error.message)
         result = (self.lib.fcp_plan_id(plan).decode(), self.lib.fcp_plan_source_of(plan))
         self.lib.fcp_plan_free(plan)
@@ -159,6 +174,16 @@ class CApiFromPythonTest(unittest.TestCase):
         fallback_id, fallback_source = self.plan(coordinator.target)  # nobody listens now
         self.assertEqual((remote_source, fallback_source), (0, 1))  # coordinator, local fallback
         self.assertEqual(remote_id, fallback_id)
+
+    def test_model_preset_through_the_c_api(self):
+        coordinator = CoordinatorProcess()
+        remote_id, _ = self.plan(coordinator.target, preset="llama3-70b")
+        default_id, _ = self.plan(coordinator.target)
+        self.assertEqual(coordinator.stop(), 0)
+        fallback_id, fallback_source = self.plan(coordinator.target, preset="llama3-70b")
+        self.assertEqual(fallback_source, 1)  # local fallback: the same model, the same plan
+        self.assertEqual(remote_id, fallback_id)
+        self.assertNotEqual(remote_id, default_id)
 
 
 def make_certificates(directory):

@@ -17,6 +17,7 @@ import urllib.request
 import torch
 
 import fcp_torch
+from coordinator_process import CoordinatorProcess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "fcp_torch_worker.py")
@@ -112,6 +113,25 @@ class KilledRankTest(unittest.TestCase):
             self.assertIn(error["status"], ("DEADLINE_EXCEEDED", "UNAVAILABLE"), error)
             self.assertIn("fcp_forward", error["message"])
             self.assertIn("rank 2", error["message"])  # names the peer that is gone
+
+
+class ModelLayersTest(unittest.TestCase):
+    """hidden_size, ffn_hidden_size and mlp reach the planner (fcp_model): another model around
+    the same attention is another plan (its id covers the model's shape)."""
+
+    def plan_id(self, **layers):
+        model = fcp_torch.Model(num_q_heads=4, num_kv_heads=2, head_dim=8, dtype="FP32", **layers)
+        cp = fcp_torch.ContextParallel(0, 1, model=model, strategy="fcp", threads=1)
+        try:
+            return cp.plan([5, 3], step=0).id
+        finally:
+            cp.close()
+
+    def test_layers_change_the_plan_id(self):
+        default = self.plan_id()
+        self.assertEqual(default, self.plan_id(hidden_size=4096, ffn_hidden_size=14336))
+        self.assertNotEqual(default, self.plan_id(hidden_size=1024, ffn_hidden_size=4096))
+        self.assertNotEqual(default, self.plan_id(mlp="plain"))
 
 
 class BadInputTest(unittest.TestCase):
@@ -242,6 +262,87 @@ class MetricsTest(unittest.TestCase):
         text = text.decode()
         self.assertRegex(text, r'fcp_worker_attention_seconds_total\{[^}]*training_job="metrics"')
         self.assertGreater(cp.stats["forward_seconds"] + cp.stats["backward_seconds"], 0)
+
+
+class JobTokenTest(unittest.TestCase):
+    """A coordinator with --job-tokens (issue 28): job_token= reaches the planner client and the
+    coordinator rendezvous; a refused token raises from cp.plan, never a local plan instead."""
+
+    MODEL = fcp_torch.Model(num_q_heads=2, num_kv_heads=1, head_dim=8, dtype="FP32")
+    TOKEN_A, TOKEN_B = "torch-token-a-0123456789", "torch-token-b-0123456789"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.directory = tempfile.TemporaryDirectory()
+        tokens = os.path.join(cls.directory.name, "tokens")
+        with open(tokens, "w") as f:
+            f.write(f"# job token\njob-a {cls.TOKEN_A}\njob-b {cls.TOKEN_B}\n")
+        cls.coordinator = CoordinatorProcess("--job-tokens", tokens)
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.coordinator.stop()
+        cls.directory.cleanup()
+        assert code == 0, code
+
+    def context(self, rank=0, world=1, **kwargs):
+        return fcp_torch.ContextParallel(rank, world, coordinator=self.coordinator.target,
+                                         job_id="job-a", model=self.MODEL, strategy="fcp",
+                                         threads=1, timeout_s=60, **kwargs)
+
+    def test_the_jobs_token_gets_the_coordinators_plan(self):
+        with self.context(job_token=self.TOKEN_A) as cp:
+            plan = cp.plan([6, 2], step=0)
+            self.assertEqual(plan.source, "coordinator")
+            self.assertEqual(cp.planner_stats()["fallbacks"], 0)
+
+    def test_fcp_job_token_from_the_environment(self):
+        os.environ["FCP_JOB_TOKEN"] = self.TOKEN_A
+        try:
+            with self.context() as cp:
+                self.assertEqual(cp.plan([6, 2], step=0).source, "coordinator")
+        finally:
+            del os.environ["FCP_JOB_TOKEN"]
+
+    def test_a_refused_token_raises_naming_the_job_and_never_plans_locally(self):
+        for token, status in ((self.TOKEN_B, "PERMISSION_DENIED"),  # job-b's
+                              ("not-a-known-token-42", "UNAUTHENTICATED")):
+            with self.context(job_token=token) as cp:
+                with self.assertRaises(fcp_torch.FcpError) as refused:
+                    cp.plan([6, 2], step=0)
+                self.assertEqual(refused.exception.status, status)
+                self.assertIn("job-a", refused.exception.message)
+                self.assertNotIn(token, str(refused.exception))
+                self.assertEqual(cp.planner_stats()["fallbacks"], 0)
+
+    def meet(self, token):
+        """Two ranks meeting through the coordinator's rendezvous; each rank's plan or error."""
+        results = [None, None]
+
+        def rank(r):
+            try:
+                with self.context(r, 2, job_token=token) as cp:
+                    results[r] = cp.plan([6, 2], step=0).source
+            except fcp_torch.FcpError as error:
+                results[r] = error
+        threads = [threading.Thread(target=rank, args=(r,)) for r in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return results
+
+    def test_the_coordinator_rendezvous_carries_the_token(self):
+        self.assertEqual(self.meet(self.TOKEN_A), ["coordinator", "coordinator"])
+        for error in self.meet(self.TOKEN_B):
+            self.assertIsInstance(error, fcp_torch.FcpError)
+            self.assertEqual(error.function, "fcp_executor_new")
+            self.assertIn("PERMISSION_DENIED", error.message)
+
+    def test_a_bad_token_is_refused_before_anything_is_sent(self):
+        with self.assertRaises(ValueError) as caught:
+            self.context(job_token="has space")
+        self.assertTrue(str(caught.exception).startswith("job_token"))
 
 
 if __name__ == "__main__":
