@@ -12,8 +12,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "client/c_api_internal.h"
+#include "common/status_macros.h"
 #include "fcp/client.h"
 #include "proto/plan_convert.h"
+#include "proto/report_convert.h"
+#include "service/calibration/plan_measurement.h"
 #include "service/planner/strategies/dcp.h"
 
 struct fcp_client {
@@ -51,10 +54,35 @@ namespace {
 using fcp::c_api::Fail;
 using fcp::c_api::Succeed;
 
+// `model` NULL = the defaults (defined below).
+absl::StatusOr<fcp::v1::PlanRequest> RequestFromBatch(const fcp_batch* b,
+                                                      const fcp_model* model = nullptr);
+
+// The report of `times` for the step of `b` run with `plan` (fcp_client_report_step).
+absl::StatusOr<fcp::v1::StepReport> StepReportOf(const fcp_batch* b, const fcp_plan* plan,
+                                                 const fcp_step_times& times) {
+  ASSIGN_OR_RETURN(const fcp::v1::PlanRequest request, RequestFromBatch(b));
+  ASSIGN_OR_RETURN(const fcp::Batch batch, fcp::BatchFromProto(request));
+  ASSIGN_OR_RETURN(const fcp::Plan* core, fcp::c_api::CorePlan(plan));
+  ASSIGN_OR_RETURN(fcp::calibration::RankStepMeasurement m,
+                   fcp::calibration::MeasurementOfPlan(
+                       *core, fcp::CostModel(batch.model, batch.topology, fcp::CostParams()),
+                       times.rank, request.step()));
+  m.forward_seconds = times.forward_seconds;
+  m.backward_seconds = times.backward_seconds;
+  m.comm_wait_seconds = times.comm_wait_seconds;
+  m.linear_seconds = times.linear_seconds;
+  m.linear_flops = times.linear_flops;
+  fcp::v1::StepReport report;
+  fcp::MeasurementToProto(m, &report);
+  report.set_job_id(request.job_id());
+  report.set_plan_id(core->plan_id);
+  return report;
+}
+
 // `model` NULL = the defaults. Without a preset the batch's zero heads take the default model's
 // (the request then names them); with one, the preset fills them (BatchFromProto).
-absl::StatusOr<fcp::v1::PlanRequest> RequestFromBatch(const fcp_batch* b,
-                                                      const fcp_model* model = nullptr) {
+absl::StatusOr<fcp::v1::PlanRequest> RequestFromBatch(const fcp_batch* b, const fcp_model* model) {
   if (b == nullptr) return absl::InvalidArgumentError("batch: must not be NULL");
   if (b->num_documents > 0 && b->document_lengths == nullptr) {
     return absl::InvalidArgumentError("batch.document_lengths: NULL with num_documents > 0");
@@ -182,9 +210,8 @@ int fcp_client_plan_masked(fcp_client* client, const fcp_batch* batch, const fcp
   return fcp_client_plan_masked_model(client, batch, masks, nullptr, plan, error);
 }
 
-int fcp_client_plan_masked_model(fcp_client* client, const fcp_batch* batch,
-                                 const fcp_mask* masks, const fcp_model* model, fcp_plan** plan,
-                                 fcp_error* error) {
+int fcp_client_plan_masked_model(fcp_client* client, const fcp_batch* batch, const fcp_mask* masks,
+                                 const fcp_model* model, fcp_plan** plan, fcp_error* error) {
   if (client == nullptr || plan == nullptr) {
     return Fail(absl::InvalidArgumentError("client and plan: must not be NULL"), error);
   }
@@ -314,3 +341,18 @@ const char* fcp_plan_json(const fcp_plan* plan) {
 }
 
 }  // extern "C"
+
+void fcp_step_times_init(fcp_step_times* times) {
+  if (times != nullptr) *times = fcp_step_times{};
+}
+
+int fcp_client_report_step(fcp_client* client, const fcp_batch* batch, const fcp_plan* plan,
+                           const fcp_step_times* times, fcp_error* error) {
+  if (client == nullptr || plan == nullptr || times == nullptr) {
+    return Fail(absl::InvalidArgumentError("client, plan and times: must not be NULL"), error);
+  }
+  absl::StatusOr<fcp::v1::StepReport> report = StepReportOf(batch, plan, *times);
+  if (!report.ok()) return Fail(report.status(), error);
+  const absl::Status status = client->client->ReportStep(*report);
+  return status.ok() ? Succeed(error) : Fail(status, error);
+}

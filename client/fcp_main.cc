@@ -3,6 +3,8 @@
 //   fcp strategies                      list the planning strategies
 //   fcp plan --lengths F --workers W --tokens-per-worker T [...]
 //                                       plan sampled batches, compare strategies, dump a plan
+//   fcp calibration --coordinator ADDR --job J [--out FILE]
+//                                       a job's cost model fitted from its step reports
 //   fcp help                            usage
 //
 // Exit codes: 0 ok; 1 a plan failed or was invalid; 2 bad input (one "fcp: ..." line on stderr).
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "client/cli/calibration_command.h"
 #include "client/cli/plan_command.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/dcp.h"
@@ -25,6 +28,9 @@ constexpr char kUsage[] = R"(fcp: plans context-parallel attention for variable-
 usage:
   fcp strategies           list the planning strategies
   fcp plan [flags]         draw batches from a workload, plan them, compare strategies
+  fcp calibration --coordinator ADDR --job J [--out FILE]
+                           the cost model the coordinator fitted for job J from its workers'
+                           step reports, as a --calibration file (--out: also written there)
   fcp help                 this text
 
 example:
@@ -44,7 +50,9 @@ Exit codes: 0 ok, 1 a plan failed or was invalid, 2 bad input.
 plan flags (also spelled with underscores, e.g. --tokens_per_worker):
 )";
 
-void PrintUsage(std::ostream& out) { out << kUsage << PlanFlagsHelp(); }
+void PrintUsage(std::ostream& out) {
+  out << kUsage << PlanFlagsHelp() << "\ncalibration flags:\n" << CalibrationFlagsHelp();
+}
 
 int StrategiesCommand() {
   for (const StrategyInfo& s : ListStrategies()) {
@@ -70,7 +78,7 @@ int PlanCommand(const std::vector<std::string>& args) {
 
 int Main(const std::vector<std::string>& words) {
   if (words.empty()) {
-    std::cerr << "fcp: missing command: strategies, plan or help (try 'fcp help')\n";
+    std::cerr << "fcp: missing command: strategies, plan, calibration or help (try 'fcp help')\n";
     return kExitBadInput;
   }
   const std::string& command = words[0];
@@ -85,6 +93,7 @@ int Main(const std::vector<std::string>& words) {
     return kExitBadInput;
   }
   if (command == "plan") return PlanCommand(rest);
+  if (command == "calibration") return RunCalibrationCommand(rest, std::cout, std::cerr);
   std::cerr << "fcp: unknown command '" << command << "' (try 'fcp help')\n";
   return kExitBadInput;
 }

@@ -24,6 +24,7 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "proto/plan_convert.h"
+#include "proto/report_convert.h"
 
 namespace fcp {
 namespace {
@@ -109,17 +110,25 @@ class PlannerClientImpl final : public PlannerClient {
   }
 
   absl::StatusOr<v1::ListStrategiesResponse> ListStrategies() override {
-    if (stub_ == nullptr) return absl::FailedPreconditionError("no coordinator target configured");
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
-    AttachJobToken(options_.job_token, &context);
-    v1::ListStrategiesResponse response;
     const v1::ListStrategiesRequest request;
-    grpc::Status status = CallAndWait([&](auto done) {
-      stub_->async()->ListStrategies(&context, &request, &response, std::move(done));
+    return Unary<v1::ListStrategiesResponse>([&](auto* context, auto* response, auto done) {
+      stub_->async()->ListStrategies(context, &request, response, std::move(done));
     });
-    if (!status.ok()) return WithTlsHint(FromGrpc(status), options_.tls);
-    return response;
+  }
+
+  absl::Status ReportStep(const v1::StepReport& report) override {
+    return Unary<v1::ReportStepResponse>([&](auto* context, auto* response, auto done) {
+             stub_->async()->ReportStep(context, &report, response, std::move(done));
+           })
+        .status();
+  }
+
+  absl::StatusOr<v1::JobCalibration> GetCalibration(absl::string_view job_id) override {
+    v1::GetCalibrationRequest request;
+    request.set_job_id(std::string(job_id));
+    return Unary<v1::JobCalibration>([&](auto* context, auto* response, auto done) {
+      stub_->async()->GetCalibration(context, &request, response, std::move(done));
+    });
   }
 
   PlannerClientStats stats() const override {
@@ -137,6 +146,20 @@ class PlannerClientImpl final : public PlannerClient {
  private:
   template <typename Result>
   using Prefetches = std::map<int64_t, std::future<absl::StatusOr<Result>>>;
+
+  // One unary call, no retry, no fallback: `start(context, response, done)` starts it.
+  template <typename Response, typename Start>
+  absl::StatusOr<Response> Unary(Start start) {
+    if (stub_ == nullptr) return absl::FailedPreconditionError("no coordinator target configured");
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+    AttachJobToken(options_.job_token, &context);
+    Response response;
+    grpc::Status status =
+        CallAndWait([&](auto done) { start(&context, &response, std::move(done)); });
+    if (!status.ok()) return WithTlsHint(FromGrpc(status), options_.tls);
+    return response;
+  }
 
   template <typename Result>
   absl::StatusOr<Result> CountError(absl::StatusOr<Result> result) {
@@ -199,7 +222,7 @@ class PlannerClientImpl final : public PlannerClient {
         request,
         [&](v1::PlanResponse response) -> absl::StatusOr<PlanResult> {
           if (options_.verify_plan_id) {
-            ASSIGN_OR_RETURN(const std::string expected, ExpectedPlanId(request));
+            ASSIGN_OR_RETURN(const std::string expected, ExpectedPlanId(request, response));
             RETURN_IF_ERROR(CheckPlanId(response.plan().plan_id(), expected));
           }
           PlanResult result;
@@ -227,8 +250,9 @@ class PlannerClientImpl final : public PlannerClient {
         wire,
         [&](v1::PlanResponse response) -> absl::StatusOr<BatchPlanResult> {
           if (options_.verify_plan_id) {
-            RETURN_IF_ERROR(
-                CheckPlanId(response.plan().plan_id(), ComputePlanId(request.batch, options)));
+            ASSIGN_OR_RETURN(const std::string expected,
+                             CalibratedPlanId(request.batch, options, response));
+            RETURN_IF_ERROR(CheckPlanId(response.plan().plan_id(), expected));
           }
           BatchPlanResult result;
           ASSIGN_OR_RETURN(result.plan, PlanFromProto(response.plan()));
@@ -281,11 +305,24 @@ class PlannerClientImpl final : public PlannerClient {
         " (different planner version or defaults: local fallback plans would differ)"));
   }
 
-  absl::StatusOr<std::string> ExpectedPlanId(const v1::PlanRequest& request) const {
+  absl::StatusOr<std::string> ExpectedPlanId(const v1::PlanRequest& request,
+                                             const v1::PlanResponse& response) const {
     ASSIGN_OR_RETURN(const Batch batch, BatchFromProto(request));
     ASSIGN_OR_RETURN(const PlanOptions options,
                      OptionsFromProto(request.options(), options_.fallback_defaults));
-    return ComputePlanId(batch, options);
+    return CalibratedPlanId(batch, options, response);
+  }
+
+  // The id of `batch` planned with `options`, under the job calibration the coordinator says it
+  // planned with (PlanResponse.calibration), if any.
+  static absl::StatusOr<std::string> CalibratedPlanId(const Batch& batch,
+                                                      const PlanOptions& options,
+                                                      const v1::PlanResponse& response) {
+    if (!response.has_calibration()) return ComputePlanId(batch, options);
+    Batch calibrated = batch;
+    PlanOptions calibrated_options = options;
+    RETURN_IF_ERROR(ApplyPlanCalibration(response.calibration(), &calibrated, &calibrated_options));
+    return ComputePlanId(calibrated, calibrated_options);
   }
 
   absl::StatusOr<PlanResult> PlanLocally(const v1::PlanRequest& request, PlanSource source) const {

@@ -73,8 +73,11 @@ CachedPlan::CachedPlan(Plan plan)
   for (const WorkerPlan& w : plan_.workers) charge_bytes_ += 2 * SliceBytes(w);
 }
 
-CachedPlan::CachedPlan(std::shared_ptr<const PreparedPlan> prepared)
-    : prepared_(std::move(prepared)), num_workers_(prepared_->num_workers()) {
+CachedPlan::CachedPlan(std::shared_ptr<const PreparedPlan> prepared, std::string response_fields)
+    : prepared_(std::move(prepared)),
+      response_fields_(std::move(response_fields)),
+      num_workers_(prepared_->num_workers()) {
+  charge_bytes_ += response_fields_.size();
   EncodeCommon(prepared_->plan());
   // Not yet encoded slices are estimated from the plan's size: about 8 encoded bytes per tile
   // and per block id in a transfer (each remote KV block is named by a send and a recv, forward
@@ -83,7 +86,7 @@ CachedPlan::CachedPlan(std::shared_ptr<const PreparedPlan> prepared)
   const size_t slices = static_cast<size_t>(plan.summary.tiles) * 8 +
                         plan.blocks.size() * (sizeof(Block) + 4 * 8) +
                         static_cast<size_t>(num_workers_) * sizeof(WorkerPlan);
-  charge_bytes_ =
+  charge_bytes_ +=
       sizeof(CachedPlan) + 2 * common_.size() + plan.costs.size() * sizeof(WorkerCost) + slices;
 }
 
@@ -119,6 +122,7 @@ EncodedResponse CachedPlan::EncodeResponse(absl::Span<const int32_t> ranks, bool
         v1::PlanResponse::kCacheHitFieldNumber, WireFormatLite::WIRETYPE_VARINT)));
     out.tail.push_back(1);  // true
   }
+  out.tail += response_fields_;
   return out;
 }
 

@@ -39,7 +39,7 @@ namespace fcp {
 struct EncodedResponse {
   std::string head;                       // PlanResponse.plan's tag and length
   std::vector<absl::string_view> pieces;  // common part, then one worker field per rank
-  std::string tail;                       // PlanResponse.cache_hit, if true
+  std::string tail;  // PlanResponse.cache_hit, if true; the plan's calibration, if any
 
   size_t size() const;
   std::string Flatten() const;  // the contiguous encoding (tests, small messages)
@@ -51,7 +51,10 @@ class CachedPlan {
   explicit CachedPlan(Plan plan);
   // Slices are made on first request for a rank, from the prepared plan (the coordinator's path:
   // planning costs the summary only).
-  explicit CachedPlan(std::shared_ptr<const PreparedPlan> prepared);
+  // `response_fields`: encoded PlanResponse fields every reply carries after the plan (the
+  // calibration it was planned with).
+  explicit CachedPlan(std::shared_ptr<const PreparedPlan> prepared,
+                      std::string response_fields = std::string());
 
   CachedPlan(const CachedPlan&) = delete;
   CachedPlan& operator=(const CachedPlan&) = delete;
@@ -75,6 +78,7 @@ class CachedPlan {
 
   std::shared_ptr<const PreparedPlan> prepared_;  // set: slices come from here
   Plan plan_;                                     // otherwise: the full plan
+  std::string response_fields_;
   int32_t num_workers_ = 0;
   std::string common_;  // v1::Plan without workers
   // worker_fields_[r]: encoded on first use, guarded by worker_once_[r].

@@ -100,6 +100,13 @@ ABSL_FLAG(double, drain_delay_seconds, 0,
           "on SIGTERM, keep serving this long after reporting NOT_SERVING, seconds");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "on SIGTERM, time in-flight RPCs get to finish before they are cancelled, seconds");
+ABSL_FLAG(bool, calibrate_from_reports, true,
+          "plan each job with the cost model fitted from its workers' ReportStep measurements");
+ABSL_FLAG(int32_t, calibration_window_steps, fcp::calibration::JobCalibrationOptions().window_steps,
+          "steps of reports one calibration fit uses (the sliding window)");
+ABSL_FLAG(double, max_reports_per_second,
+          fcp::calibration::JobCalibrationOptions().reports_per_second,
+          "ReportStep calls per second per job (beyond: RESOURCE_EXHAUSTED)");
 
 namespace fcp {
 namespace {
@@ -111,7 +118,9 @@ usage: fcp-coordinator [--port 50051] [--metrics-port 9464] [flags]
 Trainer ranks call PlanBatch for each step with the batch's documents and their rank; the
 coordinator plans the batch once (identical concurrent requests share one planning), caches the
 plan (LRU, --cache-bytes) and answers each rank with its slice. Workers of a job exchange their
-connection info through fcp.v1.Rendezvous (--rendezvous-* flags). Health: grpc.health.v1
+connection info through fcp.v1.Rendezvous (--rendezvous-* flags). Workers report each step's
+measured times (ReportStep); the coordinator fits each job's cost model from them and plans the
+job's next steps with it (--calibrate-from-reports). Health: grpc.health.v1
 (NOT_SERVING until ready and while draining); server reflection; Prometheus metrics on
 --metrics-port.
 Flags may be written with dashes or underscores (--metrics-port, --metrics_port).)";
@@ -162,6 +171,11 @@ CoordinatorOptions OptionsFromFlags() {
   p.limits.max_transfers = absl::GetFlag(FLAGS_max_transfers);
   p.defaults.strategy = absl::GetFlag(FLAGS_default_strategy);
   p.defaults.time_budget_ms = absl::GetFlag(FLAGS_time_budget_ms);
+  p.calibrate_from_reports = absl::GetFlag(FLAGS_calibrate_from_reports);
+  p.calibration.window_steps = std::max(1, absl::GetFlag(FLAGS_calibration_window_steps));
+  p.calibration.reports_per_second = absl::GetFlag(FLAGS_max_reports_per_second);
+  p.calibration.report_burst = std::max(1.0, 4 * p.calibration.reports_per_second);
+  p.report_limits.max_workers = p.limits.max_workers;
   RendezvousStoreOptions& r = o.rendezvous;
   r.max_total_bytes = absl::GetFlag(FLAGS_rendezvous_max_bytes);
   r.max_value_bytes = absl::GetFlag(FLAGS_rendezvous_max_value_bytes);

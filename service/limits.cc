@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/status_macros.h"
 #include "service/planner/plan_size.h"
 
 namespace fcp {
@@ -80,12 +81,17 @@ absl::Status CheckPlanSize(const Batch& batch, const PlanOptions& options,
               absl::StrCat(limits.max_blocks, " (--max-blocks)"));
 }
 
-absl::Status CheckLimits(const v1::PlanRequest& request, const RequestLimits& limits) {
-  if (request.job_id().size() > kMaxJobIdBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("job_id: ", request.job_id().size(),
-                                                   " bytes, more than ", kMaxJobIdBytes,
+absl::Status CheckJobId(absl::string_view job_id) {
+  if (job_id.size() > kMaxJobIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("job_id: ", job_id.size(), " bytes, more than ",
+                                                   kMaxJobIdBytes,
                                                    " (it labels every metric of the job)"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status CheckLimits(const v1::PlanRequest& request, const RequestLimits& limits) {
+  RETURN_IF_ERROR(CheckJobId(request.job_id()));
   if (request.documents_size() > limits.max_documents) {
     return Over("documents", absl::StrCat(request.documents_size(), " documents"),
                 absl::StrCat(limits.max_documents, " (--max-documents)"));

@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "fcp/v1/plan.pb.h"
 #include "service/planner/batch.h"
 #include "service/planner/planner.h"
@@ -36,6 +37,9 @@ struct RequestLimits {
   // (measured at W = 2048: 0.4 GB and 7 s).
   int64_t max_transfers = int64_t{1} << 22;
 };
+
+// OK, or INVALID_ARGUMENT for a job_id longer than kMaxJobIdBytes.
+absl::Status CheckJobId(absl::string_view job_id);
 
 // OK, or RESOURCE_EXHAUSTED for the first limit `request` is over (documents, topology.num_workers,
 // ranks, total tokens, options.time_budget_ms), or INVALID_ARGUMENT for a job_id longer than

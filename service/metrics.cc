@@ -119,7 +119,18 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry, int max_j
                                "Plans evicted from the cache to make room")
                            .Add({})),
       in_progress_(
-          Gauge(registry, "fcp_plannings_in_progress", "Plannings queued or running").Add({})) {
+          Gauge(registry, "fcp_plannings_in_progress", "Plannings queued or running").Add({})),
+      reports_(Counter(registry, "fcp_step_reports_total",
+                       "ReportStep calls (one rank's measurement of a step), by gRPC status code")),
+      step_seconds_(Gauge(registry, "fcp_step_seconds",
+                          "The latest reported step's slowest rank, forward + backward attention "
+                          "seconds: predicted by its plan or measured")),
+      prediction_error_(Gauge(registry, "fcp_plan_prediction_error_ratio",
+                              "|predicted - measured| / measured step seconds of the slowest rank "
+                              "of the latest reported step")),
+      calibration_(Gauge(registry, "fcp_calibration_value",
+                         "The job's fitted cost model, by calibration-file key (the units are in "
+                         "the key: _tflops, _gbps, _us, _tokens)")) {
   Gauge(registry, "fcp_build_info", "Build of this coordinator; always 1")
       .Add({{"version", FCP_VERSION}, {"planner_version", std::string(kPlannerVersion)}})
       .Set(1);
@@ -139,14 +150,15 @@ CoordinatorMetrics::JobSeries& CoordinatorMetrics::Job(absl::string_view job_id)
   return jobs_.emplace(label, std::move(series)).first->second;
 }
 
+std::string CoordinatorMetrics::JobLabel(absl::string_view job_id) {
+  absl::MutexLock lock(&mu_);
+  return Job(job_id).label;
+}
+
 void CoordinatorMetrics::RecordRequest(absl::string_view job_id,
                                        absl::string_view requested_strategy,
                                        absl::StatusCode code) {
-  std::string job;
-  {
-    absl::MutexLock lock(&mu_);
-    job = Job(job_id).label;
-  }
+  const std::string job = JobLabel(job_id);
   requests_
       .Add({{"training_job", job},
             {"strategy", StrategyLabel(requested_strategy)},
@@ -167,12 +179,8 @@ void CoordinatorMetrics::RecordCacheMiss(absl::string_view job_id) {
 }
 
 void CoordinatorMetrics::RecordPlan(absl::string_view job_id, const Plan& plan, double seconds) {
-  std::string job;
-  {
-    absl::MutexLock lock(&mu_);
-    job = Job(job_id).label;
-  }
-  const prometheus::Labels labels = {{"training_job", job}, {"strategy", plan.strategy}};
+  const prometheus::Labels labels = {{"training_job", JobLabel(job_id)},
+                                     {"strategy", plan.strategy}};
   duration_.Add(labels, LatencyBucketsSeconds()).Observe(seconds);
   imbalance_.Add(labels, ImbalanceBuckets()).Observe(plan.summary.compute_imbalance);
   comm_bytes_.Add(labels, BytesBuckets()).Observe(static_cast<double>(plan.summary.comm_bytes));

@@ -18,6 +18,15 @@
 //   fcp_plan_cache_evictions_total
 //   fcp_plannings_in_progress                             plannings queued or running (gauge)
 //   fcp_build_info{version,planner_version}               always 1
+//   fcp_step_reports_total{training_job,code}             ReportStep calls by gRPC status code
+//   fcp_step_seconds{training_job,kind}                   the latest reported step's slowest rank,
+//                                                         forward + backward attention: kind =
+//                                                         "predicted" (by its plan) or "measured"
+//   fcp_plan_prediction_error_ratio{training_job}         |predicted - measured| / measured of it
+//   fcp_calibration_value{training_job,parameter}         the job's fitted cost model, by
+//                                                         calibration-file key (attention_tflops,
+//                                                         transfer_latency_us, ...), as last
+//                                                         planned with
 //
 // The plan-quality histograms are labelled by the strategy that made the plan (what `auto`
 // chose), the request counter by the strategy asked for ("unknown" for names the planner does
@@ -46,6 +55,11 @@
 
 namespace fcp {
 
+namespace calibration {
+struct Calibration;
+struct StepAccuracy;
+}  // namespace calibration
+
 // gRPC status code names as go-grpc-prometheus writes them ("OK", "InvalidArgument", ...).
 std::string GrpcCodeName(int code);
 
@@ -69,6 +83,11 @@ class CoordinatorMetrics {
   void RecordPlan(absl::string_view job_id, const Plan& plan, double seconds);
   void SetCache(const PlanCache::Stats& stats);
   void AddPlanningsInProgress(int delta);
+  // A ReportStep call (service/calibration_metrics.cc); `accuracy`: its step's, when accepted.
+  void RecordReport(absl::string_view job_id, absl::StatusCode code,
+                    const calibration::StepAccuracy* accuracy);
+  // The fitted calibration a planning of `job_id` used.
+  void RecordCalibration(absl::string_view job_id, const calibration::Calibration& calibration);
 
  private:
   struct JobSeries {
@@ -79,6 +98,7 @@ class CoordinatorMetrics {
   };
 
   JobSeries& Job(absl::string_view job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string JobLabel(absl::string_view job_id);
 
   const int max_jobs_;
   prometheus::Family<prometheus::Counter>& requests_;
@@ -93,6 +113,10 @@ class CoordinatorMetrics {
   prometheus::Gauge& cache_entries_;
   prometheus::Counter& cache_evictions_;
   prometheus::Gauge& in_progress_;
+  prometheus::Family<prometheus::Counter>& reports_;
+  prometheus::Family<prometheus::Gauge>& step_seconds_;
+  prometheus::Family<prometheus::Gauge>& prediction_error_;
+  prometheus::Family<prometheus::Gauge>& calibration_;
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, JobSeries> jobs_ ABSL_GUARDED_BY(mu_);  // by label

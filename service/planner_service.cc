@@ -84,4 +84,33 @@ grpc::ServerUnaryReactor* PlannerGrpcService::ListStrategies(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* PlannerGrpcService::ReportStep(grpc::CallbackServerContext* context,
+                                                         const v1::StepReport* request,
+                                                         v1::ReportStepResponse* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // As PlanBatch: the job's credentials, then its reports_per_second quota.
+  absl::Status admitted =
+      guard_ == nullptr ? absl::OkStatus() : guard_->AdmitReport(*context, request->job_id());
+  reactor->Finish(ToGrpcStatus(admitted.ok() ? planning_->ReportStep(*request) : admitted));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PlannerGrpcService::GetCalibration(
+    grpc::CallbackServerContext* context, const v1::GetCalibrationRequest* request,
+    v1::JobCalibration* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Status allowed =
+      guard_ == nullptr
+          ? absl::OkStatus()
+          : guard_->AuthorizeCall(*context, "fcp.v1.Planner/GetCalibration", request->job_id());
+  if (!allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
+  absl::StatusOr<v1::JobCalibration> calibration = planning_->GetCalibration(*request);
+  if (calibration.ok()) *response = *std::move(calibration);
+  reactor->Finish(ToGrpcStatus(calibration.status()));
+  return reactor;
+}
+
 }  // namespace fcp

@@ -24,7 +24,8 @@ namespace fcp {
 
 class PlannerGrpcService final
     : public v1::Planner::WithRawCallbackMethod_PlanBatch<
-          v1::Planner::WithCallbackMethod_ListStrategies<v1::Planner::Service>> {
+          v1::Planner::WithCallbackMethod_ListStrategies<v1::Planner::WithCallbackMethod_ReportStep<
+              v1::Planner::WithCallbackMethod_GetCalibration<v1::Planner::Service>>>> {
  public:
   // `guard` (may be null: every call allowed, no quotas) authorizes each PlanBatch for its job_id
   // and applies the job's quotas; it must outlive the server too.
@@ -38,6 +39,15 @@ class PlannerGrpcService final
   grpc::ServerUnaryReactor* ListStrategies(grpc::CallbackServerContext* context,
                                            const v1::ListStrategiesRequest* request,
                                            v1::ListStrategiesResponse* response) override;
+
+  // The closed loop (calibration.proto): answered at once, on the gRPC thread (a report is a
+  // bounded validation and an insert; a calibration one small fit).
+  grpc::ServerUnaryReactor* ReportStep(grpc::CallbackServerContext* context,
+                                       const v1::StepReport* request,
+                                       v1::ReportStepResponse* response) override;
+  grpc::ServerUnaryReactor* GetCalibration(grpc::CallbackServerContext* context,
+                                           const v1::GetCalibrationRequest* request,
+                                           v1::JobCalibration* response) override;
 
  private:
   PlanningService* const planning_;

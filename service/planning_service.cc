@@ -15,6 +15,8 @@ struct PlanningService::Prepared {
   Batch batch;
   PlanOptions options;
   std::vector<int32_t> ranks;  // empty = every rank
+  // The job's fitted cost model it is planned with (already applied to batch and options).
+  std::shared_ptr<const calibration::Calibration> calibration;
 };
 
 namespace {
@@ -30,6 +32,21 @@ absl::Status PlanningError(const absl::Status& status) {
     default:
       return absl::InternalError(absl::StrCat("planning failed: ", status.ToString()));
   }
+}
+
+// The calibration store's options: its prior is the service's cost model.
+calibration::JobCalibrationOptions CalibrationOptions(const PlanningServiceOptions& options) {
+  calibration::JobCalibrationOptions out = options.calibration;
+  out.prior = options.defaults.cost;
+  return out;
+}
+
+// PlanResponse.calibration, encoded, for a plan made with `fit` (empty without one).
+std::string CalibrationField(const calibration::Calibration* fit) {
+  if (fit == nullptr) return std::string();
+  v1::PlanResponse response;
+  PlanCalibrationToProto(*fit, response.mutable_calibration());
+  return response.SerializeAsString();
 }
 
 }  // namespace
@@ -53,6 +70,7 @@ PlanningService::PlanningService(PlanningServiceOptions options, CoordinatorMetr
     : options_(std::move(options)),
       metrics_(metrics),
       cache_(options_.cache_bytes),
+      calibrations_(CalibrationOptions(options_)),
       pool_(options_.planning_threads, options_.max_queued_plannings) {}
 
 PlanningService::~PlanningService() = default;
@@ -69,11 +87,16 @@ void PlanningService::PlanBatch(const v1::PlanRequest& request, Done done) {
     std::move(done)(std::move(reply));
   };
 
+  if (absl::Status admitted = AdmitJob(request.job_id()); !admitted.ok()) {
+    finish(admitted);
+    return;
+  }
   absl::StatusOr<Prepared> prepared = Prepare(request, options_);
   if (!prepared.ok()) {
     finish(prepared.status());
     return;
   }
+  ApplyJobCalibration(request.step(), &*prepared);
   std::string plan_id = ComputePlanId(prepared->batch, prepared->options);
   if (std::shared_ptr<const CachedPlan> hit = cache_.Lookup(plan_id)) {
     metrics_->RecordCacheHit(prepared->job_id, /*waited=*/false);
@@ -116,7 +139,8 @@ void PlanningService::StartPlanning(std::string plan_id, std::shared_ptr<const P
     FlightResult result;
     if (plan.ok()) {
       auto cached =
-          std::make_shared<const CachedPlan>(std::shared_ptr<const PreparedPlan>(*std::move(plan)));
+          std::make_shared<const CachedPlan>(std::shared_ptr<const PreparedPlan>(*std::move(plan)),
+                                             CalibrationField(prepared->calibration.get()));
       metrics_->RecordPlan(prepared->job_id, cached->plan(),
                            absl::ToDoubleSeconds(absl::Now() - start));
       cache_.Insert(cached);
@@ -138,6 +162,42 @@ void PlanningService::StartPlanning(std::string plan_id, std::shared_ptr<const P
                                      "(--max-queued-plannings); retry later")),
                                  false});
   }
+}
+
+absl::Status PlanningService::AdmitJob(absl::string_view job_id) { return CheckJobId(job_id); }
+
+void PlanningService::ApplyJobCalibration(int64_t step, Prepared* prepared) {
+  if (!options_.calibrate_from_reports) return;
+  std::shared_ptr<const calibration::Calibration> fit =
+      calibrations_.ForStep(prepared->job_id, step);
+  if (fit == nullptr) return;
+  CostParams cost = calibration::PlanningParams(*fit);
+  ApplyRateOverrides(&cost, &prepared->batch.topology);
+  prepared->options.cost = cost;
+  prepared->calibration = fit;
+  metrics_->RecordCalibration(prepared->job_id, *fit);
+}
+
+absl::Status PlanningService::ReportStep(const v1::StepReport& report) {
+  absl::StatusOr<calibration::StepAccuracy> accuracy =
+      [&]() -> absl::StatusOr<calibration::StepAccuracy> {
+    RETURN_IF_ERROR(AdmitJob(report.job_id()));
+    ASSIGN_OR_RETURN(calibration::RankStepMeasurement m,
+                     MeasurementFromProto(report, options_.report_limits));
+    return calibrations_.Report(report.job_id(), std::move(m), absl::Now());
+  }();
+  metrics_->RecordReport(report.job_id(), accuracy.status().code(),
+                         accuracy.ok() ? &*accuracy : nullptr);
+  return accuracy.status();
+}
+
+absl::StatusOr<v1::JobCalibration> PlanningService::GetCalibration(
+    const v1::GetCalibrationRequest& request) {
+  RETURN_IF_ERROR(AdmitJob(request.job_id()));
+  ASSIGN_OR_RETURN(calibration::Calibration fit, calibrations_.Latest(request.job_id()));
+  v1::JobCalibration out;
+  CalibrationToProto(request.job_id(), fit, &out);
+  return out;
 }
 
 absl::StatusOr<PlanReply> PlanningService::PlanBatchAndWait(const v1::PlanRequest& request) {

@@ -12,6 +12,14 @@
 // slice. Requests that leave options 0 take the service's defaults (options.defaults), exactly as
 // a client's local fallback must (see OptionsFromProto).
 //
+// The closed loop (DESIGN §4): ReportStep takes one rank's measurement of a step into the job's
+// window (service/calibration/job_calibrations.h); PlanBatch of a job with enough reports plans
+// with the cost model fitted from them — its rates replace the request's topology rates and its
+// CostParams the service's — pinned per (job, step), so every rank of a step, and every replica
+// with the same reports, computes the same plan id. Jobs that never report plan as before.
+// Both calls, and GetCalibration, pass AdmitJob first: the one check that a call may act for
+// its job.
+//
 // Errors: RESOURCE_EXHAUSTED over a limit or when the planning queue is full; INVALID_ARGUMENT
 // naming the field for bad input; FAILED_PRECONDITION when the batch cannot be planned as asked;
 // INTERNAL when the planner fails. Failed plannings are not cached.
@@ -36,9 +44,12 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "fcp/v1/calibration.pb.h"
 #include "fcp/v1/plan.pb.h"
 #include "fcp/v1/planner.pb.h"
+#include "proto/report_convert.h"
 #include "service/cached_plan.h"
+#include "service/calibration/job_calibrations.h"
 #include "service/limits.h"
 #include "service/metrics.h"
 #include "service/plan_cache.h"
@@ -56,6 +67,10 @@ struct PlanningServiceOptions {
   size_t cache_bytes = size_t{1} << 30;
   int planning_threads = 2;           // plannings running at once
   size_t max_queued_plannings = 256;  // distinct plannings waiting for a thread
+  // Per-job calibration from step reports (its `prior` is ignored: defaults.cost is the prior).
+  bool calibrate_from_reports = true;
+  calibration::JobCalibrationOptions calibration;
+  ReportLimits report_limits;
 };
 
 // One answer: a cached plan and which of its slices to send.
@@ -83,6 +98,13 @@ class PlanningService {
   // PlanBatch, waiting for the answer.
   absl::StatusOr<PlanReply> PlanBatchAndWait(const v1::PlanRequest& request);
 
+  // One rank's measurement of a step of report.job_id (validated like PlanBatch: INVALID_ARGUMENT
+  // naming the field, RESOURCE_EXHAUSTED over a limit or the job's report rate).
+  absl::Status ReportStep(const v1::StepReport& report);
+  // The fit over `job_id`'s latest reports. NOT_FOUND: the job has not reported; FAILED_
+  // PRECONDITION: too few reports to fit.
+  absl::StatusOr<v1::JobCalibration> GetCalibration(const v1::GetCalibrationRequest& request);
+
   // The registered strategies and the defaults requests get.
   v1::ListStrategiesResponse ListStrategies() const;
 
@@ -102,6 +124,11 @@ class PlanningService {
 
   static absl::StatusOr<Prepared> Prepare(const v1::PlanRequest& request,
                                           const PlanningServiceOptions& options);
+  // OK when a call may act for `job_id` (today: a valid job id; per-job tokens and quotas plug in
+  // here).
+  static absl::Status AdmitJob(absl::string_view job_id);
+  // Plans `prepared` with the job's fitted calibration for `step`, when it has one.
+  void ApplyJobCalibration(int64_t step, Prepared* prepared);
   // Plans on the pool and ends the flight of `plan_id` with the result.
   void StartPlanning(std::string plan_id, std::shared_ptr<const Prepared> prepared);
 
@@ -110,6 +137,7 @@ class PlanningService {
   PlanCache cache_;
   SingleFlight<FlightResult> flights_;
   std::atomic<int64_t> plannings_{0};
+  calibration::JobCalibrations calibrations_;
   ThreadPool pool_;  // last: destroyed first, while what its tasks use still exists
 };
 

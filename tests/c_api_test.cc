@@ -125,6 +125,54 @@ TEST_F(CApiTest, PrefetchGetAndFallbackStats) {
   fcp_client_free(client);
 }
 
+// The closed loop from C: each rank reports the step it ran; from step 3 on the coordinator plans
+// with the rates it fitted (10 ms of forward attention here, not the default GPU's microseconds).
+TEST_F(CApiTest, ReportedStepsCalibrateLaterPlans) {
+  fcp_client* client = NewClient(target_.c_str());
+  const int64_t lengths[] = {3000, 2000, 1500, 900, 500, 250};
+  fcp_batch batch;
+  fcp_batch_init(&batch);
+  batch.job_id = "c-closed-loop";
+  batch.document_lengths = lengths;
+  batch.num_documents = 6;
+  batch.num_workers = 2;
+  batch.strategy = "whole_doc";
+  fcp_error error;
+  for (int64_t step = 1; step <= 2; ++step) {
+    batch.step = step;
+    fcp_plan* plan = nullptr;
+    ASSERT_EQ(fcp_client_plan(client, &batch, &plan, &error), FCP_OK) << error.message;
+    for (int32_t rank = 0; rank < 2; ++rank) {
+      fcp_step_times times;
+      fcp_step_times_init(&times);
+      times.rank = rank;
+      times.forward_seconds = 0.010 * (rank + 1);
+      times.backward_seconds = 0.025 * (rank + 1);
+      times.linear_seconds = 0.004;
+      times.linear_flops = 4e9;
+      EXPECT_EQ(fcp_client_report_step(client, &batch, plan, &times, &error), FCP_OK)
+          << error.message;
+    }
+    fcp_step_times bad;
+    fcp_step_times_init(&bad);
+    bad.forward_seconds = -1;
+    EXPECT_EQ(fcp_client_report_step(client, &batch, plan, &bad, &error), FCP_INVALID_ARGUMENT);
+    EXPECT_THAT(error.message, HasSubstr("forward_seconds: -1"));
+    bad.forward_seconds = 1;
+    bad.rank = 5;
+    EXPECT_EQ(fcp_client_report_step(client, &batch, plan, &bad, &error), FCP_FAILED_PRECONDITION);
+    fcp_plan_free(plan);
+  }
+  batch.step = 4;
+  fcp_plan* plan = nullptr;
+  ASSERT_EQ(fcp_client_plan(client, &batch, &plan, &error), FCP_OK) << error.message;
+  EXPECT_EQ(fcp_plan_source_of(plan), FCP_SOURCE_COORDINATOR);  // the client checked its id
+  // Planned at the reported ~10 ms scale, not the default 400 TFLOP/s (microseconds).
+  EXPECT_GT(fcp_plan_predicted_step_ms(plan), 10);
+  fcp_plan_free(plan);
+  fcp_client_free(client);
+}
+
 // The model struct reaches the request: a preset's shape (its summary names it), explicit fields
 // over it ("custom"), the objective, and a bad preset named in the error.
 TEST_F(CApiTest, PlanModelCarriesPresetShapeAndObjective) {

@@ -1,5 +1,6 @@
-// `fcp plan --coordinator`: the CLI planning through a running fcp-coordinator reports the same
-// plans as planning in-process, and reports a coordinator it cannot reach.
+// The CLI against a running fcp-coordinator: `fcp plan --coordinator` reports the same plans as
+// planning in-process, and reports a coordinator it cannot reach; `fcp calibration` prints and
+// exports a job's fitted cost model.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -12,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "fcp/client.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
@@ -108,6 +110,46 @@ TEST_F(CliCoordinatorTest, UnreachableCoordinatorAndBadCombinations) {
       RunFcp(Plan({"--coordinator", address_, "--calibration", "/dev/null"}));
   EXPECT_EQ(combined.code, 2);
   EXPECT_THAT(combined.err, StartsWith("fcp: --calibration: cannot be combined"));
+}
+
+// `fcp calibration`: a job's fit, printed and exported as a --calibration file.
+TEST_F(CliCoordinatorTest, CalibrationPrintsAndExportsAJobsFit) {
+  CliResult none = RunFcp({"calibration", "--coordinator", address_, "--job", "quiet"});
+  EXPECT_EQ(none.code, 1);
+  EXPECT_THAT(none.err, HasSubstr("job 'quiet': no step reports"));
+  EXPECT_EQ(RunFcp({"calibration", "--job", "quiet"}).code, 2);
+
+  PlannerClientOptions options;
+  options.target = address_;
+  std::unique_ptr<PlannerClient> client = *PlannerClient::Create(options);
+  for (int64_t step = 1; step <= 2; ++step) {
+    for (int32_t rank = 0; rank < 4; ++rank) {
+      v1::StepReport report;
+      report.set_job_id("busy");
+      report.set_step(step);
+      report.set_rank(rank);
+      report.set_num_workers(4);
+      v1::TileShape* shape = report.add_tile_shapes();
+      shape->set_q_len(512);
+      shape->set_kv_len(256 << rank);
+      shape->set_tiles(rank + 1);
+      shape->set_fwd_flops(1e9 * (rank + 1));
+      report.set_forward_seconds(0.1 * (rank + 1));
+      report.set_backward_seconds(0.25 * (rank + 1));
+      ASSERT_TRUE(client->ReportStep(report).ok());
+    }
+  }
+  const std::string path = ::testing::TempDir() + "/busy.calibration";
+  CliResult fit =
+      RunFcp({"calibration", "--coordinator", address_, "--job", "busy", "--out", path});
+  ASSERT_EQ(fit.code, 0) << fit.err;
+  EXPECT_THAT(fit.out, HasSubstr("# job busy, fitted parameters: attention_tflops"));
+  EXPECT_THAT(fit.out, HasSubstr("fitted from steps 1..2 (8 rank reports"));
+  std::stringstream file;
+  file << std::ifstream(path).rdbuf();
+  absl::StatusOr<CostParams> parsed = ParseCostParams(file.str());
+  ASSERT_TRUE(parsed.ok()) << parsed.status() << "\n" << file.str();
+  EXPECT_GT(parsed->attention_tflops, 0);
 }
 
 }  // namespace

@@ -138,6 +138,9 @@ TEST(FaultTest, CoordinatorKilledMidRunRanksFallBackThenReturnWithoutRestart) {
                                std::string("--training-job"),    std::string("fault-test")}) {
     flags.push_back(f);
   }
+  // Uncalibrated plans throughout, so that every step's id, coordinator or fallback, is the one
+  // `fcp plan` computes (the closed loop would recalibrate the coordinator's later steps).
+  flags.push_back("--report-steps=false");
   std::vector<std::unique_ptr<Subprocess>> ranks;
   for (int r = 0; r < kWorld; ++r) {
     std::vector<std::string> argv = {FCP_WORKER, "--rank", std::to_string(r)};

@@ -251,6 +251,12 @@ TEST(WorkerProcessTest, GlooRanksPlanAndMeetThroughTheCoordinator) {
               HasSubstr("fcp_plan_cache_misses_total{training_job=\"through-coordinator\"} 3"));
   EXPECT_THAT(*scrape,
               HasSubstr("fcp_plan_cache_hits_total{training_job=\"through-coordinator\"} 6"));
+  // The closed loop: every rank reported every step, and step 3 was planned with the cost model
+  // fitted from step 1's reports.
+  EXPECT_THAT(*scrape, HasSubstr("fcp_step_reports_total{code=\"OK\",training_job=\"through-"
+                                 "coordinator\"} 9"));
+  EXPECT_THAT(*scrape, HasSubstr("fcp_calibration_value{parameter=\"attention_tflops\","
+                                 "training_job=\"through-coordinator\"}"));
   c.process->Signal(SIGTERM);
   EXPECT_EQ(c.process->Wait(), 0);
 }

@@ -1,12 +1,16 @@
 #include "worker/worker_loop.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "fcp/client.h"
+#include "proto/report_convert.h"
+#include "service/calibration/plan_measurement.h"
+#include "service/planner/cost_model.h"
 #include "service/planner/planner.h"
 #include "worker/executor/executor_backend.h"
 #include "worker/verify/dump.h"
@@ -158,6 +162,9 @@ class Loop {
         metrics->RecordStep(*stats, inputs.tokens, (cost.fwd_ms + cost.bwd_ms) / 1000);
         if (record.failed) metrics->RecordError();
       }
+      // Before the end-of-step exchange: the coordinator has every rank's report of `step`
+      // before any rank asks for the plan of step + 2 (job_calibrations.h).
+      if (client_ != nullptr && config_.report_steps) ReportStep(plan, step, *stats);
       ASSIGN_OR_RETURN(std::vector<StepRecord> all, AllGather(transport_, step, record));
       if (rank_ == 0 && on_step) on_step(Report(plan, planned.second, step, all));
       if (!check_error.empty()) return absl::DataLossError(check_error);
@@ -172,6 +179,32 @@ class Loop {
   }
 
  private:
+  // Sends this rank's measurement of `step` to the coordinator (the closed loop). A report that
+  // fails is not retried and does not stop the job: the fit only waits for the next one.
+  void ReportStep(const Plan& plan, int64_t step, const StepStats& stats) {
+    absl::StatusOr<calibration::RankStepMeasurement> m =
+        calibration::MeasurementOfPlan(plan, linear_cost_, rank_, step);
+    absl::Status status = m.status();
+    if (m.ok()) {
+      m->forward_seconds = stats.forward_seconds;
+      m->backward_seconds = stats.backward_seconds;
+      m->comm_wait_seconds =
+          std::min(stats.comm_wait_seconds, stats.forward_seconds + stats.backward_seconds);
+      v1::StepReport report;
+      MeasurementToProto(*m, &report);
+      report.set_job_id(config_.training_job);
+      report.set_plan_id(plan.plan_id);
+      status = client_->ReportStep(report);
+    }
+    if (!status.ok() && !report_failed_) {
+      report_failed_ = true;
+      std::fprintf(stderr,
+                   "fcp-worker: rank %d: step %lld not reported (%s); later failures "
+                   "are not printed\n",
+                   rank_, static_cast<long long>(step), status.ToString().c_str());
+    }
+  }
+
   StepReport Report(const Plan& plan, bool fallback, int64_t step,
                     const std::vector<StepRecord>& all) const {
     StepReport report;
@@ -181,7 +214,9 @@ class Loop {
     report.planning_ms = plan.summary.planning_ms;
     report.fallback = fallback;
     report.predicted_imbalance = plan.summary.compute_imbalance;
-    report.predicted_ms = plan.summary.predicted_fwd_ms + plan.summary.predicted_bwd_ms;
+    // fcp-worker runs attention only: compare its steps with the attention pipeline's prediction
+    // (predicted_fwd_ms also holds the linear layers under the whole-step objective).
+    report.predicted_ms = calibration::AttentionStepSeconds(plan, linear_cost_) * 1e3;
     report.plan_bytes = plan.summary.comm_bytes;
     for (const StepRecord& r : all) {
       report.ranks.push_back(r.stats);
@@ -200,6 +235,11 @@ class Loop {
   Executor executor_;
   PlanOptions options_;
   bool prefetched_ = false;
+  bool report_failed_ = false;
+  // Prices the linear layers the plans' whole-layer times include (gemm_tflops is not calibrated,
+  // so the coordinator's and this one agree), to take them off: fcp-worker runs attention only.
+  CostModel linear_cost_{config_.plan.model, config_.plan.topology, config_.plan.options.cost,
+                         config_.plan.options.objective};
 };
 
 }  // namespace

@@ -33,6 +33,9 @@ struct WorkerConfig {
   double check_tolerance = 1e-5;
   std::string dump_dir;  // empty: no dump
   std::string training_job = "fcp-demo";
+  // With a coordinator: send each step's measurement to it (ReportStep) so it fits this job's
+  // cost model from what the steps really cost.
+  bool report_steps = true;
   absl::Duration plan_deadline = absl::Seconds(10);
 };
 
@@ -44,7 +47,10 @@ struct StepReport {
   double planning_ms = 0;  // the plan's own planning time
   bool fallback = false;   // rank 0's plan was made locally because the coordinator failed
   double predicted_imbalance = 1;
-  double predicted_ms = 0;           // plan's predicted fwd + bwd attention time (slowest worker)
+  // The plan's predicted forward + backward attention time of its slowest worker (the summary's
+  // attention_fwd_ms + attention_bwd_ms): attention tiles and the transfers they cannot hide,
+  // what fcp-worker runs (no linear layers).
+  double predicted_ms = 0;
   int64_t plan_bytes = 0;            // plan's total comm bytes
   std::vector<StepStats> ranks;      // measured, by rank
   std::vector<int64_t> tokens;       // by rank

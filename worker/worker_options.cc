@@ -53,6 +53,9 @@ ABSL_FLAG(double, linger_s, 0,
 ABSL_FLAG(std::string, training_job, "fcp-demo", "job id: plan requests and metric labels");
 ABSL_FLAG(std::string, gpu_uuid, "", "gpu_uuid metric label (empty on CPU)");
 ABSL_FLAG(std::string, summary_json, "", "rank 0 appends one JSON line per step to this file");
+ABSL_FLAG(bool, report_steps, true,
+          "--coordinator: report each step's measured times to it (ReportStep), so it plans this "
+          "job with a cost model fitted from them");
 ABSL_FLAG(double, plan_deadline_s, 10, "--coordinator: seconds per plan request before fallback");
 
 namespace fcp {
@@ -61,11 +64,11 @@ namespace {
 // The worker's own flags, then the planning flags it shares with `fcp plan`.
 const std::vector<absl::string_view>& WorkerFlagNames() {
   static const auto* const kNames = new std::vector<absl::string_view>{
-      "world",          "rank",     "transport",      "device",          "cuda_device",
-      "rendezvous",     "attempt",  "listen_address", "interface",       "timeout_s",
-      "steps",          "threads",  "check_steps",    "check_tolerance", "dump",
-      "metrics_port",   "linger_s", "training_job",   "gpu_uuid",        "summary_json",
-      "plan_deadline_s"};
+      "world",           "rank",        "transport",      "device",          "cuda_device",
+      "rendezvous",      "attempt",     "listen_address", "interface",       "timeout_s",
+      "steps",           "threads",     "check_steps",    "check_tolerance", "dump",
+      "metrics_port",    "linger_s",    "training_job",   "gpu_uuid",        "summary_json",
+      "plan_deadline_s", "report_steps"};
   return *kNames;
 }
 
@@ -201,6 +204,7 @@ absl::StatusOr<WorkerOptions> ParseWorkerOptions(const std::vector<std::string>&
   }
   c.dump_dir = absl::GetFlag(FLAGS_dump);
   c.training_job = absl::GetFlag(FLAGS_training_job);
+  c.report_steps = absl::GetFlag(FLAGS_report_steps);
   if (c.training_job.empty()) return Invalid("training_job", "must not be empty");
   const double deadline_s = absl::GetFlag(FLAGS_plan_deadline_s);
   if (!(deadline_s > 0)) return Invalid("plan_deadline_s", "must be > 0");

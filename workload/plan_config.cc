@@ -239,6 +239,7 @@ absl::Status ReadPlanningFlags(const ParsedArgs& args, PlanConfig& c) {
       return Invalid("calibration", absl::StrCat(calibration, ": ", cost.status().message()));
     }
     o.cost = *cost;
+    ApplyRateOverrides(&o.cost, &c.topology);  // a fitted calibration carries measured rates
   }
   if (args.Given("gemm_tflops")) {
     o.cost.gemm_tflops = absl::GetFlag(FLAGS_gemm_tflops);

@@ -67,11 +67,6 @@ absl::Status ValidateDocuments(const std::vector<Document>& documents) {
   return absl::OkStatus();
 }
 
-// The rates of the topology (GB/s, TFLOP/s), bounded so that every time the cost model derives
-// from them stays finite: a denormal rate makes a document's seconds infinite, and the planner's
-// shares of two infinities NaN (fuzz/corpus/plan_request_fuzzer/regression-denormal-tflops).
-constexpr double kMinRate = 1e-3;
-constexpr double kMaxRate = 1e6;
 // Linear-layer FLOPs per token: ~6e12 for a 1T-parameter model's training step; 1e15 leaves room.
 constexpr double kMaxLinearFlopsPerToken = 1e15;
 // Model dimensions: 64x the largest published models', small enough that no product overflows.

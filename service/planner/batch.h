@@ -14,6 +14,12 @@
 
 namespace fcp {
 
+// The rates of a topology (GB/s, TFLOP/s), bounded so that every time the cost model derives
+// from them stays finite: a denormal rate makes a document's seconds infinite, and the planner's
+// shares of two infinities NaN (fuzz/corpus/plan_request_fuzzer/regression-denormal-tflops).
+inline constexpr double kMinRate = 1e-3;
+inline constexpr double kMaxRate = 1e6;
+
 // Which (query i, key j) pairs of one document may attend, 0-based positions within the document.
 enum class MaskKind : uint8_t {
   kCausal = 0,         // j <= i

@@ -1,6 +1,8 @@
 #include "service/planner/cost_model.h"
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -25,7 +27,14 @@ constexpr ParamField kFields[] = {
     {"tile_overhead_us", &CostParams::tile_overhead_us},
     {"backward_efficiency", &CostParams::backward_efficiency},
     {"gemm_tflops", &CostParams::gemm_tflops},
+    {"attention_tflops", &CostParams::attention_tflops},
+    {"intra_node_gbps", &CostParams::intra_node_gbps},
+    {"inter_node_gbps", &CostParams::inter_node_gbps},
 };
+
+// The rate overrides: 0 (keep the topology's) or a rate the topology accepts.
+constexpr double CostParams::*kRateFields[] = {
+    &CostParams::attention_tflops, &CostParams::intra_node_gbps, &CostParams::inter_node_gbps};
 
 }  // namespace
 
@@ -57,6 +66,12 @@ absl::StatusOr<CostParams> ParseCostParams(absl::string_view text) {
                                                      ": '", value,
                                                      "' is not a finite number >= 0"));
     }
+    const bool is_rate = std::find(std::begin(kRateFields), std::end(kRateFields), found->field) !=
+                         std::end(kRateFields);
+    if (is_rate && v != 0 && !(v >= kMinRate && v <= kMaxRate)) {
+      return absl::InvalidArgumentError(absl::StrCat("calibration line ", line_number, ": ", key,
+                                                     ": ", v, " must be 0 or in [0.001, 1e6]"));
+    }
     params.*(found->field) = v;
   }
   if (!(params.backward_efficiency >= kMinBackwardEfficiency)) {
@@ -66,6 +81,35 @@ absl::StatusOr<CostParams> ParseCostParams(absl::string_view text) {
     return absl::InvalidArgumentError("calibration: gemm_tflops must be in [0.001, 1e6]");
   }
   return params;
+}
+
+absl::Status ValidateCostParams(const CostParams& params) {
+  for (const ParamField& f : kFields) {
+    const double v = params.*(f.field);
+    if (!(v >= 0) || !std::isfinite(v)) {
+      return absl::InvalidArgumentError(absl::StrCat(f.name, ": ", v, ": must be finite, >= 0"));
+    }
+  }
+  for (double CostParams::*rate : kRateFields) {
+    const double v = params.*rate;
+    if (v != 0 && !(v >= kMinRate && v <= kMaxRate)) {
+      return absl::InvalidArgumentError(absl::StrCat("rate ", v, ": must be 0 or in [0.001, 1e6]"));
+    }
+  }
+  if (!(params.backward_efficiency >= kMinBackwardEfficiency)) {
+    return absl::InvalidArgumentError("backward_efficiency: must be >= 0.01");
+  }
+  if (!(params.gemm_tflops >= kMinGemmTflops && params.gemm_tflops <= kMaxGemmTflops)) {
+    return absl::InvalidArgumentError("gemm_tflops: must be in [0.001, 1e6]");
+  }
+  return absl::OkStatus();
+}
+
+void ApplyRateOverrides(CostParams* params, Topology* topology) {
+  if (params->attention_tflops > 0) topology->attention_tflops = params->attention_tflops;
+  if (params->intra_node_gbps > 0) topology->intra_node_gbps = params->intra_node_gbps;
+  if (params->inter_node_gbps > 0) topology->inter_node_gbps = params->inter_node_gbps;
+  for (double CostParams::*rate : kRateFields) params->*rate = 0;
 }
 
 std::string CostParamsToString(const CostParams& params) {

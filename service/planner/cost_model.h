@@ -27,7 +27,17 @@ struct CostParams {
   double tile_overhead_us = 0;        // fixed cost per tile (0: tiles of a round share one launch)
   double backward_efficiency = 0.75;  // backward TFLOP/s as a fraction of forward TFLOP/s
   double gemm_tflops = 600;           // achievable TFLOP/s of the linear layers' GEMMs per GPU
+  // Measured rates that replace the request's topology rates (0 = keep the topology's). The
+  // planner core reads only Topology: whoever loads a calibration (the CLI's --calibration, the
+  // coordinator's per-job fit) moves them there with ApplyRateOverrides before planning.
+  double attention_tflops = 0;
+  double intra_node_gbps = 0;
+  double inter_node_gbps = 0;
 };
+
+// Moves the nonzero rate overrides of `params` into `topology` and clears them in `params`, so
+// the plan id (which hashes the topology) names the rates actually planned with.
+void ApplyRateOverrides(CostParams* params, Topology* topology);
 
 // The smallest backward_efficiency accepted: below it the backward pass's cost is 250 times the
 // forward's or more, and near 0 it overflows to infinity.
@@ -37,10 +47,14 @@ inline constexpr double kMinGemmTflops = 1e-3;
 inline constexpr double kMaxGemmTflops = 1e6;
 
 // Parses a calibration file: one `key = value` per line (`#` comments, blank lines allowed); keys
-// are the field names of CostParams. Unknown keys and bad numbers (negative, inf, nan) are
-// InvalidArgument naming the line. Missing keys keep their defaults.
+// are the field names of CostParams. Unknown keys and bad numbers (negative, inf, nan; a rate
+// override neither 0 nor in [0.001, 1e6]) are InvalidArgument naming the line. Missing keys keep
+// their defaults.
 absl::StatusOr<CostParams> ParseCostParams(absl::string_view text);
 std::string CostParamsToString(const CostParams& params);
+// The rules ParseCostParams applies, for params that come from elsewhere (InvalidArgument naming
+// the field).
+absl::Status ValidateCostParams(const CostParams& params);
 
 class CostModel {
  public:

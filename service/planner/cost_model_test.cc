@@ -114,6 +114,28 @@ TEST(ParseCostParamsTest, BackwardEfficiencyNearZeroIsRejected) {
   EXPECT_TRUE(ParseCostParams("backward_efficiency = 0.01\n").ok());
 }
 
+TEST(ParseCostParamsTest, RateOverridesAreZeroOrValidRatesAndMoveIntoTheTopology) {
+  absl::StatusOr<CostParams> params =
+      ParseCostParams("attention_tflops = 0.02\nintra_node_gbps = 3\ninter_node_gbps = 0\n");
+  ASSERT_TRUE(params.ok()) << params.status();
+  Topology topology;
+  topology.inter_node_gbps = 45;
+  ApplyRateOverrides(&*params, &topology);
+  EXPECT_EQ(topology.attention_tflops, 0.02);
+  EXPECT_EQ(topology.intra_node_gbps, 3);
+  EXPECT_EQ(topology.inter_node_gbps, 45);  // 0: the topology's rate stays
+  EXPECT_EQ(params->attention_tflops, 0);   // moved, so the plan id hashes it once
+  EXPECT_THAT(ParseCostParams("\nattention_tflops = 1e-9\n").status().message(),
+              HasSubstr("line 2: attention_tflops: 1e-09 must be 0 or in [0.001, 1e6]"));
+  CostParams bad;
+  bad.intra_node_gbps = 1e9;
+  EXPECT_THAT(ValidateCostParams(bad).message(), HasSubstr("must be 0 or in [0.001, 1e6]"));
+  bad = CostParams();
+  bad.tile_overhead_us = -1;
+  EXPECT_THAT(ValidateCostParams(bad).message(), HasSubstr("tile_overhead_us: -1"));
+  EXPECT_TRUE(ValidateCostParams(CostParams()).ok());
+}
+
 TEST(ParseCostParamsTest, ToStringRoundTrips) {
   CostParams params;
   params.transfer_latency_us = 17.25;

@@ -5,7 +5,8 @@ Starts fcp-coordinator twice, as the coordinator and as the rendezvous of deploy
 fcp-coordinator and fcp-rendezvous), and, with --worker, fcp-worker ranks over loopback that plan
 through the coordinator (one process, one metrics port), Debian's `prometheus` on 127.0.0.1
 scraping them every second with the rules of dashboards/rules/fcp.rules.yaml, and drives
-PlanBatch traffic (good requests from 4 ranks and some invalid ones) with the Python client. Then, through Prometheus's HTTP API:
+PlanBatch traffic (good requests from 4 ranks and some invalid ones) with the Python client, and
+ReportStep calls for every step planned (the Cost model row). Then, through Prometheus's HTTP API:
 
   * the dashboard's variable queries return the namespace and training job;
   * every panel query, variables substituted, returns a non-empty result of finite values
@@ -115,9 +116,29 @@ def stop(proc, timeout_s=20):
         return proc.wait()
 
 
+def report_step(stub, step):
+    """ReportStep of JOB's `step` from 4 ranks (the closed loop's input): rank r did r + 2 units
+    of work at 10 ms forward / 25 ms backward each; its plan predicted 30 ms per unit."""
+    from fcp.v1 import calibration_pb2
+
+    for rank in range(4):
+        units = rank + 2
+        stub.ReportStep(calibration_pb2.StepReport(
+            job_id=JOB, step=step, rank=rank, num_workers=4,
+            tile_shapes=[calibration_pb2.TileShape(q_len=512, kv_len=512, tiles=units,
+                                                   fwd_flops=1e9 * units)],
+            forward_seconds=0.010 * units, backward_seconds=0.025 * units,
+            predicted_seconds=0.030 * units), timeout=10)
+
+
 def drive_traffic(address, stop_event, counts):
-    """PlanBatch traffic of training job JOB: each step asked by 4 ranks, plus invalid requests."""
+    """PlanBatch traffic of training job JOB: each step asked by 4 ranks, plus invalid requests;
+    each step then reported by the 4 ranks (ReportStep)."""
+    import grpc
+    from fcp.v1 import planner_pb2_grpc
     from fcp_client import PlanError, PlannerClient
+
+    stub = planner_pb2_grpc.PlannerStub(grpc.insecure_channel(address))
 
     rng = random.Random(7)
     strategies = ["auto", "fcp", "ring", "per_doc", "whole_doc"]
@@ -138,6 +159,8 @@ def drive_traffic(address, stop_event, counts):
                 client.plan(job_id=JOB, step=step, lengths=[0, 10], workers=4)
             except PlanError:
                 counts["invalid"] += 1
+            report_step(stub, step)
+            counts["reports"] = counts.get("reports", 0) + 4
             step += 1
             stop_event.wait(0.1)
 

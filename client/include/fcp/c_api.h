@@ -96,9 +96,10 @@ typedef struct fcp_batch {
 
 /* The model around attention and what to plan for, for fcp_client_plan_model,
  * fcp_client_prefetch_model and fcp_client_plan_masked_model (c_exec_api.h): a struct of its own,
- * so that fcp_batch keeps its layout for FFI users of fcp_client_plan. Initialise with fcp_model_init; 0 / NULL fields take the defaults of
- * fcp.v1 (plan.proto): the preset's shape, else Llama-3-8B's. fcp_batch's num_q_heads,
- * num_kv_heads and head_dim, when nonzero, override the preset's. */
+ * so that fcp_batch keeps its layout for FFI users of fcp_client_plan. Initialise with
+ * fcp_model_init; 0 / NULL fields take the defaults of fcp.v1 (plan.proto): the preset's shape,
+ * else Llama-3-8B's. fcp_batch's num_q_heads, num_kv_heads and head_dim, when nonzero, override the
+ * preset's. */
 typedef enum fcp_mlp_kind {
   FCP_MLP_DEFAULT = 0,
   FCP_MLP_GATED = 1,
@@ -139,8 +140,21 @@ typedef struct fcp_client_stats {
   int64_t requests, rpcs, retries, fallbacks, errors, prefetches, prefetch_hits;
 } fcp_client_stats;
 
+/* What a rank measured in one step, for fcp_client_report_step (the closed loop: the coordinator
+ * refits the job's cost model from these and plans its next steps with it). Seconds of wall time;
+ * 0 = not measured. */
+typedef struct fcp_step_times {
+  int32_t rank;             /* the rank that ran the step, in [0, num_workers) */
+  double forward_seconds;   /* context-parallel attention, forward */
+  double backward_seconds;  /* context-parallel attention, backward; 0 = forward only */
+  double comm_wait_seconds; /* of both, the time blocked on transfers */
+  double linear_seconds;    /* the non-attention layers of the step (0 = not measured) */
+  double linear_flops;      /* their FLOPs (0 = not measured) */
+} fcp_step_times;
+
 void fcp_client_options_init(fcp_client_options* options);
 void fcp_batch_init(fcp_batch* batch);
+void fcp_step_times_init(fcp_step_times* times);
 void fcp_model_init(fcp_model* model); /* every field default; token_slack -1 */
 
 int fcp_client_new(const fcp_client_options* options, fcp_client** client, fcp_error* error);
@@ -168,6 +182,12 @@ int fcp_client_prefetch_model(fcp_client* client, const fcp_batch* batch, const 
                               fcp_error* error);
 int fcp_client_get(fcp_client* client, int64_t step, fcp_plan** plan, fcp_error* error);
 void fcp_client_get_stats(const fcp_client* client, fcp_client_stats* stats);
+/* Reports `times` of the step `batch` describes (its job_id, step, model and topology), run with
+ * `plan` (which must hold the slice of times->rank): the plan supplies the tile shapes, transfers
+ * and prediction; one attempt, no retry. INVALID_ARGUMENT naming the field for impossible times,
+ * RESOURCE_EXHAUSTED over the coordinator's report rate, FAILED_PRECONDITION without the slice. */
+int fcp_client_report_step(fcp_client* client, const fcp_batch* batch, const fcp_plan* plan,
+                           const fcp_step_times* times, fcp_error* error);
 
 void fcp_plan_free(fcp_plan* plan); /* NULL is fine */
 const char* fcp_plan_id(const fcp_plan* plan);

@@ -49,7 +49,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "fcp/v1/calibration.pb.h"
 #include "fcp/v1/plan.pb.h"
 #include "fcp/v1/planner.pb.h"
 #include "service/planner/plan.h"
@@ -153,6 +155,13 @@ class PlannerClient {
 
   // The coordinator's strategies and defaults (no fallback: Unavailable if it is down).
   virtual absl::StatusOr<v1::ListStrategiesResponse> ListStrategies() = 0;
+
+  // The closed loop (fcp/v1/calibration.proto). ReportStep sends one rank's measurement of a step
+  // (fcp::calibration::MeasurementOfPlan fills most of it from the plan it ran); the coordinator
+  // refits the job's cost model from them. One attempt, no fallback: a lost report only delays
+  // the fit. GetCalibration: the job's current fit (NotFound before any report).
+  virtual absl::Status ReportStep(const v1::StepReport& report) = 0;
+  virtual absl::StatusOr<v1::JobCalibration> GetCalibration(absl::string_view job_id) = 0;
 
   virtual PlannerClientStats stats() const = 0;
 };
