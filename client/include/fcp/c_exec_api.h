@@ -54,9 +54,8 @@ int fcp_client_plan_masked(fcp_client* client, const fcp_batch* batch, const fcp
                            fcp_plan** plan, fcp_error* error);
 /* fcp_client_plan_masked for `model` (fcp_model, c_api.h; NULL = the defaults): what
  * fcp_torch.Model sends. */
-int fcp_client_plan_masked_model(fcp_client* client, const fcp_batch* batch,
-                                 const fcp_mask* masks, const fcp_model* model, fcp_plan** plan,
-                                 fcp_error* error);
+int fcp_client_plan_masked_model(fcp_client* client, const fcp_batch* batch, const fcp_mask* masks,
+                                 const fcp_model* model, fcp_plan** plan, fcp_error* error);
 
 /* ---- Token dispatch ----
  * Global token index g: the tokens of the batch's documents concatenated in request order.
@@ -138,8 +137,8 @@ int fcp_forward(fcp_executor* executor, const fcp_plan* plan, int64_t step,
 /* Backward: dq, dk, dv (same shapes/dtype as q, k, v, overwritten) from d_o (like o), on the
  * executor that ran the forward (INVALID_ARGUMENT naming `context` otherwise). Consumes nothing:
  * the context is freed with fcp_context_free; backward may run once per context. */
-int fcp_backward(fcp_executor* executor, fcp_context* context, const void* d_o, void* dq,
-                 void* dk, void* dv, void* stream, fcp_error* error);
+int fcp_backward(fcp_executor* executor, fcp_context* context, const void* d_o, void* dq, void* dk,
+                 void* dv, void* stream, fcp_error* error);
 void fcp_context_free(fcp_context* context); /* NULL is fine */
 
 /* Per-call measurements of the last forward/backward (for predicted-vs-measured). */
@@ -162,9 +161,8 @@ void fcp_executor_last_stats(const fcp_executor* executor, fcp_exec_stats* stats
  *         (an fcp_dtype); row_elements: elements of one row. */
 int fcp_gather_rows(fcp_executor* executor, const fcp_plan* plan, int64_t step, int64_t row_bytes,
                     const void* local, void* global, fcp_error* error);
-int fcp_scatter_add_rows(fcp_executor* executor, const fcp_plan* plan, int64_t step,
-                         int32_t dtype, int64_t row_elements, const void* global, void* local,
-                         fcp_error* error);
+int fcp_scatter_add_rows(fcp_executor* executor, const fcp_plan* plan, int64_t step, int32_t dtype,
+                         int64_t row_elements, const void* global, void* local, fcp_error* error);
 
 #ifdef __cplusplus
 } /* extern "C" */
