@@ -62,7 +62,9 @@ std::shared_ptr<grpc::Channel> NewChannel(const PlannerClientOptions& o,
   const int reconnect_ms = static_cast<int>(absl::ToInt64Milliseconds(o.max_reconnect_backoff));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(reconnect_ms, 100));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(reconnect_ms, 100));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(reconnect_ms, 100));
+  // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS stays at gRPC's default (20 s): gRPC takes it as the time
+  // one connection attempt (TCP connect + TLS handshake) may take, and a short one cut off every
+  // TLS handshake on a loaded machine. Each RPC's deadline still bounds the wait for a plan.
   return grpc::CreateCustomChannel(o.target, std::move(credentials), args);
 }
 

@@ -75,9 +75,11 @@ class CoordinatorStore final : public gloo::rendezvous::Store {
   static std::shared_ptr<grpc::Channel> NewChannel(
       const std::string& target, std::shared_ptr<grpc::ChannelCredentials> credentials) {
     grpc::ChannelArguments args;
-    // Reconnect soon after the coordinator comes (back) up: waiting ranks poll it.
+    // Reconnect soon after the coordinator comes (back) up: waiting ranks poll it. Not
+    // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC takes it as the minimum time one connection attempt
+    // (TCP connect + TLS handshake) may take, and at 100 ms a loaded machine's TLS handshakes were
+    // cut off on every attempt ("tcp handshaker shutdown") until the rendezvous timed out.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     return grpc::CreateCustomChannel(target, std::move(credentials), args);
   }
