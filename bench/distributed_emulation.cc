@@ -368,8 +368,7 @@ int Main(int argc, char** argv) {
   }
   for (int32_t b = 0; b < c.batches; ++b) {
     Batch batch;
-    absl::StatusOr<std::vector<Document>> docs =
-        SampleDocuments(*sampler, c.TotalTokens(), c.max_doc_len, c.seed + b);
+    absl::StatusOr<std::vector<Document>> docs = cli::SampleBatchDocuments(c, *sampler, c.seed + b);
     if (!docs.ok()) {
       std::fprintf(stderr, "distributed_emulation: %s\n",
                    std::string(docs.status().message()).c_str());

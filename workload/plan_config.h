@@ -27,6 +27,7 @@ struct PlanConfig {
   int64_t max_doc_len = 0;
   uint64_t seed = 0;  // batch b is drawn with seed + b
   int32_t batches = 0;
+  MaskMix mask_mix;  // --mask-mix: each document's mask (empty: all causal)
 
   // Batch b's documents fill num_workers × tokens_per_worker tokens.
   int64_t tokens_per_worker = 0;
@@ -61,6 +62,12 @@ absl::StatusOr<PlanConfig> PlanConfigFromFlags(const ParsedArgs& args);
 
 // The length distribution of the configured workload (--lengths or --histogram).
 absl::StatusOr<LengthSampler> LoadSampler(const PlanConfig& config);
+
+// Batch `seed`'s documents: SampleDocuments of the workload (W x T tokens, --max-doc-len), masked
+// by --mask-mix (AssignMasks with the same seed).
+absl::StatusOr<std::vector<Document>> SampleBatchDocuments(const PlanConfig& config,
+                                                           const LengthSampler& sampler,
+                                                           uint64_t seed);
 
 // Help text of the plan flags, one per line ("  --workers W  ...").
 std::string PlanFlagsHelp();
