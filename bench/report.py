@@ -12,7 +12,7 @@ Inputs (written by bench/plan_quality.sh and bench/planner_latency.sh):
 Outputs:
   the sections between `<!-- BEGIN name -->` and `<!-- END name -->` markers in docs/benchmarks.md
   (head_to_head, plan_quality, capped, planner_latency, whole_layer, seed_grid, headline,
-  auto_check)
+  auto_check, seed_targets)
   docs/results/speedup_vs_ring.png, docs/results/planning_latency.png, docs/whole_layer_speedup.png,
   docs/seed_headline.png; and auto's check (auto <= the best single strategy in every cell of the
   seed grid) on stdout.
@@ -313,6 +313,7 @@ def main():
         doc = replace_section(doc, "seed_grid", seed_grid.grid_section(grid))
         doc = replace_section(doc, "headline", seed_grid.headline_section(grid))
         doc = replace_section(doc, "auto_check", "```\n" + check + "\n```\n")
+        doc = replace_section(doc, "seed_targets", seed_grid.targets_section(grid))
         seed_grid.headline_plot(grid, os.path.join(ROOT, "docs", "seed_headline.png"))
     with open(DOC, "w") as f:
         f.write(doc)

@@ -232,6 +232,45 @@ def headline_plot(grid, path):
     fig.savefig(path, dpi=100)
 
 
+def dcp_bytes_ratio(strategies, tolerance=1.10):
+    """Median over batches of dcp's KV bytes / the least of every other strategy whose compute
+    imbalance is within `tolerance` (None where no other strategy is), and how many of dcp's own
+    plans meet the tolerance."""
+    ratios, within, total = [], 0, 0
+    for b in batches(strategies):
+        dcp = strategies.get("dcp", {}).get(b)
+        if dcp is None or dcp.get("comm_bytes") is None:
+            continue
+        total += 1
+        within += (dcp.get("compute_imbalance") or math.inf) <= tolerance
+        rivals = [strategies[s][b]["comm_bytes"] for s in SINGLE if s != "dcp" and s in strategies
+                  and b in strategies[s] and strategies[s][b].get("comm_bytes") is not None
+                  and (strategies[s][b].get("compute_imbalance") or math.inf) <= tolerance]
+        if rivals:
+            ratios.append(dcp["comm_bytes"] / max(min(rivals), 1))
+    return (statistics.median(ratios) if ratios else None), within, total
+
+
+def targets_section(grid):
+    """The issue's per-strategy targets that the grid measures (causal, W = 32..128)."""
+    out = ["| objective | workload | W | dcp KV bytes ÷ least of the others within compute "
+           "imbalance 1.10 | dcp plans within 1.10 | flexdeg ÷ fcp step | auto ÷ best single |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for key in sorted(grid, key=lambda k: (OBJECTIVES.index(k[0]) if k[0] in OBJECTIVES else 9,
+                                           k[1] != "wikipedia", k[1], k[3])):
+        if key[2] != "causal" or not 32 <= key[3] <= 128:
+            continue
+        s = grid[key]
+        ratio, within, total = dcp_bytes_ratio(s)
+        flex = [step(s.get("flexdeg", {}).get(b)) and step(s.get("fcp", {}).get(b)) and
+                step(s["flexdeg"][b]) / step(s["fcp"][b]) for b in batches(s)]
+        flex = [f for f in flex if f]
+        out.append(f"| {key[0]} | {key[1]} | {key[3]} | {fmt(ratio)} | {within} / {total} "
+                   f"| {fmt(statistics.median(flex) if flex else None)} "
+                   f"| {fmt(ratio_to_best(s, 'auto'))} |")
+    return "\n".join(out) + "\n"
+
+
 def check_main(path):
     """`bench/report.py --check FILE`: prints the auto check; 0 if it holds on >= 1 cell, else 1."""
     text, ok = check_text(load(path))

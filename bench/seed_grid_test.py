@@ -100,6 +100,18 @@ class SectionsTest(unittest.TestCase):
         self.assertIn("| causal | 16 | 10.00 | fcp | 1.000 | 1.400 | 1.050 | - | 1.200 | - | "
                       "2.000 | - | 1.600 |", text)
 
+    def test_dcp_bytes_against_the_least_of_the_balanced_others(self):
+        def with_bytes(strategy, ms, comm, imbalance):
+            r = row(strategy, ms, w=32)
+            r.update(comm_bytes=comm, compute_imbalance=imbalance)
+            return r
+        rows = [with_bytes("fcp", 10.0, 100, 1.05), with_bytes("flashcp", 10.5, 50, 1.20),
+                with_bytes("per_doc", 12.0, 80, 1.08), with_bytes("dcp", 14.0, 120, 1.04),
+                with_bytes("flexdeg", 11.0, 90, 1.3), row("auto", 10.0, w=32)]
+        text = seed_grid.targets_section(seed_grid_from(rows))
+        # flashcp's 50 bytes do not count (imbalance 1.20 > 1.10): 120 / 80.
+        self.assertIn("| whole_step | wikipedia | 32 | 1.500 | 1 / 1 | 1.100 | 1.000 |", text)
+
 
 @unittest.skipUnless(BINARIES, "needs the fcp and dynamic_cp binaries")
 class DynamicCpTest(unittest.TestCase):
