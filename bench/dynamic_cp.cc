@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -155,28 +156,16 @@ Best PlanBatch(const cli::PlanConfig& config, const Batch& batch, const cli::Bat
 
 int Main(int argc, char** argv) {
   RegisterAll(std::make_integer_sequence<int, kMaxLogDegree + 1>());
-  absl::StatusOr<cli::ParsedArgs> args =
-      cli::ParseArgs(std::vector<std::string>(argv + 1, argv + argc), cli::PlanFlagNames());
-  if (!args.ok() || args->help) {
-    std::fprintf(stderr,
-                 "%s\nusage: dynamic_cp --lengths F --workers W --tokens-per-worker T "
-                 "[fcp plan flags]\n%s",
-                 args.ok() ? "" : std::string(args.status().message()).c_str(),
-                 cli::PlanFlagsHelp().c_str());
-    return 2;
-  }
-  absl::StatusOr<cli::PlanConfig> config = cli::PlanConfigFromFlags(*args);
-  absl::StatusOr<LengthSampler> sampler =
-      config.ok() ? cli::LoadSampler(*config) : absl::StatusOr<LengthSampler>(config.status());
-  if (!sampler.ok()) {
-    std::fprintf(stderr, "dynamic_cp: %s\n", std::string(sampler.status().message()).c_str());
-    return 2;
-  }
-  const cli::PlanConfig& c = *config;
+  std::optional<cli::PlanProgram> program = cli::ParsePlanProgram(
+      argc, argv, "dynamic_cp",
+      "dynamic_cp --lengths F --workers W --tokens-per-worker T [fcp plan flags]");
+  if (!program.has_value()) return 2;
+  const cli::PlanConfig& c = program->config;
   int exit_code = 0;
   for (int32_t b = 0; b < c.batches; ++b) {
     const uint64_t seed = c.seed + static_cast<uint64_t>(b);
-    absl::StatusOr<std::vector<Document>> documents = cli::SampleBatchDocuments(c, *sampler, seed);
+    absl::StatusOr<std::vector<Document>> documents =
+        cli::SampleBatchDocuments(c, program->sampler, seed);
     if (!documents.ok()) {
       std::fprintf(stderr, "dynamic_cp: %s\n", std::string(documents.status().message()).c_str());
       return 2;

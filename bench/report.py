@@ -29,6 +29,7 @@ import re
 import statistics
 import sys
 
+import report_util
 import seed_grid
 import whole_layer
 
@@ -42,13 +43,9 @@ RIVALS = ["flashcp", "flexdeg", "dcp", "per_doc", "whole_doc", "ring"]
 def load_quality(path):
     """{cap: {(workload, max_doc, workers, strategy): [rows]}}"""
     groups = collections.defaultdict(lambda: collections.defaultdict(list))
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                row = json.loads(line)
-                key = (row["workload"], row.get("max_doc", 131072), row["workers"],
-                       row["strategy"])
-                groups[row.get("cap", 0)][key].append(row)
+    for row in report_util.read_jsonl(path):
+        key = (row["workload"], row.get("max_doc", 131072), row["workers"], row["strategy"])
+        groups[row.get("cap", 0)][key].append(row)
     return groups
 
 
@@ -214,13 +211,8 @@ def latency_table(bench):
 
 
 def plot(groups, latency_rows):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("report: matplotlib missing (apt-get install python3-matplotlib); no plots",
-              file=sys.stderr)
+    plt = report_util.pyplot("plots")
+    if plt is None:
         return
     pairs = panels(groups)
     cols = 2

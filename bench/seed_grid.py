@@ -16,10 +16,10 @@ layer, or attention alone under --objective attention). Ratios are per batch, th
 batches (geometric means across cells in the summaries).
 """
 import collections
-import json
 import math
 import statistics
-import sys
+
+import report_util
 
 # auto's rivals: the strategies auto may draw from (dynamic_cp is a comparison point, not one).
 SINGLE = ["fcp", "dcp", "flashcp", "flexdeg", "per_doc", "whole_doc", "static_cp", "ring"]
@@ -33,13 +33,10 @@ CHECK_TOLERANCE = 1e-9
 def load(path):
     """{(objective, workload, mask, W): {strategy: {batch: row}}}"""
     grid = collections.defaultdict(lambda: collections.defaultdict(dict))
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                row = json.loads(line)
-                key = (row.get("objective", "whole_step"), row["workload"],
-                       row.get("mask", "causal"), row["workers"])
-                grid[key][row["strategy"]][row["batch"]] = row
+    for row in report_util.read_jsonl(path):
+        key = (row.get("objective", "whole_step"), row["workload"], row.get("mask", "causal"),
+               row["workers"])
+        grid[key][row["strategy"]][row["batch"]] = row
     return grid
 
 
@@ -201,13 +198,8 @@ def headline_section(grid):
 
 
 def headline_plot(grid, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("report: matplotlib missing (apt-get install python3-matplotlib); no headline plot",
-              file=sys.stderr)
+    plt = report_util.pyplot("headline plot")
+    if plt is None:
         return
     workloads = sorted({k[1] for k in grid}, key=lambda w: (w != "wikipedia", w))
     fig, axes = plt.subplots(1, len(workloads), figsize=(6 * len(workloads), 4.2), squeeze=False)
@@ -221,15 +213,10 @@ def headline_plot(grid, path):
                         lw=2.2 if name == "auto" else 1.2,
                         ls="--" if name == "dynamic_cp" else "-",
                         color="black" if name == "dynamic_cp" else None)
-        ax.axhline(1, color="gray", lw=0.8)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("workers W (8 per node)")
-        ax.set_ylabel("predicted speed-up over static_cp (whole step)")
         ax.set_title(f"{workload}, causal, 32K tokens/worker, llama3-8b")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+        report_util.speedup_axes(ax, "workers W (8 per node)",
+                               "predicted speed-up over static_cp (whole step)")
+    report_util.save(fig, path)
 
 
 def dcp_bytes_ratio(strategies, tolerance=1.10):

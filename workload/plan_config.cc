@@ -1,6 +1,7 @@
 #include "workload/plan_config.h"
 
 #include <cmath>
+#include <iostream>
 #include <limits>
 
 #include "absl/flags/flag.h"
@@ -365,6 +366,24 @@ absl::StatusOr<std::vector<Document>> SampleBatchDocuments(const PlanConfig& c,
                    SampleDocuments(sampler, c.TotalTokens(), c.max_doc_len, seed));
   AssignMasks(c.mask_mix, seed, &documents);
   return documents;
+}
+
+std::optional<PlanProgram> ParsePlanProgram(int argc, char** argv, absl::string_view program,
+                                            absl::string_view usage,
+                                            std::vector<absl::string_view> extra_flags) {
+  std::vector<absl::string_view> allowed = PlanFlagNames();
+  allowed.insert(allowed.end(), extra_flags.begin(), extra_flags.end());
+  absl::StatusOr<ParsedArgs> args =
+      ParseArgs(std::vector<std::string>(argv + 1, argv + argc), allowed);
+  const bool help = args.ok() && args->help;
+  absl::StatusOr<PlanConfig> config =
+      args.ok() ? PlanConfigFromFlags(*args) : absl::StatusOr<PlanConfig>(args.status());
+  absl::StatusOr<LengthSampler> sampler =
+      config.ok() ? LoadSampler(*config) : absl::StatusOr<LengthSampler>(config.status());
+  if (sampler.ok() && !help) return PlanProgram{*std::move(config), *std::move(sampler)};
+  if (!help) std::cerr << program << ": " << sampler.status().message() << "\n";
+  std::cerr << "usage: " << usage << "\n" << PlanFlagsHelp();
+  return std::nullopt;
 }
 
 std::string PlanFlagsHelp() {
