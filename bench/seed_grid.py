@@ -209,10 +209,9 @@ def headline_plot(grid, path):
             points = [(k[3], speedup(grid[k], name)) for k in keys]
             points = [(w, v) for w, v in points if v]
             if points:
-                ax.plot(*zip(*points), marker="o", label=name,
-                        lw=2.2 if name == "auto" else 1.2,
-                        ls="--" if name == "dynamic_cp" else "-",
-                        color="black" if name == "dynamic_cp" else None)
+                style = {"auto": dict(color="black", lw=2.4, zorder=3),
+                         "dynamic_cp": dict(color="gray", ls="--", lw=1.6)}.get(name, dict(lw=1.2))
+                ax.plot(*zip(*points), marker="o", label=name, **style)
         ax.set_title(f"{workload}, causal, 32K tokens/worker, llama3-8b")
         report_util.speedup_axes(ax, "workers W (8 per node)",
                                "predicted speed-up over static_cp (whole step)")
