@@ -246,8 +246,9 @@ TEST_P(SerialStepTest, PlansPredictTheStepsTheyWereFittedOn) {
   EXPECT_GT(predicted_vs_measured(overlapped), 0.02);
 }
 
-// Strategies that move data every step: the ring schedule and the direct one.
-INSTANTIATE_TEST_SUITE_P(Strategies, SerialStepTest, ::testing::Values("ring", "fcp", "per_doc"));
+// Strategies that move data every step (the ring schedule and the direct one).
+INSTANTIATE_TEST_SUITE_P(Strategies, SerialStepTest,
+                         ::testing::Values("ring", "fcp", "per_doc", "flashcp", "flexdeg"));
 
 }  // namespace
 }  // namespace fcp::calibration
