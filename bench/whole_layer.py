@@ -16,7 +16,8 @@ import os
 import statistics
 import sys
 
-STRATEGIES = ["auto", "fcp", "static_cp", "ring", "per_doc", "whole_doc", "flashcp", "flexdeg"]
+STRATEGIES = ["auto", "fcp", "grouped", "static_cp", "ring", "per_doc", "whole_doc", "flashcp",
+              "flexdeg"]
 
 
 def load(path):

@@ -10,6 +10,16 @@
 
 namespace fcp {
 
+double QueryRangeLowerBoundSeconds(const CostModel& cost, const Document& doc, int64_t q_begin,
+                                   int64_t q_end, bool include_backward) {
+  const int64_t pairs = AllowedPairs(doc.mask, q_begin, q_end, 0, doc.length);
+  const double attention =
+      static_cast<double>(pairs) * cost.SecondsPerPair(q_end - q_begin, doc.length);
+  const double linear = cost.TokenSeconds(q_end - q_begin);
+  return include_backward ? attention * (1 + cost.BackwardFactor()) + 3 * linear
+                          : attention + linear;
+}
+
 double QueryRangeSeconds(const CostModel& cost, const Document& doc, int64_t q_begin, int64_t q_end,
                          const std::vector<int64_t>& kv_bounds) {
   double seconds = 0;

@@ -19,6 +19,14 @@ namespace fcp {
 double QueryRangeSeconds(const CostModel& cost, const Document& doc, int64_t q_begin, int64_t q_end,
                          const std::vector<int64_t>& kv_bounds);
 
+// A lower bound on the predicted step time, in seconds (forward + backward, or forward alone), of
+// any worker that computes the queries [q_begin, q_end) of `doc` against all their keys (in tiles
+// of any shape within the document) and holds those tokens: their pairs at the efficiency of the
+// largest tile they could form, plus their linear layers. Worker times only add transfers and
+// other work to that.
+double QueryRangeLowerBoundSeconds(const CostModel& cost, const Document& doc, int64_t q_begin,
+                                   int64_t q_end, bool include_backward);
+
 // Token limit per worker: the memory cap if set, else unlimited.
 int64_t TokenCap(const Topology& topology);
 
