@@ -72,6 +72,27 @@ class MinTree {
   std::vector<uint64_t> node_;
 };
 
+// The workers by index in a binary tree whose nodes hold their subtree's least load and least
+// tokens, for the packers' fallback once the least-loaded worker is full: the least-loaded worker
+// with room, visiting (lower-loaded child first) only subtrees that have a worker with room and
+// could still hold a lower load. A scan of every worker does the same in O(W) per document; at
+// W = 1024 under a tight token budget those scans were most of whole_doc's, flashcp's and
+// flexdeg's planning time.
+class RoomTree {
+ public:
+  explicit RoomTree(int32_t size);  // every worker at load 0, no tokens
+  void Set(int32_t w, double load, int64_t tokens);
+  // The worker with the least load among those holding at most `max_tokens` (ties: the lowest
+  // index), as a scan in index order keeping strictly lower loads finds it; -1 if none.
+  int32_t LeastLoadedWithRoom(int64_t max_tokens) const;
+
+ private:
+  size_t leaves_ = 1;
+  int32_t size_;
+  std::vector<double> load_;
+  std::vector<int64_t> tokens_;
+};
+
 // Upper bound on the tokens one member of a ring group of k holds of a document of `length`
 // tokens (two zigzag chunks, each at most ceil(length / 2k)).
 inline int64_t MemberTokens(int64_t length, int64_t k) {

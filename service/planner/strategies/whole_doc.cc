@@ -95,19 +95,18 @@ class WholeDocPlanner final : public Planner {
     layout.kind = Layout::Kind::kDirect;
     layout.strategy = "whole_doc";
     MinTree least_loaded(workers);
+    RoomTree room(workers);
     for (const Piece& p : pieces) {
       int32_t best = least_loaded.ArgMin();
       if (tokens[best] + (p.end - p.begin) > cap) {  // full: the least-loaded worker with room
-        best = -1;
-        for (int32_t w = 0; w < workers; ++w) {
-          if (tokens[w] + (p.end - p.begin) <= cap && (best < 0 || load[w] < load[best])) best = w;
-        }
+        best = room.LeastLoadedWithRoom(cap - (p.end - p.begin));
       }
       if (best >= 0) {
         layout.blocks.push_back({p.document, p.begin, p.end, best});
         load[best] += p.seconds;
         tokens[best] += p.end - p.begin;
         least_loaded.Set(best, load[best]);
+        room.Set(best, load[best], tokens[best]);
         continue;
       }
       // Fits nowhere whole: spread it over the workers with the most room.
@@ -123,6 +122,7 @@ class WholeDocPlanner final : public Planner {
         load[w] += p.seconds * take / (p.end - p.begin);
         tokens[w] += take;
         least_loaded.Set(w, load[w]);
+        room.Set(w, load[w], tokens[w]);
         at += take;
         if (at == p.end) break;
       }
