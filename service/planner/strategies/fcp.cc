@@ -23,19 +23,22 @@
 //   5. Communication (Schedule): each remote KV block a worker needs is sent once, directly from
 //      its owner; rounds by bipartite edge colouring.
 //
-// What the FCP paper (seeds 000/001, DESIGN.md) describes, and where this differs. The paper cuts
-// sequences into blocks, bin-packs the blocks of short and long documents together onto the
-// workers to balance attention work, and replaces the ring with arbitrary point-to-point sends,
-// each KV block sent once to each worker that needs it. Here, beyond the paper:
-//  - the load is the whole layer (linear layers by tokens + attention) under the token budget,
-//    not attention alone, and the packer prefers a document's holders and its node;
-//  - blocks pair zigzag (equal cost per unit; a late block's holder owns an early one);
-//  - the block size is chosen per batch (AutoBlockSize, finer for dominant documents), and
-//    neighbouring blocks of one document on one worker merge after packing;
-//  - sends are grouped into rounds by bipartite edge colouring, and local search refines LPT.
+// What the FCP paper describes (seeds 000/001, as DESIGN.md records them): blocks of short and
+// long documents bin-packed together, arbitrary point-to-point KV sends deduplicated per receiver
+// (each block sent once to each worker that needs it, not a ring), communication rounds by
+// bipartite edge colouring, local-search refinement of the packing. Where this implementation
+// differs or adds:
+//  - the objective is the whole layer (linear layers by tokens + attention) under a per-worker
+//    token budget (issue 23), not attention time alone; `--objective attention` restores that;
+//  - the packer is locality-aware: it prefers a worker that already holds the document, then one
+//    on its node, within a small slack of the best score;
+//  - blocks of causal-like documents pair zigzag, the block size is chosen per batch (finer for a
+//    dominant document), and neighbouring blocks merge after packing.
 // Earlier versions also tried a "grouped" shape (each long document zigzag over a node-local group
-// of its own, short documents whole around it): that is FlashCP's structure, not FCP's, and
-// combinations of the seed systems belong to `auto`, which runs `flashcp` as one of its candidates.
+// of its own, short documents whole around it) and kept the faster plan: that is FlashCP's
+// structure, not FCP's. It is now the `grouped` strategy (grouped.cc), one of `auto`'s candidates
+// beside `flashcp`: combinations of the seed systems belong to `auto`. The unit builder and the
+// packer are shared (block_units.h, fcp_packer.h).
 #include "service/planner/planner.h"
 #include "service/planner/strategies/block_units.h"
 
