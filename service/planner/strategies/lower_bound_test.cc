@@ -1,8 +1,9 @@
-// Planner::LowerBoundMs as a property: for every strategy `auto` may run, on random batches skewed
-// like real data (every mask kind, mixed masks, several worker counts and both objectives, with
-// and without the backward pass), the bound is at most the predicted step of the strategy's own
-// plan. auto skips a strategy whose bound is no better than its best plan: a bound above the plan
-// would let auto skip a winner.
+// Planner::LowerBoundMs and LayoutLowerBoundMs (packing.h) as properties: for every strategy `auto`
+// may run, on random batches skewed like real data (every mask kind, mixed masks, several worker
+// counts and both objectives, with and without the backward pass), each bound is at most the
+// predicted step of the strategy's own plan. auto skips a strategy (or the scheduling of its
+// layout) whose bound is no better than its best plan: a bound above the plan would let auto skip
+// a winner.
 #include <random>
 #include <string>
 #include <tuple>
@@ -11,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/dcp.h"
+#include "service/planner/strategies/packing.h"
 #include "service/planner/strategies/test_batches.h"
 
 namespace fcp {
@@ -71,9 +73,18 @@ TEST_P(LowerBoundTest, IsAtMostThePredictedStepOfItsPlan) {
         const Batch resolved = ResolveBatch(batch, objective);
         const CostModel cost(resolved.model, resolved.topology, options.cost, objective);
         const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+        const double step = plan->PredictedStepMs(include_backward);
         const double bound = planner->LowerBoundMs(ctx);
-        EXPECT_LE(bound, plan->PredictedStepMs(include_backward) * (1 + 1e-9)) << where;
+        EXPECT_LE(bound, step * (1 + 1e-9)) << where;
         bounded += bound > 0;
+        // The bound from the strategy's layout (auto skips scheduling it when that cannot win).
+        absl::StatusOr<Layout> layout = planner->MakeLayout(ctx);
+        ASSERT_TRUE(layout.ok()) << where << ": " << layout.status();
+        if (layout->schedule == nullptr) {
+          const double layout_bound = LayoutLowerBoundMs(ctx, *layout);
+          EXPECT_GT(layout_bound, 0) << where;
+          EXPECT_LE(layout_bound, step * (1 + 1e-9)) << where;
+        }
       }
     }
   }

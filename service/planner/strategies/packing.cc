@@ -21,6 +21,33 @@ double QueryRangeLowerBoundSeconds(const CostModel& cost, const Document& doc, i
                           : attention + linear;
 }
 
+double LayoutLowerBoundMs(const PlanContext& ctx, const Layout& layout) {
+  const Batch& batch = ctx.batch;
+  const bool backward = ctx.options.include_backward;
+  std::vector<double> seconds(batch.topology.num_workers, 0);
+  if (layout.kind == Layout::Kind::kDirect) {
+    for (const Block& b : layout.blocks) {
+      seconds[b.owner] += QueryRangeLowerBoundSeconds(ctx.cost, batch.documents[b.document],
+                                                      b.begin, b.end, backward);
+    }
+  } else {
+    for (int32_t d = 0; d < static_cast<int32_t>(layout.doc_group.size()); ++d) {
+      if (layout.doc_group[d] < 0) continue;
+      const Document& doc = batch.documents[d];
+      const std::vector<int32_t>& group = layout.groups[layout.doc_group[d]];
+      const int64_t k = static_cast<int64_t>(group.size());
+      for (int64_t chunk = 0; chunk < 2 * k; ++chunk) {
+        const int64_t begin = ChunkBegin(doc.length, 2 * k, chunk);
+        const int64_t end = ChunkBegin(doc.length, 2 * k, chunk + 1);
+        if (begin == end) continue;
+        seconds[group[chunk < k ? chunk : 2 * k - 1 - chunk]] +=
+            QueryRangeLowerBoundSeconds(ctx.cost, doc, begin, end, backward);
+      }
+    }
+  }
+  return seconds.empty() ? 0 : *std::max_element(seconds.begin(), seconds.end()) * 1e3;
+}
+
 double QueryRangeSeconds(const CostModel& cost, const Document& doc, int64_t q_begin, int64_t q_end,
                          const std::vector<int64_t>& kv_bounds) {
   double seconds = 0;

@@ -27,6 +27,15 @@ double QueryRangeSeconds(const CostModel& cost, const Document& doc, int64_t q_b
 double QueryRangeLowerBoundSeconds(const CostModel& cost, const Document& doc, int64_t q_begin,
                                    int64_t q_end, bool include_backward);
 
+// A lower bound on the predicted step time in ms of `layout`'s plan of ctx.batch, from the layout
+// alone (no schedule): the slowest worker's QueryRangeLowerBoundSeconds over the query ranges it
+// computes (kDirect: the owner of a block computes all its tiles; kZigzagRing: member m computes
+// its chunks m and 2k-1-m of each document of its group). 0 for a layout whose blocks have moved
+// into its schedule. (static_cp's LowerBoundMs. Tried in `auto` to skip scheduling layouts that
+// cannot win: on wikipedia W = 64 and 1024 it spared fcp's, flashcp's and flexdeg's schedules but
+// no measurable time, their layouts being most of their cost.)
+double LayoutLowerBoundMs(const PlanContext& ctx, const Layout& layout);
+
 // Token limit per worker: the memory cap if set, else unlimited.
 int64_t TokenCap(const Topology& topology);
 

@@ -48,26 +48,11 @@ class StaticCpPlanner final : public Planner {
   int auto_order() const override { return 65; }
 
   // Every member's compute: the queries of its zigzag chunks of each document of its group, with
-  // their tokens (QueryRangeLowerBoundSeconds); the transfers its ring cannot hide only add to
-  // it. Costs the layout (cheap: no schedule), none if there is none.
+  // their tokens (LayoutLowerBoundMs); the transfers its ring cannot hide only add to it. Costs
+  // the layout (cheap: no schedule), none if there is none.
   double LowerBoundMs(const PlanContext& ctx) const override {
     absl::StatusOr<Layout> layout = MakeLayout(ctx);
-    if (!layout.ok()) return 0;
-    const Batch& batch = ctx.batch;
-    std::vector<double> seconds(batch.topology.num_workers, 0);
-    for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
-      const Document& doc = batch.documents[d];
-      const std::vector<int32_t>& group = layout->groups[layout->doc_group[d]];
-      const int64_t c = static_cast<int64_t>(group.size());
-      for (int64_t chunk = 0; chunk < 2 * c; ++chunk) {
-        const int64_t begin = ChunkBegin(doc.length, 2 * c, chunk);
-        const int64_t end = ChunkBegin(doc.length, 2 * c, chunk + 1);
-        if (begin == end) continue;
-        seconds[group[chunk < c ? chunk : 2 * c - 1 - chunk]] +=
-            QueryRangeLowerBoundSeconds(ctx.cost, doc, begin, end, ctx.options.include_backward);
-      }
-    }
-    return *std::max_element(seconds.begin(), seconds.end()) * 1e3;
+    return layout.ok() ? LayoutLowerBoundMs(ctx, *layout) : 0;
   }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
