@@ -78,7 +78,8 @@ TEST(TopologyTest, FcpMovesNoMoreBytesAcrossNodesThanRing) {
   }
 }
 
-// A document worth a few workers is exchanged over NVLink: grouped gives it a group inside one node.
+// A document worth a few workers is exchanged over NVLink: grouped gives it a group inside one
+// node.
 TEST(TopologyTest, GroupedKeepsAMediumLongDocumentInsideOneNode) {
   Batch batch;
   batch.topology.num_workers = 16;
