@@ -13,7 +13,7 @@
 #
 # bench/plan_quality.sh --whole-layer runs the whole-layer grid instead (issue 23; the default
 # objective): wikipedia and magi, W in {8, ..., 512}, 32K tokens/worker, max document 128K, the
-# default model (llama3-8b) and llama3-70b, strategies auto, fcp, static_cp, ring, per_doc,
+# default model (llama3-8b) and llama3-70b, strategies auto, fcp, grouped, static_cp, ring, per_doc,
 # whole_doc (+ flashcp, flexdeg up to W = 128), BATCHES (3) batches below W = 256 and 1 from
 # there (time). Writes docs/results/whole_layer.jsonl (tagged workload, model) and the
 # whole_layer section and docs/whole_layer_speedup.png via bench/report.py.
@@ -93,7 +93,7 @@ whole_layer_grid() {
     for model in ${WL_MODELS:-llama3-8b llama3-70b}; do
       for w in ${WL_WORKERS:-8 16 32 64 128 256 512}; do
         batches=$BATCHES
-        strategies="auto fcp static_cp ring per_doc whole_doc"
+        strategies="auto fcp grouped static_cp ring per_doc whole_doc"
         if [ "$w" -ge 256 ]; then batches=1; else strategies="$strategies flashcp flexdeg"; fi
         for strategy in $strategies; do
           echo "plan_quality --whole-layer: $workload $model W=$w $strategy" >&2

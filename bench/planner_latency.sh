@@ -12,7 +12,7 @@ cmake --build "$BUILD_DIR" --target planner_bench >/dev/null
 mkdir -p docs/results
 uptime >&2
 "$BUILD_DIR/bench/planner_bench" \
-  --benchmark_filter="${FILTER:-^(ring|static_cp|per_doc|whole_doc|flexdeg|flashcp|dcp|fcp|auto)/}" \
+  --benchmark_filter="${FILTER:-^(ring|per_doc|whole_doc|flexdeg|flashcp|dcp|fcp|static_cp|grouped|auto)/}" \
   --benchmark_repetitions="${REPS:-5}" --benchmark_report_aggregates_only=true \
   --benchmark_out=docs/results/planner_bench.json --benchmark_out_format=json
 uptime >&2

@@ -202,7 +202,8 @@ def latency_table(bench):
             cpu[m.group(1)][int(m.group(2))] = b["cpu_time"]
     ws = sorted({w for r in rows.values() for w in r})
     out = ["| strategy | " + " | ".join(f"W={w}" for w in ws) + " |", "|---|" + "---|" * len(ws)]
-    for s in ORDER:
+    # The strategies of ORDER, then today's practice and fcp's grouped shape, then auto.
+    for s in [s for s in ORDER if s != "auto"] + ["static_cp", "grouped", "auto"]:
         if s in rows:
             out.append(f"| {s} | " + " | ".join(
                 f"{rows[s][w]:.3g} ms ({cpu[s][w]:.3g})" if w in rows[s] else "-"

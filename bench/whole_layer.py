@@ -15,7 +15,8 @@ import statistics
 
 import report_util
 
-STRATEGIES = ["auto", "fcp", "static_cp", "ring", "per_doc", "whole_doc", "flashcp", "flexdeg"]
+STRATEGIES = ["auto", "fcp", "grouped", "static_cp", "ring", "per_doc", "whole_doc", "flashcp",
+              "flexdeg"]
 
 
 def load(path):

@@ -24,7 +24,8 @@ int64_t SaturatingAdd(int64_t a, int64_t b) {
 // The strategies that balance compute, whose plan size EstimatedBalancedTransfers estimates.
 // (`auto` bounds its own candidates by its time budget.)
 bool EstimatesBalancedTransfers(absl::string_view strategy) {
-  return strategy == "fcp" || strategy == "flashcp" || strategy == "flexdeg" || strategy == "dcp";
+  return strategy == "fcp" || strategy == "grouped" || strategy == "flashcp" ||
+         strategy == "flexdeg" || strategy == "dcp";
 }
 
 }  // namespace
@@ -32,8 +33,8 @@ bool EstimatesBalancedTransfers(absl::string_view strategy) {
 int64_t MinimumBlocks(const Batch& batch, const PlanOptions& options) {
   const bool ring = options.strategy == "ring";
   const bool sized =
-      options.block_size > 0 &&
-      (options.strategy == "fcp" || options.strategy == "dcp" || options.strategy == "auto");
+      options.block_size > 0 && (options.strategy == "fcp" || options.strategy == "grouped" ||
+                                 options.strategy == "dcp" || options.strategy == "auto");
   if (!ring && !sized) return 0;
   const int64_t chunks = 2 * int64_t{batch.topology.num_workers};
   int64_t blocks = 0;

@@ -165,7 +165,7 @@ TEST(LimitsTest, BalancingStrategiesAreRefusedWhenTheirEstimatedTransfersAreOver
   one_doc.topology.num_workers = 4096;
   one_doc.documents = {{int64_t{1} << 21, Mask::Causal()}};  // ~4096 x 4095 / 2 balanced
   RegisterDcpPlanner();
-  for (const char* strategy : {"fcp", "flashcp", "flexdeg", "dcp"}) {
+  for (const char* strategy : {"fcp", "grouped", "flashcp", "flexdeg", "dcp"}) {
     PlanOptions options;
     options.strategy = strategy;
     const absl::Status status = CheckPlanSize(one_doc, options, RequestLimits());

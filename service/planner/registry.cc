@@ -21,12 +21,13 @@ std::unique_ptr<Planner> NewFcpPlanner();
 std::unique_ptr<Planner> NewFlashCpPlanner();
 std::unique_ptr<Planner> NewFlexDegPlanner();
 std::unique_ptr<Planner> NewStaticCpPlanner();
+std::unique_ptr<Planner> NewGroupedPlanner();
 
 namespace {
 
 constexpr PlannerFactory kBuiltIn[] = {
-    NewAutoPlanner, NewRingPlanner,    NewPerDocPlanner,  NewWholeDocPlanner,
-    NewFcpPlanner,  NewFlashCpPlanner, NewFlexDegPlanner, NewStaticCpPlanner,
+    NewAutoPlanner,    NewRingPlanner,    NewPerDocPlanner,   NewWholeDocPlanner, NewFcpPlanner,
+    NewFlashCpPlanner, NewFlexDegPlanner, NewStaticCpPlanner, NewGroupedPlanner,
 };
 
 ABSL_CONST_INIT absl::Mutex registry_mutex(absl::kConstInit);

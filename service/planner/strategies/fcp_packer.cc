@@ -1,6 +1,7 @@
 #include "service/planner/strategies/fcp_packer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -114,13 +115,20 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     if (Fits(candidate, it)) {
       best = candidate;
       best_score = ScoreWith(candidate, it);
-    } else {  // the least-loaded worker is full (memory cap): scan everyone
+    } else {
+      // The least-loaded worker is full (token budget): scan everyone. (The lowest score with
+      // the item among the workers with room is rarely near the least-loaded ones: a search from
+      // both ends, by load and by tokens, visits most workers; 16 probes instead lose up to 6%
+      // of the step at W = 1024.)
+      const double seconds = it.seconds;
+      const int64_t tokens = it.tokens(), room = cap_ - tokens;
+      best_score = HUGE_VAL;
       for (int32_t w = 0; w < workers_; ++w) {
-        if (Fits(w, it) && (best < 0 || ScoreWith(w, it) < best_score)) {
-          best = w;
-          best_score = ScoreWith(w, it);
-        }
+        if (tokens_[w] > room) continue;
+        const double score = Score(load_[w] + seconds, tokens_[w] + tokens);
+        if (score < best_score) best = w, best_score = score;
       }
+      if (best < 0) best_score = 0;  // none has room (cannot happen after ValidateBatch)
     }
     // Locality: a worker that already holds this document (no new sender for its KV) while it
     // stays under the mean load, so a long document spans as few workers as balance allows;

@@ -5,10 +5,48 @@
 #include <limits>
 #include <numeric>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
 
 namespace fcp {
+
+double QueryRangeLowerBoundSeconds(const CostModel& cost, const Document& doc, int64_t q_begin,
+                                   int64_t q_end, bool include_backward) {
+  const int64_t pairs = AllowedPairs(doc.mask, q_begin, q_end, 0, doc.length);
+  const double attention =
+      static_cast<double>(pairs) * cost.SecondsPerPair(q_end - q_begin, doc.length);
+  const double linear = cost.TokenSeconds(q_end - q_begin);
+  return include_backward ? attention * (1 + cost.BackwardFactor()) + 3 * linear
+                          : attention + linear;
+}
+
+double LayoutLowerBoundMs(const PlanContext& ctx, const Layout& layout) {
+  const Batch& batch = ctx.batch;
+  const bool backward = ctx.options.include_backward;
+  std::vector<double> seconds(batch.topology.num_workers, 0);
+  if (layout.kind == Layout::Kind::kDirect) {
+    for (const Block& b : layout.blocks) {
+      seconds[b.owner] += QueryRangeLowerBoundSeconds(ctx.cost, batch.documents[b.document],
+                                                      b.begin, b.end, backward);
+    }
+  } else {
+    for (int32_t d = 0; d < static_cast<int32_t>(layout.doc_group.size()); ++d) {
+      if (layout.doc_group[d] < 0) continue;
+      const Document& doc = batch.documents[d];
+      const std::vector<int32_t>& group = layout.groups[layout.doc_group[d]];
+      const int64_t k = static_cast<int64_t>(group.size());
+      for (int64_t chunk = 0; chunk < 2 * k; ++chunk) {
+        const int64_t begin = ChunkBegin(doc.length, 2 * k, chunk);
+        const int64_t end = ChunkBegin(doc.length, 2 * k, chunk + 1);
+        if (begin == end) continue;
+        seconds[group[chunk < k ? chunk : 2 * k - 1 - chunk]] +=
+            QueryRangeLowerBoundSeconds(ctx.cost, doc, begin, end, backward);
+      }
+    }
+  }
+  return seconds.empty() ? 0 : *std::max_element(seconds.begin(), seconds.end()) * 1e3;
+}
 
 double QueryRangeSeconds(const CostModel& cost, const Document& doc, int64_t q_begin, int64_t q_end,
                          const std::vector<int64_t>& kv_bounds) {
@@ -47,6 +85,54 @@ int64_t TokenCap(const Topology& topology) {
 
 int64_t RequestedBlockSize(const PlanContext& ctx) {
   return ctx.options.block_size > 0 ? ctx.options.block_size : AutoBlockSize(ctx.batch);
+}
+
+RoomTree::RoomTree(int32_t size) : size_(size) {
+  while (leaves_ < static_cast<size_t>(std::max(size, 1))) leaves_ *= 2;
+  load_.assign(2 * leaves_, std::numeric_limits<double>::infinity());
+  tokens_.assign(2 * leaves_, std::numeric_limits<int64_t>::max());
+  for (int32_t w = 0; w < size; ++w) {
+    load_[leaves_ + w] = 0;
+    tokens_[leaves_ + w] = 0;
+  }
+  for (size_t n = leaves_ - 1; n >= 1; --n) {
+    load_[n] = std::min(load_[2 * n], load_[2 * n + 1]);
+    tokens_[n] = std::min(tokens_[2 * n], tokens_[2 * n + 1]);
+  }
+}
+
+void RoomTree::Set(int32_t w, double load, int64_t tokens) {
+  size_t n = leaves_ + static_cast<size_t>(w);
+  load_[n] = load;
+  tokens_[n] = tokens;
+  for (n /= 2; n >= 1; n /= 2) {
+    load_[n] = std::min(load_[2 * n], load_[2 * n + 1]);
+    tokens_[n] = std::min(tokens_[2 * n], tokens_[2 * n + 1]);
+  }
+}
+
+int32_t RoomTree::LeastLoadedWithRoom(int64_t max_tokens) const {
+  int32_t best = -1;
+  double best_load = std::numeric_limits<double>::infinity();
+  absl::InlinedVector<size_t, 64> stack = {1};
+  while (!stack.empty()) {
+    const size_t n = stack.back();
+    stack.pop_back();
+    // No room below n, or nothing below can hold less (equal loads: a lower index may still win).
+    if (tokens_[n] > max_tokens || load_[n] > best_load) continue;
+    if (n >= leaves_) {
+      const int32_t w = static_cast<int32_t>(n - leaves_);
+      if (w < size_ && (load_[n] < best_load || (load_[n] == best_load && w < best))) {
+        best = w;
+        best_load = load_[n];
+      }
+      continue;
+    }
+    const size_t low = load_[2 * n] <= load_[2 * n + 1] ? 2 * n : 2 * n + 1;
+    stack.push_back(low ^ 1);  // the higher-loaded child after
+    stack.push_back(low);
+  }
+  return best;
 }
 
 MinTree::MinTree(int32_t size) {

@@ -19,6 +19,23 @@ namespace fcp {
 double QueryRangeSeconds(const CostModel& cost, const Document& doc, int64_t q_begin, int64_t q_end,
                          const std::vector<int64_t>& kv_bounds);
 
+// A lower bound on the predicted step time, in seconds (forward + backward, or forward alone), of
+// any worker that computes the queries [q_begin, q_end) of `doc` against all their keys (in tiles
+// of any shape within the document) and holds those tokens: their pairs at the efficiency of the
+// largest tile they could form, plus their linear layers. Worker times only add transfers and
+// other work to that.
+double QueryRangeLowerBoundSeconds(const CostModel& cost, const Document& doc, int64_t q_begin,
+                                   int64_t q_end, bool include_backward);
+
+// A lower bound on the predicted step time in ms of `layout`'s plan of ctx.batch, from the layout
+// alone (no schedule): the slowest worker's QueryRangeLowerBoundSeconds over the query ranges it
+// computes (kDirect: the owner of a block computes all its tiles; kZigzagRing: member m computes
+// its chunks m and 2k-1-m of each document of its group). 0 for a layout whose blocks have moved
+// into its schedule. (static_cp's LowerBoundMs. Tried in `auto` to skip scheduling layouts that
+// cannot win: on wikipedia W = 64 and 1024 it spared fcp's, flashcp's and flexdeg's schedules but
+// no measurable time, their layouts being most of their cost.)
+double LayoutLowerBoundMs(const PlanContext& ctx, const Layout& layout);
+
 // Token limit per worker: the memory cap if set, else unlimited.
 int64_t TokenCap(const Topology& topology);
 
@@ -62,6 +79,27 @@ class MinTree {
   size_t first_leaf_;  // node_[0] is the root; children of n are 4n+1 .. 4n+4
   uint64_t index_mask_;
   std::vector<uint64_t> node_;
+};
+
+// The workers by index in a binary tree whose nodes hold their subtree's least load and least
+// tokens, for the packers' fallback once the least-loaded worker is full: the least-loaded worker
+// with room, visiting (lower-loaded child first) only subtrees that have a worker with room and
+// could still hold a lower load. A scan of every worker does the same in O(W) per document; at
+// W = 1024 under a tight token budget those scans were most of whole_doc's, flashcp's and
+// flexdeg's planning time.
+class RoomTree {
+ public:
+  explicit RoomTree(int32_t size);  // every worker at load 0, no tokens
+  void Set(int32_t w, double load, int64_t tokens);
+  // The worker with the least load among those holding at most `max_tokens` (ties: the lowest
+  // index), as a scan in index order keeping strictly lower loads finds it; -1 if none.
+  int32_t LeastLoadedWithRoom(int64_t max_tokens) const;
+
+ private:
+  size_t leaves_ = 1;
+  int32_t size_;
+  std::vector<double> load_;
+  std::vector<int64_t> tokens_;
 };
 
 // Upper bound on the tokens one member of a ring group of k holds of a document of `length`

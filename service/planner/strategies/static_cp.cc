@@ -47,6 +47,14 @@ class StaticCpPlanner final : public Planner {
   // wins, but auto must never be slower than it).
   int auto_order() const override { return 65; }
 
+  // Every member's compute: the queries of its zigzag chunks of each document of its group, with
+  // their tokens (LayoutLowerBoundMs); the transfers its ring cannot hide only add to it. Costs
+  // the layout (cheap: no schedule), none if there is none.
+  double LowerBoundMs(const PlanContext& ctx) const override {
+    absl::StatusOr<Layout> layout = MakeLayout(ctx);
+    return layout.ok() ? LayoutLowerBoundMs(ctx, *layout) : 0;
+  }
+
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t workers = batch.topology.num_workers;

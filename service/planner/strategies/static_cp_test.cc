@@ -63,9 +63,11 @@ TEST(StaticCpTest, PacksTokensEvenlyAndLeavesAttentionUneven) {
     ASSERT_TRUE(plan.ok()) << plan.status();
     EXPECT_LE(plan->summary.token_imbalance, 1.05 + 1e-3) << seed;
     EXPECT_GT(plan->summary.compute_imbalance, 1.2) << seed;
-    PlanOptions fcp;
-    fcp.strategy = "fcp";
-    absl::StatusOr<Plan> balanced = MakePlan(batch, fcp, OutputSpec::SummaryOnly());
+    // (fcp alone is not enough on seed 3: its fine blocks of the long documents end 1.21x the
+    // bound, 2.6% slower than static_cp; grouped gives each long document a group of its own.)
+    PlanOptions grouped;
+    grouped.strategy = "grouped";
+    absl::StatusOr<Plan> balanced = MakePlan(batch, grouped, OutputSpec::SummaryOnly());
     ASSERT_TRUE(balanced.ok());
     EXPECT_LT(balanced->PredictedStepMs(), plan->PredictedStepMs()) << seed;
   }

@@ -78,8 +78,9 @@ TEST(TopologyTest, FcpMovesNoMoreBytesAcrossNodesThanRing) {
   }
 }
 
-// A document worth a few workers is exchanged over NVLink: fcp gives it a group inside one node.
-TEST(TopologyTest, FcpKeepsAMediumLongDocumentInsideOneNode) {
+// A document worth a few workers is exchanged over NVLink: grouped gives it a group inside one
+// node.
+TEST(TopologyTest, GroupedKeepsAMediumLongDocumentInsideOneNode) {
   Batch batch;
   batch.topology.num_workers = 16;
   batch.topology.workers_per_node = 8;
@@ -92,7 +93,7 @@ TEST(TopologyTest, FcpKeepsAMediumLongDocumentInsideOneNode) {
   }
   // Attention alone: under the default 5% token budget (~400 tokens of slack per worker) some
   // of the 1,500-3,500-token documents are cut, and their pieces may sit on either node.
-  const Plan plan = MustPlan(batch, "fcp", OutputSpec::AllRanks(), Objective::kAttention);
+  const Plan plan = MustPlan(batch, "grouped", OutputSpec::AllRanks(), Objective::kAttention);
   std::set<int32_t> nodes, owners;
   for (const Block& b : plan.blocks) {
     if (b.document == 0) {

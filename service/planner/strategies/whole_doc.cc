@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "service/planner/mask_math.h"
 #include "service/planner/plan_size.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/packing.h"
@@ -28,6 +27,14 @@ struct Piece {
   double seconds;
 };
 
+// What MakeLayout packs by: piece i of `doc` cut at `bounds`, forward + backward attention and
+// linear layers.
+double PieceSeconds(const PlanContext& ctx, const Document& doc, const std::vector<int64_t>& bounds,
+                    size_t i) {
+  return QueryRangeSeconds(ctx.cost, doc, bounds[i], bounds[i + 1], bounds) +
+         ctx.cost.TokenSeconds(bounds[i + 1] - bounds[i]) * 3;
+}
+
 class WholeDocPlanner final : public Planner {
  public:
   absl::string_view name() const override { return "whole_doc"; }
@@ -37,16 +44,31 @@ class WholeDocPlanner final : public Planner {
   }
 
   int auto_order() const override { return 50; }
-  // Without a memory cap: the costliest document, computed whole on one worker (efficiency <= 1).
+  // The piece it places first (the costliest by its own estimate, onto an empty worker, so
+  // whole): that worker computes all of it. Without a token budget pieces are whole documents.
   double LowerBoundMs(const PlanContext& ctx) const override {
-    if (ctx.batch.topology.max_tokens_per_worker != 0) return 0;
-    const double bwd = ctx.options.include_backward ? ctx.cost.BackwardFactor() : 0;
-    double worst = 0;
-    for (const Document& d : ctx.batch.documents) {
-      const int64_t pairs = AllowedPairs(d.mask, 0, d.length, 0, d.length);
-      worst = std::max(worst, pairs * ctx.cost.SecondsPerPair(d.length, d.length) * (1 + bwd));
+    const Batch& batch = ctx.batch;
+    const int64_t cap = TokenCap(batch.topology);
+    double first_seconds = -1;
+    int32_t first_doc = -1;
+    int64_t first_begin = 0, first_end = 0;
+    for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
+      const Document& doc = batch.documents[d];
+      const std::vector<int64_t> bounds = SplitEvenly(doc.length, std::min(cap, doc.length));
+      for (size_t i = 0; i + 1 < bounds.size(); ++i) {
+        const double seconds = PieceSeconds(ctx, doc, bounds, i);
+        if (seconds > first_seconds) {  // the first of equals, as MakeLayout's stable sort
+          first_seconds = seconds;
+          first_doc = d;
+          first_begin = bounds[i];
+          first_end = bounds[i + 1];
+        }
+      }
     }
-    return worst * 1e3;
+    if (first_doc < 0) return 0;
+    return QueryRangeLowerBoundSeconds(ctx.cost, batch.documents[first_doc], first_begin, first_end,
+                                       ctx.options.include_backward) *
+           1e3;
   }
   // Exactly the transfers its plan makes: none, or those of the documents cut under the cap.
   PlanningCost EstimatePlanningCost(const PlanContext& ctx) const override {
@@ -62,9 +84,7 @@ class WholeDocPlanner final : public Planner {
       const Document& doc = batch.documents[d];
       const std::vector<int64_t> bounds = SplitEvenly(doc.length, std::min(cap, doc.length));
       for (size_t i = 0; i + 1 < bounds.size(); ++i) {
-        pieces.push_back({d, bounds[i], bounds[i + 1],
-                          QueryRangeSeconds(ctx.cost, doc, bounds[i], bounds[i + 1], bounds) +
-                              ctx.cost.TokenSeconds(bounds[i + 1] - bounds[i]) * 3});
+        pieces.push_back({d, bounds[i], bounds[i + 1], PieceSeconds(ctx, doc, bounds, i)});
       }
     }
     std::stable_sort(pieces.begin(), pieces.end(),
@@ -75,19 +95,18 @@ class WholeDocPlanner final : public Planner {
     layout.kind = Layout::Kind::kDirect;
     layout.strategy = "whole_doc";
     MinTree least_loaded(workers);
+    RoomTree room(workers);
     for (const Piece& p : pieces) {
       int32_t best = least_loaded.ArgMin();
       if (tokens[best] + (p.end - p.begin) > cap) {  // full: the least-loaded worker with room
-        best = -1;
-        for (int32_t w = 0; w < workers; ++w) {
-          if (tokens[w] + (p.end - p.begin) <= cap && (best < 0 || load[w] < load[best])) best = w;
-        }
+        best = room.LeastLoadedWithRoom(cap - (p.end - p.begin));
       }
       if (best >= 0) {
         layout.blocks.push_back({p.document, p.begin, p.end, best});
         load[best] += p.seconds;
         tokens[best] += p.end - p.begin;
         least_loaded.Set(best, load[best]);
+        room.Set(best, load[best], tokens[best]);
         continue;
       }
       // Fits nowhere whole: spread it over the workers with the most room.
@@ -103,6 +122,7 @@ class WholeDocPlanner final : public Planner {
         load[w] += p.seconds * take / (p.end - p.begin);
         tokens[w] += take;
         least_loaded.Set(w, load[w]);
+        room.Set(w, load[w], tokens[w]);
         at += take;
         if (at == p.end) break;
       }

@@ -1,0 +1,122 @@
+// Planner::LowerBoundMs and LayoutLowerBoundMs (packing.h) as properties: for every strategy `auto`
+// may run, on random batches skewed like real data (every mask kind, mixed masks, several worker
+// counts and both objectives, with and without the backward pass), each bound is at most the
+// predicted step of the strategy's own plan. auto skips a strategy (or the scheduling of its
+// layout) whose bound is no better than its best plan: a bound above the plan would let auto skip
+// a winner.
+#include <random>
+#include <string>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "service/planner/planner.h"
+#include "service/planner/strategies/dcp.h"
+#include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/test_batches.h"
+
+namespace fcp {
+namespace {
+
+const Mask kMasks[] = {Mask::Causal(), Mask::Full(), Mask::SlidingWindow(1024),
+                       Mask::PrefixLm(512)};
+
+// Documents of random masks (mask_kind < 0: each document draws one) and skew.
+Batch RandomBatch(int32_t workers, uint64_t seed, int mask_kind) {
+  std::mt19937_64 rng(seed);
+  SkewedShape shape;
+  shape.tokens_per_worker = 2048 + static_cast<int64_t>(rng() % 6144);
+  shape.long_one_in = 5 + static_cast<int>(rng() % 30);
+  shape.long_min = 1024 + static_cast<int64_t>(rng() % 4096);
+  shape.long_span = 4096 + static_cast<int64_t>(rng() % 20000);
+  Batch batch = SkewedBatch(workers, seed, shape);
+  batch.topology.workers_per_node = 1 + static_cast<int32_t>(rng() % 8);
+  for (Document& d : batch.documents) {
+    d.mask = kMasks[mask_kind >= 0 ? mask_kind : rng() % std::size(kMasks)];
+  }
+  return batch;
+}
+
+std::vector<std::string> AutoCandidates() {
+  RegisterDcpPlanner();
+  std::vector<std::string> names;
+  for (const StrategyInfo& s : ListStrategies()) {
+    if ((*NewPlanner(s.name))->auto_order() != Planner::kNotAnAutoCandidate) {
+      names.push_back(s.name);
+    }
+  }
+  return names;
+}
+
+using Param = std::tuple<std::string, int32_t>;
+
+class LowerBoundTest : public ::testing::TestWithParam<Param> {};
+
+TEST_P(LowerBoundTest, IsAtMostThePredictedStepOfItsPlan) {
+  const auto& [strategy, workers] = GetParam();
+  std::unique_ptr<Planner> planner = *NewPlanner(strategy);
+  int bounded = 0;  // cases with a bound above 0, to show the property is not vacuous
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    const int mask_kind = static_cast<int>(seed % (std::size(kMasks) + 1)) - 1;
+    const Batch batch = RandomBatch(workers, seed * 7919 + workers, mask_kind);
+    for (Objective objective : {Objective::kWholeStep, Objective::kAttention}) {
+      for (bool include_backward : {true, false}) {
+        PlanOptions options;
+        options.strategy = strategy;
+        options.objective = objective;
+        options.include_backward = include_backward;
+        const std::string where =
+            absl::StrCat("seed ", seed, ", ", ObjectiveName(objective),
+                         include_backward ? ", fwd+bwd" : ", fwd", ", masks ", mask_kind);
+        absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::SummaryOnly());
+        if (!plan.ok()) continue;  // no plan (a ring over the budget): nothing to bound
+        const Batch resolved = ResolveBatch(batch, objective);
+        const CostModel cost(resolved.model, resolved.topology, options.cost, objective);
+        const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+        const double step = plan->PredictedStepMs(include_backward);
+        const double bound = planner->LowerBoundMs(ctx);
+        EXPECT_LE(bound, step * (1 + 1e-9)) << where;
+        bounded += bound > 0;
+        // The bound from the strategy's layout (auto skips scheduling it when that cannot win).
+        absl::StatusOr<Layout> layout = planner->MakeLayout(ctx);
+        ASSERT_TRUE(layout.ok()) << where << ": " << layout.status();
+        if (layout->schedule == nullptr) {
+          const double layout_bound = LayoutLowerBoundMs(ctx, *layout);
+          EXPECT_GT(layout_bound, 0) << where;
+          EXPECT_LE(layout_bound, step * (1 + 1e-9)) << where;
+        }
+      }
+    }
+  }
+  // The strategies that know a bound must give one on these batches: the property is not vacuous.
+  if (strategy == "ring" || strategy == "whole_doc" || strategy == "static_cp") {
+    EXPECT_GT(bounded, 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Grid, LowerBoundTest,
+                         ::testing::Combine(::testing::ValuesIn(AutoCandidates()),
+                                            ::testing::Values(4, 16, 64)),
+                         [](const ::testing::TestParamInfo<Param>& info) {
+                           return absl::StrCat(std::get<0>(info.param), "_W",
+                                               std::get<1>(info.param));
+                         });
+
+// whole_doc's first piece and static_cp's members bound their plans closely (they miss only the
+// transfers and the tiles' shapes), so auto skips them wherever a plan beats theirs by 5%.
+TEST(LowerBoundTest, WholeDocAndStaticCpBoundsAreWithinFivePercentOfTheirPlans) {
+  const Batch batch = SkewedBatch(16, 3);
+  for (const char* strategy : {"whole_doc", "static_cp"}) {
+    PlanOptions options;
+    options.strategy = strategy;
+    const Plan plan = *MakePlan(batch, options, OutputSpec::SummaryOnly());
+    const Batch resolved = ResolveBatch(batch, options.objective);
+    const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
+    const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+    EXPECT_GE((*NewPlanner(strategy))->LowerBoundMs(ctx), 0.95 * plan.PredictedStepMs())
+        << strategy;
+  }
+}
+
+}  // namespace
+}  // namespace fcp

@@ -1,0 +1,51 @@
+// The packers' worker pickers against the scans they replace.
+#include "service/planner/strategies/packing.h"
+
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace fcp {
+namespace {
+
+// What whole_doc, flashcp and flexdeg scanned for: in index order, the first worker with the
+// least load among those holding at most max_tokens.
+int32_t ScanLeastLoadedWithRoom(const std::vector<double>& load, const std::vector<int64_t>& tokens,
+                                int64_t max_tokens) {
+  int32_t best = -1;
+  for (int32_t w = 0; w < static_cast<int32_t>(load.size()); ++w) {
+    if (tokens[w] <= max_tokens && (best < 0 || load[w] < load[best])) best = w;
+  }
+  return best;
+}
+
+TEST(RoomTreeTest, FindsWhatAScanFindsUnderRandomUpdates) {
+  for (int32_t workers : {1, 3, 8, 37, 256, 1000}) {
+    std::mt19937_64 rng(workers);
+    RoomTree tree(workers);
+    std::vector<double> load(workers, 0);
+    std::vector<int64_t> tokens(workers, 0);
+    for (int step = 0; step < 4000; ++step) {
+      const int32_t w = static_cast<int32_t>(rng() % workers);
+      // Loads drawn from a few values, so that ties (broken by the lowest index) are common.
+      load[w] += static_cast<double>(rng() % 4);
+      tokens[w] += static_cast<int64_t>(rng() % 100);
+      tree.Set(w, load[w], tokens[w]);
+      const int64_t max_tokens = static_cast<int64_t>(rng() % (step / 2 + 100));
+      ASSERT_EQ(tree.LeastLoadedWithRoom(max_tokens),
+                ScanLeastLoadedWithRoom(load, tokens, max_tokens))
+          << "W " << workers << ", step " << step << ", max_tokens " << max_tokens;
+    }
+  }
+}
+
+TEST(RoomTreeTest, NoWorkerWithRoomIsMinusOne) {
+  RoomTree tree(4);
+  for (int32_t w = 0; w < 4; ++w) tree.Set(w, 1.0 + w, 100);
+  EXPECT_EQ(tree.LeastLoadedWithRoom(99), -1);
+  EXPECT_EQ(tree.LeastLoadedWithRoom(100), 0);
+}
+
+}  // namespace
+}  // namespace fcp
