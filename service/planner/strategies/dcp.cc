@@ -26,6 +26,7 @@
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/graph_partition.h"
+#include "service/planner/strategies/hypergraph.h"
 #include "service/planner/strategies/packing.h"
 
 namespace fcp {
@@ -37,6 +38,8 @@ constexpr double kMaxGraph = 20000;
 constexpr int64_t kMinBlock = 256;
 constexpr double kMetisMsPerWorker = 1.5;  // measured METIS planning cost, rounded up
 constexpr double kBudgetShare = 0.25;      // of auto's time budget dcp may take at most
+constexpr int32_t kRefinePasses = 8;       // FM passes over METIS's partition, at most
+constexpr double kMinPassGain = 0.01;      // stop after a pass that saved less (of the cost)
 
 struct Piece {
   int32_t document;
@@ -67,10 +70,15 @@ class DcpPlanner final : public Planner {
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     std::vector<Piece> pieces;
     WeightedGraph graph;
-    BuildGraph(ctx, &pieces, &graph);
+    Hypergraph hypergraph;
+    BuildGraphs(ctx, &pieces, &graph, &hypergraph);
+    const Topology& topology = ctx.batch.topology;
     absl::StatusOr<std::vector<int32_t>> worker =
-        PartitionOntoWorkers(graph, ctx.batch.topology, ctx.options.balance_tolerance);
+        PartitionOntoWorkers(graph, topology, ctx.options.balance_tolerance);
     if (!worker.ok()) return worker.status();
+    RefinePartition(hypergraph, topology.num_workers, Links(ctx),
+                    Limits(hypergraph, topology, ctx.options.balance_tolerance), kRefinePasses,
+                    kMinPassGain, &*worker);
     Layout layout;
     layout.kind = Layout::Kind::kDirect;
     layout.strategy = "dcp";
@@ -138,7 +146,10 @@ class DcpPlanner final : public Planner {
     return count;
   }
 
-  static void BuildGraph(const PlanContext& ctx, std::vector<Piece>* pieces, WeightedGraph* g) {
+  // The blocks as graph vertices (for METIS) and the same vertices with their KV nets (for the
+  // refinement): vertex weights are attention seconds and tokens.
+  static void BuildGraphs(const PlanContext& ctx, std::vector<Piece>* pieces, WeightedGraph* g,
+                          Hypergraph* h) {
     const Batch& batch = ctx.batch;
     const std::vector<int64_t> count = BlockCounts(ctx);
     const int64_t bundle_tokens =
@@ -146,32 +157,38 @@ class DcpPlanner final : public Planner {
     GraphBuilder builder;
     std::vector<int64_t> bounds;
     int32_t bundle = -1;  // the bundle being filled, if any
+    auto add_vertex = [&](int64_t compute, int64_t tokens) {
+      h->AddVertex(compute, tokens);
+      return builder.AddVertex(compute, tokens);
+    };
     for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
       const Document& doc = batch.documents[d];
       bounds = SplitEvenly(doc.length, (doc.length + count[d] - 1) / count[d]);
       const int32_t n = static_cast<int32_t>(bounds.size()) - 1;
-      auto seconds = [&](int32_t i) {
-        return QueryRangeSeconds(ctx.cost, doc, bounds[i], bounds[i + 1], bounds) +
-               3 * ctx.cost.TokenSeconds(bounds[i + 1] - bounds[i]);
+      auto compute = [&](int32_t i) {
+        return AllowedPairs(doc.mask, bounds[i], bounds[i + 1], 0, doc.length);
       };
       if (n == 1) {  // a whole short document: into the open bundle
         if (bundle < 0 || builder.graph().tokens[bundle] >= bundle_tokens) {
-          const int32_t next = builder.AddVertex(0, 0);
+          const int32_t next = add_vertex(0, 0);
           // Bundles have no KV edges; a weight-1 chain lets METIS's matching coarsen them (an
           // isolated vertex is never matched, and a coarsest graph of thousands of them makes
           // its initial partitioning slow). Cutting the chain costs nothing that matters.
           if (bundle >= 0) builder.AddEdge(bundle, next, 1);
           bundle = next;
         }
-        builder.AddWeights(bundle, Nanoseconds(seconds(0)), doc.length);
+        builder.AddWeights(bundle, compute(0), doc.length);
+        h->compute[bundle] += compute(0);
+        h->tokens[bundle] += doc.length;
         pieces->push_back({d, 0, doc.length, bundle});
         continue;
       }
       const int32_t first = builder.graph().vertices();
       for (int32_t i = 0; i < n; ++i) {
-        builder.AddVertex(Nanoseconds(seconds(i)), bounds[i + 1] - bounds[i]);
+        add_vertex(compute(i), bounds[i + 1] - bounds[i]);
         pieces->push_back({d, bounds[i], bounds[i + 1], first + i});
       }
+      AddDocumentNets(doc.mask, bounds, first, ctx.cost.kv_bytes_per_token(), h);
       if (doc.mask.kind == MaskKind::kFull) {  // every block needs every other: a clique
         for (int32_t i = 0; i < n; ++i) {
           for (int32_t j = i + 1; j < n; ++j) {
@@ -187,6 +204,32 @@ class DcpPlanner final : public Planner {
       }
     }
     *g = builder.Finish();
+  }
+
+  // Sends priced by the cost model's links: a byte across nodes costs intra / inter bandwidth.
+  static LinkCosts Links(const PlanContext& ctx) {
+    const Topology& t = ctx.batch.topology;
+    LinkCosts links;
+    links.workers_per_node = std::max(1, t.workers_per_node);
+    if (t.num_workers > links.workers_per_node) {
+      links.cross_node = ctx.cost.LinkBytesPerSecond(0, 1 % links.workers_per_node) /
+                         ctx.cost.LinkBytesPerSecond(0, links.workers_per_node);
+    }
+    return links;
+  }
+
+  // The refinement's balance: (1 + tolerance) × the mean in attention compute and in tokens, and
+  // never above the token budget.
+  static BalanceLimits Limits(const Hypergraph& h, const Topology& t, double tolerance) {
+    double compute = 0, tokens = 0;
+    for (int64_t c : h.compute) compute += static_cast<double>(c);
+    for (int64_t n : h.tokens) tokens += static_cast<double>(n);
+    BalanceLimits limits;
+    limits.max_compute = compute / t.num_workers * (1 + tolerance);
+    limits.max_tokens = static_cast<int64_t>(tokens / t.num_workers * (1 + tolerance));
+    const int64_t cap = TokenCap(t);
+    if (cap > 0) limits.max_tokens = std::min(limits.max_tokens, cap);
+    return limits;
   }
 
   // KV tokens that cross a cut of a document at position x between blocks, if the two sides go

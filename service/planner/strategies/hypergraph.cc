@@ -1,0 +1,290 @@
+#include "service/planner/strategies/hypergraph.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "service/planner/mask_math.h"
+
+namespace fcp {
+namespace {
+
+// The distinct workers of net n's pins, ascending.
+std::vector<int32_t> Reach(const Hypergraph& h, const std::vector<int32_t>& part, int32_t n) {
+  std::vector<int32_t> workers;
+  for (int64_t i = h.pin_first[n]; i < h.pin_first[n + 1]; ++i) workers.push_back(part[h.pins[i]]);
+  std::sort(workers.begin(), workers.end());
+  workers.erase(std::unique(workers.begin(), workers.end()), workers.end());
+  return workers;
+}
+
+// Gains are exact sums of byte weights times link prices; a move must gain more than rounding.
+constexpr double kMinGain = 0.5;
+
+class Refiner {
+ public:
+  Refiner(const Hypergraph& h, int32_t workers, const LinkCosts& links, const BalanceLimits& limits,
+          std::vector<int32_t>* part)
+      : h_(h), links_(links), limits_(limits), part_(*part) {
+    const int32_t vertices = h.vertices();
+    // Incidence: the nets each vertex is a pin of, in net order.
+    incidence_first_.assign(vertices + 1, 0);
+    for (int32_t v : h.pins) ++incidence_first_[v + 1];
+    for (int32_t v = 0; v < vertices; ++v) incidence_first_[v + 1] += incidence_first_[v];
+    incidence_.resize(h.pins.size());
+    std::vector<int64_t> next(incidence_first_.begin(), incidence_first_.end() - 1);
+    reach_.resize(h.nets());
+    changed_.assign(h.nets(), -1);
+    for (int32_t n = 0; n < h.nets(); ++n) {
+      for (int64_t i = h.pin_first[n]; i < h.pin_first[n + 1]; ++i) {
+        incidence_[next[h.pins[i]]++] = n;
+        Add(n, part_[h.pins[i]]);
+      }
+    }
+    compute_.assign(workers, 0);
+    tokens_.assign(workers, 0);
+    for (int32_t v = 0; v < vertices; ++v) {
+      compute_[part_[v]] += static_cast<double>(h.compute[v]);
+      tokens_[part_[v]] += h.tokens[v];
+    }
+    penalty_.assign(workers, 0);
+    part_weight_.assign(workers, 0);
+    touched_.assign(workers, 0);
+    const int32_t nodes = links.workers_per_node >= workers
+                              ? 1
+                              : (workers + links.workers_per_node - 1) / links.workers_per_node;
+    node_weight_.assign(nodes, 0);
+  }
+
+  // Pass `pass` over the vertices (all of them if `full`, else those with a net changed since
+  // the previous pass began); returns the moves made.
+  int64_t Pass(int32_t pass, bool full, double* gain) {
+    int64_t moves = 0;
+    for (int32_t v = 0; v < h_.vertices(); ++v) {
+      if (!full && !Changed(v, pass - 1)) continue;
+      const int32_t to = BestMove(v, gain);
+      if (to < 0) continue;
+      Move(v, to, pass);
+      ++moves;
+    }
+    return moves;
+  }
+
+ private:
+  int32_t Node(int32_t w) const { return w / links_.workers_per_node; }
+  double PerByte(int32_t a, int32_t b) const { return links_.PerByte(a, b); }
+
+  void Add(int32_t n, int32_t w) {
+    for (auto& [worker, count] : reach_[n]) {
+      if (worker == w) {
+        ++count;
+        return;
+      }
+    }
+    reach_[n].push_back({w, 1});
+  }
+  void Remove(int32_t n, int32_t w) {
+    auto& r = reach_[n];
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (r[i].first == w && --r[i].second == 0) {
+        r.erase(r.begin() + static_cast<std::ptrdiff_t>(i));
+        return;
+      }
+    }
+  }
+  int32_t Count(int32_t n, int32_t w) const {
+    for (const auto& [worker, count] : reach_[n]) {
+      if (worker == w) return count;
+    }
+    return 0;
+  }
+  void Touch(int32_t w) {
+    if (!touched_[w]) touched_[w] = 1, candidates_.push_back(w);
+  }
+
+  // The worker v gains most by moving to, under the limits; -1 if no move gains.
+  //
+  // For a net n that v reads but does not hold (source on worker P), moving v from A to B
+  // changes the cost by R(n) + [B ∉ Λ(n)] · w · PerByte(P, B), where R(n) = −w · PerByte(P, A)
+  // if v is n's only pin on A, else 0. Summed over such nets, the second term is
+  // Σ w·PerByte(P, B) (in closed form per node and worker of P) minus the part of it from nets
+  // that already reach B. Nets v holds are priced in full for each candidate B (their source
+  // moves with v).
+  int32_t BestMove(int32_t v, double* gain) {
+    const int32_t from = part_[v];
+    candidates_.clear();
+    double base = 0, total = 0;  // Σ R(n); Σ w over the read nets
+    const double x = links_.cross_node;
+    // A move gains only if v is the last pin of a read net on its worker (R(n) < 0) or it holds
+    // a net that reaches other workers: otherwise it can only add workers to nets.
+    held_.clear();
+    bool held_spread = false;
+    for (int64_t i = incidence_first_[v]; i < incidence_first_[v + 1]; ++i) {
+      const int32_t n = incidence_[i];
+      if (h_.source[n] == v) {
+        held_.push_back(n);
+        held_spread = held_spread || reach_[n].size() > 1;
+      } else if (reach_[n].size() > 1 && Count(n, from) == 1) {  // (else R(n) = 0)
+        base -= static_cast<double>(h_.weight[n]) * PerByte(part_[h_.source[n]], from);
+      }
+    }
+    if (base == 0 && !held_spread) return -1;
+    touched_nodes_.clear();
+    for (int32_t n : held_) {
+      for (const auto& [worker, count] : reach_[n]) Touch(worker);
+    }
+    for (int64_t i = incidence_first_[v]; i < incidence_first_[v + 1]; ++i) {
+      const int32_t n = incidence_[i];
+      if (h_.source[n] == v) continue;
+      const double w = static_cast<double>(h_.weight[n]);
+      const int32_t p = part_[h_.source[n]];
+      total += w;
+      part_weight_[p] += w;
+      if (node_weight_[Node(p)] == 0) touched_nodes_.push_back(Node(p));
+      node_weight_[Node(p)] += w;
+      for (const auto& [worker, count] : reach_[n]) {
+        penalty_[worker] += w * PerByte(p, worker);
+        Touch(worker);
+      }
+    }
+    std::sort(candidates_.begin(), candidates_.end());
+    int32_t best = -1;
+    double best_gain = kMinGain;
+    const double c = static_cast<double>(h_.compute[v]);
+    for (int32_t b : candidates_) {
+      if (b == from || compute_[b] + c > limits_.max_compute ||
+          tokens_[b] + h_.tokens[v] > limits_.max_tokens) {
+        continue;
+      }
+      // Σ w·PerByte(P, b) = x·total − (x − 1)·(weight with P on b's node) − (weight with P = b).
+      const double all = x * total - (x - 1) * node_weight_[Node(b)] - part_weight_[b];
+      double delta = base + all - penalty_[b];
+      for (int32_t n : held_) {
+        double before = 0, after = 0;
+        for (const auto& [worker, count] : reach_[n]) {
+          before += PerByte(from, worker);
+          if (count - (worker == from ? 1 : 0) > 0) after += PerByte(b, worker);
+        }
+        delta += static_cast<double>(h_.weight[n]) * (after - before);
+      }
+      if (-delta > best_gain) best_gain = -delta, best = b;
+    }
+    for (int32_t w : candidates_) penalty_[w] = 0, part_weight_[w] = 0, touched_[w] = 0;
+    for (int64_t i = incidence_first_[v]; i < incidence_first_[v + 1]; ++i) {
+      const int32_t n = incidence_[i];
+      if (h_.source[n] != v) part_weight_[part_[h_.source[n]]] = 0;
+    }
+    for (int32_t node : touched_nodes_) node_weight_[node] = 0;
+    if (best >= 0) *gain += best_gain;
+    return best;
+  }
+
+  bool Changed(int32_t v, int32_t since) const {
+    for (int64_t i = incidence_first_[v]; i < incidence_first_[v + 1]; ++i) {
+      if (changed_[incidence_[i]] >= since) return true;
+    }
+    return false;
+  }
+
+  void Move(int32_t v, int32_t to, int32_t pass) {
+    const int32_t from = part_[v];
+    for (int64_t i = incidence_first_[v]; i < incidence_first_[v + 1]; ++i) {
+      changed_[incidence_[i]] = pass;
+      Remove(incidence_[i], from);
+      Add(incidence_[i], to);
+    }
+    compute_[from] -= static_cast<double>(h_.compute[v]);
+    compute_[to] += static_cast<double>(h_.compute[v]);
+    tokens_[from] -= h_.tokens[v];
+    tokens_[to] += h_.tokens[v];
+    part_[v] = to;
+  }
+
+  const Hypergraph& h_;
+  const LinkCosts links_;
+  const BalanceLimits limits_;
+  std::vector<int32_t>& part_;
+  std::vector<int64_t> incidence_first_;
+  std::vector<int32_t> incidence_;
+  std::vector<std::vector<std::pair<int32_t, int32_t>>> reach_;  // per net: (worker, pins there)
+  std::vector<int32_t> changed_;  // per net: the last pass a pin of it moved in, -1 if none
+  std::vector<double> compute_;
+  std::vector<int64_t> tokens_;
+  // Scratch of BestMove, all zero between calls.
+  std::vector<double> penalty_, part_weight_, node_weight_;
+  std::vector<char> touched_;
+  std::vector<int32_t> candidates_, held_, touched_nodes_;
+};
+
+}  // namespace
+
+void Hypergraph::AddNet(int32_t net_source, int64_t bytes, const std::vector<int32_t>& net_pins) {
+  pins.insert(pins.end(), net_pins.begin(), net_pins.end());
+  pin_first.push_back(static_cast<int64_t>(pins.size()));
+  source.push_back(net_source);
+  weight.push_back(bytes);
+}
+
+void AddDocumentNets(const Mask& mask, const std::vector<int64_t>& bounds, int32_t first,
+                     int64_t kv_bytes_per_token, Hypergraph* h) {
+  const int32_t blocks = static_cast<int32_t>(bounds.size()) - 1;
+  std::vector<int32_t> readers;
+  auto reads = [&](int32_t q, int32_t k) {
+    return TileRequired(mask, bounds[q], bounds[q + 1], bounds[k], bounds[k + 1]);
+  };
+  for (int32_t k = 0; k < blocks; ++k) {
+    // Under each of the masks the readers of a block are a run of blocks around it (causal: k and
+    // after; sliding window: the next few; prefix-LM: all of them while k is in the prefix).
+    int32_t lo = k, hi = k;
+    while (lo > 0 && reads(lo - 1, k)) --lo;
+    while (hi + 1 < blocks && reads(hi + 1, k)) ++hi;
+    readers.clear();
+    for (int32_t q = lo; q <= hi; ++q) readers.push_back(first + q);
+    if (readers.size() < 2) continue;
+    h->AddNet(first + k, kv_bytes_per_token * (bounds[k + 1] - bounds[k]), readers);
+  }
+}
+
+int64_t SendVolume(const Hypergraph& h, const std::vector<int32_t>& part) {
+  int64_t bytes = 0;
+  for (int32_t n = 0; n < h.nets(); ++n) {
+    bytes += h.weight[n] * static_cast<int64_t>(Reach(h, part, n).size() - 1);
+  }
+  return bytes;
+}
+
+double SendCost(const Hypergraph& h, const std::vector<int32_t>& part, const LinkCosts& links) {
+  double cost = 0;
+  for (int32_t n = 0; n < h.nets(); ++n) {
+    const int32_t from = part[h.source[n]];
+    for (int32_t w : Reach(h, part, n)) {
+      cost += static_cast<double>(h.weight[n]) * links.PerByte(from, w);
+    }
+  }
+  return cost;
+}
+
+RefineStats RefinePartition(const Hypergraph& h, int32_t workers, const LinkCosts& links,
+                            const BalanceLimits& limits, int32_t max_passes, double min_pass_gain,
+                            std::vector<int32_t>* part) {
+  RefineStats stats;
+  if (workers <= 1 || h.nets() == 0) return stats;
+  Refiner refiner(h, workers, links, limits, part);
+  // After a first full pass, passes revisit only the vertices whose nets changed; when one of
+  // those moves nothing, a full pass checks every vertex again (a worker that shed load may now
+  // take one that could not move before) and ends the refinement if it moves nothing either.
+  bool full = true;
+  double cost = min_pass_gain > 0 ? SendCost(h, *part, links) : 0;
+  while (stats.passes < max_passes) {
+    double gain = 0;
+    const int64_t moves = refiner.Pass(stats.passes, full, &gain);
+    ++stats.passes;
+    stats.moves += moves;
+    if (moves == 0 && full) break;
+    if (gain < min_pass_gain * cost) break;
+    cost -= gain;
+    full = moves == 0;
+  }
+  return stats;
+}
+
+}  // namespace fcp
