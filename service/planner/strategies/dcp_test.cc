@@ -38,12 +38,6 @@ PlanOptions DcpOptions() {
   return options;
 }
 
-double MaxOverMean(const std::vector<double>& v) {
-  double sum = 0, max = 0;
-  for (double x : v) sum += x, max = std::max(max, x);
-  return max * static_cast<double>(v.size()) / sum;
-}
-
 class DcpToleranceTest : public ::testing::TestWithParam<double> {};
 
 TEST_P(DcpToleranceTest, ComputeAndTokensStayWithinTheTolerance) {
@@ -52,21 +46,40 @@ TEST_P(DcpToleranceTest, ComputeAndTokensStayWithinTheTolerance) {
     const Batch batch = ManyDocuments(16, seed);
     PlanOptions options = DcpOptions();
     options.balance_tolerance = tolerance;
-    // Attention alone: the partition weights are then the attention times this test compares
-    // (under the whole step they include the linear layers, and the token budget applies).
+    // Attention alone: no token budget below the tolerance's (the whole step caps tokens at
+    // 1.05 x the mean).
     options.objective = Objective::kAttention;
     absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
     ASSERT_TRUE(plan.ok()) << plan.status();
     EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok());
-    std::vector<double> compute;
-    for (const WorkerCost& c : plan->costs) compute.push_back(c.compute_fwd_ms);
-    // Partition weights are the blocks' attention times, rounded to nanoseconds.
-    EXPECT_LE(MaxOverMean(compute), 1 + tolerance + 1e-3) << "seed " << seed;
+    // Partition weights are the blocks' allowed pairs: attention FLOPs.
+    EXPECT_LE(plan->summary.compute_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
     EXPECT_LE(plan->summary.token_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Tolerances, DcpToleranceTest, ::testing::Values(0.03, 0.05, 0.2));
+
+// Every mask kind in one batch: the KV nets follow each mask (a sliding window's block is read by
+// the next few, a prefix block by all); plans stay valid and deterministic. (Balance is METIS's:
+// on this small mixed batch it leaves ~1.2, which the refinement keeps but does not repair.)
+TEST(DcpTest, MixedMasksStayValidAndDeterministic) {
+  Batch batch = ManyDocuments(16, 7);
+  for (size_t d = 0; d < batch.documents.size(); ++d) {
+    Document& doc = batch.documents[d];
+    if (d % 4 == 1) doc.mask = Mask::SlidingWindow(512);
+    if (d % 4 == 2) doc.mask = Mask::PrefixLm(doc.length / 3);
+    if (d % 4 == 3 && doc.length < 1000) doc.mask = Mask::Full();
+  }
+  PlanOptions options = DcpOptions();
+  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok()) << ValidatePlan(batch, options, *plan);
+  EXPECT_GT(plan->summary.comm_bytes, 0);
+  absl::StatusOr<Plan> again = MakePlan(batch, options, OutputSpec::AllRanks());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(plan->blocks, again->blocks);
+}
 
 TEST(DcpTest, CutsFewerBytesAcrossNodesThanWithin) {
   const Batch batch = ManyDocuments(32, 4);
