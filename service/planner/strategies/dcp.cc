@@ -100,7 +100,9 @@ class DcpPlanner final : public Planner {
  private:
   // Blocks per document: the block size's worth, in automatic mode more (down to kMinBlock)
   // while the last block alone would carry more than the balance tolerance allows of a worker's
-  // mean work, then fewer again for the largest documents until the cliques fit kMaxEdges.
+  // mean work, then fewer again for the largest documents until the graph fits kMaxGraph, but
+  // never so few that a block carries more than half a worker's mean pairs or tokens (below that
+  // no partition is balanced: at W = 1024 the cap alone left 128K documents whole, imbalance 5.5).
   static std::vector<int64_t> BlockCounts(const PlanContext& ctx) {
     const Batch& batch = ctx.batch;
     const int64_t block = RequestedBlockSize(ctx);
@@ -111,16 +113,27 @@ class DcpPlanner final : public Planner {
     }
     const double block_pairs_limit =
         ctx.options.balance_tolerance * total_pairs / batch.topology.num_workers;
-    std::vector<int64_t> count(batch.documents.size());
+    // The fewest blocks balance can live with: none above half a worker's mean pairs or tokens.
+    const double least_pairs = 0.5 * total_pairs / batch.topology.num_workers;
+    const int64_t least_tokens = batch.TotalTokens() / batch.topology.num_workers / 2;
+    std::vector<int64_t> count(batch.documents.size()), least(batch.documents.size());
     for (size_t d = 0; d < batch.documents.size(); ++d) {
       const Document& doc = batch.documents[d];
-      int64_t b = block;
-      while (automatic && b > kMinBlock && doc.length > b &&
-             static_cast<double>(AllowedPairs(doc.mask, doc.length - b, doc.length, 0,
-                                              doc.length)) > block_pairs_limit) {
-        b = std::max(kMinBlock, b / 2);
-      }
-      count[d] = (doc.length + b - 1) / b;
+      auto blocks_while = [&](auto too_big) {
+        int64_t b = block;
+        while (automatic && b > kMinBlock && doc.length > b && too_big(b)) {
+          b = std::max(kMinBlock, b / 2);
+        }
+        return (doc.length + b - 1) / b;
+      };
+      auto last_pairs = [&](int64_t b) {
+        return static_cast<double>(
+            AllowedPairs(doc.mask, doc.length - b, doc.length, 0, doc.length));
+      };
+      count[d] = blocks_while([&](int64_t b) { return last_pairs(b) > block_pairs_limit; });
+      least[d] =
+          blocks_while([&](int64_t b) { return last_pairs(b) > least_pairs || b > least_tokens; });
+      count[d] = std::max(count[d], least[d]);
     }
     if (!automatic) return count;
     // The largest cap on blocks per document that keeps the graph within budget: a vertex per
@@ -128,7 +141,7 @@ class DcpPlanner final : public Planner {
     auto size = [&](int64_t cap) {
       double cost = 0;
       for (size_t d = 0; d < count.size(); ++d) {
-        const double n = static_cast<double>(std::min(count[d], cap));
+        const double n = static_cast<double>(std::max(least[d], std::min(count[d], cap)));
         if (n > 1) cost += n + (batch.documents[d].mask.kind == MaskKind::kFull ? n * n / 2 : 0);
       }
       return cost;
@@ -136,13 +149,13 @@ class DcpPlanner final : public Planner {
     int64_t lo = 1, hi = *std::max_element(count.begin(), count.end());
     while (lo < hi) {
       const int64_t mid = (lo + hi + 1) / 2;
-      if (size(mid) <= kMaxGraph) {
+      if (size(mid) <= std::max(kMaxGraph, 64.0 * batch.topology.num_workers)) {
         lo = mid;
       } else {
         hi = mid - 1;
       }
     }
-    for (int64_t& n : count) n = std::min(n, lo);
+    for (size_t d = 0; d < count.size(); ++d) count[d] = std::max(least[d], std::min(count[d], lo));
     return count;
   }
 

@@ -53,6 +53,8 @@ class Refiner {
                               ? 1
                               : (workers + links.workers_per_node - 1) / links.workers_per_node;
     node_weight_.assign(nodes, 0);
+    node_.resize(workers);
+    for (int32_t w = 0; w < workers; ++w) node_[w] = w / links.workers_per_node;
   }
 
   // Pass `pass` over the vertices (all of them if `full`, else those with a net changed since
@@ -70,8 +72,11 @@ class Refiner {
   }
 
  private:
-  int32_t Node(int32_t w) const { return w / links_.workers_per_node; }
-  double PerByte(int32_t a, int32_t b) const { return links_.PerByte(a, b); }
+  int32_t Node(int32_t w) const { return node_[w]; }
+  // links_.PerByte without its divisions (they dominated the refinement's time).
+  double PerByte(int32_t a, int32_t b) const {
+    return a == b ? 0 : node_[a] == node_[b] ? 1 : links_.cross_node;
+  }
 
   void Add(int32_t n, int32_t w) {
     for (auto& [worker, count] : reach_[n]) {
@@ -114,20 +119,31 @@ class Refiner {
     candidates_.clear();
     double base = 0, total = 0;  // Σ R(n); Σ w over the read nets
     const double x = links_.cross_node;
-    // A move gains only if v is the last pin of a read net on its worker (R(n) < 0) or it holds
-    // a net that reaches other workers: otherwise it can only add workers to nets.
+    // A move can gain only if v is the last pin of a read net on its worker (R(n) < 0), or is
+    // the last pin of a net it holds on its worker, or holds a net read on another node (its
+    // source may move nearer the readers). Otherwise every net keeps v's worker A and a move to
+    // B only adds B to nets, and a held net's cost goes from Σ_p PerByte(A, p) to
+    // Σ_p PerByte(B, p) + PerByte(B, A) with every p on A's node: never lower.
     held_.clear();
-    bool held_spread = false;
+    bool held_may_gain = false;
     for (int64_t i = incidence_first_[v]; i < incidence_first_[v + 1]; ++i) {
       const int32_t n = incidence_[i];
-      if (h_.source[n] == v) {
-        held_.push_back(n);
-        held_spread = held_spread || reach_[n].size() > 1;
-      } else if (reach_[n].size() > 1 && Count(n, from) == 1) {  // (else R(n) = 0)
-        base -= static_cast<double>(h_.weight[n]) * PerByte(part_[h_.source[n]], from);
+      if (reach_[n].size() == 1) {  // on v's worker alone: R(n) = 0
+        if (h_.source[n] == v) held_.push_back(n);
+        continue;
+      }
+      if (h_.source[n] != v) {
+        if (Count(n, from) == 1) {
+          base -= static_cast<double>(h_.weight[n]) * PerByte(part_[h_.source[n]], from);
+        }
+        continue;
+      }
+      held_.push_back(n);
+      for (const auto& [worker, count] : reach_[n]) {
+        if (worker == from ? count == 1 : Node(worker) != Node(from)) held_may_gain = true;
       }
     }
-    if (base == 0 && !held_spread) return -1;
+    if (base == 0 && !held_may_gain) return -1;
     touched_nodes_.clear();
     for (int32_t n : held_) {
       for (const auto& [worker, count] : reach_[n]) Touch(worker);
@@ -141,6 +157,7 @@ class Refiner {
       part_weight_[p] += w;
       if (node_weight_[Node(p)] == 0) touched_nodes_.push_back(Node(p));
       node_weight_[Node(p)] += w;
+      if (reach_[n].size() == 1) continue;  // reaches v's worker alone, no candidate
       for (const auto& [worker, count] : reach_[n]) {
         penalty_[worker] += w * PerByte(p, worker);
         Touch(worker);
@@ -206,7 +223,9 @@ class Refiner {
   std::vector<int64_t> incidence_first_;
   std::vector<int32_t> incidence_;
   std::vector<std::vector<std::pair<int32_t, int32_t>>> reach_;  // per net: (worker, pins there)
-  std::vector<int32_t> changed_;  // per net: the last pass a pin of it moved in, -1 if none
+  std::vector<int32_t> changed_;
+  std::vector<int32_t>
+      node_;  // per worker  // per net: the last pass a pin of it moved in, -1 if none
   std::vector<double> compute_;
   std::vector<int64_t> tokens_;
   // Scratch of BestMove, all zero between calls.
