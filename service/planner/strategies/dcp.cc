@@ -1,21 +1,54 @@
-// dcp: DCP's partitioning of data and computation as a graph. Blocks of tokens are vertices
-// weighted by their tokens and by the attention work of their tiles (a q-block's owner computes
-// its tiles, so a tile's FLOPs weigh on its q-block); two blocks whose tile is required are joined
-// by an edge weighted by the KV tokens one needs from the other. METIS cuts the graph into
-// workers with both weights balanced (multi-constraint, ubvec = 1 + options.balance_tolerance)
-// and as few KV bytes as possible crossing parts, first across nodes, then across the GPUs of
-// each node:
+// dcp: DCP's partitioning of data and computation.
 //
-//   doc A: [a0]-[a1]-[a2]-[a3]   causal: every block joined to every earlier one (a clique)
-//           \____\____/____/     doc B: [b0]-[b1]     short docs: bundled, no edges
-//   level 1 (nodes):   {a0 a1 a2 a3 b0 b1 ...} | {c ... z}      cut = InfiniBand bytes
-//   level 2 (GPUs):    {a0 a3 ...} {a1 a2 ...} | ...            cut = NVLink bytes
+// What the paper describes: the attention of a batch as a hypergraph. Blocks of tokens are
+// vertices; every KV block is a net over the blocks whose queries read it (mask-aware, so sparse
+// masks make sparse nets); a hypergraph partitioner cuts it into devices, hierarchically (nodes,
+// then the GPUs of a node), balancing compute and memory and minimising connectivity − 1, which
+// is exactly the send-once communication volume; computation (tiles) is placed separately from
+// data, so a tile may run where its KV lives.
 //
-// Graph size is bounded (kMaxEdges) by coarsening: long documents get fewer, larger blocks when
-// their cliques would exceed it, and whole short documents are bundled into vertices of about
-// 1/16 of a worker's tokens (they have no edges; bundling only cuts METIS's work). METIS planning
-// takes tens of milliseconds at W = 512, far above the packing strategies (the DCP paper reports
-// seconds); `auto` tries it only when its estimated cost fits the time budget.
+// What this file does (hypergraph.h for the model and its refinement):
+//
+//   doc A (causal): a0 a1 a2 a3        net(a0) = {a0 a1 a2 a3}, net(a1) = {a1 a2 a3}, ...
+//   short documents: bundled whole into vertices of ~1/16 of a worker's tokens (no nets)
+//   1. METIS (graph_partition.h): multi-constraint graph partitioning, nodes then GPUs, on the
+//      chain of cut sizes (a FULL document's clique) - a fast, approximate start;
+//   2. FM refinement on the hypergraph: moves scored by the exact change in connectivity − 1,
+//      each send priced by its link (a cross-node byte costs intra / inter bandwidth of the cost
+//      model), under the balance limits: (1 + balance_tolerance) × the mean of attention FLOPs
+//      (allowed pairs) and of tokens, and never above topology.max_tokens_per_worker.
+//
+// Where it differs from the paper, and why:
+//  * No hypergraph partitioner from scratch. Zoltan's PHG (Debian libtrilinos-zoltan-dev) is the
+//    one packaged, and it was rejected: it needs MPI_Init in every process that plans (the
+//    gRPC coordinator, and - every program that plans for a job must offer the same strategies,
+//    dcp.h - fcp-worker and libfcp.so inside the trainer, next to torch's own process groups);
+//    MPI is initialised once per process and Zoltan keeps global state, so concurrent plans of
+//    the coordinator's threads would be serialised behind MPI_THREAD_MULTIPLE at best; and it
+//    brings Trilinos, Open MPI and PT-Scotch into a service that today needs libmetis alone.
+//    Instead METIS's graph partition is refined with exact hypergraph gains. The refinement only
+//    takes improving moves (no negative moves and rollback as in full FM), and considers for a
+//    vertex only the workers its nets already reach.
+//  * Computation stays with its q block. A tile cannot run away from its q block's owner today:
+//    Layout (layout.h) gives blocks owners and says nothing of tiles; the validator's invariant 2
+//    (validator.h) requires a worker to compute only tiles of q blocks it owns; TransferKind
+//    (plan.h) has KV and dKV only - there is no transfer of Q (and dO, O, LSE for the backward),
+//    no partial output / LSE coming back to be merged, no dQ partial going back; the executors
+//    (worker/executor/executor_pass.cc) accumulate a q block's output in place on its owner; and
+//    no strategy places tiles elsewhere. Adding it needs those transfer kinds in plan.h and the
+//    protos, the validator's invariants 2 and 3 extended, DirectSchedule costing them, and the
+//    executors merging partial (O, LSE) and dQ. Estimate of what it would buy: under GQA a q
+//    block costs more bytes per token than a KV block (llama3-8b: Q 8 KiB + O 8 KiB out and back
+//    vs K+V 4 KiB; backward dO and dQ vs dKV 4 KiB), so moving a tile pays only where a q block
+//    reads over ~4x its own tokens of KV from one remote worker that no other block of its
+//    owner reads.
+//  * Balance is measured in attention FLOPs (allowed pairs) and tokens, as the grid measures it;
+//    the linear layers' time follows tokens.
+//  * Graph size is bounded by coarsening (64 vertices per worker, at least 20000): long
+//    documents get fewer, larger blocks, but never blocks above half a worker's mean pairs or
+//    tokens. Planning takes tens of milliseconds at W = 64 and about a second at W = 1024
+//    (docs/benchmarks.md, "dcp: hypergraph partitioning"); `auto` tries dcp only when its
+//    estimated cost fits the time budget.
 #include "service/planner/strategies/dcp.h"
 
 #include <algorithm>
@@ -32,8 +65,10 @@
 namespace fcp {
 namespace {
 
-// Vertices (+ clique edges) the long documents' blocks may add to the graph; bounds METIS's time.
+// Vertices (+ clique edges) the long documents' blocks may add to the graph, at least; bounds
+// METIS's and the refinement's time (kVerticesPerWorker × W where that is more).
 constexpr double kMaxGraph = 20000;
+constexpr double kVerticesPerWorker = 64;
 // Smallest block for long documents cut finer than the block size, tokens.
 constexpr int64_t kMinBlock = 256;
 constexpr double kMetisMsPerWorker = 1.5;  // measured METIS planning cost, rounded up
@@ -51,16 +86,18 @@ class DcpPlanner final : public Planner {
  public:
   absl::string_view name() const override { return "dcp"; }
   absl::string_view description() const override {
-    return "DCP: blocks and tiles as a graph, METIS multi-constraint partitioning (compute and "
-           "tokens balanced, KV bytes cut minimised), across nodes then GPUs";
+    return "DCP: blocks and their KV nets as a hypergraph; METIS's multi-constraint partition "
+           "refined by exact connectivity-1 moves (attention FLOPs and tokens balanced, "
+           "cross-node bytes priced by link speed), across nodes then GPUs";
   }
 
   // auto: tried after the packers (it has not won a cell of the comparison grid,
   // docs/benchmarks.md), before ring.
   int auto_order() const override { return 60; }
-  // A balanced plan's transfers, and METIS: ~1.5 ms per worker, counted 1 / kBudgetShare times,
-  // since its partitioning costs 10-100x the packers' and must not slow every plan: dcp is tried
-  // only while METIS fits a quarter of the budget (W <= 33 at the default 200 ms).
+  // A balanced plan's transfers, and METIS + refinement: ~1.5 ms per worker, counted
+  // 1 / kBudgetShare times, since its partitioning costs 10-100x the packers' and must not slow
+  // every plan: dcp is tried only while it fits a quarter of the budget (W <= 33 at the default
+  // 200 ms).
   PlanningCost EstimatePlanningCost(const PlanContext& ctx) const override {
     PlanningCost cost = Planner::EstimatePlanningCost(ctx);
     cost.ms = kMetisMsPerWorker * ctx.batch.topology.num_workers / kBudgetShare;
@@ -149,7 +186,7 @@ class DcpPlanner final : public Planner {
     int64_t lo = 1, hi = *std::max_element(count.begin(), count.end());
     while (lo < hi) {
       const int64_t mid = (lo + hi + 1) / 2;
-      if (size(mid) <= std::max(kMaxGraph, 64.0 * batch.topology.num_workers)) {
+      if (size(mid) <= std::max(kMaxGraph, kVerticesPerWorker * batch.topology.num_workers)) {
         lo = mid;
       } else {
         hi = mid - 1;
