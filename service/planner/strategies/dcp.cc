@@ -113,9 +113,11 @@ class DcpPlanner final : public Planner {
     absl::StatusOr<std::vector<int32_t>> worker =
         PartitionOntoWorkers(graph, topology, ctx.options.balance_tolerance);
     if (!worker.ok()) return worker.status();
-    RefinePartition(hypergraph, topology.num_workers, Links(ctx),
-                    Limits(hypergraph, topology, ctx.options.balance_tolerance), kRefinePasses,
-                    kMinPassGain, &*worker);
+    const LinkCosts links = Links(ctx);
+    const BalanceLimits limits = Limits(hypergraph, topology, ctx.options.balance_tolerance);
+    RebalancePartition(hypergraph, topology.num_workers, links, limits, &*worker);
+    RefinePartition(hypergraph, topology.num_workers, links, limits, kRefinePasses, kMinPassGain,
+                    &*worker);
     Layout layout;
     layout.kind = Layout::Kind::kDirect;
     layout.strategy = "dcp";

@@ -61,17 +61,23 @@ TEST_P(DcpToleranceTest, ComputeAndTokensStayWithinTheTolerance) {
 INSTANTIATE_TEST_SUITE_P(Tolerances, DcpToleranceTest, ::testing::Values(0.03, 0.05, 0.2));
 
 // Every mask kind in one batch: the KV nets follow each mask (a sliding window's block is read by
-// the next few, a prefix block by all); plans stay valid and deterministic. (Balance is METIS's:
-// on this small mixed batch it leaves ~1.2, which the refinement keeps but does not repair.)
-TEST(DcpTest, MixedMasksStayValidAndDeterministic) {
+// the next few, a prefix block by all); plans stay valid, balanced and deterministic. (METIS
+// alone left a worker at 1.23x the mean here at tolerance 0.1: the rebalancing step repairs it.)
+TEST(DcpTest, MixedMasksStayValidBalancedAndDeterministic) {
   Batch batch = ManyDocuments(16, 7);
   for (size_t d = 0; d < batch.documents.size(); ++d) {
     Document& doc = batch.documents[d];
     if (d % 4 == 1) doc.mask = Mask::SlidingWindow(512);
     if (d % 4 == 2) doc.mask = Mask::PrefixLm(doc.length / 3);
-    if (d % 4 == 3 && doc.length < 1000) doc.mask = Mask::Full();
+    if (d % 4 == 3 && doc.length < 3000) doc.mask = Mask::Full();
   }
   PlanOptions options = DcpOptions();
+  for (double tolerance : {0.05, 0.1}) {
+    options.balance_tolerance = tolerance;
+    absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::SummaryOnly());
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    EXPECT_LE(plan->summary.compute_imbalance, 1 + tolerance + 1e-3) << tolerance;
+  }
   absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok()) << ValidatePlan(batch, options, *plan);

@@ -71,6 +71,71 @@ class Refiner {
     return moves;
   }
 
+  // The worker v gains most by moving to, under the limits; -1 if no move gains. Adds the gain.
+  int32_t BestMove(int32_t v, double* gain) {
+    int32_t best = -1;
+    double best_gain = kMinGain;
+    if (Prepare(v)) {
+      for (int32_t b : candidates_) {
+        if (b == part_[v] || !Fits(v, b)) continue;
+        const double g = -Delta(v, b);
+        if (g > best_gain) best_gain = g, best = b;
+      }
+    }
+    Clear(v);
+    if (best >= 0) *gain += best_gain;
+    return best;
+  }
+
+  // Moves vertices off workers over a limit, the cheapest move first (it may raise the cost),
+  // onto the workers its nets reach or the lightest ones, while a move fits; returns the moves.
+  int64_t Rebalance() {
+    const int32_t workers = static_cast<int32_t>(compute_.size());
+    auto over = [&](int32_t w) {
+      return std::max(compute_[w] / std::max(limits_.max_compute, 1e-300),
+                      static_cast<double>(tokens_[w]) /
+                          static_cast<double>(std::max<int64_t>(limits_.max_tokens, 1)));
+    };
+    constexpr int32_t kLightest = 4;  // of each weight, offered to every vertex
+    std::vector<int32_t> order(workers), lightest;
+    int64_t moves = 0;
+    for (int32_t round = 0; round < h_.vertices(); ++round) {
+      int32_t hot = 0;
+      for (int32_t w = 1; w < workers; ++w) {
+        if (over(w) > over(hot)) hot = w;
+      }
+      if (over(hot) <= 1) break;
+      lightest.clear();
+      for (int weight = 0; weight < 2; ++weight) {
+        for (int32_t w = 0; w < workers; ++w) order[w] = w;
+        const int32_t k = std::min(kLightest, workers);
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+          const double la = weight == 0 ? compute_[a] : static_cast<double>(tokens_[a]);
+          const double lb = weight == 0 ? compute_[b] : static_cast<double>(tokens_[b]);
+          return la != lb ? la < lb : a < b;
+        });
+        lightest.insert(lightest.end(), order.begin(), order.begin() + k);
+      }
+      int32_t best_v = -1, best_to = -1;
+      double best_delta = 0;
+      for (int32_t v = 0; v < h_.vertices(); ++v) {
+        if (part_[v] != hot) continue;
+        Prepare(v);
+        for (int32_t b : lightest) Touch(b);
+        for (int32_t b : candidates_) {
+          if (b == hot || !Fits(v, b)) continue;
+          const double delta = Delta(v, b);
+          if (best_v < 0 || delta < best_delta) best_delta = delta, best_v = v, best_to = b;
+        }
+        Clear(v);
+      }
+      if (best_v < 0) break;
+      Move(best_v, best_to, -1);
+      ++moves;
+    }
+    return moves;
+  }
+
  private:
   int32_t Node(int32_t w) const { return node_[w]; }
   // links_.PerByte without its divisions (they dominated the refinement's time).
@@ -106,7 +171,13 @@ class Refiner {
     if (!touched_[w]) touched_[w] = 1, candidates_.push_back(w);
   }
 
-  // The worker v gains most by moving to, under the limits; -1 if no move gains.
+  bool Fits(int32_t v, int32_t b) const {
+    return compute_[b] + static_cast<double>(h_.compute[v]) <= limits_.max_compute &&
+           tokens_[b] + h_.tokens[v] <= limits_.max_tokens;
+  }
+
+  // Fills the scratch state for pricing moves of v (Delta) and the candidates: the workers its
+  // nets reach. Returns whether any move of v can gain.
   //
   // For a net n that v reads but does not hold (source on worker P), moving v from A to B
   // changes the cost by R(n) + [B ∉ Λ(n)] · w · PerByte(P, B), where R(n) = −w · PerByte(P, A)
@@ -114,85 +185,72 @@ class Refiner {
   // Σ w·PerByte(P, B) (in closed form per node and worker of P) minus the part of it from nets
   // that already reach B. Nets v holds are priced in full for each candidate B (their source
   // moves with v).
-  int32_t BestMove(int32_t v, double* gain) {
+  //
+  // A move can gain only if v is the last pin of a read net on its worker (R(n) < 0), or is the
+  // last pin of a net it holds on its worker, or holds a net read on another node (its source
+  // may move nearer the readers). Otherwise every net keeps v's worker A and a move to B only
+  // adds B to nets, and a held net's cost goes from Σ_p PerByte(A, p) to
+  // Σ_p PerByte(B, p) + PerByte(B, A) with every p on A's node: never lower.
+  bool Prepare(int32_t v) {
     const int32_t from = part_[v];
-    candidates_.clear();
-    double base = 0, total = 0;  // Σ R(n); Σ w over the read nets
-    const double x = links_.cross_node;
-    // A move can gain only if v is the last pin of a read net on its worker (R(n) < 0), or is
-    // the last pin of a net it holds on its worker, or holds a net read on another node (its
-    // source may move nearer the readers). Otherwise every net keeps v's worker A and a move to
-    // B only adds B to nets, and a held net's cost goes from Σ_p PerByte(A, p) to
-    // Σ_p PerByte(B, p) + PerByte(B, A) with every p on A's node: never lower.
+    base_ = 0, total_ = 0;
     held_.clear();
     bool held_may_gain = false;
     for (int64_t i = incidence_first_[v]; i < incidence_first_[v + 1]; ++i) {
       const int32_t n = incidence_[i];
-      if (reach_[n].size() == 1) {  // on v's worker alone: R(n) = 0
-        if (h_.source[n] == v) held_.push_back(n);
-        continue;
-      }
-      if (h_.source[n] != v) {
-        if (Count(n, from) == 1) {
-          base -= static_cast<double>(h_.weight[n]) * PerByte(part_[h_.source[n]], from);
+      const double w = static_cast<double>(h_.weight[n]);
+      if (h_.source[n] == v) {
+        held_.push_back(n);
+        for (const auto& [worker, count] : reach_[n]) {
+          Touch(worker);
+          if (worker == from ? count == 1 : Node(worker) != Node(from)) held_may_gain = true;
         }
         continue;
       }
-      held_.push_back(n);
-      for (const auto& [worker, count] : reach_[n]) {
-        if (worker == from ? count == 1 : Node(worker) != Node(from)) held_may_gain = true;
-      }
-    }
-    if (base == 0 && !held_may_gain) return -1;
-    touched_nodes_.clear();
-    for (int32_t n : held_) {
-      for (const auto& [worker, count] : reach_[n]) Touch(worker);
-    }
-    for (int64_t i = incidence_first_[v]; i < incidence_first_[v + 1]; ++i) {
-      const int32_t n = incidence_[i];
-      if (h_.source[n] == v) continue;
-      const double w = static_cast<double>(h_.weight[n]);
       const int32_t p = part_[h_.source[n]];
-      total += w;
+      total_ += w;
       part_weight_[p] += w;
       if (node_weight_[Node(p)] == 0) touched_nodes_.push_back(Node(p));
       node_weight_[Node(p)] += w;
-      if (reach_[n].size() == 1) continue;  // reaches v's worker alone, no candidate
+      if (reach_[n].size() == 1) continue;  // on v's worker alone: R(n) = 0, no candidate
+      if (Count(n, from) == 1) base_ -= w * PerByte(p, from);
       for (const auto& [worker, count] : reach_[n]) {
         penalty_[worker] += w * PerByte(p, worker);
         Touch(worker);
       }
     }
     std::sort(candidates_.begin(), candidates_.end());
-    int32_t best = -1;
-    double best_gain = kMinGain;
-    const double c = static_cast<double>(h_.compute[v]);
-    for (int32_t b : candidates_) {
-      if (b == from || compute_[b] + c > limits_.max_compute ||
-          tokens_[b] + h_.tokens[v] > limits_.max_tokens) {
-        continue;
+    return base_ != 0 || held_may_gain;
+  }
+
+  // The change in cost if v moved to b (after Prepare(v)).
+  double Delta(int32_t v, int32_t b) const {
+    const int32_t from = part_[v];
+    const double x = links_.cross_node;
+    // Σ w·PerByte(P, b) = x·total − (x − 1)·(weight with P on b's node) − (weight with P = b).
+    const double all = x * total_ - (x - 1) * node_weight_[Node(b)] - part_weight_[b];
+    double delta = base_ + all - penalty_[b];
+    for (int32_t n : held_) {
+      double before = 0, after = 0;
+      for (const auto& [worker, count] : reach_[n]) {
+        before += PerByte(from, worker);
+        if (count - (worker == from ? 1 : 0) > 0) after += PerByte(b, worker);
       }
-      // Σ w·PerByte(P, b) = x·total − (x − 1)·(weight with P on b's node) − (weight with P = b).
-      const double all = x * total - (x - 1) * node_weight_[Node(b)] - part_weight_[b];
-      double delta = base + all - penalty_[b];
-      for (int32_t n : held_) {
-        double before = 0, after = 0;
-        for (const auto& [worker, count] : reach_[n]) {
-          before += PerByte(from, worker);
-          if (count - (worker == from ? 1 : 0) > 0) after += PerByte(b, worker);
-        }
-        delta += static_cast<double>(h_.weight[n]) * (after - before);
-      }
-      if (-delta > best_gain) best_gain = -delta, best = b;
+      delta += static_cast<double>(h_.weight[n]) * (after - before);
     }
+    return delta;
+  }
+
+  // Zeroes the scratch state of Prepare(v).
+  void Clear(int32_t v) {
     for (int32_t w : candidates_) penalty_[w] = 0, part_weight_[w] = 0, touched_[w] = 0;
     for (int64_t i = incidence_first_[v]; i < incidence_first_[v + 1]; ++i) {
       const int32_t n = incidence_[i];
       if (h_.source[n] != v) part_weight_[part_[h_.source[n]]] = 0;
     }
     for (int32_t node : touched_nodes_) node_weight_[node] = 0;
-    if (best >= 0) *gain += best_gain;
-    return best;
+    candidates_.clear();
+    touched_nodes_.clear();
   }
 
   bool Changed(int32_t v, int32_t since) const {
@@ -232,6 +290,7 @@ class Refiner {
   std::vector<double> penalty_, part_weight_, node_weight_;
   std::vector<char> touched_;
   std::vector<int32_t> candidates_, held_, touched_nodes_;
+  double base_ = 0, total_ = 0;  // Σ R(n) and Σ w over the nets v reads (Prepare)
 };
 
 }  // namespace
@@ -280,6 +339,12 @@ double SendCost(const Hypergraph& h, const std::vector<int32_t>& part, const Lin
     }
   }
   return cost;
+}
+
+int64_t RebalancePartition(const Hypergraph& h, int32_t workers, const LinkCosts& links,
+                           const BalanceLimits& limits, std::vector<int32_t>* part) {
+  if (workers <= 1) return 0;
+  return Refiner(h, workers, links, limits, part).Rebalance();
 }
 
 RefineStats RefinePartition(const Hypergraph& h, int32_t workers, const LinkCosts& links,

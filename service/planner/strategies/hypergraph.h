@@ -86,12 +86,19 @@ struct RefineStats {
   int64_t moves = 0;
 };
 
+// Brings workers over a limit within it where single moves allow: each step moves one vertex
+// off the most loaded worker (by load / limit), the one whose move raises SendCost least, onto a
+// worker it fits (the workers its nets reach and the 4 lightest in each weight). Returns the
+// moves. The repair METIS's partition may need before refinement (it may raise the cost).
+int64_t RebalancePartition(const Hypergraph& h, int32_t workers, const LinkCosts& links,
+                           const BalanceLimits& limits, std::vector<int32_t>* part);
+
 // Up to `max_passes` passes of improving moves on `part` (each vertex's worker in [0, workers)).
 // The first pass visits every vertex, later ones only those whose nets changed since the
 // previous pass began, and a pass that moves nothing is followed by a full one, which ends the
 // refinement if it moves nothing either (converged: no considered move gains). Also stops after
 // a pass that lowered SendCost by less than `min_pass_gain` × its cost before (0: never). A
-// worker over a limit at the start stays allowed to shed load, never to take more.
+// worker still over a limit stays allowed to shed load, never to take more.
 RefineStats RefinePartition(const Hypergraph& h, int32_t workers, const LinkCosts& links,
                             const BalanceLimits& limits, int32_t max_passes, double min_pass_gain,
                             std::vector<int32_t>* part);

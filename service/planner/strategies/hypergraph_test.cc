@@ -158,6 +158,7 @@ TEST(HypergraphTest, EachPassNeverRaisesTheCostNorBreaksTheLimits) {
     const LinkCosts links{2, 3.3};
     const BalanceLimits limits = LimitsOf(h, workers, 0.3);
     std::vector<int32_t> part = RandomPart(rng, h.vertices(), workers);
+    if (trial % 2 == 0) RebalancePartition(h, workers, links, limits, &part);
     const Loads start = LoadsOf(h, part, workers);
     double cost = SendCost(h, part, links);
     const double first = cost;
@@ -179,6 +180,29 @@ TEST(HypergraphTest, EachPassNeverRaisesTheCostNorBreaksTheLimits) {
     if (cost < first) ++improved;
   }
   EXPECT_GT(improved, 50);  // random partitions leave plenty to gain
+}
+
+// Everything on one worker: rebalancing spreads it within the limits (small vertices, 50% slack),
+// each step the cheapest move off the most loaded worker.
+TEST(HypergraphTest, RebalanceBringsEveryWorkerWithinTheLimits) {
+  std::mt19937_64 rng(19);
+  for (int trial = 0; trial < 60; ++trial) {
+    const std::vector<Doc> docs = RandomDocs(rng, 8);
+    const Hypergraph h = Build(docs);
+    const int32_t workers = 2 + trial % 3;
+    const LinkCosts links{2, 3.0};
+    const BalanceLimits limits = LimitsOf(h, workers, 0.5);
+    std::vector<int32_t> part(h.vertices(), 0);
+    const int64_t moves = RebalancePartition(h, workers, links, limits, &part);
+    EXPECT_GT(moves, 0);
+    const Loads now = LoadsOf(h, part, workers);
+    for (int32_t w = 0; w < workers; ++w) {
+      EXPECT_LE(now.compute[w], limits.max_compute) << "trial " << trial << " worker " << w;
+      EXPECT_LE(now.tokens[w], limits.max_tokens) << "trial " << trial << " worker " << w;
+    }
+    // Balanced already: nothing moves.
+    EXPECT_EQ(RebalancePartition(h, workers, links, limits, &part), 0);
+  }
 }
 
 // After refinement to convergence, no vertex gains by moving to any worker its nets reach that
