@@ -13,7 +13,9 @@
 //   short documents: bundled whole into vertices of ~1/16 of a worker's tokens (no nets)
 //   1. METIS (graph_partition.h): multi-constraint graph partitioning, nodes then GPUs, on the
 //      chain of cut sizes (a FULL document's clique) - a fast, approximate start;
-//   2. FM refinement on the hypergraph: moves scored by the exact change in connectivity − 1,
+//   2. rebalancing on the hypergraph: where METIS left a worker over a limit, the cheapest moves
+//      off it (METIS's multi-constraint balance is approximate);
+//   3. FM refinement on the hypergraph: moves scored by the exact change in connectivity − 1,
 //      each send priced by its link (a cross-node byte costs intra / inter bandwidth of the cost
 //      model), under the balance limits: (1 + balance_tolerance) × the mean of attention FLOPs
 //      (allowed pairs) and of tokens, and never above topology.max_tokens_per_worker.
