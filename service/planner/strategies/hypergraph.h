@@ -10,13 +10,15 @@
 //
 // and, node-aware, each of those sends is priced by its link (LinkCosts: 1 per byte within a
 // node, intra/inter bandwidth ratio across nodes). A graph's edge cut over-counts this whenever a
-// net's pins span several workers (blocks on A, B, A of one document: an edge cut charges x₁ + x₂,
-// the hypergraph x₂), which is why dcp refines METIS's graph partition with these exact gains.
+// net's pins span several workers: blocks x0 x1 x2 of a causal document on A, B, A cut the chain
+// twice, charged |x0| + (|x0| + |x1|), while x0 goes to B once and x1 to A once, |x0| + |x1|.
+// That is why dcp refines METIS's graph partition with these exact gains.
 //
-// RefinePartition makes passes of FM moves: every vertex in turn moves to the worker with the
-// largest positive gain in this objective among the workers its nets already reach, if the move
-// keeps that worker within the balance limits. Gains are exact (not an approximation of λ − 1),
-// so a pass never increases the objective, and no move takes a worker over a limit. Unlike
+// RebalancePartition first repairs the balance METIS may leave (its cheapest moves may raise the
+// cost). RefinePartition then makes passes of FM moves: every vertex in turn moves to the worker
+// with the largest positive gain in this objective among the workers its nets already reach, if the
+// move keeps that worker within the balance limits. Gains are exact (not an approximation of λ −
+// 1), so a pass never increases the objective, and no move takes a worker over a limit. Unlike
 // classic Fiduccia–Mattheyses it takes no negative-gain moves to climb out of local minima (no
 // rollback): every applied move is an improvement. Deterministic: vertices in id order, ties to
 // the lowest worker, no clock and no randomness.
