@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "service/planner/mask_math.h"
 
 namespace fcp {
@@ -75,7 +76,7 @@ class Refiner {
   int32_t BestMove(int32_t v, double* gain) {
     int32_t best = -1;
     double best_gain = kMinGain;
-    if (Prepare(v)) {
+    if (Prepare(v, /*only_if_gain=*/true)) {
       for (int32_t b : candidates_) {
         if (b == part_[v] || !Fits(v, b)) continue;
         const double g = -Delta(v, b);
@@ -120,7 +121,7 @@ class Refiner {
       double best_delta = 0;
       for (int32_t v = 0; v < h_.vertices(); ++v) {
         if (part_[v] != hot) continue;
-        Prepare(v);
+        Prepare(v, /*only_if_gain=*/false);
         for (int32_t b : lightest) Touch(b);
         for (int32_t b : candidates_) {
           if (b == hot || !Fits(v, b)) continue;
@@ -177,7 +178,8 @@ class Refiner {
   }
 
   // Fills the scratch state for pricing moves of v (Delta) and the candidates: the workers its
-  // nets reach. Returns whether any move of v can gain.
+  // nets reach. Returns whether any move of v can gain; if not and `only_if_gain`, stops there
+  // (no candidates).
   //
   // For a net n that v reads but does not hold (source on worker P), moving v from A to B
   // changes the cost by R(n) + [B ∉ Λ(n)] · w · PerByte(P, B), where R(n) = −w · PerByte(P, A)
@@ -191,36 +193,45 @@ class Refiner {
   // may move nearer the readers). Otherwise every net keeps v's worker A and a move to B only
   // adds B to nets, and a held net's cost goes from Σ_p PerByte(A, p) to
   // Σ_p PerByte(B, p) + PerByte(B, A) with every p on A's node: never lower.
-  bool Prepare(int32_t v) {
+  bool Prepare(int32_t v, bool only_if_gain) {
     const int32_t from = part_[v];
     base_ = 0, total_ = 0;
     held_.clear();
+    // First the cheap test of whether a move can gain (R(n) and the held nets' reach).
     bool held_may_gain = false;
     for (int64_t i = incidence_first_[v]; i < incidence_first_[v + 1]; ++i) {
       const int32_t n = incidence_[i];
-      const double w = static_cast<double>(h_.weight[n]);
       if (h_.source[n] == v) {
         held_.push_back(n);
         for (const auto& [worker, count] : reach_[n]) {
-          Touch(worker);
           if (worker == from ? count == 1 : Node(worker) != Node(from)) held_may_gain = true;
         }
-        continue;
+      } else if (reach_[n].size() > 1 && Count(n, from) == 1) {  // (else R(n) = 0)
+        base_ -= static_cast<double>(h_.weight[n]) * PerByte(part_[h_.source[n]], from);
       }
+    }
+    const bool may_gain = base_ != 0 || held_may_gain;
+    if (only_if_gain && !may_gain) return false;
+    for (int32_t n : held_) {
+      for (const auto& [worker, count] : reach_[n]) Touch(worker);
+    }
+    for (int64_t i = incidence_first_[v]; i < incidence_first_[v + 1]; ++i) {
+      const int32_t n = incidence_[i];
+      if (h_.source[n] == v) continue;
+      const double w = static_cast<double>(h_.weight[n]);
       const int32_t p = part_[h_.source[n]];
       total_ += w;
       part_weight_[p] += w;
       if (node_weight_[Node(p)] == 0) touched_nodes_.push_back(Node(p));
       node_weight_[Node(p)] += w;
-      if (reach_[n].size() == 1) continue;  // on v's worker alone: R(n) = 0, no candidate
-      if (Count(n, from) == 1) base_ -= w * PerByte(p, from);
+      if (reach_[n].size() == 1) continue;  // on v's worker alone: no candidate
       for (const auto& [worker, count] : reach_[n]) {
         penalty_[worker] += w * PerByte(p, worker);
         Touch(worker);
       }
     }
     std::sort(candidates_.begin(), candidates_.end());
-    return base_ != 0 || held_may_gain;
+    return may_gain;
   }
 
   // The change in cost if v moved to b (after Prepare(v)).
@@ -280,7 +291,8 @@ class Refiner {
   std::vector<int32_t>& part_;
   std::vector<int64_t> incidence_first_;
   std::vector<int32_t> incidence_;
-  std::vector<std::vector<std::pair<int32_t, int32_t>>> reach_;  // per net: (worker, pins there)
+  // Per net: (worker, pins there); inline up to a connectivity of 6 (most nets), no pointer chase.
+  std::vector<absl::InlinedVector<std::pair<int32_t, int32_t>, 6>> reach_;
   std::vector<int32_t> changed_;
   std::vector<int32_t>
       node_;  // per worker  // per net: the last pass a pin of it moved in, -1 if none
