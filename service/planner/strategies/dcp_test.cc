@@ -13,6 +13,7 @@
 
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/hypergraph.h"
 #include "service/planner/strategies/metis_library.h"
 #include "service/planner/strategies/test_batches.h"
 #include "service/planner/validator.h"
@@ -85,6 +86,34 @@ TEST(DcpTest, MixedMasksStayValidBalancedAndDeterministic) {
   absl::StatusOr<Plan> again = MakePlan(batch, options, OutputSpec::AllRanks());
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(plan->blocks, again->blocks);
+}
+
+// The objective dcp refines is what its plans send: connectivity − 1 over the plan's own blocks
+// equals the schedule's forward KV bytes (comm_bytes counts them and the dK/dV partials back).
+TEST(DcpTest, TheHypergraphCountsTheBytesThePlanSends) {
+  Batch batch = ManyDocuments(16, 8);
+  for (size_t d = 0; d < batch.documents.size(); d += 3) {
+    batch.documents[d].mask = Mask::SlidingWindow(700);
+  }
+  const PlanOptions options = DcpOptions();
+  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  const CostModel cost(batch.model, batch.topology, options.cost, options.objective);
+  Hypergraph h;
+  std::vector<int32_t> part;
+  for (size_t b = 0; b < plan->blocks.size();) {  // blocks are sorted by (document, begin)
+    const int32_t d = plan->blocks[b].document;
+    std::vector<int64_t> bounds = {plan->blocks[b].begin};
+    const int32_t first = h.vertices();
+    for (; b < plan->blocks.size() && plan->blocks[b].document == d; ++b) {
+      bounds.push_back(plan->blocks[b].end);
+      h.AddVertex(0, plan->blocks[b].tokens());
+      part.push_back(plan->blocks[b].owner);
+    }
+    AddDocumentNets(batch.documents[d].mask, bounds, first, cost.kv_bytes_per_token(), &h);
+  }
+  EXPECT_GT(SendVolume(h, part), 0);
+  EXPECT_EQ(2 * SendVolume(h, part), plan->summary.comm_bytes);
 }
 
 TEST(DcpTest, CutsFewerBytesAcrossNodesThanWithin) {
