@@ -99,6 +99,8 @@ class Refiner {
     };
     constexpr int32_t kLightest = 4;  // of each weight, offered to every vertex
     std::vector<int32_t> order(workers), lightest;
+    std::vector<std::vector<int32_t>> members(workers);
+    for (int32_t v = 0; v < h_.vertices(); ++v) members[part_[v]].push_back(v);
     int64_t moves = 0;
     for (int32_t round = 0; round < h_.vertices(); ++round) {
       int32_t hot = 0;
@@ -119,8 +121,7 @@ class Refiner {
       }
       int32_t best_v = -1, best_to = -1;
       double best_delta = 0;
-      for (int32_t v = 0; v < h_.vertices(); ++v) {
-        if (part_[v] != hot) continue;
+      for (int32_t v : members[hot]) {
         Prepare(v, /*only_if_gain=*/false);
         for (int32_t b : lightest) Touch(b);
         for (int32_t b : candidates_) {
@@ -131,6 +132,8 @@ class Refiner {
         Clear(v);
       }
       if (best_v < 0) break;
+      members[hot].erase(std::find(members[hot].begin(), members[hot].end(), best_v));
+      members[best_to].push_back(best_v);
       Move(best_v, best_to, -1);
       ++moves;
     }
