@@ -116,6 +116,48 @@ TEST(DcpTest, TheHypergraphCountsTheBytesThePlanSends) {
   EXPECT_EQ(2 * SendVolume(h, part), plan->summary.comm_bytes);
 }
 
+// Small random batches of every mask over odd topologies (W from 1 to 40, nodes of 1 to 9 GPUs,
+// a partial last node): every plan is valid.
+TEST(DcpTest, RandomBatchesOverOddTopologiesPlanValid) {
+  std::mt19937_64 rng(23);
+  int planned = 0;
+  for (int trial = 0; trial < 30; ++trial) {
+    Batch batch;
+    batch.topology.num_workers = 1 + static_cast<int32_t>(rng() % 40);
+    batch.topology.workers_per_node = 1 + static_cast<int32_t>(rng() % 9);
+    const int docs = 1 + static_cast<int>(rng() % 60);
+    for (int d = 0; d < docs; ++d) {
+      const int64_t length = 1 + static_cast<int64_t>(rng() % (rng() % 4 == 0 ? 20000 : 900));
+      Mask mask = Mask::Causal();
+      switch (rng() % 4) {
+        case 1:
+          mask = Mask::SlidingWindow(1 + static_cast<int64_t>(rng() % 2000));
+          break;
+        case 2:
+          mask = Mask::PrefixLm(static_cast<int64_t>(rng() % (length + 1)));
+          break;
+        case 3:
+          mask = length < 4000 ? Mask::Full() : mask;
+          break;
+        default:
+          break;
+      }
+      batch.documents.push_back({length, mask});
+    }
+    PlanOptions options = DcpOptions();
+    options.objective = trial % 2 == 0 ? Objective::kWholeStep : Objective::kAttention;
+    absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+    if (!plan.ok()) {  // only the token budget may refuse a batch
+      EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition) << plan.status();
+      continue;
+    }
+    EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok())
+        << "trial " << trial << ": " << ValidatePlan(batch, options, *plan);
+    ++planned;
+  }
+  EXPECT_GE(planned, 25);
+}
+
 TEST(DcpTest, CutsFewerBytesAcrossNodesThanWithin) {
   const Batch batch = ManyDocuments(32, 4);
   const PlanOptions options = DcpOptions();
