@@ -32,8 +32,8 @@ struct PlanOptions {
   int64_t block_size = 0;        // 0 = chosen per batch; else a multiple of 64
   bool include_backward = true;  // optimise forward + backward (else forward only)
   double time_budget_ms = 200;   // `auto`: stop trying further strategies after this
-  // `dcp`: the imbalance (max / mean - 1) its partitioner may leave in compute and in tokens
-  // (METIS's ubvec - 1); in [0.001, 1].
+  // `dcp`: the imbalance (max / mean - 1) its partitioner may leave in attention FLOPs and in
+  // tokens (METIS's ubvec - 1, and the refinement's limits); in [0.001, 1].
   double balance_tolerance = 0.05;
   // What plans minimise: the whole layer (linear layers + attention, under the token budget) or,
   // as an explicit choice, attention alone (model.h).

@@ -1,21 +1,56 @@
-// dcp: DCP's partitioning of data and computation as a graph. Blocks of tokens are vertices
-// weighted by their tokens and by the attention work of their tiles (a q-block's owner computes
-// its tiles, so a tile's FLOPs weigh on its q-block); two blocks whose tile is required are joined
-// by an edge weighted by the KV tokens one needs from the other. METIS cuts the graph into
-// workers with both weights balanced (multi-constraint, ubvec = 1 + options.balance_tolerance)
-// and as few KV bytes as possible crossing parts, first across nodes, then across the GPUs of
-// each node:
+// dcp: DCP's partitioning of data and computation.
 //
-//   doc A: [a0]-[a1]-[a2]-[a3]   causal: every block joined to every earlier one (a clique)
-//           \____\____/____/     doc B: [b0]-[b1]     short docs: bundled, no edges
-//   level 1 (nodes):   {a0 a1 a2 a3 b0 b1 ...} | {c ... z}      cut = InfiniBand bytes
-//   level 2 (GPUs):    {a0 a3 ...} {a1 a2 ...} | ...            cut = NVLink bytes
+// What the paper describes: the attention of a batch as a hypergraph. Blocks of tokens are
+// vertices; every KV block is a net over the blocks whose queries read it (mask-aware, so sparse
+// masks make sparse nets); a hypergraph partitioner cuts it into devices, hierarchically (nodes,
+// then the GPUs of a node), balancing compute and memory and minimising connectivity − 1, which
+// is exactly the send-once communication volume; computation (tiles) is placed separately from
+// data, so a tile may run where its KV lives.
 //
-// Graph size is bounded (kMaxEdges) by coarsening: long documents get fewer, larger blocks when
-// their cliques would exceed it, and whole short documents are bundled into vertices of about
-// 1/16 of a worker's tokens (they have no edges; bundling only cuts METIS's work). METIS planning
-// takes tens of milliseconds at W = 512, far above the packing strategies (the DCP paper reports
-// seconds); `auto` tries it only when its estimated cost fits the time budget.
+// What this file does (hypergraph.h for the model and its refinement):
+//
+//   doc A (causal): a0 a1 a2 a3        net(a0) = {a0 a1 a2 a3}, net(a1) = {a1 a2 a3}, ...
+//   short documents: bundled whole into vertices of ~1/16 of a worker's tokens (no nets)
+//   1. METIS (graph_partition.h): multi-constraint graph partitioning, nodes then GPUs, on the
+//      chain of cut sizes (a FULL document's clique) - a fast, approximate start;
+//   2. rebalancing on the hypergraph: where METIS left a worker over a limit, the cheapest moves
+//      off it (METIS's multi-constraint balance is approximate);
+//   3. FM refinement on the hypergraph: moves scored by the exact change in connectivity − 1,
+//      each send priced by its link (a cross-node byte costs intra / inter bandwidth of the cost
+//      model), under the balance limits: (1 + balance_tolerance) × the mean of attention FLOPs
+//      (allowed pairs) and of tokens, and never above topology.max_tokens_per_worker.
+//
+// Where it differs from the paper, and why:
+//  * No hypergraph partitioner from scratch. Zoltan's PHG (Debian libtrilinos-zoltan-dev) is the
+//    one packaged, and it was rejected: it needs MPI_Init in every process that plans (the
+//    gRPC coordinator, and - every program that plans for a job must offer the same strategies,
+//    dcp.h - fcp-worker and libfcp.so inside the trainer, next to torch's own process groups);
+//    MPI is initialised once per process and Zoltan keeps global state, so concurrent plans of
+//    the coordinator's threads would be serialised behind MPI_THREAD_MULTIPLE at best; and it
+//    brings Trilinos, Open MPI and PT-Scotch into a service that today needs libmetis alone.
+//    Instead METIS's graph partition is refined with exact hypergraph gains. The refinement only
+//    takes improving moves (no negative moves and rollback as in full FM), and considers for a
+//    vertex only the workers its nets already reach.
+//  * Computation stays with its q block. A tile cannot run away from its q block's owner today:
+//    Layout (layout.h) gives blocks owners and says nothing of tiles; the validator's invariant 2
+//    (validator.h) requires a worker to compute only tiles of q blocks it owns; TransferKind
+//    (plan.h) has KV and dKV only - there is no transfer of Q (and dO, O, LSE for the backward),
+//    no partial output / LSE coming back to be merged, no dQ partial going back; the executors
+//    (worker/executor/executor_pass.cc) accumulate a q block's output in place on its owner; and
+//    no strategy places tiles elsewhere. Adding it needs those transfer kinds in plan.h and the
+//    protos, the validator's invariants 2 and 3 extended, DirectSchedule costing them, and the
+//    executors merging partial (O, LSE) and dQ. Estimate of what it would buy: under GQA a q
+//    block costs more bytes per token than a KV block (llama3-8b: Q 8 KiB + O 8 KiB out and back
+//    vs K+V 4 KiB; backward dO and dQ vs dKV 4 KiB), so moving a tile pays only where a q block
+//    reads over ~4x its own tokens of KV from one remote worker that no other block of its
+//    owner reads.
+//  * Balance is measured in attention FLOPs (allowed pairs) and tokens, as the grid measures it;
+//    the linear layers' time follows tokens.
+//  * Graph size is bounded by coarsening (64 vertices per worker, at least 20000): long
+//    documents get fewer, larger blocks, but never blocks above half a worker's mean pairs or
+//    tokens. Planning takes tens of milliseconds at W = 64 and about a second at W = 1024
+//    (docs/benchmarks.md, "dcp: hypergraph partitioning"); `auto` tries dcp only when its
+//    estimated cost fits the time budget.
 #include "service/planner/strategies/dcp.h"
 
 #include <algorithm>
@@ -26,17 +61,22 @@
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/graph_partition.h"
+#include "service/planner/strategies/hypergraph.h"
 #include "service/planner/strategies/packing.h"
 
 namespace fcp {
 namespace {
 
-// Vertices (+ clique edges) the long documents' blocks may add to the graph; bounds METIS's time.
+// Vertices (+ clique edges) the long documents' blocks may add to the graph, at least; bounds
+// METIS's and the refinement's time (kVerticesPerWorker × W where that is more).
 constexpr double kMaxGraph = 20000;
+constexpr double kVerticesPerWorker = 64;
 // Smallest block for long documents cut finer than the block size, tokens.
 constexpr int64_t kMinBlock = 256;
 constexpr double kMetisMsPerWorker = 1.5;  // measured METIS planning cost, rounded up
 constexpr double kBudgetShare = 0.25;      // of auto's time budget dcp may take at most
+constexpr int32_t kRefinePasses = 8;       // FM passes over METIS's partition, at most
+constexpr double kMinPassGain = 0.01;      // stop after a pass that saved less (of the cost)
 
 struct Piece {
   int32_t document;
@@ -48,16 +88,18 @@ class DcpPlanner final : public Planner {
  public:
   absl::string_view name() const override { return "dcp"; }
   absl::string_view description() const override {
-    return "DCP: blocks and tiles as a graph, METIS multi-constraint partitioning (compute and "
-           "tokens balanced, KV bytes cut minimised), across nodes then GPUs";
+    return "DCP: blocks and their KV nets as a hypergraph; METIS's multi-constraint partition "
+           "refined by exact connectivity-1 moves (attention FLOPs and tokens balanced, "
+           "cross-node bytes priced by link speed), across nodes then GPUs";
   }
 
   // auto: tried after the packers (it has not won a cell of the comparison grid,
   // docs/benchmarks.md), before ring.
   int auto_order() const override { return 60; }
-  // A balanced plan's transfers, and METIS: ~1.5 ms per worker, counted 1 / kBudgetShare times,
-  // since its partitioning costs 10-100x the packers' and must not slow every plan: dcp is tried
-  // only while METIS fits a quarter of the budget (W <= 33 at the default 200 ms).
+  // A balanced plan's transfers, and METIS + refinement: ~1.5 ms per worker, counted
+  // 1 / kBudgetShare times, since its partitioning costs 10-100x the packers' and must not slow
+  // every plan: dcp is tried only while it fits a quarter of the budget (W <= 33 at the default
+  // 200 ms).
   PlanningCost EstimatePlanningCost(const PlanContext& ctx) const override {
     PlanningCost cost = Planner::EstimatePlanningCost(ctx);
     cost.ms = kMetisMsPerWorker * ctx.batch.topology.num_workers / kBudgetShare;
@@ -67,10 +109,17 @@ class DcpPlanner final : public Planner {
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     std::vector<Piece> pieces;
     WeightedGraph graph;
-    BuildGraph(ctx, &pieces, &graph);
+    Hypergraph hypergraph;
+    BuildGraphs(ctx, &pieces, &graph, &hypergraph);
+    const Topology& topology = ctx.batch.topology;
     absl::StatusOr<std::vector<int32_t>> worker =
-        PartitionOntoWorkers(graph, ctx.batch.topology, ctx.options.balance_tolerance);
+        PartitionOntoWorkers(graph, topology, ctx.options.balance_tolerance);
     if (!worker.ok()) return worker.status();
+    const LinkCosts links = Links(ctx);
+    const BalanceLimits limits = Limits(hypergraph, topology, ctx.options.balance_tolerance);
+    RebalancePartition(hypergraph, topology.num_workers, links, limits, &*worker);
+    RefinePartition(hypergraph, topology.num_workers, links, limits, kRefinePasses, kMinPassGain,
+                    &*worker);
     Layout layout;
     layout.kind = Layout::Kind::kDirect;
     layout.strategy = "dcp";
@@ -92,7 +141,9 @@ class DcpPlanner final : public Planner {
  private:
   // Blocks per document: the block size's worth, in automatic mode more (down to kMinBlock)
   // while the last block alone would carry more than the balance tolerance allows of a worker's
-  // mean work, then fewer again for the largest documents until the cliques fit kMaxEdges.
+  // mean work, then fewer again for the largest documents until the graph fits kMaxGraph, but
+  // never so few that a block carries more than half a worker's mean pairs or tokens (below that
+  // no partition is balanced: at W = 1024 the cap alone left 128K documents whole, imbalance 5.5).
   static std::vector<int64_t> BlockCounts(const PlanContext& ctx) {
     const Batch& batch = ctx.batch;
     const int64_t block = RequestedBlockSize(ctx);
@@ -103,16 +154,27 @@ class DcpPlanner final : public Planner {
     }
     const double block_pairs_limit =
         ctx.options.balance_tolerance * total_pairs / batch.topology.num_workers;
-    std::vector<int64_t> count(batch.documents.size());
+    // The fewest blocks balance can live with: none above half a worker's mean pairs or tokens.
+    const double least_pairs = 0.5 * total_pairs / batch.topology.num_workers;
+    const int64_t least_tokens = batch.TotalTokens() / batch.topology.num_workers / 2;
+    std::vector<int64_t> count(batch.documents.size()), least(batch.documents.size());
     for (size_t d = 0; d < batch.documents.size(); ++d) {
       const Document& doc = batch.documents[d];
-      int64_t b = block;
-      while (automatic && b > kMinBlock && doc.length > b &&
-             static_cast<double>(AllowedPairs(doc.mask, doc.length - b, doc.length, 0,
-                                              doc.length)) > block_pairs_limit) {
-        b = std::max(kMinBlock, b / 2);
-      }
-      count[d] = (doc.length + b - 1) / b;
+      auto blocks_while = [&](auto too_big) {
+        int64_t b = block;
+        while (automatic && b > kMinBlock && doc.length > b && too_big(b)) {
+          b = std::max(kMinBlock, b / 2);
+        }
+        return (doc.length + b - 1) / b;
+      };
+      auto last_pairs = [&](int64_t b) {
+        return static_cast<double>(
+            AllowedPairs(doc.mask, doc.length - b, doc.length, 0, doc.length));
+      };
+      count[d] = blocks_while([&](int64_t b) { return last_pairs(b) > block_pairs_limit; });
+      least[d] =
+          blocks_while([&](int64_t b) { return last_pairs(b) > least_pairs || b > least_tokens; });
+      count[d] = std::max(count[d], least[d]);
     }
     if (!automatic) return count;
     // The largest cap on blocks per document that keeps the graph within budget: a vertex per
@@ -120,7 +182,7 @@ class DcpPlanner final : public Planner {
     auto size = [&](int64_t cap) {
       double cost = 0;
       for (size_t d = 0; d < count.size(); ++d) {
-        const double n = static_cast<double>(std::min(count[d], cap));
+        const double n = static_cast<double>(std::max(least[d], std::min(count[d], cap)));
         if (n > 1) cost += n + (batch.documents[d].mask.kind == MaskKind::kFull ? n * n / 2 : 0);
       }
       return cost;
@@ -128,17 +190,20 @@ class DcpPlanner final : public Planner {
     int64_t lo = 1, hi = *std::max_element(count.begin(), count.end());
     while (lo < hi) {
       const int64_t mid = (lo + hi + 1) / 2;
-      if (size(mid) <= kMaxGraph) {
+      if (size(mid) <= std::max(kMaxGraph, kVerticesPerWorker * batch.topology.num_workers)) {
         lo = mid;
       } else {
         hi = mid - 1;
       }
     }
-    for (int64_t& n : count) n = std::min(n, lo);
+    for (size_t d = 0; d < count.size(); ++d) count[d] = std::max(least[d], std::min(count[d], lo));
     return count;
   }
 
-  static void BuildGraph(const PlanContext& ctx, std::vector<Piece>* pieces, WeightedGraph* g) {
+  // The blocks as graph vertices (for METIS) and the same vertices with their KV nets (for the
+  // refinement): vertex weights are attention seconds and tokens.
+  static void BuildGraphs(const PlanContext& ctx, std::vector<Piece>* pieces, WeightedGraph* g,
+                          Hypergraph* h) {
     const Batch& batch = ctx.batch;
     const std::vector<int64_t> count = BlockCounts(ctx);
     const int64_t bundle_tokens =
@@ -146,32 +211,38 @@ class DcpPlanner final : public Planner {
     GraphBuilder builder;
     std::vector<int64_t> bounds;
     int32_t bundle = -1;  // the bundle being filled, if any
+    auto add_vertex = [&](int64_t compute, int64_t tokens) {
+      h->AddVertex(compute, tokens);
+      return builder.AddVertex(compute, tokens);
+    };
     for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
       const Document& doc = batch.documents[d];
       bounds = SplitEvenly(doc.length, (doc.length + count[d] - 1) / count[d]);
       const int32_t n = static_cast<int32_t>(bounds.size()) - 1;
-      auto seconds = [&](int32_t i) {
-        return QueryRangeSeconds(ctx.cost, doc, bounds[i], bounds[i + 1], bounds) +
-               3 * ctx.cost.TokenSeconds(bounds[i + 1] - bounds[i]);
+      auto compute = [&](int32_t i) {
+        return AllowedPairs(doc.mask, bounds[i], bounds[i + 1], 0, doc.length);
       };
       if (n == 1) {  // a whole short document: into the open bundle
         if (bundle < 0 || builder.graph().tokens[bundle] >= bundle_tokens) {
-          const int32_t next = builder.AddVertex(0, 0);
+          const int32_t next = add_vertex(0, 0);
           // Bundles have no KV edges; a weight-1 chain lets METIS's matching coarsen them (an
           // isolated vertex is never matched, and a coarsest graph of thousands of them makes
           // its initial partitioning slow). Cutting the chain costs nothing that matters.
           if (bundle >= 0) builder.AddEdge(bundle, next, 1);
           bundle = next;
         }
-        builder.AddWeights(bundle, Nanoseconds(seconds(0)), doc.length);
+        builder.AddWeights(bundle, compute(0), doc.length);
+        h->compute[bundle] += compute(0);
+        h->tokens[bundle] += doc.length;
         pieces->push_back({d, 0, doc.length, bundle});
         continue;
       }
       const int32_t first = builder.graph().vertices();
       for (int32_t i = 0; i < n; ++i) {
-        builder.AddVertex(Nanoseconds(seconds(i)), bounds[i + 1] - bounds[i]);
+        add_vertex(compute(i), bounds[i + 1] - bounds[i]);
         pieces->push_back({d, bounds[i], bounds[i + 1], first + i});
       }
+      AddDocumentNets(doc.mask, bounds, first, ctx.cost.kv_bytes_per_token(), h);
       if (doc.mask.kind == MaskKind::kFull) {  // every block needs every other: a clique
         for (int32_t i = 0; i < n; ++i) {
           for (int32_t j = i + 1; j < n; ++j) {
@@ -187,6 +258,32 @@ class DcpPlanner final : public Planner {
       }
     }
     *g = builder.Finish();
+  }
+
+  // Sends priced by the cost model's links: a byte across nodes costs intra / inter bandwidth.
+  static LinkCosts Links(const PlanContext& ctx) {
+    const Topology& t = ctx.batch.topology;
+    LinkCosts links;
+    links.workers_per_node = std::max(1, t.workers_per_node);
+    if (t.num_workers > links.workers_per_node) {
+      links.cross_node = ctx.cost.LinkBytesPerSecond(0, 1 % links.workers_per_node) /
+                         ctx.cost.LinkBytesPerSecond(0, links.workers_per_node);
+    }
+    return links;
+  }
+
+  // The refinement's balance: (1 + tolerance) × the mean in attention compute and in tokens, and
+  // never above the token budget.
+  static BalanceLimits Limits(const Hypergraph& h, const Topology& t, double tolerance) {
+    double compute = 0, tokens = 0;
+    for (int64_t c : h.compute) compute += static_cast<double>(c);
+    for (int64_t n : h.tokens) tokens += static_cast<double>(n);
+    BalanceLimits limits;
+    limits.max_compute = compute / t.num_workers * (1 + tolerance);
+    limits.max_tokens = static_cast<int64_t>(tokens / t.num_workers * (1 + tolerance));
+    const int64_t cap = TokenCap(t);
+    if (cap > 0) limits.max_tokens = std::min(limits.max_tokens, cap);
+    return limits;
   }
 
   // KV tokens that cross a cut of a document at position x between blocks, if the two sides go

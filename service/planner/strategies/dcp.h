@@ -1,5 +1,6 @@
-// dcp, the optional strategy (library fcp_planner_dcp): DCP's graph partitioning over METIS
-// (dcp.cc, graph_partition.h; METIS loaded apart from the program: metis_library.h). The planning
+// dcp, the optional strategy (library fcp_planner_dcp): DCP's hypergraph partitioning, METIS's
+// graph partition refined with exact connectivity − 1 moves (dcp.cc, graph_partition.h,
+// hypergraph.h; METIS loaded apart from the program: metis_library.h). The planning
 // core (fcp_planner) does not offer it by itself; a program that does links fcp_planner_dcp and
 // calls RegisterDcpPlanner() before planning (fcp-coordinator, fcp, fcp-worker, libfcp.so and the
 // benchmarks do, first thing). Plan ids do not say which strategies a program offers: `auto`

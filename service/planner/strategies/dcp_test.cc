@@ -13,6 +13,7 @@
 
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/hypergraph.h"
 #include "service/planner/strategies/metis_library.h"
 #include "service/planner/strategies/test_batches.h"
 #include "service/planner/validator.h"
@@ -38,12 +39,6 @@ PlanOptions DcpOptions() {
   return options;
 }
 
-double MaxOverMean(const std::vector<double>& v) {
-  double sum = 0, max = 0;
-  for (double x : v) sum += x, max = std::max(max, x);
-  return max * static_cast<double>(v.size()) / sum;
-}
-
 class DcpToleranceTest : public ::testing::TestWithParam<double> {};
 
 TEST_P(DcpToleranceTest, ComputeAndTokensStayWithinTheTolerance) {
@@ -52,21 +47,116 @@ TEST_P(DcpToleranceTest, ComputeAndTokensStayWithinTheTolerance) {
     const Batch batch = ManyDocuments(16, seed);
     PlanOptions options = DcpOptions();
     options.balance_tolerance = tolerance;
-    // Attention alone: the partition weights are then the attention times this test compares
-    // (under the whole step they include the linear layers, and the token budget applies).
+    // Attention alone: no token budget below the tolerance's (the whole step caps tokens at
+    // 1.05 x the mean).
     options.objective = Objective::kAttention;
     absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
     ASSERT_TRUE(plan.ok()) << plan.status();
     EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok());
-    std::vector<double> compute;
-    for (const WorkerCost& c : plan->costs) compute.push_back(c.compute_fwd_ms);
-    // Partition weights are the blocks' attention times, rounded to nanoseconds.
-    EXPECT_LE(MaxOverMean(compute), 1 + tolerance + 1e-3) << "seed " << seed;
+    // Partition weights are the blocks' allowed pairs: attention FLOPs.
+    EXPECT_LE(plan->summary.compute_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
     EXPECT_LE(plan->summary.token_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Tolerances, DcpToleranceTest, ::testing::Values(0.03, 0.05, 0.2));
+
+// Every mask kind in one batch: the KV nets follow each mask (a sliding window's block is read by
+// the next few, a prefix block by all); plans stay valid, balanced and deterministic. (METIS
+// alone left a worker at 1.23x the mean here at tolerance 0.1: the rebalancing step repairs it.)
+TEST(DcpTest, MixedMasksStayValidBalancedAndDeterministic) {
+  Batch batch = ManyDocuments(16, 7);
+  for (size_t d = 0; d < batch.documents.size(); ++d) {
+    Document& doc = batch.documents[d];
+    if (d % 4 == 1) doc.mask = Mask::SlidingWindow(512);
+    if (d % 4 == 2) doc.mask = Mask::PrefixLm(doc.length / 3);
+    if (d % 4 == 3 && doc.length < 3000) doc.mask = Mask::Full();
+  }
+  PlanOptions options = DcpOptions();
+  for (double tolerance : {0.05, 0.1}) {
+    options.balance_tolerance = tolerance;
+    absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::SummaryOnly());
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    EXPECT_LE(plan->summary.compute_imbalance, 1 + tolerance + 1e-3) << tolerance;
+  }
+  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok()) << ValidatePlan(batch, options, *plan);
+  EXPECT_GT(plan->summary.comm_bytes, 0);
+  absl::StatusOr<Plan> again = MakePlan(batch, options, OutputSpec::AllRanks());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(plan->blocks, again->blocks);
+}
+
+// The objective dcp refines is what its plans send: connectivity − 1 over the plan's own blocks
+// equals the schedule's forward KV bytes (comm_bytes counts them and the dK/dV partials back).
+TEST(DcpTest, TheHypergraphCountsTheBytesThePlanSends) {
+  Batch batch = ManyDocuments(16, 8);
+  for (size_t d = 0; d < batch.documents.size(); d += 3) {
+    batch.documents[d].mask = Mask::SlidingWindow(700);
+  }
+  const PlanOptions options = DcpOptions();
+  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  const CostModel cost(batch.model, batch.topology, options.cost, options.objective);
+  Hypergraph h;
+  std::vector<int32_t> part;
+  for (size_t b = 0; b < plan->blocks.size();) {  // blocks are sorted by (document, begin)
+    const int32_t d = plan->blocks[b].document;
+    std::vector<int64_t> bounds = {plan->blocks[b].begin};
+    const int32_t first = h.vertices();
+    for (; b < plan->blocks.size() && plan->blocks[b].document == d; ++b) {
+      bounds.push_back(plan->blocks[b].end);
+      h.AddVertex(0, plan->blocks[b].tokens());
+      part.push_back(plan->blocks[b].owner);
+    }
+    AddDocumentNets(batch.documents[d].mask, bounds, first, cost.kv_bytes_per_token(), &h);
+  }
+  EXPECT_GT(SendVolume(h, part), 0);
+  EXPECT_EQ(2 * SendVolume(h, part), plan->summary.comm_bytes);
+}
+
+// Small random batches of every mask over odd topologies (W from 1 to 40, nodes of 1 to 9 GPUs,
+// a partial last node): every plan is valid.
+TEST(DcpTest, RandomBatchesOverOddTopologiesPlanValid) {
+  std::mt19937_64 rng(23);
+  int planned = 0;
+  for (int trial = 0; trial < 30; ++trial) {
+    Batch batch;
+    batch.topology.num_workers = 1 + static_cast<int32_t>(rng() % 40);
+    batch.topology.workers_per_node = 1 + static_cast<int32_t>(rng() % 9);
+    const int docs = 1 + static_cast<int>(rng() % 60);
+    for (int d = 0; d < docs; ++d) {
+      const int64_t length = 1 + static_cast<int64_t>(rng() % (rng() % 4 == 0 ? 20000 : 900));
+      Mask mask = Mask::Causal();
+      switch (rng() % 4) {
+        case 1:
+          mask = Mask::SlidingWindow(1 + static_cast<int64_t>(rng() % 2000));
+          break;
+        case 2:
+          mask = Mask::PrefixLm(static_cast<int64_t>(rng() % (length + 1)));
+          break;
+        case 3:
+          mask = length < 4000 ? Mask::Full() : mask;
+          break;
+        default:
+          break;
+      }
+      batch.documents.push_back({length, mask});
+    }
+    PlanOptions options = DcpOptions();
+    options.objective = trial % 2 == 0 ? Objective::kWholeStep : Objective::kAttention;
+    absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+    if (!plan.ok()) {  // only the token budget may refuse a batch
+      EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition) << plan.status();
+      continue;
+    }
+    EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok())
+        << "trial " << trial << ": " << ValidatePlan(batch, options, *plan);
+    ++planned;
+  }
+  EXPECT_GE(planned, 25);
+}
 
 TEST(DcpTest, CutsFewerBytesAcrossNodesThanWithin) {
   const Batch batch = ManyDocuments(32, 4);
