@@ -90,7 +90,13 @@ struct CudaAttention::Impl {
                                                       device, " allows ", max_shared));
   }
 
+  // v2 kernels for this dtype (fp32 always runs v1).
+  bool V2(DType dtype) const {
+    return options.kernels == CudaKernels::kV2 && dtype != DType::kFp32;
+  }
+
   cudaStream_t stream = nullptr;
+  CudaAttentionOptions options;
   int device = 0;
   size_t max_shared = 0;
   void* host = nullptr;  // pinned
@@ -119,11 +125,17 @@ CudaAttention::~CudaAttention() = default;
 void* CudaAttention::stream() const { return impl_->stream; }
 
 absl::StatusOr<std::unique_ptr<CudaAttention>> CudaAttention::Create(void* stream) {
+  return Create(stream, CudaAttentionOptions{});
+}
+
+absl::StatusOr<std::unique_ptr<CudaAttention>> CudaAttention::Create(
+    void* stream, const CudaAttentionOptions& options) {
   if (absl::Status s = CudaDeviceStatus(); !s.ok()) {
     return absl::FailedPreconditionError(s.message());
   }
   auto impl = std::make_unique<Impl>();
   impl->stream = static_cast<cudaStream_t>(stream);
+  impl->options = options;
   CUDA_RETURN_IF_ERROR(cudaGetDevice(&impl->device));
   int major = 0, shared = 0;
   CUDA_RETURN_IF_ERROR(
@@ -145,11 +157,14 @@ absl::Status CudaAttention::Forward(const AttentionShape& shape, DType dtype,
   ASSIGN_OR_RETURN(const HostTables<ForwardTile> tables,
                    cuda_internal::ForwardTables(shape, dtype, tiles));
   if (tables.items.empty()) return absl::OkStatus();
+  const bool v2 = impl_->V2(dtype);
   RETURN_IF_ERROR(
-      impl_->CheckSharedMemory(cuda_internal::ForwardSharedBytes(dtype, shape.head_dim)));
+      impl_->CheckSharedMemory(v2 ? cuda_internal::ForwardV2SharedBytes(dtype, shape.head_dim)
+                                  : cuda_internal::ForwardSharedBytes(dtype, shape.head_dim)));
   ASSIGN_OR_RETURN(const LaunchTables<ForwardTile> view, impl_->Stage(tables));
-  CUDA_RETURN_IF_ERROR(cuda_internal::LaunchForward(
-      shape, dtype, view, static_cast<int32_t>(tables.items.size()), impl_->stream));
+  const auto items = static_cast<int32_t>(tables.items.size());
+  CUDA_RETURN_IF_ERROR(v2 ? cuda_internal::LaunchForwardV2(shape, dtype, view, items, impl_->stream)
+                          : cuda_internal::LaunchForward(shape, dtype, view, items, impl_->stream));
   return absl::OkStatus();
 }
 

@@ -18,6 +18,7 @@
 #include "kernels/attention_cuda_kernels.cuh"
 #include "kernels/attention_cuda_tables.h"
 #include "kernels/attention_cuda_testing.h"
+#include "kernels/attention_cuda_v2_forward.cuh"
 
 namespace fcp {
 namespace kernels {
@@ -25,6 +26,7 @@ namespace {
 
 using cuda_internal::BackwardConfig;
 using cuda_internal::ForwardConfig;
+using cuda_internal::ForwardV2Config;
 using cuda_internal::HostTables;
 using cuda_internal::kThreads;
 using testing::KernelCase;
@@ -43,6 +45,8 @@ void Dispatch(DType dtype, int head_dim, F f) {
 
 class EmulatedRunner : public KernelRunner {
  public:
+  explicit EmulatedRunner(CudaKernels kernels = CudaKernels::kV1) : kernels_(kernels) {}
+
   absl::StatusOr<void*> Allocate(size_t bytes) override {
     memory_.emplace_back(static_cast<char*>(std::aligned_alloc(256, (bytes + 255) / 256 * 256)));
     return memory_.back().get();
@@ -65,9 +69,18 @@ class EmulatedRunner : public KernelRunner {
     Dispatch(dtype, shape.head_dim, [&](auto type, auto dim) {
       using T = decltype(type);
       constexpr int D = decltype(dim)::value;
-      cuda_emulation::Launch(dim3(tables->items.size(), shape.q_heads), dim3(kThreads),
-                             ForwardConfig<T, D>::kBytes, cuda_internal::ForwardKernel<T, D>,
-                             tables->HostView(), shape, scale_log2);
+      const dim3 grid(tables->items.size(), shape.q_heads);
+      if constexpr (!std::is_same<T, float>::value) {
+        if (kernels_ == CudaKernels::kV2) {
+          cuda_emulation::Launch(grid, dim3(kThreads), ForwardV2Config<T, D>::kBytes,
+                                 cuda_internal::ForwardV2Kernel<T, D>, tables->HostView(), shape,
+                                 scale_log2);
+          return;
+        }
+      }
+      cuda_emulation::Launch(grid, dim3(kThreads), ForwardConfig<T, D>::kBytes,
+                             cuda_internal::ForwardKernel<T, D>, tables->HostView(), shape,
+                             scale_log2);
     });
     return absl::OkStatus();
   }
@@ -100,27 +113,36 @@ class EmulatedRunner : public KernelRunner {
   }
 
  private:
+  CudaKernels kernels_;
   struct Free {
     void operator()(char* p) const { std::free(p); }
   };
   std::vector<std::unique_ptr<char, Free>> memory_;
 };
 
-class EmulatedKernelTest : public ::testing::TestWithParam<KernelCase> {};
-
 // Two documents cut into blocks of up to 80 rows (several work items per block and several
 // 64-key steps per item), a one-token document, tiles over two rounds: the forward merges into
 // (o, lse) across launches, the backward accumulates into dq/dk/dv.
-TEST_P(EmulatedKernelTest, MatchesReference) {
-  const KernelCase& c = GetParam();
+void ExpectMatchesReference(const KernelCase& c, CudaKernels kernels) {
   const Problem problem = testing::MakeProblem(c.shape, c.dtype, c.mask, {100, 1, 29},
                                                /*max_block=*/80, /*rounds=*/2, /*seed=*/17);
-  EmulatedRunner runner;
+  EmulatedRunner runner(kernels);
   absl::StatusOr<testing::Outputs> got = testing::RunProblem(problem, runner);
   ASSERT_TRUE(got.ok()) << got.status();
   const std::string failures = testing::CheckOutputs(
       problem, *got, testing::ReferenceOutputs(problem), testing::NaiveOutputs(problem));
   EXPECT_EQ(failures, "");
+}
+
+class EmulatedKernelTest : public ::testing::TestWithParam<KernelCase> {};
+TEST_P(EmulatedKernelTest, MatchesReference) {
+  ExpectMatchesReference(GetParam(), CudaKernels::kV1);
+}
+
+// The v2 kernels (fp16/bf16) on the same problems.
+class EmulatedKernelV2Test : public ::testing::TestWithParam<KernelCase> {};
+TEST_P(EmulatedKernelV2Test, MatchesReference) {
+  ExpectMatchesReference(GetParam(), CudaKernels::kV2);
 }
 
 std::vector<KernelCase> Cases() {
@@ -138,6 +160,23 @@ std::vector<KernelCase> Cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, EmulatedKernelTest, ::testing::ValuesIn(Cases()),
+                         [](const auto& info) { return KernelCaseName(info.param); });
+
+// Every mask, both half types, both head dims, GQA at d = 128.
+std::vector<KernelCase> V2Cases() {
+  const TileMask causal{MaskKind::kCausal, 0, 0}, full{MaskKind::kFull, 0, 0};
+  const TileMask window{MaskKind::kSlidingWindow, 9, 0}, prefix{MaskKind::kPrefixLm, 0, 13};
+  std::vector<KernelCase> cases;
+  for (DType dtype : {DType::kBf16, DType::kFp16}) {
+    for (const TileMask& mask : {causal, full, window, prefix}) {
+      cases.push_back({dtype, mask, {2, 1, 64}});
+      cases.push_back({dtype, mask, {2, 2, 128}});
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, EmulatedKernelV2Test, ::testing::ValuesIn(V2Cases()),
                          [](const auto& info) { return KernelCaseName(info.param); });
 
 TEST(EmulatedMergeTest, MatchesCpuMerge) {

@@ -19,6 +19,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -43,7 +44,7 @@ inline std::vector<LaneSlots>& Slots() {
 // Puts `n` words in this lane's slot, waits for the whole warp, and returns the warp's 32 slots
 // of this collective (lane l's words at [l][0..n)).
 template <size_t n>
-std::vector<const uint64_t*> Exchange(const uint64_t (&words)[n]) {
+std::array<const uint64_t*, 32> Exchange(const uint64_t (&words)[n]) {
   static_assert(n <= 8, "8 words per lane");
   std::vector<LaneSlots>& slots = Slots();
   LaneSlots& mine = slots[threadIdx.x];
@@ -51,7 +52,7 @@ std::vector<const uint64_t*> Exchange(const uint64_t (&words)[n]) {
   mine.next ^= 1;
   std::memcpy(mine.words[slot], words, sizeof words);
   __syncwarp();
-  std::vector<const uint64_t*> warp(32);
+  std::array<const uint64_t*, 32> warp;
   const unsigned first = threadIdx.x / 32 * 32;
   for (unsigned l = 0; l < 32; ++l) warp[l] = slots[first + l].words[slot];
   return warp;
@@ -70,7 +71,7 @@ inline float HalfToFloat(uint16_t bits, bool bf16) {
 }
 
 // Element `half` (0: low 16 bits) of register `reg` of lane `lane` in a warp exchange.
-inline uint16_t Half(const std::vector<const uint64_t*>& warp, unsigned lane, unsigned reg,
+inline uint16_t Half(const std::array<const uint64_t*, 32>& warp, unsigned lane, unsigned reg,
                      unsigned half) {
   return static_cast<uint16_t>(warp[lane][reg] >> (16 * half));
 }
@@ -81,7 +82,7 @@ void Mma(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   static_assert(std::is_same<T, __half>::value || std::is_same<T, __nv_bfloat16>::value);
   constexpr bool kBf16 = std::is_same<T, __nv_bfloat16>::value;
   const uint64_t words[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
-  const std::vector<const uint64_t*> warp = Exchange(words);
+  const std::array<const uint64_t*, 32> warp = Exchange(words);
   // A(r, k): lane 4(r%8) + (k%8)/2, register (r ≥ 8) + 2(k ≥ 8), half k%2.
   auto a_at = [&](int r, int k) {
     return HalfToFloat(Half(warp, 4 * (r % 8) + (k % 8) / 2, (r >= 8) + 2 * (k >= 8), k % 2),
@@ -113,7 +114,7 @@ template <bool kTrans>
 void LdMatrix(uint32_t (&r)[4], const void* row) {
   CheckSharedRow(row);
   const uint64_t words[1] = {reinterpret_cast<uintptr_t>(row)};
-  const std::vector<const uint64_t*> warp = Exchange(words);
+  const std::array<const uint64_t*, 32> warp = Exchange(words);
   auto element = [&](int matrix, int row_index, int col) {
     uint16_t v;
     std::memcpy(&v, reinterpret_cast<const uint16_t*>(warp[8 * matrix + row_index][0]) + col,

@@ -1,0 +1,63 @@
+// The launchers of the v2 kernels (attention_cuda_launch.h): dispatch on (dtype, head_dim) to the
+// templates of attention_cuda_v2_forward.cuh and attention_cuda_v2_backward.cuh, fp16/bf16 only.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <mma.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/attention_cuda_launch.h"
+#include "kernels/attention_cuda_v2_forward.cuh"
+
+namespace fcp {
+namespace kernels {
+namespace cuda_internal {
+namespace {
+
+// f(T{}, std::integral_constant<int, D>{}) for fp16/bf16 × (64, 128); `unsupported` otherwise.
+template <typename R, typename F>
+R DispatchHalf(DType dtype, int head_dim, R unsupported, F f) {
+  return DispatchKernel(dtype, head_dim, unsupported, [&](auto type, auto dim) -> R {
+    if constexpr (std::is_same<decltype(type), float>::value) {
+      return unsupported;
+    } else {
+      return f(type, dim);
+    }
+  });
+}
+
+// Sets the kernel's dynamic shared memory and launches it over (items, heads) blocks.
+template <typename Kernel, typename... Args>
+cudaError_t Launch(Kernel kernel, size_t bytes, int32_t items, int heads, cudaStream_t stream,
+                   Args... args) {
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (e != cudaSuccess) return e;
+  const dim3 grid(static_cast<unsigned>(items), static_cast<unsigned>(heads));
+  kernel<<<grid, kThreads, bytes, stream>>>(args...);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+size_t ForwardV2SharedBytes(DType dtype, int head_dim) {
+  return DispatchHalf(dtype, head_dim, size_t{0}, [](auto type, auto dim) {
+    return ForwardV2Config<decltype(type), decltype(dim)::value>::kBytes;
+  });
+}
+
+cudaError_t LaunchForwardV2(const AttentionShape& shape, DType dtype,
+                            const LaunchTables<ForwardTile>& tables, int32_t items,
+                            cudaStream_t stream) {
+  return DispatchHalf(dtype, shape.head_dim, cudaErrorInvalidValue, [&](auto type, auto dim) {
+    using T = decltype(type);
+    constexpr int D = decltype(dim)::value;
+    return Launch(ForwardV2Kernel<T, D>, ForwardV2Config<T, D>::kBytes, items, shape.q_heads,
+                  stream, tables, shape, shape.Scale() * kLog2e);
+  });
+}
+
+}  // namespace cuda_internal
+}  // namespace kernels
+}  // namespace fcp

@@ -1,0 +1,262 @@
+// Internal to fcp_kernels_cuda: the v2 forward kernel (fp16/bf16), FlashAttention-2's dataflow on
+// the tile lists and work items of v1 (attention_cuda_tables.h; one work item = 64 query rows of
+// one output block, one query head; same masks and (o, lse) merge as attention_cuda_kernels.cuh).
+//
+// A block is 4 warps; warp w owns query rows [16w, 16w + 16) of the item and keeps everything of
+// them in registers (mma.sync m16n8k16 fragments, attention_cuda_mma.cuh):
+//
+//   Q    D/16 A fragments, loaded once from shared memory by ldmatrix
+//   S    64 keys: 8 n-tiles of fp32 accumulators          S = Q·Kᵀ (K rows by plain ldmatrix)
+//   P    e^(S·scale − m) in place; rounded to T and reused as the A operand of P·V
+//   O    D/8 n-tiles of fp32 accumulators                  O = e^(m−m')·O + P·V (V by .trans)
+//   m, l row max and sum of rows g and g+8 of the lane (lane / 4 = g); max over the quad of lanes
+//        that share a row by two xor shuffles, l summed per lane and over the quad at the end.
+//
+// The steps (tile, 64 keys) of an item are walked in list order while K and V of the next step
+// stream into the other half of a double buffer (cp.async, one commit group per step). A warp
+// skips a step its 16 rows cannot see, and masks elements only when the step's keys are not all
+// allowed for all its rows (the diagonal of a causal or window tile, the tail of a tile).
+//
+// Shared memory (T = bf16, D = 128: 85 KB, two blocks per H100 SM):
+//   qs [64][D+8] T     k/v stage 0, 1: [64][D+8] T each
+#ifndef FCP_KERNELS_ATTENTION_CUDA_V2_FORWARD_CUH_
+#define FCP_KERNELS_ATTENTION_CUDA_V2_FORWARD_CUH_
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/attention_cuda_v2_common.cuh"
+
+namespace fcp {
+namespace kernels {
+namespace cuda_internal {
+namespace {
+
+template <typename T, int D>
+struct ForwardV2Config {
+  static constexpr int kBM = kForwardRows;  // query rows per block, 16 per warp
+  static constexpr int kBN = 64;            // keys per step
+  static constexpr int kLd = kV2Ld<T, D>;
+  static constexpr int kKSteps = D / 16;  // k-steps of Q·Kᵀ
+  static constexpr int kKeyTiles = kBN / 8;
+  static constexpr int kDimTiles = D / 8;
+  static constexpr size_t kKvBytes = AlignUp(sizeof(T) * kBN * kLd);
+  static constexpr size_t kQ = 0;
+  static constexpr size_t kKv = kQ + AlignUp(sizeof(T) * kBM * kLd);  // K0, V0, K1, V1
+  static constexpr size_t kBytes = kKv + 4 * kKvBytes;
+  static_assert(kBM == 16 * kWarps, "one 16-row slab per warp");
+};
+
+// One step of a work item: keys [j0, j0 + kBN) ∩ keys of tile order[ti]; ti == last: none.
+struct ForwardStep {
+  int32_t ti = 0;
+  int64_t j0 = 0, hi = 0;
+};
+
+// The first step at or after tile `ti` (steps of tiles whose keys the item's rows cannot see are
+// skipped).
+__device__ __forceinline__ ForwardStep FirstStepFrom(const LaunchTables<ForwardTile>& tables,
+                                                     int32_t ti, int32_t last, int64_t i_lo,
+                                                     int64_t i_hi) {
+  for (; ti < last; ++ti) {
+    const ForwardTile& tile = tables.tiles[tables.order[ti]];
+    const PositionRange keys =
+        Intersect(KeysOf(tile.mask, i_lo, i_hi), tile.kv_begin, tile.kv_rows);
+    if (keys.lo < keys.hi) return {ti, keys.lo, keys.hi};
+  }
+  return {last, 0, 0};
+}
+
+template <int kBN>
+__device__ __forceinline__ ForwardStep NextStep(const LaunchTables<ForwardTile>& tables,
+                                                ForwardStep s, int32_t last, int64_t i_lo,
+                                                int64_t i_hi) {
+  if (s.j0 + kBN < s.hi) return {s.ti, s.j0 + kBN, s.hi};
+  return FirstStepFrom(tables, s.ti + 1, last, i_lo, i_hi);
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads)
+    ForwardV2Kernel(LaunchTables<ForwardTile> tables, AttentionShape shape, float scale_log2) {
+  using C = ForwardV2Config<T, D>;
+  unsigned char* smem = DynamicSharedMemory();
+  T* qs = reinterpret_cast<T*>(smem + C::kQ);
+  auto k_stage = [&](int stage) {
+    return reinterpret_cast<T*>(smem + C::kKv + 2 * stage * C::kKvBytes);
+  };
+  auto v_stage = [&](int stage) {
+    return reinterpret_cast<T*>(smem + C::kKv + (2 * stage + 1) * C::kKvBytes);
+  };
+
+  const WorkItem item = tables.items[blockIdx.x];
+  const int h = blockIdx.y;
+  const int g_head = h / (shape.q_heads / shape.kv_heads);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int32_t first = tables.begin[item.group], last = tables.begin[item.group + 1];
+  const ForwardTile lead = tables.tiles[tables.order[first]];
+  const int rows = static_cast<int>(min(static_cast<int64_t>(C::kBM), lead.q_rows - item.row0));
+  const int64_t i_lo = lead.q_begin + item.row0, i_hi = i_lo + rows - 1;
+  const int64_t w_lo = i_lo + 16 * warp, w_hi = w_lo + 15;  // the warp's rows
+  const int64_t q_stride = static_cast<int64_t>(shape.q_heads) * D;
+  const int64_t kv_stride = static_cast<int64_t>(shape.kv_heads) * D;
+
+  auto issue_kv = [&](const ForwardStep& s, int stage) {
+    const ForwardTile& tile = tables.tiles[tables.order[s.ti]];
+    const int cols = static_cast<int>(min(static_cast<int64_t>(C::kBN), s.hi - s.j0));
+    const int64_t at = (s.j0 - tile.kv_begin) * kv_stride + g_head * D;
+    LoadRowsAsync<T, D>(static_cast<const T*>(tile.k) + at, kv_stride, cols, C::kBN, k_stage(stage),
+                        C::kLd);
+    LoadRowsAsync<T, D>(static_cast<const T*>(tile.v) + at, kv_stride, cols, C::kBN, v_stage(stage),
+                        C::kLd);
+  };
+
+  LoadRowsAsync<T, D>(static_cast<const T*>(lead.q) + item.row0 * q_stride + h * D, q_stride, rows,
+                      C::kBM, qs, C::kLd);
+  ForwardStep step = FirstStepFrom(tables, first, last, i_lo, i_hi);
+  if (step.ti < last) issue_kv(step, 0);
+  CpAsyncCommit();
+
+  uint32_t qf[C::kKSteps][4];
+  float o[C::kDimTiles][4];
+  for (auto& tile : o) tile[0] = tile[1] = tile[2] = tile[3] = 0.0f;
+  // Rows g and g+8 of the warp's slab: running max (log2 domain), this lane's part of the sum.
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  bool q_loaded = false;
+
+  for (int stage = 0; step.ti < last; stage ^= 1) {
+    const ForwardStep next = NextStep<C::kBN>(tables, step, last, i_lo, i_hi);
+    __syncthreads();  // every warp is done with the other stage (the step before)
+    if (next.ti < last) issue_kv(next, stage ^ 1);
+    CpAsyncCommit();
+    CpAsyncWait<1>();  // this step's group (and Q) has landed, for this thread's copies
+    __syncthreads();   // and for everyone's
+    if (!q_loaded) {   // Q came with the first step's group
+      q_loaded = true;
+      for (int kk = 0; kk < C::kKSteps; ++kk) {
+        LdMatrixX4(qf[kk], FragmentRowA(qs + 16 * warp * C::kLd + 16 * kk, C::kLd, lane));
+      }
+    }
+    const ForwardTile& tile = tables.tiles[tables.order[step.ti]];
+    const int cols = static_cast<int>(min(static_cast<int64_t>(C::kBN), step.hi - step.j0));
+    const int64_t j_hi = step.j0 + cols - 1;
+    if (AnyAllowed(tile.mask, w_lo, w_hi, step.j0, j_hi)) {
+      const T* ks = k_stage(stage);
+      const T* vs = v_stage(stage);
+      // S = Q·Kᵀ
+      float s[C::kKeyTiles][4];
+      for (auto& tile_s : s) tile_s[0] = tile_s[1] = tile_s[2] = tile_s[3] = 0.0f;
+#pragma unroll
+      for (int np = 0; np < C::kKeyTiles / 2; ++np) {
+#pragma unroll
+        for (int kk = 0; kk < C::kKSteps; ++kk) {
+          uint32_t kf[4];
+          LdMatrixX4(kf, FragmentRowB(ks + 16 * np * C::kLd + 16 * kk, C::kLd, lane));
+          MmaPair<T>(s[2 * np], s[2 * np + 1], qf[kk], kf);
+        }
+      }
+      // Scale, mask (off the fully allowed sub-blocks only), online softmax per row.
+      const bool masked = cols < C::kBN || !AllAllowed(tile.mask, w_lo, w_hi, step.j0, j_hi);
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int64_t i = w_lo + g + 8 * half;
+        float step_max = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < C::kKeyTiles; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int c = 8 * nt + 2 * t + e;
+            float& x = s[nt][2 * half + e];
+            x = !masked || (c < cols && MaskAllows(tile.mask, i, step.j0 + c)) ? x * scale_log2
+                                                                               : -INFINITY;
+            step_max = fmaxf(step_max, x);
+          }
+        }
+        step_max = fmaxf(step_max, __shfl_xor_sync(0xffffffffu, step_max, 1));
+        step_max = fmaxf(step_max, __shfl_xor_sync(0xffffffffu, step_max, 2));
+        const float m_new = fmaxf(m[half], step_max);
+        const float alpha = m_new == -INFINITY ? 1.0f : exp2f(m[half] - m_new);
+        float sum = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < C::kKeyTiles; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float& x = s[nt][2 * half + e];
+            x = x == -INFINITY ? 0.0f : exp2f(x - m_new);
+            sum += x;
+          }
+        }
+        l[half] = alpha * l[half] + sum;
+        m[half] = m_new;
+#pragma unroll
+        for (int dt = 0; dt < C::kDimTiles; ++dt) {
+          o[dt][2 * half] *= alpha;
+          o[dt][2 * half + 1] *= alpha;
+        }
+      }
+      // O += P·V, P from registers.
+#pragma unroll
+      for (int kk = 0; kk < C::kKeyTiles / 2; ++kk) {
+        uint32_t pa[4];
+        AccumulatorsToA<T>(s[2 * kk], s[2 * kk + 1], pa);
+#pragma unroll
+        for (int dp = 0; dp < C::kDimTiles / 2; ++dp) {
+          uint32_t vf[4];
+          LdMatrixX4Trans(vf, FragmentRowA(vs + 16 * kk * C::kLd + 16 * dp, C::kLd, lane));
+          MmaPair<T>(o[2 * dp], o[2 * dp + 1], pa, vf);
+        }
+      }
+    }
+    step = next;
+  }
+  CpAsyncWait<0>();
+
+  // (o, lse) ← merge((o, lse), (O/l, m·ln2 + ln l)) for rows g and g+8; rows without an allowed
+  // key keep theirs. Every lane of the quad reads lse before one writes it.
+  float lse_tile[2], lse_old[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    l[half] += __shfl_xor_sync(0xffffffffu, l[half], 1);
+    l[half] += __shfl_xor_sync(0xffffffffu, l[half], 2);
+    const int r = 16 * warp + g + 8 * half;
+    lse_old[half] = -INFINITY;
+    lse_tile[half] = m[half] == -INFINITY ? -INFINITY : m[half] * kLn2 + logf(l[half]);
+    if (r < rows && m[half] != -INFINITY) {
+      lse_old[half] = lead.lse[(item.row0 + r) * shape.q_heads + h];
+      const float inv_l = 1.0f / l[half];
+      const bool fresh = lse_old[half] == -INFINITY;  // o holds nothing (poison, never read)
+      float w_old = 0.0f, w_tile = inv_l;
+      if (!fresh) {
+        const float merged = fmaxf(lse_old[half], lse_tile[half]) +
+                             log1pf(expf(-fabsf(lse_old[half] - lse_tile[half])));
+        w_old = expf(lse_old[half] - merged);
+        w_tile = expf(lse_tile[half] - merged) * inv_l;
+        lse_tile[half] = merged;
+      }
+      float* out = lead.o + (item.row0 + r) * q_stride + h * D + 2 * t;
+#pragma unroll
+      for (int dt = 0; dt < C::kDimTiles; ++dt) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float& y = out[8 * dt + e];
+          y = fresh ? w_tile * o[dt][2 * half + e] : w_old * y + w_tile * o[dt][2 * half + e];
+        }
+      }
+    }
+  }
+  __syncwarp();
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = 16 * warp + g + 8 * half;
+    if (t == 0 && r < rows && m[half] != -INFINITY) {
+      lead.lse[(item.row0 + r) * shape.q_heads + h] = lse_tile[half];
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cuda_internal
+}  // namespace kernels
+}  // namespace fcp
+
+#endif  // FCP_KERNELS_ATTENTION_CUDA_V2_FORWARD_CUH_
