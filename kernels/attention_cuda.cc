@@ -173,11 +173,16 @@ absl::Status CudaAttention::Backward(const AttentionShape& shape, DType dtype,
   ASSIGN_OR_RETURN(const HostTables<BackwardTile> tables,
                    cuda_internal::BackwardTables(shape, dtype, tiles));
   if (tables.items.empty()) return absl::OkStatus();
+  const bool v2 = impl_->V2(dtype);
   RETURN_IF_ERROR(
-      impl_->CheckSharedMemory(cuda_internal::BackwardSharedBytes(dtype, shape.head_dim)));
+      impl_->CheckSharedMemory(v2 ? cuda_internal::BackwardV2SharedBytes(dtype, shape.head_dim)
+                                  : cuda_internal::BackwardSharedBytes(dtype, shape.head_dim)));
   ASSIGN_OR_RETURN(const LaunchTables<BackwardTile> view, impl_->Stage(tables));
-  CUDA_RETURN_IF_ERROR(cuda_internal::LaunchBackward(
-      shape, dtype, view, static_cast<int32_t>(tables.items.size()), impl_->stream));
+  const auto items = static_cast<int32_t>(tables.items.size());
+  CUDA_RETURN_IF_ERROR(
+      v2 ? cuda_internal::LaunchBackwardV2(shape, dtype, view, items, /*atomic_dq=*/true,
+                                           impl_->stream)
+         : cuda_internal::LaunchBackward(shape, dtype, view, items, impl_->stream));
   return absl::OkStatus();
 }
 

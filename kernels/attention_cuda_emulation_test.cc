@@ -18,6 +18,7 @@
 #include "kernels/attention_cuda_kernels.cuh"
 #include "kernels/attention_cuda_tables.h"
 #include "kernels/attention_cuda_testing.h"
+#include "kernels/attention_cuda_v2_backward.cuh"
 #include "kernels/attention_cuda_v2_forward.cuh"
 
 namespace fcp {
@@ -25,6 +26,7 @@ namespace kernels {
 namespace {
 
 using cuda_internal::BackwardConfig;
+using cuda_internal::BackwardV2Config;
 using cuda_internal::ForwardConfig;
 using cuda_internal::ForwardV2Config;
 using cuda_internal::HostTables;
@@ -94,9 +96,18 @@ class EmulatedRunner : public KernelRunner {
     Dispatch(dtype, shape.head_dim, [&](auto type, auto dim) {
       using T = decltype(type);
       constexpr int D = decltype(dim)::value;
-      cuda_emulation::Launch(dim3(tables->items.size(), shape.kv_heads), dim3(kThreads),
-                             BackwardConfig<T, D>::kBytes, cuda_internal::BackwardKernel<T, D>,
-                             tables->HostView(), shape, scale, scale_log2);
+      const dim3 grid(tables->items.size(), shape.kv_heads);
+      if constexpr (!std::is_same<T, float>::value) {
+        if (kernels_ == CudaKernels::kV2) {
+          cuda_emulation::Launch(grid, dim3(kThreads), BackwardV2Config<T, D>::kBytes,
+                                 cuda_internal::BackwardV2Kernel<T, D, true>, tables->HostView(),
+                                 shape, scale, scale_log2);
+          return;
+        }
+      }
+      cuda_emulation::Launch(grid, dim3(kThreads), BackwardConfig<T, D>::kBytes,
+                             cuda_internal::BackwardKernel<T, D>, tables->HostView(), shape, scale,
+                             scale_log2);
     });
     return absl::OkStatus();
   }

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "kernels/attention_cuda_launch.h"
+#include "kernels/attention_cuda_v2_backward.cuh"
 #include "kernels/attention_cuda_v2_forward.cuh"
 
 namespace fcp {
@@ -55,6 +56,27 @@ cudaError_t LaunchForwardV2(const AttentionShape& shape, DType dtype,
     constexpr int D = decltype(dim)::value;
     return Launch(ForwardV2Kernel<T, D>, ForwardV2Config<T, D>::kBytes, items, shape.q_heads,
                   stream, tables, shape, shape.Scale() * kLog2e);
+  });
+}
+
+size_t BackwardV2SharedBytes(DType dtype, int head_dim) {
+  return DispatchHalf(dtype, head_dim, size_t{0}, [](auto type, auto dim) {
+    return BackwardV2Config<decltype(type), decltype(dim)::value>::kBytes;
+  });
+}
+
+cudaError_t LaunchBackwardV2(const AttentionShape& shape, DType dtype,
+                             const LaunchTables<BackwardTile>& tables, int32_t items,
+                             bool atomic_dq, cudaStream_t stream) {
+  return DispatchHalf(dtype, shape.head_dim, cudaErrorInvalidValue, [&](auto type, auto dim) {
+    using T = decltype(type);
+    constexpr int D = decltype(dim)::value;
+    constexpr size_t kBytes = BackwardV2Config<T, D>::kBytes;
+    const float scale = shape.Scale(), scale_log2 = scale * kLog2e;
+    return atomic_dq ? Launch(BackwardV2Kernel<T, D, true>, kBytes, items, shape.kv_heads, stream,
+                              tables, shape, scale, scale_log2)
+                     : Launch(BackwardV2Kernel<T, D, false>, kBytes, items, shape.kv_heads, stream,
+                              tables, shape, scale, scale_log2);
   });
 }
 
