@@ -173,16 +173,33 @@ absl::Status CudaAttention::Backward(const AttentionShape& shape, DType dtype,
   ASSIGN_OR_RETURN(const HostTables<BackwardTile> tables,
                    cuda_internal::BackwardTables(shape, dtype, tiles));
   if (tables.items.empty()) return absl::OkStatus();
-  const bool v2 = impl_->V2(dtype);
+  if (!impl_->V2(dtype)) {
+    RETURN_IF_ERROR(
+        impl_->CheckSharedMemory(cuda_internal::BackwardSharedBytes(dtype, shape.head_dim)));
+    ASSIGN_OR_RETURN(const LaunchTables<BackwardTile> view, impl_->Stage(tables));
+    CUDA_RETURN_IF_ERROR(cuda_internal::LaunchBackward(
+        shape, dtype, view, static_cast<int32_t>(tables.items.size()), impl_->stream));
+    return absl::OkStatus();
+  }
+  const bool separate_dq = impl_->options.dq == CudaDqMode::kSeparate;
   RETURN_IF_ERROR(
-      impl_->CheckSharedMemory(v2 ? cuda_internal::BackwardV2SharedBytes(dtype, shape.head_dim)
-                                  : cuda_internal::BackwardSharedBytes(dtype, shape.head_dim)));
+      impl_->CheckSharedMemory(cuda_internal::BackwardV2SharedBytes(dtype, shape.head_dim)));
+  HostTables<BackwardTile> dq_tables;
+  if (separate_dq) {
+    ASSIGN_OR_RETURN(dq_tables, cuda_internal::BackwardDqTables(shape, tiles));
+    RETURN_IF_ERROR(
+        impl_->CheckSharedMemory(cuda_internal::DqV2SharedBytes(dtype, shape.head_dim)));
+  }
   ASSIGN_OR_RETURN(const LaunchTables<BackwardTile> view, impl_->Stage(tables));
-  const auto items = static_cast<int32_t>(tables.items.size());
-  CUDA_RETURN_IF_ERROR(
-      v2 ? cuda_internal::LaunchBackwardV2(shape, dtype, view, items, /*atomic_dq=*/true,
-                                           impl_->stream)
-         : cuda_internal::LaunchBackward(shape, dtype, view, items, impl_->stream));
+  CUDA_RETURN_IF_ERROR(cuda_internal::LaunchBackwardV2(shape, dtype, view,
+                                                       static_cast<int32_t>(tables.items.size()),
+                                                       /*atomic_dq=*/!separate_dq, impl_->stream));
+  if (separate_dq && !dq_tables.items.empty()) {
+    // Stream order: this copy overwrites the device tables after the dK/dV kernel has read them.
+    ASSIGN_OR_RETURN(const LaunchTables<BackwardTile> dq_view, impl_->Stage(dq_tables));
+    CUDA_RETURN_IF_ERROR(cuda_internal::LaunchDqV2(
+        shape, dtype, dq_view, static_cast<int32_t>(dq_tables.items.size()), impl_->stream));
+  }
   return absl::OkStatus();
 }
 

@@ -122,6 +122,12 @@ cudaError_t LaunchBackwardV2(const AttentionShape& shape, DType dtype,
                              const LaunchTables<BackwardTile>& tables, int32_t items,
                              bool atomic_dq, cudaStream_t stream);
 
+// The separate dQ pass over BackwardDqTables' tables.
+size_t DqV2SharedBytes(DType dtype, int head_dim);
+cudaError_t LaunchDqV2(const AttentionShape& shape, DType dtype,
+                       const LaunchTables<BackwardTile>& tables, int32_t items,
+                       cudaStream_t stream);
+
 cudaError_t LaunchDelta(const AttentionShape& shape, DType dtype, const float* o, const void* d_o,
                         int64_t rows, float* delta, cudaStream_t stream);
 cudaError_t LaunchMerge(const AttentionShape& shape, int64_t rows, float* o_a, float* lse_a,

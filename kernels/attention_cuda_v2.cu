@@ -10,6 +10,7 @@
 
 #include "kernels/attention_cuda_launch.h"
 #include "kernels/attention_cuda_v2_backward.cuh"
+#include "kernels/attention_cuda_v2_dq.cuh"
 #include "kernels/attention_cuda_v2_forward.cuh"
 
 namespace fcp {
@@ -77,6 +78,24 @@ cudaError_t LaunchBackwardV2(const AttentionShape& shape, DType dtype,
                               tables, shape, scale, scale_log2)
                      : Launch(BackwardV2Kernel<T, D, false>, kBytes, items, shape.kv_heads, stream,
                               tables, shape, scale, scale_log2);
+  });
+}
+
+size_t DqV2SharedBytes(DType dtype, int head_dim) {
+  return DispatchHalf(dtype, head_dim, size_t{0}, [](auto type, auto dim) {
+    return DqV2Config<decltype(type), decltype(dim)::value>::kBytes;
+  });
+}
+
+cudaError_t LaunchDqV2(const AttentionShape& shape, DType dtype,
+                       const LaunchTables<BackwardTile>& tables, int32_t items,
+                       cudaStream_t stream) {
+  return DispatchHalf(dtype, shape.head_dim, cudaErrorInvalidValue, [&](auto type, auto dim) {
+    using T = decltype(type);
+    constexpr int D = decltype(dim)::value;
+    const float scale = shape.Scale();
+    return Launch(DqV2Kernel<T, D>, DqV2Config<T, D>::kBytes, items, shape.q_heads, stream, tables,
+                  shape, scale, scale * kLog2e);
   });
 }
 

@@ -101,6 +101,88 @@ __device__ __forceinline__ void MmaPair(float (&lo)[4], float (&hi)[4], const ui
   Mma<T>(hi, a, b_hi);
 }
 
+// One step of a query-row work item (forward, separate dQ pass): keys [j0, min(j0 + kBN, hi)) of
+// tile order[ti], whose keys the item's rows [i_lo, i_hi] see are [.., hi); ti == last: none.
+struct KeyStep {
+  int32_t ti = 0;
+  int64_t j0 = 0, hi = 0;
+};
+
+// The first step of the first tile at or after `ti` with keys that rows [i_lo, i_hi] see.
+template <typename Tile>
+__device__ __forceinline__ KeyStep FirstKeyStep(const LaunchTables<Tile>& tables, int32_t ti,
+                                                int32_t last, int64_t i_lo, int64_t i_hi) {
+  for (; ti < last; ++ti) {
+    const Tile& tile = tables.tiles[tables.order[ti]];
+    const PositionRange keys =
+        Intersect(KeysOf(tile.mask, i_lo, i_hi), tile.kv_begin, tile.kv_rows);
+    if (keys.lo < keys.hi) return {ti, keys.lo, keys.hi};
+  }
+  return {last, 0, 0};
+}
+
+template <int kBN, typename Tile>
+__device__ __forceinline__ KeyStep NextKeyStep(const LaunchTables<Tile>& tables, KeyStep s,
+                                               int32_t last, int64_t i_lo, int64_t i_hi) {
+  if (s.j0 + kBN < s.hi) return {s.ti, s.j0 + kBN, s.hi};
+  return FirstKeyStep(tables, s.ti + 1, last, i_lo, i_hi);
+}
+
+// K and V rows of step `s` (zero-filled past the tile's keys) into k_dst and v_dst, cp.async.
+template <typename T, int D, int kBN, typename Tile>
+__device__ __forceinline__ void IssueKeyStep(const Tile& tile, const KeyStep& s, int kv_head,
+                                             int64_t kv_stride, T* k_dst, T* v_dst) {
+  const int cols = static_cast<int>(min(static_cast<int64_t>(kBN), s.hi - s.j0));
+  const int64_t at = (s.j0 - tile.kv_begin) * kv_stride + kv_head * D;
+  LoadRowsAsync<T, D>(static_cast<const T*>(tile.k) + at, kv_stride, cols, kBN, k_dst, kV2Ld<T, D>);
+  LoadRowsAsync<T, D>(static_cast<const T*>(tile.v) + at, kv_stride, cols, kBN, v_dst, kV2Ld<T, D>);
+}
+
+// The A fragments of 16 shared rows of D columns (Q or dO of a warp), one per 16-column k-step.
+template <typename T, int D>
+__device__ __forceinline__ void LoadRowFragments(const T* rows, int lane,
+                                                 uint32_t (&f)[D / 16][4]) {
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    LdMatrixX4(f[kk], FragmentRowA(rows + 16 * kk, kV2Ld<T, D>, lane));
+  }
+}
+
+// s = A·Bᵀ: the warp's 16 rows (A fragments a) against the 8·kTiles shared rows of `tile` (K or
+// V, [row][D]): s[n] holds columns 8n..8n+7.
+template <typename T, int D, int kTiles>
+__device__ __forceinline__ void RowsTimesTileT(const uint32_t (&a)[D / 16][4], const T* tile,
+                                               int lane, float (&s)[kTiles][4]) {
+  for (auto& n : s) n[0] = n[1] = n[2] = n[3] = 0.0f;
+#pragma unroll
+  for (int np = 0; np < kTiles / 2; ++np) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t b[4];
+      LdMatrixX4(b, FragmentRowB(tile + 16 * np * kV2Ld<T, D> + 16 * kk, kV2Ld<T, D>, lane));
+      MmaPair<T>(s[2 * np], s[2 * np + 1], a[kk], b);
+    }
+  }
+}
+
+// acc += P·tile: P the warp's 16 rows × 8·kTiles columns in accumulators (rounded to T), tile
+// the 8·kTiles shared rows of D columns they weigh (V for O, K for dQ).
+template <typename T, int D, int kTiles>
+__device__ __forceinline__ void AccumulatorsTimesTile(const float (&p)[kTiles][4], const T* tile,
+                                                      int lane, float (&acc)[D / 8][4]) {
+#pragma unroll
+  for (int kk = 0; kk < kTiles / 2; ++kk) {
+    uint32_t a[4];
+    AccumulatorsToA<T>(p[2 * kk], p[2 * kk + 1], a);
+#pragma unroll
+    for (int dp = 0; dp < D / 16; ++dp) {
+      uint32_t b[4];
+      LdMatrixX4Trans(b, FragmentRowA(tile + 16 * kk * kV2Ld<T, D> + 16 * dp, kV2Ld<T, D>, lane));
+      MmaPair<T>(acc[2 * dp], acc[2 * dp + 1], a, b);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cuda_internal
 }  // namespace kernels

@@ -47,34 +47,6 @@ struct ForwardV2Config {
   static_assert(kBM == 16 * kWarps, "one 16-row slab per warp");
 };
 
-// One step of a work item: keys [j0, j0 + kBN) ∩ keys of tile order[ti]; ti == last: none.
-struct ForwardStep {
-  int32_t ti = 0;
-  int64_t j0 = 0, hi = 0;
-};
-
-// The first step at or after tile `ti` (steps of tiles whose keys the item's rows cannot see are
-// skipped).
-__device__ __forceinline__ ForwardStep FirstStepFrom(const LaunchTables<ForwardTile>& tables,
-                                                     int32_t ti, int32_t last, int64_t i_lo,
-                                                     int64_t i_hi) {
-  for (; ti < last; ++ti) {
-    const ForwardTile& tile = tables.tiles[tables.order[ti]];
-    const PositionRange keys =
-        Intersect(KeysOf(tile.mask, i_lo, i_hi), tile.kv_begin, tile.kv_rows);
-    if (keys.lo < keys.hi) return {ti, keys.lo, keys.hi};
-  }
-  return {last, 0, 0};
-}
-
-template <int kBN>
-__device__ __forceinline__ ForwardStep NextStep(const LaunchTables<ForwardTile>& tables,
-                                                ForwardStep s, int32_t last, int64_t i_lo,
-                                                int64_t i_hi) {
-  if (s.j0 + kBN < s.hi) return {s.ti, s.j0 + kBN, s.hi};
-  return FirstStepFrom(tables, s.ti + 1, last, i_lo, i_hi);
-}
-
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads)
     ForwardV2Kernel(LaunchTables<ForwardTile> tables, AttentionShape shape, float scale_log2) {
@@ -101,19 +73,14 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t q_stride = static_cast<int64_t>(shape.q_heads) * D;
   const int64_t kv_stride = static_cast<int64_t>(shape.kv_heads) * D;
 
-  auto issue_kv = [&](const ForwardStep& s, int stage) {
-    const ForwardTile& tile = tables.tiles[tables.order[s.ti]];
-    const int cols = static_cast<int>(min(static_cast<int64_t>(C::kBN), s.hi - s.j0));
-    const int64_t at = (s.j0 - tile.kv_begin) * kv_stride + g_head * D;
-    LoadRowsAsync<T, D>(static_cast<const T*>(tile.k) + at, kv_stride, cols, C::kBN, k_stage(stage),
-                        C::kLd);
-    LoadRowsAsync<T, D>(static_cast<const T*>(tile.v) + at, kv_stride, cols, C::kBN, v_stage(stage),
-                        C::kLd);
+  auto issue_kv = [&](const KeyStep& s, int stage) {
+    IssueKeyStep<T, D, C::kBN>(tables.tiles[tables.order[s.ti]], s, g_head, kv_stride,
+                               k_stage(stage), v_stage(stage));
   };
 
   LoadRowsAsync<T, D>(static_cast<const T*>(lead.q) + item.row0 * q_stride + h * D, q_stride, rows,
                       C::kBM, qs, C::kLd);
-  ForwardStep step = FirstStepFrom(tables, first, last, i_lo, i_hi);
+  KeyStep step = FirstKeyStep(tables, first, last, i_lo, i_hi);
   if (step.ti < last) issue_kv(step, 0);
   CpAsyncCommit();
 
@@ -125,7 +92,7 @@ __global__ void __launch_bounds__(kThreads)
   bool q_loaded = false;
 
   for (int stage = 0; step.ti < last; stage ^= 1) {
-    const ForwardStep next = NextStep<C::kBN>(tables, step, last, i_lo, i_hi);
+    const KeyStep next = NextKeyStep<C::kBN>(tables, step, last, i_lo, i_hi);
     __syncthreads();  // every warp is done with the other stage (the step before)
     if (next.ti < last) issue_kv(next, stage ^ 1);
     CpAsyncCommit();
@@ -133,9 +100,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();   // and for everyone's
     if (!q_loaded) {   // Q came with the first step's group
       q_loaded = true;
-      for (int kk = 0; kk < C::kKSteps; ++kk) {
-        LdMatrixX4(qf[kk], FragmentRowA(qs + 16 * warp * C::kLd + 16 * kk, C::kLd, lane));
-      }
+      LoadRowFragments<T, D>(qs + 16 * warp * C::kLd, lane, qf);
     }
     const ForwardTile& tile = tables.tiles[tables.order[step.ti]];
     const int cols = static_cast<int>(min(static_cast<int64_t>(C::kBN), step.hi - step.j0));
@@ -145,16 +110,7 @@ __global__ void __launch_bounds__(kThreads)
       const T* vs = v_stage(stage);
       // S = Q·Kᵀ
       float s[C::kKeyTiles][4];
-      for (auto& tile_s : s) tile_s[0] = tile_s[1] = tile_s[2] = tile_s[3] = 0.0f;
-#pragma unroll
-      for (int np = 0; np < C::kKeyTiles / 2; ++np) {
-#pragma unroll
-        for (int kk = 0; kk < C::kKSteps; ++kk) {
-          uint32_t kf[4];
-          LdMatrixX4(kf, FragmentRowB(ks + 16 * np * C::kLd + 16 * kk, C::kLd, lane));
-          MmaPair<T>(s[2 * np], s[2 * np + 1], qf[kk], kf);
-        }
-      }
+      RowsTimesTileT<T, D, C::kKeyTiles>(qf, ks, lane, s);
       // Scale, mask (off the fully allowed sub-blocks only), online softmax per row.
       const bool masked = cols < C::kBN || !AllAllowed(tile.mask, w_lo, w_hi, step.j0, j_hi);
 #pragma unroll
@@ -195,17 +151,7 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
       // O += P·V, P from registers.
-#pragma unroll
-      for (int kk = 0; kk < C::kKeyTiles / 2; ++kk) {
-        uint32_t pa[4];
-        AccumulatorsToA<T>(s[2 * kk], s[2 * kk + 1], pa);
-#pragma unroll
-        for (int dp = 0; dp < C::kDimTiles / 2; ++dp) {
-          uint32_t vf[4];
-          LdMatrixX4Trans(vf, FragmentRowA(vs + 16 * kk * C::kLd + 16 * dp, C::kLd, lane));
-          MmaPair<T>(o[2 * dp], o[2 * dp + 1], pa, vf);
-        }
-      }
+      AccumulatorsTimesTile<T, D, C::kKeyTiles>(s, vs, lane, o);
     }
     step = next;
   }
