@@ -119,6 +119,22 @@ absl::Status CudaDeviceStatus() {
 
 bool SupportedHeadDim(int32_t head_dim) { return head_dim == 64 || head_dim == 128; }
 
+absl::StatusOr<CudaAttentionOptions> ParseCudaKernels(absl::string_view name,
+                                                      absl::string_view flag) {
+  if (name == "v1") return CudaAttentionOptions{CudaKernels::kV1, CudaDqMode::kAtomic};
+  if (name == "v2") return CudaAttentionOptions{CudaKernels::kV2, CudaDqMode::kAtomic};
+  if (name == "v2-separate-dq") {
+    return CudaAttentionOptions{CudaKernels::kV2, CudaDqMode::kSeparate};
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(flag, ": \"", name, "\" is not v1, v2 or v2-separate-dq"));
+}
+
+std::string CudaKernelsName(const CudaAttentionOptions& options) {
+  if (options.kernels == CudaKernels::kV1) return "v1";
+  return options.dq == CudaDqMode::kSeparate ? "v2-separate-dq" : "v2";
+}
+
 CudaAttention::CudaAttention(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CudaAttention::~CudaAttention() = default;
 

@@ -37,10 +37,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "kernels/attention.h"
 
 namespace fcp {
@@ -71,6 +73,12 @@ struct CudaAttentionOptions {
   CudaKernels kernels = CudaKernels::kV1;
   CudaDqMode dq = CudaDqMode::kAtomic;
 };
+
+// The options a bench flag names: "v1", "v2" (dq by atomics) or "v2-separate-dq";
+// InvalidArgument naming `flag` otherwise. CudaKernelsName is the inverse.
+absl::StatusOr<CudaAttentionOptions> ParseCudaKernels(absl::string_view name,
+                                                      absl::string_view flag);
+std::string CudaKernelsName(const CudaAttentionOptions& options);
 
 class CudaAttention {
  public:
