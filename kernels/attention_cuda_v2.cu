@@ -30,6 +30,14 @@ R DispatchHalf(DType dtype, int head_dim, R unsupported, F f) {
   });
 }
 
+// Config<T, D>::kBytes for the run-time (dtype, head_dim); 0 where there is no kernel.
+template <template <typename, int> class Config>
+size_t SharedBytesOf(DType dtype, int head_dim) {
+  return DispatchHalf(dtype, head_dim, size_t{0}, [](auto type, auto dim) {
+    return Config<decltype(type), decltype(dim)::value>::kBytes;
+  });
+}
+
 // Sets the kernel's dynamic shared memory and launches it over (items, heads) blocks.
 template <typename Kernel, typename... Args>
 cudaError_t Launch(Kernel kernel, size_t bytes, int32_t items, int heads, cudaStream_t stream,
@@ -44,9 +52,7 @@ cudaError_t Launch(Kernel kernel, size_t bytes, int32_t items, int heads, cudaSt
 }  // namespace
 
 size_t ForwardV2SharedBytes(DType dtype, int head_dim) {
-  return DispatchHalf(dtype, head_dim, size_t{0}, [](auto type, auto dim) {
-    return ForwardV2Config<decltype(type), decltype(dim)::value>::kBytes;
-  });
+  return SharedBytesOf<ForwardV2Config>(dtype, head_dim);
 }
 
 cudaError_t LaunchForwardV2(const AttentionShape& shape, DType dtype,
@@ -61,9 +67,7 @@ cudaError_t LaunchForwardV2(const AttentionShape& shape, DType dtype,
 }
 
 size_t BackwardV2SharedBytes(DType dtype, int head_dim) {
-  return DispatchHalf(dtype, head_dim, size_t{0}, [](auto type, auto dim) {
-    return BackwardV2Config<decltype(type), decltype(dim)::value>::kBytes;
-  });
+  return SharedBytesOf<BackwardV2Config>(dtype, head_dim);
 }
 
 cudaError_t LaunchBackwardV2(const AttentionShape& shape, DType dtype,
@@ -82,9 +86,7 @@ cudaError_t LaunchBackwardV2(const AttentionShape& shape, DType dtype,
 }
 
 size_t DqV2SharedBytes(DType dtype, int head_dim) {
-  return DispatchHalf(dtype, head_dim, size_t{0}, [](auto type, auto dim) {
-    return DqV2Config<decltype(type), decltype(dim)::value>::kBytes;
-  });
+  return SharedBytesOf<DqV2Config>(dtype, head_dim);
 }
 
 cudaError_t LaunchDqV2(const AttentionShape& shape, DType dtype,

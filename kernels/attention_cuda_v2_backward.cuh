@@ -168,20 +168,11 @@ __global__ void __launch_bounds__(kThreads)
     }
     const bool any = AnyAllowed(tile.mask, step.i0, i_hi, w_lo, w_hi) && 16 * warp < cols;
     if (any) {
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        uint32_t ka[4], va[4];
-        LdMatrixX4(ka, FragmentRowA(ks + 16 * warp * C::kLd + 16 * kk, C::kLd, lane));
-        LdMatrixX4(va, FragmentRowA(vs + 16 * warp * C::kLd + 16 * kk, C::kLd, lane));
-#pragma unroll
-        for (int qp = 0; qp < C::kQueryTiles / 2; ++qp) {
-          uint32_t qb[4], dob[4];
-          LdMatrixX4(qb, FragmentRowB(qs + 16 * qp * C::kLd + 16 * kk, C::kLd, lane));
-          LdMatrixX4(dob, FragmentRowB(dos + 16 * qp * C::kLd + 16 * kk, C::kLd, lane));
-          MmaPair<T>(st[2 * qp], st[2 * qp + 1], ka, qb);
-          MmaPair<T>(dpt[2 * qp], dpt[2 * qp + 1], va, dob);
-        }
-      }
+      uint32_t rows_a[D / 16][4];  // K_w, then V_w
+      LoadRowFragments<T, D>(ks + 16 * warp * C::kLd, lane, rows_a);
+      RowsTimesTileT<T, D, C::kQueryTiles>(rows_a, qs, lane, st);
+      LoadRowFragments<T, D>(vs + 16 * warp * C::kLd, lane, rows_a);
+      RowsTimesTileT<T, D, C::kQueryTiles>(rows_a, dos, lane, dpt);
       // Pᵀ into st, dSᵀ into dpt.
       const bool masked =
           warp_tail || rows < C::kBM || !AllAllowed(tile.mask, step.i0, i_hi, w_lo, w_hi);
@@ -197,21 +188,9 @@ __global__ void __launch_bounds__(kThreads)
           dpt[qt][e] = p * (dpt[qt][e] - delta[query]);
         }
       }
-      // dV += Pᵀ·dO, dK += dSᵀ·Q (dO and Q k-major: .trans).
-#pragma unroll
-      for (int kq = 0; kq < C::kQueryTiles / 2; ++kq) {
-        uint32_t pa[4], dsa[4];
-        AccumulatorsToA<T>(st[2 * kq], st[2 * kq + 1], pa);
-        AccumulatorsToA<T>(dpt[2 * kq], dpt[2 * kq + 1], dsa);
-#pragma unroll
-        for (int dp = 0; dp < C::kDimTiles / 2; ++dp) {
-          uint32_t dob[4], qb[4];
-          LdMatrixX4Trans(dob, FragmentRowA(dos + 16 * kq * C::kLd + 16 * dp, C::kLd, lane));
-          LdMatrixX4Trans(qb, FragmentRowA(qs + 16 * kq * C::kLd + 16 * dp, C::kLd, lane));
-          MmaPair<T>(dv[2 * dp], dv[2 * dp + 1], pa, dob);
-          MmaPair<T>(dk[2 * dp], dk[2 * dp + 1], dsa, qb);
-        }
-      }
+      // dV += Pᵀ·dO, dK += dSᵀ·Q, Pᵀ and dSᵀ from registers.
+      AccumulatorsTimesTile<T, D, C::kQueryTiles>(st, dos, lane, dv);
+      AccumulatorsTimesTile<T, D, C::kQueryTiles>(dpt, qs, lane, dk);
     }
     if constexpr (kAtomicDq) {
       // dSᵀ (zeros where the warp skipped) → dss, rounded to T as it enters dQ = dS·K.

@@ -183,6 +183,38 @@ __device__ __forceinline__ void AccumulatorsTimesTile(const float (&p)[kTiles][4
   }
 }
 
+// Where a block of a query-row kernel (the forward, the dQ pass) stands: its work item (up to 64
+// query rows of one block, query head blockIdx.y), its tiles, the warp's 16-row slab.
+template <typename Tile, int D>
+struct QueryBlock {
+  __device__ __forceinline__ QueryBlock(const LaunchTables<Tile>& tables,
+                                        const AttentionShape& shape)
+      : item(tables.items[blockIdx.x]),
+        h(static_cast<int>(blockIdx.y)),
+        kv_head(h / (shape.q_heads / shape.kv_heads)),
+        warp(static_cast<int>(threadIdx.x / 32)),
+        lane(static_cast<int>(threadIdx.x % 32)),
+        first(tables.begin[item.group]),
+        last(tables.begin[item.group + 1]),
+        lead(tables.tiles[tables.order[first]]),
+        rows(static_cast<int>(min(static_cast<int64_t>(kForwardRows), lead.q_rows - item.row0))),
+        i_lo(lead.q_begin + item.row0),
+        i_hi(i_lo + rows - 1),
+        w_lo(i_lo + 16 * warp),
+        w_hi(w_lo + 15),
+        q_stride(static_cast<int64_t>(shape.q_heads) * D),
+        kv_stride(static_cast<int64_t>(shape.kv_heads) * D) {}
+
+  WorkItem item;
+  int h, kv_head, warp, lane;
+  int32_t first, last;  // tiles order[first .. last)
+  Tile lead;            // the first: its q, lse (o, dq) are every tile's
+  int rows;             // valid rows of the item
+  int64_t i_lo, i_hi;   // their positions
+  int64_t w_lo, w_hi;   // the warp's slab (rows past i_hi are padding)
+  int64_t q_stride, kv_stride;
+};
+
 }  // namespace
 }  // namespace cuda_internal
 }  // namespace kernels

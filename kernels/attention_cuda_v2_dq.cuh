@@ -53,26 +53,18 @@ __global__ void __launch_bounds__(kThreads)
     return reinterpret_cast<T*>(smem + C::kKv + (2 * stage + which) * C::kKvBytes);
   };
 
-  const WorkItem item = tables.items[blockIdx.x];
-  const int h = blockIdx.y;
-  const int g_head = h / (shape.q_heads / shape.kv_heads);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int g = lane / 4, t = lane % 4;
-  const int32_t first = tables.begin[item.group], last = tables.begin[item.group + 1];
-  const BackwardTile lead = tables.tiles[tables.order[first]];
-  const int rows = static_cast<int>(min(static_cast<int64_t>(C::kBM), lead.q_rows - item.row0));
-  const int64_t i_lo = lead.q_begin + item.row0, i_hi = i_lo + rows - 1;
-  const int64_t w_lo = i_lo + 16 * warp, w_hi = w_lo + 15;  // the warp's rows
-  const bool warp_tail = 16 * warp + 15 >= rows;            // some of them are padding
-  const int64_t q_stride = static_cast<int64_t>(shape.q_heads) * D;
-  const int64_t kv_stride = static_cast<int64_t>(shape.kv_heads) * D;
+  const QueryBlock<BackwardTile, D> b(tables, shape);
+  const int g = b.lane / 4, t = b.lane % 4;
+  const bool warp_tail = 16 * b.warp + 15 >= b.rows;  // some of the warp's rows are padding
 
-  const int64_t q_at = item.row0 * q_stride + h * D;
-  LoadRowsAsync<T, D>(static_cast<const T*>(lead.q) + q_at, q_stride, rows, C::kBM, qs, C::kLd);
-  LoadRowsAsync<T, D>(static_cast<const T*>(lead.d_o) + q_at, q_stride, rows, C::kBM, dos, C::kLd);
-  KeyStep step = FirstKeyStep(tables, first, last, i_lo, i_hi);
-  if (step.ti < last) {
-    IssueKeyStep<T, D, C::kBN>(tables.tiles[tables.order[step.ti]], step, g_head, kv_stride,
+  const int64_t q_at = b.item.row0 * b.q_stride + b.h * D;
+  LoadRowsAsync<T, D>(static_cast<const T*>(b.lead.q) + q_at, b.q_stride, b.rows, C::kBM, qs,
+                      C::kLd);
+  LoadRowsAsync<T, D>(static_cast<const T*>(b.lead.d_o) + q_at, b.q_stride, b.rows, C::kBM, dos,
+                      C::kLd);
+  KeyStep step = FirstKeyStep(tables, b.first, b.last, b.i_lo, b.i_hi);
+  if (step.ti < b.last) {
+    IssueKeyStep<T, D, C::kBN>(tables.tiles[tables.order[step.ti]], step, b.kv_head, b.kv_stride,
                                kv_stage(0, 0), kv_stage(0, 1));
   }
   CpAsyncCommit();
@@ -81,21 +73,21 @@ __global__ void __launch_bounds__(kThreads)
   float lse2[2], delta[2];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    const int r = 16 * warp + g + 8 * half;
-    const int64_t at = (item.row0 + r) * shape.q_heads + h;
-    lse2[half] = r < rows ? lead.lse[at] * kLog2e : -INFINITY;
-    delta[half] = r < rows ? lead.delta[at] : 0.0f;
+    const int r = 16 * b.warp + g + 8 * half;
+    const int64_t at = (b.item.row0 + r) * shape.q_heads + b.h;
+    lse2[half] = r < b.rows ? b.lead.lse[at] * kLog2e : -INFINITY;
+    delta[half] = r < b.rows ? b.lead.delta[at] : 0.0f;
   }
   uint32_t qf[D / 16][4], dof[D / 16][4];
   float dq[C::kDimTiles][4];
   for (auto& tile : dq) tile[0] = tile[1] = tile[2] = tile[3] = 0.0f;
   bool rows_loaded = false;
 
-  for (int stage = 0; step.ti < last; stage ^= 1) {
-    const KeyStep next = NextKeyStep<C::kBN>(tables, step, last, i_lo, i_hi);
+  for (int stage = 0; step.ti < b.last; stage ^= 1) {
+    const KeyStep next = NextKeyStep<C::kBN>(tables, step, b.last, b.i_lo, b.i_hi);
     __syncthreads();  // every warp is done with the other stage (the step before)
-    if (next.ti < last) {
-      IssueKeyStep<T, D, C::kBN>(tables.tiles[tables.order[next.ti]], next, g_head, kv_stride,
+    if (next.ti < b.last) {
+      IssueKeyStep<T, D, C::kBN>(tables.tiles[tables.order[next.ti]], next, b.kv_head, b.kv_stride,
                                  kv_stage(stage ^ 1, 0), kv_stage(stage ^ 1, 1));
     }
     CpAsyncCommit();
@@ -103,31 +95,32 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     if (!rows_loaded) {  // Q and dO came with the first step's group
       rows_loaded = true;
-      LoadRowFragments<T, D>(qs + 16 * warp * C::kLd, lane, qf);
-      LoadRowFragments<T, D>(dos + 16 * warp * C::kLd, lane, dof);
+      LoadRowFragments<T, D>(qs + 16 * b.warp * C::kLd, b.lane, qf);
+      LoadRowFragments<T, D>(dos + 16 * b.warp * C::kLd, b.lane, dof);
     }
     const BackwardTile& tile = tables.tiles[tables.order[step.ti]];
     const int cols = static_cast<int>(min(static_cast<int64_t>(C::kBN), step.hi - step.j0));
     const int64_t j_hi = step.j0 + cols - 1;
-    if (16 * warp < rows && AnyAllowed(tile.mask, w_lo, w_hi, step.j0, j_hi)) {
+    if (16 * b.warp < b.rows && AnyAllowed(tile.mask, b.w_lo, b.w_hi, step.j0, j_hi)) {
       const T* ks = kv_stage(stage, 0);
       float s[C::kKeyTiles][4], dp[C::kKeyTiles][4];
-      RowsTimesTileT<T, D, C::kKeyTiles>(qf, ks, lane, s);
-      RowsTimesTileT<T, D, C::kKeyTiles>(dof, kv_stage(stage, 1), lane, dp);
+      RowsTimesTileT<T, D, C::kKeyTiles>(qf, ks, b.lane, s);
+      RowsTimesTileT<T, D, C::kKeyTiles>(dof, kv_stage(stage, 1), b.lane, dp);
       const bool masked =
-          warp_tail || cols < C::kBN || !AllAllowed(tile.mask, w_lo, w_hi, step.j0, j_hi);
+          warp_tail || cols < C::kBN || !AllAllowed(tile.mask, b.w_lo, b.w_hi, step.j0, j_hi);
 #pragma unroll
       for (int nt = 0; nt < C::kKeyTiles; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int half = e / 2, c = 8 * nt + 2 * t + e % 2;
-          const bool allowed = !masked || (c < cols && lse2[half] != -INFINITY &&
-                                           MaskAllows(tile.mask, w_lo + g + 8 * half, step.j0 + c));
+          const bool allowed =
+              !masked || (c < cols && lse2[half] != -INFINITY &&
+                          MaskAllows(tile.mask, b.w_lo + g + 8 * half, step.j0 + c));
           const float p = allowed ? exp2f(s[nt][e] * scale_log2 - lse2[half]) : 0.0f;
           dp[nt][e] = p * (dp[nt][e] - delta[half]);  // dS
         }
       }
-      AccumulatorsTimesTile<T, D, C::kKeyTiles>(dp, ks, lane, dq);
+      AccumulatorsTimesTile<T, D, C::kKeyTiles>(dp, ks, b.lane, dq);
     }
     step = next;
   }
@@ -135,9 +128,9 @@ __global__ void __launch_bounds__(kThreads)
 
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    const int r = 16 * warp + g + 8 * half;
-    if (r >= rows) continue;
-    float* out = lead.dq + (item.row0 + r) * q_stride + h * D + 2 * t;
+    const int r = 16 * b.warp + g + 8 * half;
+    if (r >= b.rows) continue;
+    float* out = b.lead.dq + (b.item.row0 + r) * b.q_stride + b.h * D + 2 * t;
 #pragma unroll
     for (int dt = 0; dt < C::kDimTiles; ++dt) {
       out[8 * dt] += scale * dq[dt][2 * half];

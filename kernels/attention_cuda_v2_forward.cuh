@@ -60,28 +60,18 @@ __global__ void __launch_bounds__(kThreads)
     return reinterpret_cast<T*>(smem + C::kKv + (2 * stage + 1) * C::kKvBytes);
   };
 
-  const WorkItem item = tables.items[blockIdx.x];
-  const int h = blockIdx.y;
-  const int g_head = h / (shape.q_heads / shape.kv_heads);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int g = lane / 4, t = lane % 4;
-  const int32_t first = tables.begin[item.group], last = tables.begin[item.group + 1];
-  const ForwardTile lead = tables.tiles[tables.order[first]];
-  const int rows = static_cast<int>(min(static_cast<int64_t>(C::kBM), lead.q_rows - item.row0));
-  const int64_t i_lo = lead.q_begin + item.row0, i_hi = i_lo + rows - 1;
-  const int64_t w_lo = i_lo + 16 * warp, w_hi = w_lo + 15;  // the warp's rows
-  const int64_t q_stride = static_cast<int64_t>(shape.q_heads) * D;
-  const int64_t kv_stride = static_cast<int64_t>(shape.kv_heads) * D;
+  const QueryBlock<ForwardTile, D> b(tables, shape);
+  const int g = b.lane / 4, t = b.lane % 4;
 
   auto issue_kv = [&](const KeyStep& s, int stage) {
-    IssueKeyStep<T, D, C::kBN>(tables.tiles[tables.order[s.ti]], s, g_head, kv_stride,
+    IssueKeyStep<T, D, C::kBN>(tables.tiles[tables.order[s.ti]], s, b.kv_head, b.kv_stride,
                                k_stage(stage), v_stage(stage));
   };
 
-  LoadRowsAsync<T, D>(static_cast<const T*>(lead.q) + item.row0 * q_stride + h * D, q_stride, rows,
-                      C::kBM, qs, C::kLd);
-  KeyStep step = FirstKeyStep(tables, first, last, i_lo, i_hi);
-  if (step.ti < last) issue_kv(step, 0);
+  LoadRowsAsync<T, D>(static_cast<const T*>(b.lead.q) + b.item.row0 * b.q_stride + b.h * D,
+                      b.q_stride, b.rows, C::kBM, qs, C::kLd);
+  KeyStep step = FirstKeyStep(tables, b.first, b.last, b.i_lo, b.i_hi);
+  if (step.ti < b.last) issue_kv(step, 0);
   CpAsyncCommit();
 
   uint32_t qf[C::kKSteps][4];
@@ -91,31 +81,31 @@ __global__ void __launch_bounds__(kThreads)
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   bool q_loaded = false;
 
-  for (int stage = 0; step.ti < last; stage ^= 1) {
-    const KeyStep next = NextKeyStep<C::kBN>(tables, step, last, i_lo, i_hi);
+  for (int stage = 0; step.ti < b.last; stage ^= 1) {
+    const KeyStep next = NextKeyStep<C::kBN>(tables, step, b.last, b.i_lo, b.i_hi);
     __syncthreads();  // every warp is done with the other stage (the step before)
-    if (next.ti < last) issue_kv(next, stage ^ 1);
+    if (next.ti < b.last) issue_kv(next, stage ^ 1);
     CpAsyncCommit();
     CpAsyncWait<1>();  // this step's group (and Q) has landed, for this thread's copies
     __syncthreads();   // and for everyone's
     if (!q_loaded) {   // Q came with the first step's group
       q_loaded = true;
-      LoadRowFragments<T, D>(qs + 16 * warp * C::kLd, lane, qf);
+      LoadRowFragments<T, D>(qs + 16 * b.warp * C::kLd, b.lane, qf);
     }
     const ForwardTile& tile = tables.tiles[tables.order[step.ti]];
     const int cols = static_cast<int>(min(static_cast<int64_t>(C::kBN), step.hi - step.j0));
     const int64_t j_hi = step.j0 + cols - 1;
-    if (AnyAllowed(tile.mask, w_lo, w_hi, step.j0, j_hi)) {
+    if (AnyAllowed(tile.mask, b.w_lo, b.w_hi, step.j0, j_hi)) {
       const T* ks = k_stage(stage);
       const T* vs = v_stage(stage);
       // S = Q·Kᵀ
       float s[C::kKeyTiles][4];
-      RowsTimesTileT<T, D, C::kKeyTiles>(qf, ks, lane, s);
+      RowsTimesTileT<T, D, C::kKeyTiles>(qf, ks, b.lane, s);
       // Scale, mask (off the fully allowed sub-blocks only), online softmax per row.
-      const bool masked = cols < C::kBN || !AllAllowed(tile.mask, w_lo, w_hi, step.j0, j_hi);
+      const bool masked = cols < C::kBN || !AllAllowed(tile.mask, b.w_lo, b.w_hi, step.j0, j_hi);
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int64_t i = w_lo + g + 8 * half;
+        const int64_t i = b.w_lo + g + 8 * half;
         float step_max = -INFINITY;
 #pragma unroll
         for (int nt = 0; nt < C::kKeyTiles; ++nt) {
@@ -151,7 +141,7 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
       // O += P·V, P from registers.
-      AccumulatorsTimesTile<T, D, C::kKeyTiles>(s, vs, lane, o);
+      AccumulatorsTimesTile<T, D, C::kKeyTiles>(s, vs, b.lane, o);
     }
     step = next;
   }
@@ -164,11 +154,11 @@ __global__ void __launch_bounds__(kThreads)
   for (int half = 0; half < 2; ++half) {
     l[half] += __shfl_xor_sync(0xffffffffu, l[half], 1);
     l[half] += __shfl_xor_sync(0xffffffffu, l[half], 2);
-    const int r = 16 * warp + g + 8 * half;
+    const int r = 16 * b.warp + g + 8 * half;
     lse_old[half] = -INFINITY;
     lse_tile[half] = m[half] == -INFINITY ? -INFINITY : m[half] * kLn2 + logf(l[half]);
-    if (r < rows && m[half] != -INFINITY) {
-      lse_old[half] = lead.lse[(item.row0 + r) * shape.q_heads + h];
+    if (r < b.rows && m[half] != -INFINITY) {
+      lse_old[half] = b.lead.lse[(b.item.row0 + r) * shape.q_heads + b.h];
       const float inv_l = 1.0f / l[half];
       const bool fresh = lse_old[half] == -INFINITY;  // o holds nothing (poison, never read)
       float w_old = 0.0f, w_tile = inv_l;
@@ -179,7 +169,7 @@ __global__ void __launch_bounds__(kThreads)
         w_tile = expf(lse_tile[half] - merged) * inv_l;
         lse_tile[half] = merged;
       }
-      float* out = lead.o + (item.row0 + r) * q_stride + h * D + 2 * t;
+      float* out = b.lead.o + (b.item.row0 + r) * b.q_stride + b.h * D + 2 * t;
 #pragma unroll
       for (int dt = 0; dt < C::kDimTiles; ++dt) {
 #pragma unroll
@@ -193,9 +183,9 @@ __global__ void __launch_bounds__(kThreads)
   __syncwarp();
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    const int r = 16 * warp + g + 8 * half;
-    if (t == 0 && r < rows && m[half] != -INFINITY) {
-      lead.lse[(item.row0 + r) * shape.q_heads + h] = lse_tile[half];
+    const int r = 16 * b.warp + g + 8 * half;
+    if (t == 0 && r < b.rows && m[half] != -INFINITY) {
+      b.lead.lse[(b.item.row0 + r) * shape.q_heads + b.h] = lse_tile[half];
     }
   }
 }
