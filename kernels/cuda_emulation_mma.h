@@ -9,10 +9,12 @@
 // next collective cannot overwrite what a slower lane still reads. ldmatrix checks that every row
 // address is 16-byte aligned and inside the block's shared memory.
 //
-// cp.async copies happen at CpAsyncWait, not at issue: a read of the destination before the wait
-// (and, for other threads, before the __syncthreads after it) sees the old contents, NaN bytes in
-// a fresh block, exactly the bug the hardware would show only sometimes. Copies still pending when
-// the next block issues or waits are reported (a kernel must wait for all its copies).
+// cp.async: the destination turns to NaN bytes at issue and receives the data at CpAsyncWait, the
+// two ends of what the hardware may do. A read of the destination before the wait (and, for other
+// threads, before the __syncthreads after it) sees NaN, and so does a warp still reading a buffer
+// that another warp has already started to refill (a missing barrier before the issue): both are
+// bugs the hardware would show only sometimes. Copies still pending when the next block issues or
+// waits are reported (a kernel must wait for all its copies).
 #ifndef FCP_KERNELS_CUDA_EMULATION_MMA_H_
 #define FCP_KERNELS_CUDA_EMULATION_MMA_H_
 
@@ -164,6 +166,7 @@ inline void CpAsync16(void* dst, const void* src, int src_bytes) {
     Fail("cp.async: address not 16-byte aligned");
   }
   if (src_bytes != 0 && src_bytes != 16) Fail("cp.async: src-size other than 0 or 16");
+  std::memset(dst, 0xFF, 16);  // undefined until the wait: NaN to whoever reads it meanwhile
   Queue().open.push_back({dst, src, src_bytes});
 }
 

@@ -1,8 +1,8 @@
 // The emulated warp primitives of kernels/cuda_emulation_mma.h against PTX's layouts written out
 // independently here: ldmatrix (.trans) hands lane i the elements the ISA names, mma over
 // fragments built from the layout formulas and over fragments loaded with ldmatrix equals a plain
-// 16×8×16 (here two n-tiles: 16×16×16) matrix product, for bf16 and fp16; cp.async copies at the
-// wait and zero-fills.
+// 16×8×16 (here two n-tiles: 16×16×16) matrix product, for bf16 and fp16; cp.async poisons its
+// destination at issue, copies at the wait and zero-fills.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -215,6 +215,7 @@ TYPED_TEST(MmaEmulationTest, LdMatrixHandsEachLaneThePtxElements) {
 void CpAsyncKernel(const float* src, float* seen_before, float* seen_after) {
   float* dst = reinterpret_cast<float*>(cuda_emulation::SharedMemory());
   const int i = threadIdx.x;
+  dst[8 * i] = 7.0f;  // overwritten, undefined from the issue on
   CpAsync16(dst + 8 * i, src + 8 * i, 16);
   CpAsync16(dst + 8 * i + 4, src, 0);  // zero fill
   CpAsyncCommit();
@@ -223,13 +224,13 @@ void CpAsyncKernel(const float* src, float* seen_before, float* seen_after) {
   for (int e = 0; e < 8; ++e) seen_after[8 * i + e] = dst[8 * i + e];
 }
 
-TEST(CpAsyncEmulationTest, CopiesAtTheWaitAndZeroFills) {
+TEST(CpAsyncEmulationTest, PoisonsAtIssueCopiesAtTheWaitAndZeroFills) {
   std::vector<float> src(256), before(32), after(256);
   for (int i = 0; i < 256; ++i) src[i] = static_cast<float>(i + 1);
   cuda_emulation::Launch(dim3(1), dim3(32), 1024, CpAsyncKernel, src.data(), before.data(),
                          after.data());
   for (int i = 0; i < 32; ++i) {
-    EXPECT_TRUE(std::isnan(before[i])) << i;  // fresh shared memory, nothing copied yet
+    EXPECT_TRUE(std::isnan(before[i])) << i;  // issued, not yet waited for
     for (int e = 0; e < 4; ++e) EXPECT_EQ(after[8 * i + e], src[8 * i + e]);
     for (int e = 4; e < 8; ++e) EXPECT_EQ(after[8 * i + e], 0.0f);
   }
