@@ -190,7 +190,7 @@ std::vector<KernelCase> Cases() {
 INSTANTIATE_TEST_SUITE_P(Kernels, EmulatedKernelTest, ::testing::ValuesIn(Cases()),
                          [](const auto& info) { return KernelCaseName(info.param); });
 
-// Every mask, both half types, both head dims, GQA at d = 128.
+// Every mask, both half types, both head dims, GQA at d = 128; dQ by atomics and by its own pass.
 std::vector<V2Case> V2Cases() {
   const TileMask causal{MaskKind::kCausal, 0, 0}, full{MaskKind::kFull, 0, 0};
   const TileMask window{MaskKind::kSlidingWindow, 9, 0}, prefix{MaskKind::kPrefixLm, 0, 13};
@@ -198,6 +198,11 @@ std::vector<V2Case> V2Cases() {
   for (CudaDqMode dq : {CudaDqMode::kAtomic, CudaDqMode::kSeparate}) {
     for (DType dtype : {DType::kBf16, DType::kFp16}) {
       for (const TileMask& mask : {causal, full, window, prefix}) {
+        // The separate dQ pass shares all but its dtype's conversions: fp16 on causal only.
+        if (dq == CudaDqMode::kSeparate && dtype == DType::kFp16 &&
+            mask.kind != MaskKind::kCausal) {
+          continue;
+        }
         cases.push_back({{dtype, mask, {2, 1, 64}}, dq});
         cases.push_back({{dtype, mask, {2, 2, 128}}, dq});
       }
