@@ -331,6 +331,21 @@ TEST_F(TablesTest, RefusesMisalignedInputsAndUnsupportedShapes) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(CudaKernelsFlagTest, ParsesTheThreeNamesAndRefusesOthersNamingTheFlag) {
+  for (const char* name : {"v1", "v2", "v2-separate-dq"}) {
+    absl::StatusOr<CudaAttentionOptions> o = ParseCudaKernels(name, "--kernels");
+    ASSERT_TRUE(o.ok()) << o.status();
+    EXPECT_EQ(CudaKernelsName(*o), name);
+  }
+  const absl::StatusOr<CudaAttentionOptions> v2 = ParseCudaKernels("v2", "--kernels");
+  EXPECT_EQ(v2->kernels, CudaKernels::kV2);
+  EXPECT_EQ(v2->dq, CudaDqMode::kAtomic);
+  EXPECT_EQ(ParseCudaKernels("v2-separate-dq", "--kernels")->dq, CudaDqMode::kSeparate);
+  const absl::Status bad = ParseCudaKernels("v3", "--kernels").status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(bad.message(), "--kernels: \"v3\"")) << bad;
+}
+
 // The separate dQ pass groups by dq: one group per query block, items of 64 query rows.
 TEST(DqTablesTest, GroupsByQueryBlockAndRefusesMismatchedInputs) {
   alignas(16) static float data[1024] = {};
