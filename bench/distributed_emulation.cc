@@ -46,6 +46,8 @@
 ABSL_FLAG(int32_t, reps, 5, "timed repetitions of each rank's rounds (median per round)");
 ABSL_FLAG(int32_t, warmup, 1, "untimed repetitions first");
 ABSL_FLAG(std::string, results, "", "append one JSON line per (batch, strategy) to this file");
+ABSL_FLAG(std::string, kernels, "v1",
+          "attention kernels the ranks run: v1, v2 or v2-separate-dq (kernels/attention_cuda.h)");
 ABSL_FLAG(std::string, strategies, "",
           "comma-separated strategies to emulate (overrides --strategy; e.g. "
           "ring,per_doc,flashcp,flexdeg,dcp,fcp)");
@@ -79,13 +81,14 @@ class Arena {
 
 class Emulator {
  public:
-  static absl::StatusOr<std::unique_ptr<Emulator>> Make(const kernels::AttentionShape& shape,
-                                                        DType dtype) {
+  static absl::StatusOr<std::unique_ptr<Emulator>> Make(
+      const kernels::AttentionShape& shape, DType dtype,
+      const kernels::CudaAttentionOptions& kernel_options) {
     auto e = std::unique_ptr<Emulator>(new Emulator(shape, dtype));
     cudaStream_t stream;
     CUDA_RETURN_IF_ERROR(cudaStreamCreate(&stream));
     e->stream_ = stream;
-    ASSIGN_OR_RETURN(e->attention_, kernels::CudaAttention::Create(stream));
+    ASSIGN_OR_RETURN(e->attention_, kernels::CudaAttention::Create(stream, kernel_options));
     ASSIGN_OR_RETURN(e->timer_, StreamTimer::Create(stream));
     return e;
   }
@@ -320,9 +323,18 @@ int Main(int argc, char** argv) {
   std::optional<cli::PlanProgram> program = cli::ParsePlanProgram(
       argc, argv, "distributed_emulation",
       "distributed_emulation --lengths F --workers W --tokens-per-worker T [--strategy all|NAME] "
-      "[fcp plan flags] [--strategies LIST] [--reps N] [--warmup N] [--results FILE]",
-      {"reps", "warmup", "results", "strategies"});
+      "[fcp plan flags] [--strategies LIST] [--reps N] [--warmup N] [--results FILE] "
+      "[--kernels v1|v2|v2-separate-dq]",
+      {"reps", "warmup", "results", "strategies", "kernels"});
   if (!program.has_value()) return 2;
+  absl::StatusOr<kernels::CudaAttentionOptions> kernel_options =
+      kernels::ParseCudaKernels(absl::GetFlag(FLAGS_kernels), "--kernels");
+  if (!kernel_options.ok()) {
+    std::fprintf(stderr, "distributed_emulation: %s\n",
+                 std::string(kernel_options.status().message()).c_str());
+    return 2;
+  }
+  const std::string kernel_name = kernels::CudaKernelsName(*kernel_options);
   if (absl::Status s = kernels::CudaDeviceStatus(); !s.ok()) {
     std::fprintf(stderr, "distributed_emulation: %s\n", std::string(s.message()).c_str());
     return 2;
@@ -330,7 +342,7 @@ int Main(int argc, char** argv) {
   const cli::PlanConfig& c = program->config;
   const kernels::AttentionShape shape{c.model.num_q_heads, c.model.num_kv_heads, c.model.head_dim};
   absl::StatusOr<std::unique_ptr<Emulator>> emulator =
-      Emulator::Make(shape, ToKernelDType(c.model.dtype));
+      Emulator::Make(shape, ToKernelDType(c.model.dtype), *kernel_options);
   if (!emulator.ok()) {
     std::fprintf(stderr, "distributed_emulation: %s\n",
                  std::string(emulator.status().message()).c_str());
@@ -344,8 +356,9 @@ int Main(int argc, char** argv) {
   if (const std::string path = absl::GetFlag(FLAGS_results); !path.empty()) {
     json.open(path, std::ios::app);
   }
-  std::printf("distributed_emulation: %s, W=%d, %lld tokens/worker, %d batches\n", props.name,
-              c.topology.num_workers, static_cast<long long>(c.tokens_per_worker), c.batches);
+  std::printf("distributed_emulation: %s, kernels %s, W=%d, %lld tokens/worker, %d batches\n",
+              props.name, kernel_name.c_str(), c.topology.num_workers,
+              static_cast<long long>(c.tokens_per_worker), c.batches);
   std::printf("%5s %-9s %10s %10s %10s %10s %12s %10s %10s\n", "batch", "strategy", "step_ms",
               "compute_ms", "pred_ms", "rank_err", "TFLOPs/GPU", "bytes_GB", "imbalance");
   std::vector<std::string> strategies = c.Strategies();
@@ -387,16 +400,17 @@ int Main(int argc, char** argv) {
       std::fflush(stdout);
       if (json.is_open()) {
         json << absl::StrFormat(
-            "{\"bench\": \"distributed_emulation\", \"device\": \"%s\", \"workers\": %d, "
+            "{\"bench\": \"distributed_emulation\", \"kernels\": \"%s\", \"device\": \"%s\", "
+            "\"workers\": %d, "
             "\"tokens_per_worker\": %d, \"batch\": %d, \"strategy\": \"%s\", \"step_ms\": %.4f, "
             "\"fwd_ms\": %.4f, \"bwd_ms\": %.4f, \"compute_ms\": %.4f, \"predicted_ms\": %.4f, "
             "\"mean_abs_rank_error\": %.4f, \"compute_imbalance\": %.4f, "
             "\"flop_imbalance\": %.4f, \"tflops_per_gpu\": %.3f, \"comm_bytes\": %d, "
             "\"rounds\": %d}\n",
-            props.name, c.topology.num_workers, c.tokens_per_worker, b, strategy, r->step_ms,
-            r->fwd_ms, r->bwd_ms, r->compute_ms, r->predicted_ms, r->mean_abs_rank_error,
-            r->compute_imbalance, plan->summary.compute_imbalance, r->tflops_per_gpu,
-            plan->summary.comm_bytes, plan->summary.rounds);
+            kernel_name, props.name, c.topology.num_workers, c.tokens_per_worker, b, strategy,
+            r->step_ms, r->fwd_ms, r->bwd_ms, r->compute_ms, r->predicted_ms,
+            r->mean_abs_rank_error, r->compute_imbalance, plan->summary.compute_imbalance,
+            r->tflops_per_gpu, plan->summary.comm_bytes, plan->summary.rounds);
         json.flush();  // a run cut by a time limit keeps every finished line
       }
     }

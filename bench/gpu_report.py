@@ -82,19 +82,22 @@ def emulation_table(directory):
     out = [f"\n#### Distributed attention emulated on one {rows[0]['device']} (wikipedia, 32K "
            "tokens/worker, max doc 128K, 8 q / 2 kv heads, d=128, bf16; step = slowest rank's "
            "fwd+bwd)\n",
-           "| W | strategy | step ms (fwd + bwd) | compute ms | predicted ms | rank error | "
-           "TFLOP/s/GPU | bytes GB | rounds | compute imbalance (measured) | speed-up vs ring |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| kernels | W | strategy | step ms (fwd + bwd) | compute ms | predicted ms | "
+           "rank error | TFLOP/s/GPU | bytes GB | rounds | compute imbalance (measured) | "
+           "speed-up vs ring |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     speedups = collections.defaultdict(dict)
-    for w in sorted({r["workers"] for r in rows}):
-        ring = next((r for r in rows if r["workers"] == w and r["strategy"] == "ring"), None)
-        for r in (r for r in rows if r["workers"] == w):
+    kernels = lambda r: r.get("kernels", "v1")  # noqa: E731
+    for k, w in sorted({(kernels(r), r["workers"]) for r in rows}):
+        same = [r for r in rows if r["workers"] == w and kernels(r) == k]
+        ring = next((r for r in same if r["strategy"] == "ring"), None)
+        for r in same:
             s = ring["step_ms"] / r["step_ms"] if ring else float("nan")
             imbalance = (f"{r['compute_imbalance']:.3f}" if "compute_imbalance" in r
                          else "–")
-            speedups[r["strategy"]][w] = s
+            speedups[r["strategy"] + ("" if k == "v1" else f" ({k})")][w] = s
             split = (f" ({r['fwd_ms']:.1f} + {r['bwd_ms']:.1f})" if "fwd_ms" in r else "")
-            out.append(f"| {w} | {r['strategy']} | {r['step_ms']:.1f}{split} | "
+            out.append(f"| {k} | {w} | {r['strategy']} | {r['step_ms']:.1f}{split} | "
                        f"{r['compute_ms']:.1f} | {r['predicted_ms']:.1f} | "
                        f"{100 * r['mean_abs_rank_error']:.0f}% | {r['tflops_per_gpu']:.1f} | "
                        f"{r['comm_bytes'] / 1e9:.2f} | {r.get('rounds', '–')} | "

@@ -56,7 +56,10 @@ ABSL_FLAG(bool, calibrate, false, "time a (q, kv) grid of full tiles and fit the
 ABSL_FLAG(std::string, calibration_out, "", "--calibrate: write the calibration file here");
 ABSL_FLAG(std::string, json, "", "append one JSON line per case to this file");
 ABSL_FLAG(std::string, write_lengths, "", "write the varlen batch's document lengths here");
-ABSL_FLAG(std::string, label, "v1", "the kernel version's name in the JSON lines (\"kernel\")");
+ABSL_FLAG(std::string, kernels, "v1",
+          "kernels to time and check: v1, v2 or v2-separate-dq (attention_cuda.h)");
+ABSL_FLAG(std::string, label, "",
+          "the kernels' name in the JSON lines (\"kernel\"; default --kernels)");
 
 namespace fcp {
 namespace {
@@ -72,6 +75,7 @@ using kernels::ForwardTile;
 struct Options {
   AttentionShape shape;
   DType dtype = DType::kBf16;
+  kernels::CudaAttentionOptions kernels;
   int32_t reps = 20, warmup = 3;
 };
 
@@ -166,7 +170,7 @@ class Bench {
     cudaStream_t stream;
     CUDA_RETURN_IF_ERROR(cudaStreamCreate(&stream));
     bench->stream_ = stream;
-    ASSIGN_OR_RETURN(bench->attention_, kernels::CudaAttention::Create(stream));
+    ASSIGN_OR_RETURN(bench->attention_, kernels::CudaAttention::Create(stream, options.kernels));
     ASSIGN_OR_RETURN(bench->timer_, StreamTimer::Create(stream));
     return bench;
   }
@@ -293,7 +297,7 @@ absl::Status Check(const Options& o) {
     const kernels::TileMask mask{kind, 0, 0};
     const kernels::testing::Problem problem = kernels::testing::MakeProblem(
         o.shape, o.dtype, mask, {700, 300, 45, 1}, 256, 2, static_cast<uint32_t>(time(nullptr)));
-    ASSIGN_OR_RETURN(auto runner, kernels::testing::CudaKernelRunner::Create());
+    ASSIGN_OR_RETURN(auto runner, kernels::testing::CudaKernelRunner::Create(o.kernels));
     ASSIGN_OR_RETURN(kernels::testing::Outputs got, kernels::testing::RunProblem(problem, *runner));
     const std::string failures =
         kernels::testing::CheckOutputs(problem, got, kernels::testing::ReferenceOutputs(problem),
@@ -339,13 +343,24 @@ int Main() {
   const std::string dtype = absl::GetFlag(FLAGS_dtype);
   o.dtype = dtype == "fp32" ? DType::kFp32 : dtype == "fp16" ? DType::kFp16 : DType::kBf16;
   o.reps = absl::GetFlag(FLAGS_reps);
+  absl::StatusOr<kernels::CudaAttentionOptions> kernel_options =
+      kernels::ParseCudaKernels(absl::GetFlag(FLAGS_kernels), "--kernels");
+  if (!kernel_options.ok()) {
+    std::fprintf(stderr, "kernel_bench: %s\n",
+                 std::string(kernel_options.status().message()).c_str());
+    return 2;
+  }
+  o.kernels = *kernel_options;
+  std::string label = absl::GetFlag(FLAGS_label);
+  if (label.empty()) label = kernels::CudaKernelsName(o.kernels);
   o.warmup = absl::GetFlag(FLAGS_warmup);
   if (absl::Status s = kernels::CudaDeviceStatus(); !s.ok()) {
     std::fprintf(stderr, "kernel_bench: %s\n", std::string(s.message()).c_str());
     return 2;
   }
   const std::string device = DeviceName();
-  std::printf("kernel_bench: %s, %s, q_heads %d, kv_heads %d, head_dim %d\n", device.c_str(),
+  std::printf("kernel_bench: %s, kernels %s, %s, q_heads %d, kv_heads %d, head_dim %d\n",
+              device.c_str(), kernels::CudaKernelsName(o.kernels).c_str(),
               kernels::DTypeName(o.dtype), o.shape.q_heads, o.shape.kv_heads, o.shape.head_dim);
   if (absl::GetFlag(FLAGS_check)) {
     if (absl::Status s = Check(o); !s.ok()) {
@@ -423,9 +438,9 @@ int Main() {
           "\"dtype\": \"%s\", "
           "\"q_heads\": %d, \"kv_heads\": %d, \"head_dim\": %d, \"tiles\": %d, \"pairs\": %.0f, "
           "\"fwd_ms\": %.5f, \"bwd_ms\": %.5f, \"fwd_tflops\": %.3f, \"bwd_tflops\": %.3f}\n",
-          absl::GetFlag(FLAGS_label), device, w.name, kernels::DTypeName(o.dtype), o.shape.q_heads,
-          o.shape.kv_heads, o.shape.head_dim, w.tiles.size(), w.pairs, t->fwd_ms, t->bwd_ms,
-          t->fwd_tflops, t->bwd_tflops);
+          label, device, w.name, kernels::DTypeName(o.dtype), o.shape.q_heads, o.shape.kv_heads,
+          o.shape.head_dim, w.tiles.size(), w.pairs, t->fwd_ms, t->bwd_ms, t->fwd_tflops,
+          t->bwd_tflops);
       json.flush();  // a run cut by a time limit keeps every finished line
     }
     if (!w.tiles.empty()) {

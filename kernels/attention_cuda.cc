@@ -90,7 +90,13 @@ struct CudaAttention::Impl {
                                                       device, " allows ", max_shared));
   }
 
+  // v2 kernels for this dtype (fp32 always runs v1).
+  bool V2(DType dtype) const {
+    return options.kernels == CudaKernels::kV2 && dtype != DType::kFp32;
+  }
+
   cudaStream_t stream = nullptr;
+  CudaAttentionOptions options;
   int device = 0;
   size_t max_shared = 0;
   void* host = nullptr;  // pinned
@@ -113,17 +119,39 @@ absl::Status CudaDeviceStatus() {
 
 bool SupportedHeadDim(int32_t head_dim) { return head_dim == 64 || head_dim == 128; }
 
+absl::StatusOr<CudaAttentionOptions> ParseCudaKernels(absl::string_view name,
+                                                      absl::string_view flag) {
+  if (name == "v1") return CudaAttentionOptions{CudaKernels::kV1, CudaDqMode::kAtomic};
+  if (name == "v2") return CudaAttentionOptions{CudaKernels::kV2, CudaDqMode::kAtomic};
+  if (name == "v2-separate-dq") {
+    return CudaAttentionOptions{CudaKernels::kV2, CudaDqMode::kSeparate};
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(flag, ": \"", name, "\" is not v1, v2 or v2-separate-dq"));
+}
+
+std::string CudaKernelsName(const CudaAttentionOptions& options) {
+  if (options.kernels == CudaKernels::kV1) return "v1";
+  return options.dq == CudaDqMode::kSeparate ? "v2-separate-dq" : "v2";
+}
+
 CudaAttention::CudaAttention(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CudaAttention::~CudaAttention() = default;
 
 void* CudaAttention::stream() const { return impl_->stream; }
 
 absl::StatusOr<std::unique_ptr<CudaAttention>> CudaAttention::Create(void* stream) {
+  return Create(stream, CudaAttentionOptions{});
+}
+
+absl::StatusOr<std::unique_ptr<CudaAttention>> CudaAttention::Create(
+    void* stream, const CudaAttentionOptions& options) {
   if (absl::Status s = CudaDeviceStatus(); !s.ok()) {
     return absl::FailedPreconditionError(s.message());
   }
   auto impl = std::make_unique<Impl>();
   impl->stream = static_cast<cudaStream_t>(stream);
+  impl->options = options;
   CUDA_RETURN_IF_ERROR(cudaGetDevice(&impl->device));
   int major = 0, shared = 0;
   CUDA_RETURN_IF_ERROR(
@@ -145,11 +173,14 @@ absl::Status CudaAttention::Forward(const AttentionShape& shape, DType dtype,
   ASSIGN_OR_RETURN(const HostTables<ForwardTile> tables,
                    cuda_internal::ForwardTables(shape, dtype, tiles));
   if (tables.items.empty()) return absl::OkStatus();
+  const bool v2 = impl_->V2(dtype);
   RETURN_IF_ERROR(
-      impl_->CheckSharedMemory(cuda_internal::ForwardSharedBytes(dtype, shape.head_dim)));
+      impl_->CheckSharedMemory(v2 ? cuda_internal::ForwardV2SharedBytes(dtype, shape.head_dim)
+                                  : cuda_internal::ForwardSharedBytes(dtype, shape.head_dim)));
   ASSIGN_OR_RETURN(const LaunchTables<ForwardTile> view, impl_->Stage(tables));
-  CUDA_RETURN_IF_ERROR(cuda_internal::LaunchForward(
-      shape, dtype, view, static_cast<int32_t>(tables.items.size()), impl_->stream));
+  const auto items = static_cast<int32_t>(tables.items.size());
+  CUDA_RETURN_IF_ERROR(v2 ? cuda_internal::LaunchForwardV2(shape, dtype, view, items, impl_->stream)
+                          : cuda_internal::LaunchForward(shape, dtype, view, items, impl_->stream));
   return absl::OkStatus();
 }
 
@@ -158,11 +189,33 @@ absl::Status CudaAttention::Backward(const AttentionShape& shape, DType dtype,
   ASSIGN_OR_RETURN(const HostTables<BackwardTile> tables,
                    cuda_internal::BackwardTables(shape, dtype, tiles));
   if (tables.items.empty()) return absl::OkStatus();
+  if (!impl_->V2(dtype)) {
+    RETURN_IF_ERROR(
+        impl_->CheckSharedMemory(cuda_internal::BackwardSharedBytes(dtype, shape.head_dim)));
+    ASSIGN_OR_RETURN(const LaunchTables<BackwardTile> view, impl_->Stage(tables));
+    CUDA_RETURN_IF_ERROR(cuda_internal::LaunchBackward(
+        shape, dtype, view, static_cast<int32_t>(tables.items.size()), impl_->stream));
+    return absl::OkStatus();
+  }
+  const bool separate_dq = impl_->options.dq == CudaDqMode::kSeparate;
   RETURN_IF_ERROR(
-      impl_->CheckSharedMemory(cuda_internal::BackwardSharedBytes(dtype, shape.head_dim)));
+      impl_->CheckSharedMemory(cuda_internal::BackwardV2SharedBytes(dtype, shape.head_dim)));
+  HostTables<BackwardTile> dq_tables;
+  if (separate_dq) {
+    ASSIGN_OR_RETURN(dq_tables, cuda_internal::BackwardDqTables(shape, tiles));
+    RETURN_IF_ERROR(
+        impl_->CheckSharedMemory(cuda_internal::DqV2SharedBytes(dtype, shape.head_dim)));
+  }
   ASSIGN_OR_RETURN(const LaunchTables<BackwardTile> view, impl_->Stage(tables));
-  CUDA_RETURN_IF_ERROR(cuda_internal::LaunchBackward(
-      shape, dtype, view, static_cast<int32_t>(tables.items.size()), impl_->stream));
+  CUDA_RETURN_IF_ERROR(cuda_internal::LaunchBackwardV2(shape, dtype, view,
+                                                       static_cast<int32_t>(tables.items.size()),
+                                                       /*atomic_dq=*/!separate_dq, impl_->stream));
+  if (separate_dq && !dq_tables.items.empty()) {
+    // Stream order: this copy overwrites the device tables after the dK/dV kernel has read them.
+    ASSIGN_OR_RETURN(const LaunchTables<BackwardTile> dq_view, impl_->Stage(dq_tables));
+    CUDA_RETURN_IF_ERROR(cuda_internal::LaunchDqV2(
+        shape, dtype, dq_view, static_cast<int32_t>(dq_tables.items.size()), impl_->stream));
+  }
   return absl::OkStatus();
 }
 

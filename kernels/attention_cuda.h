@@ -37,10 +37,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "kernels/attention.h"
 
 namespace fcp {
@@ -53,11 +55,38 @@ absl::Status CudaDeviceStatus();
 // Head dims the kernels are built for (64, 128).
 bool SupportedHeadDim(int32_t head_dim);
 
+// Which kernels Forward and Backward launch for fp16/bf16 inputs; fp32 always runs v1.
+//   kV1  the design above: products on shared memory (wmma), one 64-key step at a time.
+//   kV2  FlashAttention-2's dataflow (attention_cuda_v2_forward.cuh, _backward.cuh): mma.sync
+//        fragments in registers, P reused from registers, K/V double-buffered by cp.async,
+//        masks evaluated only on sub-blocks that are not wholly allowed. Same tables, masks and
+//        merge; not yet measured on a GPU, so v1 stays the default.
+enum class CudaKernels { kV1, kV2 };
+
+// How the v2 backward accumulates dQ (v1: always atomics).
+//   kAtomic    dq += dS·K by atomic adds from every kv block, in the dK/dV kernel.
+//   kSeparate  a second kernel per query block recomputes P and dS and owns its dq rows: no
+//              atomics, at the price of recomputing S = Q·Kᵀ and dP = dO·Vᵀ.
+enum class CudaDqMode { kAtomic, kSeparate };
+
+struct CudaAttentionOptions {
+  CudaKernels kernels = CudaKernels::kV1;
+  CudaDqMode dq = CudaDqMode::kAtomic;
+};
+
+// The options a bench flag names: "v1", "v2" (dq by atomics) or "v2-separate-dq";
+// InvalidArgument naming `flag` otherwise. CudaKernelsName is the inverse.
+absl::StatusOr<CudaAttentionOptions> ParseCudaKernels(absl::string_view name,
+                                                      absl::string_view flag);
+std::string CudaKernelsName(const CudaAttentionOptions& options);
+
 class CudaAttention {
  public:
   // Kernels on `stream` (a cudaStream_t; null: the legacy default stream), on the current device.
   // FailedPrecondition without a device or below compute capability 8.0.
   static absl::StatusOr<std::unique_ptr<CudaAttention>> Create(void* stream);
+  static absl::StatusOr<std::unique_ptr<CudaAttention>> Create(void* stream,
+                                                               const CudaAttentionOptions& options);
   ~CudaAttention();
 
   CudaAttention(const CudaAttention&) = delete;

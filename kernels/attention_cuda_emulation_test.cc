@@ -18,13 +18,19 @@
 #include "kernels/attention_cuda_kernels.cuh"
 #include "kernels/attention_cuda_tables.h"
 #include "kernels/attention_cuda_testing.h"
+#include "kernels/attention_cuda_v2_backward.cuh"
+#include "kernels/attention_cuda_v2_dq.cuh"
+#include "kernels/attention_cuda_v2_forward.cuh"
 
 namespace fcp {
 namespace kernels {
 namespace {
 
 using cuda_internal::BackwardConfig;
+using cuda_internal::BackwardV2Config;
+using cuda_internal::DqV2Config;
 using cuda_internal::ForwardConfig;
+using cuda_internal::ForwardV2Config;
 using cuda_internal::HostTables;
 using cuda_internal::kThreads;
 using testing::KernelCase;
@@ -43,6 +49,8 @@ void Dispatch(DType dtype, int head_dim, F f) {
 
 class EmulatedRunner : public KernelRunner {
  public:
+  explicit EmulatedRunner(const CudaAttentionOptions& options = {}) : options_(options) {}
+
   absl::StatusOr<void*> Allocate(size_t bytes) override {
     memory_.emplace_back(static_cast<char*>(std::aligned_alloc(256, (bytes + 255) / 256 * 256)));
     return memory_.back().get();
@@ -65,9 +73,18 @@ class EmulatedRunner : public KernelRunner {
     Dispatch(dtype, shape.head_dim, [&](auto type, auto dim) {
       using T = decltype(type);
       constexpr int D = decltype(dim)::value;
-      cuda_emulation::Launch(dim3(tables->items.size(), shape.q_heads), dim3(kThreads),
-                             ForwardConfig<T, D>::kBytes, cuda_internal::ForwardKernel<T, D>,
-                             tables->HostView(), shape, scale_log2);
+      const dim3 grid(tables->items.size(), shape.q_heads);
+      if constexpr (!std::is_same<T, float>::value) {
+        if (options_.kernels == CudaKernels::kV2) {
+          cuda_emulation::Launch(grid, dim3(kThreads), ForwardV2Config<T, D>::kBytes,
+                                 cuda_internal::ForwardV2Kernel<T, D>, tables->HostView(), shape,
+                                 scale_log2);
+          return;
+        }
+      }
+      cuda_emulation::Launch(grid, dim3(kThreads), ForwardConfig<T, D>::kBytes,
+                             cuda_internal::ForwardKernel<T, D>, tables->HostView(), shape,
+                             scale_log2);
     });
     return absl::OkStatus();
   }
@@ -77,13 +94,35 @@ class EmulatedRunner : public KernelRunner {
         cuda_internal::BackwardTables(shape, dtype, tiles);
     if (!tables.ok()) return tables.status();
     if (tables->items.empty()) return absl::OkStatus();
+    absl::StatusOr<HostTables<BackwardTile>> dq_tables =
+        cuda_internal::BackwardDqTables(shape, tiles);
+    if (!dq_tables.ok()) return dq_tables.status();
     const float scale = shape.Scale(), scale_log2 = scale * cuda_internal::kLog2e;
     Dispatch(dtype, shape.head_dim, [&](auto type, auto dim) {
       using T = decltype(type);
       constexpr int D = decltype(dim)::value;
-      cuda_emulation::Launch(dim3(tables->items.size(), shape.kv_heads), dim3(kThreads),
-                             BackwardConfig<T, D>::kBytes, cuda_internal::BackwardKernel<T, D>,
-                             tables->HostView(), shape, scale, scale_log2);
+      const dim3 grid(tables->items.size(), shape.kv_heads);
+      if constexpr (!std::is_same<T, float>::value) {
+        if (options_.kernels == CudaKernels::kV2) {
+          if (options_.dq == CudaDqMode::kAtomic) {
+            cuda_emulation::Launch(grid, dim3(kThreads), BackwardV2Config<T, D>::kBytes,
+                                   cuda_internal::BackwardV2Kernel<T, D, true>, tables->HostView(),
+                                   shape, scale, scale_log2);
+            return;
+          }
+          cuda_emulation::Launch(grid, dim3(kThreads), BackwardV2Config<T, D>::kBytes,
+                                 cuda_internal::BackwardV2Kernel<T, D, false>, tables->HostView(),
+                                 shape, scale, scale_log2);
+          if (dq_tables->items.empty()) return;
+          cuda_emulation::Launch(dim3(dq_tables->items.size(), shape.q_heads), dim3(kThreads),
+                                 DqV2Config<T, D>::kBytes, cuda_internal::DqV2Kernel<T, D>,
+                                 dq_tables->HostView(), shape, scale, scale_log2);
+          return;
+        }
+      }
+      cuda_emulation::Launch(grid, dim3(kThreads), BackwardConfig<T, D>::kBytes,
+                             cuda_internal::BackwardKernel<T, D>, tables->HostView(), shape, scale,
+                             scale_log2);
     });
     return absl::OkStatus();
   }
@@ -100,27 +139,38 @@ class EmulatedRunner : public KernelRunner {
   }
 
  private:
+  CudaAttentionOptions options_;
   struct Free {
     void operator()(char* p) const { std::free(p); }
   };
   std::vector<std::unique_ptr<char, Free>> memory_;
 };
 
-class EmulatedKernelTest : public ::testing::TestWithParam<KernelCase> {};
-
 // Two documents cut into blocks of up to 80 rows (several work items per block and several
 // 64-key steps per item), a one-token document, tiles over two rounds: the forward merges into
 // (o, lse) across launches, the backward accumulates into dq/dk/dv.
-TEST_P(EmulatedKernelTest, MatchesReference) {
-  const KernelCase& c = GetParam();
+void ExpectMatchesReference(const KernelCase& c, const CudaAttentionOptions& options) {
   const Problem problem = testing::MakeProblem(c.shape, c.dtype, c.mask, {100, 1, 29},
                                                /*max_block=*/80, /*rounds=*/2, /*seed=*/17);
-  EmulatedRunner runner;
+  EmulatedRunner runner(options);
   absl::StatusOr<testing::Outputs> got = testing::RunProblem(problem, runner);
   ASSERT_TRUE(got.ok()) << got.status();
   const std::string failures = testing::CheckOutputs(
       problem, *got, testing::ReferenceOutputs(problem), testing::NaiveOutputs(problem));
   EXPECT_EQ(failures, "");
+}
+
+class EmulatedKernelTest : public ::testing::TestWithParam<KernelCase> {};
+TEST_P(EmulatedKernelTest, MatchesReference) { ExpectMatchesReference(GetParam(), {}); }
+
+// The v2 kernels (fp16/bf16) on the same problems, dq by atomics or by its own pass.
+struct V2Case {
+  KernelCase c;
+  CudaDqMode dq = CudaDqMode::kAtomic;
+};
+class EmulatedKernelV2Test : public ::testing::TestWithParam<V2Case> {};
+TEST_P(EmulatedKernelV2Test, MatchesReference) {
+  ExpectMatchesReference(GetParam().c, {CudaKernels::kV2, GetParam().dq});
 }
 
 std::vector<KernelCase> Cases() {
@@ -139,6 +189,33 @@ std::vector<KernelCase> Cases() {
 
 INSTANTIATE_TEST_SUITE_P(Kernels, EmulatedKernelTest, ::testing::ValuesIn(Cases()),
                          [](const auto& info) { return KernelCaseName(info.param); });
+
+// Every mask, both half types, both head dims, GQA at d = 128; dQ by atomics and by its own pass.
+std::vector<V2Case> V2Cases() {
+  const TileMask causal{MaskKind::kCausal, 0, 0}, full{MaskKind::kFull, 0, 0};
+  const TileMask window{MaskKind::kSlidingWindow, 9, 0}, prefix{MaskKind::kPrefixLm, 0, 13};
+  std::vector<V2Case> cases;
+  for (CudaDqMode dq : {CudaDqMode::kAtomic, CudaDqMode::kSeparate}) {
+    for (DType dtype : {DType::kBf16, DType::kFp16}) {
+      for (const TileMask& mask : {causal, full, window, prefix}) {
+        // The separate dQ pass shares all but its dtype's conversions: fp16 on causal only.
+        if (dq == CudaDqMode::kSeparate && dtype == DType::kFp16 &&
+            mask.kind != MaskKind::kCausal) {
+          continue;
+        }
+        cases.push_back({{dtype, mask, {2, 1, 64}}, dq});
+        cases.push_back({{dtype, mask, {2, 2, 128}}, dq});
+      }
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, EmulatedKernelV2Test, ::testing::ValuesIn(V2Cases()),
+                         [](const auto& info) {
+                           return (info.param.dq == CudaDqMode::kSeparate ? "SeparateDq_" : "") +
+                                  KernelCaseName(info.param.c);
+                         });
 
 TEST(EmulatedMergeTest, MatchesCpuMerge) {
   const AttentionShape shape{2, 1, 64};
@@ -252,6 +329,51 @@ TEST_F(TablesTest, RefusesMisalignedInputsAndUnsupportedShapes) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(cuda_internal::ForwardTables({3, 2, 64}, DType::kBf16, {}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CudaKernelsFlagTest, ParsesTheThreeNamesAndRefusesOthersNamingTheFlag) {
+  for (const char* name : {"v1", "v2", "v2-separate-dq"}) {
+    absl::StatusOr<CudaAttentionOptions> o = ParseCudaKernels(name, "--kernels");
+    ASSERT_TRUE(o.ok()) << o.status();
+    EXPECT_EQ(CudaKernelsName(*o), name);
+  }
+  const absl::StatusOr<CudaAttentionOptions> v2 = ParseCudaKernels("v2", "--kernels");
+  EXPECT_EQ(v2->kernels, CudaKernels::kV2);
+  EXPECT_EQ(v2->dq, CudaDqMode::kAtomic);
+  EXPECT_EQ(ParseCudaKernels("v2-separate-dq", "--kernels")->dq, CudaDqMode::kSeparate);
+  const absl::Status bad = ParseCudaKernels("v3", "--kernels").status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(bad.message(), "--kernels: \"v3\"")) << bad;
+}
+
+// The separate dQ pass groups by dq: one group per query block, items of 64 query rows.
+TEST(DqTablesTest, GroupsByQueryBlockAndRefusesMismatchedInputs) {
+  alignas(16) static float data[1024] = {};
+  std::vector<float> dq(2 * 100 * 64);  // two disjoint dq blocks
+  std::vector<BackwardTile> tiles;
+  for (int b = 0; b < 2; ++b) {
+    for (int kb = 0; kb <= b; ++kb) {
+      BackwardTile t;
+      t.q = t.d_o = &data[b * 64];
+      t.k = t.v = &data[kb * 64];
+      t.q_rows = t.kv_rows = 100;
+      t.q_begin = 100 * b;
+      t.kv_begin = 100 * kb;
+      t.lse = t.delta = &data[512 + b * 100];
+      t.dq = &dq[b * 100 * 64];
+      t.dk = t.dv = &data[256 + kb * 8];
+      tiles.push_back(t);
+    }
+  }
+  const AttentionShape shape{1, 1, 64};
+  absl::StatusOr<HostTables<BackwardTile>> t = cuda_internal::BackwardDqTables(shape, tiles);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->begin, (std::vector<int32_t>{0, 1, 3}));
+  EXPECT_EQ(t->items.size(), 4u);  // 2 blocks × 2 chunks of 64 rows
+  tiles[2].d_o = &data[4];
+  absl::Status s = cuda_internal::BackwardDqTables(shape, tiles).status();
+  EXPECT_TRUE(absl::StrContains(s.message(), "tiles[2]: writes the output block of tiles[1]")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "d_o differs")) << s;
 }
 
 }  // namespace

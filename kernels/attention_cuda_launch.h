@@ -109,6 +109,25 @@ cudaError_t LaunchForward(const AttentionShape& shape, DType dtype,
 cudaError_t LaunchBackward(const AttentionShape& shape, DType dtype,
                            const LaunchTables<BackwardTile>& tables, int32_t items,
                            cudaStream_t stream);
+// The v2 kernels (attention_cuda_v2.cu), fp16/bf16 only (fp32: cudaErrorInvalidValue), on the
+// same tables as v1.
+size_t ForwardV2SharedBytes(DType dtype, int head_dim);
+cudaError_t LaunchForwardV2(const AttentionShape& shape, DType dtype,
+                            const LaunchTables<ForwardTile>& tables, int32_t items,
+                            cudaStream_t stream);
+
+// atomic_dq: the kernel adds dQ to dq by atomics; else it leaves dq alone (the separate pass).
+size_t BackwardV2SharedBytes(DType dtype, int head_dim);
+cudaError_t LaunchBackwardV2(const AttentionShape& shape, DType dtype,
+                             const LaunchTables<BackwardTile>& tables, int32_t items,
+                             bool atomic_dq, cudaStream_t stream);
+
+// The separate dQ pass over BackwardDqTables' tables.
+size_t DqV2SharedBytes(DType dtype, int head_dim);
+cudaError_t LaunchDqV2(const AttentionShape& shape, DType dtype,
+                       const LaunchTables<BackwardTile>& tables, int32_t items,
+                       cudaStream_t stream);
+
 cudaError_t LaunchDelta(const AttentionShape& shape, DType dtype, const float* o, const void* d_o,
                         int64_t rows, float* delta, cudaStream_t stream);
 cudaError_t LaunchMerge(const AttentionShape& shape, int64_t rows, float* o_a, float* lse_a,

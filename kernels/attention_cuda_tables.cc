@@ -178,8 +178,10 @@ absl::StatusOr<HostTables<ForwardTile>> ForwardTables(const AttentionShape& shap
   return tables;
 }
 
-absl::StatusOr<HostTables<BackwardTile>> BackwardTables(const AttentionShape& shape, DType dtype,
-                                                        const std::vector<BackwardTile>& tiles) {
+namespace {
+
+absl::Status CheckBackwardTiles(const AttentionShape& shape,
+                                const std::vector<BackwardTile>& tiles) {
   RETURN_IF_ERROR(CheckShape(shape));
   for (size_t i = 0; i < tiles.size(); ++i) {
     const BackwardTile& t = tiles[i];
@@ -190,6 +192,14 @@ absl::StatusOr<HostTables<BackwardTile>> BackwardTables(const AttentionShape& sh
     RETURN_IF_ERROR(CheckInput(t.d_o, i, "d_o"));
     RETURN_IF_ERROR(CheckOutputs({t.lse, t.delta, t.dq, t.dk, t.dv}, i));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<HostTables<BackwardTile>> BackwardTables(const AttentionShape& shape, DType dtype,
+                                                        const std::vector<BackwardTile>& tiles) {
+  RETURN_IF_ERROR(CheckBackwardTiles(shape, tiles));
   HostTables<BackwardTile> tables;
   std::vector<std::vector<int32_t>> members;
   RETURN_IF_ERROR(Group(
@@ -217,6 +227,40 @@ absl::StatusOr<HostTables<BackwardTile>> BackwardTables(const AttentionShape& sh
       [](const BackwardTile& t, int64_t row0, int64_t rows) {
         const int64_t j_lo = t.kv_begin + row0;
         return Length(Intersect(QueriesOf(t.mask, j_lo, j_lo + rows - 1), t.q_begin, t.q_rows));
+      },
+      &tables));
+  return tables;
+}
+
+absl::StatusOr<HostTables<BackwardTile>> BackwardDqTables(const AttentionShape& shape,
+                                                          const std::vector<BackwardTile>& tiles) {
+  RETURN_IF_ERROR(CheckBackwardTiles(shape, tiles));
+  HostTables<BackwardTile> tables;
+  std::vector<std::vector<int32_t>> members;
+  RETURN_IF_ERROR(Group(
+      tiles, [](const BackwardTile& t) { return static_cast<const void*>(t.dq); },
+      [](const BackwardTile& a, const BackwardTile& b) -> const char* {
+        if (a.q != b.q) return "q";
+        if (a.d_o != b.d_o) return "d_o";
+        if (a.lse != b.lse) return "lse";
+        if (a.delta != b.delta) return "delta";
+        if (a.q_rows != b.q_rows) return "q_rows";
+        if (a.q_begin != b.q_begin) return "q_begin";
+        return nullptr;
+      },
+      &tables, &members));
+  std::vector<Extent> dq_extents;
+  for (const auto& group : members) {
+    const BackwardTile& lead = tables.tiles[group.front()];
+    dq_extents.push_back(ExtentOf(lead.dq, lead.q_rows * shape.q_heads * shape.head_dim,
+                                  tables.index[group.front()]));
+  }
+  RETURN_IF_ERROR(CheckDisjoint(std::move(dq_extents), "dq blocks"));
+  RETURN_IF_ERROR(MakeItems(
+      members, kForwardRows, [](const BackwardTile& t) { return t.q_rows; },
+      [](const BackwardTile& t, int64_t row0, int64_t rows) {
+        const int64_t i_lo = t.q_begin + row0;
+        return Length(Intersect(KeysOf(t.mask, i_lo, i_lo + rows - 1), t.kv_begin, t.kv_rows));
       },
       &tables));
   return tables;

@@ -43,6 +43,12 @@ absl::StatusOr<HostTables<ForwardTile>> ForwardTables(const AttentionShape& shap
 absl::StatusOr<HostTables<BackwardTile>> BackwardTables(const AttentionShape& shape, DType dtype,
                                                         const std::vector<BackwardTile>& tiles);
 
+// The separate dQ pass of the v2 backward (CudaDqMode::kSeparate): the same tiles grouped by dq
+// (tiles writing one dq block must share q, d_o, lse, delta, q_rows and q_begin), work items of
+// kForwardRows query rows that reach an allowed key.
+absl::StatusOr<HostTables<BackwardTile>> BackwardDqTables(const AttentionShape& shape,
+                                                          const std::vector<BackwardTile>& tiles);
+
 }  // namespace cuda_internal
 }  // namespace kernels
 }  // namespace fcp

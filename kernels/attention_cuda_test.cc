@@ -38,22 +38,38 @@ using testing::Problem;
 // Skips without a device; else a runner on its own stream.
 class CudaTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { CreateRunner({}); }
+  void CreateRunner(const CudaAttentionOptions& options) {
     SKIP_WITHOUT_CUDA_DEVICE();
     absl::StatusOr<std::unique_ptr<testing::CudaKernelRunner>> runner =
-        testing::CudaKernelRunner::Create();
+        testing::CudaKernelRunner::Create(options);
     ASSERT_TRUE(runner.ok()) << runner.status();
     runner_ = std::move(*runner);
   }
   std::unique_ptr<testing::CudaKernelRunner> runner_;
 };
 
-class CudaAttentionTest : public CudaTest, public ::testing::WithParamInterface<KernelCase> {};
+// A kernel case on v1, or on v2 with dq by atomics or by its own pass.
+struct VersionedCase {
+  KernelCase c;
+  CudaAttentionOptions options;
+};
+
+std::string VersionedCaseName(const VersionedCase& v) {
+  if (v.options.kernels == CudaKernels::kV1) return KernelCaseName(v.c);
+  return "v2" + std::string(v.options.dq == CudaDqMode::kAtomic ? "" : "SeparateDq") + "_" +
+         KernelCaseName(v.c);
+}
+
+class CudaAttentionTest : public CudaTest, public ::testing::WithParamInterface<VersionedCase> {
+ protected:
+  void SetUp() override { CreateRunner(GetParam().options); }
+};
 
 // Documents of 1000, 300, 77 and 1 tokens, blocks of up to 300 rows (several work items per block,
 // several key steps per tile), tiles over three rounds (launches), inputs drawn afresh per seed.
 TEST_P(CudaAttentionTest, MatchesReference) {
-  const KernelCase& c = GetParam();
+  const KernelCase& c = GetParam().c;
   for (uint32_t seed : {1u, 2u}) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     const Problem problem = testing::MakeProblem(c.shape, c.dtype, c.mask, {1000, 300, 77, 1},
@@ -69,7 +85,7 @@ TEST_P(CudaAttentionTest, MatchesReference) {
 // The forward and dk/dv have one writer per element: the same inputs give the same bits (a race
 // would not). dq takes atomic adds from many blocks, so only its values are compared.
 TEST_P(CudaAttentionTest, RepeatsBitForBitExceptAtomicDq) {
-  const KernelCase& c = GetParam();
+  const KernelCase& c = GetParam().c;
   const Problem problem = testing::MakeProblem(c.shape, c.dtype, c.mask, {700, 50}, 200, 2, 5);
   absl::StatusOr<testing::Outputs> a = testing::RunProblem(problem, *runner_);
   absl::StatusOr<testing::Outputs> b = testing::RunProblem(problem, *runner_);
@@ -78,27 +94,37 @@ TEST_P(CudaAttentionTest, RepeatsBitForBitExceptAtomicDq) {
   EXPECT_EQ(a->lse, b->lse);
   EXPECT_EQ(a->dk, b->dk);
   EXPECT_EQ(a->dv, b->dv);
+  if (GetParam().options.kernels == CudaKernels::kV2 &&
+      GetParam().options.dq == CudaDqMode::kSeparate && c.dtype != DType::kFp32) {
+    EXPECT_EQ(a->dq, b->dq);  // the separate pass has one writer per dq element
+  }
   for (size_t i = 0; i < a->dq.size(); ++i) ASSERT_NEAR(a->dq[i], b->dq[i], 1e-4) << i;
 }
 
-std::vector<KernelCase> Cases() {
+std::vector<VersionedCase> Cases() {
   const TileMask masks[] = {{MaskKind::kCausal, 0, 0},
                             {MaskKind::kFull, 0, 0},
                             {MaskKind::kSlidingWindow, 100, 0},
                             {MaskKind::kSlidingWindow, 1, 0},
                             {MaskKind::kPrefixLm, 0, 130}};
-  std::vector<KernelCase> cases;
+  const CudaAttentionOptions v1, v2{CudaKernels::kV2, CudaDqMode::kAtomic},
+      v2_separate{CudaKernels::kV2, CudaDqMode::kSeparate};
+  std::vector<VersionedCase> cases;
   for (DType dtype : {DType::kBf16, DType::kFp16, DType::kFp32}) {
     for (const TileMask& mask : masks) {
-      cases.push_back({dtype, mask, {8, 2, 128}});  // GQA, 4 query heads per kv head
-      cases.push_back({dtype, mask, {4, 4, 64}});
+      for (const AttentionShape& shape : {AttentionShape{8, 2, 128}, AttentionShape{4, 4, 64}}) {
+        cases.push_back({{dtype, mask, shape}, v1});  // {8, 2, 128}: GQA, 4 q heads per kv head
+        if (dtype == DType::kFp32) continue;          // fp32 always runs v1
+        cases.push_back({{dtype, mask, shape}, v2});
+        cases.push_back({{dtype, mask, shape}, v2_separate});
+      }
     }
   }
   return cases;
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, CudaAttentionTest, ::testing::ValuesIn(Cases()),
-                         [](const auto& info) { return KernelCaseName(info.param); });
+                         [](const auto& info) { return VersionedCaseName(info.param); });
 
 class CudaAttentionOpsTest : public CudaTest {
  protected:

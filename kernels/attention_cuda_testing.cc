@@ -208,12 +208,13 @@ Problem MakeProblem(const AttentionShape& shape, DType dtype, const TileMask& ma
   return p;
 }
 
-absl::StatusOr<std::unique_ptr<CudaKernelRunner>> CudaKernelRunner::Create() {
+absl::StatusOr<std::unique_ptr<CudaKernelRunner>> CudaKernelRunner::Create(
+    const CudaAttentionOptions& options) {
   auto runner = std::unique_ptr<CudaKernelRunner>(new CudaKernelRunner);
   cudaStream_t stream = nullptr;
   CUDA_RETURN_IF_ERROR(cudaStreamCreate(&stream));
   runner->stream_ = stream;
-  ASSIGN_OR_RETURN(runner->attention_, CudaAttention::Create(stream));
+  ASSIGN_OR_RETURN(runner->attention_, CudaAttention::Create(stream, options));
   return runner;
 }
 

@@ -78,10 +78,11 @@ class KernelRunner {
 };
 
 // A KernelRunner on the current CUDA device: cudaMalloc'd memory, its own stream, the kernels of
-// attention_cuda.h.
+// attention_cuda.h (v1 or v2 by `options`).
 class CudaKernelRunner : public KernelRunner {
  public:
-  static absl::StatusOr<std::unique_ptr<CudaKernelRunner>> Create();
+  static absl::StatusOr<std::unique_ptr<CudaKernelRunner>> Create(
+      const CudaAttentionOptions& options = {});
   ~CudaKernelRunner() override;
 
   absl::StatusOr<void*> Allocate(size_t bytes) override;
