@@ -2,51 +2,46 @@
 // size (3, 5, 6..., not only powers of two); every document belongs to exactly one group and is
 // zigzag-sharded over it (kZigzagRing), so KV only rotates inside its group:
 //
-//   W = 8, mean load m per worker; doc A costs 5.4m, B 1.7m, the rest are short (slack 0.5):
-//   ranks:   0 1 2 3 4 | 5 6 | 7
-//   group:   [ A, 5    ] [B,2] [c d e ...]   ← size 1: whole documents, no traffic
+//   W = 8, mean load m per worker; doc A costs 5.4m, B 1.7m, the rest are short:
+//   ranks:   0 1 2 3 4 5 | 6 7 ...
+//   group:   [ A, 6      ] [B,2] [c] [d e] ...   ← size 1: whole documents, no traffic
 //
-// Algorithm (polynomial, O(D log D + D log G + G·nodes)):
-//  1. cost c_d = forward + backward seconds of document d; m = Σc / W;
-//  2. documents by cost, descending: a document wanting k = ceil(c_d/m − slack) ≥ 2 workers (or
-//     more for the memory cap) gets its own group of k while workers remain;
+// The paper (seed 004, as the design summarises it): groups of any degree chosen per batch,
+// documents assigned to groups, a ring inside each, by a near-optimal polynomial-time solver with
+// millisecond overhead. Here:
+//  1. cost c_d = forward + backward seconds of document d (attention + linear layers, the cost
+//     model's whole-step pricing) and its tokens L_d;
+//  2. the group sizes are solved exactly (flexdeg_sizing.h): the least step T such that every
+//     document costing more than T (or longer than the cap) has a group of its own whose members'
+//     compute c_d/k, KV rotation (intra- or inter-node bandwidth by whether k fits a node) and
+//     tokens all fit T and the cap, within W workers; each such document gets the least such k;
 //  3. the remaining workers are groups of size 1; the other documents are packed onto them (LPT
-//     under the token cap), onto ring groups (least per-member load Σc/k) only when no single
-//     worker is left or has room;
-//  4. a few slacks are tried; the one with the lowest estimated step (compute per member, or the
-//     ring's transfers when they cannot be hidden) wins;
-//  5. groups get contiguous ranks, largest first, first-fit into nodes so rings stay intra-node.
+//     under the token cap), onto ring groups (least per-member load Σc/k) when that is lower, or
+//     when no single worker is left or has room;
+//  4. groups get contiguous ranks, largest first, first-fit into nodes so rings stay intra-node.
+// Where it differs from the paper: the solver is exact for its objective, which packs the short
+// documents fluidly (any solver's packing step is a bin packing, done here by LPT); a ring carries
+// only its own documents' KV (no sharing of a document across groups). When the exact sizes leave
+// short documents no room under a tight cap, the pre-issue-26 greedy (three slacks, then larger
+// groups) is the fallback; GroupSizing::Greedy keeps it for comparison.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <numeric>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
 
 namespace fcp {
 namespace {
 
+// The greedy's slacks (the fallback, 2. above).
 constexpr double kSlacks[] = {0.0, 0.25, 0.5};
 // Tried only when none of kSlacks packs under the token budget: larger groups for the long
 // documents hold fewer of their tokens per member, leaving room for the documents kept whole.
 constexpr double kBudgetSlacks[] = {-0.5, -1, -2, -4, -8};
-
-// The smallest group size whose members can hold `length` under `cap` (> workers: none can).
-int64_t GroupSizeForCap(int64_t length, int64_t cap, int32_t workers) {
-  if (length <= cap) return 1;
-  if (cap < 2) return workers + 1;
-  const int64_t half = cap / 2;
-  return (length + 2 * half - 1) / (2 * half);
-}
-
-struct SortedDoc {
-  int32_t document;
-  int64_t length;
-  double seconds;
-};
 
 struct Assignment {
   std::vector<int32_t> group_size;
@@ -59,7 +54,7 @@ class FlexDegPlanner final : public Planner {
   absl::string_view name() const override { return "flexdeg"; }
   absl::string_view description() const override {
     return "Flexible CP: workers split into ring groups of any size per batch, each document "
-           "zigzag inside one group; greedy group sizing + best-fit packing";
+           "zigzag inside one group; group sizes solved exactly, the rest LPT-packed";
   }
 
   int auto_order() const override { return 40; }
@@ -70,30 +65,34 @@ class FlexDegPlanner final : public Planner {
     double total = 0;
     const std::vector<double> seconds = DocumentSeconds(ctx, &total);
     const std::vector<int32_t> order = ByCostDescending(seconds);
-    const double mean = total / batch.topology.num_workers;
-
-    std::vector<SortedDoc> sorted(docs);  // read sequentially by every slack's packing
+    std::vector<SizingDoc> sorted(docs);  // read sequentially by every packing
     for (int32_t i = 0; i < docs; ++i) {
       sorted[i] = {order[i], batch.documents[order[i]].length, seconds[order[i]]};
     }
+    const GroupSizing sizing(ctx.cost, batch.topology, sorted, TokenCap(batch.topology));
+
     absl::StatusOr<Assignment> best = absl::FailedPreconditionError("flexdeg: no assignment");
-    std::vector<Assignment> tried;  // long-document groups of the slacks already tried
-    auto try_slack = [&](double slack) {
-      Assignment a = LongGroups(ctx, order, seconds, mean, slack);
-      // A slack that forms the same groups packs the rest the same way: nothing new to try.
-      const bool seen = std::any_of(tried.begin(), tried.end(), [&](const Assignment& t) {
-        return t.group_size == a.group_size && t.doc_group == a.doc_group;
-      });
-      if (seen) return;
-      tried.push_back(a);
-      absl::StatusOr<Assignment> packed = PackRest(ctx, order, seconds, sorted, std::move(a));
+    std::vector<std::vector<int32_t>> tried;  // the sizes already packed
+    auto try_sizes = [&](std::vector<int32_t> sizes, double target) {
+      // The same groups pack the rest the same way: nothing new to try.
+      if (std::find(tried.begin(), tried.end(), sizes) != tried.end()) return;
+      absl::StatusOr<Assignment> packed = PackRest(ctx, sizing, sizes, target);
+      tried.push_back(std::move(sizes));
       if (packed.ok() && (!best.ok() || packed->estimate < best->estimate)) {
         best = std::move(packed);
       }
       if (!best.ok()) best = std::move(packed);  // keeps the first error
     };
-    for (double slack : kSlacks) try_slack(slack);
-    for (size_t i = 0; i < std::size(kBudgetSlacks) && !best.ok(); ++i) try_slack(kBudgetSlacks[i]);
+    if (std::optional<GroupSizing::Solution> exact = sizing.Exact()) {
+      try_sizes(std::move(exact->sizes), exact->objective);
+    }
+    // The greedy, as it was, only when the exact sizes leave the rest no room under the cap.
+    if (!best.ok()) {
+      for (double slack : kSlacks) try_sizes(sizing.Greedy(slack), HUGE_VAL);
+    }
+    for (size_t i = 0; i < std::size(kBudgetSlacks) && !best.ok(); ++i) {
+      try_sizes(sizing.Greedy(kBudgetSlacks[i]), HUGE_VAL);
+    }
     if (!best.ok()) return best.status();
 
     Layout layout;
@@ -110,59 +109,37 @@ class FlexDegPlanner final : public Planner {
   }
 
  private:
-  // 2. Long documents get their own group (the other documents' doc_group stays -1).
-  static Assignment LongGroups(const PlanContext& ctx, const std::vector<int32_t>& order,
-                               const std::vector<double>& seconds, double mean, double slack) {
+  // 3. The documents of size 1 onto single workers (or groups), and the estimate. sizes[i]: the
+  // size of sizing.docs()[i]. A ring takes short documents up to the tokens a member may hold
+  // within `target` (the sizing's step), else, if none has room, up to the cap.
+  static absl::StatusOr<Assignment> PackRest(const PlanContext& ctx, const GroupSizing& sizing,
+                                             const std::vector<int32_t>& sizes, double target) {
     const Batch& batch = ctx.batch;
-    const int32_t workers = batch.topology.num_workers;
+    const std::vector<SizingDoc>& sorted = sizing.docs();
     const int64_t cap = TokenCap(batch.topology);
+    std::vector<int64_t> room;  // per member, within the target
     Assignment a;
     a.doc_group.assign(batch.documents.size(), -1);
-    int32_t left = workers;
-    for (int32_t d : order) {
-      const int64_t length = batch.documents[d].length;
-      const double share = mean > 0 ? seconds[d] / mean : 0;
-      // Costs descend: once a document wants fewer than two workers, so do all the rest, unless
-      // a memory cap forces groups on documents longer than it.
-      if (share - slack <= 1 && cap == TokenCap(Topology{})) break;
-      int64_t want = static_cast<int64_t>(std::ceil(share - slack - 1e-9));
-      want = std::max(want, GroupSizeForCap(length, cap, workers));
-      const int64_t k = std::min<int64_t>(want, left);
-      if (k < 2 || MemberTokens(length, k) > cap) continue;
-      a.doc_group[d] = static_cast<int32_t>(a.group_size.size());
-      a.group_size.push_back(static_cast<int32_t>(k));
-      left -= static_cast<int32_t>(k);
-    }
-    return a;
-  }
-
-  // 3.-4. The rest onto single workers (or groups), and the estimate.
-  // `sorted`: the documents in `order`, with their lengths and costs side by side.
-  static absl::StatusOr<Assignment> PackRest(const PlanContext& ctx,
-                                             const std::vector<int32_t>& order,
-                                             const std::vector<double>& seconds,
-                                             const std::vector<SortedDoc>& sorted, Assignment a) {
-    const Batch& batch = ctx.batch;
-    const int64_t cap = TokenCap(batch.topology);
     std::vector<double> load;
     std::vector<int64_t> tokens;  // per member, upper bound
     int32_t left = batch.topology.num_workers;
-    for (int32_t d : order) {
-      const int32_t g = a.doc_group[d];
-      if (g < 0) continue;
-      if (g >= static_cast<int32_t>(load.size())) {
-        load.resize(g + 1, 0);
-        tokens.resize(g + 1, 0);
-      }
-      load[g] = seconds[d];
-      tokens[g] = MemberTokens(batch.documents[d].length, a.group_size[g]);
-      left -= a.group_size[g];
+    for (size_t i = 0; i < sorted.size(); ++i) {  // 2. the long documents' own groups
+      if (sizes[i] < 2) continue;
+      a.doc_group[sorted[i].document] = static_cast<int32_t>(a.group_size.size());
+      a.group_size.push_back(sizes[i]);
+      load.push_back(sorted[i].seconds);
+      tokens.push_back(MemberTokens(sorted[i].length, sizes[i]));
+      room.push_back(static_cast<int64_t>(std::min<double>(
+          static_cast<double>(cap), std::max<double>(static_cast<double>(tokens.back()),
+                                                     sizing.MemberRoom(sizes[i], target)))));
+      left -= sizes[i];
     }
     const int32_t left_before_singles = left;
     for (; left > 0; --left) {  // 3. the rest are single workers
       a.group_size.push_back(1);
       load.push_back(0);
       tokens.push_back(0);
+      room.push_back(cap);
     }
     const int32_t groups = static_cast<int32_t>(a.group_size.size());
     // Short documents go to the least-loaded single worker; to a ring group only when, with the
@@ -181,23 +158,32 @@ class FlexDegPlanner final : public Planner {
     };
     const bool singles = left_before_singles > 0;
     const bool rings = groups > left_before_singles;
-    for (const SortedDoc& doc : sorted) {
+    for (const SizingDoc& doc : sorted) {
       const int32_t d = doc.document;
       if (a.doc_group[d] >= 0) continue;
       const int64_t length = doc.length;
-      auto fits = [&](int32_t g) {
-        return tokens[g] + MemberTokens(length, a.group_size[g]) <= cap;
+      auto fits = [&](int32_t g, const std::vector<int64_t>& limit) {
+        return tokens[g] + MemberTokens(length, a.group_size[g]) <= limit[g];
+      };
+      // The least-loaded group with room under `limit`, or -1.
+      auto least_with_room = [&](const std::vector<int64_t>& limit) {
+        int32_t best = -1;
+        for (int32_t h = 0; h < groups; ++h) {
+          if (fits(h, limit) &&
+              (best < 0 || load[h] / a.group_size[h] < load[best] / a.group_size[best])) {
+            best = h;
+          }
+        }
+        return best;
       };
       int32_t g = singles ? single.ArgMin() : ring.ArgMin();
       if (singles && rings) {
         const int32_t r = ring.ArgMin();
         if ((load[r] + doc.seconds) / a.group_size[r] < load[g]) g = r;
       }
-      if (!fits(g)) {  // full: the least-loaded group with room
-        g = -1;
-        for (int32_t h = 0; h < groups; ++h) {
-          if (fits(h) && (g < 0 || load[h] / a.group_size[h] < load[g] / a.group_size[g])) g = h;
-        }
+      if (!fits(g, room)) {  // full: the least-loaded group with room
+        g = least_with_room(room);
+        if (g < 0) g = least_with_room(std::vector<int64_t>(groups, cap));
         if (g < 0) {
           return absl::FailedPreconditionError(absl::StrCat(
               "flexdeg: document ", d, " (", length,
@@ -209,7 +195,7 @@ class FlexDegPlanner final : public Planner {
       tokens[g] += MemberTokens(length, a.group_size[g]);
       update(g);
     }
-    for (int32_t g = 0; g < groups; ++g) {  // 4. compute, or the ring's unhidden transfers
+    for (int32_t g = 0; g < groups; ++g) {  // compute, or the ring's unhidden transfers
       const int32_t k = a.group_size[g];
       const double compute = load[g] / k;
       double ring = 0;

@@ -1,0 +1,167 @@
+#include "service/planner/strategies/flexdeg_sizing.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "service/planner/strategies/packing.h"
+
+namespace fcp {
+
+int64_t GroupSizeForCap(int64_t length, int64_t cap, int32_t workers) {
+  if (length <= cap) return 1;
+  if (cap < 2) return workers + 1;
+  const int64_t half = cap / 2;
+  return (length + 2 * half - 1) / (2 * half);
+}
+
+GroupSizing::GroupSizing(const CostModel& cost, const Topology& topology,
+                         std::vector<SizingDoc> docs, int64_t cap)
+    : workers_(topology.num_workers),
+      workers_per_node_(std::max(1, topology.workers_per_node)),
+      intra_bytes_per_second_(topology.intra_node_gbps * 1e9),
+      inter_bytes_per_second_(topology.inter_node_gbps * 1e9),
+      latency_seconds_(cost.params().transfer_latency_us * 1e-6),
+      kv_bytes_per_token_(static_cast<double>(cost.kv_bytes_per_token())),
+      docs_(std::move(docs)),
+      cap_(cap) {
+  for (size_t i = 0; i < docs_.size(); ++i) {
+    total_ += docs_[i].seconds;
+    if (docs_[i].length > cap_) over_cap_.push_back(static_cast<int32_t>(i));
+  }
+}
+
+// Chunks at their mean size L/k rather than rounded up: the rotation then grows strictly with k
+// (more rounds, each of more of the document), which is what lets Within take the least k.
+double GroupSizing::RingSeconds(int64_t length, int64_t k) const {
+  return RingSecondsOf(static_cast<double>(length) / static_cast<double>(k), k);
+}
+
+double GroupSizing::RingSecondsOf(double member_tokens, int64_t k) const {
+  if (k <= 1) return 0;
+  return 2.0 * static_cast<double>(k - 1) *
+         (latency_seconds_ + member_tokens * kv_bytes_per_token_ / Rate(k));
+}
+
+double GroupSizing::Rate(int64_t k) const {
+  return k <= workers_per_node_ ? intra_bytes_per_second_ : inter_bytes_per_second_;
+}
+
+double GroupSizing::MemberRoom(int64_t k, double target) const {
+  const double cap = static_cast<double>(cap_);
+  if (k <= 1) return cap;
+  const double per_round = target / (2.0 * static_cast<double>(k - 1)) - latency_seconds_;
+  return std::min(cap, std::max(0.0, per_round * Rate(k) / kv_bytes_per_token_));
+}
+
+bool GroupSizing::Fits(const std::vector<int32_t>& sizes, double target) const {
+  if (!(target >= total_ / workers_)) return false;
+  int64_t left = workers_;
+  double room = 0, rest = 0;  // tokens: the pool's room and what it must hold
+  for (size_t i = 0; i < docs_.size(); ++i) {
+    const SizingDoc& d = docs_[i];
+    const int64_t k = sizes[i];
+    if (k <= 1) {
+      if (d.length > cap_ || d.seconds > target) return false;
+      rest += static_cast<double>(d.length);
+      continue;
+    }
+    if (MemberTokens(d.length, k) > cap_ || d.seconds / static_cast<double>(k) > target ||
+        RingSeconds(d.length, k) > target) {
+      return false;
+    }
+    left -= k;
+    room += std::max(
+        0.0, static_cast<double>(k) * MemberRoom(k, target) - static_cast<double>(d.length));
+  }
+  if (left < 0) return false;
+  room += static_cast<double>(left) * static_cast<double>(cap_);
+  return rest <= room;
+}
+
+double GroupSizing::Objective(const std::vector<int32_t>& sizes) const {
+  double hi = total_ / workers_;
+  for (int i = 0; !Fits(sizes, hi); ++i) {
+    if (i == 64 || !std::isfinite(hi)) return std::numeric_limits<double>::infinity();
+    hi = 2 * hi + 1e-9;
+  }
+  return Bisect(total_ / workers_, hi, [&](double t) { return Fits(sizes, t); });
+}
+
+template <typename Pred>
+double GroupSizing::Bisect(double lo, double hi, Pred fits) {
+  if (fits(lo)) return lo;
+  for (int i = 0; i < 100 && hi - lo > 1e-12 * hi; ++i) {
+    const double mid = lo + (hi - lo) / 2;
+    (fits(mid) ? hi : lo) = mid;
+  }
+  return hi;
+}
+
+bool GroupSizing::Within(double target, std::vector<int32_t>* sizes) const {
+  if (!(target >= total_ / workers_)) return false;
+  sizes->assign(docs_.size(), 1);
+  int64_t left = workers_;
+  // Document i in a group of its own, the least workers within the target (c/k <= target, room
+  // under the cap, then the rotation: it only grows with k, so the least k is the one to check).
+  auto group = [&](size_t i) {
+    const SizingDoc& d = docs_[i];
+    const double want = std::ceil(d.seconds / target);
+    if (!(want <= static_cast<double>(left))) return false;
+    int64_t k = std::max<int64_t>(1, static_cast<int64_t>(want));
+    // The same division Fits makes decides, not the rounding of ceil.
+    while (k > 1 && d.seconds / static_cast<double>(k - 1) <= target) --k;
+    while (d.seconds / static_cast<double>(k) > target) ++k;
+    k = std::max({k, int64_t{2}, GroupSizeForCap(d.length, cap_, workers_)});
+    if (k > left || RingSeconds(d.length, k) > target) return false;
+    (*sizes)[i] = static_cast<int32_t>(k);
+    left -= k;
+    return true;
+  };
+  size_t i = 0;
+  for (; i < docs_.size() && docs_[i].seconds > target; ++i) {
+    if (!group(i)) return false;
+  }
+  for (int32_t j : over_cap_) {  // (those among the costliest are grouped already)
+    if (static_cast<size_t>(j) >= i && !group(j)) return false;
+  }
+  return Fits(*sizes, target);
+}
+
+std::optional<GroupSizing::Solution> GroupSizing::Exact() const {
+  if (workers_ <= 0) return std::nullopt;
+  std::vector<int32_t> sizes;
+  const double lo = total_ / workers_;
+  double hi = std::max(lo, docs_.empty() ? lo : docs_[0].seconds);
+  for (int i = 0; !Within(hi, &sizes); ++i) {
+    if (i == 64 || !std::isfinite(hi)) return std::nullopt;
+    hi = 2 * hi + 1e-9;
+  }
+  const double target = Bisect(lo, hi, [&](double t) { return Within(t, &sizes); });
+  Within(target, &sizes);
+  return Solution{std::move(sizes), target};
+}
+
+std::vector<int32_t> GroupSizing::Greedy(double slack) const {
+  std::vector<int32_t> sizes(docs_.size(), 1);
+  const double mean = total_ / workers_;
+  const bool capped = cap_ != std::numeric_limits<int64_t>::max();
+  int64_t left = workers_;
+  for (size_t i = 0; i < docs_.size(); ++i) {
+    const SizingDoc& d = docs_[i];
+    const double share = mean > 0 ? d.seconds / mean : 0;
+    // Costs descend: once a document wants fewer than two workers, so do all the rest, unless
+    // a memory cap forces groups on documents longer than it.
+    if (share - slack <= 1 && !capped) break;
+    int64_t want = static_cast<int64_t>(std::ceil(share - slack - 1e-9));
+    want = std::max(want, GroupSizeForCap(d.length, cap_, workers_));
+    const int64_t k = std::min<int64_t>(want, left);
+    if (k < 2 || MemberTokens(d.length, k) > cap_) continue;
+    sizes[i] = static_cast<int32_t>(k);
+    left -= k;
+  }
+  return sizes;
+}
+
+}  // namespace fcp

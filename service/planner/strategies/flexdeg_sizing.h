@@ -1,0 +1,102 @@
+// flexdeg's group-size choice (strategies/flexdeg.cc): which documents get a ring group of their
+// own, and of how many workers, solved exactly for the objective below; the original three-slack
+// greedy stays beside it for comparison (and as flexdeg's fallback under a tight memory cap).
+//
+// A choice gives each document a size k_d: k_d ≥ 2 is a ring group of its own (zigzag over k_d
+// workers), k_d = 1 leaves it to the pool (packed whole onto single workers, or onto a ring's
+// spare room). A choice fits a step time T when
+//
+//   T ≥ total / W                               (no worker below the mean; the pool's compute is
+//                                                fluid: what a group leaves of k_d·T, others use)
+//   k_d ≥ 2:  c_d / k_d ≤ T,  ring_d(k_d) ≤ T,  MemberTokens(L_d, k_d) ≤ cap,  Σ k_d ≤ W
+//   k_d = 1:  c_d ≤ T,  L_d ≤ cap
+//   Σ_{k_d = 1} L_d ≤ (W − Σ k_d)·cap + Σ_{k_d ≥ 2} (k_d·room_k(T) − L_d)      (the pool's tokens)
+//
+//   ring_d(k)  = 2 (k − 1) (α + KvBytes(L_d / k) / bandwidth(k))   (KV forward, dKV backward;
+//                intra-node bandwidth when k fits a node, which PlaceGroups then honours)
+//   room_k(T)  = the tokens a member of a ring of k may hold, min(cap, what rotates within T)
+//
+// and its objective F is the least T it fits (the step the choice allows when the pool packs
+// fluidly). The token line is what the pre-issue-26 greedy lacked: under a cap, short documents
+// that found no single worker with room rode in the rings, whose rotation then set the step.
+//
+// Exact(): for a target T the pass of Within decides whether any choice fits: d must be grouped
+// iff c_d > T or L_d > cap (grouping a document that could stay whole costs the pool at least
+// the workers it takes), and then its least k within T is the best (a larger k gives the pool
+// a worker whose room a ring member only has less of). So "some choice fits T" is monotone in T;
+// a bisection on T (doubles, to 1e-12 relative) finds the least T, and the choice built there is
+// optimal to that precision. O((grouped + over-cap documents) · 100), µs to a ms at W = 1024.
+#ifndef FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_SIZING_H_
+#define FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_SIZING_H_
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "service/planner/batch.h"
+#include "service/planner/cost_model.h"
+
+namespace fcp {
+
+// A document as the sizing sees it; the sizing's documents are sorted by `seconds`, descending.
+struct SizingDoc {
+  int32_t document;  // index in the batch
+  int64_t length;
+  double seconds;  // forward + backward (attention + linear layers) of the whole document
+};
+
+class GroupSizing {
+ public:
+  // `docs` sorted by seconds descending; `cap`: the token cap per worker (TokenCap).
+  GroupSizing(const CostModel& cost, const Topology& topology, std::vector<SizingDoc> docs,
+              int64_t cap);
+
+  const std::vector<SizingDoc>& docs() const { return docs_; }
+
+  // Whether `sizes` (sizes[i] that of docs()[i]) fits the step time `target`.
+  bool Fits(const std::vector<int32_t>& sizes, double target) const;
+  // F(sizes): the least T it fits (bisection); +infinity when it fits none.
+  double Objective(const std::vector<int32_t>& sizes) const;
+  // ring_d(k) above for a document of `length` tokens.
+  double RingSeconds(int64_t length, int64_t k) const;
+  // room_k(target): the tokens a member of a ring of k may hold within `target`.
+  double MemberRoom(int64_t k, double target) const;
+
+  struct Solution {
+    std::vector<int32_t> sizes;
+    double objective;  // F(sizes)
+  };
+  // The choice minimising F; nullopt when none fits (a document too long for every group the
+  // workers allow).
+  std::optional<Solution> Exact() const;
+
+  // The greedy (flexdeg before issue 26): costliest first, a document wanting
+  // k = ceil(c_d / mean − slack) ≥ 2 workers (at least enough for the cap) gets them while
+  // workers remain.
+  std::vector<int32_t> Greedy(double slack) const;
+
+ private:
+  // The least sizes within `target`, or false.
+  bool Within(double target, std::vector<int32_t>* sizes) const;
+  double RingSecondsOf(double member_tokens, int64_t k) const;
+  double Rate(int64_t k) const;  // bytes/s of a ring of k
+  // The least of [lo, hi] where `fits` holds (it holds at hi and is monotone), to 1e-12.
+  template <typename Pred>
+  static double Bisect(double lo, double hi, Pred fits);
+
+  int32_t workers_;
+  int32_t workers_per_node_;
+  double intra_bytes_per_second_, inter_bytes_per_second_;
+  double latency_seconds_, kv_bytes_per_token_;
+  std::vector<SizingDoc> docs_;
+  int64_t cap_;
+  double total_ = 0;
+  std::vector<int32_t> over_cap_;  // indices of documents longer than the cap
+};
+
+// The smallest group size whose members can hold `length` under `cap` (> workers: none can).
+int64_t GroupSizeForCap(int64_t length, int64_t cap, int32_t workers);
+
+}  // namespace fcp
+
+#endif  // FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_SIZING_H_
