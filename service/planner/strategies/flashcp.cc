@@ -11,6 +11,18 @@
 //
 // Shard-aware communication comes from the kDirect layout: a rank receives only the KV blocks its
 // own q-blocks attend to (causal: only earlier chunks), each once, never a ring's worth.
+//
+// The paper (seed 003, as the design summarises it): short documents whole, long ones per
+// document, a heuristic search over the split, shard-aware KV sends. Decisions here use the cost
+// model throughout (issue 26): a document's cost is its attention tiles plus its linear layers
+// (whole-step objective), each shard's share is priced by its own tiles, and a candidate's
+// estimate is every worker's compute or its receives, whichever is longer, where a receive from
+// a member on another node is priced at the inter-node rate and one inside the node at NVLink's
+// (CostModel::TransferSeconds, latency included). A long document's k members are taken inside
+// one node when k fits a node and that is no slower than the k least-loaded workers anywhere.
+// Where it differs: the threshold candidates are a fixed few (the paper's search is not
+// specified further in the design); the estimate does not schedule rounds (a schedule per
+// candidate would cost more than the placement); only the winner is scheduled.
 #include <algorithm>
 #include <cmath>
 #include <cstring>

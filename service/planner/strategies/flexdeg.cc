@@ -42,11 +42,15 @@ constexpr double kSlacks[] = {0.0, 0.25, 0.5};
 // Tried only when none of kSlacks packs under the token budget: larger groups for the long
 // documents hold fewer of their tokens per member, leaving room for the documents kept whole.
 constexpr double kBudgetSlacks[] = {-0.5, -1, -2, -4, -8};
+// At most this many single workers join the slowest ring after the exact sizing (each a repack).
+constexpr int kMaxGrowths = 32;
 
 struct Assignment {
   std::vector<int32_t> group_size;
   std::vector<int32_t> doc_group;
   double estimate = 0;  // seconds of the slowest group
+  // The sizing's index of the document whose group is the slowest, -1 when that is a single.
+  int32_t slowest_ring = -1;
 };
 
 class FlexDegPlanner final : public Planner {
@@ -67,24 +71,41 @@ class FlexDegPlanner final : public Planner {
     const std::vector<int32_t> order = ByCostDescending(seconds);
     std::vector<SizingDoc> sorted(docs);  // read sequentially by every packing
     for (int32_t i = 0; i < docs; ++i) {
-      sorted[i] = {order[i], batch.documents[order[i]].length, seconds[order[i]]};
+      const int64_t length = batch.documents[order[i]].length;
+      sorted[i] = {order[i], length, seconds[order[i]], 3 * ctx.cost.TokenSeconds(length)};
     }
     const GroupSizing sizing(ctx.cost, batch.topology, sorted, TokenCap(batch.topology));
 
     absl::StatusOr<Assignment> best = absl::FailedPreconditionError("flexdeg: no assignment");
     std::vector<std::vector<int32_t>> tried;  // the sizes already packed
-    auto try_sizes = [&](std::vector<int32_t> sizes, double target) {
-      // The same groups pack the rest the same way: nothing new to try.
-      if (std::find(tried.begin(), tried.end(), sizes) != tried.end()) return;
-      absl::StatusOr<Assignment> packed = PackRest(ctx, sizing, sizes, target);
-      tried.push_back(std::move(sizes));
+    auto consider = [&](absl::StatusOr<Assignment> packed) {
       if (packed.ok() && (!best.ok() || packed->estimate < best->estimate)) {
         best = std::move(packed);
       }
       if (!best.ok()) best = std::move(packed);  // keeps the first error
     };
+    auto try_sizes = [&](std::vector<int32_t> sizes, double target) {
+      // The same groups pack the rest the same way: nothing new to try.
+      if (std::find(tried.begin(), tried.end(), sizes) != tried.end()) return;
+      consider(PackRest(ctx, sizing, sizes, target));
+      tried.push_back(std::move(sizes));
+    };
     if (std::optional<GroupSizing::Solution> exact = sizing.Exact()) {
-      try_sizes(std::move(exact->sizes), exact->objective);
+      std::vector<int32_t> sizes = std::move(exact->sizes);
+      try_sizes(sizes, exact->objective);
+      // The sizing packs the rest fluidly, but a member of a ring whose document fills its
+      // compute has room for tokens only, not for their work: while a ring is the slowest group
+      // and a single worker is left, it takes one more worker (a ring over k + 1 frees compute on
+      // every member) as long as the packed estimate improves.
+      int32_t left = batch.topology.num_workers;
+      for (int32_t k : sizes) left -= k > 1 ? k : 0;
+      for (int i = 0; i < kMaxGrowths && left > 0 && best.ok() && best->slowest_ring >= 0; ++i) {
+        const double before = best->estimate;
+        ++sizes[best->slowest_ring];
+        --left;
+        consider(PackRest(ctx, sizing, sizes, exact->objective));
+        if (!(best->estimate < before)) break;
+      }
     }
     // The greedy, as it was, only when the exact sizes leave the rest no room under the cap.
     if (!best.ok()) {
@@ -120,14 +141,17 @@ class FlexDegPlanner final : public Planner {
     std::vector<int64_t> room;  // per member, within the target
     Assignment a;
     a.doc_group.assign(batch.documents.size(), -1);
-    std::vector<double> load;
-    std::vector<int64_t> tokens;  // per member, upper bound
+    std::vector<double> load, linear;  // per group: all its documents' seconds, their linear part
+    std::vector<int64_t> tokens;       // per member, upper bound
     int32_t left = batch.topology.num_workers;
+    std::vector<int32_t> ring_doc;                // the sizing's index of each ring's document
     for (size_t i = 0; i < sorted.size(); ++i) {  // 2. the long documents' own groups
       if (sizes[i] < 2) continue;
+      ring_doc.push_back(static_cast<int32_t>(i));
       a.doc_group[sorted[i].document] = static_cast<int32_t>(a.group_size.size());
       a.group_size.push_back(sizes[i]);
       load.push_back(sorted[i].seconds);
+      linear.push_back(sorted[i].linear);
       tokens.push_back(MemberTokens(sorted[i].length, sizes[i]));
       room.push_back(static_cast<int64_t>(std::min<double>(
           static_cast<double>(cap), std::max<double>(static_cast<double>(tokens.back()),
@@ -138,6 +162,7 @@ class FlexDegPlanner final : public Planner {
     for (; left > 0; --left) {  // 3. the rest are single workers
       a.group_size.push_back(1);
       load.push_back(0);
+      linear.push_back(0);
       tokens.push_back(0);
       room.push_back(cap);
     }
@@ -192,21 +217,27 @@ class FlexDegPlanner final : public Planner {
       }
       a.doc_group[d] = g;
       load[g] += doc.seconds;
+      linear[g] += doc.linear;
       tokens[g] += MemberTokens(length, a.group_size[g]);
       update(g);
     }
-    for (int32_t g = 0; g < groups; ++g) {  // compute, or the ring's unhidden transfers
+    // A member's linear layers, then its attention or the ring's transfers, whichever is longer
+    // (the rotation hides behind attention only).
+    for (int32_t g = 0; g < groups; ++g) {
       const int32_t k = a.group_size[g];
-      const double compute = load[g] / k;
-      double ring = 0;
+      double seconds = load[g];
       if (k > 1) {
         const double gbps = k <= batch.topology.workers_per_node ? batch.topology.intra_node_gbps
                                                                  : batch.topology.inter_node_gbps;
         const double per_round = ctx.cost.params().transfer_latency_us * 1e-6 +
                                  ctx.cost.KvBytes(tokens[g]) / (gbps * 1e9);
-        ring = 2 * (k - 1) * per_round;  // KV forward, dKV backward
+        const double ring = 2 * (k - 1) * per_round;  // KV forward, dKV backward
+        seconds = linear[g] / k + sizing.AttentionOrRotation((load[g] - linear[g]) / k, ring);
       }
-      a.estimate = std::max(a.estimate, std::max(compute, ring));
+      if (seconds > a.estimate) {
+        a.estimate = seconds;
+        a.slowest_ring = k > 1 ? ring_doc[g] : -1;
+      }
     }
     return a;
   }

@@ -24,6 +24,8 @@ GroupSizing::GroupSizing(const CostModel& cost, const Topology& topology,
       inter_bytes_per_second_(topology.inter_node_gbps * 1e9),
       latency_seconds_(cost.params().transfer_latency_us * 1e-6),
       kv_bytes_per_token_(static_cast<double>(cost.kv_bytes_per_token())),
+      linear_per_token_(3 * cost.TokenSeconds(1)),
+      backward_factor_(cost.BackwardFactor()),
       docs_(std::move(docs)),
       cap_(cap) {
   for (size_t i = 0; i < docs_.size(); ++i) {
@@ -33,13 +35,10 @@ GroupSizing::GroupSizing(const CostModel& cost, const Topology& topology,
 }
 
 // Chunks at their mean size L/k rather than rounded up: the rotation then grows strictly with k
-// (more rounds, each of more of the document), which is what lets Within take the least k.
+// (more rounds, each of more of the document).
 double GroupSizing::RingSeconds(int64_t length, int64_t k) const {
-  return RingSecondsOf(static_cast<double>(length) / static_cast<double>(k), k);
-}
-
-double GroupSizing::RingSecondsOf(double member_tokens, int64_t k) const {
   if (k <= 1) return 0;
+  const double member_tokens = static_cast<double>(length) / static_cast<double>(k);
   return 2.0 * static_cast<double>(k - 1) *
          (latency_seconds_ + member_tokens * kv_bytes_per_token_ / Rate(k));
 }
@@ -48,11 +47,67 @@ double GroupSizing::Rate(int64_t k) const {
   return k <= workers_per_node_ ? intra_bytes_per_second_ : inter_bytes_per_second_;
 }
 
+double GroupSizing::GroupSeconds(const SizingDoc& d, int64_t k) const {
+  if (k <= 1) return d.seconds;
+  const double kk = static_cast<double>(k);
+  return d.linear / kk + AttentionOrRotation((d.seconds - d.linear) / kk, RingSeconds(d.length, k));
+}
+
+double GroupSizing::AttentionOrRotation(double attention, double ring) const {
+  const double forward = attention / (1 + backward_factor_);
+  return std::max(forward, ring / 2) + std::max(attention - forward, ring / 2);
+}
+
 double GroupSizing::MemberRoom(int64_t k, double target) const {
   const double cap = static_cast<double>(cap_);
   if (k <= 1) return cap;
-  const double per_round = target / (2.0 * static_cast<double>(k - 1)) - latency_seconds_;
-  return std::min(cap, std::max(0.0, per_round * Rate(k) / kv_bytes_per_token_));
+  // t tokens per member: rotation 2(k-1)(α + t·bytes/rate) plus their linear layers t·λ.
+  const double rounds = 2.0 * static_cast<double>(k - 1);
+  const double room = (target - rounds * latency_seconds_) /
+                      (rounds * kv_bytes_per_token_ / Rate(k) + linear_per_token_);
+  return std::min(cap, std::max(0.0, room));
+}
+
+int64_t GroupSizing::LeastSize(const SizingDoc& d, double target, int64_t left) const {
+  // GroupSeconds ≥ c/k, so nothing below ceil(c / target) fits; on each side of the node size
+  // (where the rate drops) it falls, then rises (its terms: c/k-like, and a rotation that only
+  // grows), so the least k within the target is left of that side's minimum.
+  const double want = std::ceil(d.seconds / target);
+  if (!(want <= static_cast<double>(left))) return -1;
+  int64_t from = std::max<int64_t>(1, static_cast<int64_t>(want));
+  while (from > 1 && d.seconds / static_cast<double>(from - 1) <= target) --from;
+  from = std::max({from, int64_t{2}, GroupSizeForCap(d.length, cap_, workers_)});
+  auto fits = [&](int64_t k) { return GroupSeconds(d, k) <= target; };
+  for (const auto& [a, b] :
+       {std::pair<int64_t, int64_t>{from, std::min<int64_t>(left, workers_per_node_)},
+        std::pair<int64_t, int64_t>{std::max<int64_t>(from, workers_per_node_ + 1), left}}) {
+    if (a > b) continue;
+    int64_t lo = a, hi = b;  // the side's minimum, by ternary search on integers
+    while (hi - lo > 2) {
+      const int64_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
+      if (GroupSeconds(d, m1) <= GroupSeconds(d, m2)) {
+        hi = m2;
+      } else {
+        lo = m1;
+      }
+    }
+    int64_t best = lo;
+    for (int64_t k = lo + 1; k <= hi; ++k) {
+      if (GroupSeconds(d, k) < GroupSeconds(d, best)) best = k;
+    }
+    if (!fits(best)) continue;
+    lo = a, hi = best;  // falling on [a, best]: the least k that fits
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      if (fits(mid)) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+      }
+    }
+    return lo;
+  }
+  return -1;
 }
 
 bool GroupSizing::Fits(const std::vector<int32_t>& sizes, double target) const {
@@ -67,10 +122,7 @@ bool GroupSizing::Fits(const std::vector<int32_t>& sizes, double target) const {
       rest += static_cast<double>(d.length);
       continue;
     }
-    if (MemberTokens(d.length, k) > cap_ || d.seconds / static_cast<double>(k) > target ||
-        RingSeconds(d.length, k) > target) {
-      return false;
-    }
+    if (MemberTokens(d.length, k) > cap_ || GroupSeconds(d, k) > target) return false;
     left -= k;
     room += std::max(
         0.0, static_cast<double>(k) * MemberRoom(k, target) - static_cast<double>(d.length));
@@ -106,15 +158,8 @@ bool GroupSizing::Within(double target, std::vector<int32_t>* sizes) const {
   // Document i in a group of its own, the least workers within the target (c/k <= target, room
   // under the cap, then the rotation: it only grows with k, so the least k is the one to check).
   auto group = [&](size_t i) {
-    const SizingDoc& d = docs_[i];
-    const double want = std::ceil(d.seconds / target);
-    if (!(want <= static_cast<double>(left))) return false;
-    int64_t k = std::max<int64_t>(1, static_cast<int64_t>(want));
-    // The same division Fits makes decides, not the rounding of ceil.
-    while (k > 1 && d.seconds / static_cast<double>(k - 1) <= target) --k;
-    while (d.seconds / static_cast<double>(k) > target) ++k;
-    k = std::max({k, int64_t{2}, GroupSizeForCap(d.length, cap_, workers_)});
-    if (k > left || RingSeconds(d.length, k) > target) return false;
+    const int64_t k = LeastSize(docs_[i], target, left);
+    if (k < 0) return false;
     (*sizes)[i] = static_cast<int32_t>(k);
     left -= k;
     return true;

@@ -8,13 +8,17 @@
 //
 //   T ≥ total / W                               (no worker below the mean; the pool's compute is
 //                                                fluid: what a group leaves of k_d·T, others use)
-//   k_d ≥ 2:  c_d / k_d ≤ T,  ring_d(k_d) ≤ T,  MemberTokens(L_d, k_d) ≤ cap,  Σ k_d ≤ W
+//   k_d ≥ 2:  g_d(k_d) ≤ T,  MemberTokens(L_d, k_d) ≤ cap,  Σ k_d ≤ W
 //   k_d = 1:  c_d ≤ T,  L_d ≤ cap
 //   Σ_{k_d = 1} L_d ≤ (W − Σ k_d)·cap + Σ_{k_d ≥ 2} (k_d·room_k(T) − L_d)      (the pool's tokens)
 //
+//   g_d(k)     = lin_d / k + max(fwd_d / k, ring_d(k) / 2) + max(bwd_d / k, ring_d(k) / 2):
+//                a member of d's ring, its linear layers, then each pass of its attention with
+//                that pass's rotation hidden behind it (c_d = lin_d + fwd_d + bwd_d)
 //   ring_d(k)  = 2 (k − 1) (α + KvBytes(L_d / k) / bandwidth(k))   (KV forward, dKV backward;
 //                intra-node bandwidth when k fits a node, which PlaceGroups then honours)
-//   room_k(T)  = the tokens a member of a ring of k may hold, min(cap, what rotates within T)
+//   room_k(T)  = the tokens t a ring member may hold: min(cap, t with 2(k−1)(α + KvBytes(t) /
+//                bandwidth(k)) + t·λ ≤ T), λ the linear seconds per token
 //
 // and its objective F is the least T it fits (the step the choice allows when the pool packs
 // fluidly). The token line is what the pre-issue-26 greedy lacked: under a cap, short documents
@@ -22,10 +26,13 @@
 //
 // Exact(): for a target T the pass of Within decides whether any choice fits: d must be grouped
 // iff c_d > T or L_d > cap (grouping a document that could stay whole costs the pool at least
-// the workers it takes), and then its least k within T is the best (a larger k gives the pool
-// a worker whose room a ring member only has less of). So "some choice fits T" is monotone in T;
-// a bisection on T (doubles, to 1e-12 relative) finds the least T, and the choice built there is
-// optimal to that precision. O((grouped + over-cap documents) · 100), µs to a ms at W = 1024.
+// the workers it takes: room_k ≤ cap), and then its least k with g_d(k) ≤ T is the best (a larger
+// k gives the pool a worker whose room a ring member only has less of: room_k falls with k). So
+// "some choice fits T" is monotone in T; a bisection on T (doubles, to 1e-12 relative) finds the
+// least T, and the choice built there is optimal to that precision. g_d falls then rises on each
+// side of the node size (each piece's slope changes sign once, from − to +), so the least k is a
+// ternary then a binary search. O((grouped + over-cap
+// documents) · log W · 100).
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_SIZING_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_SIZING_H_
 
@@ -43,6 +50,7 @@ struct SizingDoc {
   int32_t document;  // index in the batch
   int64_t length;
   double seconds;  // forward + backward (attention + linear layers) of the whole document
+  double linear;   // of which the linear layers (0 under the attention objective)
 };
 
 class GroupSizing {
@@ -59,6 +67,11 @@ class GroupSizing {
   double Objective(const std::vector<int32_t>& sizes) const;
   // ring_d(k) above for a document of `length` tokens.
   double RingSeconds(int64_t length, int64_t k) const;
+  // g_d(k) above: the time of a member of d's own ring of k (k = 1: the whole document).
+  double GroupSeconds(const SizingDoc& d, int64_t k) const;
+  // A ring member's `attention` seconds (forward + backward) with a rotation of `ring` seconds
+  // (half forward, half backward) hidden behind each pass where it can be.
+  double AttentionOrRotation(double attention, double ring) const;
   // room_k(target): the tokens a member of a ring of k may hold within `target`.
   double MemberRoom(int64_t k, double target) const;
 
@@ -78,7 +91,8 @@ class GroupSizing {
  private:
   // The least sizes within `target`, or false.
   bool Within(double target, std::vector<int32_t>* sizes) const;
-  double RingSecondsOf(double member_tokens, int64_t k) const;
+  // The least k ≤ left within `target` for d's own ring (cap included), or -1.
+  int64_t LeastSize(const SizingDoc& d, double target, int64_t left) const;
   double Rate(int64_t k) const;  // bytes/s of a ring of k
   // The least of [lo, hi] where `fits` holds (it holds at hi and is monotone), to 1e-12.
   template <typename Pred>
@@ -88,6 +102,8 @@ class GroupSizing {
   int32_t workers_per_node_;
   double intra_bytes_per_second_, inter_bytes_per_second_;
   double latency_seconds_, kv_bytes_per_token_;
+  double linear_per_token_;  // forward + backward seconds of the linear layers per token
+  double backward_factor_;   // backward attention time / forward
   std::vector<SizingDoc> docs_;
   int64_t cap_;
   double total_ = 0;

@@ -26,8 +26,9 @@ GroupSizing SizingOf(const Batch& batch, const CostModel& cost, int64_t cap) {
     const Document& doc = batch.documents[d];
     const double fwd = cost.TileForwardSeconds(
         doc.length, doc.length, AllowedPairs(doc.mask, 0, doc.length, 0, doc.length));
+    const double linear = 3 * cost.TokenSeconds(doc.length);
     docs.push_back({static_cast<int32_t>(d), doc.length,
-                    fwd + cost.BackwardFromForward(fwd) + 3 * cost.TokenSeconds(doc.length)});
+                    fwd + cost.BackwardFromForward(fwd) + linear, linear});
   }
   std::stable_sort(docs.begin(), docs.end(),
                    [](const SizingDoc& a, const SizingDoc& b) { return a.seconds > b.seconds; });
@@ -48,9 +49,9 @@ TEST_P(SizingTest, ExactMatchesBruteForceOnSmallBatches) {
     SkewedShape shape;
     shape.tokens_per_worker = 4096;
     shape.long_one_in = 3;
-    Batch batch = SkewedBatch(6, seed, shape);
-    batch.documents.resize(std::min<size_t>(batch.documents.size(), 5));
-    batch.topology.workers_per_node = 4;
+    Batch batch = SkewedBatch(9, seed, shape);
+    batch.documents.resize(std::min<size_t>(batch.documents.size(), 4));
+    batch.topology.workers_per_node = 4;  // rings of 5 to 9 cross nodes
     const int64_t mean = batch.TotalTokens() / batch.topology.num_workers;
     const int64_t cap = GetParam().cap_factor > 0
                             ? static_cast<int64_t>(GetParam().cap_factor * mean)
