@@ -26,6 +26,7 @@
 // groups) is the fallback; GroupSizing::Greedy keeps it for comparison.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -39,18 +40,75 @@ namespace {
 
 // The greedy's slacks (the fallback, 2. above).
 constexpr double kSlacks[] = {0.0, 0.25, 0.5};
+// A full single worker's place goes to the next least-loaded one with room, looked for among
+// this many before a scan of all.
+constexpr int32_t kPops = 8;
 // Tried only when none of kSlacks packs under the token budget: larger groups for the long
 // documents hold fewer of their tokens per member, leaving room for the documents kept whole.
 constexpr double kBudgetSlacks[] = {-0.5, -1, -2, -4, -8};
-// At most this many single workers join the slowest ring after the exact sizing (each a repack).
-constexpr int kMaxGrowths = 32;
 
 struct Assignment {
   std::vector<int32_t> group_size;
   std::vector<int32_t> doc_group;
   double estimate = 0;  // seconds of the slowest group
-  // The sizing's index of the document whose group is the slowest, -1 when that is a single.
-  int32_t slowest_ring = -1;
+};
+
+// Single workers by their free tokens, in power-of-two buckets, each a MinTree by load: the
+// least-loaded single with room for a document is the least of the buckets above its length's
+// (all of whose members have room) and of the few least loaded in its own bucket.
+class SinglesByRoom {
+ public:
+  explicit SinglesByRoom(int32_t size) : bucket_(size, -1) {}
+
+  void Set(int32_t w, int64_t free, double load) {
+    const int b = free > 0 ? 63 - __builtin_clzll(static_cast<uint64_t>(free)) : -1;
+    if (bucket_[w] >= 0 && bucket_[w] != b) trees_[bucket_[w]]->Set(w, HUGE_VAL);
+    bucket_[w] = b;
+    if (b < 0) return;
+    if (!trees_[b]) {
+      trees_[b] = std::make_unique<MinTree>(static_cast<int32_t>(bucket_.size()));
+      for (int32_t i = 0; i < static_cast<int32_t>(bucket_.size()); ++i) {
+        if (bucket_[i] != b) trees_[b]->Set(i, HUGE_VAL);
+      }
+    }
+    trees_[b]->Set(w, load);
+  }
+
+  // The least-loaded w with free(w) >= need (`free`, `load`: every worker's), or -1 if none is
+  // found (its own bucket is searched among its kPops least loaded only).
+  int32_t LeastWithRoom(int64_t need, const std::vector<int64_t>& free,
+                        const std::vector<double>& load) {
+    const int own = need > 0 ? 63 - __builtin_clzll(static_cast<uint64_t>(need)) : 0;
+    int32_t best = -1;
+    auto consider = [&](int32_t w) {
+      if (best < 0 || load[w] < load[best]) best = w;
+    };
+    for (int b = own + 1; b < 64; ++b) {
+      if (!trees_[b]) continue;
+      const int32_t w = trees_[b]->ArgMin();
+      if (bucket_[w] == b) consider(w);
+    }
+    if (trees_[own]) {
+      popped_.clear();
+      for (int i = 0; i < kPops; ++i) {
+        const int32_t w = trees_[own]->ArgMin();
+        if (bucket_[w] != own || (best >= 0 && load[w] >= load[best])) break;
+        if (free[w] >= need) {
+          consider(w);
+          break;
+        }
+        trees_[own]->Set(w, HUGE_VAL);
+        popped_.push_back(w);
+      }
+      for (int32_t w : popped_) trees_[own]->Set(w, load[w]);
+    }
+    return best;
+  }
+
+ private:
+  std::vector<int> bucket_;  // of each worker, -1: none (no room, or not a single)
+  std::unique_ptr<MinTree> trees_[64];
+  std::vector<int32_t> popped_;
 };
 
 class FlexDegPlanner final : public Planner {
@@ -78,39 +136,22 @@ class FlexDegPlanner final : public Planner {
 
     absl::StatusOr<Assignment> best = absl::FailedPreconditionError("flexdeg: no assignment");
     std::vector<std::vector<int32_t>> tried;  // the sizes already packed
-    auto consider = [&](absl::StatusOr<Assignment> packed) {
+    auto try_sizes = [&](std::vector<int32_t> sizes, double target) {
+      // The same groups pack the rest the same way: nothing new to try.
+      if (std::find(tried.begin(), tried.end(), sizes) != tried.end()) return;
+      absl::StatusOr<Assignment> packed = PackRest(ctx, sizing, sizes, target);
+      tried.push_back(std::move(sizes));
       if (packed.ok() && (!best.ok() || packed->estimate < best->estimate)) {
         best = std::move(packed);
       }
       if (!best.ok()) best = std::move(packed);  // keeps the first error
     };
-    auto try_sizes = [&](std::vector<int32_t> sizes, double target) {
-      // The same groups pack the rest the same way: nothing new to try.
-      if (std::find(tried.begin(), tried.end(), sizes) != tried.end()) return;
-      consider(PackRest(ctx, sizing, sizes, target));
-      tried.push_back(std::move(sizes));
-    };
     if (std::optional<GroupSizing::Solution> exact = sizing.Exact()) {
-      std::vector<int32_t> sizes = std::move(exact->sizes);
-      try_sizes(sizes, exact->objective);
-      // The sizing packs the rest fluidly, but a member of a ring whose document fills its
-      // compute has room for tokens only, not for their work: while a ring is the slowest group
-      // and a single worker is left, it takes one more worker (a ring over k + 1 frees compute on
-      // every member) as long as the packed estimate improves.
-      int32_t left = batch.topology.num_workers;
-      for (int32_t k : sizes) left -= k > 1 ? k : 0;
-      for (int i = 0; i < kMaxGrowths && left > 0 && best.ok() && best->slowest_ring >= 0; ++i) {
-        const double before = best->estimate;
-        ++sizes[best->slowest_ring];
-        --left;
-        consider(PackRest(ctx, sizing, sizes, exact->objective));
-        if (!(best->estimate < before)) break;
-      }
+      try_sizes(std::move(exact->sizes), exact->objective);
     }
-    // The greedy, as it was, only when the exact sizes leave the rest no room under the cap.
-    if (!best.ok()) {
-      for (double slack : kSlacks) try_sizes(sizing.Greedy(slack), HUGE_VAL);
-    }
+    // The greedy's sizes too: the exact sizes are optimal for a pool that packs fluidly, and
+    // LPT does not; whichever packs to the lower estimate wins.
+    for (double slack : kSlacks) try_sizes(sizing.Greedy(slack), HUGE_VAL);
     for (size_t i = 0; i < std::size(kBudgetSlacks) && !best.ok(); ++i) {
       try_sizes(sizing.Greedy(kBudgetSlacks[i]), HUGE_VAL);
     }
@@ -144,18 +185,18 @@ class FlexDegPlanner final : public Planner {
     std::vector<double> load, linear;  // per group: all its documents' seconds, their linear part
     std::vector<int64_t> tokens;       // per member, upper bound
     int32_t left = batch.topology.num_workers;
-    std::vector<int32_t> ring_doc;                // the sizing's index of each ring's document
     for (size_t i = 0; i < sorted.size(); ++i) {  // 2. the long documents' own groups
       if (sizes[i] < 2) continue;
-      ring_doc.push_back(static_cast<int32_t>(i));
       a.doc_group[sorted[i].document] = static_cast<int32_t>(a.group_size.size());
       a.group_size.push_back(sizes[i]);
       load.push_back(sorted[i].seconds);
       linear.push_back(sorted[i].linear);
       tokens.push_back(MemberTokens(sorted[i].length, sizes[i]));
-      room.push_back(static_cast<int64_t>(std::min<double>(
-          static_cast<double>(cap), std::max<double>(static_cast<double>(tokens.back()),
-                                                     sizing.MemberRoom(sizes[i], target)))));
+      // (a room over the cap, an infinite target's, is the cap's: no int64 overflow)
+      room.push_back(std::min<int64_t>(
+          cap, tokens.back() + static_cast<int64_t>(std::min<double>(
+                                   static_cast<double>(cap),
+                                   std::max(0.0, sizing.Room(sorted[i], sizes[i], target))))));
       left -= sizes[i];
     }
     const int32_t left_before_singles = left;
@@ -171,6 +212,26 @@ class FlexDegPlanner final : public Planner {
     // document, its members stay below that worker's load (a short document in a ring adds KV
     // traffic but little compute to hide it), or when no single worker is left or has room.
     MinTree single(groups), ring(groups);  // per-member load, HUGE_VAL for the other kind
+    const int32_t ring_groups = groups - left_before_singles;  // rings first, then singles
+    SinglesByRoom by_room(groups);
+    // Per ring: load per member, and the longest document it has room for under its room and
+    // under the cap (MemberTokens(L, k) <= r  <=>  L <= 2k·floor(r / 2): no division per test).
+    std::vector<double> per_member(groups, 0);
+    std::vector<int64_t> room_longest(groups, 0), cap_longest(groups, 0);
+    auto update_ring = [&](int32_t h) {
+      const int64_t k = a.group_size[h];
+      // (room of half the cap or more holds any document the pool has: no overflow to risk)
+      auto longest = [&](int64_t r) { return r >= cap / 2 ? cap : 2 * k * (r / 2); };
+      per_member[h] = load[h] / static_cast<double>(k);
+      room_longest[h] = longest(room[h] - tokens[h]);
+      cap_longest[h] = longest(cap - tokens[h]);
+    };
+    for (int32_t h = 0; h < ring_groups; ++h) update_ring(h);
+    std::vector<int64_t> free(groups, 0);  // singles' room left, tokens
+    for (int32_t g = ring_groups; g < groups; ++g) {
+      free[g] = cap;
+      by_room.Set(g, cap, 0);
+    }
     for (int32_t g = 0; g < groups; ++g) {
       (a.group_size[g] == 1 ? ring : single).Set(g, HUGE_VAL);
     }
@@ -190,14 +251,12 @@ class FlexDegPlanner final : public Planner {
       auto fits = [&](int32_t g, const std::vector<int64_t>& limit) {
         return tokens[g] + MemberTokens(length, a.group_size[g]) <= limit[g];
       };
-      // The least-loaded group with room under `limit`, or -1.
-      auto least_with_room = [&](const std::vector<int64_t>& limit) {
+      // The least-loaded ring with room for the document under `longest` (room_longest or
+      // cap_longest), or -1.
+      auto least_ring_with_room = [&](const std::vector<int64_t>& longest) {
         int32_t best = -1;
-        for (int32_t h = 0; h < groups; ++h) {
-          if (fits(h, limit) &&
-              (best < 0 || load[h] / a.group_size[h] < load[best] / a.group_size[best])) {
-            best = h;
-          }
+        for (int32_t h = 0; h < ring_groups; ++h) {
+          if (length <= longest[h] && (best < 0 || per_member[h] < per_member[best])) best = h;
         }
         return best;
       };
@@ -207,8 +266,14 @@ class FlexDegPlanner final : public Planner {
         if ((load[r] + doc.seconds) / a.group_size[r] < load[g]) g = r;
       }
       if (!fits(g, room)) {  // full: the least-loaded group with room
-        g = least_with_room(room);
-        if (g < 0) g = least_with_room(std::vector<int64_t>(groups, cap));
+        // Singles by their room (SinglesByRoom); rings (few) by a scan.
+        g = singles ? by_room.LeastWithRoom(length, free, load) : -1;
+        // (no ring is less loaded than the single found: no scan)
+        const bool scan = rings && (g < 0 || per_member[ring.ArgMin()] < load[g]);
+        const int32_t r = scan ? least_ring_with_room(room_longest) : -1;
+        if (r >= 0 && (g < 0 || per_member[r] < load[g])) g = r;
+        // Last, rings up to the cap (singles' room is the cap already).
+        if (g < 0 && rings) g = least_ring_with_room(cap_longest);
         if (g < 0) {
           return absl::FailedPreconditionError(absl::StrCat(
               "flexdeg: document ", d, " (", length,
@@ -220,6 +285,12 @@ class FlexDegPlanner final : public Planner {
       linear[g] += doc.linear;
       tokens[g] += MemberTokens(length, a.group_size[g]);
       update(g);
+      if (a.group_size[g] == 1) {
+        free[g] = cap - tokens[g];
+        by_room.Set(g, free[g], load[g]);
+      } else {
+        update_ring(g);
+      }
     }
     // A member's linear layers, then its attention or the ring's transfers, whichever is longer
     // (the rotation hides behind attention only).
@@ -234,10 +305,7 @@ class FlexDegPlanner final : public Planner {
         const double ring = 2 * (k - 1) * per_round;  // KV forward, dKV backward
         seconds = linear[g] / k + sizing.AttentionOrRotation((load[g] - linear[g]) / k, ring);
       }
-      if (seconds > a.estimate) {
-        a.estimate = seconds;
-        a.slowest_ring = k > 1 ? ring_doc[g] : -1;
-      }
+      a.estimate = std::max(a.estimate, seconds);
     }
     return a;
   }

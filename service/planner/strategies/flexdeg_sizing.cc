@@ -8,6 +8,14 @@
 #include "service/planner/strategies/packing.h"
 
 namespace fcp {
+namespace {
+
+// How far above its least size Within looks for a ring's best size.
+constexpr int64_t kMaxWider = 64;
+// The largest sharing of workers among rings solved exactly (rings × workers × sizes steps).
+constexpr double kMaxDpSteps = 1 << 14;
+
+}  // namespace
 
 int64_t GroupSizeForCap(int64_t length, int64_t cap, int32_t workers) {
   if (length <= cap) return 1;
@@ -58,14 +66,47 @@ double GroupSizing::AttentionOrRotation(double attention, double ring) const {
   return std::max(forward, ring / 2) + std::max(attention - forward, ring / 2);
 }
 
-double GroupSizing::MemberRoom(int64_t k, double target) const {
+double GroupSizing::SingleRoom(double target) const {
   const double cap = static_cast<double>(cap_);
-  if (k <= 1) return cap;
-  // t tokens per member: rotation 2(k-1)(α + t·bytes/rate) plus their linear layers t·λ.
-  const double rounds = 2.0 * static_cast<double>(k - 1);
-  const double room = (target - rounds * latency_seconds_) /
-                      (rounds * kv_bytes_per_token_ / Rate(k) + linear_per_token_);
-  return std::min(cap, std::max(0.0, room));
+  return linear_per_token_ > 0 ? std::min(cap, target / linear_per_token_) : cap;
+}
+
+double GroupSizing::Room(const SizingDoc& d, int64_t k, double target) const {
+  const double kk = static_cast<double>(k);
+  const double held = static_cast<double>(d.length) / kk;
+  const double most = static_cast<double>(cap_) - held;  // the cap, over the doc's chunks
+  if (!std::isfinite(target)) return std::max(0.0, most);
+  // x more tokens: x·λ more linear time, and a rotation of held + x tokens per member, hidden
+  // behind each pass of the member's attention as far as it goes. Convex and piecewise linear in
+  // x: walk its pieces (breakpoints where the rotation's half reaches the forward, then the
+  // backward attention) to where it reaches the target.
+  const double attention = (d.seconds - d.linear) / kk;
+  const double forward = attention / (1 + backward_factor_), backward = attention - forward;
+  const double rounds = 2.0 * (kk - 1);
+  const double ring0 = rounds * (latency_seconds_ + held * kv_bytes_per_token_ / Rate(k));
+  const double ring_slope = rounds * kv_bytes_per_token_ / Rate(k);  // per token
+  auto time = [&](double x) {
+    return d.linear / kk + x * linear_per_token_ +
+           AttentionOrRotation(attention, ring0 + ring_slope * x);
+  };
+  if (time(0) > target) return -1;
+  // Pieces: the rotation hidden in both passes (slope λ), in the longer pass only (λ + r/2),
+  // in neither (λ + r), r the rotation's seconds per token.
+  const double breaks[] = {(2 * std::min(forward, backward) - ring0) / ring_slope,
+                           (2 * std::max(forward, backward) - ring0) / ring_slope, HUGE_VAL};
+  const double slopes[] = {linear_per_token_, linear_per_token_ + ring_slope / 2,
+                           linear_per_token_ + ring_slope};
+  double x = 0, t = time(0);
+  for (int piece = 0; piece < 3 && x < most; ++piece) {
+    if (breaks[piece] <= x) continue;  // already past it
+    if (slopes[piece] > 0 && t + slopes[piece] * (breaks[piece] - x) >= target) {
+      x += (target - t) / slopes[piece];
+      break;
+    }
+    t += slopes[piece] * (breaks[piece] - x);
+    x = breaks[piece];
+  }
+  return std::max(0.0, std::min(most, x));
 }
 
 int64_t GroupSizing::LeastSize(const SizingDoc& d, double target, int64_t left) const {
@@ -124,11 +165,10 @@ bool GroupSizing::Fits(const std::vector<int32_t>& sizes, double target) const {
     }
     if (MemberTokens(d.length, k) > cap_ || GroupSeconds(d, k) > target) return false;
     left -= k;
-    room += std::max(
-        0.0, static_cast<double>(k) * MemberRoom(k, target) - static_cast<double>(d.length));
+    room += static_cast<double>(k) * Room(d, k, target);
   }
   if (left < 0) return false;
-  room += static_cast<double>(left) * static_cast<double>(cap_);
+  room += static_cast<double>(left) * SingleRoom(target);
   return rest <= room;
 }
 
@@ -171,7 +211,75 @@ bool GroupSizing::Within(double target, std::vector<int32_t>* sizes) const {
   for (int32_t j : over_cap_) {  // (those among the costliest are grouped already)
     if (static_cast<size_t>(j) >= i && !group(j)) return false;
   }
+  WidenRings(target, left, sizes);
   return Fits(*sizes, target);
+}
+
+void GroupSizing::WidenRings(double target, int64_t left, std::vector<int32_t>* sizes) const {
+  if (left <= 0) return;
+  // loss[r][x]: the pool room ring r costs at x workers above its least size (k members could
+  // each be a single worker with SingleRoom; they hold Room beside their chunks instead).
+  const double single = SingleRoom(target);
+  const int64_t widest = std::min(left, kMaxWider);
+  std::vector<int32_t> rings;
+  std::vector<std::vector<double>> loss;
+  int64_t wanted = 0;  // workers the rings' own best sizes would add
+  std::vector<int64_t> own_best;
+  for (size_t j = 0; j < docs_.size(); ++j) {
+    const int64_t least = (*sizes)[j];
+    if (least < 2) continue;
+    const SizingDoc& d = docs_[j];
+    std::vector<double>& l = loss.emplace_back(widest + 1, HUGE_VAL);
+    int64_t best = 0;
+    for (int64_t x = 0; x <= widest; ++x) {
+      const int64_t k = least + x;
+      if (x > 0 && (MemberTokens(d.length, k) > cap_ || GroupSeconds(d, k) > target)) continue;
+      l[x] = static_cast<double>(k) * (single - Room(d, k, target));
+      if (l[x] < l[best]) best = x;
+    }
+    rings.push_back(static_cast<int32_t>(j));
+    own_best.push_back(best);
+    wanted += best;
+  }
+  std::vector<int64_t> extra = own_best;
+  if (wanted > left) {  // the workers do not stretch to every ring's best: share them out
+    const size_t n = rings.size();
+    if (static_cast<double>(n) * static_cast<double>(left + 1) * static_cast<double>(widest + 1) <=
+        kMaxDpSteps) {
+      // Exact: dp over rings and workers used (a multiple-choice knapsack).
+      std::vector<double> dp(left + 1, 0), next(left + 1);
+      std::vector<std::vector<int32_t>> pick(n, std::vector<int32_t>(left + 1, 0));
+      for (size_t r = 0; r < n; ++r) {
+        for (int64_t e = 0; e <= left; ++e) {
+          next[e] = HUGE_VAL;
+          for (int64_t x = 0; x <= std::min(e, widest); ++x) {
+            const double v = dp[e - x] + loss[r][x];
+            if (v < next[e]) {
+              next[e] = v;
+              pick[r][e] = static_cast<int32_t>(x);
+            }
+          }
+        }
+        dp.swap(next);
+      }
+      int64_t e = std::min_element(dp.begin(), dp.end()) - dp.begin();
+      for (size_t r = n; r-- > 0;) {
+        extra[r] = pick[r][e];
+        e -= extra[r];
+      }
+    } else {  // too large to share exactly: costliest rings first, each its best while left
+      int64_t free = left;
+      for (size_t r = 0; r < n; ++r) {
+        int64_t best = 0;
+        for (int64_t x = 1; x <= std::min(free, widest); ++x) {
+          if (loss[r][x] < loss[r][best]) best = x;
+        }
+        extra[r] = best;
+        free -= best;
+      }
+    }
+  }
+  for (size_t r = 0; r < rings.size(); ++r) (*sizes)[rings[r]] += static_cast<int32_t>(extra[r]);
 }
 
 std::optional<GroupSizing::Solution> GroupSizing::Exact() const {

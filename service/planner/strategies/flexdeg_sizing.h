@@ -72,8 +72,10 @@ class GroupSizing {
   // A ring member's `attention` seconds (forward + backward) with a rotation of `ring` seconds
   // (half forward, half backward) hidden behind each pass where it can be.
   double AttentionOrRotation(double attention, double ring) const;
-  // room_k(target): the tokens a member of a ring of k may hold within `target`.
-  double MemberRoom(int64_t k, double target) const;
+  // room_d(k, target): the tokens a member of d's ring of k may hold beside its share of d
+  // within `target` (-1: its share alone is over); room_1: a single worker's, min(cap, T / λ).
+  double Room(const SizingDoc& d, int64_t k, double target) const;
+  double SingleRoom(double target) const;
 
   struct Solution {
     std::vector<int32_t> sizes;
@@ -91,6 +93,9 @@ class GroupSizing {
  private:
   // The least sizes within `target`, or false.
   bool Within(double target, std::vector<int32_t>* sizes) const;
+  // Widens the rings of `sizes` (their least sizes within `target`) to leave the pool the most
+  // room with the `left` workers not in rings.
+  void WidenRings(double target, int64_t left, std::vector<int32_t>* sizes) const;
   // The least k ≤ left within `target` for d's own ring (cap included), or -1.
   int64_t LeastSize(const SizingDoc& d, double target, int64_t left) const;
   double Rate(int64_t k) const;  // bytes/s of a ring of k

@@ -8,6 +8,7 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -33,6 +34,15 @@ GroupSizing SizingOf(const Batch& batch, const CostModel& cost, int64_t cap) {
   std::stable_sort(docs.begin(), docs.end(),
                    [](const SizingDoc& a, const SizingDoc& b) { return a.seconds > b.seconds; });
   return GroupSizing(cost, batch.topology, std::move(docs), cap);
+}
+
+std::string Sizes(const GroupSizing& sizing, const std::vector<int32_t>& sizes) {
+  std::string out;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (sizes[i] > 1)
+      out += std::to_string(sizes[i]) + "(" + std::to_string(sizing.docs()[i].length) + ") ";
+  }
+  return out;
 }
 
 double Relative(double a, double b) { return std::abs(a - b) / std::max(a, b); }
@@ -97,7 +107,9 @@ TEST_P(SizingTest, ExactIsNeverWorseThanTheGreedy) {
         if (!std::isfinite(greedy)) continue;
         ASSERT_TRUE(exact.has_value()) << "W=" << workers << " seed " << seed;
         EXPECT_LE(exact->objective, greedy * (1 + 1e-9))
-            << "W=" << workers << " seed " << seed << " slack " << slack;
+            << "W=" << workers << " seed " << seed << " slack " << slack << " "
+            << Sizes(sizing, exact->sizes) << " vs " << Sizes(sizing, sizing.Greedy(slack)) << " F "
+            << exact->objective << " vs " << greedy;
         ++compared;
       }
     }
