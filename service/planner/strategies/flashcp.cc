@@ -39,6 +39,8 @@ namespace {
 // Threshold candidates: a document is long when its cost exceeds this fraction of the mean
 // per-worker load (infinity: every document whole).
 constexpr double kLongFractions[] = {1.0, 0.5, 0.25, HUGE_VAL};
+// The least share of a member's mean load a long document may be given under a cap.
+constexpr double kMinFill = 0.25;
 
 // Where each document goes: document d on ranks members[at[d]], ..., members[at[d] + degree[d] - 1]
 // (degree 1: whole).
@@ -71,6 +73,11 @@ class FlashCpPlanner final : public Planner {
     for (int32_t i = 0; i < docs; ++i) {
       sorted[i] = {order[i], batch.documents[order[i]].length, seconds[order[i]]};
     }
+    std::vector<double> suffix_tokens(docs + 1, 0), suffix_seconds(docs + 1, 0);
+    for (int32_t i = docs; i-- > 0;) {
+      suffix_tokens[i] = suffix_tokens[i + 1] + static_cast<double>(sorted[i].length);
+      suffix_seconds[i] = suffix_seconds[i + 1] + sorted[i].seconds;
+    }
 
     // Thresholds are tried from the highest down while the estimate improves, then "all whole"
     // unless its costliest document alone already exceeds the best estimate. Each candidate is
@@ -88,7 +95,16 @@ class FlashCpPlanner final : public Planner {
       while (num_long < docs && sorted[num_long].seconds > fraction * mean) ++num_long;
       if (num_long == last_long) continue;
       last_long = num_long;
-      absl::StatusOr<Placement> placement = Place(ctx, sorted, mean, num_long);
+      absl::StatusOr<Placement> placement = Place(ctx, sorted, mean, num_long, 1.0);
+      // Under a token cap the short documents' tokens may not fit beside the long ones' shares:
+      // then also groups sized to leave room for them (fcp's grouped shape had this; issue 26).
+      if (const double fill = Fill(batch, sorted, suffix_tokens, suffix_seconds, mean, num_long);
+          fill < 1) {
+        absl::StatusOr<Placement> roomy = Place(ctx, sorted, mean, num_long, fill);
+        if (roomy.ok() && (!placement.ok() || roomy->estimate < placement->estimate)) {
+          placement = std::move(roomy);
+        }
+      }
       improving = placement.ok() && (!best.ok() || placement->estimate < best->estimate);
       // A lower threshold shards the same documents first, identically, then more: its traffic
       // is no lower, and no worker is below the mean. At that bound, stop searching.
@@ -118,9 +134,35 @@ class FlashCpPlanner final : public Planner {
     double seconds;
   };
 
-  // The first `num_long` documents of `sorted` sharded, the others whole.
+  // The share of a worker's mean load a long document's group member may take so that the short
+  // documents (sorted[num_long..]) fit: the workers outside groups hold at most `cap` tokens
+  // each, the rest of the short tokens land on the members, at the short documents' seconds per
+  // token. 1 when they fit (or without a cap); fixed-point iterated, as the groups grow with it.
+  static double Fill(const Batch& batch, const std::vector<Sorted>& sorted,
+                     const std::vector<double>& suffix_tokens,
+                     const std::vector<double>& suffix_seconds, double mean, int32_t num_long) {
+    const int64_t cap = TokenCap(batch.topology);
+    const double short_tokens = suffix_tokens[num_long];
+    if (num_long == 0 || cap == TokenCap(Topology{}) || short_tokens <= 0 || mean <= 0) return 1;
+    const double density = suffix_seconds[num_long] / short_tokens;
+    double fill = 1;
+    for (int iteration = 0; iteration < 3; ++iteration) {
+      double members = 0;
+      for (int32_t i = 0; i < num_long; ++i)
+        members += std::ceil(sorted[i].seconds / (fill * mean));
+      const double others = batch.topology.num_workers - members;
+      if (others <= 0) break;
+      const double excess = short_tokens - others * static_cast<double>(cap);
+      if (excess <= 0) break;
+      fill = std::clamp(1 - density * excess / (members * mean), kMinFill, 1.0);
+    }
+    return fill;
+  }
+
+  // The first `num_long` documents of `sorted` sharded (over ceil(cost / (fill · mean)) ranks),
+  // the others whole.
   static absl::StatusOr<Placement> Place(const PlanContext& ctx, const std::vector<Sorted>& sorted,
-                                         double mean, int32_t num_long) {
+                                         double mean, int32_t num_long, double fill) {
     const Batch& batch = ctx.batch;
     const int32_t workers = batch.topology.num_workers;
     const int64_t cap = TokenCap(batch.topology);
@@ -207,7 +249,7 @@ class FlashCpPlanner final : public Planner {
     auto shard = [&](const Sorted& doc_info) {
       const int32_t d = doc_info.document;
       const Document& doc = batch.documents[d];
-      const double share = mean > 0 ? doc_info.seconds / mean : 1;
+      const double share = mean > 0 ? doc_info.seconds / (fill * mean) : 1;
       int64_t k = std::max<int64_t>(2, static_cast<int64_t>(std::ceil(share - 1e-9)));
       if (cap < doc.length) k = std::max<int64_t>(k, (doc.length + cap - 1) / cap);
       k = std::clamp<int64_t>(k, 1, std::min<int64_t>(workers, doc.length));
