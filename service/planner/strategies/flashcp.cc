@@ -20,6 +20,10 @@
 // a member on another node is priced at the inter-node rate and one inside the node at NVLink's
 // (CostModel::TransferSeconds, latency included). A long document's k members are taken inside
 // one node when k fits a node and that is no slower than the k least-loaded workers anywhere.
+// Under a token cap (the whole-step budget), the short documents' tokens that the workers outside
+// the groups cannot hold land on the members: each threshold is also tried with groups sized to
+// leave room for them (k = ceil(cost / (fill · mean)), Fill below; the idea fcp's "grouped"
+// shape had, moved here when fcp became block packing alone), the lower estimate winning.
 // Where it differs: the threshold candidates are a fixed few (the paper's search is not
 // specified further in the design); the estimate does not schedule rounds (a schedule per
 // candidate would cost more than the placement); only the winner is scheduled.

@@ -10,20 +10,23 @@
 // documents assigned to groups, a ring inside each, by a near-optimal polynomial-time solver with
 // millisecond overhead. Here:
 //  1. cost c_d = forward + backward seconds of document d (attention + linear layers, the cost
-//     model's whole-step pricing) and its tokens L_d;
-//  2. the group sizes are solved exactly (flexdeg_sizing.h): the least step T such that every
-//     document costing more than T (or longer than the cap) has a group of its own whose members'
-//     compute c_d/k, KV rotation (intra- or inter-node bandwidth by whether k fits a node) and
-//     tokens all fit T and the cap, within W workers; each such document gets the least such k;
+//     model's whole-step pricing), its linear part and its tokens L_d;
+//  2. the group sizes are solved exactly for a model in which the short documents pack fluidly
+//     (flexdeg_sizing.h: the least step T such that every document costing more than T, or
+//     longer than the cap, has a ring of its own whose members' linear layers, attention with the
+//     rotation hidden behind it (intra- or inter-node bandwidth) and tokens fit T and the cap, and
+//     the short documents' tokens fit the single workers' and the rings' room within T);
 //  3. the remaining workers are groups of size 1; the other documents are packed onto them (LPT
 //     under the token cap), onto ring groups (least per-member load Σc/k) when that is lower, or
-//     when no single worker is left or has room;
+//     when no single worker is left or has room (a ring only up to the room its member has within
+//     the solved T, then up to the cap); the greedy's sizes (three slacks) are packed too, each
+//     candidate is scheduled (ring schedules are analytic) and the lowest predicted step wins;
 //  4. groups get contiguous ranks, largest first, first-fit into nodes so rings stay intra-node.
-// Where it differs from the paper: the solver is exact for its objective, which packs the short
-// documents fluidly (any solver's packing step is a bin packing, done here by LPT); a ring carries
-// only its own documents' KV (no sharing of a document across groups). When the exact sizes leave
-// short documents no room under a tight cap, the pre-issue-26 greedy (three slacks, then larger
-// groups) is the fallback; GroupSizing::Greedy keeps it for comparison.
+// Where it differs from the paper: the sizing is exact for its fluid model, and the packing of the
+// short documents (a bin packing) is LPT; a ring carries only its own documents' KV and a worker
+// is in one group only, so the short documents riding in a ring rotate with it (fcp and flashcp
+// keep them local); under a tight cap, if nothing packs, the greedy with larger groups (negative
+// slacks) is the fallback.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -32,6 +35,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "service/planner/planner.h"
+#include "service/planner/schedule.h"
 #include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
 
@@ -50,7 +54,6 @@ constexpr double kBudgetSlacks[] = {-0.5, -1, -2, -4, -8};
 struct Assignment {
   std::vector<int32_t> group_size;
   std::vector<int32_t> doc_group;
-  double estimate = 0;  // seconds of the slowest group
 };
 
 // Single workers by their free tokens, in power-of-two buckets, each a MinTree by load: the
@@ -134,43 +137,69 @@ class FlexDegPlanner final : public Planner {
     }
     const GroupSizing sizing(ctx.cost, batch.topology, sorted, TokenCap(batch.topology));
 
-    absl::StatusOr<Assignment> best = absl::FailedPreconditionError("flexdeg: no assignment");
+    std::vector<Assignment> packed;  // every candidate that packs
+    absl::Status first_error = absl::OkStatus();
     std::vector<std::vector<int32_t>> tried;  // the sizes already packed
     auto try_sizes = [&](std::vector<int32_t> sizes, double target) {
       // The same groups pack the rest the same way: nothing new to try.
       if (std::find(tried.begin(), tried.end(), sizes) != tried.end()) return;
-      absl::StatusOr<Assignment> packed = PackRest(ctx, sizing, sizes, target);
+      absl::StatusOr<Assignment> assignment = PackRest(ctx, sizing, sizes, target);
       tried.push_back(std::move(sizes));
-      if (packed.ok() && (!best.ok() || packed->estimate < best->estimate)) {
-        best = std::move(packed);
+      if (assignment.ok()) {
+        packed.push_back(*std::move(assignment));
+      } else if (first_error.ok()) {
+        first_error = assignment.status();
       }
-      if (!best.ok()) best = std::move(packed);  // keeps the first error
     };
     if (std::optional<GroupSizing::Solution> exact = sizing.Exact()) {
       try_sizes(std::move(exact->sizes), exact->objective);
     }
     // The greedy's sizes too: the exact sizes are optimal for a pool that packs fluidly, and
-    // LPT does not; whichever packs to the lower estimate wins.
+    // LPT does not.
     for (double slack : kSlacks) try_sizes(sizing.Greedy(slack), HUGE_VAL);
-    for (size_t i = 0; i < std::size(kBudgetSlacks) && !best.ok(); ++i) {
+    for (size_t i = 0; i < std::size(kBudgetSlacks) && packed.empty(); ++i) {
       try_sizes(sizing.Greedy(kBudgetSlacks[i]), HUGE_VAL);
     }
-    if (!best.ok()) return best.status();
+    if (packed.empty()) return first_error;
 
-    Layout layout;
-    layout.kind = Layout::Kind::kZigzagRing;
-    layout.strategy = "flexdeg";
-    layout.groups = PlaceGroups(best->group_size, batch.topology);
-    layout.doc_group = std::move(best->doc_group);
-    for (int32_t d = 0; d < docs; ++d) {
-      const int64_t chunks = 2 * static_cast<int64_t>(layout.groups[layout.doc_group[d]].size());
-      layout.block_size =
-          std::max(layout.block_size, (batch.documents[d].length + chunks - 1) / chunks);
+    // Each candidate scheduled (a ring schedule is analytic, O(chunks) per document): the lowest
+    // predicted step within the cap wins, and MakePlan reuses its schedule.
+    Layout best;
+    double best_ms = HUGE_VAL;
+    for (Assignment& a : packed) {
+      Layout layout;
+      layout.kind = Layout::Kind::kZigzagRing;
+      layout.strategy = "flexdeg";
+      layout.groups = PlaceGroups(a.group_size, batch.topology);
+      layout.doc_group = std::move(a.doc_group);
+      for (int32_t d = 0; d < docs; ++d) {
+        const int64_t chunks = 2 * static_cast<int64_t>(layout.groups[layout.doc_group[d]].size());
+        layout.block_size =
+            std::max(layout.block_size, (batch.documents[d].length + chunks - 1) / chunks);
+      }
+      absl::StatusOr<std::unique_ptr<Schedule>> schedule = NewSchedule(ctx.batch, ctx.cost, layout);
+      if (!schedule.ok()) return schedule.status();
+      const double ms = StepMs(ctx, **schedule);
+      if (ms < best_ms || best.groups.empty()) {
+        best_ms = ms;
+        layout.schedule = std::move(*schedule);
+        best = std::move(layout);
+      }
     }
-    return layout;
+    return best;
   }
 
  private:
+  // The predicted step of a scheduled candidate, infinite if it breaks the token cap.
+  static double StepMs(const PlanContext& ctx, const Schedule& schedule) {
+    const int64_t cap = TokenCap(ctx.batch.topology);
+    for (const WorkerCost& c : schedule.costs()) {
+      if (c.tokens > cap) return HUGE_VAL;
+    }
+    const PlanSummary& s = schedule.summary();
+    return s.predicted_fwd_ms + (ctx.options.include_backward ? s.predicted_bwd_ms : 0);
+  }
+
   // 3. The documents of size 1 onto single workers (or groups), and the estimate. sizes[i]: the
   // size of sizing.docs()[i]. A ring takes short documents up to the tokens a member may hold
   // within `target` (the sizing's step), else, if none has room, up to the cap.
@@ -182,15 +211,14 @@ class FlexDegPlanner final : public Planner {
     std::vector<int64_t> room;  // per member, within the target
     Assignment a;
     a.doc_group.assign(batch.documents.size(), -1);
-    std::vector<double> load, linear;  // per group: all its documents' seconds, their linear part
-    std::vector<int64_t> tokens;       // per member, upper bound
+    std::vector<double> load;     // per group: all its documents' seconds
+    std::vector<int64_t> tokens;  // per member, upper bound
     int32_t left = batch.topology.num_workers;
     for (size_t i = 0; i < sorted.size(); ++i) {  // 2. the long documents' own groups
       if (sizes[i] < 2) continue;
       a.doc_group[sorted[i].document] = static_cast<int32_t>(a.group_size.size());
       a.group_size.push_back(sizes[i]);
       load.push_back(sorted[i].seconds);
-      linear.push_back(sorted[i].linear);
       tokens.push_back(MemberTokens(sorted[i].length, sizes[i]));
       // (a room over the cap, an infinite target's, is the cap's: no int64 overflow)
       room.push_back(std::min<int64_t>(
@@ -203,7 +231,6 @@ class FlexDegPlanner final : public Planner {
     for (; left > 0; --left) {  // 3. the rest are single workers
       a.group_size.push_back(1);
       load.push_back(0);
-      linear.push_back(0);
       tokens.push_back(0);
       room.push_back(cap);
     }
@@ -282,7 +309,6 @@ class FlexDegPlanner final : public Planner {
       }
       a.doc_group[d] = g;
       load[g] += doc.seconds;
-      linear[g] += doc.linear;
       tokens[g] += MemberTokens(length, a.group_size[g]);
       update(g);
       if (a.group_size[g] == 1) {
@@ -291,21 +317,6 @@ class FlexDegPlanner final : public Planner {
       } else {
         update_ring(g);
       }
-    }
-    // A member's linear layers, then its attention or the ring's transfers, whichever is longer
-    // (the rotation hides behind attention only).
-    for (int32_t g = 0; g < groups; ++g) {
-      const int32_t k = a.group_size[g];
-      double seconds = load[g];
-      if (k > 1) {
-        const double gbps = k <= batch.topology.workers_per_node ? batch.topology.intra_node_gbps
-                                                                 : batch.topology.inter_node_gbps;
-        const double per_round = ctx.cost.params().transfer_latency_us * 1e-6 +
-                                 ctx.cost.KvBytes(tokens[g]) / (gbps * 1e9);
-        const double ring = 2 * (k - 1) * per_round;  // KV forward, dKV backward
-        seconds = linear[g] / k + sizing.AttentionOrRotation((load[g] - linear[g]) / k, ring);
-      }
-      a.estimate = std::max(a.estimate, seconds);
     }
     return a;
   }

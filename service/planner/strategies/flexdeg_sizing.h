@@ -1,38 +1,41 @@
 // flexdeg's group-size choice (strategies/flexdeg.cc): which documents get a ring group of their
 // own, and of how many workers, solved exactly for the objective below; the original three-slack
-// greedy stays beside it for comparison (and as flexdeg's fallback under a tight memory cap).
+// greedy stays beside it for comparison (and as more candidates for flexdeg's packing).
 //
 // A choice gives each document a size k_d: k_d ≥ 2 is a ring group of its own (zigzag over k_d
 // workers), k_d = 1 leaves it to the pool (packed whole onto single workers, or onto a ring's
 // spare room). A choice fits a step time T when
 //
-//   T ≥ total / W                               (no worker below the mean; the pool's compute is
-//                                                fluid: what a group leaves of k_d·T, others use)
+//   T ≥ total / W                     (no worker below the mean: the pool's compute is fluid)
 //   k_d ≥ 2:  g_d(k_d) ≤ T,  MemberTokens(L_d, k_d) ≤ cap,  Σ k_d ≤ W
 //   k_d = 1:  c_d ≤ T,  L_d ≤ cap
-//   Σ_{k_d = 1} L_d ≤ (W − Σ k_d)·cap + Σ_{k_d ≥ 2} (k_d·room_k(T) − L_d)      (the pool's tokens)
+//   Σ_{k_d = 1} L_d ≤ (W − Σ k_d)·room_1(T) + Σ_{k_d ≥ 2} k_d·room_d(k_d, T)   (the pool's tokens)
 //
-//   g_d(k)     = lin_d / k + max(fwd_d / k, ring_d(k) / 2) + max(bwd_d / k, ring_d(k) / 2):
-//                a member of d's ring, its linear layers, then each pass of its attention with
-//                that pass's rotation hidden behind it (c_d = lin_d + fwd_d + bwd_d)
-//   ring_d(k)  = 2 (k − 1) (α + KvBytes(L_d / k) / bandwidth(k))   (KV forward, dKV backward;
-//                intra-node bandwidth when k fits a node, which PlaceGroups then honours)
-//   room_k(T)  = the tokens t a ring member may hold: min(cap, t with 2(k−1)(α + KvBytes(t) /
-//                bandwidth(k)) + t·λ ≤ T), λ the linear seconds per token
+//   g_d(k)       = lin_d / k + max(fwd_d / k, ring / 2) + max(bwd_d / k, ring / 2), ring =
+//                  ring_d(k): a member of d's ring, its linear layers, then each pass of its
+//                  attention with that pass's rotation hidden behind it (c_d = lin_d + fwd + bwd)
+//   ring_d(k)    = 2 (k − 1) (α + KvBytes(L_d / k) / bandwidth(k))   (KV forward, dKV backward;
+//                  intra-node bandwidth when k fits a node, which PlaceGroups then honours)
+//   room_d(k, T) = the short-document tokens x a member of that ring may hold beside its chunks:
+//                  g_d(k) with x more tokens rotating and x·λ more linear time stays ≤ T (λ the
+//                  linear seconds per token), and L_d / k + x ≤ cap
+//   room_1(T)    = a single worker's: min(cap, T / λ)
 //
 // and its objective F is the least T it fits (the step the choice allows when the pool packs
 // fluidly). The token line is what the pre-issue-26 greedy lacked: under a cap, short documents
 // that found no single worker with room rode in the rings, whose rotation then set the step.
 //
-// Exact(): for a target T the pass of Within decides whether any choice fits: d must be grouped
-// iff c_d > T or L_d > cap (grouping a document that could stay whole costs the pool at least
-// the workers it takes: room_k ≤ cap), and then its least k with g_d(k) ≤ T is the best (a larger
-// k gives the pool a worker whose room a ring member only has less of: room_k falls with k). So
-// "some choice fits T" is monotone in T; a bisection on T (doubles, to 1e-12 relative) finds the
-// least T, and the choice built there is optimal to that precision. g_d falls then rises on each
-// side of the node size (each piece's slope changes sign once, from − to +), so the least k is a
-// ternary then a binary search. O((grouped + over-cap
-// documents) · log W · 100).
+// Exact(): for a target T, Within decides whether any choice fits. d must be grouped iff c_d > T
+// or L_d > cap (grouping a document that could stay whole only costs the pool room: a member's
+// room plus its chunk is at most a single's). Each grouped d first takes its least k with
+// g_d(k) ≤ T (g_d falls then rises on each side of the node size, where the rate drops: a ternary
+// then a binary search); if those fit the workers, each ring is widened to the k that costs the
+// pool least room, k·(room_1 − room_d(k)), within kMaxWider workers more: each ring on its own
+// when their choices fit the workers left, a multiple-choice knapsack (exact DP) when they do not
+// and it is small (kMaxDpSteps), else costliest first. A larger T only loosens every constraint,
+// so "some choice fits T" is monotone, and a bisection on T (doubles, to 1e-12 relative) finds
+// the least. Exact to that precision except for the two bounds named (wider than kMaxWider, or a
+// knapsack over kMaxDpSteps); flexdeg_sizing_test checks it against brute force.
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_SIZING_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_SIZING_H_
 
