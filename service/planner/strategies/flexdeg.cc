@@ -156,7 +156,13 @@ class FlexDegPlanner final : public Planner {
     }
     // The greedy's sizes too: the exact sizes are optimal for a pool that packs fluidly, and
     // LPT does not.
-    for (double slack : kSlacks) try_sizes(sizing.Greedy(slack), HUGE_VAL);
+    // (their rings too take short documents only up to the room the sizing's model gives them
+    // at the step these sizes allow)
+    for (double slack : kSlacks) {
+      std::vector<int32_t> sizes = sizing.Greedy(slack);
+      const double target = sizing.Objective(sizes);
+      try_sizes(std::move(sizes), target);
+    }
     for (size_t i = 0; i < std::size(kBudgetSlacks) && packed.empty(); ++i) {
       try_sizes(sizing.Greedy(kBudgetSlacks[i]), HUGE_VAL);
     }
