@@ -19,6 +19,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -316,32 +317,17 @@ absl::StatusOr<Result> Emulate(Emulator& emulator, const Plan& plan, const Batch
 }
 
 int Main(int argc, char** argv) {
-  std::vector<absl::string_view> allowed = cli::PlanFlagNames();
-  for (absl::string_view n : {"reps", "warmup", "results", "strategies"}) allowed.push_back(n);
-  absl::StatusOr<cli::ParsedArgs> args =
-      cli::ParseArgs(std::vector<std::string>(argv + 1, argv + argc), allowed);
-  if (!args.ok() || args->help) {
-    std::fprintf(stderr,
-                 "%s\nusage: distributed_emulation --lengths F --workers W "
-                 "--tokens-per-worker T [--strategy all|NAME] [fcp plan flags] "
-                 "[--strategies LIST] [--reps N] [--warmup N] [--results FILE]\n%s",
-                 args.ok() ? "" : std::string(args.status().message()).c_str(),
-                 cli::PlanFlagsHelp().c_str());
-    return 2;
-  }
-  absl::StatusOr<cli::PlanConfig> config = cli::PlanConfigFromFlags(*args);
-  absl::StatusOr<LengthSampler> sampler =
-      config.ok() ? cli::LoadSampler(*config) : absl::StatusOr<LengthSampler>(config.status());
-  if (!sampler.ok()) {
-    std::fprintf(stderr, "distributed_emulation: %s\n",
-                 std::string(sampler.status().message()).c_str());
-    return 2;
-  }
+  std::optional<cli::PlanProgram> program = cli::ParsePlanProgram(
+      argc, argv, "distributed_emulation",
+      "distributed_emulation --lengths F --workers W --tokens-per-worker T [--strategy all|NAME] "
+      "[fcp plan flags] [--strategies LIST] [--reps N] [--warmup N] [--results FILE]",
+      {"reps", "warmup", "results", "strategies"});
+  if (!program.has_value()) return 2;
   if (absl::Status s = kernels::CudaDeviceStatus(); !s.ok()) {
     std::fprintf(stderr, "distributed_emulation: %s\n", std::string(s.message()).c_str());
     return 2;
   }
-  const cli::PlanConfig& c = *config;
+  const cli::PlanConfig& c = program->config;
   const kernels::AttentionShape shape{c.model.num_q_heads, c.model.num_kv_heads, c.model.head_dim};
   absl::StatusOr<std::unique_ptr<Emulator>> emulator =
       Emulator::Make(shape, ToKernelDType(c.model.dtype));
@@ -369,7 +355,7 @@ int Main(int argc, char** argv) {
   for (int32_t b = 0; b < c.batches; ++b) {
     Batch batch;
     absl::StatusOr<std::vector<Document>> docs =
-        SampleDocuments(*sampler, c.TotalTokens(), c.max_doc_len, c.seed + b);
+        cli::SampleBatchDocuments(c, program->sampler, c.seed + b);
     if (!docs.ok()) {
       std::fprintf(stderr, "distributed_emulation: %s\n",
                    std::string(docs.status().message()).c_str());

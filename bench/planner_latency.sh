@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Planner latency (Google Benchmark, one thread): every strategy, W in {8, 32, 64, 128, 512, 1024}
-# x 32K tokens per worker on wikipedia (max document 128K), 5 repetitions; medians go to
+# Planner latency (Google Benchmark, one thread): every strategy (static_cp, today's practice,
+# included), W in {8, 16, 32, 64, 128, 512, 1024} x 32K tokens per worker on wikipedia (max
+# document 128K), 5 repetitions; medians go to
 # docs/results/planner_bench.json and, through bench/report.py, to docs/benchmarks.md. Run on an
 # otherwise idle machine (`uptime` before and after is printed to stderr for the record).
 #   BUILD_DIR=build  FILTER=regex  REPS=5
@@ -11,7 +12,7 @@ cmake --build "$BUILD_DIR" --target planner_bench >/dev/null
 mkdir -p docs/results
 uptime >&2
 "$BUILD_DIR/bench/planner_bench" \
-  --benchmark_filter="${FILTER:-^(ring|per_doc|whole_doc|flexdeg|flashcp|dcp|fcp|auto)/}" \
+  --benchmark_filter="${FILTER:-^(ring|static_cp|per_doc|whole_doc|flexdeg|flashcp|dcp|fcp|auto)/}" \
   --benchmark_repetitions="${REPS:-5}" --benchmark_report_aggregates_only=true \
   --benchmark_out=docs/results/planner_bench.json --benchmark_out_format=json
 uptime >&2

@@ -7,10 +7,16 @@ Inputs (written by bench/plan_quality.sh and bench/planner_latency.sh):
   docs/results/planner_bench.json   Google Benchmark JSON of build/bench/planner_bench
   docs/results/whole_layer.jsonl    the whole-layer grid (bench/plan_quality.sh --whole-layer;
                                     rendered by bench/whole_layer.py)
+  docs/results/seed_grid.jsonl      the seed grid: masks, both objectives, dynamic CP
+                                    (bench/plan_quality.sh --grid; rendered by bench/seed_grid.py)
 Outputs:
   the sections between `<!-- BEGIN name -->` and `<!-- END name -->` markers in docs/benchmarks.md
-  (head_to_head, plan_quality, capped, planner_latency)
-  docs/results/speedup_vs_ring.png, docs/results/planning_latency.png
+  (head_to_head, plan_quality, capped, planner_latency, whole_layer, seed_grid, headline,
+  auto_check, seed_targets)
+  docs/results/speedup_vs_ring.png, docs/results/planning_latency.png, docs/whole_layer_speedup.png,
+  docs/seed_headline.png; and auto's check (auto <= the best single strategy in every cell of the
+  seed grid) on stdout.
+`bench/report.py --check FILE` runs only that check on a seed-grid jsonl: exit 0 if it holds.
 Medians are over batches (plan quality) and over repetitions (latency). A "cell" of the grid is
 one batch of one (workload, max document, W): fcp wins it against a strategy when its predicted
 step time (forward + backward) is no higher.
@@ -23,25 +29,23 @@ import re
 import statistics
 import sys
 
+import report_util
+import seed_grid
 import whole_layer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "docs", "results")
 DOC = os.path.join(ROOT, "docs", "benchmarks.md")
-ORDER = ["ring", "per_doc", "whole_doc", "flexdeg", "flashcp", "dcp", "fcp", "auto"]
+ORDER = ["ring", "static_cp", "per_doc", "whole_doc", "flexdeg", "flashcp", "dcp", "fcp", "auto"]
 RIVALS = ["flashcp", "flexdeg", "dcp", "per_doc", "whole_doc", "ring"]
 
 
 def load_quality(path):
     """{cap: {(workload, max_doc, workers, strategy): [rows]}}"""
     groups = collections.defaultdict(lambda: collections.defaultdict(list))
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                row = json.loads(line)
-                key = (row["workload"], row.get("max_doc", 131072), row["workers"],
-                       row["strategy"])
-                groups[row.get("cap", 0)][key].append(row)
+    for row in report_util.read_jsonl(path):
+        key = (row["workload"], row.get("max_doc", 131072), row["workers"], row["strategy"])
+        groups[row.get("cap", 0)][key].append(row)
     return groups
 
 
@@ -207,13 +211,8 @@ def latency_table(bench):
 
 
 def plot(groups, latency_rows):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("report: matplotlib missing (apt-get install python3-matplotlib); no plots",
-              file=sys.stderr)
+    plt = report_util.pyplot("plots")
+    if plt is None:
         return
     pairs = panels(groups)
     cols = 2
@@ -298,9 +297,23 @@ def main():
         grid = whole_layer.load(whole_path)
         doc = replace_section(doc, "whole_layer", whole_layer.section(grid))
         whole_layer.plot(grid, os.path.join(ROOT, "docs", "whole_layer_speedup.png"))
+    grid_path = os.path.join(RESULTS, "seed_grid.jsonl")
+    if os.path.exists(grid_path):
+        grid = seed_grid.load(grid_path)
+        check, _ = seed_grid.check_text(grid)
+        print(check)
+        doc = replace_section(doc, "seed_grid", seed_grid.grid_section(grid))
+        doc = replace_section(doc, "headline", seed_grid.headline_section(grid))
+        doc = replace_section(doc, "auto_check", "```\n" + check + "\n```\n")
+        doc = replace_section(doc, "seed_targets", seed_grid.targets_section(grid))
+        seed_grid.headline_plot(grid, os.path.join(ROOT, "docs", "seed_headline.png"))
     with open(DOC, "w") as f:
         f.write(doc)
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--check":
+        sys.exit(seed_grid.check_main(sys.argv[2]))
+    if len(sys.argv) != 1:
+        sys.exit("usage: bench/report.py [--check SEED_GRID.jsonl]")
     main()

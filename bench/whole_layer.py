@@ -11,10 +11,9 @@ balanced_fwd_ms + balanced_bwd_ms (the mean worker's linear + attention compute,
 speed-ups are per-batch ratios, then medians over batches.
 """
 import collections
-import json
-import os
 import statistics
-import sys
+
+import report_util
 
 STRATEGIES = ["auto", "fcp", "static_cp", "ring", "per_doc", "whole_doc", "flashcp", "flexdeg"]
 
@@ -23,14 +22,10 @@ def load(path):
     """{(workload, model): {W: {strategy: {batch: row}}}}"""
     grid = collections.defaultdict(
         lambda: collections.defaultdict(lambda: collections.defaultdict(dict)))
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                row = json.loads(line)
-                if row.get("predicted_step_fwd_ms") is None:
-                    continue  # planning failed (e.g. a document over the budget): no figures
-                key = (row["workload"], row["model"])
-                grid[key][row["workers"]][row["strategy"]][row["batch"]] = row
+    for row in report_util.read_jsonl(path):
+        if row.get("predicted_step_fwd_ms") is None:
+            continue  # planning failed (e.g. a document over the budget): no figures
+        grid[(row["workload"], row["model"])][row["workers"]][row["strategy"]][row["batch"]] = row
     return grid
 
 
@@ -92,12 +87,8 @@ def section(grid):
 
 
 def plot(grid, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("report: matplotlib missing; no whole-layer plot", file=sys.stderr)
+    plt = report_util.pyplot("whole-layer plot")
+    if plt is None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, base in zip(axes, ["static_cp", "ring"]):
@@ -105,11 +96,6 @@ def plot(grid, path):
             ws = [w for w in sorted(cells) if speedup(cells[w], base)]
             ax.plot(ws, [speedup(cells[w], base) for w in ws], marker="o",
                     label=f"{workload}, {model}", ls="-" if workload == "wikipedia" else "--")
-        ax.axhline(1, color="gray", lw=0.8)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("workers W (32K tokens each, 8 per node)")
-        ax.set_ylabel(f"auto's predicted whole-layer speed-up over {base}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+        report_util.speedup_axes(ax, "workers W (32K tokens each, 8 per node)",
+                               f"auto's predicted whole-layer speed-up over {base}")
+    report_util.save(fig, path)

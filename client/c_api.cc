@@ -134,6 +134,25 @@ int Deliver(absl::StatusOr<fcp::PlanResult> result, fcp_plan** plan, fcp_error* 
   return Succeed(error);
 }
 
+// The request of `batch` for `model`, each document's mask from `masks` (NULL: all causal).
+absl::StatusOr<fcp::v1::PlanRequest> MaskedRequest(const fcp_batch* batch, const fcp_mask* masks,
+                                                   const fcp_model* model) {
+  absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch, model);
+  if (!request.ok()) return request.status();
+  for (size_t i = 0; masks != nullptr && i < batch->num_documents; ++i) {
+    const fcp_mask& m = masks[i];
+    if (m.kind < FCP_MASK_CAUSAL || m.kind > FCP_MASK_PREFIX_LM) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("masks[", i, "].kind: expected 0..3 (fcp_mask_kind), got ", m.kind));
+    }
+    fcp::v1::Mask* mask = request->mutable_documents(static_cast<int>(i))->mutable_mask();
+    mask->set_kind(static_cast<fcp::v1::Mask::Kind>(m.kind));
+    mask->set_window(m.window);
+    mask->set_prefix(m.prefix);
+  }
+  return request;
+}
+
 }  // namespace
 
 extern "C" {
@@ -215,20 +234,8 @@ int fcp_client_plan_masked_model(fcp_client* client, const fcp_batch* batch, con
   if (client == nullptr || plan == nullptr) {
     return Fail(absl::InvalidArgumentError("client and plan: must not be NULL"), error);
   }
-  absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch, model);
+  absl::StatusOr<fcp::v1::PlanRequest> request = MaskedRequest(batch, masks, model);
   if (!request.ok()) return Fail(request.status(), error);
-  for (size_t i = 0; masks != nullptr && i < batch->num_documents; ++i) {
-    const fcp_mask& m = masks[i];
-    if (m.kind < FCP_MASK_CAUSAL || m.kind > FCP_MASK_PREFIX_LM) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-                      "masks[", i, "].kind: expected 0..3 (fcp_mask_kind), got ", m.kind)),
-                  error);
-    }
-    fcp::v1::Mask* mask = request->mutable_documents(static_cast<int>(i))->mutable_mask();
-    mask->set_kind(static_cast<fcp::v1::Mask::Kind>(m.kind));
-    mask->set_window(m.window);
-    mask->set_prefix(m.prefix);
-  }
   return Deliver(client->client->PlanBatch(*request), plan, error);
 }
 
@@ -250,8 +257,14 @@ int fcp_client_prefetch(fcp_client* client, const fcp_batch* batch, fcp_error* e
 
 int fcp_client_prefetch_model(fcp_client* client, const fcp_batch* batch, const fcp_model* model,
                               fcp_error* error) {
+  return fcp_client_prefetch_masked_model(client, batch, nullptr, model, error);
+}
+
+int fcp_client_prefetch_masked_model(fcp_client* client, const fcp_batch* batch,
+                                     const fcp_mask* masks, const fcp_model* model,
+                                     fcp_error* error) {
   if (client == nullptr) return Fail(absl::InvalidArgumentError("client: must not be NULL"), error);
-  absl::StatusOr<fcp::v1::PlanRequest> request = RequestFromBatch(batch, model);
+  absl::StatusOr<fcp::v1::PlanRequest> request = MaskedRequest(batch, masks, model);
   if (!request.ok()) return Fail(request.status(), error);
   const absl::Status status = client->client->Prefetch(*std::move(request));
   return status.ok() ? Succeed(error) : Fail(status, error);

@@ -42,7 +42,8 @@ example:
       --coordinator localhost:50051    # plan through fcp-coordinator
 
 A batch for W workers and T tokens per worker draws documents i.i.d. (seeded; batch b uses
-seed + b), truncates each to --max-doc-len and fills exactly W x T tokens, all CAUSAL.
+seed + b), truncates each to --max-doc-len and fills exactly W x T tokens, all CAUSAL unless
+--mask-mix gives each document its mask (from a second seeded stream: same lengths).
 Output: a table per batch (--json: one object per line per batch and strategy). Every plan with
 at most --validate-max-tiles tiles is checked by the plan validator.
 Exit codes: 0 ok, 1 a plan failed or was invalid, 2 bad input.

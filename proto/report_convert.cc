@@ -44,6 +44,7 @@ void SetCostFields(const CostParams& c, Proto* p) {
   p->set_tile_kv_half_tokens(c.tile_kv_half_tokens);
   p->set_tile_overhead_us(c.tile_overhead_us);
   p->set_backward_efficiency(c.backward_efficiency);
+  p->set_transfer_overlap(c.transfer_overlap);
 }
 
 }  // namespace
@@ -137,7 +138,9 @@ void CalibrationToProto(absl::string_view job_id, const calibration::Calibration
 
 void PlanCalibrationToProto(const calibration::Calibration& c, v1::PlanCalibration* p) {
   p->set_last_step(c.last_step);
-  SetCostFields(calibration::PlanningParams(c), p);
+  const CostParams planned = calibration::PlanningParams(c);
+  SetCostFields(planned, p);
+  p->set_gemm_tflops(planned.gemm_tflops);
 }
 
 absl::Status ApplyPlanCalibration(const v1::PlanCalibration& p, Batch* batch,
@@ -151,6 +154,8 @@ absl::Status ApplyPlanCalibration(const v1::PlanCalibration& p, Batch* batch,
   cost.tile_kv_half_tokens = p.tile_kv_half_tokens();
   cost.tile_overhead_us = p.tile_overhead_us();
   cost.backward_efficiency = p.backward_efficiency();
+  if (p.gemm_tflops() > 0) cost.gemm_tflops = p.gemm_tflops();
+  if (p.has_transfer_overlap()) cost.transfer_overlap = p.transfer_overlap();
   if (absl::Status s = ValidateCostParams(cost); !s.ok())
     return Invalid("calibration", s.message());
   ApplyRateOverrides(&cost, &batch->topology);

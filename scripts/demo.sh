@@ -33,14 +33,7 @@ WORKER_FLAGS=(--lengths "$shared/workloads/wikipedia.lengths" --world "$WORLD" -
 
 "$BUILD_DIR/service/fcp-coordinator" --port 0 --metrics-port 0 >"$work/coordinator.log" 2>&1 &
 coordinator_pid=$!
-port=""
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*serving fcp.v1.Planner on port \([0-9]*\).*/\1/p' "$work/coordinator.log")
-  [ -n "$port" ] && break
-  kill -0 "$coordinator_pid" 2>/dev/null || { cat "$work/coordinator.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$port" ] || { echo "demo: fcp-coordinator did not start" >&2; exit 1; }
+port=$(scripts/coordinator_port.sh "$work/coordinator.log" "$coordinator_pid")
 echo "demo: fcp-coordinator on localhost:$port; $WORLD fcp-worker processes over Gloo"
 
 # run STRATEGY: one job of WORLD processes; rank 0's table on stdout, the others' logs in $work.

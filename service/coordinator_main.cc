@@ -91,8 +91,9 @@ ABSL_FLAG(int64_t, job_plan_request_burst, 0,
           "0 = the rate, at least 1");
 ABSL_FLAG(int64_t, job_max_plans_in_flight, 0,
           "per-job quota: PlanBatch requests being answered at once; 0 = unlimited");
-ABSL_FLAG(double, job_reports_per_second, 0,
-          "per-job quota: step reports per second (for ReportStep); 0 = unlimited");
+ABSL_FLAG(double, job_reports_per_second, 2048,
+          "per-job quota: ReportStep calls per second (bursts up to one second's worth; beyond: "
+          "RESOURCE_EXHAUSTED naming reports_per_second); 0 = unlimited");
 ABSL_FLAG(int64_t, rendezvous_max_bytes_per_job, fcp::RendezvousStoreOptions().max_bytes_per_job,
           "per-job quota: rendezvous bytes one training job may hold (keys + values + 64 per "
           "entry)");
@@ -104,9 +105,6 @@ ABSL_FLAG(bool, calibrate_from_reports, true,
           "plan each job with the cost model fitted from its workers' ReportStep measurements");
 ABSL_FLAG(int32_t, calibration_window_steps, fcp::calibration::JobCalibrationOptions().window_steps,
           "steps of reports one calibration fit uses (the sliding window)");
-ABSL_FLAG(double, max_reports_per_second,
-          fcp::calibration::JobCalibrationOptions().reports_per_second,
-          "ReportStep calls per second per job (beyond: RESOURCE_EXHAUSTED)");
 
 namespace fcp {
 namespace {
@@ -173,8 +171,6 @@ CoordinatorOptions OptionsFromFlags() {
   p.defaults.time_budget_ms = absl::GetFlag(FLAGS_time_budget_ms);
   p.calibrate_from_reports = absl::GetFlag(FLAGS_calibrate_from_reports);
   p.calibration.window_steps = std::max(1, absl::GetFlag(FLAGS_calibration_window_steps));
-  p.calibration.reports_per_second = absl::GetFlag(FLAGS_max_reports_per_second);
-  p.calibration.report_burst = std::max(1.0, 4 * p.calibration.reports_per_second);
   p.report_limits.max_workers = p.limits.max_workers;
   RendezvousStoreOptions& r = o.rendezvous;
   r.max_total_bytes = absl::GetFlag(FLAGS_rendezvous_max_bytes);

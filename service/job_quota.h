@@ -5,8 +5,9 @@
 //                             to plan_request_burst; --job-plan-requests-per-second)
 //   plans_in_flight           PlanBatch requests admitted and not yet answered
 //                             (--job-max-plans-in-flight)
-//   reports_per_second        step reports admitted per second (--job-reports-per-second), for
-//                             the ReportStep call once it exists: AdmitReport is its slot
+//   reports_per_second        ReportStep calls admitted per second, bursts up to one second's
+//                             worth (--job-reports-per-second, 2048 in fcp-coordinator): the
+//                             only rate limit of step reports; AdmitReport is its slot
 // and the rendezvous store keeps its per-job keys and bytes (RendezvousStoreOptions
 // max_keys_per_job, max_bytes_per_job). A call over a quota gets RESOURCE_EXHAUSTED naming it:
 //   "quota plan_requests_per_second: job 'llama' is over 20 PlanBatch requests per second

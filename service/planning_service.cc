@@ -184,7 +184,7 @@ absl::Status PlanningService::ReportStep(const v1::StepReport& report) {
     RETURN_IF_ERROR(AdmitJob(report.job_id()));
     ASSIGN_OR_RETURN(calibration::RankStepMeasurement m,
                      MeasurementFromProto(report, options_.report_limits));
-    return calibrations_.Report(report.job_id(), std::move(m), absl::Now());
+    return calibrations_.Report(report.job_id(), std::move(m));
   }();
   metrics_->RecordReport(report.job_id(), accuracy.status().code(),
                          accuracy.ok() ? &*accuracy : nullptr);

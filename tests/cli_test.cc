@@ -163,6 +163,8 @@ std::vector<BadInput> BadInputs() {
       {"ZeroHiddenSize", with({"--lengths", w, "--hidden-size", "0"}), "--hidden-size"},
       {"ZeroFfn", with({"--lengths", w, "--ffn-hidden-size", "0"}), "--ffn-hidden-size"},
       {"BadObjective", with({"--lengths", w, "--objective", "mfu"}), "--objective"},
+      {"BadMaskMix", with({"--lengths", w, "--mask-mix", "causal,window"}),
+       "--mask-mix: entry 2 ('window'): unknown mask"},
       {"NegativeSlack", with({"--lengths", w, "--token-slack", "-0.1"}), "--token-slack"},
       {"NegativeMemory", with({"--lengths", w, "--activation-memory-bytes", "-1"}),
        "--activation-memory-bytes"},
@@ -233,6 +235,26 @@ TEST_F(CliTest, ModelFlagsAndObjectiveReachThePlan) {
                    attention.at("attention_fwd_ms").number_value());
   EXPECT_GT(line({"--token-slack", "0.5"}).at("token_budget").number_value(),
             eight.at("token_budget").number_value());
+}
+
+// --mask-mix reaches the plan: the same documents (lengths come from their own stream), less
+// attention under a narrow sliding window, and "causal" is the default batch.
+TEST_F(CliTest, MaskMixReachesThePlan) {
+  auto line = [](std::vector<std::string> extra) {
+    extra.insert(extra.end(), {"--strategy", "per_doc", "--json", "--objective", "attention"});
+    const CliResult r = RunFcp(SmallPlan(extra));
+    EXPECT_EQ(r.code, 0) << r.err;
+    return ParseJson(Lines(r.out).at(0)).fields();
+  };
+  const auto causal = line({});
+  const auto window = line({"--mask-mix", "sliding_window=64"});
+  const auto mixed = line({"--mask-mix", "causal,prefix_lm"});
+  EXPECT_EQ(window.at("documents").number_value(), causal.at("documents").number_value());
+  EXPECT_LT(window.at("attention_fwd_ms").number_value(),
+            causal.at("attention_fwd_ms").number_value());
+  EXPECT_NE(mixed.at("plan_id").string_value(), causal.at("plan_id").string_value());
+  EXPECT_EQ(line({"--mask-mix", "causal"}).at("plan_id").string_value(),
+            causal.at("plan_id").string_value());
 }
 
 TEST_F(CliTest, StrategyAllGivesOneValidJsonLinePerStrategy) {

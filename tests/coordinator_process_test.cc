@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "service/metrics_testing.h"
 #include "service/test_requests.h"
+#include "tests/cli_runner.h"
 #include "tests/grpc_probes.h"
 #include "tests/http_get.h"
 #include "tests/subprocess.h"
@@ -27,6 +28,7 @@ namespace fcp {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // A running fcp-coordinator and the ports it printed.
 struct Running {
@@ -149,6 +151,17 @@ TEST(CoordinatorProcessTest, BadFlagsExitTwoWithOneLine) {
   Subprocess strategy({FCP_COORDINATOR, "--port", "0", "--default-strategy", "nope"});
   ASSERT_TRUE(strategy.Start().ok());
   EXPECT_EQ(strategy.Wait(), 2);
+}
+
+TEST(CoordinatorProcessTest, StepReportsHaveOneRateFlag) {
+  const CliResult help = RunCli(FCP_COORDINATOR, {"--help"});
+  EXPECT_THAT(help.out + help.err,
+              HasSubstr("--job_reports_per_second (per-job quota: ReportStep"));
+  // The calibration store's own limit is gone; deploy/ never used its flag.
+  EXPECT_THAT(help.out + help.err, Not(HasSubstr("max_reports_per_second")));
+  const CliResult old = RunCli(FCP_COORDINATOR, {"--max-reports-per-second", "5"});
+  EXPECT_NE(old.code, 0);
+  EXPECT_THAT(old.err, HasSubstr("max_reports_per_second"));
 }
 
 }  // namespace

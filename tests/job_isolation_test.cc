@@ -1,8 +1,8 @@
 // Issue 28 over real gRPC on loopback: a coordinator with --job-tokens (and --job-identities under
 // mutual TLS) keeps jobs apart. A job's client cannot read or overwrite another job's rendezvous
 // keys or fetch a plan in its name; refusals are counted without job labels; per-job quotas
-// refuse a noisy job and leave a quiet one alone; the C++ client and the worker's coordinator
-// store send their job's token.
+// refuse a noisy job and leave a quiet one alone (step reports: one limit, the job's quota); the
+// C++ client and the worker's coordinator store send their job's token.
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -98,6 +98,18 @@ class Caller {
     grpc::Status status = rendezvous_->Get(&context, request, &response);
     *value = response.found() ? response.value() : "<not found>";
     return status;
+  }
+
+  grpc::Status Report(const std::string& job, int64_t step) {
+    grpc::ClientContext context;
+    Prepare(context);
+    v1::StepReport report;
+    report.set_job_id(job);
+    report.set_step(step);
+    report.set_num_workers(1);
+    report.set_forward_seconds(0.1);
+    v1::ReportStepResponse response;
+    return planner_->ReportStep(&context, report, &response);
   }
 
   grpc::Status Plan(const std::string& job) {
@@ -227,6 +239,28 @@ TEST(JobIsolationTest, ANoisyJobAtItsQuotaLeavesAQuietJobUnaffected) {
   EXPECT_EQ(MetricValue(exposition, "fcp_quota_exceeded_total{quota=\"plan_requests_per_second\"}"),
             7);
   EXPECT_EQ(MetricValue(exposition, "fcp_quota_exceeded_total{quota=\"rendezvous_keys_per_job\"}"),
+            1);
+}
+
+TEST(JobIsolationTest, StepReportsHaveOneRateLimitTheJobsQuota) {
+  CoordinatorOptions options;
+  options.auth.tokens_file = TokensFile();
+  options.quotas.reports_per_second = 0.001;  // a bucket of one report, none back during the test
+  std::unique_ptr<Coordinator> c = StartCoordinator(options);
+  ASSERT_NE(c, nullptr);
+  Caller noisy(c->port(), kTokenA), quiet(c->port(), kTokenB);
+  EXPECT_TRUE(noisy.Report("job-a", 1).ok());
+  for (int step = 2; step <= 5; ++step) {
+    grpc::Status over = noisy.Report("job-a", step);
+    EXPECT_EQ(over.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << step;
+    EXPECT_THAT(over.error_message(), HasSubstr("quota reports_per_second"));
+    EXPECT_THAT(over.error_message(), HasSubstr("--job-reports-per-second"));
+  }
+  EXPECT_TRUE(quiet.Report("job-b", 1).ok());
+  const std::string exposition = Exposition(c->registry());
+  EXPECT_EQ(MetricValue(exposition, "fcp_quota_exceeded_total{quota=\"reports_per_second\"}"), 4);
+  // Refused reports never reach the job's calibration: one report of job-a was recorded.
+  EXPECT_EQ(MetricValue(exposition, "fcp_step_reports_total{code=\"OK\",training_job=\"job-a\"}"),
             1);
 }
 

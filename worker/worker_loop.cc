@@ -236,8 +236,8 @@ class Loop {
   PlanOptions options_;
   bool prefetched_ = false;
   bool report_failed_ = false;
-  // Prices the linear layers the plans' whole-layer times include (gemm_tflops is not calibrated,
-  // so the coordinator's and this one agree), to take them off: fcp-worker runs attention only.
+  // The model and topology of the measurements; it prices the linear layers only for plans
+  // without attention times (AttentionSeconds): fcp-worker runs attention only.
   CostModel linear_cost_{config_.plan.model, config_.plan.topology, config_.plan.options.cost,
                          config_.plan.options.objective};
 };

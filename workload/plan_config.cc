@@ -1,6 +1,7 @@
 #include "workload/plan_config.h"
 
 #include <cmath>
+#include <iostream>
 #include <limits>
 
 #include "absl/flags/flag.h"
@@ -24,6 +25,9 @@ ABSL_FLAG(std::string, histogram, "", "length histogram CSV, \"[lo, hi]\",count,
 ABSL_FLAG(int64_t, max_doc_len, 131072, "truncate every sampled document to this many tokens");
 ABSL_FLAG(uint64_t, seed, 1, "RNG seed; batch b is drawn with seed + b");
 ABSL_FLAG(int32_t, batches, 1, "number of batches to draw and plan");
+ABSL_FLAG(std::string, mask_mix, "",
+          "documents' masks, kind[=param][:weight],...: causal, full, sliding_window[=4096], "
+          "prefix_lm[=0.5 of the document]; each document draws one (seeded); empty = all causal");
 // Cluster and model.
 ABSL_FLAG(int32_t, workers, 0, "number of workers W (required)");
 ABSL_FLAG(int64_t, tokens_per_worker, 0, "tokens per worker T; a batch holds W x T (required)");
@@ -119,7 +123,11 @@ absl::Status ReadWorkloadFlags(PlanConfig& c) {
   RETURN_IF_ERROR(AtLeast<int64_t>("max_doc_len", c.max_doc_len, 1));
   c.seed = absl::GetFlag(FLAGS_seed);
   c.batches = absl::GetFlag(FLAGS_batches);
-  return AtLeast<int32_t>("batches", c.batches, 1);
+  RETURN_IF_ERROR(AtLeast<int32_t>("batches", c.batches, 1));
+  absl::StatusOr<MaskMix> mix = ParseMaskMix(absl::GetFlag(FLAGS_mask_mix));
+  if (!mix.ok()) return Invalid("mask_mix", mix.status().message());
+  c.mask_mix = *std::move(mix);
+  return absl::OkStatus();
 }
 
 absl::Status ReadClusterFlags(const ParsedArgs& args, PlanConfig& c) {
@@ -309,7 +317,7 @@ std::vector<std::string> PlanConfig::Strategies() const {
 const std::vector<absl::string_view>& PlanFlagNames() {
   static const auto* const kNames = new std::vector<absl::string_view>{
       // workload
-      "lengths", "histogram", "max_doc_len", "seed", "batches",
+      "lengths", "histogram", "max_doc_len", "seed", "batches", "mask_mix",
       // cluster and model
       "workers", "tokens_per_worker", "workers_per_node", "intra_node_gbps", "inter_node_gbps",
       "attention_tflops", "max_tokens_per_worker", "activation_memory_bytes", "token_slack",
@@ -349,6 +357,33 @@ absl::StatusOr<LengthSampler> LoadSampler(const PlanConfig& c) {
   }
   ASSIGN_OR_RETURN(std::vector<HistogramBin> bins, ReadHistogramFile(c.histogram_path));
   return LengthSampler::FromHistogram(std::move(bins));
+}
+
+absl::StatusOr<std::vector<Document>> SampleBatchDocuments(const PlanConfig& c,
+                                                           const LengthSampler& sampler,
+                                                           uint64_t seed) {
+  ASSIGN_OR_RETURN(std::vector<Document> documents,
+                   SampleDocuments(sampler, c.TotalTokens(), c.max_doc_len, seed));
+  AssignMasks(c.mask_mix, seed, &documents);
+  return documents;
+}
+
+std::optional<PlanProgram> ParsePlanProgram(int argc, char** argv, absl::string_view program,
+                                            absl::string_view usage,
+                                            std::vector<absl::string_view> extra_flags) {
+  std::vector<absl::string_view> allowed = PlanFlagNames();
+  allowed.insert(allowed.end(), extra_flags.begin(), extra_flags.end());
+  absl::StatusOr<ParsedArgs> args =
+      ParseArgs(std::vector<std::string>(argv + 1, argv + argc), allowed);
+  const bool help = args.ok() && args->help;
+  absl::StatusOr<PlanConfig> config =
+      args.ok() ? PlanConfigFromFlags(*args) : absl::StatusOr<PlanConfig>(args.status());
+  absl::StatusOr<LengthSampler> sampler =
+      config.ok() ? LoadSampler(*config) : absl::StatusOr<LengthSampler>(config.status());
+  if (sampler.ok() && !help) return PlanProgram{*std::move(config), *std::move(sampler)};
+  if (!help) std::cerr << program << ": " << sampler.status().message() << "\n";
+  std::cerr << "usage: " << usage << "\n" << PlanFlagsHelp();
+  return std::nullopt;
 }
 
 std::string PlanFlagsHelp() {

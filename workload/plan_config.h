@@ -7,6 +7,7 @@
 #define FCP_WORKLOAD_PLAN_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ struct PlanConfig {
   int64_t max_doc_len = 0;
   uint64_t seed = 0;  // batch b is drawn with seed + b
   int32_t batches = 0;
+  MaskMix mask_mix;  // --mask-mix: each document's mask (empty: all causal)
 
   // Batch b's documents fill num_workers × tokens_per_worker tokens.
   int64_t tokens_per_worker = 0;
@@ -61,6 +63,26 @@ absl::StatusOr<PlanConfig> PlanConfigFromFlags(const ParsedArgs& args);
 
 // The length distribution of the configured workload (--lengths or --histogram).
 absl::StatusOr<LengthSampler> LoadSampler(const PlanConfig& config);
+
+// Batch `seed`'s documents: SampleDocuments of the workload (W x T tokens, --max-doc-len), masked
+// by --mask-mix (AssignMasks with the same seed).
+absl::StatusOr<std::vector<Document>> SampleBatchDocuments(const PlanConfig& config,
+                                                           const LengthSampler& sampler,
+                                                           uint64_t seed);
+
+// What a program that takes the plan flags (bench/dynamic_cp, bench/distributed_emulation) starts
+// from: the configuration and its workload.
+struct PlanProgram {
+  PlanConfig config;
+  LengthSampler sampler;
+};
+// Parses argv[1..] as the plan flags plus `extra_flags` (the program's own, read by the caller
+// from their ABSL_FLAGs), reads the configuration and loads the workload. On --help or any error
+// prints the error (prefixed "PROGRAM: "), `usage` and the plan flags' help to stderr and returns
+// nullopt: the caller exits 2.
+std::optional<PlanProgram> ParsePlanProgram(int argc, char** argv, absl::string_view program,
+                                            absl::string_view usage,
+                                            std::vector<absl::string_view> extra_flags = {});
 
 // Help text of the plan flags, one per line ("  --workers W  ...").
 std::string PlanFlagsHelp();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -218,6 +219,99 @@ absl::StatusOr<std::vector<Document>> SampleDocuments(const LengthSampler& sampl
   std::vector<Document> documents(lengths.size());
   for (size_t i = 0; i < lengths.size(); ++i) documents[i] = {lengths[i], Mask::Causal()};
   return documents;
+}
+
+namespace {
+
+absl::Status BadEntry(size_t index, absl::string_view entry, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("entry ", index + 1, " ('", entry, "'): ", what));
+}
+
+}  // namespace
+
+bool MaskMix::AllCausal() const {
+  for (const MaskMixEntry& e : entries) {
+    if (e.kind != MaskKind::kCausal) return false;
+  }
+  return true;
+}
+
+Mask MaskMix::MaskOf(const MaskMixEntry& entry, int64_t length) {
+  switch (entry.kind) {
+    case MaskKind::kCausal:
+      return Mask::Causal();
+    case MaskKind::kFull:
+      return Mask::Full();
+    case MaskKind::kSlidingWindow:
+      return Mask::SlidingWindow(entry.window);
+    case MaskKind::kPrefixLm:
+      return Mask::PrefixLm(
+          static_cast<int64_t>(std::floor(static_cast<double>(length) * entry.prefix_fraction)));
+  }
+  return Mask::Causal();
+}
+
+absl::StatusOr<MaskMix> ParseMaskMix(absl::string_view text) {
+  MaskMix mix;
+  if (absl::StripAsciiWhitespace(text).empty()) return mix;
+  const std::vector<absl::string_view> entries = absl::StrSplit(text, ',');
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const absl::string_view entry = absl::StripAsciiWhitespace(entries[i]);
+    MaskMixEntry e;
+    absl::string_view spec = entry;
+    if (const size_t colon = spec.find(':'); colon != absl::string_view::npos) {
+      if (!absl::SimpleAtod(spec.substr(colon + 1), &e.weight) || !(e.weight > 0) ||
+          !std::isfinite(e.weight)) {
+        return BadEntry(i, entry, "weight must be a finite number > 0");
+      }
+      spec = spec.substr(0, colon);
+    }
+    absl::string_view kind = spec, param;
+    const size_t eq = spec.find('=');
+    if (eq != absl::string_view::npos) {
+      kind = spec.substr(0, eq);
+      param = spec.substr(eq + 1);
+    }
+    if (kind == "causal" || kind == "full") {
+      if (!param.empty()) return BadEntry(i, entry, absl::StrCat(kind, " takes no parameter"));
+      e.kind = kind == "causal" ? MaskKind::kCausal : MaskKind::kFull;
+    } else if (kind == "sliding_window") {
+      e.kind = MaskKind::kSlidingWindow;
+      e.window = 4096;
+      if (!param.empty() && (!absl::SimpleAtoi(param, &e.window) || e.window < 1)) {
+        return BadEntry(i, entry, "window must be an integer >= 1");
+      }
+    } else if (kind == "prefix_lm") {
+      e.kind = MaskKind::kPrefixLm;
+      e.prefix_fraction = 0.5;
+      if (!param.empty() && (!absl::SimpleAtod(param, &e.prefix_fraction) ||
+                             !(e.prefix_fraction >= 0 && e.prefix_fraction <= 1))) {
+        return BadEntry(i, entry, "prefix fraction must be a number in [0, 1]");
+      }
+    } else {
+      return BadEntry(i, entry,
+                      "unknown mask (expected causal, full, sliding_window[=W] or prefix_lm[=F])");
+    }
+    mix.entries.push_back(e);
+  }
+  return mix;
+}
+
+void AssignMasks(const MaskMix& mix, uint64_t seed, std::vector<Document>* documents) {
+  if (mix.AllCausal()) return;
+  double total = 0;
+  for (const MaskMixEntry& e : mix.entries) total += e.weight;
+  std::mt19937_64 rng(seed ^ kMaskStreamSalt);
+  for (Document& d : *documents) {
+    // 53 random bits as a double in [0, 1): exact, so the choice is the same everywhere.
+    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * total;
+    size_t pick = 0;
+    double cumulative = mix.entries[0].weight;
+    while (pick + 1 < mix.entries.size() && u >= cumulative) {
+      cumulative += mix.entries[++pick].weight;
+    }
+    d.mask = MaskMix::MaskOf(mix.entries[pick], d.length);
+  }
 }
 
 }  // namespace fcp

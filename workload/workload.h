@@ -2,7 +2,9 @@
 // /work/shared/workloads/README.md (and DESIGN §7) define a benchmark batch:
 //
 //   draw documents i.i.d. with a seeded RNG, truncate each to max_doc_len, append until the batch
-//   holds W × T tokens, trim the last document to fit exactly. Every document is CAUSAL.
+//   holds W × T tokens, trim the last document to fit exactly. Every document is CAUSAL, unless a
+//   mask mix (`fcp plan --mask-mix`, below) gives each document its mask from a second, seeded
+//   stream, so that a batch's lengths are the same whatever its masks.
 //
 //   ASSIGN_OR_RETURN(std::vector<int64_t> lengths, fcp::ReadLengthsFile("wikipedia.lengths"));
 //   ASSIGN_OR_RETURN(fcp::LengthSampler sampler, fcp::LengthSampler::FromLengths(lengths));
@@ -86,6 +88,36 @@ absl::StatusOr<std::vector<int64_t>> SampleLengths(const LengthSampler& sampler,
 absl::StatusOr<std::vector<Document>> SampleDocuments(const LengthSampler& sampler,
                                                       int64_t total_tokens, int64_t max_doc_len,
                                                       uint64_t seed);
+
+// Masks for benchmark batches: each document draws one of `entries` with probability weight /
+// total weight. Parsed from `kind[=param][:weight]` entries joined by commas (weight default 1):
+//   causal | full | sliding_window[=WINDOW tokens, default 4096] | prefix_lm[=FRACTION, default
+//   0.5]
+// e.g. "causal:0.5,sliding_window=4096:0.25,prefix_lm:0.25". A prefix-LM document of length n
+// gets the prefix floor(n × FRACTION) (its first tokens attend bidirectionally).
+struct MaskMixEntry {
+  MaskKind kind = MaskKind::kCausal;
+  int64_t window = 0;          // kSlidingWindow
+  double prefix_fraction = 0;  // kPrefixLm, in [0, 1]
+  double weight = 1;           // > 0
+};
+struct MaskMix {
+  std::vector<MaskMixEntry> entries;  // empty: every document CAUSAL
+
+  bool AllCausal() const;
+  // The mask of a document of `length` under `entry`.
+  static Mask MaskOf(const MaskMixEntry& entry, int64_t length);
+};
+
+// InvalidArgument naming the entry, e.g. "entry 2 ('sliding_window=0'): window must be >= 1".
+// The empty string is the all-causal mix.
+absl::StatusOr<MaskMix> ParseMaskMix(absl::string_view text);
+
+// Gives every document its mask: document i's entry is chosen by the i-th draw of
+// std::mt19937_64(seed ^ kMaskStreamSalt), so the assignment is portable and depends only on the
+// seed and the document's index, not on its length. A no-op for the all-causal mix.
+inline constexpr uint64_t kMaskStreamSalt = 0x6d61736b6d697821;  // "maskmix!"
+void AssignMasks(const MaskMix& mix, uint64_t seed, std::vector<Document>* documents);
 
 }  // namespace fcp
 

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -184,6 +185,112 @@ TEST(HistogramTest, ParseErrorsNameTheLine) {
   EXPECT_THAT(ParseHistogramCsv(header + "\"[9, 3]\",1,1,1\n", "h").status().message(),
               HasSubstr("h:2: empty range"));
   EXPECT_THAT(ParseHistogramCsv(header, "h").status().message(), HasSubstr("no histogram rows"));
+}
+
+TEST(MaskMixTest, ParsesKindsParametersAndWeights) {
+  absl::StatusOr<MaskMix> mix =
+      ParseMaskMix("causal:0.5, sliding_window=1024:0.25,prefix_lm=0.25,full:2,sliding_window");
+  ASSERT_TRUE(mix.ok()) << mix.status();
+  ASSERT_EQ(mix->entries.size(), 5u);
+  EXPECT_EQ(mix->entries[0].kind, MaskKind::kCausal);
+  EXPECT_EQ(mix->entries[0].weight, 0.5);
+  EXPECT_EQ(mix->entries[1].kind, MaskKind::kSlidingWindow);
+  EXPECT_EQ(mix->entries[1].window, 1024);
+  EXPECT_EQ(mix->entries[1].weight, 0.25);
+  EXPECT_EQ(mix->entries[2].kind, MaskKind::kPrefixLm);
+  EXPECT_EQ(mix->entries[2].prefix_fraction, 0.25);
+  EXPECT_EQ(mix->entries[2].weight, 1);
+  EXPECT_EQ(mix->entries[3].kind, MaskKind::kFull);
+  EXPECT_EQ(mix->entries[3].weight, 2);
+  EXPECT_EQ(mix->entries[4].window, 4096);  // the default window
+  EXPECT_FALSE(mix->AllCausal());
+  EXPECT_TRUE(ParseMaskMix("")->AllCausal());
+  EXPECT_TRUE(ParseMaskMix("causal")->AllCausal());
+  EXPECT_EQ(ParseMaskMix("prefix_lm")->entries[0].prefix_fraction, 0.5);
+}
+
+TEST(MaskMixTest, ErrorsNameTheEntry) {
+  EXPECT_EQ(ParseMaskMix("causal,sliding_window=0").status().message(),
+            "entry 2 ('sliding_window=0'): window must be an integer >= 1");
+  EXPECT_EQ(ParseMaskMix("prefix_lm=1.5").status().message(),
+            "entry 1 ('prefix_lm=1.5'): prefix fraction must be a number in [0, 1]");
+  EXPECT_THAT(ParseMaskMix("causal:0").status().message(), HasSubstr("weight must be"));
+  EXPECT_THAT(ParseMaskMix("causal:x").status().message(), HasSubstr("weight must be"));
+  EXPECT_THAT(ParseMaskMix("causal=3").status().message(), HasSubstr("takes no parameter"));
+  EXPECT_THAT(ParseMaskMix("bidirectional").status().message(), HasSubstr("unknown mask"));
+  EXPECT_THAT(ParseMaskMix("causal,,full").status().message(), HasSubstr("entry 2"));
+}
+
+TEST(MaskMixTest, MaskOfScalesThePrefixWithTheDocument) {
+  MaskMixEntry prefix{MaskKind::kPrefixLm, 0, 0.25, 1};
+  EXPECT_EQ(MaskMix::MaskOf(prefix, 1000), Mask::PrefixLm(250));
+  EXPECT_EQ(MaskMix::MaskOf(prefix, 3), Mask::PrefixLm(0));
+  MaskMixEntry window{MaskKind::kSlidingWindow, 512, 0, 1};
+  EXPECT_EQ(MaskMix::MaskOf(window, 100), Mask::SlidingWindow(512));
+}
+
+std::vector<Document> CausalDocuments(int n) {
+  std::vector<Document> docs(n);
+  for (int i = 0; i < n; ++i) docs[i].length = 100 + i;
+  return docs;
+}
+
+TEST(AssignMasksTest, FollowsTheWeightsAndTheSeed) {
+  const MaskMix mix = *ParseMaskMix("causal:0.5,sliding_window=64:0.25,prefix_lm:0.25");
+  std::vector<Document> docs = CausalDocuments(20000);
+  AssignMasks(mix, 7, &docs);
+  std::map<MaskKind, int> counts;
+  for (const Document& d : docs) {
+    ++counts[d.mask.kind];
+    if (d.mask.kind == MaskKind::kSlidingWindow) {
+      EXPECT_EQ(d.mask.window, 64);
+    } else if (d.mask.kind == MaskKind::kPrefixLm) {
+      EXPECT_EQ(d.mask.prefix, d.length / 2);
+    }
+  }
+  EXPECT_NEAR(counts[MaskKind::kCausal], 10000, 400);
+  EXPECT_NEAR(counts[MaskKind::kSlidingWindow], 5000, 300);
+  EXPECT_NEAR(counts[MaskKind::kPrefixLm], 5000, 300);
+  EXPECT_EQ(counts.count(MaskKind::kFull), 0u);
+
+  std::vector<Document> same = CausalDocuments(20000), other = CausalDocuments(20000);
+  AssignMasks(mix, 7, &same);
+  AssignMasks(mix, 8, &other);
+  int differ_same = 0, differ_other = 0;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    differ_same += !(docs[i].mask == same[i].mask);
+    differ_other += !(docs[i].mask == other[i].mask);
+  }
+  EXPECT_EQ(differ_same, 0);
+  EXPECT_GT(differ_other, 5000);  // another seed, another assignment (~62.5% differ)
+}
+
+// The masks come from their own stream: a mixed batch has the lengths of the causal batch of the
+// same seed, so the grid compares masks on the same documents.
+TEST(AssignMasksTest, KeepsTheLengthsAndLeavesAllCausalAlone) {
+  std::vector<int64_t> pool(500);
+  std::iota(pool.begin(), pool.end(), 1);
+  absl::StatusOr<std::vector<Document>> docs = SampleDocuments(Lengths(pool), 50000, 400, 3);
+  ASSERT_TRUE(docs.ok());
+  std::vector<Document> mixed = *docs;
+  AssignMasks(*ParseMaskMix("sliding_window=32"), 3, &mixed);
+  ASSERT_EQ(mixed.size(), docs->size());
+  for (size_t i = 0; i < mixed.size(); ++i) {
+    EXPECT_EQ(mixed[i].length, (*docs)[i].length);
+    EXPECT_EQ(mixed[i].mask, Mask::SlidingWindow(32));
+  }
+  std::vector<Document> causal = *docs;
+  AssignMasks(*ParseMaskMix("causal:3"), 3, &causal);
+  for (const Document& d : causal) EXPECT_EQ(d.mask, Mask::Causal());
+}
+
+// Portable like the lengths: a change here changes every mixed-mask benchmark batch.
+TEST(AssignMasksTest, GoldenAssignmentIsPortable) {
+  std::vector<Document> docs = CausalDocuments(8);
+  AssignMasks(*ParseMaskMix("causal,full"), 1, &docs);
+  std::string kinds;
+  for (const Document& d : docs) kinds += d.mask.kind == MaskKind::kCausal ? 'c' : 'f';
+  EXPECT_EQ(kinds, "cfffcfff");
 }
 
 }  // namespace

@@ -150,8 +150,7 @@ int RunPlanCommand(const PlanConfig& config, std::ostream& out, std::ostream& er
   std::vector<ResultRow> all;
   for (int32_t b = 0; b < config.batches; ++b) {
     const uint64_t seed = config.seed + static_cast<uint64_t>(b);
-    absl::StatusOr<std::vector<Document>> documents =
-        SampleDocuments(*sampler, config.TotalTokens(), config.max_doc_len, seed);
+    absl::StatusOr<std::vector<Document>> documents = SampleBatchDocuments(config, *sampler, seed);
     Batch batch;
     if (documents.ok()) batch.documents = std::move(*documents);
     batch.model = config.model;

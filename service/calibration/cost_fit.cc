@@ -150,6 +150,10 @@ double StepScale(absl::Span<const RankStepMeasurement> reports, double q_half, d
   return ratios.empty() ? 1 : Clamp(MedianAbs(std::move(ratios)), 0.25, 4);
 }
 
+bool Fitted(const Calibration& c, absl::string_view name) {
+  return std::find(c.fitted.begin(), c.fitted.end(), name) != c.fitted.end();
+}
+
 absl::Status CheckMeasurement(const RankStepMeasurement& m, size_t index) {
   for (const TileShape& t : m.tile_shapes) {
     if (t.q_len < 1 || t.kv_len < 1 || t.tiles < 1 || !(t.fwd_flops >= 0)) {
@@ -200,9 +204,17 @@ absl::StatusOr<Calibration> FitCalibration(absl::Span<const RankStepMeasurement>
     }
   }
   if (!found) return absl::FailedPreconditionError("calibration: empty half-token grid");
-  if (std::find(best.fitted.begin(), best.fitted.end(), "attention_tflops") != best.fitted.end()) {
+  if (Fitted(best, "attention_tflops")) {
     best.step_scale = StepScale(reports, best.params.tile_q_half_tokens,
                                 best.params.tile_kv_half_tokens, best_rates);
+  }
+  // The rows add each pass's transfer terms to its compute: the fitted transfer rates are what
+  // transfers add to a rank's pass. Plans that hid them behind compute would predict the passes
+  // shorter than the reports the rates came from, so the job is planned without overlap.
+  if (Fitted(best, "transfer_latency_us") || Fitted(best, "intra_node_gbps") ||
+      Fitted(best, "inter_node_gbps")) {
+    best.params.transfer_overlap = 0;
+    best.fitted.push_back("transfer_overlap");
   }
   best.reports = static_cast<int32_t>(reports.size());
   if (!reports.empty()) {
@@ -225,6 +237,8 @@ Calibration Scaled(const Calibration& fit) {
   c.params.tile_overhead_us *= k;
   c.params.transfer_latency_us *= k;
   c.linear_tflops /= k;
+  if (c.linear_tflops > 0)
+    c.params.gemm_tflops = Clamp(c.linear_tflops, kMinGemmTflops, kMaxGemmTflops);
   return c;
 }
 
@@ -237,18 +251,15 @@ std::vector<std::pair<std::string, double>> FittedValues(const Calibration& fit)
       {"tile_kv_half_tokens", c.params.tile_kv_half_tokens},
       {"step_scale", c.step_scale}};
   for (const Term& term : kTerms) {
-    if (std::find(c.fitted.begin(), c.fitted.end(), term.name) != c.fitted.end()) {
-      out.emplace_back(term.name, term.value(c));
-    }
+    if (Fitted(c, term.name)) out.emplace_back(term.name, term.value(c));
   }
+  if (Fitted(c, "transfer_overlap"))
+    out.emplace_back("transfer_overlap", c.params.transfer_overlap);
   return out;
 }
 
 std::string CalibrationToFile(const Calibration& fit) {
-  Calibration c = Scaled(fit);
-  // The file carries the fitted GEMM rate; plans through the coordinator do not use it yet
-  // (PlanResponse.calibration has no field for it, and clients check the plan id).
-  if (c.linear_tflops > 0) c.params.gemm_tflops = std::min(c.linear_tflops, kMaxGemmTflops);
+  const Calibration c = Scaled(fit);
   return absl::StrCat(
       "# fcp cost-model calibration fitted from steps ", c.first_step, "..", c.last_step, " (",
       c.reports, " rank reports, ", c.observations, " observations; median relative error ",

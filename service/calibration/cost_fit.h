@@ -15,8 +15,18 @@
 // the s_* come from a robust non-negative regression on relative error (robust_fit.h); the grid
 // point with the smallest trimmed mean square error wins. The rates become the CostParams the
 // planner uses: attention_tflops = 1e-12 / s_fwd, backward_efficiency = 2.5 · s_fwd / s_bwd,
-// tile_overhead_us = 1e6 · s_tile, transfer_latency_us = 1e6 · s_msg, *_node_gbps = 1e-9 / s_*.
-// A term with no information (its feature 0 in every row) keeps the prior's value.
+// tile_overhead_us = 1e6 · s_tile, transfer_latency_us = 1e6 · s_msg, *_node_gbps = 1e-9 / s_*,
+// gemm_tflops = 1e-12 / s_linear. A term with no information (its feature 0 in every row) keeps
+// the prior's value.
+//
+// Overlap: the rows add a pass's transfer terms to its compute, so fitted transfer rates are what
+// transfers add to a rank's pass, whatever the hardware overlapped. A fit with transfer terms
+// sets transfer_overlap = 0 (cost_model.h): the planner's timeline then adds them the same way,
+// where overlapping them would predict every pass shorter than the reports it was fitted on (on
+// the CPU, where Gloo's copies take the attention threads' cores, by a third of the step). The
+// overlap itself cannot be fitted from pass totals: with transfers shorter than the compute they
+// hide behind, a pass lasts compute + (1 - overlap) · transfers, and (1 - overlap) and the
+// transfer rates only appear as their product.
 //
 // Adding a parameter: a Feature, its value in MakeRows, and one line in kTerms (cost_fit.cc).
 //
@@ -93,7 +103,7 @@ absl::StatusOr<Calibration> FitCalibration(absl::Span<const RankStepMeasurement>
 
 // What the planner plans with: `params` with every time scaled by step_scale (rates divided,
 // latencies and overheads multiplied; uniform, so which plan is best does not change, only how
-// long it is predicted to take).
+// long it is predicted to take), and the fitted linear-layer rate, if any, as gemm_tflops.
 CostParams PlanningParams(const Calibration& calibration);
 
 // The fitted parameters by calibration-file name ("attention_tflops", "tile_q_half_tokens", ...),

@@ -5,6 +5,10 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/calibration/calibration_testing.h"
+#include "service/calibration/plan_measurement.h"
+#include "service/planner/mask_math.h"
+#include "service/planner/planner.h"
+#include "service/planner/strategies/test_batches.h"
 
 namespace fcp::calibration {
 namespace {
@@ -48,6 +52,11 @@ TEST(CostFitTest, RecoversGroundTruthWithinFivePercent) {
   EXPECT_EQ(fit->last_step, 8);
   EXPECT_EQ(fit->reports, 128);
   EXPECT_THAT(fit->fitted, ::testing::Contains("attention_tflops"));
+  // The transfers were measured inside the passes: the job is planned without overlap.
+  EXPECT_THAT(fit->fitted, ::testing::Contains("transfer_overlap"));
+  EXPECT_EQ(fit->params.transfer_overlap, 0);
+  // The linear layers are planned at their fitted rate.
+  EXPECT_DOUBLE_EQ(PlanningParams(*fit).gemm_tflops, fit->linear_tflops / fit->step_scale);
 }
 
 TEST(CostFitTest, RecoversAnotherMachine) {
@@ -102,6 +111,9 @@ TEST(CostFitTest, ParametersWithoutInformationKeepThePrior) {
   EXPECT_EQ(fit->params.transfer_latency_us, 77);
   EXPECT_EQ(fit->params.intra_node_gbps, 0);  // 0: the request's topology rate stays
   EXPECT_EQ(fit->linear_tflops, 0);
+  EXPECT_EQ(fit->params.transfer_overlap, 1);  // no transfers measured: the prior's overlap
+  EXPECT_THAT(fit->fitted, ::testing::Not(::testing::Contains("transfer_overlap")));
+  EXPECT_EQ(PlanningParams(*fit).gemm_tflops, prior.gemm_tflops);
   EXPECT_NEAR(fit->params.attention_tflops, truth.attention_tflops, 0.01 * truth.attention_tflops);
 }
 
@@ -153,6 +165,99 @@ TEST(CostFitTest, ExportedFileParsesBack) {
   EXPECT_NEAR(parsed->attention_tflops, planned.attention_tflops, 1e-5 * planned.attention_tflops);
   EXPECT_EQ(parsed->tile_q_half_tokens, fit->params.tile_q_half_tokens);
 }
+
+// The CPU: a rank's pass lasts its tiles' compute plus its transfers (Gloo's copies take the
+// cores the attention threads compute on). Times of `plan`'s rank `rank` under `truth`.
+RankStepMeasurement SerialMeasurement(const Plan& plan, const CostModel& cost, int32_t rank,
+                                      int64_t step, const GroundTruth& truth) {
+  RankStepMeasurement m = *MeasurementOfPlan(plan, cost, rank, step);
+  double compute = 0, tiles = 0;
+  for (const TileShape& t : m.tile_shapes) {
+    compute += t.fwd_flops / (truth.attention_tflops * 1e12);  // q_half = kv_half = 0
+    tiles += static_cast<double>(t.tiles);
+  }
+  const double pass = tiles * truth.tile_overhead_us * 1e-6 +
+                      m.transfers / 2.0 * truth.transfer_latency_us * 1e-6 +
+                      m.intra_node_bytes / 2.0 / (truth.intra_node_gbps * 1e9);
+  m.forward_seconds = compute + pass;
+  m.backward_seconds = compute * kBackwardFlopsRatio / truth.backward_efficiency + pass;
+  return m;
+}
+
+class SerialStepTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SerialStepTest, PlansPredictTheStepsTheyWereFittedOn) {
+  GroundTruth truth;  // a CPU: slow attention, loopback TCP
+  truth.attention_tflops = 0.01;
+  truth.backward_efficiency = 2;
+  truth.q_half = truth.kv_half = 0;
+  truth.tile_overhead_us = 150;
+  truth.transfer_latency_us = 400;
+  truth.intra_node_gbps = 0.2;
+  SkewedShape shape;
+  shape.tokens_per_worker = 2048;
+  shape.long_min = 1024;
+  shape.long_span = 3072;
+  auto batch_of = [&](int64_t step) {
+    Batch batch = SkewedBatch(4, static_cast<uint64_t>(step), shape);
+    batch.model.num_q_heads = 4;
+    batch.model.num_kv_heads = 2;
+    batch.model.head_dim = 32;
+    return batch;
+  };
+  PlanOptions options;
+  options.strategy = GetParam();
+  options.objective = Objective::kAttention;
+  std::vector<RankStepMeasurement> reports;
+  // The fitted steps are planned knowing the CPU's attention rate (as a job's first steps would be
+  // with --attention-tflops), so that strategies which weigh sharding against its transfers
+  // (flashcp, flexdeg) shard here too and the fit sees transfers.
+  PlanOptions fitting = options;
+  fitting.cost.attention_tflops = truth.attention_tflops;
+  for (int64_t step = 1; step <= 8; ++step) {
+    Batch batch = batch_of(step);
+    CostParams params = fitting.cost;
+    ApplyRateOverrides(&params, &batch.topology);
+    PlanOptions planned = fitting;
+    planned.cost = params;
+    absl::StatusOr<Plan> plan = MakePlan(batch, planned, OutputSpec::AllRanks());
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    const CostModel cost(batch.model, batch.topology, planned.cost, planned.objective);
+    for (int32_t r = 0; r < 4; ++r)
+      reports.push_back(SerialMeasurement(*plan, cost, r, step, truth));
+  }
+  absl::StatusOr<Calibration> fit = FitCalibration(reports, CostParams());
+  ASSERT_TRUE(fit.ok()) << fit.status();
+
+  // Step 9 planned with the fit: each rank's predicted attention time is its measured one.
+  auto predicted_vs_measured = [&](const CostParams& params) {
+    Batch batch = batch_of(9);
+    PlanOptions planned = options;
+    planned.cost = params;
+    ApplyRateOverrides(&planned.cost, &batch.topology);
+    absl::StatusOr<Plan> plan = MakePlan(batch, planned, OutputSpec::AllRanks());
+    EXPECT_TRUE(plan.ok()) << plan.status();
+    const CostModel cost(batch.model, batch.topology, planned.cost, planned.objective);
+    double worst = 0;  // the largest |predicted - measured| / measured over the ranks
+    for (int32_t r = 0; r < 4 && plan.ok(); ++r) {
+      const RankStepMeasurement m = SerialMeasurement(*plan, cost, r, 9, truth);
+      const auto [fwd, bwd] = AttentionSeconds(plan->costs[r], cost);
+      const double measured = m.forward_seconds + m.backward_seconds;
+      worst = std::max(worst, std::abs(fwd + bwd - measured) / measured);
+    }
+    return worst;
+  };
+  EXPECT_LT(predicted_vs_measured(PlanningParams(*fit)), 0.02);
+  // The same rates with the transfers hidden behind compute (the timeline before the fit set
+  // transfer_overlap) predict some rank short of what it measures.
+  CostParams overlapped = PlanningParams(*fit);
+  overlapped.transfer_overlap = 1;
+  EXPECT_GT(predicted_vs_measured(overlapped), 0.02);
+}
+
+// Strategies that move data every step (the ring schedule and the direct one).
+INSTANTIATE_TEST_SUITE_P(Strategies, SerialStepTest,
+                         ::testing::Values("ring", "fcp", "per_doc", "flashcp", "flexdeg"));
 
 }  // namespace
 }  // namespace fcp::calibration

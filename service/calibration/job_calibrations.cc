@@ -23,7 +23,7 @@ double StepAccuracy::ErrorRatio() const {
 
 JobCalibrations::JobCalibrations(JobCalibrationOptions options) : options_(std::move(options)) {}
 
-JobCalibrations::Job& JobCalibrations::JobFor(absl::string_view name, absl::Time now) {
+JobCalibrations::Job& JobCalibrations::JobFor(absl::string_view name) {
   auto it = jobs_.find(name);
   if (it == jobs_.end()) {
     if (static_cast<int32_t>(jobs_.size()) >= options_.max_jobs) {
@@ -33,26 +33,14 @@ JobCalibrations::Job& JobCalibrations::JobFor(absl::string_view name, absl::Time
       jobs_.erase(oldest);
     }
     it = jobs_.emplace(std::string(name), Job()).first;
-    it->second.tokens = options_.report_burst;
-    it->second.refilled = now;
   }
   it->second.last_used = ++clock_;
   return it->second;
 }
 
-absl::StatusOr<StepAccuracy> JobCalibrations::Report(absl::string_view name, RankStepMeasurement m,
-                                                     absl::Time now) {
+StepAccuracy JobCalibrations::Report(absl::string_view name, RankStepMeasurement m) {
   absl::MutexLock lock(&mu_);
-  Job& job = JobFor(name, now);
-  const double elapsed = std::max(0.0, absl::ToDoubleSeconds(now - job.refilled));
-  job.tokens = std::min(options_.report_burst, job.tokens + elapsed * options_.reports_per_second);
-  job.refilled = now;
-  if (job.tokens < 1) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("ReportStep: job '", name, "' is over ", options_.reports_per_second,
-                     " reports per second (--max-reports-per-second)"));
-  }
-  job.tokens -= 1;
+  Job& job = JobFor(name);
 
   const int64_t step = m.step;
   const int32_t rank = m.rank;

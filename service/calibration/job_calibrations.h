@@ -13,9 +13,10 @@
 // which the plan id hashes (topology rates and CostParams) — same reports, same plan id.
 //
 // Bounded: at most `max_jobs` jobs (the least recently reported is forgotten), reports of the last
-// window + lag steps per job, `max_ranks_per_step` ranks per step (the lowest ranks), and a
-// per-job token bucket of reports per second (RESOURCE_EXHAUSTED beyond it). A job's reports only
-// ever change that job's calibration.
+// window + lag steps per job, `max_ranks_per_step` ranks per step (the lowest ranks). The rate of
+// reports is the coordinator's per-job reports_per_second quota (job_quota.h,
+// --job-reports-per-second), applied before a report gets here. A job's reports only ever change
+// that job's calibration.
 //
 // Thread-safe.
 #ifndef FCP_SERVICE_CALIBRATION_JOB_CALIBRATIONS_H_
@@ -33,7 +34,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 #include "service/calibration/cost_fit.h"
 #include "service/planner/cost_model.h"
 
@@ -46,8 +46,6 @@ struct JobCalibrationOptions {
   int32_t max_jobs = 1024;   // jobs remembered
   // Reports kept per step (the lowest ranks): bounds a fit's observations (and its time, ~ms).
   int32_t max_ranks_per_step = 64;
-  double reports_per_second = 2048;  // per job, sustained
-  double report_burst = 8192;        // per job, at once
   FitOptions fit;
 };
 
@@ -66,11 +64,9 @@ class JobCalibrations {
  public:
   explicit JobCalibrations(JobCalibrationOptions options);
 
-  // Records one rank's measurement of a step of `job`. RESOURCE_EXHAUSTED over the job's report
-  // rate; a second report of the same (step, rank) replaces nothing (retries are harmless).
-  // Returns the step's accuracy so far.
-  absl::StatusOr<StepAccuracy> Report(absl::string_view job, RankStepMeasurement measurement,
-                                      absl::Time now);
+  // Records one rank's measurement of a step of `job`; a second report of the same (step, rank)
+  // replaces nothing (retries are harmless). Returns the step's accuracy so far.
+  StepAccuracy Report(absl::string_view job, RankStepMeasurement measurement);
 
   // The calibration to plan `step` of `job` with (pinned, see above); null while the job has too
   // few reports, or none.
@@ -86,12 +82,10 @@ class JobCalibrations {
   struct Job {
     std::map<std::pair<int64_t, int32_t>, RankStepMeasurement> reports;  // by (step, rank)
     std::map<int64_t, std::shared_ptr<const Calibration>> pinned;        // by planned step
-    double tokens = 0;                                                   // the rate limit's bucket
-    absl::Time refilled;
     uint64_t last_used = 0;
   };
 
-  Job& JobFor(absl::string_view job, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Job& JobFor(absl::string_view job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The reports of steps (last - window, last], by (step, rank).
   std::vector<RankStepMeasurement> Window(const Job& job, int64_t last) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

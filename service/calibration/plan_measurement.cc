@@ -10,6 +10,9 @@
 namespace fcp::calibration {
 
 std::pair<double, double> AttentionSeconds(const WorkerCost& worker, const CostModel& cost) {
+  if (worker.attention_fwd_ms > 0 || worker.attention_bwd_ms > 0) {
+    return {worker.attention_fwd_ms / 1000, worker.attention_bwd_ms / 1000};
+  }
   const double linear = cost.TokenSeconds(worker.tokens);
   return {std::max(0.0, worker.fwd_ms / 1000 - linear),
           std::max(0.0, worker.bwd_ms / 1000 - 2 * linear)};

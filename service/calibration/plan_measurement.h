@@ -23,9 +23,10 @@ namespace fcp::calibration {
 absl::StatusOr<RankStepMeasurement> MeasurementOfPlan(const Plan& plan, const CostModel& cost,
                                                       int32_t rank, int64_t step);
 
-// The attention pipeline's predicted forward and backward seconds of a worker: its whole-layer
-// times less its linear layers as `cost` prices them (WorkerCost.attention_*_ms do not cross the
-// wire).
+// The attention pipeline's predicted forward and backward seconds of a worker: its
+// WorkerCost.attention_*_ms (the linear layers priced at the rate the plan was made with, which a
+// job's calibration may have fitted), or, from a coordinator that does not send them, its
+// whole-layer times less its linear layers as `cost` prices them.
 std::pair<double, double> AttentionSeconds(const WorkerCost& worker, const CostModel& cost);
 
 // The plan's predicted attention step: the slowest worker's forward plus the slowest backward.

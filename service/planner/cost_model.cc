@@ -27,6 +27,7 @@ constexpr ParamField kFields[] = {
     {"tile_overhead_us", &CostParams::tile_overhead_us},
     {"backward_efficiency", &CostParams::backward_efficiency},
     {"gemm_tflops", &CostParams::gemm_tflops},
+    {"transfer_overlap", &CostParams::transfer_overlap},
     {"attention_tflops", &CostParams::attention_tflops},
     {"intra_node_gbps", &CostParams::intra_node_gbps},
     {"inter_node_gbps", &CostParams::inter_node_gbps},
@@ -80,6 +81,9 @@ absl::StatusOr<CostParams> ParseCostParams(absl::string_view text) {
   if (!(params.gemm_tflops >= kMinGemmTflops && params.gemm_tflops <= kMaxGemmTflops)) {
     return absl::InvalidArgumentError("calibration: gemm_tflops must be in [0.001, 1e6]");
   }
+  if (!(params.transfer_overlap <= 1)) {
+    return absl::InvalidArgumentError("calibration: transfer_overlap must be in [0, 1]");
+  }
   return params;
 }
 
@@ -101,6 +105,9 @@ absl::Status ValidateCostParams(const CostParams& params) {
   }
   if (!(params.gemm_tflops >= kMinGemmTflops && params.gemm_tflops <= kMaxGemmTflops)) {
     return absl::InvalidArgumentError("gemm_tflops: must be in [0.001, 1e6]");
+  }
+  if (!(params.transfer_overlap <= 1)) {
+    return absl::InvalidArgumentError("transfer_overlap: must be in [0, 1]");
   }
   return absl::OkStatus();
 }

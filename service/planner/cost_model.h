@@ -5,6 +5,8 @@
 //   attention time of a tile = FLOPs / (peak · efficiency(q_len, kv_len)) + tile overhead
 //   efficiency(q, k)         = q / (q + q_half) · k / (k + kv_half)     (small tiles are slow)
 //   transfer time            = latency + bytes / bandwidth(link)        (link: intra or inter node)
+//   of which overlapped      = transfer_overlap · transfer time; the rest is charged to both
+//                              ranks' compute (timeline.h)
 //
 // Every constant is data: `CostParams` (defaults below, overridable by a calibration file parsed
 // with `ParseCostParams`) plus the request's model and topology. Thread-compatible; immutable.
@@ -27,6 +29,10 @@ struct CostParams {
   double tile_overhead_us = 0;        // fixed cost per tile (0: tiles of a round share one launch)
   double backward_efficiency = 0.75;  // backward TFLOP/s as a fraction of forward TFLOP/s
   double gemm_tflops = 600;           // achievable TFLOP/s of the linear layers' GEMMs per GPU
+  // The fraction of a transfer's time that overlaps compute, in [0, 1]: 1 on a GPU (copy engines
+  // and NICs move the bytes while the SMs compute), 0 where moving bytes takes the compute's own
+  // cores (the CPU executor: Gloo over TCP). The rest is added to both ranks' compute.
+  double transfer_overlap = 1;
   // Measured rates that replace the request's topology rates (0 = keep the topology's). The
   // planner core reads only Topology: whoever loads a calibration (the CLI's --calibration, the
   // coordinator's per-job fit) moves them there with ApplyRateOverrides before planning.

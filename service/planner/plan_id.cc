@@ -53,6 +53,9 @@ std::string ComputePlanId(const Batch& batch, const PlanOptions& options) {
                    c.tile_overhead_us, c.backward_efficiency, c.gemm_tflops}) {
     h.Double(v);
   }
+  // Last, and only when not the default 1: the ids of plans that overlap transfers fully (every
+  // plan before the field existed) stay what they were.
+  if (c.transfer_overlap != 1) h.Double(c.transfer_overlap);
   return h.Hex();
 }
 

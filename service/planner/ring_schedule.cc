@@ -9,7 +9,9 @@
 //
 // Costs are analytic, O(chunks): per q-chunk the allowed pairs against the whole document and
 // against the member's own chunks; the remote part is spread evenly over the k-1 rounds (exact for
-// causal zigzag up to rounding). Tiles are only enumerated for the slices asked for.
+// causal zigzag up to rounding); each tile adds the cost model's tile overhead, where the member
+// computes it (the tile counts are O(1) per chunk). Tiles are only enumerated for the slices
+// asked for.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -53,6 +55,8 @@ class RingSchedule final : public Schedule {
   int64_t ChunksIn(int32_t d, int64_t first, int64_t last) const;
   // Required tiles of document d (exact, for every mask).
   int64_t CountTiles(int32_t d) const;
+  // Tiles of the non-empty q-chunk c of document d: the non-empty chunks holding a key it sees.
+  int64_t ChunkTiles(int32_t d, int64_t c) const;
   // `bounds`: scratch for the document's chunk boundaries.
   void CostDocument(int32_t d, CostInputs* in, std::vector<double>* remote_fwd,
                     std::vector<double>* remote_bwd, std::vector<int64_t>* bounds) const;
@@ -109,6 +113,7 @@ void RingSchedule::CostDocument(int32_t d, CostInputs* in, std::vector<double>* 
   const int64_t k = static_cast<int64_t>(members.size()), chunks = 2 * k;
   const int64_t nonempty = std::min(doc.length, chunks);
   const int64_t kv_len = std::max<int64_t>(1, doc.length / nonempty);
+  const double overhead = cost_.params().tile_overhead_us * 1e-6;
   std::vector<int64_t>& b = *bounds;
   b.resize(chunks + 1);
   for (int64_t c = 0; c <= chunks; ++c) b[c] = ChunkBegin(doc.length, chunks, c);
@@ -119,9 +124,10 @@ void RingSchedule::CostDocument(int32_t d, CostInputs* in, std::vector<double>* 
     const int32_t w = members[MemberOfChunk(d, c)];
     const int64_t total = AllowedPairs(doc.mask, qb, qe, 0, doc.length);
     // A group of one holds both chunks: everything is local.
-    const int64_t local = k == 1 ? total
-                                 : AllowedPairs(doc.mask, qb, qe, qb, qe) +
-                                       AllowedPairs(doc.mask, qb, qe, b[partner], b[partner + 1]);
+    const int64_t own = k == 1 ? total : AllowedPairs(doc.mask, qb, qe, qb, qe);
+    const int64_t partnered =
+        k == 1 ? 0 : AllowedPairs(doc.mask, qb, qe, b[partner], b[partner + 1]);
+    const int64_t local = own + partnered;
     const double spp = cost_.SecondsPerPair(qe - qb, kv_len);
     in->tokens[w] += qe - qb;
     in->fwd_pairs[w] += static_cast<double>(total);
@@ -129,6 +135,16 @@ void RingSchedule::CostDocument(int32_t d, CostInputs* in, std::vector<double>* 
     in->compute.bwd(w, 0) += static_cast<double>(local) * spp * cost_.BackwardFactor();
     (*remote_fwd)[w] += static_cast<double>(total - local) * spp;
     (*remote_bwd)[w] += static_cast<double>(total - local) * spp * cost_.BackwardFactor();
+    if (overhead > 0) {  // forward and backward alike (CostModel::BackwardFromForward)
+      const int64_t tiles = ChunkTiles(d, c);
+      const int64_t local_tiles = k == 1 ? tiles : (own > 0) + (partnered > 0);
+      const double local_overhead = static_cast<double>(local_tiles) * overhead;
+      const double remote_overhead = static_cast<double>(tiles - local_tiles) * overhead;
+      in->compute.fwd(w, 0) += local_overhead;
+      in->compute.bwd(w, 0) += local_overhead;
+      (*remote_fwd)[w] += remote_overhead;
+      (*remote_bwd)[w] += remote_overhead;
+    }
   }
   in->tiles += CountTiles(d);
 }
@@ -155,19 +171,28 @@ int64_t RingSchedule::CountTiles(int32_t d) const {
     default:
       break;
   }
-  // Per q-chunk [qb, qe): the chunks holding an allowed key. Keys of a sliding window form the
-  // contiguous range [qb - w + 1, qe - 1]; a prefix-LM q-chunk sees [0, qe - 1] plus [qe, p - 1].
   int64_t tiles = 0;
   for (int64_t c = 0; c < 2 * GroupSize(d); ++c) {
-    const int64_t qb = Bound(d, c), qe = Bound(d, c + 1);
-    if (qb == qe) continue;
-    if (doc.mask.kind == MaskKind::kSlidingWindow) {
-      tiles += ChunksIn(d, std::max<int64_t>(0, qb - doc.mask.window + 1), qe - 1);
-    } else {
-      tiles += ChunksIn(d, 0, std::max(qe, std::min(doc.mask.prefix, doc.length)) - 1);
-    }
+    if (Bound(d, c) != Bound(d, c + 1)) tiles += ChunkTiles(d, c);
   }
   return tiles;
+}
+
+int64_t RingSchedule::ChunkTiles(int32_t d, int64_t c) const {
+  const Document& doc = batch_.documents[d];
+  const int64_t qb = Bound(d, c), qe = Bound(d, c + 1);
+  // Keys of a causal q-chunk [qb, qe) are [0, qe - 1]; of a sliding window the contiguous range
+  // [qb - w + 1, qe - 1]; a prefix-LM q-chunk sees [0, qe - 1] plus [qe, p - 1].
+  switch (doc.mask.kind) {
+    case MaskKind::kFull:
+      return std::min(doc.length, 2 * GroupSize(d));
+    case MaskKind::kCausal:
+      return ChunksIn(d, 0, qe - 1);
+    case MaskKind::kSlidingWindow:
+      return ChunksIn(d, std::max<int64_t>(0, qb - doc.mask.window + 1), qe - 1);
+    default:
+      return ChunksIn(d, 0, std::max(qe, std::min(doc.mask.prefix, doc.length)) - 1);
+  }
 }
 
 absl::Status RingSchedule::Build() {

@@ -19,6 +19,23 @@ void SortByRound(std::vector<TimedTransfer>& transfers, int32_t rounds) {
   transfers.swap(sorted);
 }
 
+// The part of a transfer's time that overlaps compute (the link is busy that long).
+double OverlappedSeconds(const CostModel& cost, const TimedTransfer& t) {
+  return cost.params().transfer_overlap * cost.TransferSeconds(t.src, t.dst, t.bytes);
+}
+
+// Adds the part of each transfer's time that does not overlap compute to both of its ranks.
+void AddSerialSeconds(const CostModel& cost, const std::vector<TimedTransfer>& transfers,
+                      std::vector<double>& seconds) {
+  const double serial = 1 - cost.params().transfer_overlap;
+  if (serial <= 0) return;
+  for (const TimedTransfer& t : transfers) {
+    const double s = serial * cost.TransferSeconds(t.src, t.dst, t.bytes);
+    seconds[t.src] += s;
+    seconds[t.dst] += s;
+  }
+}
+
 // Forward: per worker, when its last tile is done and its sends have left.
 std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
                             const std::vector<TimedTransfer>& kv) {
@@ -35,7 +52,7 @@ std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
     for (; i < kv.size() && kv[i].round == r; ++i) {
       const TimedTransfer& t = kv[i];
       const double start = std::max(link_free[t.src], link_free[t.dst]);
-      const double end = start + cost.TransferSeconds(t.src, t.dst, t.bytes);
+      const double end = start + OverlappedSeconds(cost, t);
       next_free[t.src] = std::max(next_free[t.src], end);
       next_free[t.dst] = std::max(next_free[t.dst], end);
       at(t.dst, r) = std::max(at(t.dst, r), end);
@@ -82,7 +99,7 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
     for (size_t i = begin; i < end; ++i) {
       const TimedTransfer& t = dkv[i];
       const double start = std::max({link_free[t.src], link_free[t.dst], at(t.src, r)});
-      const double finish = start + cost.TransferSeconds(t.src, t.dst, t.bytes);
+      const double finish = start + OverlappedSeconds(cost, t);
       next_free[t.src] = std::max(next_free[t.src], finish);
       next_free[t.dst] = std::max(next_free[t.dst], finish);
     }
@@ -104,6 +121,8 @@ Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
   Timeline out;
   out.fwd_seconds = Forward(cost, compute, kv);
   out.bwd_seconds = Backward(cost, compute, dkv);
+  AddSerialSeconds(cost, kv, out.fwd_seconds);
+  AddSerialSeconds(cost, dkv, out.bwd_seconds);
   for (size_t w = 0; w < extra_seconds.size() && w < out.fwd_seconds.size(); ++w) {
     out.fwd_seconds[w] += extra_seconds[w];
     out.bwd_seconds[w] += 2 * extra_seconds[w];

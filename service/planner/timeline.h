@@ -8,6 +8,8 @@
 //   transfers (grouped send/recv per round); its tiles start once it has arrived.
 //   backward: rounds in reverse; round r's dK/dV partials leave once round r's tiles are
 //   recomputed; the owner is done when its last partial has arrived.
+//   CostParams::transfer_overlap < 1 (compute and transfers share cores): a transfer occupies its
+//   link for transfer_overlap of its time, and the rest is added to both ranks' pass time.
 #ifndef FCP_SERVICE_PLANNER_TIMELINE_H_
 #define FCP_SERVICE_PLANNER_TIMELINE_H_
 

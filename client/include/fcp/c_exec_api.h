@@ -56,6 +56,11 @@ int fcp_client_plan_masked(fcp_client* client, const fcp_batch* batch, const fcp
  * fcp_torch.Model sends. */
 int fcp_client_plan_masked_model(fcp_client* client, const fcp_batch* batch, const fcp_mask* masks,
                                  const fcp_model* model, fcp_plan** plan, fcp_error* error);
+/* fcp_client_prefetch_model (c_api.h) of a batch with per-document masks (as above; NULL = all
+ * causal): fcp_client_get collects it. */
+int fcp_client_prefetch_masked_model(fcp_client* client, const fcp_batch* batch,
+                                     const fcp_mask* masks, const fcp_model* model,
+                                     fcp_error* error);
 
 /* ---- Token dispatch ----
  * Global token index g: the tokens of the batch's documents concatenated in request order.

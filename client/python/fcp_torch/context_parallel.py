@@ -44,6 +44,11 @@ def _bytes(value: Optional[str]) -> Optional[bytes]:
     return None if value is None else value.encode()
 
 
+def _mask_key(masks) -> Optional[tuple]:
+    """What a prefetched batch's masks are compared by (Mask is a frozen dataclass)."""
+    return None if masks is None else tuple(masks)
+
+
 def _device(device) -> torch.device:
     try:
         device = torch.device(device)
@@ -114,7 +119,7 @@ class ContextParallel:
         self._lib = _capi.library()
         self._contexts = weakref.WeakSet()
         self._step = None
-        self._prefetched = {}  # step -> lengths
+        self._prefetched = {}  # step -> (lengths, _mask_key(masks))
         self._executor = self._client = None
         self.stats = dict.fromkeys(_STATS, 0)
         options = _capi.ExecutorOptions()
@@ -236,7 +241,7 @@ class ContextParallel:
                 _capi.call("fcp_client_get", self._client, step, ctypes.byref(handle))
             except _capi.FcpError:
                 handle.value = None  # planned again below
-            if prefetched != lengths or masks is not None:  # another batch: not this one's plan
+            if prefetched != (lengths, _mask_key(masks)):  # another batch: not this one's plan
                 self._lib.fcp_plan_free(handle)
                 handle.value = None
         if not handle.value:
@@ -246,16 +251,18 @@ class ContextParallel:
         self._step = step
         return Plan(handle.value, self, step, self.world_size, self.rank, lengths, masks)
 
-    def prefetch(self, lengths: Sequence[int], step: int) -> None:
-        """Starts planning a later step's batch of causal documents in the background (from the
-        coordinator, overlapping this step's work); plan(lengths, step=step) collects it."""
+    def prefetch(self, lengths: Sequence[int], step: int,
+                 masks: Optional[Sequence[Mask]] = None) -> None:
+        """Starts planning a later step's batch (documents of `lengths` tokens, with `masks` as
+        in plan(); None: all causal) in the background, from the coordinator, overlapping this
+        step's work; plan(lengths, masks, step=step) with the same batch collects it."""
         self._live()
-        batch, _, lengths = self._batch(lengths, None, step)
+        batch, mask_array, lengths = self._batch(lengths, masks, step)
         if step in self._prefetched:
             raise ValueError(f"step: {step} is already prefetched")
-        _capi.call("fcp_client_prefetch_model", self._client, ctypes.byref(batch),
-                   ctypes.byref(self.model._struct(self._lib)))
-        self._prefetched[step] = lengths
+        _capi.call("fcp_client_prefetch_masked_model", self._client, ctypes.byref(batch),
+                   mask_array, ctypes.byref(self.model._struct(self._lib)))
+        self._prefetched[step] = (lengths, _mask_key(masks))
 
     def planner_stats(self) -> dict:
         """The planner client's counters: requests, rpcs, retries, fallbacks, errors,

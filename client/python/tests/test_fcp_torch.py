@@ -18,6 +18,7 @@ import torch
 
 import fcp_torch
 from coordinator_process import CoordinatorProcess
+from fcp_torch.reference import document_attention
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "fcp_torch_worker.py")
@@ -262,6 +263,58 @@ class MetricsTest(unittest.TestCase):
         text = text.decode()
         self.assertRegex(text, r'fcp_worker_attention_seconds_total\{[^}]*training_job="metrics"')
         self.assertGreater(cp.stats["forward_seconds"] + cp.stats["backward_seconds"], 0)
+
+
+class PrefetchTest(unittest.TestCase):
+    """prefetch() of a later step's batch, masks included, from a real coordinator: plan() with the
+    same batch collects it (no second request); another batch is planned again, never served the
+    prefetched plan."""
+
+    MODEL = fcp_torch.Model(num_q_heads=2, num_kv_heads=1, head_dim=8, dtype="FP32")
+    MASKS = [fcp_torch.Mask.sliding_window(3), fcp_torch.Mask.prefix_lm(2)]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.coordinator = CoordinatorProcess()
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.coordinator.stop() == 0
+
+    def context(self):
+        return fcp_torch.ContextParallel(0, 1, coordinator=self.coordinator.target,
+                                         job_id="prefetch", model=self.MODEL, strategy="fcp",
+                                         threads=1, timeout_s=60)
+
+    def test_a_prefetched_masked_batch_is_collected_by_plan(self):
+        with self.context() as cp:
+            cp.prefetch([6, 2], step=1, masks=self.MASKS)
+            plan = cp.plan([6, 2], masks=self.MASKS, step=1)
+            self.assertEqual(plan.source, "coordinator")
+            stats = cp.planner_stats()
+            # One planning request in all, the prefetch's: plan() collected it, no second RPC.
+            self.assertEqual((stats["prefetches"], stats["requests"], stats["rpcs"]), (1, 1, 1),
+                             stats)
+            q, kv = torch.randn(8, 2, 8), torch.randn(8, 1, 8)
+            local = [cp.dispatch(x, plan) for x in (q, kv)]
+            out = cp.undispatch(cp.attention(local[0], local[1], local[1], plan), plan)
+            want = document_attention(q, kv, kv, [6, 2], self.MASKS)
+            self.assertLess((out - want).abs().max().item(), 1e-4)
+
+    def test_other_masks_than_the_prefetched_ones_are_planned_again(self):
+        with self.context() as cp:
+            cp.prefetch([6, 2], step=1, masks=self.MASKS)
+            causal = cp.plan([6, 2], step=1)
+            causal_id = causal.id
+            masked = cp.plan([6, 2], masks=self.MASKS, step=2)
+            self.assertNotEqual(causal_id, masked.id)
+            stats = cp.planner_stats()  # the prefetch, step 1 planned again, step 2
+            self.assertEqual((stats["prefetches"], stats["requests"]), (1, 3), stats)
+
+    def test_a_prefetch_with_a_bad_mask_list_raises_naming_it(self):
+        with self.context() as cp:
+            with self.assertRaisesRegex(ValueError, "masks: 1 masks for 2 documents"):
+                cp.prefetch([6, 2], step=1, masks=self.MASKS[:1])
 
 
 class JobTokenTest(unittest.TestCase):

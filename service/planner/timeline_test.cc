@@ -1,0 +1,71 @@
+// The timeline's transfer overlap (CostParams::transfer_overlap): 1 hides a transfer behind the
+// compute it overlaps (a GPU), 0 adds its whole time to both ranks (the CPU executor), and the
+// values between interpolate the two.
+#include "service/planner/timeline.h"
+
+#include "gtest/gtest.h"
+
+namespace fcp {
+namespace {
+
+// Two workers on one node, 1 GB/s and no latency: a transfer of `bytes` takes bytes * 1e-9 s.
+CostModel TwoWorkers(double overlap) {
+  Topology topology;
+  topology.num_workers = 2;
+  topology.intra_node_gbps = 1;
+  CostParams params;
+  params.transfer_latency_us = 0;
+  params.transfer_overlap = overlap;
+  return CostModel(ModelShape(), topology, params, Objective::kAttention);
+}
+
+// Worker 1 sends worker 0 its keys for round 1 (0.1 s) while worker 0 computes round 0 (0.3 s);
+// round 1 takes 0.2 s on worker 0. Backward: worker 0 recomputes round 1 (0.2 s), then sends the
+// partials back (0.1 s), then round 0 (0.3 s).
+Timeline Simulate(double overlap) {
+  RoundCompute compute(2, 1);
+  compute.fwd(0, 0) = 0.3;
+  compute.fwd(0, 1) = 0.2;
+  compute.bwd(0, 0) = 0.3;
+  compute.bwd(0, 1) = 0.2;
+  const std::vector<TimedTransfer> kv = {{1, 1, 0, 100'000'000}};
+  const std::vector<TimedTransfer> dkv = {{1, 0, 1, 100'000'000}};
+  return SimulateTimeline(TwoWorkers(overlap), compute, kv, dkv, {});
+}
+
+TEST(TimelineTest, FullOverlapHidesATransferShorterThanTheCompute) {
+  const Timeline t = Simulate(1);
+  EXPECT_DOUBLE_EQ(t.fwd_seconds[0], 0.5);  // the keys arrived at 0.1, round 1 starts at 0.3
+  EXPECT_DOUBLE_EQ(t.fwd_seconds[1], 0.1);  // its send
+  EXPECT_DOUBLE_EQ(t.bwd_seconds[0], 0.5);
+  EXPECT_DOUBLE_EQ(t.bwd_seconds[1], 0.3);  // the partials arrive at 0.2 + 0.1
+}
+
+TEST(TimelineTest, NoOverlapAddsEveryTransferToBothRanks) {
+  const Timeline t = Simulate(0);
+  EXPECT_DOUBLE_EQ(t.fwd_seconds[0], 0.5 + 0.1);
+  EXPECT_DOUBLE_EQ(t.fwd_seconds[1], 0.1);
+  EXPECT_DOUBLE_EQ(t.bwd_seconds[0], 0.5 + 0.1);
+  EXPECT_DOUBLE_EQ(t.bwd_seconds[1], 0.2 + 0.1);  // sent once worker 0 has recomputed round 1
+}
+
+TEST(TimelineTest, PartialOverlapAddsTheRest) {
+  const Timeline t = Simulate(0.25);
+  EXPECT_NEAR(t.fwd_seconds[0], 0.5 + 0.075, 1e-12);
+  EXPECT_NEAR(t.bwd_seconds[0], 0.5 + 0.075, 1e-12);
+  EXPECT_NEAR(t.bwd_seconds[1], 0.2 + 0.025 + 0.075, 1e-12);
+}
+
+TEST(TimelineTest, OverlapIsACostParameter) {
+  CostParams params;
+  EXPECT_EQ(params.transfer_overlap, 1);  // the default: every plan made before it existed
+  params.transfer_overlap = 1.5;
+  EXPECT_FALSE(ValidateCostParams(params).ok());
+  absl::StatusOr<CostParams> parsed = ParseCostParams("transfer_overlap = 0.25\n");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->transfer_overlap, 0.25);
+  EXPECT_FALSE(ParseCostParams("transfer_overlap = 2\n").ok());
+}
+
+}  // namespace
+}  // namespace fcp
