@@ -19,8 +19,9 @@
 //  3. the remaining workers are groups of size 1; the other documents are packed onto them (LPT
 //     under the token cap), onto ring groups (least per-member load Σc/k) when that is lower, or
 //     when no single worker is left or has room (a ring only up to the room its member has within
-//     the solved T, then up to the cap); the greedy's sizes (three slacks) are packed too, each
-//     candidate is scheduled (ring schedules are analytic) and the lowest predicted step wins;
+//     the solved T, then up to the cap); the sizing's choices for T × 1.05 and × 1.1 and the
+//     greedy's sizes (three slacks) are packed too, each candidate is scheduled (ring schedules
+//     are analytic) and the lowest predicted step wins;
 //  4. groups get contiguous ranks, largest first, first-fit into nodes so rings stay intra-node.
 // Where it differs from the paper: the sizing is exact for its fluid model, and the packing of the
 // short documents (a bin packing) is LPT; a ring carries only its own documents' KV and a worker
@@ -44,6 +45,8 @@ namespace {
 
 // The greedy's slacks (the fallback, 2. above).
 constexpr double kSlacks[] = {0.0, 0.25, 0.5};
+// Steps above the sizing's optimum whose choices are candidates too (factors of it).
+constexpr double kLooserTargets[] = {1.05, 1.1};
 // A full single worker's place goes to the next least-loaded one with room, looked for among
 // this many before a scan of all.
 constexpr int32_t kPops = 8;
@@ -153,6 +156,14 @@ class FlexDegPlanner final : public Planner {
     };
     if (std::optional<GroupSizing::Solution> exact = sizing.Exact()) {
       try_sizes(std::move(exact->sizes), exact->objective);
+      // The model's optimum is not the schedule's: the choices for a few looser steps (rings
+      // narrower, their members with more room) are candidates too.
+      for (double looser : kLooserTargets) {
+        std::vector<int32_t> sizes;
+        if (sizing.Within(exact->objective * looser, &sizes)) {
+          try_sizes(std::move(sizes), exact->objective * looser);
+        }
+      }
     }
     // The greedy's sizes too: the exact sizes are optimal for a pool that packs fluidly, and
     // LPT does not.

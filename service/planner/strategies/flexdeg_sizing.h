@@ -93,9 +93,11 @@ class GroupSizing {
   // workers remain.
   std::vector<int32_t> Greedy(double slack) const;
 
- private:
-  // The least sizes within `target`, or false.
+  // The choice Exact() would build for the step `target` (any target at or above its objective
+  // fits), or false.
   bool Within(double target, std::vector<int32_t>* sizes) const;
+
+ private:
   // Widens the rings of `sizes` (their least sizes within `target`) to leave the pool the most
   // room with the `left` workers not in rings.
   void WidenRings(double target, int64_t left, std::vector<int32_t>* sizes) const;
