@@ -38,6 +38,7 @@ GroupSizing::GroupSizing(const CostModel& cost, const Topology& topology,
       cap_(cap) {
   for (size_t i = 0; i < docs_.size(); ++i) {
     total_ += docs_[i].seconds;
+    total_tokens_ += static_cast<double>(docs_[i].length);
     if (docs_[i].length > cap_) over_cap_.push_back(static_cast<int32_t>(i));
   }
 }
@@ -151,18 +152,31 @@ int64_t GroupSizing::LeastSize(const SizingDoc& d, double target, int64_t left) 
   return -1;
 }
 
-bool GroupSizing::Fits(const std::vector<int32_t>& sizes, double target) const {
-  if (!(target >= total_ / workers_)) return false;
-  int64_t left = workers_;
-  double room = 0, rest = 0;  // tokens: the pool's room and what it must hold
+bool GroupSizing::Split(const std::vector<int32_t>& sizes, std::vector<int32_t>* rings,
+                        double* rest, double* largest) const {
+  rings->clear();
+  *rest = 0;
+  *largest = 0;
   for (size_t i = 0; i < docs_.size(); ++i) {
-    const SizingDoc& d = docs_[i];
-    const int64_t k = sizes[i];
-    if (k <= 1) {
-      if (d.length > cap_ || d.seconds > target) return false;
-      rest += static_cast<double>(d.length);
+    if (sizes[i] >= 2) {
+      rings->push_back(static_cast<int32_t>(i));
       continue;
     }
+    if (docs_[i].length > cap_) return false;
+    *rest += static_cast<double>(docs_[i].length);
+    *largest = std::max(*largest, docs_[i].seconds);
+  }
+  return true;
+}
+
+bool GroupSizing::FitsRings(const std::vector<int32_t>& rings, const std::vector<int32_t>& sizes,
+                            double rest, double target) const {
+  if (!(target >= total_ / workers_)) return false;
+  int64_t left = workers_;
+  double room = 0;  // tokens the pool has room for
+  for (int32_t i : rings) {
+    const SizingDoc& d = docs_[i];
+    const int64_t k = sizes[i];
     if (MemberTokens(d.length, k) > cap_ || GroupSeconds(d, k) > target) return false;
     left -= k;
     room += static_cast<double>(k) * Room(d, k, target);
@@ -172,13 +186,24 @@ bool GroupSizing::Fits(const std::vector<int32_t>& sizes, double target) const {
   return rest <= room;
 }
 
+bool GroupSizing::Fits(const std::vector<int32_t>& sizes, double target) const {
+  std::vector<int32_t> rings;
+  double rest, largest;
+  return Split(sizes, &rings, &rest, &largest) && largest <= target &&
+         FitsRings(rings, sizes, rest, target);
+}
+
 double GroupSizing::Objective(const std::vector<int32_t>& sizes) const {
+  std::vector<int32_t> rings;
+  double rest, largest;
+  if (!Split(sizes, &rings, &rest, &largest)) return std::numeric_limits<double>::infinity();
+  auto fits = [&](double t) { return largest <= t && FitsRings(rings, sizes, rest, t); };
   double hi = total_ / workers_;
-  for (int i = 0; !Fits(sizes, hi); ++i) {
+  for (int i = 0; !fits(hi); ++i) {
     if (i == 64 || !std::isfinite(hi)) return std::numeric_limits<double>::infinity();
     hi = 2 * hi + 1e-9;
   }
-  return Bisect(total_ / workers_, hi, [&](double t) { return Fits(sizes, t); });
+  return Bisect(total_ / workers_, hi, fits);
 }
 
 template <typename Pred>
@@ -195,13 +220,16 @@ bool GroupSizing::Within(double target, std::vector<int32_t>* sizes) const {
   if (!(target >= total_ / workers_)) return false;
   sizes->assign(docs_.size(), 1);
   int64_t left = workers_;
-  // Document i in a group of its own, the least workers within the target (c/k <= target, room
-  // under the cap, then the rotation: it only grows with k, so the least k is the one to check).
+  std::vector<int32_t> rings;
+  double rest = total_tokens_;
+  // Document i in a ring of its own, the least workers within the target.
   auto group = [&](size_t i) {
     const int64_t k = LeastSize(docs_[i], target, left);
     if (k < 0) return false;
     (*sizes)[i] = static_cast<int32_t>(k);
     left -= k;
+    rings.push_back(static_cast<int32_t>(i));
+    rest -= static_cast<double>(docs_[i].length);
     return true;
   };
   size_t i = 0;
@@ -211,23 +239,23 @@ bool GroupSizing::Within(double target, std::vector<int32_t>* sizes) const {
   for (int32_t j : over_cap_) {  // (those among the costliest are grouped already)
     if (static_cast<size_t>(j) >= i && !group(j)) return false;
   }
-  WidenRings(target, left, sizes);
-  return Fits(*sizes, target);
+  // (the documents left whole cost at most the target and fit the cap: no check for them)
+  WidenRings(target, left, rings, sizes);
+  return FitsRings(rings, *sizes, rest, target);
 }
 
-void GroupSizing::WidenRings(double target, int64_t left, std::vector<int32_t>* sizes) const {
+void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int32_t>& rings,
+                             std::vector<int32_t>* sizes) const {
   if (left <= 0) return;
   // loss[r][x]: the pool room ring r costs at x workers above its least size (k members could
   // each be a single worker with SingleRoom; they hold Room beside their chunks instead).
   const double single = SingleRoom(target);
   const int64_t widest = std::min(left, kMaxWider);
-  std::vector<int32_t> rings;
   std::vector<std::vector<double>> loss;
   int64_t wanted = 0;  // workers the rings' own best sizes would add
   std::vector<int64_t> own_best;
-  for (size_t j = 0; j < docs_.size(); ++j) {
+  for (int32_t j : rings) {  // costliest first
     const int64_t least = (*sizes)[j];
-    if (least < 2) continue;
     const SizingDoc& d = docs_[j];
     std::vector<double>& l = loss.emplace_back(widest + 1, HUGE_VAL);
     int64_t best = 0;
@@ -237,7 +265,6 @@ void GroupSizing::WidenRings(double target, int64_t left, std::vector<int32_t>* 
       l[x] = static_cast<double>(k) * (single - Room(d, k, target));
       if (l[x] < l[best]) best = x;
     }
-    rings.push_back(static_cast<int32_t>(j));
     own_best.push_back(best);
     wanted += best;
   }

@@ -98,9 +98,17 @@ class GroupSizing {
   bool Within(double target, std::vector<int32_t>* sizes) const;
 
  private:
-  // Widens the rings of `sizes` (their least sizes within `target`) to leave the pool the most
-  // room with the `left` workers not in rings.
-  void WidenRings(double target, int64_t left, std::vector<int32_t>* sizes) const;
+  // Widens the rings of `sizes` (indices `rings`, ascending; their least sizes within `target`)
+  // to leave the pool the most room with the `left` workers not in rings.
+  void WidenRings(double target, int64_t left, const std::vector<int32_t>& rings,
+                  std::vector<int32_t>* sizes) const;
+  // The indices of the rings of `sizes`, the tokens and the largest cost of the documents left
+  // whole; false if one of those is over the cap.
+  bool Split(const std::vector<int32_t>& sizes, std::vector<int32_t>* rings, double* rest,
+             double* largest) const;
+  // Fits for `sizes` split as Split does, but for the whole documents' costs.
+  bool FitsRings(const std::vector<int32_t>& rings, const std::vector<int32_t>& sizes, double rest,
+                 double target) const;
   // The least k ≤ left within `target` for d's own ring (cap included), or -1.
   int64_t LeastSize(const SizingDoc& d, double target, int64_t left) const;
   double Rate(int64_t k) const;  // bytes/s of a ring of k
@@ -116,7 +124,8 @@ class GroupSizing {
   double backward_factor_;   // backward attention time / forward
   std::vector<SizingDoc> docs_;
   int64_t cap_;
-  double total_ = 0;
+  double total_ = 0;               // seconds of every document
+  double total_tokens_ = 0;        // tokens of every document
   std::vector<int32_t> over_cap_;  // indices of documents longer than the cap
 };
 
