@@ -20,8 +20,9 @@
 //     under the token cap), onto ring groups (least per-member load Σc/k) when that is lower, or
 //     when no single worker is left or has room (a ring only up to the room its member has within
 //     the solved T, then up to the cap); the sizing's choices for T × 1.05 and × 1.1 and the
-//     greedy's sizes (three slacks) are packed too, each candidate is scheduled (ring schedules
-//     are analytic) and the lowest predicted step wins;
+//     greedy's sizes (three slacks) are packed too; the candidates within 3% of the best
+//     estimate (a member: linear layers, then attention or rotation per pass) are scheduled
+//     (ring schedules are analytic) and the lowest predicted step wins;
 //  4. groups get contiguous ranks, largest first, first-fit into nodes so rings stay intra-node.
 // Where it differs from the paper: the sizing is exact for its fluid model, and the packing of the
 // short documents (a bin packing) is LPT; a ring carries only its own documents' KV and a worker
@@ -45,6 +46,9 @@ namespace {
 
 // The greedy's slacks (the fallback, 2. above).
 constexpr double kSlacks[] = {0.0, 0.25, 0.5};
+// Candidates whose estimate is within this fraction of the best one's are scheduled (the
+// estimate ranks them only roughly: a few percent either way against the schedule).
+constexpr double kScheduleMargin = 0.03;
 // Steps above the sizing's optimum whose choices are candidates too (factors of it).
 constexpr double kLooserTargets[] = {1.05, 1.1};
 // A full single worker's place goes to the next least-loaded one with room, looked for among
@@ -57,6 +61,9 @@ constexpr double kBudgetSlacks[] = {-0.5, -1, -2, -4, -8};
 struct Assignment {
   std::vector<int32_t> group_size;
   std::vector<int32_t> doc_group;
+  // The slowest group by the sizing's pricing (a member: linear layers, then attention or the
+  // rotation per pass): only candidates near the best estimate are scheduled.
+  double estimate = 0;
 };
 
 // Single workers by their free tokens, in power-of-two buckets, each a MinTree by load: the
@@ -183,7 +190,10 @@ class FlexDegPlanner final : public Planner {
     // predicted step within the cap wins, and MakePlan reuses its schedule.
     Layout best;
     double best_ms = HUGE_VAL;
+    double least_estimate = HUGE_VAL;
+    for (const Assignment& a : packed) least_estimate = std::min(least_estimate, a.estimate);
     for (Assignment& a : packed) {
+      if (a.estimate > least_estimate * (1 + kScheduleMargin)) continue;
       Layout layout;
       layout.kind = Layout::Kind::kZigzagRing;
       layout.strategy = "flexdeg";
@@ -228,14 +238,15 @@ class FlexDegPlanner final : public Planner {
     std::vector<int64_t> room;  // per member, within the target
     Assignment a;
     a.doc_group.assign(batch.documents.size(), -1);
-    std::vector<double> load;     // per group: all its documents' seconds
-    std::vector<int64_t> tokens;  // per member, upper bound
+    std::vector<double> load, linear;  // per group: all its documents' seconds, their linear part
+    std::vector<int64_t> tokens;       // per member, upper bound
     int32_t left = batch.topology.num_workers;
     for (size_t i = 0; i < sorted.size(); ++i) {  // 2. the long documents' own groups
       if (sizes[i] < 2) continue;
       a.doc_group[sorted[i].document] = static_cast<int32_t>(a.group_size.size());
       a.group_size.push_back(sizes[i]);
       load.push_back(sorted[i].seconds);
+      linear.push_back(sorted[i].linear);
       tokens.push_back(MemberTokens(sorted[i].length, sizes[i]));
       // (a room over the cap, an infinite target's, is the cap's: no int64 overflow)
       room.push_back(std::min<int64_t>(
@@ -248,6 +259,7 @@ class FlexDegPlanner final : public Planner {
     for (; left > 0; --left) {  // 3. the rest are single workers
       a.group_size.push_back(1);
       load.push_back(0);
+      linear.push_back(0);
       tokens.push_back(0);
       room.push_back(cap);
     }
@@ -326,6 +338,7 @@ class FlexDegPlanner final : public Planner {
       }
       a.doc_group[d] = g;
       load[g] += doc.seconds;
+      linear[g] += doc.linear;
       tokens[g] += MemberTokens(length, a.group_size[g]);
       update(g);
       if (a.group_size[g] == 1) {
@@ -334,6 +347,13 @@ class FlexDegPlanner final : public Planner {
       } else {
         update_ring(g);
       }
+    }
+    for (int32_t g = 0; g < groups; ++g) {
+      const int32_t k = a.group_size[g];
+      const double ring = k > 1 ? sizing.RingSeconds(tokens[g] * k, k) : 0;
+      a.estimate = std::max(a.estimate, k > 1 ? linear[g] / k + sizing.AttentionOrRotation(
+                                                                    (load[g] - linear[g]) / k, ring)
+                                              : load[g]);
     }
     return a;
   }
