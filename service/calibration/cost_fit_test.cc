@@ -209,11 +209,20 @@ TEST_P(SerialStepTest, PlansPredictTheStepsTheyWereFittedOn) {
   options.strategy = GetParam();
   options.objective = Objective::kAttention;
   std::vector<RankStepMeasurement> reports;
+  // The fitted steps are planned knowing the CPU's attention rate (as a job's first steps would be
+  // with --attention-tflops), so that strategies which weigh sharding against its transfers
+  // (flashcp, flexdeg) shard here too and the fit sees transfers.
+  PlanOptions fitting = options;
+  fitting.cost.attention_tflops = truth.attention_tflops;
   for (int64_t step = 1; step <= 8; ++step) {
-    const Batch batch = batch_of(step);
-    absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+    Batch batch = batch_of(step);
+    CostParams params = fitting.cost;
+    ApplyRateOverrides(&params, &batch.topology);
+    PlanOptions planned = fitting;
+    planned.cost = params;
+    absl::StatusOr<Plan> plan = MakePlan(batch, planned, OutputSpec::AllRanks());
     ASSERT_TRUE(plan.ok()) << plan.status();
-    const CostModel cost(batch.model, batch.topology, options.cost, options.objective);
+    const CostModel cost(batch.model, batch.topology, planned.cost, planned.objective);
     for (int32_t r = 0; r < 4; ++r)
       reports.push_back(SerialMeasurement(*plan, cost, r, step, truth));
   }

@@ -2,56 +2,126 @@
 // size (3, 5, 6..., not only powers of two); every document belongs to exactly one group and is
 // zigzag-sharded over it (kZigzagRing), so KV only rotates inside its group:
 //
-//   W = 8, mean load m per worker; doc A costs 5.4m, B 1.7m, the rest are short (slack 0.5):
-//   ranks:   0 1 2 3 4 | 5 6 | 7
-//   group:   [ A, 5    ] [B,2] [c d e ...]   ← size 1: whole documents, no traffic
+//   W = 8, mean load m per worker; doc A costs 5.4m, B 1.7m, the rest are short:
+//   ranks:   0 1 2 3 4 5 | 6 7 ...
+//   group:   [ A, 6      ] [B,2] [c] [d e] ...   ← size 1: whole documents, no traffic
 //
-// Algorithm (polynomial, O(D log D + D log G + G·nodes)):
-//  1. cost c_d = forward + backward seconds of document d; m = Σc / W;
-//  2. documents by cost, descending: a document wanting k = ceil(c_d/m − slack) ≥ 2 workers (or
-//     more for the memory cap) gets its own group of k while workers remain;
+// The paper (seed 004, as the design summarises it): groups of any degree chosen per batch,
+// documents assigned to groups, a ring inside each, by a near-optimal polynomial-time solver with
+// millisecond overhead. Here:
+//  1. cost c_d = forward + backward seconds of document d (attention + linear layers, the cost
+//     model's whole-step pricing), its linear part and its tokens L_d;
+//  2. the group sizes are solved exactly for a model in which the short documents pack fluidly
+//     (flexdeg_sizing.h: the least step T such that every document costing more than T, or
+//     longer than the cap, has a ring of its own whose members' linear layers, attention with the
+//     rotation hidden behind it (intra- or inter-node bandwidth) and tokens fit T and the cap, and
+//     the short documents' tokens fit the single workers' and the rings' room within T);
 //  3. the remaining workers are groups of size 1; the other documents are packed onto them (LPT
-//     under the token cap), onto ring groups (least per-member load Σc/k) only when no single
-//     worker is left or has room;
-//  4. a few slacks are tried; the one with the lowest estimated step (compute per member, or the
-//     ring's transfers when they cannot be hidden) wins;
-//  5. groups get contiguous ranks, largest first, first-fit into nodes so rings stay intra-node.
+//     under the token cap), onto ring groups (least per-member load Σc/k) when that is lower, or
+//     when no single worker is left or has room (a ring only up to the room its member has within
+//     the solved T, then up to the cap); the sizing's choices for T × 1.05 and × 1.1 and the
+//     greedy's sizes (three slacks) are packed too; the candidates within 3% of the best
+//     estimate (a member: linear layers, then attention or rotation per pass) are scheduled
+//     (ring schedules are analytic) and the lowest predicted step wins;
+//  4. groups get contiguous ranks, largest first, first-fit into nodes so rings stay intra-node.
+// Where it differs from the paper: the sizing is exact for its fluid model, and the packing of the
+// short documents (a bin packing) is LPT; a ring carries only its own documents' KV and a worker
+// is in one group only, so the short documents riding in a ring rotate with it (fcp and flashcp
+// keep them local); under a tight cap, if nothing packs, the greedy with larger groups (negative
+// slacks) is the fallback.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <numeric>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "service/planner/planner.h"
+#include "service/planner/schedule.h"
+#include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
 
 namespace fcp {
 namespace {
 
+// The greedy's slacks (the fallback, 2. above).
 constexpr double kSlacks[] = {0.0, 0.25, 0.5};
+// Candidates whose estimate is within this fraction of the best one's are scheduled (the
+// estimate ranks them only roughly: a few percent either way against the schedule).
+constexpr double kScheduleMargin = 0.03;
+// Steps above the sizing's optimum whose choices are candidates too (factors of it).
+constexpr double kLooserTargets[] = {1.05, 1.1};
+// A full single worker's place goes to the next least-loaded one with room, looked for among
+// this many before a scan of all.
+constexpr int32_t kPops = 8;
 // Tried only when none of kSlacks packs under the token budget: larger groups for the long
 // documents hold fewer of their tokens per member, leaving room for the documents kept whole.
 constexpr double kBudgetSlacks[] = {-0.5, -1, -2, -4, -8};
 
-// The smallest group size whose members can hold `length` under `cap` (> workers: none can).
-int64_t GroupSizeForCap(int64_t length, int64_t cap, int32_t workers) {
-  if (length <= cap) return 1;
-  if (cap < 2) return workers + 1;
-  const int64_t half = cap / 2;
-  return (length + 2 * half - 1) / (2 * half);
-}
-
-struct SortedDoc {
-  int32_t document;
-  int64_t length;
-  double seconds;
-};
-
 struct Assignment {
   std::vector<int32_t> group_size;
   std::vector<int32_t> doc_group;
-  double estimate = 0;  // seconds of the slowest group
+  // The slowest group by the sizing's pricing (a member: linear layers, then attention or the
+  // rotation per pass): only candidates near the best estimate are scheduled.
+  double estimate = 0;
+};
+
+// Single workers by their free tokens, in power-of-two buckets, each a MinTree by load: the
+// least-loaded single with room for a document is the least of the buckets above its length's
+// (all of whose members have room) and of the few least loaded in its own bucket.
+class SinglesByRoom {
+ public:
+  explicit SinglesByRoom(int32_t size) : bucket_(size, -1) {}
+
+  void Set(int32_t w, int64_t free, double load) {
+    const int b = free > 0 ? 63 - __builtin_clzll(static_cast<uint64_t>(free)) : -1;
+    if (bucket_[w] >= 0 && bucket_[w] != b) trees_[bucket_[w]]->Set(w, HUGE_VAL);
+    bucket_[w] = b;
+    if (b < 0) return;
+    if (!trees_[b]) {
+      trees_[b] = std::make_unique<MinTree>(static_cast<int32_t>(bucket_.size()));
+      for (int32_t i = 0; i < static_cast<int32_t>(bucket_.size()); ++i) {
+        if (bucket_[i] != b) trees_[b]->Set(i, HUGE_VAL);
+      }
+    }
+    trees_[b]->Set(w, load);
+  }
+
+  // The least-loaded w with free(w) >= need (`free`, `load`: every worker's), or -1 if none is
+  // found (its own bucket is searched among its kPops least loaded only).
+  int32_t LeastWithRoom(int64_t need, const std::vector<int64_t>& free,
+                        const std::vector<double>& load) {
+    const int own = need > 0 ? 63 - __builtin_clzll(static_cast<uint64_t>(need)) : 0;
+    int32_t best = -1;
+    auto consider = [&](int32_t w) {
+      if (best < 0 || load[w] < load[best]) best = w;
+    };
+    for (int b = own + 1; b < 64; ++b) {
+      if (!trees_[b]) continue;
+      const int32_t w = trees_[b]->ArgMin();
+      if (bucket_[w] == b) consider(w);
+    }
+    if (trees_[own]) {
+      popped_.clear();
+      for (int i = 0; i < kPops; ++i) {
+        const int32_t w = trees_[own]->ArgMin();
+        if (bucket_[w] != own || (best >= 0 && load[w] >= load[best])) break;
+        if (free[w] >= need) {
+          consider(w);
+          break;
+        }
+        trees_[own]->Set(w, HUGE_VAL);
+        popped_.push_back(w);
+      }
+      for (int32_t w : popped_) trees_[own]->Set(w, load[w]);
+    }
+    return best;
+  }
+
+ private:
+  std::vector<int> bucket_;  // of each worker, -1: none (no room, or not a single)
+  std::unique_ptr<MinTree> trees_[64];
+  std::vector<int32_t> popped_;
 };
 
 class FlexDegPlanner final : public Planner {
@@ -59,7 +129,7 @@ class FlexDegPlanner final : public Planner {
   absl::string_view name() const override { return "flexdeg"; }
   absl::string_view description() const override {
     return "Flexible CP: workers split into ring groups of any size per batch, each document "
-           "zigzag inside one group; greedy group sizing + best-fit packing";
+           "zigzag inside one group; group sizes solved exactly, the rest LPT-packed";
   }
 
   int auto_order() const override { return 40; }
@@ -70,105 +140,154 @@ class FlexDegPlanner final : public Planner {
     double total = 0;
     const std::vector<double> seconds = DocumentSeconds(ctx, &total);
     const std::vector<int32_t> order = ByCostDescending(seconds);
-    const double mean = total / batch.topology.num_workers;
-
-    std::vector<SortedDoc> sorted(docs);  // read sequentially by every slack's packing
+    std::vector<SizingDoc> sorted(docs);  // read sequentially by every packing
     for (int32_t i = 0; i < docs; ++i) {
-      sorted[i] = {order[i], batch.documents[order[i]].length, seconds[order[i]]};
+      const int64_t length = batch.documents[order[i]].length;
+      sorted[i] = {order[i], length, seconds[order[i]], 3 * ctx.cost.TokenSeconds(length)};
     }
-    absl::StatusOr<Assignment> best = absl::FailedPreconditionError("flexdeg: no assignment");
-    std::vector<Assignment> tried;  // long-document groups of the slacks already tried
-    auto try_slack = [&](double slack) {
-      Assignment a = LongGroups(ctx, order, seconds, mean, slack);
-      // A slack that forms the same groups packs the rest the same way: nothing new to try.
-      const bool seen = std::any_of(tried.begin(), tried.end(), [&](const Assignment& t) {
-        return t.group_size == a.group_size && t.doc_group == a.doc_group;
-      });
-      if (seen) return;
-      tried.push_back(a);
-      absl::StatusOr<Assignment> packed = PackRest(ctx, order, seconds, sorted, std::move(a));
-      if (packed.ok() && (!best.ok() || packed->estimate < best->estimate)) {
-        best = std::move(packed);
-      }
-      if (!best.ok()) best = std::move(packed);  // keeps the first error
-    };
-    for (double slack : kSlacks) try_slack(slack);
-    for (size_t i = 0; i < std::size(kBudgetSlacks) && !best.ok(); ++i) try_slack(kBudgetSlacks[i]);
-    if (!best.ok()) return best.status();
+    const GroupSizing sizing(ctx.cost, batch.topology, sorted, TokenCap(batch.topology));
 
-    Layout layout;
-    layout.kind = Layout::Kind::kZigzagRing;
-    layout.strategy = "flexdeg";
-    layout.groups = PlaceGroups(best->group_size, batch.topology);
-    layout.doc_group = std::move(best->doc_group);
-    for (int32_t d = 0; d < docs; ++d) {
-      const int64_t chunks = 2 * static_cast<int64_t>(layout.groups[layout.doc_group[d]].size());
-      layout.block_size =
-          std::max(layout.block_size, (batch.documents[d].length + chunks - 1) / chunks);
+    std::vector<Assignment> packed;  // every candidate that packs
+    absl::Status first_error = absl::OkStatus();
+    std::vector<std::vector<int32_t>> tried;  // the sizes already packed
+    auto try_sizes = [&](std::vector<int32_t> sizes, double target) {
+      // The same groups pack the rest the same way: nothing new to try.
+      if (std::find(tried.begin(), tried.end(), sizes) != tried.end()) return;
+      absl::StatusOr<Assignment> assignment = PackRest(ctx, sizing, sizes, target);
+      tried.push_back(std::move(sizes));
+      if (assignment.ok()) {
+        packed.push_back(*std::move(assignment));
+      } else if (first_error.ok()) {
+        first_error = assignment.status();
+      }
+    };
+    if (std::optional<GroupSizing::Solution> exact = sizing.Exact()) {
+      try_sizes(std::move(exact->sizes), exact->objective);
+      // The model's optimum is not the schedule's: the choices for a few looser steps (rings
+      // narrower, their members with more room) are candidates too.
+      for (double looser : kLooserTargets) {
+        std::vector<int32_t> sizes;
+        if (sizing.Within(exact->objective * looser, &sizes)) {
+          try_sizes(std::move(sizes), exact->objective * looser);
+        }
+      }
     }
-    return layout;
+    // The greedy's sizes too: the exact sizes are optimal for a pool that packs fluidly, and
+    // LPT does not.
+    // (their rings too take short documents only up to the room the sizing's model gives them
+    // at the step these sizes allow)
+    for (double slack : kSlacks) {
+      std::vector<int32_t> sizes = sizing.Greedy(slack);
+      const double target = sizing.Objective(sizes);
+      try_sizes(std::move(sizes), target);
+    }
+    for (size_t i = 0; i < std::size(kBudgetSlacks) && packed.empty(); ++i) {
+      try_sizes(sizing.Greedy(kBudgetSlacks[i]), HUGE_VAL);
+    }
+    if (packed.empty()) return first_error;
+
+    // Each candidate scheduled (a ring schedule is analytic, O(chunks) per document): the lowest
+    // predicted step within the cap wins, and MakePlan reuses its schedule.
+    Layout best;
+    double best_ms = HUGE_VAL;
+    double least_estimate = HUGE_VAL;
+    for (const Assignment& a : packed) least_estimate = std::min(least_estimate, a.estimate);
+    for (Assignment& a : packed) {
+      if (a.estimate > least_estimate * (1 + kScheduleMargin)) continue;
+      Layout layout;
+      layout.kind = Layout::Kind::kZigzagRing;
+      layout.strategy = "flexdeg";
+      layout.groups = PlaceGroups(a.group_size, batch.topology);
+      layout.doc_group = std::move(a.doc_group);
+      for (int32_t d = 0; d < docs; ++d) {
+        const int64_t chunks = 2 * static_cast<int64_t>(layout.groups[layout.doc_group[d]].size());
+        layout.block_size =
+            std::max(layout.block_size, (batch.documents[d].length + chunks - 1) / chunks);
+      }
+      absl::StatusOr<std::unique_ptr<Schedule>> schedule = NewSchedule(ctx.batch, ctx.cost, layout);
+      if (!schedule.ok()) return schedule.status();
+      const double ms = StepMs(ctx, **schedule);
+      if (ms < best_ms || best.groups.empty()) {
+        best_ms = ms;
+        layout.schedule = std::move(*schedule);
+        best = std::move(layout);
+      }
+    }
+    return best;
   }
 
  private:
-  // 2. Long documents get their own group (the other documents' doc_group stays -1).
-  static Assignment LongGroups(const PlanContext& ctx, const std::vector<int32_t>& order,
-                               const std::vector<double>& seconds, double mean, double slack) {
-    const Batch& batch = ctx.batch;
-    const int32_t workers = batch.topology.num_workers;
-    const int64_t cap = TokenCap(batch.topology);
-    Assignment a;
-    a.doc_group.assign(batch.documents.size(), -1);
-    int32_t left = workers;
-    for (int32_t d : order) {
-      const int64_t length = batch.documents[d].length;
-      const double share = mean > 0 ? seconds[d] / mean : 0;
-      // Costs descend: once a document wants fewer than two workers, so do all the rest, unless
-      // a memory cap forces groups on documents longer than it.
-      if (share - slack <= 1 && cap == TokenCap(Topology{})) break;
-      int64_t want = static_cast<int64_t>(std::ceil(share - slack - 1e-9));
-      want = std::max(want, GroupSizeForCap(length, cap, workers));
-      const int64_t k = std::min<int64_t>(want, left);
-      if (k < 2 || MemberTokens(length, k) > cap) continue;
-      a.doc_group[d] = static_cast<int32_t>(a.group_size.size());
-      a.group_size.push_back(static_cast<int32_t>(k));
-      left -= static_cast<int32_t>(k);
+  // The predicted step of a scheduled candidate, infinite if it breaks the token cap.
+  static double StepMs(const PlanContext& ctx, const Schedule& schedule) {
+    const int64_t cap = TokenCap(ctx.batch.topology);
+    for (const WorkerCost& c : schedule.costs()) {
+      if (c.tokens > cap) return HUGE_VAL;
     }
-    return a;
+    const PlanSummary& s = schedule.summary();
+    return s.predicted_fwd_ms + (ctx.options.include_backward ? s.predicted_bwd_ms : 0);
   }
 
-  // 3.-4. The rest onto single workers (or groups), and the estimate.
-  // `sorted`: the documents in `order`, with their lengths and costs side by side.
-  static absl::StatusOr<Assignment> PackRest(const PlanContext& ctx,
-                                             const std::vector<int32_t>& order,
-                                             const std::vector<double>& seconds,
-                                             const std::vector<SortedDoc>& sorted, Assignment a) {
+  // 3. The documents of size 1 onto single workers (or groups), and the estimate. sizes[i]: the
+  // size of sizing.docs()[i]. A ring takes short documents up to the tokens a member may hold
+  // within `target` (the sizing's step), else, if none has room, up to the cap.
+  static absl::StatusOr<Assignment> PackRest(const PlanContext& ctx, const GroupSizing& sizing,
+                                             const std::vector<int32_t>& sizes, double target) {
     const Batch& batch = ctx.batch;
+    const std::vector<SizingDoc>& sorted = sizing.docs();
     const int64_t cap = TokenCap(batch.topology);
-    std::vector<double> load;
-    std::vector<int64_t> tokens;  // per member, upper bound
+    std::vector<int64_t> room;  // per member, within the target
+    Assignment a;
+    a.doc_group.assign(batch.documents.size(), -1);
+    std::vector<double> load, linear;  // per group: all its documents' seconds, their linear part
+    std::vector<int64_t> tokens;       // per member, upper bound
     int32_t left = batch.topology.num_workers;
-    for (int32_t d : order) {
-      const int32_t g = a.doc_group[d];
-      if (g < 0) continue;
-      if (g >= static_cast<int32_t>(load.size())) {
-        load.resize(g + 1, 0);
-        tokens.resize(g + 1, 0);
-      }
-      load[g] = seconds[d];
-      tokens[g] = MemberTokens(batch.documents[d].length, a.group_size[g]);
-      left -= a.group_size[g];
+    for (size_t i = 0; i < sorted.size(); ++i) {  // 2. the long documents' own groups
+      if (sizes[i] < 2) continue;
+      a.doc_group[sorted[i].document] = static_cast<int32_t>(a.group_size.size());
+      a.group_size.push_back(sizes[i]);
+      load.push_back(sorted[i].seconds);
+      linear.push_back(sorted[i].linear);
+      tokens.push_back(MemberTokens(sorted[i].length, sizes[i]));
+      // (a room over the cap, an infinite target's, is the cap's: no int64 overflow)
+      room.push_back(std::min<int64_t>(
+          cap, tokens.back() + static_cast<int64_t>(std::min<double>(
+                                   static_cast<double>(cap),
+                                   std::max(0.0, sizing.Room(sorted[i], sizes[i], target))))));
+      left -= sizes[i];
     }
     const int32_t left_before_singles = left;
     for (; left > 0; --left) {  // 3. the rest are single workers
       a.group_size.push_back(1);
       load.push_back(0);
+      linear.push_back(0);
       tokens.push_back(0);
+      room.push_back(cap);
     }
     const int32_t groups = static_cast<int32_t>(a.group_size.size());
     // Short documents go to the least-loaded single worker; to a ring group only when, with the
     // document, its members stay below that worker's load (a short document in a ring adds KV
     // traffic but little compute to hide it), or when no single worker is left or has room.
     MinTree single(groups), ring(groups);  // per-member load, HUGE_VAL for the other kind
+    const int32_t ring_groups = groups - left_before_singles;  // rings first, then singles
+    SinglesByRoom by_room(groups);
+    // Per ring: load per member, and the longest document it has room for under its room and
+    // under the cap (MemberTokens(L, k) <= r  <=>  L <= 2k·floor(r / 2): no division per test).
+    std::vector<double> per_member(groups, 0);
+    std::vector<int64_t> room_longest(groups, 0), cap_longest(groups, 0);
+    auto update_ring = [&](int32_t h) {
+      const int64_t k = a.group_size[h];
+      // (room of half the cap or more holds any document the pool has: no overflow to risk)
+      auto longest = [&](int64_t r) { return r >= cap / 2 ? cap : 2 * k * (r / 2); };
+      per_member[h] = load[h] / static_cast<double>(k);
+      room_longest[h] = longest(room[h] - tokens[h]);
+      cap_longest[h] = longest(cap - tokens[h]);
+    };
+    for (int32_t h = 0; h < ring_groups; ++h) update_ring(h);
+    std::vector<int64_t> free(groups, 0);  // singles' room left, tokens
+    for (int32_t g = ring_groups; g < groups; ++g) {
+      free[g] = cap;
+      by_room.Set(g, cap, 0);
+    }
     for (int32_t g = 0; g < groups; ++g) {
       (a.group_size[g] == 1 ? ring : single).Set(g, HUGE_VAL);
     }
@@ -181,23 +300,36 @@ class FlexDegPlanner final : public Planner {
     };
     const bool singles = left_before_singles > 0;
     const bool rings = groups > left_before_singles;
-    for (const SortedDoc& doc : sorted) {
+    for (const SizingDoc& doc : sorted) {
       const int32_t d = doc.document;
       if (a.doc_group[d] >= 0) continue;
       const int64_t length = doc.length;
-      auto fits = [&](int32_t g) {
-        return tokens[g] + MemberTokens(length, a.group_size[g]) <= cap;
+      auto fits = [&](int32_t g, const std::vector<int64_t>& limit) {
+        return tokens[g] + MemberTokens(length, a.group_size[g]) <= limit[g];
+      };
+      // The least-loaded ring with room for the document under `longest` (room_longest or
+      // cap_longest), or -1.
+      auto least_ring_with_room = [&](const std::vector<int64_t>& longest) {
+        int32_t best = -1;
+        for (int32_t h = 0; h < ring_groups; ++h) {
+          if (length <= longest[h] && (best < 0 || per_member[h] < per_member[best])) best = h;
+        }
+        return best;
       };
       int32_t g = singles ? single.ArgMin() : ring.ArgMin();
       if (singles && rings) {
         const int32_t r = ring.ArgMin();
         if ((load[r] + doc.seconds) / a.group_size[r] < load[g]) g = r;
       }
-      if (!fits(g)) {  // full: the least-loaded group with room
-        g = -1;
-        for (int32_t h = 0; h < groups; ++h) {
-          if (fits(h) && (g < 0 || load[h] / a.group_size[h] < load[g] / a.group_size[g])) g = h;
-        }
+      if (!fits(g, room)) {  // full: the least-loaded group with room
+        // Singles by their room (SinglesByRoom); rings (few) by a scan.
+        g = singles ? by_room.LeastWithRoom(length, free, load) : -1;
+        // (no ring is less loaded than the single found: no scan)
+        const bool scan = rings && (g < 0 || per_member[ring.ArgMin()] < load[g]);
+        const int32_t r = scan ? least_ring_with_room(room_longest) : -1;
+        if (r >= 0 && (g < 0 || per_member[r] < load[g])) g = r;
+        // Last, rings up to the cap (singles' room is the cap already).
+        if (g < 0 && rings) g = least_ring_with_room(cap_longest);
         if (g < 0) {
           return absl::FailedPreconditionError(absl::StrCat(
               "flexdeg: document ", d, " (", length,
@@ -206,21 +338,22 @@ class FlexDegPlanner final : public Planner {
       }
       a.doc_group[d] = g;
       load[g] += doc.seconds;
+      linear[g] += doc.linear;
       tokens[g] += MemberTokens(length, a.group_size[g]);
       update(g);
-    }
-    for (int32_t g = 0; g < groups; ++g) {  // 4. compute, or the ring's unhidden transfers
-      const int32_t k = a.group_size[g];
-      const double compute = load[g] / k;
-      double ring = 0;
-      if (k > 1) {
-        const double gbps = k <= batch.topology.workers_per_node ? batch.topology.intra_node_gbps
-                                                                 : batch.topology.inter_node_gbps;
-        const double per_round = ctx.cost.params().transfer_latency_us * 1e-6 +
-                                 ctx.cost.KvBytes(tokens[g]) / (gbps * 1e9);
-        ring = 2 * (k - 1) * per_round;  // KV forward, dKV backward
+      if (a.group_size[g] == 1) {
+        free[g] = cap - tokens[g];
+        by_room.Set(g, free[g], load[g]);
+      } else {
+        update_ring(g);
       }
-      a.estimate = std::max(a.estimate, std::max(compute, ring));
+    }
+    for (int32_t g = 0; g < groups; ++g) {
+      const int32_t k = a.group_size[g];
+      const double ring = k > 1 ? sizing.RingSeconds(tokens[g] * k, k) : 0;
+      a.estimate = std::max(a.estimate, k > 1 ? linear[g] / k + sizing.AttentionOrRotation(
+                                                                    (load[g] - linear[g]) / k, ring)
+                                              : load[g]);
     }
     return a;
   }

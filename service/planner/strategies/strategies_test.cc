@@ -257,5 +257,50 @@ TEST(FlashCpTest, KeepsShortDocumentsWholeAndShardsLongOnes) {
   for (size_t d = 1; d < blocks_of.size(); ++d) EXPECT_EQ(blocks_of[d], 1) << "document " << d;
 }
 
+// A long document whose group fits a node is sharded inside one (its receives over NVLink), also
+// when the least-loaded workers straddle two nodes (the third group of three below would).
+TEST(FlashCpTest, PlacesAGroupThatFitsANodeInsideOne) {
+  for (uint64_t seed : {1, 2, 3}) {
+    Batch batch;
+    batch.topology.num_workers = 32;  // 4 nodes of 8
+    for (int i = 0; i < 3; ++i) batch.documents.push_back({8192, Mask::Causal()});
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 600; ++i) {
+      batch.documents.push_back({200 + static_cast<int64_t>(rng() % 1500), Mask::Causal()});
+    }
+    const Plan plan = MustPlan(batch, "flashcp", OutputSpec::AllRanks(), Objective::kAttention);
+    const std::vector<std::set<int32_t>> owners = OwnersByDocument(plan);
+    for (int d = 0; d < 3; ++d) {
+      ASSERT_GE(owners[d].size(), 2u) << "seed " << seed << " document " << d;
+      ASSERT_LE(owners[d].size(), 8u) << "seed " << seed << " document " << d;
+      EXPECT_EQ(*owners[d].begin() / 8, *owners[d].rbegin() / 8)
+          << "seed " << seed << " document " << d;
+    }
+  }
+}
+
+// Under the token budget a long document's members must also hold the short documents' tokens
+// that the other workers have no room for: flashcp sizes the group to leave them room, so the
+// step stays near the balanced bound (the group sized by cost alone overloads its members).
+TEST(FlashCpTest, LeavesRoomForShortDocumentsUnderTheTokenBudget) {
+  for (uint64_t seed : {1, 2, 3}) {
+    Batch batch;
+    batch.topology.num_workers = 16;
+    batch.documents.push_back({65536, Mask::Causal()});
+    std::mt19937_64 rng(seed);
+    int64_t left = 16 * 32768 - 65536;
+    while (left > 0) {
+      const int64_t length = std::min<int64_t>(left, 100 + static_cast<int64_t>(rng() % 3000));
+      batch.documents.push_back({length, Mask::Causal()});
+      left -= length;
+    }
+    const Plan plan = MustPlan(batch, "flashcp");
+    EXPECT_LE(plan.summary.token_imbalance, 1.05 + 1e-3) << "seed " << seed;
+    EXPECT_LE(plan.PredictedStepMs(),
+              1.08 * (plan.summary.balanced_fwd_ms + plan.summary.balanced_bwd_ms))
+        << "seed " << seed;
+  }
+}
+
 }  // namespace
 }  // namespace fcp

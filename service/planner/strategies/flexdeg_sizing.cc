@@ -1,0 +1,347 @@
+#include "service/planner/strategies/flexdeg_sizing.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "service/planner/strategies/packing.h"
+
+namespace fcp {
+namespace {
+
+// How far above its least size Within looks for a ring's best size.
+constexpr int64_t kMaxWider = 64;
+// The largest sharing of workers among rings solved exactly (rings × workers × sizes steps).
+constexpr double kMaxDpSteps = 1 << 14;
+
+}  // namespace
+
+int64_t GroupSizeForCap(int64_t length, int64_t cap, int32_t workers) {
+  if (length <= cap) return 1;
+  if (cap < 2) return workers + 1;
+  const int64_t half = cap / 2;
+  return (length + 2 * half - 1) / (2 * half);
+}
+
+GroupSizing::GroupSizing(const CostModel& cost, const Topology& topology,
+                         std::vector<SizingDoc> docs, int64_t cap)
+    : workers_(topology.num_workers),
+      workers_per_node_(std::max(1, topology.workers_per_node)),
+      intra_bytes_per_second_(topology.intra_node_gbps * 1e9),
+      inter_bytes_per_second_(topology.inter_node_gbps * 1e9),
+      latency_seconds_(cost.params().transfer_latency_us * 1e-6),
+      kv_bytes_per_token_(static_cast<double>(cost.kv_bytes_per_token())),
+      linear_per_token_(3 * cost.TokenSeconds(1)),
+      backward_factor_(cost.BackwardFactor()),
+      docs_(std::move(docs)),
+      cap_(cap) {
+  for (size_t i = 0; i < docs_.size(); ++i) {
+    total_ += docs_[i].seconds;
+    total_tokens_ += static_cast<double>(docs_[i].length);
+    if (docs_[i].length > cap_) over_cap_.push_back(static_cast<int32_t>(i));
+  }
+}
+
+// Chunks at their mean size L/k rather than rounded up: the rotation then grows strictly with k
+// (more rounds, each of more of the document).
+double GroupSizing::RingSeconds(int64_t length, int64_t k) const {
+  if (k <= 1) return 0;
+  const double member_tokens = static_cast<double>(length) / static_cast<double>(k);
+  return 2.0 * static_cast<double>(k - 1) *
+         (latency_seconds_ + member_tokens * kv_bytes_per_token_ / Rate(k));
+}
+
+double GroupSizing::Rate(int64_t k) const {
+  return k <= workers_per_node_ ? intra_bytes_per_second_ : inter_bytes_per_second_;
+}
+
+double GroupSizing::GroupSeconds(const SizingDoc& d, int64_t k) const {
+  if (k <= 1) return d.seconds;
+  const double kk = static_cast<double>(k);
+  return d.linear / kk + AttentionOrRotation((d.seconds - d.linear) / kk, RingSeconds(d.length, k));
+}
+
+double GroupSizing::AttentionOrRotation(double attention, double ring) const {
+  const double forward = attention / (1 + backward_factor_);
+  return std::max(forward, ring / 2) + std::max(attention - forward, ring / 2);
+}
+
+double GroupSizing::SingleRoom(double target) const {
+  const double cap = static_cast<double>(cap_);
+  return linear_per_token_ > 0 ? std::min(cap, target / linear_per_token_) : cap;
+}
+
+double GroupSizing::Room(const SizingDoc& d, int64_t k, double target) const {
+  const double kk = static_cast<double>(k);
+  const double held = static_cast<double>(d.length) / kk;
+  const double most = static_cast<double>(cap_) - held;  // the cap, over the doc's chunks
+  if (!std::isfinite(target)) return std::max(0.0, most);
+  // x more tokens: x·λ more linear time, and a rotation of held + x tokens per member, hidden
+  // behind each pass of the member's attention as far as it goes. Convex and piecewise linear in
+  // x: walk its pieces (breakpoints where the rotation's half reaches the forward, then the
+  // backward attention) to where it reaches the target.
+  const double attention = (d.seconds - d.linear) / kk;
+  const double forward = attention / (1 + backward_factor_), backward = attention - forward;
+  const double rounds = 2.0 * (kk - 1);
+  const double ring0 = rounds * (latency_seconds_ + held * kv_bytes_per_token_ / Rate(k));
+  const double ring_slope = rounds * kv_bytes_per_token_ / Rate(k);  // per token
+  auto time = [&](double x) {
+    return d.linear / kk + x * linear_per_token_ +
+           AttentionOrRotation(attention, ring0 + ring_slope * x);
+  };
+  if (time(0) > target) return -1;
+  // Pieces: the rotation hidden in both passes (slope λ), in the longer pass only (λ + r/2),
+  // in neither (λ + r), r the rotation's seconds per token.
+  const double breaks[] = {(2 * std::min(forward, backward) - ring0) / ring_slope,
+                           (2 * std::max(forward, backward) - ring0) / ring_slope, HUGE_VAL};
+  const double slopes[] = {linear_per_token_, linear_per_token_ + ring_slope / 2,
+                           linear_per_token_ + ring_slope};
+  double x = 0, t = time(0);
+  for (int piece = 0; piece < 3 && x < most; ++piece) {
+    if (breaks[piece] <= x) continue;  // already past it
+    if (slopes[piece] > 0 && t + slopes[piece] * (breaks[piece] - x) >= target) {
+      x += (target - t) / slopes[piece];
+      break;
+    }
+    t += slopes[piece] * (breaks[piece] - x);
+    x = breaks[piece];
+  }
+  return std::max(0.0, std::min(most, x));
+}
+
+int64_t GroupSizing::LeastSize(const SizingDoc& d, double target, int64_t left) const {
+  // GroupSeconds ≥ c/k, so nothing below ceil(c / target) fits; on each side of the node size
+  // (where the rate drops) it falls, then rises (its terms: c/k-like, and a rotation that only
+  // grows), so the least k within the target is left of that side's minimum.
+  const double want = std::ceil(d.seconds / target);
+  if (!(want <= static_cast<double>(left))) return -1;
+  int64_t from = std::max<int64_t>(1, static_cast<int64_t>(want));
+  while (from > 1 && d.seconds / static_cast<double>(from - 1) <= target) --from;
+  from = std::max({from, int64_t{2}, GroupSizeForCap(d.length, cap_, workers_)});
+  auto fits = [&](int64_t k) { return GroupSeconds(d, k) <= target; };
+  for (const auto& [a, b] :
+       {std::pair<int64_t, int64_t>{from, std::min<int64_t>(left, workers_per_node_)},
+        std::pair<int64_t, int64_t>{std::max<int64_t>(from, workers_per_node_ + 1), left}}) {
+    if (a > b) continue;
+    int64_t lo = a, hi = b;  // the side's minimum, by ternary search on integers
+    while (hi - lo > 2) {
+      const int64_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
+      if (GroupSeconds(d, m1) <= GroupSeconds(d, m2)) {
+        hi = m2;
+      } else {
+        lo = m1;
+      }
+    }
+    int64_t best = lo;
+    for (int64_t k = lo + 1; k <= hi; ++k) {
+      if (GroupSeconds(d, k) < GroupSeconds(d, best)) best = k;
+    }
+    if (!fits(best)) continue;
+    lo = a, hi = best;  // falling on [a, best]: the least k that fits
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      if (fits(mid)) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+      }
+    }
+    return lo;
+  }
+  return -1;
+}
+
+bool GroupSizing::Split(const std::vector<int32_t>& sizes, std::vector<int32_t>* rings,
+                        double* rest, double* largest) const {
+  rings->clear();
+  *rest = 0;
+  *largest = 0;
+  for (size_t i = 0; i < docs_.size(); ++i) {
+    if (sizes[i] >= 2) {
+      rings->push_back(static_cast<int32_t>(i));
+      continue;
+    }
+    if (docs_[i].length > cap_) return false;
+    *rest += static_cast<double>(docs_[i].length);
+    *largest = std::max(*largest, docs_[i].seconds);
+  }
+  return true;
+}
+
+bool GroupSizing::FitsRings(const std::vector<int32_t>& rings, const std::vector<int32_t>& sizes,
+                            double rest, double target) const {
+  if (!(target >= total_ / workers_)) return false;
+  int64_t left = workers_;
+  double room = 0;  // tokens the pool has room for
+  for (int32_t i : rings) {
+    const SizingDoc& d = docs_[i];
+    const int64_t k = sizes[i];
+    if (MemberTokens(d.length, k) > cap_ || GroupSeconds(d, k) > target) return false;
+    left -= k;
+    room += static_cast<double>(k) * Room(d, k, target);
+  }
+  if (left < 0) return false;
+  room += static_cast<double>(left) * SingleRoom(target);
+  return rest <= room;
+}
+
+bool GroupSizing::Fits(const std::vector<int32_t>& sizes, double target) const {
+  std::vector<int32_t> rings;
+  double rest, largest;
+  return Split(sizes, &rings, &rest, &largest) && largest <= target &&
+         FitsRings(rings, sizes, rest, target);
+}
+
+double GroupSizing::Objective(const std::vector<int32_t>& sizes) const {
+  std::vector<int32_t> rings;
+  double rest, largest;
+  if (!Split(sizes, &rings, &rest, &largest)) return std::numeric_limits<double>::infinity();
+  auto fits = [&](double t) { return largest <= t && FitsRings(rings, sizes, rest, t); };
+  double hi = total_ / workers_;
+  for (int i = 0; !fits(hi); ++i) {
+    if (i == 64 || !std::isfinite(hi)) return std::numeric_limits<double>::infinity();
+    hi = 2 * hi + 1e-9;
+  }
+  return Bisect(total_ / workers_, hi, fits);
+}
+
+template <typename Pred>
+double GroupSizing::Bisect(double lo, double hi, Pred fits) {
+  if (fits(lo)) return lo;
+  for (int i = 0; i < 100 && hi - lo > 1e-12 * hi; ++i) {
+    const double mid = lo + (hi - lo) / 2;
+    (fits(mid) ? hi : lo) = mid;
+  }
+  return hi;
+}
+
+bool GroupSizing::Within(double target, std::vector<int32_t>* sizes) const {
+  if (!(target >= total_ / workers_)) return false;
+  sizes->assign(docs_.size(), 1);
+  int64_t left = workers_;
+  std::vector<int32_t> rings;
+  double rest = total_tokens_;
+  // Document i in a ring of its own, the least workers within the target.
+  auto group = [&](size_t i) {
+    const int64_t k = LeastSize(docs_[i], target, left);
+    if (k < 0) return false;
+    (*sizes)[i] = static_cast<int32_t>(k);
+    left -= k;
+    rings.push_back(static_cast<int32_t>(i));
+    rest -= static_cast<double>(docs_[i].length);
+    return true;
+  };
+  size_t i = 0;
+  for (; i < docs_.size() && docs_[i].seconds > target; ++i) {
+    if (!group(i)) return false;
+  }
+  for (int32_t j : over_cap_) {  // (those among the costliest are grouped already)
+    if (static_cast<size_t>(j) >= i && !group(j)) return false;
+  }
+  // (the documents left whole cost at most the target and fit the cap: no check for them)
+  WidenRings(target, left, rings, sizes);
+  return FitsRings(rings, *sizes, rest, target);
+}
+
+void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int32_t>& rings,
+                             std::vector<int32_t>* sizes) const {
+  if (left <= 0) return;
+  // loss[r][x]: the pool room ring r costs at x workers above its least size (k members could
+  // each be a single worker with SingleRoom; they hold Room beside their chunks instead).
+  const double single = SingleRoom(target);
+  const int64_t widest = std::min(left, kMaxWider);
+  std::vector<std::vector<double>> loss;
+  int64_t wanted = 0;  // workers the rings' own best sizes would add
+  std::vector<int64_t> own_best;
+  for (int32_t j : rings) {  // costliest first
+    const int64_t least = (*sizes)[j];
+    const SizingDoc& d = docs_[j];
+    std::vector<double>& l = loss.emplace_back(widest + 1, HUGE_VAL);
+    int64_t best = 0;
+    for (int64_t x = 0; x <= widest; ++x) {
+      const int64_t k = least + x;
+      if (x > 0 && (MemberTokens(d.length, k) > cap_ || GroupSeconds(d, k) > target)) continue;
+      l[x] = static_cast<double>(k) * (single - Room(d, k, target));
+      if (l[x] < l[best]) best = x;
+    }
+    own_best.push_back(best);
+    wanted += best;
+  }
+  std::vector<int64_t> extra = own_best;
+  if (wanted > left) {  // the workers do not stretch to every ring's best: share them out
+    const size_t n = rings.size();
+    if (static_cast<double>(n) * static_cast<double>(left + 1) * static_cast<double>(widest + 1) <=
+        kMaxDpSteps) {
+      // Exact: dp over rings and workers used (a multiple-choice knapsack).
+      std::vector<double> dp(left + 1, 0), next(left + 1);
+      std::vector<std::vector<int32_t>> pick(n, std::vector<int32_t>(left + 1, 0));
+      for (size_t r = 0; r < n; ++r) {
+        for (int64_t e = 0; e <= left; ++e) {
+          next[e] = HUGE_VAL;
+          for (int64_t x = 0; x <= std::min(e, widest); ++x) {
+            const double v = dp[e - x] + loss[r][x];
+            if (v < next[e]) {
+              next[e] = v;
+              pick[r][e] = static_cast<int32_t>(x);
+            }
+          }
+        }
+        dp.swap(next);
+      }
+      int64_t e = std::min_element(dp.begin(), dp.end()) - dp.begin();
+      for (size_t r = n; r-- > 0;) {
+        extra[r] = pick[r][e];
+        e -= extra[r];
+      }
+    } else {  // too large to share exactly: costliest rings first, each its best while left
+      int64_t free = left;
+      for (size_t r = 0; r < n; ++r) {
+        int64_t best = 0;
+        for (int64_t x = 1; x <= std::min(free, widest); ++x) {
+          if (loss[r][x] < loss[r][best]) best = x;
+        }
+        extra[r] = best;
+        free -= best;
+      }
+    }
+  }
+  for (size_t r = 0; r < rings.size(); ++r) (*sizes)[rings[r]] += static_cast<int32_t>(extra[r]);
+}
+
+std::optional<GroupSizing::Solution> GroupSizing::Exact() const {
+  if (workers_ <= 0) return std::nullopt;
+  std::vector<int32_t> sizes;
+  const double lo = total_ / workers_;
+  double hi = std::max(lo, docs_.empty() ? lo : docs_[0].seconds);
+  for (int i = 0; !Within(hi, &sizes); ++i) {
+    if (i == 64 || !std::isfinite(hi)) return std::nullopt;
+    hi = 2 * hi + 1e-9;
+  }
+  const double target = Bisect(lo, hi, [&](double t) { return Within(t, &sizes); });
+  Within(target, &sizes);
+  return Solution{std::move(sizes), target};
+}
+
+std::vector<int32_t> GroupSizing::Greedy(double slack) const {
+  std::vector<int32_t> sizes(docs_.size(), 1);
+  const double mean = total_ / workers_;
+  const bool capped = cap_ != std::numeric_limits<int64_t>::max();
+  int64_t left = workers_;
+  for (size_t i = 0; i < docs_.size(); ++i) {
+    const SizingDoc& d = docs_[i];
+    const double share = mean > 0 ? d.seconds / mean : 0;
+    // Costs descend: once a document wants fewer than two workers, so do all the rest, unless
+    // a memory cap forces groups on documents longer than it.
+    if (share - slack <= 1 && !capped) break;
+    int64_t want = static_cast<int64_t>(std::ceil(share - slack - 1e-9));
+    want = std::max(want, GroupSizeForCap(d.length, cap_, workers_));
+    const int64_t k = std::min<int64_t>(want, left);
+    if (k < 2 || MemberTokens(d.length, k) > cap_) continue;
+    sizes[i] = static_cast<int32_t>(k);
+    left -= k;
+  }
+  return sizes;
+}
+
+}  // namespace fcp
