@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import subprocess
+import unittest
 
 
 class CoordinatorProcess:
@@ -26,3 +27,16 @@ class CoordinatorProcess:
         code = self.process.wait(timeout=30)
         self.process.stdout.close()
         return code
+
+
+class CoordinatorTestCase(unittest.TestCase):
+    """A test case with one fcp-coordinator process (cls.coordinator) for the whole class; it
+    must exit 0 on SIGTERM at the end."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.coordinator = CoordinatorProcess()
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.coordinator.stop() == 0

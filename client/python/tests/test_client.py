@@ -11,7 +11,7 @@ import unittest
 
 import grpc
 
-from coordinator_process import CoordinatorProcess
+from coordinator_process import CoordinatorProcess, CoordinatorTestCase
 from fcp_capi import Batch as FcpBatch
 from fcp_capi import ClientOptions as FcpClientOptions
 from fcp_capi import Error as FcpError
@@ -29,15 +29,7 @@ def lengths(n=200, seed=7):
     return out
 
 
-class PythonClientTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.coordinator = CoordinatorProcess()
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.coordinator.stop() == 0
-
+class PythonClientTest(CoordinatorTestCase):
     def test_every_rank_gets_its_slice_of_one_plan(self):
         workers = 8
         results = [None] * workers

@@ -17,7 +17,7 @@ import urllib.request
 import torch
 
 import fcp_torch
-from coordinator_process import CoordinatorProcess
+from coordinator_process import CoordinatorProcess, CoordinatorTestCase
 from fcp_torch.reference import document_attention
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -265,21 +265,13 @@ class MetricsTest(unittest.TestCase):
         self.assertGreater(cp.stats["forward_seconds"] + cp.stats["backward_seconds"], 0)
 
 
-class PrefetchTest(unittest.TestCase):
+class PrefetchTest(CoordinatorTestCase):
     """prefetch() of a later step's batch, masks included, from a real coordinator: plan() with the
     same batch collects it (no second request); another batch is planned again, never served the
     prefetched plan."""
 
     MODEL = fcp_torch.Model(num_q_heads=2, num_kv_heads=1, head_dim=8, dtype="FP32")
     MASKS = [fcp_torch.Mask.sliding_window(3), fcp_torch.Mask.prefix_lm(2)]
-
-    @classmethod
-    def setUpClass(cls):
-        cls.coordinator = CoordinatorProcess()
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.coordinator.stop() == 0
 
     def context(self):
         return fcp_torch.ContextParallel(0, 1, coordinator=self.coordinator.target,
