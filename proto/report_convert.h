@@ -38,8 +38,8 @@ void PlanCalibrationToProto(const calibration::Calibration& calibration,
                             v1::PlanCalibration* proto);
 // Plans `batch` with `options` as the coordinator did under `proto`: nonzero rates replace the
 // topology's, the rest replaces options->cost (gemm_tflops when nonzero, transfer_overlap when
-// set: a coordinator from before those fields leaves the caller's). InvalidArgument (naming the field) for values the
-// planner would reject.
+// set: a coordinator from before those fields leaves the caller's). InvalidArgument (naming the
+// field) for values the planner would reject.
 absl::Status ApplyPlanCalibration(const v1::PlanCalibration& proto, Batch* batch,
                                   PlanOptions* options);
 
