@@ -3,6 +3,7 @@
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_PACKING_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_PACKING_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -96,10 +97,17 @@ class RoomTree {
   int32_t LeastLoadedWithRoom(int64_t max_tokens) const;
 
  private:
+  struct Node {
+    double load;     // the least below
+    int64_t tokens;  // the least below (of any worker: not necessarily the least-loaded one's)
+  };
+  static Node Merge(const Node& a, const Node& b) {
+    return {std::min(a.load, b.load), std::min(a.tokens, b.tokens)};
+  }
+
   size_t leaves_ = 1;
   int32_t size_;
-  std::vector<double> load_;
-  std::vector<int64_t> tokens_;
+  std::vector<Node> node_;  // node_[1] is the root; children of n are 2n and 2n + 1
 };
 
 // Upper bound on the tokens one member of a ring group of k holds of a document of `length`
