@@ -78,12 +78,9 @@ class SinglesByRoom {
     if (bucket_[w] >= 0 && bucket_[w] != b) trees_[bucket_[w]]->Set(w, HUGE_VAL);
     bucket_[w] = b;
     if (b < 0) return;
-    if (!trees_[b]) {
-      trees_[b] = std::make_unique<MinTree>(static_cast<int32_t>(bucket_.size()));
-      for (int32_t i = 0; i < static_cast<int32_t>(bucket_.size()); ++i) {
-        if (bucket_[i] != b) trees_[b]->Set(i, HUGE_VAL);
-      }
-    }
+    // (w is the bucket's first member: every other worker outside it)
+    if (!trees_[b])
+      trees_[b] = std::make_unique<MinTree>(static_cast<int32_t>(bucket_.size()), HUGE_VAL);
     trees_[b]->Set(w, load);
   }
 

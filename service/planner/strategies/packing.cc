@@ -130,14 +130,14 @@ int32_t RoomTree::LeastLoadedWithRoom(int64_t max_tokens) const {
   return best;
 }
 
-MinTree::MinTree(int32_t size) {
+MinTree::MinTree(int32_t size, double score) {
   size_t leaves = 4;
   while (leaves < static_cast<size_t>(size)) leaves *= 4;
   first_leaf_ = (leaves - 1) / 3;
   // Indices below `size` (padding leaves hold the largest key and need none).
   index_mask_ = (uint64_t{1} << IndexBits(static_cast<size_t>(std::max(size, 1)))) - 1;
   node_.assign(first_leaf_ + leaves, std::numeric_limits<uint64_t>::max());
-  for (int32_t i = 0; i < size; ++i) node_[first_leaf_ + i] = Key(i, 0);
+  for (int32_t i = 0; i < size; ++i) node_[first_leaf_ + i] = Key(i, score);
   for (size_t n = first_leaf_; n-- > 0;) {
     node_[n] = std::min({node_[4 * n + 1], node_[4 * n + 2], node_[4 * n + 3], node_[4 * n + 4]});
   }

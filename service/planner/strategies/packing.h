@@ -52,7 +52,8 @@ int64_t RequestedBlockSize(const PlanContext& ctx);
 // inner loop of every packer, and the chain from one update to the next ArgMin is its latency.
 class MinTree {
  public:
-  explicit MinTree(int32_t size);  // every score starts at 0
+  explicit MinTree(int32_t size) : MinTree(size, 0) {}  // every score starts at 0
+  MinTree(int32_t size, double score);                  // every score starts at `score`
   void Set(int32_t i, double score) {
     size_t n = first_leaf_ + static_cast<size_t>(i);
     uint64_t cur = Key(i, score);
