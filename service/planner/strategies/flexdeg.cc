@@ -79,8 +79,10 @@ class SinglesByRoom {
     bucket_[w] = b;
     if (b < 0) return;
     // (w is the bucket's first member: every other worker outside it)
-    if (!trees_[b])
+    if (!trees_[b]) {
       trees_[b] = std::make_unique<MinTree>(static_cast<int32_t>(bucket_.size()), HUGE_VAL);
+      top_ = std::max(top_, b);
+    }
     trees_[b]->Set(w, load);
   }
 
@@ -93,7 +95,7 @@ class SinglesByRoom {
     auto consider = [&](int32_t w) {
       if (best < 0 || load[w] < load[best]) best = w;
     };
-    for (int b = own + 1; b < 64; ++b) {
+    for (int b = own + 1; b <= top_; ++b) {
       if (!trees_[b]) continue;
       const int32_t w = trees_[b]->ArgMin();
       if (bucket_[w] == b) consider(w);
@@ -118,6 +120,7 @@ class SinglesByRoom {
  private:
   std::vector<int> bucket_;  // of each worker, -1: none (no room, or not a single)
   std::unique_ptr<MinTree> trees_[64];
+  int top_ = -1;  // the highest bucket with a tree
   std::vector<int32_t> popped_;
 };
 
