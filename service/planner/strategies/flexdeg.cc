@@ -310,9 +310,15 @@ class FlexDegPlanner final : public Planner {
       // The least-loaded ring with room for the document under `longest` (room_longest or
       // cap_longest), or -1.
       auto least_ring_with_room = [&](const std::vector<int64_t>& longest) {
+        // (loads are finite: the first ring with room is below the infinite start)
         int32_t best = -1;
+        double least = HUGE_VAL;
+        const int64_t* longest_data = longest.data();
+        const double* per_member_data = per_member.data();
         for (int32_t h = 0; h < ring_groups; ++h) {
-          if (length <= longest[h] && (best < 0 || per_member[h] < per_member[best])) best = h;
+          const bool better = length <= longest_data[h] && per_member_data[h] < least;
+          least = better ? per_member_data[h] : least;
+          best = better ? h : best;
         }
         return best;
       };
