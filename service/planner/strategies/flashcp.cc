@@ -176,6 +176,7 @@ class FlashCpPlanner final : public Planner {
     std::vector<int64_t> tokens(workers, 0);
     std::vector<double> traffic_seconds(workers, 0);  // receives, forward + backward
     MinTree least_loaded(workers);
+    RoomTree room(workers);  // the fallback once the least-loaded worker is full
     Placement p;
     p.degree.assign(docs, 1);
     p.at.resize(docs);
@@ -185,6 +186,7 @@ class FlashCpPlanner final : public Planner {
       load[w] += s;
       tokens[w] += length;
       least_loaded.Set(w, load[w]);
+      room.Set(w, load[w], tokens[w]);
     };
     std::vector<int32_t> popped, full, local, chosen;
     std::vector<int64_t> bounds, chunk_tokens;
@@ -299,10 +301,7 @@ class FlashCpPlanner final : public Planner {
       }
       int32_t w = least_loaded.ArgMin();
       if (tokens[w] + doc.length > cap) {
-        w = -1;
-        for (int32_t r = 0; r < workers; ++r) {
-          if (tokens[r] + doc.length <= cap && (w < 0 || load[r] < load[w])) w = r;
-        }
+        w = room.LeastLoadedWithRoom(cap - doc.length);
         if (w < 0) {  // fits whole on no worker: sharded instead, over workers with room
           shard(doc);
           continue;

@@ -78,11 +78,10 @@ class SinglesByRoom {
     if (bucket_[w] >= 0 && bucket_[w] != b) trees_[bucket_[w]]->Set(w, HUGE_VAL);
     bucket_[w] = b;
     if (b < 0) return;
+    // (w is the bucket's first member: every other worker outside it)
     if (!trees_[b]) {
-      trees_[b] = std::make_unique<MinTree>(static_cast<int32_t>(bucket_.size()));
-      for (int32_t i = 0; i < static_cast<int32_t>(bucket_.size()); ++i) {
-        if (bucket_[i] != b) trees_[b]->Set(i, HUGE_VAL);
-      }
+      trees_[b] = std::make_unique<MinTree>(static_cast<int32_t>(bucket_.size()), HUGE_VAL);
+      top_ = std::max(top_, b);
     }
     trees_[b]->Set(w, load);
   }
@@ -96,7 +95,7 @@ class SinglesByRoom {
     auto consider = [&](int32_t w) {
       if (best < 0 || load[w] < load[best]) best = w;
     };
-    for (int b = own + 1; b < 64; ++b) {
+    for (int b = own + 1; b <= top_; ++b) {
       if (!trees_[b]) continue;
       const int32_t w = trees_[b]->ArgMin();
       if (bucket_[w] == b) consider(w);
@@ -121,6 +120,7 @@ class SinglesByRoom {
  private:
   std::vector<int> bucket_;  // of each worker, -1: none (no room, or not a single)
   std::unique_ptr<MinTree> trees_[64];
+  int top_ = -1;  // the highest bucket with a tree
   std::vector<int32_t> popped_;
 };
 
@@ -310,9 +310,15 @@ class FlexDegPlanner final : public Planner {
       // The least-loaded ring with room for the document under `longest` (room_longest or
       // cap_longest), or -1.
       auto least_ring_with_room = [&](const std::vector<int64_t>& longest) {
+        // (loads are finite: the first ring with room is below the infinite start)
         int32_t best = -1;
+        double least = HUGE_VAL;
+        const int64_t* longest_data = longest.data();
+        const double* per_member_data = per_member.data();
         for (int32_t h = 0; h < ring_groups; ++h) {
-          if (length <= longest[h] && (best < 0 || per_member[h] < per_member[best])) best = h;
+          const bool better = length <= longest_data[h] && per_member_data[h] < least;
+          least = better ? per_member_data[h] : least;
+          best = better ? h : best;
         }
         return best;
       };

@@ -89,60 +89,55 @@ int64_t RequestedBlockSize(const PlanContext& ctx) {
 
 RoomTree::RoomTree(int32_t size) : size_(size) {
   while (leaves_ < static_cast<size_t>(std::max(size, 1))) leaves_ *= 2;
-  load_.assign(2 * leaves_, std::numeric_limits<double>::infinity());
-  tokens_.assign(2 * leaves_, std::numeric_limits<int64_t>::max());
-  for (int32_t w = 0; w < size; ++w) {
-    load_[leaves_ + w] = 0;
-    tokens_[leaves_ + w] = 0;
-  }
-  for (size_t n = leaves_ - 1; n >= 1; --n) {
-    load_[n] = std::min(load_[2 * n], load_[2 * n + 1]);
-    tokens_[n] = std::min(tokens_[2 * n], tokens_[2 * n + 1]);
-  }
+  node_.assign(2 * leaves_,
+               {std::numeric_limits<double>::infinity(), std::numeric_limits<int64_t>::max()});
+  for (int32_t w = 0; w < size; ++w) node_[leaves_ + w] = {0, 0};
+  for (size_t n = leaves_ - 1; n >= 1; --n) node_[n] = Merge(node_[2 * n], node_[2 * n + 1]);
 }
 
 void RoomTree::Set(int32_t w, double load, int64_t tokens) {
   size_t n = leaves_ + static_cast<size_t>(w);
-  load_[n] = load;
-  tokens_[n] = tokens;
-  for (n /= 2; n >= 1; n /= 2) {
-    load_[n] = std::min(load_[2 * n], load_[2 * n + 1]);
-    tokens_[n] = std::min(tokens_[2 * n], tokens_[2 * n + 1]);
-  }
+  node_[n] = {load, tokens};
+  for (n /= 2; n >= 1; n /= 2) node_[n] = Merge(node_[2 * n], node_[2 * n + 1]);
 }
 
 int32_t RoomTree::LeastLoadedWithRoom(int64_t max_tokens) const {
   int32_t best = -1;
   double best_load = std::numeric_limits<double>::infinity();
-  absl::InlinedVector<size_t, 64> stack = {1};
-  while (!stack.empty()) {
-    const size_t n = stack.back();
-    stack.pop_back();
-    // No room below n, or nothing below can hold less (equal loads: a lower index may still win).
-    if (tokens_[n] > max_tokens || load_[n] > best_load) continue;
-    if (n >= leaves_) {
-      const int32_t w = static_cast<int32_t>(n - leaves_);
-      if (w < size_ && (load_[n] < best_load || (load_[n] == best_load && w < best))) {
-        best = w;
-        best_load = load_[n];
-      }
-      continue;
+  // Depth-first, the lower-loaded child first; a node is visited only if some worker below has
+  // room and could hold less (equal loads: a lower index may still win). The higher-loaded child
+  // waits on the stack (at most one per level).
+  size_t stack[64];
+  int top = 0;
+  auto open = [&](size_t n) { return node_[n].tokens <= max_tokens && node_[n].load <= best_load; };
+  if (open(1)) stack[top++] = 1;
+  while (top > 0) {
+    size_t n = stack[--top];
+    if (node_[n].load > best_load) continue;  // best improved since n was pushed
+    while (n < leaves_) {
+      const size_t low = node_[2 * n].load <= node_[2 * n + 1].load ? 2 * n : 2 * n + 1;
+      if (open(low ^ 1)) stack[top++] = low ^ 1;
+      if (!open(low)) break;
+      n = low;
     }
-    const size_t low = load_[2 * n] <= load_[2 * n + 1] ? 2 * n : 2 * n + 1;
-    stack.push_back(low ^ 1);  // the higher-loaded child after
-    stack.push_back(low);
+    if (n < leaves_) continue;
+    const int32_t w = static_cast<int32_t>(n - leaves_);
+    if (w < size_ && (node_[n].load < best_load || (node_[n].load == best_load && w < best))) {
+      best = w;
+      best_load = node_[n].load;
+    }
   }
   return best;
 }
 
-MinTree::MinTree(int32_t size) {
+MinTree::MinTree(int32_t size, double score) {
   size_t leaves = 4;
   while (leaves < static_cast<size_t>(size)) leaves *= 4;
   first_leaf_ = (leaves - 1) / 3;
   // Indices below `size` (padding leaves hold the largest key and need none).
   index_mask_ = (uint64_t{1} << IndexBits(static_cast<size_t>(std::max(size, 1)))) - 1;
   node_.assign(first_leaf_ + leaves, std::numeric_limits<uint64_t>::max());
-  for (int32_t i = 0; i < size; ++i) node_[first_leaf_ + i] = Key(i, 0);
+  for (int32_t i = 0; i < size; ++i) node_[first_leaf_ + i] = Key(i, score);
   for (size_t n = first_leaf_; n-- > 0;) {
     node_[n] = std::min({node_[4 * n + 1], node_[4 * n + 2], node_[4 * n + 3], node_[4 * n + 4]});
   }

@@ -3,6 +3,7 @@
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_PACKING_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_PACKING_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -51,7 +52,8 @@ int64_t RequestedBlockSize(const PlanContext& ctx);
 // inner loop of every packer, and the chain from one update to the next ArgMin is its latency.
 class MinTree {
  public:
-  explicit MinTree(int32_t size);  // every score starts at 0
+  explicit MinTree(int32_t size) : MinTree(size, 0) {}  // every score starts at 0
+  MinTree(int32_t size, double score);                  // every score starts at `score`
   void Set(int32_t i, double score) {
     size_t n = first_leaf_ + static_cast<size_t>(i);
     uint64_t cur = Key(i, score);
@@ -96,10 +98,17 @@ class RoomTree {
   int32_t LeastLoadedWithRoom(int64_t max_tokens) const;
 
  private:
+  struct Node {
+    double load;     // the least below
+    int64_t tokens;  // the least below (of any worker: not necessarily the least-loaded one's)
+  };
+  static Node Merge(const Node& a, const Node& b) {
+    return {std::min(a.load, b.load), std::min(a.tokens, b.tokens)};
+  }
+
   size_t leaves_ = 1;
   int32_t size_;
-  std::vector<double> load_;
-  std::vector<int64_t> tokens_;
+  std::vector<Node> node_;  // node_[1] is the root; children of n are 2n and 2n + 1
 };
 
 // Upper bound on the tokens one member of a ring group of k holds of a document of `length`

@@ -1,6 +1,7 @@
 // The packers' worker pickers against the scans they replace.
 #include "service/planner/strategies/packing.h"
 
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -36,6 +37,24 @@ TEST(RoomTreeTest, FindsWhatAScanFindsUnderRandomUpdates) {
       ASSERT_EQ(tree.LeastLoadedWithRoom(max_tokens),
                 ScanLeastLoadedWithRoom(load, tokens, max_tokens))
           << "W " << workers << ", step " << step << ", max_tokens " << max_tokens;
+    }
+  }
+}
+
+// flexdeg's buckets start every worker outside (HUGE_VAL) and Set their members: the same
+// tree, and the same ArgMin under updates, as Setting every worker from the all-zero start.
+TEST(MinTreeTest, StartingScoreMatchesSettingEveryWorker) {
+  for (int32_t workers : {1, 5, 64, 1000}) {
+    std::mt19937_64 rng(workers);
+    MinTree started(workers, HUGE_VAL), set(workers);
+    for (int32_t w = 0; w < workers; ++w) set.Set(w, HUGE_VAL);
+    EXPECT_EQ(started.ArgMin(), set.ArgMin()) << "W " << workers;
+    for (int step = 0; step < 500; ++step) {
+      const int32_t w = static_cast<int32_t>(rng() % workers);
+      const double score = step % 3 == 0 ? HUGE_VAL : static_cast<double>(rng() % 8);
+      started.Set(w, score);
+      set.Set(w, score);
+      ASSERT_EQ(started.ArgMin(), set.ArgMin()) << "W " << workers << ", step " << step;
     }
   }
 }
