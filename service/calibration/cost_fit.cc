@@ -228,14 +228,21 @@ absl::StatusOr<Calibration> FitCalibration(absl::Span<const RankStepMeasurement>
   return best;
 }
 
+// A fitted rate scaled by the step scale, kept where the planner accepts rates (0: not measured).
+// A rate clamped at the floor by the fit (a very slow machine, e.g. a sanitizer build on a busy
+// CPU) would otherwise fall below it and make every plan of the job INVALID_ARGUMENT.
+double ScaledRate(double rate, double k) {
+  return rate == 0 ? 0 : Clamp(rate / k, kMinRate, kMaxRate);
+}
+
 Calibration Scaled(const Calibration& fit) {
   Calibration c = fit;
   const double k = fit.step_scale;
-  c.params.attention_tflops /= k;
-  c.params.intra_node_gbps /= k;
-  c.params.inter_node_gbps /= k;
-  c.params.tile_overhead_us *= k;
-  c.params.transfer_latency_us *= k;
+  c.params.attention_tflops = ScaledRate(c.params.attention_tflops, k);
+  c.params.intra_node_gbps = ScaledRate(c.params.intra_node_gbps, k);
+  c.params.inter_node_gbps = ScaledRate(c.params.inter_node_gbps, k);
+  c.params.tile_overhead_us = Clamp(c.params.tile_overhead_us * k, 0, 1e6);
+  c.params.transfer_latency_us = Clamp(c.params.transfer_latency_us * k, 0, 1e6);
   c.linear_tflops /= k;
   if (c.linear_tflops > 0)
     c.params.gemm_tflops = Clamp(c.linear_tflops, kMinGemmTflops, kMaxGemmTflops);

@@ -154,6 +154,27 @@ TEST(CostFitTest, StragglersScaleThePlannedTimesNotTheRankFit) {
   EXPECT_EQ(planned.backward_efficiency, fit->params.backward_efficiency);
 }
 
+// A machine slower than the planner's least rate (a sanitizer build on a busy CPU): the fit clamps
+// its rates to the floor, and the straggle scale must not push the planned rates below it, or
+// every plan of the job would be refused (seen under ASan: "rate 0.000999731: must be 0 or in
+// [0.001, 1e6]").
+TEST(CostFitTest, PlannedRatesStayValidOnAMachineSlowerThanTheLeastRate) {
+  Calibration fit;
+  fit.params.attention_tflops = kMinRate;
+  fit.params.intra_node_gbps = kMinRate;
+  fit.params.inter_node_gbps = 0;  // not measured: stays 0
+  fit.params.transfer_latency_us = 9e5;
+  fit.linear_tflops = kMinGemmTflops;
+  fit.step_scale = 4;
+  const CostParams planned = PlanningParams(fit);
+  EXPECT_TRUE(ValidateCostParams(planned).ok()) << ValidateCostParams(planned);
+  EXPECT_EQ(planned.attention_tflops, kMinRate);
+  EXPECT_EQ(planned.intra_node_gbps, kMinRate);
+  EXPECT_EQ(planned.inter_node_gbps, 0);
+  EXPECT_EQ(planned.transfer_latency_us, 1e6);
+  EXPECT_EQ(planned.gemm_tflops, kMinGemmTflops);
+}
+
 TEST(CostFitTest, ExportedFileParsesBack) {
   absl::StatusOr<Calibration> fit = FitCalibration(Window(GroundTruth(), 0.01), CostParams());
   ASSERT_TRUE(fit.ok()) << fit.status();
