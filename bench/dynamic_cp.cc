@@ -5,10 +5,9 @@
 // the batch's longest document fits the token budget. Dynamic CP (Megatron-LM's per-batch CP
 // size) may take any c dividing W, so it can also pick a larger c that spreads the longest
 // document's attention over more GPUs at the price of longer rings. Here every c dividing W runs
-// as a strategy of this program only, `uniform_cp/<c>`: W/c data-parallel groups of c consecutive
-// ranks (placed as static_cp places them), documents packed into the groups by tokens (largest
-// first onto the group with the fewest tokens whose members still have room for their zigzag
-// shares), each document zigzag over its group's c members. Each layout is scheduled and costed
+// as a strategy of this program only, `uniform_cp/<c>`: static_cp's own packing at that c
+// (PackStaticCpGroups: W/c data-parallel groups of c consecutive ranks, documents packed into the
+// groups by tokens, each document zigzag over its group's c members). Each layout is scheduled and costed
 // by the planner's one cost model, and the fastest is reported.
 //
 //   build/bench/dynamic_cp --lengths wikipedia.lengths --workers 64 --tokens-per-worker 32768
@@ -32,7 +31,7 @@
 #include "absl/time/time.h"
 #include "client/cli/report.h"
 #include "service/planner/planner.h"
-#include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/static_cp.h"
 #include "service/planner/validator.h"
 #include "workload/plan_config.h"
 
@@ -41,62 +40,13 @@ namespace {
 
 constexpr int kMaxLogDegree = 16;  // c up to 65536 workers
 
-// The tokens member m of a ring of c holds of a document of `length`: zigzag chunks m, 2c-1-m.
-int64_t ZigzagShare(int64_t length, int64_t c, int64_t m) {
-  const int64_t chunks = 2 * c;
-  return ChunkBegin(length, chunks, m + 1) - ChunkBegin(length, chunks, m) +
-         ChunkBegin(length, chunks, chunks - m) - ChunkBegin(length, chunks, chunks - 1 - m);
-}
-
-// W/c ring groups of c; documents by tokens, largest first, each onto the group with the fewest
-// tokens whose members all have room for their shares under the token budget (else the first
-// group that has room).
+// static_cp's packing (service/planner/strategies/static_cp.h) at a CP size c dividing W.
 absl::StatusOr<Layout> UniformLayout(const Batch& batch, int32_t c, absl::string_view name) {
   const int32_t workers = batch.topology.num_workers;
   if (c > workers || workers % c != 0) {
     return absl::FailedPreconditionError(absl::StrCat(name, ": ", c, " does not divide W"));
   }
-  int64_t budget = batch.topology.max_tokens_per_worker;
-  if (budget <= 0) budget = TokenBudget(batch, Objective::kWholeStep);  // a loader packs to one
-  const int32_t num_groups = workers / c;
-  const int32_t docs = static_cast<int32_t>(batch.documents.size());
-  std::vector<double> tokens(docs);
-  for (int32_t d = 0; d < docs; ++d) tokens[d] = static_cast<double>(batch.documents[d].length);
-  std::vector<int64_t> member_load(static_cast<size_t>(workers), 0);
-  MinTree lightest(num_groups);
-  std::vector<int64_t> group_tokens(num_groups, 0);
-  Layout layout;
-  layout.kind = Layout::Kind::kZigzagRing;
-  layout.strategy = std::string(name);
-  layout.doc_group.assign(docs, -1);
-  for (const int32_t d : ByCostDescending(tokens)) {
-    const int64_t length = batch.documents[d].length;
-    auto room = [&](int32_t g) {
-      for (int32_t m = 0; m < c; ++m) {
-        if (member_load[static_cast<size_t>(g) * c + m] + ZigzagShare(length, c, m) > budget) {
-          return false;
-        }
-      }
-      return true;
-    };
-    int32_t target = lightest.ArgMin();
-    for (int32_t g = 0; !room(target); ++g) {
-      if (g == num_groups) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            name, ": document ", d, " (", length, " tokens) fits no group under the budget"));
-      }
-      target = g;
-    }
-    for (int32_t m = 0; m < c; ++m) {
-      member_load[static_cast<size_t>(target) * c + m] += ZigzagShare(length, c, m);
-    }
-    layout.doc_group[d] = target;
-    group_tokens[target] += length;
-    lightest.Set(target, static_cast<double>(group_tokens[target]));
-    layout.block_size = std::max(layout.block_size, (length + 2 * c - 1) / (2 * c));
-  }
-  layout.groups = PlaceGroups(std::vector<int32_t>(num_groups, c), batch.topology);
-  return layout;
+  return PackStaticCpGroups(batch, c, StaticCpBudget(batch), name);
 }
 
 template <int kLogDegree>

@@ -12,8 +12,11 @@
 // groups of c leave W mod c workers out), c doubles, up to one group of all W workers.
 // Tokens balance well; attention does not: the straggler is the group that drew the longest
 // document. This, not the W-wide ring, is the baseline a trainer would otherwise run.
+#include "service/planner/strategies/static_cp.h"
+
 #include <algorithm>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -58,10 +61,7 @@ class StaticCpPlanner final : public Planner {
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t workers = batch.topology.num_workers;
-    // Without a budget (attention objective) the trainer still has one: its share of the tokens
-    // with the topology's slack (a data loader packs to a length, it does not cut documents).
-    int64_t budget = batch.topology.max_tokens_per_worker;
-    if (budget <= 0) budget = TokenBudget(batch, Objective::kWholeStep);
+    const int64_t budget = StaticCpBudget(batch);
     int32_t longest = 0;
     for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
       if (batch.documents[d].length > batch.documents[longest].length) longest = d;
@@ -75,59 +75,67 @@ class StaticCpPlanner final : public Planner {
           workers, " under the token budget of ", budget, " per worker"));
     }
     for (;; c *= 2) {
-      absl::StatusOr<Layout> layout = Pack(batch, std::min(c, workers), budget);
+      absl::StatusOr<Layout> layout =
+          PackStaticCpGroups(batch, std::min(c, workers), budget, "static_cp");
       if (layout.ok() || c >= workers) return layout;
     }
-  }
-
- private:
-  // Documents by length, largest first, each onto the group holding the fewest tokens that has
-  // room for its members' shares.
-  static absl::StatusOr<Layout> Pack(const Batch& batch, int32_t c, int64_t budget) {
-    const int32_t docs = static_cast<int32_t>(batch.documents.size());
-    const int32_t groups = batch.topology.num_workers / c;
-    std::vector<double> lengths(docs);
-    for (int32_t d = 0; d < docs; ++d) lengths[d] = static_cast<double>(batch.documents[d].length);
-    std::vector<int64_t> held(static_cast<size_t>(groups) * c, 0);  // per (group, member)
-    std::vector<int64_t> group_tokens(groups, 0), share(c);
-    MinTree fewest(groups);
-    Layout layout;
-    layout.kind = Layout::Kind::kZigzagRing;
-    layout.strategy = "static_cp";
-    layout.doc_group.assign(docs, -1);
-    for (int32_t d : ByCostDescending(lengths)) {
-      const int64_t length = batch.documents[d].length;
-      for (int32_t m = 0; m < c; ++m) share[m] = Share(length, c, m);
-      auto fits = [&](int32_t g) {
-        for (int32_t m = 0; m < c; ++m) {
-          if (held[static_cast<size_t>(g) * c + m] + share[m] > budget) return false;
-        }
-        return true;
-      };
-      int32_t g = fewest.ArgMin();
-      if (!fits(g)) {  // rounding: another group's members may still have room
-        g = -1;
-        for (int32_t h = 0; h < groups && g < 0; ++h) {
-          if (fits(h)) g = h;
-        }
-        if (g < 0) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("static_cp: document ", d, " (", length, " tokens) fits in no group of ",
-                           c, " under the token budget of ", budget, " per worker"));
-        }
-      }
-      for (int32_t m = 0; m < c; ++m) held[static_cast<size_t>(g) * c + m] += share[m];
-      layout.doc_group[d] = g;
-      group_tokens[g] += length;
-      fewest.Set(g, static_cast<double>(group_tokens[g]));
-      layout.block_size = std::max(layout.block_size, (length + 2 * c - 1) / (2 * c));
-    }
-    layout.groups = PlaceGroups(std::vector<int32_t>(groups, c), batch.topology);
-    return layout;
   }
 };
 
 }  // namespace
+
+int64_t StaticCpBudget(const Batch& batch) {
+  // Without a budget (attention objective) the trainer still has one: its share of the tokens
+  // with the topology's slack (a data loader packs to a length, it does not cut documents).
+  const int64_t budget = batch.topology.max_tokens_per_worker;
+  return budget > 0 ? budget : TokenBudget(batch, Objective::kWholeStep);
+}
+
+// Documents by length, largest first, each onto the group holding the fewest tokens that has room
+// for its members' shares.
+absl::StatusOr<Layout> PackStaticCpGroups(const Batch& batch, int32_t c, int64_t budget,
+                                          absl::string_view strategy) {
+  const int32_t docs = static_cast<int32_t>(batch.documents.size());
+  const int32_t groups = batch.topology.num_workers / c;
+  std::vector<double> lengths(docs);
+  for (int32_t d = 0; d < docs; ++d) lengths[d] = static_cast<double>(batch.documents[d].length);
+  std::vector<int64_t> held(static_cast<size_t>(groups) * c, 0);  // per (group, member)
+  std::vector<int64_t> group_tokens(groups, 0), share(c);
+  MinTree fewest(groups);
+  Layout layout;
+  layout.kind = Layout::Kind::kZigzagRing;
+  layout.strategy = std::string(strategy);
+  layout.doc_group.assign(docs, -1);
+  for (int32_t d : ByCostDescending(lengths)) {
+    const int64_t length = batch.documents[d].length;
+    for (int32_t m = 0; m < c; ++m) share[m] = Share(length, c, m);
+    auto fits = [&](int32_t g) {
+      for (int32_t m = 0; m < c; ++m) {
+        if (held[static_cast<size_t>(g) * c + m] + share[m] > budget) return false;
+      }
+      return true;
+    };
+    int32_t g = fewest.ArgMin();
+    if (!fits(g)) {  // rounding: another group's members may still have room
+      g = -1;
+      for (int32_t h = 0; h < groups && g < 0; ++h) {
+        if (fits(h)) g = h;
+      }
+      if (g < 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(strategy, ": document ", d, " (", length, " tokens) fits in no group of ",
+                         c, " under the token budget of ", budget, " per worker"));
+      }
+    }
+    for (int32_t m = 0; m < c; ++m) held[static_cast<size_t>(g) * c + m] += share[m];
+    layout.doc_group[d] = g;
+    group_tokens[g] += length;
+    fewest.Set(g, static_cast<double>(group_tokens[g]));
+    layout.block_size = std::max(layout.block_size, (length + 2 * c - 1) / (2 * c));
+  }
+  layout.groups = PlaceGroups(std::vector<int32_t>(groups, c), batch.topology);
+  return layout;
+}
 
 std::unique_ptr<Planner> NewStaticCpPlanner() { return std::make_unique<StaticCpPlanner>(); }
 
