@@ -101,35 +101,6 @@ void RoomTree::Set(int32_t w, double load, int64_t tokens) {
   for (n /= 2; n >= 1; n /= 2) node_[n] = Merge(node_[2 * n], node_[2 * n + 1]);
 }
 
-int32_t RoomTree::LeastLoadedWithRoom(int64_t max_tokens) const {
-  int32_t best = -1;
-  double best_load = std::numeric_limits<double>::infinity();
-  // Depth-first, the lower-loaded child first; a node is visited only if some worker below has
-  // room and could hold less (equal loads: a lower index may still win). The higher-loaded child
-  // waits on the stack (at most one per level).
-  size_t stack[64];
-  int top = 0;
-  auto open = [&](size_t n) { return node_[n].tokens <= max_tokens && node_[n].load <= best_load; };
-  if (open(1)) stack[top++] = 1;
-  while (top > 0) {
-    size_t n = stack[--top];
-    if (node_[n].load > best_load) continue;  // best improved since n was pushed
-    while (n < leaves_) {
-      const size_t low = node_[2 * n].load <= node_[2 * n + 1].load ? 2 * n : 2 * n + 1;
-      if (open(low ^ 1)) stack[top++] = low ^ 1;
-      if (!open(low)) break;
-      n = low;
-    }
-    if (n < leaves_) continue;
-    const int32_t w = static_cast<int32_t>(n - leaves_);
-    if (w < size_ && (node_[n].load < best_load || (node_[n].load == best_load && w < best))) {
-      best = w;
-      best_load = node_[n].load;
-    }
-  }
-  return best;
-}
-
 MinTree::MinTree(int32_t size, double score) {
   size_t leaves = 4;
   while (leaves < static_cast<size_t>(size)) leaves *= 4;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -95,7 +96,15 @@ class RoomTree {
   void Set(int32_t w, double load, int64_t tokens);
   // The worker with the least load among those holding at most `max_tokens` (ties: the lowest
   // index), as a scan in index order keeping strictly lower loads finds it; -1 if none.
-  int32_t LeastLoadedWithRoom(int64_t max_tokens) const;
+  int32_t LeastLoadedWithRoom(int64_t max_tokens) const {
+    return LeastWithRoom(max_tokens, [](double load, int64_t) { return load; });
+  }
+  // The same for any score(load, tokens) that does not decrease when either argument grows: the
+  // score of a node's least load and least tokens then bounds every worker below it, so only
+  // subtrees that could still hold a lower (or equal, at a lower index) score are visited. fcp's
+  // packer asks for its max(load / mean, tokens / budget) with an item added.
+  template <typename Score>
+  int32_t LeastWithRoom(int64_t max_tokens, Score score) const;
 
  private:
   struct Node {
@@ -110,6 +119,50 @@ class RoomTree {
   int32_t size_;
   std::vector<Node> node_;  // node_[1] is the root; children of n are 2n and 2n + 1
 };
+
+template <typename Score>
+int32_t RoomTree::LeastWithRoom(int64_t max_tokens, Score score) const {
+  int32_t best = -1;
+  double best_score = std::numeric_limits<double>::infinity();
+  // Depth-first, the lower-scored child first; a node is visited only if some worker below has
+  // room and could score no higher than the best so far (equal: a lower index may still win). The
+  // other child waits on the stack (at most one per level) with its score.
+  struct Open {
+    size_t node;
+    double score;
+  };
+  Open stack[64];
+  int top = 0;
+  auto bound = [&](size_t n) { return score(node_[n].load, node_[n].tokens); };
+  if (node_[1].tokens <= max_tokens) stack[top++] = {1, bound(1)};
+  while (top > 0) {
+    const Open open = stack[--top];
+    if (open.score > best_score) continue;  // best improved since it was pushed
+    size_t n = open.node;
+    while (n < leaves_) {
+      const size_t l = 2 * n, r = 2 * n + 1;
+      const bool l_room = node_[l].tokens <= max_tokens, r_room = node_[r].tokens <= max_tokens;
+      const double ls = l_room ? bound(l) : std::numeric_limits<double>::infinity();
+      const double rs = r_room ? bound(r) : std::numeric_limits<double>::infinity();
+      const bool left_first = ls <= rs;
+      const size_t low = left_first ? l : r, high = left_first ? r : l;
+      const double low_s = left_first ? ls : rs, high_s = left_first ? rs : ls;
+      const bool high_room = left_first ? r_room : l_room, low_room = left_first ? l_room : r_room;
+      if (high_room && high_s <= best_score) stack[top++] = {high, high_s};
+      if (!low_room || low_s > best_score) break;
+      n = low;
+    }
+    if (n < leaves_) continue;
+    const int32_t w = static_cast<int32_t>(n - leaves_);
+    if (w >= size_) continue;
+    const double s = bound(n);
+    if (s < best_score || (s == best_score && w < best)) {
+      best = w;
+      best_score = s;
+    }
+  }
+  return best;
+}
 
 // Upper bound on the tokens one member of a ring group of k holds of a document of `length`
 // tokens (two zigzag chunks, each at most ceil(length / 2k)).

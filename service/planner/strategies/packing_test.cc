@@ -1,6 +1,7 @@
 // The packers' worker pickers against the scans they replace.
 #include "service/planner/strategies/packing.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -36,6 +37,41 @@ TEST(RoomTreeTest, FindsWhatAScanFindsUnderRandomUpdates) {
       const int64_t max_tokens = static_cast<int64_t>(rng() % (step / 2 + 100));
       ASSERT_EQ(tree.LeastLoadedWithRoom(max_tokens),
                 ScanLeastLoadedWithRoom(load, tokens, max_tokens))
+          << "W " << workers << ", step " << step << ", max_tokens " << max_tokens;
+    }
+  }
+}
+
+// fcp's packer: the lowest max(load / mean, tokens / budget) with an item added, among the
+// workers with room for it, ties to the lowest index (what its scan of every worker found).
+TEST(RoomTreeTest, LeastScoreWithRoomFindsWhatAScanFinds) {
+  for (int32_t workers : {1, 2, 7, 64, 300, 1024}) {
+    std::mt19937_64 rng(workers + 17);
+    RoomTree tree(workers);
+    std::vector<double> load(workers, 0);
+    std::vector<int64_t> tokens(workers, 0);
+    const double inv_mean = 1.0 / 3, inv_budget = 1.0 / 1000;
+    auto score = [&](double l, int64_t t) {
+      return std::max(l * inv_mean, static_cast<double>(t) * inv_budget);
+    };
+    for (int step = 0; step < 3000; ++step) {
+      const int32_t w = static_cast<int32_t>(rng() % workers);
+      load[w] += static_cast<double>(rng() % 3);  // few values: ties are common
+      tokens[w] += static_cast<int64_t>(rng() % 50) * 10;
+      tree.Set(w, load[w], tokens[w]);
+      const double seconds = static_cast<double>(rng() % 4);
+      const int64_t item = static_cast<int64_t>(rng() % 40) * 10;
+      const int64_t max_tokens = static_cast<int64_t>(rng() % (step + 200)) * 4 - item;
+      int32_t scan = -1;
+      double scan_score = HUGE_VAL;
+      for (int32_t v = 0; v < workers; ++v) {
+        if (tokens[v] > max_tokens) continue;
+        const double s = score(load[v] + seconds, tokens[v] + item);
+        if (s < scan_score) scan = v, scan_score = s;
+      }
+      ASSERT_EQ(tree.LeastWithRoom(
+                    max_tokens, [&](double l, int64_t t) { return score(l + seconds, t + item); }),
+                scan)
           << "W " << workers << ", step " << step << ", max_tokens " << max_tokens;
     }
   }
