@@ -178,12 +178,17 @@ bool Packer::TryImprove(int32_t hot) {
   const double before = ScoreOf(hot);
   double best = before;
   int32_t move = -1, swap = -1, to = -1;
+  // Pruning that skips only what cannot improve `best` (so the choice, ties included, is what
+  // the full search finds): every move or swap adds seconds to `cold`, so its score with them is
+  // at least its load's; and one of item i's moves or swaps leaves `hot` at least its load minus
+  // i's seconds.
   for (int c = 0; c < k; ++c) {
     const int32_t cold = colds[c];
-    if (cold == hot) continue;
+    if (cold == hot || load_[cold] * inv_mean_seconds_ >= best - 1e-9) continue;
     for (int32_t i : owned_[hot]) {
       const PackItem& a = items_[i];
       const double da = a.seconds;
+      if ((load_[hot] - da) * inv_mean_seconds_ >= best - 1e-9) continue;
       const int64_t ta = a.tokens();
       if (tokens_[cold] + ta <= cap_) {
         const double s = std::max(Score(load_[hot] - da, tokens_[hot] - ta),
