@@ -41,15 +41,14 @@ PlanOptions DcpOptions() {
 
 class DcpToleranceTest : public ::testing::TestWithParam<double> {};
 
+// The whole step: tokens are work (the linear layers), balanced like attention compute.
 TEST_P(DcpToleranceTest, ComputeAndTokensStayWithinTheTolerance) {
   const double tolerance = GetParam();
   for (uint64_t seed : {1, 2, 3}) {
-    const Batch batch = ManyDocuments(16, seed);
+    Batch batch = ManyDocuments(16, seed);
+    batch.topology.token_slack = 1;  // a budget of 2x the mean: the tolerance binds first
     PlanOptions options = DcpOptions();
     options.balance_tolerance = tolerance;
-    // Attention alone: no token budget below the tolerance's (the whole step caps tokens at
-    // 1.05 x the mean).
-    options.objective = Objective::kAttention;
     absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
     ASSERT_TRUE(plan.ok()) << plan.status();
     EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok());
@@ -57,6 +56,36 @@ TEST_P(DcpToleranceTest, ComputeAndTokensStayWithinTheTolerance) {
     EXPECT_LE(plan->summary.compute_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
     EXPECT_LE(plan->summary.token_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
   }
+}
+
+// Attention alone: tokens cost nothing, so only compute is held to the tolerance, and tokens only
+// to a memory cap where the request sets one. Without a cap dcp takes the freedom the other
+// strategies take (a worker of cheap tokens holds more of them) and sends fewer bytes than under
+// a cap at the tolerance.
+TEST_P(DcpToleranceTest, AttentionHoldsTokensOnlyToTheMemoryCap) {
+  const double tolerance = GetParam();
+  int64_t free_bytes = 0, capped_bytes = 0;
+  for (uint64_t seed : {1, 2, 3}) {
+    Batch batch = ManyDocuments(16, seed);
+    PlanOptions options = DcpOptions();
+    options.balance_tolerance = tolerance;
+    options.objective = Objective::kAttention;
+    absl::StatusOr<Plan> free = MakePlan(batch, options, OutputSpec::AllRanks());
+    ASSERT_TRUE(free.ok()) << free.status();
+    EXPECT_TRUE(ValidatePlan(batch, options, *free).ok());
+    EXPECT_LE(free->summary.compute_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
+    EXPECT_GT(free->summary.token_imbalance, 1 + tolerance) << "seed " << seed;
+    const int64_t mean = batch.TotalTokens() / batch.topology.num_workers;
+    batch.topology.max_tokens_per_worker = static_cast<int64_t>(mean * (1 + tolerance));
+    absl::StatusOr<Plan> capped = MakePlan(batch, options, OutputSpec::AllRanks());
+    ASSERT_TRUE(capped.ok()) << capped.status();
+    EXPECT_TRUE(ValidatePlan(batch, options, *capped).ok());
+    EXPECT_LE(capped->summary.compute_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
+    EXPECT_LE(capped->summary.max_tokens_per_worker, batch.topology.max_tokens_per_worker);
+    free_bytes += free->summary.comm_bytes;
+    capped_bytes += capped->summary.comm_bytes;
+  }
+  EXPECT_LT(free_bytes, capped_bytes);
 }
 
 INSTANTIATE_TEST_SUITE_P(Tolerances, DcpToleranceTest, ::testing::Values(0.03, 0.05, 0.2));
