@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <random>
 #include <thread>
 
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/graph_partition.h"
 #include "service/planner/strategies/hypergraph.h"
 #include "service/planner/strategies/metis_library.h"
 #include "service/planner/strategies/test_batches.h"
@@ -194,6 +196,43 @@ TEST(DcpTest, CutsFewerBytesAcrossNodesThanWithin) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_GT(plan->summary.comm_bytes, 0);
   EXPECT_LT(plan->summary.inter_node_bytes, plan->summary.comm_bytes / 2);
+}
+
+// Four clusters of heavily connected vertices, equal in compute, unequal in tokens (1:2:3:4):
+// with tokens unconstrained the partition keeps every cluster whole on a worker of its own (no
+// cut, compute exactly balanced, tokens 1.6x the mean); held to 5% it must split clusters.
+TEST(DcpTest, PartitionBalancesTokensOnlyWhenTheirToleranceIsFinite) {
+  constexpr int32_t kClusters = 4, kSize = 6;
+  GraphBuilder builder;
+  for (int32_t c = 0; c < kClusters; ++c) {
+    for (int32_t i = 0; i < kSize; ++i) builder.AddVertex(100, 10 * (c + 1));
+    for (int32_t i = 0; i < kSize; ++i) {
+      for (int32_t j = i + 1; j < kSize; ++j) builder.AddEdge(c * kSize + i, c * kSize + j, 1000);
+    }
+  }
+  const WeightedGraph graph = builder.Finish();
+  Topology topology;
+  topology.num_workers = kClusters;
+  topology.workers_per_node = kClusters;
+  auto token_max_over_mean = [&](const std::vector<int32_t>& worker) {
+    std::vector<int64_t> tokens(kClusters, 0);
+    for (int32_t v = 0; v < graph.vertices(); ++v) tokens[worker[v]] += graph.tokens[v];
+    return static_cast<double>(*std::max_element(tokens.begin(), tokens.end())) / 150;
+  };
+  absl::StatusOr<std::vector<int32_t>> free =
+      PartitionOntoWorkers(graph, topology, {0.05, std::numeric_limits<double>::infinity()});
+  ASSERT_TRUE(free.ok()) << free.status();
+  std::vector<int32_t> owners;
+  for (int32_t c = 0; c < kClusters; ++c) {
+    for (int32_t i = 1; i < kSize; ++i) EXPECT_EQ((*free)[c * kSize + i], (*free)[c * kSize]);
+    owners.push_back((*free)[c * kSize]);
+  }
+  std::sort(owners.begin(), owners.end());
+  EXPECT_EQ(std::unique(owners.begin(), owners.end()), owners.end());
+  EXPECT_DOUBLE_EQ(token_max_over_mean(*free), 1.6);
+  absl::StatusOr<std::vector<int32_t>> held = PartitionOntoWorkers(graph, topology, {0.05, 0.05});
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_LE(token_max_over_mean(*held), 1.05 + 1e-9);
 }
 
 TEST(DcpTest, RejectsAToleranceOutOfRange) {
