@@ -1,4 +1,5 @@
-// dcp: METIS partitioning keeps compute and tokens within the balance tolerance it is given, and
+// dcp: METIS partitioning keeps compute within the balance tolerance it is given, and tokens
+// where the objective asks (the whole step: the tolerance; attention: a memory cap only), and
 // cuts fewer bytes across nodes than within them; its plans do not depend on the program's rand(),
 // and the program's rand() does not depend on dcp (METIS draws from its own: metis_library.h).
 #include "service/planner/strategies/dcp.h"
