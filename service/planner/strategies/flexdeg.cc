@@ -38,6 +38,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/planner/planner.h"
 #include "service/planner/schedule.h"
+#include "service/planner/strategies/flexdeg_bound.h"
 #include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
 
@@ -133,6 +134,9 @@ class FlexDegPlanner final : public Planner {
   }
 
   int auto_order() const override { return 40; }
+  // No flexdeg plan beats it, whatever its groups (flexdeg_bound.h): auto skips flexdeg where
+  // the best plan it has is as fast.
+  double LowerBoundMs(const PlanContext& ctx) const override { return FlexDegLowerBoundMs(ctx); }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
