@@ -134,22 +134,36 @@ class FlexDegPlanner final : public Planner {
   }
 
   int auto_order() const override { return 40; }
-  // No flexdeg plan beats it, whatever its groups (flexdeg_bound.h): auto skips flexdeg where
-  // the best plan it has is as fast.
-  double LowerBoundMs(const PlanContext& ctx) const override { return FlexDegLowerBoundMs(ctx); }
+  // No flexdeg plan beats it (flexdeg_bound.h): the bound of any groups, or, when each of its
+  // candidates' rings is above that, the least of their bounds. auto skips flexdeg where the best
+  // plan it has is as fast. The greedy's candidates first: they are cheap, and where one of them
+  // is no better than the bound of any groups the sizing's exact choice is not needed.
+  double LowerBoundMs(const PlanContext& ctx) const override {
+    const double any = FlexDegLowerBoundMs(ctx) * 1e-3;
+    // (without a token cap the workers' room is unbounded: the rings' bounds add little)
+    if (ctx.batch.topology.max_tokens_per_worker <= 0) return any * 1e3;
+    const GroupSizing sizing = Sizing(ctx);
+    double least = HUGE_VAL;
+    auto consider = [&](const std::vector<int32_t>& sizes) {
+      least = std::min(least, RingsLowerBoundSeconds(ctx, sizing, sizes));
+      return least > any;
+    };
+    for (double slack : kSlacks) {
+      if (!consider(sizing.Greedy(slack))) return any * 1e3;
+    }
+    for (double slack : kBudgetSlacks) {  // (packed only when none of the others packs)
+      if (!consider(sizing.Greedy(slack))) return any * 1e3;
+    }
+    for (const Candidate& c : ExactCandidates(sizing)) {
+      if (!consider(c.sizes)) return any * 1e3;
+    }
+    return std::max(any, least) * 1e3;
+  }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
-    double total = 0;
-    const std::vector<double> seconds = DocumentSeconds(ctx, &total);
-    const std::vector<int32_t> order = ByCostDescending(seconds);
-    std::vector<SizingDoc> sorted(docs);  // read sequentially by every packing
-    for (int32_t i = 0; i < docs; ++i) {
-      const int64_t length = batch.documents[order[i]].length;
-      sorted[i] = {order[i], length, seconds[order[i]], 3 * ctx.cost.TokenSeconds(length)};
-    }
-    const GroupSizing sizing(ctx.cost, batch.topology, sorted, TokenCap(batch.topology));
+    const GroupSizing sizing = Sizing(ctx);
 
     std::vector<Assignment> packed;  // every candidate that packs
     absl::Status first_error = absl::OkStatus();
@@ -165,17 +179,7 @@ class FlexDegPlanner final : public Planner {
         first_error = assignment.status();
       }
     };
-    if (std::optional<GroupSizing::Solution> exact = sizing.Exact()) {
-      try_sizes(std::move(exact->sizes), exact->objective);
-      // The model's optimum is not the schedule's: the choices for a few looser steps (rings
-      // narrower, their members with more room) are candidates too.
-      for (double looser : kLooserTargets) {
-        std::vector<int32_t> sizes;
-        if (sizing.Within(exact->objective * looser, &sizes)) {
-          try_sizes(std::move(sizes), exact->objective * looser);
-        }
-      }
-    }
+    for (Candidate& c : ExactCandidates(sizing)) try_sizes(std::move(c.sizes), c.target);
     // The greedy's sizes too: the exact sizes are optimal for a pool that packs fluidly, and
     // LPT does not.
     // (their rings too take short documents only up to the room the sizing's model gives them
@@ -221,6 +225,42 @@ class FlexDegPlanner final : public Planner {
   }
 
  private:
+  struct Candidate {
+    std::vector<int32_t> sizes;
+    double target;  // the sizing's step for them
+  };
+
+  // 1.-2. The documents' costs and the group sizing over them, costliest first.
+  static GroupSizing Sizing(const PlanContext& ctx) {
+    const Batch& batch = ctx.batch;
+    const int32_t docs = static_cast<int32_t>(batch.documents.size());
+    double total = 0;
+    const std::vector<double> seconds = DocumentSeconds(ctx, &total);
+    const std::vector<int32_t> order = ByCostDescending(seconds);
+    std::vector<SizingDoc> sorted(docs);  // read sequentially by every packing
+    for (int32_t i = 0; i < docs; ++i) {
+      const int64_t length = batch.documents[order[i]].length;
+      sorted[i] = {order[i], length, seconds[order[i]], 3 * ctx.cost.TokenSeconds(length)};
+    }
+    return GroupSizing(ctx.cost, batch.topology, std::move(sorted), TokenCap(batch.topology));
+  }
+
+  // The sizing's exact choice, and, since the model's optimum is not the schedule's, its choices
+  // for a few looser steps (rings narrower, their members with more room); none if none fits.
+  static std::vector<Candidate> ExactCandidates(const GroupSizing& sizing) {
+    std::vector<Candidate> candidates;
+    std::optional<GroupSizing::Solution> exact = sizing.Exact();
+    if (!exact) return candidates;
+    candidates.push_back({std::move(exact->sizes), exact->objective});
+    for (double looser : kLooserTargets) {
+      std::vector<int32_t> sizes;
+      if (sizing.Within(exact->objective * looser, &sizes)) {
+        candidates.push_back({std::move(sizes), exact->objective * looser});
+      }
+    }
+    return candidates;
+  }
+
   // The predicted step of a scheduled candidate, infinite if it breaks the token cap.
   static double StepMs(const PlanContext& ctx, const Schedule& schedule) {
     const int64_t cap = TokenCap(ctx.batch.topology);

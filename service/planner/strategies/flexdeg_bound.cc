@@ -101,4 +101,86 @@ double FlexDegLowerBoundMs(const PlanContext& ctx) {
   return bound * 1e3;
 }
 
+double RingsLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
+                              const std::vector<int32_t>& sizes) {
+  const Batch& batch = ctx.batch;
+  const Topology& topology = batch.topology;
+  const CostModel& cost = ctx.cost;
+  const double cap = static_cast<double>(TokenCap(topology));
+  const bool backward = ctx.options.include_backward;
+  const double linear = cost.TokenSeconds(1);
+  const double latency = cost.params().transfer_latency_us * 1e-6;
+  const double fastest = std::max(topology.intra_node_gbps, topology.inter_node_gbps) * 1e9;
+  // Each ring's constraints a + b·N <= S on its tokens N, and the least N it holds (its leader's).
+  struct Affine {
+    double a, b;
+  };
+  struct Ring {
+    double k, leader_tokens;
+    Affine mean, relay, own;
+  };
+  std::vector<Ring> rings;
+  int64_t singles = topology.num_workers;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (sizes[i] < 2) continue;
+    const int64_t k = sizes[i], length = sizing.docs()[i].length;
+    const Document& doc = batch.documents[sizing.docs()[i].document];
+    const int64_t q = (length + 2 * k - 1) / (2 * k);
+    const int64_t kv_len = std::max<int64_t>(1, length / std::min(length, 2 * k));
+    const double kk = static_cast<double>(k);
+    const double attention = static_cast<double>(AllowedPairs(doc.mask, 0, length, 0, length)) *
+                             cost.SecondsPerPair(q, kv_len);
+    const double least = static_cast<double>(2 * (length / (2 * k)));
+    // The relay member's KV seconds per token, and the most tokens of its own that spare it some
+    // (all of them only pay when its linear layers cost less per token than the relay).
+    const double relay =
+        static_cast<double>(cost.kv_bytes_per_token()) /
+        (k > std::max(1, topology.workers_per_node) ? topology.inter_node_gbps * 1e9 : fastest);
+    const double own_most = linear >= relay ? least : cap;
+    const double transfers = length >= 2 * k ? kk - 1 : 0;
+    // The slowest backward, the mean member's (added to each forward bound).
+    const Affine back =
+        backward ? Affine{attention * cost.BackwardFactor() / kk, 2 * linear / kk} : Affine{0, 0};
+    rings.push_back(
+        {kk,
+         static_cast<double>(length),
+         {attention / kk + back.a, linear / kk + back.b},
+         {transfers * latency - relay * own_most + linear * least + back.a, relay + back.b},
+         {linear * least + back.a, back.b}});
+    singles -= k;
+  }
+  if (singles < 0) return 0;
+  double tokens = 0;
+  for (const Document& doc : batch.documents) tokens += static_cast<double>(doc.length);
+  auto fits = [&](double step) {
+    const double single =
+        std::min(cap, linear > 0 ? step / ((backward ? 3 : 1) * linear) : HUGE_VAL);
+    double room = static_cast<double>(singles) * single;
+    for (const Ring& r : rings) {
+      double most = r.k * single;
+      for (const Affine& c : {r.mean, r.relay, r.own}) {
+        if (c.b > 0) {
+          most = std::min(most, (step - c.a) / c.b);
+        } else if (c.a > step) {
+          return false;
+        }
+      }
+      if (most < r.leader_tokens) return false;
+      room += most;
+    }
+    return room >= tokens;
+  };
+  // The lower end of a bisection, where the tokens do not fit: below the least step that fits.
+  double lo = 0, hi = 1e-3;
+  for (int i = 0; !fits(hi); ++i) {
+    if (i == 64) return 0;
+    hi *= 2;
+  }
+  for (int i = 0; i < 64 && hi - lo > 1e-12 * hi; ++i) {
+    const double mid = lo + (hi - lo) / 2;
+    (fits(mid) ? hi : lo) = mid;
+  }
+  return lo;
+}
+
 }  // namespace fcp

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/dcp.h"
+#include "service/planner/strategies/flexdeg_bound.h"
 #include "service/planner/strategies/packing.h"
 #include "service/planner/strategies/test_batches.h"
 
@@ -149,6 +150,49 @@ TEST(LowerBoundTest, FlexDegBoundHoldsForEveryLinkLatencyAndOverlap) {
         << options.cost.transfer_overlap << ", " << ObjectiveName(options.objective);
   }
   EXPECT_GT(cases, 40);
+}
+
+// The rings' bound (flexdeg_bound.h, RingsLowerBoundSeconds: the tokens must fit in the singles'
+// and the rings' room) where it matters: many long documents, rings across nodes over slow links,
+// tight token budgets. It is above the bound of any groups in many of these cases, and below the
+// plan in all.
+TEST(LowerBoundTest, FlexDegRingsBoundHoldsWhereTheTokensMustRideOnRings) {
+  std::mt19937_64 rng(23);
+  int cases = 0, raised = 0;
+  for (int i = 0; i < 80; ++i) {
+    const int32_t workers = std::vector<int32_t>{8, 16, 32, 48}[rng() % 4];
+    SkewedShape shape;
+    shape.tokens_per_worker = 1024 + static_cast<int64_t>(rng() % 4096);
+    shape.long_one_in = 2 + static_cast<int>(rng() % 8);
+    shape.long_min = 2 * shape.tokens_per_worker;
+    shape.long_span = 8 * shape.tokens_per_worker;
+    shape.short_max = 1 + static_cast<int64_t>(rng() % 2000);
+    Batch batch = SkewedBatch(workers, rng(), shape);
+    const int mask_kind = static_cast<int>(rng() % (std::size(kMasks) + 1)) - 1;
+    for (Document& d : batch.documents) {
+      d.mask = kMasks[mask_kind >= 0 ? mask_kind : rng() % std::size(kMasks)];
+    }
+    batch.topology.workers_per_node = std::vector<int32_t>{1, 2, 4, 8}[rng() % 4];
+    batch.topology.inter_node_gbps = std::vector<double>{1, 5, 45}[rng() % 3];
+    batch.topology.intra_node_gbps = std::vector<double>{5, 150}[rng() % 2];
+    batch.topology.token_slack = std::vector<double>{0.01, 0.05, 0.3}[rng() % 3];
+    PlanOptions options;
+    options.include_backward = rng() % 3 != 0;
+    options.cost.transfer_latency_us = std::vector<double>{0, 20, 500}[rng() % 3];
+    options.cost.transfer_overlap = std::vector<double>{1, 0.5}[rng() % 2];
+    const std::optional<std::pair<double, double>> step_bound =
+        StepAndBound("flexdeg", batch, options);
+    if (!step_bound) continue;
+    ++cases;
+    const auto [step, bound] = *step_bound;
+    EXPECT_LE(bound, step * (1 + 1e-9)) << "case " << i;
+    const Batch resolved = ResolveBatch(batch, options.objective);
+    const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
+    const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+    raised += bound > FlexDegLowerBoundMs(ctx) * 1.01;
+  }
+  EXPECT_GT(cases, 50);
+  EXPECT_GT(raised, 10);
 }
 
 // Where one document's group must relay its KV over slow links, that relay is what the step
