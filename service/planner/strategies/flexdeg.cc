@@ -39,6 +39,7 @@
 #include "service/planner/planner.h"
 #include "service/planner/schedule.h"
 #include "service/planner/strategies/flexdeg_bound.h"
+#include "service/planner/strategies/flexdeg_singles.h"
 #include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
 
@@ -52,9 +53,6 @@ constexpr double kSlacks[] = {0.0, 0.25, 0.5};
 constexpr double kScheduleMargin = 0.03;
 // Steps above the sizing's optimum whose choices are candidates too (factors of it).
 constexpr double kLooserTargets[] = {1.05, 1.1};
-// A full single worker's place goes to the next least-loaded one with room, looked for among
-// this many before a scan of all.
-constexpr int32_t kPops = 8;
 // Tried only when none of kSlacks packs under the token budget: larger groups for the long
 // documents hold fewer of their tokens per member, leaving room for the documents kept whole.
 constexpr double kBudgetSlacks[] = {-0.5, -1, -2, -4, -8};
@@ -65,64 +63,6 @@ struct Assignment {
   // The slowest group by the sizing's pricing (a member: linear layers, then attention or the
   // rotation per pass): only candidates near the best estimate are scheduled.
   double estimate = 0;
-};
-
-// Single workers by their free tokens, in power-of-two buckets, each a MinTree by load: the
-// least-loaded single with room for a document is the least of the buckets above its length's
-// (all of whose members have room) and of the few least loaded in its own bucket.
-class SinglesByRoom {
- public:
-  explicit SinglesByRoom(int32_t size) : bucket_(size, -1) {}
-
-  void Set(int32_t w, int64_t free, double load) {
-    const int b = free > 0 ? 63 - __builtin_clzll(static_cast<uint64_t>(free)) : -1;
-    if (bucket_[w] >= 0 && bucket_[w] != b) trees_[bucket_[w]]->Set(w, HUGE_VAL);
-    bucket_[w] = b;
-    if (b < 0) return;
-    // (w is the bucket's first member: every other worker outside it)
-    if (!trees_[b]) {
-      trees_[b] = std::make_unique<MinTree>(static_cast<int32_t>(bucket_.size()), HUGE_VAL);
-      top_ = std::max(top_, b);
-    }
-    trees_[b]->Set(w, load);
-  }
-
-  // The least-loaded w with free(w) >= need (`free`, `load`: every worker's), or -1 if none is
-  // found (its own bucket is searched among its kPops least loaded only).
-  int32_t LeastWithRoom(int64_t need, const std::vector<int64_t>& free,
-                        const std::vector<double>& load) {
-    const int own = need > 0 ? 63 - __builtin_clzll(static_cast<uint64_t>(need)) : 0;
-    int32_t best = -1;
-    auto consider = [&](int32_t w) {
-      if (best < 0 || load[w] < load[best]) best = w;
-    };
-    for (int b = own + 1; b <= top_; ++b) {
-      if (!trees_[b]) continue;
-      const int32_t w = trees_[b]->ArgMin();
-      if (bucket_[w] == b) consider(w);
-    }
-    if (trees_[own]) {
-      popped_.clear();
-      for (int i = 0; i < kPops; ++i) {
-        const int32_t w = trees_[own]->ArgMin();
-        if (bucket_[w] != own || (best >= 0 && load[w] >= load[best])) break;
-        if (free[w] >= need) {
-          consider(w);
-          break;
-        }
-        trees_[own]->Set(w, HUGE_VAL);
-        popped_.push_back(w);
-      }
-      for (int32_t w : popped_) trees_[own]->Set(w, load[w]);
-    }
-    return best;
-  }
-
- private:
-  std::vector<int> bucket_;  // of each worker, -1: none (no room, or not a single)
-  std::unique_ptr<MinTree> trees_[64];
-  int top_ = -1;  // the highest bucket with a tree
-  std::vector<int32_t> popped_;
 };
 
 class FlexDegPlanner final : public Planner {
