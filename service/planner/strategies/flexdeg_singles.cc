@@ -69,39 +69,40 @@ bool SinglesByRoom::Remove(Lightest* l, int32_t w) {
 }
 
 void SinglesByRoom::Insert(Lightest* l, uint64_t key, int32_t w) {
-  int i = std::min(l->n, kPops - 1);  // (full: the last one is dropped)
+  if (l->n == kKept && key > l->key[kKept - 1]) return;  // (full: only below the last)
+  int i = std::min(l->n, kKept - 1);                     // (full: the last one is dropped)
   for (; i > 0 && l->key[i - 1] > key; --i) {
     l->key[i] = l->key[i - 1];
     l->worker[i] = l->worker[i - 1];
   }
   l->key[i] = key;
   l->worker[i] = w;
-  l->n = std::min(l->n + 1, kPops);
+  l->n = std::min(l->n + 1, kKept);
 }
 
+// (valid: the known are the n least, n >= kPops or all the bucket's members)
 void SinglesByRoom::Leave(int b, int32_t w) {
   Lightest& l = lightest_[b];
-  // One of the least gone while the bucket has others beyond them: the next one is unknown.
-  if (l.valid && Remove(&l, w) && members_[b] >= kPops) l.valid = false;
+  // Fewer than kPops known while the bucket has others beyond them: the next one is unknown.
+  if (l.valid && Remove(&l, w) && l.n < kPops && members_[b] > l.n) l.valid = false;
 }
 
 void SinglesByRoom::Enter(int b, uint64_t key, int32_t w) {
   Lightest& l = lightest_[b];
-  if (l.valid && (l.n < kPops || key < l.key[kPops - 1])) Insert(&l, key, w);
+  if (!l.valid) return;
+  // All known (before w): w is known too while there is room; else it is if below the last.
+  if (l.n == members_[b] - 1 || (l.n > 0 && key < l.key[l.n - 1])) Insert(&l, key, w);
 }
 
 void SinglesByRoom::Change(int b, uint64_t key, int32_t w) {
   Lightest& l = lightest_[b];
   if (!l.valid) return;
-  if (!Remove(&l, w)) {  // not among the least: it joins them if now below their last
-    if (l.n < kPops || key < l.key[kPops - 1]) Insert(&l, key, w);
-    return;
-  }
-  // Back in among the others if at or below the last of them, or if they are all the others;
-  // else the next one may be below it: unknown.
-  if (members_[b] <= kPops || (l.n > 0 && key < l.key[l.n - 1])) {
+  const bool known = Remove(&l, w);
+  // Back in (or in) if all the others are known, or if below the last known; else, if it was
+  // known, the known are one fewer, which must stay kPops unless they are all.
+  if (l.n == members_[b] - 1 || (l.n > 0 && key < l.key[l.n - 1])) {
     Insert(&l, key, w);
-  } else {
+  } else if (known && l.n < kPops) {
     l.valid = false;
   }
 }
@@ -110,7 +111,7 @@ void SinglesByRoom::Rebuild(int b, const std::vector<double>& load) {
   Lightest& l = lightest_[b];
   l.n = 0;
   MinTree& tree = *trees_[b];
-  while (l.n < std::min(kPops, members_[b])) {
+  while (l.n < std::min(kKept, members_[b])) {
     const int32_t w = tree.ArgMin();
     l.key[l.n] = key_[w];
     l.worker[l.n++] = w;
@@ -135,7 +136,7 @@ int32_t SinglesByRoom::LeastWithRoom(int64_t need, const std::vector<int64_t>& f
   if (trees_[own]) {
     if (!lightest_[own].valid) Rebuild(own, load);
     const Lightest& l = lightest_[own];
-    for (int i = 0; i < l.n; ++i) {
+    for (int i = 0; i < std::min(l.n, kPops); ++i) {
       const int32_t w = l.worker[i];
       if (best >= 0 && load[w] >= load[best]) break;
       if (free[w] >= need) {

@@ -6,12 +6,13 @@
 // (all of whose members have room) and of the kPops least loaded in its own bucket (those only:
 // a heuristic bound on the search, part of which plans flexdeg makes).
 //
-// Each bucket also keeps its kPops least-loaded members, in the tree's order (Lightest), up to
-// date under updates where that is known without the tree: a member leaving it, or raised past
-// the last of them, while the bucket has more, leaves the next one unknown, and the list is
-// rebuilt from the tree (kPops taken out and put back) at the next search that needs it. At W =
-// 1024 under a 5% token budget nearly every document searches its own bucket, and taking kPops
-// out of the tree and back each time was most of flexdeg's planning time.
+// Each bucket also keeps its least-loaded members, in the tree's order (Lightest: up to kKept,
+// at least kPops of them or all), up to date under updates where that is known without the tree:
+// only when fewer than kPops are left known while the bucket has more (members leaving it, or
+// raised past the last known) is the list rebuilt from the tree (kKept taken out and put back),
+// at the next search that needs it. At W = 1024 under a 5% token budget nearly every document
+// searches its own bucket, and taking kPops out of the tree and back each time was most of
+// flexdeg's planning time.
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_SINGLES_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_SINGLES_H_
 
@@ -27,6 +28,8 @@ class SinglesByRoom {
  public:
   // Own-bucket members searched.
   static constexpr int kPops = 8;
+  // Own-bucket members known at most (rebuilt: this many).
+  static constexpr int kKept = 2 * kPops;
 
   explicit SinglesByRoom(int32_t size);
 
@@ -39,10 +42,10 @@ class SinglesByRoom {
                         const std::vector<double>& load);
 
  private:
-  // A bucket's kPops least keys (all its members' if it has fewer), ascending; or not valid.
+  // A bucket's n least keys, ascending, n >= kPops or all its members; or not valid.
   struct Lightest {
-    uint64_t key[kPops];
-    int32_t worker[kPops];
+    uint64_t key[kKept];
+    int32_t worker[kKept];
     int n = 0;
     bool valid = true;
   };
@@ -53,11 +56,11 @@ class SinglesByRoom {
   void Leave(int b, int32_t w);
   void Enter(int b, uint64_t key, int32_t w);
   void Change(int b, uint64_t key, int32_t w);
-  // Takes w out of `l` if there, returning whether it was; puts it in at its key, the last one
-  // dropped when full.
+  // Takes w out of `l` if there, returning whether it was; puts it in at its key when below the
+  // last or not full (full: the last one dropped).
   static bool Remove(Lightest* l, int32_t w);
   static void Insert(Lightest* l, uint64_t key, int32_t w);
-  // Lightest of bucket b from its tree: its kPops least taken out, then put back.
+  // Lightest of bucket b from its tree: its kKept least taken out, then put back.
   void Rebuild(int b, const std::vector<double>& load);
 
   std::vector<int> bucket_;    // of each worker, -1: none (no room, or not a single)

@@ -91,5 +91,27 @@ TEST(SinglesByRoomTest, FindsWhatTheSearchItDescribesFinds) {
   }
 }
 
+// More members in a bucket than it keeps known (kKept), all at one load: the ones known are the
+// least by index; raising the first kPops and leaving the next ones without room makes the
+// search reach the last of the known, which must be the next by index, not a later arrival.
+TEST(SinglesByRoomTest, KnowsTheLeastLoadedOfABucketLargerThanItKeeps) {
+  const int32_t workers = 3 * SinglesByRoom::kKept;
+  std::vector<int64_t> free(workers, 1000);
+  std::vector<double> load(workers, 0);
+  const std::vector<bool> single(workers, true);
+  SinglesByRoom singles(workers);
+  for (int32_t w = 0; w < workers; ++w) singles.Set(w, free[w], load[w]);
+  for (int32_t w = 0; w < SinglesByRoom::kPops; ++w) {
+    load[w] = 1;
+    singles.Set(w, free[w], load[w]);
+  }
+  for (int32_t w = SinglesByRoom::kPops; w < SinglesByRoom::kKept - 1; ++w) {
+    free[w] = 600;  // (same bucket, 512 to 1023)
+    singles.Set(w, free[w], load[w]);
+  }
+  EXPECT_EQ(singles.LeastWithRoom(900, free, load), SinglesByRoom::kKept - 1);
+  EXPECT_EQ(singles.LeastWithRoom(900, free, load), BruteForce(900, free, load, single));
+}
+
 }  // namespace
 }  // namespace fcp
