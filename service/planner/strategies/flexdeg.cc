@@ -29,6 +29,8 @@
 // is in one group only, so the short documents riding in a ring rotate with it (fcp and flashcp
 // keep them local); under a tight cap, if nothing packs, the greedy with larger groups (negative
 // slacks) is the fallback.
+// The single workers with room are found by flexdeg_singles.h; auto skips flexdeg by its lower
+// bound (flexdeg_bound.h: any groups' bound, and its own candidates' rings under the token cap).
 #include <algorithm>
 #include <cmath>
 #include <memory>
