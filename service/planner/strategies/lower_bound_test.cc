@@ -154,8 +154,8 @@ TEST(LowerBoundTest, FlexDegBoundHoldsForEveryLinkLatencyAndOverlap) {
 
 // The rings' bound (flexdeg_bound.h, RingsLowerBoundSeconds: the tokens must fit in the singles'
 // and the rings' room) where it matters: many long documents, rings across nodes over slow links,
-// tight token budgets. It is above the bound of any groups in many of these cases, and below the
-// plan in all.
+// tight token budgets (the whole step's, or an explicit cap on attention alone). It is above the
+// bound of any groups in many of these cases, and below the plan in all.
 TEST(LowerBoundTest, FlexDegRingsBoundHoldsWhereTheTokensMustRideOnRings) {
   std::mt19937_64 rng(23);
   int cases = 0, raised = 0;
@@ -180,6 +180,11 @@ TEST(LowerBoundTest, FlexDegRingsBoundHoldsWhereTheTokensMustRideOnRings) {
     options.include_backward = rng() % 3 != 0;
     options.cost.transfer_latency_us = std::vector<double>{0, 20, 500}[rng() % 3];
     options.cost.transfer_overlap = std::vector<double>{1, 0.5}[rng() % 2];
+    if (rng() % 3 == 0) {  // attention alone, under an explicit cap (no linear layers to bound)
+      options.objective = Objective::kAttention;
+      batch.topology.max_tokens_per_worker = static_cast<int64_t>(
+          (1 + batch.topology.token_slack) * static_cast<double>(batch.TotalTokens()) / workers);
+    }
     const std::optional<std::pair<double, double>> step_bound =
         StepAndBound("flexdeg", batch, options);
     if (!step_bound) continue;
