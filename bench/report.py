@@ -308,6 +308,7 @@ def main():
         doc = replace_section(doc, "headline", seed_grid.headline_section(grid))
         doc = replace_section(doc, "auto_check", "```\n" + check + "\n```\n")
         doc = replace_section(doc, "seed_targets", seed_grid.targets_section(grid))
+        doc = replace_section(doc, "seed_measured", seed_grid.seed_measured_section(grid))
         seed_grid.headline_plot(grid, os.path.join(ROOT, "docs", "seed_headline.png"))
     with open(DOC, "w") as f:
         f.write(doc)

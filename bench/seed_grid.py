@@ -10,7 +10,8 @@ Outputs:
   the `headline` section and docs/seed_headline.png: each seed strategy's, auto's and dynamic
     CP's speed-up over static_cp (whole step, causal, W >= 16), and per_doc against dynamic CP;
   the `auto_check` section: auto <= the best single strategy in every cell (CheckAuto, also run by
-    `bench/report.py --check FILE` and its ctest on a synthetic grid).
+    `bench/report.py --check FILE` and its ctest on a synthetic grid);
+  the `seed_measured` section: per seed strategy, the ranges the per-seed prose quotes.
 A strategy's step is predicted_step_fwd_ms + predicted_step_bwd_ms (the objective's step: the whole
 layer, or attention alone under --objective attention). Ratios are per batch, then medians over
 batches (geometric means across cells in the summaries).
@@ -254,6 +255,46 @@ def targets_section(grid):
         out.append(f"| {key[0]} | {key[1]} | {key[3]} | {fmt(ratio)} | {within} / {total} "
                    f"| {fmt(statistics.median(flex) if flex else None)} "
                    f"| {fmt(ratio_to_best(s, 'auto'))} |")
+    return "\n".join(out) + "\n"
+
+
+def _range_geomean(values):
+    values = [v for v in values if v]
+    if not values:
+        return "-"
+    return f"{min(values):.2f}–{max(values):.2f}x ({geomean(values):.2f})"
+
+
+def _token_imbalance(strategies, name):
+    values = [r.get("token_imbalance") for r in strategies.get(name, {}).values()
+              if r.get("token_imbalance")]
+    return statistics.median(values) if values else None
+
+
+def seed_measured_section(grid):
+    """Per seed strategy, what the per-seed prose quotes: per cell (workload x W >= 16, medians
+    over batches) ranges and geometric means of its speed-up over per_doc under the attention
+    objective (the papers' metric) by mask, over static_cp under the whole step (causal), its
+    step over the best single strategy (causal, both objectives), and its token imbalance."""
+    out = ["| strategy | attention vs per_doc: causal | sliding window | prefix-LM | mixed "
+           "| whole step vs static_cp (causal) | ÷ best single, whole step (causal) "
+           "| ÷ best single, attention (causal) | token max/mean, attention (causal, worst cell) |",
+           "|---|---|---|---|---|---|---:|---:|---:|"]
+    for name in SEEDS + ["auto"]:
+        cols = []
+        for mask in MASKS:
+            keys = [k for k in grid if k[0] == "attention" and k[2] == mask and k[3] >= 16]
+            cols.append(_range_geomean([speedup(grid[k], name, base="per_doc") for k in keys]))
+        keys = [k for k in grid if k[0] == "whole_step" and k[2] == "causal" and k[3] >= 16]
+        cols.append(_range_geomean([speedup(grid[k], name) for k in keys]))
+        for objective in OBJECTIVES:
+            keys = [k for k in grid if k[0] == objective and k[2] == "causal" and k[3] >= 16]
+            cols.append(fmt(geomean([ratio_to_best(grid[k], name) for k in keys])))
+        keys = [k for k in grid if k[0] == "attention" and k[2] == "causal" and k[3] >= 16]
+        worst = [_token_imbalance(grid[k], name) for k in keys]
+        worst = [w for w in worst if w]
+        cols.append(fmt(max(worst) if worst else None, ".2f"))
+        out.append(f"| {name} | " + " | ".join(cols) + " |")
     return "\n".join(out) + "\n"
 
 
