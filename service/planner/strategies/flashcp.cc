@@ -36,6 +36,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/room_queue.h"
 
 namespace fcp {
 namespace {
@@ -176,7 +177,7 @@ class FlashCpPlanner final : public Planner {
     std::vector<int64_t> tokens(workers, 0);
     std::vector<double> traffic_seconds(workers, 0);  // receives, forward + backward
     MinTree least_loaded(workers);
-    RoomTree room(workers);  // the fallback once the least-loaded worker is full
+    RoomQueue room(workers);  // the fallback once the least-loaded worker is full
     Placement p;
     p.degree.assign(docs, 1);
     p.at.resize(docs);
