@@ -39,8 +39,13 @@ RoomQueue::MinKeys::Key RoomQueue::TokensKey(int64_t tokens, int32_t w) {
 }
 
 RoomQueue::RoomQueue(int32_t size)
-    : load_(size, 0), tokens_(size, 0), where_(size, Where::kOpen), open_(size), parked_(size) {
-  for (int32_t w = 0; w < size; ++w) open_.Set(w, LoadKey(0, w));
+    : load_(size, 0), tokens_(size, 0), where_(size, Where::kOpen),
+      open_key_(size),
+      open_(size), parked_(size) {
+  for (int32_t w = 0; w < size; ++w) {
+    open_key_[w] = LoadKey(0, w);
+    open_.Set(w, open_key_[w]);
+  }
 }
 
 void RoomQueue::Set(int32_t w, double load, int64_t tokens) {
@@ -48,10 +53,15 @@ void RoomQueue::Set(int32_t w, double load, int64_t tokens) {
   tokens_[w] = tokens;
   if (where_[w] == Where::kParked) {
     parked_.Set(w, TokensKey(tokens, w));
-  } else {
-    where_[w] = Where::kOpen;
-    open_.Set(w, LoadKey(load, w));
+    return;
   }
+  const MinKeys::Key key = LoadKey(load, w);
+  // A grown load may wait: the open tree's minimum is checked against the current load before
+  // it is answered (a key below the worker's current one never hides a lighter worker).
+  if (where_[w] == Where::kOpen && key >= open_key_[w]) return;
+  where_[w] = Where::kOpen;
+  open_key_[w] = key;
+  open_.Set(w, key);
 }
 
 void RoomQueue::Hide(int32_t w) {
@@ -66,13 +76,20 @@ int32_t RoomQueue::LeastLoadedWithRoom(int64_t max_tokens) {
     const int32_t w = Worker(k);
     if (tokens_[w] > max_tokens) break;
     parked_.Set(w, MinKeys::kNone);
-    open_.Set(w, LoadKey(load_[w], w));
+    open_key_[w] = LoadKey(load_[w], w);
+    open_.Set(w, open_key_[w]);
     where_[w] = Where::kOpen;
   }
   // The lightest open worker with room; the full ones in front of it are parked.
   for (MinKeys::Key k = open_.Min(); k != MinKeys::kNone; k = open_.Min()) {
     const int32_t w = Worker(k);
-    if (tokens_[w] <= max_tokens) return w;
+    if (tokens_[w] <= max_tokens) {
+      const MinKeys::Key current = LoadKey(load_[w], w);
+      if (current == k) return w;
+      open_key_[w] = current;  // its load grew since it was keyed: re-keyed, look again
+      open_.Set(w, current);
+      continue;
+    }
     open_.Set(w, MinKeys::kNone);
     parked_.Set(w, TokensKey(tokens_[w], w));
     where_[w] = Where::kParked;

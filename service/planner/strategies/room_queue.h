@@ -61,6 +61,7 @@ class RoomQueue {
   std::vector<double> load_;
   std::vector<int64_t> tokens_;
   std::vector<Where> where_;
+  std::vector<MinKeys::Key> open_key_;  // an open worker's key in open_: its load when keyed
   MinKeys open_, parked_;
 };
 
