@@ -1,6 +1,7 @@
 #include "service/planner/round_scheduler.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "service/planner/radix_sort.h"
 
@@ -9,7 +10,9 @@ namespace {
 
 constexpr int64_t kFlipStepsPerEdge = 16;
 
-// Colour tables: at_src[u * delta + c] = edge of colour c leaving u (or -1); likewise at_dst.
+// Colour tables: at_src[u * delta + c] = edge of colour c leaving u (or -1), peer_src[u * delta +
+// c] = that edge's receiver; likewise at_dst and peer_dst. An alternating path is walked through
+// the peer tables alone (one dependent load per step); the edges are read beside it.
 class BipartiteColouring {
  public:
   BipartiteColouring(const std::vector<Edge>& edges, int32_t workers, int32_t delta)
@@ -18,6 +21,8 @@ class BipartiteColouring {
         words_((delta + 63) / 64),
         at_src_(static_cast<size_t>(workers) * delta, -1),
         at_dst_(static_cast<size_t>(workers) * delta, -1),
+        peer_src_(new int32_t[static_cast<size_t>(workers) * delta]),  // read only where
+        peer_dst_(new int32_t[static_cast<size_t>(workers) * delta]),  // at_* holds an edge
         used_src_(static_cast<size_t>(workers) * words_, 0),
         used_dst_(static_cast<size_t>(workers) * words_, 0),
         colour_(edges.size(), -1),
@@ -48,6 +53,9 @@ class BipartiteColouring {
   int32_t& Slot(std::vector<int32_t>& table, int32_t node, int32_t c) {
     return table[static_cast<size_t>(node) * delta_ + c];
   }
+  int32_t& Slot(std::unique_ptr<int32_t[]>& table, int32_t node, int32_t c) {
+    return table[static_cast<size_t>(node) * delta_ + c];
+  }
   // Lowest colour not used at `node` (a bitset of used colours per node).
   int32_t FreeAt(const std::vector<uint64_t>& used, int32_t node) const {
     const uint64_t* bits = &used[static_cast<size_t>(node) * words_];
@@ -74,25 +82,30 @@ class BipartiteColouring {
     word = on ? (word | bit) : (word & ~bit);
   }
   void Assign(int32_t e, int32_t c) {
+    const int32_t u = edges_[e].src, v = edges_[e].dst;
     colour_[e] = c;
-    Slot(at_src_, edges_[e].src, c) = e;
-    Slot(at_dst_, edges_[e].dst, c) = e;
-    Mark(used_src_, edges_[e].src, c, true);
-    Mark(used_dst_, edges_[e].dst, c, true);
+    Slot(at_src_, u, c) = e;
+    Slot(at_dst_, v, c) = e;
+    Slot(peer_src_, u, c) = v;
+    Slot(peer_dst_, v, c) = u;
+    Mark(used_src_, u, c, true);
+    Mark(used_dst_, v, c, true);
   }
   // Swaps colours a and b along the alternating path that starts at receiver v with colour a.
   void FlipPath(int32_t v, int32_t a, int32_t b) {
     std::vector<int32_t>& path = path_;
     path.clear();
-    bool at_receiver = true;
-    int32_t node = v, c = a;
+    // Colour a into each receiver on the path, colour b out of each sender.
+    int32_t node = v;
     while (true) {
-      const int32_t e = at_receiver ? Slot(at_dst_, node, c) : Slot(at_src_, node, c);
-      if (e == -1) break;
-      path.push_back(e);
-      node = at_receiver ? edges_[e].src : edges_[e].dst;
-      at_receiver = !at_receiver;
-      c = (c == a) ? b : a;
+      size_t i = static_cast<size_t>(node) * delta_ + a;
+      if (at_dst_[i] == -1) break;
+      path.push_back(at_dst_[i]);
+      node = peer_dst_[i];
+      i = static_cast<size_t>(node) * delta_ + b;
+      if (at_src_[i] == -1) break;
+      path.push_back(at_src_[i]);
+      node = peer_src_[i];
     }
     for (int32_t e : path) {
       Slot(at_src_, edges_[e].src, colour_[e]) = -1;
@@ -108,6 +121,7 @@ class BipartiteColouring {
   int32_t delta_;
   int32_t words_;
   std::vector<int32_t> at_src_, at_dst_;
+  std::unique_ptr<int32_t[]> peer_src_, peer_dst_;
   std::vector<uint64_t> used_src_, used_dst_;
   std::vector<int32_t> colour_;
   std::vector<int32_t> path_;  // scratch for FlipPath

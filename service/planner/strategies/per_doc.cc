@@ -97,11 +97,28 @@ class PerDocPlanner final : public Planner {
       least_loaded.Set(w, load[w]);
       room.Set(w, load[w], tokens[w]);
     };
-    std::vector<int32_t> doc_blocks(docs + 1, 0);  // blocks of document d, then their offsets
+    // Each document's degree (its length's alone) and where its blocks go: blocks are written
+    // in (document, begin) order as they are placed.
+    std::vector<int32_t> degree(docs), next(docs);
+    int32_t num_blocks = 0;
+    for (int32_t d = 0; d < docs; ++d) {
+      const int64_t length = batch.documents[d].length;
+      int64_t k = std::clamp<int64_t>(length / block, 1, workers);
+      while (k < workers && MemberTokens(length, k) > cap) ++k;  // a share must fit the budget
+      degree[d] = static_cast<int32_t>(k);
+      next[d] = num_blocks;
+      if (k == 1) {
+        ++num_blocks;
+        continue;
+      }
+      for (int64_t c = 0; c < 2 * k; ++c) {
+        num_blocks += ChunkBegin(length, 2 * k, c) != ChunkBegin(length, 2 * k, c + 1);
+      }
+    }
+    layout.blocks.resize(num_blocks);
     for (int32_t d : order) {
       const Document& doc = batch.documents[d];
-      int64_t k = std::clamp<int64_t>(doc.length / block, 1, workers);
-      while (k < workers && MemberTokens(doc.length, k) > cap) ++k;  // a share must fit the budget
+      const int64_t k = degree[d];
       const int64_t share = (doc.length + k - 1) / k;
       // The k least-loaded workers with room for a share; ties broken by rank.
       auto better = [&](int32_t a, int32_t b) {
@@ -115,8 +132,7 @@ class PerDocPlanner final : public Planner {
           w = room.LeastLoadedWithRoom(cap - share);
           if (w < 0) w = BestOf(workers, better);  // no room anywhere: the least loaded
         }
-        layout.blocks.push_back({d, 0, doc.length, w});
-        ++doc_blocks[d + 1];
+        layout.blocks[next[d]++] = {d, 0, doc.length, w};
         put(w, doc.length, doc_seconds[d]);
         continue;
       }
@@ -140,19 +156,12 @@ class PerDocPlanner final : public Planner {
       for (int64_t c = 0; c < 2 * k; ++c) {
         if (bounds[c] == bounds[c + 1]) continue;
         const int32_t w = members[c < k ? c : 2 * k - 1 - c];
-        layout.blocks.push_back({d, bounds[c], bounds[c + 1], w});
-        ++doc_blocks[d + 1];
+        layout.blocks[next[d]++] = {d, bounds[c], bounds[c + 1], w};
         put(w, bounds[c + 1] - bounds[c],
             QueryRangeSeconds(ctx.cost, doc, bounds[c], bounds[c + 1], bounds) +
                 3 * ctx.cost.TokenSeconds(bounds[c + 1] - bounds[c]));
       }
     }
-    // Each document's blocks were emitted together, by begin: placed by document, they are in
-    // (document, begin) order.
-    for (int32_t d = 0; d < docs; ++d) doc_blocks[d + 1] += doc_blocks[d];
-    std::vector<Block> by_position(layout.blocks.size());
-    for (const Block& b : layout.blocks) by_position[doc_blocks[b.document]++] = b;
-    layout.blocks.swap(by_position);
     // Zigzag shares need k workers with room each; near the end of the packing there may be
     // fewer: cut what is over the budget.
     if (absl::Status s = FitTokenBudget(workers, cap, &layout.blocks); !s.ok()) {
