@@ -206,18 +206,29 @@ void DirectSchedule::BuildTransfersAndCosts() {
     for (int32_t kv : wanted) transfer_blocks_[from_count[blocks_[kv].owner]++] = kv;
     at = base;
     for (int32_t src : senders) {
-      PairTransfer t{src, dst, 0, at, from_count[src], 0};
+      const int32_t first_block = at, end_block = from_count[src];
       from_count[src] = 0;
-      at = t.end_block;
-      const auto first = transfer_blocks_.begin() + t.first_block;
-      const auto last = transfer_blocks_.begin() + t.end_block;
+      at = end_block;
+      const auto first = transfer_blocks_.begin() + first_block;
+      const auto last = transfer_blocks_.begin() + end_block;
       if (!std::is_sorted(first, last)) std::sort(first, last);
-      for (auto it = first; it != last; ++it) t.tokens += blocks_[*it].tokens();
-      edges.push_back({t.src, t.dst, cost_.KvBytes(t.tokens)});
-      transfer_fwd.push_back(from_fwd[t.src]);
-      transfer_bwd.push_back(from_bwd[t.src]);
-      ++out_first_[t.src + 1];
-      transfers_.push_back(t);
+      int64_t tokens = 0;
+      for (auto it = first; it != last; ++it) tokens += blocks_[*it].tokens();
+      // (Built field by field: a struct assembled on the stack and copied stalls the store.)
+      Edge& edge = edges.emplace_back();
+      edge.src = src;
+      edge.dst = dst;
+      edge.bytes = cost_.KvBytes(tokens);
+      transfer_fwd.push_back(from_fwd[src]);
+      transfer_bwd.push_back(from_bwd[src]);
+      ++out_first_[src + 1];
+      PairTransfer& t = transfers_.emplace_back();
+      t.src = src;
+      t.dst = dst;
+      t.round = 0;
+      t.first_block = first_block;
+      t.end_block = end_block;
+      t.tokens = tokens;
     }
     for (int32_t src : senders) from_fwd[src] = from_bwd[src] = 0;
     in_first_[dst + 1] = static_cast<int32_t>(transfers_.size());
