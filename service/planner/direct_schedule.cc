@@ -135,8 +135,8 @@ void DirectSchedule::BuildTransfersAndCosts() {
   std::vector<double> transfer_fwd, transfer_bwd;
   // Per receiver, by sender: the compute of its tiles on that sender's KV.
   std::vector<double> from_fwd(workers, 0), from_bwd(workers, 0);
-  std::vector<int32_t> sender_stamp(workers, -1);   // the last receiver a sender was seen by
-  std::vector<int32_t> stamp(blocks_.size(), -1);   // the last receiver that asked for a block
+  std::vector<int32_t> sender_stamp(workers, -1);  // the last receiver a sender was seen by
+  std::vector<int32_t> stamp(blocks_.size(), -1);  // the last receiver that asked for a block
   std::vector<int32_t> wanted;   // remote kv blocks of the current receiver, first seen first
   std::vector<int32_t> senders;  // senders of the current receiver
   std::vector<int32_t> from_count(workers, 0);  // per sender: its blocks in `wanted`, then offsets

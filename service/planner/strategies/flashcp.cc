@@ -171,8 +171,7 @@ class FlashCpPlanner final : public Planner {
   // The first `num_long` documents of `sorted` sharded (over ceil(cost / (fill · mean)) ranks),
   // the others whole.
   static absl::StatusOr<Placement> Place(const PlanContext& ctx, const std::vector<Sorted>& sorted,
-                                         double mean, int32_t num_long, double fill,
-                                         double bound) {
+                                         double mean, int32_t num_long, double fill, double bound) {
     const Batch& batch = ctx.batch;
     const int32_t workers = batch.topology.num_workers;
     const int64_t cap = TokenCap(batch.topology);

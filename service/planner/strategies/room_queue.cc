@@ -39,9 +39,12 @@ RoomQueue::MinKeys::Key RoomQueue::TokensKey(int64_t tokens, int32_t w) {
 }
 
 RoomQueue::RoomQueue(int32_t size)
-    : load_(size, 0), tokens_(size, 0), where_(size, Where::kOpen),
+    : load_(size, 0),
+      tokens_(size, 0),
+      where_(size, Where::kOpen),
       open_key_(size),
-      open_(size), parked_(size) {
+      open_(size),
+      parked_(size) {
   for (int32_t w = 0; w < size; ++w) {
     open_key_[w] = LoadKey(0, w);
     open_.Set(w, open_key_[w]);
