@@ -1,5 +1,6 @@
-// RoomQueue against the scan it must agree with, under the packers' use: loads and tokens that
-// grow, queries whose room grows or shrinks, ties, and hidden workers.
+// RoomQueue against the scan it must agree with, under the packers' use (loads and tokens that
+// grow, queries whose room mostly grows), and beyond it: values that shrink, rooms that shrink,
+// ties, hidden workers.
 #include "service/planner/strategies/room_queue.h"
 
 #include <random>
@@ -33,6 +34,11 @@ TEST(RoomQueueTest, FindsWhatAScanFindsUnderRandomUpdates) {
       if (rng() % 8 == 0) {
         queue.Hide(w);
         hidden[w] = true;
+      } else if (rng() % 10 == 0) {  // a load and tokens that shrink (any Set is allowed)
+        load[w] = static_cast<double>(rng() % 4);
+        tokens[w] /= 2;
+        queue.Set(w, load[w], tokens[w]);
+        hidden[w] = false;
       } else {
         // Loads drawn from a few values, so that ties (broken by the lowest index) are common.
         load[w] += static_cast<double>(rng() % 4);
