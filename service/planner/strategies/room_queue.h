@@ -1,18 +1,21 @@
 // The least-loaded worker with room for a piece of `n` tokens, exactly as a scan finds it (the
 // least load, ties to the lowest index), for packers that ask once per document.
 //
-// RoomTree (packing.h) answers the same question from a tree of subtree minima, but its pruning
-// is loose: a subtree's least tokens and least load may belong to different workers, so when the
-// least-loaded workers are full (the common case late in a packing under a token budget: the
-// workers holding many short documents fill their tokens before their load) it walks every full
-// worker lighter than the answer, per query. RoomQueue instead keeps two tournament trees:
+// RoomTree (packing.h) answers the same question by branch and bound over subtree minima, but a
+// subtree's least tokens and least load may belong to different workers: when the least-loaded
+// workers are full (the common case late in a packing under a token budget: workers holding many
+// short documents fill their tokens before their load) it walks the full workers lighter than
+// the answer again on every query (RoomTree::Arrange, leaves laid out by tokens, narrows that
+// walk). RoomQueue keeps two tournament trees instead:
 //
 //   open:    workers by (load, index)        ← queries pop full workers off its front ...
 //   parked:  the popped ones by tokens        ← ... and park them here, until a query with
 //                                               at least their tokens of room comes along
 //
-// A worker is walked once when it fills, not once per query; packers that place documents
-// largest first (queries' room only grows) park each full worker about once.
+// A full worker is popped once when it fills, not once per query; packers that place documents
+// largest first (queries' room only grows) park each full worker about once. A load that grows
+// is re-keyed only when its worker reaches the front (a stale key is lower, so it hides no
+// lighter worker): a packer's update per document costs O(1), its query O(log W) amortised.
 //
 //   RoomQueue room(workers);
 //   room.Set(w, load[w], tokens[w]);                    // after every change of w
