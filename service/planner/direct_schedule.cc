@@ -135,10 +135,11 @@ void DirectSchedule::BuildTransfersAndCosts() {
   std::vector<double> transfer_fwd, transfer_bwd;
   // Per receiver, by sender: the compute of its tiles on that sender's KV.
   std::vector<double> from_fwd(workers, 0), from_bwd(workers, 0);
-  std::vector<int32_t> sender_stamp(workers, -1);   // the last receiver a sender was seen by
-  std::vector<int32_t> stamp(blocks_.size(), -1);   // the last receiver that asked for a block
-  std::vector<std::pair<int32_t, int32_t>> wanted;  // (src, kv) for the current receiver
-  std::vector<int32_t> senders;                     // senders of the current receiver
+  std::vector<int32_t> sender_stamp(workers, -1);  // the last receiver a sender was seen by
+  std::vector<int32_t> stamp(blocks_.size(), -1);  // the last receiver that asked for a block
+  std::vector<int32_t> wanted;   // remote kv blocks of the current receiver, first seen first
+  std::vector<int32_t> senders;  // senders of the current receiver
+  std::vector<int32_t> from_count(workers, 0);  // per sender: its blocks in `wanted`, then offsets
   std::vector<Edge> edges;
   in_first_.assign(workers + 1, 0);
   out_first_.assign(workers + 1, 0);
@@ -183,26 +184,51 @@ void DirectSchedule::BuildTransfersAndCosts() {
         if (stamp[kv] != dst) {
           stamp[kv] = dst;
           if (sender_stamp[src] != dst) sender_stamp[src] = dst, senders.push_back(src);
-          wanted.emplace_back(src, kv);
+          wanted.push_back(kv);
+          ++from_count[src];
         }
         from_fwd[src] += fwd;
         from_bwd[src] += bwd;
       });
     }
     in.fwd_pairs[dst] = pairs_sum;
-    std::sort(wanted.begin(), wanted.end());
-    for (size_t i = 0; i < wanted.size();) {
-      PairTransfer t{wanted[i].first, dst, 0, static_cast<int32_t>(transfer_blocks_.size()), 0, 0};
-      for (; i < wanted.size() && wanted[i].first == t.src; ++i) {
-        transfer_blocks_.push_back(wanted[i].second);
-        t.tokens += blocks_[wanted[i].second].tokens();
-      }
-      t.end_block = static_cast<int32_t>(transfer_blocks_.size());
-      edges.push_back({t.src, t.dst, cost_.KvBytes(t.tokens)});
-      transfer_fwd.push_back(from_fwd[t.src]);
-      transfer_bwd.push_back(from_bwd[t.src]);
-      ++out_first_[t.src + 1];
-      transfers_.push_back(t);
+    // One transfer per sender, by sender, each its blocks ascending: a counting sort by sender
+    // (blocks arrive mostly ascending already: each range is sorted only if it is not).
+    std::sort(senders.begin(), senders.end());
+    const int32_t base = static_cast<int32_t>(transfer_blocks_.size());
+    int32_t at = base;
+    for (int32_t src : senders) {
+      const int32_t blocks = from_count[src];
+      from_count[src] = at;
+      at += blocks;
+    }
+    transfer_blocks_.resize(at);
+    for (int32_t kv : wanted) transfer_blocks_[from_count[blocks_[kv].owner]++] = kv;
+    at = base;
+    for (int32_t src : senders) {
+      const int32_t first_block = at, end_block = from_count[src];
+      from_count[src] = 0;
+      at = end_block;
+      const auto first = transfer_blocks_.begin() + first_block;
+      const auto last = transfer_blocks_.begin() + end_block;
+      if (!std::is_sorted(first, last)) std::sort(first, last);
+      int64_t tokens = 0;
+      for (auto it = first; it != last; ++it) tokens += blocks_[*it].tokens();
+      // (Built field by field: a struct assembled on the stack and copied stalls the store.)
+      Edge& edge = edges.emplace_back();
+      edge.src = src;
+      edge.dst = dst;
+      edge.bytes = cost_.KvBytes(tokens);
+      transfer_fwd.push_back(from_fwd[src]);
+      transfer_bwd.push_back(from_bwd[src]);
+      ++out_first_[src + 1];
+      PairTransfer& t = transfers_.emplace_back();
+      t.src = src;
+      t.dst = dst;
+      t.round = 0;
+      t.first_block = first_block;
+      t.end_block = end_block;
+      t.tokens = tokens;
     }
     for (int32_t src : senders) from_fwd[src] = from_bwd[src] = 0;
     in_first_[dst + 1] = static_cast<int32_t>(transfers_.size());

@@ -9,15 +9,18 @@ namespace {
 
 constexpr int64_t kFlipStepsPerEdge = 16;
 
-// Colour tables: at_src[u * delta + c] = edge of colour c leaving u (or -1); likewise at_dst.
+// Colour tables: at_src[c * W + u] = the edge of colour c leaving u (edge -1: none) and its
+// receiver (peer); likewise at_dst. An alternating path is walked through the tables alone, one
+// dependent load per step, in the rows of its two colours (a few KB: they stay in cache).
 class BipartiteColouring {
  public:
   BipartiteColouring(const std::vector<Edge>& edges, int32_t workers, int32_t delta)
       : edges_(edges),
+        workers_(workers),
         delta_(delta),
         words_((delta + 63) / 64),
-        at_src_(static_cast<size_t>(workers) * delta, -1),
-        at_dst_(static_cast<size_t>(workers) * delta, -1),
+        at_src_(static_cast<size_t>(workers) * delta),
+        at_dst_(static_cast<size_t>(workers) * delta),
         used_src_(static_cast<size_t>(workers) * words_, 0),
         used_dst_(static_cast<size_t>(workers) * words_, 0),
         colour_(edges.size(), -1),
@@ -30,7 +33,7 @@ class BipartiteColouring {
   void Colour(int32_t e) {
     const int32_t u = edges_[e].src, v = edges_[e].dst;
     const int32_t a = FreeAt(used_src_, u);
-    if (Slot(at_dst_, v, a) != -1) {
+    if (At(at_dst_, v, a).edge != -1) {
       if (flip_steps_ > flip_budget_) {
         if (const int32_t c = FreeAtBoth(u, v); c >= 0) {
           Assign(e, c);
@@ -45,8 +48,12 @@ class BipartiteColouring {
   std::vector<int32_t> TakeColours() { return std::move(colour_); }
 
  private:
-  int32_t& Slot(std::vector<int32_t>& table, int32_t node, int32_t c) {
-    return table[static_cast<size_t>(node) * delta_ + c];
+  struct Slot {
+    int32_t edge = -1;
+    int32_t peer = 0;  // the edge's other end
+  };
+  Slot& At(std::vector<Slot>& table, int32_t node, int32_t c) {
+    return table[static_cast<size_t>(c) * workers_ + node];
   }
   // Lowest colour not used at `node` (a bitset of used colours per node).
   int32_t FreeAt(const std::vector<uint64_t>& used, int32_t node) const {
@@ -74,43 +81,72 @@ class BipartiteColouring {
     word = on ? (word | bit) : (word & ~bit);
   }
   void Assign(int32_t e, int32_t c) {
+    const int32_t u = edges_[e].src, v = edges_[e].dst;
     colour_[e] = c;
-    Slot(at_src_, edges_[e].src, c) = e;
-    Slot(at_dst_, edges_[e].dst, c) = e;
-    Mark(used_src_, edges_[e].src, c, true);
-    Mark(used_dst_, edges_[e].dst, c, true);
+    At(at_src_, u, c) = {e, v};
+    At(at_dst_, v, c) = {e, u};
+    Mark(used_src_, u, c, true);
+    Mark(used_dst_, v, c, true);
   }
-  // Swaps colours a and b along the alternating path that starts at receiver v with colour a.
+  // Swaps colours a and b along the alternating path that starts at receiver v with colour a:
+  // edge j of the path (colour a if j is even, b if odd) takes the other colour. Inner nodes keep
+  // both colours (their two path edges trade slots); only the two ends change their used sets.
   void FlipPath(int32_t v, int32_t a, int32_t b) {
     std::vector<int32_t>& path = path_;
+    std::vector<int32_t>& nodes = path_nodes_;  // nodes[j], nodes[j + 1]: the ends of edge j
     path.clear();
-    bool at_receiver = true;
-    int32_t node = v, c = a;
+    nodes.assign(1, v);
+    int32_t node = v;
     while (true) {
-      const int32_t e = at_receiver ? Slot(at_dst_, node, c) : Slot(at_src_, node, c);
-      if (e == -1) break;
-      path.push_back(e);
-      node = at_receiver ? edges_[e].src : edges_[e].dst;
-      at_receiver = !at_receiver;
-      c = (c == a) ? b : a;
+      const Slot in = At(at_dst_, node, a);
+      if (in.edge == -1) break;
+      path.push_back(in.edge);
+      node = in.peer;
+      nodes.push_back(node);
+      const Slot out = At(at_src_, node, b);
+      if (out.edge == -1) break;
+      path.push_back(out.edge);
+      node = out.peer;
+      nodes.push_back(node);
     }
-    for (int32_t e : path) {
-      Slot(at_src_, edges_[e].src, colour_[e]) = -1;
-      Slot(at_dst_, edges_[e].dst, colour_[e]) = -1;
-      Mark(used_src_, edges_[e].src, colour_[e], false);
-      Mark(used_dst_, edges_[e].dst, colour_[e], false);
+    const size_t n = path.size();
+    for (size_t j = 0; j < n; ++j) colour_[path[j]] = j % 2 == 0 ? b : a;
+    // Start (receiver v): its edge of colour a now has b.
+    At(at_dst_, v, a).edge = -1;
+    At(at_dst_, v, b) = {path[0], nodes[1]};
+    Mark(used_dst_, v, a, false);
+    Mark(used_dst_, v, b, true);
+    // Inner nodes: senders (odd j) had edge j - 1 in a and j in b; receivers the reverse.
+    for (size_t j = 1; j < n; ++j) {
+      const int32_t x = nodes[j];
+      const bool sender = j % 2 == 1;
+      std::vector<Slot>& at = sender ? at_src_ : at_dst_;
+      const int32_t was_first = sender ? a : b;  // edge j - 1's colour
+      const int32_t was_second = sender ? b : a;
+      At(at, x, was_second) = {path[j - 1], nodes[j - 1]};
+      At(at, x, was_first) = {path[j], nodes[j + 1]};
     }
-    for (int32_t e : path) Assign(e, colour_[e] == a ? b : a);
-    flip_steps_ += static_cast<int64_t>(path.size());
+    // End: the last edge's far node, a sender if that edge had colour a.
+    const int32_t x = nodes[n];
+    const bool sender = (n - 1) % 2 == 0;
+    const int32_t was = sender ? a : b, now = sender ? b : a;
+    std::vector<Slot>& at = sender ? at_src_ : at_dst_;
+    std::vector<uint64_t>& used = sender ? used_src_ : used_dst_;
+    At(at, x, was).edge = -1;
+    At(at, x, now) = {path[n - 1], nodes[n - 1]};
+    Mark(used, x, was, false);
+    Mark(used, x, now, true);
+    flip_steps_ += static_cast<int64_t>(n);
   }
 
   const std::vector<Edge>& edges_;
+  int32_t workers_;
   int32_t delta_;
   int32_t words_;
-  std::vector<int32_t> at_src_, at_dst_;
+  std::vector<Slot> at_src_, at_dst_;
   std::vector<uint64_t> used_src_, used_dst_;
   std::vector<int32_t> colour_;
-  std::vector<int32_t> path_;  // scratch for FlipPath
+  std::vector<int32_t> path_, path_nodes_;  // scratch for FlipPath
   int64_t flip_budget_;
   int64_t flip_steps_ = 0;
 };
@@ -134,6 +170,11 @@ std::vector<int32_t> ScheduleRounds(const std::vector<Edge>& edges, int32_t num_
   int shift = 0;
   while (shift < 63 && (static_cast<uint64_t>(heaviest) >> shift) >> (64 - index_bits) != 0)
     ++shift;
+  // Low bits every difference has clear (byte counts are multiples of a token's KV bytes) carry
+  // no order: shifted out too, so the radix sort has fewer digits to pass over.
+  uint64_t differences = 0;
+  for (const Edge& e : edges) differences |= static_cast<uint64_t>(heaviest - e.bytes);
+  if (differences != 0) shift = std::max(shift, __builtin_ctzll(differences));
   std::vector<uint64_t> order(edges.size());
   for (size_t e = 0; e < edges.size(); ++e) {
     order[e] = (static_cast<uint64_t>(heaviest - edges[e].bytes) >> shift << index_bits) | e;

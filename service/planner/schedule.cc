@@ -27,12 +27,14 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
   for (int32_t w = 0; w < workers; ++w) extra[w] = cost.TokenSeconds(in.tokens[w]);
   costs->assign(workers, WorkerCost{});
   *summary = PlanSummary{};
+  std::vector<int32_t> node(workers);  // Topology::NodeOf, once per worker
+  for (int32_t w = 0; w < workers; ++w) node[w] = cost.topology().NodeOf(w);
   for (const auto* list : {&in.kv, &in.dkv}) {
     for (const TimedTransfer& t : *list) {
       (*costs)[t.src].send_bytes += t.bytes;
       (*costs)[t.dst].recv_bytes += t.bytes;
       summary->comm_bytes += t.bytes;
-      if (!cost.topology().SameNode(t.src, t.dst)) summary->inter_node_bytes += t.bytes;
+      if (node[t.src] != node[t.dst]) summary->inter_node_bytes += t.bytes;
     }
   }
   const Timeline timeline =

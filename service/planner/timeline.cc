@@ -19,26 +19,34 @@ void SortByRound(std::vector<TimedTransfer>& transfers, int32_t rounds) {
   transfers.swap(sorted);
 }
 
-// The part of a transfer's time that overlaps compute (the link is busy that long).
-double OverlappedSeconds(const CostModel& cost, const TimedTransfer& t) {
-  return cost.params().transfer_overlap * cost.TransferSeconds(t.src, t.dst, t.bytes);
+// Each transfer's time on its link (computed once: the overlapped and the serial parts use it).
+std::vector<double> TransferSeconds(const CostModel& cost,
+                                    const std::vector<TimedTransfer>& transfers) {
+  std::vector<double> seconds(transfers.size());
+  for (size_t i = 0; i < transfers.size(); ++i) {
+    seconds[i] = cost.TransferSeconds(transfers[i].src, transfers[i].dst, transfers[i].bytes);
+  }
+  return seconds;
 }
 
 // Adds the part of each transfer's time that does not overlap compute to both of its ranks.
 void AddSerialSeconds(const CostModel& cost, const std::vector<TimedTransfer>& transfers,
-                      std::vector<double>& seconds) {
+                      const std::vector<double>& transfer_seconds, std::vector<double>& seconds) {
   const double serial = 1 - cost.params().transfer_overlap;
   if (serial <= 0) return;
-  for (const TimedTransfer& t : transfers) {
-    const double s = serial * cost.TransferSeconds(t.src, t.dst, t.bytes);
-    seconds[t.src] += s;
-    seconds[t.dst] += s;
+  for (size_t i = 0; i < transfers.size(); ++i) {
+    const double s = serial * transfer_seconds[i];
+    seconds[transfers[i].src] += s;
+    seconds[transfers[i].dst] += s;
   }
 }
 
 // Forward: per worker, when its last tile is done and its sends have left.
+// (The part of a transfer's time that overlaps compute keeps its link busy.)
 std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
-                            const std::vector<TimedTransfer>& kv) {
+                            const std::vector<TimedTransfer>& kv,
+                            const std::vector<double>& transfer_seconds) {
+  const double overlap = cost.params().transfer_overlap;
   const int32_t workers = compute.workers(), rounds = compute.rounds();
   std::vector<double> link_free(workers, 0), next_free(workers, 0);
   // arrival[w * (rounds + 1) + r]: when round r's data has arrived at w (0 if none).
@@ -52,7 +60,7 @@ std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
     for (; i < kv.size() && kv[i].round == r; ++i) {
       const TimedTransfer& t = kv[i];
       const double start = std::max(link_free[t.src], link_free[t.dst]);
-      const double end = start + OverlappedSeconds(cost, t);
+      const double end = start + overlap * transfer_seconds[i];
       next_free[t.src] = std::max(next_free[t.src], end);
       next_free[t.dst] = std::max(next_free[t.dst], end);
       at(t.dst, r) = std::max(at(t.dst, r), end);
@@ -72,7 +80,9 @@ std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
 }
 
 std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
-                             const std::vector<TimedTransfer>& dkv) {
+                             const std::vector<TimedTransfer>& dkv,
+                             const std::vector<double>& transfer_seconds) {
+  const double overlap = cost.params().transfer_overlap;
   const int32_t workers = compute.workers(), rounds = compute.rounds();
   // ready[w * (rounds + 1) + r]: when w has recomputed rounds rounds..r (it may then send round
   // r's partials).
@@ -99,7 +109,7 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
     for (size_t i = begin; i < end; ++i) {
       const TimedTransfer& t = dkv[i];
       const double start = std::max({link_free[t.src], link_free[t.dst], at(t.src, r)});
-      const double finish = start + OverlappedSeconds(cost, t);
+      const double finish = start + overlap * transfer_seconds[i];
       next_free[t.src] = std::max(next_free[t.src], finish);
       next_free[t.dst] = std::max(next_free[t.dst], finish);
     }
@@ -118,11 +128,13 @@ Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
                           const std::vector<double>& extra_seconds) {
   SortByRound(kv, compute.rounds());
   SortByRound(dkv, compute.rounds());
+  const std::vector<double> kv_seconds = TransferSeconds(cost, kv);
+  const std::vector<double> dkv_seconds = TransferSeconds(cost, dkv);
   Timeline out;
-  out.fwd_seconds = Forward(cost, compute, kv);
-  out.bwd_seconds = Backward(cost, compute, dkv);
-  AddSerialSeconds(cost, kv, out.fwd_seconds);
-  AddSerialSeconds(cost, dkv, out.bwd_seconds);
+  out.fwd_seconds = Forward(cost, compute, kv, kv_seconds);
+  out.bwd_seconds = Backward(cost, compute, dkv, dkv_seconds);
+  AddSerialSeconds(cost, kv, kv_seconds, out.fwd_seconds);
+  AddSerialSeconds(cost, dkv, dkv_seconds, out.bwd_seconds);
   for (size_t w = 0; w < extra_seconds.size() && w < out.fwd_seconds.size(); ++w) {
     out.fwd_seconds[w] += extra_seconds[w];
     out.bwd_seconds[w] += 2 * extra_seconds[w];

@@ -36,6 +36,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/room_queue.h"
 
 namespace fcp {
 namespace {
@@ -99,12 +100,16 @@ class FlashCpPlanner final : public Planner {
       while (num_long < docs && sorted[num_long].seconds > fraction * mean) ++num_long;
       if (num_long == last_long) continue;
       last_long = num_long;
-      absl::StatusOr<Placement> placement = Place(ctx, sorted, mean, num_long, 1.0);
+      // A candidate whose estimate reaches the best one's cannot win: placing it stops there.
+      const double bound = best.ok() ? best->estimate : HUGE_VAL;
+      absl::StatusOr<Placement> placement = Place(ctx, sorted, mean, num_long, 1.0, bound);
       // Under a token cap the short documents' tokens may not fit beside the long ones' shares:
       // then also groups sized to leave room for them (fcp's grouped shape had this; issue 26).
       if (const double fill = Fill(batch, sorted, suffix_tokens, suffix_seconds, mean, num_long);
           fill < 1) {
-        absl::StatusOr<Placement> roomy = Place(ctx, sorted, mean, num_long, fill);
+        // (It must also beat the first placement to replace it.)
+        const double roomy_bound = placement.ok() ? std::min(bound, placement->estimate) : bound;
+        absl::StatusOr<Placement> roomy = Place(ctx, sorted, mean, num_long, fill, roomy_bound);
         if (roomy.ok() && (!placement.ok() || roomy->estimate < placement->estimate)) {
           placement = std::move(roomy);
         }
@@ -166,7 +171,7 @@ class FlashCpPlanner final : public Planner {
   // The first `num_long` documents of `sorted` sharded (over ceil(cost / (fill · mean)) ranks),
   // the others whole.
   static absl::StatusOr<Placement> Place(const PlanContext& ctx, const std::vector<Sorted>& sorted,
-                                         double mean, int32_t num_long, double fill) {
+                                         double mean, int32_t num_long, double fill, double bound) {
     const Batch& batch = ctx.batch;
     const int32_t workers = batch.topology.num_workers;
     const int64_t cap = TokenCap(batch.topology);
@@ -176,14 +181,16 @@ class FlashCpPlanner final : public Planner {
     std::vector<int64_t> tokens(workers, 0);
     std::vector<double> traffic_seconds(workers, 0);  // receives, forward + backward
     MinTree least_loaded(workers);
-    RoomTree room(workers);  // the fallback once the least-loaded worker is full
+    RoomQueue room(workers);  // the fallback once the least-loaded worker is full
     Placement p;
     p.degree.assign(docs, 1);
     p.at.resize(docs);
     p.members.reserve(docs + 2 * workers);
     std::vector<int32_t>& members = p.members;
+    double highest = 0;  // the estimate so far: the largest load or traffic
     auto put = [&](int32_t w, int64_t length, double s) {
       load[w] += s;
+      highest = std::max(highest, load[w]);
       tokens[w] += length;
       least_loaded.Set(w, load[w]);
       room.Set(w, load[w], tokens[w]);
@@ -290,10 +297,22 @@ class FlashCpPlanner final : public Planner {
                                            : chunk_tokens[m] + chunk_tokens[2 * k - 1 - m],
             share_seconds[m]);
         traffic_seconds[w] = after_traffic[m];
+        highest = std::max(highest, traffic_seconds[w]);
       }
     };
-    for (int32_t i = 0; i < num_long; ++i) shard(sorted[i]);
+    // Loads and traffic only grow: once one reaches `bound`, so has the estimate (given as
+    // infinite: the candidate loses).
+    auto reached = [&] {
+      if (highest < bound) return false;
+      p.estimate = HUGE_VAL;
+      return true;
+    };
+    for (int32_t i = 0; i < num_long; ++i) {
+      shard(sorted[i]);
+      if (reached()) return p;
+    }
     for (int32_t i = num_long; i < docs; ++i) {
+      if (reached()) return p;
       const Sorted& doc = sorted[i];
       if (doc.length > cap) {  // too long to stay whole, whatever the threshold
         shard(doc);

@@ -10,6 +10,7 @@
 // Documents go largest first (by cost: attention + linear layers), each onto the currently
 // least-loaded workers with room under the token budget.
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -17,9 +18,43 @@
 #include "service/planner/plan_size.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/room_queue.h"
 
 namespace fcp {
 namespace {
+
+// Documents by cost, largest first, ties by index: the order of a stable sort on the exact costs.
+// ByCostDescending's radix sort orders by the costs' top bits; runs that share them (equal or
+// nearly equal costs) are then put in exact order.
+std::vector<int32_t> ByCostExactlyDescending(const std::vector<double>& seconds) {
+  std::vector<int32_t> order = ByCostDescending(seconds);
+  const int index_bits = IndexBits(seconds.size());
+  auto top_bits = [&](int32_t d) {
+    uint64_t bits;
+    std::memcpy(&bits, &seconds[d], sizeof bits);
+    return bits >> index_bits;
+  };
+  for (size_t i = 0; i < order.size();) {
+    size_t end = i + 1;
+    while (end < order.size() && top_bits(order[end]) == top_bits(order[i])) ++end;
+    if (end - i > 1) {
+      std::stable_sort(order.begin() + i, order.begin() + end,
+                       [&](int32_t a, int32_t b) { return seconds[a] > seconds[b]; });
+    }
+    i = end;
+  }
+  return order;
+}
+
+// The best worker under `better` (a strict order), by a scan.
+template <typename Better>
+int32_t BestOf(int32_t workers, Better better) {
+  int32_t best = 0;
+  for (int32_t w = 1; w < workers; ++w) {
+    if (better(w, best)) best = w;
+  }
+  return best;
+}
 
 class PerDocPlanner final : public Planner {
  public:
@@ -41,16 +76,9 @@ class PerDocPlanner final : public Planner {
     const int64_t block = RequestedBlockSize(ctx);
     const int64_t cap = TokenCap(batch.topology);
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
-    std::vector<double> doc_seconds(docs);
-    for (int32_t d = 0; d < docs; ++d) {
-      const Document& doc = batch.documents[d];
-      doc_seconds[d] = QueryRangeSeconds(ctx.cost, doc, 0, doc.length, {0, doc.length}) +
-                       3 * ctx.cost.TokenSeconds(doc.length);  // + linear layers, fwd + bwd
-    }
-    std::vector<int32_t> order(docs);
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int32_t a, int32_t b) { return doc_seconds[a] > doc_seconds[b]; });
+    double total = 0;
+    const std::vector<double> doc_seconds = DocumentSeconds(ctx, &total);
+    const std::vector<int32_t> order = ByCostExactlyDescending(doc_seconds);
 
     Layout layout;
     layout.kind = Layout::Kind::kDirect;
@@ -62,10 +90,35 @@ class PerDocPlanner final : public Planner {
     std::vector<int64_t> bounds;
     std::vector<int32_t> members;
     MinTree least_loaded(workers);
+    RoomQueue room(workers);  // the exact `better` among workers with room
+    auto put = [&](int32_t w, int64_t n, double seconds) {
+      load[w] += seconds;
+      tokens[w] += n;
+      least_loaded.Set(w, load[w]);
+      room.Set(w, load[w], tokens[w]);
+    };
+    // Each document's degree (its length's alone) and where its blocks go: blocks are written
+    // in (document, begin) order as they are placed.
+    std::vector<int32_t> degree(docs), next(docs);
+    int32_t num_blocks = 0;
+    for (int32_t d = 0; d < docs; ++d) {
+      const int64_t length = batch.documents[d].length;
+      int64_t k = std::clamp<int64_t>(length / block, 1, workers);
+      while (k < workers && MemberTokens(length, k) > cap) ++k;  // a share must fit the budget
+      degree[d] = static_cast<int32_t>(k);
+      next[d] = num_blocks;
+      if (k == 1) {
+        ++num_blocks;
+        continue;
+      }
+      for (int64_t c = 0; c < 2 * k; ++c) {
+        num_blocks += ChunkBegin(length, 2 * k, c) != ChunkBegin(length, 2 * k, c + 1);
+      }
+    }
+    layout.blocks.resize(num_blocks);
     for (int32_t d : order) {
       const Document& doc = batch.documents[d];
-      int64_t k = std::clamp<int64_t>(doc.length / block, 1, workers);
-      while (k < workers && MemberTokens(doc.length, k) > cap) ++k;  // a share must fit the budget
+      const int64_t k = degree[d];
       const int64_t share = (doc.length + k - 1) / k;
       // The k least-loaded workers with room for a share; ties broken by rank.
       auto better = [&](int32_t a, int32_t b) {
@@ -76,33 +129,39 @@ class PerDocPlanner final : public Planner {
       if (k == 1) {  // most documents: whole, on the least-loaded worker with room
         int32_t w = least_loaded.ArgMin();
         if (tokens[w] + share > cap) {
-          for (int32_t r = 0; r < workers; ++r) {
-            if (better(r, w)) w = r;
-          }
+          w = room.LeastLoadedWithRoom(cap - share);
+          if (w < 0) w = BestOf(workers, better);  // no room anywhere: the least loaded
         }
-        layout.blocks.push_back({d, 0, doc.length, w});
-        load[w] += doc_seconds[d];
-        tokens[w] += doc.length;
-        least_loaded.Set(w, load[w]);
+        layout.blocks[next[d]++] = {d, 0, doc.length, w};
+        put(w, doc.length, doc_seconds[d]);
         continue;
       }
       bounds.resize(2 * k + 1);
       for (int64_t c = 0; c <= 2 * k; ++c) bounds[c] = ChunkBegin(doc.length, 2 * k, c);
-      std::iota(ranks.begin(), ranks.end(), 0);
-      std::nth_element(ranks.begin(), ranks.begin() + (k - 1), ranks.end(), better);
-      members.assign(ranks.begin(), ranks.begin() + k);
+      // The k best under `better`: the k lightest with room, else (near the end) a partial sort.
+      members.clear();
+      while (static_cast<int64_t>(members.size()) < k) {
+        const int32_t w = room.LeastLoadedWithRoom(cap - share);
+        if (w < 0) break;
+        members.push_back(w);
+        room.Hide(w);
+      }
+      for (int32_t w : members) room.Set(w, load[w], tokens[w]);
+      if (static_cast<int64_t>(members.size()) < k) {
+        std::iota(ranks.begin(), ranks.end(), 0);
+        std::nth_element(ranks.begin(), ranks.begin() + (k - 1), ranks.end(), better);
+        members.assign(ranks.begin(), ranks.begin() + k);
+      }
       std::sort(members.begin(), members.end());
       for (int64_t c = 0; c < 2 * k; ++c) {
         if (bounds[c] == bounds[c + 1]) continue;
         const int32_t w = members[c < k ? c : 2 * k - 1 - c];
-        layout.blocks.push_back({d, bounds[c], bounds[c + 1], w});
-        load[w] += QueryRangeSeconds(ctx.cost, doc, bounds[c], bounds[c + 1], bounds) +
-                   3 * ctx.cost.TokenSeconds(bounds[c + 1] - bounds[c]);
-        tokens[w] += bounds[c + 1] - bounds[c];
-        least_loaded.Set(w, load[w]);
+        layout.blocks[next[d]++] = {d, bounds[c], bounds[c + 1], w};
+        put(w, bounds[c + 1] - bounds[c],
+            QueryRangeSeconds(ctx.cost, doc, bounds[c], bounds[c + 1], bounds) +
+                3 * ctx.cost.TokenSeconds(bounds[c + 1] - bounds[c]));
       }
     }
-    SortByPosition(&layout.blocks);
     // Zigzag shares need k workers with room each; near the end of the packing there may be
     // fewer: cut what is over the budget.
     if (absl::Status s = FitTokenBudget(workers, cap, &layout.blocks); !s.ok()) {
