@@ -50,9 +50,11 @@ class GroupedPlanner final : public Planner {
     Layout full = PackBlocks(ctx, UnitShape::kGroupedFull, costs);
     if (full.blocks == best.blocks) return best;
     full.strategy = "grouped";
-    // The lower predicted step time wins (ties: kGrouped).
+    // The lower predicted step time wins (ties: kGrouped). A sizing whose compute alone
+    // (LayoutLowerBoundMs) is no faster than the other's whole step cannot win: not scheduled.
     absl::StatusOr<double> best_ms = Evaluate(ctx, &best);
     if (!best_ms.ok()) return best_ms.status();
+    if (LayoutLowerBoundMs(ctx, full) >= *best_ms) return best;
     absl::StatusOr<double> full_ms = Evaluate(ctx, &full);
     if (!full_ms.ok()) return full_ms.status();
     return *full_ms < *best_ms ? std::move(full) : std::move(best);
