@@ -170,6 +170,13 @@ Topology TopologyFromProto(const v1::Topology& p) {
 
 // ---- plan pieces ----
 
+static_assert(static_cast<int>(TransferKind::kDq) == v1::Transfer::DQ &&
+                  static_cast<int>(TransferKind::kDo) == v1::Transfer::DO &&
+                  static_cast<int>(TransferKind::kOut) == v1::Transfer::OUT &&
+                  static_cast<int>(TransferKind::kQ) == v1::Transfer::Q &&
+                  static_cast<int>(TransferKind::kDkv) == v1::Transfer::DKV,
+              "TransferKind and v1::Transfer::Kind share their numbers");
+
 absl::StatusOr<TransferKind> TransferKindFromProto(v1::Transfer::Kind kind,
                                                    absl::string_view field) {
   switch (kind) {
@@ -177,6 +184,14 @@ absl::StatusOr<TransferKind> TransferKindFromProto(v1::Transfer::Kind kind,
       return TransferKind::kKv;
     case v1::Transfer::DKV:
       return TransferKind::kDkv;
+    case v1::Transfer::Q:
+      return TransferKind::kQ;
+    case v1::Transfer::OUT:
+      return TransferKind::kOut;
+    case v1::Transfer::DO:
+      return TransferKind::kDo;
+    case v1::Transfer::DQ:
+      return TransferKind::kDq;
     default:
       return UnknownEnum(field, kind);
   }
@@ -190,7 +205,8 @@ void TransfersToProto(const std::vector<Transfer>& transfers,
     p->set_round(t.round);
     p->set_peer(t.peer);
     p->mutable_blocks()->Add(t.blocks.begin(), t.blocks.end());
-    p->set_kind(t.kind == TransferKind::kDkv ? v1::Transfer::DKV : v1::Transfer::KV);
+    // The enums share their numbers (plan.h, plan.proto).
+    p->set_kind(static_cast<v1::Transfer::Kind>(static_cast<int>(t.kind)));
   }
 }
 

@@ -12,8 +12,12 @@ absl::StatusOr<std::unique_ptr<Schedule>> NewDirectSchedule(const Batch& batch,
 absl::StatusOr<std::unique_ptr<Schedule>> NewRingSchedule(const Batch& batch, const CostModel& cost,
                                                           Layout layout);
 
+absl::StatusOr<std::unique_ptr<Schedule>> NewPlacedSchedule(const Batch& batch,
+                                                            const CostModel& cost, Layout layout);
+
 absl::StatusOr<std::unique_ptr<Schedule>> NewSchedule(const Batch& batch, const CostModel& cost,
                                                       Layout layout) {
+  if (!layout.placed.empty()) return NewPlacedSchedule(batch, cost, std::move(layout));
   if (layout.kind == Layout::Kind::kZigzagRing) {
     return NewRingSchedule(batch, cost, std::move(layout));
   }
@@ -27,7 +31,7 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
   for (int32_t w = 0; w < workers; ++w) extra[w] = cost.TokenSeconds(in.tokens[w]);
   costs->assign(workers, WorkerCost{});
   *summary = PlanSummary{};
-  for (const auto* list : {&in.kv, &in.dkv}) {
+  for (const auto* list : {&in.kv, &in.dkv, &in.phases.out, &in.phases.d_o, &in.phases.dq}) {
     for (const TimedTransfer& t : *list) {
       (*costs)[t.src].send_bytes += t.bytes;
       (*costs)[t.dst].recv_bytes += t.bytes;
@@ -36,7 +40,8 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
     }
   }
   const Timeline timeline =
-      SimulateTimeline(cost, in.compute, std::move(in.kv), std::move(in.dkv), extra);
+      SimulateTimeline(cost, in.compute, std::move(in.kv), std::move(in.dkv), extra,
+                       std::move(in.phases));
   double max_flops = 0, sum_flops = 0;
   int64_t max_tokens = 0, sum_tokens = 0;
   double balanced_fwd = 0, balanced_bwd = 0;

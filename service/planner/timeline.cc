@@ -71,8 +71,28 @@ std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
   return done;
 }
 
+// A phase of rounds after (or before) a pass: worker w enters it at ready[w]; each round's
+// transfer starts once both ranks are done with the previous round's; ready[w] becomes when w's
+// last transfer of the phase is done. `transfers` sorted by round.
+void Phase(const CostModel& cost, const std::vector<TimedTransfer>& transfers,
+           std::vector<double>& ready) {
+  std::vector<double> next = ready;
+  for (size_t i = 0; i < transfers.size();) {
+    const int32_t round = transfers[i].round;
+    for (; i < transfers.size() && transfers[i].round == round; ++i) {
+      const TimedTransfer& t = transfers[i];
+      const double end = std::max(ready[t.src], ready[t.dst]) + OverlappedSeconds(cost, t);
+      next[t.src] = std::max(next[t.src], end);
+      next[t.dst] = std::max(next[t.dst], end);
+    }
+    ready = next;
+  }
+}
+
+// `start[w]`: when w's backward tiles may start.
 std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
-                             const std::vector<TimedTransfer>& dkv) {
+                             const std::vector<TimedTransfer>& dkv,
+                             const std::vector<double>& start) {
   const int32_t workers = compute.workers(), rounds = compute.rounds();
   // ready[w * (rounds + 1) + r]: when w has recomputed rounds rounds..r (it may then send round
   // r's partials).
@@ -82,7 +102,7 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
   };
   std::vector<double> compute_done(workers, 0);
   for (int32_t w = 0; w < workers; ++w) {
-    double t = 0;
+    double t = start[w];
     for (int32_t r = rounds; r >= 1; --r) {
       t += compute.bwd(w, r);
       at(w, r) = t;
@@ -115,14 +135,21 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
 
 Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
                           std::vector<TimedTransfer> kv, std::vector<TimedTransfer> dkv,
-                          const std::vector<double>& extra_seconds) {
+                          const std::vector<double>& extra_seconds, PhaseTransfers phases) {
   SortByRound(kv, compute.rounds());
   SortByRound(dkv, compute.rounds());
+  for (auto* list : {&phases.out, &phases.d_o, &phases.dq}) SortByRound(*list, compute.rounds());
   Timeline out;
   out.fwd_seconds = Forward(cost, compute, kv);
-  out.bwd_seconds = Backward(cost, compute, dkv);
-  AddSerialSeconds(cost, kv, out.fwd_seconds);
-  AddSerialSeconds(cost, dkv, out.bwd_seconds);
+  Phase(cost, phases.out, out.fwd_seconds);
+  std::vector<double> start(compute.workers(), 0);
+  Phase(cost, phases.d_o, start);
+  out.bwd_seconds = Backward(cost, compute, dkv, start);
+  Phase(cost, phases.dq, out.bwd_seconds);
+  for (const auto* list : {&kv, &phases.out}) AddSerialSeconds(cost, *list, out.fwd_seconds);
+  for (const auto* list : {&dkv, &phases.d_o, &phases.dq}) {
+    AddSerialSeconds(cost, *list, out.bwd_seconds);
+  }
   for (size_t w = 0; w < extra_seconds.size() && w < out.fwd_seconds.size(); ++w) {
     out.fwd_seconds[w] += extra_seconds[w];
     out.bwd_seconds[w] += 2 * extra_seconds[w];
