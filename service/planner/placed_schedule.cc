@@ -12,7 +12,7 @@
 //
 // The required tiles come from the unplaced layout's schedule (direct_schedule.cc enumerates
 // them), so both agree on what the masks require; placing costs one more schedule than the
-// direct layout alone.
+// direct layout alone (a caller that has it passes its tiles: schedule.h).
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -20,7 +20,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "service/planner/mask_math.h"
@@ -48,6 +47,8 @@ class PlacedSchedule final : public Schedule {
   PlacedSchedule(const Batch& batch, const CostModel& cost) : batch_(batch), cost_(cost) {}
 
   absl::Status Build(Layout layout);
+  absl::Status Build(std::vector<Block> blocks, const std::vector<std::vector<Tile>>& owner_tiles,
+                     const std::vector<PlacedTile>& placed);
 
   const std::vector<WorkerCost>& costs() const override { return costs_; }
   const PlanSummary& summary() const override { return summary_; }
@@ -56,11 +57,10 @@ class PlacedSchedule final : public Schedule {
 
  private:
   // Every tile on the worker that computes it (rounds 0 until the pairs are scheduled).
-  absl::Status PlaceTiles(const Schedule& direct, const std::vector<PlacedTile>& placed);
+  absl::Status PlaceTiles(const std::vector<std::vector<Tile>>& owner_tiles,
+                          const std::vector<PlacedTile>& placed);
   // The forward pairs (KV and Q each computing worker needs), sorted by (dst, src), in rounds.
   void BuildPairs();
-  // The round of the transfer from `src` to `dst` (0 when src == dst).
-  int32_t PairRound(int32_t src, int32_t dst) const;
   void BuildCosts();
 
   const Batch& batch_;
@@ -78,44 +78,63 @@ absl::Status PlacedSchedule::Build(Layout layout) {
   layout.schedule.reset();
   ASSIGN_OR_RETURN(std::unique_ptr<Schedule> direct,
                    NewDirectSchedule(batch_, cost_, std::move(layout)));
-  blocks_ = direct->Blocks();
-  RETURN_IF_ERROR(PlaceTiles(*direct, placed));
+  std::vector<std::vector<Tile>> owner_tiles(batch_.topology.num_workers);
+  for (int32_t r = 0; r < batch_.topology.num_workers; ++r) owner_tiles[r] = direct->Slice(r).tiles;
+  return Build(direct->Blocks(), owner_tiles, placed);
+}
+
+absl::Status PlacedSchedule::Build(std::vector<Block> blocks,
+                                   const std::vector<std::vector<Tile>>& owner_tiles,
+                                   const std::vector<PlacedTile>& placed) {
+  blocks_ = std::move(blocks);
+  RETURN_IF_ERROR(PlaceTiles(owner_tiles, placed));
   BuildPairs();
   BuildCosts();
   return absl::OkStatus();
 }
 
-absl::Status PlacedSchedule::PlaceTiles(const Schedule& direct,
+absl::Status PlacedSchedule::PlaceTiles(const std::vector<std::vector<Tile>>& owner_tiles,
                                         const std::vector<PlacedTile>& placed) {
   const int32_t workers = batch_.topology.num_workers;
   const int64_t num_blocks = static_cast<int64_t>(blocks_.size());
-  absl::flat_hash_map<std::pair<int32_t, int32_t>, int32_t> where;  // (q, kv) -> worker
-  for (const PlacedTile& p : placed) {
+  // Placed tiles by (q, kv); those of q block q: sorted[first[q] .. first[q + 1]).
+  std::vector<PlacedTile> sorted = placed;
+  std::vector<int32_t> first(num_blocks + 1, 0);
+  for (const PlacedTile& p : sorted) {
     if (p.q_block < 0 || p.q_block >= num_blocks || p.kv_block < 0 || p.kv_block >= num_blocks ||
         p.worker < 0 || p.worker >= workers) {
       return absl::InternalError(absl::StrCat("placed tile (q_block ", p.q_block, ", kv_block ",
                                               p.kv_block, ") on worker ", p.worker,
                                               ": out of range"));
     }
-    if (!where.try_emplace(std::make_pair(p.q_block, p.kv_block), p.worker).second) {
-      return absl::InternalError(absl::StrCat("placed tile (q_block ", p.q_block, ", kv_block ",
-                                              p.kv_block, ") placed twice"));
+    ++first[p.q_block + 1];
+  }
+  for (int64_t b = 0; b < num_blocks; ++b) first[b + 1] += first[b];
+  const auto key = [](const PlacedTile& p) { return std::make_pair(p.q_block, p.kv_block); };
+  std::sort(sorted.begin(), sorted.end(),
+            [&](const PlacedTile& a, const PlacedTile& b) { return key(a) < key(b); });
+  for (size_t i = 1; i < sorted.size(); ++i) {
+    if (key(sorted[i]) == key(sorted[i - 1])) {
+      return absl::InternalError(absl::StrCat("placed tile (q_block ", sorted[i].q_block,
+                                              ", kv_block ", sorted[i].kv_block, ") placed twice"));
     }
   }
   tiles_.assign(workers, {});
   size_t found = 0;
   for (int32_t r = 0; r < workers; ++r) {
-    for (const Tile& t : direct.Slice(r).tiles) {
+    for (const Tile& t : owner_tiles[r]) {
       int32_t computer = r;
-      auto it = where.find(std::make_pair(t.q_block, t.kv_block));
-      if (it != where.end()) {
-        computer = it->second;
-        ++found;
+      for (int32_t i = first[t.q_block]; i < first[t.q_block + 1]; ++i) {
+        if (sorted[i].kv_block == t.kv_block) {
+          computer = sorted[i].worker;
+          ++found;
+          break;
+        }
       }
       tiles_[computer].push_back({t.q_block, t.kv_block, 0});
     }
   }
-  if (found != where.size()) {
+  if (found != sorted.size()) {
     return absl::InternalError("a placed tile is not required by its document's mask");
   }
   return absl::OkStatus();
@@ -123,18 +142,22 @@ absl::Status PlacedSchedule::PlaceTiles(const Schedule& direct,
 
 void PlacedSchedule::BuildPairs() {
   const int32_t workers = batch_.topology.num_workers;
-  // (dst, src, is_q, block): each block a worker needs from another, once.
-  std::vector<std::tuple<int32_t, int32_t, bool, int32_t>> needs;
+  // (dst, src, is_q, block): each block a worker needs from another, once; in that order.
+  std::vector<std::tuple<int32_t, int32_t, bool, int32_t>> needs, mine;
+  std::vector<int32_t> kv_stamp(blocks_.size(), -1), q_stamp(blocks_.size(), -1);
   for (int32_t c = 0; c < workers; ++c) {
+    mine.clear();
     for (const Tile& t : tiles_[c]) {
-      if (blocks_[t.kv_block].owner != c)
-        needs.emplace_back(c, blocks_[t.kv_block].owner, false, t.kv_block);
-      if (blocks_[t.q_block].owner != c)
-        needs.emplace_back(c, blocks_[t.q_block].owner, true, t.q_block);
+      for (const auto& [b, is_q] : {std::make_pair(t.kv_block, false), {t.q_block, true}}) {
+        int32_t& stamp = is_q ? q_stamp[b] : kv_stamp[b];
+        if (blocks_[b].owner == c || stamp == c) continue;
+        stamp = c;
+        mine.emplace_back(c, blocks_[b].owner, is_q, b);
+      }
     }
+    std::sort(mine.begin(), mine.end());
+    needs.insert(needs.end(), mine.begin(), mine.end());
   }
-  std::sort(needs.begin(), needs.end());
-  needs.erase(std::unique(needs.begin(), needs.end()), needs.end());
   std::vector<Edge> edges;
   for (const auto& [dst, src, is_q, block] : needs) {
     if (pairs_.empty() || pairs_.back().dst != dst || pairs_.back().src != src) {
@@ -151,21 +174,20 @@ void PlacedSchedule::BuildPairs() {
   }
   const std::vector<int32_t> rounds = ScheduleRounds(edges, workers);
   for (size_t i = 0; i < pairs_.size(); ++i) pairs_[i].round = rounds[i];
+  // Per computing worker c, the round of each sender's transfer to c (pairs_ are by dst).
+  std::vector<int32_t> round_from(workers, 0);
+  size_t i = 0;
   for (int32_t c = 0; c < workers; ++c) {
+    const size_t begin = i;
+    for (; i < pairs_.size() && pairs_[i].dst == c; ++i)
+      round_from[pairs_[i].src] = pairs_[i].round;
     for (Tile& t : tiles_[c]) {
-      t.round =
-          std::max(PairRound(blocks_[t.kv_block].owner, c), PairRound(blocks_[t.q_block].owner, c));
+      const int32_t kv_owner = blocks_[t.kv_block].owner, q_owner = blocks_[t.q_block].owner;
+      t.round = std::max(kv_owner == c ? 0 : round_from[kv_owner],
+                         q_owner == c ? 0 : round_from[q_owner]);
     }
+    for (size_t j = begin; j < i; ++j) round_from[pairs_[j].src] = 0;
   }
-}
-
-int32_t PlacedSchedule::PairRound(int32_t src, int32_t dst) const {
-  if (src == dst) return 0;
-  const auto it = std::lower_bound(pairs_.begin(), pairs_.end(), std::make_pair(dst, src),
-                                   [](const PairBlocks& p, const std::pair<int32_t, int32_t>& k) {
-                                     return std::make_pair(p.dst, p.src) < k;
-                                   });
-  return it->round;
 }
 
 void PlacedSchedule::BuildCosts() {
@@ -241,6 +263,14 @@ absl::StatusOr<std::unique_ptr<Schedule>> NewPlacedSchedule(const Batch& batch,
                                                             const CostModel& cost, Layout layout) {
   auto schedule = std::make_unique<PlacedSchedule>(batch, cost);
   RETURN_IF_ERROR(schedule->Build(std::move(layout)));
+  return std::unique_ptr<Schedule>(std::move(schedule));
+}
+
+absl::StatusOr<std::unique_ptr<Schedule>> NewPlacedSchedule(
+    const Batch& batch, const CostModel& cost, std::vector<Block> blocks,
+    const std::vector<std::vector<Tile>>& owner_tiles, const std::vector<PlacedTile>& placed) {
+  auto schedule = std::make_unique<PlacedSchedule>(batch, cost);
+  RETURN_IF_ERROR(schedule->Build(std::move(blocks), owner_tiles, placed));
   return std::unique_ptr<Schedule>(std::move(schedule));
 }
 

@@ -10,9 +10,10 @@
 // block on B's KV blocks. Moving it to B costs Q, partial O + LSE, dO + LSE + delta and dQ of the
 // q block (CostModel::TransferBytes) and saves its owner the unit's compute; units are taken in
 // order of compute saved per byte added, off workers above a target level, onto KV owners that
-// stay at or below it. Several targets between the mean and the maximum load are tried (each
-// a full schedule: rounds, the transfers' link times and the timeline), and the placement with
-// the lowest predicted step wins, if it beats placing nothing.
+// stay at or below it. Targets from near the maximum load down to the mean are tried in turn
+// (each a full schedule: rounds, the transfers' link times and the timeline), until one predicts
+// a higher step than an earlier improvement; the best placement is kept if it beats placing
+// nothing.
 //
 // Where it differs from the paper: no joint partitioning of data and computation vertices (data
 // is partitioned first, computation moved after, and only to its KV's owner, where no KV moves);
@@ -50,14 +51,15 @@ double StepMs(const PlanContext& ctx, const Schedule& schedule) {
   return s.predicted_fwd_ms + (ctx.options.include_backward ? s.predicted_bwd_ms : 0);
 }
 
-// The units of computation of the unplaced schedule, ordered by compute saved per byte added.
+// The units of computation of the unplaced schedule (its tiles by q block owner), ordered by
+// compute saved per byte added.
 std::vector<Unit> Units(const PlanContext& ctx, const std::vector<Block>& blocks,
-                        const Schedule& direct) {
+                        const std::vector<std::vector<Tile>>& owner_tiles) {
   const CostModel& cost = ctx.cost;
   std::vector<Unit> units;
   absl::flat_hash_map<std::pair<int32_t, int32_t>, size_t> index;  // (q, kv owner) -> unit
   for (int32_t r = 0; r < ctx.batch.topology.num_workers; ++r) {
-    for (const Tile& t : direct.Slice(r).tiles) {
+    for (const Tile& t : owner_tiles[r]) {
       const Block& q = blocks[t.q_block];
       const Block& kv = blocks[t.kv_block];
       if (kv.owner == q.owner) continue;
@@ -116,24 +118,27 @@ absl::Status PlaceComputation(const PlanContext& ctx, Layout* layout) {
     mean += load[w] / workers;
     max = std::max(max, load[w]);
   }
-  const std::vector<Unit> units = Units(ctx, blocks, *direct);
+  std::vector<std::vector<Tile>> owner_tiles(workers);
+  for (int32_t r = 0; r < workers; ++r) owner_tiles[r] = direct->Slice(r).tiles;
+  const std::vector<Unit> units = Units(ctx, blocks, owner_tiles);
   double best_ms = StepMs(ctx, *direct);
   std::shared_ptr<const Schedule> best;
-  std::vector<PlacedTile> best_placed, last;
-  for (double f : kTargets) {
+  std::vector<PlacedTile> best_placed;
+  size_t last = 0;
+  for (double f : kTargets) {  // moving more each time; stop once that stops paying
     std::vector<PlacedTile> placed = MoveTo(units, load, mean + f * (max - mean));
-    if (placed.empty() || placed.size() == last.size()) continue;  // nothing new to price
-    last = placed;
-    Layout candidate = unplaced;
-    candidate.placed = std::move(placed);
+    if (placed.empty() || placed.size() == last) continue;  // nothing new to price
+    last = placed.size();
     ASSIGN_OR_RETURN(std::unique_ptr<Schedule> schedule,
-                     NewSchedule(ctx.batch, ctx.cost, candidate));
+                     NewPlacedSchedule(ctx.batch, ctx.cost, blocks, owner_tiles, placed));
     const double ms = StepMs(ctx, *schedule);
-    if (ms < best_ms) {
-      best_ms = ms;
-      best = std::move(schedule);
-      best_placed = std::move(candidate.placed);
+    if (ms >= best_ms) {
+      if (best != nullptr) break;  // past the best level
+      continue;
     }
+    best_ms = ms;
+    best = std::move(schedule);
+    best_placed = std::move(placed);
   }
   if (best != nullptr) {
     layout->placed = std::move(best_placed);
