@@ -374,25 +374,21 @@ TEST_F(PlacedValidatorTest, TileBeforeItsQArrives) {
                                       "q_block 2, which arrives by kQ in round 2"));
 }
 
-TEST_F(PlacedValidatorTest, PartialOutputNotReturned) {
-  DropTransfer(0, 2, TransferKind::kOut);
-  EXPECT_THAT(Validate(), IsViolation(3,
-                                      "worker 0 computes tiles of q_block 2 but sends no Out of it "
-                                      "to its owner, worker 2"));
-}
-
-TEST_F(PlacedValidatorTest, DoNotReceived) {
-  DropTransfer(2, 0, TransferKind::kDo);
-  EXPECT_THAT(Validate(), IsViolation(3,
-                                      "worker 0 computes tiles of q_block 2 but receives no dO of "
-                                      "it from its owner, worker 2"));
-}
-
-TEST_F(PlacedValidatorTest, DqNotReturned) {
-  DropTransfer(0, 2, TransferKind::kDq);
-  EXPECT_THAT(Validate(), IsViolation(3,
-                                      "worker 0 computes tiles of q_block 2 but sends no dQ of it "
-                                      "to its owner, worker 2"));
+TEST_F(PlacedValidatorTest, EveryRemoteQBlockHasItsOutDoAndDqOnce) {
+  struct Missing {
+    TransferKind kind;
+    int32_t src, dst;
+    const char* what;
+  };
+  for (const Missing& m : {Missing{TransferKind::kOut, 0, 2, "sends no Out of it to"},
+                           Missing{TransferKind::kDo, 2, 0, "receives no dO of it from"},
+                           Missing{TransferKind::kDq, 0, 2, "sends no dQ of it to"}}) {
+    const Plan placed = plan_;
+    DropTransfer(m.src, m.dst, m.kind);
+    EXPECT_THAT(Validate(), IsViolation(3, absl::StrCat("worker 0 computes tiles of q_block 2 but ",
+                                                        m.what, " its owner, worker 2")));
+    plan_ = placed;
+  }
 }
 
 TEST_F(PlacedValidatorTest, OutOfABlockItDoesNotCompute) {
