@@ -170,31 +170,14 @@ Topology TopologyFromProto(const v1::Topology& p) {
 
 // ---- plan pieces ----
 
+// TransferKind (plan.h) and v1::Transfer::Kind share their numbers, KV = 0 .. DQ = 5.
 static_assert(static_cast<int>(TransferKind::kDq) == v1::Transfer::DQ &&
-                  static_cast<int>(TransferKind::kDo) == v1::Transfer::DO &&
-                  static_cast<int>(TransferKind::kOut) == v1::Transfer::OUT &&
-                  static_cast<int>(TransferKind::kQ) == v1::Transfer::Q &&
-                  static_cast<int>(TransferKind::kDkv) == v1::Transfer::DKV,
-              "TransferKind and v1::Transfer::Kind share their numbers");
+              kTransferKinds == v1::Transfer::Kind_ARRAYSIZE);
 
 absl::StatusOr<TransferKind> TransferKindFromProto(v1::Transfer::Kind kind,
                                                    absl::string_view field) {
-  switch (kind) {
-    case v1::Transfer::KV:
-      return TransferKind::kKv;
-    case v1::Transfer::DKV:
-      return TransferKind::kDkv;
-    case v1::Transfer::Q:
-      return TransferKind::kQ;
-    case v1::Transfer::OUT:
-      return TransferKind::kOut;
-    case v1::Transfer::DO:
-      return TransferKind::kDo;
-    case v1::Transfer::DQ:
-      return TransferKind::kDq;
-    default:
-      return UnknownEnum(field, kind);
-  }
+  if (kind < v1::Transfer::KV || kind > v1::Transfer::DQ) return UnknownEnum(field, kind);
+  return static_cast<TransferKind>(kind);
 }
 
 void TransfersToProto(const std::vector<Transfer>& transfers,
