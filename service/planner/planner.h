@@ -25,15 +25,16 @@
 namespace fcp {
 
 // Bumped whenever a change can alter a plan for the same inputs; part of every plan id.
-inline constexpr absl::string_view kPlannerVersion = "fcp-planner/5";
+inline constexpr absl::string_view kPlannerVersion = "fcp-planner/6";
 
 struct PlanOptions {
   std::string strategy = "auto";
   int64_t block_size = 0;        // 0 = chosen per batch; else a multiple of 64
   bool include_backward = true;  // optimise forward + backward (else forward only)
   double time_budget_ms = 200;   // `auto`: stop trying further strategies after this
-  // `dcp`: the imbalance (max / mean - 1) its partitioner may leave in attention FLOPs and in
-  // tokens (METIS's ubvec - 1, and the refinement's limits); in [0.001, 1].
+  // `dcp`: the imbalance (max / mean - 1) its partitioner may leave in attention FLOPs, and in
+  // tokens under the whole-step objective (METIS's ubvec - 1, and the refinement's limits); in
+  // [0.001, 1]. Under the attention objective only a memory cap limits dcp's tokens.
   double balance_tolerance = 0.05;
   // What plans minimise: the whole layer (linear layers + attention, under the token budget) or,
   // as an explicit choice, attention alone (model.h).

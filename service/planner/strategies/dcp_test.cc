@@ -1,4 +1,5 @@
-// dcp: METIS partitioning keeps compute and tokens within the balance tolerance it is given, and
+// dcp: METIS partitioning keeps compute within the balance tolerance it is given, and tokens
+// where the objective asks (the whole step: the tolerance; attention: a memory cap only), and
 // cuts fewer bytes across nodes than within them; its plans do not depend on the program's rand(),
 // and the program's rand() does not depend on dcp (METIS draws from its own: metis_library.h).
 #include "service/planner/strategies/dcp.h"
@@ -8,11 +9,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <random>
 #include <thread>
 
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/graph_partition.h"
 #include "service/planner/strategies/hypergraph.h"
 #include "service/planner/strategies/metis_library.h"
 #include "service/planner/strategies/test_batches.h"
@@ -41,15 +44,14 @@ PlanOptions DcpOptions() {
 
 class DcpToleranceTest : public ::testing::TestWithParam<double> {};
 
+// The whole step: tokens are work (the linear layers), balanced like attention compute.
 TEST_P(DcpToleranceTest, ComputeAndTokensStayWithinTheTolerance) {
   const double tolerance = GetParam();
   for (uint64_t seed : {1, 2, 3}) {
-    const Batch batch = ManyDocuments(16, seed);
+    Batch batch = ManyDocuments(16, seed);
+    batch.topology.token_slack = 1;  // a budget of 2x the mean: the tolerance binds first
     PlanOptions options = DcpOptions();
     options.balance_tolerance = tolerance;
-    // Attention alone: no token budget below the tolerance's (the whole step caps tokens at
-    // 1.05 x the mean).
-    options.objective = Objective::kAttention;
     absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
     ASSERT_TRUE(plan.ok()) << plan.status();
     EXPECT_TRUE(ValidatePlan(batch, options, *plan).ok());
@@ -57,6 +59,36 @@ TEST_P(DcpToleranceTest, ComputeAndTokensStayWithinTheTolerance) {
     EXPECT_LE(plan->summary.compute_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
     EXPECT_LE(plan->summary.token_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
   }
+}
+
+// Attention alone: tokens cost nothing, so only compute is held to the tolerance, and tokens only
+// to a memory cap where the request sets one. Without a cap dcp takes the freedom the other
+// strategies take (a worker of cheap tokens holds more of them) and sends fewer bytes than under
+// a cap at the tolerance.
+TEST_P(DcpToleranceTest, AttentionHoldsTokensOnlyToTheMemoryCap) {
+  const double tolerance = GetParam();
+  int64_t free_bytes = 0, capped_bytes = 0;
+  for (uint64_t seed : {1, 2, 3}) {
+    Batch batch = ManyDocuments(16, seed);
+    PlanOptions options = DcpOptions();
+    options.balance_tolerance = tolerance;
+    options.objective = Objective::kAttention;
+    absl::StatusOr<Plan> free = MakePlan(batch, options, OutputSpec::AllRanks());
+    ASSERT_TRUE(free.ok()) << free.status();
+    EXPECT_TRUE(ValidatePlan(batch, options, *free).ok());
+    EXPECT_LE(free->summary.compute_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
+    EXPECT_GT(free->summary.token_imbalance, 1 + tolerance) << "seed " << seed;
+    const int64_t mean = batch.TotalTokens() / batch.topology.num_workers;
+    batch.topology.max_tokens_per_worker = static_cast<int64_t>(mean * (1 + tolerance));
+    absl::StatusOr<Plan> capped = MakePlan(batch, options, OutputSpec::AllRanks());
+    ASSERT_TRUE(capped.ok()) << capped.status();
+    EXPECT_TRUE(ValidatePlan(batch, options, *capped).ok());
+    EXPECT_LE(capped->summary.compute_imbalance, 1 + tolerance + 1e-3) << "seed " << seed;
+    EXPECT_LE(capped->summary.max_tokens_per_worker, batch.topology.max_tokens_per_worker);
+    free_bytes += free->summary.comm_bytes;
+    capped_bytes += capped->summary.comm_bytes;
+  }
+  EXPECT_LT(free_bytes, capped_bytes);
 }
 
 INSTANTIATE_TEST_SUITE_P(Tolerances, DcpToleranceTest, ::testing::Values(0.03, 0.05, 0.2));
@@ -165,6 +197,43 @@ TEST(DcpTest, CutsFewerBytesAcrossNodesThanWithin) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_GT(plan->summary.comm_bytes, 0);
   EXPECT_LT(plan->summary.inter_node_bytes, plan->summary.comm_bytes / 2);
+}
+
+// Four clusters of heavily connected vertices, equal in compute, unequal in tokens (1:2:3:4):
+// with tokens unconstrained the partition keeps every cluster whole on a worker of its own (no
+// cut, compute exactly balanced, tokens 1.6x the mean); held to 5% it must split clusters.
+TEST(DcpTest, PartitionBalancesTokensOnlyWhenTheirToleranceIsFinite) {
+  constexpr int32_t kClusters = 4, kSize = 6;
+  GraphBuilder builder;
+  for (int32_t c = 0; c < kClusters; ++c) {
+    for (int32_t i = 0; i < kSize; ++i) builder.AddVertex(100, 10 * (c + 1));
+    for (int32_t i = 0; i < kSize; ++i) {
+      for (int32_t j = i + 1; j < kSize; ++j) builder.AddEdge(c * kSize + i, c * kSize + j, 1000);
+    }
+  }
+  const WeightedGraph graph = builder.Finish();
+  Topology topology;
+  topology.num_workers = kClusters;
+  topology.workers_per_node = kClusters;
+  auto token_max_over_mean = [&](const std::vector<int32_t>& worker) {
+    std::vector<int64_t> tokens(kClusters, 0);
+    for (int32_t v = 0; v < graph.vertices(); ++v) tokens[worker[v]] += graph.tokens[v];
+    return static_cast<double>(*std::max_element(tokens.begin(), tokens.end())) / 150;
+  };
+  absl::StatusOr<std::vector<int32_t>> free =
+      PartitionOntoWorkers(graph, topology, {0.05, std::numeric_limits<double>::infinity()});
+  ASSERT_TRUE(free.ok()) << free.status();
+  std::vector<int32_t> owners;
+  for (int32_t c = 0; c < kClusters; ++c) {
+    for (int32_t i = 1; i < kSize; ++i) EXPECT_EQ((*free)[c * kSize + i], (*free)[c * kSize]);
+    owners.push_back((*free)[c * kSize]);
+  }
+  std::sort(owners.begin(), owners.end());
+  EXPECT_EQ(std::unique(owners.begin(), owners.end()), owners.end());
+  EXPECT_DOUBLE_EQ(token_max_over_mean(*free), 1.6);
+  absl::StatusOr<std::vector<int32_t>> held = PartitionOntoWorkers(graph, topology, {0.05, 0.05});
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_LE(token_max_over_mean(*held), 1.05 + 1e-9);
 }
 
 TEST(DcpTest, RejectsAToleranceOutOfRange) {

@@ -83,6 +83,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
   std::merge(rest.begin(), rest.end(), given.begin(), given.end(), order.begin());
   MinTree least_loaded(workers_);
   std::optional<RoomTree> room_tree;  // once the least-loaded worker is first full
+  int64_t fallbacks = 0;
   // Workers holding blocks of each document (few: documents span few workers).
   std::vector<absl::InlinedVector<int32_t, 2>> doc_workers(documents);
   auto note_holder = [&](int32_t d, int32_t w) {
@@ -126,6 +127,17 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
       if (!room_tree) {
         room_tree.emplace(workers_);
         for (int32_t w = 0; w < workers_; ++w) room_tree->Set(w, load_[w], tokens_[w]);
+      }
+      if (fallbacks++ % workers_ == 0) {
+        // Workers by tokens in the leaves: the full ones (most of them, by now, with little
+        // load) share subtrees that the room test prunes whole, instead of lending their low
+        // loads to every subtree's bound. Tokens only grow; re-sorted every W fallbacks.
+        std::vector<int32_t> by_tokens(workers_);
+        for (int32_t w = 0; w < workers_; ++w) by_tokens[w] = w;
+        std::sort(by_tokens.begin(), by_tokens.end(), [&](int32_t a, int32_t b) {
+          return tokens_[a] != tokens_[b] ? tokens_[a] < tokens_[b] : a < b;
+        });
+        room_tree->Arrange(by_tokens);
       }
       const double seconds = it.seconds;
       const int64_t tokens = it.tokens();

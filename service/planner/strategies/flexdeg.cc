@@ -29,6 +29,8 @@
 // is in one group only, so the short documents riding in a ring rotate with it (fcp and flashcp
 // keep them local); under a tight cap, if nothing packs, the greedy with larger groups (negative
 // slacks) is the fallback.
+// The single workers with room are found by flexdeg_singles.h; auto skips flexdeg by its lower
+// bound (flexdeg_bound.h: any groups' bound, and its own candidates' rings under the token cap).
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -38,6 +40,8 @@
 #include "absl/strings/str_cat.h"
 #include "service/planner/planner.h"
 #include "service/planner/schedule.h"
+#include "service/planner/strategies/flexdeg_bound.h"
+#include "service/planner/strategies/flexdeg_singles.h"
 #include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
 
@@ -51,9 +55,6 @@ constexpr double kSlacks[] = {0.0, 0.25, 0.5};
 constexpr double kScheduleMargin = 0.03;
 // Steps above the sizing's optimum whose choices are candidates too (factors of it).
 constexpr double kLooserTargets[] = {1.05, 1.1};
-// A full single worker's place goes to the next least-loaded one with room, looked for among
-// this many before a scan of all.
-constexpr int32_t kPops = 8;
 // Tried only when none of kSlacks packs under the token budget: larger groups for the long
 // documents hold fewer of their tokens per member, leaving room for the documents kept whole.
 constexpr double kBudgetSlacks[] = {-0.5, -1, -2, -4, -8};
@@ -66,64 +67,6 @@ struct Assignment {
   double estimate = 0;
 };
 
-// Single workers by their free tokens, in power-of-two buckets, each a MinTree by load: the
-// least-loaded single with room for a document is the least of the buckets above its length's
-// (all of whose members have room) and of the few least loaded in its own bucket.
-class SinglesByRoom {
- public:
-  explicit SinglesByRoom(int32_t size) : bucket_(size, -1) {}
-
-  void Set(int32_t w, int64_t free, double load) {
-    const int b = free > 0 ? 63 - __builtin_clzll(static_cast<uint64_t>(free)) : -1;
-    if (bucket_[w] >= 0 && bucket_[w] != b) trees_[bucket_[w]]->Set(w, HUGE_VAL);
-    bucket_[w] = b;
-    if (b < 0) return;
-    // (w is the bucket's first member: every other worker outside it)
-    if (!trees_[b]) {
-      trees_[b] = std::make_unique<MinTree>(static_cast<int32_t>(bucket_.size()), HUGE_VAL);
-      top_ = std::max(top_, b);
-    }
-    trees_[b]->Set(w, load);
-  }
-
-  // The least-loaded w with free(w) >= need (`free`, `load`: every worker's), or -1 if none is
-  // found (its own bucket is searched among its kPops least loaded only).
-  int32_t LeastWithRoom(int64_t need, const std::vector<int64_t>& free,
-                        const std::vector<double>& load) {
-    const int own = need > 0 ? 63 - __builtin_clzll(static_cast<uint64_t>(need)) : 0;
-    int32_t best = -1;
-    auto consider = [&](int32_t w) {
-      if (best < 0 || load[w] < load[best]) best = w;
-    };
-    for (int b = own + 1; b <= top_; ++b) {
-      if (!trees_[b]) continue;
-      const int32_t w = trees_[b]->ArgMin();
-      if (bucket_[w] == b) consider(w);
-    }
-    if (trees_[own]) {
-      popped_.clear();
-      for (int i = 0; i < kPops; ++i) {
-        const int32_t w = trees_[own]->ArgMin();
-        if (bucket_[w] != own || (best >= 0 && load[w] >= load[best])) break;
-        if (free[w] >= need) {
-          consider(w);
-          break;
-        }
-        trees_[own]->Set(w, HUGE_VAL);
-        popped_.push_back(w);
-      }
-      for (int32_t w : popped_) trees_[own]->Set(w, load[w]);
-    }
-    return best;
-  }
-
- private:
-  std::vector<int> bucket_;  // of each worker, -1: none (no room, or not a single)
-  std::unique_ptr<MinTree> trees_[64];
-  int top_ = -1;  // the highest bucket with a tree
-  std::vector<int32_t> popped_;
-};
-
 class FlexDegPlanner final : public Planner {
  public:
   absl::string_view name() const override { return "flexdeg"; }
@@ -133,19 +76,36 @@ class FlexDegPlanner final : public Planner {
   }
 
   int auto_order() const override { return 40; }
+  // No flexdeg plan beats it (flexdeg_bound.h): the bound of any groups, or, when each of its
+  // candidates' rings is above that, the least of their bounds. auto skips flexdeg where the best
+  // plan it has is as fast. The greedy's candidates first: they are cheap, and where one of them
+  // is no better than the bound of any groups the sizing's exact choice is not needed.
+  double LowerBoundMs(const PlanContext& ctx) const override {
+    const double any = FlexDegLowerBoundMs(ctx) * 1e-3;
+    // (without a token cap the workers' room is unbounded: the rings' bounds add little)
+    if (ctx.batch.topology.max_tokens_per_worker <= 0) return any * 1e3;
+    const GroupSizing sizing = Sizing(ctx);
+    double least = HUGE_VAL;
+    auto consider = [&](const std::vector<int32_t>& sizes) {
+      least = std::min(least, RingsLowerBoundSeconds(ctx, sizing, sizes));
+      return least > any;
+    };
+    for (double slack : kSlacks) {
+      if (!consider(sizing.Greedy(slack))) return any * 1e3;
+    }
+    for (double slack : kBudgetSlacks) {  // (packed only when none of the others packs)
+      if (!consider(sizing.Greedy(slack))) return any * 1e3;
+    }
+    for (const Candidate& c : ExactCandidates(sizing)) {
+      if (!consider(c.sizes)) return any * 1e3;
+    }
+    return std::max(any, least) * 1e3;
+  }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
-    double total = 0;
-    const std::vector<double> seconds = DocumentSeconds(ctx, &total);
-    const std::vector<int32_t> order = ByCostDescending(seconds);
-    std::vector<SizingDoc> sorted(docs);  // read sequentially by every packing
-    for (int32_t i = 0; i < docs; ++i) {
-      const int64_t length = batch.documents[order[i]].length;
-      sorted[i] = {order[i], length, seconds[order[i]], 3 * ctx.cost.TokenSeconds(length)};
-    }
-    const GroupSizing sizing(ctx.cost, batch.topology, sorted, TokenCap(batch.topology));
+    const GroupSizing sizing = Sizing(ctx);
 
     std::vector<Assignment> packed;  // every candidate that packs
     absl::Status first_error = absl::OkStatus();
@@ -161,17 +121,7 @@ class FlexDegPlanner final : public Planner {
         first_error = assignment.status();
       }
     };
-    if (std::optional<GroupSizing::Solution> exact = sizing.Exact()) {
-      try_sizes(std::move(exact->sizes), exact->objective);
-      // The model's optimum is not the schedule's: the choices for a few looser steps (rings
-      // narrower, their members with more room) are candidates too.
-      for (double looser : kLooserTargets) {
-        std::vector<int32_t> sizes;
-        if (sizing.Within(exact->objective * looser, &sizes)) {
-          try_sizes(std::move(sizes), exact->objective * looser);
-        }
-      }
-    }
+    for (Candidate& c : ExactCandidates(sizing)) try_sizes(std::move(c.sizes), c.target);
     // The greedy's sizes too: the exact sizes are optimal for a pool that packs fluidly, and
     // LPT does not.
     // (their rings too take short documents only up to the room the sizing's model gives them
@@ -217,6 +167,42 @@ class FlexDegPlanner final : public Planner {
   }
 
  private:
+  struct Candidate {
+    std::vector<int32_t> sizes;
+    double target;  // the sizing's step for them
+  };
+
+  // 1.-2. The documents' costs and the group sizing over them, costliest first.
+  static GroupSizing Sizing(const PlanContext& ctx) {
+    const Batch& batch = ctx.batch;
+    const int32_t docs = static_cast<int32_t>(batch.documents.size());
+    double total = 0;
+    const std::vector<double> seconds = DocumentSeconds(ctx, &total);
+    const std::vector<int32_t> order = ByCostDescending(seconds);
+    std::vector<SizingDoc> sorted(docs);  // read sequentially by every packing
+    for (int32_t i = 0; i < docs; ++i) {
+      const int64_t length = batch.documents[order[i]].length;
+      sorted[i] = {order[i], length, seconds[order[i]], 3 * ctx.cost.TokenSeconds(length)};
+    }
+    return GroupSizing(ctx.cost, batch.topology, std::move(sorted), TokenCap(batch.topology));
+  }
+
+  // The sizing's exact choice, and, since the model's optimum is not the schedule's, its choices
+  // for a few looser steps (rings narrower, their members with more room); none if none fits.
+  static std::vector<Candidate> ExactCandidates(const GroupSizing& sizing) {
+    std::vector<Candidate> candidates;
+    std::optional<GroupSizing::Solution> exact = sizing.Exact();
+    if (!exact) return candidates;
+    candidates.push_back({std::move(exact->sizes), exact->objective});
+    for (double looser : kLooserTargets) {
+      std::vector<int32_t> sizes;
+      if (sizing.Within(exact->objective * looser, &sizes)) {
+        candidates.push_back({std::move(sizes), exact->objective * looser});
+      }
+    }
+    return candidates;
+  }
+
   // The predicted step of a scheduled candidate, infinite if it breaks the token cap.
   static double StepMs(const PlanContext& ctx, const Schedule& schedule) {
     const int64_t cap = TokenCap(ctx.batch.topology);

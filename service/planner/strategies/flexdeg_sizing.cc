@@ -328,18 +328,24 @@ std::vector<int32_t> GroupSizing::Greedy(double slack) const {
   const double mean = total_ / workers_;
   const bool capped = cap_ != std::numeric_limits<int64_t>::max();
   int64_t left = workers_;
-  for (size_t i = 0; i < docs_.size(); ++i) {
+  auto group = [&](size_t i) {
     const SizingDoc& d = docs_[i];
     const double share = mean > 0 ? d.seconds / mean : 0;
-    // Costs descend: once a document wants fewer than two workers, so do all the rest, unless
-    // a memory cap forces groups on documents longer than it.
-    if (share - slack <= 1 && !capped) break;
     int64_t want = static_cast<int64_t>(std::ceil(share - slack - 1e-9));
     want = std::max(want, GroupSizeForCap(d.length, cap_, workers_));
     const int64_t k = std::min<int64_t>(want, left);
-    if (k < 2 || MemberTokens(d.length, k) > cap_) continue;
+    if (k < 2 || MemberTokens(d.length, k) > cap_) return;
     sizes[i] = static_cast<int32_t>(k);
     left -= k;
+  };
+  // Costs descend: once a document wants fewer than two workers, so do all the rest; only those
+  // longer than a memory cap still get groups (the cap's).
+  size_t i = 0;
+  for (; i < docs_.size() && (mean > 0 ? docs_[i].seconds / mean : 0) - slack > 1; ++i) group(i);
+  if (capped) {
+    for (int32_t j : over_cap_) {
+      if (static_cast<size_t>(j) >= i) group(j);
+    }
   }
   return sizes;
 }

@@ -117,6 +117,42 @@ TEST_P(SizingTest, ExactIsNeverWorseThanTheGreedy) {
   EXPECT_GT(compared, 40);  // the greedy plans most of these batches
 }
 
+// The greedy as its header describes it, document by document (Greedy skips, under a cap, the
+// documents past the first that wants fewer than two workers, but for those longer than the cap).
+TEST_P(SizingTest, GreedyIsWhatItDescribes) {
+  for (int32_t workers : {8, 64}) {
+    for (uint64_t seed = 1; seed <= 5; ++seed) {
+      const Batch batch = SkewedBatch(workers, seed);
+      const int64_t mean = batch.TotalTokens() / workers;
+      const bool capped = GetParam().cap_factor > 0;
+      const int64_t cap = capped ? static_cast<int64_t>(GetParam().cap_factor * mean)
+                                 : std::numeric_limits<int64_t>::max();
+      const CostModel cost(batch.model, batch.topology, CostParams{}, GetParam().objective);
+      const GroupSizing sizing = SizingOf(batch, cost, cap);
+      double total = 0;
+      for (const SizingDoc& d : sizing.docs()) total += d.seconds;
+      for (double slack : {0.0, 0.5, -0.5, -2.0, -8.0}) {
+        std::vector<int32_t> want(sizing.docs().size(), 1);
+        int64_t left = workers;
+        for (size_t i = 0; i < want.size(); ++i) {
+          const SizingDoc& d = sizing.docs()[i];
+          const double wanted = std::ceil(d.seconds / (total / workers) - slack - 1e-9);
+          const int64_t k =
+              std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(wanted),
+                                                  GroupSizeForCap(d.length, cap, workers)),
+                                left);
+          if (k >= 2 && MemberTokens(d.length, k) <= cap) {
+            want[i] = static_cast<int32_t>(k);
+            left -= k;
+          }
+        }
+        EXPECT_EQ(sizing.Greedy(slack), want)
+            << "W=" << workers << " seed " << seed << " slack " << slack;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Objectives, SizingTest,
                          ::testing::Values(Case{Objective::kWholeStep, 0},
                                            Case{Objective::kWholeStep, 1.05},

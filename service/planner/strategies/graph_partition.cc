@@ -14,20 +14,26 @@
 namespace fcp {
 namespace {
 
-constexpr idx_t kConstraints = 2;  // compute, tokens
 constexpr idx_t kSeed = 1;
 // Weight sums METIS may form without overflowing idx_t (32-bit here).
 constexpr double kWeightRange = 1 << 28;
 
 ABSL_CONST_INIT absl::Mutex metis_mutex(absl::kConstInit);
 
-// The subgraph on `vertices` (ascending) in METIS's arrays, weights scaled into idx_t.
+// The subgraph on `vertices` (ascending) in METIS's arrays, weights scaled into idx_t: compute,
+// and tokens where they are balanced (`ubvec`: 1 + each constraint's tolerance).
 struct MetisGraph {
   std::vector<idx_t> xadj{0}, adjncy, adjwgt, vwgt;
+  std::vector<real_t> ubvec;
   idx_t vertices() const { return static_cast<idx_t>(xadj.size()) - 1; }
+  idx_t constraints() const { return static_cast<idx_t>(ubvec.size()); }
 };
 
-MetisGraph ToMetis(const WeightedGraph& g, const std::vector<int32_t>& vertices) {
+// The tolerance of each of the two METIS levels (nodes, then GPUs): (1 + level)^2 = 1 + tolerance.
+double LevelTolerance(double tolerance) { return std::sqrt(1 + tolerance) - 1; }
+
+MetisGraph ToMetis(const WeightedGraph& g, const std::vector<int32_t>& vertices,
+                   const BalanceTolerance& tolerance) {
   std::vector<int32_t> local(g.vertices(), -1);
   for (size_t i = 0; i < vertices.size(); ++i) local[vertices[i]] = static_cast<int32_t>(i);
   double compute = 0, tokens = 0, edges = 0;
@@ -44,10 +50,13 @@ MetisGraph ToMetis(const WeightedGraph& g, const std::vector<int32_t>& vertices)
     return std::max<idx_t>(1, static_cast<idx_t>(std::llround(static_cast<double>(w) * s)));
   };
   MetisGraph m;
-  m.vwgt.reserve(kConstraints * vertices.size());
+  const bool balance_tokens = std::isfinite(tolerance.tokens);
+  m.ubvec.push_back(static_cast<real_t>(1 + LevelTolerance(tolerance.compute)));
+  if (balance_tokens) m.ubvec.push_back(static_cast<real_t>(1 + LevelTolerance(tolerance.tokens)));
+  m.vwgt.reserve(m.ubvec.size() * vertices.size());
   for (int32_t v : vertices) {
     m.vwgt.push_back(scaled(g.compute[v], compute));
-    m.vwgt.push_back(scaled(g.tokens[v], tokens));
+    if (balance_tokens) m.vwgt.push_back(scaled(g.tokens[v], tokens));
     for (int64_t i = g.offsets[v]; i < g.offsets[v + 1]; ++i) {
       const int32_t u = local[g.adjacency[i]];
       if (u < 0) continue;  // the other end is outside this subgraph
@@ -60,8 +69,7 @@ MetisGraph ToMetis(const WeightedGraph& g, const std::vector<int32_t>& vertices)
 }
 
 // Part of each vertex of `m` among `parts` parts whose target shares are `shares` (sum 1).
-absl::StatusOr<std::vector<idx_t>> Partition(MetisGraph& m, const std::vector<double>& shares,
-                                             double tolerance) {
+absl::StatusOr<std::vector<idx_t>> Partition(MetisGraph& m, const std::vector<double>& shares) {
   idx_t nvtxs = m.vertices();
   idx_t nparts = static_cast<idx_t>(shares.size());
   std::vector<idx_t> part(nvtxs, 0);
@@ -70,12 +78,11 @@ absl::StatusOr<std::vector<idx_t>> Partition(MetisGraph& m, const std::vector<do
     std::iota(part.begin(), part.end(), 0);
     return part;
   }
-  idx_t ncon = kConstraints;
-  std::vector<real_t> tpwgts(kConstraints * nparts);
+  idx_t ncon = m.constraints();
+  std::vector<real_t> tpwgts(ncon * nparts);
   for (idx_t p = 0; p < nparts; ++p) {
-    for (idx_t c = 0; c < kConstraints; ++c) tpwgts[p * kConstraints + c] = shares[p];
+    for (idx_t c = 0; c < ncon; ++c) tpwgts[p * ncon + c] = shares[p];
   }
-  std::vector<real_t> ubvec(kConstraints, static_cast<real_t>(1 + tolerance));
   absl::StatusOr<const MetisLibrary*> metis = LoadMetis();
   if (!metis.ok()) return metis.status();
   idx_t options[METIS_NOPTIONS];
@@ -89,7 +96,7 @@ absl::StatusOr<std::vector<idx_t>> Partition(MetisGraph& m, const std::vector<do
     status =
         (*metis)->part_graph_recursive(&nvtxs, &ncon, m.xadj.data(), m.adjncy.data(), m.vwgt.data(),
                                        /*vsize=*/nullptr, m.adjwgt.data(), &nparts, tpwgts.data(),
-                                       ubvec.data(), options, &objval, part.data());
+                                       m.ubvec.data(), options, &objval, part.data());
   }
   if (status != METIS_OK) {
     return absl::InternalError(absl::StrCat("dcp: METIS_PartGraphRecursive failed (", status,
@@ -98,10 +105,11 @@ absl::StatusOr<std::vector<idx_t>> Partition(MetisGraph& m, const std::vector<do
   return part;
 }
 
-// Moves vertices off the most loaded worker (by the larger of compute / mean and tokens / mean)
-// while one lowers its load without making another worker worse than it was: METIS's balance
-// is approximate on multi-constraint graphs, and the node level leaves its own error.
-void RepairBalance(const WeightedGraph& g, const Topology& t, double tolerance,
+// Moves vertices off the most loaded worker (by the larger of compute / its limit and tokens / its
+// limit, a limit being (1 + tolerance) × the mean) while one lowers its load without making
+// another worker worse than it was: METIS's balance is approximate on multi-constraint graphs,
+// and the node level leaves its own error.
+void RepairBalance(const WeightedGraph& g, const Topology& t, const BalanceTolerance& tolerance,
                    std::vector<int32_t>* worker) {
   const int32_t workers = t.num_workers;
   std::vector<double> compute(workers, 0), tokens(workers, 0);
@@ -115,8 +123,10 @@ void RepairBalance(const WeightedGraph& g, const Topology& t, double tolerance,
     sum_c += static_cast<double>(g.compute[v]);
     sum_t += static_cast<double>(g.tokens[v]);
   }
-  const double mean_c = std::max(sum_c / workers, 1e-9), mean_t = std::max(sum_t / workers, 1e-9);
-  auto score = [&](double c, double tk) { return std::max(c / mean_c, tk / mean_t); };
+  // An infinite tolerance gives tokens an infinite limit: they never count.
+  const double limit_c = std::max(sum_c / workers, 1e-9) * (1 + tolerance.compute);
+  const double limit_t = std::max(sum_t / workers, 1e-9) * (1 + tolerance.tokens);
+  auto score = [&](double c, double tk) { return std::max(c / limit_c, tk / limit_t); };
   // Targets: the few workers lowest in compute and the few lowest in tokens (a vertex heavy in
   // one weight fits best beside a worker light in it).
   constexpr int kTargets = 4;
@@ -127,7 +137,7 @@ void RepairBalance(const WeightedGraph& g, const Topology& t, double tolerance,
       if (score(compute[w], tokens[w]) > score(compute[hot], tokens[hot])) hot = w;
     }
     const double before = score(compute[hot], tokens[hot]);
-    if (before <= 1 + tolerance) return;
+    if (before <= 1) return;
     std::iota(by_compute.begin(), by_compute.end(), 0);
     std::iota(by_tokens.begin(), by_tokens.end(), 0);
     const int k = std::min(kTargets, workers);
@@ -205,21 +215,19 @@ WeightedGraph GraphBuilder::Finish() {
 
 absl::StatusOr<std::vector<int32_t>> PartitionOntoWorkers(const WeightedGraph& graph,
                                                           const Topology& topology,
-                                                          double tolerance) {
+                                                          const BalanceTolerance& tolerance) {
   const int32_t workers = topology.num_workers;
   const int32_t per_node = std::clamp(topology.workers_per_node, 1, workers);
   const int32_t nodes = workers / per_node + (workers % per_node != 0 ? 1 : 0);
   auto node_size = [&](int32_t n) { return std::min(per_node, workers - n * per_node); };
-  // The two levels share the tolerance: (1 + level)^2 = 1 + tolerance.
-  const double level = std::sqrt(1 + tolerance) - 1;
   std::vector<int32_t> all(graph.vertices());
   std::iota(all.begin(), all.end(), 0);
   std::vector<idx_t> node_of(graph.vertices(), 0);
   if (nodes > 1) {
-    MetisGraph m = ToMetis(graph, all);
+    MetisGraph m = ToMetis(graph, all, tolerance);
     std::vector<double> shares(nodes);
     for (int32_t n = 0; n < nodes; ++n) shares[n] = static_cast<double>(node_size(n)) / workers;
-    absl::StatusOr<std::vector<idx_t>> parts = Partition(m, shares, level);
+    absl::StatusOr<std::vector<idx_t>> parts = Partition(m, shares);
     if (!parts.ok()) return parts.status();
     node_of = *std::move(parts);
   }
@@ -227,9 +235,9 @@ absl::StatusOr<std::vector<int32_t>> PartitionOntoWorkers(const WeightedGraph& g
   for (int32_t v = 0; v < graph.vertices(); ++v) in_node[node_of[v]].push_back(v);
   std::vector<int32_t> worker(graph.vertices(), 0);
   for (int32_t n = 0; n < nodes; ++n) {
-    MetisGraph m = ToMetis(graph, in_node[n]);
+    MetisGraph m = ToMetis(graph, in_node[n], tolerance);
     const std::vector<double> shares(node_size(n), 1.0 / node_size(n));
-    absl::StatusOr<std::vector<idx_t>> parts = Partition(m, shares, level);
+    absl::StatusOr<std::vector<idx_t>> parts = Partition(m, shares);
     if (!parts.ok()) return parts.status();
     for (size_t i = 0; i < in_node[n].size(); ++i) {
       worker[in_node[n][i]] = n * per_node + static_cast<int32_t>((*parts)[i]);

@@ -5,10 +5,12 @@
 //   level 1: vertices → nodes        (cut edges here are InfiniBand traffic: the costly ones)
 //   level 2: each node's vertices → its GPUs   (cut edges here travel over NVLink)
 //
-// then repaired so that no worker exceeds (1 + tolerance) × the mean in either weight where single
-// vertices allow it. Deterministic (METIS with a fixed seed, drawing from a rand() of its own:
-// metis_library.h) and thread-safe (METIS calls are serialised: its error handling and its rand()
-// keep process-global state).
+// then repaired so that no worker exceeds (1 + its tolerance) × the mean in either weight where
+// single vertices allow it. A weight whose tolerance is infinite is not balanced at all (METIS sees
+// the compute weight alone): dcp's tokens under the attention objective without a memory cap.
+// Deterministic (METIS with a fixed seed, drawing from a rand() of its own: metis_library.h) and
+// thread-safe (METIS calls are serialised: its error handling and its rand() keep process-global
+// state).
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_GRAPH_PARTITION_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_GRAPH_PARTITION_H_
 
@@ -56,11 +58,17 @@ class GraphBuilder {
   std::vector<Edge> edges_;
 };
 
-// The worker of every vertex. `tolerance` is the allowed max/mean - 1 of both weights (split
-// between the two levels). Internal error if METIS fails, Unavailable if it cannot be loaded.
+// The allowed max/mean - 1 of each weight (each split between the two levels); infinity: that
+// weight is unconstrained.
+struct BalanceTolerance {
+  double compute = 0.05;
+  double tokens = 0.05;
+};
+
+// The worker of every vertex. Internal error if METIS fails, Unavailable if it cannot be loaded.
 absl::StatusOr<std::vector<int32_t>> PartitionOntoWorkers(const WeightedGraph& graph,
                                                           const Topology& topology,
-                                                          double tolerance);
+                                                          const BalanceTolerance& tolerance);
 
 }  // namespace fcp
 

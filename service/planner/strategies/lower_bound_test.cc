@@ -4,14 +4,18 @@
 // predicted step of the strategy's own plan. auto skips a strategy (or the scheduling of its
 // layout) whose bound is no better than its best plan: a bound above the plan would let auto skip
 // a winner.
+#include <optional>
 #include <random>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/dcp.h"
+#include "service/planner/strategies/flexdeg_bound.h"
 #include "service/planner/strategies/packing.h"
 #include "service/planner/strategies/test_batches.h"
 
@@ -89,7 +93,8 @@ TEST_P(LowerBoundTest, IsAtMostThePredictedStepOfItsPlan) {
     }
   }
   // The strategies that know a bound must give one on these batches: the property is not vacuous.
-  if (strategy == "ring" || strategy == "whole_doc" || strategy == "static_cp") {
+  if (strategy == "ring" || strategy == "whole_doc" || strategy == "static_cp" ||
+      strategy == "flexdeg") {
     EXPECT_GT(bounded, 0);
   }
 }
@@ -101,6 +106,129 @@ INSTANTIATE_TEST_SUITE_P(Grid, LowerBoundTest,
                            return absl::StrCat(std::get<0>(info.param), "_W",
                                                std::get<1>(info.param));
                          });
+
+// The predicted step of `strategy`'s plan and its LowerBoundMs, or nullopt when it has no plan.
+std::optional<std::pair<double, double>> StepAndBound(const std::string& strategy,
+                                                      const Batch& batch, PlanOptions options) {
+  options.strategy = strategy;
+  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::SummaryOnly());
+  if (!plan.ok()) return std::nullopt;
+  const Batch resolved = ResolveBatch(batch, options.objective);
+  const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
+  const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+  return std::make_pair(plan->PredictedStepMs(options.include_backward),
+                        (*NewPlanner(strategy))->LowerBoundMs(ctx));
+}
+
+// flexdeg's bound reads the links, the latency, the tiles' overhead and how much of a transfer
+// overlaps compute (flexdeg_bound.h): it holds for each of them, faster links across nodes than
+// inside one included, with every mask, both objectives, with and without backward.
+TEST(LowerBoundTest, FlexDegBoundHoldsForEveryLinkLatencyAndOverlap) {
+  std::mt19937_64 rng(26);
+  int cases = 0;
+  for (int i = 0; i < 60; ++i) {
+    const int32_t workers = std::vector<int32_t>{2, 4, 12, 16, 40}[rng() % 5];
+    const int mask_kind = static_cast<int>(rng() % (std::size(kMasks) + 1)) - 1;
+    Batch batch = RandomBatch(workers, rng(), mask_kind);
+    const double links[][2] = {{150, 45}, {45, 150}, {5, 1}, {1, 1}};
+    const auto& link = links[rng() % std::size(links)];
+    batch.topology.intra_node_gbps = link[0];
+    batch.topology.inter_node_gbps = link[1];
+    PlanOptions options;
+    options.objective = rng() % 2 ? Objective::kWholeStep : Objective::kAttention;
+    options.include_backward = rng() % 3 != 0;
+    options.cost.transfer_latency_us = std::vector<double>{0, 20, 500}[rng() % 3];
+    options.cost.transfer_overlap = std::vector<double>{1, 0.5, 0}[rng() % 3];
+    options.cost.tile_overhead_us = rng() % 2 ? 0 : 3;
+    const std::optional<std::pair<double, double>> step_bound =
+        StepAndBound("flexdeg", batch, options);
+    if (!step_bound) continue;
+    ++cases;
+    EXPECT_LE(step_bound->second, step_bound->first * (1 + 1e-9))
+        << "case " << i << ", W " << workers << ", links " << link[0] << "/" << link[1]
+        << ", latency " << options.cost.transfer_latency_us << ", overlap "
+        << options.cost.transfer_overlap << ", " << ObjectiveName(options.objective);
+  }
+  EXPECT_GT(cases, 40);
+}
+
+// The rings' bound (flexdeg_bound.h, RingsLowerBoundSeconds: the tokens must fit in the singles'
+// and the rings' room) where it matters: many long documents, rings across nodes over slow links,
+// tight token budgets (the whole step's, or an explicit cap on attention alone). It is above the
+// bound of any groups in many of these cases, and below the plan in all.
+TEST(LowerBoundTest, FlexDegRingsBoundHoldsWhereTheTokensMustRideOnRings) {
+  std::mt19937_64 rng(23);
+  int cases = 0, raised = 0;
+  for (int i = 0; i < 80; ++i) {
+    const int32_t workers = std::vector<int32_t>{8, 16, 32, 48}[rng() % 4];
+    SkewedShape shape;
+    shape.tokens_per_worker = 1024 + static_cast<int64_t>(rng() % 4096);
+    shape.long_one_in = 2 + static_cast<int>(rng() % 8);
+    shape.long_min = 2 * shape.tokens_per_worker;
+    shape.long_span = 8 * shape.tokens_per_worker;
+    shape.short_max = 1 + static_cast<int64_t>(rng() % 2000);
+    Batch batch = SkewedBatch(workers, rng(), shape);
+    const int mask_kind = static_cast<int>(rng() % (std::size(kMasks) + 1)) - 1;
+    for (Document& d : batch.documents) {
+      d.mask = kMasks[mask_kind >= 0 ? mask_kind : rng() % std::size(kMasks)];
+    }
+    batch.topology.workers_per_node = std::vector<int32_t>{1, 2, 4, 8}[rng() % 4];
+    batch.topology.inter_node_gbps = std::vector<double>{1, 5, 45}[rng() % 3];
+    batch.topology.intra_node_gbps = std::vector<double>{5, 150}[rng() % 2];
+    batch.topology.token_slack = std::vector<double>{0.01, 0.05, 0.3}[rng() % 3];
+    PlanOptions options;
+    options.include_backward = rng() % 3 != 0;
+    options.cost.transfer_latency_us = std::vector<double>{0, 20, 500}[rng() % 3];
+    options.cost.transfer_overlap = std::vector<double>{1, 0.5}[rng() % 2];
+    if (rng() % 3 == 0) {  // attention alone, under an explicit cap (no linear layers to bound)
+      options.objective = Objective::kAttention;
+      batch.topology.max_tokens_per_worker = static_cast<int64_t>(
+          (1 + batch.topology.token_slack) * static_cast<double>(batch.TotalTokens()) / workers);
+    }
+    const std::optional<std::pair<double, double>> step_bound =
+        StepAndBound("flexdeg", batch, options);
+    if (!step_bound) continue;
+    ++cases;
+    const auto [step, bound] = *step_bound;
+    EXPECT_LE(bound, step * (1 + 1e-9)) << "case " << i;
+    const Batch resolved = ResolveBatch(batch, options.objective);
+    const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
+    const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+    raised += bound > FlexDegLowerBoundMs(ctx) * 1.01;
+  }
+  EXPECT_GT(cases, 50);
+  EXPECT_GT(raised, 10);
+}
+
+// Where one document's group must relay its KV over slow links, that relay is what the step
+// costs: the bound sees it (well above the mean worker's compute) and stays below the plan.
+TEST(LowerBoundTest, FlexDegBoundSeesTheRelayOfADocumentLongerThanTheCap) {
+  Batch batch;
+  batch.topology.num_workers = 16;
+  batch.topology.workers_per_node = 4;
+  batch.topology.intra_node_gbps = 5;
+  batch.topology.inter_node_gbps = 1;
+  batch.documents.push_back({16 * 6000, Mask::Causal()});
+  for (int i = 0; i < 16 * 8; ++i) batch.documents.push_back({500, Mask::Causal()});
+  for (bool include_backward : {true, false}) {
+    PlanOptions options;
+    options.include_backward = include_backward;
+    const std::optional<std::pair<double, double>> step_bound =
+        StepAndBound("flexdeg", batch, options);
+    ASSERT_TRUE(step_bound.has_value());
+    const auto [step, bound] = *step_bound;
+    EXPECT_LE(bound, step * (1 + 1e-9));
+    // The mean worker's compute: every document whole, over the workers.
+    const Batch resolved = ResolveBatch(batch, options.objective);
+    const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
+    options.strategy = "flexdeg";
+    const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+    double total = 0;
+    DocumentSeconds(ctx, &total);
+    EXPECT_GT(bound, 2 * total / 16 * 1e3) << "step " << step;
+    EXPECT_GT(bound, 0.5 * step);
+  }
+}
 
 // whole_doc's first piece and static_cp's members bound their plans closely (they miss only the
 // transfers and the tiles' shapes), so auto skips them wherever a plan beats theirs by 5%.

@@ -93,10 +93,25 @@ RoomTree::RoomTree(int32_t size) : size_(size) {
                {std::numeric_limits<double>::infinity(), std::numeric_limits<int64_t>::max()});
   for (int32_t w = 0; w < size; ++w) node_[leaves_ + w] = {0, 0};
   for (size_t n = leaves_ - 1; n >= 1; --n) node_[n] = Merge(node_[2 * n], node_[2 * n + 1]);
+  leaf_of_.resize(size);
+  worker_at_.assign(leaves_, -1);
+  for (int32_t w = 0; w < size; ++w) leaf_of_[w] = worker_at_[w] = w;
+}
+
+void RoomTree::Arrange(const std::vector<int32_t>& order) {
+  std::vector<Node> values(size_);
+  for (int32_t w = 0; w < size_; ++w) values[w] = node_[leaves_ + leaf_of_[w]];
+  for (int32_t leaf = 0; leaf < size_; ++leaf) {
+    const int32_t w = order[leaf];
+    worker_at_[leaf] = w;
+    leaf_of_[w] = leaf;
+    node_[leaves_ + leaf] = values[w];
+  }
+  for (size_t n = leaves_ - 1; n >= 1; --n) node_[n] = Merge(node_[2 * n], node_[2 * n + 1]);
 }
 
 void RoomTree::Set(int32_t w, double load, int64_t tokens) {
-  size_t n = leaves_ + static_cast<size_t>(w);
+  size_t n = leaves_ + static_cast<size_t>(leaf_of_[w]);
   node_[n] = {load, tokens};
   for (n /= 2; n >= 1; n /= 2) node_[n] = Merge(node_[2 * n], node_[2 * n + 1]);
 }

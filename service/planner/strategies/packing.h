@@ -94,6 +94,10 @@ class RoomTree {
  public:
   explicit RoomTree(int32_t size);  // every worker at load 0, no tokens
   void Set(int32_t w, double load, int64_t tokens);
+  // Lays the workers out in the leaves in `order` (a permutation of 0 .. size-1), keeping their
+  // values. Answers do not depend on the layout (ties still go to the lowest index); searches
+  // visit fewer nodes when workers alike (e.g. by tokens) share subtrees.
+  void Arrange(const std::vector<int32_t>& order);
   // The worker with the least load among those holding at most `max_tokens` (ties: the lowest
   // index), as a scan in index order keeping strictly lower loads finds it; -1 if none.
   int32_t LeastLoadedWithRoom(int64_t max_tokens) const {
@@ -117,7 +121,9 @@ class RoomTree {
 
   size_t leaves_ = 1;
   int32_t size_;
-  std::vector<Node> node_;  // node_[1] is the root; children of n are 2n and 2n + 1
+  std::vector<Node> node_;          // node_[1] is the root; children of n are 2n and 2n + 1
+  std::vector<int32_t> leaf_of_;    // worker -> leaf (0-based)
+  std::vector<int32_t> worker_at_;  // leaf -> worker, -1 past the last worker
 };
 
 template <typename Score>
@@ -153,8 +159,8 @@ int32_t RoomTree::LeastWithRoom(int64_t max_tokens, Score score) const {
       n = low;
     }
     if (n < leaves_) continue;
-    const int32_t w = static_cast<int32_t>(n - leaves_);
-    if (w >= size_) continue;
+    const int32_t w = worker_at_[n - leaves_];
+    if (w < 0) continue;
     const double s = bound(n);
     if (s < best_score || (s == best_score && w < best)) {
       best = w;

@@ -35,6 +35,13 @@ TEST(RoomTreeTest, FindsWhatAScanFindsUnderRandomUpdates) {
       tokens[w] += static_cast<int64_t>(rng() % 100);
       tree.Set(w, load[w], tokens[w]);
       const int64_t max_tokens = static_cast<int64_t>(rng() % (step / 2 + 100));
+      if (step % 700 == 350) {  // by tokens, as fcp's packer lays them out
+        std::vector<int32_t> order(workers);
+        for (int32_t v = 0; v < workers; ++v) order[v] = v;
+        std::sort(order.begin(), order.end(),
+                  [&](int32_t a, int32_t b) { return tokens[a] > tokens[b]; });
+        tree.Arrange(order);
+      }
       ASSERT_EQ(tree.LeastLoadedWithRoom(max_tokens),
                 ScanLeastLoadedWithRoom(load, tokens, max_tokens))
           << "W " << workers << ", step " << step << ", max_tokens " << max_tokens;
@@ -68,6 +75,12 @@ TEST(RoomTreeTest, LeastScoreWithRoomFindsWhatAScanFinds) {
         if (tokens[v] > max_tokens) continue;
         const double s = score(load[v] + seconds, tokens[v] + item);
         if (s < scan_score) scan = v, scan_score = s;
+      }
+      if (step % 500 == 250) {  // any layout of the leaves gives the same answers
+        std::vector<int32_t> order(workers);
+        for (int32_t v = 0; v < workers; ++v) order[v] = v;
+        std::shuffle(order.begin(), order.end(), rng);
+        tree.Arrange(order);
       }
       ASSERT_EQ(tree.LeastWithRoom(
                     max_tokens, [&](double l, int64_t t) { return score(l + seconds, t + item); }),
