@@ -39,9 +39,8 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
       if (!cost.topology().SameNode(t.src, t.dst)) summary->inter_node_bytes += t.bytes;
     }
   }
-  const Timeline timeline =
-      SimulateTimeline(cost, in.compute, std::move(in.kv), std::move(in.dkv), extra,
-                       std::move(in.phases));
+  const Timeline timeline = SimulateTimeline(cost, in.compute, std::move(in.kv), std::move(in.dkv),
+                                             extra, std::move(in.phases));
   double max_flops = 0, sum_flops = 0;
   int64_t max_tokens = 0, sum_tokens = 0;
   double balanced_fwd = 0, balanced_bwd = 0;
