@@ -68,6 +68,8 @@ class PlacedSchedule final : public Schedule {
   std::vector<Block> blocks_;
   std::vector<std::vector<Tile>> tiles_;  // by computing worker
   std::vector<PairBlocks> pairs_;
+  std::vector<std::vector<int32_t>> owned_;     // by worker: its blocks, ascending
+  std::vector<std::vector<int32_t>> pairs_of_;  // by worker: the pairs it sends or receives in
   std::vector<WorkerCost> costs_;
   PlanSummary summary_;
 };
@@ -90,6 +92,15 @@ absl::Status PlacedSchedule::Build(std::vector<Block> blocks,
   RETURN_IF_ERROR(PlaceTiles(owner_tiles, placed));
   BuildPairs();
   BuildCosts();
+  owned_.assign(batch_.topology.num_workers, {});
+  for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
+    owned_[blocks_[b].owner].push_back(b);
+  }
+  pairs_of_.assign(batch_.topology.num_workers, {});
+  for (int32_t i = 0; i < static_cast<int32_t>(pairs_.size()); ++i) {
+    pairs_of_[pairs_[i].src].push_back(i);
+    pairs_of_[pairs_[i].dst].push_back(i);
+  }
   return absl::OkStatus();
 }
 
@@ -231,13 +242,11 @@ void PlacedSchedule::BuildCosts() {
 WorkerPlan PlacedSchedule::Slice(int32_t rank) const {
   WorkerPlan slice;
   slice.rank = rank;
-  for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
-    if (blocks_[b].owner == rank) slice.blocks.push_back(b);
-  }
+  slice.blocks = owned_[rank];
   slice.tiles = tiles_[rank];
   slice.predicted = costs_[rank];
-  for (const PairBlocks& p : pairs_) {
-    if (p.src != rank && p.dst != rank) continue;
+  for (int32_t i : pairs_of_[rank]) {
+    const PairBlocks& p = pairs_[i];
     const bool sender = p.src == rank;  // of the forward rounds: the blocks' owner
     const int32_t peer = sender ? p.dst : p.src;
     auto& out = sender ? slice.sends : slice.recvs;  // owner -> computing worker
