@@ -22,6 +22,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -106,6 +107,13 @@ class Emulator {
     for (int32_t b : w.blocks) {
       local[b] = tokens;
       tokens += plan.blocks[b].tokens();
+    }
+    for (const Transfer& t : w.recvs) {  // q blocks computed here for their owner (plan.h)
+      if (t.kind != TransferKind::kQ) continue;
+      for (int32_t b : t.blocks) {
+        local[b] = tokens;
+        tokens += plan.blocks[b].tokens();
+      }
     }
     ASSIGN_OR_RETURN(char* q, Random(arena, tokens * q_row));
     ASSIGN_OR_RETURN(char* d_o, Random(arena, tokens * q_row));
@@ -282,15 +290,30 @@ absl::StatusOr<Result> Emulate(Emulator& emulator, const Plan& plan, const Batch
   }
   const CostModel cost(batch.model, batch.topology, params);
   std::vector<TimedTransfer> kv, dkv;
+  PhaseTransfers phases;
+  absl::flat_hash_map<std::tuple<int32_t, int32_t, int32_t>, size_t> forward;  // one per pair
   for (const WorkerPlan& w : plan.workers) {
     for (const Transfer& t : w.sends) {
       int64_t tokens = 0;
       for (int32_t b : t.blocks) tokens += plan.blocks[b].tokens();
-      (t.kind == TransferKind::kKv ? kv : dkv)
-          .push_back({t.round, w.rank, t.peer, cost.KvBytes(tokens)});
+      const TimedTransfer timed{t.round, w.rank, t.peer, cost.TransferBytes(t.kind, tokens)};
+      if (t.kind == TransferKind::kKv || t.kind == TransferKind::kQ) {  // one message a round
+        auto [it, added] = forward.try_emplace(std::make_tuple(t.round, w.rank, t.peer), kv.size());
+        if (added)
+          kv.push_back(timed);
+        else
+          kv[it->second].bytes += timed.bytes;
+        continue;
+      }
+      (t.kind == TransferKind::kDkv   ? dkv
+       : t.kind == TransferKind::kOut ? phases.out
+       : t.kind == TransferKind::kDo  ? phases.d_o
+                                      : phases.dq)
+          .push_back(timed);
     }
   }
-  const Timeline timeline = SimulateTimeline(cost, compute, std::move(kv), std::move(dkv), {});
+  const Timeline timeline =
+      SimulateTimeline(cost, compute, std::move(kv), std::move(dkv), {}, std::move(phases));
   Result result;
   double error = 0;
   for (int32_t w = 0; w < workers; ++w) {

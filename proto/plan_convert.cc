@@ -170,16 +170,14 @@ Topology TopologyFromProto(const v1::Topology& p) {
 
 // ---- plan pieces ----
 
+// TransferKind (plan.h) and v1::Transfer::Kind share their numbers, KV = 0 .. DQ = 5.
+static_assert(static_cast<int>(TransferKind::kDq) == v1::Transfer::DQ &&
+              kTransferKinds == v1::Transfer::Kind_ARRAYSIZE);
+
 absl::StatusOr<TransferKind> TransferKindFromProto(v1::Transfer::Kind kind,
                                                    absl::string_view field) {
-  switch (kind) {
-    case v1::Transfer::KV:
-      return TransferKind::kKv;
-    case v1::Transfer::DKV:
-      return TransferKind::kDkv;
-    default:
-      return UnknownEnum(field, kind);
-  }
+  if (kind < v1::Transfer::KV || kind > v1::Transfer::DQ) return UnknownEnum(field, kind);
+  return static_cast<TransferKind>(kind);
 }
 
 void TransfersToProto(const std::vector<Transfer>& transfers,
@@ -190,7 +188,8 @@ void TransfersToProto(const std::vector<Transfer>& transfers,
     p->set_round(t.round);
     p->set_peer(t.peer);
     p->mutable_blocks()->Add(t.blocks.begin(), t.blocks.end());
-    p->set_kind(t.kind == TransferKind::kDkv ? v1::Transfer::DKV : v1::Transfer::KV);
+    // The enums share their numbers (plan.h, plan.proto).
+    p->set_kind(static_cast<v1::Transfer::Kind>(static_cast<int>(t.kind)));
   }
 }
 

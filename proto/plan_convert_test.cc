@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/planner/batch.h"
@@ -158,6 +159,26 @@ TEST(PlanConvertTest, PlanFromJsonRejectsGarbageAndUnknownFields) {
   EXPECT_EQ(PlanFromJson("{").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(PlanFromJson("{\"no_such_field\": 1}").status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Placed computation's kinds (service/planner/plan.h): each one survives proto and JSON, by name.
+TEST(PlanConvertTest, EveryTransferKindRoundTripsByName) {
+  const std::pair<TransferKind, const char*> kinds[] = {
+      {TransferKind::kKv, "KV"},   {TransferKind::kDkv, "DKV"}, {TransferKind::kQ, "Q"},
+      {TransferKind::kOut, "OUT"}, {TransferKind::kDo, "DO"},   {TransferKind::kDq, "DQ"}};
+  for (const auto& [kind, name] : kinds) {
+    Plan plan = HandMadePlan();
+    plan.workers[1].sends[0].kind = kind;
+    v1::Plan proto;
+    PlanToProto(plan, &proto);
+    EXPECT_THAT(PlanToJson(proto), HasSubstr(absl::StrCat("\"kind\":\"", name, "\"")));
+    absl::StatusOr<v1::Plan> parsed = PlanFromJson(PlanToJson(proto));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    absl::StatusOr<Plan> back = PlanFromProto(*parsed);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->workers[1].sends[0].kind, kind) << name;
+    ExpectPlanEq(plan, *back);
+  }
 }
 
 TEST(PlanConvertTest, PlanFromProtoRejectsUnknownTransferKind) {

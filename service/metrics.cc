@@ -110,7 +110,7 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry, int max_j
       imbalance_(Histogram(registry, "fcp_plan_predicted_compute_imbalance",
                            "Predicted max/mean attention FLOPs over workers of each plan made")),
       comm_bytes_(Histogram(registry, "fcp_plan_comm_bytes",
-                            "Bytes each plan moves per step (forward KV + backward dKV)")),
+                            "Bytes each plan moves per step (every transfer kind, both passes)")),
       rounds_(Histogram(registry, "fcp_plan_rounds", "Communication rounds of each plan made")),
       cache_bytes_(Gauge(registry, "fcp_plan_cache_bytes", "Bytes held by the plan cache").Add({})),
       cache_entries_(

@@ -54,15 +54,13 @@ absl::StatusOr<RankStepMeasurement> MeasurementOfPlan(const Plan& plan, const Co
         model, static_cast<double>(AllowedPairs(mask, q.begin, q.end, k.begin, k.end)));
   }
   for (auto& [key, shape] : shapes) m.tile_shapes.push_back(shape);
-  const int64_t kv_bytes_per_token =
-      int64_t{2} * model.num_kv_heads * model.head_dim * DTypeBytes(model.dtype);
   for (const auto* transfers : {&slice->sends, &slice->recvs}) {
     for (const Transfer& t : *transfers) {
       ++m.transfers;
       int64_t tokens = 0;
       for (int32_t b : t.blocks) tokens += plan.blocks[b].tokens();
       (topology.SameNode(rank, t.peer) ? m.intra_node_bytes : m.inter_node_bytes) +=
-          tokens * kv_bytes_per_token;
+          cost.TransferBytes(t.kind, tokens);  // KV, or a q block's kind (placed computation)
     }
   }
   // The attention pipeline alone: what forward/backward_seconds measure.

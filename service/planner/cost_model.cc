@@ -141,6 +141,26 @@ CostModel::CostModel(const ModelShape& model, const Topology& topology, const Co
                                     ? 0
                                     : LinearFlopsPerToken(model) / (params.gemm_tflops * 1e12)) {}
 
+int64_t CostModel::TransferBytes(TransferKind kind, int64_t tokens) const {
+  const int64_t heads = model_.num_q_heads;
+  const int64_t q_row = heads * model_.head_dim;
+  constexpr int64_t kFloat = 4;
+  switch (kind) {
+    case TransferKind::kKv:
+    case TransferKind::kDkv:
+      return KvBytes(tokens);
+    case TransferKind::kQ:
+      return q_row * DTypeBytes(model_.dtype) * tokens;
+    case TransferKind::kOut:
+      return (q_row + heads) * kFloat * tokens;
+    case TransferKind::kDo:
+      return (q_row * DTypeBytes(model_.dtype) + 2 * heads * kFloat) * tokens;
+    case TransferKind::kDq:
+      return q_row * kFloat * tokens;
+  }
+  return 0;
+}
+
 double CostModel::LinkBytesPerSecond(int32_t src, int32_t dst) const {
   return (topology_.SameNode(src, dst) ? topology_.intra_node_gbps : topology_.inter_node_gbps) *
          1e9;

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "service/planner/batch.h"
+#include "service/planner/plan.h"
 
 namespace fcp {
 
@@ -125,6 +126,11 @@ class CostModel {
   // Bytes of K and V for `tokens` tokens: 2 · num_kv_heads · head_dim · dtype_bytes · tokens.
   int64_t KvBytes(int64_t tokens) const { return kv_bytes_per_token_ * tokens; }
   int64_t kv_bytes_per_token() const { return kv_bytes_per_token_; }
+  // Bytes of a transfer of `kind` for `tokens` tokens of its blocks: KvBytes for KV and dKV (dK,
+  // dV partials are costed like K, V); for the q-block kinds of placed computation (plan.h), with
+  // H q heads of dimension D: Q = H·D in the model dtype; Out = H·D fp32 partial O + H fp32 LSE;
+  // dO = H·D in the model dtype + H fp32 LSE + H fp32 delta; dQ = H·D fp32.
+  int64_t TransferBytes(TransferKind kind, int64_t tokens) const;
   double LinkBytesPerSecond(int32_t src, int32_t dst) const;
   double TransferSeconds(int32_t src, int32_t dst, int64_t bytes) const;
   // Forward time of the linear layers for `tokens` tokens (backward: twice this).

@@ -3,9 +3,10 @@
 // Schedule (schedule.h), so every strategy is measured by the same cost model.
 //
 // Two kinds of layout:
-//  * kDirect: explicit blocks; the owner of a q-block computes all its tiles; every remote KV block
-//    a worker needs is sent once, directly from its owner; transfers between a pair of workers are
-//    grouped and placed in rounds by bipartite edge colouring (each round a matching).
+//  * kDirect: explicit blocks; the owner of a q-block computes its tiles (except those `placed`
+//    elsewhere); every remote KV (or Q) block a worker needs is sent once, directly from its
+//    owner; transfers between a pair of workers are grouped and placed in rounds by bipartite
+//    edge colouring (each round a matching).
 //  * kZigzagRing: workers split into ring groups; each document belongs to one group of k workers
 //    and is cut into 2k chunks, member m holding chunks m and 2k-1-m (zigzag); KV rotates k-1
 //    rounds around the group. Blocks are implied (and only materialised when a plan output needs
@@ -26,6 +27,13 @@ namespace fcp {
 
 class Schedule;
 
+// A tile computed by `worker`, not by its q block's owner (placed computation, plan.h).
+struct PlacedTile {
+  int32_t q_block = 0;  // block ids: indices into Layout::blocks
+  int32_t kv_block = 0;
+  int32_t worker = 0;
+};
+
 struct Layout {
   enum class Kind { kDirect, kZigzagRing };
 
@@ -35,6 +43,10 @@ struct Layout {
 
   // kDirect: every token of every document in exactly one block; sorted by (document, begin).
   std::vector<Block> blocks;
+  // kDirect, optional: required tiles computed by another worker than their q block's owner
+  // (DCP's computation placement, schedule: placed_schedule.cc); every other tile is computed by
+  // its q block's owner. Each (q_block, kv_block) at most once.
+  std::vector<PlacedTile> placed;
 
   // kZigzagRing: groups[g] lists the workers of ring g in ring order; doc_group[d] is the group
   // that holds document d. Workers in no group hold nothing.

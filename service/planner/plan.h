@@ -5,6 +5,16 @@
 // r >= 1 runs once round r's transfers have arrived. Forward KV transfers run in increasing round
 // order; backward dKV transfers carry the same round numbers and run in decreasing round order
 // (a worker sends the dK/dV partials of round r once it has recomputed round r's tiles).
+//
+// Computation placed away from data (DCP): a tile is computed by the worker whose slice lists it,
+// usually its q block's owner; another worker C may compute tiles of a q block it receives by kQ.
+// One pass's phases, each a sequence of rounds 1..rounds (a round's transfers run together):
+//   forward:  KV and Q in the forward rounds (a round's tiles wait for both); then the return
+//             phase, kOut in increasing rounds: C's partial (O, LSE) of each remote q block, which
+//             the owner merges by LSE into its own;
+//   backward: first kDo in increasing rounds: the owner's dO, final LSE and delta rows for C; then
+//             the backward rounds (dKV) in decreasing order; then kDq in increasing rounds: C's
+//             partial dQ, which the owner adds to its own.
 #ifndef FCP_SERVICE_PLANNER_PLAN_H_
 #define FCP_SERVICE_PLANNER_PLAN_H_
 
@@ -39,7 +49,14 @@ struct Tile {
 enum class TransferKind : uint8_t {
   kKv = 0,   // forward: K and V of the blocks
   kDkv = 1,  // backward: dK and dV partials of the blocks, summed by the receiver
+  kQ = 2,    // forward: Q rows of q blocks, owner -> the worker computing some of their tiles
+  kOut = 3,  // forward return phase: partial O (fp32) + LSE of q blocks, back to the owner
+  kDo = 4,   // backward, before its rounds: dO rows + final LSE + delta of q blocks, owner -> C
+  kDq = 5,   // backward return phase: partial dQ (fp32) of q blocks, back to the owner (summed)
 };
+inline constexpr int kTransferKinds = 6;
+// "KV", "dKV", "Q", "Out", "dO", "dQ".
+const char* TransferKindName(TransferKind kind);
 
 struct Transfer {
   int32_t round = 0;
@@ -56,7 +73,7 @@ struct WorkerCost {
   double fwd_flops = 0;
   double bwd_flops = 0;
   int64_t tokens = 0;
-  int64_t send_bytes = 0;  // forward KV + backward dKV
+  int64_t send_bytes = 0;  // every transfer kind, forward and backward
   int64_t recv_bytes = 0;
   double compute_fwd_ms = 0;    // attention compute alone
   double attention_fwd_ms = 0;  // attention pipeline: compute and the transfers it could not hide
@@ -69,7 +86,7 @@ struct WorkerCost {
 struct WorkerPlan {
   int32_t rank = 0;
   std::vector<int32_t> blocks;  // local order = the token permutation the data loader applies
-  std::vector<Tile> tiles;      // execution order (non-decreasing round)
+  std::vector<Tile> tiles;      // execution order (non-decreasing round); q blocks owned or kQ
   std::vector<Transfer> sends;  // by (kind, round)
   std::vector<Transfer> recvs;
   WorkerCost predicted;
@@ -78,7 +95,7 @@ struct WorkerPlan {
 struct PlanSummary {
   double compute_imbalance = 1;       // max / mean forward attention FLOPs over workers
   double token_imbalance = 1;         // max / mean tokens
-  int64_t comm_bytes = 0;             // forward KV + backward dKV bytes, all workers
+  int64_t comm_bytes = 0;             // bytes of every transfer kind, all workers
   int64_t max_worker_comm_bytes = 0;  // max over workers of bytes sent + received
   int64_t inter_node_bytes = 0;
   int32_t rounds = 0;  // forward rounds (backward uses the same number)

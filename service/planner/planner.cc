@@ -10,6 +10,24 @@
 
 namespace fcp {
 
+const char* TransferKindName(TransferKind kind) {
+  switch (kind) {
+    case TransferKind::kKv:
+      return "KV";
+    case TransferKind::kDkv:
+      return "dKV";
+    case TransferKind::kQ:
+      return "Q";
+    case TransferKind::kOut:
+      return "Out";
+    case TransferKind::kDo:
+      return "dO";
+    case TransferKind::kDq:
+      return "dQ";
+  }
+  return "?";
+}
+
 const WorkerPlan* Plan::FindWorker(int32_t rank) const {
   for (const WorkerPlan& w : workers) {
     if (w.rank == rank) return &w;

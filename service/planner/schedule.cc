@@ -12,8 +12,12 @@ absl::StatusOr<std::unique_ptr<Schedule>> NewDirectSchedule(const Batch& batch,
 absl::StatusOr<std::unique_ptr<Schedule>> NewRingSchedule(const Batch& batch, const CostModel& cost,
                                                           Layout layout);
 
+absl::StatusOr<std::unique_ptr<Schedule>> NewPlacedSchedule(const Batch& batch,
+                                                            const CostModel& cost, Layout layout);
+
 absl::StatusOr<std::unique_ptr<Schedule>> NewSchedule(const Batch& batch, const CostModel& cost,
                                                       Layout layout) {
+  if (!layout.placed.empty()) return NewPlacedSchedule(batch, cost, std::move(layout));
   if (layout.kind == Layout::Kind::kZigzagRing) {
     return NewRingSchedule(batch, cost, std::move(layout));
   }
@@ -29,7 +33,7 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
   *summary = PlanSummary{};
   std::vector<int32_t> node(workers);  // Topology::NodeOf, once per worker
   for (int32_t w = 0; w < workers; ++w) node[w] = cost.topology().NodeOf(w);
-  for (const auto* list : {&in.kv, &in.dkv}) {
+  for (const auto* list : {&in.kv, &in.dkv, &in.phases.out, &in.phases.d_o, &in.phases.dq}) {
     for (const TimedTransfer& t : *list) {
       (*costs)[t.src].send_bytes += t.bytes;
       (*costs)[t.dst].recv_bytes += t.bytes;
@@ -37,8 +41,8 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
       if (node[t.src] != node[t.dst]) summary->inter_node_bytes += t.bytes;
     }
   }
-  const Timeline timeline =
-      SimulateTimeline(cost, in.compute, std::move(in.kv), std::move(in.dkv), extra);
+  const Timeline timeline = SimulateTimeline(cost, in.compute, std::move(in.kv), std::move(in.dkv),
+                                             extra, std::move(in.phases));
   double max_flops = 0, sum_flops = 0;
   int64_t max_tokens = 0, sum_tokens = 0;
   double balanced_fwd = 0, balanced_bwd = 0;

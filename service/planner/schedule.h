@@ -33,13 +33,22 @@ class Schedule {
 absl::StatusOr<std::unique_ptr<Schedule>> NewSchedule(const Batch& batch, const CostModel& cost,
                                                       Layout layout);
 
+// The schedule of `blocks` (a kDirect layout's, in its order) with the tiles `owner_tiles[w]`
+// (every required tile of the q blocks worker w owns, as its unplaced schedule's Slice(w) lists
+// them) computed where `placed` says (Layout::placed): for a strategy that prices several
+// placements of the same blocks (dcp_placement.cc) without scheduling them unplaced each time.
+absl::StatusOr<std::unique_ptr<Schedule>> NewPlacedSchedule(
+    const Batch& batch, const CostModel& cost, std::vector<Block> blocks,
+    const std::vector<std::vector<Tile>>& owner_tiles, const std::vector<PlacedTile>& placed);
+
 // Shared by schedules: per-worker costs and the plan summary from per-round compute, flops,
 // tokens and transfers. `tiles` is the total tile count.
 struct CostInputs {
   RoundCompute compute;                // seconds per (worker, round)
   std::vector<double> fwd_pairs;       // per worker, allowed pairs computed
   std::vector<int64_t> tokens;         // per worker
-  std::vector<TimedTransfer> kv, dkv;  // forward and backward transfers
+  std::vector<TimedTransfer> kv, dkv;  // forward (KV and Q) and backward (dKV) transfers
+  PhaseTransfers phases;               // placed computation's Out, dO and dQ (timeline.h)
   int64_t tiles = 0;
 };
 void SummarizeCosts(const CostModel& cost, CostInputs inputs, std::vector<WorkerCost>* costs,

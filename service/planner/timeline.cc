@@ -79,9 +79,30 @@ std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
   return done;
 }
 
+// A phase of rounds after (or before) a pass: worker w enters it at ready[w]; each round's
+// transfer starts once both ranks are done with the previous round's; ready[w] becomes when w's
+// last transfer of the phase is done. `transfers` sorted by round.
+void Phase(const CostModel& cost, const std::vector<TimedTransfer>& transfers,
+           const std::vector<double>& transfer_seconds, std::vector<double>& ready) {
+  const double overlap = cost.params().transfer_overlap;
+  std::vector<double> next = ready;
+  for (size_t i = 0; i < transfers.size();) {
+    const int32_t round = transfers[i].round;
+    for (; i < transfers.size() && transfers[i].round == round; ++i) {
+      const TimedTransfer& t = transfers[i];
+      const double end = std::max(ready[t.src], ready[t.dst]) + overlap * transfer_seconds[i];
+      next[t.src] = std::max(next[t.src], end);
+      next[t.dst] = std::max(next[t.dst], end);
+    }
+    ready = next;
+  }
+}
+
+// `start[w]`: when w's backward tiles may start.
 std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
                              const std::vector<TimedTransfer>& dkv,
-                             const std::vector<double>& transfer_seconds) {
+                             const std::vector<double>& transfer_seconds,
+                             const std::vector<double>& start) {
   const double overlap = cost.params().transfer_overlap;
   const int32_t workers = compute.workers(), rounds = compute.rounds();
   // ready[w * (rounds + 1) + r]: when w has recomputed rounds rounds..r (it may then send round
@@ -92,7 +113,7 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
   };
   std::vector<double> compute_done(workers, 0);
   for (int32_t w = 0; w < workers; ++w) {
-    double t = 0;
+    double t = start[w];
     for (int32_t r = rounds; r >= 1; --r) {
       t += compute.bwd(w, r);
       at(w, r) = t;
@@ -125,16 +146,27 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
 
 Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
                           std::vector<TimedTransfer> kv, std::vector<TimedTransfer> dkv,
-                          const std::vector<double>& extra_seconds) {
+                          const std::vector<double>& extra_seconds, PhaseTransfers phases) {
   SortByRound(kv, compute.rounds());
   SortByRound(dkv, compute.rounds());
+  for (auto* list : {&phases.out, &phases.d_o, &phases.dq}) SortByRound(*list, compute.rounds());
   const std::vector<double> kv_seconds = TransferSeconds(cost, kv);
   const std::vector<double> dkv_seconds = TransferSeconds(cost, dkv);
+  const std::vector<double> out_seconds = TransferSeconds(cost, phases.out);
+  const std::vector<double> d_o_seconds = TransferSeconds(cost, phases.d_o);
+  const std::vector<double> dq_seconds = TransferSeconds(cost, phases.dq);
   Timeline out;
   out.fwd_seconds = Forward(cost, compute, kv, kv_seconds);
-  out.bwd_seconds = Backward(cost, compute, dkv, dkv_seconds);
+  Phase(cost, phases.out, out_seconds, out.fwd_seconds);
+  std::vector<double> start(compute.workers(), 0);
+  Phase(cost, phases.d_o, d_o_seconds, start);
+  out.bwd_seconds = Backward(cost, compute, dkv, dkv_seconds, start);
+  Phase(cost, phases.dq, dq_seconds, out.bwd_seconds);
   AddSerialSeconds(cost, kv, kv_seconds, out.fwd_seconds);
+  AddSerialSeconds(cost, phases.out, out_seconds, out.fwd_seconds);
   AddSerialSeconds(cost, dkv, dkv_seconds, out.bwd_seconds);
+  AddSerialSeconds(cost, phases.d_o, d_o_seconds, out.bwd_seconds);
+  AddSerialSeconds(cost, phases.dq, dq_seconds, out.bwd_seconds);
   for (size_t w = 0; w < extra_seconds.size() && w < out.fwd_seconds.size(); ++w) {
     out.fwd_seconds[w] += extra_seconds[w];
     out.bwd_seconds[w] += 2 * extra_seconds[w];

@@ -8,6 +8,11 @@
 //   transfers (grouped send/recv per round); its tiles start once it has arrived.
 //   backward: rounds in reverse; round r's dK/dV partials leave once round r's tiles are
 //   recomputed; the owner is done when its last partial has arrived.
+//   placed computation (plan.h's phases): Q travels in the forward rounds with KV (in `kv`); a
+//   worker enters the forward's return phase (kOut, rounds in increasing order, each transfer
+//   once both ranks are in it and done with its previous round) when its forward is done; the
+//   backward starts with the kDo phase (from time 0; a worker's backward tiles start once its
+//   kDo transfers have arrived) and ends with the kDq return phase, entered like kOut's.
 //   CostParams::transfer_overlap < 1 (compute and transfers share cores): a transfer occupies its
 //   link for transfer_overlap of its time, and the rest is added to both ranks' pass time.
 #ifndef FCP_SERVICE_PLANNER_TIMELINE_H_
@@ -63,12 +68,19 @@ struct Timeline {
   std::vector<double> bwd_seconds;
 };
 
-// `kv` are the forward transfers and `dkv` the backward ones (both with rounds in [1, rounds]).
-// `extra_seconds[w]` (may be empty) is added to w's forward and, doubled, to its backward time
-// (non-attention work proportional to its tokens).
+// The phases of placed computation (all rounds in [1, rounds]; empty when none).
+struct PhaseTransfers {
+  std::vector<TimedTransfer> out;  // forward return phase: partial O + LSE to the owner
+  std::vector<TimedTransfer> d_o;  // backward first phase: dO + LSE + delta to the computing worker
+  std::vector<TimedTransfer> dq;   // backward return phase: partial dQ to the owner
+};
+
+// `kv` are the forward transfers (KV and Q) and `dkv` the backward ones (both with rounds in
+// [1, rounds]). `extra_seconds[w]` (may be empty) is added to w's forward and, doubled, to its
+// backward time (non-attention work proportional to its tokens).
 Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
                           std::vector<TimedTransfer> kv, std::vector<TimedTransfer> dkv,
-                          const std::vector<double>& extra_seconds);
+                          const std::vector<double>& extra_seconds, PhaseTransfers phases = {});
 
 }  // namespace fcp
 

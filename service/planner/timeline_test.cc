@@ -67,5 +67,28 @@ TEST(TimelineTest, OverlapIsACostParameter) {
   EXPECT_FALSE(ParseCostParams("transfer_overlap = 2\n").ok());
 }
 
+// Placed computation's phases (timeline.h): worker 1 computes worker 0's tiles (0.4 s; worker 0
+// its own 0.1 s), returns the partial output (0.1 s) once both are done; backward: the dO phase
+// (0.2 s) comes first, on both ranks, then each one's tiles, then the dQ return phase (0.1 s).
+TEST(TimelineTest, PlacedComputationPhasesFollowAndPrecedeTheRounds) {
+  RoundCompute compute(2, 1);
+  compute.fwd(0, 0) = 0.1;
+  compute.fwd(1, 0) = 0.4;
+  compute.bwd(0, 0) = 0.1;
+  compute.bwd(1, 0) = 0.4;
+  PhaseTransfers phases;
+  phases.out = {{1, 1, 0, 100'000'000}};
+  phases.d_o = {{1, 0, 1, 200'000'000}};
+  phases.dq = {{1, 1, 0, 100'000'000}};
+  const Timeline t = SimulateTimeline(TwoWorkers(1), compute, {}, {}, {}, phases);
+  EXPECT_DOUBLE_EQ(t.fwd_seconds[0], 0.5);  // the partial leaves worker 1 at 0.4
+  EXPECT_DOUBLE_EQ(t.fwd_seconds[1], 0.5);
+  EXPECT_DOUBLE_EQ(t.bwd_seconds[0], 0.7);  // dO until 0.2; worker 1's tiles until 0.6; dQ
+  EXPECT_DOUBLE_EQ(t.bwd_seconds[1], 0.7);
+  const Timeline serial = SimulateTimeline(TwoWorkers(0), compute, {}, {}, {}, phases);
+  EXPECT_DOUBLE_EQ(serial.fwd_seconds[0], 0.4 + 0.1);  // worker 1 done at 0.4, then the transfer
+  EXPECT_DOUBLE_EQ(serial.bwd_seconds[1], 0.4 + 0.2 + 0.1);
+}
+
 }  // namespace
 }  // namespace fcp

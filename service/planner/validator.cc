@@ -11,57 +11,11 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "service/planner/mask_math.h"
+#include "service/planner/validator_internal.h"
 
 namespace fcp {
+namespace validator_internal {
 namespace {
-
-struct Invariant {
-  int number;
-  const char* name;
-};
-constexpr Invariant kBlocks{1, "blocks"};
-constexpr Invariant kTiles{2, "tiles"};
-constexpr Invariant kData{3, "data"};
-constexpr Invariant kRounds{4, "rounds"};
-constexpr Invariant kLimits{5, "limits"};
-
-template <typename... Args>
-absl::Status Violation(Invariant inv, const Args&... args) {
-  return absl::FailedPreconditionError(
-      absl::StrCat("invariant ", inv.number, " (", inv.name, "): ", args...));
-}
-
-const char* KindName(TransferKind kind) { return kind == TransferKind::kKv ? "KV" : "dKV"; }
-
-std::string TileName(const Tile& t) {
-  return absl::StrCat("tile (q_block ", t.q_block, ", kv_block ", t.kv_block, ")");
-}
-
-std::string TransferName(int32_t src, int32_t dst, const Transfer& t) {
-  return absl::StrCat(KindName(t.kind), " transfer worker ", src, " -> worker ", dst, " in round ",
-                      t.round, " (blocks ", absl::StrJoin(t.blocks, ","), ")");
-}
-
-// What the checks share: the inputs and indexes built by the earlier checks.
-struct Index {
-  Index(const Batch& batch, const Plan& plan) : batch(batch), plan(plan) {}
-
-  const Batch& batch;
-  const Plan& plan;
-  int32_t num_workers = 0;
-  std::vector<const WorkerPlan*> workers;        // by rank
-  std::vector<std::vector<int32_t>> doc_blocks;  // per document, block ids in token order
-  std::vector<int32_t> position;                 // block id -> index in doc_blocks[document]
-
-  int64_t num_blocks() const { return static_cast<int64_t>(plan.blocks.size()); }
-  const Block& block(int32_t id) const { return plan.blocks[id]; }
-  bool ValidBlock(int64_t id) const { return id >= 0 && id < num_blocks(); }
-  bool Required(int32_t q, int32_t kv) const {
-    const Block& a = block(q);
-    const Block& b = block(kv);
-    return TileRequired(batch.documents[a.document].mask, a.begin, a.end, b.begin, b.end);
-  }
-};
 
 absl::Status CheckSlices(Index& ix) {
   ix.num_workers = ix.batch.topology.num_workers;
@@ -170,18 +124,8 @@ absl::Status CheckBlockLists(const Index& ix) {
   return absl::OkStatus();
 }
 
-absl::Status NotOwnerViolation(const Index& ix, int32_t r, const Tile& t) {
-  const int32_t owner = ix.block(t.q_block).owner;
-  for (const Tile& o : ix.workers[owner]->tiles) {
-    if (o.q_block == t.q_block && o.kv_block == t.kv_block) {
-      return Violation(kTiles, TileName(t), " computed by workers ", owner, " and ", r);
-    }
-  }
-  return Violation(kTiles, "worker ", r, " computes ", TileName(t), " but q_block ", t.q_block,
-                   " is owned by worker ", owner);
-}
-
-// Invariant 2, per worker: valid same-document tiles, in round order, of q-blocks it owns.
+// Invariant 2, per worker: valid same-document tiles, in round order (whose q blocks it holds:
+// CheckQResidency).
 absl::Status CheckTileLists(const Index& ix) {
   for (int32_t r = 0; r < ix.num_workers; ++r) {
     const std::vector<Tile>& tiles = ix.workers[r]->tiles;
@@ -200,7 +144,6 @@ absl::Status CheckTileLists(const Index& ix) {
                          " follows a tile of round ", tiles[i - 1].round,
                          "; tiles must be in non-decreasing round order");
       }
-      if (ix.block(t.q_block).owner != r) return NotOwnerViolation(ix, r, t);
     }
   }
   return absl::OkStatus();
@@ -210,26 +153,37 @@ absl::Status CheckTileLists(const Index& ix) {
 // For every mask the keys a range of queries may see form one interval containing the queries
 // themselves, so the required kv-blocks are a run of consecutive blocks around the diagonal.
 absl::Status CheckTileCoverage(const Index& ix) {
-  // Each q-block's kv-blocks as positions in its document (all its tiles are on its owner by now).
-  std::vector<std::vector<int32_t>> kv_positions(ix.num_blocks());
+  // Each q-block's kv-blocks as (position in its document, computing worker), the owner's first.
+  std::vector<std::vector<std::pair<int32_t, int32_t>>> computed(ix.num_blocks());
   for (const WorkerPlan* w : ix.workers) {
-    for (const Tile& t : w->tiles) kv_positions[t.q_block].push_back(ix.position[t.kv_block]);
+    for (const Tile& t : w->tiles) {
+      const int32_t order = ix.block(t.q_block).owner == w->rank ? -1 : w->rank;
+      computed[t.q_block].emplace_back(ix.position[t.kv_block], order);
+    }
   }
+  std::vector<int32_t> listed;
   for (int32_t q = 0; q < ix.num_blocks(); ++q) {
     const Block& qb = ix.block(q);
     const std::vector<int32_t>& ids = ix.doc_blocks[qb.document];
-    std::vector<int32_t>& listed = kv_positions[q];
-    std::sort(listed.begin(), listed.end());
-    for (size_t i = 0; i < listed.size(); ++i) {
-      const Tile t{q, ids[listed[i]], 0};
-      if (i > 0 && listed[i] == listed[i - 1]) {
-        return Violation(kTiles, TileName(t), " computed twice by worker ", qb.owner);
+    std::vector<std::pair<int32_t, int32_t>>& tiles = computed[q];
+    std::sort(tiles.begin(), tiles.end());
+    listed.clear();
+    for (size_t i = 0; i < tiles.size(); ++i) {
+      const Tile t{q, ids[tiles[i].first], 0};
+      const int32_t worker = tiles[i].second < 0 ? qb.owner : tiles[i].second;
+      if (i > 0 && tiles[i].first == tiles[i - 1].first) {
+        const int32_t first = tiles[i - 1].second < 0 ? qb.owner : tiles[i - 1].second;
+        if (first == worker) {
+          return Violation(kTiles, TileName(t), " computed twice by worker ", worker);
+        }
+        return Violation(kTiles, TileName(t), " computed by workers ", first, " and ", worker);
       }
       if (!ix.Required(q, t.kv_block)) {
         return Violation(
-            kTiles, TileName(t), " on worker ", qb.owner, " has no allowed pairs under the mask ",
+            kTiles, TileName(t), " on worker ", worker, " has no allowed pairs under the mask ",
             MaskToString(ix.batch.documents[qb.document].mask), " of document ", qb.document);
       }
+      listed.push_back(tiles[i].first);
     }
     // Listed positions are now distinct and inside the required run [lo, hi): compare them.
     int32_t lo = ix.position[q];
@@ -272,9 +226,6 @@ absl::Status CheckTransferShape(const Index& ix, int32_t r, const Transfer& t, b
   return absl::OkStatus();
 }
 
-constexpr int32_t kNever = -1;
-using Arrivals = absl::flat_hash_map<int32_t, int32_t>;  // remote block -> first KV recv round
-
 // The round from which worker r holds block b: 0 if it owns it, else its first KV recv, or kNever.
 int32_t HeldFrom(const Index& ix, int32_t r, const Arrivals& arrivals, int32_t b) {
   if (ix.block(b).owner == r) return 0;
@@ -282,17 +233,20 @@ int32_t HeldFrom(const Index& ix, int32_t r, const Arrivals& arrivals, int32_t b
   return it == arrivals.end() ? kNever : it->second;
 }
 
-// Invariant 3, per worker: KV is resident before a tile uses it or a KV send forwards it.
-absl::Status CheckResidency(const Index& ix, int32_t r, Arrivals* arrivals) {
+// Invariant 3, per worker: KV is resident before a tile uses it or a KV send forwards it (and,
+// invariant 2, a tile's q block: CheckQResidency).
+absl::Status CheckResidency(const Index& ix, int32_t r, Arrivals* arrivals, Arrivals* q_arrivals) {
   const WorkerPlan& w = *ix.workers[r];
   for (const Transfer& t : w.recvs) {
     RETURN_IF_ERROR(CheckTransferShape(ix, r, t, /*is_send=*/false));
-    if (t.kind != TransferKind::kKv) continue;
+    if (t.kind != TransferKind::kKv && t.kind != TransferKind::kQ) continue;
     for (int32_t b : t.blocks) {
-      auto [it, inserted] = arrivals->try_emplace(b, t.round);
+      Arrivals& into = t.kind == TransferKind::kKv ? *arrivals : *q_arrivals;
+      auto [it, inserted] = into.try_emplace(b, t.round);
       if (!inserted) it->second = std::min(it->second, t.round);
     }
   }
+  RETURN_IF_ERROR(CheckQResidency(ix, r, *q_arrivals));
   for (const Tile& t : w.tiles) {
     if (t.round < 0 || t.round > ix.plan.summary.rounds) {
       return Violation(kData, "worker ", r, " ", TileName(t), " has round ", t.round,
@@ -391,26 +345,37 @@ absl::Status CheckMatching(const Index& ix) {
   return absl::OkStatus();
 }
 
-// Invariant 4: transfers lie in rounds 1..R, at most one per (worker, direction, kind, round).
+// The phase a transfer kind runs in (plan.h): KV and Q share the forward rounds.
+int Phase(TransferKind kind) { return kind == TransferKind::kQ ? 0 : static_cast<int>(kind); }
+
+// Invariant 4: transfers lie in rounds 1..R, at most one peer per (worker, direction, phase,
+// round) and one transfer per (worker, direction, kind, round).
 absl::Status CheckDirection(const Index& ix, int32_t r, const std::vector<Transfer>& transfers,
                             const char* verb) {
   const int32_t rounds = ix.plan.summary.rounds;
-  std::vector<std::tuple<TransferKind, int32_t, int32_t>> slots;  // (kind, round, peer)
+  std::vector<std::tuple<int, int32_t, int32_t, TransferKind>> slots;  // (phase, round, peer, kind)
   for (const Transfer& t : transfers) {
     if (t.round < 1 || t.round > rounds) {
-      return Violation(kRounds, "worker ", r, " ", verb, " ", KindName(t.kind), " in round ",
-                       t.round, ", outside rounds 1..", rounds);
+      return Violation(kRounds, "worker ", r, " ", verb, " ", TransferKindName(t.kind),
+                       " in round ", t.round, ", outside rounds 1..", rounds);
     }
-    slots.emplace_back(t.kind, t.round, t.peer);
+    slots.emplace_back(Phase(t.kind), t.round, t.peer, t.kind);
   }
   std::sort(slots.begin(), slots.end());
   for (size_t i = 1; i < slots.size(); ++i) {
-    const auto& [kind, round, peer] = slots[i];
-    const auto& [prev_kind, prev_round, prev_peer] = slots[i - 1];
-    if (kind == prev_kind && round == prev_round) {
-      return Violation(kRounds, "worker ", r, " ", verb, " ", KindName(kind), " in round ", round,
-                       " twice (workers ", prev_peer, " and ", peer, "); at most one peer a round");
+    const auto& [phase, round, peer, kind] = slots[i];
+    const auto& [prev_phase, prev_round, prev_peer, prev_kind] = slots[i - 1];
+    if (phase != prev_phase || round != prev_round || (peer == prev_peer && kind != prev_kind)) {
+      continue;
     }
+    if (kind == prev_kind) {
+      return Violation(kRounds, "worker ", r, " ", verb, " ", TransferKindName(kind), " in round ",
+                       round, " twice (workers ", prev_peer, " and ", peer,
+                       "); at most one peer a round");
+    }
+    return Violation(kRounds, "worker ", r, " ", verb, " ", TransferKindName(prev_kind), " and ",
+                     TransferKindName(kind), " in round ", round, " to workers ", prev_peer,
+                     " and ", peer, "; at most one peer a round");
   }
   return absl::OkStatus();
 }
@@ -445,9 +410,7 @@ absl::Status CheckLimits(const Index& ix, const PlanOptions& options) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::Status ValidatePlan(const Batch& batch, const PlanOptions& options, const Plan& plan) {
+absl::Status ValidateAll(const Batch& batch, const PlanOptions& options, const Plan& plan) {
   RETURN_IF_ERROR(ValidateBatch(batch));
   Index ix(batch, plan);
   RETURN_IF_ERROR(CheckSlices(ix));
@@ -456,13 +419,21 @@ absl::Status ValidatePlan(const Batch& batch, const PlanOptions& options, const 
   RETURN_IF_ERROR(CheckTileLists(ix));
   RETURN_IF_ERROR(CheckTileCoverage(ix));
   for (int32_t r = 0; r < ix.num_workers; ++r) {
-    Arrivals arrivals;
-    RETURN_IF_ERROR(CheckResidency(ix, r, &arrivals));
+    Arrivals arrivals, q_arrivals;
+    RETURN_IF_ERROR(CheckResidency(ix, r, &arrivals, &q_arrivals));
     RETURN_IF_ERROR(CheckReturns(ix, r, arrivals));
+    RETURN_IF_ERROR(CheckPlacedReturns(ix, r, q_arrivals));
   }
   RETURN_IF_ERROR(CheckMatching(ix));
   RETURN_IF_ERROR(CheckRounds(ix));
   return CheckLimits(ix, options);
+}
+
+}  // namespace
+}  // namespace validator_internal
+
+absl::Status ValidatePlan(const Batch& batch, const PlanOptions& options, const Plan& plan) {
+  return validator_internal::ValidateAll(batch, options, plan);
 }
 
 }  // namespace fcp

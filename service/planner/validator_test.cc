@@ -1,5 +1,6 @@
 #include "service/planner/validator.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -327,6 +328,95 @@ TEST_F(ValidatorTest, TransferInRoundZero) {
   plan_.workers[2].sends[0].round = 0;
   plan_.workers[0].recvs[0].round = 0;
   EXPECT_THAT(Validate(), IsViolation(4, "worker 0 receives KV in round 0"));
+}
+
+// Placed computation (plan.h): tile (b2, b0) moves from w2 (b2's owner) to w0 (b0's owner), so
+// b2's Q goes w2 -> w0 in round 1 (with w2's KV to w0), its partial output, dO and dQ travel in
+// their phases' round 1. w2 still receives b0 (now unused) and returns its zero dK/dV.
+class PlacedValidatorTest : public ValidatorTest {
+ protected:
+  PlacedValidatorTest() {
+    std::vector<Tile>& w2 = plan_.workers[2].tiles;
+    w2.erase(std::find(w2.begin(), w2.end(), Tile{2, 0, 2}));
+    plan_.workers[0].tiles.push_back({2, 0, 1});
+    AddTransfer(2, 0, 1, {2}, TransferKind::kQ);
+    AddTransfer(0, 2, 1, {2}, TransferKind::kOut);
+    AddTransfer(2, 0, 1, {2}, TransferKind::kDo);
+    AddTransfer(0, 2, 1, {2}, TransferKind::kDq);
+  }
+  // Removes the transfer of `kind` from src's sends and dst's recvs.
+  void DropTransfer(int32_t src, int32_t dst, TransferKind kind) {
+    for (auto* list : {&plan_.workers[src].sends, &plan_.workers[dst].recvs}) {
+      list->erase(std::remove_if(list->begin(), list->end(),
+                                 [&](const Transfer& t) { return t.kind == kind; }),
+                  list->end());
+    }
+  }
+};
+
+TEST_F(PlacedValidatorTest, TileOnTheKvOwnerIsValid) { EXPECT_TRUE(Validate().ok()) << Validate(); }
+
+TEST_F(PlacedValidatorTest, TileWhoseQIsNeverReceived) {
+  DropTransfer(2, 0, TransferKind::kQ);
+  EXPECT_THAT(Validate(), IsViolation(2,
+                                      "worker 0 computes tile (q_block 2, kv_block 0) but q_block "
+                                      "2 is owned by worker 2 and never received by kQ"));
+}
+
+TEST_F(PlacedValidatorTest, TileBeforeItsQArrives) {
+  for (auto* list : {&plan_.workers[2].sends, &plan_.workers[0].recvs}) {
+    for (Transfer& t : *list) {
+      if (t.kind == TransferKind::kQ) t.round = 2;
+    }
+  }
+  EXPECT_THAT(Validate(), IsViolation(2,
+                                      "worker 0 tile (q_block 2, kv_block 0) in round 1 uses "
+                                      "q_block 2, which arrives by kQ in round 2"));
+}
+
+TEST_F(PlacedValidatorTest, EveryRemoteQBlockHasItsOutDoAndDqOnce) {
+  struct Missing {
+    TransferKind kind;
+    int32_t src, dst;
+    const char* what;
+  };
+  for (const Missing& m : {Missing{TransferKind::kOut, 0, 2, "sends no Out of it to"},
+                           Missing{TransferKind::kDo, 2, 0, "receives no dO of it from"},
+                           Missing{TransferKind::kDq, 0, 2, "sends no dQ of it to"}}) {
+    const Plan placed = plan_;
+    DropTransfer(m.src, m.dst, m.kind);
+    EXPECT_THAT(Validate(), IsViolation(3, absl::StrCat("worker 0 computes tiles of q_block 2 but ",
+                                                        m.what, " its owner, worker 2")));
+    plan_ = placed;
+  }
+}
+
+TEST_F(PlacedValidatorTest, OutOfABlockItDoesNotCompute) {
+  AddTransfer(0, 1, 2, {1}, TransferKind::kOut);
+  EXPECT_THAT(Validate(), IsViolation(3, "worker 0 computes no tile of q_block 1"));
+}
+
+TEST_F(PlacedValidatorTest, OutReturnedTwice) {
+  AddTransfer(0, 2, 2, {2}, TransferKind::kOut);
+  EXPECT_THAT(Validate(), IsViolation(3, "worker 0 sends the Out of block 2 twice"));
+}
+
+TEST_F(PlacedValidatorTest, QSentByANonOwner) {
+  AddTransfer(1, 0, 3, {2}, TransferKind::kQ);
+  EXPECT_THAT(Validate(), IsViolation(3, "block 2 is owned by worker 2, not 1"));
+}
+
+TEST_F(PlacedValidatorTest, KvAndQToTwoPeersInOneRound) {
+  AddTransfer(0, 2, 1, {0}, TransferKind::kQ);  // w0 also sends b0's KV to w1 in round 1
+  EXPECT_THAT(Validate(), IsViolation(4,
+                                      "worker 0 sends KV and Q in round 1 to workers 1 and 2; at "
+                                      "most one peer a round"));
+}
+
+TEST_F(PlacedValidatorTest, ReturnPhaseAfterTheLastRound) {
+  DropTransfer(0, 2, TransferKind::kOut);
+  AddTransfer(0, 2, 4, {2}, TransferKind::kOut);
+  EXPECT_THAT(Validate(), IsViolation(4, "worker 0 sends Out in round 4, outside rounds 1..3"));
 }
 
 TEST_F(ValidatorTest, MemoryCapExceeded) {

@@ -154,6 +154,10 @@ class CudaBackendImpl final : public CudaBackend {
   absl::Status Accumulate(float* dst, const float* src, int64_t n) override {
     return attention_->Accumulate(dst, src, n);
   }
+  absl::Status MergeLse(const kernels::AttentionShape& shape, int64_t rows, float* o_a,
+                        float* lse_a, const float* o_b, const float* lse_b) override {
+    return attention_->MergeLse(shape, rows, o_a, lse_a, o_b, lse_b);
+  }
 
   absl::Status OrderAfter(void* stream) override {
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));

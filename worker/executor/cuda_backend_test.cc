@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/attention_cuda.h"
+#include "service/planner/placed_testing.h"
 #include "service/planner/strategies/dcp.h"
 #include "worker/verify/executor_testing.h"
 #include "worker/verify/reference_check.h"
@@ -33,7 +34,8 @@ class CudaExecutorTest : public ::testing::TestWithParam<Case> {
 
 TEST_P(CudaExecutorTest, AllRanksOnOneGpuEqualReferenceAttention) {
   const auto& [strategy, mask_kind, dtype] = GetParam();
-  RegisterDcpPlanner();  // optional strategy (strategies/dcp.h)
+  RegisterDcpPlanner();          // optional strategy (strategies/dcp.h)
+  RegisterPlacedTestStrategy();  // tiles away from their q block's owner (placed_testing.h)
   const int32_t world = 4;
   const Batch batch = BackendTestBatch(MaskOfKind(mask_kind), world, 64, 300 + mask_kind);
   const Plan plan = BackendTestPlan(batch, strategy);
@@ -63,13 +65,13 @@ std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
                       kernels::DTypeName(std::get<2>(info.param)));
 }
 
-INSTANTIATE_TEST_SUITE_P(StrategiesMasksDtypes, CudaExecutorTest,
-                         ::testing::Combine(::testing::Values("fcp", "ring", "per_doc", "whole_doc",
-                                                              "flashcp", "flexdeg", "dcp"),
-                                            ::testing::Values(0, 1, 2, 3),
-                                            ::testing::Values(kernels::DType::kFp32,
-                                                              kernels::DType::kBf16)),
-                         CaseName);
+INSTANTIATE_TEST_SUITE_P(
+    StrategiesMasksDtypes, CudaExecutorTest,
+    ::testing::Combine(::testing::Values("fcp", "ring", "per_doc", "whole_doc", "flashcp",
+                                         "flexdeg", "dcp", kPlacedTestStrategy),
+                       ::testing::Values(0, 1, 2, 3),
+                       ::testing::Values(kernels::DType::kFp32, kernels::DType::kBf16)),
+    CaseName);
 
 TEST(CudaBackendTest, RefusesWithoutADeviceOrReportsItsStream) {
   absl::StatusOr<std::unique_ptr<CudaBackend>> backend = NewCudaBackend({});

@@ -123,8 +123,8 @@ double ForwardContext::predicted_seconds() const {
 
 uint64_t ExchangeTag(int64_t step, TransferKind kind, int32_t round, uint32_t call) {
   const uint64_t s = static_cast<uint64_t>(step) & ((uint64_t{1} << 24) - 1);
-  return uint64_t{call & 0xFFFFu} << 44 | s << 20 | uint64_t{kind == TransferKind::kDkv} << 19 |
-         (static_cast<uint64_t>(round) & ((uint64_t{1} << 19) - 1));
+  return uint64_t{call & 0xFFFFu} << 44 | s << 20 | uint64_t{static_cast<uint8_t>(kind)} << 17 |
+         (static_cast<uint64_t>(round) & ((uint64_t{1} << 17) - 1));
 }
 
 uint64_t GatherTag(int64_t step) { return ExchangeTag(step, TransferKind::kDkv, kMaxRounds); }

@@ -9,6 +9,12 @@
 // back to their owners in the plan's dKV rounds (posted after that round's tiles, overlapping the
 // next round's), and owners add them to their own.
 //
+// Placed computation (service/planner/plan.h): a rank computing tiles of a q block it does not
+// own receives its Q rows with the forward round's KV (one message per peer and round), keeps a
+// partial (O, LSE) for it and sends that back after its rounds (the return phase), where the owner
+// merges it by LSE; the backward starts with the owners sending dO, final LSE and delta of such q
+// blocks, and ends with the partial dQ going back to be summed.
+//
 // Every message starts with a 16-byte header (plan fingerprint, step): a peer running another
 // plan or step is detected at the first exchange and reported, instead of mixing data. Tags carry
 // the call's number: every rank makes the same sequence of Forward calls (e.g. one per layer,
@@ -123,8 +129,9 @@ class Executor {
   uint32_t next_call_ = 0;
 };
 
-// The transport tag of (step, direction, round, call): step within a window of 2^24 steps, call
-// within 2^16 calls; below 2^60 (the gloo transport's limit).
+// The transport tag of (step, transfer kind, round, call): step within a window of 2^24 steps,
+// call within 2^16 calls; below 2^60 (the gloo transport's limit). A forward round's KV and Q
+// share one exchange, under kKv's tag.
 uint64_t ExchangeTag(int64_t step, TransferKind kind, int32_t round, uint32_t call = 0);
 // The tag of the per-step statistics exchange after the step's transfers (never a round's).
 uint64_t GatherTag(int64_t step);

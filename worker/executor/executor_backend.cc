@@ -82,6 +82,11 @@ class CpuBackend final : public ExecutorBackend {
     for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
     return absl::OkStatus();
   }
+  absl::Status MergeLse(const kernels::AttentionShape& shape, int64_t rows, float* o_a,
+                        float* lse_a, const float* o_b, const float* lse_b) override {
+    kernels::MergeLse(shape, rows, o_a, lse_a, o_b, lse_b);
+    return absl::OkStatus();
+  }
 
   absl::Status OrderAfter(void*) override { return absl::OkStatus(); }
   absl::Status Synchronize() override { return absl::OkStatus(); }

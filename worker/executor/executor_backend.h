@@ -70,6 +70,10 @@ class ExecutorBackend {
                                     float* delta) = 0;
   // dst[i] += src[i], i < n.
   virtual absl::Status Accumulate(float* dst, const float* src, int64_t n) = 0;
+  // (o_a, lse_a) <- merge((o_a, lse_a), (o_b, lse_b)) over rows x q_heads (kernels/attention.h's
+  // MergeLse): a partial output computed on another worker (placed computation).
+  virtual absl::Status MergeLse(const kernels::AttentionShape& shape, int64_t rows, float* o_a,
+                                float* lse_a, const float* o_b, const float* lse_b) = 0;
 
   // Orders the backend's later work after the work enqueued so far on `stream` (a caller's
   // cudaStream_t; null: the default stream). Nothing to order on the CPU.

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "service/planner/placed_testing.h"
 #include "worker/verify/executor_testing.h"
 #include "worker/verify/reference_check.h"
 
@@ -73,6 +74,13 @@ class FakeDeviceBackend final : public ExecutorBackend {
   }
   absl::Status Accumulate(float* dst, const float* src, int64_t n) override {
     return cpu_->Accumulate(dst, src, n);
+  }
+  absl::Status MergeLse(const kernels::AttentionShape& shape, int64_t rows, float* o_a,
+                        float* lse_a, const float* o_b, const float* lse_b) override {
+    if (!Owns(o_a) || !Owns(lse_a) || !Owns(o_b) || !Owns(lse_b)) {
+      return absl::InternalError("MergeLse: host memory");
+    }
+    return cpu_->MergeLse(shape, rows, o_a, lse_a, o_b, lse_b);
   }
   absl::Status OrderAfter(void* stream) override { return absl::OkStatus(); }
   absl::Status Synchronize() override { return absl::OkStatus(); }
@@ -154,6 +162,7 @@ class StagedExecutorTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(StagedExecutorTest, EqualsReferenceAndMovesTheSameBytes) {
   const auto& [strategy, mask_kind, device_transport] = GetParam();
+  RegisterPlacedTestStrategy();
   const Mask mask = mask_kind == 0 ? Mask::Causal() : Mask::SlidingWindow(37);
   const int32_t world = 4;
   const Batch batch = BackendTestBatch(mask, world, 16, 200 + mask_kind);
@@ -190,7 +199,7 @@ TEST_P(StagedExecutorTest, EqualsReferenceAndMovesTheSameBytes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, StagedExecutorTest,
-                         ::testing::Combine(::testing::Values("fcp", "ring"),
+                         ::testing::Combine(::testing::Values("fcp", "ring", kPlacedTestStrategy),
                                             ::testing::Values(0, 1), ::testing::Bool()),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return absl::StrCat(

@@ -29,6 +29,19 @@ struct ResidentKv {
   float* dv = nullptr;
 };
 
+// A q block this rank computes tiles of without owning it (placed computation, plan.h): its Q
+// rows (received by kQ, compute dtype) and partial (o, lse), fp32, in the context's arena; at
+// backward its dO rows and delta (lse then holds the owner's final LSE, all received by kDo) and
+// its partial dQ, in the backward's scratch.
+struct RemoteQ {
+  const void* q = nullptr;
+  float* o = nullptr;
+  float* lse = nullptr;
+  const void* d_o = nullptr;
+  float* delta = nullptr;
+  float* dq = nullptr;
+};
+
 struct ForwardContext::State {
   const Executor* executor = nullptr;
   // The slice, copied from the plan.
@@ -55,18 +68,20 @@ struct ForwardContext::State {
   const void* v = nullptr;
   float* o = nullptr;  // fp32 output (the caller's when out_dtype is fp32)
   float* lse = nullptr;
-  absl::flat_hash_map<int32_t, ResidentKv> kv;  // local and received blocks
+  absl::flat_hash_map<int32_t, ResidentKv> kv;     // local and received blocks
+  absl::flat_hash_map<int32_t, RemoteQ> remote_q;  // received q blocks (placed computation)
   bool backward_done = false;
   StepStats stats;  // the forward's
 };
 
-// Runs the forward rounds of `s` (inputs resident, o = 0, lse = -inf): received K/V land in
-// s.arena; merges into s.o, s.lse; adds to s.stats.
+// Runs the forward rounds of `s` (inputs resident, o = 0, lse = -inf) and its return phase:
+// received K/V and Q land in s.arena; merges into s.o, s.lse; adds to s.stats.
 absl::Status ForwardRounds(ForwardContext::State& s, Transport& transport,
                            ExecutorBackend& backend);
 
-// Runs the backward rounds of `s`: kv[b].dk/dv set for every resident block (zero), delta =
-// rowsum(dO·O) computed; `scratch` holds transient buffers. Adds to `stats`.
+// Runs the backward's dO phase, rounds and dQ return phase of `s`: kv[b].dk/dv set for every
+// resident block (zero), delta = rowsum(dO·O) computed; `scratch` holds transient buffers. Adds
+// to `stats`.
 absl::Status BackwardRounds(ForwardContext::State& s, Transport& transport,
                             ExecutorBackend& backend, BackendArena& scratch, const void* d_o,
                             const float* delta, float* dq, StepStats* stats);

@@ -1,4 +1,5 @@
-// The executor against the oracle: for every strategy, mask kind and worker count, the outputs
+// The executor against the oracle: for every strategy (and "placed_test", whose plans compute
+// tiles away from their q block's owner: placed_testing.h), mask kind and worker count, the outputs
 // and gradients of all ranks (run as threads over the loopback transport) equal single-process
 // reference attention over each whole document. Plus refusals: a mismatched plan id, corrupted
 // slices (ids, peers, rounds, sizes: each refused before any exchange), a peer on another plan,
@@ -13,10 +14,12 @@
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/planner/placed_testing.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/dcp.h"
 #include "service/planner/validator.h"
 #include "worker/transport/loopback_transport.h"
+#include "worker/transport/transport_testing.h"
 #include "worker/verify/executor_testing.h"
 #include "worker/verify/reference_check.h"
 #include "worker/verify/step_data.h"
@@ -78,6 +81,13 @@ TEST_P(ExecutorOracleTest, AllRanksEqualSingleProcessAttention) {
   absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_TRUE(ValidatePlan(batch, options, *plan).ok());
+  if (strategy == kPlacedTestStrategy && world >= 2) {  // the plan really places computation
+    int64_t remote_tiles = 0;
+    for (const WorkerPlan& w : plan->workers) {
+      for (const Tile& t : w.tiles) remote_tiles += plan->blocks[t.q_block].owner != w.rank;
+    }
+    EXPECT_GT(remote_tiles, 0);
+  }
   const std::vector<RankRun> runs = RunAll(*plan, batch, absl::Seconds(60));
   int64_t tokens = 0, sent = 0, received = 0;
   for (int32_t r = 0; r < world; ++r) {
@@ -103,6 +113,7 @@ std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
 std::vector<std::string> AllStrategies() {
   std::vector<std::string> names;
   RegisterDcpPlanner();
+  RegisterPlacedTestStrategy();  // tiles computed away from their q block's owner
   for (const StrategyInfo& s : ListStrategies()) names.push_back(s.name);
   return names;
 }
@@ -206,9 +217,50 @@ TEST(ExecutorTest, APeerThatNeverAnswersFailsTheRoundWithinTheTimeout) {
 TEST(ExchangeTagTest, DistinctForStepsDirectionsAndRounds) {
   EXPECT_NE(ExchangeTag(1, TransferKind::kKv, 1), ExchangeTag(2, TransferKind::kKv, 1));
   EXPECT_NE(ExchangeTag(1, TransferKind::kKv, 1), ExchangeTag(1, TransferKind::kDkv, 1));
+  for (TransferKind kind : {TransferKind::kDkv, TransferKind::kOut, TransferKind::kDo,
+                            TransferKind::kDq}) {  // the phases of placed computation
+    EXPECT_NE(ExchangeTag(1, TransferKind::kKv, kMaxRounds - 1), ExchangeTag(1, kind, 1));
+    EXPECT_NE(ExchangeTag(1, kind, kMaxRounds - 1), GatherTag(1));
+    EXPECT_LT(ExchangeTag((1 << 24) - 1, kind, kMaxRounds, 0xFFFF), uint64_t{1} << 60);
+  }
   EXPECT_NE(ExchangeTag(1, TransferKind::kKv, 1), ExchangeTag(1, TransferKind::kKv, 2));
   EXPECT_NE(GatherTag(1), ExchangeTag(1, TransferKind::kDkv, kMaxRounds - 1));
 }
+
+// Placed computation over gloo (TCP between the ranks' own contexts): every mask, outputs and
+// gradients equal single-process attention.
+class PlacedOverGlooTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(PlacedOverGlooTest, AllRanksEqualSingleProcessAttention) {
+  RegisterPlacedTestStrategy();
+  const int32_t world = 3;
+  const Batch batch = MakeBatch(MaskOfKind(GetParam()), world, 300 + GetParam());
+  PlanOptions options;
+  options.strategy = kPlacedTestStrategy;
+  options.block_size = 64;
+  absl::StatusOr<Plan> plan = MakePlan(batch, options, OutputSpec::AllRanks());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_TRUE(ValidatePlan(batch, options, *plan).ok()) << ValidatePlan(batch, options, *plan);
+  absl::StatusOr<std::unique_ptr<LocalRanks>> ranks =
+      LocalRanks::Make("gloo", world, absl::Seconds(60));
+  ASSERT_TRUE(ranks.ok()) << ranks.status();
+  std::vector<LocalOutputs> outputs(world);
+  const std::vector<absl::Status> status = (*ranks)->Run([&](Transport& transport) {
+    const int32_t r = transport.rank();
+    Executor executor(&transport, ShapeOf(batch), /*threads=*/1);
+    const StepInputs in = MakeStepInputs(*plan, *plan->FindWorker(r), ShapeOf(batch), kSeed, kStep);
+    return executor.Run(*plan, plan->plan_id, kStep, in.View(), &outputs[r]).status();
+  });
+  for (int32_t r = 0; r < world; ++r) {
+    ASSERT_TRUE(status[r].ok()) << "rank " << r << ": " << status[r];
+    absl::StatusOr<ReferenceError> error =
+        CompareWithReference(*plan, r, ShapeOf(batch), kSeed, kStep, outputs[r]);
+    ASSERT_TRUE(error.ok()) << error.status();
+    EXPECT_LT(error->Max(), 1e-5) << "rank " << r << ": " << error->ToString();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Masks, PlacedOverGlooTest, ::testing::Values(0, 1, 2, 3));
 
 // A slice corrupted one way: every one is refused (FailedPrecondition naming the problem) before
 // any exchange: rank 1 never runs, so an exchange would end in a timeout, not a refusal.
@@ -274,7 +326,7 @@ std::vector<Corruption> Corruptions() {
        "is not this rank's to send"},
       {"TileOfARemoteQueryBlock",
        [](Plan& p, StepInputs&) { p.workers[0].tiles[0].q_block = FirstBlockOf(p, 1); },
-       "q_block is not local"},
+       "q_block is neither local nor received by round"},
       {"TileKvBlockOutOfRange", [](Plan& p, StepInputs&) { p.workers[0].tiles[0].kv_block = -5; },
        "kv_block out of range"},
       {"TileBeforeItsKvArrives", [](Plan& p, StepInputs&) { FirstRemoteTile(p).round = 0; },

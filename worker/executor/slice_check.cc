@@ -14,8 +14,8 @@ absl::Status Refuse(int32_t rank, const Parts&... parts) {
 }
 
 std::string Describe(const Transfer& t, bool send) {
-  return absl::StrCat(t.kind == TransferKind::kKv ? "KV" : "dKV",
-                      send ? " send to " : " recv from ", "worker ", t.peer, " in round ", t.round);
+  return absl::StrCat(TransferKindName(t.kind), send ? " send to " : " recv from ", "worker ",
+                      t.peer, " in round ", t.round);
 }
 
 }  // namespace
@@ -54,8 +54,9 @@ absl::Status CheckSlice(const Plan& plan, int32_t rank, int32_t world_size,
     return Refuse(rank, "the slice holds ", tokens, " tokens, the input buffers ", local_tokens);
   }
 
-  // Transfers: peers and ids in range; KV arrivals by block.
-  absl::flat_hash_map<int32_t, int32_t> arrival;  // block -> KV recv round
+  // Transfers: peers and ids in range; KV and Q arrivals by block.
+  absl::flat_hash_map<int32_t, int32_t> arrival;    // block -> KV recv round
+  absl::flat_hash_map<int32_t, int32_t> q_arrival;  // block -> Q recv round (placed computation)
   for (bool send : {false, true}) {
     for (const Transfer& t : send ? w->sends : w->recvs) {
       if (t.peer < 0 || t.peer >= world_size || t.peer == rank || t.round < 1 ||
@@ -65,12 +66,14 @@ absl::Status CheckSlice(const Plan& plan, int32_t rank, int32_t world_size,
       for (int32_t b : t.blocks) {
         if (!block_ok(b)) return Refuse(rank, Describe(t, send), ": block id ", b, " out of range");
         const bool owned = plan.blocks[b].owner == rank;
-        if (t.kind == TransferKind::kKv && !send) {
-          if (owned || !arrival.try_emplace(b, t.round).second) {
+        if ((t.kind == TransferKind::kKv || t.kind == TransferKind::kQ) && !send) {
+          auto& into = t.kind == TransferKind::kKv ? arrival : q_arrival;
+          if (owned || !into.try_emplace(b, t.round).second) {
             return Refuse(rank, Describe(t, send), ": block ", b, " is local or received twice");
           }
-        } else if (t.kind == TransferKind::kDkv && !send && !owned) {
-          return Refuse(rank, Describe(t, send), ": dKV of block ", b, " which it does not own");
+        } else if (!send && !owned && t.kind != TransferKind::kDo) {
+          return Refuse(rank, Describe(t, send), ": partial of block ", b,
+                        " which it does not own");
         }
       }
     }
@@ -80,19 +83,48 @@ absl::Status CheckSlice(const Plan& plan, int32_t rank, int32_t world_size,
     auto it = arrival.find(b);
     return it != arrival.end() && it->second <= round;
   };
-  for (const Transfer& t : w->sends) {
-    for (int32_t b : t.blocks) {
-      const bool ok = t.kind == TransferKind::kKv
-                          ? resident_by(b, t.round - 1)
-                          : arrival.contains(b) && plan.blocks[b].owner == t.peer;
-      if (!ok) return Refuse(rank, Describe(t, true), ": block ", b, " is not this rank's to send");
+  // What this rank may send: KV it holds; Q and dO of blocks it owns; partials of blocks it
+  // received (dKV of KV, Out and dQ of Q), to their owner.
+  for (bool send : {true, false}) {
+    for (const Transfer& t : send ? w->sends : w->recvs) {
+      if (!send && t.kind != TransferKind::kDo) continue;
+      for (int32_t b : t.blocks) {
+        const bool to_owner = plan.blocks[b].owner == t.peer;
+        bool ok;
+        switch (t.kind) {
+          case TransferKind::kKv:
+            ok = resident_by(b, t.round - 1);
+            break;
+          case TransferKind::kDkv:
+            ok = arrival.contains(b) && to_owner;
+            break;
+          case TransferKind::kQ:
+            ok = local.contains(b);
+            break;
+          case TransferKind::kDo:
+            ok = send ? local.contains(b) : q_arrival.contains(b) && to_owner;
+            break;
+          default:  // Out, dQ: of received q blocks, to their owner
+            ok = q_arrival.contains(b) && to_owner;
+        }
+        if (!ok) {
+          return Refuse(rank, Describe(t, send), ": block ", b, " is not this rank's to ",
+                        send ? "send" : "receive");
+        }
+      }
     }
   }
   for (size_t i = 0; i < w->tiles.size(); ++i) {
     const Tile& t = w->tiles[i];
     const std::string name =
         absl::StrCat("tile ", i, " (q_block ", t.q_block, ", kv_block ", t.kv_block, ")");
-    if (!local.contains(t.q_block)) return Refuse(rank, name, ": q_block is not local");
+    if (!block_ok(t.q_block)) return Refuse(rank, name, ": q_block out of range");
+    if (!local.contains(t.q_block)) {
+      auto it = q_arrival.find(t.q_block);
+      if (it == q_arrival.end() || it->second > t.round) {
+        return Refuse(rank, name, ": q_block is neither local nor received by round ", t.round);
+      }
+    }
     if (!block_ok(t.kv_block)) return Refuse(rank, name, ": kv_block out of range");
     if (t.round < 0 || t.round >= kMaxRounds) return Refuse(rank, name, ": round out of range");
     if (plan.blocks[t.kv_block].document != plan.blocks[t.q_block].document) {

@@ -28,13 +28,14 @@ struct StepStats {
   double attention_seconds = 0;  // time in attention kernels, both passes
   double attention_flops = 0;    // FLOPs of the allowed pairs computed, both passes
   double comm_wait_seconds = 0;  // time blocked waiting for transfers
-  int64_t bytes_sent = 0;        // payload (K, V, dK, dV) bytes
+  int64_t bytes_sent = 0;        // payload bytes (K, V, dK, dV; Q, O, LSE, dO, delta, dQ)
   int64_t bytes_received = 0;
   int64_t tiles = 0;
 };
 
-// Rounds of a plan the executor accepts: [0, kMaxRounds) (the round is 19 bits of a transport tag).
-inline constexpr int32_t kMaxRounds = (1 << 19) - 1;
+// Rounds of a plan the executor accepts: [0, kMaxRounds) (the round is 17 bits of a transport tag,
+// the transfer kind 3).
+inline constexpr int32_t kMaxRounds = (1 << 17) - 1;
 
 }  // namespace fcp
 

@@ -33,19 +33,13 @@
 //    Instead METIS's graph partition is refined with exact hypergraph gains. The refinement only
 //    takes improving moves (no negative moves and rollback as in full FM), and considers for a
 //    vertex only the workers its nets already reach.
-//  * Computation stays with its q block. A tile cannot run away from its q block's owner today:
-//    Layout (layout.h) gives blocks owners and says nothing of tiles; the validator's invariant 2
-//    (validator.h) requires a worker to compute only tiles of q blocks it owns; TransferKind
-//    (plan.h) has KV and dKV only - there is no transfer of Q (and dO, O, LSE for the backward),
-//    no partial output / LSE coming back to be merged, no dQ partial going back; the executors
-//    (worker/executor/executor_pass.cc) accumulate a q block's output in place on its owner; and
-//    no strategy places tiles elsewhere. Adding it needs those transfer kinds in plan.h and the
-//    protos, the validator's invariants 2 and 3 extended, DirectSchedule costing them, and the
-//    executors merging partial (O, LSE) and dQ. Estimate of what it would buy: under GQA a q
-//    block costs more bytes per token than a KV block (llama3-8b: Q 8 KiB + O 8 KiB out and back
-//    vs K+V 4 KiB; backward dO and dQ vs dKV 4 KiB), so moving a tile pays only where a q block
-//    reads over ~4x its own tokens of KV from one remote worker that no other block of its
-//    owner reads.
+//  * Computation is placed after data, not partitioned with it: once blocks have owners, a greedy
+//    pass on the cost model moves tiles of q blocks off workers above the mean attention compute
+//    to their KV's owner (Q moves there, the partial output comes back; plan.h), keeping the
+//    placement only when the full schedule predicts a lower step (dcp_placement.cc). Under GQA a
+//    q block costs more bytes per token than a KV block (llama3-8b: Q 8 KiB + O 16 KiB out and
+//    back vs K+V 4 KiB; backward dO and dQ vs dKV 4 KiB), so it pays only where compute is
+//    imbalanced enough.
 //  * Balance is measured in attention FLOPs (allowed pairs) and tokens, as the grid measures it;
 //    the linear layers' time follows tokens. Under the attention objective without a memory cap
 //    tokens are unconstrained (METIS balances compute alone), as they are for the strategies
@@ -68,6 +62,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/dcp_placement.h"
 #include "service/planner/strategies/graph_partition.h"
 #include "service/planner/strategies/hypergraph.h"
 #include "service/planner/strategies/packing.h"
@@ -143,6 +138,8 @@ class DcpPlanner final : public Planner {
       return absl::FailedPreconditionError(absl::StrCat("dcp: ", s.message()));
     }
     if (ctx.options.block_size > 0) layout.block_size = ctx.options.block_size;
+    // Computation apart from data, where it lowers the predicted step (dcp_placement.h).
+    if (absl::Status s = PlaceComputation(ctx, &layout); !s.ok()) return s;
     return layout;
   }
 
