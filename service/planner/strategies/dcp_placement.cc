@@ -143,6 +143,8 @@ absl::Status PlaceComputation(const PlanContext& ctx, Layout* layout) {
   if (best != nullptr) {
     layout->placed = std::move(best_placed);
     layout->schedule = std::move(best);
+  } else {
+    layout->schedule = std::move(direct);  // the unplaced layout's: not scheduled twice
   }
   return absl::OkStatus();
 }
