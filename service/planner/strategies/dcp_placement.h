@@ -13,7 +13,8 @@ namespace fcp {
 // `layout`: kDirect, blocks final. Sets layout->placed (tiles moved to their KV block's owner) and
 // layout->schedule (its schedule, so the planner does not schedule it again) when a placement
 // predicts a lower step under ctx's objective than computing every tile on its q block's owner;
-// leaves the layout as it is otherwise. Deterministic. Errors: a schedule's (internal).
+// otherwise leaves layout->placed empty and sets layout->schedule to the unplaced schedule it
+// priced. Deterministic. Errors: a schedule's (internal).
 absl::Status PlaceComputation(const PlanContext& ctx, Layout* layout);
 
 }  // namespace fcp

@@ -48,7 +48,8 @@ TEST(DcpPlacementTest, MovesTilesOffTheBusiestWorkerToTheirKvOwner) {
   EXPECT_LT(layout.schedule->costs()[0].compute_fwd_ms, (*unplaced)->costs()[0].compute_fwd_ms);
 }
 
-// Balanced compute: nothing to gain, the layout is left as it was.
+// Balanced compute: nothing to gain, no tile moves; the layout keeps the unplaced schedule it was
+// priced with (every tile on its q block's owner).
 TEST(DcpPlacementTest, LeavesABalancedLayoutAlone) {
   Batch batch;
   batch.documents = {{4096, Mask::Causal()}, {4096, Mask::Causal()}};
@@ -60,7 +61,14 @@ TEST(DcpPlacementTest, LeavesABalancedLayoutAlone) {
   layout.blocks = {{0, 0, 4096, 0}, {1, 0, 4096, 1}};
   ASSERT_TRUE(PlaceComputation(ctx, &layout).ok());
   EXPECT_TRUE(layout.placed.empty());
-  EXPECT_EQ(layout.schedule, nullptr);
+  ASSERT_NE(layout.schedule, nullptr);
+  const std::vector<Block> blocks = layout.schedule->Blocks();
+  for (int32_t w = 0; w < 2; ++w) {
+    for (const Tile& t : layout.schedule->Slice(w).tiles) {
+      EXPECT_EQ(blocks[t.q_block].owner, w)
+          << "tile (" << t.q_block << ", " << t.kv_block << ") moved off its q block's owner";
+    }
+  }
 }
 
 // dcp on skewed batches, both objectives, forward only or not: plans validate, and a plan with
