@@ -35,12 +35,14 @@
 #include <cmath>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "service/planner/planner.h"
 #include "service/planner/schedule.h"
 #include "service/planner/strategies/flexdeg_bound.h"
+#include "service/planner/strategies/flexdeg_micro.h"
 #include "service/planner/strategies/flexdeg_singles.h"
 #include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
@@ -76,36 +78,62 @@ class FlexDegPlanner final : public Planner {
   }
 
   int auto_order() const override { return 40; }
-  // No flexdeg plan beats it (flexdeg_bound.h): the bound of any groups, or, when each of its
-  // candidates' rings is above that, the least of their bounds. auto skips flexdeg where the best
-  // plan it has is as fast. The greedy's candidates first: they are cheap, and where one of them
-  // is no better than the bound of any groups the sizing's exact choice is not needed.
+  // No flexdeg plan beats it: the least of the bounds of its two structures. The micro-batched
+  // candidates' (flexdeg_micro.h: the mean worker, their documents left whole, their groups'
+  // shares; the relay of flexdeg_bound.h is a ring's). The ring candidates': the bound of any
+  // ring groups (flexdeg_bound.h), or, when each of their rings is above that, the least of their
+  // bounds. auto skips flexdeg where the best plan it has is as fast.
   double LowerBoundMs(const PlanContext& ctx) const override {
     const double any = FlexDegLowerBoundMs(ctx) * 1e-3;
-    // (without a token cap the workers' room is unbounded: the rings' bounds add little)
-    if (ctx.batch.topology.max_tokens_per_worker <= 0) return any * 1e3;
     const GroupSizing sizing = Sizing(ctx);
-    double least = HUGE_VAL;
-    auto consider = [&](const std::vector<int32_t>& sizes) {
-      least = std::min(least, RingsLowerBoundSeconds(ctx, sizing, sizes));
-      return least > any;
-    };
-    for (double slack : kSlacks) {
-      if (!consider(sizing.Greedy(slack))) return any * 1e3;
+    const double micro = MicroLowerBoundSeconds(ctx, sizing);
+    // (without a token cap the workers' room is unbounded: the rings' bounds add little)
+    if (micro <= any || ctx.batch.topology.max_tokens_per_worker <= 0) {
+      return std::min(micro, any) * 1e3;
     }
-    for (double slack : kBudgetSlacks) {  // (packed only when none of the others packs)
-      if (!consider(sizing.Greedy(slack))) return any * 1e3;
-    }
-    for (const Candidate& c : ExactCandidates(sizing)) {
-      if (!consider(c.sizes)) return any * 1e3;
-    }
-    return std::max(any, least) * 1e3;
+    return std::min(micro, RingsBoundSeconds(ctx, sizing, any)) * 1e3;
   }
 
+  // The lower predicted step of the ring candidates and the micro-batched ones (flexdeg_micro.h).
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
+    const GroupSizing sizing = Sizing(ctx);
+    double best_ms = HUGE_VAL;
+    absl::StatusOr<Layout> best = BestRings(ctx, sizing, &best_ms);
+    // The micro-batched candidates near the least estimate, scheduled.
+    std::vector<std::pair<double, Layout>> micro;
+    double least_estimate = HUGE_VAL;
+    for (const std::vector<int32_t>& sizes : MicroSizes(ctx, sizing)) {
+      double estimate = 0;
+      absl::StatusOr<Layout> layout = MicroBatchedLayout(ctx, sizing, sizes, &estimate);
+      if (!layout.ok()) continue;  // (a document fits no workers: the others' answer stands)
+      least_estimate = std::min(least_estimate, estimate);
+      micro.emplace_back(estimate, *std::move(layout));
+    }
+    for (auto& [estimate, layout] : micro) {
+      if (estimate > least_estimate * (1 + kScheduleMargin)) continue;
+      Layout blocks_only;  // the blocks move into the schedule, which MakePlan then uses
+      blocks_only.kind = layout.kind;
+      blocks_only.blocks = std::move(layout.blocks);
+      absl::StatusOr<std::unique_ptr<Schedule>> schedule =
+          NewSchedule(ctx.batch, ctx.cost, std::move(blocks_only));
+      if (!schedule.ok()) return schedule.status();
+      const double ms = StepMs(ctx, **schedule);
+      if (ms < best_ms || (!best.ok() && ms < HUGE_VAL)) {
+        best_ms = ms;
+        layout.schedule = std::move(*schedule);
+        best = std::move(layout);
+      }
+    }
+    return best;
+  }
+
+ private:
+  // The ring candidates (1.-4. above): the lowest predicted step among them (`*best_ms`), or the
+  // first candidate's error when none packs.
+  static absl::StatusOr<Layout> BestRings(const PlanContext& ctx, const GroupSizing& sizing,
+                                          double* best_ms_out) {
     const Batch& batch = ctx.batch;
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
-    const GroupSizing sizing = Sizing(ctx);
 
     std::vector<Assignment> packed;  // every candidate that packs
     absl::Status first_error = absl::OkStatus();
@@ -139,7 +167,7 @@ class FlexDegPlanner final : public Planner {
     // Each candidate scheduled (a ring schedule is analytic, O(chunks) per document): the lowest
     // predicted step within the cap wins, and MakePlan reuses its schedule.
     Layout best;
-    double best_ms = HUGE_VAL;
+    double& best_ms = *best_ms_out;
     double least_estimate = HUGE_VAL;
     for (const Assignment& a : packed) least_estimate = std::min(least_estimate, a.estimate);
     for (Assignment& a : packed) {
@@ -166,11 +194,30 @@ class FlexDegPlanner final : public Planner {
     return best;
   }
 
- private:
   struct Candidate {
     std::vector<int32_t> sizes;
     double target;  // the sizing's step for them
   };
+
+  // The ring candidates' bound, at least `any`: the greedy's candidates first, they are cheap,
+  // and where one of them is no better than `any` the sizing's exact choice is not needed.
+  static double RingsBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing, double any) {
+    double least = HUGE_VAL;
+    auto consider = [&](const std::vector<int32_t>& sizes) {
+      least = std::min(least, RingsLowerBoundSeconds(ctx, sizing, sizes));
+      return least > any;
+    };
+    for (double slack : kSlacks) {
+      if (!consider(sizing.Greedy(slack))) return any;
+    }
+    for (double slack : kBudgetSlacks) {  // (packed only when none of the others packs)
+      if (!consider(sizing.Greedy(slack))) return any;
+    }
+    for (const Candidate& c : ExactCandidates(sizing)) {
+      if (!consider(c.sizes)) return any;
+    }
+    return std::max(any, least);
+  }
 
   // 1.-2. The documents' costs and the group sizing over them, costliest first.
   static GroupSizing Sizing(const PlanContext& ctx) {

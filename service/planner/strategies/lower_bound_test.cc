@@ -200,8 +200,10 @@ TEST(LowerBoundTest, FlexDegRingsBoundHoldsWhereTheTokensMustRideOnRings) {
   EXPECT_GT(raised, 10);
 }
 
-// Where one document's group must relay its KV over slow links, that relay is what the step
-// costs: the bound sees it (well above the mean worker's compute) and stays below the plan.
+// Where one document's ring must relay its KV over slow links, that relay is what a ring plan
+// costs: the bound of any ring groups (FlexDegLowerBoundMs) sees it, well above the mean worker's
+// compute, and so does the plan flexdeg makes (its micro-batched structure sends the document's
+// KV over the same links). flexdeg's bound, the least of its structures', stays below the plan.
 TEST(LowerBoundTest, FlexDegBoundSeesTheRelayOfADocumentLongerThanTheCap) {
   Batch batch;
   batch.topology.num_workers = 16;
@@ -225,9 +227,48 @@ TEST(LowerBoundTest, FlexDegBoundSeesTheRelayOfADocumentLongerThanTheCap) {
     const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
     double total = 0;
     DocumentSeconds(ctx, &total);
-    EXPECT_GT(bound, 2 * total / 16 * 1e3) << "step " << step;
-    EXPECT_GT(bound, 0.5 * step);
+    const double rings = FlexDegLowerBoundMs(ctx);
+    EXPECT_GT(rings, 2 * total / 16 * 1e3) << "step " << step;
+    EXPECT_GT(rings, 0.5 * step);
   }
+}
+
+// flexdeg's micro-batched structure (flexdeg_micro.h: long documents in zigzag groups, every other
+// document whole on any worker with room) where it is chosen most: under a memory cap of 1.1 x the
+// mean tokens, attention alone or the whole step, every mask, random batches. Its plans are among
+// flexdeg's (a kDirect layout) in many cases, and the bound holds for every plan.
+TEST(LowerBoundTest, FlexDegBoundHoldsForTheMicroBatchedStructureUnderACap) {
+  std::mt19937_64 rng(2026);
+  std::unique_ptr<Planner> planner = *NewPlanner("flexdeg");
+  int cases = 0, micro = 0;
+  for (int i = 0; i < 60; ++i) {
+    const int32_t workers = std::vector<int32_t>{4, 8, 16, 32, 64}[rng() % 5];
+    const int mask_kind = static_cast<int>(rng() % (std::size(kMasks) + 1)) - 1;
+    Batch batch = RandomBatch(workers, rng(), mask_kind);
+    PlanOptions options;
+    options.objective = rng() % 2 ? Objective::kWholeStep : Objective::kAttention;
+    options.include_backward = rng() % 4 != 0;
+    if (options.objective == Objective::kAttention || rng() % 2 == 0) {
+      batch.topology.max_tokens_per_worker =
+          static_cast<int64_t>(1.1 * static_cast<double>(batch.TotalTokens()) / workers);
+    }
+    const std::optional<std::pair<double, double>> step_bound =
+        StepAndBound("flexdeg", batch, options);
+    if (!step_bound) continue;
+    ++cases;
+    const std::string where = absl::StrCat("case ", i, ", W ", workers, ", masks ", mask_kind, ", ",
+                                           ObjectiveName(options.objective));
+    EXPECT_LE(step_bound->second, step_bound->first * (1 + 1e-9)) << where;
+    const Batch resolved = ResolveBatch(batch, options.objective);
+    const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
+    options.strategy = "flexdeg";
+    const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+    absl::StatusOr<Layout> layout = planner->MakeLayout(ctx);
+    ASSERT_TRUE(layout.ok()) << where << ": " << layout.status();
+    micro += layout->kind == Layout::Kind::kDirect;
+  }
+  EXPECT_GT(cases, 50);
+  EXPECT_GT(micro, 10);
 }
 
 // whole_doc's first piece and static_cp's members bound their plans closely (they miss only the
