@@ -86,23 +86,24 @@ class FlexDegPlanner final : public Planner {
   double LowerBoundMs(const PlanContext& ctx) const override {
     const double any = FlexDegLowerBoundMs(ctx) * 1e-3;
     const GroupSizing sizing = Sizing(ctx);
-    const double micro = MicroLowerBoundSeconds(ctx, sizing);
+    const std::optional<GroupSizing::Solution> exact = sizing.Exact();
     // (without a token cap the workers' room is unbounded: the rings' bounds add little)
-    if (micro <= any || ctx.batch.topology.max_tokens_per_worker <= 0) {
-      return std::min(micro, any) * 1e3;
-    }
-    return std::min(micro, RingsBoundSeconds(ctx, sizing, any)) * 1e3;
+    const double rings = ctx.batch.topology.max_tokens_per_worker <= 0
+                             ? any
+                             : RingsBoundSeconds(ctx, sizing, exact, any);
+    return MicroLowerBoundSeconds(ctx, sizing, exact, rings) * 1e3;
   }
 
   // The lower predicted step of the ring candidates and the micro-batched ones (flexdeg_micro.h).
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const GroupSizing sizing = Sizing(ctx);
+    const std::optional<GroupSizing::Solution> exact = sizing.Exact();
     double best_ms = HUGE_VAL;
-    absl::StatusOr<Layout> best = BestRings(ctx, sizing, &best_ms);
+    absl::StatusOr<Layout> best = BestRings(ctx, sizing, exact, &best_ms);
     // The micro-batched candidates near the least estimate, scheduled.
     std::vector<std::pair<double, Layout>> micro;
     double least_estimate = HUGE_VAL;
-    for (const std::vector<int32_t>& sizes : MicroSizes(ctx, sizing)) {
+    for (const std::vector<int32_t>& sizes : MicroSizes(ctx, sizing, exact)) {
       double estimate = 0;
       absl::StatusOr<Layout> layout = MicroBatchedLayout(ctx, sizing, sizes, &estimate);
       if (!layout.ok()) continue;  // (a document fits no workers: the others' answer stands)
@@ -131,6 +132,7 @@ class FlexDegPlanner final : public Planner {
   // The ring candidates (1.-4. above): the lowest predicted step among them (`*best_ms`), or the
   // first candidate's error when none packs.
   static absl::StatusOr<Layout> BestRings(const PlanContext& ctx, const GroupSizing& sizing,
+                                          const std::optional<GroupSizing::Solution>& exact,
                                           double* best_ms_out) {
     const Batch& batch = ctx.batch;
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
@@ -149,7 +151,7 @@ class FlexDegPlanner final : public Planner {
         first_error = assignment.status();
       }
     };
-    for (Candidate& c : ExactCandidates(sizing)) try_sizes(std::move(c.sizes), c.target);
+    for (Candidate& c : ExactCandidates(sizing, exact)) try_sizes(std::move(c.sizes), c.target);
     // The greedy's sizes too: the exact sizes are optimal for a pool that packs fluidly, and
     // LPT does not.
     // (their rings too take short documents only up to the room the sizing's model gives them
@@ -201,7 +203,8 @@ class FlexDegPlanner final : public Planner {
 
   // The ring candidates' bound, at least `any`: the greedy's candidates first, they are cheap,
   // and where one of them is no better than `any` the sizing's exact choice is not needed.
-  static double RingsBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing, double any) {
+  static double RingsBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
+                                  const std::optional<GroupSizing::Solution>& exact, double any) {
     double least = HUGE_VAL;
     auto consider = [&](const std::vector<int32_t>& sizes) {
       least = std::min(least, RingsLowerBoundSeconds(ctx, sizing, sizes));
@@ -213,7 +216,7 @@ class FlexDegPlanner final : public Planner {
     for (double slack : kBudgetSlacks) {  // (packed only when none of the others packs)
       if (!consider(sizing.Greedy(slack))) return any;
     }
-    for (const Candidate& c : ExactCandidates(sizing)) {
+    for (const Candidate& c : ExactCandidates(sizing, exact)) {
       if (!consider(c.sizes)) return any;
     }
     return std::max(any, least);
@@ -236,11 +239,12 @@ class FlexDegPlanner final : public Planner {
 
   // The sizing's exact choice, and, since the model's optimum is not the schedule's, its choices
   // for a few looser steps (rings narrower, their members with more room); none if none fits.
-  static std::vector<Candidate> ExactCandidates(const GroupSizing& sizing) {
+  // (`exact`: sizing.Exact(), shared with the micro-batched candidates)
+  static std::vector<Candidate> ExactCandidates(const GroupSizing& sizing,
+                                                const std::optional<GroupSizing::Solution>& exact) {
     std::vector<Candidate> candidates;
-    std::optional<GroupSizing::Solution> exact = sizing.Exact();
     if (!exact) return candidates;
-    candidates.push_back({std::move(exact->sizes), exact->objective});
+    candidates.push_back({exact->sizes, exact->objective});
     for (double looser : kLooserTargets) {
       std::vector<int32_t> sizes;
       if (sizing.Within(exact->objective * looser, &sizes)) {

@@ -23,6 +23,16 @@ bool Pairs(const Document& doc) {
   return doc.mask.kind == MaskKind::kCausal || doc.mask.kind == MaskKind::kPrefixLm;
 }
 
+// The least compute (forward + backward per ctx.options) of `tokens` rows of `doc` holding
+// `pairs` allowed pairs: their tiles at most the whole document's size (no more efficient), tile
+// overheads left out, and the rows' linear layers.
+double LeastSeconds(const PlanContext& ctx, const Document& doc, int64_t pairs, int64_t tokens) {
+  const bool backward = ctx.options.include_backward;
+  return static_cast<double>(pairs) * ctx.cost.SecondsPerPair(doc.length, doc.length) *
+             (backward ? 1 + ctx.cost.BackwardFactor() : 1) +
+         ctx.cost.TokenSeconds(tokens) * (backward ? 3 : 1);
+}
+
 // The chunks of `doc` over a group of k, and the member holding chunk c of them.
 int64_t Chunks(const Document& doc, int64_t k) {
   return std::min<int64_t>(Pairs(doc) ? 2 * k : k, doc.length);
@@ -58,7 +68,8 @@ std::vector<int32_t> RuleSizes(const GroupSizing& sizing, int32_t workers, int64
 
 }  // namespace
 
-std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const GroupSizing& sizing) {
+std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const GroupSizing& sizing,
+                                             const std::optional<GroupSizing::Solution>& exact) {
   const Topology& topology = ctx.batch.topology;
   std::vector<std::vector<int32_t>> candidates;
   auto add = [&](std::vector<int32_t> sizes) {
@@ -69,8 +80,7 @@ std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const Group
   for (double fill : kFills) {
     add(RuleSizes(sizing, topology.num_workers, TokenCap(topology), fill));
   }
-  std::optional<GroupSizing::Solution> exact = sizing.Exact();
-  if (exact) add(std::move(exact->sizes));
+  if (exact) add(exact->sizes);
   return candidates;
 }
 
@@ -82,12 +92,16 @@ struct MicroPacking {
   std::vector<int32_t> owner;                // per document: its worker, or -2 - its group
   std::vector<std::vector<int32_t>> groups;  // each group's members
   std::vector<double> load;                  // per worker, the estimate's
+  std::vector<double> least;                 // per worker, its least compute (bound mode)
 };
 
 class MicroPacker {
  public:
-  MicroPacker(const PlanContext& ctx, const GroupSizing& sizing)
+  // `whole` (bound mode, else null): every document's least compute whole (WholeSeconds).
+  MicroPacker(const PlanContext& ctx, const GroupSizing& sizing,
+              const std::vector<double>* whole = nullptr)
       : ctx_(ctx),
+        whole_(whole),
         batch_(ctx.batch),
         sizing_(sizing),
         workers_(batch_.topology.num_workers),
@@ -95,7 +109,8 @@ class MicroPacker {
         least_(workers_),
         by_room_(workers_) {}
 
-  absl::StatusOr<MicroPacking> Pack(const std::vector<int32_t>& sizes) {
+  // Bound mode: stops (an error) once a worker's least compute reaches `above`.
+  absl::StatusOr<MicroPacking> Pack(const std::vector<int32_t>& sizes, double above = HUGE_VAL) {
     const std::vector<SizingDoc>& docs = sizing_.docs();
     std::vector<int32_t> group_sizes;
     int64_t grouped = 0;
@@ -111,12 +126,12 @@ class MicroPacker {
     p_.groups = PlaceGroups(group_sizes, batch_.topology);
     p_.owner.assign(batch_.documents.size(), -1);
     p_.load.assign(workers_, 0);
+    p_.least.assign(whole_ != nullptr ? workers_ : 0, 0);
     tokens_.assign(workers_, 0);
     free_.assign(workers_, cap_);
-    for (int32_t w = 0; w < workers_; ++w) {
-      least_.Set(w, 0);
-      by_room_.Set(w, cap_, 0);
-    }
+    for (int32_t w = 0; w < workers_; ++w) least_.Set(w, 0);
+    by_room_ready_ = false;
+    above_ = above;
     // 1. The grouped documents' chunks, a pair per member.
     int32_t group = 0;
     for (size_t i = 0; i < docs.size(); ++i) {
@@ -133,10 +148,19 @@ class MicroPacker {
       if (sizes[i] >= 2) continue;
       const int64_t length = docs[i].length;
       int32_t w = least_.ArgMin();
-      if (tokens_[w] + length > cap_) w = by_room_.LeastWithRoom(length, free_, p_.load);
+      if (tokens_[w] + length > cap_) {
+        if (!by_room_ready_) {  // (known by room only once it is needed: the packing's tail)
+          for (int32_t v = 0; v < workers_; ++v) by_room_.Set(v, free_[v], p_.load[v]);
+          by_room_ready_ = true;
+        }
+        w = by_room_.LeastWithRoom(length, free_, p_.load);
+      }
       if (w >= 0) {
         Take(w, length, docs[i].seconds);
         p_.owner[docs[i].document] = w;
+        if (whole_ != nullptr && (p_.least[w] += (*whole_)[docs[i].document]) >= above_) {
+          return absl::AbortedError("flexdeg: over the bound sought");
+        }
       } else if (!SpreadOverRoomiest(docs[i])) {
         return absl::FailedPreconditionError(
             absl::StrCat("flexdeg: document ", docs[i].document, " (", length,
@@ -152,7 +176,7 @@ class MicroPacker {
     tokens_[w] += length;
     free_[w] = cap_ - tokens_[w];
     least_.Set(w, p_.load[w]);
-    by_room_.Set(w, free_[w], p_.load[w]);
+    if (by_room_ready_) by_room_.Set(w, free_[w], p_.load[w]);
   }
 
   // The chunks of `doc` onto p_.groups[group]; false if a member goes over the cap.
@@ -172,6 +196,11 @@ class MicroPacker {
       const int32_t w = ranks[Member(doc, n, c, k)];
       Take(w, tokens, seconds * static_cast<double>(tokens) / static_cast<double>(doc.length));
       fits = fits && tokens_[w] <= cap_;
+      if (whole_ != nullptr) {  // its pairs at the whole document's tile efficiency
+        const int64_t begin = ChunkBegin(doc.length, n, c);
+        p_.least[w] += LeastSeconds(
+            ctx_, doc, AllowedPairs(doc.mask, begin, begin + tokens, 0, doc.length), tokens);
+      }
     }
     p_.owner[d.document] = -2 - group;
     return fits;
@@ -195,12 +224,15 @@ class MicroPacker {
   }
 
   const PlanContext& ctx_;
+  const std::vector<double>* whole_;
   const Batch& batch_;
   const GroupSizing& sizing_;
   int32_t workers_;
   int64_t cap_;
   MinTree least_;
   SinglesByRoom by_room_;
+  bool by_room_ready_ = false;
+  double above_ = HUGE_VAL;
   MicroPacking p_;
   std::vector<int64_t> tokens_, free_;
 };
@@ -242,37 +274,23 @@ absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSiz
   return layout;
 }
 
-double MicroLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing) {
+double MicroLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
+                              const std::optional<GroupSizing::Solution>& exact, double above) {
   const Batch& batch = ctx.batch;
-  const CostModel& cost = ctx.cost;
-  const bool backward = ctx.options.include_backward;
-  const double linear = cost.TokenSeconds(1) * (backward ? 3 : 1);
-  const double attention = backward ? 1 + cost.BackwardFactor() : 1;
-  // Each document's whole cost: one tile, priced as a single worker's.
   std::vector<double> whole(batch.documents.size());
-  double total = 0;
   for (size_t d = 0; d < batch.documents.size(); ++d) {
     const Document& doc = batch.documents[d];
-    const int64_t pairs = AllowedPairs(doc.mask, 0, doc.length, 0, doc.length);
     whole[d] =
-        static_cast<double>(pairs) * cost.SecondsPerPair(doc.length, doc.length) * attention +
-        linear * static_cast<double>(doc.length);
-    total += whole[d];
+        LeastSeconds(ctx, doc, AllowedPairs(doc.mask, 0, doc.length, 0, doc.length), doc.length);
   }
-  const double mean = total / std::max(1, batch.topology.num_workers);
-  double least = HUGE_VAL;
-  MicroPacker packer(ctx, sizing);
-  for (const std::vector<int32_t>& sizes : MicroSizes(ctx, sizing)) {
-    absl::StatusOr<MicroPacking> packing = packer.Pack(sizes);
-    if (!packing.ok()) continue;  // no plan of these sizes
-    double step = mean;
-    for (size_t d = 0; d < whole.size(); ++d) {
-      const int32_t owner = packing->owner[d];
-      step = std::max(
-          step,
-          whole[d] / (owner >= 0 ? 1.0 : static_cast<double>(packing->groups[-2 - owner].size())));
-    }
-    least = std::min(least, step);
+  // (a worker's least compute only grows as the packing goes: once it reaches the least so far,
+  // the candidate cannot lower it, and its packing stops)
+  double least = above;
+  MicroPacker packer(ctx, sizing, &whole);
+  for (const std::vector<int32_t>& sizes : MicroSizes(ctx, sizing, exact)) {
+    absl::StatusOr<MicroPacking> packing = packer.Pack(sizes, least);
+    if (!packing.ok()) continue;  // no plan of these sizes, or not below `least`
+    least = std::min(least, *std::max_element(packing->least.begin(), packing->least.end()));
   }
   return least;
 }

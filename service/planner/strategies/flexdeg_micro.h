@@ -20,15 +20,19 @@
 // is packed, those whose estimate is within a few percent of the least are scheduled, and the
 // lowest predicted step wins (against the ring candidates too).
 //
-// MicroLowerBoundSeconds: every document not grouped is one tile on one worker (its whole cost,
-// forward and backward, on that worker), every grouped one costs its members at least its whole
-// cost (smaller tiles are no more efficient, tile overheads only add), so the slowest member at
-// least 1/k of it; and every document at least its whole cost over the W workers. The least of
-// that over the candidates' sizes bounds any micro-batched plan flexdeg makes.
+// MicroLowerBoundSeconds: the packing is deterministic, so the bound packs each candidate again
+// and reads, per worker, the least compute of what it holds: a whole document is one tile (its
+// pairs at its own size's efficiency), a group member's chunks at most the whole document's tiles
+// (smaller tiles are no more efficient), tile overheads left out, plus the linear layers of its
+// tokens. A worker computes the tiles of the q blocks it holds (kDirect, no placement), so its
+// forward + backward, and the step, is at least that; the least over the candidates bounds any
+// micro-batched plan flexdeg makes. (The relay of flexdeg_bound.h is a ring's: a kDirect member
+// receives its peers' KV in parallel within a round.)
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_MICRO_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_MICRO_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,8 +42,10 @@
 
 namespace fcp {
 
-// The group sizes tried (sizes[i]: that of sizing.docs()[i], >= 2 a group), distinct.
-std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const GroupSizing& sizing);
+// The group sizes tried (sizes[i]: that of sizing.docs()[i], >= 2 a group), distinct; `exact`:
+// sizing.Exact().
+std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const GroupSizing& sizing,
+                                             const std::optional<GroupSizing::Solution>& exact);
 
 // The kDirect layout of `sizes` as above (strategy "flexdeg"), not scheduled, and its estimate
 // (the most loaded worker by the documents' costs, a grouped document's attention priced at its
@@ -49,8 +55,10 @@ absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSiz
                                           const std::vector<int32_t>& sizes, double* estimate);
 
 // The least step in seconds of MicroBatchedLayout(ctx, sizing, sizes) over every `sizes` of
-// MicroSizes, as above (forward + backward, or forward per ctx.options.include_backward).
-double MicroLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing);
+// MicroSizes, as above (forward + backward, or forward per ctx.options.include_backward), or
+// `above` when that is lower (the packings stop there: the caller's other bound).
+double MicroLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
+                              const std::optional<GroupSizing::Solution>& exact, double above);
 
 }  // namespace fcp
 
