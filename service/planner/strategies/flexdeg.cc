@@ -1,14 +1,18 @@
-// flexdeg: Flexible Context Parallelism. Per batch, the workers are split into ring groups of any
-// size (3, 5, 6..., not only powers of two); every document belongs to exactly one group and is
-// zigzag-sharded over it (kZigzagRing), so KV only rotates inside its group:
+// flexdeg: Flexible Context Parallelism. Per batch, the workers are split into groups of any size
+// (3, 5, 6..., not only powers of two). In its ring structure (A below) every document belongs to
+// exactly one group and is zigzag-sharded over it (kZigzagRing), so KV only rotates inside it:
 //
 //   W = 8, mean load m per worker; doc A costs 5.4m, B 1.7m, the rest are short:
 //   ranks:   0 1 2 3 4 5 | 6 7 ...
 //   group:   [ A, 6      ] [B,2] [c] [d e] ...   ← size 1: whole documents, no traffic
 //
-// The paper (seed 004, as the design summarises it): groups of any degree chosen per batch,
-// documents assigned to groups, a ring inside each, by a near-optimal polynomial-time solver with
-// millisecond overhead. Here:
+// The paper (seed 004, FlexSP, as the design summarises it): groups of any degree chosen per
+// batch, documents assigned to groups, by a near-optimal polynomial-time solver with millisecond
+// overhead; the groups may differ per micro-batch: the long sequences in sequence-parallel groups
+// of any size, the short ones in groups of size 1 on the same GPUs, one micro-batch after another.
+// Here two structures are candidates, and the lower predicted step wins:
+//
+// A. rings (the structure above, kZigzagRing):
 //  1. cost c_d = forward + backward seconds of document d (attention + linear layers, the cost
 //     model's whole-step pricing), its linear part and its tokens L_d;
 //  2. the group sizes are solved exactly for a model in which the short documents pack fluidly
@@ -24,13 +28,26 @@
 //     estimate (a member: linear layers, then attention or rotation per pass) are scheduled
 //     (ring schedules are analytic) and the lowest predicted step wins;
 //  4. groups get contiguous ranks, largest first, first-fit into nodes so rings stay intra-node.
+//  A ring carries only its own documents' KV and a worker is in one group only, so the short
+//  documents riding in a ring rotate with it: under a memory cap a ring sized for its long
+//  document leaves little room, and the riders' rotation sets the step.
+// B. micro-batched (flexdeg_micro.h, kDirect): FlexSP's per-micro-batch groups. Each long
+//  document is cut into 2k zigzag chunks pinned in pairs to its group's k members (node-local
+//  where it fits); every other document stays whole on the least-loaded worker with room, ring
+//  members included (it does not rotate: a member's room is the cap minus its share of its
+//  document). The sizes: the sizing's exact choice, and each document costing more than 1.05 ×
+//  the mean worker given ceil(cost / (fill × mean)) workers for a few fills; the packings within
+//  3% of the least estimate are scheduled.
 // Where it differs from the paper: the sizing is exact for its fluid model, and the packing of the
-// short documents (a bin packing) is LPT; a ring carries only its own documents' KV and a worker
-// is in one group only, so the short documents riding in a ring rotate with it (fcp and flashcp
-// keep them local); under a tight cap, if nothing packs, the greedy with larger groups (negative
-// slacks) is the fallback.
+// short documents (a bin packing) is LPT. In B the paper's micro-batches are one step: kDirect
+// overlaps a worker's group work and its whole documents in one schedule rather than running the
+// micro-batches one after another, and a group's KV moves by direct transfers to the members that
+// need it, not around a ring. Under a tight cap, if nothing packs, A's greedy with larger groups
+// (negative slacks) is the fallback, and in B a document that fits no worker whole is spread over
+// the fewest workers with room.
 // The single workers with room are found by flexdeg_singles.h; auto skips flexdeg by its lower
-// bound (flexdeg_bound.h: any groups' bound, and its own candidates' rings under the token cap).
+// bound: the least of A's (flexdeg_bound.h: any ring groups' bound, and its own candidates' rings
+// under the token cap) and B's (flexdeg_micro.h: its packings' least compute per worker).
 #include <algorithm>
 #include <cmath>
 #include <memory>
