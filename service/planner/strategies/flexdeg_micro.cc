@@ -147,9 +147,12 @@ class MicroPacker {
     for (size_t i = 0; i < docs.size(); ++i) {
       if (sizes[i] >= 2) continue;
       const int64_t length = docs[i].length;
-      int32_t w = least_.ArgMin();
-      if (tokens_[w] + length > cap_) {
-        if (!by_room_ready_) {  // (known by room only once it is needed: the packing's tail)
+      // The least-loaded worker if it has room, else by room (SinglesByRoom: its answer is the
+      // least-loaded worker too when that has room, so from the first full one on it alone is
+      // searched and kept, the least-loaded tree no more).
+      int32_t w = by_room_ready_ ? -1 : least_.ArgMin();
+      if (w < 0 || tokens_[w] + length > cap_) {
+        if (!by_room_ready_) {
           for (int32_t v = 0; v < workers_; ++v) by_room_.Set(v, free_[v], p_.load[v]);
           by_room_ready_ = true;
         }
@@ -175,8 +178,11 @@ class MicroPacker {
     p_.load[w] += seconds;
     tokens_[w] += length;
     free_[w] = cap_ - tokens_[w];
-    least_.Set(w, p_.load[w]);
-    if (by_room_ready_) by_room_.Set(w, free_[w], p_.load[w]);
+    if (by_room_ready_) {
+      by_room_.Set(w, free_[w], p_.load[w]);
+    } else {
+      least_.Set(w, p_.load[w]);
+    }
   }
 
   // The chunks of `doc` onto p_.groups[group]; false if a member goes over the cap.
