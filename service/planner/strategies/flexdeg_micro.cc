@@ -42,18 +42,16 @@ int64_t Member(const Document& doc, int64_t n, int64_t c, int64_t k) {
 }
 
 // The rule's sizes for one fill, or empty when a document longer than the cap gets no group.
-std::vector<int32_t> RuleSizes(const GroupSizing& sizing, int32_t workers, int64_t cap,
+// (`mean`: the mean worker's seconds)
+std::vector<int32_t> RuleSizes(const GroupSizing& sizing, int32_t workers, int64_t cap, double mean,
                                double fill) {
   const std::vector<SizingDoc>& docs = sizing.docs();
-  double total = 0;
-  for (const SizingDoc& d : docs) total += d.seconds;
-  const double mean = total / workers;
   std::vector<int32_t> sizes(docs.size(), 1);
   int64_t left = workers;
   for (size_t i = 0; i < docs.size(); ++i) {
     const SizingDoc& d = docs[i];
+    if (d.seconds <= kOver * mean && d.length <= cap) continue;
     const int64_t least = GroupSizeForCap(d.length, cap, workers);
-    if (d.seconds <= kOver * mean && least == 1) continue;
     int64_t k =
         std::max<int64_t>(least, static_cast<int64_t>(std::ceil(d.seconds / (fill * mean) - 1e-9)));
     k = std::min<int64_t>(k, d.length);
@@ -77,8 +75,11 @@ std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const Group
     if (std::find(candidates.begin(), candidates.end(), sizes) != candidates.end()) return;
     candidates.push_back(std::move(sizes));
   };
+  double total = 0;
+  for (const SizingDoc& d : sizing.docs()) total += d.seconds;
   for (double fill : kFills) {
-    add(RuleSizes(sizing, topology.num_workers, TokenCap(topology), fill));
+    add(RuleSizes(sizing, topology.num_workers, TokenCap(topology), total / topology.num_workers,
+                  fill));
   }
   if (exact) add(exact->sizes);
   return candidates;
@@ -293,7 +294,11 @@ double MicroLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
   // the candidate cannot lower it, and its packing stops)
   double least = above;
   MicroPacker packer(ctx, sizing, &whole);
-  for (const std::vector<int32_t>& sizes : MicroSizes(ctx, sizing, exact)) {
+  // (the exact sizing's and the smallest fills' first: at W = 1024 one of them is the least, and
+  // the others' packings then stop sooner)
+  std::vector<std::vector<int32_t>> all = MicroSizes(ctx, sizing, exact);
+  std::reverse(all.begin(), all.end());
+  for (const std::vector<int32_t>& sizes : all) {
     absl::StatusOr<MicroPacking> packing = packer.Pack(sizes, least);
     if (!packing.ok()) continue;  // no plan of these sizes, or not below `least`
     least = std::min(least, *std::max_element(packing->least.begin(), packing->least.end()));
