@@ -12,7 +12,9 @@
 // node-local where the group fits a node (PlaceGroups), as block_units' kGrouped does; the middle
 // pair of a causal document is one block. Every other document stays whole on the least-loaded
 // worker with room under the token cap, ring members included: it does not rotate with a ring,
-// so a member's room is the cap minus its share of its group's document.
+// so a member's room is the cap minus its share of its group's document. A document that fits no
+// worker whole (the cap's room fragmented) is spread, in zigzag pairs, over the fewest of the
+// roomiest workers whose room holds their shares.
 //
 // The candidates' sizes (MicroSizes): the documents costing more than kOver × the mean worker,
 // costliest first, each ceil(cost / (kFill × mean)) workers (at least enough for the cap) while
@@ -27,7 +29,9 @@
 // tokens. A worker computes the tiles of the q blocks it holds (kDirect, no placement), so its
 // forward + backward, and the step, is at least that; the least over the candidates bounds any
 // micro-batched plan flexdeg makes. (The relay of flexdeg_bound.h is a ring's: a kDirect member
-// receives its peers' KV in parallel within a round.)
+// receives its peers' KV in parallel within a round.) A packing stops once a worker's least
+// compute reaches the least so far (it only grows). Its cost: ~5 ms at wikipedia W = 1024 (33.5k
+// documents, six candidates), where it is 113.9 ms against the plan's 116.1.
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_MICRO_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_MICRO_H_
 
