@@ -78,7 +78,15 @@ constexpr double kLooserTargets[] = {1.05, 1.1};
 // documents hold fewer of their tokens per member, leaving room for the documents kept whole.
 constexpr double kBudgetSlacks[] = {-0.5, -1, -2, -4, -8};
 
+// Whether a candidate whose own lower bound is `bound_ms` cannot beat ctx.incumbent_ms (auto keeps
+// only a strictly faster plan), with a margin for the round-off between the bound and the
+// schedule's pricing: the candidate is then not scheduled (planner.h).
+bool CannotBeatIncumbent(const PlanContext& ctx, double bound_ms) {
+  return bound_ms > ctx.incumbent_ms * (1 + 1e-9);
+}
+
 struct Assignment {
+  std::vector<int32_t> sizes;  // the candidate's (sizes[i]: that of sizing.docs()[i])
   std::vector<int32_t> group_size;
   std::vector<int32_t> doc_group;
   // The slowest group by the sizing's pricing (a member: linear layers, then attention or the
@@ -100,35 +108,55 @@ class FlexDegPlanner final : public Planner {
   // shares; the relay of flexdeg_bound.h is a ring's). The ring candidates': the bound of any
   // ring groups (flexdeg_bound.h), or, when each of their rings is above that, the least of their
   // bounds. auto skips flexdeg where the best plan it has is as fast.
+  // With an incumbent (planner.h), it stops once the bound reaches it: no sizing when the bound of
+  // any groups does, and the micro-batched packings stop there.
   double LowerBoundMs(const PlanContext& ctx) const override {
     const double any = FlexDegLowerBoundMs(ctx) * 1e-3;
+    const double incumbent = ctx.incumbent_ms * 1e-3;
+    if (any >= incumbent) return std::max(any * 1e3, ctx.incumbent_ms);
     const GroupSizing sizing = Sizing(ctx);
     const std::optional<GroupSizing::Solution> exact = sizing.Exact();
     // (without a token cap the workers' room is unbounded: the rings' bounds add little)
     const double rings = ctx.batch.topology.max_tokens_per_worker <= 0
                              ? any
                              : RingsBoundSeconds(ctx, sizing, exact, any);
-    return MicroLowerBoundSeconds(ctx, sizing, exact, rings) * 1e3;
+    const double bound = MicroLowerBoundSeconds(ctx, sizing, exact, std::min(rings, incumbent));
+    return bound >= incumbent ? std::max(bound * 1e3, ctx.incumbent_ms) : bound * 1e3;
   }
 
   // The lower predicted step of the ring candidates and the micro-batched ones (flexdeg_micro.h).
+  // With an incumbent (planner.h), a candidate whose own bound (its rings' RingsLowerBoundSeconds,
+  // its packing's least compute per worker) is above it is not scheduled; every candidate is
+  // still packed, since the estimates of all of them choose which are scheduled.
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const GroupSizing sizing = Sizing(ctx);
     const std::optional<GroupSizing::Solution> exact = sizing.Exact();
     double best_ms = HUGE_VAL;
     absl::StatusOr<Layout> best = BestRings(ctx, sizing, exact, &best_ms);
-    // The micro-batched candidates near the least estimate, scheduled.
-    std::vector<std::pair<double, Layout>> micro;
+    // The micro-batched candidates near the least estimate, scheduled; with an incumbent, each
+    // with its own bound (ms).
+    const bool incumbent = ctx.incumbent_ms < HUGE_VAL;
+    const std::vector<double> whole = incumbent ? MicroWholeSeconds(ctx) : std::vector<double>();
+    struct Micro {
+      double estimate, bound_ms;
+      Layout layout;
+    };
+    std::vector<Micro> micro;
     double least_estimate = HUGE_VAL;
     for (const std::vector<int32_t>& sizes : MicroSizes(ctx, sizing, exact)) {
-      double estimate = 0;
-      absl::StatusOr<Layout> layout = MicroBatchedLayout(ctx, sizing, sizes, &estimate);
+      double estimate = 0, bound = 0;
+      absl::StatusOr<Layout> layout =
+          MicroBatchedLayout(ctx, sizing, sizes, &estimate, &whole, incumbent ? &bound : nullptr);
       if (!layout.ok()) continue;  // (a document fits no workers: the others' answer stands)
       least_estimate = std::min(least_estimate, estimate);
-      micro.emplace_back(estimate, *std::move(layout));
+      micro.push_back({estimate, bound * 1e3, *std::move(layout)});
     }
-    for (auto& [estimate, layout] : micro) {
+    for (auto& [estimate, bound_ms, layout] : micro) {
       if (estimate > least_estimate * (1 + kScheduleMargin)) continue;
+      if (CannotBeatIncumbent(ctx, bound_ms)) {
+        if (!best.ok()) best = std::move(layout);  // (unscheduled: it cannot win either)
+        continue;
+      }
       Layout blocks_only;  // the blocks move into the schedule, which MakePlan then uses
       blocks_only.kind = layout.kind;
       blocks_only.blocks = std::move(layout.blocks);
@@ -163,6 +191,7 @@ class FlexDegPlanner final : public Planner {
       absl::StatusOr<Assignment> assignment = PackRest(ctx, sizing, sizes, target);
       tried.push_back(std::move(sizes));
       if (assignment.ok()) {
+        assignment->sizes = tried.back();
         packed.push_back(*std::move(assignment));
       } else if (first_error.ok()) {
         first_error = assignment.status();
@@ -184,9 +213,12 @@ class FlexDegPlanner final : public Planner {
     if (packed.empty()) return first_error;
 
     // Each candidate scheduled (a ring schedule is analytic, O(chunks) per document): the lowest
-    // predicted step within the cap wins, and MakePlan reuses its schedule.
-    Layout best;
+    // predicted step within the cap wins, and MakePlan reuses its schedule. With an incumbent, a
+    // candidate whose rings' bound (and that of any groups) is above it is not scheduled; if
+    // every one is skipped, the first is returned unscheduled (`*best_ms_out` infinite).
+    Layout best, skipped;
     double& best_ms = *best_ms_out;
+    const double any_ms = ctx.incumbent_ms < HUGE_VAL ? FlexDegLowerBoundMs(ctx) : 0;
     double least_estimate = HUGE_VAL;
     for (const Assignment& a : packed) least_estimate = std::min(least_estimate, a.estimate);
     for (Assignment& a : packed) {
@@ -201,6 +233,12 @@ class FlexDegPlanner final : public Planner {
         layout.block_size =
             std::max(layout.block_size, (batch.documents[d].length + chunks - 1) / chunks);
       }
+      if (ctx.incumbent_ms < HUGE_VAL &&
+          CannotBeatIncumbent(
+              ctx, std::max(any_ms, RingsLowerBoundSeconds(ctx, sizing, a.sizes) * 1e3))) {
+        if (skipped.groups.empty()) skipped = std::move(layout);
+        continue;
+      }
       absl::StatusOr<std::unique_ptr<Schedule>> schedule = NewSchedule(ctx.batch, ctx.cost, layout);
       if (!schedule.ok()) return schedule.status();
       const double ms = StepMs(ctx, **schedule);
@@ -210,7 +248,7 @@ class FlexDegPlanner final : public Planner {
         best = std::move(layout);
       }
     }
-    return best;
+    return best.groups.empty() ? std::move(skipped) : std::move(best);
   }
 
   struct Candidate {

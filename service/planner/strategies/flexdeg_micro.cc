@@ -246,12 +246,27 @@ class MicroPacker {
 
 }  // namespace
 
-absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSizing& sizing,
-                                          const std::vector<int32_t>& sizes, double* estimate) {
+std::vector<double> MicroWholeSeconds(const PlanContext& ctx) {
   const Batch& batch = ctx.batch;
-  absl::StatusOr<MicroPacking> packing = MicroPacker(ctx, sizing).Pack(sizes);
+  std::vector<double> whole(batch.documents.size());
+  for (size_t d = 0; d < batch.documents.size(); ++d) {
+    const Document& doc = batch.documents[d];
+    whole[d] =
+        LeastSeconds(ctx, doc, AllowedPairs(doc.mask, 0, doc.length, 0, doc.length), doc.length);
+  }
+  return whole;
+}
+
+absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSizing& sizing,
+                                          const std::vector<int32_t>& sizes, double* estimate,
+                                          const std::vector<double>* whole, double* bound) {
+  const Batch& batch = ctx.batch;
+  // (the same packing in bound mode: its least compute per worker only read, never a choice)
+  absl::StatusOr<MicroPacking> packing =
+      MicroPacker(ctx, sizing, bound != nullptr ? whole : nullptr).Pack(sizes);
   if (!packing.ok()) return packing.status();
   *estimate = *std::max_element(packing->load.begin(), packing->load.end());
+  if (bound != nullptr) *bound = *std::max_element(packing->least.begin(), packing->least.end());
   // 3. The blocks, by (document, begin); a causal document's middle pair is one block.
   Layout layout;
   layout.kind = Layout::Kind::kDirect;
@@ -283,13 +298,7 @@ absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSiz
 
 double MicroLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
                               const std::optional<GroupSizing::Solution>& exact, double above) {
-  const Batch& batch = ctx.batch;
-  std::vector<double> whole(batch.documents.size());
-  for (size_t d = 0; d < batch.documents.size(); ++d) {
-    const Document& doc = batch.documents[d];
-    whole[d] =
-        LeastSeconds(ctx, doc, AllowedPairs(doc.mask, 0, doc.length, 0, doc.length), doc.length);
-  }
+  const std::vector<double> whole = MicroWholeSeconds(ctx);
   // (a worker's least compute only grows as the packing goes: once it reaches the least so far,
   // the candidate cannot lower it, and its packing stops)
   double least = above;

@@ -54,9 +54,16 @@ std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const Group
 // The kDirect layout of `sizes` as above (strategy "flexdeg"), not scheduled, and its estimate
 // (the most loaded worker by the documents' costs, a grouped document's attention priced at its
 // chunks' tile size); an error when a document fits no worker under the cap or the groups need
-// more workers than there are.
+// more workers than there are. With `bound` (and `whole`: MicroWholeSeconds(ctx)), also this
+// layout's own lower bound in seconds: the most least compute of a worker, as below.
 absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSizing& sizing,
-                                          const std::vector<int32_t>& sizes, double* estimate);
+                                          const std::vector<int32_t>& sizes, double* estimate,
+                                          const std::vector<double>* whole = nullptr,
+                                          double* bound = nullptr);
+
+// Every document's least compute whole, in seconds (forward + backward per ctx.options): one
+// tile of its pairs, and its linear layers.
+std::vector<double> MicroWholeSeconds(const PlanContext& ctx);
 
 // The least step in seconds of MicroBatchedLayout(ctx, sizing, sizes) over every `sizes` of
 // MicroSizes, as above (forward + backward, or forward per ctx.options.include_backward), or
