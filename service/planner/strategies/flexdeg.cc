@@ -108,12 +108,11 @@ class FlexDegPlanner final : public Planner {
   // shares; the relay of flexdeg_bound.h is a ring's). The ring candidates': the bound of any
   // ring groups (flexdeg_bound.h), or, when each of their rings is above that, the least of their
   // bounds. auto skips flexdeg where the best plan it has is as fast.
-  // With an incumbent (planner.h), it stops once the bound reaches it: no sizing when the bound of
-  // any groups does, and the micro-batched packings stop there.
+  // With an incumbent (planner.h), the micro-batched packings stop once they reach it (the rings'
+  // bounds are computed whole: they bound only the ring candidates).
   double LowerBoundMs(const PlanContext& ctx) const override {
     const double any = FlexDegLowerBoundMs(ctx) * 1e-3;
     const double incumbent = ctx.incumbent_ms * 1e-3;
-    if (any >= incumbent) return std::max(any * 1e3, ctx.incumbent_ms);
     const GroupSizing sizing = Sizing(ctx);
     const std::optional<GroupSizing::Solution> exact = sizing.Exact();
     // (without a token cap the workers' room is unbounded: the rings' bounds add little)
@@ -125,9 +124,11 @@ class FlexDegPlanner final : public Planner {
   }
 
   // The lower predicted step of the ring candidates and the micro-batched ones (flexdeg_micro.h).
-  // With an incumbent (planner.h), a candidate whose own bound (its rings' RingsLowerBoundSeconds,
-  // its packing's least compute per worker) is above it is not scheduled; every candidate is
-  // still packed, since the estimates of all of them choose which are scheduled.
+  // With an incumbent (planner.h), a candidate whose own bound is above it is not scheduled (a
+  // ring candidate's: the bound of any groups, its rings' and its packing's mean members'; a
+  // micro-batched one's: its packing's least compute per worker). Every candidate is still
+  // packed: the estimates of all of them choose which are scheduled, so that the plan stays the
+  // one made without an incumbent.
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const GroupSizing sizing = Sizing(ctx);
     const std::optional<GroupSizing::Solution> exact = sizing.Exact();
@@ -235,7 +236,9 @@ class FlexDegPlanner final : public Planner {
       }
       if (ctx.incumbent_ms < HUGE_VAL &&
           CannotBeatIncumbent(
-              ctx, std::max(any_ms, RingsLowerBoundSeconds(ctx, sizing, a.sizes) * 1e3))) {
+              ctx, std::max({any_ms, RingsLowerBoundSeconds(ctx, sizing, a.sizes) * 1e3,
+                             RingAssignmentLowerBoundSeconds(ctx, a.group_size, layout.doc_group) *
+                                 1e3}))) {
         if (skipped.groups.empty()) skipped = std::move(layout);
         continue;
       }
