@@ -241,17 +241,29 @@ TEST(LowerBoundTest, FlexDegBoundSeesTheRelayOfADocumentLongerThanTheCap) {
 // document whole on any worker with room) where it is chosen most: under a memory cap of 1.1 x the
 // mean tokens, attention alone or the whole step, every mask, random batches. Its plans are among
 // flexdeg's (a kDirect layout) in many cases, and the bound holds for every plan.
+// A random case: W of 4 to 64, its masks (RandomBatch), the objective and the backward pass.
+struct Case {
+  Batch batch;
+  PlanOptions options;
+  int32_t workers;
+  int mask_kind;
+};
+Case DrawCase(std::mt19937_64& rng) {
+  Case c;
+  c.workers = std::vector<int32_t>{4, 8, 16, 32, 64}[rng() % 5];
+  c.mask_kind = static_cast<int>(rng() % (std::size(kMasks) + 1)) - 1;
+  c.batch = RandomBatch(c.workers, rng(), c.mask_kind);
+  c.options.objective = rng() % 2 ? Objective::kWholeStep : Objective::kAttention;
+  c.options.include_backward = rng() % 4 != 0;
+  return c;
+}
+
 TEST(LowerBoundTest, FlexDegBoundHoldsForTheMicroBatchedStructureUnderACap) {
   std::mt19937_64 rng(2026);
   std::unique_ptr<Planner> planner = *NewPlanner("flexdeg");
   int cases = 0, micro = 0;
   for (int i = 0; i < 60; ++i) {
-    const int32_t workers = std::vector<int32_t>{4, 8, 16, 32, 64}[rng() % 5];
-    const int mask_kind = static_cast<int>(rng() % (std::size(kMasks) + 1)) - 1;
-    Batch batch = RandomBatch(workers, rng(), mask_kind);
-    PlanOptions options;
-    options.objective = rng() % 2 ? Objective::kWholeStep : Objective::kAttention;
-    options.include_backward = rng() % 4 != 0;
+    auto [batch, options, workers, mask_kind] = DrawCase(rng);
     if (options.objective == Objective::kAttention || rng() % 2 == 0) {
       batch.topology.max_tokens_per_worker =
           static_cast<int64_t>(1.1 * static_cast<double>(batch.TotalTokens()) / workers);
@@ -325,12 +337,7 @@ TEST(IncumbentTest, AutoPicksWhatEveryCandidateRunFullyPicksAndFlexDegKeepsItsPl
   const std::unique_ptr<Planner> flexdeg = *NewPlanner("flexdeg");
   int cases = 0, flexdeg_above = 0, flexdeg_below = 0;
   for (int i = 0; i < 48; ++i) {
-    const int32_t workers = std::vector<int32_t>{4, 8, 16, 32, 64}[rng() % 5];
-    const int mask_kind = static_cast<int>(rng() % (std::size(kMasks) + 1)) - 1;
-    Batch batch = RandomBatch(workers, rng(), mask_kind);
-    PlanOptions options;
-    options.objective = rng() % 2 ? Objective::kWholeStep : Objective::kAttention;
-    options.include_backward = rng() % 4 != 0;
+    auto [batch, options, workers, mask_kind] = DrawCase(rng);
     if (rng() % 2 == 0) {
       batch.topology.max_tokens_per_worker =
           static_cast<int64_t>((1.05 + 0.1 * static_cast<double>(rng() % 4)) *
