@@ -10,6 +10,7 @@
 #ifndef FCP_SERVICE_PLANNER_PLANNER_H_
 #define FCP_SERVICE_PLANNER_PLANNER_H_
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,7 +26,7 @@
 namespace fcp {
 
 // Bumped whenever a change can alter a plan for the same inputs; part of every plan id.
-inline constexpr absl::string_view kPlannerVersion = "fcp-planner/6";
+inline constexpr absl::string_view kPlannerVersion = "fcp-planner/7";
 
 struct PlanOptions {
   std::string strategy = "auto";
@@ -62,6 +63,17 @@ struct PlanContext {
   const PlanOptions& options;
   const CostModel& cost;
   absl::Time deadline;
+  // The predicted step (ms, as auto prices it) of the best plan auto has found so far: a strategy
+  // may skip work that provably cannot produce a plan below it. +infinity (every caller but auto):
+  // nothing is skipped. With an incumbent,
+  //   - LowerBoundMs may return early, any value >= incumbent_ms, once its bound reaches it (auto
+  //     skips the strategy then either way);
+  //   - MakeLayout may skip the candidates whose own lower bound is >= incumbent_ms (they cannot
+  //     win: auto keeps a plan only when strictly faster) and return its best remaining one, the
+  //     one it returns without an incumbent whenever that one is below incumbent_ms; if it skipped
+  //     every candidate, any valid layout of its own (auto prices it, and it cannot win).
+  // So auto's plan is the same with and without incumbents.
+  double incumbent_ms = std::numeric_limits<double>::infinity();
 };
 
 // The request's batch as strategies see it (PlanContext::batch): topology.max_tokens_per_worker

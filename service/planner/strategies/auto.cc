@@ -7,6 +7,8 @@
 //   - a strategy is skipped without running when its lower bound on the predicted step time
 //     (LowerBoundMs) is already no better than the best plan found: it cannot win, and auto is no
 //     slower than it either;
+//   - the strategies it runs get the best plan's step as PlanContext::incumbent_ms, and skip what
+//     provably cannot beat it (the plan is the same);
 //   - a strategy is skipped when its estimated planning cost (EstimatePlanningCost) does not fit
 //     options.time_budget_ms: the KV transfers its plan would make (plan_size.h; one 2M-token
 //     document over W = 4096 ranks is a 10-byte request whose balanced plans pass KV between ~8M
@@ -73,9 +75,12 @@ class AutoPlanner final : public Planner {
             absl::StrCat(planner->name(), " ", static_cast<int64_t>(cost.kv_transfers)));
         continue;
       }
-      if (best.ok() && planner->LowerBoundMs(ctx) >= best_ms) continue;
+      // The best plan so far is the incumbent: the strategy may skip what cannot beat it.
+      PlanContext bounded = ctx;
+      if (best.ok()) bounded.incumbent_ms = best_ms;
+      if (best.ok() && planner->LowerBoundMs(bounded) >= best_ms) continue;
       ++tried;
-      absl::StatusOr<Layout> layout = planner->MakeLayout(ctx);
+      absl::StatusOr<Layout> layout = planner->MakeLayout(bounded);
       if (!layout.ok()) {
         failures.push_back(absl::StrCat(planner->name(), ": ", layout.status().message()));
         continue;

@@ -1,14 +1,18 @@
-// flexdeg: Flexible Context Parallelism. Per batch, the workers are split into ring groups of any
-// size (3, 5, 6..., not only powers of two); every document belongs to exactly one group and is
-// zigzag-sharded over it (kZigzagRing), so KV only rotates inside its group:
+// flexdeg: Flexible Context Parallelism. Per batch, the workers are split into groups of any size
+// (3, 5, 6..., not only powers of two). In its ring structure (A below) every document belongs to
+// exactly one group and is zigzag-sharded over it (kZigzagRing), so KV only rotates inside it:
 //
 //   W = 8, mean load m per worker; doc A costs 5.4m, B 1.7m, the rest are short:
 //   ranks:   0 1 2 3 4 5 | 6 7 ...
 //   group:   [ A, 6      ] [B,2] [c] [d e] ...   ← size 1: whole documents, no traffic
 //
-// The paper (seed 004, as the design summarises it): groups of any degree chosen per batch,
-// documents assigned to groups, a ring inside each, by a near-optimal polynomial-time solver with
-// millisecond overhead. Here:
+// The paper (seed 004, FlexSP, as the design summarises it): groups of any degree chosen per
+// batch, documents assigned to groups, by a near-optimal polynomial-time solver with millisecond
+// overhead; the groups may differ per micro-batch: the long sequences in sequence-parallel groups
+// of any size, the short ones in groups of size 1 on the same GPUs, one micro-batch after another.
+// Here two structures are candidates, and the lower predicted step wins:
+//
+// A. rings (the structure above, kZigzagRing):
 //  1. cost c_d = forward + backward seconds of document d (attention + linear layers, the cost
 //     model's whole-step pricing), its linear part and its tokens L_d;
 //  2. the group sizes are solved exactly for a model in which the short documents pack fluidly
@@ -24,23 +28,38 @@
 //     estimate (a member: linear layers, then attention or rotation per pass) are scheduled
 //     (ring schedules are analytic) and the lowest predicted step wins;
 //  4. groups get contiguous ranks, largest first, first-fit into nodes so rings stay intra-node.
+//  A ring carries only its own documents' KV and a worker is in one group only, so the short
+//  documents riding in a ring rotate with it: under a memory cap a ring sized for its long
+//  document leaves little room, and the riders' rotation sets the step.
+// B. micro-batched (flexdeg_micro.h, kDirect): FlexSP's per-micro-batch groups. Each long
+//  document is cut into 2k zigzag chunks pinned in pairs to its group's k members (node-local
+//  where it fits); every other document stays whole on the least-loaded worker with room, ring
+//  members included (it does not rotate: a member's room is the cap minus its share of its
+//  document). The sizes: the sizing's exact choice, and each document costing more than 1.05 ×
+//  the mean worker given ceil(cost / (fill × mean)) workers for a few fills; the packings within
+//  3% of the least estimate are scheduled.
 // Where it differs from the paper: the sizing is exact for its fluid model, and the packing of the
-// short documents (a bin packing) is LPT; a ring carries only its own documents' KV and a worker
-// is in one group only, so the short documents riding in a ring rotate with it (fcp and flashcp
-// keep them local); under a tight cap, if nothing packs, the greedy with larger groups (negative
-// slacks) is the fallback.
+// short documents (a bin packing) is LPT. In B the paper's micro-batches are one step: kDirect
+// overlaps a worker's group work and its whole documents in one schedule rather than running the
+// micro-batches one after another, and a group's KV moves by direct transfers to the members that
+// need it, not around a ring. Under a tight cap, if nothing packs, A's greedy with larger groups
+// (negative slacks) is the fallback, and in B a document that fits no worker whole is spread over
+// the fewest workers with room.
 // The single workers with room are found by flexdeg_singles.h; auto skips flexdeg by its lower
-// bound (flexdeg_bound.h: any groups' bound, and its own candidates' rings under the token cap).
+// bound: the least of A's (flexdeg_bound.h: any ring groups' bound, and its own candidates' rings
+// under the token cap) and B's (flexdeg_micro.h: its packings' least compute per worker).
 #include <algorithm>
 #include <cmath>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "service/planner/planner.h"
 #include "service/planner/schedule.h"
 #include "service/planner/strategies/flexdeg_bound.h"
+#include "service/planner/strategies/flexdeg_micro.h"
 #include "service/planner/strategies/flexdeg_singles.h"
 #include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
@@ -59,7 +78,15 @@ constexpr double kLooserTargets[] = {1.05, 1.1};
 // documents hold fewer of their tokens per member, leaving room for the documents kept whole.
 constexpr double kBudgetSlacks[] = {-0.5, -1, -2, -4, -8};
 
+// Whether a candidate whose own lower bound is `bound_ms` cannot beat ctx.incumbent_ms (auto keeps
+// only a strictly faster plan), with a margin for the round-off between the bound and the
+// schedule's pricing: the candidate is then not scheduled (planner.h).
+bool CannotBeatIncumbent(const PlanContext& ctx, double bound_ms) {
+  return bound_ms > ctx.incumbent_ms * (1 + 1e-9);
+}
+
 struct Assignment {
+  std::vector<int32_t> sizes;  // the candidate's (sizes[i]: that of sizing.docs()[i])
   std::vector<int32_t> group_size;
   std::vector<int32_t> doc_group;
   // The slowest group by the sizing's pricing (a member: linear layers, then attention or the
@@ -76,36 +103,85 @@ class FlexDegPlanner final : public Planner {
   }
 
   int auto_order() const override { return 40; }
-  // No flexdeg plan beats it (flexdeg_bound.h): the bound of any groups, or, when each of its
-  // candidates' rings is above that, the least of their bounds. auto skips flexdeg where the best
-  // plan it has is as fast. The greedy's candidates first: they are cheap, and where one of them
-  // is no better than the bound of any groups the sizing's exact choice is not needed.
+  // No flexdeg plan beats it: the least of the bounds of its two structures. The micro-batched
+  // candidates' (flexdeg_micro.h: the mean worker, their documents left whole, their groups'
+  // shares; the relay of flexdeg_bound.h is a ring's). The ring candidates': the bound of any
+  // ring groups (flexdeg_bound.h), or, when each of their rings is above that, the least of their
+  // bounds. auto skips flexdeg where the best plan it has is as fast.
+  // With an incumbent (planner.h), the micro-batched packings stop once they reach it (the rings'
+  // bounds are computed whole: they bound only the ring candidates).
   double LowerBoundMs(const PlanContext& ctx) const override {
     const double any = FlexDegLowerBoundMs(ctx) * 1e-3;
-    // (without a token cap the workers' room is unbounded: the rings' bounds add little)
-    if (ctx.batch.topology.max_tokens_per_worker <= 0) return any * 1e3;
+    const double incumbent = ctx.incumbent_ms * 1e-3;
     const GroupSizing sizing = Sizing(ctx);
-    double least = HUGE_VAL;
-    auto consider = [&](const std::vector<int32_t>& sizes) {
-      least = std::min(least, RingsLowerBoundSeconds(ctx, sizing, sizes));
-      return least > any;
-    };
-    for (double slack : kSlacks) {
-      if (!consider(sizing.Greedy(slack))) return any * 1e3;
-    }
-    for (double slack : kBudgetSlacks) {  // (packed only when none of the others packs)
-      if (!consider(sizing.Greedy(slack))) return any * 1e3;
-    }
-    for (const Candidate& c : ExactCandidates(sizing)) {
-      if (!consider(c.sizes)) return any * 1e3;
-    }
-    return std::max(any, least) * 1e3;
+    const std::optional<GroupSizing::Solution> exact = sizing.Exact();
+    // (without a token cap the workers' room is unbounded: the rings' bounds add little)
+    const double rings = ctx.batch.topology.max_tokens_per_worker <= 0
+                             ? any
+                             : RingsBoundSeconds(ctx, sizing, exact, any);
+    const double bound = MicroLowerBoundSeconds(ctx, sizing, exact, std::min(rings, incumbent));
+    return bound >= incumbent ? std::max(bound * 1e3, ctx.incumbent_ms) : bound * 1e3;
   }
 
+  // The lower predicted step of the ring candidates and the micro-batched ones (flexdeg_micro.h).
+  // With an incumbent (planner.h), a candidate whose own bound is above it is not scheduled (a
+  // ring candidate's: the bound of any groups, its rings' and its packing's mean members'; a
+  // micro-batched one's: its packing's least compute per worker). Every candidate is still
+  // packed: the estimates of all of them choose which are scheduled, so that the plan stays the
+  // one made without an incumbent.
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
+    const GroupSizing sizing = Sizing(ctx);
+    const std::optional<GroupSizing::Solution> exact = sizing.Exact();
+    double best_ms = HUGE_VAL;
+    absl::StatusOr<Layout> best = BestRings(ctx, sizing, exact, &best_ms);
+    // The micro-batched candidates near the least estimate, scheduled; with an incumbent, each
+    // with its own bound (ms).
+    const bool incumbent = ctx.incumbent_ms < HUGE_VAL;
+    const std::vector<double> whole = incumbent ? MicroWholeSeconds(ctx) : std::vector<double>();
+    struct Micro {
+      double estimate, bound_ms;
+      Layout layout;
+    };
+    std::vector<Micro> micro;
+    double least_estimate = HUGE_VAL;
+    for (const std::vector<int32_t>& sizes : MicroSizes(ctx, sizing, exact)) {
+      double estimate = 0, bound = 0;
+      absl::StatusOr<Layout> layout =
+          MicroBatchedLayout(ctx, sizing, sizes, &estimate, &whole, incumbent ? &bound : nullptr);
+      if (!layout.ok()) continue;  // (a document fits no workers: the others' answer stands)
+      least_estimate = std::min(least_estimate, estimate);
+      micro.push_back({estimate, bound * 1e3, *std::move(layout)});
+    }
+    for (auto& [estimate, bound_ms, layout] : micro) {
+      if (estimate > least_estimate * (1 + kScheduleMargin)) continue;
+      if (CannotBeatIncumbent(ctx, bound_ms)) {
+        if (!best.ok()) best = std::move(layout);  // (unscheduled: it cannot win either)
+        continue;
+      }
+      Layout blocks_only;  // the blocks move into the schedule, which MakePlan then uses
+      blocks_only.kind = layout.kind;
+      blocks_only.blocks = std::move(layout.blocks);
+      absl::StatusOr<std::unique_ptr<Schedule>> schedule =
+          NewSchedule(ctx.batch, ctx.cost, std::move(blocks_only));
+      if (!schedule.ok()) return schedule.status();
+      const double ms = StepMs(ctx, **schedule);
+      if (ms < best_ms || (!best.ok() && ms < HUGE_VAL)) {
+        best_ms = ms;
+        layout.schedule = std::move(*schedule);
+        best = std::move(layout);
+      }
+    }
+    return best;
+  }
+
+ private:
+  // The ring candidates (1.-4. above): the lowest predicted step among them (`*best_ms`), or the
+  // first candidate's error when none packs.
+  static absl::StatusOr<Layout> BestRings(const PlanContext& ctx, const GroupSizing& sizing,
+                                          const std::optional<GroupSizing::Solution>& exact,
+                                          double* best_ms_out) {
     const Batch& batch = ctx.batch;
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
-    const GroupSizing sizing = Sizing(ctx);
 
     std::vector<Assignment> packed;  // every candidate that packs
     absl::Status first_error = absl::OkStatus();
@@ -116,12 +192,13 @@ class FlexDegPlanner final : public Planner {
       absl::StatusOr<Assignment> assignment = PackRest(ctx, sizing, sizes, target);
       tried.push_back(std::move(sizes));
       if (assignment.ok()) {
+        assignment->sizes = tried.back();
         packed.push_back(*std::move(assignment));
       } else if (first_error.ok()) {
         first_error = assignment.status();
       }
     };
-    for (Candidate& c : ExactCandidates(sizing)) try_sizes(std::move(c.sizes), c.target);
+    for (Candidate& c : ExactCandidates(sizing, exact)) try_sizes(std::move(c.sizes), c.target);
     // The greedy's sizes too: the exact sizes are optimal for a pool that packs fluidly, and
     // LPT does not.
     // (their rings too take short documents only up to the room the sizing's model gives them
@@ -137,9 +214,12 @@ class FlexDegPlanner final : public Planner {
     if (packed.empty()) return first_error;
 
     // Each candidate scheduled (a ring schedule is analytic, O(chunks) per document): the lowest
-    // predicted step within the cap wins, and MakePlan reuses its schedule.
-    Layout best;
-    double best_ms = HUGE_VAL;
+    // predicted step within the cap wins, and MakePlan reuses its schedule. With an incumbent, a
+    // candidate whose rings' bound (and that of any groups) is above it is not scheduled; if
+    // every one is skipped, the first is returned unscheduled (`*best_ms_out` infinite).
+    Layout best, skipped;
+    double& best_ms = *best_ms_out;
+    const double any_ms = ctx.incumbent_ms < HUGE_VAL ? FlexDegLowerBoundMs(ctx) : 0;
     double least_estimate = HUGE_VAL;
     for (const Assignment& a : packed) least_estimate = std::min(least_estimate, a.estimate);
     for (Assignment& a : packed) {
@@ -154,6 +234,14 @@ class FlexDegPlanner final : public Planner {
         layout.block_size =
             std::max(layout.block_size, (batch.documents[d].length + chunks - 1) / chunks);
       }
+      if (ctx.incumbent_ms < HUGE_VAL &&
+          CannotBeatIncumbent(
+              ctx, std::max({any_ms, RingsLowerBoundSeconds(ctx, sizing, a.sizes) * 1e3,
+                             RingAssignmentLowerBoundSeconds(ctx, a.group_size, layout.doc_group) *
+                                 1e3}))) {
+        if (skipped.groups.empty()) skipped = std::move(layout);
+        continue;
+      }
       absl::StatusOr<std::unique_ptr<Schedule>> schedule = NewSchedule(ctx.batch, ctx.cost, layout);
       if (!schedule.ok()) return schedule.status();
       const double ms = StepMs(ctx, **schedule);
@@ -163,14 +251,34 @@ class FlexDegPlanner final : public Planner {
         best = std::move(layout);
       }
     }
-    return best;
+    return best.groups.empty() ? std::move(skipped) : std::move(best);
   }
 
- private:
   struct Candidate {
     std::vector<int32_t> sizes;
     double target;  // the sizing's step for them
   };
+
+  // The ring candidates' bound, at least `any`: the greedy's candidates first, they are cheap,
+  // and where one of them is no better than `any` the sizing's exact choice is not needed.
+  static double RingsBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
+                                  const std::optional<GroupSizing::Solution>& exact, double any) {
+    double least = HUGE_VAL;
+    auto consider = [&](const std::vector<int32_t>& sizes) {
+      least = std::min(least, RingsLowerBoundSeconds(ctx, sizing, sizes));
+      return least > any;
+    };
+    for (double slack : kSlacks) {
+      if (!consider(sizing.Greedy(slack))) return any;
+    }
+    for (double slack : kBudgetSlacks) {  // (packed only when none of the others packs)
+      if (!consider(sizing.Greedy(slack))) return any;
+    }
+    for (const Candidate& c : ExactCandidates(sizing, exact)) {
+      if (!consider(c.sizes)) return any;
+    }
+    return std::max(any, least);
+  }
 
   // 1.-2. The documents' costs and the group sizing over them, costliest first.
   static GroupSizing Sizing(const PlanContext& ctx) {
@@ -189,11 +297,12 @@ class FlexDegPlanner final : public Planner {
 
   // The sizing's exact choice, and, since the model's optimum is not the schedule's, its choices
   // for a few looser steps (rings narrower, their members with more room); none if none fits.
-  static std::vector<Candidate> ExactCandidates(const GroupSizing& sizing) {
+  // (`exact`: sizing.Exact(), shared with the micro-batched candidates)
+  static std::vector<Candidate> ExactCandidates(const GroupSizing& sizing,
+                                                const std::optional<GroupSizing::Solution>& exact) {
     std::vector<Candidate> candidates;
-    std::optional<GroupSizing::Solution> exact = sizing.Exact();
     if (!exact) return candidates;
-    candidates.push_back({std::move(exact->sizes), exact->objective});
+    candidates.push_back({exact->sizes, exact->objective});
     for (double looser : kLooserTargets) {
       std::vector<int32_t> sizes;
       if (sizing.Within(exact->objective * looser, &sizes)) {

@@ -26,13 +26,27 @@ class GroupBound {
         inter_(ctx.batch.topology.inter_node_gbps * 1e9),
         fastest_(std::max(intra_, inter_)) {}
 
+  // att_d(k), forward.
+  double Attention(const Document& doc, int64_t pairs, int64_t k) const {
+    const int64_t length = doc.length;
+    const int64_t q = (length + 2 * k - 1) / (2 * k);
+    const int64_t kv_len = std::max<int64_t>(1, length / std::min(length, 2 * k));
+    return static_cast<double>(pairs) * cost_.SecondsPerPair(q, kv_len);
+  }
+
+  // The mean member's share of `doc` in a group of k: forward + backward (per the options).
+  double MeanMemberSeconds(const Document& doc, int64_t pairs, int64_t k) const {
+    const double attention = Attention(doc, pairs, k);
+    const double tokens = static_cast<double>(doc.length);
+    return (attention + linear_ * tokens +
+            (backward_ ? attention * backward_factor_ + 2 * linear_ * tokens : 0)) /
+           static_cast<double>(k);
+  }
+
   // The least step of a group of k holding `doc` (`pairs`: its allowed pairs).
   double Seconds(const Document& doc, int64_t pairs, int64_t k) const {
     const int64_t length = doc.length;
-    const double q = static_cast<double>((length + 2 * k - 1) / (2 * k));
-    const int64_t kv_len = std::max<int64_t>(1, length / std::min(length, 2 * k));
-    const double attention =
-        static_cast<double>(pairs) * cost_.SecondsPerPair(static_cast<int64_t>(q), kv_len);
+    const double attention = Attention(doc, pairs, k);
     const double tokens = static_cast<double>(length);
     const double kk = static_cast<double>(k);
     if (k == 1) {
@@ -99,6 +113,20 @@ double FlexDegLowerBoundMs(const PlanContext& ctx) {
     bound = std::max(bound, least);
   }
   return bound * 1e3;
+}
+
+double RingAssignmentLowerBoundSeconds(const PlanContext& ctx,
+                                       const std::vector<int32_t>& group_size,
+                                       const std::vector<int32_t>& doc_group) {
+  const GroupBound bound(ctx);
+  std::vector<double> mean(group_size.size(), 0);
+  for (size_t d = 0; d < ctx.batch.documents.size(); ++d) {
+    const Document& doc = ctx.batch.documents[d];
+    const int32_t g = doc_group[d];
+    mean[g] += bound.MeanMemberSeconds(doc, AllowedPairs(doc.mask, 0, doc.length, 0, doc.length),
+                                       group_size[g]);
+  }
+  return mean.empty() ? 0 : *std::max_element(mean.begin(), mean.end());
 }
 
 double RingsLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,

@@ -59,6 +59,14 @@ namespace fcp {
 // The bound above, in ms (forward + backward, or forward only per ctx.options.include_backward).
 double FlexDegLowerBoundMs(const PlanContext& ctx);
 
+// The least step in seconds of the ring layout whose groups have `group_size` members and hold
+// the documents of `doc_group` (one flexdeg candidate, packed): its slowest forward is at least
+// any group's mean member's, Σ over the group's documents of (att_d(k) + λL) / k, and so is its
+// backward (b·att_d(k) + 2λL) / k, so its step is at least the most of their sums over the groups.
+double RingAssignmentLowerBoundSeconds(const PlanContext& ctx,
+                                       const std::vector<int32_t>& group_size,
+                                       const std::vector<int32_t>& doc_group);
+
 // The least step in seconds of any plan whose rings are those of `sizes` (sizes[i] >= 2: a ring
 // of that many workers led by sizing.docs()[i]; the rest of the workers single), as above; 0 if
 // the rings need more workers than there are.

@@ -4,6 +4,9 @@
 // predicted step of the strategy's own plan. auto skips a strategy (or the scheduling of its
 // layout) whose bound is no better than its best plan: a bound above the plan would let auto skip
 // a winner.
+#include <algorithm>
+#include <cmath>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -14,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "service/planner/planner.h"
+#include "service/planner/schedule.h"
 #include "service/planner/strategies/dcp.h"
 #include "service/planner/strategies/flexdeg_bound.h"
 #include "service/planner/strategies/packing.h"
@@ -200,8 +204,10 @@ TEST(LowerBoundTest, FlexDegRingsBoundHoldsWhereTheTokensMustRideOnRings) {
   EXPECT_GT(raised, 10);
 }
 
-// Where one document's group must relay its KV over slow links, that relay is what the step
-// costs: the bound sees it (well above the mean worker's compute) and stays below the plan.
+// Where one document's ring must relay its KV over slow links, that relay is what a ring plan
+// costs: the bound of any ring groups (FlexDegLowerBoundMs) sees it, well above the mean worker's
+// compute, and so does the plan flexdeg makes (its micro-batched structure sends the document's
+// KV over the same links). flexdeg's bound, the least of its structures', stays below the plan.
 TEST(LowerBoundTest, FlexDegBoundSeesTheRelayOfADocumentLongerThanTheCap) {
   Batch batch;
   batch.topology.num_workers = 16;
@@ -225,9 +231,60 @@ TEST(LowerBoundTest, FlexDegBoundSeesTheRelayOfADocumentLongerThanTheCap) {
     const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
     double total = 0;
     DocumentSeconds(ctx, &total);
-    EXPECT_GT(bound, 2 * total / 16 * 1e3) << "step " << step;
-    EXPECT_GT(bound, 0.5 * step);
+    const double rings = FlexDegLowerBoundMs(ctx);
+    EXPECT_GT(rings, 2 * total / 16 * 1e3) << "step " << step;
+    EXPECT_GT(rings, 0.5 * step);
   }
+}
+
+// flexdeg's micro-batched structure (flexdeg_micro.h: long documents in zigzag groups, every other
+// document whole on any worker with room) where it is chosen most: under a memory cap of 1.1 x the
+// mean tokens, attention alone or the whole step, every mask, random batches. Its plans are among
+// flexdeg's (a kDirect layout) in many cases, and the bound holds for every plan.
+// A random case: W of 4 to 64, its masks (RandomBatch), the objective and the backward pass.
+struct Case {
+  Batch batch;
+  PlanOptions options;
+  int32_t workers;
+  int mask_kind;
+};
+Case DrawCase(std::mt19937_64& rng) {
+  Case c;
+  c.workers = std::vector<int32_t>{4, 8, 16, 32, 64}[rng() % 5];
+  c.mask_kind = static_cast<int>(rng() % (std::size(kMasks) + 1)) - 1;
+  c.batch = RandomBatch(c.workers, rng(), c.mask_kind);
+  c.options.objective = rng() % 2 ? Objective::kWholeStep : Objective::kAttention;
+  c.options.include_backward = rng() % 4 != 0;
+  return c;
+}
+
+TEST(LowerBoundTest, FlexDegBoundHoldsForTheMicroBatchedStructureUnderACap) {
+  std::mt19937_64 rng(2026);
+  std::unique_ptr<Planner> planner = *NewPlanner("flexdeg");
+  int cases = 0, micro = 0;
+  for (int i = 0; i < 60; ++i) {
+    auto [batch, options, workers, mask_kind] = DrawCase(rng);
+    if (options.objective == Objective::kAttention || rng() % 2 == 0) {
+      batch.topology.max_tokens_per_worker =
+          static_cast<int64_t>(1.1 * static_cast<double>(batch.TotalTokens()) / workers);
+    }
+    const std::optional<std::pair<double, double>> step_bound =
+        StepAndBound("flexdeg", batch, options);
+    if (!step_bound) continue;
+    ++cases;
+    const std::string where = absl::StrCat("case ", i, ", W ", workers, ", masks ", mask_kind, ", ",
+                                           ObjectiveName(options.objective));
+    EXPECT_LE(step_bound->second, step_bound->first * (1 + 1e-9)) << where;
+    const Batch resolved = ResolveBatch(batch, options.objective);
+    const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
+    options.strategy = "flexdeg";
+    const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+    absl::StatusOr<Layout> layout = planner->MakeLayout(ctx);
+    ASSERT_TRUE(layout.ok()) << where << ": " << layout.status();
+    micro += layout->kind == Layout::Kind::kDirect;
+  }
+  EXPECT_GT(cases, 50);
+  EXPECT_GT(micro, 10);
 }
 
 // whole_doc's first piece and static_cp's members bound their plans closely (they miss only the
@@ -244,6 +301,94 @@ TEST(LowerBoundTest, WholeDocAndStaticCpBoundsAreWithinFivePercentOfTheirPlans) 
     EXPECT_GE((*NewPlanner(strategy))->LowerBoundMs(ctx), 0.95 * plan.PredictedStepMs())
         << strategy;
   }
+}
+
+// PlanContext::incumbent_ms (planner.h) changes no plan: auto, whose candidates skip what cannot
+// beat the best plan so far, picks the strategy and the step of a reference loop that runs every
+// candidate fully without an incumbent and keeps the first least step within the cap; and flexdeg
+// given an incumbent returns its own plan when that is below it, else a plan no faster than it.
+// Random batches: every mask, both objectives, with and without a cap, several worker counts.
+struct Priced {
+  std::string strategy;
+  double ms = HUGE_VAL;  // infinite: no plan, or one over the cap
+};
+
+Priced PriceLayout(const PlanContext& ctx, absl::StatusOr<Layout> layout) {
+  if (!layout.ok()) return {};
+  absl::StatusOr<std::shared_ptr<const Schedule>> schedule = layout->schedule;
+  if (*schedule == nullptr) schedule = NewSchedule(ctx.batch, ctx.cost, *layout);
+  if (!schedule.ok()) return {};
+  const int64_t cap = ctx.batch.topology.max_tokens_per_worker;
+  for (const WorkerCost& c : (*schedule)->costs()) {
+    if (cap > 0 && c.tokens > cap) return {};
+  }
+  const PlanSummary& s = (*schedule)->summary();
+  return {layout->strategy,
+          s.predicted_fwd_ms + (ctx.options.include_backward ? s.predicted_bwd_ms : 0)};
+}
+
+TEST(IncumbentTest, AutoPicksWhatEveryCandidateRunFullyPicksAndFlexDegKeepsItsPlan) {
+  std::mt19937_64 rng(2326);
+  std::vector<std::unique_ptr<Planner>> candidates;
+  for (const std::string& name : AutoCandidates()) candidates.push_back(*NewPlanner(name));
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](const auto& a, const auto& b) { return a->auto_order() < b->auto_order(); });
+  const std::unique_ptr<Planner> auto_planner = *NewPlanner("auto");
+  const std::unique_ptr<Planner> flexdeg = *NewPlanner("flexdeg");
+  int cases = 0, flexdeg_above = 0, flexdeg_below = 0;
+  for (int i = 0; i < 48; ++i) {
+    auto [batch, options, workers, mask_kind] = DrawCase(rng);
+    if (rng() % 2 == 0) {
+      batch.topology.max_tokens_per_worker =
+          static_cast<int64_t>((1.05 + 0.1 * static_cast<double>(rng() % 4)) *
+                               static_cast<double>(batch.TotalTokens()) / workers);
+    }
+    const Batch resolved = ResolveBatch(batch, options.objective);
+    const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
+    const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+    const std::string where = absl::StrCat("case ", i, ", W ", workers, ", masks ", mask_kind, ", ",
+                                           ObjectiveName(options.objective), ", cap ",
+                                           batch.topology.max_tokens_per_worker);
+    // The reference: every candidate that fits the time budget, run fully, no incumbent.
+    Priced reference;
+    Priced flexdeg_alone;
+    for (const std::unique_ptr<Planner>& planner : candidates) {
+      if (!planner->EstimatePlanningCost(ctx).Fits(options.time_budget_ms)) continue;
+      const Priced priced = PriceLayout(ctx, planner->MakeLayout(ctx));
+      if (priced.ms < reference.ms) reference = priced;
+      if (planner->name() == "flexdeg") flexdeg_alone = priced;
+    }
+    if (reference.ms == HUGE_VAL) continue;  // no plan within the cap
+    ++cases;
+    const Priced chosen = PriceLayout(ctx, auto_planner->MakeLayout(ctx));
+    EXPECT_EQ(chosen.strategy, reference.strategy) << where;
+    EXPECT_EQ(chosen.ms, reference.ms) << where;
+    // flexdeg under incumbents around its own plan's step.
+    if (flexdeg_alone.ms == HUGE_VAL) continue;
+    const double free_bound = flexdeg->LowerBoundMs(ctx);
+    for (double factor : {0.9, 0.99, 1.0, 1.01, 1.1}) {
+      PlanContext bounded = ctx;
+      bounded.incumbent_ms = flexdeg_alone.ms * factor;
+      const Priced priced = PriceLayout(bounded, flexdeg->MakeLayout(bounded));
+      if (flexdeg_alone.ms < bounded.incumbent_ms) {
+        ++flexdeg_below;
+        EXPECT_EQ(priced.ms, flexdeg_alone.ms) << where << ", incumbent x" << factor;
+      } else {
+        ++flexdeg_above;
+        EXPECT_GE(priced.ms, bounded.incumbent_ms) << where << ", incumbent x" << factor;
+      }
+      // Its bound: the same below the incumbent, else at least the incumbent (auto skips it).
+      const double bound = flexdeg->LowerBoundMs(bounded);
+      if (free_bound < bounded.incumbent_ms) {
+        EXPECT_EQ(bound, free_bound) << where << ", incumbent x" << factor;
+      } else {
+        EXPECT_GE(bound, bounded.incumbent_ms) << where << ", incumbent x" << factor;
+      }
+    }
+  }
+  EXPECT_GT(cases, 40);
+  EXPECT_GT(flexdeg_below, 40);
+  EXPECT_GT(flexdeg_above, 40);
 }
 
 }  // namespace

@@ -1,0 +1,318 @@
+#include "service/planner/strategies/flexdeg_micro.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "service/planner/mask_math.h"
+#include "service/planner/strategies/flexdeg_singles.h"
+#include "service/planner/strategies/packing.h"
+
+namespace fcp {
+namespace {
+
+// A document costing more than kOver × the mean worker gets a group of ceil(cost / (fill ×
+// mean)) workers, for each fill: below 1 the members keep room for short documents.
+constexpr double kOver = 1.05;
+constexpr double kFills[] = {1.0, 0.9 * kOver, 0.9, 0.8, 0.7};
+
+// Zigzag pairs (chunk i with n − 1 − i) for the masks whose late rows hold the most pairs.
+bool Pairs(const Document& doc) {
+  return doc.mask.kind == MaskKind::kCausal || doc.mask.kind == MaskKind::kPrefixLm;
+}
+
+// The least compute (forward + backward per ctx.options) of `tokens` rows of `doc` holding
+// `pairs` allowed pairs: their tiles at most the whole document's size (no more efficient), tile
+// overheads left out, and the rows' linear layers.
+double LeastSeconds(const PlanContext& ctx, const Document& doc, int64_t pairs, int64_t tokens) {
+  const bool backward = ctx.options.include_backward;
+  return static_cast<double>(pairs) * ctx.cost.SecondsPerPair(doc.length, doc.length) *
+             (backward ? 1 + ctx.cost.BackwardFactor() : 1) +
+         ctx.cost.TokenSeconds(tokens) * (backward ? 3 : 1);
+}
+
+// The chunks of `doc` over a group of k, and the member holding chunk c of them.
+int64_t Chunks(const Document& doc, int64_t k) {
+  return std::min<int64_t>(Pairs(doc) ? 2 * k : k, doc.length);
+}
+int64_t Member(const Document& doc, int64_t n, int64_t c, int64_t k) {
+  return (Pairs(doc) ? std::min(c, n - 1 - c) : c) % k;
+}
+
+// The rule's sizes for one fill, or empty when a document longer than the cap gets no group.
+// (`mean`: the mean worker's seconds)
+std::vector<int32_t> RuleSizes(const GroupSizing& sizing, int32_t workers, int64_t cap, double mean,
+                               double fill) {
+  const std::vector<SizingDoc>& docs = sizing.docs();
+  std::vector<int32_t> sizes(docs.size(), 1);
+  int64_t left = workers;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    const SizingDoc& d = docs[i];
+    if (d.seconds <= kOver * mean && d.length <= cap) continue;
+    const int64_t least = GroupSizeForCap(d.length, cap, workers);
+    int64_t k =
+        std::max<int64_t>(least, static_cast<int64_t>(std::ceil(d.seconds / (fill * mean) - 1e-9)));
+    k = std::min<int64_t>(k, d.length);
+    if (k > left) k = left;
+    if (k < least) return {};  // no workers left for a document over the cap
+    if (k < 2) continue;
+    sizes[i] = static_cast<int32_t>(k);
+    left -= k;
+  }
+  return sizes;
+}
+
+}  // namespace
+
+std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const GroupSizing& sizing,
+                                             const std::optional<GroupSizing::Solution>& exact) {
+  const Topology& topology = ctx.batch.topology;
+  std::vector<std::vector<int32_t>> candidates;
+  auto add = [&](std::vector<int32_t> sizes) {
+    if (sizes.empty()) return;
+    if (std::find(candidates.begin(), candidates.end(), sizes) != candidates.end()) return;
+    candidates.push_back(std::move(sizes));
+  };
+  double total = 0;
+  for (const SizingDoc& d : sizing.docs()) total += d.seconds;
+  for (double fill : kFills) {
+    add(RuleSizes(sizing, topology.num_workers, TokenCap(topology), total / topology.num_workers,
+                  fill));
+  }
+  if (exact) add(exact->sizes);
+  return candidates;
+}
+
+namespace {
+
+// A packing of `sizes` (steps 1.-2. of flexdeg_micro.h): every document whole on one worker, or
+// in zigzag pairs over a group.
+struct MicroPacking {
+  std::vector<int32_t> owner;                // per document: its worker, or -2 - its group
+  std::vector<std::vector<int32_t>> groups;  // each group's members
+  std::vector<double> load;                  // per worker, the estimate's
+  std::vector<double> least;                 // per worker, its least compute (bound mode)
+};
+
+class MicroPacker {
+ public:
+  // `whole` (bound mode, else null): every document's least compute whole (WholeSeconds).
+  MicroPacker(const PlanContext& ctx, const GroupSizing& sizing,
+              const std::vector<double>* whole = nullptr)
+      : ctx_(ctx),
+        whole_(whole),
+        batch_(ctx.batch),
+        sizing_(sizing),
+        workers_(batch_.topology.num_workers),
+        cap_(TokenCap(batch_.topology)),
+        least_(workers_),
+        by_room_(workers_) {}
+
+  // Bound mode: stops (an error) once a worker's least compute reaches `above`.
+  absl::StatusOr<MicroPacking> Pack(const std::vector<int32_t>& sizes, double above = HUGE_VAL) {
+    const std::vector<SizingDoc>& docs = sizing_.docs();
+    std::vector<int32_t> group_sizes;
+    int64_t grouped = 0;
+    for (int32_t k : sizes) {
+      if (k < 2) continue;
+      group_sizes.push_back(k);
+      grouped += k;
+    }
+    if (grouped > workers_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("flexdeg: groups of ", grouped, " workers in all, over ", workers_));
+    }
+    p_.groups = PlaceGroups(group_sizes, batch_.topology);
+    p_.owner.assign(batch_.documents.size(), -1);
+    p_.load.assign(workers_, 0);
+    p_.least.assign(whole_ != nullptr ? workers_ : 0, 0);
+    tokens_.assign(workers_, 0);
+    free_.assign(workers_, cap_);
+    for (int32_t w = 0; w < workers_; ++w) least_.Set(w, 0);
+    by_room_ready_ = false;
+    above_ = above;
+    // 1. The grouped documents' chunks, a pair per member.
+    int32_t group = 0;
+    for (size_t i = 0; i < docs.size(); ++i) {
+      if (sizes[i] < 2) continue;
+      if (!Spread(docs[i], group++)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "flexdeg: document ", docs[i].document, " (", docs[i].length, " tokens) over ",
+            sizes[i], " workers leaves one over the token budget of ", cap_));
+      }
+    }
+    // 2. The other documents whole, costliest first, onto the least-loaded worker with room; a
+    // document that fits none whole is spread over the fewest of the roomiest workers it fits.
+    for (size_t i = 0; i < docs.size(); ++i) {
+      if (sizes[i] >= 2) continue;
+      const int64_t length = docs[i].length;
+      // The least-loaded worker if it has room, else by room (SinglesByRoom: its answer is the
+      // least-loaded worker too when that has room, so from the first full one on it alone is
+      // searched and kept, the least-loaded tree no more).
+      int32_t w = by_room_ready_ ? -1 : least_.ArgMin();
+      if (w < 0 || tokens_[w] + length > cap_) {
+        if (!by_room_ready_) {
+          for (int32_t v = 0; v < workers_; ++v) by_room_.Set(v, free_[v], p_.load[v]);
+          by_room_ready_ = true;
+        }
+        w = by_room_.LeastWithRoom(length, free_, p_.load);
+      }
+      if (w >= 0) {
+        Take(w, length, docs[i].seconds);
+        p_.owner[docs[i].document] = w;
+        if (whole_ != nullptr && (p_.least[w] += (*whole_)[docs[i].document]) >= above_) {
+          return absl::AbortedError("flexdeg: over the bound sought");
+        }
+      } else if (!SpreadOverRoomiest(docs[i])) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("flexdeg: document ", docs[i].document, " (", length,
+                         " tokens) fits on no workers under the token budget of ", cap_));
+      }
+    }
+    return std::move(p_);
+  }
+
+ private:
+  void Take(int32_t w, int64_t length, double seconds) {
+    p_.load[w] += seconds;
+    tokens_[w] += length;
+    free_[w] = cap_ - tokens_[w];
+    if (by_room_ready_) {
+      by_room_.Set(w, free_[w], p_.load[w]);
+    } else {
+      least_.Set(w, p_.load[w]);
+    }
+  }
+
+  // The chunks of `doc` onto p_.groups[group]; false if a member goes over the cap.
+  bool Spread(const SizingDoc& d, int32_t group) {
+    const Document& doc = batch_.documents[d.document];
+    const std::vector<int32_t>& ranks = p_.groups[group];
+    const int64_t k = static_cast<int64_t>(ranks.size());
+    const int64_t n = Chunks(doc, k);
+    // Its attention in tiles of a chunk's size rather than one (less efficient).
+    const int64_t chunk = doc.length / n;
+    const double seconds = d.linear + (d.seconds - d.linear) *
+                                          ctx_.cost.Efficiency(doc.length, doc.length) /
+                                          ctx_.cost.Efficiency(chunk, chunk);
+    bool fits = true;
+    for (int64_t c = 0; c < n; ++c) {
+      const int64_t tokens = ChunkBegin(doc.length, n, c + 1) - ChunkBegin(doc.length, n, c);
+      const int32_t w = ranks[Member(doc, n, c, k)];
+      Take(w, tokens, seconds * static_cast<double>(tokens) / static_cast<double>(doc.length));
+      fits = fits && tokens_[w] <= cap_;
+      if (whole_ != nullptr) {  // its pairs at the whole document's tile efficiency
+        const int64_t begin = ChunkBegin(doc.length, n, c);
+        p_.least[w] += LeastSeconds(
+            ctx_, doc, AllowedPairs(doc.mask, begin, begin + tokens, 0, doc.length), tokens);
+      }
+    }
+    p_.owner[d.document] = -2 - group;
+    return fits;
+  }
+
+  // `d` over the fewest workers, the roomiest, whose members' shares fit; false if none do.
+  bool SpreadOverRoomiest(const SizingDoc& d) {
+    std::vector<int32_t> order(workers_);
+    for (int32_t w = 0; w < workers_; ++w) order[w] = w;
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      return free_[a] > free_[b] || (free_[a] == free_[b] && a < b);
+    });
+    for (int64_t r = 2; r <= std::min<int64_t>(workers_, d.length); ++r) {
+      if (free_[order[r - 1]] < MemberTokens(d.length, r)) continue;
+      order.resize(r);
+      std::sort(order.begin(), order.end());
+      p_.groups.push_back(std::move(order));
+      return Spread(d, static_cast<int32_t>(p_.groups.size()) - 1);
+    }
+    return false;
+  }
+
+  const PlanContext& ctx_;
+  const std::vector<double>* whole_;
+  const Batch& batch_;
+  const GroupSizing& sizing_;
+  int32_t workers_;
+  int64_t cap_;
+  MinTree least_;
+  SinglesByRoom by_room_;
+  bool by_room_ready_ = false;
+  double above_ = HUGE_VAL;
+  MicroPacking p_;
+  std::vector<int64_t> tokens_, free_;
+};
+
+}  // namespace
+
+std::vector<double> MicroWholeSeconds(const PlanContext& ctx) {
+  const Batch& batch = ctx.batch;
+  std::vector<double> whole(batch.documents.size());
+  for (size_t d = 0; d < batch.documents.size(); ++d) {
+    const Document& doc = batch.documents[d];
+    whole[d] =
+        LeastSeconds(ctx, doc, AllowedPairs(doc.mask, 0, doc.length, 0, doc.length), doc.length);
+  }
+  return whole;
+}
+
+absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSizing& sizing,
+                                          const std::vector<int32_t>& sizes, double* estimate,
+                                          const std::vector<double>* whole, double* bound) {
+  const Batch& batch = ctx.batch;
+  // (the same packing in bound mode: its least compute per worker only read, never a choice)
+  absl::StatusOr<MicroPacking> packing =
+      MicroPacker(ctx, sizing, bound != nullptr ? whole : nullptr).Pack(sizes);
+  if (!packing.ok()) return packing.status();
+  *estimate = *std::max_element(packing->load.begin(), packing->load.end());
+  if (bound != nullptr) *bound = *std::max_element(packing->least.begin(), packing->least.end());
+  // 3. The blocks, by (document, begin); a causal document's middle pair is one block.
+  Layout layout;
+  layout.kind = Layout::Kind::kDirect;
+  layout.strategy = "flexdeg";
+  for (size_t d = 0; d < batch.documents.size(); ++d) {
+    const Document& doc = batch.documents[d];
+    const int32_t doc_id = static_cast<int32_t>(d);
+    const int32_t owner = packing->owner[d];
+    if (owner >= 0) {
+      layout.blocks.push_back({doc_id, 0, doc.length, owner});
+      continue;
+    }
+    const std::vector<int32_t>& ranks = packing->groups[-2 - owner];
+    const int64_t k = static_cast<int64_t>(ranks.size());
+    const int64_t n = Chunks(doc, k);
+    for (int64_t c = 0; c < n; ++c) {
+      const int32_t w = ranks[Member(doc, n, c, k)];
+      const int64_t end = ChunkBegin(doc.length, n, c + 1);
+      if (c > 0 && doc.mask.kind == MaskKind::kCausal && layout.blocks.back().owner == w) {
+        layout.blocks.back().end = end;
+        continue;
+      }
+      layout.blocks.push_back({doc_id, ChunkBegin(doc.length, n, c), end, w});
+    }
+  }
+  for (const Block& b : layout.blocks) layout.block_size = std::max(layout.block_size, b.tokens());
+  return layout;
+}
+
+double MicroLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
+                              const std::optional<GroupSizing::Solution>& exact, double above) {
+  const std::vector<double> whole = MicroWholeSeconds(ctx);
+  // (a worker's least compute only grows as the packing goes: once it reaches the least so far,
+  // the candidate cannot lower it, and its packing stops)
+  double least = above;
+  MicroPacker packer(ctx, sizing, &whole);
+  // (the exact sizing's and the smallest fills' first: at W = 1024 one of them is the least, and
+  // the others' packings then stop sooner)
+  std::vector<std::vector<int32_t>> all = MicroSizes(ctx, sizing, exact);
+  std::reverse(all.begin(), all.end());
+  for (const std::vector<int32_t>& sizes : all) {
+    absl::StatusOr<MicroPacking> packing = packer.Pack(sizes, least);
+    if (!packing.ok()) continue;  // no plan of these sizes, or not below `least`
+    least = std::min(least, *std::max_element(packing->least.begin(), packing->least.end()));
+  }
+  return least;
+}
+
+}  // namespace fcp
