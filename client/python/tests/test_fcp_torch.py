@@ -68,8 +68,12 @@ class ReferenceTest(unittest.TestCase):
             if not store:
                 os.makedirs(f"{directory}/rendezvous")
             codes, logs, results = run_ranks("reference", world, rendezvous, directory)
-        for rank, (code, log) in enumerate(zip(codes, logs)):
-            self.assertEqual(code, 0, f"rank {rank} of {world}:\n{log}")
+        # Every rank's log on a failure: the first rank to fail is not always the first listed
+        # (a peer that fails makes the others' connections close).
+        every_log = "\n".join(f"--- rank {rank} of {world} (exit {code}):\n{log}"
+                               for rank, (code, log) in enumerate(zip(codes, logs)))
+        for rank, code in enumerate(codes):
+            self.assertEqual(code, 0, f"rank {rank} of {world} failed; every rank's log:\n{every_log}")
         for result in results:
             self.assertEqual(len(result["checks"]), 15)  # 3 strategies x (4 masks + mixed)
             for check in result["checks"]:
