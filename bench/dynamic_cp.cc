@@ -7,8 +7,8 @@
 // document's attention over more GPUs at the price of longer rings. Here every c dividing W runs
 // as a strategy of this program only, `uniform_cp/<c>`: static_cp's own packing at that c
 // (PackStaticCpGroups: W/c data-parallel groups of c consecutive ranks, documents packed into the
-// groups by tokens, each document zigzag over its group's c members). Each layout is scheduled and costed
-// by the planner's one cost model, and the fastest is reported.
+// groups by tokens, each document zigzag over its group's c members). Each layout is scheduled and
+// costed by the planner's one cost model, and the fastest is reported.
 //
 //   build/bench/dynamic_cp --lengths wikipedia.lengths --workers 64 --tokens-per-worker 32768
 //       --batches 3 --json        (any `fcp plan` flag; --strategy is ignored)
