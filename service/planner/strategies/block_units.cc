@@ -43,7 +43,7 @@ class UnitBuilder {
       if (group_of[d] >= 0) {
         const std::vector<int32_t>& group = members[group_of[d]];
         const int64_t k = static_cast<int64_t>(group.size());
-        const int64_t n = std::min<int64_t>(Pairs(doc) ? 2 * k : k, doc.length);
+        const int64_t n = GroupChunks(doc, k);
         bounds_.resize(n + 1);
         for (int64_t c = 0; c <= n; ++c) bounds_[c] = ChunkBegin(doc.length, n, c);
         AddUnits(d, items, &group);
@@ -71,9 +71,6 @@ class UnitBuilder {
 
  private:
   bool grouped() const { return shape_ != UnitShape::kFine; }
-  static bool Pairs(const Document& doc) {
-    return doc.mask.kind == MaskKind::kCausal || doc.mask.kind == MaskKind::kPrefixLm;
-  }
 
   // Documents worth more than one worker, costliest first, each a group of ceil(cost / fill)
   // workers while workers remain (group members take short documents beside their group's).
@@ -158,7 +155,7 @@ class UnitBuilder {
   // so every holder of a late block also holds an early one; pinned to `group` if given.
   void AddUnits(int32_t d, std::vector<PackItem>* items, const std::vector<int32_t>* group) {
     const Document& doc = batch_.documents[d];
-    const bool pair = Pairs(doc);
+    const bool pair = PairsZigzag(doc);
     const size_t n = bounds_.size() - 1;
     if (n == 1) {  // the whole document: one tile, already costed (DocumentSeconds)
       PackItem item{d, 0, doc.length, doc_seconds_[d]};

@@ -18,11 +18,6 @@ namespace {
 constexpr double kOver = 1.05;
 constexpr double kFills[] = {1.0, 0.9 * kOver, 0.9, 0.8, 0.7};
 
-// Zigzag pairs (chunk i with n − 1 − i) for the masks whose late rows hold the most pairs.
-bool Pairs(const Document& doc) {
-  return doc.mask.kind == MaskKind::kCausal || doc.mask.kind == MaskKind::kPrefixLm;
-}
-
 // The least compute (forward + backward per ctx.options) of `tokens` rows of `doc` holding
 // `pairs` allowed pairs: their tiles at most the whole document's size (no more efficient), tile
 // overheads left out, and the rows' linear layers.
@@ -33,12 +28,9 @@ double LeastSeconds(const PlanContext& ctx, const Document& doc, int64_t pairs, 
          ctx.cost.TokenSeconds(tokens) * (backward ? 3 : 1);
 }
 
-// The chunks of `doc` over a group of k, and the member holding chunk c of them.
-int64_t Chunks(const Document& doc, int64_t k) {
-  return std::min<int64_t>(Pairs(doc) ? 2 * k : k, doc.length);
-}
+// The member of a group of k holding chunk c of the n = GroupChunks(doc, k).
 int64_t Member(const Document& doc, int64_t n, int64_t c, int64_t k) {
-  return (Pairs(doc) ? std::min(c, n - 1 - c) : c) % k;
+  return (PairsZigzag(doc) ? std::min(c, n - 1 - c) : c) % k;
 }
 
 // The rule's sizes for one fill, or empty when a document longer than the cap gets no group.
@@ -191,7 +183,7 @@ class MicroPacker {
     const Document& doc = batch_.documents[d.document];
     const std::vector<int32_t>& ranks = p_.groups[group];
     const int64_t k = static_cast<int64_t>(ranks.size());
-    const int64_t n = Chunks(doc, k);
+    const int64_t n = GroupChunks(doc, k);
     // Its attention in tiles of a chunk's size rather than one (less efficient).
     const int64_t chunk = doc.length / n;
     const double seconds = d.linear + (d.seconds - d.linear) *
@@ -281,7 +273,7 @@ absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSiz
     }
     const std::vector<int32_t>& ranks = packing->groups[-2 - owner];
     const int64_t k = static_cast<int64_t>(ranks.size());
-    const int64_t n = Chunks(doc, k);
+    const int64_t n = GroupChunks(doc, k);
     for (int64_t c = 0; c < n; ++c) {
       const int32_t w = ranks[Member(doc, n, c, k)];
       const int64_t end = ChunkBegin(doc.length, n, c + 1);

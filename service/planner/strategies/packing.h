@@ -170,6 +170,18 @@ int32_t RoomTree::LeastWithRoom(int64_t max_tokens, Score score) const {
   return best;
 }
 
+// Whether a document's chunks over a group pair zigzag (chunk c with n − 1 − c): the masks whose
+// late rows hold the most pairs, so every holder of a late chunk also holds an early one.
+inline bool PairsZigzag(const Document& doc) {
+  return doc.mask.kind == MaskKind::kCausal || doc.mask.kind == MaskKind::kPrefixLm;
+}
+
+// The chunks of `doc` over a group of k members: 2k when they pair zigzag, else k; never more than
+// its tokens.
+inline int64_t GroupChunks(const Document& doc, int64_t k) {
+  return std::min<int64_t>(PairsZigzag(doc) ? 2 * k : k, doc.length);
+}
+
 // Upper bound on the tokens one member of a ring group of k holds of a document of `length`
 // tokens (two zigzag chunks, each at most ceil(length / 2k)).
 inline int64_t MemberTokens(int64_t length, int64_t k) {
