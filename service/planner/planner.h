@@ -58,6 +58,8 @@ struct OutputSpec {
 // `batch` is the request's batch resolved for planning: its topology.max_tokens_per_worker is the
 // token budget (TokenBudget(request, options.objective); 0 = none), the one memory cap every
 // strategy honours; `cost` prices the objective (linear layers included or not).
+class PlanMemo;
+
 struct PlanContext {
   const Batch& batch;
   const PlanOptions& options;
@@ -74,6 +76,10 @@ struct PlanContext {
   //     every candidate, any valid layout of its own (auto prices it, and it cannot win).
   // So auto's plan is the same with and without incumbents.
   double incumbent_ms = std::numeric_limits<double>::infinity();
+  // What auto's candidates share (strategies/plan_memo.h: the documents' costs in order, the
+  // transfer estimate), computed once per auto call; null: each strategy computes its own. Values
+  // are the same either way.
+  PlanMemo* memo = nullptr;
 };
 
 // The request's batch as strategies see it (PlanContext::batch): topology.max_tokens_per_worker

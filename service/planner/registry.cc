@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
-#include "service/planner/plan_size.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/plan_memo.h"
 
 namespace fcp {
 
@@ -47,7 +47,7 @@ std::vector<PlannerFactory> Factories() {
 }  // namespace
 
 PlanningCost Planner::EstimatePlanningCost(const PlanContext& ctx) const {
-  return {static_cast<double>(EstimatedBalancedTransfers(ctx.batch)), 0};
+  return {static_cast<double>(SharedBalancedTransfers(ctx)), 0};
 }
 
 void RegisterStrategy(PlannerFactory factory) {

@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "service/planner/planner.h"
 #include "service/planner/schedule.h"
+#include "service/planner/strategies/plan_memo.h"
 
 namespace fcp {
 namespace {
@@ -67,8 +68,12 @@ class AutoPlanner final : public Planner {
     std::vector<std::string> skipped;     // names
     std::vector<std::string> too_costly;  // "name: N KV transfers", for the error
     int tried = 0;
+    // What the candidates share is computed once (plan_memo.h).
+    PlanMemo memo(ctx);
+    PlanContext shared = ctx;
+    shared.memo = &memo;
     for (const std::unique_ptr<Planner>& planner : Candidates()) {
-      const PlanningCost cost = planner->EstimatePlanningCost(ctx);
+      const PlanningCost cost = planner->EstimatePlanningCost(shared);
       if (!cost.Fits(ctx.options.time_budget_ms)) {
         skipped.emplace_back(planner->name());
         too_costly.push_back(
@@ -76,7 +81,7 @@ class AutoPlanner final : public Planner {
         continue;
       }
       // The best plan so far is the incumbent: the strategy may skip what cannot beat it.
-      PlanContext bounded = ctx;
+      PlanContext bounded = shared;
       if (best.ok()) bounded.incumbent_ms = best_ms;
       if (best.ok() && planner->LowerBoundMs(bounded) >= best_ms) continue;
       ++tried;
