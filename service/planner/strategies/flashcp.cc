@@ -31,6 +31,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -53,6 +54,58 @@ struct Placement {
   std::vector<int32_t> degree, at, members;
   double estimate = 0;  // the slowest worker's forward + backward seconds, compute or traffic
   double traffic = 0;   // the largest traffic term alone
+};
+
+// A document in placement order (costliest first).
+struct Sorted {
+  int32_t document;
+  int64_t length;
+  double seconds;
+};
+
+// Places candidates: the first `num_long` documents of `sorted` sharded (over
+// ceil(cost / (fill · mean)) ranks), the others whole. Its buffers serve every candidate.
+class Placer {
+ public:
+  Placer(const PlanContext& ctx, const std::vector<Sorted>& sorted, double mean);
+
+  // Into *p, its estimate infinite (the candidate loses) once a load or traffic reaches `bound`
+  // or exceeds `tie_bound`: loads and traffic only grow, so the estimate would too.
+  void Place(int32_t num_long, double fill, double bound, double tie_bound, Placement* p);
+
+ private:
+  // The least-loaded worker (MinTree's order). A worker's key is refreshed only when it reaches
+  // the front: loads only grow, so a stale key is lower and hides no lighter worker.
+  int32_t LeastLoaded();
+  void Put(int32_t w, int64_t length, double seconds);
+  void Shard(const Sorted& doc_info);
+  // The k least-loaded workers with room for a piece (else, the least loaded), ascending.
+  void LeastLoadedK(int64_t k, int64_t piece, std::vector<int32_t>* out);
+  // Within one node: the node whose k least-loaded workers with room are least loaded (false if
+  // no node has k with room).
+  bool WithinANode(int64_t k, int64_t piece, std::vector<int32_t>* out);
+  // The slowest member of `group` once it holds the document: its compute, or its receives
+  // (from each other member the chunks before its last one, KV forward and dK/dV backward, at
+  // the link between their nodes), whichever is longer.
+  double SlowestAfter(const std::vector<int32_t>& group);
+
+  const PlanContext& ctx_;
+  const std::vector<Sorted>& sorted_;
+  const double mean_;
+  const int32_t workers_, per_node_;
+  const int64_t cap_;
+  // The candidate being placed.
+  Placement* p_ = nullptr;
+  double fill_ = 1;
+  double highest_ = 0;  // the estimate so far: the largest load or traffic
+  std::vector<double> load_, keyed_, traffic_seconds_;  // keyed_: load_ when last keyed in the tree
+  std::vector<int64_t> tokens_;
+  std::optional<MinTree> least_loaded_;
+  std::optional<RoomQueue> room_;  // the fallback once the least-loaded worker is full
+  // Scratch.
+  std::vector<int32_t> popped_, full_, local_, chosen_;
+  std::vector<int64_t> bounds_, chunk_tokens_;
+  std::vector<double> share_seconds_, after_load_, after_traffic_, kth_;
 };
 
 class FlashCpPlanner final : public Planner {
@@ -88,12 +141,14 @@ class FlashCpPlanner final : public Planner {
     // unless its costliest document alone already exceeds the best estimate. Each candidate is
     // placed and estimated (a schedule per candidate would cost more than the placement); only
     // the best becomes a layout.
-    absl::StatusOr<Placement> best = absl::FailedPreconditionError("flashcp: no layout");
+    Placer placer(ctx, sorted, mean);
+    Placement best, placement, roomy;
+    bool have_best = false;
     int32_t last_long = -1;
     bool improving = true;
     for (double fraction : kLongFractions) {
       const bool all_whole = fraction == HUGE_VAL;
-      if (all_whole ? best.ok() && docs > 0 && sorted[0].seconds >= best->estimate : !improving) {
+      if (all_whole ? have_best && docs > 0 && sorted[0].seconds >= best.estimate : !improving) {
         continue;
       }
       int32_t num_long = 0;
@@ -101,31 +156,30 @@ class FlashCpPlanner final : public Planner {
       if (num_long == last_long) continue;
       last_long = num_long;
       // A candidate whose estimate reaches the best one's cannot win: placing it stops there.
-      const double bound = best.ok() ? best->estimate : HUGE_VAL;
-      absl::StatusOr<Placement> placement = Place(ctx, sorted, mean, num_long, 1.0, bound);
+      const double bound = have_best ? best.estimate : HUGE_VAL;
       // Under a token cap the short documents' tokens may not fit beside the long ones' shares:
-      // then also groups sized to leave room for them (fcp's grouped shape had this; issue 26).
+      // then also groups sized to leave room for them (fcp's grouped shape had this; issue 26);
+      // the plain groups win ties. The roomy groups are placed first (they win most batches
+      // under a cap), so that the plain ones stop as soon as they exceed them.
       if (const double fill = Fill(batch, sorted, suffix_tokens, suffix_seconds, mean, num_long);
           fill < 1) {
-        // (It must also beat the first placement to replace it.)
-        const double roomy_bound = placement.ok() ? std::min(bound, placement->estimate) : bound;
-        absl::StatusOr<Placement> roomy = Place(ctx, sorted, mean, num_long, fill, roomy_bound);
-        if (roomy.ok() && (!placement.ok() || roomy->estimate < placement->estimate)) {
-          placement = std::move(roomy);
-        }
+        placer.Place(num_long, fill, bound, HUGE_VAL, &roomy);
+        placer.Place(num_long, 1.0, bound, roomy.estimate, &placement);
+        if (roomy.estimate < placement.estimate) std::swap(placement, roomy);
+      } else {
+        placer.Place(num_long, 1.0, bound, HUGE_VAL, &placement);
       }
-      improving = placement.ok() && (!best.ok() || placement->estimate < best->estimate);
+      improving = !have_best || placement.estimate < best.estimate;
       // A lower threshold shards the same documents first, identically, then more: its traffic
       // is no lower, and no worker is below the mean. At that bound, stop searching.
-      if (placement.ok() && placement->estimate <= std::max(mean, placement->traffic)) {
-        improving = false;
-      }
-      if ((placement.ok() && (!best.ok() || placement->estimate < best->estimate)) || !best.ok()) {
-        best = std::move(placement);
+      if (placement.estimate <= std::max(mean, placement.traffic)) improving = false;
+      if (!have_best || placement.estimate < best.estimate) {
+        std::swap(best, placement);
+        have_best = true;
       }
     }
-    if (!best.ok()) return best.status();
-    Layout layout = Emit(batch, *best);
+    if (!have_best) return absl::FailedPreconditionError("flashcp: no layout");
+    Layout layout = Emit(batch, best);
     // Zigzag shares need k workers with room each; near the end there may be fewer: cut what
     // is over the budget.
     if (absl::Status s =
@@ -137,12 +191,6 @@ class FlashCpPlanner final : public Planner {
   }
 
  private:
-  struct Sorted {
-    int32_t document;
-    int64_t length;
-    double seconds;
-  };
-
   // The share of a worker's mean load a long document's group member may take so that the short
   // documents (sorted[num_long..]) fit: the workers outside groups hold at most `cap` tokens
   // each, the rest of the short tokens land on the members, at the short documents' seconds per
@@ -166,175 +214,6 @@ class FlashCpPlanner final : public Planner {
       fill = std::clamp(1 - density * excess / (members * mean), kMinFill, 1.0);
     }
     return fill;
-  }
-
-  // The first `num_long` documents of `sorted` sharded (over ceil(cost / (fill · mean)) ranks),
-  // the others whole.
-  static absl::StatusOr<Placement> Place(const PlanContext& ctx, const std::vector<Sorted>& sorted,
-                                         double mean, int32_t num_long, double fill, double bound) {
-    const Batch& batch = ctx.batch;
-    const int32_t workers = batch.topology.num_workers;
-    const int64_t cap = TokenCap(batch.topology);
-    const int32_t docs = static_cast<int32_t>(batch.documents.size());
-    std::vector<double> load(workers, 0);
-    const int32_t per_node = std::max(1, batch.topology.workers_per_node);
-    std::vector<int64_t> tokens(workers, 0);
-    std::vector<double> traffic_seconds(workers, 0);  // receives, forward + backward
-    MinTree least_loaded(workers);
-    RoomQueue room(workers);  // the fallback once the least-loaded worker is full
-    Placement p;
-    p.degree.assign(docs, 1);
-    p.at.resize(docs);
-    p.members.reserve(docs + 2 * workers);
-    std::vector<int32_t>& members = p.members;
-    double highest = 0;  // the estimate so far: the largest load or traffic
-    auto put = [&](int32_t w, int64_t length, double s) {
-      load[w] += s;
-      highest = std::max(highest, load[w]);
-      tokens[w] += length;
-      least_loaded.Set(w, load[w]);
-      room.Set(w, load[w], tokens[w]);
-    };
-    std::vector<int32_t> popped, full, local, chosen;
-    std::vector<int64_t> bounds, chunk_tokens;
-    std::vector<double> share_seconds, after_load, after_traffic;
-    // The k least-loaded workers with room for a piece (else, the least loaded), ascending.
-    auto least_loaded_k = [&](int64_t k, int64_t piece, std::vector<int32_t>* out) {
-      out->clear();
-      popped.clear();
-      full.clear();
-      while (static_cast<int64_t>(out->size()) < k &&
-             static_cast<int32_t>(popped.size()) < workers) {
-        const int32_t w = least_loaded.ArgMin();
-        least_loaded.Set(w, HUGE_VAL);
-        popped.push_back(w);
-        (tokens[w] + piece <= cap ? *out : full).push_back(w);
-      }
-      for (size_t i = 0; static_cast<int64_t>(out->size()) < k; ++i) out->push_back(full[i]);
-      for (int32_t w : popped) least_loaded.Set(w, load[w]);
-      std::sort(out->begin(), out->end());
-    };
-    // Within one node: the node whose k least-loaded workers with room are least loaded (false if
-    // no node has k with room).
-    auto within_a_node = [&](int64_t k, int64_t piece, std::vector<int32_t>* out) {
-      out->clear();
-      double best = HUGE_VAL;
-      for (int32_t first = 0; first < workers; first += per_node) {
-        const int32_t last = std::min(workers, first + per_node);
-        popped.clear();
-        for (int32_t w = first; w < last; ++w) {
-          if (tokens[w] + piece <= cap) popped.push_back(w);
-        }
-        if (static_cast<int64_t>(popped.size()) < k) continue;
-        std::nth_element(popped.begin(), popped.begin() + (k - 1), popped.end(),
-                         [&](int32_t a, int32_t b) { return load[a] < load[b]; });
-        if (load[popped[k - 1]] < best) {
-          best = load[popped[k - 1]];
-          out->assign(popped.begin(), popped.begin() + k);
-        }
-      }
-      std::sort(out->begin(), out->end());
-      return !out->empty();
-    };
-    // The slowest member of `members` once it holds the document: its compute, or its receives
-    // (from each other member the chunks before its last one, KV forward and dK/dV backward, at
-    // the link between their nodes), whichever is longer.
-    auto slowest_after = [&](const std::vector<int32_t>& members) {
-      const int64_t k = static_cast<int64_t>(members.size());
-      double slowest = 0;
-      after_load.assign(k, 0);
-      after_traffic.assign(k, 0);
-      for (int64_t m = 0; m < k; ++m) {
-        const int32_t to = members[m];
-        double traffic = traffic_seconds[to];
-        for (int64_t j = 0; j < k; ++j) {
-          if (j == m) continue;
-          // Member j's first chunk precedes m's last; its second (chunk 2k-1-j) too when j > m.
-          const int64_t needed = chunk_tokens[j] + (j > m ? chunk_tokens[2 * k - 1 - j] : 0);
-          traffic += 2 * ctx.cost.TransferSeconds(members[j], to, ctx.cost.KvBytes(needed));
-        }
-        after_load[m] = load[to] + share_seconds[m];
-        after_traffic[m] = traffic;
-        slowest = std::max(slowest, std::max(after_load[m], traffic));
-      }
-      return slowest;
-    };
-    auto shard = [&](const Sorted& doc_info) {
-      const int32_t d = doc_info.document;
-      const Document& doc = batch.documents[d];
-      const double share = mean > 0 ? doc_info.seconds / (fill * mean) : 1;
-      int64_t k = std::max<int64_t>(2, static_cast<int64_t>(std::ceil(share - 1e-9)));
-      if (cap < doc.length) k = std::max<int64_t>(k, (doc.length + cap - 1) / cap);
-      k = std::clamp<int64_t>(k, 1, std::min<int64_t>(workers, doc.length));
-      const int64_t piece = (doc.length + k - 1) / k;
-      p.at[d] = static_cast<int32_t>(members.size());
-      p.degree[d] = static_cast<int32_t>(k);
-      bounds.resize(2 * k + 1);
-      for (int64_t c = 0; c <= 2 * k; ++c) bounds[c] = ChunkBegin(doc.length, 2 * k, c);
-      chunk_tokens.resize(2 * k);
-      share_seconds.assign(k, 0);
-      for (int64_t c = 0; c < 2 * k; ++c) {
-        chunk_tokens[c] = bounds[c + 1] - bounds[c];
-        if (k == 1 || chunk_tokens[c] == 0) continue;
-        share_seconds[c < k ? c : 2 * k - 1 - c] +=
-            QueryRangeSeconds(ctx.cost, doc, bounds[c], bounds[c + 1], bounds) +
-            3 * ctx.cost.TokenSeconds(chunk_tokens[c]);
-      }
-      if (k == 1) share_seconds[0] = doc_info.seconds;
-      // Topology-aware: a group that fits a node is placed inside one when that is no slower
-      // than the least-loaded workers anywhere (whose receives may cross nodes).
-      least_loaded_k(k, piece, &chosen);
-      if (k > 1 && k <= per_node && workers > per_node && within_a_node(k, piece, &local) &&
-          slowest_after(local) <= slowest_after(chosen)) {
-        chosen.swap(local);
-      }
-      slowest_after(chosen);
-      for (int64_t m = 0; m < k; ++m) {
-        const int32_t w = chosen[m];
-        members.push_back(w);
-        put(w,
-            chunk_tokens.empty() || k == 1 ? doc.length
-                                           : chunk_tokens[m] + chunk_tokens[2 * k - 1 - m],
-            share_seconds[m]);
-        traffic_seconds[w] = after_traffic[m];
-        highest = std::max(highest, traffic_seconds[w]);
-      }
-    };
-    // Loads and traffic only grow: once one reaches `bound`, so has the estimate (given as
-    // infinite: the candidate loses).
-    auto reached = [&] {
-      if (highest < bound) return false;
-      p.estimate = HUGE_VAL;
-      return true;
-    };
-    for (int32_t i = 0; i < num_long; ++i) {
-      shard(sorted[i]);
-      if (reached()) return p;
-    }
-    for (int32_t i = num_long; i < docs; ++i) {
-      if (reached()) return p;
-      const Sorted& doc = sorted[i];
-      if (doc.length > cap) {  // too long to stay whole, whatever the threshold
-        shard(doc);
-        continue;
-      }
-      int32_t w = least_loaded.ArgMin();
-      if (tokens[w] + doc.length > cap) {
-        w = room.LeastLoadedWithRoom(cap - doc.length);
-        if (w < 0) {  // fits whole on no worker: sharded instead, over workers with room
-          shard(doc);
-          continue;
-        }
-      }
-      p.at[doc.document] = static_cast<int32_t>(members.size());
-      members.push_back(w);
-      put(w, doc.length, doc.seconds);
-    }
-    for (int32_t w = 0; w < workers; ++w) {
-      p.traffic = std::max(p.traffic, traffic_seconds[w]);
-      p.estimate = std::max(p.estimate, std::max(load[w], traffic_seconds[w]));
-    }
-    return p;
   }
 
   // Blocks in (document, begin) order, as they are emitted.
@@ -361,6 +240,197 @@ class FlashCpPlanner final : public Planner {
     return layout;
   }
 };
+
+Placer::Placer(const PlanContext& ctx, const std::vector<Sorted>& sorted, double mean)
+    : ctx_(ctx),
+      sorted_(sorted),
+      mean_(mean),
+      workers_(ctx.batch.topology.num_workers),
+      per_node_(std::max(1, ctx.batch.topology.workers_per_node)),
+      cap_(TokenCap(ctx.batch.topology)) {}
+
+void Placer::Place(int32_t num_long, double fill, double bound, double tie_bound, Placement* p) {
+  const int32_t docs = static_cast<int32_t>(sorted_.size());
+  // Past `tie_bound` is at or past the next double up.
+  const double cut = std::min(bound, std::nextafter(tie_bound, HUGE_VAL));
+  p_ = p;
+  fill_ = fill;
+  highest_ = 0;
+  load_.assign(workers_, 0);
+  keyed_.assign(workers_, 0);
+  traffic_seconds_.assign(workers_, 0);  // receives, forward + backward
+  tokens_.assign(workers_, 0);
+  least_loaded_.emplace(workers_);
+  room_.emplace(workers_);
+  p->estimate = p->traffic = 0;
+  p->degree.assign(docs, 1);
+  p->at.resize(docs);
+  p->members.clear();
+  p->members.reserve(docs + 2 * workers_);
+  auto reached = [&] {
+    if (highest_ < cut) return false;
+    p->estimate = HUGE_VAL;
+    p->traffic = 0;
+    return true;
+  };
+  for (int32_t i = 0; i < num_long; ++i) {
+    Shard(sorted_[i]);
+    if (reached()) return;
+  }
+  // The short documents, whole: the least-loaded worker, else the least loaded with room.
+  for (int32_t i = num_long; i < docs; ++i) {
+    if (reached()) return;
+    const Sorted& doc = sorted_[i];
+    if (doc.length > cap_) {  // too long to stay whole, whatever the threshold
+      Shard(doc);
+      continue;
+    }
+    int32_t w = LeastLoaded();
+    if (tokens_[w] + doc.length > cap_) {
+      w = room_->LeastLoadedWithRoom(cap_ - doc.length);
+      if (w < 0) {  // fits whole on no worker: sharded instead, over workers with room
+        Shard(doc);
+        continue;
+      }
+    }
+    p->at[doc.document] = static_cast<int32_t>(p->members.size());
+    p->members.push_back(w);
+    Put(w, doc.length, doc.seconds);
+  }
+  for (int32_t w = 0; w < workers_; ++w) {
+    p->traffic = std::max(p->traffic, traffic_seconds_[w]);
+    p->estimate = std::max(p->estimate, std::max(load_[w], traffic_seconds_[w]));
+  }
+}
+
+int32_t Placer::LeastLoaded() {
+  for (;;) {
+    const int32_t w = least_loaded_->ArgMin();
+    if (keyed_[w] == load_[w]) return w;
+    keyed_[w] = load_[w];
+    least_loaded_->Set(w, load_[w]);
+  }
+}
+
+void Placer::Put(int32_t w, int64_t length, double seconds) {
+  load_[w] += seconds;
+  highest_ = std::max(highest_, load_[w]);
+  tokens_[w] += length;
+  room_->Set(w, load_[w], tokens_[w]);
+}
+
+void Placer::LeastLoadedK(int64_t k, int64_t piece, std::vector<int32_t>* out) {
+  out->clear();
+  popped_.clear();
+  full_.clear();
+  while (static_cast<int64_t>(out->size()) < k && static_cast<int32_t>(popped_.size()) < workers_) {
+    const int32_t w = LeastLoaded();
+    least_loaded_->Set(w, HUGE_VAL);
+    popped_.push_back(w);
+    (tokens_[w] + piece <= cap_ ? *out : full_).push_back(w);
+  }
+  for (size_t i = 0; static_cast<int64_t>(out->size()) < k; ++i) out->push_back(full_[i]);
+  for (int32_t w : popped_) least_loaded_->Set(w, load_[w]);
+  std::sort(out->begin(), out->end());
+}
+
+bool Placer::WithinANode(int64_t k, int64_t piece, std::vector<int32_t>* out) {
+  out->clear();
+  // Each node's k-th least load among its workers with room, against the best so far: a node
+  // with fewer than k of them below it cannot beat it. The best node's k workers are then taken
+  // as nth_element takes them (among equal loads, its choice).
+  // No load is below 0: a node whose k-th is 0 cannot be beaten.
+  double best = HUGE_VAL;
+  int32_t best_first = -1;
+  kth_.resize(per_node_);
+  for (int32_t first = 0; first < workers_ && best > 0; first += per_node_) {
+    const int32_t last = std::min(workers_, first + per_node_);
+    int64_t below = 0;
+    for (int32_t w = first; w < last; ++w) {
+      kth_[below] = load_[w];
+      below += tokens_[w] + piece <= cap_ && load_[w] < best;
+    }
+    if (below < k) continue;
+    std::nth_element(kth_.begin(), kth_.begin() + (k - 1), kth_.begin() + below);
+    best = kth_[k - 1];
+    best_first = first;
+  }
+  if (best_first < 0) return false;
+  popped_.clear();
+  for (int32_t w = best_first; w < std::min(workers_, best_first + per_node_); ++w) {
+    if (tokens_[w] + piece <= cap_) popped_.push_back(w);
+  }
+  std::nth_element(popped_.begin(), popped_.begin() + (k - 1), popped_.end(),
+                   [&](int32_t a, int32_t b) { return load_[a] < load_[b]; });
+  out->assign(popped_.begin(), popped_.begin() + k);
+  std::sort(out->begin(), out->end());
+  return true;
+}
+
+double Placer::SlowestAfter(const std::vector<int32_t>& group) {
+  const int64_t k = static_cast<int64_t>(group.size());
+  double slowest = 0;
+  after_load_.assign(k, 0);
+  after_traffic_.assign(k, 0);
+  for (int64_t m = 0; m < k; ++m) {
+    const int32_t to = group[m];
+    double traffic = traffic_seconds_[to];
+    for (int64_t j = 0; j < k; ++j) {
+      if (j == m) continue;
+      // Member j's first chunk precedes m's last; its second (chunk 2k-1-j) too when j > m.
+      const int64_t needed = chunk_tokens_[j] + (j > m ? chunk_tokens_[2 * k - 1 - j] : 0);
+      traffic += 2 * ctx_.cost.TransferSeconds(group[j], to, ctx_.cost.KvBytes(needed));
+    }
+    after_load_[m] = load_[to] + share_seconds_[m];
+    after_traffic_[m] = traffic;
+    slowest = std::max(slowest, std::max(after_load_[m], traffic));
+  }
+  return slowest;
+}
+
+void Placer::Shard(const Sorted& doc_info) {
+  const Batch& batch = ctx_.batch;
+  const int32_t d = doc_info.document;
+  const Document& doc = batch.documents[d];
+  const double share = mean_ > 0 ? doc_info.seconds / (fill_ * mean_) : 1;
+  int64_t k = std::max<int64_t>(2, static_cast<int64_t>(std::ceil(share - 1e-9)));
+  if (cap_ < doc.length) k = std::max<int64_t>(k, (doc.length + cap_ - 1) / cap_);
+  k = std::clamp<int64_t>(k, 1, std::min<int64_t>(workers_, doc.length));
+  const int64_t piece = (doc.length + k - 1) / k;
+  std::vector<int32_t>& members = p_->members;
+  p_->at[d] = static_cast<int32_t>(members.size());
+  p_->degree[d] = static_cast<int32_t>(k);
+  bounds_.resize(2 * k + 1);
+  for (int64_t c = 0; c <= 2 * k; ++c) bounds_[c] = ChunkBegin(doc.length, 2 * k, c);
+  chunk_tokens_.resize(2 * k);
+  share_seconds_.assign(k, 0);
+  for (int64_t c = 0; c < 2 * k; ++c) {
+    chunk_tokens_[c] = bounds_[c + 1] - bounds_[c];
+    if (k == 1 || chunk_tokens_[c] == 0) continue;
+    share_seconds_[c < k ? c : 2 * k - 1 - c] +=
+        QueryRangeSeconds(ctx_.cost, doc, bounds_[c], bounds_[c + 1], bounds_) +
+        3 * ctx_.cost.TokenSeconds(chunk_tokens_[c]);
+  }
+  if (k == 1) share_seconds_[0] = doc_info.seconds;
+  // Topology-aware: a group that fits a node is placed inside one when that is no slower
+  // than the least-loaded workers anywhere (whose receives may cross nodes).
+  LeastLoadedK(k, piece, &chosen_);
+  if (k > 1 && k <= per_node_ && workers_ > per_node_ && WithinANode(k, piece, &local_) &&
+      SlowestAfter(local_) <= SlowestAfter(chosen_)) {
+    chosen_.swap(local_);
+  }
+  SlowestAfter(chosen_);
+  for (int64_t m = 0; m < k; ++m) {
+    const int32_t w = chosen_[m];
+    members.push_back(w);
+    Put(w,
+        chunk_tokens_.empty() || k == 1 ? doc.length
+                                        : chunk_tokens_[m] + chunk_tokens_[2 * k - 1 - m],
+        share_seconds_[m]);
+    traffic_seconds_[w] = after_traffic_[m];
+    highest_ = std::max(highest_, traffic_seconds_[w]);
+  }
+}
 
 }  // namespace
 
