@@ -1,41 +1,23 @@
 #include "service/planner/strategies/room_queue.h"
 
-#include <cstring>
+#include <algorithm>
+#include <cstddef>
 
 namespace fcp {
 
 RoomQueue::MinKeys::MinKeys(int32_t size) {
-  size_t leaves = 4;
-  while (leaves < static_cast<size_t>(size)) leaves *= 4;
-  first_leaf_ = (leaves - 1) / 3;
-  node_.assign(first_leaf_ + leaves, kNone);
+  size_t leaves = 1;
+  while (leaves < static_cast<size_t>(size)) leaves *= 2;
+  first_leaf_ = leaves;
+  node_.assign(2 * leaves, kNone);
 }
 
-void RoomQueue::MinKeys::Set(int32_t i, Key key) {
-  size_t n = first_leaf_ + static_cast<size_t>(i);
-  node_[n] = key;
-  while (n > 0) {
-    const size_t first = ((n - 1) & ~size_t{3}) + 1;
-    const Key a = node_[first] < node_[first + 1] ? node_[first] : node_[first + 1];
-    const Key b = node_[first + 2] < node_[first + 3] ? node_[first + 2] : node_[first + 3];
-    n = (n - 1) >> 2;
-    node_[n] = a < b ? a : b;
+void RoomQueue::MinKeys::Assign(const std::vector<Key>& keys) {
+  std::fill(node_.begin(), node_.end(), kNone);
+  std::copy(keys.begin(), keys.end(), node_.begin() + static_cast<std::ptrdiff_t>(first_leaf_));
+  for (size_t n = first_leaf_; n-- > 1;) {
+    node_[n] = node_[2 * n] < node_[2 * n + 1] ? node_[2 * n] : node_[2 * n + 1];
   }
-}
-
-// Doubles map to unsigned integers in the same order (negatives flipped, -0 as +0), so ties
-// between equal loads fall to the index below them.
-RoomQueue::MinKeys::Key RoomQueue::LoadKey(double load, int32_t w) {
-  const double l = load == 0 ? 0.0 : load;
-  uint64_t bits;
-  std::memcpy(&bits, &l, sizeof bits);
-  bits = (bits >> 63) != 0 ? ~bits : bits | (uint64_t{1} << 63);
-  return (MinKeys::Key{bits} << 32) | static_cast<uint32_t>(w);
-}
-
-RoomQueue::MinKeys::Key RoomQueue::TokensKey(int64_t tokens, int32_t w) {
-  const uint64_t bits = static_cast<uint64_t>(tokens) ^ (uint64_t{1} << 63);
-  return (MinKeys::Key{bits} << 32) | static_cast<uint32_t>(w);
 }
 
 RoomQueue::RoomQueue(int32_t size)
@@ -45,10 +27,8 @@ RoomQueue::RoomQueue(int32_t size)
       open_key_(size),
       open_(size),
       parked_(size) {
-  for (int32_t w = 0; w < size; ++w) {
-    open_key_[w] = LoadKey(0, w);
-    open_.Set(w, open_key_[w]);
-  }
+  for (int32_t w = 0; w < size; ++w) open_key_[w] = LoadKey(0, w);
+  open_.Assign(open_key_);
 }
 
 void RoomQueue::Set(int32_t w, double load, int64_t tokens) {

@@ -25,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace fcp {
@@ -42,23 +43,45 @@ class RoomQueue {
   int32_t LeastLoadedWithRoom(int64_t max_tokens);
 
  private:
-  // The least of `size` 128-bit keys under point updates: a 4-ary tournament tree.
+  // The least of `size` 128-bit keys under point updates: a binary tournament tree (an update
+  // compares one sibling per level).
   class MinKeys {
    public:
     using Key = unsigned __int128;
     static constexpr Key kNone = ~Key{0};
     explicit MinKeys(int32_t size);
-    void Set(int32_t i, Key key);
-    Key Min() const { return node_[0]; }
+    // Every key i below `size` set to keys[i] (the rest kNone), in O(size).
+    void Assign(const std::vector<Key>& keys);
+    void Set(int32_t i, Key key) {
+      size_t n = first_leaf_ + static_cast<size_t>(i);
+      node_[n] = key;
+      for (; n > 1; n >>= 1) {
+        const Key sibling = node_[n ^ 1];
+        key = sibling < key ? sibling : key;
+        node_[n >> 1] = key;
+      }
+    }
+    Key Min() const { return node_[1]; }
 
    private:
     size_t first_leaf_;
-    std::vector<Key> node_;  // node_[0] is the root; children of n are 4n+1 .. 4n+4
+    std::vector<Key> node_;  // node_[1] is the root; children of n are 2n and 2n + 1
   };
   enum class Where : uint8_t { kOpen, kParked, kHidden };
 
-  static MinKeys::Key LoadKey(double load, int32_t w);
-  static MinKeys::Key TokensKey(int64_t tokens, int32_t w);
+  // Doubles map to unsigned integers in the same order (negatives flipped, -0 as +0), so ties
+  // between equal loads fall to the index below them.
+  static MinKeys::Key LoadKey(double load, int32_t w) {
+    const double l = load == 0 ? 0.0 : load;
+    uint64_t bits;
+    std::memcpy(&bits, &l, sizeof bits);
+    bits = (bits >> 63) != 0 ? ~bits : bits | (uint64_t{1} << 63);
+    return (MinKeys::Key{bits} << 32) | static_cast<uint32_t>(w);
+  }
+  static MinKeys::Key TokensKey(int64_t tokens, int32_t w) {
+    const uint64_t bits = static_cast<uint64_t>(tokens) ^ (uint64_t{1} << 63);
+    return (MinKeys::Key{bits} << 32) | static_cast<uint32_t>(w);
+  }
   static int32_t Worker(MinKeys::Key key) { return static_cast<int32_t>(key & 0xffffffffu); }
 
   std::vector<double> load_;
