@@ -278,24 +278,26 @@ void Placer::Place(int32_t num_long, double fill, double bound, double tie_bound
     if (reached()) return;
   }
   // The short documents, whole: the least-loaded worker, else the least loaded with room.
-  for (int32_t i = num_long; i < docs; ++i) {
+  const int64_t* const tokens = tokens_.data();
+  int32_t* const at = p->at.data();
+  for (const Sorted *doc = sorted_.data() + num_long, *end = sorted_.data() + docs; doc != end;
+       ++doc) {
     if (reached()) return;
-    const Sorted& doc = sorted_[i];
-    if (doc.length > cap_) {  // too long to stay whole, whatever the threshold
-      Shard(doc);
+    if (doc->length > cap_) {  // too long to stay whole, whatever the threshold
+      Shard(*doc);
       continue;
     }
     int32_t w = LeastLoaded();
-    if (tokens_[w] + doc.length > cap_) {
-      w = room_->LeastLoadedWithRoom(cap_ - doc.length);
+    if (tokens[w] + doc->length > cap_) {
+      w = room_->LeastLoadedWithRoom(cap_ - doc->length);
       if (w < 0) {  // fits whole on no worker: sharded instead, over workers with room
-        Shard(doc);
+        Shard(*doc);
         continue;
       }
     }
-    p->at[doc.document] = static_cast<int32_t>(p->members.size());
+    at[doc->document] = static_cast<int32_t>(p->members.size());
     p->members.push_back(w);
-    Put(w, doc.length, doc.seconds);
+    Put(w, doc->length, doc->seconds);
   }
   for (int32_t w = 0; w < workers_; ++w) {
     p->traffic = std::max(p->traffic, traffic_seconds_[w]);

@@ -32,15 +32,18 @@ RoomQueue::RoomQueue(int32_t size)
 }
 
 void RoomQueue::Set(int32_t w, double load, int64_t tokens) {
+  const double before = load_[w];
   load_[w] = load;
   tokens_[w] = tokens;
   if (where_[w] == Where::kParked) {
     parked_.Set(w, TokensKey(tokens, w));
     return;
   }
-  const MinKeys::Key key = LoadKey(load, w);
   // A grown load may wait: the open tree's minimum is checked against the current load before
-  // it is answered (a key below the worker's current one never hides a lighter worker).
+  // it is answered (a key below the worker's current one never hides a lighter worker). An open
+  // worker's key is never above its load's, so a load that did not drop needs no key.
+  if (where_[w] == Where::kOpen && load >= before) return;
+  const MinKeys::Key key = LoadKey(load, w);
   if (where_[w] == Where::kOpen && key >= open_key_[w]) return;
   where_[w] = Where::kOpen;
   open_key_[w] = key;
