@@ -99,6 +99,7 @@ class Placer {
   double fill_ = 1;
   double highest_ = 0;  // the estimate so far: the largest load or traffic
   std::vector<double> load_, keyed_, traffic_seconds_;  // keyed_: load_ when last keyed in the tree
+  std::vector<double> node_floor_;  // per node, a load at or below each of its workers' loads
   std::vector<int64_t> tokens_;
   std::optional<MinTree> least_loaded_;
   std::optional<RoomQueue> room_;  // the fallback once the least-loaded worker is full
@@ -258,6 +259,7 @@ void Placer::Place(int32_t num_long, double fill, double bound, double tie_bound
   highest_ = 0;
   load_.assign(workers_, 0);
   keyed_.assign(workers_, 0);
+  node_floor_.assign((workers_ + per_node_ - 1) / per_node_, 0);
   traffic_seconds_.assign(workers_, 0);  // receives, forward + backward
   tokens_.assign(workers_, 0);
   least_loaded_.emplace(workers_);
@@ -339,19 +341,24 @@ void Placer::LeastLoadedK(int64_t k, int64_t piece, std::vector<int32_t>* out) {
 bool Placer::WithinANode(int64_t k, int64_t piece, std::vector<int32_t>* out) {
   out->clear();
   // Each node's k-th least load among its workers with room, against the best so far: a node
-  // with fewer than k of them below it cannot beat it. The best node's k workers are then taken
-  // as nth_element takes them (among equal loads, its choice).
-  // No load is below 0: a node whose k-th is 0 cannot be beaten.
+  // with fewer than k of them below it cannot beat it, nor can one whose floor (a load at or
+  // below all of its workers': loads only grow) is not below it. No load is below 0: a node
+  // whose k-th is 0 cannot be beaten. The best node's k workers are then taken as nth_element
+  // takes them (among equal loads, its choice).
   double best = HUGE_VAL;
   int32_t best_first = -1;
   kth_.resize(per_node_);
-  for (int32_t first = 0; first < workers_ && best > 0; first += per_node_) {
+  for (int32_t first = 0, node = 0; first < workers_ && best > 0; first += per_node_, ++node) {
+    if (node_floor_[node] >= best) continue;
     const int32_t last = std::min(workers_, first + per_node_);
     int64_t below = 0;
+    double floor = HUGE_VAL;
     for (int32_t w = first; w < last; ++w) {
       kth_[below] = load_[w];
+      floor = std::min(floor, load_[w]);
       below += tokens_[w] + piece <= cap_ && load_[w] < best;
     }
+    node_floor_[node] = floor;
     if (below < k) continue;
     std::nth_element(kth_.begin(), kth_.begin() + (k - 1), kth_.begin() + below);
     best = kth_[k - 1];
