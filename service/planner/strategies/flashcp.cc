@@ -27,6 +27,13 @@
 // Where it differs: the threshold candidates are a fixed few (the paper's search is not
 // specified further in the design); the estimate does not schedule rounds (a schedule per
 // candidate would cost more than the placement); only the winner is scheduled.
+//
+// Planning cost (issue 23, the same plans): the candidates share one Placer's buffers; a
+// candidate stops once a load or its traffic reaches the best estimate so far (both only grow);
+// under a cap the roomy groups are placed first (they win most batches) so that the plain ones
+// stop once past them, ties still going to the plain ones. A short document costs a lookup of
+// the least-loaded worker, whose tree key is refreshed only when it reaches the front, else one
+// RoomQueue query; within-a-node groups skip the nodes that cannot beat the best one found.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
