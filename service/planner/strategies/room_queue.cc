@@ -24,15 +24,15 @@ RoomQueue::RoomQueue(int32_t size)
     : load_(size, 0),
       tokens_(size, 0),
       where_(size, Where::kOpen),
-      open_key_(size),
+      open_load_(size, 0),
       open_(size),
       parked_(size) {
-  for (int32_t w = 0; w < size; ++w) open_key_[w] = LoadKey(0, w);
-  open_.Assign(open_key_);
+  std::vector<MinKeys::Key> keys(size);
+  for (int32_t w = 0; w < size; ++w) keys[w] = LoadKey(0, w);
+  open_.Assign(keys);
 }
 
 void RoomQueue::Set(int32_t w, double load, int64_t tokens) {
-  const double before = load_[w];
   load_[w] = load;
   tokens_[w] = tokens;
   if (where_[w] == Where::kParked) {
@@ -40,14 +40,12 @@ void RoomQueue::Set(int32_t w, double load, int64_t tokens) {
     return;
   }
   // A grown load may wait: the open tree's minimum is checked against the current load before
-  // it is answered (a key below the worker's current one never hides a lighter worker). An open
-  // worker's key is never above its load's, so a load that did not drop needs no key.
-  if (where_[w] == Where::kOpen && load >= before) return;
-  const MinKeys::Key key = LoadKey(load, w);
-  if (where_[w] == Where::kOpen && key >= open_key_[w]) return;
+  // it is answered (a key below the worker's current one never hides a lighter worker). Keys
+  // order as their loads do (equal loads, equal keys).
+  if (where_[w] == Where::kOpen && load >= open_load_[w]) return;
   where_[w] = Where::kOpen;
-  open_key_[w] = key;
-  open_.Set(w, key);
+  open_load_[w] = load;
+  open_.Set(w, LoadKey(load, w));
 }
 
 void RoomQueue::Hide(int32_t w) {
@@ -62,18 +60,17 @@ int32_t RoomQueue::LeastLoadedWithRoom(int64_t max_tokens) {
     const int32_t w = Worker(k);
     if (tokens_[w] > max_tokens) break;
     parked_.Set(w, MinKeys::kNone);
-    open_key_[w] = LoadKey(load_[w], w);
-    open_.Set(w, open_key_[w]);
+    open_load_[w] = load_[w];
+    open_.Set(w, LoadKey(load_[w], w));
     where_[w] = Where::kOpen;
   }
   // The lightest open worker with room; the full ones in front of it are parked.
   for (MinKeys::Key k = open_.Min(); k != MinKeys::kNone; k = open_.Min()) {
     const int32_t w = Worker(k);
     if (tokens_[w] <= max_tokens) {
-      const MinKeys::Key current = LoadKey(load_[w], w);
-      if (current == k) return w;
-      open_key_[w] = current;  // its load grew since it was keyed: re-keyed, look again
-      open_.Set(w, current);
+      if (load_[w] == open_load_[w]) return w;
+      open_load_[w] = load_[w];  // its load grew since it was keyed: re-keyed, look again
+      open_.Set(w, LoadKey(load_[w], w));
       continue;
     }
     open_.Set(w, MinKeys::kNone);

@@ -87,7 +87,7 @@ class RoomQueue {
   std::vector<double> load_;
   std::vector<int64_t> tokens_;
   std::vector<Where> where_;
-  std::vector<MinKeys::Key> open_key_;  // an open worker's key in open_: its load when keyed
+  std::vector<double> open_load_;  // an open worker's load when keyed in open_ (at most load_)
   MinKeys open_, parked_;
 };
 
