@@ -37,6 +37,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <vector>
@@ -44,6 +45,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/plan_memo.h"
 #include "service/planner/strategies/room_queue.h"
 
 namespace fcp {
@@ -130,10 +132,11 @@ class FlashCpPlanner final : public Planner {
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
-    double total = 0;
-    const std::vector<double> seconds = DocumentSeconds(ctx, &total);
-    const std::vector<int32_t> order = ByCostDescending(seconds);
-    const double mean = total / batch.topology.num_workers;
+    // The documents' costs in order (under auto, computed once for all its candidates).
+    const std::shared_ptr<const DocCosts> costs = SharedDocCosts(ctx);
+    const std::vector<double>& seconds = costs->seconds;
+    const std::vector<int32_t>& order = costs->by_cost;
+    const double mean = costs->total / batch.topology.num_workers;
     // Documents in placement order, side by side: every candidate walks them sequentially.
     std::vector<Sorted> sorted(docs);
     for (int32_t i = 0; i < docs; ++i) {
