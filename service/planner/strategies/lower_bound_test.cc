@@ -260,6 +260,14 @@ Case DrawCase(std::mt19937_64& rng) {
   return c;
 }
 
+// Half the time, a token cap of (least + step × (0..3)) × the mean tokens per worker.
+void MaybeCap(std::mt19937_64& rng, double least, double step, int32_t workers, Batch* batch) {
+  if (rng() % 2 != 0) return;
+  batch->topology.max_tokens_per_worker =
+      static_cast<int64_t>((least + step * static_cast<double>(rng() % 4)) *
+                           static_cast<double>(batch->TotalTokens()) / workers);
+}
+
 TEST(LowerBoundTest, FlexDegBoundHoldsForTheMicroBatchedStructureUnderACap) {
   std::mt19937_64 rng(2026);
   std::unique_ptr<Planner> planner = *NewPlanner("flexdeg");
@@ -337,11 +345,7 @@ TEST(LowerBoundTest, CascadeStagesHoldUnderAnyIncumbent) {
   int cases = 0;
   for (int i = 0; i < 36; ++i) {
     auto [batch, options, workers, mask_kind] = DrawCase(rng);
-    if (rng() % 2 == 0) {
-      batch.topology.max_tokens_per_worker =
-          static_cast<int64_t>((1.02 + 0.05 * static_cast<double>(rng() % 4)) *
-                               static_cast<double>(batch.TotalTokens()) / workers);
-    }
+    MaybeCap(rng, 1.02, 0.05, workers, &batch);
     const Batch resolved = ResolveBatch(batch, options.objective);
     const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
     for (const char* strategy : {"static_cp", "flexdeg", "whole_doc"}) {
@@ -411,10 +415,7 @@ TEST(LowerBoundTest, StaticCpLongestDocumentBoundIsAtMostItsLayoutsBound) {
   int cases = 0, known = 0;
   for (int i = 0; i < 60; ++i) {
     auto [batch, options, workers, mask_kind] = DrawCase(rng);
-    if (rng() % 2 == 0) {
-      batch.topology.max_tokens_per_worker =
-          static_cast<int64_t>(1.05 * static_cast<double>(batch.TotalTokens()) / workers);
-    }
+    MaybeCap(rng, 1.05, 0, workers, &batch);
     options.strategy = "static_cp";
     const Batch resolved = ResolveBatch(batch, options.objective);
     const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
@@ -449,11 +450,7 @@ TEST(IncumbentTest, AutoPicksWhatEveryCandidateRunFullyPicksAndFlexDegKeepsItsPl
   int cases = 0, flexdeg_above = 0, flexdeg_below = 0;
   for (int i = 0; i < 48; ++i) {
     auto [batch, options, workers, mask_kind] = DrawCase(rng);
-    if (rng() % 2 == 0) {
-      batch.topology.max_tokens_per_worker =
-          static_cast<int64_t>((1.05 + 0.1 * static_cast<double>(rng() % 4)) *
-                               static_cast<double>(batch.TotalTokens()) / workers);
-    }
+    MaybeCap(rng, 1.05, 0.1, workers, &batch);
     const Batch resolved = ResolveBatch(batch, options.objective);
     const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
     const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
