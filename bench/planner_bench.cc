@@ -10,6 +10,7 @@
 // Each benchmark also reports the plan's quality as counters (imbalances, bytes, predicted ms:
 // step_ms the whole layer, fwd + bwd; attention_ms the attention pipeline alone; vs_bound the
 // step over the perfect-balance bound), so one run shows what the time buys.
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -123,6 +124,38 @@ void BM_Layout(benchmark::State& state, const std::string& strategy) {
   }
 }
 
+// The strategy's LowerBoundMs as auto asks it: the incumbent is the least step of the auto
+// candidates before it (auto_order), each run fully.
+void BM_Bound(benchmark::State& state, const std::string& strategy) {
+  const PlanOptions options = Options(strategy);
+  const Batch raw = WikipediaBatch(static_cast<int32_t>(state.range(0)));
+  const Batch batch = ResolveBatch(raw, options.objective);
+  const CostModel cost(batch.model, batch.topology, options.cost, options.objective);
+  PlanContext ctx{batch, options, cost, absl::InfiniteFuture()};
+  std::unique_ptr<Planner> planner = *NewPlanner(strategy);
+  for (const StrategyInfo& s : ListStrategies()) {
+    std::unique_ptr<Planner> other = *NewPlanner(s.name);
+    if (other->auto_order() == Planner::kNotAnAutoCandidate ||
+        other->auto_order() >= planner->auto_order()) {
+      continue;
+    }
+    PlanOptions o = options;
+    o.strategy = s.name;
+    absl::StatusOr<Plan> plan = MakePlan(raw, o, OutputSpec::SummaryOnly());
+    if (plan.ok()) {
+      ctx.incumbent_ms = std::min(ctx.incumbent_ms,
+                                  plan->summary.predicted_fwd_ms + plan->summary.predicted_bwd_ms);
+    }
+  }
+  double bound = 0;
+  for (auto _ : state) {
+    bound = planner->LowerBoundMs(ctx);
+    benchmark::DoNotOptimize(bound);
+  }
+  state.counters["bound_ms"] = bound;
+  state.counters["incumbent_ms"] = ctx.incumbent_ms;
+}
+
 void RegisterAll() {
   for (const StrategyInfo& s : ListStrategies()) {
     auto* b = benchmark::RegisterBenchmark(s.name.c_str(), BM_Plan, s.name);
@@ -133,6 +166,10 @@ void RegisterAll() {
   for (const StrategyInfo& s : ListStrategies()) {
     auto* b = benchmark::RegisterBenchmark(("layout_" + s.name).c_str(), BM_Layout, s.name);
     b->ArgName("W")->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);
+  }
+  for (const StrategyInfo& s : ListStrategies()) {
+    auto* b = benchmark::RegisterBenchmark(("bound_" + s.name).c_str(), BM_Bound, s.name);
+    b->ArgName("W")->Arg(8)->Arg(16)->Arg(32)->Arg(64)->Arg(1024)->Unit(benchmark::kMillisecond);
   }
 }
 

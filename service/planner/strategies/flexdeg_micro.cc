@@ -17,6 +17,11 @@ namespace {
 // mean)) workers, for each fill: below 1 the members keep room for short documents.
 constexpr double kOver = 1.05;
 constexpr double kFills[] = {1.0, 0.9 * kOver, 0.9, 0.8, 0.7};
+// The bound's packings check whether the documents left can still fit below the bound sought
+// (MicroPacker::FluidOver) every max(kFluidEvery, W / 2) documents, at that bound × (1 +
+// kFluidMargin).
+constexpr int32_t kFluidEvery = 64;
+constexpr double kFluidMargin = 1e-6;
 
 // The least compute (forward + backward per ctx.options) of `tokens` rows of `doc` holding
 // `pairs` allowed pairs: their tiles at most the whole document's size (no more efficient), tile
@@ -90,11 +95,14 @@ struct MicroPacking {
 
 class MicroPacker {
  public:
-  // `whole` (bound mode, else null): every document's least compute whole (WholeSeconds).
+  // `whole` (bound mode, else null): every document's least compute whole (WholeSeconds);
+  // `densest` (bound mode, or null): DensestFrom, for the fluid check (FluidOver).
   MicroPacker(const PlanContext& ctx, const GroupSizing& sizing,
-              const std::vector<double>* whole = nullptr)
+              const std::vector<double>* whole = nullptr,
+              const std::vector<double>* densest = nullptr)
       : ctx_(ctx),
         whole_(whole),
+        densest_(densest),
         batch_(ctx.batch),
         sizing_(sizing),
         workers_(batch_.topology.num_workers),
@@ -102,7 +110,8 @@ class MicroPacker {
         least_(workers_),
         by_room_(workers_) {}
 
-  // Bound mode: stops (an error) once a worker's least compute reaches `above`.
+  // Bound mode: stops (an error) once a worker's least compute reaches `above`, or, with
+  // `densest`, once the documents left cannot all be placed without one reaching it (FluidOver).
   absl::StatusOr<MicroPacking> Pack(const std::vector<int32_t>& sizes, double above = HUGE_VAL) {
     const std::vector<SizingDoc>& docs = sizing_.docs();
     std::vector<int32_t> group_sizes;
@@ -137,8 +146,20 @@ class MicroPacker {
     }
     // 2. The other documents whole, costliest first, onto the least-loaded worker with room; a
     // document that fits none whole is spread over the fewest of the roomiest workers it fits.
+    const bool fluid = densest_ != nullptr && above_ < HUGE_VAL;
+    double left = 0;  // (fluid) the least compute of the documents not yet placed
+    if (fluid) {
+      for (size_t i = 0; i < docs.size(); ++i) {
+        if (sizes[i] < 2) left += (*whole_)[docs[i].document];
+      }
+    }
+    const size_t every = static_cast<size_t>(std::max(kFluidEvery, workers_ / 2));
     for (size_t i = 0; i < docs.size(); ++i) {
       if (sizes[i] >= 2) continue;
+      if (fluid && i % every == 0 && FluidOver(left, (*densest_)[i])) {
+        return absl::AbortedError("flexdeg: over the bound sought");
+      }
+      if (fluid) left -= (*whole_)[docs[i].document];
       const int64_t length = docs[i].length;
       // The least-loaded worker if it has room, else by room (SinglesByRoom: its answer is the
       // least-loaded worker too when that has room, so from the first full one on it alone is
@@ -167,6 +188,23 @@ class MicroPacker {
   }
 
  private:
+  // Whether every completion of the packing leaves a worker's least compute above above_: the
+  // documents left, `left` seconds at most `densest` seconds per token, go to the workers with
+  // room, each of which takes at most its room × densest and, to stay below the level, the level
+  // less its least compute so far. (The level is above_ a little raised: the sums of the
+  // packing's least compute round differently.)
+  bool FluidOver(double left, double densest) const {
+    if (left <= 0) return false;
+    const double level = above_ * (1 + kFluidMargin);
+    double takes = 0;
+    for (int32_t w = 0; w < workers_; ++w) {
+      const double headroom = level - p_.least[w];
+      if (headroom > 0) takes += std::min(headroom, densest * static_cast<double>(free_[w]));
+      if (takes >= left) return false;
+    }
+    return true;
+  }
+
   void Take(int32_t w, int64_t length, double seconds) {
     p_.load[w] += seconds;
     tokens_[w] += length;
@@ -224,6 +262,7 @@ class MicroPacker {
 
   const PlanContext& ctx_;
   const std::vector<double>* whole_;
+  const std::vector<double>* densest_;
   const Batch& batch_;
   const GroupSizing& sizing_;
   int32_t workers_;
@@ -235,6 +274,21 @@ class MicroPacker {
   MicroPacking p_;
   std::vector<int64_t> tokens_, free_;
 };
+
+// Per document of sizing.docs() from i on, the most least compute per token any of its tokens
+// can carry (a query against every key of its document: at most L pairs at the whole document's
+// efficiency, and its linear layers), for MicroPacker::FluidOver.
+std::vector<double> DensestFrom(const PlanContext& ctx, const GroupSizing& sizing) {
+  const std::vector<SizingDoc>& docs = sizing.docs();
+  std::vector<double> densest(docs.size());
+  double most = 0;
+  for (size_t i = docs.size(); i-- > 0;) {
+    const Document& doc = ctx.batch.documents[docs[i].document];
+    most = std::max(most, LeastSeconds(ctx, doc, doc.length, 1));
+    densest[i] = most;
+  }
+  return densest;
+}
 
 }  // namespace
 
@@ -294,7 +348,8 @@ double MicroLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
   // (a worker's least compute only grows as the packing goes: once it reaches the least so far,
   // the candidate cannot lower it, and its packing stops)
   double least = above;
-  MicroPacker packer(ctx, sizing, &whole);
+  const std::vector<double> densest = DensestFrom(ctx, sizing);
+  MicroPacker packer(ctx, sizing, &whole, &densest);
   // (the exact sizing's and the smallest fills' first: at W = 1024 one of them is the least, and
   // the others' packings then stop sooner)
   std::vector<std::vector<int32_t>> all = MicroSizes(ctx, sizing, exact);

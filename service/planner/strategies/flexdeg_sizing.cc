@@ -219,8 +219,14 @@ double GroupSizing::Bisect(double lo, double hi, Pred fits) {
 bool GroupSizing::Within(double target, std::vector<int32_t>* sizes) const {
   if (!(target >= total_ / workers_)) return false;
   sizes->assign(docs_.size(), 1);
-  int64_t left = workers_;
   std::vector<int32_t> rings;
+  return WithinFromOnes(target, sizes, &rings);
+}
+
+bool GroupSizing::WithinFromOnes(double target, std::vector<int32_t>* sizes,
+                                 std::vector<int32_t>* rings_out) const {
+  int64_t left = workers_;
+  std::vector<int32_t>& rings = *rings_out;
   double rest = total_tokens_;
   // Document i in a ring of its own, the least workers within the target.
   auto group = [&](size_t i) {
@@ -254,15 +260,35 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
   std::vector<std::vector<double>> loss;
   int64_t wanted = 0;  // workers the rings' own best sizes would add
   std::vector<int64_t> own_best;
+  // The loss of ring j at x workers above `least` (infinite where that size is not allowed: over
+  // the cap, or GroupSeconds over the target, where Room, whose time at no more tokens is
+  // GroupSeconds computed alike, is -1).
+  auto loss_at = [&](int32_t j, int64_t least, int64_t x) {
+    const SizingDoc& d = docs_[j];
+    const int64_t k = least + x;
+    if (x > 0 && MemberTokens(d.length, k) > cap_) return HUGE_VAL;
+    const double room = Room(d, k, target);
+    return x > 0 && room < 0 ? HUGE_VAL : static_cast<double>(k) * (single - room);
+  };
   for (int32_t j : rings) {  // costliest first
     const int64_t least = (*sizes)[j];
-    const SizingDoc& d = docs_[j];
+    const double length = static_cast<double>(docs_[j].length);
     std::vector<double>& l = loss.emplace_back(widest + 1, HUGE_VAL);
     int64_t best = 0;
-    for (int64_t x = 0; x <= widest; ++x) {
-      const int64_t k = least + x;
-      if (x > 0 && (MemberTokens(d.length, k) > cap_ || GroupSeconds(d, k) > target)) continue;
-      l[x] = static_cast<double>(k) * (single - Room(d, k, target));
+    l[0] = loss_at(j, least, 0);
+    for (int64_t x = 1; x <= widest; ++x) {
+      // Room is at most the cap less the ring's chunks (`most` in Room, computed alike), so the
+      // loss is at least k·(single − most) (rounding is monotone): where that is not below the
+      // best so far, x is not the ring's best, and its loss is left unknown (NaN) unless the
+      // workers must be shared out below. (Beyond the node size most rings' room is that cap's
+      // and their losses tie but for rounding: this spares most of the Room calls.)
+      const double k = static_cast<double>(least + x);
+      const double most = static_cast<double>(cap_) - length / k;
+      if (most >= 0 && k * (single - most) >= l[best]) {
+        l[x] = std::numeric_limits<double>::quiet_NaN();
+        continue;
+      }
+      l[x] = loss_at(j, least, x);
       if (l[x] < l[best]) best = x;
     }
     own_best.push_back(best);
@@ -271,6 +297,11 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
   std::vector<int64_t> extra = own_best;
   if (wanted > left) {  // the workers do not stretch to every ring's best: share them out
     const size_t n = rings.size();
+    for (size_t r = 0; r < n; ++r) {  // every loss known
+      for (int64_t x = 1; x <= widest; ++x) {
+        if (std::isnan(loss[r][x])) loss[r][x] = loss_at(rings[r], (*sizes)[rings[r]], x);
+      }
+    }
     if (static_cast<double>(n) * static_cast<double>(left + 1) * static_cast<double>(widest + 1) <=
         kMaxDpSteps) {
       // Exact: dp over rings and workers used (a multiple-choice knapsack).
@@ -311,15 +342,22 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
 
 std::optional<GroupSizing::Solution> GroupSizing::Exact() const {
   if (workers_ <= 0) return std::nullopt;
-  std::vector<int32_t> sizes;
+  // Within at each step, its sizes set back to ones where the step before changed them (not the
+  // whole vector: a bisection's ~50 steps over tens of thousands of documents).
+  std::vector<int32_t> sizes(docs_.size(), 1), rings;
+  auto within = [&](double t) {
+    for (int32_t j : rings) sizes[j] = 1;
+    rings.clear();
+    return t >= total_ / workers_ && WithinFromOnes(t, &sizes, &rings);
+  };
   const double lo = total_ / workers_;
   double hi = std::max(lo, docs_.empty() ? lo : docs_[0].seconds);
-  for (int i = 0; !Within(hi, &sizes); ++i) {
+  for (int i = 0; !within(hi); ++i) {
     if (i == 64 || !std::isfinite(hi)) return std::nullopt;
     hi = 2 * hi + 1e-9;
   }
-  const double target = Bisect(lo, hi, [&](double t) { return Within(t, &sizes); });
-  Within(target, &sizes);
+  const double target = Bisect(lo, hi, within);
+  within(target);
   return Solution{std::move(sizes), target};
 }
 

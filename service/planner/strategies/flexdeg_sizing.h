@@ -98,6 +98,10 @@ class GroupSizing {
   bool Within(double target, std::vector<int32_t>* sizes) const;
 
  private:
+  // Within for `sizes` all ones and `target` at least the mean worker; `rings` (empty on entry)
+  // gets every index whose size it sets, whether it fits or not.
+  bool WithinFromOnes(double target, std::vector<int32_t>* sizes,
+                      std::vector<int32_t>* rings) const;
   // Widens the rings of `sizes` (indices `rings`, ascending; their least sizes within `target`)
   // to leave the pool the most room with the `left` workers not in rings.
   void WidenRings(double target, int64_t left, const std::vector<int32_t>& rings,

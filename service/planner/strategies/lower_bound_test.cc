@@ -6,6 +6,7 @@
 // a winner.
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -21,6 +22,7 @@
 #include "service/planner/strategies/dcp.h"
 #include "service/planner/strategies/flexdeg_bound.h"
 #include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/static_cp.h"
 #include "service/planner/strategies/test_batches.h"
 
 namespace fcp {
@@ -98,7 +100,7 @@ TEST_P(LowerBoundTest, IsAtMostThePredictedStepOfItsPlan) {
   }
   // The strategies that know a bound must give one on these batches: the property is not vacuous.
   if (strategy == "ring" || strategy == "whole_doc" || strategy == "static_cp" ||
-      strategy == "flexdeg") {
+      strategy == "flexdeg" || strategy == "dcp") {
     EXPECT_GT(bounded, 0);
   }
 }
@@ -258,6 +260,14 @@ Case DrawCase(std::mt19937_64& rng) {
   return c;
 }
 
+// Half the time, a token cap of (least + step × (0..3)) × the mean tokens per worker.
+void MaybeCap(std::mt19937_64& rng, double least, double step, int32_t workers, Batch* batch) {
+  if (rng() % 2 != 0) return;
+  batch->topology.max_tokens_per_worker =
+      static_cast<int64_t>((least + step * static_cast<double>(rng() % 4)) *
+                           static_cast<double>(batch->TotalTokens()) / workers);
+}
+
 TEST(LowerBoundTest, FlexDegBoundHoldsForTheMicroBatchedStructureUnderACap) {
   std::mt19937_64 rng(2026);
   std::unique_ptr<Planner> planner = *NewPlanner("flexdeg");
@@ -303,11 +313,8 @@ TEST(LowerBoundTest, WholeDocAndStaticCpBoundsAreWithinFivePercentOfTheirPlans) 
   }
 }
 
-// PlanContext::incumbent_ms (planner.h) changes no plan: auto, whose candidates skip what cannot
-// beat the best plan so far, picks the strategy and the step of a reference loop that runs every
-// candidate fully without an incumbent and keeps the first least step within the cap; and flexdeg
-// given an incumbent returns its own plan when that is below it, else a plan no faster than it.
-// Random batches: every mask, both objectives, with and without a cap, several worker counts.
+// A layout's predicted step (scheduled if it is not yet), infinite when it has none or breaks the
+// cap.
 struct Priced {
   std::string strategy;
   double ms = HUGE_VAL;  // infinite: no plan, or one over the cap
@@ -327,6 +334,111 @@ Priced PriceLayout(const PlanContext& ctx, absl::StatusOr<Layout> layout) {
           s.predicted_fwd_ms + (ctx.options.include_backward ? s.predicted_bwd_ms : 0)};
 }
 
+// The bounds' cheap stages (static_cp's longest document first; flexdeg's micro-batched packings
+// stopped by the fluid check) decide only where they reach the incumbent: under any incumbent a
+// bound is at most the plan's step, and it is either the bound made without an incumbent or at
+// least the incumbent. Incumbents from far below the plan (every stage then returns as early as
+// it can) to above it; random batches, every mask, both objectives, with and without a cap.
+TEST(LowerBoundTest, CascadeStagesHoldUnderAnyIncumbent) {
+  std::mt19937_64 rng(4242);
+  std::map<std::string, int> early;  // per strategy: bounds that stopped at the incumbent
+  int cases = 0;
+  for (int i = 0; i < 36; ++i) {
+    auto [batch, options, workers, mask_kind] = DrawCase(rng);
+    MaybeCap(rng, 1.02, 0.05, workers, &batch);
+    const Batch resolved = ResolveBatch(batch, options.objective);
+    const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
+    for (const char* strategy : {"static_cp", "flexdeg", "whole_doc"}) {
+      const std::unique_ptr<Planner> planner = *NewPlanner(strategy);
+      options.strategy = strategy;
+      const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+      const Priced plan = PriceLayout(ctx, planner->MakeLayout(ctx));
+      if (plan.ms == HUGE_VAL) continue;
+      ++cases;
+      const double free_bound = planner->LowerBoundMs(ctx);
+      for (double factor : {1e-9, 0.3, 0.9, 1.0, 1.5}) {
+        PlanContext bounded = ctx;
+        bounded.incumbent_ms = plan.ms * factor;
+        const double bound = planner->LowerBoundMs(bounded);
+        const std::string where = absl::StrCat(strategy, ", case ", i, ", W ", workers, ", masks ",
+                                               mask_kind, ", incumbent x", factor);
+        EXPECT_LE(bound, plan.ms * (1 + 1e-9)) << where;
+        if (bound != free_bound) {
+          EXPECT_GE(bound, bounded.incumbent_ms) << where;
+          ++early[strategy];
+        }
+      }
+    }
+  }
+  EXPECT_GT(cases, 80);
+  EXPECT_GT(early["static_cp"], 20);  // its cheap stage decides in many of these
+}
+
+// StaticCpSurelyPacks (static_cp.h) is a sufficient condition: wherever it holds, the packing at
+// that CP size succeeds. Batches with one-token documents, long documents, tight budgets, every CP
+// size; the packing fails in some of them and the condition holds in many.
+TEST(LowerBoundTest, StaticCpSurelyPacksOnlyWherePackingSucceeds) {
+  std::mt19937_64 rng(65);
+  int sure = 0, failed = 0;
+  for (int i = 0; i < 200; ++i) {
+    const int32_t workers = std::vector<int32_t>{4, 8, 12, 16, 64}[rng() % 5];
+    SkewedShape shape;
+    shape.tokens_per_worker = 256 + static_cast<int64_t>(rng() % 8192);
+    shape.long_one_in = 2 + static_cast<int>(rng() % 40);
+    shape.long_min = 1 + static_cast<int64_t>(rng() % 4096);
+    shape.long_span = 1 + static_cast<int64_t>(rng() % 30000);
+    shape.short_max = 1 + static_cast<int64_t>(rng() % 600);
+    Batch batch = SkewedBatch(workers, rng(), shape);
+    const int64_t budget =
+        static_cast<int64_t>((1.0 + 0.01 * static_cast<double>(rng() % 30)) *
+                             static_cast<double>(batch.TotalTokens()) / workers) +
+        static_cast<int64_t>(rng() % 3);
+    for (int32_t c = 1; c <= workers; c *= 2) {
+      const bool surely = StaticCpSurelyPacks(batch, c, budget);
+      const bool packs = PackStaticCpGroups(batch, c, budget, "static_cp").ok();
+      EXPECT_TRUE(packs || !surely)
+          << "case " << i << ", W " << workers << ", c " << c << ", budget " << budget;
+      sure += surely;
+      failed += !packs;
+    }
+  }
+  EXPECT_GT(sure, 100);
+  EXPECT_GT(failed, 20);
+}
+
+// static_cp's cheap stage (StaticCpLongestDocumentBoundMs) is at most the bound of the layout
+// static_cp makes (LayoutLowerBoundMs: the same member's sum holds the same two terms), exactly,
+// and it knows a bound in most cases.
+TEST(LowerBoundTest, StaticCpLongestDocumentBoundIsAtMostItsLayoutsBound) {
+  std::mt19937_64 rng(66);
+  const std::unique_ptr<Planner> planner = *NewPlanner("static_cp");
+  int cases = 0, known = 0;
+  for (int i = 0; i < 60; ++i) {
+    auto [batch, options, workers, mask_kind] = DrawCase(rng);
+    MaybeCap(rng, 1.05, 0, workers, &batch);
+    options.strategy = "static_cp";
+    const Batch resolved = ResolveBatch(batch, options.objective);
+    const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
+    const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+    absl::StatusOr<Layout> layout = planner->MakeLayout(ctx);
+    const double longest = StaticCpLongestDocumentBoundMs(ctx);
+    if (!layout.ok()) {
+      EXPECT_EQ(longest, 0) << "case " << i;
+      continue;
+    }
+    ++cases;
+    known += longest > 0;
+    EXPECT_LE(longest, LayoutLowerBoundMs(ctx, *layout)) << "case " << i << ", W " << workers;
+  }
+  EXPECT_GT(cases, 50);
+  EXPECT_GT(known, 40);
+}
+
+// PlanContext::incumbent_ms (planner.h) changes no plan: auto, whose candidates skip what cannot
+// beat the best plan so far, picks the strategy and the step of a reference loop that runs every
+// candidate fully without an incumbent and keeps the first least step within the cap; and flexdeg
+// given an incumbent returns its own plan when that is below it, else a plan no faster than it.
+// Random batches: every mask, both objectives, with and without a cap, several worker counts.
 TEST(IncumbentTest, AutoPicksWhatEveryCandidateRunFullyPicksAndFlexDegKeepsItsPlan) {
   std::mt19937_64 rng(2326);
   std::vector<std::unique_ptr<Planner>> candidates;
@@ -338,11 +450,7 @@ TEST(IncumbentTest, AutoPicksWhatEveryCandidateRunFullyPicksAndFlexDegKeepsItsPl
   int cases = 0, flexdeg_above = 0, flexdeg_below = 0;
   for (int i = 0; i < 48; ++i) {
     auto [batch, options, workers, mask_kind] = DrawCase(rng);
-    if (rng() % 2 == 0) {
-      batch.topology.max_tokens_per_worker =
-          static_cast<int64_t>((1.05 + 0.1 * static_cast<double>(rng() % 4)) *
-                               static_cast<double>(batch.TotalTokens()) / workers);
-    }
+    MaybeCap(rng, 1.05, 0.1, workers, &batch);
     const Batch resolved = ResolveBatch(batch, options.objective);
     const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
     const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
@@ -381,6 +489,19 @@ TEST(IncumbentTest, AutoPicksWhatEveryCandidateRunFullyPicksAndFlexDegKeepsItsPl
       const double bound = flexdeg->LowerBoundMs(bounded);
       if (free_bound < bounded.incumbent_ms) {
         EXPECT_EQ(bound, free_bound) << where << ", incumbent x" << factor;
+      } else {
+        EXPECT_GE(bound, bounded.incumbent_ms) << where << ", incumbent x" << factor;
+      }
+    }
+    // And under incumbents just around its bound, where the micro-batched packings' stops
+    // (flexdeg_micro.h: a worker's least compute, or the fluid check) are closest to a packing
+    // below the incumbent: the same bound below it, else at least the incumbent.
+    for (double factor : {0.999, 1 + 1e-7, 1.0001, 1.003, 1.03}) {
+      PlanContext bounded = ctx;
+      bounded.incumbent_ms = free_bound * factor;
+      const double bound = flexdeg->LowerBoundMs(bounded);
+      if (free_bound < bounded.incumbent_ms) {
+        EXPECT_EQ(bound, free_bound) << where << ", incumbent x" << factor << " of the bound";
       } else {
         EXPECT_GE(bound, bounded.incumbent_ms) << where << ", incumbent x" << factor;
       }

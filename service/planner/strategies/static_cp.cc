@@ -15,6 +15,8 @@
 #include "service/planner/strategies/static_cp.h"
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +40,23 @@ int64_t LargestShare(int64_t length, int64_t c) {
   return largest;
 }
 
+// The first longest document.
+int32_t Longest(const Batch& batch) {
+  int32_t longest = 0;
+  for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
+    if (batch.documents[d].length > batch.documents[longest].length) longest = d;
+  }
+  return longest;
+}
+
+// The smallest power of two c whose ring member's share of `length` fits `budget` (c > W is tried
+// as W), or -1 when none does.
+int32_t LeastCpSize(int64_t length, int32_t workers, int64_t budget) {
+  int32_t c = 1;
+  while (c < workers && LargestShare(length, c) > budget) c *= 2;
+  return LargestShare(length, std::min(c, workers)) > budget ? -1 : c;
+}
+
 class StaticCpPlanner final : public Planner {
  public:
   absl::string_view name() const override { return "static_cp"; }
@@ -51,9 +70,15 @@ class StaticCpPlanner final : public Planner {
   int auto_order() const override { return 65; }
 
   // Every member's compute: the queries of its zigzag chunks of each document of its group, with
-  // their tokens (LayoutLowerBoundMs); the transfers its ring cannot hide only add to it. Costs
-  // the layout (cheap: no schedule), none if there is none.
+  // their tokens (LayoutLowerBoundMs); the transfers its ring cannot hide only add to it. With an
+  // incumbent (planner.h), the longest document's member first (O(documents)): where that
+  // reaches the incumbent, the layout is not built. Else the layout (cheap: no schedule), none if
+  // there is none.
   double LowerBoundMs(const PlanContext& ctx) const override {
+    if (ctx.incumbent_ms < HUGE_VAL) {
+      const double longest = StaticCpLongestDocumentBoundMs(ctx);
+      if (longest >= ctx.incumbent_ms) return longest;
+    }
     absl::StatusOr<Layout> layout = MakeLayout(ctx);
     return layout.ok() ? LayoutLowerBoundMs(ctx, *layout) : 0;
   }
@@ -62,17 +87,13 @@ class StaticCpPlanner final : public Planner {
     const Batch& batch = ctx.batch;
     const int32_t workers = batch.topology.num_workers;
     const int64_t budget = StaticCpBudget(batch);
-    int32_t longest = 0;
-    for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
-      if (batch.documents[d].length > batch.documents[longest].length) longest = d;
-    }
-    const int64_t longest_length = batch.documents[longest].length;
-    int32_t c = 1;
-    while (c < workers && LargestShare(longest_length, c) > budget) c *= 2;
-    if (LargestShare(longest_length, std::min(c, workers)) > budget) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "static_cp: document ", longest, " (", longest_length, " tokens) fits no CP size <= ",
-          workers, " under the token budget of ", budget, " per worker"));
+    const int32_t longest = Longest(batch);
+    int32_t c = LeastCpSize(batch.documents[longest].length, workers, budget);
+    if (c < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("static_cp: document ", longest, " (", batch.documents[longest].length,
+                       " tokens) fits no CP size <= ", workers, " under the token budget of ",
+                       budget, " per worker"));
     }
     for (;; c *= 2) {
       absl::StatusOr<Layout> layout =
@@ -135,6 +156,73 @@ absl::StatusOr<Layout> PackStaticCpGroups(const Batch& batch, int32_t c, int64_t
   }
   layout.groups = PlaceGroups(std::vector<int32_t>(groups, c), batch.topology);
   return layout;
+}
+
+bool StaticCpSurelyPacks(const Batch& batch, int32_t c, int64_t budget) {
+  const int64_t groups = batch.topology.num_workers / c;
+  const int64_t docs = static_cast<int64_t>(batch.documents.size());
+  if (groups <= 0 || docs == 0) return groups > 0;
+  using Wide = __int128;  // (workers × budget need not fit 64 bits)
+  // The most share of a document of `length` (2·ceil(L/2c)), and the room left for it when the
+  // groups hold `placed` tokens (the condition above, failing when negative).
+  auto share = [&](int64_t length) { return 2 * ((length + 2 * c - 1) / (2 * c)); };
+  const Wide slack = Wide{docs - 1} * (2 * c - 1);
+  auto room = [&](int64_t length, Wide placed) {
+    return Wide{groups} * c * (Wide{budget} - share(length)) - placed - slack;
+  };
+  Wide total = 0;
+  for (const Document& doc : batch.documents) total += doc.length;
+  // The documents that fail with every other document placed before them: from the shortest of
+  // them on, every document no shorter is summed in order.
+  int64_t shortest = -1;
+  for (const Document& doc : batch.documents) {
+    if (room(doc.length, total - doc.length) < 0 && (shortest < 0 || doc.length < shortest)) {
+      shortest = doc.length;
+    }
+  }
+  if (shortest < 0) return true;
+  std::vector<int64_t> longer;
+  for (const Document& doc : batch.documents) {
+    if (doc.length >= shortest) longer.push_back(doc.length);
+  }
+  std::sort(longer.begin(), longer.end(), std::greater<int64_t>());
+  // Before a document: at most the tokens of every other document as long or longer (whatever
+  // the order among equals).
+  Wide before = 0;
+  for (size_t i = 0; i < longer.size();) {
+    size_t j = i;
+    Wide equal = 0;
+    for (; j < longer.size() && longer[j] == longer[i]; ++j) equal += longer[j];
+    if (room(longer[i], before + equal - longer[i]) < 0) return false;
+    before += equal;
+    i = j;
+  }
+  return true;
+}
+
+double StaticCpLongestDocumentBoundMs(const PlanContext& ctx) {
+  const Batch& batch = ctx.batch;
+  const int32_t workers = batch.topology.num_workers;
+  if (batch.documents.empty() || workers <= 0) return 0;
+  const int64_t budget = StaticCpBudget(batch);
+  const Document& doc = batch.documents[Longest(batch)];
+  int32_t c = LeastCpSize(doc.length, workers, budget);
+  if (c < 0) return 0;
+  c = std::min(c, workers);  // the layout's first try, its CP size when it surely packs
+  if (!StaticCpSurelyPacks(batch, c, budget)) return 0;
+  // Member m: chunks m and 2c − 1 − m, summed in LayoutLowerBoundMs's order.
+  const bool backward = ctx.options.include_backward;
+  double most = 0;
+  for (int64_t m = 0; m < c; ++m) {
+    double seconds = 0;
+    for (int64_t chunk : {m, 2 * int64_t{c} - 1 - m}) {
+      const int64_t begin = ChunkBegin(doc.length, 2 * c, chunk);
+      const int64_t end = ChunkBegin(doc.length, 2 * c, chunk + 1);
+      if (begin < end) seconds += QueryRangeLowerBoundSeconds(ctx.cost, doc, begin, end, backward);
+    }
+    most = std::max(most, seconds);
+  }
+  return most * 1e3;
 }
 
 std::unique_ptr<Planner> NewStaticCpPlanner() { return std::make_unique<StaticCpPlanner>(); }

@@ -9,6 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "service/planner/batch.h"
 #include "service/planner/layout.h"
+#include "service/planner/planner.h"
 
 namespace fcp {
 
@@ -22,6 +23,24 @@ int64_t StaticCpBudget(const Batch& batch);
 // layout and the error: FailedPrecondition naming the first document that fits no group.
 absl::StatusOr<Layout> PackStaticCpGroups(const Batch& batch, int32_t c, int64_t budget,
                                           absl::string_view strategy);
+
+// Whether PackStaticCpGroups(batch, c, budget) surely packs (a sufficient condition, O(documents)
+// and a sort of the longest few). It fails only if, for some document d (length L, placed after
+// the documents no shorter than it, P tokens in all), every group has a member with no room for its
+// share of d: held + share > budget. A member holds at most its group's tokens / c plus, per
+// document it holds, 2·ceil(L'/2c) − L'/c < (2c − 1)/c tokens (a share is at most two chunks of
+// ceil(L'/2c)), and the groups hold P tokens of n < documents documents, so failing needs
+//   P + (documents − 1)·(2c − 1) > G·c·(budget − 2·ceil(L/2c))   (G = W / c groups).
+// P is at most the tokens of the other documents no shorter than d: all of them for the short ones
+// (the condition holds for every d below some length), the longest few summed in order.
+bool StaticCpSurelyPacks(const Batch& batch, int32_t c, int64_t budget);
+
+// static_cp's cheap bound in ms (its LowerBoundMs tries it first): the member of the group holding
+// the longest document that computes the most of it (QueryRangeLowerBoundSeconds of its two zigzag
+// chunks) at the CP size of static_cp's layout: that of the longest document when
+// StaticCpSurelyPacks there, else unknown (0). At most LayoutLowerBoundMs of the layout (that
+// member's sum holds both chunks' terms); O(documents).
+double StaticCpLongestDocumentBoundMs(const PlanContext& ctx);
 
 }  // namespace fcp
 

@@ -35,6 +35,15 @@ double PieceSeconds(const PlanContext& ctx, const Document& doc, const std::vect
          ctx.cost.TokenSeconds(bounds[i + 1] - bounds[i]) * 3;
 }
 
+// The pieces of `doc` under `cap`: SplitEvenly(length, min(cap, length)) into `bounds`, whose
+// storage is reused from one document to the next.
+void CutAtCap(const Document& doc, int64_t cap, std::vector<int64_t>* bounds) {
+  const int64_t block = std::min(cap, doc.length);
+  const int64_t pieces = (doc.length + block - 1) / block;
+  bounds->resize(pieces + 1);
+  for (int64_t i = 0; i <= pieces; ++i) (*bounds)[i] = ChunkBegin(doc.length, pieces, i);
+}
+
 class WholeDocPlanner final : public Planner {
  public:
   absl::string_view name() const override { return "whole_doc"; }
@@ -52,9 +61,10 @@ class WholeDocPlanner final : public Planner {
     double first_seconds = -1;
     int32_t first_doc = -1;
     int64_t first_begin = 0, first_end = 0;
+    std::vector<int64_t> bounds;
     for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
       const Document& doc = batch.documents[d];
-      const std::vector<int64_t> bounds = SplitEvenly(doc.length, std::min(cap, doc.length));
+      CutAtCap(doc, cap, &bounds);
       for (size_t i = 0; i + 1 < bounds.size(); ++i) {
         const double seconds = PieceSeconds(ctx, doc, bounds, i);
         if (seconds > first_seconds) {  // the first of equals, as MakeLayout's stable sort
@@ -80,9 +90,10 @@ class WholeDocPlanner final : public Planner {
     const int32_t workers = batch.topology.num_workers;
     const int64_t cap = TokenCap(batch.topology);
     std::vector<Piece> pieces;
+    std::vector<int64_t> bounds;
     for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
       const Document& doc = batch.documents[d];
-      const std::vector<int64_t> bounds = SplitEvenly(doc.length, std::min(cap, doc.length));
+      CutAtCap(doc, cap, &bounds);
       for (size_t i = 0; i + 1 < bounds.size(); ++i) {
         pieces.push_back({d, bounds[i], bounds[i + 1], PieceSeconds(ctx, doc, bounds, i)});
       }
