@@ -129,22 +129,98 @@ MinTree::MinTree(int32_t size, double score) {
   }
 }
 
+namespace {
+
+bool PositionLess(const Block& a, const Block& b) {
+  return a.document != b.document ? a.document < b.document : a.begin < b.begin;
+}
+
+// FitTokenBudget's donor list: the worker with the fewest tokens (ties: the lowest index) under
+// point updates, in a binary tree of the workers holding each subtree's least.
+class FewestTokens {
+ public:
+  explicit FewestTokens(const std::vector<int64_t>& tokens) : tokens_(tokens) {
+    while (leaves_ < tokens.size()) leaves_ *= 2;
+    node_.assign(2 * leaves_, -1);
+    for (size_t w = 0; w < tokens.size(); ++w) node_[leaves_ + w] = static_cast<int32_t>(w);
+    for (size_t n = leaves_ - 1; n >= 1; --n) node_[n] = Least(node_[2 * n], node_[2 * n + 1]);
+  }
+  // Call after tokens[w] changed.
+  void Update(int32_t w) {
+    for (size_t n = (leaves_ + static_cast<size_t>(w)) / 2; n >= 1; n /= 2) {
+      node_[n] = Least(node_[2 * n], node_[2 * n + 1]);
+    }
+  }
+  int32_t ArgMin() const { return node_[1]; }
+
+ private:
+  int32_t Least(int32_t a, int32_t b) const {  // a < b whenever both are workers
+    if (b < 0) return a;
+    return tokens_[b] < tokens_[a] ? b : a;
+  }
+  const std::vector<int64_t>& tokens_;
+  size_t leaves_ = 1;
+  std::vector<int32_t> node_;  // node_[1] is the root; -1 past the last worker
+};
+
+// Puts the pieces cut off and appended past `kept` back in position order. Blocks [0, kept) in
+// strictly increasing position (`in_order`), pieces that share no position with any block: a
+// sort of the pieces and one merge from the back; otherwise the whole sort.
+void MergePieces(size_t kept, bool in_order, std::vector<Block>* blocks) {
+  std::vector<Block> pieces(blocks->begin() + static_cast<std::ptrdiff_t>(kept), blocks->end());
+  std::sort(pieces.begin(), pieces.end(), PositionLess);
+  const auto kept_end = blocks->begin() + static_cast<std::ptrdiff_t>(kept);
+  for (size_t p = 0; in_order && p < pieces.size(); ++p) {
+    const auto at = std::lower_bound(blocks->begin(), kept_end, pieces[p], PositionLess);
+    in_order = (at == kept_end || PositionLess(pieces[p], *at)) &&
+               (p == 0 || PositionLess(pieces[p - 1], pieces[p]));
+  }
+  if (!in_order) {  // equal positions: the order std::sort gives them, as ever
+    SortByPosition(blocks);
+    return;
+  }
+  size_t out = blocks->size(), i = kept, p = pieces.size();
+  while (p > 0) {
+    if (i > 0 && PositionLess(pieces[p - 1], (*blocks)[i - 1])) {
+      (*blocks)[--out] = (*blocks)[--i];
+    } else {
+      (*blocks)[--out] = pieces[--p];
+    }
+  }
+}
+
+}  // namespace
+
 void SortByPosition(std::vector<Block>* blocks) {
-  std::sort(blocks->begin(), blocks->end(), [](const Block& a, const Block& b) {
-    return a.document != b.document ? a.document < b.document : a.begin < b.begin;
-  });
+  std::sort(blocks->begin(), blocks->end(), PositionLess);
 }
 
 absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* blocks) {
   std::vector<int64_t> tokens(workers, 0);
-  for (const Block& b : *blocks) tokens[b.owner] += b.tokens();
-  bool changed = false;
-  for (int32_t w = 0; w < workers; ++w) {
+  bool in_order = true;  // strictly by position (then cut pieces merge in: no sort)
+  for (size_t i = 0; i < blocks->size(); ++i) {
+    const Block& b = (*blocks)[i];
+    tokens[b.owner] += b.tokens();
+    in_order &= i == 0 || PositionLess((*blocks)[i - 1], b);
+  }
+  int32_t over = 0;
+  while (over < workers && tokens[over] <= cap) ++over;
+  if (over == workers) return absl::OkStatus();
+  // Indexed for the moves: the donor (fewest tokens) in a tree; each worker's blocks in index
+  // order (a counting sort by owner), so a move scans only the over-full worker's blocks. Only
+  // blocks of the kept part are listed: pieces go to a donor, which never goes over the cap.
+  const size_t kept = blocks->size();
+  FewestTokens fewest(tokens);
+  std::vector<int32_t> first(workers + 1, 0), of_worker(kept);
+  for (const Block& b : *blocks) ++first[b.owner + 1];
+  for (int32_t w = 0; w < workers; ++w) first[w + 1] += first[w];
+  {
+    std::vector<int32_t> next(first.begin(), first.end() - 1);
+    for (size_t i = 0; i < kept; ++i) of_worker[next[(*blocks)[i].owner]++] = static_cast<int32_t>(i);
+  }
+  for (int32_t w = over; w < workers; ++w) {
     while (tokens[w] > cap) {
-      int32_t to = 0;
-      for (int32_t v = 1; v < workers; ++v) {
-        if (tokens[v] < tokens[to]) to = v;
-      }
+      const int32_t to = fewest.ArgMin();
       const int64_t room = cap - tokens[to];
       if (room <= 0) {
         return absl::FailedPreconditionError(absl::StrCat("worker ", w, " holds ", tokens[w],
@@ -155,9 +231,10 @@ absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* bl
       const int64_t target = std::min(tokens[w] - cap, room);
       // The smallest block of w that clears the target whole (no cut), else w's largest.
       size_t pick = blocks->size(), largest = blocks->size();
-      for (size_t i = 0; i < blocks->size(); ++i) {
+      for (int32_t k = first[w]; k < first[w + 1]; ++k) {
+        const size_t i = static_cast<size_t>(of_worker[k]);
         const Block& b = (*blocks)[i];
-        if (b.owner != w) continue;
+        if (b.owner != w) continue;  // moved away whole
         if (largest == blocks->size() || b.tokens() > (*blocks)[largest].tokens()) largest = i;
         if (b.tokens() >= target && b.tokens() <= room &&
             (pick == blocks->size() || b.tokens() < (*blocks)[pick].tokens())) {
@@ -175,10 +252,11 @@ absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* bl
       }
       tokens[w] -= moved;
       tokens[to] += moved;
-      changed = true;
+      fewest.Update(w);
+      fewest.Update(to);
     }
   }
-  if (changed) SortByPosition(blocks);
+  MergePieces(kept, in_order, blocks);
   return absl::OkStatus();
 }
 

@@ -108,6 +108,88 @@ TEST(MinTreeTest, StartingScoreMatchesSettingEveryWorker) {
   }
 }
 
+// FitTokenBudget as it was, scanning every worker for the donor and every block per move, then
+// sorting all blocks: the indexed version must leave the same blocks in the same order.
+absl::Status ScanFitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* blocks) {
+  std::vector<int64_t> tokens(workers, 0);
+  for (const Block& b : *blocks) tokens[b.owner] += b.tokens();
+  bool changed = false;
+  for (int32_t w = 0; w < workers; ++w) {
+    while (tokens[w] > cap) {
+      int32_t to = 0;
+      for (int32_t v = 1; v < workers; ++v) {
+        if (tokens[v] < tokens[to]) to = v;
+      }
+      const int64_t room = cap - tokens[to];
+      if (room <= 0) return absl::FailedPreconditionError("no room");
+      const int64_t target = std::min(tokens[w] - cap, room);
+      size_t pick = blocks->size(), largest = blocks->size();
+      for (size_t i = 0; i < blocks->size(); ++i) {
+        const Block& b = (*blocks)[i];
+        if (b.owner != w) continue;
+        if (largest == blocks->size() || b.tokens() > (*blocks)[largest].tokens()) largest = i;
+        if (b.tokens() >= target && b.tokens() <= room &&
+            (pick == blocks->size() || b.tokens() < (*blocks)[pick].tokens())) {
+          pick = i;
+        }
+      }
+      if (pick == blocks->size()) pick = largest;
+      Block& b = (*blocks)[pick];
+      const int64_t moved = std::min(b.tokens(), room);
+      if (moved == b.tokens()) {
+        b.owner = to;
+      } else {
+        b.end -= moved;
+        blocks->push_back({b.document, b.end, b.end + moved, to});
+      }
+      tokens[w] -= moved;
+      tokens[to] += moved;
+      changed = true;
+    }
+  }
+  if (changed) SortByPosition(blocks);
+  return absl::OkStatus();
+}
+
+// Random packings over the cap: blocks in position order (the packers'), shuffled (any caller's),
+// and with blocks sharing a position (where only the full sort decides the order).
+TEST(FitTokenBudgetTest, LeavesWhatTheScanAndSortLeft) {
+  int cut = 0, failed = 0;  // trials that cut a block, that found no room: both must occur
+  for (int32_t workers : {1, 2, 5, 64, 300}) {
+    std::mt19937_64 rng(workers * 7 + 1);
+    for (int trial = 0; trial < 60; ++trial) {
+      std::vector<Block> blocks;
+      int64_t total = 0;
+      for (int32_t d = 0; d < 3 * workers; ++d) {
+        const int64_t length = 1 + static_cast<int64_t>(rng() % 400);
+        const int64_t cut = 1 + static_cast<int64_t>(rng() % 4);
+        for (int64_t c = 0; c < cut; ++c) {
+          const int64_t begin = length * c / cut, end = length * (c + 1) / cut;
+          if (begin == end) continue;
+          // Skewed owners: a few workers take most blocks and go over the cap.
+          const int32_t owner = static_cast<int32_t>(rng() % 3 == 0 ? rng() % workers
+                                                                    : rng() % (workers / 4 + 1));
+          blocks.push_back({d, begin, end, owner});
+          total += end - begin;
+        }
+      }
+      if (trial % 3 == 1) std::shuffle(blocks.begin(), blocks.end(), rng);
+      if (trial % 3 == 2) blocks.push_back({blocks.back().document, blocks.back().begin,
+                                            blocks.back().begin, 0});  // a shared position
+      const int64_t cap = total / workers + static_cast<int64_t>(rng() % 50) - 10;
+      std::vector<Block> indexed = blocks, scanned = blocks;
+      const absl::Status got = FitTokenBudget(workers, cap, &indexed);
+      const absl::Status want = ScanFitTokenBudget(workers, cap, &scanned);
+      ASSERT_EQ(got.ok(), want.ok()) << "W " << workers << ", trial " << trial;
+      ASSERT_EQ(indexed, scanned) << "W " << workers << ", trial " << trial;
+      cut += indexed.size() > blocks.size();
+      failed += !got.ok();
+    }
+  }
+  EXPECT_GT(cut, 0);
+  EXPECT_GT(failed, 0);
+}
+
 TEST(RoomTreeTest, NoWorkerWithRoomIsMinusOne) {
   RoomTree tree(4);
   for (int32_t w = 0; w < 4; ++w) tree.Set(w, 1.0 + w, 100);
