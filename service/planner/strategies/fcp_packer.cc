@@ -50,6 +50,112 @@ void Packer::Unassign(int32_t i) {
   it.owner = -1;
 }
 
+namespace {
+
+uint64_t IndexMask(int index_bits) { return (uint64_t{1} << index_bits) - 1; }
+
+}  // namespace
+
+// The least-loaded worker is full (token budget): the lowest score with the item among the workers
+// with room, ties to the lowest index. It is rarely near the least-loaded ones (16 probes from
+// both ends lost up to 6% of the step at W = 1024). Two ways to the same answer:
+//  - a RoomTree of every worker's load and tokens, built at the first such item, that prunes what
+//    cannot win (a scan of every worker per item was two thirds of fcp's time at W = 1024);
+//  - for a run of identical items (short documents of one length: at W = 1024 on wikipedia, fcp's
+//    18.3K such items came in ~350 runs), a LeastScoreTree of every worker's score with the run's
+//    item (out: no room), filled once and updated by a walk up per assignment.
+// The RoomTree is brought up to date (the workers assigned to since) only when it searches.
+class Packer::RoomSearch {
+ public:
+  RoomSearch(const Packer& packer, const std::vector<uint64_t>& order, uint64_t index_mask)
+      : p_(packer),
+        order_(order),
+        index_mask_(index_mask),
+        min_run_(std::max<size_t>(2, static_cast<size_t>(packer.workers_) / 64)) {}
+
+  // For the item at order[k].
+  int32_t Best(size_t k) {
+    const PackItem& it = Item(k);
+    if (in_run_ && !Alike(it, run_item_)) in_run_ = false;
+    if (!in_run_ && k >= short_end_) {
+      size_t end = k + 1;
+      while (end < order_.size() && end - k < min_run_ && Alike(Item(end), it)) ++end;
+      if (end - k >= min_run_) {
+        run_item_ = it;
+        in_run_ = true;
+        if (!run_tree_) run_tree_.emplace(p_.workers_);
+        run_tree_->Fill([&](int32_t w) { return RunScore(w); });
+      } else {
+        short_end_ = end;  // items k .. end - 1: alike, too few for a run tree
+      }
+    }
+    return in_run_ ? run_tree_->ArgMin() : SearchRoomTree(it);
+  }
+
+  // After an assignment to w.
+  void Changed(int32_t w) {
+    if (in_run_) run_tree_->Set(w, RunScore(w));
+    if (room_tree_ && !dirty_[w]) {
+      dirty_[w] = true;
+      dirty_list_.push_back(w);
+    }
+  }
+
+ private:
+  const PackItem& Item(size_t k) const { return p_.items_[order_[k] & index_mask_]; }
+  static bool Alike(const PackItem& a, const PackItem& b) {
+    return a.seconds == b.seconds && a.tokens() == b.tokens();
+  }
+  double RunScore(int32_t w) const {
+    const int64_t tokens = run_item_.tokens();
+    return p_.tokens_[w] <= p_.cap_ - tokens ? p_.ScoreWith(w, run_item_)
+                                              : std::numeric_limits<double>::infinity();
+  }
+
+  int32_t SearchRoomTree(const PackItem& it) {
+    const int32_t workers = p_.workers_;
+    if (!room_tree_) {
+      room_tree_.emplace(workers);
+      for (int32_t w = 0; w < workers; ++w) room_tree_->Set(w, p_.load_[w], p_.tokens_[w]);
+      dirty_.assign(workers, false);
+    }
+    for (const int32_t w : dirty_list_) {
+      room_tree_->Set(w, p_.load_[w], p_.tokens_[w]);
+      dirty_[w] = false;
+    }
+    dirty_list_.clear();
+    if (searches_++ % workers == 0) {
+      // Workers by tokens in the leaves: the full ones (most of them, by now, with little load)
+      // share subtrees that the room test prunes whole, instead of lending their low loads to
+      // every subtree's bound. Tokens only grow; re-sorted every W searches.
+      std::vector<int32_t> by_tokens(workers);
+      for (int32_t w = 0; w < workers; ++w) by_tokens[w] = w;
+      std::sort(by_tokens.begin(), by_tokens.end(), [&](int32_t a, int32_t b) {
+        return p_.tokens_[a] != p_.tokens_[b] ? p_.tokens_[a] < p_.tokens_[b] : a < b;
+      });
+      room_tree_->Arrange(by_tokens);
+    }
+    const double seconds = it.seconds;
+    const int64_t tokens = it.tokens();
+    return room_tree_->LeastWithRoom(p_.cap_ - tokens, [&](double load, int64_t held) {
+      return p_.Score(load + seconds, held + tokens);
+    });
+  }
+
+  const Packer& p_;
+  const std::vector<uint64_t>& order_;
+  uint64_t index_mask_;
+  size_t min_run_;  // the shortest run worth a run tree (filling it costs ~W/64 searches)
+  std::optional<RoomTree> room_tree_;
+  std::vector<bool> dirty_;  // assigned to since room_tree_ was last brought up to date
+  std::vector<int32_t> dirty_list_;
+  int64_t searches_ = 0;
+  std::optional<LeastScoreTree> run_tree_;
+  bool in_run_ = false;  // run_tree_ holds the scores with run_item_
+  PackItem run_item_;
+  size_t short_end_ = 0;  // items before this position in order_ are in a run too short
+};
+
 void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
   constexpr double kLocalitySlack = 0.01;
   // Largest first. The sort key packs the cost's top bits (non-negative doubles order like their
@@ -82,8 +188,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
   std::vector<uint64_t> order(items_.size());
   std::merge(rest.begin(), rest.end(), given.begin(), given.end(), order.begin());
   MinTree least_loaded(workers_);
-  std::optional<RoomTree> room_tree;  // once the least-loaded worker is first full
-  int64_t fallbacks = 0;
+  RoomSearch room_search(*this, order, IndexMask(index_bits));
   // Workers holding blocks of each document (few: documents span few workers).
   std::vector<absl::InlinedVector<int32_t, 2>> doc_workers(documents);
   auto note_holder = [&](int32_t d, int32_t w) {
@@ -99,7 +204,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     note_holder(items_[i].document, w);
   }
   for (int32_t w = 0; w < workers_; ++w) least_loaded.Set(w, ScoreOf(w));
-  const uint64_t index_mask = (uint64_t{1} << index_bits) - 1;
+  const uint64_t index_mask = IndexMask(index_bits);
   for (size_t k = 0; k < order.size(); ++k) {
     // Items are visited by cost, far apart in memory: fetch an item and its document's holders
     // a few iterations ahead.
@@ -119,31 +224,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
       best = candidate;
       best_score = ScoreWith(candidate, it);
     } else {
-      // The least-loaded worker is full (token budget): the lowest score with the item among the
-      // workers with room, ties to the lowest index. It is rarely near the least-loaded ones (16
-      // probes from both ends lost up to 6% of the step at W = 1024), so a tree of every
-      // worker's load and tokens, built at the first such item, prunes what cannot win (a scan
-      // of every worker per item was two thirds of fcp's time at W = 1024).
-      if (!room_tree) {
-        room_tree.emplace(workers_);
-        for (int32_t w = 0; w < workers_; ++w) room_tree->Set(w, load_[w], tokens_[w]);
-      }
-      if (fallbacks++ % workers_ == 0) {
-        // Workers by tokens in the leaves: the full ones (most of them, by now, with little
-        // load) share subtrees that the room test prunes whole, instead of lending their low
-        // loads to every subtree's bound. Tokens only grow; re-sorted every W fallbacks.
-        std::vector<int32_t> by_tokens(workers_);
-        for (int32_t w = 0; w < workers_; ++w) by_tokens[w] = w;
-        std::sort(by_tokens.begin(), by_tokens.end(), [&](int32_t a, int32_t b) {
-          return tokens_[a] != tokens_[b] ? tokens_[a] < tokens_[b] : a < b;
-        });
-        room_tree->Arrange(by_tokens);
-      }
-      const double seconds = it.seconds;
-      const int64_t tokens = it.tokens();
-      best = room_tree->LeastWithRoom(cap_ - tokens, [&](double load, int64_t held) {
-        return Score(load + seconds, held + tokens);
-      });
+      best = room_search.Best(k);
       best_score = best < 0 ? 0 : ScoreWith(best, it);  // none has room: not after ValidateBatch
     }
     // Locality: a worker that already holds this document (no new sender for its KV) while it
@@ -172,7 +253,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     Assign(i, chosen);
     note_holder(it.document, chosen);
     least_loaded.Set(chosen, ScoreOf(chosen));
-    if (room_tree) room_tree->Set(chosen, load_[chosen], tokens_[chosen]);
+    room_search.Changed(chosen);
   }
 }
 

@@ -51,6 +51,7 @@ class Packer {
   bool TryImprove(int32_t hot);
   // Fills owned_ from the items' owners (Pack does not keep it up to date: only Refine reads it).
   void TrackOwned();
+  class RoomSearch;  // Pack's search once the least-loaded worker is full (fcp_packer.cc)
 
   const Topology& topology_;
   std::vector<PackItem>& items_;

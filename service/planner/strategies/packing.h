@@ -84,6 +84,45 @@ class MinTree {
   std::vector<uint64_t> node_;
 };
 
+// The worker with the lowest score (ties: the lowest index) under point updates, scores compared
+// exactly (MinTree's keys give up their lowest bits to the index): a binary tree whose nodes hold
+// the least score below them, found by a walk down (left on a tie). An infinite score marks a
+// worker out; ArgMin is -1 when all are. fcp's packer fills one per run of identical items: the
+// same answers as RoomTree::LeastWithRoom, by a walk up per update instead of a search per item.
+class LeastScoreTree {
+ public:
+  explicit LeastScoreTree(int32_t size);  // every worker out
+  // Sets every worker's score to score_of(w).
+  template <typename ScoreOf>
+  void Fill(ScoreOf score_of);
+  void Set(int32_t w, double score) {
+    size_t n = leaves_ + static_cast<size_t>(w);
+    node_[n] = score;
+    for (n /= 2; n >= 1; n /= 2) {
+      const double least = std::min(node_[2 * n], node_[2 * n + 1]);
+      if (least == node_[n]) break;  // nothing above changes
+      node_[n] = least;
+    }
+  }
+  int32_t ArgMin() const {
+    if (!(node_[1] < std::numeric_limits<double>::infinity())) return -1;
+    size_t n = 1;
+    while (n < leaves_) n = node_[2 * n] == node_[n] ? 2 * n : 2 * n + 1;
+    return static_cast<int32_t>(n - leaves_);
+  }
+
+ private:
+  size_t leaves_ = 1;
+  int32_t size_;
+  std::vector<double> node_;  // node_[1] is the root, children of n are 2n, 2n + 1
+};
+
+template <typename ScoreOf>
+void LeastScoreTree::Fill(ScoreOf score_of) {
+  for (int32_t w = 0; w < size_; ++w) node_[leaves_ + w] = score_of(w);
+  for (size_t n = leaves_ - 1; n >= 1; --n) node_[n] = std::min(node_[2 * n], node_[2 * n + 1]);
+}
+
 // The workers by index in a binary tree whose nodes hold their subtree's least load and least
 // tokens, for the packers' fallback once the least-loaded worker is full: the least-loaded worker
 // with room, visiting (lower-loaded child first) only subtrees that have a worker with room and

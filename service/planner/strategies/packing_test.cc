@@ -190,6 +190,39 @@ TEST(FitTokenBudgetTest, LeavesWhatTheScanAndSortLeft) {
   EXPECT_GT(failed, 0);
 }
 
+// fcp's run tree: the first worker with the least score in index order, -1 when every score is
+// infinite (out), under fills and point updates that raise and lower scores.
+TEST(LeastScoreTreeTest, FindsWhatAScanFinds) {
+  for (int32_t workers : {1, 2, 7, 64, 300, 1024}) {
+    std::mt19937_64 rng(workers + 5);
+    LeastScoreTree tree(workers);
+    std::vector<double> score(workers, HUGE_VAL);
+    auto scan = [&] {
+      int32_t best = -1;
+      for (int32_t w = 0; w < workers; ++w) {
+        if (score[w] < HUGE_VAL && (best < 0 || score[w] < score[best])) best = w;
+      }
+      return best;
+    };
+    auto draw = [&] {  // few values (ties are common), some out, signed zeros
+      const uint64_t r = rng() % 10;
+      return r == 0 ? HUGE_VAL : r == 1 ? -0.0 : static_cast<double>(r % 5);
+    };
+    ASSERT_EQ(tree.ArgMin(), -1);
+    for (int step = 0; step < 3000; ++step) {
+      if (step % 1000 == 500) {
+        for (double& s : score) s = draw();
+        tree.Fill([&](int32_t w) { return score[w]; });
+      } else {
+        const int32_t w = static_cast<int32_t>(rng() % workers);
+        score[w] = draw();
+        tree.Set(w, score[w]);
+      }
+      ASSERT_EQ(tree.ArgMin(), scan()) << "W " << workers << ", step " << step;
+    }
+  }
+}
+
 TEST(RoomTreeTest, NoWorkerWithRoomIsMinusOne) {
   RoomTree tree(4);
   for (int32_t w = 0; w < 4; ++w) tree.Set(w, 1.0 + w, 100);
