@@ -261,41 +261,61 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
 // the two scores (the coldest alone may only hold units too small to swap for a large one).
 bool Packer::TryImprove(int32_t hot) {
   constexpr int kColdCandidates = 8;
-  std::vector<int32_t>& colds = scratch_;
-  colds.resize(workers_);
-  for (int32_t w = 0; w < workers_; ++w) colds[w] = w;
+  // The k coldest by (score, index), ascending: one pass keeping them in order.
   const int k = std::min<int>(kColdCandidates, workers_);
-  std::partial_sort(colds.begin(), colds.begin() + k, colds.end(), [&](int32_t a, int32_t b) {
-    return ScoreOf(a) != ScoreOf(b) ? ScoreOf(a) < ScoreOf(b) : a < b;
-  });
+  int32_t colds[kColdCandidates];
+  double cold_scores[kColdCandidates];
+  int count = 0;
+  for (int32_t w = 0; w < workers_; ++w) {
+    const double score = ScoreOf(w);
+    if (count == k && !(score < cold_scores[k - 1])) continue;
+    int at = count < k ? count++ : k - 1;
+    for (; at > 0 && score < cold_scores[at - 1]; --at) {
+      colds[at] = colds[at - 1];
+      cold_scores[at] = cold_scores[at - 1];
+    }
+    colds[at] = w;
+    cold_scores[at] = score;
+  }
   const double before = ScoreOf(hot);
   double best = before;
   int32_t move = -1, swap = -1, to = -1;
+  const double hot_load = load_[hot];
+  const int64_t hot_tokens = tokens_[hot];
   // Pruning that skips only what cannot improve `best` (so the choice, ties included, is what
   // the full search finds): every move or swap adds seconds to `cold`, so its score with them is
   // at least its load's; and one of item i's moves or swaps leaves `hot` at least its load minus
   // i's seconds.
   for (int c = 0; c < k; ++c) {
     const int32_t cold = colds[c];
-    if (cold == hot || load_[cold] * inv_mean_seconds_ >= best - 1e-9) continue;
+    const double cold_load = load_[cold];
+    const int64_t cold_tokens = tokens_[cold];
+    if (cold == hot || cold_load * inv_mean_seconds_ >= best - 1e-9) continue;
+    // The cold worker's units side by side (the swaps' inner loop reads nothing else).
+    const std::vector<int32_t>& theirs = owned_[cold];
+    cold_seconds_.resize(theirs.size());
+    cold_tokens_.resize(theirs.size());
+    for (size_t q = 0; q < theirs.size(); ++q) {
+      cold_seconds_[q] = items_[theirs[q]].seconds;
+      cold_tokens_[q] = items_[theirs[q]].tokens();
+    }
     for (int32_t i : owned_[hot]) {
       const PackItem& a = items_[i];
       const double da = a.seconds;
-      if ((load_[hot] - da) * inv_mean_seconds_ >= best - 1e-9) continue;
+      if ((hot_load - da) * inv_mean_seconds_ >= best - 1e-9) continue;
       const int64_t ta = a.tokens();
-      if (tokens_[cold] + ta <= cap_) {
-        const double s = std::max(Score(load_[hot] - da, tokens_[hot] - ta),
-                                  Score(load_[cold] + da, tokens_[cold] + ta));
+      if (cold_tokens + ta <= cap_) {
+        const double s = std::max(Score(hot_load - da, hot_tokens - ta),
+                                  Score(cold_load + da, cold_tokens + ta));
         if (s < best - 1e-9) best = s, move = i, swap = -1, to = cold;
       }
-      for (int32_t j : owned_[cold]) {
-        const PackItem& b = items_[j];
-        const double dd = da - b.seconds;
-        const int64_t dt = ta - b.tokens();
-        if (dd <= 0 || tokens_[cold] + dt > cap_) continue;
-        const double s = std::max(Score(load_[hot] - dd, tokens_[hot] - dt),
-                                  Score(load_[cold] + dd, tokens_[cold] + dt));
-        if (s < best - 1e-9) best = s, move = i, swap = j, to = cold;
+      for (size_t q = 0; q < theirs.size(); ++q) {
+        const double dd = da - cold_seconds_[q];
+        const int64_t dt = ta - cold_tokens_[q];
+        if (dd <= 0 || cold_tokens + dt > cap_) continue;
+        const double s = std::max(Score(hot_load - dd, hot_tokens - dt),
+                                  Score(cold_load + dd, cold_tokens + dt));
+        if (s < best - 1e-9) best = s, move = i, swap = theirs[q], to = cold;
       }
     }
   }

@@ -62,8 +62,9 @@ class Packer {
   std::vector<double> load_;
   std::vector<int64_t> tokens_;
   std::vector<std::vector<int32_t>> owned_;  // unpinned items per worker
-  std::vector<bool> pinned_;
-  std::vector<int32_t> scratch_;  // TryImprove's candidate list
+  std::vector<char> pinned_;
+  std::vector<double> cold_seconds_;  // TryImprove's: a cold worker's units' seconds, tokens
+  std::vector<int64_t> cold_tokens_;
 };
 
 }  // namespace fcp
