@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
@@ -282,17 +283,49 @@ std::vector<double> DocumentSeconds(const PlanContext& ctx, double* total) {
 }
 
 std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds) {
-  const int index_bits = IndexBits(seconds.size());
-  std::vector<uint64_t> keys(seconds.size());
-  for (size_t i = 0; i < seconds.size(); ++i) {
+  const size_t n = seconds.size();
+  const int index_bits = IndexBits(n);
+  auto value = [&](size_t i) {  // the sort key's value part: the cost's top bits, inverted
     uint64_t bits;
     std::memcpy(&bits, &seconds[i], sizeof bits);
-    keys[i] = (~bits >> index_bits << index_bits) | i;
+    return ~bits >> index_bits;
+  };
+  // Documents of one length (and mask) cost the same: with few distinct values, sort those and
+  // place the documents by a counting sort over their values' ranks, in index order (ties by
+  // index, as the keys break them). Many distinct values: one radix sort of every key.
+  const size_t most_distinct = n / 2;
+  absl::flat_hash_map<uint64_t, int32_t> distinct_of;
+  std::vector<uint64_t> distinct;
+  std::vector<int32_t> rank(n);
+  if (n >= 1024) {
+    distinct_of.reserve(n / 8);
+    for (size_t i = 0; i < n && distinct.size() <= most_distinct; ++i) {
+      const auto [it, added] =
+          distinct_of.try_emplace(value(i), static_cast<int32_t>(distinct.size()));
+      if (added) distinct.push_back(value(i));
+      rank[i] = it->second;
+    }
   }
+  std::vector<int32_t> order(n);
+  if (n >= 1024 && distinct.size() <= most_distinct) {
+    const int distinct_bits = IndexBits(distinct.size());
+    std::vector<uint64_t> keys(distinct.size());
+    for (size_t v = 0; v < distinct.size(); ++v) keys[v] = distinct[v] << distinct_bits | v;
+    RadixSort(&keys);
+    std::vector<int32_t> start(distinct.size() + 1, 0);  // by distinct value, then its rank
+    const uint64_t mask = (uint64_t{1} << distinct_bits) - 1;
+    std::vector<int32_t> rank_of(distinct.size());
+    for (size_t r = 0; r < keys.size(); ++r) rank_of[keys[r] & mask] = static_cast<int32_t>(r);
+    for (size_t i = 0; i < n; ++i) ++start[(rank[i] = rank_of[rank[i]]) + 1];
+    for (size_t r = 0; r < distinct.size(); ++r) start[r + 1] += start[r];
+    for (size_t i = 0; i < n; ++i) order[start[rank[i]]++] = static_cast<int32_t>(i);
+    return order;
+  }
+  std::vector<uint64_t> keys(n);
+  for (size_t i = 0; i < n; ++i) keys[i] = value(i) << index_bits | i;
   if (!keys.empty()) RadixSort(&keys);
-  std::vector<int32_t> order(keys.size());
   const uint64_t mask = (uint64_t{1} << index_bits) - 1;
-  for (size_t i = 0; i < keys.size(); ++i) order[i] = static_cast<int32_t>(keys[i] & mask);
+  for (size_t i = 0; i < n; ++i) order[i] = static_cast<int32_t>(keys[i] & mask);
   return order;
 }
 

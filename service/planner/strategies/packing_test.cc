@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -219,6 +220,31 @@ TEST(LeastScoreTreeTest, FindsWhatAScanFinds) {
         tree.Set(w, score[w]);
       }
       ASSERT_EQ(tree.ArgMin(), scan()) << "W " << workers << ", step " << step;
+    }
+  }
+}
+
+// Costs largest first, ties (equal in all but the bits the sort key gives to the index) by
+// index: with many documents of one cost (the counting sort over distinct values) and with few
+// (one radix sort of every key), and below the counting sort's minimum size.
+TEST(ByCostDescendingTest, SortsByCostThenIndex) {
+  for (const size_t n : {size_t{0}, size_t{1}, size_t{50}, size_t{1500}, size_t{40000}}) {
+    for (const uint64_t values : {uint64_t{3}, uint64_t{400}, uint64_t{1} << 40}) {
+      std::mt19937_64 rng(n + values);
+      std::vector<double> seconds(n);
+      for (double& s : seconds) s = static_cast<double>(rng() % values) * 1e-6;
+      if (n > 2) seconds[1] = std::nextafter(seconds[0], 1.0);  // a tie within the dropped bits
+      const int index_bits = IndexBits(n);
+      auto key = [&](int32_t i) {
+        uint64_t bits;
+        std::memcpy(&bits, &seconds[i], sizeof bits);
+        return ~bits >> index_bits;
+      };
+      std::vector<int32_t> want(n);
+      for (size_t i = 0; i < n; ++i) want[i] = static_cast<int32_t>(i);
+      std::stable_sort(want.begin(), want.end(),
+                       [&](int32_t a, int32_t b) { return key(a) < key(b); });
+      ASSERT_EQ(ByCostDescending(seconds), want) << n << " documents, " << values << " values";
     }
   }
 }
