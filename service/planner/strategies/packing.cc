@@ -117,11 +117,6 @@ void RoomTree::Set(int32_t w, double load, int64_t tokens) {
   for (n /= 2; n >= 1; n /= 2) node_[n] = Merge(node_[2 * n], node_[2 * n + 1]);
 }
 
-LeastScoreTree::LeastScoreTree(int32_t size) : size_(size) {
-  while (leaves_ < static_cast<size_t>(std::max(size, 1))) leaves_ *= 2;
-  node_.assign(2 * leaves_, std::numeric_limits<double>::infinity());
-}
-
 MinTree::MinTree(int32_t size, double score) {
   size_t leaves = 4;
   while (leaves < static_cast<size_t>(size)) leaves *= 4;

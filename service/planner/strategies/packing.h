@@ -84,19 +84,19 @@ class MinTree {
   std::vector<uint64_t> node_;
 };
 
-// The worker with the lowest score (ties: the lowest index) under point updates, scores compared
+// The slot with the lowest score (ties: the lowest slot) under point updates, scores compared
 // exactly (MinTree's keys give up their lowest bits to the index): a binary tree whose nodes hold
 // the least score below them, found by a walk down (left on a tie). An infinite score marks a
-// worker out; ArgMin is -1 when all are. fcp's packer fills one per run of identical items: the
-// same answers as RoomTree::LeastWithRoom, by a walk up per update instead of a search per item.
+// slot out; ArgMin is -1 when all are. fcp's packer fills one per run of identical items, a slot
+// per worker with room in worker order: the same answers as RoomTree::LeastWithRoom, by a walk up
+// per update instead of a search per item.
 class LeastScoreTree {
  public:
-  explicit LeastScoreTree(int32_t size);  // every worker out
-  // Sets every worker's score to score_of(w).
+  // Slots 0 .. size - 1, scored score_of(slot).
   template <typename ScoreOf>
-  void Fill(ScoreOf score_of);
-  void Set(int32_t w, double score) {
-    size_t n = leaves_ + static_cast<size_t>(w);
+  void Fill(int32_t size, ScoreOf score_of);
+  void Set(int32_t slot, double score) {
+    size_t n = leaves_ + static_cast<size_t>(slot);
     node_[n] = score;
     for (n /= 2; n >= 1; n /= 2) {
       const double least = std::min(node_[2 * n], node_[2 * n + 1]);
@@ -113,13 +113,18 @@ class LeastScoreTree {
 
  private:
   size_t leaves_ = 1;
-  int32_t size_;
-  std::vector<double> node_;  // node_[1] is the root, children of n are 2n, 2n + 1
+  std::vector<double> node_ = {0, std::numeric_limits<double>::infinity()};  // root node_[1];
+                                                                            // children 2n, 2n + 1
 };
 
 template <typename ScoreOf>
-void LeastScoreTree::Fill(ScoreOf score_of) {
-  for (int32_t w = 0; w < size_; ++w) node_[leaves_ + w] = score_of(w);
+void LeastScoreTree::Fill(int32_t size, ScoreOf score_of) {
+  leaves_ = 1;
+  while (leaves_ < static_cast<size_t>(size)) leaves_ *= 2;
+  node_.resize(2 * leaves_);
+  for (int32_t q = 0; q < size; ++q) node_[leaves_ + q] = score_of(q);
+  std::fill(node_.begin() + static_cast<std::ptrdiff_t>(leaves_ + size), node_.end(),
+            std::numeric_limits<double>::infinity());
   for (size_t n = leaves_ - 1; n >= 1; --n) node_[n] = std::min(node_[2 * n], node_[2 * n + 1]);
 }
 

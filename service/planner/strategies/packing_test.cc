@@ -191,13 +191,16 @@ TEST(FitTokenBudgetTest, LeavesWhatTheScanAndSortLeft) {
   EXPECT_GT(failed, 0);
 }
 
-// fcp's run tree: the first worker with the least score in index order, -1 when every score is
-// infinite (out), under fills and point updates that raise and lower scores.
+// fcp's run tree: the first slot with the least score in index order, -1 when every score is
+// infinite (out), under fills (of more slots and of fewer) and point updates that raise and lower
+// scores.
 TEST(LeastScoreTreeTest, FindsWhatAScanFinds) {
-  for (int32_t workers : {1, 2, 7, 64, 300, 1024}) {
+  LeastScoreTree tree;
+  ASSERT_EQ(tree.ArgMin(), -1);
+  for (int32_t workers : {1, 2, 7, 64, 300, 1024, 5, 0}) {
     std::mt19937_64 rng(workers + 5);
-    LeastScoreTree tree(workers);
     std::vector<double> score(workers, HUGE_VAL);
+    tree.Fill(workers, [&](int32_t w) { return score[w]; });
     auto scan = [&] {
       int32_t best = -1;
       for (int32_t w = 0; w < workers; ++w) {
@@ -213,8 +216,8 @@ TEST(LeastScoreTreeTest, FindsWhatAScanFinds) {
     for (int step = 0; step < 3000; ++step) {
       if (step % 1000 == 500) {
         for (double& s : score) s = draw();
-        tree.Fill([&](int32_t w) { return score[w]; });
-      } else {
+        tree.Fill(workers, [&](int32_t w) { return score[w]; });
+      } else if (workers > 0) {
         const int32_t w = static_cast<int32_t>(rng() % workers);
         score[w] = draw();
         tree.Set(w, score[w]);
