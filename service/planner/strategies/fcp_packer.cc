@@ -62,8 +62,8 @@ uint64_t IndexMask(int index_bits) { return (uint64_t{1} << index_bits) - 1; }
 //  - a RoomTree of every worker's load and tokens, built at the first such item, that prunes what
 //    cannot win (a scan of every worker per item was two thirds of fcp's time at W = 1024);
 //  - for a run of identical items (short documents of one length: at W = 1024 on wikipedia, fcp's
-//    18.3K such items came in ~350 runs), a LeastScoreTree of the scores with the run's item of
-//    the workers with room for it, filled once and updated by a walk up per assignment.
+//    18.3K such items came in ~350 runs), a LeastScoreTree of every worker's score with the run's
+//    item (out: no room), filled once and updated by a walk up per assignment.
 // The RoomTree is brought up to date (the workers assigned to since) only when it searches.
 class Packer::RoomSearch {
  public:
@@ -87,13 +87,12 @@ class Packer::RoomSearch {
       }
     }
     if (!in_run_) return SearchRoomTree(it);
-    const int32_t slot = run_tree_.ArgMin();
-    return slot < 0 ? -1 : run_workers_[slot];
+    return run_tree_.ArgMin();
   }
 
   // After an assignment to w.
   void Changed(int32_t w) {
-    if (in_run_ && run_slot_[w] >= 0) run_tree_.Set(run_slot_[w], RunScore(w));
+    if (in_run_) run_tree_.Set(w, RunScore(w));
     if (room_tree_ && !dirty_[w]) {
       dirty_[w] = true;
       dirty_list_.push_back(w);
@@ -105,22 +104,10 @@ class Packer::RoomSearch {
   static bool Alike(const PackItem& a, const PackItem& b) {
     return a.seconds == b.seconds && a.tokens() == b.tokens();
   }
-  // The run tree for `it`: a slot for each worker with room for it (in worker order, so ties
-  // still go to the lowest worker). Tokens only grow: no other worker gains room during the run.
   void StartRun(const PackItem& it) {
     run_item_ = it;
     in_run_ = true;
-    run_workers_.resize(p_.workers_);  // slots first, then unused
-    run_slot_.resize(p_.workers_);
-    const int64_t max_tokens = p_.cap_ - it.tokens();
-    int32_t slots = 0;
-    for (int32_t w = 0; w < p_.workers_; ++w) {
-      const bool room = p_.tokens_[w] <= max_tokens;
-      run_workers_[slots] = w;
-      run_slot_[w] = room ? slots : -1;
-      slots += room;
-    }
-    run_tree_.Fill(slots, [&](int32_t slot) { return p_.ScoreWith(run_workers_[slot], it); });
+    run_tree_.Fill(p_.workers_, [&](int32_t w) { return RunScore(w); });
   }
   double RunScore(int32_t w) const {
     const int64_t tokens = run_item_.tokens();
@@ -168,8 +155,6 @@ class Packer::RoomSearch {
   int64_t searches_ = 0;
   LeastScoreTree run_tree_;
   bool in_run_ = false;  // run_tree_ holds the scores with run_item_
-  std::vector<int32_t> run_workers_;  // by slot (ascending)
-  std::vector<int32_t> run_slot_;     // by worker, -1: no room (none gains any during a run)
   PackItem run_item_;
   size_t short_end_ = 0;  // items before this position in order_ are in a run too short
 };
@@ -186,7 +171,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     return (~bits >> index_bits << index_bits) | i;
   };
   std::vector<uint64_t> given, rest;
-  std::vector<bool> is_given(items_.size());
+  std::vector<char> is_given(items_.size());
   given.reserve(presorted.size());
   bool in_order = true;
   for (const int32_t i : presorted) {

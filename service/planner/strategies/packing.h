@@ -67,6 +67,7 @@ class MinTree {
       const uint64_t others = ab < c ? ab : c;
       cur = others < cur ? others : cur;
       n = (n - 1) >> 2;
+      if (node_[n] == cur) break;  // the least above is unchanged (not the least-loaded: common)
       node_[n] = cur;
     }
   }
@@ -88,8 +89,8 @@ class MinTree {
 // exactly (MinTree's keys give up their lowest bits to the index): a binary tree whose nodes hold
 // the least score below them, found by a walk down (left on a tie). An infinite score marks a
 // slot out; ArgMin is -1 when all are. fcp's packer fills one per run of identical items, a slot
-// per worker with room in worker order: the same answers as RoomTree::LeastWithRoom, by a walk up
-// per update instead of a search per item.
+// per worker (out: no room for the item): the same answers as RoomTree::LeastWithRoom, by a walk
+// up per update instead of a search per item.
 class LeastScoreTree {
  public:
   // Slots 0 .. size - 1, scored score_of(slot).
