@@ -298,9 +298,15 @@ bool Packer::TryImprove(int32_t hot) {
     const std::vector<int32_t>& theirs = owned_[cold];
     cold_seconds_.resize(theirs.size());
     cold_tokens_.resize(theirs.size());
+    // A swap needs a unit of fewer seconds than a's (dd > 0) and enough tokens to leave the cold
+    // worker within the cap: past the least seconds or the most tokens, none qualifies.
+    double least_seconds = std::numeric_limits<double>::infinity();
+    int64_t most_tokens = std::numeric_limits<int64_t>::min();
     for (size_t q = 0; q < theirs.size(); ++q) {
       cold_seconds_[q] = items_[theirs[q]].seconds;
       cold_tokens_[q] = items_[theirs[q]].tokens();
+      least_seconds = std::min(least_seconds, cold_seconds_[q]);
+      most_tokens = std::max(most_tokens, cold_tokens_[q]);
     }
     for (int32_t i : owned_[hot]) {
       const PackItem& a = items_[i];
@@ -312,6 +318,7 @@ bool Packer::TryImprove(int32_t hot) {
                                   Score(cold_load + da, cold_tokens + ta));
         if (s < best - 1e-9) best = s, move = i, swap = -1, to = cold;
       }
+      if (da <= least_seconds || cold_tokens + (ta - most_tokens) > cap_) continue;
       for (size_t q = 0; q < theirs.size(); ++q) {
         const double dd = da - cold_seconds_[q];
         const int64_t dt = ta - cold_tokens_[q];
