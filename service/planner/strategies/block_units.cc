@@ -246,7 +246,7 @@ void MergeNeighbours(const Batch& batch, std::vector<Block>* blocks) {
 DocCosts DocCosts::Of(const PlanContext& ctx) {
   DocCosts costs;
   costs.seconds = DocumentSeconds(ctx, &costs.total);
-  costs.by_cost = ByCostDescending(costs.seconds);
+  costs.by_cost = ByCostDescending(costs.seconds, ctx.batch.documents);
   return costs;
 }
 

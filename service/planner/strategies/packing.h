@@ -251,6 +251,11 @@ std::vector<double> DocumentSeconds(const PlanContext& ctx, double* total);
 // Indices by value, largest first, ties by index (one radix sort on keys packing the value's top
 // bits above the index; non-negative doubles order like their bit patterns).
 std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds);
+// The same for the documents' own costs (DocumentSeconds): documents by length, longest first
+// (a counting sort), when that turns out to be the costs' order (checked; the costs of one mask
+// grow with the length), else ByCostDescending(seconds).
+std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds,
+                                      const std::vector<Document>& documents);
 
 // Ranks for groups of the given sizes (sum <= num_workers): each group contiguous, largest first;
 // groups larger than a node take whole nodes from rank 0, smaller ones go first-fit into the

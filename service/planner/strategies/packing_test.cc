@@ -252,6 +252,27 @@ TEST(ByCostDescendingTest, SortsByCostThenIndex) {
   }
 }
 
+// By length when the costs grow with it (many documents of one length, as in real batches), and
+// when they do not (costs off the lengths' order, or two lengths of one cost in reverse index
+// order): always what the sort by cost gives.
+TEST(ByCostDescendingTest, ByLengthIsTheOrderByCost) {
+  for (const int mode : {0, 1, 2}) {
+    std::mt19937_64 rng(mode);
+    std::vector<Document> documents(5000);
+    std::vector<double> seconds(documents.size());
+    for (size_t d = 0; d < documents.size(); ++d) {
+      documents[d].length = 1 + static_cast<int64_t>(rng() % 3000);
+      const double length = static_cast<double>(documents[d].length);
+      seconds[d] = mode == 1 ? std::fmod(length * 7.0, 3001.0) : length * length * 1e-9;
+    }
+    if (mode == 2) {  // two lengths that cost the same, the longer one at the higher index
+      documents[0].length = 10, documents[1].length = 11;
+      seconds[0] = seconds[1] = 5e-7;
+    }
+    ASSERT_EQ(ByCostDescending(seconds, documents), ByCostDescending(seconds)) << "mode " << mode;
+  }
+}
+
 TEST(RoomTreeTest, NoWorkerWithRoomIsMinusOne) {
   RoomTree tree(4);
   for (int32_t w = 0; w < 4; ++w) tree.Set(w, 1.0 + w, 100);
