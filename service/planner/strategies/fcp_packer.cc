@@ -71,7 +71,7 @@ class Packer::RoomSearch {
       : p_(packer),
         order_(order),
         index_mask_(index_mask),
-        min_run_(std::max<size_t>(2, static_cast<size_t>(packer.workers_) / 64)) {}
+        min_run_(std::max<size_t>(2, static_cast<size_t>(packer.workers_) / 256)) {}
 
   // For the item at order[k].
   int32_t Best(size_t k) {
@@ -148,7 +148,7 @@ class Packer::RoomSearch {
   const Packer& p_;
   const std::vector<uint64_t>& order_;
   uint64_t index_mask_;
-  size_t min_run_;  // the shortest run worth a run tree (filling it costs ~W/64 searches)
+  size_t min_run_;  // the shortest run worth a run tree (by instruction counts at W = 1024)
   std::optional<RoomTree> room_tree_;
   std::vector<bool> dirty_;  // assigned to since room_tree_ was last brought up to date
   std::vector<int32_t> dirty_list_;
