@@ -262,7 +262,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
 
 // One move or swap off `hot` to one of the few least-loaded workers that lowers the larger of
 // the two scores (the coldest alone may only hold units too small to swap for a large one).
-bool Packer::TryImprove(int32_t hot) {
+int32_t Packer::TryImprove(int32_t hot) {
   constexpr int kColdCandidates = 8;
   // The k coldest by (score, index), ascending: one pass keeping them in order.
   const int k = std::min<int>(kColdCandidates, workers_);
@@ -329,14 +329,14 @@ bool Packer::TryImprove(int32_t hot) {
       }
     }
   }
-  if (move < 0) return false;
+  if (move < 0) return -1;
   Unassign(move);
   if (swap >= 0) {
     Unassign(swap);
     Assign(swap, hot);
   }
   Assign(move, to);
-  return true;
+  return to;
 }
 
 void Packer::TrackOwned() {
@@ -355,14 +355,17 @@ void Packer::TrackOwned() {
 void Packer::Refine(int iterations) {
   // Below this the remaining imbalance is within the cost model's own error: stop searching.
   constexpr double kGoodEnough = 1.01;
+  // The hottest worker (the first of the highest score) as the least negated score.
+  LeastScoreTree hottest;
+  hottest.Fill(workers_, [&](int32_t w) { return -ScoreOf(w); });
   for (int it = 0; it < iterations; ++it) {
-    int32_t hot = 0;
-    for (int32_t w = 1; w < workers_; ++w) {
-      if (ScoreOf(w) > ScoreOf(hot)) hot = w;
-    }
+    const int32_t hot = hottest.ArgMin();
     if (ScoreOf(hot) <= kGoodEnough) return;
     TrackOwned();  // only now: most packings need no refinement
-    if (!TryImprove(hot)) return;
+    const int32_t cold = TryImprove(hot);
+    if (cold < 0) return;
+    hottest.Set(hot, -ScoreOf(hot));
+    hottest.Set(cold, -ScoreOf(cold));
   }
 }
 
