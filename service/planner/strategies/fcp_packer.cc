@@ -112,7 +112,7 @@ class Packer::RoomSearch {
   double RunScore(int32_t w) const {
     const int64_t tokens = run_item_.tokens();
     return p_.tokens_[w] <= p_.cap_ - tokens ? p_.ScoreWith(w, run_item_)
-                                              : std::numeric_limits<double>::infinity();
+                                             : std::numeric_limits<double>::infinity();
   }
 
   int32_t SearchRoomTree(const PackItem& it) {

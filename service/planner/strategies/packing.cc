@@ -217,7 +217,9 @@ absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* bl
   for (int32_t w = 0; w < workers; ++w) first[w + 1] += first[w];
   {
     std::vector<int32_t> next(first.begin(), first.end() - 1);
-    for (size_t i = 0; i < kept; ++i) of_worker[next[(*blocks)[i].owner]++] = static_cast<int32_t>(i);
+    for (size_t i = 0; i < kept; ++i) {
+      of_worker[next[(*blocks)[i].owner]++] = static_cast<int32_t>(i);
+    }
   }
   for (int32_t w = over; w < workers; ++w) {
     while (tokens[w] > cap) {

@@ -108,14 +108,14 @@ class LeastScoreTree {
   int32_t ArgMin() const {
     if (!(node_[1] < std::numeric_limits<double>::infinity())) return -1;
     size_t n = 1;
-    while (n < leaves_) n = node_[2 * n] == node_[n] ? 2 * n : 2 * n + 1;
+    while (n < leaves_) n = 2 * n + (node_[2 * n] != node_[n]);  // left holds it, or right
     return static_cast<int32_t>(n - leaves_);
   }
 
  private:
   size_t leaves_ = 1;
-  std::vector<double> node_ = {0, std::numeric_limits<double>::infinity()};  // root node_[1];
-                                                                            // children 2n, 2n + 1
+  // node_[1] is the root, children of n are 2n and 2n + 1; leaves from node_[leaves_].
+  std::vector<double> node_ = {0, std::numeric_limits<double>::infinity()};
 };
 
 template <typename ScoreOf>

@@ -168,15 +168,17 @@ TEST(FitTokenBudgetTest, LeavesWhatTheScanAndSortLeft) {
           const int64_t begin = length * c / cut, end = length * (c + 1) / cut;
           if (begin == end) continue;
           // Skewed owners: a few workers take most blocks and go over the cap.
-          const int32_t owner = static_cast<int32_t>(rng() % 3 == 0 ? rng() % workers
-                                                                    : rng() % (workers / 4 + 1));
+          const int32_t owner =
+              static_cast<int32_t>(rng() % 3 == 0 ? rng() % workers : rng() % (workers / 4 + 1));
           blocks.push_back({d, begin, end, owner});
           total += end - begin;
         }
       }
       if (trial % 3 == 1) std::shuffle(blocks.begin(), blocks.end(), rng);
-      if (trial % 3 == 2) blocks.push_back({blocks.back().document, blocks.back().begin,
-                                            blocks.back().begin, 0});  // a shared position
+      if (trial % 3 == 2) {  // an empty block at a block's position
+        const Block& last = blocks.back();
+        blocks.push_back({last.document, last.begin, last.begin, 0});
+      }
       const int64_t cap = total / workers + static_cast<int64_t>(rng() % 50) - 10;
       std::vector<Block> indexed = blocks, scanned = blocks;
       const absl::Status got = FitTokenBudget(workers, cap, &indexed);
@@ -270,6 +272,24 @@ TEST(ByCostDescendingTest, ByLengthIsTheOrderByCost) {
       seconds[0] = seconds[1] = 5e-7;
     }
     ASSERT_EQ(ByCostDescending(seconds, documents), ByCostDescending(seconds)) << "mode " << mode;
+  }
+}
+
+// Updates that raise and lower scores (Set stops where the least above is unchanged): the first
+// worker with the least score, as a scan finds it (whole scores: no low bits for the index).
+TEST(MinTreeTest, ArgMinIsWhatAScanFinds) {
+  for (int32_t workers : {1, 3, 4, 5, 64, 1000}) {
+    std::mt19937_64 rng(workers * 3);
+    MinTree tree(workers);
+    std::vector<double> score(workers, 0);
+    for (int step = 0; step < 3000; ++step) {
+      const int32_t w = static_cast<int32_t>(rng() % workers);
+      score[w] = static_cast<double>(rng() % 6);
+      tree.Set(w, score[w]);
+      const int32_t scan =
+          static_cast<int32_t>(std::min_element(score.begin(), score.end()) - score.begin());
+      ASSERT_EQ(tree.ArgMin(), scan) << "W " << workers << ", step " << step;
+    }
   }
 }
 
