@@ -117,25 +117,26 @@ absl::Status ScanFitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>
   bool changed = false;
   for (int32_t w = 0; w < workers; ++w) {
     while (tokens[w] > cap) {
-      int32_t to = 0;
-      for (int32_t v = 1; v < workers; ++v) {
-        if (tokens[v] < tokens[to]) to = v;
-      }
+      // The first worker with the fewest tokens takes the first of w's smallest blocks that
+      // clear the target whole, else the tail of w's first largest.
+      const int32_t to =
+          static_cast<int32_t>(std::min_element(tokens.begin(), tokens.end()) - tokens.begin());
       const int64_t room = cap - tokens[to];
       if (room <= 0) return absl::FailedPreconditionError("no room");
       const int64_t target = std::min(tokens[w] - cap, room);
-      size_t pick = blocks->size(), largest = blocks->size();
+      std::vector<size_t> mine, clearing;
       for (size_t i = 0; i < blocks->size(); ++i) {
-        const Block& b = (*blocks)[i];
-        if (b.owner != w) continue;
-        if (largest == blocks->size() || b.tokens() > (*blocks)[largest].tokens()) largest = i;
-        if (b.tokens() >= target && b.tokens() <= room &&
-            (pick == blocks->size() || b.tokens() < (*blocks)[pick].tokens())) {
-          pick = i;
-        }
+        if ((*blocks)[i].owner != w) continue;
+        mine.push_back(i);
+        const int64_t t = (*blocks)[i].tokens();
+        if (t >= target && t <= room) clearing.push_back(i);
       }
-      if (pick == blocks->size()) pick = largest;
-      Block& b = (*blocks)[pick];
+      auto fewer = [&](size_t a, size_t b) {
+        return (*blocks)[a].tokens() < (*blocks)[b].tokens();
+      };
+      Block& b =
+          (*blocks)[clearing.empty() ? *std::max_element(mine.begin(), mine.end(), fewer)
+                                     : *std::min_element(clearing.begin(), clearing.end(), fewer)];
       const int64_t moved = std::min(b.tokens(), room);
       if (moved == b.tokens()) {
         b.owner = to;
