@@ -255,7 +255,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     if (chosen < 0) chosen = 0;  // cannot happen after ValidateBatch's total-cap check
     Assign(i, chosen);
     note_holder(it.document, chosen);
-    least_loaded.Set(chosen, ScoreOf(chosen));
+    least_loaded.Raise(chosen, ScoreOf(chosen));
     room_search.Changed(chosen);
   }
 }

@@ -198,15 +198,14 @@ void SortByPosition(std::vector<Block>* blocks) {
 
 absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* blocks) {
   std::vector<int64_t> tokens(workers, 0);
-  bool in_order = true;  // strictly by position (then cut pieces merge in: no sort)
-  for (size_t i = 0; i < blocks->size(); ++i) {
-    const Block& b = (*blocks)[i];
-    tokens[b.owner] += b.tokens();
-    in_order &= i == 0 || PositionLess((*blocks)[i - 1], b);
-  }
+  for (const Block& b : *blocks) tokens[b.owner] += b.tokens();
   int32_t over = 0;
   while (over < workers && tokens[over] <= cap) ++over;
   if (over == workers) return absl::OkStatus();
+  bool in_order = true;  // strictly by position (then cut pieces merge in: no sort)
+  for (size_t i = 1; i < blocks->size(); ++i) {
+    in_order &= PositionLess((*blocks)[i - 1], (*blocks)[i]);
+  }
   // Indexed for the moves: the donor (fewest tokens) in a tree; each worker's blocks in index
   // order (a counting sort by owner), so a move scans only the over-full worker's blocks. Only
   // blocks of the kept part are listed: pieces go to a donor, which never goes over the cap.
@@ -294,7 +293,7 @@ std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds) {
   absl::flat_hash_map<uint64_t, int32_t> distinct_of;
   std::vector<uint64_t> distinct;
   std::vector<int32_t> rank(n);
-  if (n >= 1024) {
+  if (n >= 8192) {
     distinct_of.reserve(n / 8);
     for (size_t i = 0; i < n && distinct.size() <= most_distinct; ++i) {
       const auto [it, added] =
@@ -304,7 +303,7 @@ std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds) {
     }
   }
   std::vector<int32_t> order(n);
-  if (n >= 1024 && distinct.size() <= most_distinct) {
+  if (n >= 8192 && distinct.size() <= most_distinct) {
     const int distinct_bits = IndexBits(distinct.size());
     std::vector<uint64_t> keys(distinct.size());
     for (size_t v = 0; v < distinct.size(); ++v) keys[v] = distinct[v] << distinct_bits | v;

@@ -55,7 +55,16 @@ class MinTree {
  public:
   explicit MinTree(int32_t size) : MinTree(size, 0) {}  // every score starts at 0
   MinTree(int32_t size, double score);                  // every score starts at `score`
-  void Set(int32_t i, double score) {
+  void Set(int32_t i, double score) { Update<false>(i, score); }
+  // Set, its walk up stopping where the least above is unchanged: fewer steps for an update off
+  // the least's path (fcp's packer passing over a full least-loaded worker), a compare more per
+  // level on it.
+  void Raise(int32_t i, double score) { Update<true>(i, score); }
+  int32_t ArgMin() const { return static_cast<int32_t>(node_[0] & index_mask_); }
+
+ private:
+  template <bool kStopUnchanged>
+  void Update(int32_t i, double score) {
     size_t n = first_leaf_ + static_cast<size_t>(i);
     uint64_t cur = Key(i, score);
     node_[n] = cur;
@@ -67,13 +76,10 @@ class MinTree {
       const uint64_t others = ab < c ? ab : c;
       cur = others < cur ? others : cur;
       n = (n - 1) >> 2;
-      if (node_[n] == cur) break;  // the least above is unchanged (not the least-loaded: common)
+      if (kStopUnchanged && node_[n] == cur) break;
       node_[n] = cur;
     }
   }
-  int32_t ArgMin() const { return static_cast<int32_t>(node_[0] & index_mask_); }
-
- private:
   uint64_t Key(int32_t i, double score) const {
     const double s = score > 0 ? score : 0.0;  // also maps -0.0 and tiny negative rounding to 0
     uint64_t bits;

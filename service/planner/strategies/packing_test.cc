@@ -276,8 +276,9 @@ TEST(ByCostDescendingTest, ByLengthIsTheOrderByCost) {
   }
 }
 
-// Updates that raise and lower scores (Set stops where the least above is unchanged): the first
-// worker with the least score, as a scan finds it (whole scores: no low bits for the index).
+// Updates that raise and lower scores, by Set and by Raise (which stops where the least above is
+// unchanged): the first worker with the least score, as a scan finds it (whole scores: no low
+// bits for the index).
 TEST(MinTreeTest, ArgMinIsWhatAScanFinds) {
   for (int32_t workers : {1, 3, 4, 5, 64, 1000}) {
     std::mt19937_64 rng(workers * 3);
@@ -286,7 +287,11 @@ TEST(MinTreeTest, ArgMinIsWhatAScanFinds) {
     for (int step = 0; step < 3000; ++step) {
       const int32_t w = static_cast<int32_t>(rng() % workers);
       score[w] = static_cast<double>(rng() % 6);
-      tree.Set(w, score[w]);
+      if (step % 2 == 0) {
+        tree.Set(w, score[w]);
+      } else {
+        tree.Raise(w, score[w]);
+      }
       const int32_t scan =
           static_cast<int32_t>(std::min_element(score.begin(), score.end()) - score.begin());
       ASSERT_EQ(tree.ArgMin(), scan) << "W " << workers << ", step " << step;
