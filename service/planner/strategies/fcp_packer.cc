@@ -262,24 +262,16 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
 
 // One move or swap off `hot` to one of the few least-loaded workers that lowers the larger of
 // the two scores (the coldest alone may only hold units too small to swap for a large one).
-int32_t Packer::TryImprove(int32_t hot) {
+int32_t Packer::TryImprove(int32_t hot, LeastScoreTree* coldest) {
   constexpr int kColdCandidates = 8;
-  // The k coldest by (score, index), ascending: one pass keeping them in order.
+  // The k coldest by (score, index), ascending: taken off the tree one by one, then put back.
   const int k = std::min<int>(kColdCandidates, workers_);
   int32_t colds[kColdCandidates];
-  double cold_scores[kColdCandidates];
-  int count = 0;
-  for (int32_t w = 0; w < workers_; ++w) {
-    const double score = ScoreOf(w);
-    if (count == k && !(score < cold_scores[k - 1])) continue;
-    int at = count < k ? count++ : k - 1;
-    for (; at > 0 && score < cold_scores[at - 1]; --at) {
-      colds[at] = colds[at - 1];
-      cold_scores[at] = cold_scores[at - 1];
-    }
-    colds[at] = w;
-    cold_scores[at] = score;
+  for (int c = 0; c < k; ++c) {
+    colds[c] = coldest->ArgMin();
+    coldest->Set(colds[c], std::numeric_limits<double>::infinity());
   }
+  for (int c = 0; c < k; ++c) coldest->Set(colds[c], ScoreOf(colds[c]));
   const double before = ScoreOf(hot);
   double best = before;
   int32_t move = -1, swap = -1, to = -1;
@@ -355,17 +347,20 @@ void Packer::TrackOwned() {
 void Packer::Refine(int iterations) {
   // Below this the remaining imbalance is within the cost model's own error: stop searching.
   constexpr double kGoodEnough = 1.01;
-  // The hottest worker (the first of the highest score) as the least negated score.
-  LeastScoreTree hottest;
+  // The hottest worker (the first of the highest score) as the least negated score; the coldest.
+  LeastScoreTree hottest, coldest;
   hottest.Fill(workers_, [&](int32_t w) { return -ScoreOf(w); });
+  coldest.Fill(workers_, [&](int32_t w) { return ScoreOf(w); });
   for (int it = 0; it < iterations; ++it) {
     const int32_t hot = hottest.ArgMin();
     if (ScoreOf(hot) <= kGoodEnough) return;
     TrackOwned();  // only now: most packings need no refinement
-    const int32_t cold = TryImprove(hot);
+    const int32_t cold = TryImprove(hot, &coldest);
     if (cold < 0) return;
-    hottest.Set(hot, -ScoreOf(hot));
-    hottest.Set(cold, -ScoreOf(cold));
+    for (const int32_t w : {hot, cold}) {
+      hottest.Set(w, -ScoreOf(w));
+      coldest.Set(w, ScoreOf(w));
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "service/planner/batch.h"
+#include "service/planner/strategies/packing.h"
 
 namespace fcp {
 
@@ -48,8 +49,9 @@ class Packer {
   bool Fits(int32_t w, const PackItem& it) const { return tokens_[w] + it.tokens() <= cap_; }
   void Assign(int32_t i, int32_t w);
   void Unassign(int32_t i);
-  // One move or swap off `hot`; the worker it went to, -1 if none improves.
-  int32_t TryImprove(int32_t hot);
+  // One move or swap off `hot` to one of the coldest workers (`coldest`: their scores); the worker
+  // it went to, -1 if none improves.
+  int32_t TryImprove(int32_t hot, LeastScoreTree* coldest);
   // Fills owned_ from the items' owners (Pack does not keep it up to date: only Refine reads it).
   void TrackOwned();
   class RoomSearch;  // Pack's search once the least-loaded worker is full (fcp_packer.cc)
