@@ -278,48 +278,61 @@ std::vector<double> DocumentSeconds(const PlanContext& ctx, double* total) {
   return seconds;
 }
 
+namespace {
+
+// ByCostDescending's keys without the index: the costs' top bits, inverted.
+uint64_t CostKey(double seconds, int index_bits) {
+  uint64_t bits;
+  std::memcpy(&bits, &seconds, sizeof bits);
+  return ~bits >> index_bits;
+}
+
+// ByCostDescending by its repeated values (documents of one length and mask cost the same): the
+// distinct keys sorted, then the indices placed by a counting sort over their keys' ranks, in
+// index order (ties by index, as the full keys break them). Empty if over half are distinct.
+std::vector<int32_t> ByFewDistinctCosts(const std::vector<double>& seconds, int index_bits) {
+  const size_t n = seconds.size();
+  absl::flat_hash_map<uint64_t, int32_t> distinct_of;
+  distinct_of.reserve(n / 8);
+  std::vector<uint64_t> distinct;
+  std::vector<int32_t> rank(n);  // first the index of the key in `distinct`, then its rank
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t key = CostKey(seconds[i], index_bits);
+    const auto [it, added] = distinct_of.try_emplace(key, static_cast<int32_t>(distinct.size()));
+    if (added) {
+      if (distinct.size() >= n / 2) return {};
+      distinct.push_back(key);
+    }
+    rank[i] = it->second;
+  }
+  const int distinct_bits = IndexBits(distinct.size());
+  std::vector<uint64_t> keys(distinct.size());
+  for (size_t v = 0; v < distinct.size(); ++v) keys[v] = distinct[v] << distinct_bits | v;
+  RadixSort(&keys);
+  const uint64_t mask = (uint64_t{1} << distinct_bits) - 1;
+  std::vector<int32_t> rank_of(distinct.size());
+  for (size_t r = 0; r < keys.size(); ++r) rank_of[keys[r] & mask] = static_cast<int32_t>(r);
+  std::vector<int32_t> start(distinct.size() + 1, 0);
+  for (size_t i = 0; i < n; ++i) ++start[(rank[i] = rank_of[rank[i]]) + 1];
+  for (size_t r = 0; r < distinct.size(); ++r) start[r + 1] += start[r];
+  std::vector<int32_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[start[rank[i]]++] = static_cast<int32_t>(i);
+  return order;
+}
+
+}  // namespace
+
 std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds) {
   const size_t n = seconds.size();
   const int index_bits = IndexBits(n);
-  auto value = [&](size_t i) {  // the sort key's value part: the cost's top bits, inverted
-    uint64_t bits;
-    std::memcpy(&bits, &seconds[i], sizeof bits);
-    return ~bits >> index_bits;
-  };
-  // Documents of one length (and mask) cost the same: with few distinct values, sort those and
-  // place the documents by a counting sort over their values' ranks, in index order (ties by
-  // index, as the keys break them). Many distinct values: one radix sort of every key.
-  const size_t most_distinct = n / 2;
-  absl::flat_hash_map<uint64_t, int32_t> distinct_of;
-  std::vector<uint64_t> distinct;
-  std::vector<int32_t> rank(n);
-  if (n >= 8192) {
-    distinct_of.reserve(n / 8);
-    for (size_t i = 0; i < n && distinct.size() <= most_distinct; ++i) {
-      const auto [it, added] =
-          distinct_of.try_emplace(value(i), static_cast<int32_t>(distinct.size()));
-      if (added) distinct.push_back(value(i));
-      rank[i] = it->second;
-    }
-  }
-  std::vector<int32_t> order(n);
-  if (n >= 8192 && distinct.size() <= most_distinct) {
-    const int distinct_bits = IndexBits(distinct.size());
-    std::vector<uint64_t> keys(distinct.size());
-    for (size_t v = 0; v < distinct.size(); ++v) keys[v] = distinct[v] << distinct_bits | v;
-    RadixSort(&keys);
-    std::vector<int32_t> start(distinct.size() + 1, 0);  // by distinct value, then its rank
-    const uint64_t mask = (uint64_t{1} << distinct_bits) - 1;
-    std::vector<int32_t> rank_of(distinct.size());
-    for (size_t r = 0; r < keys.size(); ++r) rank_of[keys[r] & mask] = static_cast<int32_t>(r);
-    for (size_t i = 0; i < n; ++i) ++start[(rank[i] = rank_of[rank[i]]) + 1];
-    for (size_t r = 0; r < distinct.size(); ++r) start[r + 1] += start[r];
-    for (size_t i = 0; i < n; ++i) order[start[rank[i]]++] = static_cast<int32_t>(i);
-    return order;
+  if (n >= 8192) {  // below, one 8-bit radix sort of every key is cheaper
+    std::vector<int32_t> order = ByFewDistinctCosts(seconds, index_bits);
+    if (!order.empty()) return order;
   }
   std::vector<uint64_t> keys(n);
-  for (size_t i = 0; i < n; ++i) keys[i] = value(i) << index_bits | i;
+  for (size_t i = 0; i < n; ++i) keys[i] = CostKey(seconds[i], index_bits) << index_bits | i;
   if (!keys.empty()) RadixSort(&keys);
+  std::vector<int32_t> order(n);
   const uint64_t mask = (uint64_t{1} << index_bits) - 1;
   for (size_t i = 0; i < n; ++i) order[i] = static_cast<int32_t>(keys[i] & mask);
   return order;
@@ -336,16 +349,14 @@ std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds,
   for (const Document& doc : documents) ++start[longest - doc.length + 1];
   for (size_t l = 1; l < start.size(); ++l) start[l] += start[l - 1];
   std::vector<int32_t> order(n);
-  for (size_t d = 0; d < n; ++d) order[start[longest - documents[d].length]++] = d;
-  // ByCostDescending's keys: the costs' top bits, inverted, then the index.
+  for (size_t d = 0; d < n; ++d) {
+    order[start[longest - documents[d].length]++] = static_cast<int32_t>(d);
+  }
+  // In the order of ByCostDescending's keys (cost key, then index)?
   const int index_bits = IndexBits(n);
-  auto key = [&](int32_t d) {
-    uint64_t bits;
-    std::memcpy(&bits, &seconds[d], sizeof bits);
-    return ~bits >> index_bits;
-  };
   for (size_t k = 1; k < n; ++k) {
-    const uint64_t before = key(order[k - 1]), here = key(order[k]);
+    const uint64_t before = CostKey(seconds[order[k - 1]], index_bits),
+                   here = CostKey(seconds[order[k]], index_bits);
     if (before > here || (before == here && order[k - 1] > order[k])) {
       return ByCostDescending(seconds);
     }

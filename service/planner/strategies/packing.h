@@ -255,7 +255,9 @@ absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* bl
 std::vector<double> DocumentSeconds(const PlanContext& ctx, double* total);
 
 // Indices by value, largest first, ties by index (one radix sort on keys packing the value's top
-// bits above the index; non-negative doubles order like their bit patterns).
+// bits above the index; non-negative doubles order like their bit patterns). Among many values
+// (8192 or more) of which at most half are distinct, a sort of the distinct ones and a counting
+// sort over their ranks, to the same order.
 std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds);
 // The same for the documents' own costs (DocumentSeconds): documents by length, longest first
 // (a counting sort), when that turns out to be the costs' order (checked; the costs of one mask
