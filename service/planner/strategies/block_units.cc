@@ -47,9 +47,9 @@ class UnitBuilder {
         bounds_.resize(n + 1);
         for (int64_t c = 0; c <= n; ++c) bounds_[c] = ChunkBegin(doc.length, n, c);
         AddUnits(d, items, &group);
-      } else if (grouped() && automatic_ && doc_seconds_[d] <= mean_seconds_) {
-        bounds_ = {0, doc.length};
-        AddUnits(d, items, nullptr);
+      } else if (doc.length <= block ||
+                 (grouped() && automatic_ && doc_seconds_[d] <= mean_seconds_)) {
+        AddWhole(d, items, nullptr);  // most documents: short, one unit
       } else {
         CutFine(doc, block);
         AddUnits(d, items, nullptr);
@@ -151,19 +151,25 @@ class UnitBuilder {
     return pairs_per_worker_;
   }
 
+  // The whole document d as one unit (one tile, already costed: DocumentSeconds).
+  void AddWhole(int32_t d, std::vector<PackItem>* items, const std::vector<int32_t>* group) {
+    const int64_t length = batch_.documents[d].length;
+    PackItem item{d, 0, length, doc_seconds_[d]};
+    item.block = blocks_++;
+    if (group != nullptr) item.owner = group->front();
+    if (group == nullptr) whole_item_[d] = static_cast<int32_t>(items->size());
+    largest_ = std::max(largest_, length);
+    items->push_back(item);
+  }
+
   // Units of document d cut at bounds_: zigzag pairs (block i with n-1-i) for causal-like masks,
   // so every holder of a late block also holds an early one; pinned to `group` if given.
   void AddUnits(int32_t d, std::vector<PackItem>* items, const std::vector<int32_t>* group) {
     const Document& doc = batch_.documents[d];
     const bool pair = PairsZigzag(doc);
     const size_t n = bounds_.size() - 1;
-    if (n == 1) {  // the whole document: one tile, already costed (DocumentSeconds)
-      PackItem item{d, 0, doc.length, doc_seconds_[d]};
-      item.block = blocks_++;
-      if (group != nullptr) item.owner = group->front();
-      if (group == nullptr) whole_item_[d] = static_cast<int32_t>(items->size());
-      largest_ = std::max(largest_, doc.length);
-      items->push_back(item);
+    if (n == 1) {
+      AddWhole(d, items, group);
       return;
     }
     // The middle pair of an even cut is two neighbouring blocks on one worker, which merge into
@@ -240,7 +246,7 @@ void MergeNeighbours(const Batch& batch, std::vector<Block>* blocks) {
 DocCosts DocCosts::Of(const PlanContext& ctx) {
   DocCosts costs;
   costs.seconds = DocumentSeconds(ctx, &costs.total);
-  costs.by_cost = ByCostDescending(costs.seconds);
+  costs.by_cost = ByCostDescending(costs.seconds, ctx.batch.documents);
   return costs;
 }
 

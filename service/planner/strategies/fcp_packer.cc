@@ -50,6 +50,115 @@ void Packer::Unassign(int32_t i) {
   it.owner = -1;
 }
 
+namespace {
+
+uint64_t IndexMask(int index_bits) { return (uint64_t{1} << index_bits) - 1; }
+
+}  // namespace
+
+// The least-loaded worker is full (token budget): the lowest score with the item among the workers
+// with room, ties to the lowest index. It is rarely near the least-loaded ones (16 probes from
+// both ends lost up to 6% of the step at W = 1024). Two ways to the same answer:
+//  - a RoomTree of every worker's load and tokens, built at the first such item, that prunes what
+//    cannot win (a scan of every worker per item was two thirds of fcp's time at W = 1024);
+//  - for a run of identical items (short documents of one length: at W = 1024 on wikipedia, fcp's
+//    18.3K such items came in ~350 runs), a LeastScoreTree of every worker's score with the run's
+//    item (out: no room), filled once and updated by a walk up per assignment.
+// The RoomTree is brought up to date (the workers assigned to since) only when it searches.
+class Packer::RoomSearch {
+ public:
+  RoomSearch(const Packer& packer, const std::vector<uint64_t>& order, uint64_t index_mask)
+      : p_(packer),
+        order_(order),
+        index_mask_(index_mask),
+        min_run_(std::max<size_t>(2, static_cast<size_t>(packer.workers_) / 256)) {}
+
+  // For the item at order[k].
+  int32_t Best(size_t k) {
+    const PackItem& it = Item(k);
+    if (in_run_ && !Alike(it, run_item_)) in_run_ = false;
+    if (!in_run_ && k >= short_end_) {
+      size_t end = k + 1;
+      while (end < order_.size() && end - k < min_run_ && Alike(Item(end), it)) ++end;
+      if (end - k >= min_run_) {
+        StartRun(it);
+      } else {
+        short_end_ = end;  // items k .. end - 1: alike, too few for a run tree
+      }
+    }
+    if (!in_run_) return SearchRoomTree(it);
+    return run_tree_.ArgMin();
+  }
+
+  // After an assignment to w.
+  void Changed(int32_t w) {
+    if (in_run_) run_tree_.Set(w, RunScore(w));
+    if (room_tree_ && !dirty_[w]) {
+      dirty_[w] = true;
+      dirty_list_.push_back(w);
+    }
+  }
+
+ private:
+  const PackItem& Item(size_t k) const { return p_.items_[order_[k] & index_mask_]; }
+  static bool Alike(const PackItem& a, const PackItem& b) {
+    return a.seconds == b.seconds && a.tokens() == b.tokens();
+  }
+  void StartRun(const PackItem& it) {
+    run_item_ = it;
+    in_run_ = true;
+    run_tree_.Fill(p_.workers_, [&](int32_t w) { return RunScore(w); });
+  }
+  double RunScore(int32_t w) const {
+    const int64_t tokens = run_item_.tokens();
+    return p_.tokens_[w] <= p_.cap_ - tokens ? p_.ScoreWith(w, run_item_)
+                                             : std::numeric_limits<double>::infinity();
+  }
+
+  int32_t SearchRoomTree(const PackItem& it) {
+    const int32_t workers = p_.workers_;
+    if (!room_tree_) {
+      room_tree_.emplace(workers);
+      for (int32_t w = 0; w < workers; ++w) room_tree_->Set(w, p_.load_[w], p_.tokens_[w]);
+      dirty_.assign(workers, false);
+    }
+    for (const int32_t w : dirty_list_) {
+      room_tree_->Set(w, p_.load_[w], p_.tokens_[w]);
+      dirty_[w] = false;
+    }
+    dirty_list_.clear();
+    if (searches_++ % workers == 0) {
+      // Workers by tokens in the leaves: the full ones (most of them, by now, with little load)
+      // share subtrees that the room test prunes whole, instead of lending their low loads to
+      // every subtree's bound. Tokens only grow; re-sorted every W searches.
+      std::vector<int32_t> by_tokens(workers);
+      for (int32_t w = 0; w < workers; ++w) by_tokens[w] = w;
+      std::sort(by_tokens.begin(), by_tokens.end(), [&](int32_t a, int32_t b) {
+        return p_.tokens_[a] != p_.tokens_[b] ? p_.tokens_[a] < p_.tokens_[b] : a < b;
+      });
+      room_tree_->Arrange(by_tokens);
+    }
+    const double seconds = it.seconds;
+    const int64_t tokens = it.tokens();
+    return room_tree_->LeastWithRoom(p_.cap_ - tokens, [&](double load, int64_t held) {
+      return p_.Score(load + seconds, held + tokens);
+    });
+  }
+
+  const Packer& p_;
+  const std::vector<uint64_t>& order_;
+  uint64_t index_mask_;
+  size_t min_run_;  // the shortest run worth a run tree (by instruction counts at W = 1024)
+  std::optional<RoomTree> room_tree_;
+  std::vector<bool> dirty_;  // assigned to since room_tree_ was last brought up to date
+  std::vector<int32_t> dirty_list_;
+  int64_t searches_ = 0;
+  LeastScoreTree run_tree_;
+  bool in_run_ = false;  // run_tree_ holds the scores with run_item_
+  PackItem run_item_;
+  size_t short_end_ = 0;  // items before this position in order_ are in a run too short
+};
+
 void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
   constexpr double kLocalitySlack = 0.01;
   // Largest first. The sort key packs the cost's top bits (non-negative doubles order like their
@@ -62,7 +171,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     return (~bits >> index_bits << index_bits) | i;
   };
   std::vector<uint64_t> given, rest;
-  std::vector<bool> is_given(items_.size());
+  std::vector<char> is_given(items_.size());
   given.reserve(presorted.size());
   bool in_order = true;
   for (const int32_t i : presorted) {
@@ -82,8 +191,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
   std::vector<uint64_t> order(items_.size());
   std::merge(rest.begin(), rest.end(), given.begin(), given.end(), order.begin());
   MinTree least_loaded(workers_);
-  std::optional<RoomTree> room_tree;  // once the least-loaded worker is first full
-  int64_t fallbacks = 0;
+  RoomSearch room_search(*this, order, IndexMask(index_bits));
   // Workers holding blocks of each document (few: documents span few workers).
   std::vector<absl::InlinedVector<int32_t, 2>> doc_workers(documents);
   auto note_holder = [&](int32_t d, int32_t w) {
@@ -99,7 +207,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     note_holder(items_[i].document, w);
   }
   for (int32_t w = 0; w < workers_; ++w) least_loaded.Set(w, ScoreOf(w));
-  const uint64_t index_mask = (uint64_t{1} << index_bits) - 1;
+  const uint64_t index_mask = IndexMask(index_bits);
   for (size_t k = 0; k < order.size(); ++k) {
     // Items are visited by cost, far apart in memory: fetch an item and its document's holders
     // a few iterations ahead.
@@ -119,31 +227,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
       best = candidate;
       best_score = ScoreWith(candidate, it);
     } else {
-      // The least-loaded worker is full (token budget): the lowest score with the item among the
-      // workers with room, ties to the lowest index. It is rarely near the least-loaded ones (16
-      // probes from both ends lost up to 6% of the step at W = 1024), so a tree of every
-      // worker's load and tokens, built at the first such item, prunes what cannot win (a scan
-      // of every worker per item was two thirds of fcp's time at W = 1024).
-      if (!room_tree) {
-        room_tree.emplace(workers_);
-        for (int32_t w = 0; w < workers_; ++w) room_tree->Set(w, load_[w], tokens_[w]);
-      }
-      if (fallbacks++ % workers_ == 0) {
-        // Workers by tokens in the leaves: the full ones (most of them, by now, with little
-        // load) share subtrees that the room test prunes whole, instead of lending their low
-        // loads to every subtree's bound. Tokens only grow; re-sorted every W fallbacks.
-        std::vector<int32_t> by_tokens(workers_);
-        for (int32_t w = 0; w < workers_; ++w) by_tokens[w] = w;
-        std::sort(by_tokens.begin(), by_tokens.end(), [&](int32_t a, int32_t b) {
-          return tokens_[a] != tokens_[b] ? tokens_[a] < tokens_[b] : a < b;
-        });
-        room_tree->Arrange(by_tokens);
-      }
-      const double seconds = it.seconds;
-      const int64_t tokens = it.tokens();
-      best = room_tree->LeastWithRoom(cap_ - tokens, [&](double load, int64_t held) {
-        return Score(load + seconds, held + tokens);
-      });
+      best = room_search.Best(k);
       best_score = best < 0 ? 0 : ScoreWith(best, it);  // none has room: not after ValidateBatch
     }
     // Locality: a worker that already holds this document (no new sender for its KV) while it
@@ -171,61 +255,80 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     if (chosen < 0) chosen = 0;  // cannot happen after ValidateBatch's total-cap check
     Assign(i, chosen);
     note_holder(it.document, chosen);
-    least_loaded.Set(chosen, ScoreOf(chosen));
-    if (room_tree) room_tree->Set(chosen, load_[chosen], tokens_[chosen]);
+    least_loaded.Raise(chosen, ScoreOf(chosen));
+    room_search.Changed(chosen);
   }
 }
 
 // One move or swap off `hot` to one of the few least-loaded workers that lowers the larger of
 // the two scores (the coldest alone may only hold units too small to swap for a large one).
-bool Packer::TryImprove(int32_t hot) {
+int32_t Packer::TryImprove(int32_t hot, LeastScoreTree* coldest) {
   constexpr int kColdCandidates = 8;
-  std::vector<int32_t>& colds = scratch_;
-  colds.resize(workers_);
-  for (int32_t w = 0; w < workers_; ++w) colds[w] = w;
+  // The k coldest by (score, index), ascending: taken off the tree one by one, then put back.
   const int k = std::min<int>(kColdCandidates, workers_);
-  std::partial_sort(colds.begin(), colds.begin() + k, colds.end(), [&](int32_t a, int32_t b) {
-    return ScoreOf(a) != ScoreOf(b) ? ScoreOf(a) < ScoreOf(b) : a < b;
-  });
+  int32_t colds[kColdCandidates];
+  for (int c = 0; c < k; ++c) {
+    colds[c] = coldest->ArgMin();
+    coldest->Set(colds[c], std::numeric_limits<double>::infinity());
+  }
+  for (int c = 0; c < k; ++c) coldest->Set(colds[c], ScoreOf(colds[c]));
   const double before = ScoreOf(hot);
   double best = before;
   int32_t move = -1, swap = -1, to = -1;
+  const double hot_load = load_[hot];
+  const int64_t hot_tokens = tokens_[hot];
   // Pruning that skips only what cannot improve `best` (so the choice, ties included, is what
   // the full search finds): every move or swap adds seconds to `cold`, so its score with them is
   // at least its load's; and one of item i's moves or swaps leaves `hot` at least its load minus
   // i's seconds.
   for (int c = 0; c < k; ++c) {
     const int32_t cold = colds[c];
-    if (cold == hot || load_[cold] * inv_mean_seconds_ >= best - 1e-9) continue;
+    const double cold_load = load_[cold];
+    const int64_t cold_tokens = tokens_[cold];
+    if (cold == hot || cold_load * inv_mean_seconds_ >= best - 1e-9) continue;
+    // The cold worker's units side by side (the swaps' inner loop reads nothing else).
+    const std::vector<int32_t>& theirs = owned_[cold];
+    cold_seconds_.resize(theirs.size());
+    cold_tokens_.resize(theirs.size());
+    // A swap needs a unit of fewer seconds than a's (dd > 0) and enough tokens to leave the cold
+    // worker within the cap: past the least seconds or the most tokens, none qualifies.
+    double least_seconds = std::numeric_limits<double>::infinity();
+    int64_t most_tokens = std::numeric_limits<int64_t>::min();
+    for (size_t q = 0; q < theirs.size(); ++q) {
+      cold_seconds_[q] = items_[theirs[q]].seconds;
+      cold_tokens_[q] = items_[theirs[q]].tokens();
+      least_seconds = std::min(least_seconds, cold_seconds_[q]);
+      most_tokens = std::max(most_tokens, cold_tokens_[q]);
+    }
     for (int32_t i : owned_[hot]) {
       const PackItem& a = items_[i];
       const double da = a.seconds;
-      if ((load_[hot] - da) * inv_mean_seconds_ >= best - 1e-9) continue;
+      if ((hot_load - da) * inv_mean_seconds_ >= best - 1e-9) continue;
       const int64_t ta = a.tokens();
-      if (tokens_[cold] + ta <= cap_) {
-        const double s = std::max(Score(load_[hot] - da, tokens_[hot] - ta),
-                                  Score(load_[cold] + da, tokens_[cold] + ta));
+      if (cold_tokens + ta <= cap_) {
+        const double s = std::max(Score(hot_load - da, hot_tokens - ta),
+                                  Score(cold_load + da, cold_tokens + ta));
         if (s < best - 1e-9) best = s, move = i, swap = -1, to = cold;
       }
-      for (int32_t j : owned_[cold]) {
-        const PackItem& b = items_[j];
-        const double dd = da - b.seconds;
-        const int64_t dt = ta - b.tokens();
-        if (dd <= 0 || tokens_[cold] + dt > cap_) continue;
-        const double s = std::max(Score(load_[hot] - dd, tokens_[hot] - dt),
-                                  Score(load_[cold] + dd, tokens_[cold] + dt));
-        if (s < best - 1e-9) best = s, move = i, swap = j, to = cold;
+      if (da <= least_seconds || cold_tokens + (ta - most_tokens) > cap_) continue;
+      for (size_t q = 0; q < theirs.size(); ++q) {
+        const double dd = da - cold_seconds_[q];
+        const int64_t dt = ta - cold_tokens_[q];
+        if (dd <= 0 || cold_tokens + dt > cap_) continue;
+        const double s = std::max(Score(hot_load - dd, hot_tokens - dt),
+                                  Score(cold_load + dd, cold_tokens + dt));
+        if (s < best - 1e-9) best = s, move = i, swap = theirs[q], to = cold;
       }
     }
   }
-  if (move < 0) return false;
+  if (move < 0) return -1;
   Unassign(move);
   if (swap >= 0) {
     Unassign(swap);
     Assign(swap, hot);
   }
   Assign(move, to);
-  return true;
+  return to;
 }
 
 void Packer::TrackOwned() {
@@ -244,14 +347,20 @@ void Packer::TrackOwned() {
 void Packer::Refine(int iterations) {
   // Below this the remaining imbalance is within the cost model's own error: stop searching.
   constexpr double kGoodEnough = 1.01;
+  // The hottest worker (the first of the highest score) as the least negated score; the coldest.
+  LeastScoreTree hottest, coldest;
+  hottest.Fill(workers_, [&](int32_t w) { return -ScoreOf(w); });
+  coldest.Fill(workers_, [&](int32_t w) { return ScoreOf(w); });
   for (int it = 0; it < iterations; ++it) {
-    int32_t hot = 0;
-    for (int32_t w = 1; w < workers_; ++w) {
-      if (ScoreOf(w) > ScoreOf(hot)) hot = w;
-    }
+    const int32_t hot = hottest.ArgMin();
     if (ScoreOf(hot) <= kGoodEnough) return;
     TrackOwned();  // only now: most packings need no refinement
-    if (!TryImprove(hot)) return;
+    const int32_t cold = TryImprove(hot, &coldest);
+    if (cold < 0) return;
+    for (const int32_t w : {hot, cold}) {
+      hottest.Set(w, -ScoreOf(w));
+      coldest.Set(w, ScoreOf(w));
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "service/planner/batch.h"
+#include "service/planner/strategies/packing.h"
 
 namespace fcp {
 
@@ -48,9 +49,12 @@ class Packer {
   bool Fits(int32_t w, const PackItem& it) const { return tokens_[w] + it.tokens() <= cap_; }
   void Assign(int32_t i, int32_t w);
   void Unassign(int32_t i);
-  bool TryImprove(int32_t hot);
+  // One move or swap off `hot` to one of the coldest workers (`coldest`: their scores); the worker
+  // it went to, -1 if none improves.
+  int32_t TryImprove(int32_t hot, LeastScoreTree* coldest);
   // Fills owned_ from the items' owners (Pack does not keep it up to date: only Refine reads it).
   void TrackOwned();
+  class RoomSearch;  // Pack's search once the least-loaded worker is full (fcp_packer.cc)
 
   const Topology& topology_;
   std::vector<PackItem>& items_;
@@ -61,8 +65,9 @@ class Packer {
   std::vector<double> load_;
   std::vector<int64_t> tokens_;
   std::vector<std::vector<int32_t>> owned_;  // unpinned items per worker
-  std::vector<bool> pinned_;
-  std::vector<int32_t> scratch_;  // TryImprove's candidate list
+  std::vector<char> pinned_;
+  std::vector<double> cold_seconds_;  // TryImprove's: a cold worker's units' seconds, tokens
+  std::vector<int64_t> cold_tokens_;
 };
 
 }  // namespace fcp

@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
@@ -129,22 +130,99 @@ MinTree::MinTree(int32_t size, double score) {
   }
 }
 
+namespace {
+
+bool PositionLess(const Block& a, const Block& b) {
+  return a.document != b.document ? a.document < b.document : a.begin < b.begin;
+}
+
+// FitTokenBudget's donor list: the worker with the fewest tokens (ties: the lowest index) under
+// point updates, in a binary tree of the workers holding each subtree's least.
+class FewestTokens {
+ public:
+  explicit FewestTokens(const std::vector<int64_t>& tokens) : tokens_(tokens) {
+    while (leaves_ < tokens.size()) leaves_ *= 2;
+    node_.assign(2 * leaves_, -1);
+    for (size_t w = 0; w < tokens.size(); ++w) node_[leaves_ + w] = static_cast<int32_t>(w);
+    for (size_t n = leaves_ - 1; n >= 1; --n) node_[n] = Least(node_[2 * n], node_[2 * n + 1]);
+  }
+  // Call after tokens[w] changed.
+  void Update(int32_t w) {
+    for (size_t n = (leaves_ + static_cast<size_t>(w)) / 2; n >= 1; n /= 2) {
+      node_[n] = Least(node_[2 * n], node_[2 * n + 1]);
+    }
+  }
+  int32_t ArgMin() const { return node_[1]; }
+
+ private:
+  int32_t Least(int32_t a, int32_t b) const {  // a < b whenever both are workers
+    if (b < 0) return a;
+    return tokens_[b] < tokens_[a] ? b : a;
+  }
+  const std::vector<int64_t>& tokens_;
+  size_t leaves_ = 1;
+  std::vector<int32_t> node_;  // node_[1] is the root; -1 past the last worker
+};
+
+// Puts the pieces cut off and appended past `kept` back in position order. Blocks [0, kept) in
+// strictly increasing position (`in_order`), pieces that share no position with any block: a
+// sort of the pieces and one merge from the back; otherwise the whole sort.
+void MergePieces(size_t kept, bool in_order, std::vector<Block>* blocks) {
+  std::vector<Block> pieces(blocks->begin() + static_cast<std::ptrdiff_t>(kept), blocks->end());
+  std::sort(pieces.begin(), pieces.end(), PositionLess);
+  const auto kept_end = blocks->begin() + static_cast<std::ptrdiff_t>(kept);
+  for (size_t p = 0; in_order && p < pieces.size(); ++p) {
+    const auto at = std::lower_bound(blocks->begin(), kept_end, pieces[p], PositionLess);
+    in_order = (at == kept_end || PositionLess(pieces[p], *at)) &&
+               (p == 0 || PositionLess(pieces[p - 1], pieces[p]));
+  }
+  if (!in_order) {  // equal positions: the order std::sort gives them, as ever
+    SortByPosition(blocks);
+    return;
+  }
+  size_t out = blocks->size(), i = kept, p = pieces.size();
+  while (p > 0) {
+    if (i > 0 && PositionLess(pieces[p - 1], (*blocks)[i - 1])) {
+      (*blocks)[--out] = (*blocks)[--i];
+    } else {
+      (*blocks)[--out] = pieces[--p];
+    }
+  }
+}
+
+}  // namespace
+
 void SortByPosition(std::vector<Block>* blocks) {
-  std::sort(blocks->begin(), blocks->end(), [](const Block& a, const Block& b) {
-    return a.document != b.document ? a.document < b.document : a.begin < b.begin;
-  });
+  std::sort(blocks->begin(), blocks->end(), PositionLess);
 }
 
 absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* blocks) {
   std::vector<int64_t> tokens(workers, 0);
   for (const Block& b : *blocks) tokens[b.owner] += b.tokens();
-  bool changed = false;
-  for (int32_t w = 0; w < workers; ++w) {
+  int32_t over = 0;
+  while (over < workers && tokens[over] <= cap) ++over;
+  if (over == workers) return absl::OkStatus();
+  bool in_order = true;  // strictly by position (then cut pieces merge in: no sort)
+  for (size_t i = 1; i < blocks->size(); ++i) {
+    in_order &= PositionLess((*blocks)[i - 1], (*blocks)[i]);
+  }
+  // Indexed for the moves: the donor (fewest tokens) in a tree; each worker's blocks in index
+  // order (a counting sort by owner), so a move scans only the over-full worker's blocks. Only
+  // blocks of the kept part are listed: pieces go to a donor, which never goes over the cap.
+  const size_t kept = blocks->size();
+  FewestTokens fewest(tokens);
+  std::vector<int32_t> first(workers + 1, 0), of_worker(kept);
+  for (const Block& b : *blocks) ++first[b.owner + 1];
+  for (int32_t w = 0; w < workers; ++w) first[w + 1] += first[w];
+  {
+    std::vector<int32_t> next(first.begin(), first.end() - 1);
+    for (size_t i = 0; i < kept; ++i) {
+      of_worker[next[(*blocks)[i].owner]++] = static_cast<int32_t>(i);
+    }
+  }
+  for (int32_t w = over; w < workers; ++w) {
     while (tokens[w] > cap) {
-      int32_t to = 0;
-      for (int32_t v = 1; v < workers; ++v) {
-        if (tokens[v] < tokens[to]) to = v;
-      }
+      const int32_t to = fewest.ArgMin();
       const int64_t room = cap - tokens[to];
       if (room <= 0) {
         return absl::FailedPreconditionError(absl::StrCat("worker ", w, " holds ", tokens[w],
@@ -155,9 +233,10 @@ absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* bl
       const int64_t target = std::min(tokens[w] - cap, room);
       // The smallest block of w that clears the target whole (no cut), else w's largest.
       size_t pick = blocks->size(), largest = blocks->size();
-      for (size_t i = 0; i < blocks->size(); ++i) {
+      for (int32_t k = first[w]; k < first[w + 1]; ++k) {
+        const size_t i = static_cast<size_t>(of_worker[k]);
         const Block& b = (*blocks)[i];
-        if (b.owner != w) continue;
+        if (b.owner != w) continue;  // moved away whole
         if (largest == blocks->size() || b.tokens() > (*blocks)[largest].tokens()) largest = i;
         if (b.tokens() >= target && b.tokens() <= room &&
             (pick == blocks->size() || b.tokens() < (*blocks)[pick].tokens())) {
@@ -175,10 +254,11 @@ absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* bl
       }
       tokens[w] -= moved;
       tokens[to] += moved;
-      changed = true;
+      fewest.Update(w);
+      fewest.Update(to);
     }
   }
-  if (changed) SortByPosition(blocks);
+  MergePieces(kept, in_order, blocks);
   return absl::OkStatus();
 }
 
@@ -198,18 +278,89 @@ std::vector<double> DocumentSeconds(const PlanContext& ctx, double* total) {
   return seconds;
 }
 
-std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds) {
-  const int index_bits = IndexBits(seconds.size());
-  std::vector<uint64_t> keys(seconds.size());
-  for (size_t i = 0; i < seconds.size(); ++i) {
-    uint64_t bits;
-    std::memcpy(&bits, &seconds[i], sizeof bits);
-    keys[i] = (~bits >> index_bits << index_bits) | i;
+namespace {
+
+// ByCostDescending's keys without the index: the costs' top bits, inverted.
+uint64_t CostKey(double seconds, int index_bits) {
+  uint64_t bits;
+  std::memcpy(&bits, &seconds, sizeof bits);
+  return ~bits >> index_bits;
+}
+
+// ByCostDescending by its repeated values (documents of one length and mask cost the same): the
+// distinct keys sorted, then the indices placed by a counting sort over their keys' ranks, in
+// index order (ties by index, as the full keys break them). Empty if over half are distinct.
+std::vector<int32_t> ByFewDistinctCosts(const std::vector<double>& seconds, int index_bits) {
+  const size_t n = seconds.size();
+  absl::flat_hash_map<uint64_t, int32_t> distinct_of;
+  distinct_of.reserve(n / 8);
+  std::vector<uint64_t> distinct;
+  std::vector<int32_t> rank(n);  // first the index of the key in `distinct`, then its rank
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t key = CostKey(seconds[i], index_bits);
+    const auto [it, added] = distinct_of.try_emplace(key, static_cast<int32_t>(distinct.size()));
+    if (added) {
+      if (distinct.size() >= n / 2) return {};
+      distinct.push_back(key);
+    }
+    rank[i] = it->second;
   }
+  const int distinct_bits = IndexBits(distinct.size());
+  std::vector<uint64_t> keys(distinct.size());
+  for (size_t v = 0; v < distinct.size(); ++v) keys[v] = distinct[v] << distinct_bits | v;
+  RadixSort(&keys);
+  const uint64_t mask = (uint64_t{1} << distinct_bits) - 1;
+  std::vector<int32_t> rank_of(distinct.size());
+  for (size_t r = 0; r < keys.size(); ++r) rank_of[keys[r] & mask] = static_cast<int32_t>(r);
+  std::vector<int32_t> start(distinct.size() + 1, 0);
+  for (size_t i = 0; i < n; ++i) ++start[(rank[i] = rank_of[rank[i]]) + 1];
+  for (size_t r = 0; r < distinct.size(); ++r) start[r + 1] += start[r];
+  std::vector<int32_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[start[rank[i]]++] = static_cast<int32_t>(i);
+  return order;
+}
+
+}  // namespace
+
+std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds) {
+  const size_t n = seconds.size();
+  const int index_bits = IndexBits(n);
+  if (n >= 8192) {  // below, one 8-bit radix sort of every key is cheaper
+    std::vector<int32_t> order = ByFewDistinctCosts(seconds, index_bits);
+    if (!order.empty()) return order;
+  }
+  std::vector<uint64_t> keys(n);
+  for (size_t i = 0; i < n; ++i) keys[i] = CostKey(seconds[i], index_bits) << index_bits | i;
   if (!keys.empty()) RadixSort(&keys);
-  std::vector<int32_t> order(keys.size());
+  std::vector<int32_t> order(n);
   const uint64_t mask = (uint64_t{1} << index_bits) - 1;
-  for (size_t i = 0; i < keys.size(); ++i) order[i] = static_cast<int32_t>(keys[i] & mask);
+  for (size_t i = 0; i < n; ++i) order[i] = static_cast<int32_t>(keys[i] & mask);
+  return order;
+}
+
+std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds,
+                                      const std::vector<Document>& documents) {
+  const size_t n = seconds.size();
+  int64_t longest = 0;
+  for (const Document& doc : documents) longest = std::max(longest, doc.length);
+  // The counter per length must cost less than the sort it spares.
+  if (n < 1024 || longest > 8 * static_cast<int64_t>(n)) return ByCostDescending(seconds);
+  std::vector<int32_t> start(static_cast<size_t>(longest) + 2, 0);  // by longest - length
+  for (const Document& doc : documents) ++start[longest - doc.length + 1];
+  for (size_t l = 1; l < start.size(); ++l) start[l] += start[l - 1];
+  std::vector<int32_t> order(n);
+  for (size_t d = 0; d < n; ++d) {
+    order[start[longest - documents[d].length]++] = static_cast<int32_t>(d);
+  }
+  // In the order of ByCostDescending's keys (cost key, then index)?
+  const int index_bits = IndexBits(n);
+  for (size_t k = 1; k < n; ++k) {
+    const uint64_t before = CostKey(seconds[order[k - 1]], index_bits),
+                   here = CostKey(seconds[order[k]], index_bits);
+    if (before > here || (before == here && order[k - 1] > order[k])) {
+      return ByCostDescending(seconds);
+    }
+  }
   return order;
 }
 

@@ -55,7 +55,16 @@ class MinTree {
  public:
   explicit MinTree(int32_t size) : MinTree(size, 0) {}  // every score starts at 0
   MinTree(int32_t size, double score);                  // every score starts at `score`
-  void Set(int32_t i, double score) {
+  void Set(int32_t i, double score) { Update<false>(i, score); }
+  // Set, its walk up stopping where the least above is unchanged: fewer steps for an update off
+  // the least's path (fcp's packer passing over a full least-loaded worker), a compare more per
+  // level on it.
+  void Raise(int32_t i, double score) { Update<true>(i, score); }
+  int32_t ArgMin() const { return static_cast<int32_t>(node_[0] & index_mask_); }
+
+ private:
+  template <bool kStopUnchanged>
+  void Update(int32_t i, double score) {
     size_t n = first_leaf_ + static_cast<size_t>(i);
     uint64_t cur = Key(i, score);
     node_[n] = cur;
@@ -67,12 +76,10 @@ class MinTree {
       const uint64_t others = ab < c ? ab : c;
       cur = others < cur ? others : cur;
       n = (n - 1) >> 2;
+      if (kStopUnchanged && node_[n] == cur) break;
       node_[n] = cur;
     }
   }
-  int32_t ArgMin() const { return static_cast<int32_t>(node_[0] & index_mask_); }
-
- private:
   uint64_t Key(int32_t i, double score) const {
     const double s = score > 0 ? score : 0.0;  // also maps -0.0 and tiny negative rounding to 0
     uint64_t bits;
@@ -83,6 +90,50 @@ class MinTree {
   uint64_t index_mask_;
   std::vector<uint64_t> node_;
 };
+
+// The slot with the lowest score (ties: the lowest slot) under point updates, scores compared
+// exactly (MinTree's keys give up their lowest bits to the index): a binary tree whose nodes hold
+// the least score below them, found by a walk down (left on a tie). An infinite score marks a
+// slot out; ArgMin is -1 when all are. fcp's packer fills one per run of identical items, a slot
+// per worker (out: no room for the item): the same answers as RoomTree::LeastWithRoom, by a walk
+// up per update instead of a search per item.
+class LeastScoreTree {
+ public:
+  // Slots 0 .. size - 1, scored score_of(slot).
+  template <typename ScoreOf>
+  void Fill(int32_t size, ScoreOf score_of);
+  void Set(int32_t slot, double score) {
+    size_t n = leaves_ + static_cast<size_t>(slot);
+    node_[n] = score;
+    for (n /= 2; n >= 1; n /= 2) {
+      const double least = std::min(node_[2 * n], node_[2 * n + 1]);
+      if (least == node_[n]) break;  // nothing above changes
+      node_[n] = least;
+    }
+  }
+  int32_t ArgMin() const {
+    if (!(node_[1] < std::numeric_limits<double>::infinity())) return -1;
+    size_t n = 1;
+    while (n < leaves_) n = 2 * n + (node_[2 * n] != node_[n]);  // left holds it, or right
+    return static_cast<int32_t>(n - leaves_);
+  }
+
+ private:
+  size_t leaves_ = 1;
+  // node_[1] is the root, children of n are 2n and 2n + 1; leaves from node_[leaves_].
+  std::vector<double> node_ = {0, std::numeric_limits<double>::infinity()};
+};
+
+template <typename ScoreOf>
+void LeastScoreTree::Fill(int32_t size, ScoreOf score_of) {
+  leaves_ = 1;
+  while (leaves_ < static_cast<size_t>(size)) leaves_ *= 2;
+  node_.resize(2 * leaves_);
+  for (int32_t q = 0; q < size; ++q) node_[leaves_ + q] = score_of(q);
+  std::fill(node_.begin() + static_cast<std::ptrdiff_t>(leaves_ + size), node_.end(),
+            std::numeric_limits<double>::infinity());
+  for (size_t n = leaves_ - 1; n >= 1; --n) node_[n] = std::min(node_[2 * n], node_[2 * n + 1]);
+}
 
 // The workers by index in a binary tree whose nodes hold their subtree's least load and least
 // tokens, for the packers' fallback once the least-loaded worker is full: the least-loaded worker
@@ -204,8 +255,15 @@ absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* bl
 std::vector<double> DocumentSeconds(const PlanContext& ctx, double* total);
 
 // Indices by value, largest first, ties by index (one radix sort on keys packing the value's top
-// bits above the index; non-negative doubles order like their bit patterns).
+// bits above the index; non-negative doubles order like their bit patterns). Among many values
+// (8192 or more) of which at most half are distinct, a sort of the distinct ones and a counting
+// sort over their ranks, to the same order.
 std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds);
+// The same for the documents' own costs (DocumentSeconds): documents by length, longest first
+// (a counting sort), when that turns out to be the costs' order (checked; the costs of one mask
+// grow with the length), else ByCostDescending(seconds).
+std::vector<int32_t> ByCostDescending(const std::vector<double>& seconds,
+                                      const std::vector<Document>& documents);
 
 // Ranks for groups of the given sizes (sum <= num_workers): each group contiguous, largest first;
 // groups larger than a node take whole nodes from rank 0, smaller ones go first-fit into the
