@@ -41,6 +41,7 @@
 // packer are shared (block_units.h, fcp_packer.h).
 #include "service/planner/planner.h"
 #include "service/planner/strategies/block_units.h"
+#include "service/planner/strategies/plan_memo.h"
 
 namespace fcp {
 namespace {
@@ -58,7 +59,7 @@ class FcpPlanner final : public Planner {
   int auto_order() const override { return 10; }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
-    Layout layout = PackBlocks(ctx, UnitShape::kFine, DocCosts::Of(ctx));
+    Layout layout = PackBlocks(ctx, UnitShape::kFine, *SharedDocCosts(ctx));
     layout.strategy = "fcp";
     return layout;
   }

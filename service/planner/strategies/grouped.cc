@@ -19,12 +19,14 @@
 // than plain LPT, and the group sizing accounts for the token budget. Until `flashcp` absorbs
 // those, this keeps the combination reachable through `auto`.
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "service/planner/planner.h"
 #include "service/planner/schedule.h"
 #include "service/planner/strategies/block_units.h"
 #include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/plan_memo.h"
 
 namespace fcp {
 namespace {
@@ -41,7 +43,9 @@ class GroupedPlanner final : public Planner {
   int auto_order() const override { return 25; }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
-    const DocCosts costs = DocCosts::Of(ctx);
+    // Under auto, the documents' costs computed once for every candidate (plan_memo.h).
+    const std::shared_ptr<const DocCosts> shared_costs = SharedDocCosts(ctx);
+    const DocCosts& costs = *shared_costs;
     Layout best = PackBlocks(ctx, UnitShape::kGrouped, costs);
     best.strategy = "grouped";
     // Without a token budget both sizings are the same (nothing pushes tokens onto groups); with
