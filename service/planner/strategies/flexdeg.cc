@@ -63,6 +63,7 @@
 #include "service/planner/strategies/flexdeg_singles.h"
 #include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/plan_memo.h"
 
 namespace fcp {
 namespace {
@@ -118,7 +119,7 @@ class FlexDegPlanner final : public Planner {
     // (without a token cap the workers' room is unbounded: the rings' bounds add little)
     const double rings = ctx.batch.topology.max_tokens_per_worker <= 0
                              ? any
-                             : RingsBoundSeconds(ctx, sizing, exact, any);
+                             : RingsBoundSeconds(ctx, sizing, exact, any, incumbent);
     const double bound = MicroLowerBoundSeconds(ctx, sizing, exact, std::min(rings, incumbent));
     return bound >= incumbent ? std::max(bound * 1e3, ctx.incumbent_ms) : bound * 1e3;
   }
@@ -260,22 +261,31 @@ class FlexDegPlanner final : public Planner {
   };
 
   // The ring candidates' bound, at least `any`: the greedy's candidates first, they are cheap,
-  // and where one of them is no better than `any` the sizing's exact choice is not needed.
+  // and where one of them is no better than `any` the sizing's exact choice is not needed. With
+  // an incumbent (seconds), a candidate whose rings' bound is above it counts as the incumbent
+  // (RingsBound::SecondsAbove, no bisection): the answer is the same wherever it is below the
+  // incumbent, and at least the incumbent elsewhere.
   static double RingsBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
-                                  const std::optional<GroupSizing::Solution>& exact, double any) {
+                                  const std::optional<GroupSizing::Solution>& exact, double any,
+                                  double incumbent) {
+    if (any >= incumbent) return any;
+    const double tokens = BatchTokens(ctx.batch);
     double least = HUGE_VAL;
-    auto consider = [&](const std::vector<int32_t>& sizes) {
-      least = std::min(least, RingsLowerBoundSeconds(ctx, sizing, sizes));
+    auto consider = [&](const SizingRings& rings) {
+      const RingsBound bound(ctx, sizing, rings, tokens);
+      least = std::min(least, incumbent < HUGE_VAL && bound.SecondsAbove(incumbent)
+                                  ? incumbent
+                                  : bound.Seconds());
       return least > any;
     };
     for (double slack : kSlacks) {
-      if (!consider(sizing.Greedy(slack))) return any;
+      if (!consider(sizing.GreedyRings(slack))) return any;
     }
     for (double slack : kBudgetSlacks) {  // (packed only when none of the others packs)
-      if (!consider(sizing.Greedy(slack))) return any;
+      if (!consider(sizing.GreedyRings(slack))) return any;
     }
     for (const Candidate& c : ExactCandidates(sizing, exact)) {
-      if (!consider(c.sizes)) return any;
+      if (!consider(RingsOf(c.sizes))) return any;
     }
     return std::max(any, least);
   }
@@ -284,9 +294,10 @@ class FlexDegPlanner final : public Planner {
   static GroupSizing Sizing(const PlanContext& ctx) {
     const Batch& batch = ctx.batch;
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
-    double total = 0;
-    const std::vector<double> seconds = DocumentSeconds(ctx, &total);
-    const std::vector<int32_t> order = ByCostDescending(seconds);
+    // (under auto, computed once for every candidate: plan_memo.h)
+    const std::shared_ptr<const DocCosts> costs = SharedDocCosts(ctx);
+    const std::vector<double>& seconds = costs->seconds;
+    const std::vector<int32_t>& order = costs->by_cost;
     std::vector<SizingDoc> sorted(docs);  // read sequentially by every packing
     for (int32_t i = 0; i < docs; ++i) {
       const int64_t length = batch.documents[order[i]].length;

@@ -38,47 +38,66 @@ int64_t Member(const Document& doc, int64_t n, int64_t c, int64_t k) {
   return (PairsZigzag(doc) ? std::min(c, n - 1 - c) : c) % k;
 }
 
-// The rule's sizes for one fill, or empty when a document longer than the cap gets no group.
-// (`mean`: the mean worker's seconds)
-std::vector<int32_t> RuleSizes(const GroupSizing& sizing, int32_t workers, int64_t cap, double mean,
-                               double fill) {
+// The rule's rings for one fill, or nullopt when a document longer than the cap gets no group.
+// (`mean`: the mean worker's seconds) The documents costing more than kOver × the mean are a
+// prefix of sizing.docs() (costliest first); those longer than the cap come after it.
+std::optional<SizingRings> RuleRings(const GroupSizing& sizing, int32_t workers, int64_t cap,
+                                     double mean, double fill) {
   const std::vector<SizingDoc>& docs = sizing.docs();
-  std::vector<int32_t> sizes(docs.size(), 1);
+  SizingRings rings;
   int64_t left = workers;
-  for (size_t i = 0; i < docs.size(); ++i) {
+  auto group = [&](int32_t i) {
     const SizingDoc& d = docs[i];
-    if (d.seconds <= kOver * mean && d.length <= cap) continue;
     const int64_t least = GroupSizeForCap(d.length, cap, workers);
     int64_t k =
         std::max<int64_t>(least, static_cast<int64_t>(std::ceil(d.seconds / (fill * mean) - 1e-9)));
     k = std::min<int64_t>(k, d.length);
     if (k > left) k = left;
-    if (k < least) return {};  // no workers left for a document over the cap
-    if (k < 2) continue;
-    sizes[i] = static_cast<int32_t>(k);
+    if (k < least) return false;  // no workers left for a document over the cap
+    if (k < 2) return true;
+    rings.push_back({i, static_cast<int32_t>(k)});
     left -= k;
+    return true;
+  };
+  int32_t i = 0;
+  for (; i < static_cast<int32_t>(docs.size()) && docs[i].seconds > kOver * mean; ++i) {
+    if (!group(i)) return std::nullopt;
   }
-  return sizes;
+  for (int32_t j : sizing.over_cap()) {
+    if (j >= i && !group(j)) return std::nullopt;
+  }
+  return rings;
 }
 
 }  // namespace
 
-std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const GroupSizing& sizing,
-                                             const std::optional<GroupSizing::Solution>& exact) {
+std::vector<SizingRings> MicroRings(const PlanContext& ctx, const GroupSizing& sizing,
+                                    const std::optional<GroupSizing::Solution>& exact) {
   const Topology& topology = ctx.batch.topology;
-  std::vector<std::vector<int32_t>> candidates;
-  auto add = [&](std::vector<int32_t> sizes) {
-    if (sizes.empty()) return;
-    if (std::find(candidates.begin(), candidates.end(), sizes) != candidates.end()) return;
-    candidates.push_back(std::move(sizes));
+  std::vector<SizingRings> candidates;
+  if (sizing.docs().empty()) return candidates;
+  auto add = [&](SizingRings rings) {
+    if (std::find(candidates.begin(), candidates.end(), rings) != candidates.end()) return;
+    candidates.push_back(std::move(rings));
   };
   double total = 0;
   for (const SizingDoc& d : sizing.docs()) total += d.seconds;
   for (double fill : kFills) {
-    add(RuleSizes(sizing, topology.num_workers, TokenCap(topology), total / topology.num_workers,
-                  fill));
+    std::optional<SizingRings> rings = RuleRings(
+        sizing, topology.num_workers, TokenCap(topology), total / topology.num_workers, fill);
+    if (rings) add(*std::move(rings));
   }
-  if (exact) add(exact->sizes);
+  if (exact) add(RingsOf(exact->sizes));
+  return candidates;
+}
+
+std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const GroupSizing& sizing,
+                                             const std::optional<GroupSizing::Solution>& exact) {
+  std::vector<std::vector<int32_t>> candidates;
+  for (const SizingRings& rings : MicroRings(ctx, sizing, exact)) {
+    std::vector<int32_t>& sizes = candidates.emplace_back(sizing.docs().size(), 1);
+    for (const auto& [i, k] : rings) sizes[i] = k;
+  }
   return candidates;
 }
 
@@ -108,16 +127,19 @@ class MicroPacker {
         workers_(batch_.topology.num_workers),
         cap_(TokenCap(batch_.topology)),
         least_(workers_),
-        by_room_(workers_) {}
+        by_room_(workers_) {
+    if (whole_ != nullptr && densest_ != nullptr) {
+      for (double seconds : *whole_) whole_total_ += seconds;
+    }
+  }
 
   // Bound mode: stops (an error) once a worker's least compute reaches `above`, or, with
   // `densest`, once the documents left cannot all be placed without one reaching it (FluidOver).
-  absl::StatusOr<MicroPacking> Pack(const std::vector<int32_t>& sizes, double above = HUGE_VAL) {
+  absl::StatusOr<MicroPacking> Pack(const SizingRings& rings, double above = HUGE_VAL) {
     const std::vector<SizingDoc>& docs = sizing_.docs();
     std::vector<int32_t> group_sizes;
     int64_t grouped = 0;
-    for (int32_t k : sizes) {
-      if (k < 2) continue;
+    for (const auto& [i, k] : rings) {
       group_sizes.push_back(k);
       grouped += k;
     }
@@ -136,26 +158,32 @@ class MicroPacker {
     above_ = above;
     // 1. The grouped documents' chunks, a pair per member.
     int32_t group = 0;
-    for (size_t i = 0; i < docs.size(); ++i) {
-      if (sizes[i] < 2) continue;
+    for (const auto& [i, k] : rings) {
       if (!Spread(docs[i], group++)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "flexdeg: document ", docs[i].document, " (", docs[i].length, " tokens) over ",
-            sizes[i], " workers leaves one over the token budget of ", cap_));
+        return absl::FailedPreconditionError(
+            absl::StrCat("flexdeg: document ", docs[i].document, " (", docs[i].length,
+                         " tokens) over ", k, " workers leaves one over the token budget of ",
+                         cap_));
       }
     }
     // 2. The other documents whole, costliest first, onto the least-loaded worker with room; a
     // document that fits none whole is spread over the fewest of the roomiest workers it fits.
     const bool fluid = densest_ != nullptr && above_ < HUGE_VAL;
-    double left = 0;  // (fluid) the least compute of the documents not yet placed
+    // (fluid) the least compute of the documents not yet placed: every document's, less the
+    // grouped ones', a little low for the sums' rounding (a lower `left` only stops less often)
+    double left = 0;
     if (fluid) {
-      for (size_t i = 0; i < docs.size(); ++i) {
-        if (sizes[i] < 2) left += (*whole_)[docs[i].document];
-      }
+      left = whole_total_;
+      for (const auto& [i, k] : rings) left -= (*whole_)[docs[i].document];
+      left *= 1 - kFluidMargin;
     }
     const size_t every = static_cast<size_t>(std::max(kFluidEvery, workers_ / 2));
+    size_t next_ring = 0;  // rings[next_ring]: the next grouped document
     for (size_t i = 0; i < docs.size(); ++i) {
-      if (sizes[i] >= 2) continue;
+      if (next_ring < rings.size() && static_cast<size_t>(rings[next_ring].first) == i) {
+        ++next_ring;
+        continue;
+      }
       if (fluid && i % every == 0 && FluidOver(left, (*densest_)[i])) {
         return absl::AbortedError("flexdeg: over the bound sought");
       }
@@ -271,6 +299,7 @@ class MicroPacker {
   SinglesByRoom by_room_;
   bool by_room_ready_ = false;
   double above_ = HUGE_VAL;
+  double whole_total_ = 0;  // (with `densest`) the sum of *whole_
   MicroPacking p_;
   std::vector<int64_t> tokens_, free_;
 };
@@ -309,7 +338,7 @@ absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSiz
   const Batch& batch = ctx.batch;
   // (the same packing in bound mode: its least compute per worker only read, never a choice)
   absl::StatusOr<MicroPacking> packing =
-      MicroPacker(ctx, sizing, bound != nullptr ? whole : nullptr).Pack(sizes);
+      MicroPacker(ctx, sizing, bound != nullptr ? whole : nullptr).Pack(RingsOf(sizes));
   if (!packing.ok()) return packing.status();
   *estimate = *std::max_element(packing->load.begin(), packing->load.end());
   if (bound != nullptr) *bound = *std::max_element(packing->least.begin(), packing->least.end());
@@ -352,10 +381,10 @@ double MicroLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
   MicroPacker packer(ctx, sizing, &whole, &densest);
   // (the exact sizing's and the smallest fills' first: at W = 1024 one of them is the least, and
   // the others' packings then stop sooner)
-  std::vector<std::vector<int32_t>> all = MicroSizes(ctx, sizing, exact);
+  std::vector<SizingRings> all = MicroRings(ctx, sizing, exact);
   std::reverse(all.begin(), all.end());
-  for (const std::vector<int32_t>& sizes : all) {
-    absl::StatusOr<MicroPacking> packing = packer.Pack(sizes, least);
+  for (const SizingRings& rings : all) {
+    absl::StatusOr<MicroPacking> packing = packer.Pack(rings, least);
     if (!packing.ok()) continue;  // no plan of these sizes, or not below `least`
     least = std::min(least, *std::max_element(packing->least.begin(), packing->least.end()));
   }

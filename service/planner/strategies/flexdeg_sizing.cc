@@ -73,10 +73,29 @@ double GroupSizing::SingleRoom(double target) const {
 }
 
 double GroupSizing::Room(const SizingDoc& d, int64_t k, double target) const {
+  return Curve(d, k).At(target);
+}
+
+double GroupSizing::RoomOf(Curves& c, int32_t i, int64_t k, double target) const {
+  if (c.of.empty()) {
+    c.first = k;
+  } else if (k < c.first) {
+    c.of.insert(c.of.begin(), c.first - k, RoomCurve());
+    c.first = k;
+  }
+  const size_t at = static_cast<size_t>(k - c.first);
+  if (at >= c.of.size()) c.of.resize(at + 1);
+  RoomCurve& curve = c.of[at];
+  if (curve.count < 0) curve = Curve(docs_[i], k);
+  return curve.At(target);
+}
+
+GroupSizing::RoomCurve GroupSizing::Curve(const SizingDoc& d, int64_t k) const {
+  RoomCurve c;
+  c.count = 0;
   const double kk = static_cast<double>(k);
   const double held = static_cast<double>(d.length) / kk;
-  const double most = static_cast<double>(cap_) - held;  // the cap, over the doc's chunks
-  if (!std::isfinite(target)) return std::max(0.0, most);
+  c.most = static_cast<double>(cap_) - held;  // the cap, over the doc's chunks
   // x more tokens: x·λ more linear time, and a rotation of held + x tokens per member, hidden
   // behind each pass of the member's attention as far as it goes. Convex and piecewise linear in
   // x: walk its pieces (breakpoints where the rotation's half reaches the forward, then the
@@ -90,22 +109,36 @@ double GroupSizing::Room(const SizingDoc& d, int64_t k, double target) const {
     return d.linear / kk + x * linear_per_token_ +
            AttentionOrRotation(attention, ring0 + ring_slope * x);
   };
-  if (time(0) > target) return -1;
+  c.time0 = time(0);
   // Pieces: the rotation hidden in both passes (slope λ), in the longer pass only (λ + r/2),
   // in neither (λ + r), r the rotation's seconds per token.
   const double breaks[] = {(2 * std::min(forward, backward) - ring0) / ring_slope,
                            (2 * std::max(forward, backward) - ring0) / ring_slope, HUGE_VAL};
   const double slopes[] = {linear_per_token_, linear_per_token_ + ring_slope / 2,
                            linear_per_token_ + ring_slope};
-  double x = 0, t = time(0);
-  for (int piece = 0; piece < 3 && x < most; ++piece) {
+  // The walk's states at each piece it enters, whatever the target (At stops at the first whose
+  // end reaches it).
+  double x = 0, t = c.time0;
+  for (int piece = 0; piece < 3 && x < c.most; ++piece) {
     if (breaks[piece] <= x) continue;  // already past it
-    if (slopes[piece] > 0 && t + slopes[piece] * (breaks[piece] - x) >= target) {
-      x += (target - t) / slopes[piece];
-      break;
-    }
+    c.pieces[c.count++] = {x, t, slopes[piece], t + slopes[piece] * (breaks[piece] - x)};
     t += slopes[piece] * (breaks[piece] - x);
     x = breaks[piece];
+  }
+  c.x_end = x;
+  return c;
+}
+
+double GroupSizing::RoomCurve::At(double target) const {
+  if (!std::isfinite(target)) return std::max(0.0, most);
+  if (time0 > target) return -1;
+  double x = x_end;
+  for (int p = 0; p < count; ++p) {
+    const Piece& s = pieces[p];
+    if (s.slope > 0 && s.end >= target) {
+      x = s.x + (target - s.t) / s.slope;
+      break;
+    }
   }
   return std::max(0.0, std::min(most, x));
 }
@@ -179,7 +212,7 @@ bool GroupSizing::FitsRings(const std::vector<int32_t>& rings, const std::vector
     const int64_t k = sizes[i];
     if (MemberTokens(d.length, k) > cap_ || GroupSeconds(d, k) > target) return false;
     left -= k;
-    room += static_cast<double>(k) * Room(d, k, target);
+    room += static_cast<double>(k) * RoomOf(curves_[i], i, k, target);
   }
   if (left < 0) return false;
   room += static_cast<double>(left) * SingleRoom(target);
@@ -263,19 +296,20 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
   // The loss of ring j at x workers above `least` (infinite where that size is not allowed: over
   // the cap, or GroupSeconds over the target, where Room, whose time at no more tokens is
   // GroupSeconds computed alike, is -1).
-  auto loss_at = [&](int32_t j, int64_t least, int64_t x) {
+  auto loss_at = [&](Curves& curves, int32_t j, int64_t least, int64_t x) {
     const SizingDoc& d = docs_[j];
     const int64_t k = least + x;
     if (x > 0 && MemberTokens(d.length, k) > cap_) return HUGE_VAL;
-    const double room = Room(d, k, target);
+    const double room = RoomOf(curves, j, k, target);
     return x > 0 && room < 0 ? HUGE_VAL : static_cast<double>(k) * (single - room);
   };
   for (int32_t j : rings) {  // costliest first
     const int64_t least = (*sizes)[j];
     const double length = static_cast<double>(docs_[j].length);
+    Curves& curves = curves_[j];
     std::vector<double>& l = loss.emplace_back(widest + 1, HUGE_VAL);
     int64_t best = 0;
-    l[0] = loss_at(j, least, 0);
+    l[0] = loss_at(curves, j, least, 0);
     for (int64_t x = 1; x <= widest; ++x) {
       // Room is at most the cap less the ring's chunks (`most` in Room, computed alike), so the
       // loss is at least k·(single − most) (rounding is monotone): where that is not below the
@@ -288,7 +322,7 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
         l[x] = std::numeric_limits<double>::quiet_NaN();
         continue;
       }
-      l[x] = loss_at(j, least, x);
+      l[x] = loss_at(curves, j, least, x);
       if (l[x] < l[best]) best = x;
     }
     own_best.push_back(best);
@@ -298,8 +332,11 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
   if (wanted > left) {  // the workers do not stretch to every ring's best: share them out
     const size_t n = rings.size();
     for (size_t r = 0; r < n; ++r) {  // every loss known
+      Curves& curves = curves_[rings[r]];
       for (int64_t x = 1; x <= widest; ++x) {
-        if (std::isnan(loss[r][x])) loss[r][x] = loss_at(rings[r], (*sizes)[rings[r]], x);
+        if (std::isnan(loss[r][x])) {
+          loss[r][x] = loss_at(curves, rings[r], (*sizes)[rings[r]], x);
+        }
       }
     }
     if (static_cast<double>(n) * static_cast<double>(left + 1) * static_cast<double>(widest + 1) <=
@@ -363,6 +400,12 @@ std::optional<GroupSizing::Solution> GroupSizing::Exact() const {
 
 std::vector<int32_t> GroupSizing::Greedy(double slack) const {
   std::vector<int32_t> sizes(docs_.size(), 1);
+  for (const auto& [i, k] : GreedyRings(slack)) sizes[i] = k;
+  return sizes;
+}
+
+SizingRings GroupSizing::GreedyRings(double slack) const {
+  SizingRings rings;
   const double mean = total_ / workers_;
   const bool capped = cap_ != std::numeric_limits<int64_t>::max();
   int64_t left = workers_;
@@ -373,19 +416,32 @@ std::vector<int32_t> GroupSizing::Greedy(double slack) const {
     want = std::max(want, GroupSizeForCap(d.length, cap_, workers_));
     const int64_t k = std::min<int64_t>(want, left);
     if (k < 2 || MemberTokens(d.length, k) > cap_) return;
-    sizes[i] = static_cast<int32_t>(k);
+    rings.push_back({static_cast<int32_t>(i), static_cast<int32_t>(k)});
     left -= k;
   };
   // Costs descend: once a document wants fewer than two workers, so do all the rest; only those
   // longer than a memory cap still get groups (the cap's).
+  // (with fewer than two workers left, no document gets a group: the scans stop)
   size_t i = 0;
-  for (; i < docs_.size() && (mean > 0 ? docs_[i].seconds / mean : 0) - slack > 1; ++i) group(i);
+  for (; i < docs_.size() && (mean > 0 ? docs_[i].seconds / mean : 0) - slack > 1 && left >= 2;
+       ++i) {
+    group(i);
+  }
   if (capped) {
     for (int32_t j : over_cap_) {
+      if (left < 2) break;
       if (static_cast<size_t>(j) >= i) group(j);
     }
   }
-  return sizes;
+  return rings;
+}
+
+SizingRings RingsOf(const std::vector<int32_t>& sizes) {
+  SizingRings rings;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (sizes[i] >= 2) rings.push_back({static_cast<int32_t>(i), sizes[i]});
+  }
+  return rings;
 }
 
 }  // namespace fcp

@@ -41,6 +41,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "service/planner/batch.h"
@@ -56,6 +58,10 @@ struct SizingDoc {
   double linear;   // of which the linear layers (0 under the attention objective)
 };
 
+// A choice's rings alone: (index in GroupSizing::docs(), size >= 2), by index ascending (the other
+// documents' sizes are 1).
+using SizingRings = std::vector<std::pair<int32_t, int32_t>>;
+
 class GroupSizing {
  public:
   // `docs` sorted by seconds descending; `cap`: the token cap per worker (TokenCap).
@@ -63,6 +69,8 @@ class GroupSizing {
               int64_t cap);
 
   const std::vector<SizingDoc>& docs() const { return docs_; }
+  // The indices of the documents longer than the cap, ascending.
+  const std::vector<int32_t>& over_cap() const { return over_cap_; }
 
   // Whether `sizes` (sizes[i] that of docs()[i]) fits the step time `target`.
   bool Fits(const std::vector<int32_t>& sizes, double target) const;
@@ -92,6 +100,8 @@ class GroupSizing {
   // k = ceil(c_d / mean − slack) ≥ 2 workers (at least enough for the cap) gets them while
   // workers remain.
   std::vector<int32_t> Greedy(double slack) const;
+  // Its rings alone (O(rings), not O(documents)).
+  SizingRings GreedyRings(double slack) const;
 
   // The choice Exact() would build for the step `target` (any target at or above its objective
   // fits), or false.
@@ -116,6 +126,21 @@ class GroupSizing {
   // The least k ≤ left within `target` for d's own ring (cap included), or -1.
   int64_t LeastSize(const SizingDoc& d, double target, int64_t left) const;
   double Rate(int64_t k) const;  // bytes/s of a ring of k
+  // Room(d, k, ·): what of it does not depend on the target, so that Exact()'s bisection, which
+  // asks the same rings at each step, computes it once per (document, size). At(target) walks
+  // the pieces as Room did, with the same operations in the same order (bit-identical).
+  struct RoomCurve {
+    struct Piece {
+      double x, t, slope, end;  // where the piece starts, the time there, its slope, its end time
+    };
+    double most = 0;   // the cap, over the document's chunks
+    double time0 = 0;  // the member's time with no more tokens
+    Piece pieces[3];
+    int count = -1;    // pieces (-1: not computed yet)
+    double x_end = 0;  // where the walk ends when no piece reaches the target
+    double At(double target) const;
+  };
+  RoomCurve Curve(const SizingDoc& d, int64_t k) const;
   // The least of [lo, hi] where `fits` holds (it holds at hi and is monotone), to 1e-12.
   template <typename Pred>
   static double Bisect(double lo, double hi, Pred fits);
@@ -131,7 +156,19 @@ class GroupSizing {
   double total_ = 0;               // seconds of every document
   double total_tokens_ = 0;        // tokens of every document
   std::vector<int32_t> over_cap_;  // indices of documents longer than the cap
+  // RoomOf's curves per document index, for the sizes first, first + 1, ... asked so far (not
+  // thread-safe: a sizing serves one planning call).
+  struct Curves {
+    int64_t first = 0;
+    std::vector<RoomCurve> of;
+  };
+  mutable std::unordered_map<int32_t, Curves> curves_;  // (references stay valid)
+  // Room(docs()[i], k, target), its curve kept in `c` (curves_[i]).
+  double RoomOf(Curves& c, int32_t i, int64_t k, double target) const;
 };
+
+// The rings of `sizes` (sizes[i] that of docs()[i]).
+SizingRings RingsOf(const std::vector<int32_t>& sizes);
 
 // The smallest group size whose members can hold `length` under `cap` (> workers: none can).
 int64_t GroupSizeForCap(int64_t length, int64_t cap, int32_t workers);
