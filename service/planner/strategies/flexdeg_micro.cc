@@ -87,7 +87,7 @@ std::vector<SizingRings> MicroRings(const PlanContext& ctx, const GroupSizing& s
         sizing, topology.num_workers, TokenCap(topology), total / topology.num_workers, fill);
     if (rings) add(*std::move(rings));
   }
-  if (exact) add(RingsOf(exact->sizes));
+  if (exact) add(exact->rings);
   return candidates;
 }
 
@@ -306,15 +306,27 @@ class MicroPacker {
 
 // Per document of sizing.docs() from i on, the most least compute per token any of its tokens
 // can carry (a query against every key of its document: at most L pairs at the whole document's
-// efficiency, and its linear layers), for MicroPacker::FluidOver.
-std::vector<double> DensestFrom(const PlanContext& ctx, const GroupSizing& sizing) {
+// efficiency, and its linear layers), for MicroPacker::FluidOver; and, in `whole`,
+// MicroWholeSeconds (one pass: each document's SecondsPerPair once).
+std::vector<double> DensestFrom(const PlanContext& ctx, const GroupSizing& sizing,
+                                std::vector<double>* whole) {
   const std::vector<SizingDoc>& docs = sizing.docs();
+  const bool backward = ctx.options.include_backward;
+  const double attention_factor = backward ? 1 + ctx.cost.BackwardFactor() : 1;
+  const double token = ctx.cost.TokenSeconds(1) * (backward ? 3 : 1);
+  whole->resize(ctx.batch.documents.size());
   std::vector<double> densest(docs.size());
   double most = 0;
   for (size_t i = docs.size(); i-- > 0;) {
     const Document& doc = ctx.batch.documents[docs[i].document];
-    most = std::max(most, LeastSeconds(ctx, doc, doc.length, 1));
+    const double per_pair = ctx.cost.SecondsPerPair(doc.length, doc.length);
+    // (LeastSeconds's sums, term for term)
+    most = std::max(most, static_cast<double>(doc.length) * per_pair * attention_factor + token);
     densest[i] = most;
+    (*whole)[docs[i].document] =
+        static_cast<double>(AllowedPairs(doc.mask, 0, doc.length, 0, doc.length)) * per_pair *
+            attention_factor +
+        ctx.cost.TokenSeconds(doc.length) * (backward ? 3 : 1);
   }
   return densest;
 }
@@ -373,11 +385,11 @@ absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSiz
 
 double MicroLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
                               const std::optional<GroupSizing::Solution>& exact, double above) {
-  const std::vector<double> whole = MicroWholeSeconds(ctx);
+  std::vector<double> whole;
+  const std::vector<double> densest = DensestFrom(ctx, sizing, &whole);
   // (a worker's least compute only grows as the packing goes: once it reaches the least so far,
   // the candidate cannot lower it, and its packing stops)
   double least = above;
-  const std::vector<double> densest = DensestFrom(ctx, sizing);
   MicroPacker packer(ctx, sizing, &whole, &densest);
   // (the exact sizing's and the smallest fills' first: at W = 1024 one of them is the least, and
   // the others' packings then stop sooner)

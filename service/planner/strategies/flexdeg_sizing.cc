@@ -76,23 +76,35 @@ double GroupSizing::Room(const SizingDoc& d, int64_t k, double target) const {
   return Curve(d, k).At(target);
 }
 
-double GroupSizing::RoomOf(Curves& c, int32_t i, int64_t k, double target) const {
+const GroupSizing::RoomCurve* GroupSizing::CurvesOf(int32_t i, int64_t lo, int64_t hi) const {
+  Curves& c = curves_[i];
+  if (lo >= c.done_lo && hi <= c.done_hi) return c.of.data() + (lo - c.first);
   if (c.of.empty()) {
-    c.first = k;
-  } else if (k < c.first) {
-    c.of.insert(c.of.begin(), c.first - k, RoomCurve());
-    c.first = k;
+    c.first = lo;
+  } else if (lo < c.first) {
+    c.of.insert(c.of.begin(), c.first - lo, RoomCurve());
+    c.first = lo;
   }
-  const size_t at = static_cast<size_t>(k - c.first);
-  if (at >= c.of.size()) c.of.resize(at + 1);
-  RoomCurve& curve = c.of[at];
-  if (curve.count < 0) curve = Curve(docs_[i], k);
-  return curve.At(target);
+  if (static_cast<size_t>(hi - c.first) >= c.of.size()) c.of.resize(hi - c.first + 1);
+  for (int64_t k = lo; k <= hi; ++k) {
+    RoomCurve& curve = c.of[k - c.first];
+    if (curve.count < 0) curve = Curve(docs_[i], k);
+  }
+  // (two computed ranges that overlap or touch are one)
+  if (c.done_lo <= hi + 1 && lo <= c.done_hi + 1) {
+    c.done_lo = std::min(c.done_lo, lo);
+    c.done_hi = std::max(c.done_hi, hi);
+  } else {
+    c.done_lo = lo;
+    c.done_hi = hi;
+  }
+  return c.of.data() + (lo - c.first);
 }
 
 GroupSizing::RoomCurve GroupSizing::Curve(const SizingDoc& d, int64_t k) const {
   RoomCurve c;
   c.count = 0;
+  c.over_cap = MemberTokens(d.length, k) > cap_;
   const double kk = static_cast<double>(k);
   const double held = static_cast<double>(d.length) / kk;
   c.most = static_cast<double>(cap_) - held;  // the cap, over the doc's chunks
@@ -129,21 +141,9 @@ GroupSizing::RoomCurve GroupSizing::Curve(const SizingDoc& d, int64_t k) const {
   return c;
 }
 
-double GroupSizing::RoomCurve::At(double target) const {
-  if (!std::isfinite(target)) return std::max(0.0, most);
-  if (time0 > target) return -1;
-  double x = x_end;
-  for (int p = 0; p < count; ++p) {
-    const Piece& s = pieces[p];
-    if (s.slope > 0 && s.end >= target) {
-      x = s.x + (target - s.t) / s.slope;
-      break;
-    }
-  }
-  return std::max(0.0, std::min(most, x));
-}
-
-int64_t GroupSizing::LeastSize(const SizingDoc& d, double target, int64_t left) const {
+int64_t GroupSizing::LeastSize(int32_t i, double target, int64_t left) const {
+  const SizingDoc& d = docs_[i];
+  Curves& memo = curves_[i];  // (its sides' last minima)
   // GroupSeconds ≥ c/k, so nothing below ceil(c / target) fits; on each side of the node size
   // (where the rate drops) it falls, then rises (its terms: c/k-like, and a rotation that only
   // grows), so the least k within the target is left of that side's minimum.
@@ -153,25 +153,35 @@ int64_t GroupSizing::LeastSize(const SizingDoc& d, double target, int64_t left) 
   while (from > 1 && d.seconds / static_cast<double>(from - 1) <= target) --from;
   from = std::max({from, int64_t{2}, GroupSizeForCap(d.length, cap_, workers_)});
   auto fits = [&](int64_t k) { return GroupSeconds(d, k) <= target; };
-  for (const auto& [a, b] :
-       {std::pair<int64_t, int64_t>{from, std::min<int64_t>(left, workers_per_node_)},
-        std::pair<int64_t, int64_t>{std::max<int64_t>(from, workers_per_node_ + 1), left}}) {
+  const std::pair<int64_t, int64_t> sides[] = {
+      {from, std::min<int64_t>(left, workers_per_node_)},
+      {std::max<int64_t>(from, workers_per_node_ + 1), left}};
+  for (int side = 0; side < 2; ++side) {
+    const auto [a, b] = sides[side];
     if (a > b) continue;
-    int64_t lo = a, hi = b;  // the side's minimum, by ternary search on integers
-    while (hi - lo > 2) {
-      const int64_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
-      if (GroupSeconds(d, m1) <= GroupSeconds(d, m2)) {
-        hi = m2;
-      } else {
-        lo = m1;
+    // The side's minimum, by ternary search on integers: GroupSeconds does not depend on the
+    // target, so neither does it for the same [a, b] (kept per side: a bisection asks the same
+    // sides again and again).
+    Curves::Side& last = memo.sides[side];
+    if (last.a != a || last.b != b) {
+      int64_t lo = a, hi = b;
+      while (hi - lo > 2) {
+        const int64_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
+        if (GroupSeconds(d, m1) <= GroupSeconds(d, m2)) {
+          hi = m2;
+        } else {
+          lo = m1;
+        }
       }
+      int64_t best = lo;
+      for (int64_t k = lo + 1; k <= hi; ++k) {
+        if (GroupSeconds(d, k) < GroupSeconds(d, best)) best = k;
+      }
+      last = {a, b, best};
     }
-    int64_t best = lo;
-    for (int64_t k = lo + 1; k <= hi; ++k) {
-      if (GroupSeconds(d, k) < GroupSeconds(d, best)) best = k;
-    }
+    const int64_t best = last.best;
     if (!fits(best)) continue;
-    lo = a, hi = best;  // falling on [a, best]: the least k that fits
+    int64_t lo = a, hi = best;  // falling on [a, best]: the least k that fits
     while (lo < hi) {
       const int64_t mid = lo + (hi - lo) / 2;
       if (fits(mid)) {
@@ -212,7 +222,7 @@ bool GroupSizing::FitsRings(const std::vector<int32_t>& rings, const std::vector
     const int64_t k = sizes[i];
     if (MemberTokens(d.length, k) > cap_ || GroupSeconds(d, k) > target) return false;
     left -= k;
-    room += static_cast<double>(k) * RoomOf(curves_[i], i, k, target);
+    room += static_cast<double>(k) * CurvesOf(i, k, k)->At(target);
   }
   if (left < 0) return false;
   room += static_cast<double>(left) * SingleRoom(target);
@@ -249,11 +259,14 @@ double GroupSizing::Bisect(double lo, double hi, Pred fits) {
   return hi;
 }
 
-bool GroupSizing::Within(double target, std::vector<int32_t>* sizes) const {
+bool GroupSizing::Within(double target, std::vector<int32_t>* sizes,
+                         SizingRings* rings_out) const {
   if (!(target >= total_ / workers_)) return false;
   sizes->assign(docs_.size(), 1);
   std::vector<int32_t> rings;
-  return WithinFromOnes(target, sizes, &rings);
+  const bool within = WithinFromOnes(target, sizes, &rings);
+  if (rings_out != nullptr) *rings_out = RingsOf(*sizes, rings);
+  return within;
 }
 
 bool GroupSizing::WithinFromOnes(double target, std::vector<int32_t>* sizes,
@@ -263,7 +276,7 @@ bool GroupSizing::WithinFromOnes(double target, std::vector<int32_t>* sizes,
   double rest = total_tokens_;
   // Document i in a ring of its own, the least workers within the target.
   auto group = [&](size_t i) {
-    const int64_t k = LeastSize(docs_[i], target, left);
+    const int64_t k = LeastSize(static_cast<int32_t>(i), target, left);
     if (k < 0) return false;
     (*sizes)[i] = static_cast<int32_t>(k);
     left -= k;
@@ -290,39 +303,41 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
   // each be a single worker with SingleRoom; they hold Room beside their chunks instead).
   const double single = SingleRoom(target);
   const int64_t widest = std::min(left, kMaxWider);
-  std::vector<std::vector<double>> loss;
+  // (row r of loss_: loss[r][x], the rows kept across calls: a bisection widens at each step)
+  const size_t row = static_cast<size_t>(widest + 1);
+  loss_.assign(rings.size() * row, HUGE_VAL);
+  auto loss = [&](size_t r) { return loss_.data() + r * row; };
   int64_t wanted = 0;  // workers the rings' own best sizes would add
   std::vector<int64_t> own_best;
   // The loss of ring j at x workers above `least` (infinite where that size is not allowed: over
   // the cap, or GroupSeconds over the target, where Room, whose time at no more tokens is
   // GroupSeconds computed alike, is -1).
-  auto loss_at = [&](Curves& curves, int32_t j, int64_t least, int64_t x) {
-    const SizingDoc& d = docs_[j];
-    const int64_t k = least + x;
-    if (x > 0 && MemberTokens(d.length, k) > cap_) return HUGE_VAL;
-    const double room = RoomOf(curves, j, k, target);
-    return x > 0 && room < 0 ? HUGE_VAL : static_cast<double>(k) * (single - room);
+  // (`curves`: CurvesOf(j, least, least + widest))
+  auto loss_at = [&](const RoomCurve* curves, int64_t least, int64_t x) {
+    const RoomCurve& curve = curves[x];
+    if (x > 0 && curve.over_cap) return HUGE_VAL;
+    const double room = curve.At(target);
+    return x > 0 && room < 0 ? HUGE_VAL : static_cast<double>(least + x) * (single - room);
   };
   for (int32_t j : rings) {  // costliest first
     const int64_t least = (*sizes)[j];
-    const double length = static_cast<double>(docs_[j].length);
-    Curves& curves = curves_[j];
-    std::vector<double>& l = loss.emplace_back(widest + 1, HUGE_VAL);
+    const RoomCurve* curves = CurvesOf(j, least, least + widest);
+    double* l = loss(own_best.size());
     int64_t best = 0;
-    l[0] = loss_at(curves, j, least, 0);
+    l[0] = loss_at(curves, least, 0);
     for (int64_t x = 1; x <= widest; ++x) {
-      // Room is at most the cap less the ring's chunks (`most` in Room, computed alike), so the
-      // loss is at least k·(single − most) (rounding is monotone): where that is not below the
-      // best so far, x is not the ring's best, and its loss is left unknown (NaN) unless the
-      // workers must be shared out below. (Beyond the node size most rings' room is that cap's
-      // and their losses tie but for rounding: this spares most of the Room calls.)
+      // Room is at most the cap less the ring's chunks (the curve's `most`), so the loss is at
+      // least k·(single − most) (rounding is monotone): where that is not below the best so far,
+      // x is not the ring's best, and its loss is left unknown (NaN) unless the workers must be
+      // shared out below. (Beyond the node size most rings' room is that cap's and their losses
+      // tie but for rounding: this spares most of the Room calls.)
       const double k = static_cast<double>(least + x);
-      const double most = static_cast<double>(cap_) - length / k;
+      const double most = curves[x].most;
       if (most >= 0 && k * (single - most) >= l[best]) {
         l[x] = std::numeric_limits<double>::quiet_NaN();
         continue;
       }
-      l[x] = loss_at(curves, j, least, x);
+      l[x] = loss_at(curves, least, x);
       if (l[x] < l[best]) best = x;
     }
     own_best.push_back(best);
@@ -332,11 +347,10 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
   if (wanted > left) {  // the workers do not stretch to every ring's best: share them out
     const size_t n = rings.size();
     for (size_t r = 0; r < n; ++r) {  // every loss known
-      Curves& curves = curves_[rings[r]];
+      const int64_t least = (*sizes)[rings[r]];
+      const RoomCurve* curves = CurvesOf(rings[r], least, least + widest);
       for (int64_t x = 1; x <= widest; ++x) {
-        if (std::isnan(loss[r][x])) {
-          loss[r][x] = loss_at(curves, rings[r], (*sizes)[rings[r]], x);
-        }
+        if (std::isnan(loss(r)[x])) loss(r)[x] = loss_at(curves, least, x);
       }
     }
     if (static_cast<double>(n) * static_cast<double>(left + 1) * static_cast<double>(widest + 1) <=
@@ -348,7 +362,7 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
         for (int64_t e = 0; e <= left; ++e) {
           next[e] = HUGE_VAL;
           for (int64_t x = 0; x <= std::min(e, widest); ++x) {
-            const double v = dp[e - x] + loss[r][x];
+            const double v = dp[e - x] + loss(r)[x];
             if (v < next[e]) {
               next[e] = v;
               pick[r][e] = static_cast<int32_t>(x);
@@ -367,7 +381,7 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
       for (size_t r = 0; r < n; ++r) {
         int64_t best = 0;
         for (int64_t x = 1; x <= std::min(free, widest); ++x) {
-          if (loss[r][x] < loss[r][best]) best = x;
+          if (loss(r)[x] < loss(r)[best]) best = x;
         }
         extra[r] = best;
         free -= best;
@@ -395,7 +409,8 @@ std::optional<GroupSizing::Solution> GroupSizing::Exact() const {
   }
   const double target = Bisect(lo, hi, within);
   within(target);
-  return Solution{std::move(sizes), target};
+  SizingRings ringed = RingsOf(sizes, rings);
+  return Solution{std::move(sizes), target, std::move(ringed)};
 }
 
 std::vector<int32_t> GroupSizing::Greedy(double slack) const {
@@ -432,6 +447,14 @@ SizingRings GroupSizing::GreedyRings(double slack) const {
       if (left < 2) break;
       if (static_cast<size_t>(j) >= i) group(j);
     }
+  }
+  return rings;
+}
+
+SizingRings RingsOf(const std::vector<int32_t>& sizes, const std::vector<int32_t>& indices) {
+  SizingRings rings;
+  for (int32_t i : indices) {
+    if (sizes[i] >= 2) rings.push_back({i, sizes[i]});
   }
   return rings;
 }
