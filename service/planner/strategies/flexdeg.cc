@@ -265,11 +265,9 @@ class FlexDegPlanner final : public Planner {
     SizingRings rings;  // those of sizes
   };
 
-  // The ring candidates' bound, at least `any`: the greedy's candidates first, they are cheap,
-  // and where one of them is no better than `any` the sizing's exact choice is not needed. With
-  // an incumbent (seconds), a candidate whose rings' bound is above it counts as the incumbent
-  // (RingsBound::SecondsAbove, no bisection): the answer is the same wherever it is below the
-  // incumbent, and at least the incumbent elsewhere.
+  // The ring candidates' bound, at least `any` (ForEachRings: stops at one no better). With an
+  // incumbent (seconds), a candidate whose rings' bound is above it counts as the incumbent
+  // (RingsBound::SecondsAbove, no bisection): the same answer where it is below the incumbent.
   static double RingsBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
                                   const std::optional<GroupSizing::Solution>& exact, double any,
                                   double incumbent) {
@@ -278,9 +276,9 @@ class FlexDegPlanner final : public Planner {
     double least = HUGE_VAL;
     const bool all = ForEachRings(sizing, exact, [&](const SizingRings& rings) {
       const RingsBound bound(ctx, sizing, rings, tokens);
-      least = std::min(least, incumbent < HUGE_VAL && bound.SecondsAbove(incumbent)
-                                  ? incumbent
-                                  : bound.Seconds());
+      least =
+          std::min(least, incumbent < HUGE_VAL && bound.SecondsAbove(incumbent) ? incumbent
+                                                                                : bound.Seconds());
       return least > any;
     });
     return all ? std::max(any, least) : any;

@@ -196,7 +196,8 @@ bool RingsBound::SecondsAbove(double step) const {
 }
 
 bool RingsBound::Fits(double step) const {
-  const double single = std::min(cap_, linear_ > 0 ? step / ((backward_ ? 3 : 1) * linear_) : HUGE_VAL);
+  const double single =
+      std::min(cap_, linear_ > 0 ? step / ((backward_ ? 3 : 1) * linear_) : HUGE_VAL);
   double room = static_cast<double>(singles_) * single;
   for (const Ring& r : rings_) {
     double most = r.k * single;

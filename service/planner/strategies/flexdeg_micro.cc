@@ -83,8 +83,8 @@ std::vector<SizingRings> MicroRings(const PlanContext& ctx, const GroupSizing& s
   double total = 0;
   for (const SizingDoc& d : sizing.docs()) total += d.seconds;
   for (double fill : kFills) {
-    std::optional<SizingRings> rings = RuleRings(
-        sizing, topology.num_workers, TokenCap(topology), total / topology.num_workers, fill);
+    std::optional<SizingRings> rings = RuleRings(sizing, topology.num_workers, TokenCap(topology),
+                                                 total / topology.num_workers, fill);
     if (rings) add(*std::move(rings));
   }
   if (exact) add(exact->rings);
@@ -160,10 +160,9 @@ class MicroPacker {
     int32_t group = 0;
     for (const auto& [i, k] : rings) {
       if (!Spread(docs[i], group++)) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("flexdeg: document ", docs[i].document, " (", docs[i].length,
-                         " tokens) over ", k, " workers leaves one over the token budget of ",
-                         cap_));
+        return absl::FailedPreconditionError(absl::StrCat(
+            "flexdeg: document ", docs[i].document, " (", docs[i].length, " tokens) over ", k,
+            " workers leaves one over the token budget of ", cap_));
       }
     }
     // 2. The other documents whole, costliest first, onto the least-loaded worker with room; a

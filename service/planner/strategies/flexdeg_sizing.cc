@@ -259,8 +259,7 @@ double GroupSizing::Bisect(double lo, double hi, Pred fits) {
   return hi;
 }
 
-bool GroupSizing::Within(double target, std::vector<int32_t>* sizes,
-                         SizingRings* rings_out) const {
+bool GroupSizing::Within(double target, std::vector<int32_t>* sizes, SizingRings* rings_out) const {
   if (!(target >= total_ / workers_)) return false;
   sizes->assign(docs_.size(), 1);
   std::vector<int32_t> rings;

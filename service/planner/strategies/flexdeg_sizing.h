@@ -139,7 +139,7 @@ class GroupSizing {
     };
     double most = 0;        // the cap, over the document's chunks
     bool over_cap = false;  // MemberTokens over the cap
-    double time0 = 0;  // the member's time with no more tokens
+    double time0 = 0;       // the member's time with no more tokens
     Piece pieces[3];
     int count = -1;    // pieces (-1: not computed yet)
     double x_end = 0;  // where the walk ends when no piece reaches the target
@@ -187,7 +187,7 @@ class GroupSizing {
     Side sides[2];
   };
   mutable std::unordered_map<int32_t, Curves> curves_;  // (references stay valid)
-  mutable std::vector<double> loss_;                     // WidenRings' losses
+  mutable std::vector<double> loss_;                    // WidenRings' losses
   // The curves of docs()[i] for the sizes lo..hi (kept in curves_[i]); the pointer is that of
   // lo's, valid until the next call for i.
   const RoomCurve* CurvesOf(int32_t i, int64_t lo, int64_t hi) const;
