@@ -106,7 +106,7 @@ namespace {
 // A packing of `sizes` (steps 1.-2. of flexdeg_micro.h): every document whole on one worker, or
 // in zigzag pairs over a group.
 struct MicroPacking {
-  std::vector<int32_t> owner;                // per document: its worker, or -2 - its group
+  std::vector<int32_t> owner;  // per document: its worker, or -2 - its group (none: the bound)
   std::vector<std::vector<int32_t>> groups;  // each group's members
   std::vector<double> load;                  // per worker, the estimate's
   std::vector<double> least;                 // per worker, its least compute (bound mode)
@@ -148,7 +148,8 @@ class MicroPacker {
           absl::StrCat("flexdeg: groups of ", grouped, " workers in all, over ", workers_));
     }
     p_.groups = PlaceGroups(group_sizes, batch_.topology);
-    p_.owner.assign(batch_.documents.size(), -1);
+    // (the bound's packings, with `densest`, are read for their least compute alone: no owners)
+    p_.owner.assign(densest_ == nullptr ? batch_.documents.size() : 0, -1);
     p_.load.assign(workers_, 0);
     p_.least.assign(whole_ != nullptr ? workers_ : 0, 0);
     tokens_.assign(workers_, 0);
@@ -201,7 +202,7 @@ class MicroPacker {
       }
       if (w >= 0) {
         Take(w, length, docs[i].seconds);
-        p_.owner[docs[i].document] = w;
+        if (densest_ == nullptr) p_.owner[docs[i].document] = w;
         if (whole_ != nullptr && (p_.least[w] += (*whole_)[docs[i].document]) >= above_) {
           return absl::AbortedError("flexdeg: over the bound sought");
         }
@@ -266,7 +267,7 @@ class MicroPacker {
             ctx_, doc, AllowedPairs(doc.mask, begin, begin + tokens, 0, doc.length), tokens);
       }
     }
-    p_.owner[d.document] = -2 - group;
+    if (densest_ == nullptr) p_.owner[d.document] = -2 - group;
     return fits;
   }
 
