@@ -109,8 +109,8 @@ class FlexDegPlanner final : public Planner {
   // shares; the relay of flexdeg_bound.h is a ring's). The ring candidates': the bound of any
   // ring groups (flexdeg_bound.h), or, when each of their rings is above that, the least of their
   // bounds. auto skips flexdeg where the best plan it has is as fast.
-  // With an incumbent (planner.h), the micro-batched packings stop once they reach it (the rings'
-  // bounds are computed whole: they bound only the ring candidates).
+  // With an incumbent (planner.h), the micro-batched packings stop once they reach it, and a ring
+  // candidate's bound is only decided against it (RingsBound::SecondsAbove, no bisection).
   double LowerBoundMs(const PlanContext& ctx) const override {
     const double incumbent = ctx.incumbent_ms * 1e-3;
     const GroupSizing sizing = Sizing(ctx);
