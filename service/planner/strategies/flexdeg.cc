@@ -63,6 +63,7 @@
 #include "service/planner/strategies/flexdeg_singles.h"
 #include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/plan_memo.h"
 
 namespace fcp {
 namespace {
@@ -108,17 +109,21 @@ class FlexDegPlanner final : public Planner {
   // shares; the relay of flexdeg_bound.h is a ring's). The ring candidates': the bound of any
   // ring groups (flexdeg_bound.h), or, when each of their rings is above that, the least of their
   // bounds. auto skips flexdeg where the best plan it has is as fast.
-  // With an incumbent (planner.h), the micro-batched packings stop once they reach it (the rings'
-  // bounds are computed whole: they bound only the ring candidates).
+  // With an incumbent (planner.h), the micro-batched packings stop once they reach it, and a ring
+  // candidate's bound is only decided against it (RingsBound::SecondsAbove, no bisection).
   double LowerBoundMs(const PlanContext& ctx) const override {
-    const double any = FlexDegLowerBoundMs(ctx) * 1e-3;
     const double incumbent = ctx.incumbent_ms * 1e-3;
     const GroupSizing sizing = Sizing(ctx);
     const std::optional<GroupSizing::Solution> exact = sizing.Exact();
     // (without a token cap the workers' room is unbounded: the rings' bounds add little)
-    const double rings = ctx.batch.topology.max_tokens_per_worker <= 0
-                             ? any
-                             : RingsBoundSeconds(ctx, sizing, exact, any);
+    const bool capped = ctx.batch.topology.max_tokens_per_worker > 0;
+    double rings = incumbent;
+    // With an incumbent that every ring candidate's rings are above, so is the rings' bound,
+    // whatever the bound of any groups: that one is not needed.
+    if (!capped || !(incumbent < HUGE_VAL) || !EveryRingsAbove(ctx, sizing, exact, incumbent)) {
+      const double any = FlexDegLowerBoundMs(ctx) * 1e-3;
+      rings = capped ? RingsBoundSeconds(ctx, sizing, exact, any, incumbent) : any;
+    }
     const double bound = MicroLowerBoundSeconds(ctx, sizing, exact, std::min(rings, incumbent));
     return bound >= incumbent ? std::max(bound * 1e3, ctx.incumbent_ms) : bound * 1e3;
   }
@@ -256,37 +261,63 @@ class FlexDegPlanner final : public Planner {
 
   struct Candidate {
     std::vector<int32_t> sizes;
-    double target;  // the sizing's step for them
+    double target;      // the sizing's step for them
+    SizingRings rings;  // those of sizes
   };
 
-  // The ring candidates' bound, at least `any`: the greedy's candidates first, they are cheap,
-  // and where one of them is no better than `any` the sizing's exact choice is not needed.
+  // The ring candidates' bound, at least `any` (ForEachRings: stops at one no better). With an
+  // incumbent (seconds), a candidate whose rings' bound is above it counts as the incumbent
+  // (RingsBound::SecondsAbove, no bisection): the same answer where it is below the incumbent.
   static double RingsBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
-                                  const std::optional<GroupSizing::Solution>& exact, double any) {
+                                  const std::optional<GroupSizing::Solution>& exact, double any,
+                                  double incumbent) {
+    if (any >= incumbent) return any;
+    const double tokens = BatchTokens(ctx.batch);
     double least = HUGE_VAL;
-    auto consider = [&](const std::vector<int32_t>& sizes) {
-      least = std::min(least, RingsLowerBoundSeconds(ctx, sizing, sizes));
+    const bool all = ForEachRings(sizing, exact, [&](const SizingRings& rings) {
+      const RingsBound bound(ctx, sizing, rings, tokens);
+      least =
+          std::min(least, incumbent < HUGE_VAL && bound.SecondsAbove(incumbent) ? incumbent
+                                                                                : bound.Seconds());
       return least > any;
-    };
+    });
+    return all ? std::max(any, least) : any;
+  }
+
+  // Whether the rings of every ring candidate are above `incumbent` (RingsBound::SecondsAbove).
+  static bool EveryRingsAbove(const PlanContext& ctx, const GroupSizing& sizing,
+                              const std::optional<GroupSizing::Solution>& exact, double incumbent) {
+    const double tokens = BatchTokens(ctx.batch);
+    return ForEachRings(sizing, exact, [&](const SizingRings& rings) {
+      return RingsBound(ctx, sizing, rings, tokens).SecondsAbove(incumbent);
+    });
+  }
+
+  // `visit` on the rings of each ring candidate, the greedy's first (they are cheap), until it
+  // returns false; whether it returned true for all.
+  template <typename Visit>
+  static bool ForEachRings(const GroupSizing& sizing,
+                           const std::optional<GroupSizing::Solution>& exact, Visit visit) {
     for (double slack : kSlacks) {
-      if (!consider(sizing.Greedy(slack))) return any;
+      if (!visit(sizing.GreedyRings(slack))) return false;
     }
     for (double slack : kBudgetSlacks) {  // (packed only when none of the others packs)
-      if (!consider(sizing.Greedy(slack))) return any;
+      if (!visit(sizing.GreedyRings(slack))) return false;
     }
     for (const Candidate& c : ExactCandidates(sizing, exact)) {
-      if (!consider(c.sizes)) return any;
+      if (!visit(c.rings)) return false;
     }
-    return std::max(any, least);
+    return true;
   }
 
   // 1.-2. The documents' costs and the group sizing over them, costliest first.
   static GroupSizing Sizing(const PlanContext& ctx) {
     const Batch& batch = ctx.batch;
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
-    double total = 0;
-    const std::vector<double> seconds = DocumentSeconds(ctx, &total);
-    const std::vector<int32_t> order = ByCostDescending(seconds);
+    // (under auto, computed once for every candidate: plan_memo.h)
+    const std::shared_ptr<const DocCosts> costs = SharedDocCosts(ctx);
+    const std::vector<double>& seconds = costs->seconds;
+    const std::vector<int32_t>& order = costs->by_cost;
     std::vector<SizingDoc> sorted(docs);  // read sequentially by every packing
     for (int32_t i = 0; i < docs; ++i) {
       const int64_t length = batch.documents[order[i]].length;
@@ -302,11 +333,12 @@ class FlexDegPlanner final : public Planner {
                                                 const std::optional<GroupSizing::Solution>& exact) {
     std::vector<Candidate> candidates;
     if (!exact) return candidates;
-    candidates.push_back({exact->sizes, exact->objective});
+    candidates.push_back({exact->sizes, exact->objective, exact->rings});
     for (double looser : kLooserTargets) {
       std::vector<int32_t> sizes;
-      if (sizing.Within(exact->objective * looser, &sizes)) {
-        candidates.push_back({std::move(sizes), exact->objective * looser});
+      SizingRings rings;
+      if (sizing.Within(exact->objective * looser, &sizes, &rings)) {
+        candidates.push_back({std::move(sizes), exact->objective * looser, std::move(rings)});
       }
     }
     return candidates;

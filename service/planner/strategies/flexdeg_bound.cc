@@ -11,6 +11,12 @@
 namespace fcp {
 namespace {
 
+// RingsBound::Seconds's bisection: its first step, and how many times it doubles it at most.
+constexpr double kFirst = 1e-3;
+constexpr int kDoublings = 64;
+// SecondsAbove's margin over the step asked, for the bisection's 1e-12.
+constexpr double kAboveMargin = 1e-9;
+
 // h_d(k) of flexdeg_bound.h for one document, every k.
 class GroupBound {
  public:
@@ -131,27 +137,29 @@ double RingAssignmentLowerBoundSeconds(const PlanContext& ctx,
 
 double RingsLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
                               const std::vector<int32_t>& sizes) {
+  return RingsBound(ctx, sizing, RingsOf(sizes), BatchTokens(ctx.batch)).Seconds();
+}
+
+double BatchTokens(const Batch& batch) {
+  double tokens = 0;
+  for (const Document& doc : batch.documents) tokens += static_cast<double>(doc.length);
+  return tokens;
+}
+
+RingsBound::RingsBound(const PlanContext& ctx, const GroupSizing& sizing, const SizingRings& rings,
+                       double tokens)
+    : cap_(static_cast<double>(TokenCap(ctx.batch.topology))),
+      backward_(ctx.options.include_backward),
+      linear_(ctx.cost.TokenSeconds(1)),
+      tokens_(tokens),
+      singles_(ctx.batch.topology.num_workers) {
   const Batch& batch = ctx.batch;
   const Topology& topology = batch.topology;
   const CostModel& cost = ctx.cost;
-  const double cap = static_cast<double>(TokenCap(topology));
-  const bool backward = ctx.options.include_backward;
-  const double linear = cost.TokenSeconds(1);
   const double latency = cost.params().transfer_latency_us * 1e-6;
   const double fastest = std::max(topology.intra_node_gbps, topology.inter_node_gbps) * 1e9;
-  // Each ring's constraints a + b·N <= S on its tokens N, and the least N it holds (its leader's).
-  struct Affine {
-    double a, b;
-  };
-  struct Ring {
-    double k, leader_tokens;
-    Affine mean, relay, own;
-  };
-  std::vector<Ring> rings;
-  int64_t singles = topology.num_workers;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    if (sizes[i] < 2) continue;
-    const int64_t k = sizes[i], length = sizing.docs()[i].length;
+  for (const auto& [i, size] : rings) {
+    const int64_t k = size, length = sizing.docs()[i].length;
     const Document& doc = batch.documents[sizing.docs()[i].document];
     const int64_t q = (length + 2 * k - 1) / (2 * k);
     const int64_t kv_len = std::max<int64_t>(1, length / std::min(length, 2 * k));
@@ -164,49 +172,59 @@ double RingsLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
     const double relay =
         static_cast<double>(cost.kv_bytes_per_token()) /
         (k > std::max(1, topology.workers_per_node) ? topology.inter_node_gbps * 1e9 : fastest);
-    const double own_most = linear >= relay ? least : cap;
+    const double own_most = linear_ >= relay ? least : cap_;
     const double transfers = length >= 2 * k ? kk - 1 : 0;
     // The slowest backward, the mean member's (added to each forward bound).
     const Affine back =
-        backward ? Affine{attention * cost.BackwardFactor() / kk, 2 * linear / kk} : Affine{0, 0};
-    rings.push_back(
+        backward_ ? Affine{attention * cost.BackwardFactor() / kk, 2 * linear_ / kk} : Affine{0, 0};
+    rings_.push_back(
         {kk,
          static_cast<double>(length),
-         {attention / kk + back.a, linear / kk + back.b},
-         {transfers * latency - relay * own_most + linear * least + back.a, relay + back.b},
-         {linear * least + back.a, back.b}});
-    singles -= k;
+         {attention / kk + back.a, linear_ / kk + back.b},
+         {transfers * latency - relay * own_most + linear_ * least + back.a, relay + back.b},
+         {linear_ * least + back.a, back.b}});
+    singles_ -= k;
   }
-  if (singles < 0) return 0;
-  double tokens = 0;
-  for (const Document& doc : batch.documents) tokens += static_cast<double>(doc.length);
-  auto fits = [&](double step) {
-    const double single =
-        std::min(cap, linear > 0 ? step / ((backward ? 3 : 1) * linear) : HUGE_VAL);
-    double room = static_cast<double>(singles) * single;
-    for (const Ring& r : rings) {
-      double most = r.k * single;
-      for (const Affine& c : {r.mean, r.relay, r.own}) {
-        if (c.b > 0) {
-          most = std::min(most, (step - c.a) / c.b);
-        } else if (c.a > step) {
-          return false;
-        }
+}
+
+bool RingsBound::SecondsAbove(double step) const {
+  // Fits is monotone: the bisection ends within 1e-12 of the least step that fits, and that is
+  // above step × (1 + kAboveMargin) when the tokens do not fit there; and it finds one that fits
+  // (else Seconds is 0) when the last of its doublings does.
+  return singles_ >= 0 && !Fits(step * (1 + kAboveMargin)) &&
+         Fits(std::ldexp(kFirst, kDoublings - 1));
+}
+
+bool RingsBound::Fits(double step) const {
+  const double single =
+      std::min(cap_, linear_ > 0 ? step / ((backward_ ? 3 : 1) * linear_) : HUGE_VAL);
+  double room = static_cast<double>(singles_) * single;
+  for (const Ring& r : rings_) {
+    double most = r.k * single;
+    for (const Affine& c : {r.mean, r.relay, r.own}) {
+      if (c.b > 0) {
+        most = std::min(most, (step - c.a) / c.b);
+      } else if (c.a > step) {
+        return false;
       }
-      if (most < r.leader_tokens) return false;
-      room += most;
     }
-    return room >= tokens;
-  };
+    if (most < r.leader_tokens) return false;
+    room += most;
+  }
+  return room >= tokens_;
+}
+
+double RingsBound::Seconds() const {
+  if (singles_ < 0) return 0;
   // The lower end of a bisection, where the tokens do not fit: below the least step that fits.
-  double lo = 0, hi = 1e-3;
-  for (int i = 0; !fits(hi); ++i) {
-    if (i == 64) return 0;
+  double lo = 0, hi = kFirst;
+  for (int i = 0; !Fits(hi); ++i) {
+    if (i == kDoublings) return 0;
     hi *= 2;
   }
   for (int i = 0; i < 64 && hi - lo > 1e-12 * hi; ++i) {
     const double mid = lo + (hi - lo) / 2;
-    (fits(mid) ? hi : lo) = mid;
+    (Fits(mid) ? hi : lo) = mid;
   }
   return lo;
 }

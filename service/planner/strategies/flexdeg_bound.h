@@ -73,6 +73,38 @@ double RingAssignmentLowerBoundSeconds(const PlanContext& ctx,
 double RingsLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
                               const std::vector<int32_t>& sizes);
 
+// The tokens of the batch's documents, summed in order (RingsBound's `tokens`).
+double BatchTokens(const Batch& batch);
+
+// RingsLowerBoundSeconds for the rings `rings` (a choice's rings alone), its model built once:
+// Fits(step) is false when no plan with these rings has a step of `step` or less (the tokens do
+// not fit), Seconds() the bisection's answer (RingsLowerBoundSeconds). `tokens`: BatchTokens.
+class RingsBound {
+ public:
+  RingsBound(const PlanContext& ctx, const GroupSizing& sizing, const SizingRings& rings,
+             double tokens);
+  bool Fits(double step) const;
+  double Seconds() const;
+  // True only where Seconds() > step, from two Fits (no bisection): with an incumbent, a choice
+  // whose rings cannot beat it is known so without the least step they allow.
+  bool SecondsAbove(double step) const;
+
+ private:
+  // Each ring's constraints a + b·N <= S on its tokens N, and the least N it holds (its leader's).
+  struct Affine {
+    double a, b;
+  };
+  struct Ring {
+    double k, leader_tokens;
+    Affine mean, relay, own;
+  };
+  double cap_;
+  bool backward_;
+  double linear_, tokens_;
+  int64_t singles_;  // the workers not in rings (negative: the rings need more than there are)
+  std::vector<Ring> rings_;
+};
+
 }  // namespace fcp
 
 #endif  // FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_BOUND_H_

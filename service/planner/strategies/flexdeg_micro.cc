@@ -38,47 +38,66 @@ int64_t Member(const Document& doc, int64_t n, int64_t c, int64_t k) {
   return (PairsZigzag(doc) ? std::min(c, n - 1 - c) : c) % k;
 }
 
-// The rule's sizes for one fill, or empty when a document longer than the cap gets no group.
-// (`mean`: the mean worker's seconds)
-std::vector<int32_t> RuleSizes(const GroupSizing& sizing, int32_t workers, int64_t cap, double mean,
-                               double fill) {
+// The rule's rings for one fill, or nullopt when a document longer than the cap gets no group.
+// (`mean`: the mean worker's seconds) The documents costing more than kOver × the mean are a
+// prefix of sizing.docs() (costliest first); those longer than the cap come after it.
+std::optional<SizingRings> RuleRings(const GroupSizing& sizing, int32_t workers, int64_t cap,
+                                     double mean, double fill) {
   const std::vector<SizingDoc>& docs = sizing.docs();
-  std::vector<int32_t> sizes(docs.size(), 1);
+  SizingRings rings;
   int64_t left = workers;
-  for (size_t i = 0; i < docs.size(); ++i) {
+  auto group = [&](int32_t i) {
     const SizingDoc& d = docs[i];
-    if (d.seconds <= kOver * mean && d.length <= cap) continue;
     const int64_t least = GroupSizeForCap(d.length, cap, workers);
     int64_t k =
         std::max<int64_t>(least, static_cast<int64_t>(std::ceil(d.seconds / (fill * mean) - 1e-9)));
     k = std::min<int64_t>(k, d.length);
     if (k > left) k = left;
-    if (k < least) return {};  // no workers left for a document over the cap
-    if (k < 2) continue;
-    sizes[i] = static_cast<int32_t>(k);
+    if (k < least) return false;  // no workers left for a document over the cap
+    if (k < 2) return true;
+    rings.push_back({i, static_cast<int32_t>(k)});
     left -= k;
+    return true;
+  };
+  int32_t i = 0;
+  for (; i < static_cast<int32_t>(docs.size()) && docs[i].seconds > kOver * mean; ++i) {
+    if (!group(i)) return std::nullopt;
   }
-  return sizes;
+  for (int32_t j : sizing.over_cap()) {
+    if (j >= i && !group(j)) return std::nullopt;
+  }
+  return rings;
 }
 
 }  // namespace
 
-std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const GroupSizing& sizing,
-                                             const std::optional<GroupSizing::Solution>& exact) {
+std::vector<SizingRings> MicroRings(const PlanContext& ctx, const GroupSizing& sizing,
+                                    const std::optional<GroupSizing::Solution>& exact) {
   const Topology& topology = ctx.batch.topology;
-  std::vector<std::vector<int32_t>> candidates;
-  auto add = [&](std::vector<int32_t> sizes) {
-    if (sizes.empty()) return;
-    if (std::find(candidates.begin(), candidates.end(), sizes) != candidates.end()) return;
-    candidates.push_back(std::move(sizes));
+  std::vector<SizingRings> candidates;
+  if (sizing.docs().empty()) return candidates;
+  auto add = [&](SizingRings rings) {
+    if (std::find(candidates.begin(), candidates.end(), rings) != candidates.end()) return;
+    candidates.push_back(std::move(rings));
   };
   double total = 0;
   for (const SizingDoc& d : sizing.docs()) total += d.seconds;
   for (double fill : kFills) {
-    add(RuleSizes(sizing, topology.num_workers, TokenCap(topology), total / topology.num_workers,
-                  fill));
+    std::optional<SizingRings> rings = RuleRings(sizing, topology.num_workers, TokenCap(topology),
+                                                 total / topology.num_workers, fill);
+    if (rings) add(*std::move(rings));
   }
-  if (exact) add(exact->sizes);
+  if (exact) add(exact->rings);
+  return candidates;
+}
+
+std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const GroupSizing& sizing,
+                                             const std::optional<GroupSizing::Solution>& exact) {
+  std::vector<std::vector<int32_t>> candidates;
+  for (const SizingRings& rings : MicroRings(ctx, sizing, exact)) {
+    std::vector<int32_t>& sizes = candidates.emplace_back(sizing.docs().size(), 1);
+    for (const auto& [i, k] : rings) sizes[i] = k;
+  }
   return candidates;
 }
 
@@ -87,7 +106,7 @@ namespace {
 // A packing of `sizes` (steps 1.-2. of flexdeg_micro.h): every document whole on one worker, or
 // in zigzag pairs over a group.
 struct MicroPacking {
-  std::vector<int32_t> owner;                // per document: its worker, or -2 - its group
+  std::vector<int32_t> owner;  // per document: its worker, or -2 - its group (none: the bound)
   std::vector<std::vector<int32_t>> groups;  // each group's members
   std::vector<double> load;                  // per worker, the estimate's
   std::vector<double> least;                 // per worker, its least compute (bound mode)
@@ -108,16 +127,19 @@ class MicroPacker {
         workers_(batch_.topology.num_workers),
         cap_(TokenCap(batch_.topology)),
         least_(workers_),
-        by_room_(workers_) {}
+        by_room_(workers_) {
+    if (whole_ != nullptr && densest_ != nullptr) {
+      for (double seconds : *whole_) whole_total_ += seconds;
+    }
+  }
 
   // Bound mode: stops (an error) once a worker's least compute reaches `above`, or, with
   // `densest`, once the documents left cannot all be placed without one reaching it (FluidOver).
-  absl::StatusOr<MicroPacking> Pack(const std::vector<int32_t>& sizes, double above = HUGE_VAL) {
+  absl::StatusOr<MicroPacking> Pack(const SizingRings& rings, double above = HUGE_VAL) {
     const std::vector<SizingDoc>& docs = sizing_.docs();
     std::vector<int32_t> group_sizes;
     int64_t grouped = 0;
-    for (int32_t k : sizes) {
-      if (k < 2) continue;
+    for (const auto& [i, k] : rings) {
       group_sizes.push_back(k);
       grouped += k;
     }
@@ -126,7 +148,8 @@ class MicroPacker {
           absl::StrCat("flexdeg: groups of ", grouped, " workers in all, over ", workers_));
     }
     p_.groups = PlaceGroups(group_sizes, batch_.topology);
-    p_.owner.assign(batch_.documents.size(), -1);
+    // (the bound's packings, with `densest`, are read for their least compute alone: no owners)
+    p_.owner.assign(densest_ == nullptr ? batch_.documents.size() : 0, -1);
     p_.load.assign(workers_, 0);
     p_.least.assign(whole_ != nullptr ? workers_ : 0, 0);
     tokens_.assign(workers_, 0);
@@ -136,26 +159,31 @@ class MicroPacker {
     above_ = above;
     // 1. The grouped documents' chunks, a pair per member.
     int32_t group = 0;
-    for (size_t i = 0; i < docs.size(); ++i) {
-      if (sizes[i] < 2) continue;
+    for (const auto& [i, k] : rings) {
       if (!Spread(docs[i], group++)) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "flexdeg: document ", docs[i].document, " (", docs[i].length, " tokens) over ",
-            sizes[i], " workers leaves one over the token budget of ", cap_));
+            "flexdeg: document ", docs[i].document, " (", docs[i].length, " tokens) over ", k,
+            " workers leaves one over the token budget of ", cap_));
       }
     }
     // 2. The other documents whole, costliest first, onto the least-loaded worker with room; a
     // document that fits none whole is spread over the fewest of the roomiest workers it fits.
     const bool fluid = densest_ != nullptr && above_ < HUGE_VAL;
-    double left = 0;  // (fluid) the least compute of the documents not yet placed
+    // (fluid) the least compute of the documents not yet placed: every document's, less the
+    // grouped ones', a little low for the sums' rounding (a lower `left` only stops less often)
+    double left = 0;
     if (fluid) {
-      for (size_t i = 0; i < docs.size(); ++i) {
-        if (sizes[i] < 2) left += (*whole_)[docs[i].document];
-      }
+      left = whole_total_;
+      for (const auto& [i, k] : rings) left -= (*whole_)[docs[i].document];
+      left *= 1 - kFluidMargin;
     }
     const size_t every = static_cast<size_t>(std::max(kFluidEvery, workers_ / 2));
+    size_t next_ring = 0;  // rings[next_ring]: the next grouped document
     for (size_t i = 0; i < docs.size(); ++i) {
-      if (sizes[i] >= 2) continue;
+      if (next_ring < rings.size() && static_cast<size_t>(rings[next_ring].first) == i) {
+        ++next_ring;
+        continue;
+      }
       if (fluid && i % every == 0 && FluidOver(left, (*densest_)[i])) {
         return absl::AbortedError("flexdeg: over the bound sought");
       }
@@ -174,7 +202,7 @@ class MicroPacker {
       }
       if (w >= 0) {
         Take(w, length, docs[i].seconds);
-        p_.owner[docs[i].document] = w;
+        if (densest_ == nullptr) p_.owner[docs[i].document] = w;
         if (whole_ != nullptr && (p_.least[w] += (*whole_)[docs[i].document]) >= above_) {
           return absl::AbortedError("flexdeg: over the bound sought");
         }
@@ -239,7 +267,7 @@ class MicroPacker {
             ctx_, doc, AllowedPairs(doc.mask, begin, begin + tokens, 0, doc.length), tokens);
       }
     }
-    p_.owner[d.document] = -2 - group;
+    if (densest_ == nullptr) p_.owner[d.document] = -2 - group;
     return fits;
   }
 
@@ -271,21 +299,34 @@ class MicroPacker {
   SinglesByRoom by_room_;
   bool by_room_ready_ = false;
   double above_ = HUGE_VAL;
+  double whole_total_ = 0;  // (with `densest`) the sum of *whole_
   MicroPacking p_;
   std::vector<int64_t> tokens_, free_;
 };
 
 // Per document of sizing.docs() from i on, the most least compute per token any of its tokens
 // can carry (a query against every key of its document: at most L pairs at the whole document's
-// efficiency, and its linear layers), for MicroPacker::FluidOver.
-std::vector<double> DensestFrom(const PlanContext& ctx, const GroupSizing& sizing) {
+// efficiency, and its linear layers), for MicroPacker::FluidOver; and, in `whole`,
+// MicroWholeSeconds (one pass: each document's SecondsPerPair once).
+std::vector<double> DensestFrom(const PlanContext& ctx, const GroupSizing& sizing,
+                                std::vector<double>* whole) {
   const std::vector<SizingDoc>& docs = sizing.docs();
+  const bool backward = ctx.options.include_backward;
+  const double attention_factor = backward ? 1 + ctx.cost.BackwardFactor() : 1;
+  const double token = ctx.cost.TokenSeconds(1) * (backward ? 3 : 1);
+  whole->resize(ctx.batch.documents.size());
   std::vector<double> densest(docs.size());
   double most = 0;
   for (size_t i = docs.size(); i-- > 0;) {
     const Document& doc = ctx.batch.documents[docs[i].document];
-    most = std::max(most, LeastSeconds(ctx, doc, doc.length, 1));
+    const double per_pair = ctx.cost.SecondsPerPair(doc.length, doc.length);
+    // (LeastSeconds's sums, term for term)
+    most = std::max(most, static_cast<double>(doc.length) * per_pair * attention_factor + token);
     densest[i] = most;
+    (*whole)[docs[i].document] =
+        static_cast<double>(AllowedPairs(doc.mask, 0, doc.length, 0, doc.length)) * per_pair *
+            attention_factor +
+        ctx.cost.TokenSeconds(doc.length) * (backward ? 3 : 1);
   }
   return densest;
 }
@@ -309,7 +350,7 @@ absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSiz
   const Batch& batch = ctx.batch;
   // (the same packing in bound mode: its least compute per worker only read, never a choice)
   absl::StatusOr<MicroPacking> packing =
-      MicroPacker(ctx, sizing, bound != nullptr ? whole : nullptr).Pack(sizes);
+      MicroPacker(ctx, sizing, bound != nullptr ? whole : nullptr).Pack(RingsOf(sizes));
   if (!packing.ok()) return packing.status();
   *estimate = *std::max_element(packing->load.begin(), packing->load.end());
   if (bound != nullptr) *bound = *std::max_element(packing->least.begin(), packing->least.end());
@@ -344,18 +385,18 @@ absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSiz
 
 double MicroLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
                               const std::optional<GroupSizing::Solution>& exact, double above) {
-  const std::vector<double> whole = MicroWholeSeconds(ctx);
+  std::vector<double> whole;
+  const std::vector<double> densest = DensestFrom(ctx, sizing, &whole);
   // (a worker's least compute only grows as the packing goes: once it reaches the least so far,
   // the candidate cannot lower it, and its packing stops)
   double least = above;
-  const std::vector<double> densest = DensestFrom(ctx, sizing);
   MicroPacker packer(ctx, sizing, &whole, &densest);
   // (the exact sizing's and the smallest fills' first: at W = 1024 one of them is the least, and
   // the others' packings then stop sooner)
-  std::vector<std::vector<int32_t>> all = MicroSizes(ctx, sizing, exact);
+  std::vector<SizingRings> all = MicroRings(ctx, sizing, exact);
   std::reverse(all.begin(), all.end());
-  for (const std::vector<int32_t>& sizes : all) {
-    absl::StatusOr<MicroPacking> packing = packer.Pack(sizes, least);
+  for (const SizingRings& rings : all) {
+    absl::StatusOr<MicroPacking> packing = packer.Pack(rings, least);
     if (!packing.ok()) continue;  // no plan of these sizes, or not below `least`
     least = std::min(least, *std::max_element(packing->least.begin(), packing->least.end()));
   }

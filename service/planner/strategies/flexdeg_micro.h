@@ -56,6 +56,9 @@ namespace fcp {
 // sizing.Exact().
 std::vector<std::vector<int32_t>> MicroSizes(const PlanContext& ctx, const GroupSizing& sizing,
                                              const std::optional<GroupSizing::Solution>& exact);
+// The same candidates, their rings alone (O(rings) each, not O(documents)).
+std::vector<SizingRings> MicroRings(const PlanContext& ctx, const GroupSizing& sizing,
+                                    const std::optional<GroupSizing::Solution>& exact);
 
 // The kDirect layout of `sizes` as above (strategy "flexdeg"), not scheduled, and its estimate
 // (the most loaded worker by the documents' costs, a grouped document's attention priced at its

@@ -73,10 +73,41 @@ double GroupSizing::SingleRoom(double target) const {
 }
 
 double GroupSizing::Room(const SizingDoc& d, int64_t k, double target) const {
+  return Curve(d, k).At(target);
+}
+
+const GroupSizing::RoomCurve* GroupSizing::CurvesOf(int32_t i, int64_t lo, int64_t hi) const {
+  Curves& c = curves_[i];
+  if (lo >= c.done_lo && hi <= c.done_hi) return c.of.data() + (lo - c.first);
+  if (c.of.empty()) {
+    c.first = lo;
+  } else if (lo < c.first) {
+    c.of.insert(c.of.begin(), c.first - lo, RoomCurve());
+    c.first = lo;
+  }
+  if (static_cast<size_t>(hi - c.first) >= c.of.size()) c.of.resize(hi - c.first + 1);
+  for (int64_t k = lo; k <= hi; ++k) {
+    RoomCurve& curve = c.of[k - c.first];
+    if (curve.count < 0) curve = Curve(docs_[i], k);
+  }
+  // (two computed ranges that overlap or touch are one)
+  if (c.done_lo <= hi + 1 && lo <= c.done_hi + 1) {
+    c.done_lo = std::min(c.done_lo, lo);
+    c.done_hi = std::max(c.done_hi, hi);
+  } else {
+    c.done_lo = lo;
+    c.done_hi = hi;
+  }
+  return c.of.data() + (lo - c.first);
+}
+
+GroupSizing::RoomCurve GroupSizing::Curve(const SizingDoc& d, int64_t k) const {
+  RoomCurve c;
+  c.count = 0;
+  c.over_cap = MemberTokens(d.length, k) > cap_;
   const double kk = static_cast<double>(k);
   const double held = static_cast<double>(d.length) / kk;
-  const double most = static_cast<double>(cap_) - held;  // the cap, over the doc's chunks
-  if (!std::isfinite(target)) return std::max(0.0, most);
+  c.most = static_cast<double>(cap_) - held;  // the cap, over the doc's chunks
   // x more tokens: x·λ more linear time, and a rotation of held + x tokens per member, hidden
   // behind each pass of the member's attention as far as it goes. Convex and piecewise linear in
   // x: walk its pieces (breakpoints where the rotation's half reaches the forward, then the
@@ -90,27 +121,29 @@ double GroupSizing::Room(const SizingDoc& d, int64_t k, double target) const {
     return d.linear / kk + x * linear_per_token_ +
            AttentionOrRotation(attention, ring0 + ring_slope * x);
   };
-  if (time(0) > target) return -1;
+  c.time0 = time(0);
   // Pieces: the rotation hidden in both passes (slope λ), in the longer pass only (λ + r/2),
   // in neither (λ + r), r the rotation's seconds per token.
   const double breaks[] = {(2 * std::min(forward, backward) - ring0) / ring_slope,
                            (2 * std::max(forward, backward) - ring0) / ring_slope, HUGE_VAL};
   const double slopes[] = {linear_per_token_, linear_per_token_ + ring_slope / 2,
                            linear_per_token_ + ring_slope};
-  double x = 0, t = time(0);
-  for (int piece = 0; piece < 3 && x < most; ++piece) {
+  // The walk's states at each piece it enters, whatever the target (At stops at the first whose
+  // end reaches it).
+  double x = 0, t = c.time0;
+  for (int piece = 0; piece < 3 && x < c.most; ++piece) {
     if (breaks[piece] <= x) continue;  // already past it
-    if (slopes[piece] > 0 && t + slopes[piece] * (breaks[piece] - x) >= target) {
-      x += (target - t) / slopes[piece];
-      break;
-    }
+    c.pieces[c.count++] = {x, t, slopes[piece], t + slopes[piece] * (breaks[piece] - x)};
     t += slopes[piece] * (breaks[piece] - x);
     x = breaks[piece];
   }
-  return std::max(0.0, std::min(most, x));
+  c.x_end = x;
+  return c;
 }
 
-int64_t GroupSizing::LeastSize(const SizingDoc& d, double target, int64_t left) const {
+int64_t GroupSizing::LeastSize(int32_t i, double target, int64_t left) const {
+  const SizingDoc& d = docs_[i];
+  Curves& memo = curves_[i];  // (its sides' last minima)
   // GroupSeconds ≥ c/k, so nothing below ceil(c / target) fits; on each side of the node size
   // (where the rate drops) it falls, then rises (its terms: c/k-like, and a rotation that only
   // grows), so the least k within the target is left of that side's minimum.
@@ -120,25 +153,35 @@ int64_t GroupSizing::LeastSize(const SizingDoc& d, double target, int64_t left) 
   while (from > 1 && d.seconds / static_cast<double>(from - 1) <= target) --from;
   from = std::max({from, int64_t{2}, GroupSizeForCap(d.length, cap_, workers_)});
   auto fits = [&](int64_t k) { return GroupSeconds(d, k) <= target; };
-  for (const auto& [a, b] :
-       {std::pair<int64_t, int64_t>{from, std::min<int64_t>(left, workers_per_node_)},
-        std::pair<int64_t, int64_t>{std::max<int64_t>(from, workers_per_node_ + 1), left}}) {
+  const std::pair<int64_t, int64_t> sides[] = {
+      {from, std::min<int64_t>(left, workers_per_node_)},
+      {std::max<int64_t>(from, workers_per_node_ + 1), left}};
+  for (int side = 0; side < 2; ++side) {
+    const auto [a, b] = sides[side];
     if (a > b) continue;
-    int64_t lo = a, hi = b;  // the side's minimum, by ternary search on integers
-    while (hi - lo > 2) {
-      const int64_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
-      if (GroupSeconds(d, m1) <= GroupSeconds(d, m2)) {
-        hi = m2;
-      } else {
-        lo = m1;
+    // The side's minimum, by ternary search on integers: GroupSeconds does not depend on the
+    // target, so neither does it for the same [a, b] (kept per side: a bisection asks the same
+    // sides again and again).
+    Curves::Side& last = memo.sides[side];
+    if (last.a != a || last.b != b) {
+      int64_t lo = a, hi = b;
+      while (hi - lo > 2) {
+        const int64_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
+        if (GroupSeconds(d, m1) <= GroupSeconds(d, m2)) {
+          hi = m2;
+        } else {
+          lo = m1;
+        }
       }
+      int64_t best = lo;
+      for (int64_t k = lo + 1; k <= hi; ++k) {
+        if (GroupSeconds(d, k) < GroupSeconds(d, best)) best = k;
+      }
+      last = {a, b, best};
     }
-    int64_t best = lo;
-    for (int64_t k = lo + 1; k <= hi; ++k) {
-      if (GroupSeconds(d, k) < GroupSeconds(d, best)) best = k;
-    }
+    const int64_t best = last.best;
     if (!fits(best)) continue;
-    lo = a, hi = best;  // falling on [a, best]: the least k that fits
+    int64_t lo = a, hi = best;  // falling on [a, best]: the least k that fits
     while (lo < hi) {
       const int64_t mid = lo + (hi - lo) / 2;
       if (fits(mid)) {
@@ -179,7 +222,7 @@ bool GroupSizing::FitsRings(const std::vector<int32_t>& rings, const std::vector
     const int64_t k = sizes[i];
     if (MemberTokens(d.length, k) > cap_ || GroupSeconds(d, k) > target) return false;
     left -= k;
-    room += static_cast<double>(k) * Room(d, k, target);
+    room += static_cast<double>(k) * CurvesOf(i, k, k)->At(target);
   }
   if (left < 0) return false;
   room += static_cast<double>(left) * SingleRoom(target);
@@ -216,11 +259,13 @@ double GroupSizing::Bisect(double lo, double hi, Pred fits) {
   return hi;
 }
 
-bool GroupSizing::Within(double target, std::vector<int32_t>* sizes) const {
+bool GroupSizing::Within(double target, std::vector<int32_t>* sizes, SizingRings* rings_out) const {
   if (!(target >= total_ / workers_)) return false;
   sizes->assign(docs_.size(), 1);
   std::vector<int32_t> rings;
-  return WithinFromOnes(target, sizes, &rings);
+  const bool within = WithinFromOnes(target, sizes, &rings);
+  if (rings_out != nullptr) *rings_out = RingsOf(*sizes, rings);
+  return within;
 }
 
 bool GroupSizing::WithinFromOnes(double target, std::vector<int32_t>* sizes,
@@ -230,7 +275,7 @@ bool GroupSizing::WithinFromOnes(double target, std::vector<int32_t>* sizes,
   double rest = total_tokens_;
   // Document i in a ring of its own, the least workers within the target.
   auto group = [&](size_t i) {
-    const int64_t k = LeastSize(docs_[i], target, left);
+    const int64_t k = LeastSize(static_cast<int32_t>(i), target, left);
     if (k < 0) return false;
     (*sizes)[i] = static_cast<int32_t>(k);
     left -= k;
@@ -257,38 +302,41 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
   // each be a single worker with SingleRoom; they hold Room beside their chunks instead).
   const double single = SingleRoom(target);
   const int64_t widest = std::min(left, kMaxWider);
-  std::vector<std::vector<double>> loss;
+  // (row r of loss_: loss[r][x], the rows kept across calls: a bisection widens at each step)
+  const size_t row = static_cast<size_t>(widest + 1);
+  loss_.assign(rings.size() * row, HUGE_VAL);
+  auto loss = [&](size_t r) { return loss_.data() + r * row; };
   int64_t wanted = 0;  // workers the rings' own best sizes would add
   std::vector<int64_t> own_best;
   // The loss of ring j at x workers above `least` (infinite where that size is not allowed: over
   // the cap, or GroupSeconds over the target, where Room, whose time at no more tokens is
   // GroupSeconds computed alike, is -1).
-  auto loss_at = [&](int32_t j, int64_t least, int64_t x) {
-    const SizingDoc& d = docs_[j];
-    const int64_t k = least + x;
-    if (x > 0 && MemberTokens(d.length, k) > cap_) return HUGE_VAL;
-    const double room = Room(d, k, target);
-    return x > 0 && room < 0 ? HUGE_VAL : static_cast<double>(k) * (single - room);
+  // (`curves`: CurvesOf(j, least, least + widest))
+  auto loss_at = [&](const RoomCurve* curves, int64_t least, int64_t x) {
+    const RoomCurve& curve = curves[x];
+    if (x > 0 && curve.over_cap) return HUGE_VAL;
+    const double room = curve.At(target);
+    return x > 0 && room < 0 ? HUGE_VAL : static_cast<double>(least + x) * (single - room);
   };
   for (int32_t j : rings) {  // costliest first
     const int64_t least = (*sizes)[j];
-    const double length = static_cast<double>(docs_[j].length);
-    std::vector<double>& l = loss.emplace_back(widest + 1, HUGE_VAL);
+    const RoomCurve* curves = CurvesOf(j, least, least + widest);
+    double* l = loss(own_best.size());
     int64_t best = 0;
-    l[0] = loss_at(j, least, 0);
+    l[0] = loss_at(curves, least, 0);
     for (int64_t x = 1; x <= widest; ++x) {
-      // Room is at most the cap less the ring's chunks (`most` in Room, computed alike), so the
-      // loss is at least k·(single − most) (rounding is monotone): where that is not below the
-      // best so far, x is not the ring's best, and its loss is left unknown (NaN) unless the
-      // workers must be shared out below. (Beyond the node size most rings' room is that cap's
-      // and their losses tie but for rounding: this spares most of the Room calls.)
+      // Room is at most the cap less the ring's chunks (the curve's `most`), so the loss is at
+      // least k·(single − most) (rounding is monotone): where that is not below the best so far,
+      // x is not the ring's best, and its loss is left unknown (NaN) unless the workers must be
+      // shared out below. (Beyond the node size most rings' room is that cap's and their losses
+      // tie but for rounding: this spares most of the Room calls.)
       const double k = static_cast<double>(least + x);
-      const double most = static_cast<double>(cap_) - length / k;
+      const double most = curves[x].most;
       if (most >= 0 && k * (single - most) >= l[best]) {
         l[x] = std::numeric_limits<double>::quiet_NaN();
         continue;
       }
-      l[x] = loss_at(j, least, x);
+      l[x] = loss_at(curves, least, x);
       if (l[x] < l[best]) best = x;
     }
     own_best.push_back(best);
@@ -298,8 +346,10 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
   if (wanted > left) {  // the workers do not stretch to every ring's best: share them out
     const size_t n = rings.size();
     for (size_t r = 0; r < n; ++r) {  // every loss known
+      const int64_t least = (*sizes)[rings[r]];
+      const RoomCurve* curves = CurvesOf(rings[r], least, least + widest);
       for (int64_t x = 1; x <= widest; ++x) {
-        if (std::isnan(loss[r][x])) loss[r][x] = loss_at(rings[r], (*sizes)[rings[r]], x);
+        if (std::isnan(loss(r)[x])) loss(r)[x] = loss_at(curves, least, x);
       }
     }
     if (static_cast<double>(n) * static_cast<double>(left + 1) * static_cast<double>(widest + 1) <=
@@ -311,7 +361,7 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
         for (int64_t e = 0; e <= left; ++e) {
           next[e] = HUGE_VAL;
           for (int64_t x = 0; x <= std::min(e, widest); ++x) {
-            const double v = dp[e - x] + loss[r][x];
+            const double v = dp[e - x] + loss(r)[x];
             if (v < next[e]) {
               next[e] = v;
               pick[r][e] = static_cast<int32_t>(x);
@@ -330,7 +380,7 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
       for (size_t r = 0; r < n; ++r) {
         int64_t best = 0;
         for (int64_t x = 1; x <= std::min(free, widest); ++x) {
-          if (loss[r][x] < loss[r][best]) best = x;
+          if (loss(r)[x] < loss(r)[best]) best = x;
         }
         extra[r] = best;
         free -= best;
@@ -358,11 +408,18 @@ std::optional<GroupSizing::Solution> GroupSizing::Exact() const {
   }
   const double target = Bisect(lo, hi, within);
   within(target);
-  return Solution{std::move(sizes), target};
+  SizingRings ringed = RingsOf(sizes, rings);
+  return Solution{std::move(sizes), target, std::move(ringed)};
 }
 
 std::vector<int32_t> GroupSizing::Greedy(double slack) const {
   std::vector<int32_t> sizes(docs_.size(), 1);
+  for (const auto& [i, k] : GreedyRings(slack)) sizes[i] = k;
+  return sizes;
+}
+
+SizingRings GroupSizing::GreedyRings(double slack) const {
+  SizingRings rings;
   const double mean = total_ / workers_;
   const bool capped = cap_ != std::numeric_limits<int64_t>::max();
   int64_t left = workers_;
@@ -373,19 +430,40 @@ std::vector<int32_t> GroupSizing::Greedy(double slack) const {
     want = std::max(want, GroupSizeForCap(d.length, cap_, workers_));
     const int64_t k = std::min<int64_t>(want, left);
     if (k < 2 || MemberTokens(d.length, k) > cap_) return;
-    sizes[i] = static_cast<int32_t>(k);
+    rings.push_back({static_cast<int32_t>(i), static_cast<int32_t>(k)});
     left -= k;
   };
   // Costs descend: once a document wants fewer than two workers, so do all the rest; only those
   // longer than a memory cap still get groups (the cap's).
+  // (with fewer than two workers left, no document gets a group: the scans stop)
   size_t i = 0;
-  for (; i < docs_.size() && (mean > 0 ? docs_[i].seconds / mean : 0) - slack > 1; ++i) group(i);
+  for (; i < docs_.size() && (mean > 0 ? docs_[i].seconds / mean : 0) - slack > 1 && left >= 2;
+       ++i) {
+    group(i);
+  }
   if (capped) {
     for (int32_t j : over_cap_) {
+      if (left < 2) break;
       if (static_cast<size_t>(j) >= i) group(j);
     }
   }
-  return sizes;
+  return rings;
+}
+
+SizingRings RingsOf(const std::vector<int32_t>& sizes, const std::vector<int32_t>& indices) {
+  SizingRings rings;
+  for (int32_t i : indices) {
+    if (sizes[i] >= 2) rings.push_back({i, sizes[i]});
+  }
+  return rings;
+}
+
+SizingRings RingsOf(const std::vector<int32_t>& sizes) {
+  SizingRings rings;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (sizes[i] >= 2) rings.push_back({static_cast<int32_t>(i), sizes[i]});
+  }
+  return rings;
 }
 
 }  // namespace fcp

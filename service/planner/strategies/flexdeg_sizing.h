@@ -39,8 +39,12 @@
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_SIZING_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_SIZING_H_
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <optional>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "service/planner/batch.h"
@@ -56,6 +60,10 @@ struct SizingDoc {
   double linear;   // of which the linear layers (0 under the attention objective)
 };
 
+// A choice's rings alone: (index in GroupSizing::docs(), size >= 2), by index ascending (the other
+// documents' sizes are 1).
+using SizingRings = std::vector<std::pair<int32_t, int32_t>>;
+
 class GroupSizing {
  public:
   // `docs` sorted by seconds descending; `cap`: the token cap per worker (TokenCap).
@@ -63,6 +71,8 @@ class GroupSizing {
               int64_t cap);
 
   const std::vector<SizingDoc>& docs() const { return docs_; }
+  // The indices of the documents longer than the cap, ascending.
+  const std::vector<int32_t>& over_cap() const { return over_cap_; }
 
   // Whether `sizes` (sizes[i] that of docs()[i]) fits the step time `target`.
   bool Fits(const std::vector<int32_t>& sizes, double target) const;
@@ -82,7 +92,8 @@ class GroupSizing {
 
   struct Solution {
     std::vector<int32_t> sizes;
-    double objective;  // F(sizes)
+    double objective;   // F(sizes)
+    SizingRings rings;  // those of sizes
   };
   // The choice minimising F; nullopt when none fits (a document too long for every group the
   // workers allow).
@@ -92,14 +103,17 @@ class GroupSizing {
   // k = ceil(c_d / mean − slack) ≥ 2 workers (at least enough for the cap) gets them while
   // workers remain.
   std::vector<int32_t> Greedy(double slack) const;
+  // Its rings alone (O(rings), not O(documents)).
+  SizingRings GreedyRings(double slack) const;
 
   // The choice Exact() would build for the step `target` (any target at or above its objective
   // fits), or false.
-  bool Within(double target, std::vector<int32_t>* sizes) const;
+  // (`rings`, if given: its rings alone)
+  bool Within(double target, std::vector<int32_t>* sizes, SizingRings* rings = nullptr) const;
 
  private:
   // Within for `sizes` all ones and `target` at least the mean worker; `rings` (empty on entry)
-  // gets every index whose size it sets, whether it fits or not.
+  // gets every index whose size it sets, ascending, whether it fits or not.
   bool WithinFromOnes(double target, std::vector<int32_t>* sizes,
                       std::vector<int32_t>* rings) const;
   // Widens the rings of `sizes` (indices `rings`, ascending; their least sizes within `target`)
@@ -113,9 +127,37 @@ class GroupSizing {
   // Fits for `sizes` split as Split does, but for the whole documents' costs.
   bool FitsRings(const std::vector<int32_t>& rings, const std::vector<int32_t>& sizes, double rest,
                  double target) const;
-  // The least k ≤ left within `target` for d's own ring (cap included), or -1.
-  int64_t LeastSize(const SizingDoc& d, double target, int64_t left) const;
+  // The least k ≤ left within `target` for docs()[i]'s own ring (cap included), or -1.
+  int64_t LeastSize(int32_t i, double target, int64_t left) const;
   double Rate(int64_t k) const;  // bytes/s of a ring of k
+  // Room(d, k, ·): what of it does not depend on the target, so that Exact()'s bisection, which
+  // asks the same rings at each step, computes it once per (document, size). At(target) walks
+  // the pieces as Room did, with the same operations in the same order (bit-identical).
+  struct RoomCurve {
+    struct Piece {
+      double x, t, slope, end;  // where the piece starts, the time there, its slope, its end time
+    };
+    double most = 0;        // the cap, over the document's chunks
+    bool over_cap = false;  // MemberTokens over the cap
+    double time0 = 0;       // the member's time with no more tokens
+    Piece pieces[3];
+    int count = -1;    // pieces (-1: not computed yet)
+    double x_end = 0;  // where the walk ends when no piece reaches the target
+    double At(double target) const {
+      if (!std::isfinite(target)) return std::max(0.0, most);
+      if (time0 > target) return -1;
+      double x = x_end;
+      for (int p = 0; p < count; ++p) {
+        const Piece& s = pieces[p];
+        if (s.slope > 0 && s.end >= target) {
+          x = s.x + (target - s.t) / s.slope;
+          break;
+        }
+      }
+      return std::max(0.0, std::min(most, x));
+    }
+  };
+  RoomCurve Curve(const SizingDoc& d, int64_t k) const;
   // The least of [lo, hi] where `fits` holds (it holds at hi and is monotone), to 1e-12.
   template <typename Pred>
   static double Bisect(double lo, double hi, Pred fits);
@@ -131,7 +173,30 @@ class GroupSizing {
   double total_ = 0;               // seconds of every document
   double total_tokens_ = 0;        // tokens of every document
   std::vector<int32_t> over_cap_;  // indices of documents longer than the cap
+  // Per document index, what its rings' sizing keeps across Exact()'s bisection: CurvesOf's curves
+  // for the sizes first, first + 1, ... asked so far, and LeastSize's minima (not thread-safe: a
+  // sizing serves one planning call).
+  struct Curves {
+    int64_t first = 0;
+    std::vector<RoomCurve> of;
+    int64_t done_lo = 0, done_hi = -1;  // a range of sizes whose curves are all computed
+    // LeastSize's last minimum of GroupSeconds over [a, b] on each side of the node size.
+    struct Side {
+      int64_t a = -1, b = -1, best = -1;
+    };
+    Side sides[2];
+  };
+  mutable std::unordered_map<int32_t, Curves> curves_;  // (references stay valid)
+  mutable std::vector<double> loss_;                    // WidenRings' losses
+  // The curves of docs()[i] for the sizes lo..hi (kept in curves_[i]); the pointer is that of
+  // lo's, valid until the next call for i.
+  const RoomCurve* CurvesOf(int32_t i, int64_t lo, int64_t hi) const;
 };
+
+// The rings of `sizes` (sizes[i] that of docs()[i]); RingsOf(sizes, indices): those of the
+// indices `indices` (ascending) alone.
+SizingRings RingsOf(const std::vector<int32_t>& sizes);
+SizingRings RingsOf(const std::vector<int32_t>& sizes, const std::vector<int32_t>& indices);
 
 // The smallest group size whose members can hold `length` under `cap` (> workers: none can).
 int64_t GroupSizeForCap(int64_t length, int64_t cap, int32_t workers);

@@ -36,6 +36,13 @@ GroupSizing SizingOf(const Batch& batch, const CostModel& cost, int64_t cap) {
   return GroupSizing(cost, batch.topology, std::move(docs), cap);
 }
 
+// `factor` × the batch's mean tokens per worker (none at 0).
+int64_t CapOf(const Batch& batch, double factor) {
+  return factor > 0 ? static_cast<int64_t>(factor * static_cast<double>(batch.TotalTokens() /
+                                                                        batch.topology.num_workers))
+                    : std::numeric_limits<int64_t>::max();
+}
+
 std::string Sizes(const GroupSizing& sizing, const std::vector<int32_t>& sizes) {
   std::string out;
   for (size_t i = 0; i < sizes.size(); ++i) {
@@ -151,6 +158,51 @@ TEST_P(SizingTest, GreedyIsWhatItDescribes) {
       }
     }
   }
+}
+
+// What a sizing keeps across calls (Room's curves and LeastSize's minima per document, for
+// Exact()'s bisection) changes no answer: Exact() and Within() on a sizing asked other targets
+// first, in another order, answer as on a fresh one, bit for bit; and the rings they and
+// GreedyRings give are those of their sizes.
+TEST_P(SizingTest, AnswersDoNotDependOnWhatTheSizingWasAskedBefore) {
+  int compared = 0;
+  for (int32_t workers : {8, 32, 64}) {
+    for (uint64_t seed = 1; seed <= 6; ++seed) {
+      const Batch batch = SkewedBatch(workers, seed);
+      const int64_t cap = CapOf(batch, GetParam().cap_factor);
+      const CostModel cost(batch.model, batch.topology, CostParams{}, GetParam().objective);
+      const GroupSizing fresh = SizingOf(batch, cost, cap);
+      const std::optional<GroupSizing::Solution> exact = fresh.Exact();
+      if (!exact) continue;
+      EXPECT_EQ(exact->rings, RingsOf(exact->sizes));
+      const double f = exact->objective;
+      const std::vector<double> targets = {f * 4, f * 1.1, f, f * 1.05, f * 1.5, f * 1.0001};
+      const GroupSizing used = SizingOf(batch, cost, cap);
+      for (double t : targets) {  // (filling its curves and minima for other targets)
+        std::vector<int32_t> sizes;
+        used.Within(t, &sizes);
+      }
+      const std::optional<GroupSizing::Solution> again = used.Exact();
+      ASSERT_TRUE(again.has_value());
+      EXPECT_EQ(again->sizes, exact->sizes) << "W=" << workers << " seed " << seed;
+      EXPECT_EQ(again->objective, exact->objective) << "W=" << workers << " seed " << seed;
+      for (size_t i = targets.size(); i-- > 0;) {
+        const GroupSizing alone = SizingOf(batch, cost, cap);
+        std::vector<int32_t> want, got;
+        SizingRings rings;
+        const bool within = alone.Within(targets[i], &want);
+        EXPECT_EQ(used.Within(targets[i], &got, &rings), within);
+        EXPECT_EQ(got, want) << "W=" << workers << " seed " << seed << " target x"
+                             << targets[i] / f;
+        EXPECT_EQ(rings, RingsOf(got));
+        ++compared;
+      }
+      for (double slack : {0.0, -1.0, -8.0}) {
+        EXPECT_EQ(fresh.GreedyRings(slack), RingsOf(fresh.Greedy(slack)));
+      }
+    }
+  }
+  EXPECT_GT(compared, 60);
 }
 
 INSTANTIATE_TEST_SUITE_P(Objectives, SizingTest,

@@ -21,6 +21,7 @@
 #include "service/planner/schedule.h"
 #include "service/planner/strategies/dcp.h"
 #include "service/planner/strategies/flexdeg_bound.h"
+#include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
 #include "service/planner/strategies/static_cp.h"
 #include "service/planner/strategies/test_batches.h"
@@ -158,6 +159,38 @@ TEST(LowerBoundTest, FlexDegBoundHoldsForEveryLinkLatencyAndOverlap) {
   EXPECT_GT(cases, 40);
 }
 
+// A batch where the tokens must ride on rings (for the rings' bound): many long documents, rings
+// across nodes over slow links, tight token budgets (the whole step's, or an explicit cap on
+// attention alone).
+std::pair<Batch, PlanOptions> RingsCase(std::mt19937_64& rng) {
+  const int32_t workers = std::vector<int32_t>{8, 16, 32, 48}[rng() % 4];
+  SkewedShape shape;
+  shape.tokens_per_worker = 1024 + static_cast<int64_t>(rng() % 4096);
+  shape.long_one_in = 2 + static_cast<int>(rng() % 8);
+  shape.long_min = 2 * shape.tokens_per_worker;
+  shape.long_span = 8 * shape.tokens_per_worker;
+  shape.short_max = 1 + static_cast<int64_t>(rng() % 2000);
+  Batch batch = SkewedBatch(workers, rng(), shape);
+  const int mask_kind = static_cast<int>(rng() % (std::size(kMasks) + 1)) - 1;
+  for (Document& d : batch.documents) {
+    d.mask = kMasks[mask_kind >= 0 ? mask_kind : rng() % std::size(kMasks)];
+  }
+  batch.topology.workers_per_node = std::vector<int32_t>{1, 2, 4, 8}[rng() % 4];
+  batch.topology.inter_node_gbps = std::vector<double>{1, 5, 45}[rng() % 3];
+  batch.topology.intra_node_gbps = std::vector<double>{5, 150}[rng() % 2];
+  batch.topology.token_slack = std::vector<double>{0.01, 0.05, 0.3}[rng() % 3];
+  PlanOptions options;
+  options.include_backward = rng() % 3 != 0;
+  options.cost.transfer_latency_us = std::vector<double>{0, 20, 500}[rng() % 3];
+  options.cost.transfer_overlap = std::vector<double>{1, 0.5}[rng() % 2];
+  if (rng() % 3 == 0) {  // attention alone, under an explicit cap (no linear layers to bound)
+    options.objective = Objective::kAttention;
+    batch.topology.max_tokens_per_worker = static_cast<int64_t>(
+        (1 + batch.topology.token_slack) * static_cast<double>(batch.TotalTokens()) / workers);
+  }
+  return {std::move(batch), options};
+}
+
 // The rings' bound (flexdeg_bound.h, RingsLowerBoundSeconds: the tokens must fit in the singles'
 // and the rings' room) where it matters: many long documents, rings across nodes over slow links,
 // tight token budgets (the whole step's, or an explicit cap on attention alone). It is above the
@@ -166,31 +199,7 @@ TEST(LowerBoundTest, FlexDegRingsBoundHoldsWhereTheTokensMustRideOnRings) {
   std::mt19937_64 rng(23);
   int cases = 0, raised = 0;
   for (int i = 0; i < 80; ++i) {
-    const int32_t workers = std::vector<int32_t>{8, 16, 32, 48}[rng() % 4];
-    SkewedShape shape;
-    shape.tokens_per_worker = 1024 + static_cast<int64_t>(rng() % 4096);
-    shape.long_one_in = 2 + static_cast<int>(rng() % 8);
-    shape.long_min = 2 * shape.tokens_per_worker;
-    shape.long_span = 8 * shape.tokens_per_worker;
-    shape.short_max = 1 + static_cast<int64_t>(rng() % 2000);
-    Batch batch = SkewedBatch(workers, rng(), shape);
-    const int mask_kind = static_cast<int>(rng() % (std::size(kMasks) + 1)) - 1;
-    for (Document& d : batch.documents) {
-      d.mask = kMasks[mask_kind >= 0 ? mask_kind : rng() % std::size(kMasks)];
-    }
-    batch.topology.workers_per_node = std::vector<int32_t>{1, 2, 4, 8}[rng() % 4];
-    batch.topology.inter_node_gbps = std::vector<double>{1, 5, 45}[rng() % 3];
-    batch.topology.intra_node_gbps = std::vector<double>{5, 150}[rng() % 2];
-    batch.topology.token_slack = std::vector<double>{0.01, 0.05, 0.3}[rng() % 3];
-    PlanOptions options;
-    options.include_backward = rng() % 3 != 0;
-    options.cost.transfer_latency_us = std::vector<double>{0, 20, 500}[rng() % 3];
-    options.cost.transfer_overlap = std::vector<double>{1, 0.5}[rng() % 2];
-    if (rng() % 3 == 0) {  // attention alone, under an explicit cap (no linear layers to bound)
-      options.objective = Objective::kAttention;
-      batch.topology.max_tokens_per_worker = static_cast<int64_t>(
-          (1 + batch.topology.token_slack) * static_cast<double>(batch.TotalTokens()) / workers);
-    }
+    auto [batch, options] = RingsCase(rng);
     const std::optional<std::pair<double, double>> step_bound =
         StepAndBound("flexdeg", batch, options);
     if (!step_bound) continue;
@@ -204,6 +213,47 @@ TEST(LowerBoundTest, FlexDegRingsBoundHoldsWhereTheTokensMustRideOnRings) {
   }
   EXPECT_GT(cases, 50);
   EXPECT_GT(raised, 10);
+}
+
+// RingsBound::SecondsAbove (flexdeg_bound.h), which decides a ring candidate against auto's
+// incumbent without the bisection: true only where the bisection's least step is above the step
+// asked, and true wherever that least step is clearly above it. (The greedy's rings, sparse,
+// against their dense sizes: the same bound.)
+TEST(LowerBoundTest, FlexDegRingsBoundAboveAgreesWithItsBisection) {
+  std::mt19937_64 rng(29);
+  int decided = 0, below = 0;
+  for (int i = 0; i < 60; ++i) {
+    auto [raw, options] = RingsCase(rng);
+    const Batch batch = ResolveBatch(raw, options.objective);
+    const CostModel cost(batch.model, batch.topology, options.cost, options.objective);
+    const PlanContext ctx{batch, options, cost, absl::InfiniteFuture()};
+    double total = 0;
+    const std::vector<double> seconds = DocumentSeconds(ctx, &total);
+    std::vector<SizingDoc> docs;
+    for (int32_t d : ByCostDescending(seconds)) {
+      const int64_t length = batch.documents[d].length;
+      docs.push_back({d, length, seconds[d], 3 * cost.TokenSeconds(length)});
+    }
+    const GroupSizing sizing(cost, batch.topology, std::move(docs), TokenCap(batch.topology));
+    for (double slack : {0.0, 0.5, -1.0, -4.0}) {
+      const RingsBound bound(ctx, sizing, sizing.GreedyRings(slack), BatchTokens(batch));
+      const double least = bound.Seconds();
+      ASSERT_EQ(least, RingsLowerBoundSeconds(ctx, sizing, sizing.Greedy(slack))) << "case " << i;
+      for (double factor : {0.5, 0.99, 1 - 1e-6, 1.0, 1 + 1e-6, 1.01, 2.0}) {
+        const double step = least * factor;
+        const bool above = bound.SecondsAbove(step);
+        const std::string where = absl::StrCat("case ", i, ", slack ", slack, ", x", factor);
+        if (above) EXPECT_GT(least, step) << where;
+        if (least > 0 && factor <= 1 - 1e-6) {
+          EXPECT_TRUE(above) << where;
+          ++decided;
+        }
+        below += least > 0 && factor >= 1 && !above;
+      }
+    }
+  }
+  EXPECT_GT(decided, 300);
+  EXPECT_GT(below, 300);
 }
 
 // Where one document's ring must relay its KV over slow links, that relay is what a ring plan
