@@ -23,6 +23,7 @@
 #include "service/planner/strategies/flexdeg_bound.h"
 #include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/plan_memo.h"
 #include "service/planner/strategies/static_cp.h"
 #include "service/planner/strategies/test_batches.h"
 
@@ -360,6 +361,57 @@ TEST(LowerBoundTest, WholeDocAndStaticCpBoundsAreWithinFivePercentOfTheirPlans) 
     const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
     EXPECT_GE((*NewPlanner(strategy))->LowerBoundMs(ctx), 0.95 * plan.PredictedStepMs())
         << strategy;
+  }
+}
+
+// whole_doc's bound is the lower bound of the piece it places first, the costliest by its own
+// estimate (each piece's tiles cut at the piece bounds, plus its linear layers; the first of
+// equals): computed here from QueryRangeSeconds piece by piece, it must equal the strategy's, which
+// takes the pieces of documents within the cap from the shared document costs. With and without
+// auto's memo.
+TEST(LowerBoundTest, WholeDocBoundIsTheBoundOfItsCostliestPiece) {
+  std::mt19937_64 rng(77);
+  std::unique_ptr<Planner> planner = *NewPlanner("whole_doc");
+  for (int i = 0; i < 60; ++i) {
+    auto [batch, options, workers, mask_kind] = DrawCase(rng);
+    MaybeCap(rng, 0.6, 0.3, workers, &batch);
+    const Batch resolved = ResolveBatch(batch, options.objective);
+    const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
+    const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+    const int64_t cap = TokenCap(resolved.topology);
+    double first = -1;
+    int32_t first_doc = -1;
+    int64_t first_begin = 0, first_end = 0;
+    for (int32_t d = 0; d < static_cast<int32_t>(resolved.documents.size()); ++d) {
+      const Document& doc = resolved.documents[d];
+      const int64_t pieces =
+          (doc.length + std::min(cap, doc.length) - 1) / std::min(cap, doc.length);
+      std::vector<int64_t> bounds;
+      for (int64_t p = 0; p <= pieces; ++p) bounds.push_back(ChunkBegin(doc.length, pieces, p));
+      for (int64_t p = 0; p < pieces; ++p) {
+        const double seconds = QueryRangeSeconds(cost, doc, bounds[p], bounds[p + 1], bounds) +
+                               cost.TokenSeconds(bounds[p + 1] - bounds[p]) * 3;
+        if (seconds > first) {
+          first = seconds;
+          first_doc = d;
+          first_begin = bounds[p];
+          first_end = bounds[p + 1];
+        }
+      }
+    }
+    ASSERT_GE(first_doc, 0);
+    const double expected =
+        QueryRangeLowerBoundSeconds(cost, resolved.documents[first_doc], first_begin, first_end,
+                                    options.include_backward) *
+        1e3;
+    const std::string where = absl::StrCat("case ", i, ", W ", workers, ", masks ", mask_kind,
+                                           ", cap ", resolved.topology.max_tokens_per_worker);
+    EXPECT_EQ(planner->LowerBoundMs(ctx), expected) << where;
+    PlanMemo memo(ctx);
+    PlanContext shared = ctx;
+    shared.memo = &memo;
+    ASSERT_NE(SharedDocCosts(shared), nullptr);  // as fcp leaves it under auto
+    EXPECT_EQ(planner->LowerBoundMs(shared), expected) << where;
   }
 }
 

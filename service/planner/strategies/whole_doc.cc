@@ -10,13 +10,16 @@
 // the memory cap is cut into cap-sized pieces, and a piece that fits nowhere is spread over the
 // workers with the most room; those pieces exchange KV like any block.
 #include <algorithm>
+#include <memory>
 #include <numeric>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "service/planner/plan_size.h"
 #include "service/planner/planner.h"
+#include "service/planner/strategies/block_units.h"
 #include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/plan_memo.h"
 
 namespace fcp {
 namespace {
@@ -44,6 +47,27 @@ void CutAtCap(const Document& doc, int64_t cap, std::vector<int64_t>* bounds) {
   for (int64_t i = 0; i <= pieces; ++i) (*bounds)[i] = ChunkBegin(doc.length, pieces, i);
 }
 
+// PieceSeconds of every piece of ctx.batch's documents, in document and position order, to `fn`
+// (document, begin, end, seconds). A document within the cap is one piece, whose PieceSeconds is
+// its DocumentSeconds bit for bit (one tile, the same terms in the same order: every mask allows
+// the diagonal, so the tile has pairs): those come from SharedDocCosts, computed once under auto.
+template <typename Fn>
+void ForEachPiece(const PlanContext& ctx, int64_t cap, Fn fn) {
+  const std::shared_ptr<const DocCosts> costs = SharedDocCosts(ctx);
+  std::vector<int64_t> bounds;
+  for (int32_t d = 0; d < static_cast<int32_t>(ctx.batch.documents.size()); ++d) {
+    const Document& doc = ctx.batch.documents[d];
+    if (doc.length <= cap) {
+      fn(d, int64_t{0}, doc.length, costs->seconds[d]);
+      continue;
+    }
+    CutAtCap(doc, cap, &bounds);
+    for (size_t i = 0; i + 1 < bounds.size(); ++i) {
+      fn(d, bounds[i], bounds[i + 1], PieceSeconds(ctx, doc, bounds, i));
+    }
+  }
+}
+
 class WholeDocPlanner final : public Planner {
  public:
   absl::string_view name() const override { return "whole_doc"; }
@@ -61,20 +85,14 @@ class WholeDocPlanner final : public Planner {
     double first_seconds = -1;
     int32_t first_doc = -1;
     int64_t first_begin = 0, first_end = 0;
-    std::vector<int64_t> bounds;
-    for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
-      const Document& doc = batch.documents[d];
-      CutAtCap(doc, cap, &bounds);
-      for (size_t i = 0; i + 1 < bounds.size(); ++i) {
-        const double seconds = PieceSeconds(ctx, doc, bounds, i);
-        if (seconds > first_seconds) {  // the first of equals, as MakeLayout's stable sort
-          first_seconds = seconds;
-          first_doc = d;
-          first_begin = bounds[i];
-          first_end = bounds[i + 1];
-        }
+    ForEachPiece(ctx, cap, [&](int32_t d, int64_t begin, int64_t end, double seconds) {
+      if (seconds > first_seconds) {  // the first of equals, as MakeLayout's stable sort
+        first_seconds = seconds;
+        first_doc = d;
+        first_begin = begin;
+        first_end = end;
       }
-    }
+    });
     if (first_doc < 0) return 0;
     return QueryRangeLowerBoundSeconds(ctx.cost, batch.documents[first_doc], first_begin, first_end,
                                        ctx.options.include_backward) *
@@ -90,14 +108,9 @@ class WholeDocPlanner final : public Planner {
     const int32_t workers = batch.topology.num_workers;
     const int64_t cap = TokenCap(batch.topology);
     std::vector<Piece> pieces;
-    std::vector<int64_t> bounds;
-    for (int32_t d = 0; d < static_cast<int32_t>(batch.documents.size()); ++d) {
-      const Document& doc = batch.documents[d];
-      CutAtCap(doc, cap, &bounds);
-      for (size_t i = 0; i + 1 < bounds.size(); ++i) {
-        pieces.push_back({d, bounds[i], bounds[i + 1], PieceSeconds(ctx, doc, bounds, i)});
-      }
-    }
+    ForEachPiece(ctx, cap, [&](int32_t d, int64_t begin, int64_t end, double seconds) {
+      pieces.push_back({d, begin, end, seconds});
+    });
     std::stable_sort(pieces.begin(), pieces.end(),
                      [](const Piece& a, const Piece& b) { return a.seconds > b.seconds; });
     std::vector<double> load(workers, 0);
