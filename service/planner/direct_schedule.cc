@@ -43,10 +43,18 @@ class DirectSchedule final : public Schedule {
     return {transfer_blocks_.begin() + t.first_block, transfer_blocks_.begin() + t.end_block};
   }
 
+  // A tile on KV from another worker (found in pass 1, grouped into transfers in pass 2).
+  struct RemoteTile {
+    int32_t dst, kv;
+    double fwd;
+  };
+
   absl::Status IndexBlocks();
   // Calls fn(kv, pairs) for every required tile of q-block q (of document d).
   template <typename Fn>
   void ForEachTile(int32_t d, int32_t q, Fn fn) const;
+  void ComputeTiles(CostInputs& in, std::vector<double>& local_fwd, std::vector<double>& local_bwd,
+                    std::vector<RemoteTile>& remote) const;
   // One pass over every receiver's tiles: the transfers (each remote KV block once, grouped by
   // owner), their rounds, and the compute each round of each worker waits for; then costs.
   void BuildTransfersAndCosts();
@@ -119,19 +127,76 @@ void DirectSchedule::ForEachTile(int32_t d, int32_t q, Fn fn) const {
   }
 }
 
+// Pass 1, over the documents in block order (sequential memory): every tile's pairs and
+// compute; local tiles (most: a whole short document is one block, one local tile) are summed
+// into their owner's round 0 here, remote ones are listed for pass 2. Every sum is made in the
+// order a walk of each worker's q blocks by id, each block's tiles by kv block, would make it.
+void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd,
+                                  std::vector<double>& local_bwd,
+                                  std::vector<RemoteTile>& remote) const {
+  std::vector<double> kv_efficiency;  // of the current document's blocks, as KV blocks
+  const int32_t docs = static_cast<int32_t>(batch_.documents.size());
+  for (int32_t d = 0; d < docs; ++d) {
+    const int32_t first = doc_first_[d], last = doc_first_[d + 1];
+    if (last - first == 1) {  // whole on one worker: one tile, on local KV
+      const Block& b = blocks_[first];
+      const int32_t w = b.owner;
+      const int64_t n = b.tokens();
+      in.tokens[w] += n;
+      const int64_t pairs = AllowedPairs(batch_.documents[d].mask, b.begin, b.end, b.begin, b.end);
+      if (pairs <= 0) continue;
+      ++in.tiles;
+      in.fwd_pairs[w] += static_cast<double>(pairs);
+      const double fwd =
+          cost_.TileForwardSecondsAt(cost_.QEfficiency(n), cost_.KvEfficiency(n), pairs);
+      local_fwd[w] += fwd;
+      local_bwd[w] += cost_.BackwardFromForward(fwd);
+      continue;
+    }
+    kv_efficiency.resize(last - first);
+    for (int32_t b = first; b < last; ++b) {
+      kv_efficiency[b - first] = cost_.KvEfficiency(blocks_[b].tokens());
+      in.tokens[blocks_[b].owner] += blocks_[b].tokens();
+    }
+    for (int32_t q = first; q < last; ++q) {
+      const int32_t dst = blocks_[q].owner;
+      const double q_efficiency = cost_.QEfficiency(blocks_[q].tokens());
+      ForEachTile(d, q, [&](int32_t kv, int64_t pairs) {
+        ++in.tiles;
+        in.fwd_pairs[dst] += static_cast<double>(pairs);
+        const double fwd =
+            cost_.TileForwardSecondsAt(q_efficiency, kv_efficiency[kv - first], pairs);
+        if (blocks_[kv].owner == dst) {
+          local_fwd[dst] += fwd;
+          local_bwd[dst] += cost_.BackwardFromForward(fwd);
+        } else {
+          remote.push_back({dst, kv, fwd});
+        }
+      });
+    }
+  }
+}
+
 void DirectSchedule::BuildTransfersAndCosts() {
   const int32_t workers = batch_.topology.num_workers;
   CostInputs in;
   in.fwd_pairs.assign(workers, 0);
   in.tokens.assign(workers, 0);
-  for (const Block& b : blocks_) in.tokens[b.owner] += b.tokens();
   // Compute of tiles on local KV (round 0) per worker, and of tiles waiting for each transfer
   // (summed in the same tile order as per round: a receiver has one transfer per round).
   std::vector<double> local_fwd(workers, 0), local_bwd(workers, 0);
-  std::vector<double> kv_efficiency(blocks_.size());  // per block, as a KV block
-  for (size_t b = 0; b < blocks_.size(); ++b) {
-    kv_efficiency[b] = cost_.KvEfficiency(blocks_[b].tokens());
+  std::vector<RemoteTile> remote;
+  ComputeTiles(in, local_fwd, local_bwd, remote);
+  // Remote tiles by receiver (a stable counting sort: each receiver's keep their order).
+  std::vector<int32_t> remote_first(workers + 1, 0);
+  for (const RemoteTile& t : remote) ++remote_first[t.dst + 1];
+  for (int32_t w = 0; w < workers; ++w) remote_first[w + 1] += remote_first[w];
+  std::vector<RemoteTile> by_dst(remote.size());
+  {
+    std::vector<int32_t> fill(remote_first.begin(), remote_first.end() - 1);
+    for (const RemoteTile& t : remote) by_dst[fill[t.dst]++] = t;
   }
+  remote = std::vector<RemoteTile>();
   std::vector<double> transfer_fwd, transfer_bwd;
   // Per receiver, by sender: the compute of its tiles on that sender's KV.
   std::vector<double> from_fwd(workers, 0), from_bwd(workers, 0);
@@ -152,46 +217,18 @@ void DirectSchedule::BuildTransfersAndCosts() {
   for (int32_t dst = 0; dst < workers; ++dst) {
     wanted.clear();
     senders.clear();
-    double& own_fwd = local_fwd[dst];
-    double& own_bwd = local_bwd[dst];
-    double pairs_sum = 0;
-    for (int32_t i = owned_first_[dst]; i < owned_first_[dst + 1]; ++i) {
-      // A worker's blocks lie far apart (documents are spread over the workers): fetch the block
-      // and document a few iterations ahead.
-      constexpr int32_t kAhead = 8;
-      if (i + kAhead < static_cast<int32_t>(owned_.size())) {
-        const Block& ahead = blocks_[owned_[i + kAhead]];
-        __builtin_prefetch(&batch_.documents[ahead.document]);
-        __builtin_prefetch(&doc_first_[ahead.document]);
+    for (int32_t i = remote_first[dst]; i < remote_first[dst + 1]; ++i) {
+      const RemoteTile& t = by_dst[i];
+      const int32_t kv = t.kv, src = blocks_[kv].owner;
+      if (stamp[kv] != dst) {
+        stamp[kv] = dst;
+        if (sender_stamp[src] != dst) sender_stamp[src] = dst, senders.push_back(src);
+        wanted.push_back(kv);
+        ++from_count[src];
       }
-      if (i + 2 * kAhead < static_cast<int32_t>(owned_.size())) {
-        __builtin_prefetch(&blocks_[owned_[i + 2 * kAhead]]);
-      }
-      const int32_t q = owned_[i];
-      const double q_efficiency = cost_.QEfficiency(blocks_[q].tokens());
-      ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t pairs) {
-        ++in.tiles;
-        pairs_sum += static_cast<double>(pairs);
-        const Block& kb = blocks_[kv];
-        const double fwd = cost_.TileForwardSecondsAt(q_efficiency, kv_efficiency[kv], pairs);
-        const double bwd = cost_.BackwardFromForward(fwd);
-        const int32_t src = kb.owner;
-        if (src == dst) {
-          own_fwd += fwd;
-          own_bwd += bwd;
-          return;
-        }
-        if (stamp[kv] != dst) {
-          stamp[kv] = dst;
-          if (sender_stamp[src] != dst) sender_stamp[src] = dst, senders.push_back(src);
-          wanted.push_back(kv);
-          ++from_count[src];
-        }
-        from_fwd[src] += fwd;
-        from_bwd[src] += bwd;
-      });
+      from_fwd[src] += t.fwd;
+      from_bwd[src] += cost_.BackwardFromForward(t.fwd);
     }
-    in.fwd_pairs[dst] = pairs_sum;
     // One transfer per sender, by sender, each its blocks ascending: a counting sort by sender
     // (blocks arrive mostly ascending already: each range is sorted only if it is not).
     std::sort(senders.begin(), senders.end());
