@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/round_scheduler.h"
@@ -66,7 +67,10 @@ class DirectSchedule final : public Schedule {
   std::vector<Block> blocks_;
   std::vector<int32_t> doc_first_;  // blocks of document d: [doc_first_[d], [d+1])
   // Blocks owned by worker w, in id order: owned_[owned_first_[w] .. owned_first_[w + 1]).
-  std::vector<int32_t> owned_first_, owned_;
+  // Only slices need them: indexed by the first Slice (a summary never pays for it).
+  void IndexOwners() const;
+  mutable absl::once_flag owners_indexed_;
+  mutable std::vector<int32_t> owned_first_, owned_;
   // Transfers in receiver order, each receiver's by sender: those into w are
   // transfers_[in_first_[w] .. in_first_[w + 1]).
   std::vector<PairTransfer> transfers_;
@@ -82,7 +86,6 @@ absl::Status DirectSchedule::IndexBlocks() {
   const int32_t workers = batch_.topology.num_workers;
   const int32_t docs = static_cast<int32_t>(batch_.documents.size());
   doc_first_.assign(docs + 1, 0);
-  owned_first_.assign(workers + 1, 0);
   int32_t d = 0;
   int64_t next = 0;
   for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
@@ -98,19 +101,24 @@ absl::Status DirectSchedule::IndexBlocks() {
                                               block.owner, ") breaks the block order"));
     }
     next = block.end;
-    ++owned_first_[block.owner + 1];
   }
   if (d != docs - 1 || next != batch_.documents[d].length) {
     return absl::InternalError("layout blocks do not cover every document");
   }
   doc_first_[docs] = static_cast<int32_t>(blocks_.size());
+  return absl::OkStatus();
+}
+
+void DirectSchedule::IndexOwners() const {
+  const int32_t workers = batch_.topology.num_workers;
+  owned_first_.assign(workers + 1, 0);
+  for (const Block& b : blocks_) ++owned_first_[b.owner + 1];
   for (int32_t w = 0; w < workers; ++w) owned_first_[w + 1] += owned_first_[w];
   owned_.resize(blocks_.size());
   std::vector<int32_t> fill(owned_first_.begin(), owned_first_.end() - 1);
   for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
     owned_[fill[blocks_[b].owner]++] = b;
   }
-  return absl::OkStatus();
 }
 
 template <typename Fn>
@@ -320,6 +328,7 @@ int32_t DirectSchedule::TileRound(int32_t q, int32_t kv) const {
 WorkerPlan DirectSchedule::Slice(int32_t rank) const {
   WorkerPlan slice;
   slice.rank = rank;
+  absl::call_once(owners_indexed_, [this] { IndexOwners(); });
   slice.blocks.assign(owned_.begin() + owned_first_[rank], owned_.begin() + owned_first_[rank + 1]);
   slice.predicted = costs_[rank];
   for (int32_t q : slice.blocks) {

@@ -27,6 +27,7 @@ class BipartiteColouring {
         used_src_(static_cast<size_t>(workers) * words_, 0),
         used_dst_(static_cast<size_t>(workers) * words_, 0),
         colour_(edges.size(), -1),
+        path_nodes_(2 * static_cast<size_t>(workers) + 2),
         flip_budget_(kFlipStepsPerEdge * static_cast<int64_t>(edges.size())) {}
 
   // The lowest colour free at the sender, making it free at the receiver by flipping an
@@ -93,21 +94,23 @@ class BipartiteColouring {
   // edge j of the path (colour a if j is even, b if odd) takes the other colour. Inner nodes keep
   // both colours (their two path edges trade slots); only the two ends change their used sets.
   void FlipPath(int32_t v, int32_t a, int32_t b) {
-    std::vector<int32_t>& nodes = path_nodes_;  // nodes[j], nodes[j + 1]: the ends of edge j
-    nodes.assign(1, v);
+    // A path is simple: at most every worker once on each side, 2W + 1 nodes.
+    int32_t* const nodes = path_nodes_.data();  // nodes[j], nodes[j + 1]: the ends of edge j
+    size_t count = 0;
+    nodes[count++] = v;
     int32_t node = v;
     const int32_t* into_a = &peer_dst_[Index(0, a)];  // receivers' row of colour a
     const int32_t* from_b = &peer_src_[Index(0, b)];  // senders' row of colour b
     while (true) {
       node = into_a[node];
       if (node == -1) break;
-      nodes.push_back(node);
+      nodes[count++] = node;
       node = from_b[node];
       if (node == -1) break;
-      nodes.push_back(node);
+      nodes[count++] = node;
     }
     // Edge j leaves receiver nodes[j] in colour a (j even) or sender nodes[j] in colour b.
-    const size_t n = nodes.size() - 1;
+    const size_t n = count - 1;
     std::vector<int32_t>& path = path_;
     path.resize(n);
     for (size_t j = 0; j < n; ++j) {
