@@ -136,8 +136,14 @@ class CostModel {
                                         : inter_node_bytes_per_second_;
   }
   double TransferSeconds(int32_t src, int32_t dst, int64_t bytes) const {
+    return LinkTransferSeconds(topology_.SameNode(src, dst), bytes);
+  }
+  // The same for a caller that knows whether the two ranks share a node (Topology::NodeOf).
+  double LinkTransferSeconds(bool same_node, int64_t bytes) const {
     if (bytes <= 0) return 0;
-    return latency_seconds_ + static_cast<double>(bytes) / LinkBytesPerSecond(src, dst);
+    return latency_seconds_ +
+           static_cast<double>(bytes) /
+               (same_node ? intra_node_bytes_per_second_ : inter_node_bytes_per_second_);
   }
   // Forward time of the linear layers for `tokens` tokens (backward: twice this).
   double TokenSeconds(int64_t tokens) const {

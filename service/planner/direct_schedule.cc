@@ -144,6 +144,14 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
                                   std::vector<RemoteTile>& remote) const {
   std::vector<double> kv_efficiency;  // of the current document's blocks, as KV blocks
   const int32_t docs = static_cast<int32_t>(batch_.documents.size());
+  // At most every other block of a block's document: reserved once (pages untouched until used),
+  // so the list is never copied as it grows.
+  size_t most_remote = 0;
+  for (int32_t d = 0; d < docs; ++d) {
+    const size_t n = static_cast<size_t>(doc_first_[d + 1] - doc_first_[d]);
+    most_remote += n * (n - 1);
+  }
+  remote.reserve(most_remote);
   for (int32_t d = 0; d < docs; ++d) {
     const int32_t first = doc_first_[d], last = doc_first_[d + 1];
     if (last - first == 1) {  // whole on one worker: one tile, on local KV
@@ -208,7 +216,8 @@ void DirectSchedule::BuildTransfersAndCosts() {
   std::vector<double> transfer_fwd, transfer_bwd;
   // Per receiver, by sender: the compute of its tiles on that sender's KV.
   std::vector<double> from_fwd(workers, 0), from_bwd(workers, 0);
-  std::vector<int32_t> sender_stamp(workers, -1);  // the last receiver a sender was seen by
+  // The current receiver's senders as a bitset (read out ascending: no sort).
+  std::vector<uint64_t> sender_bits((workers + 63) / 64, 0);
   std::vector<int32_t> stamp(blocks_.size(), -1);  // the last receiver that asked for a block
   std::vector<int32_t> wanted;   // remote kv blocks of the current receiver, first seen first
   std::vector<int32_t> senders;  // senders of the current receiver
@@ -230,16 +239,22 @@ void DirectSchedule::BuildTransfersAndCosts() {
       const int32_t kv = t.kv, src = blocks_[kv].owner;
       if (stamp[kv] != dst) {
         stamp[kv] = dst;
-        if (sender_stamp[src] != dst) sender_stamp[src] = dst, senders.push_back(src);
+        sender_bits[src >> 6] |= uint64_t{1} << (src & 63);
         wanted.push_back(kv);
         ++from_count[src];
       }
       from_fwd[src] += t.fwd;
       from_bwd[src] += cost_.BackwardFromForward(t.fwd);
     }
-    // One transfer per sender, by sender, each its blocks ascending: a counting sort by sender
+    // One transfer per sender, by sender (read out of the bitset ascending), each its blocks
+    // ascending: a counting sort by sender
     // (blocks arrive mostly ascending already: each range is sorted only if it is not).
-    std::sort(senders.begin(), senders.end());
+    for (size_t word = 0; word < sender_bits.size(); ++word) {
+      for (uint64_t bits = sender_bits[word]; bits != 0; bits &= bits - 1) {
+        senders.push_back(static_cast<int32_t>(word * 64 + __builtin_ctzll(bits)));
+      }
+      sender_bits[word] = 0;
+    }
     const int32_t base = static_cast<int32_t>(transfer_blocks_.size());
     int32_t at = base;
     for (int32_t src : senders) {
