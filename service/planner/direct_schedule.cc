@@ -143,6 +143,8 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
                                   std::vector<double>& local_bwd,
                                   std::vector<RemoteTile>& remote) const {
   std::vector<double> kv_efficiency;  // of the current document's blocks, as KV blocks
+  const bool same_halves =
+      cost_.params().tile_q_half_tokens == cost_.params().tile_kv_half_tokens;
   const int32_t docs = static_cast<int32_t>(batch_.documents.size());
   // At most every other block of a block's document: reserved once (pages untouched until used),
   // so the list is never copied as it grows.
@@ -163,8 +165,10 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
       if (pairs <= 0) continue;
       ++in.tiles;
       in.fwd_pairs[w] += static_cast<double>(pairs);
-      const double fwd =
-          cost_.TileForwardSecondsAt(cost_.QEfficiency(n), cost_.KvEfficiency(n), pairs);
+      // (Both factors are one when the two half-efficiency lengths are: one division.)
+      const double q_efficiency = cost_.QEfficiency(n);
+      const double kv_efficiency = same_halves ? q_efficiency : cost_.KvEfficiency(n);
+      const double fwd = cost_.TileForwardSecondsAt(q_efficiency, kv_efficiency, pairs);
       local_fwd[w] += fwd;
       local_bwd[w] += cost_.BackwardFromForward(fwd);
       continue;

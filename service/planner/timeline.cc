@@ -31,6 +31,18 @@ std::vector<double> TransferSeconds(const CostModel& cost, const std::vector<int
   return seconds;
 }
 
+// Whether `b` is `a` with every transfer reversed (same round and bytes).
+bool Mirrors(const std::vector<TimedTransfer>& a, const std::vector<TimedTransfer>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].round != b[i].round || a[i].src != b[i].dst || a[i].dst != b[i].src ||
+        a[i].bytes != b[i].bytes) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Adds the part of each transfer's time that does not overlap compute to both of its ranks.
 void AddSerialSeconds(const CostModel& cost, const std::vector<TimedTransfer>& transfers,
                       const std::vector<double>& transfer_seconds, std::vector<double>& seconds) {
@@ -155,7 +167,10 @@ Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
   std::vector<int32_t> node(compute.workers());
   for (int32_t w = 0; w < compute.workers(); ++w) node[w] = cost.topology().NodeOf(w);
   const std::vector<double> kv_seconds = TransferSeconds(cost, node, kv);
-  const std::vector<double> dkv_seconds = TransferSeconds(cost, node, dkv);
+  // The dK/dV partials usually go back along the forward's edges (a direct schedule's do, each
+  // with its KV's bytes): their times are then the same (a link's rate is the same both ways).
+  const std::vector<double> dkv_seconds =
+      Mirrors(kv, dkv) ? kv_seconds : TransferSeconds(cost, node, dkv);
   const std::vector<double> out_seconds = TransferSeconds(cost, node, phases.out);
   const std::vector<double> d_o_seconds = TransferSeconds(cost, node, phases.d_o);
   const std::vector<double> dq_seconds = TransferSeconds(cost, node, phases.dq);
