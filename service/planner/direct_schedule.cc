@@ -143,8 +143,7 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
                                   std::vector<double>& local_bwd,
                                   std::vector<RemoteTile>& remote) const {
   std::vector<double> kv_efficiency;  // of the current document's blocks, as KV blocks
-  const bool same_halves =
-      cost_.params().tile_q_half_tokens == cost_.params().tile_kv_half_tokens;
+  const bool same_halves = cost_.params().tile_q_half_tokens == cost_.params().tile_kv_half_tokens;
   const int32_t docs = static_cast<int32_t>(batch_.documents.size());
   // At most every other block of a block's document: reserved once (pages untouched until used),
   // so the list is never copied as it grows.

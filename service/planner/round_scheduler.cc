@@ -52,9 +52,7 @@ class BipartiteColouring {
   std::vector<int32_t> TakeColours() { return std::move(colour_); }
 
  private:
-  size_t Index(int32_t node, int32_t c) const {
-    return static_cast<size_t>(c) * workers_ + node;
-  }
+  size_t Index(int32_t node, int32_t c) const { return static_cast<size_t>(c) * workers_ + node; }
   // Lowest colour not used at `node` (a bitset of used colours per node).
   int32_t FreeAt(const std::vector<uint64_t>& used, int32_t node) const {
     const uint64_t* bits = &used[static_cast<size_t>(node) * words_];

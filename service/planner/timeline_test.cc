@@ -41,6 +41,22 @@ TEST(TimelineTest, FullOverlapHidesATransferShorterThanTheCompute) {
   EXPECT_DOUBLE_EQ(t.bwd_seconds[1], 0.3);  // the partials arrive at 0.2 + 0.1
 }
 
+// The backward's transfers are priced on their own bytes, not the forward's (the two lists
+// usually mirror each other, and then share their times).
+TEST(TimelineTest, PartialsLargerThanTheKeysTakeTheirOwnTime) {
+  RoundCompute compute(2, 1);
+  compute.fwd(0, 0) = 0.3;
+  compute.fwd(0, 1) = 0.2;
+  compute.bwd(0, 0) = 0.3;
+  compute.bwd(0, 1) = 0.2;
+  const std::vector<TimedTransfer> kv = {{1, 1, 0, 100'000'000}};
+  const std::vector<TimedTransfer> dkv = {{1, 0, 1, 300'000'000}};
+  const Timeline t = SimulateTimeline(TwoWorkers(1), compute, kv, dkv, {});
+  EXPECT_DOUBLE_EQ(t.fwd_seconds[1], 0.1);
+  EXPECT_DOUBLE_EQ(t.bwd_seconds[1], 0.2 + 0.3);  // sent at 0.2, 0.3 s on the link
+  EXPECT_DOUBLE_EQ(t.bwd_seconds[0], 0.5);        // its link is busy until 0.5 as well
+}
+
 TEST(TimelineTest, NoOverlapAddsEveryTransferToBothRanks) {
   const Timeline t = Simulate(0);
   EXPECT_DOUBLE_EQ(t.fwd_seconds[0], 0.5 + 0.1);
