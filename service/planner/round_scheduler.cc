@@ -1,6 +1,7 @@
 #include "service/planner/round_scheduler.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "service/planner/radix_sort.h"
 
@@ -22,8 +23,8 @@ class BipartiteColouring {
         words_((delta + 63) / 64),
         peer_src_(static_cast<size_t>(workers) * delta, -1),
         peer_dst_(static_cast<size_t>(workers) * delta, -1),
-        edge_src_(static_cast<size_t>(workers) * delta),
-        edge_dst_(static_cast<size_t>(workers) * delta),
+        edge_src_(new int32_t[static_cast<size_t>(workers) * delta]),  // left uninitialised
+        edge_dst_(new int32_t[static_cast<size_t>(workers) * delta]),
         used_src_(static_cast<size_t>(workers) * words_, 0),
         used_dst_(static_cast<size_t>(workers) * words_, 0),
         colour_(edges.size(), -1),
@@ -116,8 +117,8 @@ class BipartiteColouring {
     }
     for (size_t j = 0; j < n; ++j) colour_[path[j]] = j % 2 == 0 ? b : a;
     // Start (receiver v): its edge of colour a now has b.
-    Set(peer_dst_, edge_dst_, v, a, -1, -1);
-    Set(peer_dst_, edge_dst_, v, b, nodes[1], path[0]);
+    Set(peer_dst_, edge_dst_.get(), v, a, -1, -1);
+    Set(peer_dst_, edge_dst_.get(), v, b, nodes[1], path[0]);
     Mark(used_dst_, v, a, false);
     Mark(used_dst_, v, b, true);
     // Inner nodes: senders (odd j) had edge j - 1 in a and j in b; receivers the reverse.
@@ -125,7 +126,7 @@ class BipartiteColouring {
       const int32_t x = nodes[j];
       const bool sender = j % 2 == 1;
       std::vector<int32_t>& peer = sender ? peer_src_ : peer_dst_;
-      std::vector<int32_t>& edge = sender ? edge_src_ : edge_dst_;
+      int32_t* edge = sender ? edge_src_.get() : edge_dst_.get();
       const int32_t was_first = sender ? a : b;  // edge j - 1's colour
       const int32_t was_second = sender ? b : a;
       Set(peer, edge, x, was_second, nodes[j - 1], path[j - 1]);
@@ -136,7 +137,7 @@ class BipartiteColouring {
     const bool sender = (n - 1) % 2 == 0;
     const int32_t was = sender ? a : b, now = sender ? b : a;
     std::vector<int32_t>& peer = sender ? peer_src_ : peer_dst_;
-    std::vector<int32_t>& edge = sender ? edge_src_ : edge_dst_;
+    int32_t* edge = sender ? edge_src_.get() : edge_dst_.get();
     std::vector<uint64_t>& used = sender ? used_src_ : used_dst_;
     Set(peer, edge, x, was, -1, -1);
     Set(peer, edge, x, now, nodes[n - 1], path[n - 1]);
@@ -144,8 +145,8 @@ class BipartiteColouring {
     Mark(used, x, now, true);
     flip_steps_ += static_cast<int64_t>(n);
   }
-  void Set(std::vector<int32_t>& peer, std::vector<int32_t>& edge, int32_t node, int32_t c,
-           int32_t to, int32_t e) {
+  void Set(std::vector<int32_t>& peer, int32_t* edge, int32_t node, int32_t c, int32_t to,
+           int32_t e) {
     peer[Index(node, c)] = to;
     edge[Index(node, c)] = e;
   }
@@ -155,7 +156,8 @@ class BipartiteColouring {
   int32_t delta_;
   int32_t words_;
   std::vector<int32_t> peer_src_, peer_dst_;  // -1: no edge of that colour there
-  std::vector<int32_t> edge_src_, edge_dst_;  // meaningful where the peer is not -1
+  // Meaningful only where the peer is not -1 (never read elsewhere: not initialised).
+  std::unique_ptr<int32_t[]> edge_src_, edge_dst_;
   std::vector<uint64_t> used_src_, used_dst_;
   std::vector<int32_t> colour_;
   std::vector<int32_t> path_, path_nodes_;  // scratch for FlipPath
