@@ -46,7 +46,7 @@ class DirectSchedule final : public Schedule {
 
   // A tile on KV from another worker (found in pass 1, grouped into transfers in pass 2).
   struct RemoteTile {
-    int32_t dst, kv;
+    int32_t kv;
     double fwd;
   };
 
@@ -55,7 +55,7 @@ class DirectSchedule final : public Schedule {
   template <typename Fn>
   void ForEachTile(int32_t d, int32_t q, Fn fn) const;
   void ComputeTiles(CostInputs& in, std::vector<double>& local_fwd, std::vector<double>& local_bwd,
-                    std::vector<RemoteTile>& remote) const;
+                    std::vector<int32_t>& remote_first, std::vector<RemoteTile>& remote) const;
   // One pass over every receiver's tiles: the transfers (each remote KV block once, grouped by
   // owner), their rounds, and the compute each round of each worker waits for; then costs.
   void BuildTransfersAndCosts();
@@ -137,22 +137,32 @@ void DirectSchedule::ForEachTile(int32_t d, int32_t q, Fn fn) const {
 
 // Pass 1, over the documents in block order (sequential memory): every tile's pairs and
 // compute; local tiles (most: a whole short document is one block, one local tile) are summed
-// into their owner's round 0 here, remote ones are listed for pass 2. Every sum is made in the
-// order a walk of each worker's q blocks by id, each block's tiles by kv block, would make it.
+// into their owner's round 0 here, remote ones are listed by receiver for pass 2 (those into w:
+// remote[remote_first[w] .. remote_first[w + 1])). Every sum is made in the order a walk of each
+// worker's q blocks by id, each block's tiles by kv block, would make it.
 void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd,
                                   std::vector<double>& local_bwd,
+                                  std::vector<int32_t>& remote_first,
                                   std::vector<RemoteTile>& remote) const {
+  const int32_t workers = batch_.topology.num_workers;
+  const int32_t docs = static_cast<int32_t>(batch_.documents.size());
+  // Remote tiles counted by receiver first, so that the list is allocated once at its size (a
+  // list grown, or reserved far beyond its use, costs more in fresh pages than the count).
+  remote_first.assign(workers + 1, 0);
+  for (int32_t d = 0; d < docs; ++d) {
+    if (doc_first_[d + 1] - doc_first_[d] == 1) continue;
+    for (int32_t q = doc_first_[d]; q < doc_first_[d + 1]; ++q) {
+      const int32_t dst = blocks_[q].owner;
+      ForEachTile(d, q, [&](int32_t kv, int64_t) {
+        if (blocks_[kv].owner != dst) ++remote_first[dst + 1];
+      });
+    }
+  }
+  for (int32_t w = 0; w < workers; ++w) remote_first[w + 1] += remote_first[w];
+  remote.resize(remote_first[workers]);
+  std::vector<int32_t> fill(remote_first.begin(), remote_first.end() - 1);
   std::vector<double> kv_efficiency;  // of the current document's blocks, as KV blocks
   const bool same_halves = cost_.params().tile_q_half_tokens == cost_.params().tile_kv_half_tokens;
-  const int32_t docs = static_cast<int32_t>(batch_.documents.size());
-  // At most every other block of a block's document: reserved once (pages untouched until used),
-  // so the list is never copied as it grows.
-  size_t most_remote = 0;
-  for (int32_t d = 0; d < docs; ++d) {
-    const size_t n = static_cast<size_t>(doc_first_[d + 1] - doc_first_[d]);
-    most_remote += n * (n - 1);
-  }
-  remote.reserve(most_remote);
   for (int32_t d = 0; d < docs; ++d) {
     const int32_t first = doc_first_[d], last = doc_first_[d + 1];
     if (last - first == 1) {  // whole on one worker: one tile, on local KV
@@ -166,8 +176,8 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
       in.fwd_pairs[w] += static_cast<double>(pairs);
       // (Both factors are one when the two half-efficiency lengths are: one division.)
       const double q_efficiency = cost_.QEfficiency(n);
-      const double kv_efficiency = same_halves ? q_efficiency : cost_.KvEfficiency(n);
-      const double fwd = cost_.TileForwardSecondsAt(q_efficiency, kv_efficiency, pairs);
+      const double k_efficiency = same_halves ? q_efficiency : cost_.KvEfficiency(n);
+      const double fwd = cost_.TileForwardSecondsAt(q_efficiency, k_efficiency, pairs);
       local_fwd[w] += fwd;
       local_bwd[w] += cost_.BackwardFromForward(fwd);
       continue;
@@ -189,7 +199,7 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
           local_fwd[dst] += fwd;
           local_bwd[dst] += cost_.BackwardFromForward(fwd);
         } else {
-          remote.push_back({dst, kv, fwd});
+          remote[fill[dst]++] = {kv, fwd};
         }
       });
     }
@@ -204,18 +214,9 @@ void DirectSchedule::BuildTransfersAndCosts() {
   // Compute of tiles on local KV (round 0) per worker, and of tiles waiting for each transfer
   // (summed in the same tile order as per round: a receiver has one transfer per round).
   std::vector<double> local_fwd(workers, 0), local_bwd(workers, 0);
-  std::vector<RemoteTile> remote;
-  ComputeTiles(in, local_fwd, local_bwd, remote);
-  // Remote tiles by receiver (a stable counting sort: each receiver's keep their order).
-  std::vector<int32_t> remote_first(workers + 1, 0);
-  for (const RemoteTile& t : remote) ++remote_first[t.dst + 1];
-  for (int32_t w = 0; w < workers; ++w) remote_first[w + 1] += remote_first[w];
-  std::vector<RemoteTile> by_dst(remote.size());
-  {
-    std::vector<int32_t> fill(remote_first.begin(), remote_first.end() - 1);
-    for (const RemoteTile& t : remote) by_dst[fill[t.dst]++] = t;
-  }
-  remote = std::vector<RemoteTile>();
+  std::vector<int32_t> remote_first;
+  std::vector<RemoteTile> by_dst;
+  ComputeTiles(in, local_fwd, local_bwd, remote_first, by_dst);
   std::vector<double> transfer_fwd, transfer_bwd;
   // Per receiver, by sender: the compute of its tiles on that sender's KV.
   std::vector<double> from_fwd(workers, 0), from_bwd(workers, 0);
