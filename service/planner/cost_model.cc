@@ -136,6 +136,9 @@ CostModel::CostModel(const ModelShape& model, const Topology& topology, const Co
       tile_overhead_seconds_(params.tile_overhead_us * 1e-6),
       kv_bytes_per_token_(int64_t{2} * model.num_kv_heads * model.head_dim *
                           DTypeBytes(model.dtype)),
+      intra_node_bytes_per_second_(topology.intra_node_gbps * 1e9),
+      inter_node_bytes_per_second_(topology.inter_node_gbps * 1e9),
+      latency_seconds_(params.transfer_latency_us * 1e-6),
       objective_(objective),
       linear_seconds_per_token_(objective == Objective::kAttention
                                     ? 0
@@ -159,17 +162,6 @@ int64_t CostModel::TransferBytes(TransferKind kind, int64_t tokens) const {
       return q_row * kFloat * tokens;
   }
   return 0;
-}
-
-double CostModel::LinkBytesPerSecond(int32_t src, int32_t dst) const {
-  return (topology_.SameNode(src, dst) ? topology_.intra_node_gbps : topology_.inter_node_gbps) *
-         1e9;
-}
-
-double CostModel::TransferSeconds(int32_t src, int32_t dst, int64_t bytes) const {
-  if (bytes <= 0) return 0;
-  return params_.transfer_latency_us * 1e-6 +
-         static_cast<double>(bytes) / LinkBytesPerSecond(src, dst);
 }
 
 }  // namespace fcp

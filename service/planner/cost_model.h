@@ -131,8 +131,20 @@ class CostModel {
   // H q heads of dimension D: Q = H·D in the model dtype; Out = H·D fp32 partial O + H fp32 LSE;
   // dO = H·D in the model dtype + H fp32 LSE + H fp32 delta; dQ = H·D fp32.
   int64_t TransferBytes(TransferKind kind, int64_t tokens) const;
-  double LinkBytesPerSecond(int32_t src, int32_t dst) const;
-  double TransferSeconds(int32_t src, int32_t dst, int64_t bytes) const;
+  double LinkBytesPerSecond(int32_t src, int32_t dst) const {
+    return topology_.SameNode(src, dst) ? intra_node_bytes_per_second_
+                                        : inter_node_bytes_per_second_;
+  }
+  double TransferSeconds(int32_t src, int32_t dst, int64_t bytes) const {
+    return LinkTransferSeconds(topology_.SameNode(src, dst), bytes);
+  }
+  // The same for a caller that knows whether the two ranks share a node (Topology::NodeOf).
+  double LinkTransferSeconds(bool same_node, int64_t bytes) const {
+    if (bytes <= 0) return 0;
+    return latency_seconds_ +
+           static_cast<double>(bytes) /
+               (same_node ? intra_node_bytes_per_second_ : inter_node_bytes_per_second_);
+  }
   // Forward time of the linear layers for `tokens` tokens (backward: twice this).
   double TokenSeconds(int64_t tokens) const {
     return linear_seconds_per_token_ * static_cast<double>(tokens);
@@ -152,6 +164,11 @@ class CostModel {
   double backward_factor_;
   double tile_overhead_seconds_;
   int64_t kv_bytes_per_token_;
+  // The topology's link rates in bytes per second, and a transfer's latency in seconds (computed
+  // once: every transfer's time is priced with them).
+  double intra_node_bytes_per_second_;
+  double inter_node_bytes_per_second_;
+  double latency_seconds_;
   Objective objective_;
   double linear_seconds_per_token_;
 };

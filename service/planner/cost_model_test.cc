@@ -235,6 +235,10 @@ TEST_F(CostModelTest, TransferSecondsIsLatencyPlusBytesOverBandwidth) {
   EXPECT_DOUBLE_EQ(cost.TransferSeconds(0, 8, bytes), 20e-6 + bytes / 45e9);
   EXPECT_GT(cost.TransferSeconds(0, 8, bytes), cost.TransferSeconds(0, 1, bytes));
   EXPECT_EQ(cost.TransferSeconds(0, 1, 0), 0);  // nothing moved, no latency paid
+  // The same from whether the ranks share a node (for callers with a node table).
+  EXPECT_EQ(cost.LinkTransferSeconds(true, bytes), cost.TransferSeconds(0, 1, bytes));
+  EXPECT_EQ(cost.LinkTransferSeconds(false, bytes), cost.TransferSeconds(0, 8, bytes));
+  EXPECT_EQ(cost.LinkTransferSeconds(false, 0), 0);
 }
 
 TEST_F(CostModelTest, TokenSecondsPriceTheDefaultModelsLinearLayersAtTheGemmRate) {

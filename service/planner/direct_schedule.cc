@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
 #include "service/planner/round_scheduler.h"
@@ -43,10 +44,18 @@ class DirectSchedule final : public Schedule {
     return {transfer_blocks_.begin() + t.first_block, transfer_blocks_.begin() + t.end_block};
   }
 
+  // A tile on KV from another worker (found in pass 1, grouped into transfers in pass 2).
+  struct RemoteTile {
+    int32_t kv;
+    double fwd;
+  };
+
   absl::Status IndexBlocks();
   // Calls fn(kv, pairs) for every required tile of q-block q (of document d).
   template <typename Fn>
   void ForEachTile(int32_t d, int32_t q, Fn fn) const;
+  void ComputeTiles(CostInputs& in, std::vector<double>& local_fwd, std::vector<double>& local_bwd,
+                    std::vector<int32_t>& remote_first, std::vector<RemoteTile>& remote) const;
   // One pass over every receiver's tiles: the transfers (each remote KV block once, grouped by
   // owner), their rounds, and the compute each round of each worker waits for; then costs.
   void BuildTransfersAndCosts();
@@ -58,7 +67,10 @@ class DirectSchedule final : public Schedule {
   std::vector<Block> blocks_;
   std::vector<int32_t> doc_first_;  // blocks of document d: [doc_first_[d], [d+1])
   // Blocks owned by worker w, in id order: owned_[owned_first_[w] .. owned_first_[w + 1]).
-  std::vector<int32_t> owned_first_, owned_;
+  // Only slices need them: indexed by the first Slice (a summary never pays for it).
+  void IndexOwners() const;
+  mutable absl::once_flag owners_indexed_;
+  mutable std::vector<int32_t> owned_first_, owned_;
   // Transfers in receiver order, each receiver's by sender: those into w are
   // transfers_[in_first_[w] .. in_first_[w + 1]).
   std::vector<PairTransfer> transfers_;
@@ -74,7 +86,6 @@ absl::Status DirectSchedule::IndexBlocks() {
   const int32_t workers = batch_.topology.num_workers;
   const int32_t docs = static_cast<int32_t>(batch_.documents.size());
   doc_first_.assign(docs + 1, 0);
-  owned_first_.assign(workers + 1, 0);
   int32_t d = 0;
   int64_t next = 0;
   for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
@@ -90,19 +101,24 @@ absl::Status DirectSchedule::IndexBlocks() {
                                               block.owner, ") breaks the block order"));
     }
     next = block.end;
-    ++owned_first_[block.owner + 1];
   }
   if (d != docs - 1 || next != batch_.documents[d].length) {
     return absl::InternalError("layout blocks do not cover every document");
   }
   doc_first_[docs] = static_cast<int32_t>(blocks_.size());
+  return absl::OkStatus();
+}
+
+void DirectSchedule::IndexOwners() const {
+  const int32_t workers = batch_.topology.num_workers;
+  owned_first_.assign(workers + 1, 0);
+  for (const Block& b : blocks_) ++owned_first_[b.owner + 1];
   for (int32_t w = 0; w < workers; ++w) owned_first_[w + 1] += owned_first_[w];
   owned_.resize(blocks_.size());
   std::vector<int32_t> fill(owned_first_.begin(), owned_first_.end() - 1);
   for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
     owned_[fill[blocks_[b].owner]++] = b;
   }
-  return absl::OkStatus();
 }
 
 template <typename Fn>
@@ -119,23 +135,93 @@ void DirectSchedule::ForEachTile(int32_t d, int32_t q, Fn fn) const {
   }
 }
 
+// Pass 1, over the documents in block order (sequential memory): every tile's pairs and
+// compute; local tiles (most: a whole short document is one block, one local tile) are summed
+// into their owner's round 0 here, remote ones are listed by receiver for pass 2 (those into w:
+// remote[remote_first[w] .. remote_first[w + 1])). Every sum is made in the order a walk of each
+// worker's q blocks by id, each block's tiles by kv block, would make it.
+void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd,
+                                  std::vector<double>& local_bwd,
+                                  std::vector<int32_t>& remote_first,
+                                  std::vector<RemoteTile>& remote) const {
+  const int32_t workers = batch_.topology.num_workers;
+  const int32_t docs = static_cast<int32_t>(batch_.documents.size());
+  // Remote tiles counted by receiver first, so that the list is allocated once at its size (a
+  // list grown, or reserved far beyond its use, costs more in fresh pages than the count).
+  remote_first.assign(workers + 1, 0);
+  for (int32_t d = 0; d < docs; ++d) {
+    if (doc_first_[d + 1] - doc_first_[d] == 1) continue;
+    for (int32_t q = doc_first_[d]; q < doc_first_[d + 1]; ++q) {
+      const int32_t dst = blocks_[q].owner;
+      ForEachTile(d, q, [&](int32_t kv, int64_t) {
+        if (blocks_[kv].owner != dst) ++remote_first[dst + 1];
+      });
+    }
+  }
+  for (int32_t w = 0; w < workers; ++w) remote_first[w + 1] += remote_first[w];
+  remote.resize(remote_first[workers]);
+  std::vector<int32_t> fill(remote_first.begin(), remote_first.end() - 1);
+  std::vector<double> kv_efficiency;  // of the current document's blocks, as KV blocks
+  const bool same_halves = cost_.params().tile_q_half_tokens == cost_.params().tile_kv_half_tokens;
+  for (int32_t d = 0; d < docs; ++d) {
+    const int32_t first = doc_first_[d], last = doc_first_[d + 1];
+    if (last - first == 1) {  // whole on one worker: one tile, on local KV
+      const Block& b = blocks_[first];
+      const int32_t w = b.owner;
+      const int64_t n = b.tokens();
+      in.tokens[w] += n;
+      const int64_t pairs = AllowedPairs(batch_.documents[d].mask, b.begin, b.end, b.begin, b.end);
+      if (pairs <= 0) continue;
+      ++in.tiles;
+      in.fwd_pairs[w] += static_cast<double>(pairs);
+      // (Both factors are one when the two half-efficiency lengths are: one division.)
+      const double q_efficiency = cost_.QEfficiency(n);
+      const double k_efficiency = same_halves ? q_efficiency : cost_.KvEfficiency(n);
+      const double fwd = cost_.TileForwardSecondsAt(q_efficiency, k_efficiency, pairs);
+      local_fwd[w] += fwd;
+      local_bwd[w] += cost_.BackwardFromForward(fwd);
+      continue;
+    }
+    kv_efficiency.resize(last - first);
+    for (int32_t b = first; b < last; ++b) {
+      kv_efficiency[b - first] = cost_.KvEfficiency(blocks_[b].tokens());
+      in.tokens[blocks_[b].owner] += blocks_[b].tokens();
+    }
+    for (int32_t q = first; q < last; ++q) {
+      const int32_t dst = blocks_[q].owner;
+      const double q_efficiency = cost_.QEfficiency(blocks_[q].tokens());
+      ForEachTile(d, q, [&](int32_t kv, int64_t pairs) {
+        ++in.tiles;
+        in.fwd_pairs[dst] += static_cast<double>(pairs);
+        const double fwd =
+            cost_.TileForwardSecondsAt(q_efficiency, kv_efficiency[kv - first], pairs);
+        if (blocks_[kv].owner == dst) {
+          local_fwd[dst] += fwd;
+          local_bwd[dst] += cost_.BackwardFromForward(fwd);
+        } else {
+          remote[fill[dst]++] = {kv, fwd};
+        }
+      });
+    }
+  }
+}
+
 void DirectSchedule::BuildTransfersAndCosts() {
   const int32_t workers = batch_.topology.num_workers;
   CostInputs in;
   in.fwd_pairs.assign(workers, 0);
   in.tokens.assign(workers, 0);
-  for (const Block& b : blocks_) in.tokens[b.owner] += b.tokens();
   // Compute of tiles on local KV (round 0) per worker, and of tiles waiting for each transfer
   // (summed in the same tile order as per round: a receiver has one transfer per round).
   std::vector<double> local_fwd(workers, 0), local_bwd(workers, 0);
-  std::vector<double> kv_efficiency(blocks_.size());  // per block, as a KV block
-  for (size_t b = 0; b < blocks_.size(); ++b) {
-    kv_efficiency[b] = cost_.KvEfficiency(blocks_[b].tokens());
-  }
+  std::vector<int32_t> remote_first;
+  std::vector<RemoteTile> by_dst;
+  ComputeTiles(in, local_fwd, local_bwd, remote_first, by_dst);
   std::vector<double> transfer_fwd, transfer_bwd;
   // Per receiver, by sender: the compute of its tiles on that sender's KV.
   std::vector<double> from_fwd(workers, 0), from_bwd(workers, 0);
-  std::vector<int32_t> sender_stamp(workers, -1);  // the last receiver a sender was seen by
+  // The current receiver's senders as a bitset (read out ascending: no sort).
+  std::vector<uint64_t> sender_bits((workers + 63) / 64, 0);
   std::vector<int32_t> stamp(blocks_.size(), -1);  // the last receiver that asked for a block
   std::vector<int32_t> wanted;   // remote kv blocks of the current receiver, first seen first
   std::vector<int32_t> senders;  // senders of the current receiver
@@ -152,49 +238,27 @@ void DirectSchedule::BuildTransfersAndCosts() {
   for (int32_t dst = 0; dst < workers; ++dst) {
     wanted.clear();
     senders.clear();
-    double& own_fwd = local_fwd[dst];
-    double& own_bwd = local_bwd[dst];
-    double pairs_sum = 0;
-    for (int32_t i = owned_first_[dst]; i < owned_first_[dst + 1]; ++i) {
-      // A worker's blocks lie far apart (documents are spread over the workers): fetch the block
-      // and document a few iterations ahead.
-      constexpr int32_t kAhead = 8;
-      if (i + kAhead < static_cast<int32_t>(owned_.size())) {
-        const Block& ahead = blocks_[owned_[i + kAhead]];
-        __builtin_prefetch(&batch_.documents[ahead.document]);
-        __builtin_prefetch(&doc_first_[ahead.document]);
+    for (int32_t i = remote_first[dst]; i < remote_first[dst + 1]; ++i) {
+      const RemoteTile& t = by_dst[i];
+      const int32_t kv = t.kv, src = blocks_[kv].owner;
+      if (stamp[kv] != dst) {
+        stamp[kv] = dst;
+        sender_bits[src >> 6] |= uint64_t{1} << (src & 63);
+        wanted.push_back(kv);
+        ++from_count[src];
       }
-      if (i + 2 * kAhead < static_cast<int32_t>(owned_.size())) {
-        __builtin_prefetch(&blocks_[owned_[i + 2 * kAhead]]);
-      }
-      const int32_t q = owned_[i];
-      const double q_efficiency = cost_.QEfficiency(blocks_[q].tokens());
-      ForEachTile(blocks_[q].document, q, [&](int32_t kv, int64_t pairs) {
-        ++in.tiles;
-        pairs_sum += static_cast<double>(pairs);
-        const Block& kb = blocks_[kv];
-        const double fwd = cost_.TileForwardSecondsAt(q_efficiency, kv_efficiency[kv], pairs);
-        const double bwd = cost_.BackwardFromForward(fwd);
-        const int32_t src = kb.owner;
-        if (src == dst) {
-          own_fwd += fwd;
-          own_bwd += bwd;
-          return;
-        }
-        if (stamp[kv] != dst) {
-          stamp[kv] = dst;
-          if (sender_stamp[src] != dst) sender_stamp[src] = dst, senders.push_back(src);
-          wanted.push_back(kv);
-          ++from_count[src];
-        }
-        from_fwd[src] += fwd;
-        from_bwd[src] += bwd;
-      });
+      from_fwd[src] += t.fwd;
+      from_bwd[src] += cost_.BackwardFromForward(t.fwd);
     }
-    in.fwd_pairs[dst] = pairs_sum;
-    // One transfer per sender, by sender, each its blocks ascending: a counting sort by sender
+    // One transfer per sender, by sender (read out of the bitset ascending), each its blocks
+    // ascending: a counting sort by sender
     // (blocks arrive mostly ascending already: each range is sorted only if it is not).
-    std::sort(senders.begin(), senders.end());
+    for (size_t word = 0; word < sender_bits.size(); ++word) {
+      for (uint64_t bits = sender_bits[word]; bits != 0; bits &= bits - 1) {
+        senders.push_back(static_cast<int32_t>(word * 64 + __builtin_ctzll(bits)));
+      }
+      sender_bits[word] = 0;
+    }
     const int32_t base = static_cast<int32_t>(transfer_blocks_.size());
     int32_t at = base;
     for (int32_t src : senders) {
@@ -283,6 +347,7 @@ int32_t DirectSchedule::TileRound(int32_t q, int32_t kv) const {
 WorkerPlan DirectSchedule::Slice(int32_t rank) const {
   WorkerPlan slice;
   slice.rank = rank;
+  absl::call_once(owners_indexed_, [this] { IndexOwners(); });
   slice.blocks.assign(owned_.begin() + owned_first_[rank], owned_.begin() + owned_first_[rank + 1]);
   slice.predicted = costs_[rank];
   for (int32_t q : slice.blocks) {

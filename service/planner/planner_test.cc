@@ -5,6 +5,7 @@
 
 #include <random>
 #include <string>
+#include <thread>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -285,6 +286,29 @@ TEST(PreparePlanTest, SlicesOnDemandEqualMakePlansSlices) {
       EXPECT_EQ(slice.sends, full->workers[r].sends) << name << " rank " << r;
       EXPECT_EQ(slice.recvs, full->workers[r].recvs) << name << " rank " << r;
     }
+  }
+}
+
+// A direct schedule indexes its owners on the first Slice: slices asked for from several threads
+// at once (as the service serves them) are still every rank's own.
+TEST(PreparePlanTest, SlicesFromSeveralThreadsAtOnceEqualMakePlansSlices) {
+  const Batch batch = MakeBatch(Case::kMixedMasks, 8, 5);
+  PlanOptions options;
+  options.strategy = "fcp";
+  absl::StatusOr<std::unique_ptr<const PreparedPlan>> prepared = PreparePlan(batch, options);
+  absl::StatusOr<Plan> full = MakePlan(batch, options, OutputSpec::AllRanks());
+  ASSERT_TRUE(prepared.ok() && full.ok());
+  const int32_t workers = batch.topology.num_workers;
+  std::vector<WorkerPlan> slices(workers);
+  std::vector<std::thread> threads;
+  for (int32_t r = 0; r < workers; ++r) {
+    threads.emplace_back([&, r] { slices[r] = (*prepared)->Slice(r); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int32_t r = 0; r < workers; ++r) {
+    EXPECT_EQ(slices[r].blocks, full->workers[r].blocks) << "rank " << r;
+    EXPECT_EQ(slices[r].tiles, full->workers[r].tiles) << "rank " << r;
+    EXPECT_EQ(slices[r].sends, full->workers[r].sends) << "rank " << r;
   }
 }
 

@@ -1,6 +1,7 @@
 #include "service/planner/round_scheduler.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "service/planner/radix_sort.h"
 
@@ -9,9 +10,10 @@ namespace {
 
 constexpr int64_t kFlipStepsPerEdge = 16;
 
-// Colour tables: at_src[c * W + u] = the edge of colour c leaving u (edge -1: none) and its
-// receiver (peer); likewise at_dst. An alternating path is walked through the tables alone, one
-// dependent load per step, in the rows of its two colours (a few KB: they stay in cache).
+// Colour tables: peer_src[c * W + u] = the receiver of the edge of colour c leaving u (-1: none)
+// and edge_src[c * W + u] that edge; likewise for receivers. An alternating path is walked through
+// the peer tables alone, one dependent load per step, in the rows of its two colours (4 bytes a
+// worker: the rows stay in cache); its edges are read after the walk, independently.
 class BipartiteColouring {
  public:
   BipartiteColouring(const std::vector<Edge>& edges, int32_t workers, int32_t delta)
@@ -19,11 +21,14 @@ class BipartiteColouring {
         workers_(workers),
         delta_(delta),
         words_((delta + 63) / 64),
-        at_src_(static_cast<size_t>(workers) * delta),
-        at_dst_(static_cast<size_t>(workers) * delta),
+        peer_src_(static_cast<size_t>(workers) * delta, -1),
+        peer_dst_(static_cast<size_t>(workers) * delta, -1),
+        edge_src_(new int32_t[static_cast<size_t>(workers) * delta]),  // left uninitialised
+        edge_dst_(new int32_t[static_cast<size_t>(workers) * delta]),
         used_src_(static_cast<size_t>(workers) * words_, 0),
         used_dst_(static_cast<size_t>(workers) * words_, 0),
         colour_(edges.size(), -1),
+        path_nodes_(2 * static_cast<size_t>(workers) + 2),
         flip_budget_(kFlipStepsPerEdge * static_cast<int64_t>(edges.size())) {}
 
   // The lowest colour free at the sender, making it free at the receiver by flipping an
@@ -33,7 +38,7 @@ class BipartiteColouring {
   void Colour(int32_t e) {
     const int32_t u = edges_[e].src, v = edges_[e].dst;
     const int32_t a = FreeAt(used_src_, u);
-    if (At(at_dst_, v, a).edge != -1) {
+    if (peer_dst_[Index(v, a)] != -1) {
       if (flip_steps_ > flip_budget_) {
         if (const int32_t c = FreeAtBoth(u, v); c >= 0) {
           Assign(e, c);
@@ -48,13 +53,7 @@ class BipartiteColouring {
   std::vector<int32_t> TakeColours() { return std::move(colour_); }
 
  private:
-  struct Slot {
-    int32_t edge = -1;
-    int32_t peer = 0;  // the edge's other end
-  };
-  Slot& At(std::vector<Slot>& table, int32_t node, int32_t c) {
-    return table[static_cast<size_t>(c) * workers_ + node];
-  }
+  size_t Index(int32_t node, int32_t c) const { return static_cast<size_t>(c) * workers_ + node; }
   // Lowest colour not used at `node` (a bitset of used colours per node).
   int32_t FreeAt(const std::vector<uint64_t>& used, int32_t node) const {
     const uint64_t* bits = &used[static_cast<size_t>(node) * words_];
@@ -83,8 +82,10 @@ class BipartiteColouring {
   void Assign(int32_t e, int32_t c) {
     const int32_t u = edges_[e].src, v = edges_[e].dst;
     colour_[e] = c;
-    At(at_src_, u, c) = {e, v};
-    At(at_dst_, v, c) = {e, u};
+    peer_src_[Index(u, c)] = v;
+    edge_src_[Index(u, c)] = e;
+    peer_dst_[Index(v, c)] = u;
+    edge_dst_[Index(v, c)] = e;
     Mark(used_src_, u, c, true);
     Mark(used_dst_, v, c, true);
   }
@@ -92,58 +93,71 @@ class BipartiteColouring {
   // edge j of the path (colour a if j is even, b if odd) takes the other colour. Inner nodes keep
   // both colours (their two path edges trade slots); only the two ends change their used sets.
   void FlipPath(int32_t v, int32_t a, int32_t b) {
-    std::vector<int32_t>& path = path_;
-    std::vector<int32_t>& nodes = path_nodes_;  // nodes[j], nodes[j + 1]: the ends of edge j
-    path.clear();
-    nodes.assign(1, v);
+    // A path is simple: at most every worker once on each side, 2W + 1 nodes.
+    int32_t* const nodes = path_nodes_.data();  // nodes[j], nodes[j + 1]: the ends of edge j
+    size_t count = 0;
+    nodes[count++] = v;
     int32_t node = v;
+    const int32_t* into_a = &peer_dst_[Index(0, a)];  // receivers' row of colour a
+    const int32_t* from_b = &peer_src_[Index(0, b)];  // senders' row of colour b
     while (true) {
-      const Slot in = At(at_dst_, node, a);
-      if (in.edge == -1) break;
-      path.push_back(in.edge);
-      node = in.peer;
-      nodes.push_back(node);
-      const Slot out = At(at_src_, node, b);
-      if (out.edge == -1) break;
-      path.push_back(out.edge);
-      node = out.peer;
-      nodes.push_back(node);
+      node = into_a[node];
+      if (node == -1) break;
+      nodes[count++] = node;
+      node = from_b[node];
+      if (node == -1) break;
+      nodes[count++] = node;
     }
-    const size_t n = path.size();
+    // Edge j leaves receiver nodes[j] in colour a (j even) or sender nodes[j] in colour b.
+    const size_t n = count - 1;
+    std::vector<int32_t>& path = path_;
+    path.resize(n);
+    for (size_t j = 0; j < n; ++j) {
+      path[j] = j % 2 == 0 ? edge_dst_[Index(nodes[j], a)] : edge_src_[Index(nodes[j], b)];
+    }
     for (size_t j = 0; j < n; ++j) colour_[path[j]] = j % 2 == 0 ? b : a;
     // Start (receiver v): its edge of colour a now has b.
-    At(at_dst_, v, a).edge = -1;
-    At(at_dst_, v, b) = {path[0], nodes[1]};
+    Set(peer_dst_, edge_dst_.get(), v, a, -1, -1);
+    Set(peer_dst_, edge_dst_.get(), v, b, nodes[1], path[0]);
     Mark(used_dst_, v, a, false);
     Mark(used_dst_, v, b, true);
     // Inner nodes: senders (odd j) had edge j - 1 in a and j in b; receivers the reverse.
     for (size_t j = 1; j < n; ++j) {
       const int32_t x = nodes[j];
       const bool sender = j % 2 == 1;
-      std::vector<Slot>& at = sender ? at_src_ : at_dst_;
+      std::vector<int32_t>& peer = sender ? peer_src_ : peer_dst_;
+      int32_t* edge = sender ? edge_src_.get() : edge_dst_.get();
       const int32_t was_first = sender ? a : b;  // edge j - 1's colour
       const int32_t was_second = sender ? b : a;
-      At(at, x, was_second) = {path[j - 1], nodes[j - 1]};
-      At(at, x, was_first) = {path[j], nodes[j + 1]};
+      Set(peer, edge, x, was_second, nodes[j - 1], path[j - 1]);
+      Set(peer, edge, x, was_first, nodes[j + 1], path[j]);
     }
     // End: the last edge's far node, a sender if that edge had colour a.
     const int32_t x = nodes[n];
     const bool sender = (n - 1) % 2 == 0;
     const int32_t was = sender ? a : b, now = sender ? b : a;
-    std::vector<Slot>& at = sender ? at_src_ : at_dst_;
+    std::vector<int32_t>& peer = sender ? peer_src_ : peer_dst_;
+    int32_t* edge = sender ? edge_src_.get() : edge_dst_.get();
     std::vector<uint64_t>& used = sender ? used_src_ : used_dst_;
-    At(at, x, was).edge = -1;
-    At(at, x, now) = {path[n - 1], nodes[n - 1]};
+    Set(peer, edge, x, was, -1, -1);
+    Set(peer, edge, x, now, nodes[n - 1], path[n - 1]);
     Mark(used, x, was, false);
     Mark(used, x, now, true);
     flip_steps_ += static_cast<int64_t>(n);
+  }
+  void Set(std::vector<int32_t>& peer, int32_t* edge, int32_t node, int32_t c, int32_t to,
+           int32_t e) {
+    peer[Index(node, c)] = to;
+    edge[Index(node, c)] = e;
   }
 
   const std::vector<Edge>& edges_;
   int32_t workers_;
   int32_t delta_;
   int32_t words_;
-  std::vector<Slot> at_src_, at_dst_;
+  std::vector<int32_t> peer_src_, peer_dst_;  // -1: no edge of that colour there
+  // Meaningful only where the peer is not -1 (never read elsewhere: not initialised).
+  std::unique_ptr<int32_t[]> edge_src_, edge_dst_;
   std::vector<uint64_t> used_src_, used_dst_;
   std::vector<int32_t> colour_;
   std::vector<int32_t> path_, path_nodes_;  // scratch for FlipPath

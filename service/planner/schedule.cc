@@ -51,12 +51,13 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
     c.fwd_flops = ForwardFlops(cost.model(), in.fwd_pairs[w]);
     c.bwd_flops = kBackwardFlopsRatio * c.fwd_flops;
     c.tokens = in.tokens[w];
-    c.compute_fwd_ms = in.compute.FwdTotal(w) * 1e3;
+    const double compute_fwd = in.compute.FwdTotal(w);
+    c.compute_fwd_ms = compute_fwd * 1e3;
     c.fwd_ms = timeline.fwd_seconds[w] * 1e3;
     c.bwd_ms = timeline.bwd_seconds[w] * 1e3;
     c.attention_fwd_ms = (timeline.fwd_seconds[w] - extra[w]) * 1e3;
     c.attention_bwd_ms = (timeline.bwd_seconds[w] - 2 * extra[w]) * 1e3;
-    balanced_fwd += in.compute.FwdTotal(w) + extra[w];
+    balanced_fwd += compute_fwd + extra[w];
     balanced_bwd += in.compute.BwdTotal(w) + 2 * extra[w];
     max_flops = std::max(max_flops, c.fwd_flops);
     sum_flops += c.fwd_flops;

@@ -20,13 +20,27 @@ void SortByRound(std::vector<TimedTransfer>& transfers, int32_t rounds) {
 }
 
 // Each transfer's time on its link (computed once: the overlapped and the serial parts use it).
-std::vector<double> TransferSeconds(const CostModel& cost,
+// `node[w]`: Topology::NodeOf(w).
+std::vector<double> TransferSeconds(const CostModel& cost, const std::vector<int32_t>& node,
                                     const std::vector<TimedTransfer>& transfers) {
   std::vector<double> seconds(transfers.size());
   for (size_t i = 0; i < transfers.size(); ++i) {
-    seconds[i] = cost.TransferSeconds(transfers[i].src, transfers[i].dst, transfers[i].bytes);
+    const TimedTransfer& t = transfers[i];
+    seconds[i] = cost.LinkTransferSeconds(node[t.src] == node[t.dst], t.bytes);
   }
   return seconds;
+}
+
+// Whether `b` is `a` with every transfer reversed (same round and bytes).
+bool Mirrors(const std::vector<TimedTransfer>& a, const std::vector<TimedTransfer>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].round != b[i].round || a[i].src != b[i].dst || a[i].dst != b[i].src ||
+        a[i].bytes != b[i].bytes) {
+      return false;
+    }
+  }
+  return true;
 }
 
 // Adds the part of each transfer's time that does not overlap compute to both of its ranks.
@@ -150,11 +164,16 @@ Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
   SortByRound(kv, compute.rounds());
   SortByRound(dkv, compute.rounds());
   for (auto* list : {&phases.out, &phases.d_o, &phases.dq}) SortByRound(*list, compute.rounds());
-  const std::vector<double> kv_seconds = TransferSeconds(cost, kv);
-  const std::vector<double> dkv_seconds = TransferSeconds(cost, dkv);
-  const std::vector<double> out_seconds = TransferSeconds(cost, phases.out);
-  const std::vector<double> d_o_seconds = TransferSeconds(cost, phases.d_o);
-  const std::vector<double> dq_seconds = TransferSeconds(cost, phases.dq);
+  std::vector<int32_t> node(compute.workers());
+  for (int32_t w = 0; w < compute.workers(); ++w) node[w] = cost.topology().NodeOf(w);
+  const std::vector<double> kv_seconds = TransferSeconds(cost, node, kv);
+  // The dK/dV partials usually go back along the forward's edges (a direct schedule's do, each
+  // with its KV's bytes): their times are then the same (a link's rate is the same both ways).
+  const std::vector<double> dkv_seconds =
+      Mirrors(kv, dkv) ? kv_seconds : TransferSeconds(cost, node, dkv);
+  const std::vector<double> out_seconds = TransferSeconds(cost, node, phases.out);
+  const std::vector<double> d_o_seconds = TransferSeconds(cost, node, phases.d_o);
+  const std::vector<double> dq_seconds = TransferSeconds(cost, node, phases.dq);
   Timeline out;
   out.fwd_seconds = Forward(cost, compute, kv, kv_seconds);
   Phase(cost, phases.out, out_seconds, out.fwd_seconds);

@@ -21,15 +21,15 @@ CostModel TwoWorkers(double overlap) {
 
 // Worker 1 sends worker 0 its keys for round 1 (0.1 s) while worker 0 computes round 0 (0.3 s);
 // round 1 takes 0.2 s on worker 0. Backward: worker 0 recomputes round 1 (0.2 s), then sends the
-// partials back (0.1 s), then round 0 (0.3 s).
-Timeline Simulate(double overlap) {
+// partials back (`partial_bytes`; 0.1 s by default), then round 0 (0.3 s).
+Timeline Simulate(double overlap, int64_t partial_bytes = 100'000'000) {
   RoundCompute compute(2, 1);
   compute.fwd(0, 0) = 0.3;
   compute.fwd(0, 1) = 0.2;
   compute.bwd(0, 0) = 0.3;
   compute.bwd(0, 1) = 0.2;
   const std::vector<TimedTransfer> kv = {{1, 1, 0, 100'000'000}};
-  const std::vector<TimedTransfer> dkv = {{1, 0, 1, 100'000'000}};
+  const std::vector<TimedTransfer> dkv = {{1, 0, 1, partial_bytes}};
   return SimulateTimeline(TwoWorkers(overlap), compute, kv, dkv, {});
 }
 
@@ -39,6 +39,15 @@ TEST(TimelineTest, FullOverlapHidesATransferShorterThanTheCompute) {
   EXPECT_DOUBLE_EQ(t.fwd_seconds[1], 0.1);  // its send
   EXPECT_DOUBLE_EQ(t.bwd_seconds[0], 0.5);
   EXPECT_DOUBLE_EQ(t.bwd_seconds[1], 0.3);  // the partials arrive at 0.2 + 0.1
+}
+
+// The backward's transfers are priced on their own bytes, not the forward's (the two lists
+// usually mirror each other, and then share their times).
+TEST(TimelineTest, PartialsLargerThanTheKeysTakeTheirOwnTime) {
+  const Timeline t = Simulate(1, 300'000'000);
+  EXPECT_DOUBLE_EQ(t.fwd_seconds[1], 0.1);
+  EXPECT_DOUBLE_EQ(t.bwd_seconds[1], 0.2 + 0.3);  // sent at 0.2, 0.3 s on the link
+  EXPECT_DOUBLE_EQ(t.bwd_seconds[0], 0.5);        // its link is busy until 0.5 as well
 }
 
 TEST(TimelineTest, NoOverlapAddsEveryTransferToBothRanks) {

@@ -103,7 +103,7 @@ class PerDocPlanner final : public Planner {
     int32_t num_blocks = 0;
     for (int32_t d = 0; d < docs; ++d) {
       const int64_t length = batch.documents[d].length;
-      int64_t k = std::clamp<int64_t>(length / block, 1, workers);
+      int64_t k = length < block ? 1 : std::clamp<int64_t>(length / block, 1, workers);
       while (k < workers && MemberTokens(length, k) > cap) ++k;  // a share must fit the budget
       degree[d] = static_cast<int32_t>(k);
       next[d] = num_blocks;
@@ -116,10 +116,20 @@ class PerDocPlanner final : public Planner {
       }
     }
     layout.blocks.resize(num_blocks);
-    for (int32_t d : order) {
+    for (size_t i = 0; i < order.size(); ++i) {
+      // Documents come by cost, scattered over the batch: fetch a few ahead.
+      constexpr size_t kAhead = 8;
+      if (i + kAhead < order.size()) {
+        const int32_t ahead = order[i + kAhead];
+        __builtin_prefetch(&batch.documents[ahead]);
+        __builtin_prefetch(&degree[ahead]);
+        __builtin_prefetch(&next[ahead]);
+        __builtin_prefetch(&doc_seconds[ahead]);
+      }
+      const int32_t d = order[i];
       const Document& doc = batch.documents[d];
       const int64_t k = degree[d];
-      const int64_t share = (doc.length + k - 1) / k;
+      const int64_t share = k == 1 ? doc.length : (doc.length + k - 1) / k;
       // The k least-loaded workers with room for a share; ties broken by rank.
       auto better = [&](int32_t a, int32_t b) {
         const bool fa = tokens[a] + share <= cap, fb = tokens[b] + share <= cap;
