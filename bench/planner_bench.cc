@@ -6,6 +6,8 @@
 //   FCP_MAX_DOC_LEN=524288 FCP_SEED=3 build/bench/planner_bench ...   (another batch)
 //   FCP_HISTOGRAM=.../magi_histogram.csv build/bench/planner_bench ... (the magi histogram)
 //   FCP_OBJECTIVE=attention FCP_MODEL=llama3-70b build/bench/planner_bench ...
+//   FCP_GLIBC_DEFAULTS=1 build/bench/planner_bench ...   (glibc's allocator defaults, not the
+//                                                     coordinator's: common/malloc_tuning.h)
 //
 // Each benchmark also reports the plan's quality as counters (imbalances, bytes, predicted ms:
 // step_ms the whole layer, fwd + bwd; attention_ms the attention pipeline alone; vs_bound the
@@ -18,6 +20,7 @@
 
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
+#include "common/malloc_tuning.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/dcp.h"
 #include "service/planner/strategies/plan_memo.h"
@@ -182,6 +185,10 @@ void RegisterAll() {
 }  // namespace fcp
 
 int main(int argc, char** argv) {
+  // The coordinator's allocator settings (common/malloc_tuning.h), unless FCP_GLIBC_DEFAULTS=1
+  // asks for glibc's own (page faults of freed plan memory included in the times).
+  const char* defaults = std::getenv("FCP_GLIBC_DEFAULTS");
+  if (defaults == nullptr || std::string(defaults) != "1") fcp::RetainFreedMemoryForReplanning();
   benchmark::Initialize(&argc, argv);
   fcp::RegisterDcpPlanner();
   fcp::RegisterAll();

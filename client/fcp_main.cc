@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "client/cli/calibration_command.h"
 #include "client/cli/plan_command.h"
+#include "common/malloc_tuning.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/dcp.h"
 #include "workload/flags.h"
@@ -103,6 +104,7 @@ int Main(const std::vector<std::string>& words) {
 }  // namespace fcp::cli
 
 int main(int argc, char** argv) {
+  fcp::RetainFreedMemoryForReplanning();  // as the coordinator plans (common/malloc_tuning.h)
   fcp::RegisterDcpPlanner();
   return fcp::cli::Main(std::vector<std::string>(argv + 1, argv + argc));
 }

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/malloc_tuning.h"
 #include "service/coordinator.h"
 #include "service/planner/strategies/dcp.h"
 
@@ -264,6 +265,8 @@ int Main(int argc, char** argv) {
 }  // namespace fcp
 
 int main(int argc, char** argv) {
+  // Plans' memory stays in the process for the next plan (common/malloc_tuning.h).
+  fcp::RetainFreedMemoryForReplanning();
   fcp::RegisterDcpPlanner();
   return fcp::Main(argc, argv);
 }
