@@ -86,7 +86,12 @@ class Placer {
   // The least-loaded worker (MinTree's order). A worker's key is refreshed only when it reaches
   // the front: loads only grow, so a stale key is lower and hides no lighter worker.
   int32_t LeastLoaded();
-  void Put(int32_t w, int64_t length, double seconds);
+  void Put(int32_t w, int64_t length, double seconds) {
+    load_[w] += seconds;
+    highest_ = std::max(highest_, load_[w]);
+    tokens_[w] += length;
+    room_->Set(w, load_[w], tokens_[w]);
+  }
   void Shard(const Sorted& doc_info);
   // The k least-loaded workers with room for a piece (else, the least loaded), ascending.
   void LeastLoadedK(int64_t k, int64_t piece, std::vector<int32_t>* out);
@@ -115,7 +120,7 @@ class Placer {
   // Scratch.
   std::vector<int32_t> popped_, full_, local_, chosen_;
   std::vector<int64_t> bounds_, chunk_tokens_;
-  std::vector<double> share_seconds_, after_load_, after_traffic_, kth_;
+  std::vector<double> share_seconds_, after_load_, after_traffic_, kth_, sends_;
 };
 
 class FlashCpPlanner final : public Planner {
@@ -326,13 +331,6 @@ int32_t Placer::LeastLoaded() {
   }
 }
 
-void Placer::Put(int32_t w, int64_t length, double seconds) {
-  load_[w] += seconds;
-  highest_ = std::max(highest_, load_[w]);
-  tokens_[w] += length;
-  room_->Set(w, load_[w], tokens_[w]);
-}
-
 void Placer::LeastLoadedK(int64_t k, int64_t piece, std::vector<int32_t>* out) {
   out->clear();
   popped_.clear();
@@ -391,14 +389,22 @@ double Placer::SlowestAfter(const std::vector<int32_t>& group) {
   double slowest = 0;
   after_load_.assign(k, 0);
   after_traffic_.assign(k, 0);
+  // A send's seconds depend on its bytes and on whether its ends share a node alone: member j's
+  // four (one chunk or two, same node or not), each priced once, summed in the same order.
+  const Topology& topology = ctx_.cost.topology();
+  sends_.assign(4 * k, -1);
   for (int64_t m = 0; m < k; ++m) {
     const int32_t to = group[m];
     double traffic = traffic_seconds_[to];
     for (int64_t j = 0; j < k; ++j) {
       if (j == m) continue;
       // Member j's first chunk precedes m's last; its second (chunk 2k-1-j) too when j > m.
-      const int64_t needed = chunk_tokens_[j] + (j > m ? chunk_tokens_[2 * k - 1 - j] : 0);
-      traffic += 2 * ctx_.cost.TransferSeconds(group[j], to, ctx_.cost.KvBytes(needed));
+      double& send = sends_[4 * j + 2 * (j > m) + topology.SameNode(group[j], to)];
+      if (send < 0) {
+        const int64_t needed = chunk_tokens_[j] + (j > m ? chunk_tokens_[2 * k - 1 - j] : 0);
+        send = ctx_.cost.TransferSeconds(group[j], to, ctx_.cost.KvBytes(needed));
+      }
+      traffic += 2 * send;
     }
     after_load_[m] = load_[to] + share_seconds_[m];
     after_traffic_[m] = traffic;

@@ -32,20 +32,17 @@ RoomQueue::RoomQueue(int32_t size)
   open_.Assign(keys);
 }
 
-void RoomQueue::Set(int32_t w, double load, int64_t tokens) {
-  load_[w] = load;
-  tokens_[w] = tokens;
+// A grown load waits (Set): the open tree's minimum is checked against the current load before
+// it is answered (a key below the worker's current one never hides a lighter worker). Keys order
+// as their loads do (equal loads, equal keys).
+void RoomQueue::Rekey(int32_t w) {
   if (where_[w] == Where::kParked) {
-    parked_.Set(w, TokensKey(tokens, w));
+    parked_.Set(w, TokensKey(tokens_[w], w));
     return;
   }
-  // A grown load may wait: the open tree's minimum is checked against the current load before
-  // it is answered (a key below the worker's current one never hides a lighter worker). Keys
-  // order as their loads do (equal loads, equal keys).
-  if (where_[w] == Where::kOpen && load >= open_load_[w]) return;
   where_[w] = Where::kOpen;
-  open_load_[w] = load;
-  open_.Set(w, LoadKey(load, w));
+  open_load_[w] = load_[w];
+  open_.Set(w, LoadKey(load_[w], w));
 }
 
 void RoomQueue::Hide(int32_t w) {

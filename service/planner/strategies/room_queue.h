@@ -34,7 +34,12 @@ class RoomQueue {
  public:
   explicit RoomQueue(int32_t size);  // every worker at load 0, no tokens
   // Worker w now has `load` (not NaN) and `tokens`; it returns to the queue if it was hidden.
-  void Set(int32_t w, double load, int64_t tokens);
+  // Inline for the common case: an open worker whose load did not drop waits to be re-keyed.
+  void Set(int32_t w, double load, int64_t tokens) {
+    load_[w] = load;
+    tokens_[w] = tokens;
+    if (where_[w] != Where::kOpen || load < open_load_[w]) Rekey(w);
+  }
   // Takes w out of every answer until its next Set (a packer picking k distinct workers).
   void Hide(int32_t w);
   // The worker with the least load among those holding at most `max_tokens` (ties: the lowest
@@ -68,6 +73,9 @@ class RoomQueue {
     std::vector<Key> node_;  // node_[1] is the root; children of n are 2n and 2n + 1
   };
   enum class Where : uint8_t { kOpen, kParked, kHidden };
+
+  // Set's keys for a parked, hidden or open worker whose load dropped.
+  void Rekey(int32_t w);
 
   // Doubles map to unsigned integers in the same order (negatives flipped, -0 as +0), so ties
   // between equal loads fall to the index below them.
