@@ -156,6 +156,7 @@ class UnitBuilder {
     const int64_t length = batch_.documents[d].length;
     PackItem item{d, 0, length, doc_seconds_[d]};
     item.block = blocks_++;
+    item.sole = true;
     if (group != nullptr) item.owner = group->front();
     if (group == nullptr) whole_item_[d] = static_cast<int32_t>(items->size());
     largest_ = std::max(largest_, length);

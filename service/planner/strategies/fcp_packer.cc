@@ -63,7 +63,8 @@ uint64_t IndexMask(int index_bits) { return (uint64_t{1} << index_bits) - 1; }
 //    cannot win (a scan of every worker per item was two thirds of fcp's time at W = 1024);
 //  - for a run of identical items (short documents of one length: at W = 1024 on wikipedia, fcp's
 //    18.3K such items came in ~350 runs), a LeastScoreTree of every worker's score with the run's
-//    item (out: no room), filled once and updated by a walk up per assignment.
+//    item (out: no room), filled once and updated by a walk up per assignment. (A tree of only
+//    the workers with room, 170-550 of 1024 there, cost more: the scan that finds them.)
 // The RoomTree is brought up to date (the workers assigned to since) only when it searches.
 class Packer::RoomSearch {
  public:
@@ -192,69 +193,67 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
   std::merge(rest.begin(), rest.end(), given.begin(), given.end(), order.begin());
   MinTree least_loaded(workers_);
   RoomSearch room_search(*this, order, IndexMask(index_bits));
-  // Workers holding blocks of each document (few: documents span few workers).
-  std::vector<absl::InlinedVector<int32_t, 2>> doc_workers(documents);
-  auto note_holder = [&](int32_t d, int32_t w) {
-    if (std::find(doc_workers[d].begin(), doc_workers[d].end(), w) == doc_workers[d].end()) {
-      doc_workers[d].push_back(w);
+  // Workers holding blocks of each document cut into several units (few: documents span few
+  // workers). A document's only unit (PackItem::sole) has no holders when it is placed, and none
+  // is asked of it after: not listed.
+  std::vector<int32_t> holders_of(documents, -1);  // index into holder_lists
+  std::vector<absl::InlinedVector<int32_t, 2>> holder_lists;
+  auto holders = [&](int32_t d) -> absl::InlinedVector<int32_t, 2>& {
+    if (holders_of[d] < 0) {
+      holders_of[d] = static_cast<int32_t>(holder_lists.size());
+      holder_lists.emplace_back();
     }
+    return holder_lists[holders_of[d]];
+  };
+  auto note_holder = [&](int32_t d, int32_t w) {
+    absl::InlinedVector<int32_t, 2>& list = holders(d);
+    if (std::find(list.begin(), list.end(), w) == list.end()) list.push_back(w);
   };
   for (size_t i = 0; i < items_.size(); ++i) {
     if (!pinned_[i]) continue;
     const int32_t w = items_[i].owner;
     items_[i].owner = -1;
     Assign(static_cast<int32_t>(i), w);
-    note_holder(items_[i].document, w);
+    if (!items_[i].sole) note_holder(items_[i].document, w);
   }
-  for (int32_t w = 0; w < workers_; ++w) least_loaded.Set(w, ScoreOf(w));
-  const uint64_t index_mask = IndexMask(index_bits);
-  for (size_t k = 0; k < order.size(); ++k) {
-    // Items are visited by cost, far apart in memory: fetch an item and its document's holders
-    // a few iterations ahead.
-    constexpr size_t kAhead = 8;
-    if (k + 2 * kAhead < order.size())
-      __builtin_prefetch(&items_[order[k + 2 * kAhead] & index_mask]);
-    if (k + kAhead < order.size()) {
-      __builtin_prefetch(&doc_workers[items_[order[k + kAhead] & index_mask].document]);
-    }
-    const int32_t i = static_cast<int32_t>(order[k] & index_mask);
-    if (pinned_[i]) continue;
-    const PackItem& it = items_[i];
-    const int32_t candidate = least_loaded.ArgMin();
-    int32_t best = -1;
-    double best_score = 0;
-    if (Fits(candidate, it)) {
-      best = candidate;
-      best_score = ScoreWith(candidate, it);
-    } else {
-      best = room_search.Best(k);
-      best_score = best < 0 ? 0 : ScoreWith(best, it);  // none has room: not after ValidateBatch
-    }
-    // Locality: a worker that already holds this document (no new sender for its KV) while it
-    // stays under the mean load, so a long document spans as few workers as balance allows;
-    // else one on the same node, if it is almost as good as the best.
-    int32_t chosen = best;
-    const auto& holders = doc_workers[it.document];
+  // Locality: a worker that already holds this document (no new sender for its KV) while it
+  // stays under the mean load, so a long document spans as few workers as balance allows;
+  // else one on the same node, if it is almost as good as the best.
+  auto near_holders = [&](const PackItem& it, int32_t best) {
+    const double best_score = best < 0 ? 0 : ScoreWith(best, it);  // < 0: not after ValidateBatch
+    const absl::InlinedVector<int32_t, 2>& list = holders(it.document);
     const double holder_limit = std::max(1.0, best_score + kLocalitySlack);
-    for (int32_t w : holders) {
+    int32_t chosen = best;
+    for (int32_t w : list) {
       if (Fits(w, it) && ScoreWith(w, it) <= holder_limit) {
         chosen = w;
         break;
       }
     }
-    if (chosen == best && !holders.empty()) {
-      const int32_t node = topology_.NodeOf(holders.front());
+    if (chosen == best && !list.empty()) {  // (also when the holder found is the best)
+      const int32_t node = topology_.NodeOf(list.front());
       for (int32_t w = node * topology_.workers_per_node;
            w < std::min(workers_, (node + 1) * topology_.workers_per_node); ++w) {
-        if (Fits(w, it) && ScoreWith(w, it) <= best_score + kLocalitySlack) {
-          chosen = w;
-          break;
-        }
+        if (Fits(w, it) && ScoreWith(w, it) <= best_score + kLocalitySlack) return w;
       }
     }
+    return chosen;
+  };
+  for (int32_t w = 0; w < workers_; ++w) least_loaded.Set(w, ScoreOf(w));
+  const uint64_t index_mask = IndexMask(index_bits);
+  for (size_t k = 0; k < order.size(); ++k) {
+    // Items are visited by cost, far apart in memory: fetch an item a few iterations ahead.
+    constexpr size_t kAhead = 16;
+    if (k + kAhead < order.size()) __builtin_prefetch(&items_[order[k + kAhead] & index_mask]);
+    const int32_t i = static_cast<int32_t>(order[k] & index_mask);
+    if (pinned_[i]) continue;
+    const PackItem& it = items_[i];
+    const int32_t candidate = least_loaded.ArgMin();
+    int32_t chosen = Fits(candidate, it) ? candidate : room_search.Best(k);
+    if (!it.sole) chosen = near_holders(it, chosen);
     if (chosen < 0) chosen = 0;  // cannot happen after ValidateBatch's total-cap check
     Assign(i, chosen);
-    note_holder(it.document, chosen);
+    if (!it.sole) note_holder(it.document, chosen);
     least_loaded.Raise(chosen, ScoreOf(chosen));
     room_search.Changed(chosen);
   }

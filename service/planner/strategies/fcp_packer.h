@@ -21,6 +21,7 @@ struct PackItem {
   int64_t begin2 = 0, end2 = 0;    // the paired block, if any (empty otherwise)
   int32_t block = 0, block2 = -1;  // positions of the blocks in the layout (ordered by position)
   int32_t owner = -1;              // >= 0 before packing: pinned there, never moved
+  bool sole = false;               // its document's only unit (nothing of it to keep near)
   int64_t tokens() const { return (end - begin) + (end2 - begin2); }
 };
 

@@ -18,6 +18,7 @@
 // the short documents are packed by fcp's packer (compute and tokens, with local search) rather
 // than plain LPT, and the group sizing accounts for the token budget. Until `flashcp` absorbs
 // those, this keeps the combination reachable through `auto`.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -55,10 +56,12 @@ class GroupedPlanner final : public Planner {
     if (full.blocks == best.blocks) return best;
     full.strategy = "grouped";
     // The lower predicted step time wins (ties: kGrouped). A sizing whose compute alone
-    // (LayoutLowerBoundMs) is no faster than the other's whole step cannot win: not scheduled.
+    // (LayoutLowerBoundMs) is no faster than the other's whole step cannot win: not scheduled;
+    // nor one no faster than auto's incumbent (auto keeps kGrouped's, or a better plan).
     absl::StatusOr<double> best_ms = Evaluate(ctx, &best);
     if (!best_ms.ok()) return best_ms.status();
-    if (LayoutLowerBoundMs(ctx, full) >= *best_ms) return best;
+    const double beat = std::min(*best_ms, ctx.incumbent_ms);
+    if (LayoutLowerBoundMs(ctx, full, beat) >= beat) return best;
     absl::StatusOr<double> full_ms = Evaluate(ctx, &full);
     if (!full_ms.ok()) return full_ms.status();
     return *full_ms < *best_ms ? std::move(full) : std::move(best);

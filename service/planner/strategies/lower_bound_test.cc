@@ -96,6 +96,13 @@ TEST_P(LowerBoundTest, IsAtMostThePredictedStepOfItsPlan) {
           const double layout_bound = LayoutLowerBoundMs(ctx, *layout);
           EXPECT_GT(layout_bound, 0) << where;
           EXPECT_LE(layout_bound, step * (1 + 1e-9)) << where;
+          // Stopped at a threshold (grouped's): the same answer to "at least the threshold?", and
+          // the bound itself below it.
+          for (const double stop : {layout_bound / 2, layout_bound, 2 * layout_bound}) {
+            const double stopped = LayoutLowerBoundMs(ctx, *layout, stop);
+            EXPECT_EQ(stopped >= stop, layout_bound >= stop) << where << ", stop " << stop;
+            if (layout_bound < stop) EXPECT_EQ(stopped, layout_bound) << where;
+          }
         }
       }
     }

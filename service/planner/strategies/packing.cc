@@ -22,14 +22,17 @@ double QueryRangeLowerBoundSeconds(const CostModel& cost, const Document& doc, i
                           : attention + linear;
 }
 
-double LayoutLowerBoundMs(const PlanContext& ctx, const Layout& layout) {
+double LayoutLowerBoundMs(const PlanContext& ctx, const Layout& layout, double stop_at_ms) {
   const Batch& batch = ctx.batch;
   const bool backward = ctx.options.include_backward;
   std::vector<double> seconds(batch.topology.num_workers, 0);
   if (layout.kind == Layout::Kind::kDirect) {
     for (const Block& b : layout.blocks) {
-      seconds[b.owner] += QueryRangeLowerBoundSeconds(ctx.cost, batch.documents[b.document],
-                                                      b.begin, b.end, backward);
+      double& sum = seconds[b.owner];
+      sum += QueryRangeLowerBoundSeconds(ctx.cost, batch.documents[b.document], b.begin, b.end,
+                                         backward);
+      // Sums only grow (and so does their largest, times 1e3): the bound is at least this.
+      if (sum * 1e3 >= stop_at_ms) return sum * 1e3;
     }
   } else {
     for (int32_t d = 0; d < static_cast<int32_t>(layout.doc_group.size()); ++d) {
