@@ -262,7 +262,9 @@ Placer::Placer(const PlanContext& ctx, const std::vector<Sorted>& sorted, double
       sorted_(sorted),
       mean_(mean),
       workers_(ctx.batch.topology.num_workers),
-      per_node_(std::max(1, ctx.batch.topology.workers_per_node)),
+      // Nodes of at most W workers: the same nodes (one, when workers_per_node >= W), and no
+      // overflow in node arithmetic for a huge workers_per_node.
+      per_node_(std::clamp(ctx.batch.topology.workers_per_node, 1, std::max(1, workers_))),
       cap_(TokenCap(ctx.batch.topology)) {}
 
 void Placer::Place(int32_t num_long, double fill, double bound, double tie_bound, Placement* p) {
