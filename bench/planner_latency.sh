@@ -4,6 +4,8 @@
 # document 128K), 5 repetitions; medians go to
 # docs/results/planner_bench.json and, through bench/report.py, to docs/benchmarks.md. Run on an
 # otherwise idle machine (`uptime` before and after is printed to stderr for the record).
+# planner_bench plans with the coordinator's allocator settings (common/malloc_tuning.h);
+# FCP_GLIBC_DEFAULTS=1 in the environment measures with glibc's defaults instead.
 #   BUILD_DIR=build  FILTER=regex  REPS=5
 set -euo pipefail
 cd "$(dirname "$0")/.."

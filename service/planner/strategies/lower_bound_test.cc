@@ -376,15 +376,32 @@ TEST(LowerBoundTest, WholeDocAndStaticCpBoundsAreWithinFivePercentOfTheirPlans) 
 // equals): computed here from QueryRangeSeconds piece by piece, it must equal the strategy's, which
 // takes the pieces of documents within the cap from the shared document costs. With and without
 // auto's memo.
+// A drawn case's request as a strategy sees it (its batch resolved, its cost model, a context).
+struct Resolved {
+  Resolved(const Batch& drawn, const PlanOptions& drawn_options)
+      : options(drawn_options),
+        batch(ResolveBatch(drawn, options.objective)),
+        cost(batch.model, batch.topology, options.cost, options.objective),
+        ctx{batch, options, cost, absl::InfiniteFuture()} {}
+  PlanOptions options;
+  Batch batch;
+  CostModel cost;
+  PlanContext ctx;
+};
+
 TEST(LowerBoundTest, WholeDocBoundIsTheBoundOfItsCostliestPiece) {
   std::mt19937_64 rng(77);
   std::unique_ptr<Planner> planner = *NewPlanner("whole_doc");
   for (int i = 0; i < 60; ++i) {
-    auto [batch, options, workers, mask_kind] = DrawCase(rng);
-    MaybeCap(rng, 0.6, 0.3, workers, &batch);
-    const Batch resolved = ResolveBatch(batch, options.objective);
-    const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
-    const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+    Case drawn = DrawCase(rng);
+    MaybeCap(rng, 0.6, 0.3, drawn.workers, &drawn.batch);
+    const Resolved request(drawn.batch, drawn.options);
+    const Batch& resolved = request.batch;
+    const CostModel& cost = request.cost;
+    const PlanContext& ctx = request.ctx;
+    const PlanOptions& options = request.options;
+    const int32_t workers = drawn.workers;
+    const int mask_kind = drawn.mask_kind;
     const int64_t cap = TokenCap(resolved.topology);
     double first = -1;
     int32_t first_doc = -1;
