@@ -43,10 +43,10 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "absl/container/node_hash_map.h"
 #include "service/planner/batch.h"
 #include "service/planner/cost_model.h"
 
@@ -186,8 +186,8 @@ class GroupSizing {
     };
     Side sides[2];
   };
-  mutable std::unordered_map<int32_t, Curves> curves_;  // (references stay valid)
-  mutable std::vector<double> loss_;                    // WidenRings' losses
+  mutable absl::node_hash_map<int32_t, Curves> curves_;  // (references stay valid)
+  mutable std::vector<double> loss_;                     // WidenRings' losses
   // The curves of docs()[i] for the sizes lo..hi (kept in curves_[i]); the pointer is that of
   // lo's, valid until the next call for i.
   const RoomCurve* CurvesOf(int32_t i, int64_t lo, int64_t hi) const;

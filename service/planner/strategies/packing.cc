@@ -139,34 +139,6 @@ bool PositionLess(const Block& a, const Block& b) {
   return a.document != b.document ? a.document < b.document : a.begin < b.begin;
 }
 
-// FitTokenBudget's donor list: the worker with the fewest tokens (ties: the lowest index) under
-// point updates, in a binary tree of the workers holding each subtree's least.
-class FewestTokens {
- public:
-  explicit FewestTokens(const std::vector<int64_t>& tokens) : tokens_(tokens) {
-    while (leaves_ < tokens.size()) leaves_ *= 2;
-    node_.assign(2 * leaves_, -1);
-    for (size_t w = 0; w < tokens.size(); ++w) node_[leaves_ + w] = static_cast<int32_t>(w);
-    for (size_t n = leaves_ - 1; n >= 1; --n) node_[n] = Least(node_[2 * n], node_[2 * n + 1]);
-  }
-  // Call after tokens[w] changed.
-  void Update(int32_t w) {
-    for (size_t n = (leaves_ + static_cast<size_t>(w)) / 2; n >= 1; n /= 2) {
-      node_[n] = Least(node_[2 * n], node_[2 * n + 1]);
-    }
-  }
-  int32_t ArgMin() const { return node_[1]; }
-
- private:
-  int32_t Least(int32_t a, int32_t b) const {  // a < b whenever both are workers
-    if (b < 0) return a;
-    return tokens_[b] < tokens_[a] ? b : a;
-  }
-  const std::vector<int64_t>& tokens_;
-  size_t leaves_ = 1;
-  std::vector<int32_t> node_;  // node_[1] is the root; -1 past the last worker
-};
-
 // Puts the pieces cut off and appended past `kept` back in position order. Blocks [0, kept) in
 // strictly increasing position (`in_order`), pieces that share no position with any block: a
 // sort of the pieces and one merge from the back; otherwise the whole sort.
@@ -213,7 +185,10 @@ absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* bl
   // order (a counting sort by owner), so a move scans only the over-full worker's blocks. Only
   // blocks of the kept part are listed: pieces go to a donor, which never goes over the cap.
   const size_t kept = blocks->size();
-  FewestTokens fewest(tokens);
+  // The donor: the worker with the fewest tokens, ties to the lowest index (tokens are exact as
+  // doubles).
+  LeastScoreTree fewest;
+  fewest.Fill(workers, [&](int32_t w) { return static_cast<double>(tokens[w]); });
   std::vector<int32_t> first(workers + 1, 0), of_worker(kept);
   for (const Block& b : *blocks) ++first[b.owner + 1];
   for (int32_t w = 0; w < workers; ++w) first[w + 1] += first[w];
@@ -257,8 +232,8 @@ absl::Status FitTokenBudget(int32_t workers, int64_t cap, std::vector<Block>* bl
       }
       tokens[w] -= moved;
       tokens[to] += moved;
-      fewest.Update(w);
-      fewest.Update(to);
+      fewest.Set(w, static_cast<double>(tokens[w]));
+      fewest.Set(to, static_cast<double>(tokens[to]));
     }
   }
   MergePieces(kept, in_order, blocks);
