@@ -141,7 +141,8 @@ TEST(LimitsTest, TransfersOfRingAndPerDocAreBoundedBeforePlanning) {
   EXPECT_TRUE(CheckPlanSize(one_doc, ring, RequestLimits()).ok());
 
   one_doc.topology.num_workers = 4096;
-  one_doc.documents = {{int64_t{1} << 21, Mask::Causal()}};  // k = 4096 ranks of 512 tokens
+  // k = 4096 ranks of 1024 tokens (per_doc's automatic shard: two 512-token blocks)
+  one_doc.documents = {{int64_t{1} << 22, Mask::Causal()}};
   PlanOptions per_doc;
   per_doc.strategy = "per_doc";
   EXPECT_EQ(MinimumTransfers(one_doc, per_doc), 4096 * 4095);

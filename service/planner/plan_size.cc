@@ -64,13 +64,17 @@ int64_t MinimumTransfers(absl::string_view strategy, const Batch& batch, int64_t
     return transfers >= static_cast<double>(kMax) ? kMax : static_cast<int64_t>(transfers);
   }
   if (strategy != "per_doc") return 0;
-  const int64_t block = block_size > 0 ? block_size : AutoBlockSize(batch);
+  const int64_t block = PerDocShardTokens(batch, block_size);
   int64_t transfers = 0;
   for (const Document& d : batch.documents) {
     const int64_t k = std::clamp<int64_t>(d.length / block, 1, workers);
     transfers = SaturatingAdd(transfers, k * (k - 1));
   }
   return transfers;
+}
+
+int64_t PerDocShardTokens(const Batch& batch, int64_t block_size) {
+  return block_size > 0 ? block_size : 2 * AutoBlockSize(batch);
 }
 
 int64_t EstimatedBalancedTransfers(const Batch& batch) {

@@ -15,11 +15,18 @@ namespace fcp {
 
 // (worker, worker) KV transfers `strategy` is sure to schedule for `batch`: `ring` passes every
 // rank's KV around the ring, W x (W - 1); `per_doc` zigzags each document over
-// k = clamp(length / block_size, 1, W) ranks that all exchange KV, k x (k - 1) per document
-// (`block_size` 0: AutoBlockSize); `whole_doc` under a memory cap cuts a document over the cap into
+// k = clamp(length / PerDocShardTokens(batch, block_size), 1, W) ranks that all exchange KV,
+// k x (k - 1) per document; `whole_doc` under a memory cap cuts a document over the cap into
 // k = ceil(length / cap) pieces on k ranks, which exchange KV as in EstimatedBalancedTransfers.
 // Otherwise 0. Saturates at INT64_MAX.
 int64_t MinimumTransfers(absl::string_view strategy, const Batch& batch, int64_t block_size);
+
+// The tokens per rank that set `per_doc`'s degree, k = clamp(length / shard, 1, W): an explicit
+// `block_size`, else two automatic blocks (2 x AutoBlockSize), so that each of a rank's two zigzag
+// chunks is about one automatic block, the unit the other strategies place. (Shards of one
+// automatic block, chunks of half a block, spread short documents over more ranks than their
+// balance needs: per_doc's predicted step was 1-37% longer on the seed batches.)
+int64_t PerDocShardTokens(const Batch& batch, int64_t block_size);
 
 // About how many KV transfers a plan that balances compute makes (what `fcp`, `flashcp`, `flexdeg`
 // and `dcp` aim for): a document with a share s of the batch's attention work (or of its tokens,

@@ -26,7 +26,7 @@
 namespace fcp {
 
 // Bumped whenever a change can alter a plan for the same inputs; part of every plan id.
-inline constexpr absl::string_view kPlannerVersion = "fcp-planner/7";
+inline constexpr absl::string_view kPlannerVersion = "fcp-planner/8";
 
 struct PlanOptions {
   std::string strategy = "auto";

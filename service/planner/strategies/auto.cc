@@ -8,7 +8,8 @@
 //     (LowerBoundMs) is already no better than the best plan found: it cannot win, and auto is no
 //     slower than it either;
 //   - the strategies it runs get the best plan's step as PlanContext::incumbent_ms, and skip what
-//     provably cannot beat it (the plan is the same);
+//     provably cannot beat it (the plan is the same); a layout whose compute alone
+//     (LayoutLowerBoundMs) is no faster than the best plan is not scheduled;
 //   - a strategy is skipped when its estimated planning cost (EstimatePlanningCost) does not fit
 //     options.time_budget_ms: the KV transfers its plan would make (plan_size.h; one 2M-token
 //     document over W = 4096 ranks is a 10-byte request whose balanced plans pass KV between ~8M
@@ -20,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "service/planner/planner.h"
 #include "service/planner/schedule.h"
+#include "service/planner/strategies/packing.h"
 #include "service/planner/strategies/plan_memo.h"
 
 namespace fcp {
@@ -91,7 +93,12 @@ class AutoPlanner final : public Planner {
         continue;
       }
       absl::StatusOr<std::shared_ptr<const Schedule>> schedule = layout->schedule;
-      if (*schedule == nullptr) schedule = NewSchedule(ctx.batch, ctx.cost, *layout);
+      if (*schedule == nullptr) {
+        // A layout whose compute alone is no faster than the best plan cannot win (auto keeps a
+        // plan only when strictly faster): not scheduled.
+        if (best.ok() && LayoutLowerBoundMs(ctx, *layout, best_ms) >= best_ms) continue;
+        schedule = NewSchedule(ctx.batch, ctx.cost, *layout);
+      }
       if (!schedule.ok()) return schedule.status();
       if (!WithinCap(ctx.batch.topology, (*schedule)->costs())) continue;
       const double ms = StepMs((*schedule)->summary(), ctx.options.include_backward);

@@ -55,8 +55,8 @@ class FcpPlanner final : public Planner {
            "local-search refinement";
   }
 
-  // auto: tried first (its plans are among the best).
-  int auto_order() const override { return 10; }
+  // auto: after per_doc.
+  int auto_order() const override { return 20; }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     Layout layout = PackBlocks(ctx, UnitShape::kFine, *SharedDocCosts(ctx));

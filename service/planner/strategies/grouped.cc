@@ -57,7 +57,10 @@ class GroupedPlanner final : public Planner {
     full.strategy = "grouped";
     // The lower predicted step time wins (ties: kGrouped). A sizing whose compute alone
     // (LayoutLowerBoundMs) is no faster than the other's whole step cannot win: not scheduled;
-    // nor one no faster than auto's incumbent (auto keeps kGrouped's, or a better plan).
+    // nor one no faster than auto's incumbent. When that is kGrouped's, kGroupedFull is the only
+    // one that might beat the incumbent, and it does exactly when it is also faster than
+    // kGrouped: returned unscheduled, auto bounds or schedules it (planner.h).
+    if (LayoutLowerBoundMs(ctx, best, ctx.incumbent_ms) >= ctx.incumbent_ms) return full;
     absl::StatusOr<double> best_ms = Evaluate(ctx, &best);
     if (!best_ms.ok()) return best_ms.status();
     const double beat = std::min(*best_ms, ctx.incumbent_ms);

@@ -1,6 +1,7 @@
 // per_doc: TransformerEngine's packed (THD) context parallelism, sharded per document. Each
-// document gets its own degree k = clamp(length / block_size, 1, W) (more if a member's share
-// would not fit the token budget), is cut into 2k chunks placed zigzag on the k least-loaded
+// document gets its own degree k = clamp(length / shard, 1, W) (more if a member's share would
+// not fit the token budget; shard: PerDocShardTokens, two automatic blocks unless the options set
+// block_size), is cut into 2k chunks placed zigzag on the k least-loaded
 // workers, and KV goes only to the workers whose chunks need it:
 //
 //   doc A (long, k = 4):  chunk 0 1 2 3 4 5 6 7  → workers {1, 2, 5, 6}: 1 2 5 6 6 5 2 1
@@ -64,7 +65,9 @@ class PerDocPlanner final : public Planner {
            "needs; KV sent only where needed";
   }
 
-  int auto_order() const override { return 20; }
+  // auto: tried first. Its plans are among the best and the cheapest to make, and the best plan
+  // so far lets auto skip scheduling the later candidates' layouts that cannot beat it.
+  int auto_order() const override { return 10; }
   // Exactly the transfers its plan makes (plan_size.h).
   PlanningCost EstimatePlanningCost(const PlanContext& ctx) const override {
     return {static_cast<double>(MinimumTransfers(name(), ctx.batch, ctx.options.block_size)), 0};
@@ -73,7 +76,7 @@ class PerDocPlanner final : public Planner {
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
     const Batch& batch = ctx.batch;
     const int32_t workers = batch.topology.num_workers;
-    const int64_t block = RequestedBlockSize(ctx);
+    const int64_t block = PerDocShardTokens(batch, ctx.options.block_size);
     const int64_t cap = TokenCap(batch.topology);
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
     double total = 0;
