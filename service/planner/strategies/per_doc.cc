@@ -12,6 +12,7 @@
 // least-loaded workers with room under the token budget.
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -19,29 +20,32 @@
 #include "service/planner/plan_size.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/plan_memo.h"
 #include "service/planner/strategies/room_queue.h"
 
 namespace fcp {
 namespace {
 
 // Documents by cost, largest first, ties by index: the order of a stable sort on the exact costs.
-// ByCostDescending's radix sort orders by the costs' top bits; runs that share them (equal or
-// nearly equal costs) are then put in exact order.
-std::vector<int32_t> ByCostExactlyDescending(const std::vector<double>& seconds) {
-  std::vector<int32_t> order = ByCostDescending(seconds);
+// `by_cost` (ByCostDescending's order) orders by the costs' top bits; runs that share them (equal
+// or nearly equal costs) are then put in exact order, those not already in it (most runs are of
+// equal costs) by a stable sort.
+std::vector<int32_t> ByCostExactlyDescending(const std::vector<double>& seconds,
+                                             std::vector<int32_t> order) {
   const int index_bits = IndexBits(seconds.size());
   auto top_bits = [&](int32_t d) {
     uint64_t bits;
     std::memcpy(&bits, &seconds[d], sizeof bits);
     return bits >> index_bits;
   };
+  auto exactly_before = [&](int32_t a, int32_t b) { return seconds[a] > seconds[b]; };
   for (size_t i = 0; i < order.size();) {
     size_t end = i + 1;
-    while (end < order.size() && top_bits(order[end]) == top_bits(order[i])) ++end;
-    if (end - i > 1) {
-      std::stable_sort(order.begin() + i, order.begin() + end,
-                       [&](int32_t a, int32_t b) { return seconds[a] > seconds[b]; });
+    bool sorted = true;
+    for (; end < order.size() && top_bits(order[end]) == top_bits(order[i]); ++end) {
+      sorted &= !exactly_before(order[end], order[end - 1]);
     }
+    if (!sorted) std::stable_sort(order.begin() + i, order.begin() + end, exactly_before);
     i = end;
   }
   return order;
@@ -79,9 +83,10 @@ class PerDocPlanner final : public Planner {
     const int64_t block = PerDocShardTokens(batch, ctx.options.block_size);
     const int64_t cap = TokenCap(batch.topology);
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
-    double total = 0;
-    const std::vector<double> doc_seconds = DocumentSeconds(ctx, &total);
-    const std::vector<int32_t> order = ByCostExactlyDescending(doc_seconds);
+    // The documents' costs (under auto, computed once for all its candidates).
+    const std::shared_ptr<const DocCosts> costs = SharedDocCosts(ctx);
+    const std::vector<double>& doc_seconds = costs->seconds;
+    const std::vector<int32_t> order = ByCostExactlyDescending(doc_seconds, costs->by_cost);
 
     Layout layout;
     layout.kind = Layout::Kind::kDirect;
@@ -92,12 +97,22 @@ class PerDocPlanner final : public Planner {
     std::vector<int32_t> ranks(workers);
     std::vector<int64_t> bounds;
     std::vector<int32_t> members;
-    MinTree least_loaded(workers);
+    // The least-loaded worker (MinTree's order). A worker's key is refreshed only when it
+    // reaches the front: loads only grow, so a stale key is lower and hides no lighter worker.
+    MinTree least_loaded_tree(workers);
+    std::vector<double> keyed(workers, 0);  // load[w] when last keyed in the tree
+    auto least_loaded = [&] {
+      for (;;) {
+        const int32_t w = least_loaded_tree.ArgMin();
+        if (keyed[w] == load[w]) return w;
+        keyed[w] = load[w];
+        least_loaded_tree.Set(w, load[w]);
+      }
+    };
     RoomQueue room(workers);  // the exact `better` among workers with room
     auto put = [&](int32_t w, int64_t n, double seconds) {
       load[w] += seconds;
       tokens[w] += n;
-      least_loaded.Set(w, load[w]);
       room.Set(w, load[w], tokens[w]);
     };
     // Each document's degree (its length's alone) and where its blocks go: blocks are written
@@ -140,7 +155,7 @@ class PerDocPlanner final : public Planner {
         return load[a] != load[b] ? load[a] < load[b] : a < b;
       };
       if (k == 1) {  // most documents: whole, on the least-loaded worker with room
-        int32_t w = least_loaded.ArgMin();
+        int32_t w = least_loaded();
         if (tokens[w] + share > cap) {
           w = room.LeastLoadedWithRoom(cap - share);
           if (w < 0) w = BestOf(workers, better);  // no room anywhere: the least loaded
