@@ -21,21 +21,60 @@ Placer::Placer(const PlanContext& ctx, const std::vector<Sorted>& sorted,
       cap_(TokenCap(ctx.batch.topology)) {
   const int32_t docs = static_cast<int32_t>(sorted_.size());
   whole_from_ = docs;
-  if (cap_ == TokenCap(Topology{})) return;  // no cap: nothing bounds a worker's share
+  // No cap (nothing bounds a worker's share), or one too large for W · cap in 63 bits.
+  if (cap_ > std::numeric_limits<int64_t>::max() / 2 / std::max(1, workers_)) return;
+  // Document i finds a worker with room when the room left, at least W · cap less the tokens
+  // before it, exceeds W · (length - 1).
+  const int64_t all_room = int64_t{workers_} * cap_;
+  int64_t before = 0;  // the tokens of sorted_[..i), up to all_room
+  for (int32_t i = 0; i < docs; ++i) {
+    const int64_t length = sorted_[i].length;
+    if (length <= 0 || length > cap_ || before >= workers_ * (cap_ - length + 1)) {
+      whole_from_ = i + 1;
+    }
+    before = length < all_room - before ? before + length : all_room;
+  }
   densest_.resize(docs + 1, 0);
   shortest_.resize(docs + 1, cap_);
-  __int128 total = 0;
-  for (const Sorted& doc : sorted_) total += doc.length;
-  const __int128 room = __int128{workers_} * cap_ - total;  // at the end, at least
-  __int128 after = 0;                                       // the tokens of sorted_[i..]
-  for (int32_t i = docs; i-- > 0;) {
-    const int64_t length = sorted_[i].length;
-    after += length;
-    if (length <= 0 || length > cap_ || room + after <= __int128{workers_} * (length - 1)) break;
-    whole_from_ = i;
-    densest_[i] = std::max(densest_[i + 1], sorted_[i].seconds / static_cast<double>(length));
-    shortest_[i] = std::min(shortest_[i + 1], length);
+  for (int32_t i = docs; i-- > whole_from_;) {
+    const double density = sorted_[i].seconds / static_cast<double>(sorted_[i].length);
+    densest_[i] = std::max(densest_[i + 1], density);
+    shortest_[i] = std::min(shortest_[i + 1], sorted_[i].length);
   }
+}
+
+void Placer::SaveOpening(int32_t num_long, const Placement& p) {
+  Opening& o = opening_;
+  o.num_long = num_long;
+  o.highest = highest_;
+  o.load = load_;
+  o.keyed = keyed_;
+  o.node_floor = node_floor_;
+  o.traffic_seconds = traffic_seconds_;
+  o.tokens = tokens_;
+  o.least_loaded = least_loaded_;
+  o.room = room_;
+  o.members = p.members;
+  o.degree.resize(num_long);
+  for (int32_t i = 0; i < num_long; ++i) o.degree[i] = p.degree[sorted_[i].document];
+}
+
+int32_t Placer::RestoreOpening(Placement* p) {
+  const Opening& o = opening_;
+  highest_ = o.highest;
+  load_ = o.load;
+  keyed_ = o.keyed;
+  node_floor_ = o.node_floor;
+  traffic_seconds_ = o.traffic_seconds;
+  tokens_ = o.tokens;
+  least_loaded_ = o.least_loaded;
+  room_ = o.room;
+  p->members = o.members;
+  for (int32_t i = 0, at = 0; i < o.num_long; at += o.degree[i++]) {
+    p->degree[sorted_[i].document] = o.degree[i];
+    p->at[sorted_[i].document] = at;
+  }
+  return o.num_long;
 }
 
 bool Placer::MustReach(int32_t i, double cut) const {
@@ -60,29 +99,39 @@ void Placer::Place(int32_t num_long, double fill, double bound, double tie_bound
   const double cut = std::min(bound, std::nextafter(tie_bound, HUGE_VAL));
   p_ = p;
   fill_ = fill;
-  highest_ = 0;
-  load_.assign(workers_, 0);
-  keyed_.assign(workers_, 0);
-  node_floor_.assign((workers_ + per_node_ - 1) / per_node_, 0);
-  traffic_seconds_.assign(workers_, 0);  // receives, forward + backward
-  tokens_.assign(workers_, 0);
-  least_loaded_.emplace(workers_);
-  room_.emplace(workers_);
   p->estimate = p->traffic = 0;
   p->degree.assign(docs, 1);
   p->at.resize(docs);
-  p->members.clear();
-  p->members.reserve(docs + 2 * workers_);
   auto reached = [&] {
     if (highest_ < cut) return false;
     p->estimate = HUGE_VAL;
     p->traffic = 0;
     return true;
   };
-  for (int32_t i = 0; i < num_long; ++i) {
+  // A plain candidate shards the documents of a plain one with fewer long documents first, as
+  // that one did: it starts from that one's state there (a stop there, its highest load or
+  // traffic being past `cut`, is where it would have stopped: both only grow).
+  int32_t first = 0;
+  if (fill == 1 && opening_.num_long > 0 && opening_.num_long <= num_long) {
+    first = RestoreOpening(p);
+    if (reached()) return;
+  } else {
+    highest_ = 0;
+    load_.assign(workers_, 0);
+    keyed_.assign(workers_, 0);
+    node_floor_.assign((workers_ + per_node_ - 1) / per_node_, 0);
+    traffic_seconds_.assign(workers_, 0);  // receives, forward + backward
+    tokens_.assign(workers_, 0);
+    least_loaded_.emplace(workers_);
+    room_.emplace(workers_);
+    p->members.clear();
+  }
+  p->members.reserve(docs + 2 * workers_);
+  for (int32_t i = first; i < num_long; ++i) {
     Shard(sorted_[i]);
     if (reached()) return;
   }
+  if (fill == 1 && num_long > opening_.num_long) SaveOpening(num_long, *p);
   // The short documents, whole: the least-loaded worker, else the least loaded with room.
   // Every W documents (from whole_from_), whether the rest must take a load to `cut`.
   const int64_t* const tokens = tokens_.data();
@@ -120,15 +169,6 @@ void Placer::Place(int32_t num_long, double fill, double bound, double tie_bound
   for (int32_t w = 0; w < workers_; ++w) {
     p->traffic = std::max(p->traffic, traffic_seconds_[w]);
     p->estimate = std::max(p->estimate, std::max(load_[w], traffic_seconds_[w]));
-  }
-}
-
-int32_t Placer::LeastLoaded() {
-  for (;;) {
-    const int32_t w = least_loaded_->ArgMin();
-    if (keyed_[w] == load_[w]) return w;
-    keyed_[w] = load_[w];
-    least_loaded_->Set(w, load_[w]);
   }
 }
 

@@ -60,7 +60,14 @@ class Placer {
  private:
   // The least-loaded worker (MinTree's order). A worker's key is refreshed only when it reaches
   // the front: loads only grow, so a stale key is lower and hides no lighter worker.
-  int32_t LeastLoaded();
+  int32_t LeastLoaded() {
+    for (;;) {
+      const int32_t w = least_loaded_->ArgMin();
+      if (keyed_[w] == load_[w]) return w;
+      keyed_[w] = load_[w];
+      least_loaded_->Set(w, load_[w]);
+    }
+  }
   void Put(int32_t w, int64_t length, double seconds) {
     load_[w] += seconds;
     highest_ = std::max(highest_, load_[w]);
@@ -82,6 +89,10 @@ class Placer {
   // at most its room's worth of the densest document's seconds per token (none if the shortest
   // does not fit). Below their seconds, with a margin for rounding (it errs toward false).
   bool MustReach(int32_t i, double cut) const;
+  // The opening: the state after sharding sorted_[..num_long) at fill 1 (and p's members and
+  // degrees then), kept for a plain candidate with more long documents; restored into p.
+  void SaveOpening(int32_t num_long, const Placement& p);
+  int32_t RestoreOpening(Placement* p);  // opening_.num_long
 
   const PlanContext& ctx_;
   const std::vector<Sorted>& sorted_;
@@ -96,6 +107,15 @@ class Placer {
   int32_t whole_from_;
   std::vector<double> densest_;
   std::vector<int64_t> shortest_;
+  struct Opening {
+    int32_t num_long = -1;  // none kept
+    double highest = 0;
+    std::vector<double> load, keyed, node_floor, traffic_seconds;
+    std::vector<int64_t> tokens;
+    std::optional<MinTree> least_loaded;
+    std::optional<RoomQueue> room;
+    std::vector<int32_t> members, degree;  // degree[i]: sorted_[i]'s
+  } opening_;
   // The candidate being placed.
   Placement* p_ = nullptr;
   double fill_ = 1;
