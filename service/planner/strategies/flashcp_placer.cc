@@ -187,16 +187,29 @@ void Placer::LeastLoadedK(int64_t k, int64_t piece, std::vector<int32_t>* out) {
   std::sort(out->begin(), out->end());
 }
 
-bool Placer::WithinANode(int64_t k, int64_t piece, std::vector<int32_t>* out) {
+bool Placer::WithinANode(int64_t k, int64_t piece, int32_t hint, std::vector<int32_t>* out) {
   out->clear();
   // Each node's k-th least load among its workers with room, against the best so far: a node
   // with fewer than k of them below it cannot beat it, nor can one whose floor (a load at or
   // below all of its workers': loads only grow) is not below it. No load is below 0: a node
   // whose k-th is 0 cannot be beaten. The best node's k workers are then taken as nth_element
-  // takes them (among equal loads, its choice).
+  // takes them (among equal loads, its choice). The scan starts from just above the hint's
+  // node's k-th (when it has k with room): above the least, so the same first node attains it.
   double best = HUGE_VAL;
   int32_t best_first = -1;
   kth_.resize(per_node_);
+  if (hint >= 0) {
+    const int32_t first = hint / per_node_ * per_node_,
+                  last = std::min(workers_, first + per_node_);
+    int64_t with_room = 0;
+    for (int32_t w = first; w < last; ++w) {
+      if (tokens_[w] + piece <= cap_) kth_[with_room++] = load_[w];
+    }
+    if (with_room >= k) {
+      std::nth_element(kth_.begin(), kth_.begin() + (k - 1), kth_.begin() + with_room);
+      best = std::nextafter(kth_[k - 1], HUGE_VAL);
+    }
+  }
   for (int32_t first = 0, node = 0; first < workers_ && best > 0; first += per_node_, ++node) {
     if (node_floor_[node] >= best) continue;
     const int32_t last = std::min(workers_, first + per_node_);
@@ -281,7 +294,11 @@ void Placer::Shard(const Sorted& doc_info) {
   // Topology-aware: a group that fits a node is placed inside one when that is no slower
   // than the least-loaded workers anywhere (whose receives may cross nodes).
   LeastLoadedK(k, piece, &chosen_);
-  if (k > 1 && k <= per_node_ && workers_ > per_node_ && WithinANode(k, piece, &local_) &&
+  int32_t hint = -1;  // the least loaded of them with room
+  for (int32_t w : chosen_) {
+    if (tokens_[w] + piece <= cap_ && (hint < 0 || load_[w] < load_[hint])) hint = w;
+  }
+  if (k > 1 && k <= per_node_ && workers_ > per_node_ && WithinANode(k, piece, hint, &local_) &&
       SlowestAfter(local_) <= SlowestAfter(chosen_)) {
     chosen_.swap(local_);
   }

@@ -78,8 +78,8 @@ class Placer {
   // The k least-loaded workers with room for a piece (else, the least loaded), ascending.
   void LeastLoadedK(int64_t k, int64_t piece, std::vector<int32_t>* out);
   // Within one node: the node whose k least-loaded workers with room are least loaded (false if
-  // no node has k with room).
-  bool WithinANode(int64_t k, int64_t piece, std::vector<int32_t>* out);
+  // no node has k with room). `hint` (a worker, or -1): its node is likely among the best.
+  bool WithinANode(int64_t k, int64_t piece, int32_t hint, std::vector<int32_t>* out);
   // The slowest member of `group` once it holds the document: its compute, or its receives
   // (from each other member the chunks before its last one, KV forward and dK/dV backward, at
   // the link between their nodes), whichever is longer.
