@@ -32,6 +32,10 @@ namespace {
 // equal costs) by a stable sort.
 std::vector<int32_t> ByCostExactlyDescending(const std::vector<double>& seconds,
                                              std::vector<int32_t> order) {
+  // Most batches: already exact (costs that never rise along the order; equal ones by index).
+  size_t rising = 1;
+  while (rising < order.size() && seconds[order[rising]] <= seconds[order[rising - 1]]) ++rising;
+  if (rising >= order.size()) return order;
   const int index_bits = IndexBits(seconds.size());
   auto top_bits = [&](int32_t d) {
     uint64_t bits;
@@ -200,6 +204,11 @@ class PerDocPlanner final : public Planner {
     int32_t num_blocks = 0;
     for (int32_t d = 0; d < docs; ++d) {
       const int64_t length = batch.documents[d].length;
+      if (length < block && length <= cap) {  // most documents: whole
+        degree[d] = 1;
+        next[d] = num_blocks++;
+        continue;
+      }
       int64_t k = length < block ? 1 : std::clamp<int64_t>(length / block, 1, workers);
       while (k < workers && MemberTokens(length, k) > cap) ++k;  // a share must fit the budget
       degree[d] = static_cast<int32_t>(k);
