@@ -12,6 +12,7 @@
 // least-loaded workers with room under the token budget.
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -19,29 +20,36 @@
 #include "service/planner/plan_size.h"
 #include "service/planner/planner.h"
 #include "service/planner/strategies/packing.h"
+#include "service/planner/strategies/plan_memo.h"
 #include "service/planner/strategies/room_queue.h"
 
 namespace fcp {
 namespace {
 
 // Documents by cost, largest first, ties by index: the order of a stable sort on the exact costs.
-// ByCostDescending's radix sort orders by the costs' top bits; runs that share them (equal or
-// nearly equal costs) are then put in exact order.
-std::vector<int32_t> ByCostExactlyDescending(const std::vector<double>& seconds) {
-  std::vector<int32_t> order = ByCostDescending(seconds);
+// `by_cost` (ByCostDescending's order) orders by the costs' top bits; runs that share them (equal
+// or nearly equal costs) are then put in exact order, those not already in it (most runs are of
+// equal costs) by a stable sort.
+std::vector<int32_t> ByCostExactlyDescending(const std::vector<double>& seconds,
+                                             std::vector<int32_t> order) {
+  // Most batches: already exact (costs that never rise along the order; equal ones by index).
+  size_t rising = 1;
+  while (rising < order.size() && seconds[order[rising]] <= seconds[order[rising - 1]]) ++rising;
+  if (rising >= order.size()) return order;
   const int index_bits = IndexBits(seconds.size());
   auto top_bits = [&](int32_t d) {
     uint64_t bits;
     std::memcpy(&bits, &seconds[d], sizeof bits);
     return bits >> index_bits;
   };
+  auto exactly_before = [&](int32_t a, int32_t b) { return seconds[a] > seconds[b]; };
   for (size_t i = 0; i < order.size();) {
     size_t end = i + 1;
-    while (end < order.size() && top_bits(order[end]) == top_bits(order[i])) ++end;
-    if (end - i > 1) {
-      std::stable_sort(order.begin() + i, order.begin() + end,
-                       [&](int32_t a, int32_t b) { return seconds[a] > seconds[b]; });
+    bool sorted = true;
+    for (; end < order.size() && top_bits(order[end]) == top_bits(order[i]); ++end) {
+      sorted &= !exactly_before(order[end], order[end - 1]);
     }
+    if (!sorted) std::stable_sort(order.begin() + i, order.begin() + end, exactly_before);
     i = end;
   }
   return order;
@@ -55,6 +63,108 @@ int32_t BestOf(int32_t workers, Better better) {
     if (better(w, best)) best = w;
   }
   return best;
+}
+
+// Places documents onto workers, each whole or zigzag-sharded, into a layout's blocks (document
+// d's blocks from next[d] on, in (document, begin) order).
+class DocPlacer {
+ public:
+  DocPlacer(const PlanContext& ctx, int64_t cap, std::vector<int32_t>* next, Layout* layout)
+      : ctx_(ctx),
+        workers_(ctx.batch.topology.num_workers),
+        cap_(cap),
+        load_(workers_, 0),
+        tokens_(workers_, 0),
+        keyed_(workers_, 0),
+        least_loaded_(workers_),
+        room_(workers_),
+        next_(next->data()),
+        blocks_(layout->blocks.data()) {}
+
+  // Whole, on the least-loaded worker with room (most documents).
+  void Whole(int32_t d, int64_t length, double seconds) {
+    int32_t w = LeastLoaded();
+    if (tokens_[w] + length > cap_) {
+      w = room_.LeastLoadedWithRoom(cap_ - length);
+      if (w < 0) w = BestOf(workers_, Better{this, length});  // no room anywhere: the least loaded
+    }
+    blocks_[next_[d]++] = {d, 0, length, w};
+    Put(w, length, seconds);
+  }
+  // Zigzag: 2k chunks on the k least-loaded workers with room for a share.
+  void Sharded(int32_t d, int64_t k);
+
+ private:
+  // The least-loaded worker (MinTree's order). A worker's key is refreshed only when it reaches
+  // the front: loads only grow, so a stale key is lower and hides no lighter worker.
+  int32_t LeastLoaded() {
+    for (;;) {
+      const int32_t w = least_loaded_.ArgMin();
+      if (keyed_[w] == load_[w]) return w;
+      keyed_[w] = load_[w];
+      least_loaded_.Set(w, load_[w]);
+    }
+  }
+  void Put(int32_t w, int64_t n, double seconds) {
+    load_[w] += seconds;
+    tokens_[w] += n;
+    room_.Set(w, load_[w], tokens_[w]);
+  }
+  // The order of workers for a share: those with room for it first, then by load, then by rank.
+  struct Better {
+    bool operator()(int32_t a, int32_t b) const {
+      const bool fa = p->tokens_[a] + share <= p->cap_, fb = p->tokens_[b] + share <= p->cap_;
+      if (fa != fb) return fa;
+      return p->load_[a] != p->load_[b] ? p->load_[a] < p->load_[b] : a < b;
+    }
+    const DocPlacer* p;
+    int64_t share;
+  };
+
+  const PlanContext& ctx_;
+  const int32_t workers_;
+  const int64_t cap_;
+  std::vector<double> load_;
+  std::vector<int64_t> tokens_;
+  std::vector<double> keyed_;  // load_[w] when last keyed in least_loaded_
+  MinTree least_loaded_;
+  RoomQueue room_;  // the exact Better among workers with room
+  int32_t* const next_;
+  Block* const blocks_;
+  // Scratch.
+  std::vector<int32_t> ranks_, members_;
+  std::vector<int64_t> bounds_;
+};
+
+void DocPlacer::Sharded(int32_t d, int64_t k) {
+  const Document& doc = ctx_.batch.documents[d];
+  const int64_t share = (doc.length + k - 1) / k;
+  bounds_.resize(2 * k + 1);
+  for (int64_t c = 0; c <= 2 * k; ++c) bounds_[c] = ChunkBegin(doc.length, 2 * k, c);
+  // The k best under Better: the k lightest with room, else (near the end) a partial sort.
+  members_.clear();
+  while (static_cast<int64_t>(members_.size()) < k) {
+    const int32_t w = room_.LeastLoadedWithRoom(cap_ - share);
+    if (w < 0) break;
+    members_.push_back(w);
+    room_.Hide(w);
+  }
+  for (int32_t w : members_) room_.Set(w, load_[w], tokens_[w]);
+  if (static_cast<int64_t>(members_.size()) < k) {
+    ranks_.resize(workers_);
+    std::iota(ranks_.begin(), ranks_.end(), 0);
+    std::nth_element(ranks_.begin(), ranks_.begin() + (k - 1), ranks_.end(), Better{this, share});
+    members_.assign(ranks_.begin(), ranks_.begin() + k);
+  }
+  std::sort(members_.begin(), members_.end());
+  for (int64_t c = 0; c < 2 * k; ++c) {
+    if (bounds_[c] == bounds_[c + 1]) continue;
+    const int32_t w = members_[c < k ? c : 2 * k - 1 - c];
+    blocks_[next_[d]++] = {d, bounds_[c], bounds_[c + 1], w};
+    Put(w, bounds_[c + 1] - bounds_[c],
+        QueryRangeSeconds(ctx_.cost, doc, bounds_[c], bounds_[c + 1], bounds_) +
+            3 * ctx_.cost.TokenSeconds(bounds_[c + 1] - bounds_[c]));
+  }
 }
 
 class PerDocPlanner final : public Planner {
@@ -79,33 +189,26 @@ class PerDocPlanner final : public Planner {
     const int64_t block = PerDocShardTokens(batch, ctx.options.block_size);
     const int64_t cap = TokenCap(batch.topology);
     const int32_t docs = static_cast<int32_t>(batch.documents.size());
-    double total = 0;
-    const std::vector<double> doc_seconds = DocumentSeconds(ctx, &total);
-    const std::vector<int32_t> order = ByCostExactlyDescending(doc_seconds);
+    // The documents' costs (under auto, computed once for all its candidates).
+    const std::shared_ptr<const DocCosts> costs = SharedDocCosts(ctx);
+    const std::vector<double>& doc_seconds = costs->seconds;
+    const std::vector<int32_t> order = ByCostExactlyDescending(doc_seconds, costs->by_cost);
 
     Layout layout;
     layout.kind = Layout::Kind::kDirect;
     layout.strategy = "per_doc";
     layout.block_size = block;
-    std::vector<double> load(workers, 0);
-    std::vector<int64_t> tokens(workers, 0);
-    std::vector<int32_t> ranks(workers);
-    std::vector<int64_t> bounds;
-    std::vector<int32_t> members;
-    MinTree least_loaded(workers);
-    RoomQueue room(workers);  // the exact `better` among workers with room
-    auto put = [&](int32_t w, int64_t n, double seconds) {
-      load[w] += seconds;
-      tokens[w] += n;
-      least_loaded.Set(w, load[w]);
-      room.Set(w, load[w], tokens[w]);
-    };
     // Each document's degree (its length's alone) and where its blocks go: blocks are written
     // in (document, begin) order as they are placed.
     std::vector<int32_t> degree(docs), next(docs);
     int32_t num_blocks = 0;
     for (int32_t d = 0; d < docs; ++d) {
       const int64_t length = batch.documents[d].length;
+      if (length < block && length <= cap) {  // most documents: whole
+        degree[d] = 1;
+        next[d] = num_blocks++;
+        continue;
+      }
       int64_t k = length < block ? 1 : std::clamp<int64_t>(length / block, 1, workers);
       while (k < workers && MemberTokens(length, k) > cap) ++k;  // a share must fit the budget
       degree[d] = static_cast<int32_t>(k);
@@ -119,60 +222,23 @@ class PerDocPlanner final : public Planner {
       }
     }
     layout.blocks.resize(num_blocks);
+    DocPlacer placer(ctx, cap, &next, &layout);
+    const Document* const documents = batch.documents.data();
     for (size_t i = 0; i < order.size(); ++i) {
       // Documents come by cost, scattered over the batch: fetch a few ahead.
       constexpr size_t kAhead = 8;
       if (i + kAhead < order.size()) {
         const int32_t ahead = order[i + kAhead];
-        __builtin_prefetch(&batch.documents[ahead]);
+        __builtin_prefetch(&documents[ahead]);
         __builtin_prefetch(&degree[ahead]);
         __builtin_prefetch(&next[ahead]);
         __builtin_prefetch(&doc_seconds[ahead]);
       }
       const int32_t d = order[i];
-      const Document& doc = batch.documents[d];
-      const int64_t k = degree[d];
-      const int64_t share = k == 1 ? doc.length : (doc.length + k - 1) / k;
-      // The k least-loaded workers with room for a share; ties broken by rank.
-      auto better = [&](int32_t a, int32_t b) {
-        const bool fa = tokens[a] + share <= cap, fb = tokens[b] + share <= cap;
-        if (fa != fb) return fa;
-        return load[a] != load[b] ? load[a] < load[b] : a < b;
-      };
-      if (k == 1) {  // most documents: whole, on the least-loaded worker with room
-        int32_t w = least_loaded.ArgMin();
-        if (tokens[w] + share > cap) {
-          w = room.LeastLoadedWithRoom(cap - share);
-          if (w < 0) w = BestOf(workers, better);  // no room anywhere: the least loaded
-        }
-        layout.blocks[next[d]++] = {d, 0, doc.length, w};
-        put(w, doc.length, doc_seconds[d]);
-        continue;
-      }
-      bounds.resize(2 * k + 1);
-      for (int64_t c = 0; c <= 2 * k; ++c) bounds[c] = ChunkBegin(doc.length, 2 * k, c);
-      // The k best under `better`: the k lightest with room, else (near the end) a partial sort.
-      members.clear();
-      while (static_cast<int64_t>(members.size()) < k) {
-        const int32_t w = room.LeastLoadedWithRoom(cap - share);
-        if (w < 0) break;
-        members.push_back(w);
-        room.Hide(w);
-      }
-      for (int32_t w : members) room.Set(w, load[w], tokens[w]);
-      if (static_cast<int64_t>(members.size()) < k) {
-        std::iota(ranks.begin(), ranks.end(), 0);
-        std::nth_element(ranks.begin(), ranks.begin() + (k - 1), ranks.end(), better);
-        members.assign(ranks.begin(), ranks.begin() + k);
-      }
-      std::sort(members.begin(), members.end());
-      for (int64_t c = 0; c < 2 * k; ++c) {
-        if (bounds[c] == bounds[c + 1]) continue;
-        const int32_t w = members[c < k ? c : 2 * k - 1 - c];
-        layout.blocks[next[d]++] = {d, bounds[c], bounds[c + 1], w};
-        put(w, bounds[c + 1] - bounds[c],
-            QueryRangeSeconds(ctx.cost, doc, bounds[c], bounds[c + 1], bounds) +
-                3 * ctx.cost.TokenSeconds(bounds[c + 1] - bounds[c]));
+      if (degree[d] == 1) {
+        placer.Whole(d, documents[d].length, doc_seconds[d]);
+      } else {
+        placer.Sharded(d, degree[d]);
       }
     }
     // Zigzag shares need k workers with room each; near the end of the packing there may be
