@@ -59,6 +59,11 @@ class DirectSchedule final : public Schedule {
   // One pass over every receiver's tiles: the transfers (each remote KV block once, grouped by
   // owner), their rounds, and the compute each round of each worker waits for; then costs.
   void BuildTransfersAndCosts();
+  RoundCompute SparseCompute(const std::vector<double>& local_fwd,
+                             const std::vector<double>& local_bwd,
+                             const std::vector<double>& transfer_fwd,
+                             const std::vector<double>& transfer_bwd,
+                             const std::vector<int32_t>& by_round) const;
   // 0 if the kv block is local to the q-block's owner, else the round its transfer arrives.
   int32_t TileRound(int32_t q, int32_t kv) const;
 
@@ -310,28 +315,55 @@ void DirectSchedule::BuildTransfersAndCosts() {
       out_[fill[transfers_[i].src]++] = static_cast<int32_t>(i);
     }
   }
-  in.compute = RoundCompute(workers, summary_.rounds);
-  for (int32_t w = 0; w < workers; ++w) {
-    in.compute.fwd(w, 0) = local_fwd[w];
-    in.compute.bwd(w, 0) = local_bwd[w];
-  }
   // Transfers in round order (stable), as the timeline walks them: a counting sort here spares
   // it sorting copies.
+  const int32_t count = static_cast<int32_t>(transfers_.size());
   std::vector<int32_t> at(summary_.rounds + 2, 0);
   for (const PairTransfer& t : transfers_) ++at[t.round + 1];
   for (int32_t r = 1; r <= summary_.rounds + 1; ++r) at[r] += at[r - 1];
-  in.kv.resize(transfers_.size());
-  in.dkv.resize(transfers_.size());
-  for (size_t i = 0; i < transfers_.size(); ++i) {
+  in.kv.resize(count);
+  in.dkv.resize(count);
+  std::vector<int32_t> by_round(count);
+  for (int32_t i = 0; i < count; ++i) {
     const PairTransfer& t = transfers_[i];
-    in.compute.fwd(t.dst, t.round) = transfer_fwd[i];
-    in.compute.bwd(t.dst, t.round) = transfer_bwd[i];
-    const int64_t bytes = edges[i].bytes;
     const int32_t slot = at[t.round]++;
-    in.kv[slot] = {t.round, t.src, t.dst, bytes};
-    in.dkv[slot] = {t.round, t.dst, t.src, bytes};
+    in.kv[slot] = {t.round, t.src, t.dst, edges[i].bytes};
+    in.dkv[slot] = {t.round, t.dst, t.src, edges[i].bytes};
+    by_round[slot] = i;
   }
+  in.compute = SparseCompute(local_fwd, local_bwd, transfer_fwd, transfer_bwd, by_round);
   SummarizeCosts(cost_, std::move(in), &costs_, &summary_);
+}
+
+// Each worker's round 0 (local tiles), then one round per transfer into it (a receiver's
+// transfers have distinct rounds), in round order: `by_round` lists the transfers so.
+RoundCompute DirectSchedule::SparseCompute(const std::vector<double>& local_fwd,
+                                           const std::vector<double>& local_bwd,
+                                           const std::vector<double>& transfer_fwd,
+                                           const std::vector<double>& transfer_bwd,
+                                           const std::vector<int32_t>& by_round) const {
+  const int32_t workers = batch_.topology.num_workers;
+  const size_t entries = workers + transfers_.size();
+  std::vector<int32_t> row_first(workers + 1), round(entries);
+  std::vector<double> fwd(entries), bwd(entries);
+  std::vector<int32_t> fill(workers);  // the next entry of each worker's row
+  for (int32_t w = 0; w <= workers; ++w) row_first[w] = w + in_first_[w];
+  for (int32_t w = 0; w < workers; ++w) {
+    const int32_t e = row_first[w];
+    round[e] = 0;
+    fwd[e] = local_fwd[w];
+    bwd[e] = local_bwd[w];
+    fill[w] = e + 1;
+  }
+  for (const int32_t i : by_round) {
+    const PairTransfer& t = transfers_[i];
+    const int32_t e = fill[t.dst]++;
+    round[e] = t.round;
+    fwd[e] = transfer_fwd[i];
+    bwd[e] = transfer_bwd[i];
+  }
+  return RoundCompute(summary_.rounds, std::move(row_first), std::move(round), std::move(fwd),
+                      std::move(bwd));
 }
 
 int32_t DirectSchedule::TileRound(int32_t q, int32_t kv) const {

@@ -1,7 +1,7 @@
 #include "service/planner/round_scheduler.h"
 
 #include <algorithm>
-#include <memory>
+#include <utility>
 
 #include "service/planner/radix_sort.h"
 
@@ -10,10 +10,9 @@ namespace {
 
 constexpr int64_t kFlipStepsPerEdge = 16;
 
-// Colour tables: peer_src[c * W + u] = the receiver of the edge of colour c leaving u (-1: none)
-// and edge_src[c * W + u] that edge; likewise for receivers. An alternating path is walked through
-// the peer tables alone, one dependent load per step, in the rows of its two colours (4 bytes a
-// worker: the rows stay in cache); its edges are read after the walk, independently.
+// Colour tables: src_[c * W + u] = the edge of colour c leaving sender u and its receiver (peer
+// -1: none); dst_ likewise for receivers. A slot is 8 bytes, read and written whole. An
+// alternating path is walked in the rows of its two colours (the rows stay in cache).
 class BipartiteColouring {
  public:
   BipartiteColouring(const std::vector<Edge>& edges, int32_t workers, int32_t delta)
@@ -21,14 +20,11 @@ class BipartiteColouring {
         workers_(workers),
         delta_(delta),
         words_((delta + 63) / 64),
-        peer_src_(static_cast<size_t>(workers) * delta, -1),
-        peer_dst_(static_cast<size_t>(workers) * delta, -1),
-        edge_src_(new int32_t[static_cast<size_t>(workers) * delta]),  // left uninitialised
-        edge_dst_(new int32_t[static_cast<size_t>(workers) * delta]),
+        src_(static_cast<size_t>(workers) * delta),
+        dst_(static_cast<size_t>(workers) * delta),
         used_src_(static_cast<size_t>(workers) * words_, 0),
         used_dst_(static_cast<size_t>(workers) * words_, 0),
         colour_(edges.size(), -1),
-        path_nodes_(2 * static_cast<size_t>(workers) + 2),
         flip_budget_(kFlipStepsPerEdge * static_cast<int64_t>(edges.size())) {}
 
   // The lowest colour free at the sender, making it free at the receiver by flipping an
@@ -38,7 +34,7 @@ class BipartiteColouring {
   void Colour(int32_t e) {
     const int32_t u = edges_[e].src, v = edges_[e].dst;
     const int32_t a = FreeAt(used_src_, u);
-    if (peer_dst_[Index(v, a)] != -1) {
+    if (dst_[Index(v, a)].peer != -1) {
       if (flip_steps_ > flip_budget_) {
         if (const int32_t c = FreeAtBoth(u, v); c >= 0) {
           Assign(e, c);
@@ -53,6 +49,11 @@ class BipartiteColouring {
   std::vector<int32_t> TakeColours() { return std::move(colour_); }
 
  private:
+  struct Slot {
+    int32_t peer = -1;
+    int32_t edge = -1;  // meaningful only where peer is not -1
+  };
+
   size_t Index(int32_t node, int32_t c) const { return static_cast<size_t>(c) * workers_ + node; }
   // Lowest colour not used at `node` (a bitset of used colours per node).
   int32_t FreeAt(const std::vector<uint64_t>& used, int32_t node) const {
@@ -74,93 +75,68 @@ class BipartiteColouring {
     }
     return -1;
   }
-  void Mark(std::vector<uint64_t>& used, int32_t node, int32_t c, bool on) {
-    uint64_t& word = used[static_cast<size_t>(node) * words_ + c / 64];
-    const uint64_t bit = uint64_t{1} << (c % 64);
-    word = on ? (word | bit) : (word & ~bit);
+  uint64_t& Word(std::vector<uint64_t>& used, int32_t node, uint32_t c) {
+    return used[static_cast<size_t>(node) * words_ + c / 64];
+  }
+  static uint64_t Bit(uint32_t c) { return uint64_t{1} << (c % 64); }
+  // Colour `from` is no longer used at `node`, colour `to` is.
+  void Move(std::vector<uint64_t>& used, int32_t node, uint32_t from, uint32_t to) {
+    Word(used, node, from) &= ~Bit(from);
+    Word(used, node, to) |= Bit(to);
   }
   void Assign(int32_t e, int32_t c) {
     const int32_t u = edges_[e].src, v = edges_[e].dst;
     colour_[e] = c;
-    peer_src_[Index(u, c)] = v;
-    edge_src_[Index(u, c)] = e;
-    peer_dst_[Index(v, c)] = u;
-    edge_dst_[Index(v, c)] = e;
-    Mark(used_src_, u, c, true);
-    Mark(used_dst_, v, c, true);
+    src_[Index(u, c)] = {v, e};
+    dst_[Index(v, c)] = {u, e};
+    Word(used_src_, u, c) |= Bit(c);
+    Word(used_dst_, v, c) |= Bit(c);
   }
-  // Swaps colours a and b along the alternating path that starts at receiver v with colour a:
-  // edge j of the path (colour a if j is even, b if odd) takes the other colour. Inner nodes keep
-  // both colours (their two path edges trade slots); only the two ends change their used sets.
+  // Swaps colours a and b along the alternating path that starts at receiver v with colour a
+  // (b is free at v). Every node of the path swaps its slots of colours a and b (an end swaps
+  // its edge into the free slot); each path edge is recoloured at its receiver. Only the two
+  // ends change their used sets. One pass: a node's slots are swapped once its next node is
+  // read, and a path is simple (never back at a node).
   void FlipPath(int32_t v, int32_t a, int32_t b) {
-    // A path is simple: at most every worker once on each side, 2W + 1 nodes.
-    int32_t* const nodes = path_nodes_.data();  // nodes[j], nodes[j + 1]: the ends of edge j
-    size_t count = 0;
-    nodes[count++] = v;
-    int32_t node = v;
-    const int32_t* into_a = &peer_dst_[Index(0, a)];  // receivers' row of colour a
-    const int32_t* from_b = &peer_src_[Index(0, b)];  // senders' row of colour b
+    Slot* const dst_a = &dst_[Index(0, a)];
+    Slot* const dst_b = &dst_[Index(0, b)];
+    Slot* const src_a = &src_[Index(0, a)];
+    Slot* const src_b = &src_[Index(0, b)];
+    int32_t x = v;  // a receiver of the path
+    int64_t edges = 0;
     while (true) {
-      node = into_a[node];
-      if (node == -1) break;
-      nodes[count++] = node;
-      node = from_b[node];
-      if (node == -1) break;
-      nodes[count++] = node;
+      const Slot in_a = dst_a[x], in_b = dst_b[x];  // the path edge into x from its next sender
+      dst_a[x] = in_b;                              // and (but at v) from its previous one
+      dst_b[x] = in_a;
+      if (in_b.peer != -1) colour_[in_b.edge] = a;
+      if (in_a.peer == -1) {  // the path ends at receiver x (its last edge had colour b)
+        Move(used_dst_, x, b, a);
+        break;
+      }
+      colour_[in_a.edge] = b;
+      ++edges;
+      const int32_t y = in_a.peer;  // a sender
+      const Slot out_a = src_a[y], out_b = src_b[y];
+      src_a[y] = out_b;
+      src_b[y] = out_a;
+      if (out_b.peer == -1) {  // the path ends at sender y (its last edge had colour a)
+        Move(used_src_, y, a, b);
+        break;
+      }
+      ++edges;
+      x = out_b.peer;
     }
-    // Edge j leaves receiver nodes[j] in colour a (j even) or sender nodes[j] in colour b.
-    const size_t n = count - 1;
-    std::vector<int32_t>& path = path_;
-    path.resize(n);
-    for (size_t j = 0; j < n; ++j) {
-      path[j] = j % 2 == 0 ? edge_dst_[Index(nodes[j], a)] : edge_src_[Index(nodes[j], b)];
-    }
-    for (size_t j = 0; j < n; ++j) colour_[path[j]] = j % 2 == 0 ? b : a;
-    // Start (receiver v): its edge of colour a now has b.
-    Set(peer_dst_, edge_dst_.get(), v, a, -1, -1);
-    Set(peer_dst_, edge_dst_.get(), v, b, nodes[1], path[0]);
-    Mark(used_dst_, v, a, false);
-    Mark(used_dst_, v, b, true);
-    // Inner nodes: senders (odd j) had edge j - 1 in a and j in b; receivers the reverse.
-    for (size_t j = 1; j < n; ++j) {
-      const int32_t x = nodes[j];
-      const bool sender = j % 2 == 1;
-      std::vector<int32_t>& peer = sender ? peer_src_ : peer_dst_;
-      int32_t* edge = sender ? edge_src_.get() : edge_dst_.get();
-      const int32_t was_first = sender ? a : b;  // edge j - 1's colour
-      const int32_t was_second = sender ? b : a;
-      Set(peer, edge, x, was_second, nodes[j - 1], path[j - 1]);
-      Set(peer, edge, x, was_first, nodes[j + 1], path[j]);
-    }
-    // End: the last edge's far node, a sender if that edge had colour a.
-    const int32_t x = nodes[n];
-    const bool sender = (n - 1) % 2 == 0;
-    const int32_t was = sender ? a : b, now = sender ? b : a;
-    std::vector<int32_t>& peer = sender ? peer_src_ : peer_dst_;
-    int32_t* edge = sender ? edge_src_.get() : edge_dst_.get();
-    std::vector<uint64_t>& used = sender ? used_src_ : used_dst_;
-    Set(peer, edge, x, was, -1, -1);
-    Set(peer, edge, x, now, nodes[n - 1], path[n - 1]);
-    Mark(used, x, was, false);
-    Mark(used, x, now, true);
-    flip_steps_ += static_cast<int64_t>(n);
-  }
-  void Set(std::vector<int32_t>& peer, int32_t* edge, int32_t node, int32_t c, int32_t to,
-           int32_t e) {
-    peer[Index(node, c)] = to;
-    edge[Index(node, c)] = e;
+    Move(used_dst_, v, a, b);
+    flip_steps_ += edges;
   }
 
   const std::vector<Edge>& edges_;
   int32_t workers_;
   int32_t delta_;
   int32_t words_;
-  std::vector<int32_t> peer_src_, peer_dst_;  // -1: no edge of that colour there
-  // Meaningful only where the peer is not -1 (never read elsewhere: not initialised).
-  std::unique_ptr<int32_t[]> edge_src_, edge_dst_;
+  std::vector<Slot> src_, dst_;
   std::vector<uint64_t> used_src_, used_dst_;
   std::vector<int32_t> colour_;
-  std::vector<int32_t> path_, path_nodes_;  // scratch for FlipPath
   int64_t flip_budget_;
   int64_t flip_steps_ = 0;
 };
@@ -193,7 +169,7 @@ std::vector<int32_t> ScheduleRounds(const std::vector<Edge>& edges, int32_t num_
   for (size_t e = 0; e < edges.size(); ++e) {
     order[e] = (static_cast<uint64_t>(heaviest - edges[e].bytes) >> shift << index_bits) | e;
   }
-  RadixSort(&order);
+  RadixSortAbove(&order, index_bits);  // the index bits ascend already
   const uint64_t index_mask = (uint64_t{1} << index_bits) - 1;
   BipartiteColouring colouring(edges, num_workers, delta);
   for (const uint64_t key : order) colouring.Colour(static_cast<int32_t>(key & index_mask));

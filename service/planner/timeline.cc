@@ -3,6 +3,18 @@
 #include <algorithm>
 
 namespace fcp {
+
+RoundCompute::RoundCompute(int32_t workers, int32_t rounds)
+    : workers_(workers),
+      rounds_(rounds),
+      row_first_(workers + 1),
+      round_(static_cast<size_t>(workers) * (rounds + 1)),
+      fwd_(round_.size(), 0),
+      bwd_(round_.size(), 0) {
+  for (int32_t w = 0; w <= workers; ++w) row_first_[w] = w * (rounds + 1);
+  for (size_t i = 0; i < round_.size(); ++i) round_[i] = static_cast<int32_t>(i % (rounds + 1));
+}
+
 namespace {
 
 // Counting sort by round (stable; rounds are small integers).
@@ -63,11 +75,11 @@ std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
   const double overlap = cost.params().transfer_overlap;
   const int32_t workers = compute.workers(), rounds = compute.rounds();
   std::vector<double> link_free(workers, 0), next_free(workers, 0);
-  // arrival[w * (rounds + 1) + r]: when round r's data has arrived at w (0 if none).
-  std::vector<double> arrival(static_cast<size_t>(workers) * (rounds + 1), 0);
-  auto at = [&](int32_t w, int32_t r) -> double& {
-    return arrival[static_cast<size_t>(w) * (rounds + 1) + r];
-  };
+  // arrival[i]: when compute entry i's round's data has arrived at its worker (0 if none).
+  // next[w]: w's first entry not before the current round (rounds only increase).
+  std::vector<double> arrival(compute.entries(), 0);
+  std::vector<size_t> next(workers);
+  for (int32_t w = 0; w < workers; ++w) next[w] = compute.Begin(w);
   size_t i = 0;
   for (int32_t r = 1; r <= rounds; ++r) {
     next_free = link_free;
@@ -77,16 +89,23 @@ std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
       const double end = start + overlap * transfer_seconds[i];
       next_free[t.src] = std::max(next_free[t.src], end);
       next_free[t.dst] = std::max(next_free[t.dst], end);
-      at(t.dst, r) = std::max(at(t.dst, r), end);
+      size_t& e = next[t.dst];
+      const size_t last = compute.End(t.dst);
+      while (e < last && compute.RoundAt(e) < r) ++e;
+      if (e < last && compute.RoundAt(e) == r) arrival[e] = std::max(arrival[e], end);
     }
     link_free.swap(next_free);
   }
   std::vector<double> done(workers, 0);
   for (int32_t w = 0; w < workers; ++w) {
-    double t = compute.fwd(w, 0);
-    for (int32_t r = 1; r <= rounds; ++r) {
-      const double c = compute.fwd(w, r);
-      if (c > 0) t = std::max(t, at(w, r)) + c;
+    double t = 0;
+    for (size_t e = compute.Begin(w); e < compute.End(w); ++e) {
+      const double c = compute.FwdAt(e);
+      if (compute.RoundAt(e) == 0) {
+        t = c;
+      } else if (c > 0) {
+        t = std::max(t, arrival[e]) + c;
+      }
     }
     done[w] = std::max(t, link_free[w]);
   }
@@ -119,22 +138,24 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
                              const std::vector<double>& start) {
   const double overlap = cost.params().transfer_overlap;
   const int32_t workers = compute.workers(), rounds = compute.rounds();
-  // ready[w * (rounds + 1) + r]: when w has recomputed rounds rounds..r (it may then send round
-  // r's partials).
-  std::vector<double> ready(static_cast<size_t>(workers) * (rounds + 1), 0);
-  auto at = [&](int32_t w, int32_t r) -> double& {
-    return ready[static_cast<size_t>(w) * (rounds + 1) + r];
-  };
+  // ready[i]: when w has recomputed the rounds from the last down to entry i's (it may then send
+  // that round's partials); rounds w has no entry for add nothing.
+  std::vector<double> ready(compute.entries(), 0);
   std::vector<double> compute_done(workers, 0);
   for (int32_t w = 0; w < workers; ++w) {
+    const size_t begin = compute.Begin(w), end = compute.End(w);
+    const bool local = begin < end && compute.RoundAt(begin) == 0;
     double t = start[w];
-    for (int32_t r = rounds; r >= 1; --r) {
-      t += compute.bwd(w, r);
-      at(w, r) = t;
+    for (size_t e = end; e-- > begin + (local ? 1 : 0);) {
+      t += compute.BwdAt(e);
+      ready[e] = t;
     }
-    compute_done[w] = t + compute.bwd(w, 0);
+    compute_done[w] = local ? t + compute.BwdAt(begin) : t;
   }
   std::vector<double> link_free(workers, 0), next_free(workers, 0);
+  // first[w]: w's first entry of a round >= the current one (rounds only decrease).
+  std::vector<size_t> first(workers);
+  for (int32_t w = 0; w < workers; ++w) first[w] = compute.End(w);
   // dkv is sorted by increasing round; walk it backwards, one round at a time.
   size_t end = dkv.size();
   for (int32_t r = rounds; r >= 1; --r) {
@@ -143,8 +164,12 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
     next_free = link_free;
     for (size_t i = begin; i < end; ++i) {
       const TimedTransfer& t = dkv[i];
-      const double start = std::max({link_free[t.src], link_free[t.dst], at(t.src, r)});
-      const double finish = start + overlap * transfer_seconds[i];
+      size_t& e = first[t.src];
+      const size_t row = compute.Begin(t.src);
+      while (e > row && compute.RoundAt(e - 1) >= r) --e;
+      const double recomputed = e < compute.End(t.src) ? ready[e] : start[t.src];
+      const double leave = std::max({link_free[t.src], link_free[t.dst], recomputed});
+      const double finish = leave + overlap * transfer_seconds[i];
       next_free[t.src] = std::max(next_free[t.src], finish);
       next_free[t.dst] = std::max(next_free[t.dst], finish);
     }

@@ -19,6 +19,7 @@
 #define FCP_SERVICE_PLANNER_TIMELINE_H_
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "service/planner/cost_model.h"
@@ -32,34 +33,58 @@ struct TimedTransfer {
   int64_t bytes = 0;
 };
 
-// Attention compute seconds per (worker, round); round 0 = tiles on local data only.
+// Attention compute seconds per (worker, round); round 0 = tiles on local data only. Dense (every
+// round of every worker, written through fwd(w, r) and bwd(w, r)) or sparse (per worker only the
+// rounds it computes in: a direct schedule's receiver computes in one round per transfer, a third
+// of the rounds at W = 1024). Readers walk worker w's entries [Begin(w), End(w)), rounds
+// ascending; a round a worker has no entry for has no compute (dense zeros are entries too).
 class RoundCompute {
  public:
   RoundCompute() = default;
-  RoundCompute(int32_t workers, int32_t rounds)
-      : workers_(workers),
-        stride_(rounds + 1),
-        fwd_(static_cast<size_t>(workers) * stride_, 0),
-        bwd_(static_cast<size_t>(workers) * stride_, 0) {}
+  // Dense, all zero.
+  RoundCompute(int32_t workers, int32_t rounds);
+  // Sparse: worker w's entries are [row_first[w], row_first[w + 1]) (row_first has workers + 1
+  // elements), with rounds round[i] in [0, rounds], strictly ascending within a worker.
+  RoundCompute(int32_t rounds, std::vector<int32_t> row_first, std::vector<int32_t> round,
+               std::vector<double> fwd, std::vector<double> bwd)
+      : workers_(static_cast<int32_t>(row_first.size()) - 1),
+        rounds_(rounds),
+        row_first_(std::move(row_first)),
+        round_(std::move(round)),
+        fwd_(std::move(fwd)),
+        bwd_(std::move(bwd)) {}
 
   int32_t workers() const { return workers_; }
-  int32_t rounds() const { return stride_ - 1; }
-  double& fwd(int32_t w, int32_t r) { return fwd_[Index(w, r)]; }
-  double& bwd(int32_t w, int32_t r) { return bwd_[Index(w, r)]; }
-  double fwd(int32_t w, int32_t r) const { return fwd_[Index(w, r)]; }
-  double bwd(int32_t w, int32_t r) const { return bwd_[Index(w, r)]; }
+  int32_t rounds() const { return rounds_; }
+  // Dense form only.
+  double& fwd(int32_t w, int32_t r) { return fwd_[DenseIndex(w, r)]; }
+  double& bwd(int32_t w, int32_t r) { return bwd_[DenseIndex(w, r)]; }
+  double fwd(int32_t w, int32_t r) const { return fwd_[DenseIndex(w, r)]; }
+  double bwd(int32_t w, int32_t r) const { return bwd_[DenseIndex(w, r)]; }
+
+  // Entries (both forms).
+  size_t entries() const { return fwd_.size(); }
+  size_t Begin(int32_t w) const { return row_first_[w]; }
+  size_t End(int32_t w) const { return row_first_[w + 1]; }
+  int32_t RoundAt(size_t i) const { return round_[i]; }
+  double FwdAt(size_t i) const { return fwd_[i]; }
+  double BwdAt(size_t i) const { return bwd_[i]; }
+  // Sums over w's rounds in round order (a sparse form's missing rounds add nothing).
   double FwdTotal(int32_t w) const { return Total(fwd_, w); }
   double BwdTotal(int32_t w) const { return Total(bwd_, w); }
 
  private:
-  size_t Index(int32_t w, int32_t r) const { return static_cast<size_t>(w) * stride_ + r; }
+  size_t DenseIndex(int32_t w, int32_t r) const {
+    return static_cast<size_t>(w) * (rounds_ + 1) + r;
+  }
   double Total(const std::vector<double>& seconds, int32_t w) const {
     double total = 0;
-    for (int32_t r = 0; r < stride_; ++r) total += seconds[Index(w, r)];
+    for (size_t i = Begin(w); i < End(w); ++i) total += seconds[i];
     return total;
   }
   int32_t workers_ = 0;
-  int32_t stride_ = 1;
+  int32_t rounds_ = 0;
+  std::vector<int32_t> row_first_ = {0}, round_;
   std::vector<double> fwd_, bwd_;
 };
 
