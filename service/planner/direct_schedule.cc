@@ -92,22 +92,24 @@ absl::Status DirectSchedule::IndexBlocks() {
   const int32_t docs = static_cast<int32_t>(batch_.documents.size());
   doc_first_.assign(docs + 1, 0);
   int32_t d = 0;
-  int64_t next = 0;
+  int64_t next = 0, length = batch_.documents[0].length;  // of document d
   for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
     const Block& block = blocks_[b];
-    if (block.document == d + 1 && next == batch_.documents[d].length) {
+    if (next == length && d + 1 < docs) {  // document d is covered: the block starts d + 1
       doc_first_[++d] = b;
       next = 0;
+      length = batch_.documents[d].length;
     }
     if (block.document != d || block.begin != next || block.end <= block.begin ||
-        block.end > batch_.documents[d].length || block.owner < 0 || block.owner >= workers) {
+        block.end > length ||
+        static_cast<uint32_t>(block.owner) >= static_cast<uint32_t>(workers)) {
       return absl::InternalError(absl::StrCat("layout block ", b, " (document ", block.document,
                                               ", [", block.begin, ", ", block.end, "), owner ",
                                               block.owner, ") breaks the block order"));
     }
     next = block.end;
   }
-  if (d != docs - 1 || next != batch_.documents[d].length) {
+  if (d != docs - 1 || next != length) {
     return absl::InternalError("layout blocks do not cover every document");
   }
   doc_first_[docs] = static_cast<int32_t>(blocks_.size());
@@ -130,11 +132,18 @@ template <typename Fn>
 void DirectSchedule::ForEachTile(int32_t d, int32_t q, Fn fn) const {
   const Mask& mask = batch_.documents[d].mask;
   const Block& qb = blocks_[q];
-  // Beyond the diagonal only PREFIX_LM (prefix columns) and FULL have pairs.
-  const bool lower_only = mask.kind == MaskKind::kCausal || mask.kind == MaskKind::kSlidingWindow;
-  for (int32_t kv = doc_first_[d]; kv < doc_first_[d + 1]; ++kv) {
+  if (mask.kind == MaskKind::kCausal) {
+    // The document's blocks before q lie wholly below the diagonal (every pair allowed), q's own
+    // tile is the triangle, and the blocks after q lie above it (AllowedPairs' fast paths).
+    const int64_t n = qb.tokens();
+    for (int32_t kv = doc_first_[d]; kv < q; ++kv) fn(kv, n * blocks_[kv].tokens());
+    fn(q, n * (n + 1) / 2);
+    return;
+  }
+  // Beyond the diagonal (blocks after q) only PREFIX_LM (prefix columns) and FULL have pairs.
+  const int32_t last = mask.kind == MaskKind::kSlidingWindow ? q + 1 : doc_first_[d + 1];
+  for (int32_t kv = doc_first_[d]; kv < last; ++kv) {
     const Block& kb = blocks_[kv];
-    if (lower_only && kb.begin >= qb.end) break;
     const int64_t pairs = AllowedPairs(mask, qb.begin, qb.end, kb.begin, kb.end);
     if (pairs > 0) fn(kv, pairs);
   }
