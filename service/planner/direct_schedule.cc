@@ -4,6 +4,7 @@
 // partials go back along the same edges, in the same round numbers, in reverse round order.
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -55,7 +56,8 @@ class DirectSchedule final : public Schedule {
   template <typename Fn>
   void ForEachTile(int32_t d, int32_t q, Fn fn) const;
   void ComputeTiles(CostInputs& in, std::vector<double>& local_fwd, std::vector<double>& local_bwd,
-                    std::vector<int32_t>& remote_first, std::vector<RemoteTile>& remote) const;
+                    std::vector<int32_t>& remote_first,
+                    std::unique_ptr<RemoteTile[]>& remote) const;
   // One pass over every receiver's tiles: the transfers (each remote KV block once, grouped by
   // owner), their rounds, and the compute each round of each worker waits for; then costs.
   void BuildTransfersAndCosts();
@@ -157,7 +159,7 @@ void DirectSchedule::ForEachTile(int32_t d, int32_t q, Fn fn) const {
 void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd,
                                   std::vector<double>& local_bwd,
                                   std::vector<int32_t>& remote_first,
-                                  std::vector<RemoteTile>& remote) const {
+                                  std::unique_ptr<RemoteTile[]>& remote) const {
   const int32_t workers = batch_.topology.num_workers;
   const int32_t docs = static_cast<int32_t>(batch_.documents.size());
   // Remote tiles counted by receiver first, so that the list is allocated once at its size (a
@@ -173,7 +175,7 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
     }
   }
   for (int32_t w = 0; w < workers; ++w) remote_first[w + 1] += remote_first[w];
-  remote.resize(remote_first[workers]);
+  remote.reset(new RemoteTile[remote_first[workers]]);  // uninitialised: every slot is written
   std::vector<int32_t> fill(remote_first.begin(), remote_first.end() - 1);
   std::vector<double> kv_efficiency;  // of the current document's blocks, as KV blocks
   const bool same_halves = cost_.params().tile_q_half_tokens == cost_.params().tile_kv_half_tokens;
@@ -229,7 +231,7 @@ void DirectSchedule::BuildTransfersAndCosts() {
   // (summed in the same tile order as per round: a receiver has one transfer per round).
   std::vector<double> local_fwd(workers, 0), local_bwd(workers, 0);
   std::vector<int32_t> remote_first;
-  std::vector<RemoteTile> by_dst;
+  std::unique_ptr<RemoteTile[]> by_dst;
   ComputeTiles(in, local_fwd, local_bwd, remote_first, by_dst);
   std::vector<double> transfer_fwd, transfer_bwd;
   // Per receiver, by sender: the compute of its tiles on that sender's KV.
@@ -331,15 +333,14 @@ void DirectSchedule::BuildTransfersAndCosts() {
   for (const PairTransfer& t : transfers_) ++at[t.round + 1];
   for (int32_t r = 1; r <= summary_.rounds + 1; ++r) at[r] += at[r - 1];
   in.kv.resize(count);
-  in.dkv.resize(count);
   std::vector<int32_t> by_round(count);
   for (int32_t i = 0; i < count; ++i) {
     const PairTransfer& t = transfers_[i];
     const int32_t slot = at[t.round]++;
     in.kv[slot] = {t.round, t.src, t.dst, edges[i].bytes};
-    in.dkv[slot] = {t.round, t.dst, t.src, edges[i].bytes};
     by_round[slot] = i;
   }
+  in.dkv_mirrors_kv = true;  // the partials go back along the same edges, in the same rounds
   in.compute = SparseCompute(local_fwd, local_bwd, transfer_fwd, transfer_bwd, by_round);
   SummarizeCosts(cost_, std::move(in), &costs_, &summary_);
 }

@@ -41,8 +41,19 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
       if (node[t.src] != node[t.dst]) summary->inter_node_bytes += t.bytes;
     }
   }
-  const Timeline timeline = SimulateTimeline(cost, in.compute, std::move(in.kv), std::move(in.dkv),
-                                             extra, std::move(in.phases));
+  if (in.dkv_mirrors_kv) {  // every kv transfer back
+    for (const TimedTransfer& t : in.kv) {
+      (*costs)[t.dst].send_bytes += t.bytes;
+      (*costs)[t.src].recv_bytes += t.bytes;
+      summary->comm_bytes += t.bytes;
+      if (node[t.src] != node[t.dst]) summary->inter_node_bytes += t.bytes;
+    }
+  }
+  const Timeline timeline = in.dkv_mirrors_kv
+                                ? SimulateMirroredTimeline(cost, in.compute, std::move(in.kv),
+                                                           extra, std::move(in.phases))
+                                : SimulateTimeline(cost, in.compute, std::move(in.kv),
+                                                   std::move(in.dkv), extra, std::move(in.phases));
   double max_flops = 0, sum_flops = 0;
   int64_t max_tokens = 0, sum_tokens = 0;
   double balanced_fwd = 0, balanced_bwd = 0;

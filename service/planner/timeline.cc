@@ -1,6 +1,7 @@
 #include "service/planner/timeline.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace fcp {
 
@@ -131,7 +132,9 @@ void Phase(const CostModel& cost, const std::vector<TimedTransfer>& transfers,
   }
 }
 
-// `start[w]`: when w's backward tiles may start.
+// `start[w]`: when w's backward tiles may start. kReversed: each of `dkv` goes from its dst to its
+// src (the forward's list, for partials that go back along its edges).
+template <bool kReversed>
 std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
                              const std::vector<TimedTransfer>& dkv,
                              const std::vector<double>& transfer_seconds,
@@ -163,15 +166,16 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
     while (begin > 0 && dkv[begin - 1].round == r) --begin;
     next_free = link_free;
     for (size_t i = begin; i < end; ++i) {
-      const TimedTransfer& t = dkv[i];
-      size_t& e = first[t.src];
-      const size_t row = compute.Begin(t.src);
+      const int32_t src = kReversed ? dkv[i].dst : dkv[i].src;
+      const int32_t dst = kReversed ? dkv[i].src : dkv[i].dst;
+      size_t& e = first[src];
+      const size_t row = compute.Begin(src);
       while (e > row && compute.RoundAt(e - 1) >= r) --e;
-      const double recomputed = e < compute.End(t.src) ? ready[e] : start[t.src];
-      const double leave = std::max({link_free[t.src], link_free[t.dst], recomputed});
+      const double recomputed = e < compute.End(src) ? ready[e] : start[src];
+      const double leave = std::max({link_free[src], link_free[dst], recomputed});
       const double finish = leave + overlap * transfer_seconds[i];
-      next_free[t.src] = std::max(next_free[t.src], finish);
-      next_free[t.dst] = std::max(next_free[t.dst], finish);
+      next_free[src] = std::max(next_free[src], finish);
+      next_free[dst] = std::max(next_free[dst], finish);
     }
     link_free.swap(next_free);
     end = begin;
@@ -181,21 +185,21 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
   return done;
 }
 
-}  // namespace
-
-Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
-                          std::vector<TimedTransfer> kv, std::vector<TimedTransfer> dkv,
-                          const std::vector<double>& extra_seconds, PhaseTransfers phases) {
+// `dkv` null: the forward's transfers reversed.
+Timeline Simulate(const CostModel& cost, const RoundCompute& compute, std::vector<TimedTransfer> kv,
+                  std::vector<TimedTransfer>* dkv, const std::vector<double>& extra_seconds,
+                  PhaseTransfers phases) {
   SortByRound(kv, compute.rounds());
-  SortByRound(dkv, compute.rounds());
+  if (dkv != nullptr) SortByRound(*dkv, compute.rounds());
   for (auto* list : {&phases.out, &phases.d_o, &phases.dq}) SortByRound(*list, compute.rounds());
   std::vector<int32_t> node(compute.workers());
   for (int32_t w = 0; w < compute.workers(); ++w) node[w] = cost.topology().NodeOf(w);
   const std::vector<double> kv_seconds = TransferSeconds(cost, node, kv);
   // The dK/dV partials usually go back along the forward's edges (a direct schedule's do, each
   // with its KV's bytes): their times are then the same (a link's rate is the same both ways).
+  const bool mirrored = dkv == nullptr || Mirrors(kv, *dkv);
   const std::vector<double> dkv_seconds =
-      Mirrors(kv, dkv) ? kv_seconds : TransferSeconds(cost, node, dkv);
+      mirrored ? std::vector<double>() : TransferSeconds(cost, node, *dkv);
   const std::vector<double> out_seconds = TransferSeconds(cost, node, phases.out);
   const std::vector<double> d_o_seconds = TransferSeconds(cost, node, phases.d_o);
   const std::vector<double> dq_seconds = TransferSeconds(cost, node, phases.dq);
@@ -204,11 +208,17 @@ Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
   Phase(cost, phases.out, out_seconds, out.fwd_seconds);
   std::vector<double> start(compute.workers(), 0);
   Phase(cost, phases.d_o, d_o_seconds, start);
-  out.bwd_seconds = Backward(cost, compute, dkv, dkv_seconds, start);
+  out.bwd_seconds = mirrored ? Backward<true>(cost, compute, kv, kv_seconds, start)
+                             : Backward<false>(cost, compute, *dkv, dkv_seconds, start);
   Phase(cost, phases.dq, dq_seconds, out.bwd_seconds);
   AddSerialSeconds(cost, kv, kv_seconds, out.fwd_seconds);
   AddSerialSeconds(cost, phases.out, out_seconds, out.fwd_seconds);
-  AddSerialSeconds(cost, dkv, dkv_seconds, out.bwd_seconds);
+  // (Both ranks of a transfer get its serial part: a reversed list adds the same.)
+  if (mirrored) {
+    AddSerialSeconds(cost, kv, kv_seconds, out.bwd_seconds);
+  } else {
+    AddSerialSeconds(cost, *dkv, dkv_seconds, out.bwd_seconds);
+  }
   AddSerialSeconds(cost, phases.d_o, d_o_seconds, out.bwd_seconds);
   AddSerialSeconds(cost, phases.dq, dq_seconds, out.bwd_seconds);
   for (size_t w = 0; w < extra_seconds.size() && w < out.fwd_seconds.size(); ++w) {
@@ -216,6 +226,20 @@ Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
     out.bwd_seconds[w] += 2 * extra_seconds[w];
   }
   return out;
+}
+
+}  // namespace
+
+Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
+                          std::vector<TimedTransfer> kv, std::vector<TimedTransfer> dkv,
+                          const std::vector<double>& extra_seconds, PhaseTransfers phases) {
+  return Simulate(cost, compute, std::move(kv), &dkv, extra_seconds, std::move(phases));
+}
+
+Timeline SimulateMirroredTimeline(const CostModel& cost, const RoundCompute& compute,
+                                  std::vector<TimedTransfer> kv,
+                                  const std::vector<double>& extra_seconds, PhaseTransfers phases) {
+  return Simulate(cost, compute, std::move(kv), nullptr, extra_seconds, std::move(phases));
 }
 
 }  // namespace fcp

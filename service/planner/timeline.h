@@ -106,6 +106,12 @@ struct PhaseTransfers {
 Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
                           std::vector<TimedTransfer> kv, std::vector<TimedTransfer> dkv,
                           const std::vector<double>& extra_seconds, PhaseTransfers phases = {});
+// The same when the backward's transfers are the forward's reversed (same rounds and bytes, from
+// dst to src: a direct schedule's dK/dV partials), without a list of them.
+Timeline SimulateMirroredTimeline(const CostModel& cost, const RoundCompute& compute,
+                                  std::vector<TimedTransfer> kv,
+                                  const std::vector<double>& extra_seconds,
+                                  PhaseTransfers phases = {});
 
 }  // namespace fcp
 
