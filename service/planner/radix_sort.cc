@@ -9,10 +9,26 @@ namespace {
 
 constexpr int kMaxPasses = 8;
 
+// The histogram of one digit ((key >> shift) & mask) of the keys. (Restrict: the counters are
+// not the keys, so a key is loaded once.)
+void Count(const uint64_t* __restrict keys, size_t n, int shift, uint64_t mask,
+           uint32_t* __restrict count) {
+  for (size_t i = 0; i < n; ++i) ++count[(keys[i] >> shift) & mask];
+}
+
+// Moves the keys to their slots by one digit; `next` holds each digit value's next slot.
+void Scatter(const uint64_t* __restrict from, size_t n, int shift, uint64_t mask,
+             uint32_t* __restrict next, uint64_t* __restrict to) {
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t k = from[i];
+    to[next[(k >> shift) & mask]++] = k;
+  }
+}
+
 // LSD radix sort of the bits of the keys above `low` (keys already ascending in those low bits),
-// in passes of at most kMaxDigitBits bits: every pass's histogram in one walk over the keys, then
-// one scatter per pass. Only the span of bits that differ between keys is sorted, in passes of
-// equal width (span 20 with 11-bit digits: two passes of 10 bits).
+// in passes of at most kMaxDigitBits bits: each pass a histogram walk and a scatter walk. Only the
+// span of bits that differ between keys is sorted, in passes of equal width (span 20 with 11-bit
+// digits: two passes of 10 bits).
 template <int kMaxDigitBits>
 void LsdSort(std::vector<uint64_t>* keys, int low) {
   constexpr uint32_t kCounters = uint32_t{1} << kMaxDigitBits;
@@ -29,15 +45,13 @@ void LsdSort(std::vector<uint64_t>* keys, int low) {
   const uint64_t mask = (uint64_t{1} << bits) - 1;
   std::array<std::array<uint32_t, kCounters>, kMaxPasses> count;
   for (int p = 0; p < passes; ++p) std::fill_n(count[p].begin(), mask + 1, 0);
-  for (const uint64_t k : *keys) {
-    const uint64_t digits = k >> first;
-    for (int p = 0; p < passes; ++p) ++count[p][(digits >> (p * bits)) & mask];
-  }
+  // (A walk per pass's histogram: a loop of one counter update is cheaper than one walk updating
+  // every pass's.)
+  for (int p = 0; p < passes; ++p) Count(keys->data(), n, first + p * bits, mask, count[p].data());
   std::unique_ptr<uint64_t[]> scratch(new uint64_t[n]);  // uninitialised: fully overwritten
   uint64_t* from = keys->data();
   uint64_t* to = scratch.get();
   for (int p = 0; p < passes; ++p) {
-    const int shift = first + p * bits;
     uint32_t* c = count[p].data();
     uint32_t total = 0;
     for (uint64_t d = 0; d <= mask; ++d) {
@@ -45,7 +59,7 @@ void LsdSort(std::vector<uint64_t>* keys, int low) {
       c[d] = total;
       total += here;
     }
-    for (size_t i = 0; i < n; ++i) to[c[(from[i] >> shift) & mask]++] = from[i];
+    Scatter(from, n, first + p * bits, mask, c, to);
     std::swap(from, to);
   }
   if (from != keys->data()) std::copy(from, from + n, keys->data());
