@@ -1,6 +1,7 @@
 #include "service/planner/round_scheduler.h"
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 
 #include "service/planner/radix_sort.h"
@@ -10,9 +11,11 @@ namespace {
 
 constexpr int64_t kFlipStepsPerEdge = 16;
 
-// Colour tables: src_[c * W + u] = the edge of colour c leaving sender u and its receiver (peer
-// -1: none); dst_ likewise for receivers. A slot is 8 bytes, read and written whole. An
-// alternating path is walked in the rows of its two colours (the rows stay in cache).
+// Colour tables: src_[c * W + u] = the edge of colour c leaving sender u and its receiver, dst_
+// likewise for receivers; a slot is meaningful only where its colour is used at its node (the
+// used_ bitsets), so the tables are never cleared and untouched slots cost nothing. A slot is 8
+// bytes, read and written whole. An alternating path is walked in the rows of its two colours
+// (the rows stay in cache).
 class BipartiteColouring {
  public:
   BipartiteColouring(const std::vector<Edge>& edges, int32_t workers, int32_t delta)
@@ -20,8 +23,8 @@ class BipartiteColouring {
         workers_(workers),
         delta_(delta),
         words_((delta + 63) / 64),
-        src_(static_cast<size_t>(workers) * delta),
-        dst_(static_cast<size_t>(workers) * delta),
+        src_(new Slot[static_cast<size_t>(workers) * delta]),  // uninitialised
+        dst_(new Slot[static_cast<size_t>(workers) * delta]),
         used_src_(static_cast<size_t>(workers) * words_, 0),
         used_dst_(static_cast<size_t>(workers) * words_, 0),
         colour_(edges.size(), -1),
@@ -34,7 +37,7 @@ class BipartiteColouring {
   void Colour(int32_t e) {
     const int32_t u = edges_[e].src, v = edges_[e].dst;
     const int32_t a = FreeAt(used_src_, u);
-    if (dst_[Index(v, a)].peer != -1) {
+    if (Used(used_dst_, v, a)) {
       if (flip_steps_ > flip_budget_) {
         if (const int32_t c = FreeAtBoth(u, v); c >= 0) {
           Assign(e, c);
@@ -50,8 +53,8 @@ class BipartiteColouring {
 
  private:
   struct Slot {
-    int32_t peer = -1;
-    int32_t edge = -1;  // meaningful only where peer is not -1
+    int32_t peer;
+    int32_t edge;
   };
 
   size_t Index(int32_t node, int32_t c) const { return static_cast<size_t>(c) * workers_ + node; }
@@ -78,6 +81,9 @@ class BipartiteColouring {
   uint64_t& Word(std::vector<uint64_t>& used, int32_t node, uint32_t c) {
     return used[static_cast<size_t>(node) * words_ + c / 64];
   }
+  bool Used(const std::vector<uint64_t>& used, int32_t node, uint32_t c) const {
+    return (used[static_cast<size_t>(node) * words_ + c / 64] >> (c % 64)) & 1;
+  }
   static uint64_t Bit(uint32_t c) { return uint64_t{1} << (c % 64); }
   // Colour `from` is no longer used at `node`, colour `to` is.
   void Move(std::vector<uint64_t>& used, int32_t node, uint32_t from, uint32_t to) {
@@ -93,40 +99,46 @@ class BipartiteColouring {
     Word(used_dst_, v, c) |= Bit(c);
   }
   // Swaps colours a and b along the alternating path that starts at receiver v with colour a
-  // (b is free at v). Every node of the path swaps its slots of colours a and b (an end swaps
-  // its edge into the free slot); each path edge is recoloured at its receiver. Only the two
-  // ends change their used sets. One pass: a node's slots are swapped once its next node is
-  // read, and a path is simple (never back at a node).
+  // (b is free at v): its edges alternate a (receiver to sender) and b (sender to receiver).
+  // Each node of the path trades its slots of the two colours (an end moves its path edge into
+  // its free slot), in one pass: a path is simple, so a node is done once its next node is read.
+  // Only the two ends change their used sets.
   void FlipPath(int32_t v, int32_t a, int32_t b) {
     Slot* const dst_a = &dst_[Index(0, a)];
     Slot* const dst_b = &dst_[Index(0, b)];
     Slot* const src_a = &src_[Index(0, a)];
     Slot* const src_b = &src_[Index(0, b)];
-    int32_t x = v;  // a receiver of the path
+    Slot edge_a = dst_a[v];  // the path's current edge of colour a, seen from its receiver
+    int32_t x = v;
+    dst_b[v] = edge_a;
+    Move(used_dst_, v, a, b);
     int64_t edges = 0;
     while (true) {
-      const Slot in_a = dst_a[x], in_b = dst_b[x];  // the path edge into x from its next sender
-      dst_a[x] = in_b;                              // and (but at v) from its previous one
-      dst_b[x] = in_a;
-      if (in_b.peer != -1) colour_[in_b.edge] = a;
-      if (in_a.peer == -1) {  // the path ends at receiver x (its last edge had colour b)
-        Move(used_dst_, x, b, a);
-        break;
-      }
-      colour_[in_a.edge] = b;
+      colour_[edge_a.edge] = b;
       ++edges;
-      const int32_t y = in_a.peer;  // a sender
-      const Slot out_a = src_a[y], out_b = src_b[y];
-      src_a[y] = out_b;
-      src_b[y] = out_a;
-      if (out_b.peer == -1) {  // the path ends at sender y (its last edge had colour a)
+      const int32_t y = edge_a.peer;  // a sender: its colour-a slot holds this edge
+      const Slot back = {x, edge_a.edge};
+      if (!Used(used_src_, y, b)) {  // the path ends at sender y
+        src_b[y] = back;
         Move(used_src_, y, a, b);
         break;
       }
+      const Slot edge_b = src_b[y];
+      src_a[y] = edge_b;
+      src_b[y] = back;
+      colour_[edge_b.edge] = a;
       ++edges;
-      x = out_b.peer;
+      x = edge_b.peer;  // a receiver: its colour-b slot holds edge_b
+      const Slot in = {y, edge_b.edge};
+      if (!Used(used_dst_, x, a)) {  // the path ends at receiver x
+        dst_a[x] = in;
+        Move(used_dst_, x, b, a);
+        break;
+      }
+      edge_a = dst_a[x];
+      dst_a[x] = in;
+      dst_b[x] = edge_a;
     }
-    Move(used_dst_, v, a, b);
     flip_steps_ += edges;
   }
 
@@ -134,7 +146,7 @@ class BipartiteColouring {
   int32_t workers_;
   int32_t delta_;
   int32_t words_;
-  std::vector<Slot> src_, dst_;
+  std::unique_ptr<Slot[]> src_, dst_;
   std::vector<uint64_t> used_src_, used_dst_;
   std::vector<int32_t> colour_;
   int64_t flip_budget_;
