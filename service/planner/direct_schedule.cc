@@ -73,18 +73,17 @@ class DirectSchedule final : public Schedule {
   const CostModel& cost_;
   std::vector<Block> blocks_;
   std::vector<int32_t> doc_first_;  // blocks of document d: [doc_first_[d], [d+1])
-  // Blocks owned by worker w, in id order: owned_[owned_first_[w] .. owned_first_[w + 1]).
-  // Only slices need them: indexed by the first Slice (a summary never pays for it).
-  void IndexOwners() const;
-  mutable absl::once_flag owners_indexed_;
-  mutable std::vector<int32_t> owned_first_, owned_;
+  // Blocks owned by worker w, in id order: owned_[owned_first_[w] .. owned_first_[w + 1]); and
+  // transfers sent by w: out_[out_first_[w] .. out_first_[w + 1]) (indices into transfers_).
+  // Only slices need them: indexed by the first Slice (a summary never pays for them).
+  void IndexForSlices() const;
+  mutable absl::once_flag slices_indexed_;
+  mutable std::vector<int32_t> owned_first_, owned_, out_first_, out_;
   // Transfers in receiver order, each receiver's by sender: those into w are
   // transfers_[in_first_[w] .. in_first_[w + 1]).
   std::vector<PairTransfer> transfers_;
   std::vector<int32_t> in_first_;
   std::vector<int32_t> transfer_blocks_;
-  // Transfers sent by w: out_[out_first_[w] .. out_first_[w + 1]) (indices into transfers_).
-  std::vector<int32_t> out_first_, out_;
   std::vector<WorkerCost> costs_;
   PlanSummary summary_;
 };
@@ -118,16 +117,27 @@ absl::Status DirectSchedule::IndexBlocks() {
   return absl::OkStatus();
 }
 
-void DirectSchedule::IndexOwners() const {
+// Items 0..n-1 grouped by key(i) in [0, groups), ascending within a group: those of group g are
+// (*items)[(*first)[g] .. (*first)[g + 1]).
+template <typename Key>
+void GroupBy(int32_t groups, int32_t n, Key key, std::vector<int32_t>* first,
+             std::vector<int32_t>* items) {
+  first->assign(groups + 1, 0);
+  for (int32_t i = 0; i < n; ++i) ++(*first)[key(i) + 1];
+  for (int32_t g = 0; g < groups; ++g) (*first)[g + 1] += (*first)[g];
+  items->resize(n);
+  std::vector<int32_t> fill(first->begin(), first->end() - 1);
+  for (int32_t i = 0; i < n; ++i) (*items)[fill[key(i)]++] = i;
+}
+
+void DirectSchedule::IndexForSlices() const {
   const int32_t workers = batch_.topology.num_workers;
-  owned_first_.assign(workers + 1, 0);
-  for (const Block& b : blocks_) ++owned_first_[b.owner + 1];
-  for (int32_t w = 0; w < workers; ++w) owned_first_[w + 1] += owned_first_[w];
-  owned_.resize(blocks_.size());
-  std::vector<int32_t> fill(owned_first_.begin(), owned_first_.end() - 1);
-  for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
-    owned_[fill[blocks_[b].owner]++] = b;
-  }
+  GroupBy(
+      workers, static_cast<int32_t>(blocks_.size()), [&](int32_t b) { return blocks_[b].owner; },
+      &owned_first_, &owned_);
+  GroupBy(
+      workers, static_cast<int32_t>(transfers_.size()),
+      [&](int32_t i) { return transfers_[i].src; }, &out_first_, &out_);
 }
 
 template <typename Fn>
@@ -244,7 +254,6 @@ void DirectSchedule::BuildTransfersAndCosts() {
   std::vector<int32_t> from_count(workers, 0);  // per sender: its blocks in `wanted`, then offsets
   std::vector<Edge> edges;
   in_first_.assign(workers + 1, 0);
-  out_first_.assign(workers + 1, 0);
   // Few transfers per block in practice: reserving avoids regrowing (and copying) them.
   const size_t expected = blocks_.size() + static_cast<size_t>(workers);
   for (auto* v : {&transfer_fwd, &transfer_bwd}) v->reserve(expected);
@@ -301,7 +310,6 @@ void DirectSchedule::BuildTransfersAndCosts() {
       edge.bytes = cost_.KvBytes(tokens);
       transfer_fwd.push_back(from_fwd[src]);
       transfer_bwd.push_back(from_bwd[src]);
-      ++out_first_[src + 1];
       PairTransfer& t = transfers_.emplace_back();
       t.src = src;
       t.dst = dst;
@@ -317,14 +325,6 @@ void DirectSchedule::BuildTransfersAndCosts() {
   for (size_t i = 0; i < transfers_.size(); ++i) {
     transfers_[i].round = rounds[i];
     summary_.rounds = std::max(summary_.rounds, rounds[i]);
-  }
-  for (int32_t w = 0; w < workers; ++w) out_first_[w + 1] += out_first_[w];
-  out_.resize(transfers_.size());
-  {
-    std::vector<int32_t> fill(out_first_.begin(), out_first_.end() - 1);
-    for (size_t i = 0; i < transfers_.size(); ++i) {
-      out_[fill[transfers_[i].src]++] = static_cast<int32_t>(i);
-    }
   }
   // Transfers in round order (stable), as the timeline walks them: a counting sort here spares
   // it sorting copies.
@@ -389,7 +389,7 @@ int32_t DirectSchedule::TileRound(int32_t q, int32_t kv) const {
 WorkerPlan DirectSchedule::Slice(int32_t rank) const {
   WorkerPlan slice;
   slice.rank = rank;
-  absl::call_once(owners_indexed_, [this] { IndexOwners(); });
+  absl::call_once(slices_indexed_, [this] { IndexForSlices(); });
   slice.blocks.assign(owned_.begin() + owned_first_[rank], owned_.begin() + owned_first_[rank + 1]);
   slice.predicted = costs_[rank];
   for (int32_t q : slice.blocks) {
