@@ -45,6 +45,9 @@ class DirectSchedule final : public Schedule {
     return {transfer_blocks_.begin() + t.first_block, transfer_blocks_.begin() + t.end_block};
   }
 
+  struct TileSeconds {
+    double fwd, bwd;
+  };
   // A tile on KV from another worker (found in pass 1, grouped into transfers in pass 2).
   struct RemoteTile {
     int32_t kv;
@@ -189,6 +192,20 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
   std::vector<int32_t> fill(remote_first.begin(), remote_first.end() - 1);
   std::vector<double> kv_efficiency;  // of the current document's blocks, as KV blocks
   const bool same_halves = cost_.params().tile_q_half_tokens == cost_.params().tile_kv_half_tokens;
+  // The tile of a whole document of n tokens.
+  const auto whole_tile = [&](int64_t n, int64_t pairs) {
+    // (Both factors are one when the two half-efficiency lengths are: one division.)
+    const double q_efficiency = cost_.QEfficiency(n);
+    const double k_efficiency = same_halves ? q_efficiency : cost_.KvEfficiency(n);
+    TileSeconds seconds;
+    seconds.fwd = cost_.TileForwardSecondsAt(q_efficiency, k_efficiency, pairs);
+    seconds.bwd = cost_.BackwardFromForward(seconds.fwd);
+    return seconds;
+  };
+  // Whole causal documents of one length cost the same: priced once per length below
+  // kCachedLength tokens (most documents; a batch of 33K holds a few thousand lengths there).
+  constexpr int64_t kCachedLength = 4096;
+  std::vector<TileSeconds> causal_tile(kCachedLength, TileSeconds{-1, 0});  // -1: not yet
   for (int32_t d = 0; d < docs; ++d) {
     const int32_t first = doc_first_[d], last = doc_first_[d + 1];
     if (last - first == 1) {  // whole on one worker: one tile, on local KV
@@ -196,16 +213,21 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
       const int32_t w = b.owner;
       const int64_t n = b.tokens();
       in.tokens[w] += n;
-      const int64_t pairs = AllowedPairs(batch_.documents[d].mask, b.begin, b.end, b.begin, b.end);
+      const Mask& mask = batch_.documents[d].mask;
+      const int64_t pairs = AllowedPairs(mask, b.begin, b.end, b.begin, b.end);
       if (pairs <= 0) continue;
       ++in.tiles;
       in.fwd_pairs[w] += static_cast<double>(pairs);
-      // (Both factors are one when the two half-efficiency lengths are: one division.)
-      const double q_efficiency = cost_.QEfficiency(n);
-      const double k_efficiency = same_halves ? q_efficiency : cost_.KvEfficiency(n);
-      const double fwd = cost_.TileForwardSecondsAt(q_efficiency, k_efficiency, pairs);
-      local_fwd[w] += fwd;
-      local_bwd[w] += cost_.BackwardFromForward(fwd);
+      TileSeconds seconds;
+      if (mask.kind == MaskKind::kCausal && n < kCachedLength) {
+        TileSeconds& cached = causal_tile[n];
+        if (cached.fwd < 0) cached = whole_tile(n, pairs);
+        seconds = cached;
+      } else {
+        seconds = whole_tile(n, pairs);
+      }
+      local_fwd[w] += seconds.fwd;
+      local_bwd[w] += seconds.bwd;
       continue;
     }
     kv_efficiency.resize(last - first);
