@@ -15,14 +15,16 @@ constexpr int64_t kFlipStepsPerEdge = 16;
 // likewise for receivers; a slot is meaningful only where its colour is used at its node (the
 // used_ bitsets), so the tables are never cleared and untouched slots cost nothing. A slot is 8
 // bytes, read and written whole. An alternating path is walked in the rows of its two colours
-// (the rows stay in cache).
+// (the rows stay in cache). kOneWord: at most 64 colours, one bitset word per node (the common
+// case, its indexing folded).
+template <bool kOneWord>
 class BipartiteColouring {
  public:
   BipartiteColouring(const std::vector<Edge>& edges, int32_t workers, int32_t delta)
       : edges_(edges),
         workers_(workers),
         delta_(delta),
-        words_((delta + 63) / 64),
+        words_(kOneWord ? 1 : (delta + 63) / 64),
         src_(new Slot[static_cast<size_t>(workers) * delta]),  // uninitialised
         dst_(new Slot[static_cast<size_t>(workers) * delta]),
         used_src_(static_cast<size_t>(workers) * words_, 0),
@@ -57,19 +59,21 @@ class BipartiteColouring {
     int32_t edge;
   };
 
+  int32_t Words() const { return kOneWord ? 1 : words_; }
+  static uint32_t WordOf(uint32_t c) { return kOneWord ? 0 : c / 64; }
   size_t Index(int32_t node, int32_t c) const { return static_cast<size_t>(c) * workers_ + node; }
   // Lowest colour not used at `node` (a bitset of used colours per node).
   int32_t FreeAt(const std::vector<uint64_t>& used, int32_t node) const {
-    const uint64_t* bits = &used[static_cast<size_t>(node) * words_];
-    for (int32_t w = 0; w < words_; ++w) {
+    const uint64_t* bits = &used[static_cast<size_t>(node) * Words()];
+    for (int32_t w = 0; w < Words(); ++w) {
       if (~bits[w] != 0) return w * 64 + __builtin_ctzll(~bits[w]);
     }
     return -1;  // unreachable: degree < delta before colouring this edge
   }
   int32_t FreeAtBoth(int32_t u, int32_t v) const {
-    const uint64_t* at_u = &used_src_[static_cast<size_t>(u) * words_];
-    const uint64_t* at_v = &used_dst_[static_cast<size_t>(v) * words_];
-    for (int32_t w = 0; w < words_; ++w) {
+    const uint64_t* at_u = &used_src_[static_cast<size_t>(u) * Words()];
+    const uint64_t* at_v = &used_dst_[static_cast<size_t>(v) * Words()];
+    for (int32_t w = 0; w < Words(); ++w) {
       const uint64_t free = ~(at_u[w] | at_v[w]);
       if (free != 0) {
         const int32_t c = w * 64 + __builtin_ctzll(free);
@@ -79,10 +83,10 @@ class BipartiteColouring {
     return -1;
   }
   uint64_t& Word(std::vector<uint64_t>& used, int32_t node, uint32_t c) {
-    return used[static_cast<size_t>(node) * words_ + c / 64];
+    return used[static_cast<size_t>(node) * Words() + WordOf(c)];
   }
   bool Used(const std::vector<uint64_t>& used, int32_t node, uint32_t c) const {
-    return (used[static_cast<size_t>(node) * words_ + c / 64] >> (c % 64)) & 1;
+    return (used[static_cast<size_t>(node) * Words() + WordOf(c)] >> (c % 64)) & 1;
   }
   static uint64_t Bit(uint32_t c) { return uint64_t{1} << (c % 64); }
   // Colour `from` is no longer used at `node`, colour `to` is.
@@ -153,6 +157,15 @@ class BipartiteColouring {
   int64_t flip_steps_ = 0;
 };
 
+// The colour of each edge, coloured in `order` (keys whose low bits are the edge index).
+template <bool kOneWord>
+std::vector<int32_t> Colour(const std::vector<Edge>& edges, int32_t workers, int32_t delta,
+                            const std::vector<uint64_t>& order, uint64_t index_mask) {
+  BipartiteColouring<kOneWord> colouring(edges, workers, delta);
+  for (const uint64_t key : order) colouring.Colour(static_cast<int32_t>(key & index_mask));
+  return colouring.TakeColours();
+}
+
 }  // namespace
 
 std::vector<int32_t> ScheduleRounds(const std::vector<Edge>& edges, int32_t num_workers) {
@@ -183,9 +196,9 @@ std::vector<int32_t> ScheduleRounds(const std::vector<Edge>& edges, int32_t num_
   }
   RadixSortAbove(&order, index_bits);  // the index bits ascend already
   const uint64_t index_mask = (uint64_t{1} << index_bits) - 1;
-  BipartiteColouring colouring(edges, num_workers, delta);
-  for (const uint64_t key : order) colouring.Colour(static_cast<int32_t>(key & index_mask));
-  std::vector<int32_t> rounds = colouring.TakeColours();
+  std::vector<int32_t> rounds = delta <= 64
+                                    ? Colour<true>(edges, num_workers, delta, order, index_mask)
+                                    : Colour<false>(edges, num_workers, delta, order, index_mask);
   for (int32_t& r : rounds) ++r;
   return rounds;
 }
