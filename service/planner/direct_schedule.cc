@@ -376,8 +376,9 @@ RoundCompute DirectSchedule::SparseCompute(const std::vector<double>& local_fwd,
                                            const std::vector<int32_t>& by_round) const {
   const int32_t workers = batch_.topology.num_workers;
   const size_t entries = workers + transfers_.size();
-  std::vector<int32_t> row_first(workers + 1), round(entries);
-  std::vector<double> fwd(entries), bwd(entries);
+  std::vector<int32_t> row_first(workers + 1);
+  RoundCompute::Rounds round(entries);  // every entry is written below
+  RoundCompute::Seconds fwd(entries), bwd(entries);
   std::vector<int32_t> fill(workers);  // the next entry of each worker's row
   for (int32_t w = 0; w <= workers; ++w) row_first[w] = w + in_first_[w];
   for (int32_t w = 0; w < workers; ++w) {

@@ -143,7 +143,7 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
   const int32_t workers = compute.workers(), rounds = compute.rounds();
   // ready[i]: when w has recomputed the rounds from the last down to entry i's (it may then send
   // that round's partials); rounds w has no entry for add nothing.
-  std::vector<double> ready(compute.entries(), 0);
+  UninitialisedVector<double> ready(compute.entries());
   std::vector<double> compute_done(workers, 0);
   for (int32_t w = 0; w < workers; ++w) {
     const size_t begin = compute.Begin(w), end = compute.End(w);

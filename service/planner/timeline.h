@@ -19,6 +19,9 @@
 #define FCP_SERVICE_PLANNER_TIMELINE_H_
 
 #include <cstdint>
+#include <memory>
+#include <new>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -33,6 +36,29 @@ struct TimedTransfer {
   int64_t bytes = 0;
 };
 
+// A std::allocator that leaves elements uninitialised when a vector is sized without a value
+// (UninitialisedVector<T>(n)): for buffers whose every element is written before it is read.
+template <typename T>
+struct DefaultInitAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  DefaultInitAllocator() = default;
+  template <typename U>
+  DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}  // NOLINT: rebinding
+  template <typename U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible<U>::value) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+template <typename T>
+using UninitialisedVector = std::vector<T, DefaultInitAllocator<T>>;
+
 // Attention compute seconds per (worker, round); round 0 = tiles on local data only. Dense (every
 // round of every worker, written through fwd(w, r) and bwd(w, r)) or sparse (per worker only the
 // rounds it computes in: a direct schedule's receiver computes in one round per transfer, a third
@@ -40,13 +66,16 @@ struct TimedTransfer {
 // ascending; a round a worker has no entry for has no compute (dense zeros are entries too).
 class RoundCompute {
  public:
+  using Rounds = UninitialisedVector<int32_t>;
+  using Seconds = UninitialisedVector<double>;
+
   RoundCompute() = default;
   // Dense, all zero.
   RoundCompute(int32_t workers, int32_t rounds);
   // Sparse: worker w's entries are [row_first[w], row_first[w + 1]) (row_first has workers + 1
   // elements), with rounds round[i] in [0, rounds], strictly ascending within a worker.
-  RoundCompute(int32_t rounds, std::vector<int32_t> row_first, std::vector<int32_t> round,
-               std::vector<double> fwd, std::vector<double> bwd)
+  RoundCompute(int32_t rounds, std::vector<int32_t> row_first, Rounds round, Seconds fwd,
+               Seconds bwd)
       : workers_(static_cast<int32_t>(row_first.size()) - 1),
         rounds_(rounds),
         row_first_(std::move(row_first)),
@@ -77,15 +106,16 @@ class RoundCompute {
   size_t DenseIndex(int32_t w, int32_t r) const {
     return static_cast<size_t>(w) * (rounds_ + 1) + r;
   }
-  double Total(const std::vector<double>& seconds, int32_t w) const {
+  double Total(const Seconds& seconds, int32_t w) const {
     double total = 0;
     for (size_t i = Begin(w); i < End(w); ++i) total += seconds[i];
     return total;
   }
   int32_t workers_ = 0;
   int32_t rounds_ = 0;
-  std::vector<int32_t> row_first_ = {0}, round_;
-  std::vector<double> fwd_, bwd_;
+  std::vector<int32_t> row_first_ = {0};
+  Rounds round_;
+  Seconds fwd_, bwd_;
 };
 
 struct Timeline {

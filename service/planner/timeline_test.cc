@@ -134,8 +134,9 @@ TEST(TimelineTest, SparseComputeAndMirroredPartialsMatchTheDenseForm) {
       rows[dst].push_back({r, dense.fwd(dst, r)});
     }
   }
-  std::vector<int32_t> row_first = {0}, round;
-  std::vector<double> fwd, bwd;
+  std::vector<int32_t> row_first = {0};
+  RoundCompute::Rounds round;
+  RoundCompute::Seconds fwd, bwd;
   for (int32_t w = 0; w < workers; ++w) {
     for (const auto& [r, f] : rows[w]) {
       dense.bwd(w, r) = 2.5 * f;
