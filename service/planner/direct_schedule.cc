@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/base/call_once.h"
 #include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
@@ -55,6 +56,7 @@ class DirectSchedule final : public Schedule {
   };
 
   absl::Status IndexBlocks();
+  absl::Status BlockOrderError(int32_t b) const;
   // Calls fn(kv, pairs) for every required tile of q-block q (of document d).
   template <typename Fn>
   void ForEachTile(int32_t d, int32_t q, Fn fn) const;
@@ -91,6 +93,14 @@ class DirectSchedule final : public Schedule {
   PlanSummary summary_;
 };
 
+// (Out of IndexBlocks' loop: its registers are for the walk.)
+ABSL_ATTRIBUTE_NOINLINE absl::Status DirectSchedule::BlockOrderError(int32_t b) const {
+  const Block& block = blocks_[b];
+  return absl::InternalError(absl::StrCat("layout block ", b, " (document ", block.document, ", [",
+                                          block.begin, ", ", block.end, "), owner ", block.owner,
+                                          ") breaks the block order"));
+}
+
 absl::Status DirectSchedule::IndexBlocks() {
   const int32_t workers = batch_.topology.num_workers;
   const int32_t docs = static_cast<int32_t>(batch_.documents.size());
@@ -104,12 +114,9 @@ absl::Status DirectSchedule::IndexBlocks() {
       next = 0;
       length = batch_.documents[d].length;
     }
-    if (block.document != d || block.begin != next || block.end <= block.begin ||
-        block.end > length ||
+    if (block.document != d || block.begin != next || block.end <= next || block.end > length ||
         static_cast<uint32_t>(block.owner) >= static_cast<uint32_t>(workers)) {
-      return absl::InternalError(absl::StrCat("layout block ", b, " (document ", block.document,
-                                              ", [", block.begin, ", ", block.end, "), owner ",
-                                              block.owner, ") breaks the block order"));
+      return BlockOrderError(b);
     }
     next = block.end;
   }
