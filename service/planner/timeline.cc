@@ -70,9 +70,11 @@ void AddSerialSeconds(const CostModel& cost, const std::vector<TimedTransfer>& t
 
 // Forward: per worker, when its last tile is done and its sends have left.
 // (The part of a transfer's time that overlaps compute keeps its link busy.)
+// `first_at[i]`: the receiver's first compute entry of kv[i]'s round or later (its End if none).
 std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
                             const std::vector<TimedTransfer>& kv,
-                            const std::vector<double>& transfer_seconds) {
+                            const std::vector<double>& transfer_seconds,
+                            std::vector<size_t>& first_at) {
   const double overlap = cost.params().transfer_overlap;
   const int32_t workers = compute.workers(), rounds = compute.rounds();
   std::vector<double> link_free(workers, 0), next_free(workers, 0);
@@ -81,6 +83,7 @@ std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
   std::vector<double> arrival(compute.entries(), 0);
   std::vector<size_t> next(workers);
   for (int32_t w = 0; w < workers; ++w) next[w] = compute.Begin(w);
+  first_at.resize(kv.size());
   size_t i = 0;
   for (int32_t r = 1; r <= rounds; ++r) {
     next_free = link_free;
@@ -93,6 +96,7 @@ std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
       size_t& e = next[t.dst];
       const size_t last = compute.End(t.dst);
       while (e < last && compute.RoundAt(e) < r) ++e;
+      first_at[i] = e;
       if (e < last && compute.RoundAt(e) == r) arrival[e] = std::max(arrival[e], end);
     }
     link_free.swap(next_free);
@@ -133,12 +137,14 @@ void Phase(const CostModel& cost, const std::vector<TimedTransfer>& transfers,
 }
 
 // `start[w]`: when w's backward tiles may start. kReversed: each of `dkv` goes from its dst to its
-// src (the forward's list, for partials that go back along its edges).
+// src (the forward's list, for partials that go back along its edges), and `kv_first_at` is
+// Forward's first_at for it (the sender's entry from which its partials' round is recomputed).
 template <bool kReversed>
 std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
                              const std::vector<TimedTransfer>& dkv,
                              const std::vector<double>& transfer_seconds,
-                             const std::vector<double>& start) {
+                             const std::vector<double>& start,
+                             const std::vector<size_t>& kv_first_at) {
   const double overlap = cost.params().transfer_overlap;
   const int32_t workers = compute.workers(), rounds = compute.rounds();
   // ready[i]: when w has recomputed the rounds from the last down to entry i's (it may then send
@@ -157,8 +163,8 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
   }
   std::vector<double> link_free(workers, 0), next_free(workers, 0);
   // first[w]: w's first entry of a round >= the current one (rounds only decrease).
-  std::vector<size_t> first(workers);
-  for (int32_t w = 0; w < workers; ++w) first[w] = compute.End(w);
+  std::vector<size_t> first(kReversed ? 0 : workers);
+  for (int32_t w = 0; w < workers && !kReversed; ++w) first[w] = compute.End(w);
   // dkv is sorted by increasing round; walk it backwards, one round at a time.
   size_t end = dkv.size();
   for (int32_t r = rounds; r >= 1; --r) {
@@ -168,9 +174,15 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
     for (size_t i = begin; i < end; ++i) {
       const int32_t src = kReversed ? dkv[i].dst : dkv[i].src;
       const int32_t dst = kReversed ? dkv[i].src : dkv[i].dst;
-      size_t& e = first[src];
-      const size_t row = compute.Begin(src);
-      while (e > row && compute.RoundAt(e - 1) >= r) --e;
+      size_t e;
+      if (kReversed) {
+        e = kv_first_at[i];
+      } else {
+        size_t& first_src = first[src];
+        const size_t row = compute.Begin(src);
+        while (first_src > row && compute.RoundAt(first_src - 1) >= r) --first_src;
+        e = first_src;
+      }
       const double recomputed = e < compute.End(src) ? ready[e] : start[src];
       const double leave = std::max({link_free[src], link_free[dst], recomputed});
       const double finish = leave + overlap * transfer_seconds[i];
@@ -204,12 +216,13 @@ Timeline Simulate(const CostModel& cost, const RoundCompute& compute, std::vecto
   const std::vector<double> d_o_seconds = TransferSeconds(cost, node, phases.d_o);
   const std::vector<double> dq_seconds = TransferSeconds(cost, node, phases.dq);
   Timeline out;
-  out.fwd_seconds = Forward(cost, compute, kv, kv_seconds);
+  std::vector<size_t> kv_first_at;
+  out.fwd_seconds = Forward(cost, compute, kv, kv_seconds, kv_first_at);
   Phase(cost, phases.out, out_seconds, out.fwd_seconds);
   std::vector<double> start(compute.workers(), 0);
   Phase(cost, phases.d_o, d_o_seconds, start);
-  out.bwd_seconds = mirrored ? Backward<true>(cost, compute, kv, kv_seconds, start)
-                             : Backward<false>(cost, compute, *dkv, dkv_seconds, start);
+  out.bwd_seconds = mirrored ? Backward<true>(cost, compute, kv, kv_seconds, start, kv_first_at)
+                             : Backward<false>(cost, compute, *dkv, dkv_seconds, start, {});
   Phase(cost, phases.dq, dq_seconds, out.bwd_seconds);
   AddSerialSeconds(cost, kv, kv_seconds, out.fwd_seconds);
   AddSerialSeconds(cost, phases.out, out_seconds, out.fwd_seconds);

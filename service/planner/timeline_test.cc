@@ -104,8 +104,10 @@ TEST(TimelineTest, PlacedComputationPhasesFollowAndPrecedeTheRounds) {
 }
 
 // Many workers, rounds in which each receives at most once (a direct schedule's): compute in
-// round 0 and in each round a transfer arrives. The sparse form (only those rounds) and the
-// mirrored backward (no list of partials) give the dense form's timeline bit for bit.
+// round 0 and in most rounds a transfer arrives (not all: a sparse row may lack a transfer's
+// round, whose partials then leave once the later rounds are recomputed). The sparse form (only
+// those rounds) and the mirrored backward (no list of partials) give the dense form's timeline bit
+// for bit.
 TEST(TimelineTest, SparseComputeAndMirroredPartialsMatchTheDenseForm) {
   const int32_t workers = 12, rounds = 5;
   Topology topology;
@@ -130,6 +132,7 @@ TEST(TimelineTest, SparseComputeAndMirroredPartialsMatchTheDenseForm) {
       const int64_t bytes = static_cast<int64_t>(rng() % 1000 + 1) << 20;
       kv.push_back({r, src, dst, bytes});
       dkv.push_back({r, dst, src, bytes});
+      if (rng() % 4 == 0) continue;  // data that no tile of this round waits for
       dense.fwd(dst, r) = seconds(rng);
       rows[dst].push_back({r, dense.fwd(dst, r)});
     }
