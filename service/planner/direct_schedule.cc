@@ -221,12 +221,15 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
       const int64_t n = b.tokens();
       in.tokens[w] += n;
       const Mask& mask = batch_.documents[d].mask;
-      const int64_t pairs = AllowedPairs(mask, b.begin, b.end, b.begin, b.end);
+      const bool causal = mask.kind == MaskKind::kCausal;
+      // (A causal document's tile is its triangle, AllowedPairs' diagonal case.)
+      const int64_t pairs =
+          causal ? n * (n + 1) / 2 : AllowedPairs(mask, b.begin, b.end, b.begin, b.end);
       if (pairs <= 0) continue;
       ++in.tiles;
       in.fwd_pairs[w] += static_cast<double>(pairs);
       TileSeconds seconds;
-      if (mask.kind == MaskKind::kCausal && n < kCachedLength) {
+      if (causal && n < kCachedLength) {
         TileSeconds& cached = causal_tile[n];
         if (cached.fwd < 0) cached = whole_tile(n, pairs);
         seconds = cached;
