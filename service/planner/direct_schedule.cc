@@ -51,7 +51,7 @@ class DirectSchedule final : public Schedule {
   };
   // A tile on KV from another worker (found in pass 1, grouped into transfers in pass 2).
   struct RemoteTile {
-    int32_t kv;
+    int32_t kv, src;  // src: the kv block's owner
     double fwd;
   };
 
@@ -253,11 +253,12 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
         in.fwd_pairs[dst] += static_cast<double>(pairs);
         const double fwd =
             cost_.TileForwardSecondsAt(q_efficiency, kv_efficiency[kv - first], pairs);
-        if (blocks_[kv].owner == dst) {
+        const int32_t src = blocks_[kv].owner;
+        if (src == dst) {
           local_fwd[dst] += fwd;
           local_bwd[dst] += cost_.BackwardFromForward(fwd);
         } else {
-          remote[fill[dst]++] = {kv, fwd};
+          remote[fill[dst]++] = {kv, src, fwd};
         }
       });
     }
@@ -297,7 +298,7 @@ void DirectSchedule::BuildTransfersAndCosts() {
     senders.clear();
     for (int32_t i = remote_first[dst]; i < remote_first[dst + 1]; ++i) {
       const RemoteTile& t = by_dst[i];
-      const int32_t kv = t.kv, src = blocks_[kv].owner;
+      const int32_t kv = t.kv, src = t.src;
       if (stamp[kv] != dst) {
         stamp[kv] = dst;
         sender_bits[src >> 6] |= uint64_t{1} << (src & 63);
