@@ -4,9 +4,11 @@
 // partials go back along the same edges, in the same round numbers, in reverse round order.
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/base/call_once.h"
 #include "absl/strings/str_cat.h"
 #include "service/planner/mask_math.h"
@@ -44,21 +46,31 @@ class DirectSchedule final : public Schedule {
     return {transfer_blocks_.begin() + t.first_block, transfer_blocks_.begin() + t.end_block};
   }
 
+  struct TileSeconds {
+    double fwd, bwd;
+  };
   // A tile on KV from another worker (found in pass 1, grouped into transfers in pass 2).
   struct RemoteTile {
-    int32_t kv;
+    int32_t kv, src;  // src: the kv block's owner
     double fwd;
   };
 
   absl::Status IndexBlocks();
+  absl::Status BlockOrderError(int32_t b) const;
   // Calls fn(kv, pairs) for every required tile of q-block q (of document d).
   template <typename Fn>
   void ForEachTile(int32_t d, int32_t q, Fn fn) const;
   void ComputeTiles(CostInputs& in, std::vector<double>& local_fwd, std::vector<double>& local_bwd,
-                    std::vector<int32_t>& remote_first, std::vector<RemoteTile>& remote) const;
+                    std::vector<int32_t>& remote_first,
+                    std::unique_ptr<RemoteTile[]>& remote) const;
   // One pass over every receiver's tiles: the transfers (each remote KV block once, grouped by
   // owner), their rounds, and the compute each round of each worker waits for; then costs.
   void BuildTransfersAndCosts();
+  RoundCompute SparseCompute(const std::vector<double>& local_fwd,
+                             const std::vector<double>& local_bwd,
+                             const std::vector<double>& transfer_fwd,
+                             const std::vector<double>& transfer_bwd,
+                             const std::vector<int32_t>& by_round) const;
   // 0 if the kv block is local to the q-block's owner, else the round its transfer arrives.
   int32_t TileRound(int32_t q, int32_t kv) const;
 
@@ -66,70 +78,94 @@ class DirectSchedule final : public Schedule {
   const CostModel& cost_;
   std::vector<Block> blocks_;
   std::vector<int32_t> doc_first_;  // blocks of document d: [doc_first_[d], [d+1])
-  // Blocks owned by worker w, in id order: owned_[owned_first_[w] .. owned_first_[w + 1]).
-  // Only slices need them: indexed by the first Slice (a summary never pays for it).
-  void IndexOwners() const;
-  mutable absl::once_flag owners_indexed_;
-  mutable std::vector<int32_t> owned_first_, owned_;
+  // Blocks owned by worker w, in id order: owned_[owned_first_[w] .. owned_first_[w + 1]); and
+  // transfers sent by w: out_[out_first_[w] .. out_first_[w + 1]) (indices into transfers_).
+  // Only slices need them: indexed by the first Slice (a summary never pays for them).
+  void IndexForSlices() const;
+  mutable absl::once_flag slices_indexed_;
+  mutable std::vector<int32_t> owned_first_, owned_, out_first_, out_;
   // Transfers in receiver order, each receiver's by sender: those into w are
   // transfers_[in_first_[w] .. in_first_[w + 1]).
   std::vector<PairTransfer> transfers_;
   std::vector<int32_t> in_first_;
   std::vector<int32_t> transfer_blocks_;
-  // Transfers sent by w: out_[out_first_[w] .. out_first_[w + 1]) (indices into transfers_).
-  std::vector<int32_t> out_first_, out_;
   std::vector<WorkerCost> costs_;
   PlanSummary summary_;
 };
+
+// (Out of IndexBlocks' loop: its registers are for the walk.)
+ABSL_ATTRIBUTE_NOINLINE absl::Status DirectSchedule::BlockOrderError(int32_t b) const {
+  const Block& block = blocks_[b];
+  return absl::InternalError(absl::StrCat("layout block ", b, " (document ", block.document, ", [",
+                                          block.begin, ", ", block.end, "), owner ", block.owner,
+                                          ") breaks the block order"));
+}
 
 absl::Status DirectSchedule::IndexBlocks() {
   const int32_t workers = batch_.topology.num_workers;
   const int32_t docs = static_cast<int32_t>(batch_.documents.size());
   doc_first_.assign(docs + 1, 0);
   int32_t d = 0;
-  int64_t next = 0;
+  int64_t next = 0, length = batch_.documents[0].length;  // of document d
   for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
     const Block& block = blocks_[b];
-    if (block.document == d + 1 && next == batch_.documents[d].length) {
+    if (next == length && d + 1 < docs) {  // document d is covered: the block starts d + 1
       doc_first_[++d] = b;
       next = 0;
+      length = batch_.documents[d].length;
     }
-    if (block.document != d || block.begin != next || block.end <= block.begin ||
-        block.end > batch_.documents[d].length || block.owner < 0 || block.owner >= workers) {
-      return absl::InternalError(absl::StrCat("layout block ", b, " (document ", block.document,
-                                              ", [", block.begin, ", ", block.end, "), owner ",
-                                              block.owner, ") breaks the block order"));
+    if (block.document != d || block.begin != next || block.end <= next || block.end > length ||
+        static_cast<uint32_t>(block.owner) >= static_cast<uint32_t>(workers)) {
+      return BlockOrderError(b);
     }
     next = block.end;
   }
-  if (d != docs - 1 || next != batch_.documents[d].length) {
+  if (d != docs - 1 || next != length) {
     return absl::InternalError("layout blocks do not cover every document");
   }
   doc_first_[docs] = static_cast<int32_t>(blocks_.size());
   return absl::OkStatus();
 }
 
-void DirectSchedule::IndexOwners() const {
+// Items 0..n-1 grouped by key(i) in [0, groups), ascending within a group: those of group g are
+// (*items)[(*first)[g] .. (*first)[g + 1]).
+template <typename Key>
+void GroupBy(int32_t groups, int32_t n, Key key, std::vector<int32_t>* first,
+             std::vector<int32_t>* items) {
+  first->assign(groups + 1, 0);
+  for (int32_t i = 0; i < n; ++i) ++(*first)[key(i) + 1];
+  for (int32_t g = 0; g < groups; ++g) (*first)[g + 1] += (*first)[g];
+  items->resize(n);
+  std::vector<int32_t> fill(first->begin(), first->end() - 1);
+  for (int32_t i = 0; i < n; ++i) (*items)[fill[key(i)]++] = i;
+}
+
+void DirectSchedule::IndexForSlices() const {
   const int32_t workers = batch_.topology.num_workers;
-  owned_first_.assign(workers + 1, 0);
-  for (const Block& b : blocks_) ++owned_first_[b.owner + 1];
-  for (int32_t w = 0; w < workers; ++w) owned_first_[w + 1] += owned_first_[w];
-  owned_.resize(blocks_.size());
-  std::vector<int32_t> fill(owned_first_.begin(), owned_first_.end() - 1);
-  for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) {
-    owned_[fill[blocks_[b].owner]++] = b;
-  }
+  GroupBy(
+      workers, static_cast<int32_t>(blocks_.size()), [&](int32_t b) { return blocks_[b].owner; },
+      &owned_first_, &owned_);
+  GroupBy(
+      workers, static_cast<int32_t>(transfers_.size()),
+      [&](int32_t i) { return transfers_[i].src; }, &out_first_, &out_);
 }
 
 template <typename Fn>
 void DirectSchedule::ForEachTile(int32_t d, int32_t q, Fn fn) const {
   const Mask& mask = batch_.documents[d].mask;
   const Block& qb = blocks_[q];
-  // Beyond the diagonal only PREFIX_LM (prefix columns) and FULL have pairs.
-  const bool lower_only = mask.kind == MaskKind::kCausal || mask.kind == MaskKind::kSlidingWindow;
-  for (int32_t kv = doc_first_[d]; kv < doc_first_[d + 1]; ++kv) {
+  if (mask.kind == MaskKind::kCausal) {
+    // The document's blocks before q lie wholly below the diagonal (every pair allowed), q's own
+    // tile is the triangle, and the blocks after q lie above it (AllowedPairs' fast paths).
+    const int64_t n = qb.tokens();
+    for (int32_t kv = doc_first_[d]; kv < q; ++kv) fn(kv, n * blocks_[kv].tokens());
+    fn(q, n * (n + 1) / 2);
+    return;
+  }
+  // Beyond the diagonal (blocks after q) only PREFIX_LM (prefix columns) and FULL have pairs.
+  const int32_t last = mask.kind == MaskKind::kSlidingWindow ? q + 1 : doc_first_[d + 1];
+  for (int32_t kv = doc_first_[d]; kv < last; ++kv) {
     const Block& kb = blocks_[kv];
-    if (lower_only && kb.begin >= qb.end) break;
     const int64_t pairs = AllowedPairs(mask, qb.begin, qb.end, kb.begin, kb.end);
     if (pairs > 0) fn(kv, pairs);
   }
@@ -143,7 +179,7 @@ void DirectSchedule::ForEachTile(int32_t d, int32_t q, Fn fn) const {
 void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd,
                                   std::vector<double>& local_bwd,
                                   std::vector<int32_t>& remote_first,
-                                  std::vector<RemoteTile>& remote) const {
+                                  std::unique_ptr<RemoteTile[]>& remote) const {
   const int32_t workers = batch_.topology.num_workers;
   const int32_t docs = static_cast<int32_t>(batch_.documents.size());
   // Remote tiles counted by receiver first, so that the list is allocated once at its size (a
@@ -159,10 +195,24 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
     }
   }
   for (int32_t w = 0; w < workers; ++w) remote_first[w + 1] += remote_first[w];
-  remote.resize(remote_first[workers]);
+  remote.reset(new RemoteTile[remote_first[workers]]);  // uninitialised: every slot is written
   std::vector<int32_t> fill(remote_first.begin(), remote_first.end() - 1);
   std::vector<double> kv_efficiency;  // of the current document's blocks, as KV blocks
   const bool same_halves = cost_.params().tile_q_half_tokens == cost_.params().tile_kv_half_tokens;
+  // The tile of a whole document of n tokens.
+  const auto whole_tile = [&](int64_t n, int64_t pairs) {
+    // (Both factors are one when the two half-efficiency lengths are: one division.)
+    const double q_efficiency = cost_.QEfficiency(n);
+    const double k_efficiency = same_halves ? q_efficiency : cost_.KvEfficiency(n);
+    TileSeconds seconds;
+    seconds.fwd = cost_.TileForwardSecondsAt(q_efficiency, k_efficiency, pairs);
+    seconds.bwd = cost_.BackwardFromForward(seconds.fwd);
+    return seconds;
+  };
+  // Whole causal documents of one length cost the same: priced once per length below
+  // kCachedLength tokens (most documents; a batch of 33K holds a few thousand lengths there).
+  constexpr int64_t kCachedLength = 4096;
+  std::vector<TileSeconds> causal_tile(kCachedLength, TileSeconds{-1, 0});  // -1: not yet
   for (int32_t d = 0; d < docs; ++d) {
     const int32_t first = doc_first_[d], last = doc_first_[d + 1];
     if (last - first == 1) {  // whole on one worker: one tile, on local KV
@@ -170,16 +220,24 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
       const int32_t w = b.owner;
       const int64_t n = b.tokens();
       in.tokens[w] += n;
-      const int64_t pairs = AllowedPairs(batch_.documents[d].mask, b.begin, b.end, b.begin, b.end);
+      const Mask& mask = batch_.documents[d].mask;
+      const bool causal = mask.kind == MaskKind::kCausal;
+      // (A causal document's tile is its triangle, AllowedPairs' diagonal case.)
+      const int64_t pairs =
+          causal ? n * (n + 1) / 2 : AllowedPairs(mask, b.begin, b.end, b.begin, b.end);
       if (pairs <= 0) continue;
       ++in.tiles;
       in.fwd_pairs[w] += static_cast<double>(pairs);
-      // (Both factors are one when the two half-efficiency lengths are: one division.)
-      const double q_efficiency = cost_.QEfficiency(n);
-      const double k_efficiency = same_halves ? q_efficiency : cost_.KvEfficiency(n);
-      const double fwd = cost_.TileForwardSecondsAt(q_efficiency, k_efficiency, pairs);
-      local_fwd[w] += fwd;
-      local_bwd[w] += cost_.BackwardFromForward(fwd);
+      TileSeconds seconds;
+      if (causal && n < kCachedLength) {
+        TileSeconds& cached = causal_tile[n];
+        if (cached.fwd < 0) cached = whole_tile(n, pairs);
+        seconds = cached;
+      } else {
+        seconds = whole_tile(n, pairs);
+      }
+      local_fwd[w] += seconds.fwd;
+      local_bwd[w] += seconds.bwd;
       continue;
     }
     kv_efficiency.resize(last - first);
@@ -195,11 +253,12 @@ void DirectSchedule::ComputeTiles(CostInputs& in, std::vector<double>& local_fwd
         in.fwd_pairs[dst] += static_cast<double>(pairs);
         const double fwd =
             cost_.TileForwardSecondsAt(q_efficiency, kv_efficiency[kv - first], pairs);
-        if (blocks_[kv].owner == dst) {
+        const int32_t src = blocks_[kv].owner;
+        if (src == dst) {
           local_fwd[dst] += fwd;
           local_bwd[dst] += cost_.BackwardFromForward(fwd);
         } else {
-          remote[fill[dst]++] = {kv, fwd};
+          remote[fill[dst]++] = {kv, src, fwd};
         }
       });
     }
@@ -215,7 +274,7 @@ void DirectSchedule::BuildTransfersAndCosts() {
   // (summed in the same tile order as per round: a receiver has one transfer per round).
   std::vector<double> local_fwd(workers, 0), local_bwd(workers, 0);
   std::vector<int32_t> remote_first;
-  std::vector<RemoteTile> by_dst;
+  std::unique_ptr<RemoteTile[]> by_dst;
   ComputeTiles(in, local_fwd, local_bwd, remote_first, by_dst);
   std::vector<double> transfer_fwd, transfer_bwd;
   // Per receiver, by sender: the compute of its tiles on that sender's KV.
@@ -228,7 +287,6 @@ void DirectSchedule::BuildTransfersAndCosts() {
   std::vector<int32_t> from_count(workers, 0);  // per sender: its blocks in `wanted`, then offsets
   std::vector<Edge> edges;
   in_first_.assign(workers + 1, 0);
-  out_first_.assign(workers + 1, 0);
   // Few transfers per block in practice: reserving avoids regrowing (and copying) them.
   const size_t expected = blocks_.size() + static_cast<size_t>(workers);
   for (auto* v : {&transfer_fwd, &transfer_bwd}) v->reserve(expected);
@@ -240,7 +298,7 @@ void DirectSchedule::BuildTransfersAndCosts() {
     senders.clear();
     for (int32_t i = remote_first[dst]; i < remote_first[dst + 1]; ++i) {
       const RemoteTile& t = by_dst[i];
-      const int32_t kv = t.kv, src = blocks_[kv].owner;
+      const int32_t kv = t.kv, src = t.src;
       if (stamp[kv] != dst) {
         stamp[kv] = dst;
         sender_bits[src >> 6] |= uint64_t{1} << (src & 63);
@@ -285,7 +343,6 @@ void DirectSchedule::BuildTransfersAndCosts() {
       edge.bytes = cost_.KvBytes(tokens);
       transfer_fwd.push_back(from_fwd[src]);
       transfer_bwd.push_back(from_bwd[src]);
-      ++out_first_[src + 1];
       PairTransfer& t = transfers_.emplace_back();
       t.src = src;
       t.dst = dst;
@@ -302,36 +359,55 @@ void DirectSchedule::BuildTransfersAndCosts() {
     transfers_[i].round = rounds[i];
     summary_.rounds = std::max(summary_.rounds, rounds[i]);
   }
-  for (int32_t w = 0; w < workers; ++w) out_first_[w + 1] += out_first_[w];
-  out_.resize(transfers_.size());
-  {
-    std::vector<int32_t> fill(out_first_.begin(), out_first_.end() - 1);
-    for (size_t i = 0; i < transfers_.size(); ++i) {
-      out_[fill[transfers_[i].src]++] = static_cast<int32_t>(i);
-    }
-  }
-  in.compute = RoundCompute(workers, summary_.rounds);
-  for (int32_t w = 0; w < workers; ++w) {
-    in.compute.fwd(w, 0) = local_fwd[w];
-    in.compute.bwd(w, 0) = local_bwd[w];
-  }
   // Transfers in round order (stable), as the timeline walks them: a counting sort here spares
   // it sorting copies.
+  const int32_t count = static_cast<int32_t>(transfers_.size());
   std::vector<int32_t> at(summary_.rounds + 2, 0);
   for (const PairTransfer& t : transfers_) ++at[t.round + 1];
   for (int32_t r = 1; r <= summary_.rounds + 1; ++r) at[r] += at[r - 1];
-  in.kv.resize(transfers_.size());
-  in.dkv.resize(transfers_.size());
-  for (size_t i = 0; i < transfers_.size(); ++i) {
+  in.kv.resize(count);
+  std::vector<int32_t> by_round(count);
+  for (int32_t i = 0; i < count; ++i) {
     const PairTransfer& t = transfers_[i];
-    in.compute.fwd(t.dst, t.round) = transfer_fwd[i];
-    in.compute.bwd(t.dst, t.round) = transfer_bwd[i];
-    const int64_t bytes = edges[i].bytes;
     const int32_t slot = at[t.round]++;
-    in.kv[slot] = {t.round, t.src, t.dst, bytes};
-    in.dkv[slot] = {t.round, t.dst, t.src, bytes};
+    in.kv[slot] = {t.round, t.src, t.dst, edges[i].bytes};
+    by_round[slot] = i;
   }
+  in.dkv_mirrors_kv = true;  // the partials go back along the same edges, in the same rounds
+  in.compute = SparseCompute(local_fwd, local_bwd, transfer_fwd, transfer_bwd, by_round);
   SummarizeCosts(cost_, std::move(in), &costs_, &summary_);
+}
+
+// Each worker's round 0 (local tiles), then one round per transfer into it (a receiver's
+// transfers have distinct rounds), in round order: `by_round` lists the transfers so.
+RoundCompute DirectSchedule::SparseCompute(const std::vector<double>& local_fwd,
+                                           const std::vector<double>& local_bwd,
+                                           const std::vector<double>& transfer_fwd,
+                                           const std::vector<double>& transfer_bwd,
+                                           const std::vector<int32_t>& by_round) const {
+  const int32_t workers = batch_.topology.num_workers;
+  const size_t entries = workers + transfers_.size();
+  std::vector<int32_t> row_first(workers + 1);
+  RoundCompute::Rounds round(entries);  // every entry is written below
+  RoundCompute::Seconds fwd(entries), bwd(entries);
+  std::vector<int32_t> fill(workers);  // the next entry of each worker's row
+  for (int32_t w = 0; w <= workers; ++w) row_first[w] = w + in_first_[w];
+  for (int32_t w = 0; w < workers; ++w) {
+    const int32_t e = row_first[w];
+    round[e] = 0;
+    fwd[e] = local_fwd[w];
+    bwd[e] = local_bwd[w];
+    fill[w] = e + 1;
+  }
+  for (const int32_t i : by_round) {
+    const PairTransfer& t = transfers_[i];
+    const int32_t e = fill[t.dst]++;
+    round[e] = t.round;
+    fwd[e] = transfer_fwd[i];
+    bwd[e] = transfer_bwd[i];
+  }
+  return RoundCompute(summary_.rounds, std::move(row_first), std::move(round), std::move(fwd),
+                      std::move(bwd));
 }
 
 int32_t DirectSchedule::TileRound(int32_t q, int32_t kv) const {
@@ -347,7 +423,7 @@ int32_t DirectSchedule::TileRound(int32_t q, int32_t kv) const {
 WorkerPlan DirectSchedule::Slice(int32_t rank) const {
   WorkerPlan slice;
   slice.rank = rank;
-  absl::call_once(owners_indexed_, [this] { IndexOwners(); });
+  absl::call_once(slices_indexed_, [this] { IndexForSlices(); });
   slice.blocks.assign(owned_.begin() + owned_first_[rank], owned_.begin() + owned_first_[rank + 1]);
   slice.predicted = costs_[rank];
   for (int32_t q : slice.blocks) {

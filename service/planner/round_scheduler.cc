@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <utility>
 
 #include "service/planner/radix_sort.h"
 
@@ -10,25 +11,25 @@ namespace {
 
 constexpr int64_t kFlipStepsPerEdge = 16;
 
-// Colour tables: peer_src[c * W + u] = the receiver of the edge of colour c leaving u (-1: none)
-// and edge_src[c * W + u] that edge; likewise for receivers. An alternating path is walked through
-// the peer tables alone, one dependent load per step, in the rows of its two colours (4 bytes a
-// worker: the rows stay in cache); its edges are read after the walk, independently.
+// Colour tables: src_[c * W + u] = the edge of colour c leaving sender u and its receiver, dst_
+// likewise for receivers; a slot is meaningful only where its colour is used at its node (the
+// used_ bitsets), so the tables are never cleared and untouched slots cost nothing. A slot is 8
+// bytes, read and written whole. An alternating path is walked in the rows of its two colours
+// (the rows stay in cache). kOneWord: at most 64 colours, one bitset word per node (the common
+// case, its indexing folded).
+template <bool kOneWord>
 class BipartiteColouring {
  public:
   BipartiteColouring(const std::vector<Edge>& edges, int32_t workers, int32_t delta)
       : edges_(edges),
         workers_(workers),
         delta_(delta),
-        words_((delta + 63) / 64),
-        peer_src_(static_cast<size_t>(workers) * delta, -1),
-        peer_dst_(static_cast<size_t>(workers) * delta, -1),
-        edge_src_(new int32_t[static_cast<size_t>(workers) * delta]),  // left uninitialised
-        edge_dst_(new int32_t[static_cast<size_t>(workers) * delta]),
+        words_(kOneWord ? 1 : (delta + 63) / 64),
+        src_(new Slot[static_cast<size_t>(workers) * delta]),  // uninitialised
+        dst_(new Slot[static_cast<size_t>(workers) * delta]),
         used_src_(static_cast<size_t>(workers) * words_, 0),
         used_dst_(static_cast<size_t>(workers) * words_, 0),
         colour_(edges.size(), -1),
-        path_nodes_(2 * static_cast<size_t>(workers) + 2),
         flip_budget_(kFlipStepsPerEdge * static_cast<int64_t>(edges.size())) {}
 
   // The lowest colour free at the sender, making it free at the receiver by flipping an
@@ -38,7 +39,7 @@ class BipartiteColouring {
   void Colour(int32_t e) {
     const int32_t u = edges_[e].src, v = edges_[e].dst;
     const int32_t a = FreeAt(used_src_, u);
-    if (peer_dst_[Index(v, a)] != -1) {
+    if (Used(used_dst_, v, a)) {
       if (flip_steps_ > flip_budget_) {
         if (const int32_t c = FreeAtBoth(u, v); c >= 0) {
           Assign(e, c);
@@ -53,19 +54,26 @@ class BipartiteColouring {
   std::vector<int32_t> TakeColours() { return std::move(colour_); }
 
  private:
+  struct Slot {
+    int32_t peer;
+    int32_t edge;
+  };
+
+  int32_t Words() const { return kOneWord ? 1 : words_; }
+  static uint32_t WordOf(uint32_t c) { return kOneWord ? 0 : c / 64; }
   size_t Index(int32_t node, int32_t c) const { return static_cast<size_t>(c) * workers_ + node; }
   // Lowest colour not used at `node` (a bitset of used colours per node).
   int32_t FreeAt(const std::vector<uint64_t>& used, int32_t node) const {
-    const uint64_t* bits = &used[static_cast<size_t>(node) * words_];
-    for (int32_t w = 0; w < words_; ++w) {
+    const uint64_t* bits = &used[static_cast<size_t>(node) * Words()];
+    for (int32_t w = 0; w < Words(); ++w) {
       if (~bits[w] != 0) return w * 64 + __builtin_ctzll(~bits[w]);
     }
     return -1;  // unreachable: degree < delta before colouring this edge
   }
   int32_t FreeAtBoth(int32_t u, int32_t v) const {
-    const uint64_t* at_u = &used_src_[static_cast<size_t>(u) * words_];
-    const uint64_t* at_v = &used_dst_[static_cast<size_t>(v) * words_];
-    for (int32_t w = 0; w < words_; ++w) {
+    const uint64_t* at_u = &used_src_[static_cast<size_t>(u) * Words()];
+    const uint64_t* at_v = &used_dst_[static_cast<size_t>(v) * Words()];
+    for (int32_t w = 0; w < Words(); ++w) {
       const uint64_t free = ~(at_u[w] | at_v[w]);
       if (free != 0) {
         const int32_t c = w * 64 + __builtin_ctzll(free);
@@ -74,96 +82,89 @@ class BipartiteColouring {
     }
     return -1;
   }
-  void Mark(std::vector<uint64_t>& used, int32_t node, int32_t c, bool on) {
-    uint64_t& word = used[static_cast<size_t>(node) * words_ + c / 64];
-    const uint64_t bit = uint64_t{1} << (c % 64);
-    word = on ? (word | bit) : (word & ~bit);
+  uint64_t& Word(std::vector<uint64_t>& used, int32_t node, uint32_t c) {
+    return used[static_cast<size_t>(node) * Words() + WordOf(c)];
+  }
+  bool Used(const std::vector<uint64_t>& used, int32_t node, uint32_t c) const {
+    return (used[static_cast<size_t>(node) * Words() + WordOf(c)] >> (c % 64)) & 1;
+  }
+  static uint64_t Bit(uint32_t c) { return uint64_t{1} << (c % 64); }
+  // Colour `from` is no longer used at `node`, colour `to` is.
+  void Move(std::vector<uint64_t>& used, int32_t node, uint32_t from, uint32_t to) {
+    Word(used, node, from) &= ~Bit(from);
+    Word(used, node, to) |= Bit(to);
   }
   void Assign(int32_t e, int32_t c) {
     const int32_t u = edges_[e].src, v = edges_[e].dst;
     colour_[e] = c;
-    peer_src_[Index(u, c)] = v;
-    edge_src_[Index(u, c)] = e;
-    peer_dst_[Index(v, c)] = u;
-    edge_dst_[Index(v, c)] = e;
-    Mark(used_src_, u, c, true);
-    Mark(used_dst_, v, c, true);
+    src_[Index(u, c)] = {v, e};
+    dst_[Index(v, c)] = {u, e};
+    Word(used_src_, u, c) |= Bit(c);
+    Word(used_dst_, v, c) |= Bit(c);
   }
-  // Swaps colours a and b along the alternating path that starts at receiver v with colour a:
-  // edge j of the path (colour a if j is even, b if odd) takes the other colour. Inner nodes keep
-  // both colours (their two path edges trade slots); only the two ends change their used sets.
+  // Swaps colours a and b along the alternating path that starts at receiver v with colour a
+  // (b is free at v): its edges alternate a (receiver to sender) and b (sender to receiver).
+  // Each node of the path trades its slots of the two colours (an end moves its path edge into
+  // its free slot), in one pass: a path is simple, so a node is done once its next node is read.
+  // Only the two ends change their used sets.
   void FlipPath(int32_t v, int32_t a, int32_t b) {
-    // A path is simple: at most every worker once on each side, 2W + 1 nodes.
-    int32_t* const nodes = path_nodes_.data();  // nodes[j], nodes[j + 1]: the ends of edge j
-    size_t count = 0;
-    nodes[count++] = v;
-    int32_t node = v;
-    const int32_t* into_a = &peer_dst_[Index(0, a)];  // receivers' row of colour a
-    const int32_t* from_b = &peer_src_[Index(0, b)];  // senders' row of colour b
+    Slot* const dst_a = &dst_[Index(0, a)];
+    Slot* const dst_b = &dst_[Index(0, b)];
+    Slot* const src_a = &src_[Index(0, a)];
+    Slot* const src_b = &src_[Index(0, b)];
+    Slot edge_a = dst_a[v];  // the path's current edge of colour a, seen from its receiver
+    int32_t x = v;
+    dst_b[v] = edge_a;
+    Move(used_dst_, v, a, b);
+    int64_t edges = 0;
     while (true) {
-      node = into_a[node];
-      if (node == -1) break;
-      nodes[count++] = node;
-      node = from_b[node];
-      if (node == -1) break;
-      nodes[count++] = node;
+      colour_[edge_a.edge] = b;
+      ++edges;
+      const int32_t y = edge_a.peer;  // a sender: its colour-a slot holds this edge
+      const Slot back = {x, edge_a.edge};
+      if (!Used(used_src_, y, b)) {  // the path ends at sender y
+        src_b[y] = back;
+        Move(used_src_, y, a, b);
+        break;
+      }
+      const Slot edge_b = src_b[y];
+      src_a[y] = edge_b;
+      src_b[y] = back;
+      colour_[edge_b.edge] = a;
+      ++edges;
+      x = edge_b.peer;  // a receiver: its colour-b slot holds edge_b
+      const Slot in = {y, edge_b.edge};
+      if (!Used(used_dst_, x, a)) {  // the path ends at receiver x
+        dst_a[x] = in;
+        Move(used_dst_, x, b, a);
+        break;
+      }
+      edge_a = dst_a[x];
+      dst_a[x] = in;
+      dst_b[x] = edge_a;
     }
-    // Edge j leaves receiver nodes[j] in colour a (j even) or sender nodes[j] in colour b.
-    const size_t n = count - 1;
-    std::vector<int32_t>& path = path_;
-    path.resize(n);
-    for (size_t j = 0; j < n; ++j) {
-      path[j] = j % 2 == 0 ? edge_dst_[Index(nodes[j], a)] : edge_src_[Index(nodes[j], b)];
-    }
-    for (size_t j = 0; j < n; ++j) colour_[path[j]] = j % 2 == 0 ? b : a;
-    // Start (receiver v): its edge of colour a now has b.
-    Set(peer_dst_, edge_dst_.get(), v, a, -1, -1);
-    Set(peer_dst_, edge_dst_.get(), v, b, nodes[1], path[0]);
-    Mark(used_dst_, v, a, false);
-    Mark(used_dst_, v, b, true);
-    // Inner nodes: senders (odd j) had edge j - 1 in a and j in b; receivers the reverse.
-    for (size_t j = 1; j < n; ++j) {
-      const int32_t x = nodes[j];
-      const bool sender = j % 2 == 1;
-      std::vector<int32_t>& peer = sender ? peer_src_ : peer_dst_;
-      int32_t* edge = sender ? edge_src_.get() : edge_dst_.get();
-      const int32_t was_first = sender ? a : b;  // edge j - 1's colour
-      const int32_t was_second = sender ? b : a;
-      Set(peer, edge, x, was_second, nodes[j - 1], path[j - 1]);
-      Set(peer, edge, x, was_first, nodes[j + 1], path[j]);
-    }
-    // End: the last edge's far node, a sender if that edge had colour a.
-    const int32_t x = nodes[n];
-    const bool sender = (n - 1) % 2 == 0;
-    const int32_t was = sender ? a : b, now = sender ? b : a;
-    std::vector<int32_t>& peer = sender ? peer_src_ : peer_dst_;
-    int32_t* edge = sender ? edge_src_.get() : edge_dst_.get();
-    std::vector<uint64_t>& used = sender ? used_src_ : used_dst_;
-    Set(peer, edge, x, was, -1, -1);
-    Set(peer, edge, x, now, nodes[n - 1], path[n - 1]);
-    Mark(used, x, was, false);
-    Mark(used, x, now, true);
-    flip_steps_ += static_cast<int64_t>(n);
-  }
-  void Set(std::vector<int32_t>& peer, int32_t* edge, int32_t node, int32_t c, int32_t to,
-           int32_t e) {
-    peer[Index(node, c)] = to;
-    edge[Index(node, c)] = e;
+    flip_steps_ += edges;
   }
 
   const std::vector<Edge>& edges_;
   int32_t workers_;
   int32_t delta_;
   int32_t words_;
-  std::vector<int32_t> peer_src_, peer_dst_;  // -1: no edge of that colour there
-  // Meaningful only where the peer is not -1 (never read elsewhere: not initialised).
-  std::unique_ptr<int32_t[]> edge_src_, edge_dst_;
+  std::unique_ptr<Slot[]> src_, dst_;
   std::vector<uint64_t> used_src_, used_dst_;
   std::vector<int32_t> colour_;
-  std::vector<int32_t> path_, path_nodes_;  // scratch for FlipPath
   int64_t flip_budget_;
   int64_t flip_steps_ = 0;
 };
+
+// The colour of each edge, coloured in `order` (keys whose low bits are the edge index).
+template <bool kOneWord>
+std::vector<int32_t> Colour(const std::vector<Edge>& edges, int32_t workers, int32_t delta,
+                            const std::vector<uint64_t>& order, uint64_t index_mask) {
+  BipartiteColouring<kOneWord> colouring(edges, workers, delta);
+  for (const uint64_t key : order) colouring.Colour(static_cast<int32_t>(key & index_mask));
+  return colouring.TakeColours();
+}
 
 }  // namespace
 
@@ -193,11 +194,11 @@ std::vector<int32_t> ScheduleRounds(const std::vector<Edge>& edges, int32_t num_
   for (size_t e = 0; e < edges.size(); ++e) {
     order[e] = (static_cast<uint64_t>(heaviest - edges[e].bytes) >> shift << index_bits) | e;
   }
-  RadixSort(&order);
+  RadixSortAbove(&order, index_bits);  // the index bits ascend already
   const uint64_t index_mask = (uint64_t{1} << index_bits) - 1;
-  BipartiteColouring colouring(edges, num_workers, delta);
-  for (const uint64_t key : order) colouring.Colour(static_cast<int32_t>(key & index_mask));
-  std::vector<int32_t> rounds = colouring.TakeColours();
+  std::vector<int32_t> rounds = delta <= 64
+                                    ? Colour<true>(edges, num_workers, delta, order, index_mask)
+                                    : Colour<false>(edges, num_workers, delta, order, index_mask);
   for (int32_t& r : rounds) ++r;
   return rounds;
 }

@@ -44,6 +44,20 @@ TEST(RoundSchedulerTest, AllToAllNeedsWMinusOneRounds) {
   EXPECT_EQ(*std::max_element(rounds.begin(), rounds.end()), w - 1);
 }
 
+// More than 64 colours: the bitsets of used colours take several words per worker.
+TEST(RoundSchedulerTest, AllToAllOfSeventyWorkersNeedsSixtyNineRounds) {
+  const int32_t w = 70;
+  std::vector<Edge> edges;
+  for (int32_t s = 0; s < w; ++s) {
+    for (int32_t d = 0; d < w; ++d) {
+      if (s != d) edges.push_back({s, d, 100 + (s * 7 + d * 3) % 11});
+    }
+  }
+  const std::vector<int32_t> rounds = ScheduleRounds(edges, w);
+  ExpectMatchings(edges, rounds);
+  EXPECT_EQ(*std::max_element(rounds.begin(), rounds.end()), w - 1);
+}
+
 class RandomGraphTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(RandomGraphTest, UsesExactlyMaxDegreeRounds) {

@@ -33,16 +33,35 @@ void SummarizeCosts(const CostModel& cost, CostInputs in, std::vector<WorkerCost
   *summary = PlanSummary{};
   std::vector<int32_t> node(workers);  // Topology::NodeOf, once per worker
   for (int32_t w = 0; w < workers; ++w) node[w] = cost.topology().NodeOf(w);
-  for (const auto* list : {&in.kv, &in.dkv, &in.phases.out, &in.phases.d_o, &in.phases.dq}) {
-    for (const TimedTransfer& t : *list) {
-      (*costs)[t.src].send_bytes += t.bytes;
-      (*costs)[t.dst].recv_bytes += t.bytes;
-      summary->comm_bytes += t.bytes;
-      if (node[t.src] != node[t.dst]) summary->inter_node_bytes += t.bytes;
+  // Bytes per worker and in all (integer sums: any order). `both_ways`: the list's transfers
+  // also go back (a mirrored dK/dV list).
+  int64_t comm_bytes = 0, inter_node_bytes = 0;
+  const auto count = [&](const std::vector<TimedTransfer>& list, bool both_ways) {
+    for (const TimedTransfer& t : list) {
+      WorkerCost& src = (*costs)[t.src];
+      WorkerCost& dst = (*costs)[t.dst];
+      src.send_bytes += t.bytes;
+      dst.recv_bytes += t.bytes;
+      if (both_ways) {
+        dst.send_bytes += t.bytes;
+        src.recv_bytes += t.bytes;
+      }
+      const int64_t bytes = both_ways ? 2 * t.bytes : t.bytes;
+      comm_bytes += bytes;
+      if (node[t.src] != node[t.dst]) inter_node_bytes += bytes;
     }
+  };
+  count(in.kv, in.dkv_mirrors_kv);
+  for (const auto* list : {&in.dkv, &in.phases.out, &in.phases.d_o, &in.phases.dq}) {
+    count(*list, false);
   }
-  const Timeline timeline = SimulateTimeline(cost, in.compute, std::move(in.kv), std::move(in.dkv),
-                                             extra, std::move(in.phases));
+  summary->comm_bytes = comm_bytes;
+  summary->inter_node_bytes = inter_node_bytes;
+  const Timeline timeline = in.dkv_mirrors_kv
+                                ? SimulateMirroredTimeline(cost, in.compute, std::move(in.kv),
+                                                           extra, std::move(in.phases))
+                                : SimulateTimeline(cost, in.compute, std::move(in.kv),
+                                                   std::move(in.dkv), extra, std::move(in.phases));
   double max_flops = 0, sum_flops = 0;
   int64_t max_tokens = 0, sum_tokens = 0;
   double balanced_fwd = 0, balanced_bwd = 0;

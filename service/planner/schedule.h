@@ -48,7 +48,9 @@ struct CostInputs {
   std::vector<double> fwd_pairs;       // per worker, allowed pairs computed
   std::vector<int64_t> tokens;         // per worker
   std::vector<TimedTransfer> kv, dkv;  // forward (KV and Q) and backward (dKV) transfers
-  PhaseTransfers phases;               // placed computation's Out, dO and dQ (timeline.h)
+  // dkv left empty: the backward's transfers are kv's reversed (SimulateMirroredTimeline).
+  bool dkv_mirrors_kv = false;
+  PhaseTransfers phases;  // placed computation's Out, dO and dQ (timeline.h)
   int64_t tiles = 0;
 };
 void SummarizeCosts(const CostModel& cost, CostInputs inputs, std::vector<WorkerCost>* costs,

@@ -1,8 +1,21 @@
 #include "service/planner/timeline.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace fcp {
+
+RoundCompute::RoundCompute(int32_t workers, int32_t rounds)
+    : workers_(workers),
+      rounds_(rounds),
+      row_first_(workers + 1),
+      round_(static_cast<size_t>(workers) * (rounds + 1)),
+      fwd_(round_.size(), 0),
+      bwd_(round_.size(), 0) {
+  for (int32_t w = 0; w <= workers; ++w) row_first_[w] = w * (rounds + 1);
+  for (size_t i = 0; i < round_.size(); ++i) round_[i] = static_cast<int32_t>(i % (rounds + 1));
+}
+
 namespace {
 
 // Counting sort by round (stable; rounds are small integers).
@@ -57,17 +70,20 @@ void AddSerialSeconds(const CostModel& cost, const std::vector<TimedTransfer>& t
 
 // Forward: per worker, when its last tile is done and its sends have left.
 // (The part of a transfer's time that overlaps compute keeps its link busy.)
+// `first_at[i]`: the receiver's first compute entry of kv[i]'s round or later (its End if none).
 std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
                             const std::vector<TimedTransfer>& kv,
-                            const std::vector<double>& transfer_seconds) {
+                            const std::vector<double>& transfer_seconds,
+                            std::vector<size_t>& first_at) {
   const double overlap = cost.params().transfer_overlap;
   const int32_t workers = compute.workers(), rounds = compute.rounds();
   std::vector<double> link_free(workers, 0), next_free(workers, 0);
-  // arrival[w * (rounds + 1) + r]: when round r's data has arrived at w (0 if none).
-  std::vector<double> arrival(static_cast<size_t>(workers) * (rounds + 1), 0);
-  auto at = [&](int32_t w, int32_t r) -> double& {
-    return arrival[static_cast<size_t>(w) * (rounds + 1) + r];
-  };
+  // arrival[i]: when compute entry i's round's data has arrived at its worker (0 if none).
+  // next[w]: w's first entry not before the current round (rounds only increase).
+  std::vector<double> arrival(compute.entries(), 0);
+  std::vector<size_t> next(workers);
+  for (int32_t w = 0; w < workers; ++w) next[w] = compute.Begin(w);
+  first_at.resize(kv.size());
   size_t i = 0;
   for (int32_t r = 1; r <= rounds; ++r) {
     next_free = link_free;
@@ -77,16 +93,24 @@ std::vector<double> Forward(const CostModel& cost, const RoundCompute& compute,
       const double end = start + overlap * transfer_seconds[i];
       next_free[t.src] = std::max(next_free[t.src], end);
       next_free[t.dst] = std::max(next_free[t.dst], end);
-      at(t.dst, r) = std::max(at(t.dst, r), end);
+      size_t& e = next[t.dst];
+      const size_t last = compute.End(t.dst);
+      while (e < last && compute.RoundAt(e) < r) ++e;
+      first_at[i] = e;
+      if (e < last && compute.RoundAt(e) == r) arrival[e] = std::max(arrival[e], end);
     }
     link_free.swap(next_free);
   }
   std::vector<double> done(workers, 0);
   for (int32_t w = 0; w < workers; ++w) {
-    double t = compute.fwd(w, 0);
-    for (int32_t r = 1; r <= rounds; ++r) {
-      const double c = compute.fwd(w, r);
-      if (c > 0) t = std::max(t, at(w, r)) + c;
+    double t = 0;
+    for (size_t e = compute.Begin(w); e < compute.End(w); ++e) {
+      const double c = compute.FwdAt(e);
+      if (compute.RoundAt(e) == 0) {
+        t = c;
+      } else if (c > 0) {
+        t = std::max(t, arrival[e]) + c;
+      }
     }
     done[w] = std::max(t, link_free[w]);
   }
@@ -112,29 +136,35 @@ void Phase(const CostModel& cost, const std::vector<TimedTransfer>& transfers,
   }
 }
 
-// `start[w]`: when w's backward tiles may start.
+// `start[w]`: when w's backward tiles may start. kReversed: each of `dkv` goes from its dst to its
+// src (the forward's list, for partials that go back along its edges), and `kv_first_at` is
+// Forward's first_at for it (the sender's entry from which its partials' round is recomputed).
+template <bool kReversed>
 std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
                              const std::vector<TimedTransfer>& dkv,
                              const std::vector<double>& transfer_seconds,
-                             const std::vector<double>& start) {
+                             const std::vector<double>& start,
+                             const std::vector<size_t>& kv_first_at) {
   const double overlap = cost.params().transfer_overlap;
   const int32_t workers = compute.workers(), rounds = compute.rounds();
-  // ready[w * (rounds + 1) + r]: when w has recomputed rounds rounds..r (it may then send round
-  // r's partials).
-  std::vector<double> ready(static_cast<size_t>(workers) * (rounds + 1), 0);
-  auto at = [&](int32_t w, int32_t r) -> double& {
-    return ready[static_cast<size_t>(w) * (rounds + 1) + r];
-  };
+  // ready[i]: when w has recomputed the rounds from the last down to entry i's (it may then send
+  // that round's partials); rounds w has no entry for add nothing.
+  UninitialisedVector<double> ready(compute.entries());
   std::vector<double> compute_done(workers, 0);
   for (int32_t w = 0; w < workers; ++w) {
+    const size_t begin = compute.Begin(w), end = compute.End(w);
+    const bool local = begin < end && compute.RoundAt(begin) == 0;
     double t = start[w];
-    for (int32_t r = rounds; r >= 1; --r) {
-      t += compute.bwd(w, r);
-      at(w, r) = t;
+    for (size_t e = end; e-- > begin + (local ? 1 : 0);) {
+      t += compute.BwdAt(e);
+      ready[e] = t;
     }
-    compute_done[w] = t + compute.bwd(w, 0);
+    compute_done[w] = local ? t + compute.BwdAt(begin) : t;
   }
   std::vector<double> link_free(workers, 0), next_free(workers, 0);
+  // first[w]: w's first entry of a round >= the current one (rounds only decrease).
+  std::vector<size_t> first(kReversed ? 0 : workers);
+  for (int32_t w = 0; w < workers && !kReversed; ++w) first[w] = compute.End(w);
   // dkv is sorted by increasing round; walk it backwards, one round at a time.
   size_t end = dkv.size();
   for (int32_t r = rounds; r >= 1; --r) {
@@ -142,11 +172,22 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
     while (begin > 0 && dkv[begin - 1].round == r) --begin;
     next_free = link_free;
     for (size_t i = begin; i < end; ++i) {
-      const TimedTransfer& t = dkv[i];
-      const double start = std::max({link_free[t.src], link_free[t.dst], at(t.src, r)});
-      const double finish = start + overlap * transfer_seconds[i];
-      next_free[t.src] = std::max(next_free[t.src], finish);
-      next_free[t.dst] = std::max(next_free[t.dst], finish);
+      const int32_t src = kReversed ? dkv[i].dst : dkv[i].src;
+      const int32_t dst = kReversed ? dkv[i].src : dkv[i].dst;
+      size_t e;
+      if (kReversed) {
+        e = kv_first_at[i];
+      } else {
+        size_t& first_src = first[src];
+        const size_t row = compute.Begin(src);
+        while (first_src > row && compute.RoundAt(first_src - 1) >= r) --first_src;
+        e = first_src;
+      }
+      const double recomputed = e < compute.End(src) ? ready[e] : start[src];
+      const double leave = std::max({link_free[src], link_free[dst], recomputed});
+      const double finish = leave + overlap * transfer_seconds[i];
+      next_free[src] = std::max(next_free[src], finish);
+      next_free[dst] = std::max(next_free[dst], finish);
     }
     link_free.swap(next_free);
     end = begin;
@@ -156,34 +197,41 @@ std::vector<double> Backward(const CostModel& cost, const RoundCompute& compute,
   return done;
 }
 
-}  // namespace
-
-Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
-                          std::vector<TimedTransfer> kv, std::vector<TimedTransfer> dkv,
-                          const std::vector<double>& extra_seconds, PhaseTransfers phases) {
+// `dkv` null: the forward's transfers reversed.
+Timeline Simulate(const CostModel& cost, const RoundCompute& compute, std::vector<TimedTransfer> kv,
+                  std::vector<TimedTransfer>* dkv, const std::vector<double>& extra_seconds,
+                  PhaseTransfers phases) {
   SortByRound(kv, compute.rounds());
-  SortByRound(dkv, compute.rounds());
+  if (dkv != nullptr) SortByRound(*dkv, compute.rounds());
   for (auto* list : {&phases.out, &phases.d_o, &phases.dq}) SortByRound(*list, compute.rounds());
   std::vector<int32_t> node(compute.workers());
   for (int32_t w = 0; w < compute.workers(); ++w) node[w] = cost.topology().NodeOf(w);
   const std::vector<double> kv_seconds = TransferSeconds(cost, node, kv);
   // The dK/dV partials usually go back along the forward's edges (a direct schedule's do, each
   // with its KV's bytes): their times are then the same (a link's rate is the same both ways).
+  const bool mirrored = dkv == nullptr || Mirrors(kv, *dkv);
   const std::vector<double> dkv_seconds =
-      Mirrors(kv, dkv) ? kv_seconds : TransferSeconds(cost, node, dkv);
+      mirrored ? std::vector<double>() : TransferSeconds(cost, node, *dkv);
   const std::vector<double> out_seconds = TransferSeconds(cost, node, phases.out);
   const std::vector<double> d_o_seconds = TransferSeconds(cost, node, phases.d_o);
   const std::vector<double> dq_seconds = TransferSeconds(cost, node, phases.dq);
   Timeline out;
-  out.fwd_seconds = Forward(cost, compute, kv, kv_seconds);
+  std::vector<size_t> kv_first_at;
+  out.fwd_seconds = Forward(cost, compute, kv, kv_seconds, kv_first_at);
   Phase(cost, phases.out, out_seconds, out.fwd_seconds);
   std::vector<double> start(compute.workers(), 0);
   Phase(cost, phases.d_o, d_o_seconds, start);
-  out.bwd_seconds = Backward(cost, compute, dkv, dkv_seconds, start);
+  out.bwd_seconds = mirrored ? Backward<true>(cost, compute, kv, kv_seconds, start, kv_first_at)
+                             : Backward<false>(cost, compute, *dkv, dkv_seconds, start, {});
   Phase(cost, phases.dq, dq_seconds, out.bwd_seconds);
   AddSerialSeconds(cost, kv, kv_seconds, out.fwd_seconds);
   AddSerialSeconds(cost, phases.out, out_seconds, out.fwd_seconds);
-  AddSerialSeconds(cost, dkv, dkv_seconds, out.bwd_seconds);
+  // (Both ranks of a transfer get its serial part: a reversed list adds the same.)
+  if (mirrored) {
+    AddSerialSeconds(cost, kv, kv_seconds, out.bwd_seconds);
+  } else {
+    AddSerialSeconds(cost, *dkv, dkv_seconds, out.bwd_seconds);
+  }
   AddSerialSeconds(cost, phases.d_o, d_o_seconds, out.bwd_seconds);
   AddSerialSeconds(cost, phases.dq, dq_seconds, out.bwd_seconds);
   for (size_t w = 0; w < extra_seconds.size() && w < out.fwd_seconds.size(); ++w) {
@@ -191,6 +239,20 @@ Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
     out.bwd_seconds[w] += 2 * extra_seconds[w];
   }
   return out;
+}
+
+}  // namespace
+
+Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
+                          std::vector<TimedTransfer> kv, std::vector<TimedTransfer> dkv,
+                          const std::vector<double>& extra_seconds, PhaseTransfers phases) {
+  return Simulate(cost, compute, std::move(kv), &dkv, extra_seconds, std::move(phases));
+}
+
+Timeline SimulateMirroredTimeline(const CostModel& cost, const RoundCompute& compute,
+                                  std::vector<TimedTransfer> kv,
+                                  const std::vector<double>& extra_seconds, PhaseTransfers phases) {
+  return Simulate(cost, compute, std::move(kv), nullptr, extra_seconds, std::move(phases));
 }
 
 }  // namespace fcp

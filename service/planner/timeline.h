@@ -19,6 +19,10 @@
 #define FCP_SERVICE_PLANNER_TIMELINE_H_
 
 #include <cstdint>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "service/planner/cost_model.h"
@@ -32,35 +36,86 @@ struct TimedTransfer {
   int64_t bytes = 0;
 };
 
-// Attention compute seconds per (worker, round); round 0 = tiles on local data only.
+// A std::allocator that leaves elements uninitialised when a vector is sized without a value
+// (UninitialisedVector<T>(n)): for buffers whose every element is written before it is read.
+template <typename T>
+struct DefaultInitAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  DefaultInitAllocator() = default;
+  template <typename U>
+  DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}  // NOLINT: rebinding
+  template <typename U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible<U>::value) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+template <typename T>
+using UninitialisedVector = std::vector<T, DefaultInitAllocator<T>>;
+
+// Attention compute seconds per (worker, round); round 0 = tiles on local data only. Dense (every
+// round of every worker, written through fwd(w, r) and bwd(w, r)) or sparse (per worker only the
+// rounds it computes in: a direct schedule's receiver computes in one round per transfer, a third
+// of the rounds at W = 1024). Readers walk worker w's entries [Begin(w), End(w)), rounds
+// ascending; a round a worker has no entry for has no compute (dense zeros are entries too).
 class RoundCompute {
  public:
+  using Rounds = UninitialisedVector<int32_t>;
+  using Seconds = UninitialisedVector<double>;
+
   RoundCompute() = default;
-  RoundCompute(int32_t workers, int32_t rounds)
-      : workers_(workers),
-        stride_(rounds + 1),
-        fwd_(static_cast<size_t>(workers) * stride_, 0),
-        bwd_(static_cast<size_t>(workers) * stride_, 0) {}
+  // Dense, all zero.
+  RoundCompute(int32_t workers, int32_t rounds);
+  // Sparse: worker w's entries are [row_first[w], row_first[w + 1]) (row_first has workers + 1
+  // elements), with rounds round[i] in [0, rounds], strictly ascending within a worker.
+  RoundCompute(int32_t rounds, std::vector<int32_t> row_first, Rounds round, Seconds fwd,
+               Seconds bwd)
+      : workers_(static_cast<int32_t>(row_first.size()) - 1),
+        rounds_(rounds),
+        row_first_(std::move(row_first)),
+        round_(std::move(round)),
+        fwd_(std::move(fwd)),
+        bwd_(std::move(bwd)) {}
 
   int32_t workers() const { return workers_; }
-  int32_t rounds() const { return stride_ - 1; }
-  double& fwd(int32_t w, int32_t r) { return fwd_[Index(w, r)]; }
-  double& bwd(int32_t w, int32_t r) { return bwd_[Index(w, r)]; }
-  double fwd(int32_t w, int32_t r) const { return fwd_[Index(w, r)]; }
-  double bwd(int32_t w, int32_t r) const { return bwd_[Index(w, r)]; }
+  int32_t rounds() const { return rounds_; }
+  // Dense form only.
+  double& fwd(int32_t w, int32_t r) { return fwd_[DenseIndex(w, r)]; }
+  double& bwd(int32_t w, int32_t r) { return bwd_[DenseIndex(w, r)]; }
+  double fwd(int32_t w, int32_t r) const { return fwd_[DenseIndex(w, r)]; }
+  double bwd(int32_t w, int32_t r) const { return bwd_[DenseIndex(w, r)]; }
+
+  // Entries (both forms).
+  size_t entries() const { return fwd_.size(); }
+  size_t Begin(int32_t w) const { return row_first_[w]; }
+  size_t End(int32_t w) const { return row_first_[w + 1]; }
+  int32_t RoundAt(size_t i) const { return round_[i]; }
+  double FwdAt(size_t i) const { return fwd_[i]; }
+  double BwdAt(size_t i) const { return bwd_[i]; }
+  // Sums over w's rounds in round order (a sparse form's missing rounds add nothing).
   double FwdTotal(int32_t w) const { return Total(fwd_, w); }
   double BwdTotal(int32_t w) const { return Total(bwd_, w); }
 
  private:
-  size_t Index(int32_t w, int32_t r) const { return static_cast<size_t>(w) * stride_ + r; }
-  double Total(const std::vector<double>& seconds, int32_t w) const {
+  size_t DenseIndex(int32_t w, int32_t r) const {
+    return static_cast<size_t>(w) * (rounds_ + 1) + r;
+  }
+  double Total(const Seconds& seconds, int32_t w) const {
     double total = 0;
-    for (int32_t r = 0; r < stride_; ++r) total += seconds[Index(w, r)];
+    for (size_t i = Begin(w); i < End(w); ++i) total += seconds[i];
     return total;
   }
   int32_t workers_ = 0;
-  int32_t stride_ = 1;
-  std::vector<double> fwd_, bwd_;
+  int32_t rounds_ = 0;
+  std::vector<int32_t> row_first_ = {0};
+  Rounds round_;
+  Seconds fwd_, bwd_;
 };
 
 struct Timeline {
@@ -81,6 +136,12 @@ struct PhaseTransfers {
 Timeline SimulateTimeline(const CostModel& cost, const RoundCompute& compute,
                           std::vector<TimedTransfer> kv, std::vector<TimedTransfer> dkv,
                           const std::vector<double>& extra_seconds, PhaseTransfers phases = {});
+// The same when the backward's transfers are the forward's reversed (same rounds and bytes, from
+// dst to src: a direct schedule's dK/dV partials), without a list of them.
+Timeline SimulateMirroredTimeline(const CostModel& cost, const RoundCompute& compute,
+                                  std::vector<TimedTransfer> kv,
+                                  const std::vector<double>& extra_seconds,
+                                  PhaseTransfers phases = {});
 
 }  // namespace fcp
 

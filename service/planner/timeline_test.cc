@@ -3,6 +3,10 @@
 // values between interpolate the two.
 #include "service/planner/timeline.h"
 
+#include <random>
+#include <utility>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace fcp {
@@ -97,6 +101,68 @@ TEST(TimelineTest, PlacedComputationPhasesFollowAndPrecedeTheRounds) {
   const Timeline serial = SimulateTimeline(TwoWorkers(0), compute, {}, {}, {}, phases);
   EXPECT_DOUBLE_EQ(serial.fwd_seconds[0], 0.4 + 0.1);  // worker 1 done at 0.4, then the transfer
   EXPECT_DOUBLE_EQ(serial.bwd_seconds[1], 0.4 + 0.2 + 0.1);
+}
+
+// Many workers, rounds in which each receives at most once (a direct schedule's): compute in
+// round 0 and in most rounds a transfer arrives (not all: a sparse row may lack a transfer's
+// round, whose partials then leave once the later rounds are recomputed). The sparse form (only
+// those rounds) and the mirrored backward (no list of partials) give the dense form's timeline bit
+// for bit.
+TEST(TimelineTest, SparseComputeAndMirroredPartialsMatchTheDenseForm) {
+  const int32_t workers = 12, rounds = 5;
+  Topology topology;
+  topology.num_workers = workers;
+  topology.workers_per_node = 4;
+  CostParams params;
+  params.transfer_overlap = 0.7;
+  const CostModel cost(ModelShape(), topology, params, Objective::kWholeStep);
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> seconds(1e-4, 1e-2);
+  RoundCompute dense(workers, rounds);
+  std::vector<TimedTransfer> kv, dkv;
+  std::vector<std::vector<std::pair<int32_t, double>>> rows(workers);  // (round, fwd) by worker
+  for (int32_t w = 0; w < workers; ++w) {
+    dense.fwd(w, 0) = seconds(rng);
+    rows[w].push_back({0, dense.fwd(w, 0)});
+  }
+  for (int32_t r = 1; r <= rounds; ++r) {
+    for (int32_t dst = 0; dst < workers; ++dst) {
+      if (rng() % 3 == 0) continue;
+      const int32_t src = (dst + r) % workers;  // a matching: one sender per receiver
+      const int64_t bytes = static_cast<int64_t>(rng() % 1000 + 1) << 20;
+      kv.push_back({r, src, dst, bytes});
+      dkv.push_back({r, dst, src, bytes});
+      if (rng() % 4 == 0) continue;  // data that no tile of this round waits for
+      dense.fwd(dst, r) = seconds(rng);
+      rows[dst].push_back({r, dense.fwd(dst, r)});
+    }
+  }
+  std::vector<int32_t> row_first = {0};
+  RoundCompute::Rounds round;
+  RoundCompute::Seconds fwd, bwd;
+  for (int32_t w = 0; w < workers; ++w) {
+    for (const auto& [r, f] : rows[w]) {
+      dense.bwd(w, r) = 2.5 * f;
+      round.push_back(r);
+      fwd.push_back(f);
+      bwd.push_back(2.5 * f);
+    }
+    row_first.push_back(static_cast<int32_t>(round.size()));
+  }
+  const RoundCompute sparse(rounds, row_first, round, fwd, bwd);
+  std::vector<double> extra(workers);
+  for (double& e : extra) e = seconds(rng);
+  const Timeline expected = SimulateTimeline(cost, dense, kv, dkv, extra);
+  for (const Timeline& t : {SimulateTimeline(cost, sparse, kv, dkv, extra),
+                            SimulateMirroredTimeline(cost, sparse, kv, extra),
+                            SimulateMirroredTimeline(cost, dense, kv, extra)}) {
+    EXPECT_EQ(t.fwd_seconds, expected.fwd_seconds);
+    EXPECT_EQ(t.bwd_seconds, expected.bwd_seconds);
+  }
+  for (int32_t w = 0; w < workers; ++w) {
+    EXPECT_EQ(sparse.FwdTotal(w), dense.FwdTotal(w));
+    EXPECT_EQ(sparse.BwdTotal(w), dense.BwdTotal(w));
+  }
 }
 
 }  // namespace
