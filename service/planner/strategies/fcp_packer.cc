@@ -108,7 +108,18 @@ class Packer::RoomSearch {
   void StartRun(const PackItem& it) {
     run_item_ = it;
     in_run_ = true;
-    run_tree_.Fill(p_.workers_, [&](int32_t w) { return RunScore(w); });
+    // RunScore with the run's constants held in registers (the tree's stores might alias the
+    // packer's members, so RunScore reloads them per worker).
+    const double seconds = it.seconds, inv_mean = p_.inv_mean_seconds_;
+    const double inv_budget = p_.inv_token_budget_;
+    const int64_t tokens = it.tokens(), room = p_.cap_ - tokens;
+    const double* const load = p_.load_.data();
+    const int64_t* const held = p_.tokens_.data();
+    run_tree_.Fill(p_.workers_, [=](int32_t w) {
+      return held[w] <= room ? Packer::ScoreAt(load[w] + seconds, held[w] + tokens, inv_mean,
+                                               inv_budget)
+                             : std::numeric_limits<double>::infinity();
+    });
   }
   double RunScore(int32_t w) const {
     const int64_t tokens = run_item_.tokens();
@@ -333,13 +344,25 @@ int32_t Packer::TryImprove(int32_t hot, LeastScoreTree* coldest) {
 void Packer::TrackOwned() {
   if (tracking_owned_) return;
   tracking_owned_ = true;
-  std::vector<int32_t> count(workers_, 0);
+  // A counting sort by owner keeps each worker's units in index order (TryImprove's ties go to
+  // the first), then one copy per worker (a push_back per unit cost three times as much).
+  std::vector<int32_t> start(workers_ + 1, 0);
   for (size_t i = 0; i < items_.size(); ++i) {
-    if (!pinned_[i] && items_[i].owner >= 0) ++count[items_[i].owner];
+    if (!pinned_[i] && items_[i].owner >= 0) ++start[items_[i].owner + 1];
   }
-  for (int32_t w = 0; w < workers_; ++w) owned_[w].reserve(count[w] + 4);
-  for (size_t i = 0; i < items_.size(); ++i) {
-    if (!pinned_[i] && items_[i].owner >= 0) owned_[items_[i].owner].push_back(i);
+  for (int32_t w = 0; w < workers_; ++w) start[w + 1] += start[w];
+  std::vector<int32_t> by_owner(start[workers_]);
+  {
+    std::vector<int32_t> next(start.begin(), start.end() - 1);
+    for (size_t i = 0; i < items_.size(); ++i) {
+      if (!pinned_[i] && items_[i].owner >= 0) {
+        by_owner[next[items_[i].owner]++] = static_cast<int32_t>(i);
+      }
+    }
+  }
+  for (int32_t w = 0; w < workers_; ++w) {
+    owned_[w].reserve(start[w + 1] - start[w] + 4);
+    owned_[w].assign(by_owner.begin() + start[w], by_owner.begin() + start[w + 1]);
   }
 }
 

@@ -41,7 +41,10 @@ class Packer {
 
  private:
   double Score(double seconds, int64_t tokens) const {
-    return std::max(seconds * inv_mean_seconds_, static_cast<double>(tokens) * inv_token_budget_);
+    return ScoreAt(seconds, tokens, inv_mean_seconds_, inv_token_budget_);
+  }
+  static double ScoreAt(double seconds, int64_t tokens, double inv_mean, double inv_budget) {
+    return std::max(seconds * inv_mean, static_cast<double>(tokens) * inv_budget);
   }
   double ScoreOf(int32_t w) const { return Score(load_[w], tokens_[w]); }
   double ScoreWith(int32_t w, const PackItem& it) const {

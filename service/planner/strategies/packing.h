@@ -132,10 +132,27 @@ void LeastScoreTree::Fill(int32_t size, ScoreOf score_of) {
   leaves_ = 1;
   while (leaves_ < static_cast<size_t>(size)) leaves_ *= 2;
   node_.resize(2 * leaves_);
-  for (int32_t q = 0; q < size; ++q) node_[leaves_ + q] = score_of(q);
-  std::fill(node_.begin() + static_cast<std::ptrdiff_t>(leaves_ + size), node_.end(),
-            std::numeric_limits<double>::infinity());
-  for (size_t n = leaves_ - 1; n >= 1; --n) node_[n] = std::min(node_[2 * n], node_[2 * n + 1]);
+  double* const node = node_.data();
+  const size_t n = static_cast<size_t>(std::max(size, 0));
+  std::fill(node + leaves_ + n, node + 2 * leaves_, std::numeric_limits<double>::infinity());
+  if (leaves_ == 1) {  // the root is the only leaf
+    if (n == 1) node[1] = score_of(0);
+    return;
+  }
+  // Leaves two at a time with their parent (the bottom level of the tree in the same pass), then
+  // the levels above.
+  size_t q = 0;
+  for (; q + 1 < n; q += 2) {
+    const double a = score_of(static_cast<int32_t>(q)), b = score_of(static_cast<int32_t>(q + 1));
+    node[leaves_ + q] = a;
+    node[leaves_ + q + 1] = b;
+    node[(leaves_ + q) / 2] = std::min(a, b);
+  }
+  if (q < n) node[leaves_ + q] = score_of(static_cast<int32_t>(q));  // an odd last leaf
+  for (; q < leaves_; q += 2) {  // its parent, and the padding's
+    node[(leaves_ + q) / 2] = std::min(node[leaves_ + q], node[leaves_ + q + 1]);
+  }
+  for (size_t p = leaves_ / 2 - 1; p >= 1; --p) node[p] = std::min(node[2 * p], node[2 * p + 1]);
 }
 
 // The workers by index in a binary tree whose nodes hold their subtree's least load and least
