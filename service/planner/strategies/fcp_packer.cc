@@ -250,7 +250,8 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     }
     return chosen;
   };
-  for (int32_t w = 0; w < workers_; ++w) least_loaded.Set(w, ScoreOf(w));
+  // Only the workers holding pinned units leave 0 (the walk up stops at once for the others).
+  for (int32_t w = 0; w < workers_; ++w) least_loaded.Raise(w, ScoreOf(w));
   const uint64_t index_mask = IndexMask(index_bits);
   for (size_t k = 0; k < order.size(); ++k) {
     // Items are visited by cost, far apart in memory: fetch an item a few iterations ahead.

@@ -115,9 +115,10 @@ class LeastScoreTree {
     }
   }
   int32_t ArgMin() const {
-    if (!(node_[1] < std::numeric_limits<double>::infinity())) return -1;
+    const double least = node_[1];  // every node on the way down holds it
+    if (!(least < std::numeric_limits<double>::infinity())) return -1;
     size_t n = 1;
-    while (n < leaves_) n = 2 * n + (node_[2 * n] != node_[n]);  // left holds it, or right
+    while (n < leaves_) n = 2 * n + (node_[2 * n] != least);  // left holds it, or right
     return static_cast<int32_t>(n - leaves_);
   }
 
