@@ -202,7 +202,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
   RadixSort(&rest);
   std::vector<uint64_t> order(items_.size());
   std::merge(rest.begin(), rest.end(), given.begin(), given.end(), order.begin());
-  MinTree least_loaded(workers_);
+  MinTree least_loaded(workers_);  // scores 0: raised as they come out least (below)
   RoomSearch room_search(*this, order, IndexMask(index_bits));
   // Workers holding blocks of each document cut into several units (few: documents span few
   // workers). A document's only unit (PackItem::sole) has no holders when it is placed, and none
@@ -250,8 +250,6 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     }
     return chosen;
   };
-  // Only the workers holding pinned units leave 0 (the walk up stops at once for the others).
-  for (int32_t w = 0; w < workers_; ++w) least_loaded.Raise(w, ScoreOf(w));
   const uint64_t index_mask = IndexMask(index_bits);
   for (size_t k = 0; k < order.size(); ++k) {
     // Items are visited by cost, far apart in memory: fetch an item a few iterations ahead.
@@ -260,13 +258,20 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     const int32_t i = static_cast<int32_t>(order[k] & index_mask);
     if (pinned_[i]) continue;
     const PackItem& it = items_[i];
-    const int32_t candidate = least_loaded.ArgMin();
+    // least_loaded is brought up to date lazily: a worker's key only when it comes out least
+    // (most assignments go to others once the least-loaded worker is full). Scores only grow
+    // while packing, so no key is above its worker's score's, and the least key that is up to
+    // date is the least of them all: the same worker as with every key kept up to date.
+    int32_t candidate = least_loaded.ArgMin();
+    for (double score; !least_loaded.Holds(candidate, score = ScoreOf(candidate));) {
+      least_loaded.Raise(candidate, score);
+      candidate = least_loaded.ArgMin();
+    }
     int32_t chosen = Fits(candidate, it) ? candidate : room_search.Best(k);
     if (!it.sole) chosen = near_holders(it, chosen);
     if (chosen < 0) chosen = 0;  // cannot happen after ValidateBatch's total-cap check
     Assign(i, chosen);
     if (!it.sole) note_holder(it.document, chosen);
-    least_loaded.Raise(chosen, ScoreOf(chosen));
     room_search.Changed(chosen);
   }
 }

@@ -64,6 +64,11 @@ class MinTree {
   // level on it.
   void Raise(int32_t i, double score) { Update<true>(i, score); }
   int32_t ArgMin() const { return static_cast<int32_t>(node_[0] & index_mask_); }
+  // Whether i's key is the one `score` gives it (else an update of i is outstanding: a caller
+  // whose scores only grow may defer them until the worker comes out least).
+  bool Holds(int32_t i, double score) const {
+    return node_[first_leaf_ + static_cast<size_t>(i)] == Key(i, score);
+  }
 
  private:
   template <bool kStopUnchanged>
