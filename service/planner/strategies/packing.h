@@ -75,17 +75,19 @@ class MinTree {
   void Update(int32_t i, double score) {
     size_t n = first_leaf_ + static_cast<size_t>(i);
     uint64_t cur = Key(i, score);
-    node_[n] = cur;
+    uint64_t* const node = node_.data();
+    // Node m + 1 (m >= 0) is child m & 3 of node m >> 2; its siblings are nodes (m ^ k) + 1.
+    const uint64_t* const after_root = node + 1;
+    node[n] = cur;
     while (n > 0) {
-      const size_t base = ((n - 1) & ~size_t{3}) + 1, slot = n - base;
-      const uint64_t a = node_[base + ((slot + 1) & 3)], b = node_[base + ((slot + 2) & 3)],
-                     c = node_[base + ((slot + 3) & 3)];
+      const size_t m = n - 1;
+      const uint64_t a = after_root[m ^ 1], b = after_root[m ^ 2], c = after_root[m ^ 3];
       const uint64_t ab = a < b ? a : b;
       const uint64_t others = ab < c ? ab : c;
       cur = others < cur ? others : cur;
-      n = (n - 1) >> 2;
-      if (kStopUnchanged && node_[n] == cur) break;
-      node_[n] = cur;
+      n = m >> 2;
+      if (kStopUnchanged && node[n] == cur) break;
+      node[n] = cur;
     }
   }
   uint64_t Key(int32_t i, double score) const {
