@@ -228,13 +228,14 @@ void MergeNeighbours(const Batch& batch, std::vector<Block>* blocks) {
   size_t out = 0;
   for (size_t i = 0; i < blocks->size(); ++i) {
     const Block& b = (*blocks)[i];
-    const MaskKind kind = batch.documents[b.document].mask.kind;
     if (out > 0) {
       Block& last = (*blocks)[out - 1];
-      if (last.document == b.document && last.owner == b.owner && last.end == b.begin &&
-          (kind == MaskKind::kCausal || kind == MaskKind::kFull)) {
-        last.end = b.end;
-        continue;
+      if (last.document == b.document && last.owner == b.owner && last.end == b.begin) {
+        const MaskKind kind = batch.documents[b.document].mask.kind;  // (only for neighbours)
+        if (kind == MaskKind::kCausal || kind == MaskKind::kFull) {
+          last.end = b.end;
+          continue;
+        }
       }
     }
     (*blocks)[out++] = b;
