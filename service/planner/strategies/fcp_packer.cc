@@ -38,14 +38,14 @@ void Packer::Assign(int32_t i, int32_t w) {
   it.owner = w;
   load_[w] += it.seconds;
   tokens_[w] += it.tokens();
-  if (tracking_owned_ && !pinned_[i]) owned_[w].push_back(i);
+  if (tracking_owned_ && !pinned_[i]) Owned(w).push_back(i);
 }
 
 void Packer::Unassign(int32_t i) {
   PackItem& it = items_[i];
   load_[it.owner] -= it.seconds;
   tokens_[it.owner] -= it.tokens();
-  auto& list = owned_[it.owner];
+  std::vector<int32_t>& list = Owned(it.owner);
   list.erase(std::find(list.begin(), list.end(), i));
   it.owner = -1;
 }
@@ -303,7 +303,7 @@ int32_t Packer::TryImprove(int32_t hot, LeastScoreTree* coldest) {
     const int64_t cold_tokens = tokens_[cold];
     if (cold == hot || cold_load * inv_mean_seconds_ >= best - 1e-9) continue;
     // The cold worker's units side by side (the swaps' inner loop reads nothing else).
-    const std::vector<int32_t>& theirs = owned_[cold];
+    const std::vector<int32_t>& theirs = Owned(cold);
     cold_seconds_.resize(theirs.size());
     cold_tokens_.resize(theirs.size());
     // A swap needs a unit of fewer seconds than a's (dd > 0) and enough tokens to leave the cold
@@ -316,7 +316,7 @@ int32_t Packer::TryImprove(int32_t hot, LeastScoreTree* coldest) {
       least_seconds = std::min(least_seconds, cold_seconds_[q]);
       most_tokens = std::max(most_tokens, cold_tokens_[q]);
     }
-    for (int32_t i : owned_[hot]) {
+    for (int32_t i : Owned(hot)) {
       const PackItem& a = items_[i];
       const double da = a.seconds;
       if ((hot_load - da) * inv_mean_seconds_ >= best - 1e-9) continue;
@@ -351,25 +351,32 @@ void Packer::TrackOwned() {
   if (tracking_owned_) return;
   tracking_owned_ = true;
   // A counting sort by owner keeps each worker's units in index order (TryImprove's ties go to
-  // the first), then one copy per worker (a push_back per unit cost three times as much).
-  std::vector<int32_t> start(workers_ + 1, 0);
+  // the first); a worker's list is copied out only when Refine first touches it (Owned).
+  std::vector<int32_t>& start = owned_start_;
+  start.assign(workers_ + 1, 0);
   for (size_t i = 0; i < items_.size(); ++i) {
     if (!pinned_[i] && items_[i].owner >= 0) ++start[items_[i].owner + 1];
   }
   for (int32_t w = 0; w < workers_; ++w) start[w + 1] += start[w];
-  std::vector<int32_t> by_owner(start[workers_]);
-  {
-    std::vector<int32_t> next(start.begin(), start.end() - 1);
-    for (size_t i = 0; i < items_.size(); ++i) {
-      if (!pinned_[i] && items_[i].owner >= 0) {
-        by_owner[next[items_[i].owner]++] = static_cast<int32_t>(i);
-      }
+  owned_index_.resize(start[workers_]);
+  std::vector<int32_t> next(start.begin(), start.end() - 1);
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (!pinned_[i] && items_[i].owner >= 0) {
+      owned_index_[next[items_[i].owner]++] = static_cast<int32_t>(i);
     }
   }
-  for (int32_t w = 0; w < workers_; ++w) {
-    owned_[w].reserve(start[w + 1] - start[w] + 4);
-    owned_[w].assign(by_owner.begin() + start[w], by_owner.begin() + start[w + 1]);
+  owned_ready_.assign(workers_, 0);
+}
+
+std::vector<int32_t>& Packer::Owned(int32_t w) {
+  std::vector<int32_t>& list = owned_[w];
+  if (!owned_ready_[w]) {
+    owned_ready_[w] = 1;
+    const auto begin = owned_index_.begin();
+    list.reserve(owned_start_[w + 1] - owned_start_[w] + 4);
+    list.assign(begin + owned_start_[w], begin + owned_start_[w + 1]);
   }
+  return list;
 }
 
 void Packer::Refine(int iterations) {

@@ -56,8 +56,11 @@ class Packer {
   // One move or swap off `hot` to one of the coldest workers (`coldest`: their scores); the worker
   // it went to, -1 if none improves.
   int32_t TryImprove(int32_t hot, LeastScoreTree* coldest);
-  // Fills owned_ from the items' owners (Pack does not keep it up to date: only Refine reads it).
+  // Indexes the units by owner for owned_ (Pack does not keep it up to date: only Refine reads
+  // it), and keeps it up to date from then on.
   void TrackOwned();
+  // owned_[w], copied from TrackOwned's index when first asked for (Refine touches few workers).
+  std::vector<int32_t>& Owned(int32_t w);
   class RoomSearch;  // Pack's search once the least-loaded worker is full (fcp_packer.cc)
 
   const Topology& topology_;
@@ -68,7 +71,9 @@ class Packer {
   bool tracking_owned_ = false;
   std::vector<double> load_;
   std::vector<int64_t> tokens_;
-  std::vector<std::vector<int32_t>> owned_;  // unpinned items per worker
+  std::vector<std::vector<int32_t>> owned_;  // unpinned items per worker (through Owned)
+  std::vector<int32_t> owned_start_, owned_index_;  // worker w's: [start[w], start[w + 1])
+  std::vector<char> owned_ready_;                   // owned_[w] copied out of the index
   std::vector<char> pinned_;
   std::vector<double> cold_seconds_;  // TryImprove's: a cold worker's units' seconds, tokens
   std::vector<int64_t> cold_tokens_;
