@@ -19,6 +19,7 @@ Packer::Packer(const Topology& topology, std::vector<PackItem>* items)
       load_(workers_, 0),
       tokens_(workers_, 0),
       owned_(workers_),
+      unpinned_count_(workers_, 0),
       pinned_(items->size()) {
   double total_seconds = 0;
   for (size_t i = 0; i < items_.size(); ++i) {
@@ -271,6 +272,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     if (!it.sole) chosen = near_holders(it, chosen);
     if (chosen < 0) chosen = 0;  // cannot happen after ValidateBatch's total-cap check
     Assign(i, chosen);
+    ++unpinned_count_[chosen];
     if (!it.sole) note_holder(it.document, chosen);
     room_search.Changed(chosen);
   }
@@ -354,10 +356,7 @@ void Packer::TrackOwned() {
   // the first); a worker's list is copied out only when Refine first touches it (Owned).
   std::vector<int32_t>& start = owned_start_;
   start.assign(workers_ + 1, 0);
-  for (size_t i = 0; i < items_.size(); ++i) {
-    if (!pinned_[i] && items_[i].owner >= 0) ++start[items_[i].owner + 1];
-  }
-  for (int32_t w = 0; w < workers_; ++w) start[w + 1] += start[w];
+  for (int32_t w = 0; w < workers_; ++w) start[w + 1] = start[w] + unpinned_count_[w];
   owned_index_.resize(start[workers_]);
   std::vector<int32_t> next(start.begin(), start.end() - 1);
   for (size_t i = 0; i < items_.size(); ++i) {
