@@ -34,7 +34,7 @@ Packer::Packer(const Topology& topology, std::vector<PackItem>* items)
                           : 0;
 }
 
-void Packer::Assign(int32_t i, int32_t w) {
+inline void Packer::Assign(int32_t i, int32_t w) {
   PackItem& it = items_[i];
   it.owner = w;
   load_[w] += it.seconds;
