@@ -187,9 +187,11 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
   std::vector<char> is_given(items_.size());
   given.reserve(presorted.size());
   bool in_order = true;
+  uint64_t last = 0;  // the previous key
   for (const int32_t i : presorted) {
-    given.push_back(key(i));
-    in_order &= given.size() < 2 || given[given.size() - 2] < given.back();
+    const uint64_t k = key(i);
+    in_order &= given.empty() || last < k;
+    given.push_back(last = k);
     is_given[i] = true;
   }
   rest.reserve(items_.size() - given.size());
