@@ -117,9 +117,9 @@ class Packer::RoomSearch {
     const double* const load = p_.load_.data();
     const int64_t* const held = p_.tokens_.data();
     run_tree_.Fill(p_.workers_, [=](int32_t w) {
-      return held[w] <= room ? Packer::ScoreAt(load[w] + seconds, held[w] + tokens, inv_mean,
-                                               inv_budget)
-                             : std::numeric_limits<double>::infinity();
+      return held[w] <= room
+                 ? Packer::ScoreAt(load[w] + seconds, held[w] + tokens, inv_mean, inv_budget)
+                 : std::numeric_limits<double>::infinity();
     });
   }
   double RunScore(int32_t w) const {

@@ -72,8 +72,8 @@ class Packer {
   bool tracking_owned_ = false;
   std::vector<double> load_;
   std::vector<int64_t> tokens_;
-  std::vector<std::vector<int32_t>> owned_;  // unpinned items per worker (through Owned)
-  std::vector<int32_t> unpinned_count_;       // per worker, the unpinned units Pack placed
+  std::vector<std::vector<int32_t>> owned_;         // unpinned items per worker (through Owned)
+  std::vector<int32_t> unpinned_count_;             // per worker, the unpinned units Pack placed
   std::vector<int32_t> owned_start_, owned_index_;  // worker w's: [start[w], start[w + 1])
   std::vector<char> owned_ready_;                   // owned_[w] copied out of the index
   std::vector<char> pinned_;
