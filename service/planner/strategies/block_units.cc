@@ -35,8 +35,8 @@ class UnitBuilder {
     std::vector<int32_t> group_sizes;
     if (grouped() && automatic_) ChooseGroups(&group_of, &group_sizes);
     const std::vector<std::vector<int32_t>> members = PlaceGroups(group_sizes, batch_.topology);
-    const int64_t block = RequestedBlockSize(ctx_);
-    items->reserve(docs + batch_.TotalTokens() / block);
+    const int64_t block = costs_.block_size;
+    items->reserve(docs + costs_.tokens / block);
     whole_item_.assign(docs, -1);
     for (int32_t d = 0; d < docs; ++d) {
       const Document& doc = batch_.documents[d];
@@ -114,7 +114,7 @@ class UnitBuilder {
     }
     if (group_workers < 1 || short_tokens <= 0) return 1;
     const double others = batch_.topology.num_workers - group_workers;
-    const double must_hold = static_cast<double>(batch_.TotalTokens()) - others * cap;
+    const double must_hold = static_cast<double>(costs_.tokens) - others * cap;
     const double filler = std::max(0.0, must_hold - group_tokens) / group_workers;
     const double filler_share = filler * (short_seconds / short_tokens) / mean_seconds_;
     return std::clamp(1 - filler_share, 0.5, 1.0);
@@ -228,13 +228,14 @@ void MergeNeighbours(const Batch& batch, std::vector<Block>* blocks) {
   size_t out = 0;
   for (size_t i = 0; i < blocks->size(); ++i) {
     const Block& b = (*blocks)[i];
-    const MaskKind kind = batch.documents[b.document].mask.kind;
     if (out > 0) {
       Block& last = (*blocks)[out - 1];
-      if (last.document == b.document && last.owner == b.owner && last.end == b.begin &&
-          (kind == MaskKind::kCausal || kind == MaskKind::kFull)) {
-        last.end = b.end;
-        continue;
+      if (last.document == b.document && last.owner == b.owner && last.end == b.begin) {
+        const MaskKind kind = batch.documents[b.document].mask.kind;  // (only for neighbours)
+        if (kind == MaskKind::kCausal || kind == MaskKind::kFull) {
+          last.end = b.end;
+          continue;
+        }
       }
     }
     (*blocks)[out++] = b;
@@ -248,6 +249,8 @@ DocCosts DocCosts::Of(const PlanContext& ctx) {
   DocCosts costs;
   costs.seconds = DocumentSeconds(ctx, &costs.total);
   costs.by_cost = ByCostDescending(costs.seconds, ctx.batch.documents);
+  costs.tokens = ctx.batch.TotalTokens();
+  costs.block_size = RequestedBlockSize(ctx);
   return costs;
 }
 

@@ -24,11 +24,14 @@ namespace fcp {
 enum class UnitShape { kFine, kGrouped, kGroupedFull };
 
 // Per-document costs, shared by the shapes: DocumentSeconds, their sum, and the documents by cost
-// (largest first).
+// (largest first); with the batch's tokens and RequestedBlockSize, each a pass over the documents
+// that the packings would otherwise repeat.
 struct DocCosts {
   std::vector<double> seconds;
   double total = 0;
   std::vector<int32_t> by_cost;
+  int64_t tokens = 0;      // batch.TotalTokens()
+  int64_t block_size = 0;  // RequestedBlockSize(ctx)
 
   static DocCosts Of(const PlanContext& ctx);
 };

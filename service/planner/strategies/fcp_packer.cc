@@ -19,6 +19,7 @@ Packer::Packer(const Topology& topology, std::vector<PackItem>* items)
       load_(workers_, 0),
       tokens_(workers_, 0),
       owned_(workers_),
+      unpinned_count_(workers_, 0),
       pinned_(items->size()) {
   double total_seconds = 0;
   for (size_t i = 0; i < items_.size(); ++i) {
@@ -33,19 +34,19 @@ Packer::Packer(const Topology& topology, std::vector<PackItem>* items)
                           : 0;
 }
 
-void Packer::Assign(int32_t i, int32_t w) {
+inline void Packer::Assign(int32_t i, int32_t w) {
   PackItem& it = items_[i];
   it.owner = w;
   load_[w] += it.seconds;
   tokens_[w] += it.tokens();
-  if (tracking_owned_ && !pinned_[i]) owned_[w].push_back(i);
+  if (tracking_owned_ && !pinned_[i]) Owned(w).push_back(i);
 }
 
 void Packer::Unassign(int32_t i) {
   PackItem& it = items_[i];
   load_[it.owner] -= it.seconds;
   tokens_[it.owner] -= it.tokens();
-  auto& list = owned_[it.owner];
+  std::vector<int32_t>& list = Owned(it.owner);
   list.erase(std::find(list.begin(), list.end(), i));
   it.owner = -1;
 }
@@ -108,7 +109,18 @@ class Packer::RoomSearch {
   void StartRun(const PackItem& it) {
     run_item_ = it;
     in_run_ = true;
-    run_tree_.Fill(p_.workers_, [&](int32_t w) { return RunScore(w); });
+    // RunScore with the run's constants held in registers (the tree's stores might alias the
+    // packer's members, so RunScore reloads them per worker).
+    const double seconds = it.seconds, inv_mean = p_.inv_mean_seconds_;
+    const double inv_budget = p_.inv_token_budget_;
+    const int64_t tokens = it.tokens(), room = p_.cap_ - tokens;
+    const double* const load = p_.load_.data();
+    const int64_t* const held = p_.tokens_.data();
+    run_tree_.Fill(p_.workers_, [=](int32_t w) {
+      return held[w] <= room
+                 ? Packer::ScoreAt(load[w] + seconds, held[w] + tokens, inv_mean, inv_budget)
+                 : std::numeric_limits<double>::infinity();
+    });
   }
   double RunScore(int32_t w) const {
     const int64_t tokens = run_item_.tokens();
@@ -175,9 +187,11 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
   std::vector<char> is_given(items_.size());
   given.reserve(presorted.size());
   bool in_order = true;
+  uint64_t last = 0;  // the previous key
   for (const int32_t i : presorted) {
-    given.push_back(key(i));
-    in_order &= given.size() < 2 || given[given.size() - 2] < given.back();
+    const uint64_t k = key(i);
+    in_order &= given.empty() || last < k;
+    given.push_back(last = k);
     is_given[i] = true;
   }
   rest.reserve(items_.size() - given.size());
@@ -191,7 +205,7 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
   RadixSort(&rest);
   std::vector<uint64_t> order(items_.size());
   std::merge(rest.begin(), rest.end(), given.begin(), given.end(), order.begin());
-  MinTree least_loaded(workers_);
+  MinTree least_loaded(workers_);  // scores 0: raised as they come out least (below)
   RoomSearch room_search(*this, order, IndexMask(index_bits));
   // Workers holding blocks of each document cut into several units (few: documents span few
   // workers). A document's only unit (PackItem::sole) has no holders when it is placed, and none
@@ -239,7 +253,6 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     }
     return chosen;
   };
-  for (int32_t w = 0; w < workers_; ++w) least_loaded.Set(w, ScoreOf(w));
   const uint64_t index_mask = IndexMask(index_bits);
   for (size_t k = 0; k < order.size(); ++k) {
     // Items are visited by cost, far apart in memory: fetch an item a few iterations ahead.
@@ -248,13 +261,21 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     const int32_t i = static_cast<int32_t>(order[k] & index_mask);
     if (pinned_[i]) continue;
     const PackItem& it = items_[i];
-    const int32_t candidate = least_loaded.ArgMin();
+    // least_loaded is brought up to date lazily: a worker's key only when it comes out least
+    // (most assignments go to others once the least-loaded worker is full). Scores only grow
+    // while packing, so no key is above its worker's score's, and the least key that is up to
+    // date is the least of them all: the same worker as with every key kept up to date.
+    int32_t candidate = least_loaded.ArgMin();
+    for (double score; !least_loaded.Holds(candidate, score = ScoreOf(candidate));) {
+      least_loaded.Raise(candidate, score);
+      candidate = least_loaded.ArgMin();
+    }
     int32_t chosen = Fits(candidate, it) ? candidate : room_search.Best(k);
     if (!it.sole) chosen = near_holders(it, chosen);
     if (chosen < 0) chosen = 0;  // cannot happen after ValidateBatch's total-cap check
     Assign(i, chosen);
+    ++unpinned_count_[chosen];
     if (!it.sole) note_holder(it.document, chosen);
-    least_loaded.Raise(chosen, ScoreOf(chosen));
     room_search.Changed(chosen);
   }
 }
@@ -286,7 +307,7 @@ int32_t Packer::TryImprove(int32_t hot, LeastScoreTree* coldest) {
     const int64_t cold_tokens = tokens_[cold];
     if (cold == hot || cold_load * inv_mean_seconds_ >= best - 1e-9) continue;
     // The cold worker's units side by side (the swaps' inner loop reads nothing else).
-    const std::vector<int32_t>& theirs = owned_[cold];
+    const std::vector<int32_t>& theirs = Owned(cold);
     cold_seconds_.resize(theirs.size());
     cold_tokens_.resize(theirs.size());
     // A swap needs a unit of fewer seconds than a's (dd > 0) and enough tokens to leave the cold
@@ -299,7 +320,7 @@ int32_t Packer::TryImprove(int32_t hot, LeastScoreTree* coldest) {
       least_seconds = std::min(least_seconds, cold_seconds_[q]);
       most_tokens = std::max(most_tokens, cold_tokens_[q]);
     }
-    for (int32_t i : owned_[hot]) {
+    for (int32_t i : Owned(hot)) {
       const PackItem& a = items_[i];
       const double da = a.seconds;
       if ((hot_load - da) * inv_mean_seconds_ >= best - 1e-9) continue;
@@ -333,14 +354,30 @@ int32_t Packer::TryImprove(int32_t hot, LeastScoreTree* coldest) {
 void Packer::TrackOwned() {
   if (tracking_owned_) return;
   tracking_owned_ = true;
-  std::vector<int32_t> count(workers_, 0);
+  // A counting sort by owner keeps each worker's units in index order (TryImprove's ties go to
+  // the first); a worker's list is copied out only when Refine first touches it (Owned).
+  std::vector<int32_t>& start = owned_start_;
+  start.assign(workers_ + 1, 0);
+  for (int32_t w = 0; w < workers_; ++w) start[w + 1] = start[w] + unpinned_count_[w];
+  owned_index_.resize(start[workers_]);
+  std::vector<int32_t> next(start.begin(), start.end() - 1);
   for (size_t i = 0; i < items_.size(); ++i) {
-    if (!pinned_[i] && items_[i].owner >= 0) ++count[items_[i].owner];
+    if (!pinned_[i] && items_[i].owner >= 0) {
+      owned_index_[next[items_[i].owner]++] = static_cast<int32_t>(i);
+    }
   }
-  for (int32_t w = 0; w < workers_; ++w) owned_[w].reserve(count[w] + 4);
-  for (size_t i = 0; i < items_.size(); ++i) {
-    if (!pinned_[i] && items_[i].owner >= 0) owned_[items_[i].owner].push_back(i);
+  owned_ready_.assign(workers_, 0);
+}
+
+std::vector<int32_t>& Packer::Owned(int32_t w) {
+  std::vector<int32_t>& list = owned_[w];
+  if (!owned_ready_[w]) {
+    owned_ready_[w] = 1;
+    const auto begin = owned_index_.begin();
+    list.reserve(owned_start_[w + 1] - owned_start_[w] + 4);
+    list.assign(begin + owned_start_[w], begin + owned_start_[w + 1]);
   }
+  return list;
 }
 
 void Packer::Refine(int iterations) {

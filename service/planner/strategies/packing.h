@@ -64,23 +64,30 @@ class MinTree {
   // level on it.
   void Raise(int32_t i, double score) { Update<true>(i, score); }
   int32_t ArgMin() const { return static_cast<int32_t>(node_[0] & index_mask_); }
+  // Whether i's key is the one `score` gives it (else an update of i is outstanding: a caller
+  // whose scores only grow may defer them until the worker comes out least).
+  bool Holds(int32_t i, double score) const {
+    return node_[first_leaf_ + static_cast<size_t>(i)] == Key(i, score);
+  }
 
  private:
   template <bool kStopUnchanged>
   void Update(int32_t i, double score) {
     size_t n = first_leaf_ + static_cast<size_t>(i);
     uint64_t cur = Key(i, score);
-    node_[n] = cur;
+    uint64_t* const node = node_.data();
+    // Node m + 1 (m >= 0) is child m & 3 of node m >> 2; its siblings are nodes (m ^ k) + 1.
+    const uint64_t* const after_root = node + 1;
+    node[n] = cur;
     while (n > 0) {
-      const size_t base = ((n - 1) & ~size_t{3}) + 1, slot = n - base;
-      const uint64_t a = node_[base + ((slot + 1) & 3)], b = node_[base + ((slot + 2) & 3)],
-                     c = node_[base + ((slot + 3) & 3)];
+      const size_t m = n - 1;
+      const uint64_t a = after_root[m ^ 1], b = after_root[m ^ 2], c = after_root[m ^ 3];
       const uint64_t ab = a < b ? a : b;
       const uint64_t others = ab < c ? ab : c;
       cur = others < cur ? others : cur;
-      n = (n - 1) >> 2;
-      if (kStopUnchanged && node_[n] == cur) break;
-      node_[n] = cur;
+      n = m >> 2;
+      if (kStopUnchanged && node[n] == cur) break;
+      node[n] = cur;
     }
   }
   uint64_t Key(int32_t i, double score) const {
@@ -115,9 +122,10 @@ class LeastScoreTree {
     }
   }
   int32_t ArgMin() const {
-    if (!(node_[1] < std::numeric_limits<double>::infinity())) return -1;
+    const double least = node_[1];  // every node on the way down holds it
+    if (!(least < std::numeric_limits<double>::infinity())) return -1;
     size_t n = 1;
-    while (n < leaves_) n = 2 * n + (node_[2 * n] != node_[n]);  // left holds it, or right
+    while (n < leaves_) n = 2 * n + (node_[2 * n] != least);  // left holds it, or right
     return static_cast<int32_t>(n - leaves_);
   }
 
@@ -132,10 +140,27 @@ void LeastScoreTree::Fill(int32_t size, ScoreOf score_of) {
   leaves_ = 1;
   while (leaves_ < static_cast<size_t>(size)) leaves_ *= 2;
   node_.resize(2 * leaves_);
-  for (int32_t q = 0; q < size; ++q) node_[leaves_ + q] = score_of(q);
-  std::fill(node_.begin() + static_cast<std::ptrdiff_t>(leaves_ + size), node_.end(),
-            std::numeric_limits<double>::infinity());
-  for (size_t n = leaves_ - 1; n >= 1; --n) node_[n] = std::min(node_[2 * n], node_[2 * n + 1]);
+  double* const node = node_.data();
+  const size_t n = static_cast<size_t>(std::max(size, 0));
+  std::fill(node + leaves_ + n, node + 2 * leaves_, std::numeric_limits<double>::infinity());
+  if (leaves_ == 1) {  // the root is the only leaf
+    if (n == 1) node[1] = score_of(0);
+    return;
+  }
+  // Leaves two at a time with their parent (the bottom level of the tree in the same pass), then
+  // the levels above.
+  size_t q = 0;
+  for (; q + 1 < n; q += 2) {
+    const double a = score_of(static_cast<int32_t>(q)), b = score_of(static_cast<int32_t>(q + 1));
+    node[leaves_ + q] = a;
+    node[leaves_ + q + 1] = b;
+    node[(leaves_ + q) / 2] = std::min(a, b);
+  }
+  if (q < n) node[leaves_ + q] = score_of(static_cast<int32_t>(q));  // an odd last leaf
+  for (; q < leaves_; q += 2) {  // its parent, and the padding's
+    node[(leaves_ + q) / 2] = std::min(node[leaves_ + q], node[leaves_ + q + 1]);
+  }
+  for (size_t p = leaves_ / 2 - 1; p >= 1; --p) node[p] = std::min(node[2 * p], node[2 * p + 1]);
 }
 
 // The workers by index in a binary tree whose nodes hold their subtree's least load and least
