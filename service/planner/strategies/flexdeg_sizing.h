@@ -71,6 +71,8 @@ class GroupSizing {
               int64_t cap);
 
   const std::vector<SizingDoc>& docs() const { return docs_; }
+  // The tokens of every document, summed in the docs() order.
+  double total_tokens() const { return total_tokens_; }
   // The indices of the documents longer than the cap, ascending.
   const std::vector<int32_t>& over_cap() const { return over_cap_; }
 
