@@ -26,11 +26,15 @@ constexpr double kFluidMargin = 1e-6;
 // The least compute (forward + backward per ctx.options) of `tokens` rows of `doc` holding
 // `pairs` allowed pairs: their tiles at most the whole document's size (no more efficient), tile
 // overheads left out, and the rows' linear layers.
-double LeastSeconds(const PlanContext& ctx, const Document& doc, int64_t pairs, int64_t tokens) {
+// (`per_pair`: SecondsPerPair(doc.length, doc.length), for a caller that prices many row ranges
+// of one document)
+double LeastSeconds(const PlanContext& ctx, double per_pair, int64_t pairs, int64_t tokens) {
   const bool backward = ctx.options.include_backward;
-  return static_cast<double>(pairs) * ctx.cost.SecondsPerPair(doc.length, doc.length) *
-             (backward ? 1 + ctx.cost.BackwardFactor() : 1) +
+  return static_cast<double>(pairs) * per_pair * (backward ? 1 + ctx.cost.BackwardFactor() : 1) +
          ctx.cost.TokenSeconds(tokens) * (backward ? 3 : 1);
+}
+double LeastSeconds(const PlanContext& ctx, const Document& doc, int64_t pairs, int64_t tokens) {
+  return LeastSeconds(ctx, ctx.cost.SecondsPerPair(doc.length, doc.length), pairs, tokens);
 }
 
 // The member of a group of k holding chunk c of the n = GroupChunks(doc, k).
@@ -151,7 +155,7 @@ class MicroPacker {
     p_.least.assign(bound_ ? workers_ : 0, 0);
     tokens_.assign(workers_, 0);
     free_.assign(workers_, cap_);
-    for (int32_t w = 0; w < workers_; ++w) least_.Set(w, 0);
+    least_ready_ = false;  // (set once the groups are placed: no walks for their chunks)
     by_room_ready_ = false;
     above_ = above;
     // 1. The grouped documents' chunks, a pair per member.
@@ -174,6 +178,8 @@ class MicroPacker {
       if (TokensOver(tokens_left)) return absl::AbortedError("flexdeg: over the bound sought");
     }
     if (fluid_) Wholes();
+    for (int32_t w = 0; w < workers_; ++w) least_.Set(w, p_.load[w]);
+    least_ready_ = true;
     // (fluid) the least compute of the documents not yet placed: every document's, less the
     // grouped ones', a little low for the sums' rounding (a lower `left` only stops less often)
     double left = 0;
@@ -286,7 +292,7 @@ class MicroPacker {
     free_[w] = cap_ - tokens_[w];
     if (by_room_ready_) {
       by_room_.Set(w, free_[w], p_.load[w]);
-    } else {
+    } else if (least_ready_) {
       least_.Set(w, p_.load[w]);
     }
   }
@@ -302,17 +308,20 @@ class MicroPacker {
     const double seconds = d.linear + (d.seconds - d.linear) *
                                           ctx_.cost.Efficiency(doc.length, doc.length) /
                                           ctx_.cost.Efficiency(chunk, chunk);
+    // (bound mode) its pairs at the whole document's tile efficiency
+    const double per_pair = bound_ ? ctx_.cost.SecondsPerPair(doc.length, doc.length) : 0;
     bool fits = true;
+    int64_t begin = ChunkBegin(doc.length, n, 0);
     for (int64_t c = 0; c < n; ++c) {
-      const int64_t tokens = ChunkBegin(doc.length, n, c + 1) - ChunkBegin(doc.length, n, c);
+      const int64_t end = ChunkBegin(doc.length, n, c + 1), tokens = end - begin;
       const int32_t w = ranks[Member(doc, n, c, k)];
       Take(w, tokens, seconds * static_cast<double>(tokens) / static_cast<double>(doc.length));
       fits = fits && tokens_[w] <= cap_;
-      if (bound_) {  // its pairs at the whole document's tile efficiency
-        const int64_t begin = ChunkBegin(doc.length, n, c);
-        p_.least[w] += LeastSeconds(
-            ctx_, doc, AllowedPairs(doc.mask, begin, begin + tokens, 0, doc.length), tokens);
+      if (bound_) {
+        p_.least[w] +=
+            LeastSeconds(ctx_, per_pair, AllowedPairs(doc.mask, begin, end, 0, doc.length), tokens);
       }
+      begin = end;
     }
     if (!fluid_) p_.owner[d.document] = -2 - group;
     return fits;
@@ -347,6 +356,7 @@ class MicroPacker {
   double least_per_token_;  // the least compute of a token: its linear layers
   MinTree least_;
   SinglesByRoom by_room_;
+  bool least_ready_ = false;  // least_ holds every worker's load
   bool by_room_ready_ = false;
   double above_ = HUGE_VAL;
   double whole_total_ = 0;  // (fluid) the sum of *whole_
