@@ -76,8 +76,17 @@ double GroupSizing::Room(const SizingDoc& d, int64_t k, double target) const {
   return Curve(d, k).At(target);
 }
 
+GroupSizing::Curves& GroupSizing::CurvesAt(int32_t i) const {
+  if (static_cast<size_t>(i) >= slot_.size()) slot_.resize(i + 1, 0);
+  if (slot_[i] == 0) {
+    curves_.emplace_back();
+    slot_[i] = static_cast<int32_t>(curves_.size());
+  }
+  return curves_[slot_[i] - 1];
+}
+
 const GroupSizing::RoomCurve* GroupSizing::CurvesOf(int32_t i, int64_t lo, int64_t hi) const {
-  Curves& c = curves_[i];
+  Curves& c = CurvesAt(i);
   if (lo >= c.done_lo && hi <= c.done_hi) return c.of.data() + (lo - c.first);
   if (c.of.empty()) {
     c.first = lo;
@@ -143,7 +152,7 @@ GroupSizing::RoomCurve GroupSizing::Curve(const SizingDoc& d, int64_t k) const {
 
 int64_t GroupSizing::LeastSize(int32_t i, double target, int64_t left) const {
   const SizingDoc& d = docs_[i];
-  Curves& memo = curves_[i];  // (its sides' last minima)
+  Curves& memo = CurvesAt(i);  // (its sides' last minima)
   // GroupSeconds ≥ c/k, so nothing below ceil(c / target) fits; on each side of the node size
   // (where the rate drops) it falls, then rises (its terms: c/k-like, and a rotation that only
   // grows), so the least k within the target is left of that side's minimum.

@@ -42,11 +42,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <utility>
 #include <vector>
 
-#include "absl/container/node_hash_map.h"
 #include "service/planner/batch.h"
 #include "service/planner/cost_model.h"
 
@@ -188,9 +188,13 @@ class GroupSizing {
     };
     Side sides[2];
   };
-  mutable absl::node_hash_map<int32_t, Curves> curves_;  // (references stay valid)
-  mutable std::vector<double> loss_;                     // WidenRings' losses
-  // The curves of docs()[i] for the sizes lo..hi (kept in curves_[i]); the pointer is that of
+  // curves_[slot_[i] - 1]: document index i's (slot_[i] = 0, or past slot_'s end: none yet); a
+  // deque, so that references stay valid.
+  mutable std::vector<int32_t> slot_;
+  mutable std::deque<Curves> curves_;
+  Curves& CurvesAt(int32_t i) const;
+  mutable std::vector<double> loss_;  // WidenRings' losses
+  // The curves of docs()[i] for the sizes lo..hi (kept in CurvesAt(i)); the pointer is that of
   // lo's, valid until the next call for i.
   const RoomCurve* CurvesOf(int32_t i, int64_t lo, int64_t hi) const;
 };
