@@ -331,10 +331,18 @@ class MicroPacker {
   bool SpreadOverRoomiest(const SizingDoc& d) {
     std::vector<int32_t> order(workers_);
     for (int32_t w = 0; w < workers_; ++w) order[w] = w;
-    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    // Roomiest first (ties: the lowest rank), a total order: sorted only as far as the search
+    // reads it (the fewest workers are few), each extension the next of the same order.
+    auto roomier = [&](int32_t a, int32_t b) {
       return free_[a] > free_[b] || (free_[a] == free_[b] && a < b);
-    });
+    };
+    int64_t sorted = 0;
     for (int64_t r = 2; r <= std::min<int64_t>(workers_, d.length); ++r) {
+      if (r > sorted) {
+        const int64_t more = std::min<int64_t>(workers_, std::max<int64_t>(2 * sorted, 32));
+        std::partial_sort(order.begin() + sorted, order.begin() + more, order.end(), roomier);
+        sorted = more;
+      }
       if (free_[order[r - 1]] < MemberTokens(d.length, r)) continue;
       order.resize(r);
       std::sort(order.begin(), order.end());
