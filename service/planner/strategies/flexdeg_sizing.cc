@@ -354,15 +354,15 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
   std::vector<int64_t> extra = own_best;
   if (wanted > left) {  // the workers do not stretch to every ring's best: share them out
     const size_t n = rings.size();
-    for (size_t r = 0; r < n; ++r) {  // every loss known
-      const int64_t least = (*sizes)[rings[r]];
-      const RoomCurve* curves = CurvesOf(rings[r], least, least + widest);
-      for (int64_t x = 1; x <= widest; ++x) {
-        if (std::isnan(loss(r)[x])) loss(r)[x] = loss_at(curves, least, x);
-      }
-    }
     if (static_cast<double>(n) * static_cast<double>(left + 1) * static_cast<double>(widest + 1) <=
         kMaxDpSteps) {
+      for (size_t r = 0; r < n; ++r) {  // every loss known
+        const int64_t least = (*sizes)[rings[r]];
+        const RoomCurve* curves = CurvesOf(rings[r], least, least + widest);
+        for (int64_t x = 1; x <= widest; ++x) {
+          if (std::isnan(loss(r)[x])) loss(r)[x] = loss_at(curves, least, x);
+        }
+      }
       // Exact: dp over rings and workers used (a multiple-choice knapsack).
       std::vector<double> dp(left + 1, 0), next(left + 1);
       std::vector<std::vector<int32_t>> pick(n, std::vector<int32_t>(left + 1, 0));
@@ -385,6 +385,8 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
         e -= extra[r];
       }
     } else {  // too large to share exactly: costliest rings first, each its best while left
+      // (an unknown loss is at least that of the best before it, a smaller x: never the first
+      // least of a range from 0, and NaN is never below the best)
       int64_t free = left;
       for (size_t r = 0; r < n; ++r) {
         int64_t best = 0;
