@@ -142,7 +142,8 @@ GroupSizing::RoomCurve GroupSizing::Curve(const SizingDoc& d, int64_t k) const {
   double x = 0, t = c.time0;
   for (int piece = 0; piece < 3 && x < c.most; ++piece) {
     if (breaks[piece] <= x) continue;  // already past it
-    c.pieces[c.count++] = {x, t, slopes[piece], t + slopes[piece] * (breaks[piece] - x)};
+    c.pieces[c.count++] = {x, t, slopes[piece],
+                           slopes[piece] > 0 ? t + slopes[piece] * (breaks[piece] - x) : -HUGE_VAL};
     t += slopes[piece] * (breaks[piece] - x);
     x = breaks[piece];
   }

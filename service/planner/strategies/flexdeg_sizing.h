@@ -137,7 +137,9 @@ class GroupSizing {
   // the pieces as Room did, with the same operations in the same order (bit-identical).
   struct RoomCurve {
     struct Piece {
-      double x, t, slope, end;  // where the piece starts, the time there, its slope, its end time
+      // where the piece starts, the time there, its slope, its end time (-inf for a flat piece,
+      // which the walk passes over)
+      double x, t, slope, end;
     };
     double most = 0;        // the cap, over the document's chunks
     bool over_cap = false;  // MemberTokens over the cap
@@ -151,7 +153,7 @@ class GroupSizing {
       double x = x_end;
       for (int p = 0; p < count; ++p) {
         const Piece& s = pieces[p];
-        if (s.slope > 0 && s.end >= target) {
+        if (s.end >= target) {
           x = s.x + (target - s.t) / s.slope;
           break;
         }
