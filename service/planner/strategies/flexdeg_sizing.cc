@@ -85,6 +85,15 @@ GroupSizing::Curves& GroupSizing::CurvesAt(int32_t i) const {
   return curves_[slot_[i] - 1];
 }
 
+double GroupSizing::SecondsAt(Curves& c, const SizingDoc& d, int64_t k) const {
+  if (static_cast<size_t>(k) >= c.seconds.size()) {
+    c.seconds.resize(k + 1, std::numeric_limits<double>::quiet_NaN());
+  }
+  double& seconds = c.seconds[k];
+  if (std::isnan(seconds)) seconds = GroupSeconds(d, k);
+  return seconds;
+}
+
 const GroupSizing::RoomCurve* GroupSizing::CurvesOf(int32_t i, int64_t lo, int64_t hi) const {
   Curves& c = CurvesAt(i);
   if (lo >= c.done_lo && hi <= c.done_hi) return c.of.data() + (lo - c.first);
@@ -162,7 +171,7 @@ int64_t GroupSizing::LeastSize(int32_t i, double target, int64_t left) const {
   int64_t from = std::max<int64_t>(1, static_cast<int64_t>(want));
   while (from > 1 && d.seconds / static_cast<double>(from - 1) <= target) --from;
   from = std::max({from, int64_t{2}, GroupSizeForCap(d.length, cap_, workers_)});
-  auto fits = [&](int64_t k) { return GroupSeconds(d, k) <= target; };
+  auto fits = [&](int64_t k) { return SecondsAt(memo, d, k) <= target; };
   const std::pair<int64_t, int64_t> sides[] = {
       {from, std::min<int64_t>(left, workers_per_node_)},
       {std::max<int64_t>(from, workers_per_node_ + 1), left}};
@@ -177,7 +186,7 @@ int64_t GroupSizing::LeastSize(int32_t i, double target, int64_t left) const {
       int64_t lo = a, hi = b;
       while (hi - lo > 2) {
         const int64_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
-        if (GroupSeconds(d, m1) <= GroupSeconds(d, m2)) {
+        if (SecondsAt(memo, d, m1) <= SecondsAt(memo, d, m2)) {
           hi = m2;
         } else {
           lo = m1;
@@ -185,7 +194,7 @@ int64_t GroupSizing::LeastSize(int32_t i, double target, int64_t left) const {
       }
       int64_t best = lo;
       for (int64_t k = lo + 1; k <= hi; ++k) {
-        if (GroupSeconds(d, k) < GroupSeconds(d, best)) best = k;
+        if (SecondsAt(memo, d, k) < SecondsAt(memo, d, best)) best = k;
       }
       last = {a, b, best};
     }
@@ -230,7 +239,7 @@ bool GroupSizing::FitsRings(const std::vector<int32_t>& rings, const std::vector
   for (int32_t i : rings) {
     const SizingDoc& d = docs_[i];
     const int64_t k = sizes[i];
-    if (MemberTokens(d.length, k) > cap_ || GroupSeconds(d, k) > target) return false;
+    if (MemberTokens(d.length, k) > cap_ || SecondsAt(CurvesAt(i), d, k) > target) return false;
     left -= k;
     room += static_cast<double>(k) * CurvesOf(i, k, k)->At(target);
   }

@@ -189,12 +189,15 @@ class GroupSizing {
       int64_t a = -1, b = -1, best = -1;
     };
     Side sides[2];
+    std::vector<double> seconds;  // GroupSeconds by size, as asked (NaN: not yet)
   };
   // curves_[slot_[i] - 1]: document index i's (slot_[i] = 0, or past slot_'s end: none yet); a
   // deque, so that references stay valid.
   mutable std::vector<int32_t> slot_;
   mutable std::deque<Curves> curves_;
   Curves& CurvesAt(int32_t i) const;
+  // GroupSeconds(d, k), kept in `c` (d's): the bisection's steps ask the same sizes again.
+  double SecondsAt(Curves& c, const SizingDoc& d, int64_t k) const;
   mutable std::vector<double> loss_;  // WidenRings' losses
   // The curves of docs()[i] for the sizes lo..hi (kept in CurvesAt(i)); the pointer is that of
   // lo's, valid until the next call for i.
