@@ -343,6 +343,7 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
     double* l = loss(own_best.size());
     int64_t best = 0;
     l[0] = loss_at(curves, least, 0);
+    double least_loss = l[0];  // l[best]
     for (int64_t x = 1; x <= widest; ++x) {
       // Room is at most the cap less the ring's chunks (the curve's `most`), so the loss is at
       // least k·(single − most) (rounding is monotone): where that is not below the best so far,
@@ -351,12 +352,15 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
       // tie but for rounding: this spares most of the Room calls.)
       const double k = static_cast<double>(least + x);
       const double most = curves[x].most;
-      if (most >= 0 && k * (single - most) >= l[best]) {
+      if (most >= 0 && k * (single - most) >= least_loss) {
         l[x] = std::numeric_limits<double>::quiet_NaN();
         continue;
       }
       l[x] = loss_at(curves, least, x);
-      if (l[x] < l[best]) best = x;
+      if (l[x] < least_loss) {
+        least_loss = l[x];
+        best = x;
+      }
     }
     own_best.push_back(best);
     wanted += best;
@@ -400,8 +404,9 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
       int64_t free = left;
       for (size_t r = 0; r < n; ++r) {
         int64_t best = 0;
+        const double* lr = loss(r);
         for (int64_t x = 1; x <= std::min(free, widest); ++x) {
-          if (loss(r)[x] < loss(r)[best]) best = x;
+          if (lr[x] < lr[best]) best = x;
         }
         extra[r] = best;
         free -= best;
