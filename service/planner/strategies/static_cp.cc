@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -170,12 +171,22 @@ bool StaticCpSurelyPacks(const Batch& batch, int32_t c, int64_t budget) {
   auto room = [&](int64_t length, Wide placed) {
     return Wide{groups} * c * (Wide{budget} - share(length)) - placed - slack;
   };
-  Wide total = 0;
-  for (const Document& doc : batch.documents) total += doc.length;
+  int64_t tokens = 0;
+  for (const Document& doc : batch.documents) tokens += doc.length;
+  const Wide total = tokens;
   // The documents that fail with every other document placed before them: from the shortest of
-  // them on, every document no shorter is summed in order.
+  // them on, every document no shorter is summed in order. (A share is at most L/c + 2, so a
+  // document's room is at least A − (G − 1)·L, A = G·c·(budget − 2) − total − slack: none of
+  // length up to A / (G − 1) fails, and those are passed over without the wide arithmetic.)
+  const Wide least_room = Wide{groups} * c * (Wide{budget} - 2) - total - slack;
+  Wide safe = -1;  // lengths up to `safe` cannot fail
+  if (least_room >= 0) safe = groups > 1 ? least_room / (groups - 1) : total;
+  const int64_t passed = safe >= std::numeric_limits<int64_t>::max()
+                             ? std::numeric_limits<int64_t>::max()
+                             : static_cast<int64_t>(safe);
   int64_t shortest = -1;
   for (const Document& doc : batch.documents) {
+    if (doc.length <= passed) continue;
     if (room(doc.length, total - doc.length) < 0 && (shortest < 0 || doc.length < shortest)) {
       shortest = doc.length;
     }
