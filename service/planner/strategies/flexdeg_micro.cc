@@ -18,19 +18,23 @@ namespace {
 constexpr double kOver = 1.05;
 constexpr double kFills[] = {1.0, 0.9 * kOver, 0.9, 0.8, 0.7};
 // The bound's packings check whether the documents left can still fit below the bound sought
-// (MicroPacker::FluidOver) every max(kFluidEvery, W / 2) documents, at that bound × (1 +
-// kFluidMargin).
+// (MicroPacker::FluidOver, TokensOver) once the groups are placed, then every max(kFluidEvery,
+// W / 2) documents, at that bound × (1 + kFluidMargin).
 constexpr int32_t kFluidEvery = 64;
 constexpr double kFluidMargin = 1e-6;
 
 // The least compute (forward + backward per ctx.options) of `tokens` rows of `doc` holding
 // `pairs` allowed pairs: their tiles at most the whole document's size (no more efficient), tile
 // overheads left out, and the rows' linear layers.
-double LeastSeconds(const PlanContext& ctx, const Document& doc, int64_t pairs, int64_t tokens) {
+// (`per_pair`: SecondsPerPair(doc.length, doc.length), for a caller that prices many row ranges
+// of one document)
+double LeastSeconds(const PlanContext& ctx, double per_pair, int64_t pairs, int64_t tokens) {
   const bool backward = ctx.options.include_backward;
-  return static_cast<double>(pairs) * ctx.cost.SecondsPerPair(doc.length, doc.length) *
-             (backward ? 1 + ctx.cost.BackwardFactor() : 1) +
+  return static_cast<double>(pairs) * per_pair * (backward ? 1 + ctx.cost.BackwardFactor() : 1) +
          ctx.cost.TokenSeconds(tokens) * (backward ? 3 : 1);
+}
+double LeastSeconds(const PlanContext& ctx, const Document& doc, int64_t pairs, int64_t tokens) {
+  return LeastSeconds(ctx, ctx.cost.SecondsPerPair(doc.length, doc.length), pairs, tokens);
 }
 
 // The member of a group of k holding chunk c of the n = GroupChunks(doc, k).
@@ -112,26 +116,23 @@ struct MicroPacking {
   std::vector<double> least;                 // per worker, its least compute (bound mode)
 };
 
+std::vector<double> DensestFrom(const PlanContext& ctx, const GroupSizing& sizing,
+                                std::vector<double>* whole);
+
 class MicroPacker {
  public:
-  // `whole` (bound mode, else null): every document's least compute whole (WholeSeconds);
-  // `densest` (bound mode, or null): DensestFrom, for the fluid check (FluidOver).
+  // `whole` (bound mode, else null): every document's least compute whole (WholeSeconds).
   MicroPacker(const PlanContext& ctx, const GroupSizing& sizing,
-              const std::vector<double>* whole = nullptr,
-              const std::vector<double>* densest = nullptr)
-      : ctx_(ctx),
-        whole_(whole),
-        densest_(densest),
-        batch_(ctx.batch),
-        sizing_(sizing),
-        workers_(batch_.topology.num_workers),
-        cap_(TokenCap(batch_.topology)),
-        least_(workers_),
-        by_room_(workers_) {
-    if (whole_ != nullptr && densest_ != nullptr) {
-      for (double seconds : *whole_) whole_total_ += seconds;
-    }
+              const std::vector<double>* whole = nullptr)
+      : MicroPacker(ctx, sizing, whole != nullptr, false) {
+    whole_ = whole;
   }
+  // Bound mode with the fluid checks (MicroLowerBoundSeconds), no owners kept: the documents'
+  // least compute whole and DensestFrom computed on first need (a packing that the tokens' check
+  // stops once its groups are placed needs neither).
+  struct FluidBound {};
+  MicroPacker(const PlanContext& ctx, const GroupSizing& sizing, FluidBound)
+      : MicroPacker(ctx, sizing, true, true) {}
 
   // Bound mode: stops (an error) once a worker's least compute reaches `above`, or, with
   // `densest`, once the documents left cannot all be placed without one reaching it (FluidOver).
@@ -149,12 +150,12 @@ class MicroPacker {
     }
     p_.groups = PlaceGroups(group_sizes, batch_.topology);
     // (the bound's packings, with `densest`, are read for their least compute alone: no owners)
-    p_.owner.assign(densest_ == nullptr ? batch_.documents.size() : 0, -1);
+    p_.owner.assign(fluid_ ? 0 : batch_.documents.size(), -1);
     p_.load.assign(workers_, 0);
-    p_.least.assign(whole_ != nullptr ? workers_ : 0, 0);
+    p_.least.assign(bound_ ? workers_ : 0, 0);
     tokens_.assign(workers_, 0);
     free_.assign(workers_, cap_);
-    for (int32_t w = 0; w < workers_; ++w) least_.Set(w, 0);
+    least_ready_ = false;  // (set once the groups are placed: no walks for their chunks)
     by_room_ready_ = false;
     above_ = above;
     // 1. The grouped documents' chunks, a pair per member.
@@ -168,7 +169,17 @@ class MicroPacker {
     }
     // 2. The other documents whole, costliest first, onto the least-loaded worker with room; a
     // document that fits none whole is spread over the fewest of the roomiest workers it fits.
-    const bool fluid = densest_ != nullptr && above_ < HUGE_VAL;
+    const bool fluid = fluid_ && above_ < HUGE_VAL;
+    // (fluid) the tokens of the documents not yet placed
+    double tokens_left = 0;
+    if (fluid) {
+      tokens_left = sizing_.total_tokens();
+      for (const auto& [i, k] : rings) tokens_left -= static_cast<double>(docs[i].length);
+      if (TokensOver(tokens_left)) return absl::AbortedError("flexdeg: over the bound sought");
+    }
+    if (fluid_) Wholes();
+    for (int32_t w = 0; w < workers_; ++w) least_.Set(w, p_.load[w]);
+    least_ready_ = true;
     // (fluid) the least compute of the documents not yet placed: every document's, less the
     // grouped ones', a little low for the sums' rounding (a lower `left` only stops less often)
     double left = 0;
@@ -184,10 +195,13 @@ class MicroPacker {
         ++next_ring;
         continue;
       }
-      if (fluid && i % every == 0 && FluidOver(left, (*densest_)[i])) {
+      if (fluid && i % every == 0 && (FluidOver(left, densest_[i]) || TokensOver(tokens_left))) {
         return absl::AbortedError("flexdeg: over the bound sought");
       }
-      if (fluid) left -= (*whole_)[docs[i].document];
+      if (fluid) {
+        left -= (*whole_)[docs[i].document];
+        tokens_left -= static_cast<double>(docs[i].length);
+      }
       const int64_t length = docs[i].length;
       // The least-loaded worker if it has room, else by room (SinglesByRoom: its answer is the
       // least-loaded worker too when that has room, so from the first full one on it alone is
@@ -202,8 +216,8 @@ class MicroPacker {
       }
       if (w >= 0) {
         Take(w, length, docs[i].seconds);
-        if (densest_ == nullptr) p_.owner[docs[i].document] = w;
-        if (whole_ != nullptr && (p_.least[w] += (*whole_)[docs[i].document]) >= above_) {
+        if (!fluid_) p_.owner[docs[i].document] = w;
+        if (bound_ && (p_.least[w] += (*whole_)[docs[i].document]) >= above_) {
           return absl::AbortedError("flexdeg: over the bound sought");
         }
       } else if (!SpreadOverRoomiest(docs[i])) {
@@ -216,6 +230,45 @@ class MicroPacker {
   }
 
  private:
+  MicroPacker(const PlanContext& ctx, const GroupSizing& sizing, bool bound, bool fluid)
+      : ctx_(ctx),
+        bound_(bound),
+        fluid_(fluid),
+        batch_(ctx.batch),
+        sizing_(sizing),
+        workers_(batch_.topology.num_workers),
+        cap_(TokenCap(batch_.topology)),
+        least_per_token_(ctx.cost.TokenSeconds(1) * (ctx.options.include_backward ? 3 : 1)),
+        least_(workers_),
+        by_room_(workers_) {}
+
+  // (fluid) whole_, densest_ and whole_total_, once.
+  void Wholes() {
+    if (whole_ != nullptr) return;
+    densest_ = DensestFrom(ctx_, sizing_, &own_whole_);
+    whole_ = &own_whole_;
+    for (double seconds : own_whole_) whole_total_ += seconds;
+  }
+
+  // Whether every completion of the packing leaves a worker's least compute above above_ by the
+  // tokens alone: the documents left, `tokens` in all, each carrying at least least_per_token_
+  // seconds per token (its linear layers), go to the workers with room, each of which holds at
+  // most its room and, to stay below the level, the level less its least compute so far over
+  // least_per_token_. (Under a cap the roomy workers are light and the loaded ones full.)
+  bool TokensOver(double tokens) const {
+    if (!(least_per_token_ > 0) || tokens <= 0) return false;
+    const double level = above_ * (1 + kFluidMargin);
+    double holds = 0;
+    for (int32_t w = 0; w < workers_; ++w) {
+      const double headroom = level - p_.least[w];
+      if (headroom > 0) {
+        holds += std::min(static_cast<double>(free_[w]), headroom / least_per_token_);
+      }
+      if (holds >= tokens) return false;
+    }
+    return true;
+  }
+
   // Whether every completion of the packing leaves a worker's least compute above above_: the
   // documents left, `left` seconds at most `densest` seconds per token, go to the workers with
   // room, each of which takes at most its room × densest and, to stay below the level, the level
@@ -239,7 +292,7 @@ class MicroPacker {
     free_[w] = cap_ - tokens_[w];
     if (by_room_ready_) {
       by_room_.Set(w, free_[w], p_.load[w]);
-    } else {
+    } else if (least_ready_) {
       least_.Set(w, p_.load[w]);
     }
   }
@@ -255,19 +308,22 @@ class MicroPacker {
     const double seconds = d.linear + (d.seconds - d.linear) *
                                           ctx_.cost.Efficiency(doc.length, doc.length) /
                                           ctx_.cost.Efficiency(chunk, chunk);
+    // (bound mode) its pairs at the whole document's tile efficiency
+    const double per_pair = bound_ ? ctx_.cost.SecondsPerPair(doc.length, doc.length) : 0;
     bool fits = true;
+    int64_t begin = ChunkBegin(doc.length, n, 0);
     for (int64_t c = 0; c < n; ++c) {
-      const int64_t tokens = ChunkBegin(doc.length, n, c + 1) - ChunkBegin(doc.length, n, c);
+      const int64_t end = ChunkBegin(doc.length, n, c + 1), tokens = end - begin;
       const int32_t w = ranks[Member(doc, n, c, k)];
       Take(w, tokens, seconds * static_cast<double>(tokens) / static_cast<double>(doc.length));
       fits = fits && tokens_[w] <= cap_;
-      if (whole_ != nullptr) {  // its pairs at the whole document's tile efficiency
-        const int64_t begin = ChunkBegin(doc.length, n, c);
-        p_.least[w] += LeastSeconds(
-            ctx_, doc, AllowedPairs(doc.mask, begin, begin + tokens, 0, doc.length), tokens);
+      if (bound_) {
+        p_.least[w] +=
+            LeastSeconds(ctx_, per_pair, AllowedPairs(doc.mask, begin, end, 0, doc.length), tokens);
       }
+      begin = end;
     }
-    if (densest_ == nullptr) p_.owner[d.document] = -2 - group;
+    if (!fluid_) p_.owner[d.document] = -2 - group;
     return fits;
   }
 
@@ -275,10 +331,18 @@ class MicroPacker {
   bool SpreadOverRoomiest(const SizingDoc& d) {
     std::vector<int32_t> order(workers_);
     for (int32_t w = 0; w < workers_; ++w) order[w] = w;
-    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    // Roomiest first (ties: the lowest rank), a total order: sorted only as far as the search
+    // reads it (the fewest workers are few), each extension the next of the same order.
+    auto roomier = [&](int32_t a, int32_t b) {
       return free_[a] > free_[b] || (free_[a] == free_[b] && a < b);
-    });
+    };
+    int64_t sorted = 0;
     for (int64_t r = 2; r <= std::min<int64_t>(workers_, d.length); ++r) {
+      if (r > sorted) {
+        const int64_t more = std::min<int64_t>(workers_, std::max<int64_t>(2 * sorted, 32));
+        std::partial_sort(order.begin() + sorted, order.begin() + more, order.end(), roomier);
+        sorted = more;
+      }
       if (free_[order[r - 1]] < MemberTokens(d.length, r)) continue;
       order.resize(r);
       std::sort(order.begin(), order.end());
@@ -289,17 +353,21 @@ class MicroPacker {
   }
 
   const PlanContext& ctx_;
-  const std::vector<double>* whole_;
-  const std::vector<double>* densest_;
+  bool bound_;  // least compute kept (p_.least)
+  bool fluid_;  // the fluid checks, no owners
+  const std::vector<double>* whole_ = nullptr;
+  std::vector<double> own_whole_, densest_;  // (fluid) Wholes()
   const Batch& batch_;
   const GroupSizing& sizing_;
   int32_t workers_;
   int64_t cap_;
+  double least_per_token_;  // the least compute of a token: its linear layers
   MinTree least_;
   SinglesByRoom by_room_;
+  bool least_ready_ = false;  // least_ holds every worker's load
   bool by_room_ready_ = false;
   double above_ = HUGE_VAL;
-  double whole_total_ = 0;  // (with `densest`) the sum of *whole_
+  double whole_total_ = 0;  // (fluid) the sum of *whole_
   MicroPacking p_;
   std::vector<int64_t> tokens_, free_;
 };
@@ -385,12 +453,10 @@ absl::StatusOr<Layout> MicroBatchedLayout(const PlanContext& ctx, const GroupSiz
 
 double MicroLowerBoundSeconds(const PlanContext& ctx, const GroupSizing& sizing,
                               const std::optional<GroupSizing::Solution>& exact, double above) {
-  std::vector<double> whole;
-  const std::vector<double> densest = DensestFrom(ctx, sizing, &whole);
   // (a worker's least compute only grows as the packing goes: once it reaches the least so far,
   // the candidate cannot lower it, and its packing stops)
   double least = above;
-  MicroPacker packer(ctx, sizing, &whole, &densest);
+  MicroPacker packer(ctx, sizing, MicroPacker::FluidBound());
   // (the exact sizing's and the smallest fills' first: at W = 1024 one of them is the least, and
   // the others' packings then stop sooner)
   std::vector<SizingRings> all = MicroRings(ctx, sizing, exact);

@@ -31,13 +31,17 @@
 // micro-batched plan flexdeg makes. (The relay of flexdeg_bound.h is a ring's: a kDirect member
 // receives its peers' KV in parallel within a round.) A packing stops once a worker's least
 // compute reaches the least so far (it only grows), or once the documents left cannot all be
-// placed without one reaching it (the fluid check, every max(64, W / 2) documents): they hold
-// R seconds of least compute at most ρ per token (ρ: the densest of them, each query against its
-// whole document), a worker w with room f_w and least compute c_w so far takes at most
-// min(f_w·ρ, level − c_w) of it below the level, so Σ_w that < R means some worker ends above.
-// At wikipedia W = 1024 (33.5k documents, six candidates; the bound 113.9 ms against the plan's
-// 116.1, the incumbent 108.0) the packings stop after 2.5-3.5k documents: the short documents
-// are light, but the workers light enough to take them are full (the cap).
+// placed without one reaching it (the fluid checks, once the groups are placed, then every
+// max(64, W / 2) documents): they hold R seconds of least compute at most ρ per token (ρ: the
+// densest of them, each query against its whole document), a worker w with room f_w and least
+// compute c_w so far takes at most min(f_w·ρ, level − c_w) of it below the level, so Σ_w that < R
+// means some worker ends above; and their T tokens each carry at least λ seconds (its linear
+// layers), so w holds at most min(f_w, (level − c_w) / λ) of them below the level, and Σ_w that
+// < T means the same (the tokens' check: no documents' costs needed, so they are computed only
+// for a packing that passes it). At wikipedia W = 1024 (33.5k documents, six candidates; the
+// bound 113.8 ms against the plan's 116.1, auto's incumbent 105.9) the tokens' check stops every
+// packing once its groups are placed: the groups' members, loaded with their long documents'
+// attention, have time for few more tokens, and the other workers room for no more than the cap.
 #ifndef FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_MICRO_H_
 #define FCP_SERVICE_PLANNER_STRATEGIES_FLEXDEG_MICRO_H_
 

@@ -76,8 +76,26 @@ double GroupSizing::Room(const SizingDoc& d, int64_t k, double target) const {
   return Curve(d, k).At(target);
 }
 
+GroupSizing::Curves& GroupSizing::CurvesAt(int32_t i) const {
+  if (static_cast<size_t>(i) >= slot_.size()) slot_.resize(i + 1, 0);
+  if (slot_[i] == 0) {
+    curves_.emplace_back();
+    slot_[i] = static_cast<int32_t>(curves_.size());
+  }
+  return curves_[slot_[i] - 1];
+}
+
+double GroupSizing::SecondsAt(Curves& c, const SizingDoc& d, int64_t k) const {
+  if (static_cast<size_t>(k) >= c.seconds.size()) {
+    c.seconds.resize(k + 1, std::numeric_limits<double>::quiet_NaN());
+  }
+  double& seconds = c.seconds[k];
+  if (std::isnan(seconds)) seconds = GroupSeconds(d, k);
+  return seconds;
+}
+
 const GroupSizing::RoomCurve* GroupSizing::CurvesOf(int32_t i, int64_t lo, int64_t hi) const {
-  Curves& c = curves_[i];
+  Curves& c = CurvesAt(i);
   if (lo >= c.done_lo && hi <= c.done_hi) return c.of.data() + (lo - c.first);
   if (c.of.empty()) {
     c.first = lo;
@@ -133,7 +151,8 @@ GroupSizing::RoomCurve GroupSizing::Curve(const SizingDoc& d, int64_t k) const {
   double x = 0, t = c.time0;
   for (int piece = 0; piece < 3 && x < c.most; ++piece) {
     if (breaks[piece] <= x) continue;  // already past it
-    c.pieces[c.count++] = {x, t, slopes[piece], t + slopes[piece] * (breaks[piece] - x)};
+    c.pieces[c.count++] = {x, t, slopes[piece],
+                           slopes[piece] > 0 ? t + slopes[piece] * (breaks[piece] - x) : -HUGE_VAL};
     t += slopes[piece] * (breaks[piece] - x);
     x = breaks[piece];
   }
@@ -143,7 +162,7 @@ GroupSizing::RoomCurve GroupSizing::Curve(const SizingDoc& d, int64_t k) const {
 
 int64_t GroupSizing::LeastSize(int32_t i, double target, int64_t left) const {
   const SizingDoc& d = docs_[i];
-  Curves& memo = curves_[i];  // (its sides' last minima)
+  Curves& memo = CurvesAt(i);  // (its sides' last minima)
   // GroupSeconds ≥ c/k, so nothing below ceil(c / target) fits; on each side of the node size
   // (where the rate drops) it falls, then rises (its terms: c/k-like, and a rotation that only
   // grows), so the least k within the target is left of that side's minimum.
@@ -152,7 +171,7 @@ int64_t GroupSizing::LeastSize(int32_t i, double target, int64_t left) const {
   int64_t from = std::max<int64_t>(1, static_cast<int64_t>(want));
   while (from > 1 && d.seconds / static_cast<double>(from - 1) <= target) --from;
   from = std::max({from, int64_t{2}, GroupSizeForCap(d.length, cap_, workers_)});
-  auto fits = [&](int64_t k) { return GroupSeconds(d, k) <= target; };
+  auto fits = [&](int64_t k) { return SecondsAt(memo, d, k) <= target; };
   const std::pair<int64_t, int64_t> sides[] = {
       {from, std::min<int64_t>(left, workers_per_node_)},
       {std::max<int64_t>(from, workers_per_node_ + 1), left}};
@@ -167,7 +186,7 @@ int64_t GroupSizing::LeastSize(int32_t i, double target, int64_t left) const {
       int64_t lo = a, hi = b;
       while (hi - lo > 2) {
         const int64_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
-        if (GroupSeconds(d, m1) <= GroupSeconds(d, m2)) {
+        if (SecondsAt(memo, d, m1) <= SecondsAt(memo, d, m2)) {
           hi = m2;
         } else {
           lo = m1;
@@ -175,7 +194,7 @@ int64_t GroupSizing::LeastSize(int32_t i, double target, int64_t left) const {
       }
       int64_t best = lo;
       for (int64_t k = lo + 1; k <= hi; ++k) {
-        if (GroupSeconds(d, k) < GroupSeconds(d, best)) best = k;
+        if (SecondsAt(memo, d, k) < SecondsAt(memo, d, best)) best = k;
       }
       last = {a, b, best};
     }
@@ -220,7 +239,7 @@ bool GroupSizing::FitsRings(const std::vector<int32_t>& rings, const std::vector
   for (int32_t i : rings) {
     const SizingDoc& d = docs_[i];
     const int64_t k = sizes[i];
-    if (MemberTokens(d.length, k) > cap_ || GroupSeconds(d, k) > target) return false;
+    if (MemberTokens(d.length, k) > cap_ || SecondsAt(CurvesAt(i), d, k) > target) return false;
     left -= k;
     room += static_cast<double>(k) * CurvesOf(i, k, k)->At(target);
   }
@@ -324,6 +343,7 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
     double* l = loss(own_best.size());
     int64_t best = 0;
     l[0] = loss_at(curves, least, 0);
+    double least_loss = l[0];  // l[best]
     for (int64_t x = 1; x <= widest; ++x) {
       // Room is at most the cap less the ring's chunks (the curve's `most`), so the loss is at
       // least k·(single − most) (rounding is monotone): where that is not below the best so far,
@@ -332,12 +352,15 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
       // tie but for rounding: this spares most of the Room calls.)
       const double k = static_cast<double>(least + x);
       const double most = curves[x].most;
-      if (most >= 0 && k * (single - most) >= l[best]) {
+      if (most >= 0 && k * (single - most) >= least_loss) {
         l[x] = std::numeric_limits<double>::quiet_NaN();
         continue;
       }
       l[x] = loss_at(curves, least, x);
-      if (l[x] < l[best]) best = x;
+      if (l[x] < least_loss) {
+        least_loss = l[x];
+        best = x;
+      }
     }
     own_best.push_back(best);
     wanted += best;
@@ -345,15 +368,15 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
   std::vector<int64_t> extra = own_best;
   if (wanted > left) {  // the workers do not stretch to every ring's best: share them out
     const size_t n = rings.size();
-    for (size_t r = 0; r < n; ++r) {  // every loss known
-      const int64_t least = (*sizes)[rings[r]];
-      const RoomCurve* curves = CurvesOf(rings[r], least, least + widest);
-      for (int64_t x = 1; x <= widest; ++x) {
-        if (std::isnan(loss(r)[x])) loss(r)[x] = loss_at(curves, least, x);
-      }
-    }
     if (static_cast<double>(n) * static_cast<double>(left + 1) * static_cast<double>(widest + 1) <=
         kMaxDpSteps) {
+      for (size_t r = 0; r < n; ++r) {  // every loss known
+        const int64_t least = (*sizes)[rings[r]];
+        const RoomCurve* curves = CurvesOf(rings[r], least, least + widest);
+        for (int64_t x = 1; x <= widest; ++x) {
+          if (std::isnan(loss(r)[x])) loss(r)[x] = loss_at(curves, least, x);
+        }
+      }
       // Exact: dp over rings and workers used (a multiple-choice knapsack).
       std::vector<double> dp(left + 1, 0), next(left + 1);
       std::vector<std::vector<int32_t>> pick(n, std::vector<int32_t>(left + 1, 0));
@@ -376,11 +399,14 @@ void GroupSizing::WidenRings(double target, int64_t left, const std::vector<int3
         e -= extra[r];
       }
     } else {  // too large to share exactly: costliest rings first, each its best while left
+      // (an unknown loss is at least that of the best before it, a smaller x: never the first
+      // least of a range from 0, and NaN is never below the best)
       int64_t free = left;
       for (size_t r = 0; r < n; ++r) {
         int64_t best = 0;
+        const double* lr = loss(r);
         for (int64_t x = 1; x <= std::min(free, widest); ++x) {
-          if (loss(r)[x] < loss(r)[best]) best = x;
+          if (lr[x] < lr[best]) best = x;
         }
         extra[r] = best;
         free -= best;

@@ -42,11 +42,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <utility>
 #include <vector>
 
-#include "absl/container/node_hash_map.h"
 #include "service/planner/batch.h"
 #include "service/planner/cost_model.h"
 
@@ -71,6 +71,8 @@ class GroupSizing {
               int64_t cap);
 
   const std::vector<SizingDoc>& docs() const { return docs_; }
+  // The tokens of every document, summed in the docs() order.
+  double total_tokens() const { return total_tokens_; }
   // The indices of the documents longer than the cap, ascending.
   const std::vector<int32_t>& over_cap() const { return over_cap_; }
 
@@ -135,7 +137,9 @@ class GroupSizing {
   // the pieces as Room did, with the same operations in the same order (bit-identical).
   struct RoomCurve {
     struct Piece {
-      double x, t, slope, end;  // where the piece starts, the time there, its slope, its end time
+      // where the piece starts, the time there, its slope, its end time (-inf for a flat piece,
+      // which the walk passes over)
+      double x, t, slope, end;
     };
     double most = 0;        // the cap, over the document's chunks
     bool over_cap = false;  // MemberTokens over the cap
@@ -149,7 +153,7 @@ class GroupSizing {
       double x = x_end;
       for (int p = 0; p < count; ++p) {
         const Piece& s = pieces[p];
-        if (s.slope > 0 && s.end >= target) {
+        if (s.end >= target) {
           x = s.x + (target - s.t) / s.slope;
           break;
         }
@@ -185,10 +189,17 @@ class GroupSizing {
       int64_t a = -1, b = -1, best = -1;
     };
     Side sides[2];
+    std::vector<double> seconds;  // GroupSeconds by size, as asked (NaN: not yet)
   };
-  mutable absl::node_hash_map<int32_t, Curves> curves_;  // (references stay valid)
-  mutable std::vector<double> loss_;                     // WidenRings' losses
-  // The curves of docs()[i] for the sizes lo..hi (kept in curves_[i]); the pointer is that of
+  // curves_[slot_[i] - 1]: document index i's (slot_[i] = 0, or past slot_'s end: none yet); a
+  // deque, so that references stay valid.
+  mutable std::vector<int32_t> slot_;
+  mutable std::deque<Curves> curves_;
+  Curves& CurvesAt(int32_t i) const;
+  // GroupSeconds(d, k), kept in `c` (d's): the bisection's steps ask the same sizes again.
+  double SecondsAt(Curves& c, const SizingDoc& d, int64_t k) const;
+  mutable std::vector<double> loss_;  // WidenRings' losses
+  // The curves of docs()[i] for the sizes lo..hi (kept in CurvesAt(i)); the pointer is that of
   // lo's, valid until the next call for i.
   const RoomCurve* CurvesOf(int32_t i, int64_t lo, int64_t hi) const;
 };

@@ -21,6 +21,7 @@
 #include "service/planner/schedule.h"
 #include "service/planner/strategies/dcp.h"
 #include "service/planner/strategies/flexdeg_bound.h"
+#include "service/planner/strategies/flexdeg_micro.h"
 #include "service/planner/strategies/flexdeg_sizing.h"
 #include "service/planner/strategies/packing.h"
 #include "service/planner/strategies/plan_memo.h"
@@ -223,6 +224,18 @@ TEST(LowerBoundTest, FlexDegRingsBoundHoldsWhereTheTokensMustRideOnRings) {
   EXPECT_GT(raised, 10);
 }
 
+// flexdeg's group sizing over ctx's batch, as flexdeg makes it (its documents costliest first).
+GroupSizing SizingOf(const PlanContext& ctx) {
+  double total = 0;
+  const std::vector<double> seconds = DocumentSeconds(ctx, &total);
+  std::vector<SizingDoc> docs;
+  for (int32_t d : ByCostDescending(seconds)) {
+    const int64_t length = ctx.batch.documents[d].length;
+    docs.push_back({d, length, seconds[d], 3 * ctx.cost.TokenSeconds(length)});
+  }
+  return GroupSizing(ctx.cost, ctx.batch.topology, std::move(docs), TokenCap(ctx.batch.topology));
+}
+
 // RingsBound::SecondsAbove (flexdeg_bound.h), which decides a ring candidate against auto's
 // incumbent without the bisection: true only where the bisection's least step is above the step
 // asked, and true wherever that least step is clearly above it. (The greedy's rings, sparse,
@@ -235,14 +248,7 @@ TEST(LowerBoundTest, FlexDegRingsBoundAboveAgreesWithItsBisection) {
     const Batch batch = ResolveBatch(raw, options.objective);
     const CostModel cost(batch.model, batch.topology, options.cost, options.objective);
     const PlanContext ctx{batch, options, cost, absl::InfiniteFuture()};
-    double total = 0;
-    const std::vector<double> seconds = DocumentSeconds(ctx, &total);
-    std::vector<SizingDoc> docs;
-    for (int32_t d : ByCostDescending(seconds)) {
-      const int64_t length = batch.documents[d].length;
-      docs.push_back({d, length, seconds[d], 3 * cost.TokenSeconds(length)});
-    }
-    const GroupSizing sizing(cost, batch.topology, std::move(docs), TokenCap(batch.topology));
+    const GroupSizing sizing = SizingOf(ctx);
     for (double slack : {0.0, 0.5, -1.0, -4.0}) {
       const RingsBound bound(ctx, sizing, sizing.GreedyRings(slack), BatchTokens(batch));
       const double least = bound.Seconds();
@@ -353,6 +359,47 @@ TEST(LowerBoundTest, FlexDegBoundHoldsForTheMicroBatchedStructureUnderACap) {
   }
   EXPECT_GT(cases, 50);
   EXPECT_GT(micro, 10);
+}
+
+// MicroLowerBoundSeconds's packings stop (flexdeg_micro.h: a worker's least compute reaching the
+// level, the fluid check of the documents' least compute, the tokens' check once the groups are
+// placed and on) only where the packing could not end below the level: under any level it is the
+// least of the candidates' own bounds, each packing run to its end (MicroBatchedLayout), or the
+// level where that is lower. Capped batches (the tokens' check needs a cap and linear layers to
+// stop a packing), every mask, both objectives, with and without backward.
+TEST(LowerBoundTest, FlexDegMicroBoundStopsOnlyWhereNoPackingEndsBelowTheLevel) {
+  std::mt19937_64 rng(6061);
+  int cases = 0;
+  for (int i = 0; i < 48; ++i) {
+    auto [batch, options, workers, mask_kind] = DrawCase(rng);
+    batch.topology.max_tokens_per_worker =
+        static_cast<int64_t>((1.01 + 0.04 * static_cast<double>(rng() % 5)) *
+                             static_cast<double>(batch.TotalTokens()) / workers);
+    const Batch resolved = ResolveBatch(batch, options.objective);
+    const CostModel cost(resolved.model, resolved.topology, options.cost, options.objective);
+    const PlanContext ctx{resolved, options, cost, absl::InfiniteFuture()};
+    const GroupSizing sizing = SizingOf(ctx);
+    const std::optional<GroupSizing::Solution> exact = sizing.Exact();
+    const std::vector<double> whole = MicroWholeSeconds(ctx);
+    double least = HUGE_VAL;  // the candidates' own bounds, packed to the end
+    for (const std::vector<int32_t>& sizes : MicroSizes(ctx, sizing, exact)) {
+      double estimate = 0, bound = 0;
+      if (MicroBatchedLayout(ctx, sizing, sizes, &estimate, &whole, &bound).ok()) {
+        least = std::min(least, bound);
+      }
+    }
+    if (least == HUGE_VAL) continue;
+    ++cases;
+    const std::string where = absl::StrCat("case ", i, ", W ", workers, ", masks ", mask_kind, ", ",
+                                           ObjectiveName(options.objective));
+    EXPECT_EQ(MicroLowerBoundSeconds(ctx, sizing, exact, HUGE_VAL), least) << where;
+    for (double factor : {0.5, 0.9, 0.999, 1 - 1e-7, 1 + 1e-7, 1.001, 1.1, 2.0}) {
+      const double level = least * factor;
+      EXPECT_EQ(MicroLowerBoundSeconds(ctx, sizing, exact, level), std::min(level, least))
+          << where << ", level x" << factor;
+    }
+  }
+  EXPECT_GT(cases, 36);
 }
 
 // whole_doc's first piece and static_cp's members bound their plans closely (they miss only the

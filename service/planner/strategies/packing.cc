@@ -44,8 +44,9 @@ double LayoutLowerBoundMs(const PlanContext& ctx, const Layout& layout, double s
         const int64_t begin = ChunkBegin(doc.length, 2 * k, chunk);
         const int64_t end = ChunkBegin(doc.length, 2 * k, chunk + 1);
         if (begin == end) continue;
-        seconds[group[chunk < k ? chunk : 2 * k - 1 - chunk]] +=
-            QueryRangeLowerBoundSeconds(ctx.cost, doc, begin, end, backward);
+        double& sum = seconds[group[chunk < k ? chunk : 2 * k - 1 - chunk]];
+        sum += QueryRangeLowerBoundSeconds(ctx.cost, doc, begin, end, backward);
+        if (sum * 1e3 >= stop_at_ms) return sum * 1e3;
       }
     }
   }

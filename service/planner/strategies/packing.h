@@ -35,9 +35,9 @@ double QueryRangeLowerBoundSeconds(const CostModel& cost, const Document& doc, i
 // its chunks m and 2k-1-m of each document of its group). 0 for a layout whose blocks have moved
 // into its schedule. (static_cp's LowerBoundMs. Tried in `auto` to skip scheduling layouts that
 // cannot win: on wikipedia W = 64 and 1024 it spared fcp's, flashcp's and flexdeg's schedules but
-// no measurable time, their layouts being most of their cost.) With `stop_at_ms`, a kDirect
-// layout's bound may return early, with a value >= stop_at_ms, once one worker's partial sum
-// reaches it (the same answer to "bound >= stop_at_ms?").
+// no measurable time, their layouts being most of their cost.) With `stop_at_ms`, the bound may
+// return early, with a value >= stop_at_ms, once one worker's partial sum reaches it (the same
+// answer to "bound >= stop_at_ms?").
 double LayoutLowerBoundMs(const PlanContext& ctx, const Layout& layout,
                           double stop_at_ms = std::numeric_limits<double>::infinity());
 

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,14 +74,14 @@ class StaticCpPlanner final : public Planner {
   // their tokens (LayoutLowerBoundMs); the transfers its ring cannot hide only add to it. With an
   // incumbent (planner.h), the longest document's member first (O(documents)): where that
   // reaches the incumbent, the layout is not built. Else the layout (cheap: no schedule), none if
-  // there is none.
+  // there is none, its members' sums stopped once one reaches the incumbent.
   double LowerBoundMs(const PlanContext& ctx) const override {
     if (ctx.incumbent_ms < HUGE_VAL) {
       const double longest = StaticCpLongestDocumentBoundMs(ctx);
       if (longest >= ctx.incumbent_ms) return longest;
     }
     absl::StatusOr<Layout> layout = MakeLayout(ctx);
-    return layout.ok() ? LayoutLowerBoundMs(ctx, *layout) : 0;
+    return layout.ok() ? LayoutLowerBoundMs(ctx, *layout, ctx.incumbent_ms) : 0;
   }
 
   absl::StatusOr<Layout> MakeLayout(const PlanContext& ctx) const override {
@@ -170,12 +171,22 @@ bool StaticCpSurelyPacks(const Batch& batch, int32_t c, int64_t budget) {
   auto room = [&](int64_t length, Wide placed) {
     return Wide{groups} * c * (Wide{budget} - share(length)) - placed - slack;
   };
-  Wide total = 0;
-  for (const Document& doc : batch.documents) total += doc.length;
+  int64_t tokens = 0;
+  for (const Document& doc : batch.documents) tokens += doc.length;
+  const Wide total = tokens;
   // The documents that fail with every other document placed before them: from the shortest of
-  // them on, every document no shorter is summed in order.
+  // them on, every document no shorter is summed in order. (A share is at most L/c + 2, so a
+  // document's room is at least A − (G − 1)·L, A = G·c·(budget − 2) − total − slack: none of
+  // length up to A / (G − 1) fails, and those are passed over without the wide arithmetic.)
+  const Wide least_room = Wide{groups} * c * (Wide{budget} - 2) - total - slack;
+  Wide safe = -1;  // lengths up to `safe` cannot fail
+  if (least_room >= 0) safe = groups > 1 ? least_room / (groups - 1) : total;
+  const int64_t passed = safe >= std::numeric_limits<int64_t>::max()
+                             ? std::numeric_limits<int64_t>::max()
+                             : static_cast<int64_t>(safe);
   int64_t shortest = -1;
   for (const Document& doc : batch.documents) {
+    if (doc.length <= passed) continue;
     if (room(doc.length, total - doc.length) < 0 && (shortest < 0 || doc.length < shortest)) {
       shortest = doc.length;
     }
@@ -200,29 +211,45 @@ bool StaticCpSurelyPacks(const Batch& batch, int32_t c, int64_t budget) {
   return true;
 }
 
-double StaticCpLongestDocumentBoundMs(const PlanContext& ctx) {
-  const Batch& batch = ctx.batch;
-  const int32_t workers = batch.topology.num_workers;
-  if (batch.documents.empty() || workers <= 0) return 0;
-  const int64_t budget = StaticCpBudget(batch);
-  const Document& doc = batch.documents[Longest(batch)];
-  int32_t c = LeastCpSize(doc.length, workers, budget);
-  if (c < 0) return 0;
-  c = std::min(c, workers);  // the layout's first try, its CP size when it surely packs
-  if (!StaticCpSurelyPacks(batch, c, budget)) return 0;
-  // Member m: chunks m and 2c − 1 − m, summed in LayoutLowerBoundMs's order.
+namespace {
+
+// The most seconds a member of a group of c computes of `doc` (QueryRangeLowerBoundSeconds of its
+// two zigzag chunks, m and 2c − 1 − m, summed in LayoutLowerBoundMs's order).
+double LongestMemberSeconds(const PlanContext& ctx, const Document& doc, int64_t c) {
   const bool backward = ctx.options.include_backward;
   double most = 0;
   for (int64_t m = 0; m < c; ++m) {
     double seconds = 0;
-    for (int64_t chunk : {m, 2 * int64_t{c} - 1 - m}) {
+    for (int64_t chunk : {m, 2 * c - 1 - m}) {
       const int64_t begin = ChunkBegin(doc.length, 2 * c, chunk);
       const int64_t end = ChunkBegin(doc.length, 2 * c, chunk + 1);
       if (begin < end) seconds += QueryRangeLowerBoundSeconds(ctx.cost, doc, begin, end, backward);
     }
     most = std::max(most, seconds);
   }
-  return most * 1e3;
+  return most;
+}
+
+}  // namespace
+
+double StaticCpLongestDocumentBoundMs(const PlanContext& ctx) {
+  const Batch& batch = ctx.batch;
+  const int32_t workers = batch.topology.num_workers;
+  if (batch.documents.empty() || workers <= 0) return 0;
+  const int64_t budget = StaticCpBudget(batch);
+  const Document& doc = batch.documents[Longest(batch)];
+  const int32_t first = LeastCpSize(doc.length, workers, budget);
+  if (first < 0) return 0;
+  // The layout tries first, 2·first, ... (the last W) and keeps the first size that packs: up to
+  // one that surely packs, the least of their members' bounds.
+  double least = HUGE_VAL;
+  for (int32_t c = first;; c *= 2) {
+    const int32_t size = std::min(c, workers);
+    least = std::min(least, LongestMemberSeconds(ctx, doc, size));
+    if (least * 1e3 < ctx.incumbent_ms && ctx.incumbent_ms < HUGE_VAL) return 0;
+    if (StaticCpSurelyPacks(batch, size, budget)) return least * 1e3;
+    if (c >= workers) return 0;
+  }
 }
 
 std::unique_ptr<Planner> NewStaticCpPlanner() { return std::make_unique<StaticCpPlanner>(); }

@@ -37,9 +37,11 @@ bool StaticCpSurelyPacks(const Batch& batch, int32_t c, int64_t budget);
 
 // static_cp's cheap bound in ms (its LowerBoundMs tries it first): the member of the group holding
 // the longest document that computes the most of it (QueryRangeLowerBoundSeconds of its two zigzag
-// chunks) at the CP size of static_cp's layout: that of the longest document when
-// StaticCpSurelyPacks there, else unknown (0). At most LayoutLowerBoundMs of the layout (that
-// member's sum holds both chunks' terms); O(documents).
+// chunks) at the CP size of static_cp's layout. The layout tries the longest document's size, then
+// twice it, ... and keeps the first that packs: where one of them StaticCpSurelyPacks, the least
+// of that member's bounds up to it; else unknown (0), and 0 too once it is below ctx's incumbent
+// (its caller's question). At most LayoutLowerBoundMs of the layout (that member's sum holds both
+// chunks' terms); O(documents) per size tried.
 double StaticCpLongestDocumentBoundMs(const PlanContext& ctx);
 
 }  // namespace fcp
