@@ -117,15 +117,19 @@ class Packer::RoomSearch {
     const double* const load = p_.load_.data();
     const int64_t* const held = p_.tokens_.data();
     run_tree_.Fill(p_.workers_, [=](int32_t w) {
-      return held[w] <= room
-                 ? Packer::ScoreAt(load[w] + seconds, held[w] + tokens, inv_mean, inv_budget)
-                 : std::numeric_limits<double>::infinity();
+      return RunScoreAt(load[w], held[w], seconds, tokens, room, inv_mean, inv_budget);
     });
+  }
+  // A worker's score with the run's item, infinite when it has no room for it.
+  static double RunScoreAt(double load, int64_t held, double seconds, int64_t tokens, int64_t room,
+                           double inv_mean, double inv_budget) {
+    return held <= room ? Packer::ScoreAt(load + seconds, held + tokens, inv_mean, inv_budget)
+                        : std::numeric_limits<double>::infinity();
   }
   double RunScore(int32_t w) const {
     const int64_t tokens = run_item_.tokens();
-    return p_.tokens_[w] <= p_.cap_ - tokens ? p_.ScoreWith(w, run_item_)
-                                             : std::numeric_limits<double>::infinity();
+    return RunScoreAt(p_.load_[w], p_.tokens_[w], run_item_.seconds, tokens, p_.cap_ - tokens,
+                      p_.inv_mean_seconds_, p_.inv_token_budget_);
   }
 
   int32_t SearchRoomTree(const PackItem& it) {
@@ -262,14 +266,9 @@ void Packer::Pack(int32_t documents, const std::vector<int32_t>& presorted) {
     if (pinned_[i]) continue;
     const PackItem& it = items_[i];
     // least_loaded is brought up to date lazily: a worker's key only when it comes out least
-    // (most assignments go to others once the least-loaded worker is full). Scores only grow
-    // while packing, so no key is above its worker's score's, and the least key that is up to
-    // date is the least of them all: the same worker as with every key kept up to date.
-    int32_t candidate = least_loaded.ArgMin();
-    for (double score; !least_loaded.Holds(candidate, score = ScoreOf(candidate));) {
-      least_loaded.Raise(candidate, score);
-      candidate = least_loaded.ArgMin();
-    }
+    // (most assignments go to others once the least-loaded worker is full; scores only grow
+    // while packing).
+    const int32_t candidate = least_loaded.ArgMinDeferred([&](int32_t w) { return ScoreOf(w); });
     int32_t chosen = Fits(candidate, it) ? candidate : room_search.Best(k);
     if (!it.sole) chosen = near_holders(it, chosen);
     if (chosen < 0) chosen = 0;  // cannot happen after ValidateBatch's total-cap check

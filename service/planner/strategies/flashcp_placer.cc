@@ -48,7 +48,6 @@ void Placer::SaveOpening(int32_t num_long, const Placement& p) {
   o.num_long = num_long;
   o.highest = highest_;
   o.load = load_;
-  o.keyed = keyed_;
   o.node_floor = node_floor_;
   o.traffic_seconds = traffic_seconds_;
   o.tokens = tokens_;
@@ -63,7 +62,6 @@ int32_t Placer::RestoreOpening(Placement* p) {
   const Opening& o = opening_;
   highest_ = o.highest;
   load_ = o.load;
-  keyed_ = o.keyed;
   node_floor_ = o.node_floor;
   traffic_seconds_ = o.traffic_seconds;
   tokens_ = o.tokens;
@@ -118,7 +116,6 @@ void Placer::Place(int32_t num_long, double fill, double bound, double tie_bound
   } else {
     highest_ = 0;
     load_.assign(workers_, 0);
-    keyed_.assign(workers_, 0);
     node_floor_.assign((workers_ + per_node_ - 1) / per_node_, 0);
     traffic_seconds_.assign(workers_, 0);  // receives, forward + backward
     tokens_.assign(workers_, 0);

@@ -58,15 +58,10 @@ class Placer {
   void Place(int32_t num_long, double fill, double bound, double tie_bound, Placement* p);
 
  private:
-  // The least-loaded worker (MinTree's order). A worker's key is refreshed only when it reaches
-  // the front: loads only grow, so a stale key is lower and hides no lighter worker.
+  // The least-loaded worker (MinTree's order), its key refreshed only when it reaches the front
+  // (loads only grow).
   int32_t LeastLoaded() {
-    for (;;) {
-      const int32_t w = least_loaded_->ArgMin();
-      if (keyed_[w] == load_[w]) return w;
-      keyed_[w] = load_[w];
-      least_loaded_->Set(w, load_[w]);
-    }
+    return least_loaded_->ArgMinDeferred([this](int32_t w) { return load_[w]; });
   }
   void Put(int32_t w, int64_t length, double seconds) {
     load_[w] += seconds;
@@ -110,7 +105,7 @@ class Placer {
   struct Opening {
     int32_t num_long = -1;  // none kept
     double highest = 0;
-    std::vector<double> load, keyed, node_floor, traffic_seconds;
+    std::vector<double> load, node_floor, traffic_seconds;
     std::vector<int64_t> tokens;
     std::optional<MinTree> least_loaded;
     std::optional<RoomQueue> room;
@@ -120,7 +115,7 @@ class Placer {
   Placement* p_ = nullptr;
   double fill_ = 1;
   double highest_ = 0;  // the estimate so far: the largest load or traffic
-  std::vector<double> load_, keyed_, traffic_seconds_;  // keyed_: load_ when last keyed in the tree
+  std::vector<double> load_, traffic_seconds_;
   std::vector<double> node_floor_;  // per node, a load at or below each of its workers' loads
   std::vector<int64_t> tokens_;
   std::optional<MinTree> least_loaded_;

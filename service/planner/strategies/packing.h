@@ -33,9 +33,8 @@ double QueryRangeLowerBoundSeconds(const CostModel& cost, const Document& doc, i
 // alone (no schedule): the slowest worker's QueryRangeLowerBoundSeconds over the query ranges it
 // computes (kDirect: the owner of a block computes all its tiles; kZigzagRing: member m computes
 // its chunks m and 2k-1-m of each document of its group). 0 for a layout whose blocks have moved
-// into its schedule. (static_cp's LowerBoundMs. Tried in `auto` to skip scheduling layouts that
-// cannot win: on wikipedia W = 64 and 1024 it spared fcp's, flashcp's and flexdeg's schedules but
-// no measurable time, their layouts being most of their cost.) With `stop_at_ms`, the bound may
+// into its schedule. (static_cp's LowerBoundMs; `auto` and `grouped` do not schedule a layout
+// whose bound is no faster than the best plan they have.) With `stop_at_ms`, the bound may
 // return early, with a value >= stop_at_ms, once one worker's partial sum reaches it (the same
 // answer to "bound >= stop_at_ms?").
 double LayoutLowerBoundMs(const PlanContext& ctx, const Layout& layout,
@@ -64,13 +63,26 @@ class MinTree {
   // level on it.
   void Raise(int32_t i, double score) { Update<true>(i, score); }
   int32_t ArgMin() const { return static_cast<int32_t>(node_[0] & index_mask_); }
-  // Whether i's key is the one `score` gives it (else an update of i is outstanding: a caller
-  // whose scores only grow may defer them until the worker comes out least).
-  bool Holds(int32_t i, double score) const {
-    return node_[first_leaf_ + static_cast<size_t>(i)] == Key(i, score);
+  // ArgMin for a caller whose scores only grow and who defers their updates: `score_of(i)` is i's
+  // score now, its key possibly older (lower). A worker that comes out least with a stale key is
+  // raised and the search repeats; a stale key hides no lower score, so the answer is the one a
+  // tree updated on every change gives (the packers' least-loaded worker: most of their updates
+  // are to workers that never come out least again).
+  template <typename ScoreOf>
+  int32_t ArgMinDeferred(ScoreOf score_of) {
+    for (;;) {
+      const int32_t i = ArgMin();
+      const double score = score_of(i);
+      if (Holds(i, score)) return i;
+      Raise(i, score);
+    }
   }
 
  private:
+  // Whether i's key is the one `score` gives it (else an update of i is outstanding).
+  bool Holds(int32_t i, double score) const {
+    return node_[first_leaf_ + static_cast<size_t>(i)] == Key(i, score);
+  }
   template <bool kStopUnchanged>
   void Update(int32_t i, double score) {
     size_t n = first_leaf_ + static_cast<size_t>(i);

@@ -75,7 +75,6 @@ class DocPlacer {
         cap_(cap),
         load_(workers_, 0),
         tokens_(workers_, 0),
-        keyed_(workers_, 0),
         least_loaded_(workers_),
         room_(workers_),
         next_(next->data()),
@@ -95,15 +94,10 @@ class DocPlacer {
   void Sharded(int32_t d, int64_t k);
 
  private:
-  // The least-loaded worker (MinTree's order). A worker's key is refreshed only when it reaches
-  // the front: loads only grow, so a stale key is lower and hides no lighter worker.
+  // The least-loaded worker (MinTree's order), its key refreshed only when it reaches the front
+  // (loads only grow).
   int32_t LeastLoaded() {
-    for (;;) {
-      const int32_t w = least_loaded_.ArgMin();
-      if (keyed_[w] == load_[w]) return w;
-      keyed_[w] = load_[w];
-      least_loaded_.Set(w, load_[w]);
-    }
+    return least_loaded_.ArgMinDeferred([this](int32_t w) { return load_[w]; });
   }
   void Put(int32_t w, int64_t n, double seconds) {
     load_[w] += seconds;
@@ -126,7 +120,6 @@ class DocPlacer {
   const int64_t cap_;
   std::vector<double> load_;
   std::vector<int64_t> tokens_;
-  std::vector<double> keyed_;  // load_[w] when last keyed in least_loaded_
   MinTree least_loaded_;
   RoomQueue room_;  // the exact Better among workers with room
   int32_t* const next_;
